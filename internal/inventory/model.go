@@ -1,0 +1,133 @@
+// Package inventory finds the packages inside an image: one analyzer per
+// ecosystem reads the files it asks for from each layer, the results are
+// cached per layer, and the layers are merged (whiteouts applied) into one
+// Inventory that keeps, for every package, the layer that introduced it.
+//
+// The types here are the one data model that the SBOM encoders, the matcher,
+// the server's store and the CLI all share.
+package inventory
+
+import (
+	"context"
+	"io/fs"
+)
+
+// Ecosystem names a package ecosystem. The values are the purl types, so a
+// package's purl type is its ecosystem.
+type Ecosystem string
+
+const (
+	Deb      Ecosystem = "deb"
+	APK      Ecosystem = "apk"
+	RPM      Ecosystem = "rpm"
+	Go       Ecosystem = "golang"
+	NPM      Ecosystem = "npm"
+	PyPI     Ecosystem = "pypi"
+	Maven    Ecosystem = "maven"
+	Gem      Ecosystem = "gem"
+	Cargo    Ecosystem = "cargo"
+	Composer Ecosystem = "composer"
+	NuGet    Ecosystem = "nuget"
+)
+
+// Package is one installed or locked package.
+type Package struct {
+	Ecosystem Ecosystem `json:"ecosystem"`
+	// Name as the ecosystem writes it: "libc6", "golang.org/x/net",
+	// "@scope/name", "requests", "org.apache.commons:commons-lang3" (Maven
+	// names are groupId:artifactId). The Go standard library is "stdlib".
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// SourceName and SourceVersion are set for OS packages built from a
+	// source package (dpkg Source:, rpm SOURCERPM, apk origin). They equal
+	// Name and Version when the metadata names no separate source.
+	SourceName    string `json:"sourceName,omitempty"`
+	SourceVersion string `json:"sourceVersion,omitempty"`
+	Arch          string `json:"arch,omitempty"`
+	// PURL is filled in by Merge, which knows the distro.
+	PURL     string   `json:"purl,omitempty"`
+	Licenses []string `json:"licenses,omitempty"`
+	// Locations are the files that declare the package (slash-separated,
+	// absolute, e.g. "/var/lib/dpkg/status", "/app/package-lock.json").
+	Locations []string `json:"locations,omitempty"`
+	// Layer is the diffID of the layer that introduced the package; set by
+	// Merge.
+	Layer string `json:"layer,omitempty"`
+	// Analyzer is the Name() of the analyzer that found the package.
+	Analyzer string `json:"analyzer"`
+	// DependsOn lists the names of the packages this one depends on, within
+	// the same PackageSet, where the metadata says so.
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Dev marks a development-only dependency of a lockfile.
+	Dev bool `json:"dev,omitempty"`
+}
+
+// Distro identifies the operating system of an image, from os-release.
+type Distro struct {
+	ID         string `json:"id"`                 // "debian", "alpine", "rhel", "ubuntu"
+	VersionID  string `json:"versionId"`          // "12", "3.19.1", "9.4"
+	Codename   string `json:"codename,omitempty"` // "bookworm"
+	PrettyName string `json:"prettyName,omitempty"`
+}
+
+// PackageSet is the packages one analyzer read from one file (or directory)
+// of a layer. Origin is that file's path: a later layer that rewrites or
+// deletes the path replaces or removes the whole set.
+type PackageSet struct {
+	Origin   string    `json:"origin"` // slash-separated, no leading slash
+	Packages []Package `json:"packages"`
+}
+
+// Result is what one analyzer found in one layer.
+type Result struct {
+	// Distro is set only by the analyzers that read os-release.
+	Distro *Distro      `json:"distro,omitempty"`
+	Sets   []PackageSet `json:"sets,omitempty"`
+	Warns  []string     `json:"warnings,omitempty"` // skipped records, each naming file and reason
+}
+
+// Analyzer reads one ecosystem's metadata files from a layer.
+//
+// The scanner walks each layer once. For every regular file it asks every
+// analyzer Required(path, info); the files any analyzer wants are kept
+// (in memory, or spooled to a temporary file when large) and, once the layer
+// is read, each analyzer gets an fs.FS holding exactly the files it asked
+// for. Files opened from that FS also implement io.ReaderAt and io.Seeker,
+// for formats that need random access (zip, ELF).
+type Analyzer interface {
+	// Name is a short stable identifier, e.g. "dpkg", "npm-lock".
+	Name() string
+	// Version is bumped whenever the analyzer's output for the same input
+	// changes; cached layer results from other versions are then ignored.
+	Version() int
+	// Required reports whether the analyzer needs the file at path
+	// (slash-separated, no leading slash). It must be cheap: it runs for
+	// every file of every layer.
+	Required(path string, info fs.FileInfo) bool
+	// Analyze reads the files it required. A file it cannot parse is a
+	// warning in the Result, not an error; an error aborts the scan.
+	Analyze(ctx context.Context, files fs.FS) (*Result, error)
+}
+
+// Layer describes one layer of an image as the inventory needs it.
+type Layer struct {
+	DiffID    string `json:"diffId"`
+	Digest    string `json:"digest,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	CreatedBy string `json:"createdBy,omitempty"`
+}
+
+// Inventory is everything found in one image, after merging its layers.
+type Inventory struct {
+	// Source is how the image was named by the user (a reference or a path).
+	Source string `json:"source"`
+	// Digest is the manifest digest, when the image came from a manifest.
+	Digest       string    `json:"digest,omitempty"`
+	ConfigDigest string    `json:"configDigest,omitempty"`
+	OS           string    `json:"os,omitempty"`
+	Architecture string    `json:"architecture,omitempty"`
+	Distro       *Distro   `json:"distro,omitempty"`
+	Layers       []Layer   `json:"layers"`
+	Packages     []Package `json:"packages"`
+	Warnings     []string  `json:"warnings,omitempty"`
+}

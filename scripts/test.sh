@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of berth: static checks, unit tests with the race detector,
+# short fuzz runs, and the end-to-end tests that drive berth with real clients
+# (crane, skopeo, oras, regctl, cosign, the OCI conformance suite).
+# The peer tools are installed once into $BERTH_PEERS (default
+# ~/.cache/berth-peers) by scripts/peers.sh and reused afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export BERTH_PEERS="${BERTH_PEERS:-$HOME/.cache/berth-peers}"
+scripts/peers.sh
+export PATH="$BERTH_PEERS:$PATH"
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 30m ./...
