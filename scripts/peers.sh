@@ -6,6 +6,14 @@ set -euo pipefail
 BERTH_PEERS="${BERTH_PEERS:-$HOME/.cache/berth-peers}"
 mkdir -p "$BERTH_PEERS"
 
+# skopeo comes from Debian.
+if ! command -v skopeo >/dev/null 2>&1; then
+	echo "peers: installing skopeo with apt-get"
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
+fi
+
 goinstall() { # name module@version
 	if [ ! -x "$BERTH_PEERS/$1" ]; then
 		echo "peers: building $1 ($2)"
@@ -16,3 +24,16 @@ goinstall() { # name module@version
 goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
+
+# The OCI distribution-spec conformance suite is a main package inside a module
+# of its own: build it from a copy of the downloaded module.
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+if [ ! -x "$BERTH_PEERS/oci-conformance" ]; then
+	echo "peers: building oci-conformance ($CONFORMANCE_VERSION)"
+	dir=$(cd "$(mktemp -d)" && go mod download -json "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	work=$(mktemp -d)
+	cp -r "$dir"/. "$work"/ && chmod -R u+w "$work"
+	(cd "$work" && go build -o "$BERTH_PEERS/oci-conformance" .)
+	rm -rf "$work"
+fi

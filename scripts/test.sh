@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 export BERTH_PEERS="${BERTH_PEERS:-$HOME/.cache/berth-peers}"
 scripts/peers.sh
 export PATH="$BERTH_PEERS:$PATH"
+# A missing peer tool fails the end-to-end tests instead of skipping them.
+export BERTH_REQUIRE_PEERS=1
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))

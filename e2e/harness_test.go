@@ -1,0 +1,162 @@
+// Package e2e drives a real berth binary with the real clients users run
+// against registries: the OCI conformance suite, crane, skopeo, oras, regctl.
+// scripts/peers.sh installs them into $BERTH_PEERS; scripts/test.sh sets
+// BERTH_REQUIRE_PEERS=1 so that a missing tool fails the run instead of
+// skipping it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// berthBin is the binary built once by TestMain.
+var berthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	berthBin = filepath.Join(dir, "berth")
+	build := exec.Command("go", "build", "-o", berthBin, "../cmd/berth")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build berth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// peer returns the path of a peer tool, skipping the test when it is absent
+// unless BERTH_REQUIRE_PEERS is set.
+func peer(t *testing.T, name string) string {
+	t.Helper()
+	if dir := os.Getenv("BERTH_PEERS"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
+		t.Fatalf("peer tool %s not found (run scripts/peers.sh)", name)
+	}
+	t.Skipf("peer tool %s not found; run scripts/peers.sh", name)
+	return ""
+}
+
+// sharedImage returns the path of a fixture image under ../shared/images.
+func sharedImage(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join("..", "..", "shared", "images", name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
+			t.Fatalf("fixture %s missing: %v", p, err)
+		}
+		t.Skipf("fixture %s missing", p)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// server is a running berth serve.
+type server struct {
+	Addr string // host:port
+	Data string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// startBerth starts berth serve on a free loopback port with a fresh data
+// directory and waits until it is ready.
+func startBerth(t *testing.T, extraArgs ...string) *server {
+	t.Helper()
+	s := &server{Addr: freeAddr(t), Data: t.TempDir(), logs: &bytes.Buffer{}}
+	args := append([]string{"serve", "--addr", s.Addr, "--data", s.Data}, extraArgs...)
+	s.cmd = exec.Command(berthBin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start berth: %v", err)
+	}
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("berth logs:\n%s", s.logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.Addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("berth did not become ready on %s; logs:\n%s", s.Addr, s.logs.String())
+	return nil
+}
+
+// run runs a command, failing the test with its output on error, and
+// returns its stdout.
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, err := runErr(env, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runErr(env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String() + stderr.String(), err
+	}
+	return stdout.String(), nil
+}
