@@ -1,0 +1,18 @@
+// Package analyzers is the table of every package analyzer berth runs.
+// Adding an ecosystem means adding its folder beside this file and one line
+// to All.
+package analyzers
+
+import (
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+)
+
+// All returns a fresh instance of every analyzer, OS analyzers first.
+func All() []inventory.Analyzer {
+	return []inventory.Analyzer{
+		osrelease.Analyzer{},
+		dpkg.Analyzer{},
+	}
+}
