@@ -1,0 +1,159 @@
+// Package gobinary finds the Go modules compiled into Go executables, from
+// the build information the Go linker embeds in every binary since Go 1.13.
+package gobinary
+
+import (
+	"context"
+	"debug/buildinfo"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	"berth.dev/berth/internal/inventory"
+)
+
+const (
+	// minSize skips tiny executables (shell scripts, wrappers): the
+	// smallest Go binary the toolchain produces is far larger.
+	minSize = 64 << 10
+	// maxSize bounds the work spent on one file; the largest Go binaries
+	// in the wild (kubelet, terraform providers) stay well below it.
+	maxSize = 1 << 30
+)
+
+// Analyzer reads the build information of Go executables.
+type Analyzer struct{}
+
+// Name implements inventory.Analyzer.
+func (Analyzer) Name() string { return "gobinary" }
+
+// Version implements inventory.Analyzer.
+func (Analyzer) Version() int { return 1 }
+
+// Required asks for every executable regular file of plausible size: a Go
+// binary can live anywhere and have any name.
+func (Analyzer) Required(_ string, info fs.FileInfo) bool {
+	return IsCandidate(info)
+}
+
+// IsCandidate reports whether info describes a regular executable file of
+// a size a compiled program can have. The cargo-auditable analyzer uses the
+// same filter.
+func IsCandidate(info fs.FileInfo) bool {
+	m := info.Mode()
+	return m.IsRegular() && m.Perm()&0o111 != 0 && info.Size() >= minSize && info.Size() <= maxSize
+}
+
+// Analyze implements inventory.Analyzer.
+func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
+	res := &inventory.Result{}
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := readBuildInfo(files, p)
+		if err != nil {
+			// Most executables are not Go programs; that is not worth a
+			// warning.
+			slog.Debug("no Go build info", "file", p, "err", err)
+			return nil
+		}
+		if pkgs := packages(info, "/"+p, a.Name()); len(pkgs) > 0 {
+			res.Sets = append(res.Sets, inventory.PackageSet{Origin: p, Packages: pkgs})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gobinary: %w", err)
+	}
+	return res, nil
+}
+
+func readBuildInfo(files fs.FS, p string) (info *debug.BuildInfo, err error) {
+	f, err := files.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		return nil, fmt.Errorf("%s: file does not support random access", p)
+	}
+	// debug/elf, debug/pe and debug/macho are hardened but not
+	// guaranteed panic-free on hostile input; one bad file must not end
+	// the scan.
+	defer func() {
+		if r := recover(); r != nil {
+			info, err = nil, fmt.Errorf("%s: parser panic: %v", p, r)
+		}
+	}()
+	return buildinfo.Read(ra)
+}
+
+// packages turns build info into packages: the main module, every
+// dependency (with replacements applied) and the standard library.
+//
+// The main module is kept even when its version is "(devel)", as Trivy and
+// Syft do: it is the application itself, and the root that the dependency
+// edges hang from. Its version is then empty, because "(devel)" is not a
+// version that any advisory can name.
+func packages(info *debug.BuildInfo, location, analyzer string) []inventory.Package {
+	if info.Main.Path == "" && len(info.Deps) == 0 && info.GoVersion == "" {
+		return nil
+	}
+	var pkgs []inventory.Package
+	add := func(name, version string) {
+		pkgs = append(pkgs, inventory.Package{
+			Ecosystem: inventory.Go,
+			Name:      name,
+			Version:   version,
+			Locations: []string{location},
+			Analyzer:  analyzer,
+		})
+	}
+	var deps []string
+	for _, d := range info.Deps {
+		m := d
+		if d.Replace != nil {
+			m = d.Replace
+		}
+		// A replacement by a local directory has no version and its path
+		// is a file path, not a module: keep the module name it stands in
+		// for, without a version.
+		name, version := m.Path, m.Version
+		if d.Replace != nil && d.Replace.Version == "" {
+			name = d.Path
+		}
+		add(name, version)
+		deps = append(deps, name)
+	}
+	if v := goVersion(info.GoVersion); v != "" {
+		add("stdlib", v)
+		deps = append(deps, "stdlib")
+	}
+	if info.Main.Path != "" {
+		version := info.Main.Version
+		if version == "(devel)" {
+			version = ""
+		}
+		add(info.Main.Path, version)
+		pkgs[len(pkgs)-1].DependsOn = deps
+	}
+	return pkgs
+}
+
+// goVersion trims build-time experiment suffixes such as
+// "go1.22.1 X:boringcrypto" to the toolchain release.
+func goVersion(v string) string {
+	v, _, _ = strings.Cut(v, " ")
+	return v
+}
