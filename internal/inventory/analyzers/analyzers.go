@@ -6,6 +6,7 @@ package analyzers
 import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 )
 
@@ -14,5 +15,6 @@ func All() []inventory.Analyzer {
 	return []inventory.Analyzer{
 		osrelease.Analyzer{},
 		dpkg.Analyzer{},
+		gobinary.Analyzer{},
 	}
 }
