@@ -1,0 +1,151 @@
+package npm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+
+	"berth.dev/berth/internal/inventory"
+)
+
+// LockAnalyzer reads npm's package-lock.json and npm-shrinkwrap.json,
+// lockfileVersion 1 (npm ≤ 6), 2 and 3 (npm ≥ 7). The hidden lockfile
+// node_modules/.package-lock.json is not read: it repeats what the
+// installed package.json files say.
+type LockAnalyzer struct{}
+
+// Name implements inventory.Analyzer.
+func (LockAnalyzer) Name() string { return "npm-lock" }
+
+// Version implements inventory.Analyzer.
+func (LockAnalyzer) Version() int { return 1 }
+
+// Required implements inventory.Analyzer.
+func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
+	return info.Mode().IsRegular() && isPackageLock(p)
+}
+
+// Analyze implements inventory.Analyzer.
+func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
+	return analyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+}
+
+func isPackageLock(p string) bool {
+	return isLockfile(p, "package-lock.json") || isLockfile(p, "npm-shrinkwrap.json")
+}
+
+type packageLock struct {
+	LockfileVersion int                    `json:"lockfileVersion"`
+	Packages        map[string]lockPackage `json:"packages"`
+	Dependencies    map[string]lockDepV1   `json:"dependencies"`
+}
+
+// lockPackage is an entry of "packages" (v2, v3).
+type lockPackage struct {
+	Name                 string            `json:"name"`
+	Version              string            `json:"version"`
+	License              json.RawMessage   `json:"license"`
+	Dev                  bool              `json:"dev"`
+	Link                 bool              `json:"link"`
+	Dependencies         map[string]string `json:"dependencies"`
+	OptionalDependencies map[string]string `json:"optionalDependencies"`
+}
+
+// lockDepV1 is an entry of the nested "dependencies" tree (v1).
+type lockDepV1 struct {
+	Version      string               `json:"version"`
+	Dev          bool                 `json:"dev"`
+	Requires     map[string]string    `json:"requires"`
+	Dependencies map[string]lockDepV1 `json:"dependencies"`
+}
+
+// ParsePackageLock reads an npm lockfile of any lockfileVersion.
+func ParsePackageLock(data []byte, location, analyzer string) ([]inventory.Package, error) {
+	var lock packageLock
+	if err := json.Unmarshal(data, &lock); err != nil {
+		return nil, fmt.Errorf("parse package-lock: %w", err)
+	}
+	if lock.LockfileVersion < 1 || lock.LockfileVersion > 3 {
+		return nil, fmt.Errorf("unsupported lockfileVersion %d", lock.LockfileVersion)
+	}
+	var s set
+	if lock.Packages != nil {
+		// v2 also carries the v1 tree for old npm; "packages" is the
+		// complete one.
+		packagesV2(&s, lock.Packages, location, analyzer)
+	} else {
+		dependenciesV1(&s, lock.Dependencies, location, analyzer)
+	}
+	return s.pkgs, nil
+}
+
+func packagesV2(s *set, entries map[string]lockPackage, location, analyzer string) {
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e := entries[k]
+		// "" is the project itself; keys without node_modules are
+		// workspace folders, whose links are listed under node_modules
+		// with "link": true. Neither is a dependency from the registry.
+		i := strings.LastIndex(k, "node_modules/")
+		if i < 0 || e.Link || e.Version == "" {
+			continue
+		}
+		name := k[i+len("node_modules/"):]
+		if e.Name != "" {
+			name = e.Name // an alias installed under another folder name
+		}
+		if name == "" {
+			continue
+		}
+		p := pkg(name, e.Version, location, analyzer)
+		p.Dev = e.Dev
+		p.Licenses = licenses(e.License, nil)
+		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
+		s.add(p)
+	}
+}
+
+func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string) {
+	for _, name := range sortedKeys(deps) {
+		d := deps[name]
+		pname, version := name, d.Version
+		// An alias ("alias": {"version": "npm:real@1.0.0"}) installs
+		// another package under this folder name.
+		if real, ok := strings.CutPrefix(version, "npm:"); ok {
+			if n, v, ok := splitNameVersion(real); ok {
+				pname, version = n, v
+			}
+		}
+		if pname != "" && version != "" {
+			p := pkg(pname, version, location, analyzer)
+			p.Dev = d.Dev
+			p.DependsOn = sortedKeys(d.Requires)
+			s.add(p)
+		}
+		dependenciesV1(s, d.Dependencies, location, analyzer)
+	}
+}
+
+// sortedKeys returns the union of the maps' keys, sorted; nil when empty.
+func sortedKeys[V any](maps ...map[string]V) []string {
+	var keys []string
+	for _, m := range maps {
+		for k := range m {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	return slices.Compact(keys)
+}
+
