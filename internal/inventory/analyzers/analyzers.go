@@ -7,6 +7,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
+	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 )
 
@@ -16,5 +17,9 @@ func All() []inventory.Analyzer {
 		osrelease.Analyzer{},
 		dpkg.Analyzer{},
 		gobinary.Analyzer{},
+		npm.InstalledAnalyzer{},
+		npm.LockAnalyzer{},
+		npm.YarnAnalyzer{},
+		npm.PNPMAnalyzer{},
 	}
 }
