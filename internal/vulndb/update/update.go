@@ -1,0 +1,184 @@
+// Package update refreshes the local vulnerability database: it fetches every
+// source (conditional requests, verified downloads), builds a new DB file
+// beside the current one and swaps it in only when everything succeeded, so a
+// failed or interrupted update leaves the previous DB fully usable.
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"berth.dev/berth/internal/vulndb"
+	"berth.dev/berth/internal/vulndb/fetch"
+	"berth.dev/berth/internal/vulndb/ociartifact"
+	"berth.dev/berth/internal/vulndb/source"
+	"berth.dev/berth/internal/vulndb/source/alpine"
+	"berth.dev/berth/internal/vulndb/source/debian"
+	"berth.dev/berth/internal/vulndb/source/osvfeed"
+)
+
+// Source spec prefixes. A spec without one is an OSV feed (URL or folder).
+const (
+	PrefixOSV           = "osv:"
+	PrefixDebianTracker = "debian-tracker:"
+	PrefixAlpineSecDB   = "alpine-secdb:"
+	PrefixOCI           = "oci://"
+)
+
+// DefaultSources is what an update reads when given none: the OSV feed,
+// which carries Debian, Alpine, Ubuntu and the language ecosystems.
+var DefaultSources = []string{osvfeed.DefaultBase}
+
+// ParseSource turns one --source spec into a source:
+//
+//	https://mirror/osv, /srv/osv, osv:URL|PATH      OSV bulk feed
+//	debian-tracker:URL|PATH                         Debian security tracker (data/DSA/list, data/DLA/list)
+//	debian-tracker:                                 … at its default location
+//	alpine-secdb:URL|PATH, alpine-secdb:            Alpine secdb JSON (<branch>/<repo>.json)
+//
+// oci:// specs are not sources but whole prebuilt DBs; see Options.
+func ParseSource(spec string) (source.Source, error) {
+	spec = strings.TrimSpace(spec)
+	arg := func(prefix, def string) string {
+		if a := strings.TrimPrefix(spec, prefix); a != "" {
+			return a
+		}
+		return def
+	}
+	switch {
+	case spec == "":
+		return nil, errors.New("empty --source")
+	case strings.HasPrefix(spec, PrefixOCI):
+		return nil, fmt.Errorf("--source %s: an oci:// database cannot be mixed with other sources", spec)
+	case strings.HasPrefix(spec, PrefixDebianTracker):
+		return debian.New(arg(PrefixDebianTracker, debian.DefaultBase)), nil
+	case strings.HasPrefix(spec, PrefixAlpineSecDB):
+		return alpine.New(arg(PrefixAlpineSecDB, alpine.DefaultBase)), nil
+	case strings.HasPrefix(spec, PrefixOSV):
+		return osvfeed.New(arg(PrefixOSV, osvfeed.DefaultBase)), nil
+	case source.IsRemote(spec), strings.HasPrefix(spec, "file://"):
+		return osvfeed.New(spec), nil
+	case strings.Contains(spec, "://"):
+		return nil, fmt.Errorf("--source %s: unknown scheme (want http(s)://, file://, oci:// or a prefix such as debian-tracker:)", spec)
+	default:
+		abs, err := filepath.Abs(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--source %s: %w", spec, err)
+		}
+		return osvfeed.New(abs), nil
+	}
+}
+
+// Options configure an update.
+type Options struct {
+	// Dir is the DB directory.
+	Dir string
+	// Sources are --source specs; DefaultSources when empty. A single
+	// oci://REF installs the DB published there instead.
+	Sources []string
+	// Timeout bounds every HTTP request's wait for data (fetch.DefaultTimeout
+	// when zero).
+	Timeout time.Duration
+	// HTTPClient is used for downloads (http.DefaultClient when nil).
+	HTTPClient *http.Client
+	// OCIOptions are passed to the registry client for oci:// sources.
+	OCIOptions []remote.Option
+	// Now stamps the new DB (time.Now when nil).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Run updates the DB in opts.Dir and returns the Info of the new one.
+func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = fetch.DefaultTimeout
+	}
+	specs := opts.Sources
+	if len(specs) == 0 {
+		specs = DefaultSources
+	}
+	var ociRef string
+	var sources []source.Source
+	for _, spec := range specs {
+		if strings.HasPrefix(spec, PrefixOCI) {
+			if len(specs) > 1 {
+				return nil, fmt.Errorf("--source %s: an oci:// database cannot be mixed with other sources", spec)
+			}
+			ociRef = strings.TrimPrefix(spec, PrefixOCI)
+			continue
+		}
+		s, err := ParseSource(spec)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, s)
+	}
+
+	ws, err := vulndb.OpenWorkspace(opts.Dir, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer ws.Close()
+
+	if ociRef != "" {
+		info, err := ociartifact.Pull(ctx, ociRef, ws, opts.OCIOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("update failed, previous database kept: %w", err)
+		}
+		return info, nil
+	}
+
+	client := fetch.New(filepath.Join(opts.Dir, "cache"),
+		fetch.WithTimeout(opts.Timeout),
+		fetch.WithHTTPClient(httpClient(opts.HTTPClient)),
+		fetch.WithUserAgent("berth-vulndb"),
+		fetch.WithLogger(opts.Logger))
+	tmp, err := ws.TempPath()
+	if err != nil {
+		return nil, fmt.Errorf("vulnerability database directory: %w", err)
+	}
+	b, err := vulndb.NewBuilder(tmp)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sources {
+		start := time.Now()
+		opts.Logger.Info("loading source", "source", s.Name())
+		if err := s.Load(ctx, client, b.Sink(s.Name())); err != nil {
+			b.Abort()
+			return nil, fmt.Errorf("update failed, previous database kept: %w", err)
+		}
+		opts.Logger.Info("loaded source", "source", s.Name(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	if _, err := b.Finish(opts.Now()); err != nil {
+		return nil, fmt.Errorf("update failed, previous database kept: %w", err)
+	}
+	// A cancellation that arrived after the last read still means the user
+	// asked for no change.
+	if err := ctx.Err(); err != nil {
+		b.Abort()
+		return nil, fmt.Errorf("update failed, previous database kept: %w", err)
+	}
+	return ws.Install(tmp)
+}
+
+func httpClient(c *http.Client) *http.Client {
+	if c != nil {
+		return c
+	}
+	return http.DefaultClient
+}

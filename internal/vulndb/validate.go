@@ -1,0 +1,108 @@
+package vulndb
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	gem "github.com/aquasecurity/go-gem-version"
+	npm "github.com/aquasecurity/go-npm-version/pkg"
+	pep440 "github.com/aquasecurity/go-pep440-version"
+	apk "github.com/knqyf263/go-apk-version"
+	deb "github.com/knqyf263/go-deb-version"
+	mvn "github.com/masahiro331/go-mvn-version"
+
+	"berth.dev/berth/internal/osv"
+)
+
+// versionParsers holds, per ecosystem (the part before any ":release"), the
+// parser the matcher will compare ECOSYSTEM versions with. A version none of
+// them can read would make the matcher guess, so the affected entry is
+// skipped at import and counted instead. Ecosystems not listed are imported
+// unchecked.
+var versionParsers = map[string]func(string) error{
+	"npm":       func(s string) error { _, err := npm.NewVersion(s); return err },
+	"PyPI":      func(s string) error { _, err := pep440.Parse(s); return err },
+	"Go":        parseSemver,
+	"crates.io": parseSemver,
+	"Maven":     func(s string) error { _, err := mvn.NewVersion(s); return err },
+	"RubyGems":  func(s string) error { _, err := gem.NewVersion(s); return err },
+	"Debian":    func(s string) error { _, err := deb.NewVersion(s); return err },
+	"Ubuntu":    func(s string) error { _, err := deb.NewVersion(s); return err },
+	"Alpine":    func(s string) error { _, err := apk.NewVersion(s); return err },
+}
+
+func parseSemver(s string) error { _, err := semver.NewVersion(s); return err }
+
+// invalidError says why an affected entry cannot be matched: Reason is the
+// category status counts under, the error text names the offending value.
+type invalidError struct{ Reason, Detail string }
+
+func (e *invalidError) Error() string { return e.Detail }
+
+func invalid(reason, format string, args ...any) error {
+	return &invalidError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// checkAffected reports why an affected entry cannot be matched, or nil.
+func checkAffected(a *osv.Affected) error {
+	if strings.TrimSpace(a.Package.Ecosystem) == "" || strings.TrimSpace(a.Package.Name) == "" {
+		return invalid("affected entry without package", "affected entry without package ecosystem and name")
+	}
+	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
+		return invalid("affected entry without ranges or versions", "%s %s: neither ranges nor versions", a.Package.Ecosystem, a.Package.Name)
+	}
+	eco, _, _ := strings.Cut(a.Package.Ecosystem, ":")
+	for i := range a.Ranges {
+		if err := checkRange(&a.Ranges[i], eco); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkRange(r *osv.Range, eco string) error {
+	var parse func(string) error
+	switch r.Type {
+	case osv.RangeSemver:
+		parse = parseSemver
+	case osv.RangeEcosystem:
+		parse = versionParsers[eco]
+	case osv.RangeGit:
+	default:
+		return invalid("unknown range type", "unknown range type %q", r.Type)
+	}
+	if len(r.Events) == 0 {
+		return invalid("range without events", "%s range without events", r.Type)
+	}
+	for _, e := range r.Events {
+		kind, v, err := eventValue(e)
+		if err != nil {
+			return invalid("malformed range event", "%s range: %v", r.Type, err)
+		}
+		if parse == nil || (kind == "introduced" && v == "0") || (kind == "limit" && v == "*") {
+			continue
+		}
+		if err := parse(v); err != nil {
+			return invalid(fmt.Sprintf("unparsable %s version (%s)", r.Type, eco),
+				"unparsable %s version %q in %s range (%s)", kind, v, r.Type, eco)
+		}
+	}
+	return nil
+}
+
+func eventValue(e osv.Event) (kind, value string, err error) {
+	n := 0
+	for _, kv := range [...][2]string{
+		{"introduced", e.Introduced}, {"fixed", e.Fixed}, {"last_affected", e.LastAffected}, {"limit", e.Limit},
+	} {
+		if kv[1] != "" {
+			kind, value = kv[0], kv[1]
+			n++
+		}
+	}
+	if n != 1 {
+		return "", "", fmt.Errorf("event with %d values, want exactly 1", n)
+	}
+	return kind, value, nil
+}
