@@ -148,4 +148,3 @@ func sortedKeys[V any](maps ...map[string]V) []string {
 	sort.Strings(keys)
 	return slices.Compact(keys)
 }
-
