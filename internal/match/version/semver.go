@@ -41,7 +41,7 @@ func (s semverScheme) Parse(str string) (Version, error) {
 		t = strings.TrimPrefix(strings.TrimSpace(t), "=")
 	}
 	if s.golang {
-		if g, ok := goToolchainToSemver(t); ok {
+		if g, ok := GoReleaseToSemver(t); ok {
 			t = g
 		}
 	}
@@ -58,10 +58,10 @@ func (v semverVersion) Compare(other Version) int {
 	return v.v.Compare(other.(semverVersion).v)
 }
 
-// goToolchainToSemver turns a Go release name into semver: go1.21.3 →
+// GoReleaseToSemver turns a Go release name into semver: go1.21.3 →
 // 1.21.3, go1.21 → 1.21.0, go1.21rc2 → 1.21.0-rc.2, go1.9beta1 →
 // 1.9.0-beta.1. It reports false for strings that are not "go" + a release.
-func goToolchainToSemver(s string) (string, bool) {
+func GoReleaseToSemver(s string) (string, bool) {
 	rest, ok := strings.CutPrefix(s, "go")
 	if !ok || rest == "" || !isDigit(rest[0]) {
 		return "", false

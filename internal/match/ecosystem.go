@@ -1,0 +1,194 @@
+package match
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match/version"
+)
+
+// target is what one inventory package is looked up and compared as.
+type target struct {
+	// ecosystems are the OSV ecosystem strings that name this package's
+	// records; the first is the canonical one.
+	ecosystems []string
+	name       string // the name records use (source package for distros)
+	version    string // the version compared (source version for distros)
+	scheme     version.Scheme
+	foldCase   bool // names compare case-insensitively (NuGet, Packagist)
+	distro     bool // an OS ecosystem, whose own severity ratings win
+}
+
+// sameName reports whether a record's package name names this target.
+func (t target) sameName(recordName string) bool {
+	if t.scheme == version.PEP440 {
+		return normalizePyPI(recordName) == t.name
+	}
+	if t.foldCase {
+		return strings.EqualFold(recordName, t.name)
+	}
+	return recordName == t.name
+}
+
+func (t target) hasEcosystem(eco string) bool {
+	for _, e := range t.ecosystems {
+		if e == eco {
+			return true
+		}
+	}
+	return false
+}
+
+// languageEcosystems maps language package ecosystems to OSV's; each is
+// one line to add.
+var languageEcosystems = map[inventory.Ecosystem]struct {
+	osv      string
+	foldCase bool
+}{
+	inventory.NPM:      {osv: "npm"},
+	inventory.Go:       {osv: "Go"},
+	inventory.PyPI:     {osv: "PyPI"},
+	inventory.Maven:    {osv: "Maven"},
+	inventory.Gem:      {osv: "RubyGems"},
+	inventory.Cargo:    {osv: "crates.io"},
+	inventory.Composer: {osv: "Packagist", foldCase: true},
+	inventory.NuGet:    {osv: "NuGet", foldCase: true},
+}
+
+// debianReleases maps codenames to release numbers for images whose
+// os-release has no VERSION_ID (testing, sid).
+var debianReleases = map[string]string{
+	"squeeze": "6", "wheezy": "7", "jessie": "8", "stretch": "9", "buster": "10",
+	"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14",
+}
+
+// binNMU matches the "+bN" suffix of a binary-only rebuild; the source
+// package, which the distro trackers version, never carries it.
+var binNMU = regexp.MustCompile(`\+b[0-9]+$`)
+
+// targetFor maps an inventory package (and the image's distro) to how its
+// vulnerabilities are looked up. The error says why a package cannot be
+// matched at all; the caller reports it rather than dropping it silently.
+func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
+	if le, ok := languageEcosystems[p.Ecosystem]; ok {
+		s, _ := version.ForEcosystem(le.osv)
+		t := target{ecosystems: []string{le.osv}, name: p.Name, version: p.Version, scheme: s, foldCase: le.foldCase}
+		switch p.Ecosystem {
+		case inventory.PyPI:
+			t.name = normalizePyPI(p.Name)
+		case inventory.Go:
+			if p.Name == "stdlib" {
+				// Binaries report the toolchain that built them ("go1.26.8");
+				// the Go database writes stdlib ranges in semver.
+				if v, ok := version.GoReleaseToSemver(p.Version); ok {
+					t.version = v
+				}
+			}
+		}
+		return t, nil
+	}
+	name, ver := p.SourceName, p.SourceVersion
+	if name == "" {
+		name = p.Name
+	}
+	if ver == "" {
+		ver = p.Version
+	}
+	if d == nil || d.ID == "" {
+		return target{}, fmt.Errorf("%s package %s: the image's distro is unknown, so no vulnerability feed applies", p.Ecosystem, p.Name)
+	}
+	t := target{name: name, version: ver, distro: true}
+	switch p.Ecosystem {
+	case inventory.Deb:
+		t.scheme = version.Dpkg
+		t.version = binNMU.ReplaceAllString(ver, "")
+		switch d.ID {
+		case "debian":
+			rel := majorOf(d.VersionID)
+			if rel == "" {
+				rel = debianReleases[d.Codename]
+			}
+			if rel == "" {
+				return target{}, fmt.Errorf("deb package %s: Debian release of %q unknown", p.Name, d.PrettyName)
+			}
+			t.ecosystems = []string{"Debian:" + rel}
+		case "ubuntu":
+			if d.VersionID == "" {
+				return target{}, fmt.Errorf("deb package %s: Ubuntu release unknown", p.Name)
+			}
+			// OSV marks LTS releases with a suffix; the feed may or may not.
+			t.ecosystems = []string{"Ubuntu:" + d.VersionID + ":LTS", "Ubuntu:" + d.VersionID}
+		}
+	case inventory.APK:
+		t.scheme = version.APK
+		switch d.ID {
+		case "alpine":
+			mm := majorMinorOf(d.VersionID)
+			if mm == "" {
+				return target{}, fmt.Errorf("apk package %s: Alpine release of %q unknown", p.Name, d.VersionID)
+			}
+			t.ecosystems = []string{"Alpine:v" + mm}
+		case "wolfi":
+			t.ecosystems = []string{"Wolfi"}
+		case "chainguard":
+			t.ecosystems = []string{"Chainguard"}
+		}
+	case inventory.RPM:
+		t.scheme = version.RPM
+		switch d.ID {
+		case "rocky":
+			t.ecosystems = []string{"Rocky Linux:" + majorOf(d.VersionID)}
+		case "almalinux":
+			t.ecosystems = []string{"AlmaLinux:" + majorOf(d.VersionID)}
+		case "mageia":
+			t.ecosystems = []string{"Mageia:" + majorOf(d.VersionID)}
+		case "photon":
+			t.ecosystems = []string{"Photon OS:" + d.VersionID}
+		case "opensuse-leap", "opensuse-tumbleweed":
+			t.ecosystems = []string{"openSUSE:" + d.PrettyName}
+		case "sles":
+			t.ecosystems = []string{"SUSE:" + d.PrettyName}
+		}
+	}
+	if len(t.ecosystems) == 0 {
+		return target{}, fmt.Errorf("%s package %s: no vulnerability feed for distro %s %s", p.Ecosystem, p.Name, d.ID, d.VersionID)
+	}
+	return t, nil
+}
+
+// normalizePyPI is PEP 503's name normalisation.
+func normalizePyPI(name string) string {
+	var b strings.Builder
+	sep := false
+	for _, c := range strings.ToLower(name) {
+		if c == '-' || c == '_' || c == '.' {
+			sep = true
+			continue
+		}
+		if sep && b.Len() > 0 {
+			b.WriteByte('-')
+		}
+		sep = false
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func majorOf(v string) string {
+	m, _, _ := strings.Cut(v, ".")
+	return m
+}
+
+func majorMinorOf(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return ""
+	}
+	minor := parts[1]
+	if i := strings.IndexAny(minor, "_-"); i >= 0 {
+		minor = minor[:i]
+	}
+	return parts[0] + "." + minor
+}
