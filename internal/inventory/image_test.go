@@ -1,0 +1,146 @@
+package inventory_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/package-url/packageurl-go"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+)
+
+// sharedImages is the fixtures folder beside the project; tests skip
+// without it.
+func sharedImages(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "images")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("shared fixtures not present: %v", err)
+	}
+	return dir
+}
+
+const (
+	baseDiffID   = "sha256:3652b7f60bc03635fb84b70e256861e37c645cdd504f5d1392c68075d8c7a445"
+	layer2DiffID = "sha256:aabee3329b0cad8e7e027b915b1503624a0c998eb04fded2528bfb58cc7c5ffb"
+)
+
+// groundTruth reads a *.dpkg.txt file: name → "version source srcversion arch".
+func groundTruth(t *testing.T, p string) map[string]string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cols := strings.Split(line, "\t")
+		if len(cols) != 5 {
+			t.Fatalf("%s: bad line %q", p, line)
+		}
+		out[cols[0]] = strings.Join(cols[1:], " ")
+	}
+	return out
+}
+
+func scan(t testing.TB, src string, cache *inventory.Cache) *inventory.Inventory {
+	t.Helper()
+	img, err := image.Open(context.Background(), src, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	s := &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache}
+	inv, err := s.Scan(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestRealImagesMatchDpkgGroundTruth(t *testing.T) {
+	dir := sharedImages(t)
+	for _, name := range []string{"debian-bookworm-minbase", "kitchen-sink"} {
+		t.Run(name, func(t *testing.T) {
+			want := groundTruth(t, filepath.Join(dir, name+".dpkg.txt"))
+			inv := scan(t, "oci-archive:"+filepath.Join(dir, name+".oci.tar"), nil)
+			got := map[string]string{}
+			for _, p := range inv.Packages {
+				if p.Ecosystem != inventory.Deb {
+					continue
+				}
+				if _, dup := got[p.Name]; dup {
+					t.Errorf("package %s reported twice", p.Name)
+				}
+				got[p.Name] = strings.Join([]string{p.Version, p.SourceName, p.SourceVersion, p.Arch}, " ")
+			}
+			for n, w := range want {
+				if got[n] != w {
+					t.Errorf("%s: got %q, want %q", n, got[n], w)
+				}
+			}
+			for n := range got {
+				if _, ok := want[n]; !ok {
+					t.Errorf("%s reported but not installed", n)
+				}
+			}
+			if inv.Distro == nil || inv.Distro.ID != "debian" || inv.Distro.VersionID != "12" || inv.Distro.Codename != "bookworm" {
+				t.Errorf("distro %+v", inv.Distro)
+			}
+			if len(inv.Warnings) != 0 {
+				t.Errorf("warnings: %q", inv.Warnings)
+			}
+		})
+	}
+}
+
+func TestKitchenSinkLayerAttribution(t *testing.T) {
+	dir := sharedImages(t)
+	base := groundTruth(t, filepath.Join(dir, "debian-bookworm-minbase.dpkg.txt"))
+	inv := scan(t, "oci-archive:"+filepath.Join(dir, "kitchen-sink.oci.tar"), nil)
+	var added []string
+	for _, p := range inv.Packages {
+		if p.Ecosystem != inventory.Deb {
+			continue
+		}
+		wantLayer := layer2DiffID
+		if _, inBase := base[p.Name]; inBase {
+			wantLayer = baseDiffID
+		} else {
+			added = append(added, p.Name)
+		}
+		if p.Layer != wantLayer {
+			t.Errorf("%s: layer %s, want %s", p.Name, p.Layer, wantLayer)
+		}
+		u, err := packageurl.FromString(p.PURL)
+		if err != nil || u.Type != "deb" || u.Namespace != "debian" || u.Name != p.Name || u.Version != p.Version ||
+			u.Qualifiers.Map()["distro"] != "debian-12" || u.Qualifiers.Map()["arch"] != p.Arch {
+			t.Errorf("%s: purl %s (%v)", p.Name, p.PURL, err)
+		}
+	}
+	if len(added) != 35 {
+		t.Errorf("%d packages attributed to layer 2, want 35: %v", len(added), added)
+	}
+	sort.Strings(added)
+	if len(inv.Layers) != 6 || inv.Layers[1].DiffID != layer2DiffID || !strings.Contains(inv.Layers[1].CreatedBy, "apt-get install") {
+		t.Errorf("layers %+v", inv.Layers)
+	}
+	if inv.Digest != "sha256:3167c5a45f029a23a7ad667739244fbcaf04072911c6e32cd6d2b8a0da440383" ||
+		inv.ConfigDigest != "sha256:1e905014e7b6b42499d6d867fc0b2af1c6c602ed03b1bc969d5c166cf2afc2fa" ||
+		inv.OS != "linux" || inv.Architecture != "amd64" {
+		t.Errorf("image identity: %s %s %s/%s", inv.Digest, inv.ConfigDigest, inv.OS, inv.Architecture)
+	}
+}

@@ -1,0 +1,268 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"time"
+
+	"berth.dev/berth/internal/image"
+)
+
+// Files that analyzers asked for are kept in memory up to these sizes;
+// larger ones, and any once a layer's in-memory share is spent, go to one
+// temporary spool file per layer.
+const (
+	maxMemFile     = 4 << 20
+	maxMemPerLayer = 64 << 20
+)
+
+// bufferedFile is one required file of a layer, read once and shared by
+// every analyzer that asked for it.
+type bufferedFile struct {
+	path    string
+	size    int64
+	mode    fs.FileMode
+	modTime time.Time
+	data    []byte        // in memory, or
+	spooled *io.SectionReader // in the layer's spool file
+}
+
+func (b *bufferedFile) reader() *io.SectionReader {
+	if b.spooled != nil {
+		return io.NewSectionReader(b.spooled, 0, b.size)
+	}
+	return io.NewSectionReader(bytesReaderAt(b.data), 0, b.size)
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// layerBuffer holds the required files of one layer while it is analysed.
+type layerBuffer struct {
+	files    map[string]*bufferedFile
+	links    map[string]string // symlinks of the layer: path → target
+	memUsed  int64
+	spool    *os.File
+	spoolEnd int64
+}
+
+func newLayerBuffer() *layerBuffer {
+	return &layerBuffer{files: map[string]*bufferedFile{}, links: map[string]string{}}
+}
+
+func (lb *layerBuffer) add(e *image.Entry, body io.Reader) (*bufferedFile, error) {
+	bf := &bufferedFile{path: e.Path, size: e.Size, mode: e.Mode, modTime: e.ModTime}
+	if e.Size <= maxMemFile && lb.memUsed+e.Size <= maxMemPerLayer {
+		bf.data = make([]byte, e.Size)
+		if _, err := io.ReadFull(body, bf.data); err != nil {
+			return nil, fmt.Errorf("read /%s: %w", e.Path, err)
+		}
+		lb.memUsed += e.Size
+	} else {
+		if lb.spool == nil {
+			f, err := os.CreateTemp("", "berth-layer-*")
+			if err != nil {
+				return nil, fmt.Errorf("spool /%s: %w", e.Path, err)
+			}
+			lb.spool = f
+		}
+		n, err := io.Copy(io.NewOffsetWriter(lb.spool, lb.spoolEnd), io.LimitReader(body, e.Size))
+		if err != nil {
+			return nil, fmt.Errorf("spool /%s: %w", e.Path, err)
+		}
+		if n != e.Size {
+			return nil, fmt.Errorf("read /%s: %w", e.Path, io.ErrUnexpectedEOF)
+		}
+		bf.spooled = io.NewSectionReader(lb.spool, lb.spoolEnd, e.Size)
+		lb.spoolEnd += e.Size
+	}
+	lb.files[e.Path] = bf
+	return bf, nil
+}
+
+// close removes the spool file.
+func (lb *layerBuffer) close() error {
+	if lb.spool == nil {
+		return nil
+	}
+	name := lb.spool.Name()
+	err := lb.spool.Close()
+	return errors.Join(err, os.Remove(name))
+}
+
+// analyzerFS is the fs.FS one analyzer gets for one layer: exactly the
+// files it required, with their parent directories, and the layer's
+// symlinks resolved (within the image root) to those files.
+type analyzerFS struct {
+	files map[string]*bufferedFile
+	dirs  map[string][]string // directory → sorted child names
+	links map[string]string
+}
+
+func newAnalyzerFS(files map[string]*bufferedFile, links map[string]string) *analyzerFS {
+	afs := &analyzerFS{files: files, dirs: map[string][]string{".": nil}, links: links}
+	seen := map[string]bool{}
+	for p := range files {
+		for child := p; child != "."; {
+			parent := path.Dir(child)
+			key := parent + "\x00" + child
+			if seen[key] {
+				break
+			}
+			seen[key] = true
+			afs.dirs[parent] = append(afs.dirs[parent], path.Base(child))
+			child = parent
+		}
+	}
+	for d := range afs.dirs {
+		sort.Strings(afs.dirs[d])
+	}
+	return afs
+}
+
+func (a *analyzerFS) lookup(op, name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	if _, ok := a.files[name]; ok {
+		return name, nil
+	}
+	if _, ok := a.dirs[name]; ok {
+		return name, nil
+	}
+	if len(a.links) == 0 {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	r, err := image.ResolveWithin(name, func(p string) (string, bool) { t, ok := a.links[p]; return t, ok })
+	if err != nil {
+		return "", &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	if r == "" {
+		r = "."
+	}
+	return r, nil
+}
+
+func (a *analyzerFS) Open(name string) (fs.File, error) {
+	p, err := a.lookup("open", name)
+	if err != nil {
+		return nil, err
+	}
+	if bf, ok := a.files[p]; ok {
+		return &openFile{SectionReader: bf.reader(), bf: bf}, nil
+	}
+	if _, ok := a.dirs[p]; ok {
+		return &openDir{afs: a, path: p}, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+func (a *analyzerFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	p, err := a.lookup("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	children, ok := a.dirs[p]
+	if !ok {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	out := make([]fs.DirEntry, 0, len(children))
+	for _, c := range children {
+		out = append(out, fs.FileInfoToDirEntry(a.info(path.Join(p, c))))
+	}
+	return out, nil
+}
+
+func (a *analyzerFS) Stat(name string) (fs.FileInfo, error) {
+	p, err := a.lookup("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := a.files[p]; !ok {
+		if _, ok := a.dirs[p]; !ok {
+			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+		}
+	}
+	return a.info(p), nil
+}
+
+func (a *analyzerFS) info(p string) fs.FileInfo {
+	if bf, ok := a.files[p]; ok {
+		return fileInfo{name: path.Base(p), size: bf.size, mode: bf.mode, mod: bf.modTime}
+	}
+	return fileInfo{name: path.Base(p), mode: fs.ModeDir | 0o755}
+}
+
+type fileInfo struct {
+	name string
+	size int64
+	mode fs.FileMode
+	mod  time.Time
+}
+
+func (f fileInfo) Name() string       { return f.name }
+func (f fileInfo) Size() int64        { return f.size }
+func (f fileInfo) Mode() fs.FileMode  { return f.mode }
+func (f fileInfo) ModTime() time.Time { return f.mod }
+func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }
+func (f fileInfo) Sys() any           { return nil }
+
+// openFile also implements io.ReaderAt and io.Seeker, through the
+// embedded SectionReader.
+type openFile struct {
+	*io.SectionReader
+	bf *bufferedFile
+}
+
+func (f *openFile) Stat() (fs.FileInfo, error) {
+	return fileInfo{name: path.Base(f.bf.path), size: f.bf.size, mode: f.bf.mode, mod: f.bf.modTime}, nil
+}
+func (f *openFile) Close() error { return nil }
+
+type openDir struct {
+	afs  *analyzerFS
+	path string
+	pos  int
+}
+
+func (d *openDir) Stat() (fs.FileInfo, error) { return d.afs.info(d.path), nil }
+func (d *openDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.path, Err: errors.New("is a directory")}
+}
+func (d *openDir) Close() error { return nil }
+
+func (d *openDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	all, err := d.afs.ReadDir(d.path)
+	if err != nil {
+		return nil, err
+	}
+	rest := all[d.pos:]
+	if n <= 0 {
+		d.pos = len(all)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.pos += n
+	return rest[:n], nil
+}
+

@@ -1,0 +1,133 @@
+package inventory
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"berth.dev/berth/internal/image"
+)
+
+type setKey struct {
+	analyzer int
+	origin   string
+}
+
+type nameVersion struct{ name, version string }
+
+// merge stacks the layers bottom up, as a container runtime does: each
+// layer first deletes what its whiteouts name, then its package sets
+// replace the sets of the same origin below. A package keeps the layer
+// where its origin first held the same name and version (Trivy's applier
+// does the same), so a base package rewritten into a later status file is
+// still attributed to the base layer.
+func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
+	inv := &Inventory{
+		Digest:       img.Digest,
+		ConfigDigest: img.ConfigDigest,
+		Source:       img.Source,
+		Layers:       make([]Layer, 0, len(img.Layers)),
+		Packages:     []Package{},
+	}
+	if img.Config != nil {
+		inv.OS, inv.Architecture = img.Config.OS, img.Config.Architecture
+	}
+	live := map[setKey][]Package{}
+	for i, out := range outcomes {
+		l := img.Layers[i]
+		inv.Layers = append(inv.Layers, Layer{DiffID: l.DiffID, Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy})
+		if out.changes != nil {
+			for _, w := range out.changes.Whiteouts {
+				deleteUnder(live, w, true)
+			}
+			for _, d := range out.changes.Opaque {
+				deleteUnder(live, d, false)
+			}
+			inv.Warnings = append(inv.Warnings, out.changes.Warnings...)
+		}
+		for ai, e := range out.results {
+			if e == nil || e.Result == nil {
+				continue
+			}
+			name := s.Analyzers[ai].Name()
+			produced := map[string]bool{}
+			for _, set := range e.Result.Sets {
+				key := setKey{ai, set.Origin}
+				earlier := map[nameVersion]string{}
+				for _, p := range live[key] {
+					if _, ok := earlier[nameVersion{p.Name, p.Version}]; !ok {
+						earlier[nameVersion{p.Name, p.Version}] = p.Layer
+					}
+				}
+				pkgs := make([]Package, len(set.Packages))
+				for pi, p := range set.Packages {
+					if layer, ok := earlier[nameVersion{p.Name, p.Version}]; ok {
+						p.Layer = layer
+					} else {
+						p.Layer = l.DiffID
+					}
+					if p.Analyzer == "" {
+						p.Analyzer = name
+					}
+					pkgs[pi] = p
+				}
+				live[key] = pkgs
+				produced[set.Origin] = true
+			}
+			// A file the analyzer read again in this layer but found nothing
+			// in no longer holds what it held below.
+			for _, in := range e.Inputs {
+				if !produced[in] {
+					delete(live, setKey{ai, in})
+				}
+			}
+			if e.Result.Distro != nil {
+				d := *e.Result.Distro
+				inv.Distro = &d
+			}
+			for _, w := range e.Result.Warns {
+				inv.Warnings = append(inv.Warnings, fmt.Sprintf("layer %s: %s", l.Name(), w))
+			}
+		}
+	}
+	for _, pkgs := range live {
+		inv.Packages = append(inv.Packages, pkgs...)
+	}
+	for i := range inv.Packages {
+		inv.Packages[i].PURL = PURL(inv.Packages[i], inv.Distro)
+	}
+	sort.SliceStable(inv.Packages, func(i, j int) bool {
+		a, b := inv.Packages[i], inv.Packages[j]
+		if a.Ecosystem != b.Ecosystem {
+			return a.Ecosystem < b.Ecosystem
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return firstLocation(a) < firstLocation(b)
+	})
+	return inv
+}
+
+// deleteUnder drops the sets whose origin is p or lies below it; with
+// self false (an opaque directory) only those below. "" is the root.
+func deleteUnder(live map[setKey][]Package, p string, self bool) {
+	for k := range live {
+		switch {
+		case p == "":
+			delete(live, k)
+		case self && k.origin == p, strings.HasPrefix(k.origin, p+"/"):
+			delete(live, k)
+		}
+	}
+}
+
+func firstLocation(p Package) string {
+	if len(p.Locations) > 0 {
+		return p.Locations[0]
+	}
+	return ""
+}
