@@ -28,7 +28,7 @@ type bufferedFile struct {
 	size    int64
 	mode    fs.FileMode
 	modTime time.Time
-	data    []byte        // in memory, or
+	data    []byte            // in memory, or
 	spooled *io.SectionReader // in the layer's spool file
 }
 
@@ -265,4 +265,3 @@ func (d *openDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	d.pos += n
 	return rest[:n], nil
 }
-

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+)
+
+// progressThreshold is the amount of layer data below which no progress
+// bar is drawn: small images are done before a bar would be read.
+const progressThreshold = 32 << 20
+
+func newSBOMCmd() *cobra.Command {
+	var (
+		format, output, platform, cacheDir string
+		insecure, noCache                  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sbom IMAGE",
+		Short: "List the packages inside an image",
+		Long: `List the packages inside an image, as an SBOM.
+
+IMAGE is one of:
+  host:port/repo:tag, repo@sha256:…   an image in a registry (docker://… and registry:… too)
+  oci-archive:PATH[:REF]              an OCI layout in a tar (skopeo's oci-archive)
+  docker-archive:PATH[:REPO:TAG]      a docker save / crane pull tarball
+  oci-dir:PATH[:REF]                  an OCI layout directory (also oci:PATH)
+  dir:PATH                            a root filesystem
+A bare path to a .tar file or a directory is recognised as one of these.
+
+Layer results are cached in --cache-dir (default $BERTH_CACHE_DIR, else
+<user cache dir>/berth), so layers shared with images scanned before are
+not read again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			encode, err := sbomEncoder(format)
+			if err != nil {
+				return err
+			}
+			var cache *inventory.Cache
+			if !noCache {
+				if cacheDir == "" {
+					if cacheDir, err = inventory.DefaultCacheDir(); err != nil {
+						return err
+					}
+				}
+				if cache, err = inventory.OpenCache(cacheDir); err != nil {
+					return err
+				}
+			}
+			ctx := cmd.Context()
+			img, err := image.Open(ctx, args[0], image.Options{Platform: platform, Insecure: insecure})
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			s := &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache}
+			var bar *progressbar.ProgressBar
+			if term.IsTerminal(int(os.Stderr.Fd())) {
+				s.OnPlan = func(toRead []image.Layer) {
+					var total int64
+					for _, l := range toRead {
+						total += l.Size
+					}
+					if total < progressThreshold {
+						return
+					}
+					bar = progressbar.NewOptions64(total,
+						progressbar.OptionSetWriter(os.Stderr),
+						progressbar.OptionSetDescription("reading layers"),
+						progressbar.OptionShowBytes(true),
+						progressbar.OptionClearOnFinish(),
+						progressbar.OptionThrottle(100_000_000))
+					s.Progress = func(n int64) { bar.Add64(n) }
+				}
+			}
+			inv, err := s.Scan(ctx, img)
+			if bar != nil {
+				bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			return writeSBOMOutput(output, func(w io.Writer) error { return encode(w, inv) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&format, "format", "f", "json", "output format: json")
+	f.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
+	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
+	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
+	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
+	return cmd
+}
+
+type sbomEncodeFunc func(io.Writer, *inventory.Inventory) error
+
+func sbomEncoder(format string) (sbomEncodeFunc, error) {
+	switch format {
+	case "json":
+		return func(w io.Writer, inv *inventory.Inventory) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			return enc.Encode(inv)
+		}, nil
+	}
+	return nil, fmt.Errorf("--format %q: want json", format)
+}
+
+// writeSBOMOutput writes to path, or to standard output when path is empty.
+// A file is written beside its destination and renamed into place, so a
+// failed run leaves no half-written SBOM behind.
+func writeSBOMOutput(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return write(os.Stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	return nil
+}
