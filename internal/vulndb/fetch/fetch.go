@@ -49,8 +49,14 @@ type Option func(*Client)
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
 // WithTimeout sets how long a request may wait for its response headers and
-// for each further chunk of the body.
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+// for each further chunk of the body; zero or less keeps DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
@@ -89,6 +95,9 @@ func (c *Client) markChanged() {
 
 // Fetch implements source.Fetcher.
 func (c *Client) Fetch(ctx context.Context, loc string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	if !source.IsRemote(loc) {
 		p := source.LocalPath(loc)
 		if _, err := os.Stat(p); err != nil {

@@ -47,7 +47,7 @@ func (s *Source) Load(ctx context.Context, f source.Fetcher, sink source.Sink) e
 	if err != nil {
 		return err
 	}
-	agg := newAggregator()
+	var dbs []*SecDB
 	for _, br := range branches {
 		for _, repo := range repos {
 			p, err := f.Fetch(ctx, source.Join(s.Base, br, repo+".json"))
@@ -64,8 +64,18 @@ func (s *Source) Load(ctx context.Context, f source.Fetcher, sink source.Sink) e
 			if db.DistroVersion == "" {
 				db.DistroVersion = br
 			}
-			agg.add(db, sink)
+			dbs = append(dbs, db)
 		}
+	}
+	return Convert(dbs, sink)
+}
+
+// Convert turns secdb documents into OSV records, one per identifier across
+// all of them, and hands them to sink.
+func Convert(dbs []*SecDB, sink source.Sink) error {
+	agg := newAggregator()
+	for _, db := range dbs {
+		agg.add(db, sink)
 	}
 	return agg.emit(sink)
 }
