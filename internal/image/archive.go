@@ -250,4 +250,3 @@ func blobOpener(b blobReader, h v1.Hash) func(context.Context) (io.ReadCloser, e
 		return rc, nil
 	}
 }
-

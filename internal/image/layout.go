@@ -175,7 +175,9 @@ func imageFromManifest(digest string, m *v1.Manifest, blobs blobReader) (*Image,
 	return im, nil
 }
 
+// isLayerMediaType accepts the layer types go-containerregistry knows and
+// any other OCI layer type (+zstd, future suffixes); an empty type is
+// taken as a layer, as docker did before media types were written.
 func isLayerMediaType(mt types.MediaType) bool {
-	s := string(mt)
-	return strings.Contains(s, "layer") || mt == types.DockerForeignLayer || mt == ""
+	return mt.IsLayer() || mt == "" || strings.HasPrefix(string(mt), "application/vnd.oci.image.layer.")
 }

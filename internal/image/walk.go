@@ -381,4 +381,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
