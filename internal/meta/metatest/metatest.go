@@ -1,0 +1,840 @@
+// Package metatest is the test suite and benchmark set every meta.Store
+// implementation runs (SQLite now, PostgreSQL later), so they behave the
+// same. Call Run from the implementation's tests and Bench from its
+// benchmarks.
+package metatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/meta"
+)
+
+// Factory makes an empty store for one test. reopen closes nothing and
+// returns a fresh Store over the same database, as a restarted process would
+// see it; the test closes both.
+type Factory func(t testing.TB) (s meta.Store, reopen func() meta.Store)
+
+// Run runs the whole suite against stores made by f.
+func Run(t *testing.T, f Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Factory)
+	}{
+		{"BlobLinksArePerRepository", testBlobLinks},
+		{"MountBlob", testMountBlob},
+		{"PutManifestRequiresBlobs", testPutManifestRequiresBlobs},
+		{"ManifestRoundTrip", testManifestRoundTrip},
+		{"TagsMoveAndList", testTags},
+		{"DeleteTagAndManifest", testDeletes},
+		{"Referrers", testReferrers},
+		{"RepositoriesCatalog", testRepositories},
+		{"Uploads", testUploads},
+		{"ConcurrentPushesOfOneTag", testConcurrentTagPushes},
+		{"ConcurrentLinksOfOneBlob", testConcurrentLinks},
+		{"CollectManifests", testCollectManifests},
+		{"PruneBlobLinks", testPruneBlobLinks},
+		{"SweepBlobs", testSweepBlobs},
+		{"RemoveUnrecordedBlob", testRemoveUnrecordedBlob},
+		{"PruneRepositories", testPruneRepositories},
+		{"WalkAndCheck", testWalkAndCheck},
+		{"SurvivesReopen", testReopen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
+	}
+}
+
+func dg(s string) digest.Digest { return digest.FromString(s) }
+
+func mustLink(t testing.TB, s meta.Store, repo string, d digest.Digest, size int64) {
+	t.Helper()
+	if err := s.LinkBlob(context.Background(), repo, d, size); err != nil {
+		t.Fatalf("LinkBlob(%s, %s): %v", repo, d, err)
+	}
+}
+
+// image builds a manifest whose content is unique to name and which
+// requires the blobs given.
+func image(name string, blobs ...digest.Digest) *meta.Manifest {
+	content := []byte(`{"schemaVersion":2,"name":"` + name + `"}`)
+	m := &meta.Manifest{
+		Digest:       digest.FromBytes(content),
+		MediaType:    "application/vnd.oci.image.manifest.v1+json",
+		ArtifactType: "application/vnd.oci.image.config.v1+json",
+		Content:      content,
+	}
+	for _, b := range blobs {
+		m.References = append(m.References, meta.Reference{Digest: b, Kind: meta.RefBlob})
+	}
+	return m
+}
+
+func mustPut(t testing.TB, s meta.Store, repo string, m *meta.Manifest, tags ...string) {
+	t.Helper()
+	if err := s.PutManifest(context.Background(), repo, m, tags); err != nil {
+		t.Fatalf("PutManifest(%s, %s): %v", repo, m.Digest, err)
+	}
+}
+
+func testBlobLinks(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("layer")
+	if _, err := s.BlobSize(ctx, "a/one", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("BlobSize before link: err = %v, want ErrBlobUnknown", err)
+	}
+	mustLink(t, s, "a/one", d, 42)
+	size, err := s.BlobSize(ctx, "a/one", d)
+	if err != nil || size != 42 {
+		t.Errorf("BlobSize = %d, %v; want 42", size, err)
+	}
+	if _, err := s.BlobSize(ctx, "a/two", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("a blob linked to a/one is readable from a/two: %v", err)
+	}
+	repos, err := s.BlobRepositories(ctx, d, 10)
+	if err != nil || !slices.Equal(repos, []string{"a/one"}) {
+		t.Errorf("BlobRepositories = %v, %v", repos, err)
+	}
+	if err := s.UnlinkBlob(ctx, "a/one", d); err != nil {
+		t.Fatalf("UnlinkBlob: %v", err)
+	}
+	if _, err := s.BlobSize(ctx, "a/one", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("BlobSize after unlink: err = %v", err)
+	}
+	if err := s.UnlinkBlob(ctx, "a/one", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("second UnlinkBlob: err = %v, want ErrBlobUnknown", err)
+	}
+	if err := s.UnlinkBlob(ctx, "never/seen", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("UnlinkBlob on an unknown repository: err = %v, want ErrBlobUnknown", err)
+	}
+}
+
+func testMountBlob(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("shared layer")
+	if _, err := s.MountBlob(ctx, "src", "dst", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("MountBlob of a blob the source lacks: err = %v, want ErrBlobUnknown", err)
+	}
+	if _, err := s.BlobSize(ctx, "dst", d); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("a failed mount linked the blob")
+	}
+	mustLink(t, s, "src", d, 7)
+	size, err := s.MountBlob(ctx, "src", "dst", d)
+	if err != nil || size != 7 {
+		t.Fatalf("MountBlob = %d, %v", size, err)
+	}
+	if size, err := s.BlobSize(ctx, "dst", d); err != nil || size != 7 {
+		t.Errorf("BlobSize in dst after mount = %d, %v", size, err)
+	}
+	repos, err := s.BlobRepositories(ctx, d, 1)
+	if err != nil || len(repos) != 1 {
+		t.Errorf("BlobRepositories with n=1 = %v, %v", repos, err)
+	}
+	repos, err = s.BlobRepositories(ctx, d, -1)
+	if err != nil || !slices.Equal(repos, []string{"dst", "src"}) {
+		t.Errorf("BlobRepositories = %v, %v", repos, err)
+	}
+}
+
+func testPutManifestRequiresBlobs(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	config, layer, absent := dg("config"), dg("layer"), dg("sparse layer")
+	m := image("needs blobs", config)
+	m.References = append(m.References,
+		meta.Reference{Digest: layer, Kind: meta.RefBlob},
+		meta.Reference{Digest: absent, Kind: meta.RefLayer})
+	mustLink(t, s, "repo", config, 10)
+	err := s.PutManifest(ctx, "repo", m, []string{"latest"})
+	var missing *meta.MissingBlobsError
+	if !errors.As(err, &missing) || !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Fatalf("PutManifest with a missing blob: err = %v, want *MissingBlobsError", err)
+	}
+	if !slices.Equal(missing.Digests, []digest.Digest{layer}) {
+		t.Errorf("missing = %v, want [%s]", missing.Digests, layer)
+	}
+	if _, err := s.Manifest(ctx, "repo", m.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
+		t.Errorf("a rejected manifest was stored: %v", err)
+	}
+	if _, err := s.Tag(ctx, "repo", "latest"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("a rejected manifest's tag was stored: %v", err)
+	}
+	// A blob in another repository does not count.
+	mustLink(t, s, "elsewhere", layer, 20)
+	if err := s.PutManifest(ctx, "repo", m, nil); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("a blob of another repository satisfied PutManifest: %v", err)
+	}
+	mustLink(t, s, "repo", layer, 20)
+	mustPut(t, s, "repo", m, "latest")
+}
+
+func testManifestRoundTrip(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	m := image("round trip")
+	m.Subject = dg("subject")
+	m.ArtifactType = "application/vnd.example.sbom"
+	m.Annotations = map[string]string{"org.example": "yes"}
+	mustPut(t, s, "team/app", m, "v1")
+	got, err := s.Manifest(ctx, "team/app", m.Digest)
+	if err != nil {
+		t.Fatalf("Manifest: %v", err)
+	}
+	if string(got.Content) != string(m.Content) || got.MediaType != m.MediaType ||
+		got.ArtifactType != m.ArtifactType || got.Subject != m.Subject || got.Digest != m.Digest {
+		t.Errorf("Manifest = %+v, want %+v", got, m)
+	}
+	if got.PushedAt.IsZero() || time.Since(got.PushedAt) > time.Minute {
+		t.Errorf("PushedAt = %v, want about now", got.PushedAt)
+	}
+	if _, err := s.Manifest(ctx, "team/other", m.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
+		t.Errorf("manifest readable from another repository: %v", err)
+	}
+	// Pushing the same manifest again is idempotent.
+	mustPut(t, s, "team/app", m, "v1", "v1.0")
+	if d, err := s.Tag(ctx, "team/app", "v1.0"); err != nil || d != m.Digest {
+		t.Errorf("Tag(v1.0) = %s, %v", d, err)
+	}
+}
+
+func testTags(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	if _, err := s.Tags(ctx, "nope", "", -1); !errors.Is(err, meta.ErrRepositoryUnknown) {
+		t.Errorf("Tags of an unknown repository: err = %v, want ErrRepositoryUnknown", err)
+	}
+	mustLink(t, s, "blobs-only", dg("x"), 1)
+	if tags, err := s.Tags(ctx, "blobs-only", "", -1); err != nil || len(tags) != 0 {
+		t.Errorf("Tags of a repository without tags = %v, %v; want empty", tags, err)
+	}
+	one, two := image("one"), image("two")
+	names := []string{"b", "a", "c", "sha256-" + one.Digest.Encoded(), "1.0", "Z"}
+	mustPut(t, s, "r", one, names...)
+	mustPut(t, s, "r", two)
+	all, err := s.Tags(ctx, "r", "", -1)
+	want := slices.Sorted(slices.Values(names))
+	if err != nil || !slices.Equal(all, want) {
+		t.Fatalf("Tags = %v, %v; want %v", all, err, want)
+	}
+	page, err := s.Tags(ctx, "r", "", 2)
+	if err != nil || !slices.Equal(page, want[:2]) {
+		t.Errorf("Tags(n=2) = %v, %v", page, err)
+	}
+	page, err = s.Tags(ctx, "r", want[1], 2)
+	if err != nil || !slices.Equal(page, want[2:4]) {
+		t.Errorf("Tags(last=%s, n=2) = %v, %v", want[1], page, err)
+	}
+	page, err = s.Tags(ctx, "r", want[len(want)-1], 5)
+	if err != nil || len(page) != 0 {
+		t.Errorf("Tags after the last tag = %v, %v", page, err)
+	}
+	if page, err = s.Tags(ctx, "r", "", 0); err != nil || len(page) != 0 {
+		t.Errorf("Tags(n=0) = %v, %v", page, err)
+	}
+	// Moving a tag.
+	mustPut(t, s, "r", two, "a")
+	if d, err := s.Tag(ctx, "r", "a"); err != nil || d != two.Digest {
+		t.Errorf("tag a after move = %s, %v; want %s", d, err, two.Digest)
+	}
+	if d, err := s.Tag(ctx, "r", "b"); err != nil || d != one.Digest {
+		t.Errorf("tag b = %s, %v; want %s", d, err, one.Digest)
+	}
+	if _, err := s.Tag(ctx, "r", "missing"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("Tag(missing): err = %v", err)
+	}
+}
+
+func testDeletes(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	m := image("to delete")
+	mustPut(t, s, "r", m, "keep", "drop")
+	d, err := s.DeleteTag(ctx, "r", "drop")
+	if err != nil || d != m.Digest {
+		t.Fatalf("DeleteTag = %s, %v", d, err)
+	}
+	if _, err := s.Tag(ctx, "r", "drop"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("deleted tag still resolves: %v", err)
+	}
+	if _, err := s.Manifest(ctx, "r", m.Digest); err != nil {
+		t.Errorf("DeleteTag deleted the manifest: %v", err)
+	}
+	if _, err := s.DeleteTag(ctx, "r", "drop"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("second DeleteTag: err = %v", err)
+	}
+	tags, err := s.DeleteManifest(ctx, "r", m.Digest)
+	if err != nil || !slices.Equal(tags, []string{"keep"}) {
+		t.Fatalf("DeleteManifest = %v, %v; want [keep]", tags, err)
+	}
+	if _, err := s.Tag(ctx, "r", "keep"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("a tag of a deleted manifest still resolves: %v", err)
+	}
+	if _, err := s.DeleteManifest(ctx, "r", m.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
+		t.Errorf("second DeleteManifest: err = %v", err)
+	}
+	if _, err := s.DeleteManifest(ctx, "never/seen", m.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
+		t.Errorf("DeleteManifest in an unknown repository: err = %v", err)
+	}
+}
+
+func testReferrers(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	subject := image("subject")
+	mustPut(t, s, "r", subject, "v1")
+	sig := image("signature")
+	sig.Subject, sig.ArtifactType = subject.Digest, "application/vnd.dev.cosign.artifact.sig.v1+json"
+	sbom := image("sbom")
+	sbom.Subject, sbom.ArtifactType = subject.Digest, "application/spdx+json"
+	sbom.Annotations = map[string]string{"org.opencontainers.image.created": "2024-01-01T00:00:00Z"}
+	mustPut(t, s, "r", sig)
+	mustPut(t, s, "r", sbom)
+	// The same referrer in another repository is not listed.
+	other := image("other repo sbom")
+	other.Subject = subject.Digest
+	mustPut(t, s, "elsewhere", other)
+
+	all, err := s.Referrers(ctx, "r", subject.Digest, "")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("Referrers = %+v, %v; want 2", all, err)
+	}
+	for _, d := range all {
+		want := sig
+		if d.Digest == sbom.Digest {
+			want = sbom
+		}
+		if d.Digest != want.Digest || d.MediaType != want.MediaType || d.Size != int64(len(want.Content)) ||
+			d.ArtifactType != want.ArtifactType || len(d.Annotations) != len(want.Annotations) {
+			t.Errorf("referrer %+v does not describe %s", d, want.Digest)
+		}
+		for k, v := range want.Annotations {
+			if d.Annotations[k] != v {
+				t.Errorf("referrer %s annotation %s = %q, want %q", d.Digest, k, d.Annotations[k], v)
+			}
+		}
+	}
+	filtered, err := s.Referrers(ctx, "r", subject.Digest, "application/spdx+json")
+	if err != nil || len(filtered) != 1 || filtered[0].Digest != sbom.Digest {
+		t.Errorf("Referrers filtered = %+v, %v", filtered, err)
+	}
+	none, err := s.Referrers(ctx, "r", dg("no such subject"), "")
+	if err != nil || len(none) != 0 {
+		t.Errorf("Referrers of an unknown subject = %+v, %v", none, err)
+	}
+	none, err = s.Referrers(ctx, "never/seen", subject.Digest, "")
+	if err != nil || len(none) != 0 {
+		t.Errorf("Referrers in an unknown repository = %+v, %v", none, err)
+	}
+	// Referrers are listed even while their subject is absent.
+	if _, err := s.DeleteManifest(ctx, "r", subject.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := s.Referrers(ctx, "r", subject.Digest, ""); err != nil || len(all) != 2 {
+		t.Errorf("Referrers after the subject was deleted = %d, %v; want 2", len(all), err)
+	}
+}
+
+func testRepositories(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	for _, r := range []string{"c/app", "a/app", "b", "a/app/sub"} {
+		mustPut(t, s, r, image(r))
+	}
+	mustLink(t, s, "only/blobs", dg("x"), 1)
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "only/upload", StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Repositories(ctx, "", -1)
+	want := []string{"a/app", "a/app/sub", "b", "c/app"}
+	if err != nil || !slices.Equal(all, want) {
+		t.Fatalf("Repositories = %v, %v; want %v", all, err, want)
+	}
+	page, err := s.Repositories(ctx, "a/app", 2)
+	if err != nil || !slices.Equal(page, want[1:3]) {
+		t.Errorf("Repositories(last=a/app, n=2) = %v, %v", page, err)
+	}
+	names, err := s.RepositoryNames(ctx)
+	if err != nil || len(names) != 6 {
+		t.Errorf("RepositoryNames = %v, %v; want all 6", names, err)
+	}
+}
+
+func testUploads(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	started := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	u := meta.Upload{ID: "0123abcd", Repository: "team/app", StartedAt: started}
+	if err := s.CreateUpload(ctx, u); err != nil {
+		t.Fatalf("CreateUpload: %v", err)
+	}
+	if err := s.CreateUpload(ctx, u); !errors.Is(err, meta.ErrUploadExists) {
+		t.Errorf("duplicate CreateUpload: err = %v, want ErrUploadExists", err)
+	}
+	got, err := s.Upload(ctx, u.ID)
+	if err != nil || got.Repository != u.Repository || !got.StartedAt.Equal(started) {
+		t.Errorf("Upload = %+v, %v; want %+v", got, err, u)
+	}
+	if _, err := s.Upload(ctx, "nope"); !errors.Is(err, meta.ErrUploadUnknown) {
+		t.Errorf("Upload(nope): err = %v", err)
+	}
+	list, err := s.Uploads(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != u.ID {
+		t.Errorf("Uploads = %+v, %v", list, err)
+	}
+	d := dg("uploaded")
+	if err := s.LinkUploadedBlob(ctx, u.ID, d, 99); err != nil {
+		t.Fatalf("LinkUploadedBlob: %v", err)
+	}
+	if size, err := s.BlobSize(ctx, "team/app", d); err != nil || size != 99 {
+		t.Errorf("BlobSize after LinkUploadedBlob = %d, %v", size, err)
+	}
+	if _, err := s.Upload(ctx, u.ID); !errors.Is(err, meta.ErrUploadUnknown) {
+		t.Errorf("the upload survived LinkUploadedBlob: %v", err)
+	}
+	if err := s.LinkUploadedBlob(ctx, u.ID, d, 99); !errors.Is(err, meta.ErrUploadUnknown) {
+		t.Errorf("LinkUploadedBlob on a finished upload: err = %v", err)
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "gone", Repository: "r", StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUpload(ctx, "gone"); err != nil {
+		t.Errorf("DeleteUpload: %v", err)
+	}
+	if err := s.DeleteUpload(ctx, "gone"); err != nil {
+		t.Errorf("DeleteUpload of an unknown upload: %v", err)
+	}
+}
+
+func testConcurrentTagPushes(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	config := dg("config")
+	mustLink(t, s, "r", config, 1)
+	var wg sync.WaitGroup
+	pushed := make([]digest.Digest, 16)
+	errs := make(chan error, len(pushed))
+	for i := range pushed {
+		m := image(fmt.Sprintf("racer %d", i), config)
+		pushed[i] = m.Digest
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.PutManifest(ctx, "r", m, []string{"latest"}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent PutManifest: %v", err)
+	}
+	d, err := s.Tag(ctx, "r", "latest")
+	if err != nil || !slices.Contains(pushed, d) {
+		t.Errorf("latest = %s, %v; want one of the pushed manifests", d, err)
+	}
+	for _, p := range pushed {
+		if _, err := s.Manifest(ctx, "r", p); err != nil {
+			t.Errorf("manifest %s lost: %v", p, err)
+		}
+	}
+}
+
+func testConcurrentLinks(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("popular")
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			repo := fmt.Sprintf("r%d", i%4)
+			if err := s.TouchBlob(ctx, d, 5); err != nil {
+				errs <- err
+			}
+			if err := s.LinkBlob(ctx, repo, d, 5); err != nil {
+				errs <- err
+			}
+			if _, err := s.BlobSize(ctx, repo, d); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent link: %v", err)
+	}
+	repos, err := s.BlobRepositories(ctx, d, -1)
+	if err != nil || len(repos) != 4 {
+		t.Errorf("BlobRepositories = %v, %v; want 4", repos, err)
+	}
+}
+
+func testCollectManifests(t *testing.T, f Factory) {
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	aged := func(m *meta.Manifest) *meta.Manifest { m.PushedAt = old; return m }
+	type world struct {
+		tagged, untagged, index, child, sig, orphanSig, cosignSig, fresh *meta.Manifest
+	}
+	build := func(t *testing.T, s meta.Store) world {
+		w := world{
+			tagged:    aged(image("tagged")),
+			untagged:  aged(image("untagged")),
+			child:     aged(image("child")),
+			sig:       aged(image("signature of tagged")),
+			orphanSig: aged(image("signature of nothing")),
+			cosignSig: aged(image("cosign tag-scheme signature of untagged")),
+			fresh:     image("pushed just now"),
+		}
+		w.index = aged(image("index"))
+		w.index.MediaType = "application/vnd.oci.image.index.v1+json"
+		w.index.References = []meta.Reference{{Digest: w.child.Digest, Kind: meta.RefManifest}}
+		w.sig.Subject = w.tagged.Digest
+		w.orphanSig.Subject = dg("never pushed")
+		mustPut(t, s, "r", w.tagged, "v1")
+		mustPut(t, s, "r", w.untagged)
+		mustPut(t, s, "r", w.child)
+		mustPut(t, s, "r", w.index, "multi")
+		mustPut(t, s, "r", w.sig)
+		mustPut(t, s, "r", w.orphanSig)
+		mustPut(t, s, "r", w.cosignSig, "sha256-"+w.untagged.Digest.Encoded()+".sig")
+		mustPut(t, s, "r", w.fresh)
+		return w
+	}
+	tests := []struct {
+		name     string
+		untagged bool
+		gone     func(w world) []*meta.Manifest
+	}{
+		{"referrers of nothing go", false, func(w world) []*meta.Manifest { return []*meta.Manifest{w.orphanSig} }},
+		{"untagged go too", true, func(w world) []*meta.Manifest {
+			return []*meta.Manifest{w.untagged, w.orphanSig, w.cosignSig}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := f(t)
+			w := build(t, s)
+			got, err := s.CollectManifests(ctx, "r", meta.GCPolicy{Untagged: tc.untagged, Before: time.Now().Add(-time.Hour)})
+			if err != nil {
+				t.Fatalf("CollectManifests: %v", err)
+			}
+			var gotDigests []digest.Digest
+			for _, m := range got.Manifests {
+				gotDigests = append(gotDigests, m.Digest)
+				if m.MediaType == "" {
+					t.Errorf("collected %s without its media type", m.Digest)
+				}
+			}
+			var want []digest.Digest
+			for _, m := range tc.gone(w) {
+				want = append(want, m.Digest)
+			}
+			slices.Sort(gotDigests)
+			slices.Sort(want)
+			if !slices.Equal(gotDigests, want) {
+				t.Errorf("collected %v, want %v", gotDigests, want)
+			}
+			for _, m := range []*meta.Manifest{w.tagged, w.untagged, w.index, w.child, w.sig, w.orphanSig, w.cosignSig, w.fresh} {
+				_, err := s.Manifest(ctx, "r", m.Digest)
+				if gone := slices.Contains(want, m.Digest); gone != errors.Is(err, meta.ErrManifestUnknown) {
+					t.Errorf("manifest %s: gone=%v but Manifest err = %v", m.Digest, gone, err)
+				}
+			}
+		})
+	}
+	t.Run("a referrer goes with its subject", func(t *testing.T) {
+		s, _ := f(t)
+		w := build(t, s)
+		if _, err := s.DeleteManifest(ctx, "r", w.tagged.Digest); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.CollectManifests(ctx, "r", meta.GCPolicy{Before: time.Now().Add(-time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Manifest(ctx, "r", w.sig.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
+			t.Errorf("signature outlived its subject (collected %+v)", got.Manifests)
+		}
+	})
+	t.Run("a fallback tag goes with its subject", func(t *testing.T) {
+		s, _ := f(t)
+		subject, sig := aged(image("subject")), aged(image("sig, also tagged normally"))
+		mustPut(t, s, "r", subject)
+		mustPut(t, s, "r", sig, "sha256-"+subject.Digest.Encoded()+".sig", "keep-me")
+		// Make the tags old enough to collect.
+		mustPut(t, s, "r", sig)
+		if _, err := s.DeleteManifest(ctx, "r", subject.Digest); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.CollectManifests(ctx, "r", meta.GCPolicy{Before: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Tags, []string{"sha256-" + subject.Digest.Encoded() + ".sig"}) {
+			t.Errorf("collected tags %v, want the .sig tag", got.Tags)
+		}
+		if _, err := s.Manifest(ctx, "r", sig.Digest); err != nil {
+			t.Errorf("a normally tagged manifest was collected: %v", err)
+		}
+	})
+	t.Run("unknown repository", func(t *testing.T) {
+		s, _ := f(t)
+		got, err := s.CollectManifests(ctx, "nope", meta.GCPolicy{Untagged: true, Before: time.Now()})
+		if err != nil || len(got.Manifests) != 0 {
+			t.Errorf("CollectManifests(nope) = %+v, %v", got, err)
+		}
+	})
+}
+
+func testPruneBlobLinks(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	used, unused := dg("used"), dg("unused")
+	mustLink(t, s, "r", used, 1)
+	mustLink(t, s, "r", unused, 1)
+	m := image("user", used)
+	mustPut(t, s, "r", m)
+	n, err := s.PruneBlobLinks(ctx, time.Now().Add(-time.Hour))
+	if err != nil || n != 0 {
+		t.Errorf("PruneBlobLinks within the grace period removed %d, %v", n, err)
+	}
+	n, err = s.PruneBlobLinks(ctx, time.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Errorf("PruneBlobLinks = %d, %v; want 1", n, err)
+	}
+	if _, err := s.BlobSize(ctx, "r", used); err != nil {
+		t.Errorf("a link a manifest needs was pruned: %v", err)
+	}
+	if _, err := s.BlobSize(ctx, "r", unused); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("an unreferenced link survived: %v", err)
+	}
+}
+
+func testSweepBlobs(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	linked, referenced, orphan, failing := dg("linked"), dg("referenced"), dg("orphan"), dg("failing")
+	mustLink(t, s, "r", linked, 1)
+	mustLink(t, s, "r", referenced, 1)
+	mustPut(t, s, "r", image("user", referenced))
+	if err := s.UnlinkBlob(ctx, "r", referenced); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{orphan, failing} {
+		if err := s.TouchBlob(ctx, d, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := s.SweepBlobs(ctx, time.Now().Add(-time.Hour), func(digest.Digest) error {
+		t.Error("SweepBlobs removed a blob touched within the grace period")
+		return nil
+	})
+	if err != nil || len(removed) != 0 {
+		t.Errorf("SweepBlobs within grace = %v, %v", removed, err)
+	}
+	boom := errors.New("disk on fire")
+	var called []digest.Digest
+	removed, err = s.SweepBlobs(ctx, time.Now().Add(time.Hour), func(d digest.Digest) error {
+		called = append(called, d)
+		if d == failing {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("SweepBlobs err = %v, want the remove error", err)
+	}
+	if !slices.Equal(removed, []digest.Digest{orphan}) {
+		t.Errorf("removed %v, want [%s]", removed, orphan)
+	}
+	slices.Sort(called)
+	want := []digest.Digest{orphan, failing}
+	slices.Sort(want)
+	if !slices.Equal(called, want) {
+		t.Errorf("remove called for %v, want %v", called, want)
+	}
+	// The failed one is still recorded and is retried next time.
+	removed, err = s.SweepBlobs(ctx, time.Now().Add(time.Hour), func(digest.Digest) error { return nil })
+	if err != nil || !slices.Equal(removed, []digest.Digest{failing}) {
+		t.Errorf("second SweepBlobs = %v, %v", removed, err)
+	}
+}
+
+func testRemoveUnrecordedBlob(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	known := dg("known")
+	if err := s.TouchBlob(ctx, known, 1); err != nil {
+		t.Fatal(err)
+	}
+	ran, err := s.RemoveUnrecordedBlob(ctx, known, func() error { t.Error("removed a recorded blob"); return nil })
+	if err != nil || ran {
+		t.Errorf("RemoveUnrecordedBlob(known) = %v, %v", ran, err)
+	}
+	ran, err = s.RemoveUnrecordedBlob(ctx, dg("stray"), func() error { return nil })
+	if err != nil || !ran {
+		t.Errorf("RemoveUnrecordedBlob(stray) = %v, %v", ran, err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.RemoveUnrecordedBlob(ctx, dg("stray"), func() error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("RemoveUnrecordedBlob did not return remove's error: %v", err)
+	}
+}
+
+func testPruneRepositories(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	mustPut(t, s, "with-manifest", image("m"))
+	mustLink(t, s, "with-blob", dg("b"), 1)
+	mustLink(t, s, "emptied", dg("c"), 1)
+	if err := s.UnlinkBlob(ctx, "emptied", dg("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repository: "uploading", StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if pruned, err := s.PruneRepositories(ctx, time.Now().Add(-time.Hour)); err != nil || len(pruned) != 0 {
+		t.Errorf("PruneRepositories within grace = %v, %v", pruned, err)
+	}
+	pruned, err := s.PruneRepositories(ctx, time.Now().Add(time.Hour))
+	if err != nil || !slices.Equal(pruned, []string{"emptied"}) {
+		t.Errorf("PruneRepositories = %v, %v; want [emptied]", pruned, err)
+	}
+	names, _ := s.RepositoryNames(ctx)
+	if !slices.Equal(names, []string{"uploading", "with-blob", "with-manifest"}) {
+		t.Errorf("repositories after pruning = %v", names)
+	}
+}
+
+func testWalkAndCheck(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	config, layer := dg("config"), dg("layer")
+	mustLink(t, s, "r", config, 3)
+	m := image("walked", config)
+	m.References = append(m.References, meta.Reference{Digest: layer, Kind: meta.RefLayer})
+	mustPut(t, s, "r", m, "t")
+	if err := s.TouchBlob(ctx, dg("pending"), 9); err != nil {
+		t.Fatal(err)
+	}
+	var walked []*meta.Manifest
+	if err := s.WalkManifests(ctx, func(repo string, m *meta.Manifest) error {
+		if repo != "r" {
+			t.Errorf("WalkManifests repo = %q", repo)
+		}
+		walked = append(walked, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(walked) != 1 || string(walked[0].Content) != string(m.Content) {
+		t.Fatalf("WalkManifests visited %d manifests", len(walked))
+	}
+	refs := walked[0].References
+	slices.SortFunc(refs, func(a, b meta.Reference) int { return int(a.Kind) - int(b.Kind) })
+	if len(refs) != 2 || refs[0] != (meta.Reference{Digest: config, Kind: meta.RefBlob}) ||
+		refs[1] != (meta.Reference{Digest: layer, Kind: meta.RefLayer}) {
+		t.Errorf("References = %+v", refs)
+	}
+	records := map[digest.Digest]meta.BlobRecord{}
+	if err := s.WalkBlobs(ctx, func(r meta.BlobRecord) error { records[r.Digest] = r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r := records[config]; !r.Linked || !r.Referenced || r.Size != 3 {
+		t.Errorf("config record = %+v", r)
+	}
+	if r := records[dg("pending")]; r.Linked || r.Referenced || r.Size != 9 || r.LastUsed.IsZero() {
+		t.Errorf("pending record = %+v", r)
+	}
+	stop := errors.New("stop")
+	if err := s.WalkBlobs(ctx, func(meta.BlobRecord) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("WalkBlobs did not return the callback's error: %v", err)
+	}
+	problems, err := s.CheckIntegrity(ctx)
+	if err != nil || len(problems) != 0 {
+		t.Errorf("CheckIntegrity = %v, %v", problems, err)
+	}
+}
+
+func testReopen(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, reopen := f(t)
+	d := dg("durable")
+	mustLink(t, s, "r", d, 5)
+	m := image("durable", d)
+	mustPut(t, s, "r", m, "v1")
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "in-flight", Repository: "r", StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := reopen()
+	if got, err := s2.Tag(ctx, "r", "v1"); err != nil || got != m.Digest {
+		t.Errorf("tag after reopen = %s, %v", got, err)
+	}
+	if size, err := s2.BlobSize(ctx, "r", d); err != nil || size != 5 {
+		t.Errorf("blob after reopen = %d, %v", size, err)
+	}
+	if u, err := s2.Upload(ctx, "in-flight"); err != nil || u.Repository != "r" {
+		t.Errorf("upload after reopen = %+v, %v", u, err)
+	}
+}
+
+// Bench runs the shared meta store benchmarks: the lookups on the registry's
+// hot paths and a manifest push.
+func Bench(b *testing.B, f Factory) {
+	ctx := context.Background()
+	s, _ := f(b)
+	config := dg("bench config")
+	mustLink(b, s, "bench/app", config, 100)
+	m := image("bench", config)
+	mustPut(b, s, "bench/app", m, "latest")
+	b.Run("Tag", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Tag(ctx, "bench/app", "latest"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("Manifest", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Manifest(ctx, "bench/app", m.Digest); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("BlobSize", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.BlobSize(ctx, "bench/app", config); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("PutManifest", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			mustPut(b, s, "bench/app", image(fmt.Sprintf("push %d", i), config), "latest")
+		}
+	})
+}

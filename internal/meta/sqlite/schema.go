@@ -1,0 +1,73 @@
+package sqlite
+
+// migrations are applied in order; PRAGMA user_version records how many
+// have run. Append, never edit: a released database has run the old ones.
+//
+// Times are Unix nanoseconds. Manifests keep their bytes in the database:
+// they are small (the registry caps them), read far more often than blobs,
+// and one indexed read serves them with no file I/O. Tables keyed by text
+// with no large columns are WITHOUT ROWID so the key is the row.
+var migrations = []string{
+	`
+CREATE TABLE repositories (
+	id         INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE blobs (
+	digest    TEXT PRIMARY KEY,
+	size      INTEGER NOT NULL,
+	last_used INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE repository_blobs (
+	repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+	digest        TEXT NOT NULL REFERENCES blobs(digest),
+	linked_at     INTEGER NOT NULL,
+	PRIMARY KEY (repository_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+
+CREATE TABLE manifests (
+	repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+	digest        TEXT NOT NULL,
+	media_type    TEXT NOT NULL,
+	artifact_type TEXT NOT NULL,
+	subject       TEXT,
+	annotations   TEXT,
+	size          INTEGER NOT NULL,
+	content       BLOB NOT NULL,
+	pushed_at     INTEGER NOT NULL,
+	UNIQUE (repository_id, digest)
+);
+CREATE INDEX manifests_by_subject ON manifests(repository_id, subject) WHERE subject IS NOT NULL;
+
+CREATE TABLE manifest_references (
+	repository_id INTEGER NOT NULL,
+	manifest      TEXT NOT NULL,
+	digest        TEXT NOT NULL,
+	kind          INTEGER NOT NULL,
+	PRIMARY KEY (repository_id, manifest, digest),
+	FOREIGN KEY (repository_id, manifest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX manifest_references_by_digest ON manifest_references(digest, repository_id);
+
+CREATE TABLE tags (
+	repository_id INTEGER NOT NULL,
+	name          TEXT NOT NULL,
+	digest        TEXT NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	PRIMARY KEY (repository_id, name),
+	FOREIGN KEY (repository_id, digest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX tags_by_digest ON tags(repository_id, digest);
+
+CREATE TABLE uploads (
+	id            TEXT PRIMARY KEY,
+	repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+	started_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_repository ON uploads(repository_id);
+`,
+}

@@ -1,0 +1,593 @@
+// Package sqlite is the embedded meta.Store: one SQLite database file in WAL
+// mode (modernc.org/sqlite, pure Go), written through a single connection
+// and read through a small pool, so readers never wait for a writer and
+// writers never race each other.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"berth.dev/berth/internal/meta"
+)
+
+// readers is the size of the read connection pool. Reads are short indexed
+// lookups; a few connections keep every core busy.
+const readers = 4
+
+// Store is a meta.Store in one SQLite database.
+type Store struct {
+	w *sql.DB // exactly one connection: SQLite allows one writer at a time
+	r *sql.DB // query_only connections
+
+	manifestStmt *sql.Stmt
+	tagStmt      *sql.Stmt
+	blobSizeStmt *sql.Stmt
+}
+
+var _ meta.Store = (*Store)(nil)
+
+// Open opens (creating and migrating if needed) the database at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("meta database path %q: must not contain '?' or '#'", path)
+	}
+	// synchronous(FULL): a push the client saw succeed survives a power
+	// cut, not only a crash of the process.
+	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open meta database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("meta database %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open meta database %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxLifetime(0)
+	s := &Store{w: w, r: r}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&s.manifestStmt, `SELECT media_type, artifact_type, subject, content, pushed_at FROM manifests
+			WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?`},
+		{&s.tagStmt, `SELECT digest FROM tags
+			WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?`},
+		{&s.blobSizeStmt, `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+			WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ?`},
+	} {
+		if *p.stmt, err = r.PrepareContext(ctx, p.q); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("meta database %s: prepare: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this berth (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migrate: set version: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Close implements meta.Store.
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.manifestStmt, s.tagStmt, s.blobSizeStmt} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Ping implements meta.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("meta database: %w", err)
+	}
+	return nil
+}
+
+func now() int64 { return time.Now().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n) }
+
+// inTx runs fn in a write transaction.
+func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// repositoryID returns the id of repo, or ErrRepositoryUnknown.
+func repositoryID(ctx context.Context, q querier, repo string) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, "SELECT id FROM repositories WHERE name = ?", repo).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s", meta.ErrRepositoryUnknown, repo)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("repository %s: %w", repo, err)
+	}
+	return id, nil
+}
+
+// ensureRepository returns the id of repo, creating it if needed.
+func ensureRepository(ctx context.Context, tx *sql.Tx, repo string) (int64, error) {
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", repo, now()); err != nil {
+		return 0, fmt.Errorf("create repository %s: %w", repo, err)
+	}
+	return repositoryID(ctx, tx, repo)
+}
+
+func limit(n int) int {
+	if n < 0 {
+		return -1
+	}
+	return n
+}
+
+func collectStrings(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Repositories implements meta.Store.
+func (s *Store) Repositories(ctx context.Context, last string, n int) ([]string, error) {
+	names, err := collectStrings(s.r.QueryContext(ctx, `SELECT name FROM repositories r
+		WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+		ORDER BY name LIMIT ?`, last, limit(n)))
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	return names, nil
+}
+
+// RepositoryNames implements meta.Store.
+func (s *Store) RepositoryNames(ctx context.Context) ([]string, error) {
+	names, err := collectStrings(s.r.QueryContext(ctx, "SELECT name FROM repositories ORDER BY name"))
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	return names, nil
+}
+
+const upsertBlob = `INSERT INTO blobs (digest, size, last_used) VALUES (?, ?, ?)
+	ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_used = excluded.last_used`
+
+const upsertLink = `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
+	ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`
+
+// TouchBlob implements meta.Store.
+func (s *Store) TouchBlob(ctx context.Context, d digest.Digest, size int64) error {
+	if _, err := s.w.ExecContext(ctx, upsertBlob, d.String(), size, now()); err != nil {
+		return fmt.Errorf("touch blob %s: %w", d, err)
+	}
+	return nil
+}
+
+func link(ctx context.Context, tx *sql.Tx, repoID int64, d digest.Digest, size int64) error {
+	t := now()
+	if _, err := tx.ExecContext(ctx, upsertBlob, d.String(), size, t); err != nil {
+		return fmt.Errorf("record blob %s: %w", d, err)
+	}
+	if _, err := tx.ExecContext(ctx, upsertLink, repoID, d.String(), t); err != nil {
+		return fmt.Errorf("link blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// LinkBlob implements meta.Store.
+func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return s.inTx(ctx, "link blob", func(tx *sql.Tx) error {
+		id, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		return link(ctx, tx, id, d, size)
+	})
+}
+
+// LinkUploadedBlob implements meta.Store.
+func (s *Store) LinkUploadedBlob(ctx context.Context, uploadID string, d digest.Digest, size int64) error {
+	return s.inTx(ctx, "finish upload", func(tx *sql.Tx) error {
+		var repoID int64
+		err := tx.QueryRowContext(ctx, "SELECT repository_id FROM uploads WHERE id = ?", uploadID).Scan(&repoID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s", meta.ErrUploadUnknown, uploadID)
+		}
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", uploadID, err)
+		}
+		if err := link(ctx, tx, repoID, d, size); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM uploads WHERE id = ?", uploadID); err != nil {
+			return fmt.Errorf("end upload %s: %w", uploadID, err)
+		}
+		return nil
+	})
+}
+
+// BlobSize implements meta.Store.
+func (s *Store) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	var size int64
+	err := s.blobSizeStmt.QueryRowContext(ctx, repo, d.String()).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s in %s", meta.ErrBlobUnknown, d, repo)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, err)
+	}
+	return size, nil
+}
+
+// UnlinkBlob implements meta.Store.
+func (s *Store) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM repository_blobs
+		WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?`, repo, d.String())
+	if err != nil {
+		return fmt.Errorf("unlink blob %s from %s: %w", d, repo, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("%w: %s in %s", meta.ErrBlobUnknown, d, repo)
+	}
+	return nil
+}
+
+// MountBlob implements meta.Store.
+func (s *Store) MountBlob(ctx context.Context, from, repo string, d digest.Digest) (int64, error) {
+	var size int64
+	err := s.inTx(ctx, "mount blob", func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+			WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ?`,
+			from, d.String()).Scan(&size)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s in %s", meta.ErrBlobUnknown, d, from)
+		}
+		if err != nil {
+			return fmt.Errorf("mount blob %s from %s: %w", d, from, err)
+		}
+		id, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		return link(ctx, tx, id, d, size)
+	})
+	return size, err
+}
+
+// BlobRepositories implements meta.Store.
+func (s *Store) BlobRepositories(ctx context.Context, d digest.Digest, n int) ([]string, error) {
+	names, err := collectStrings(s.r.QueryContext(ctx, `SELECT r.name FROM repository_blobs rb
+		JOIN repositories r ON r.id = rb.repository_id
+		WHERE rb.digest = ? ORDER BY r.name LIMIT ?`, d.String(), limit(n)))
+	if err != nil {
+		return nil, fmt.Errorf("repositories with blob %s: %w", d, err)
+	}
+	return names, nil
+}
+
+// PutManifest implements meta.Store.
+func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, tags []string) error {
+	var annotations sql.NullString
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return fmt.Errorf("put manifest %s: annotations: %w", m.Digest, err)
+		}
+		annotations = sql.NullString{String: string(b), Valid: true}
+	}
+	var subject sql.NullString
+	if m.Subject != "" {
+		subject = sql.NullString{String: m.Subject.String(), Valid: true}
+	}
+	pushed := m.PushedAt.UnixNano()
+	if m.PushedAt.IsZero() {
+		pushed = now()
+	}
+	// A digest may be named twice (a config that is also a layer); keep
+	// the strongest kind.
+	refs := map[digest.Digest]meta.RefKind{}
+	for _, r := range m.References {
+		if k, ok := refs[r.Digest]; !ok || r.Kind < k {
+			refs[r.Digest] = r.Kind
+		}
+	}
+	return s.inTx(ctx, "put manifest", func(tx *sql.Tx) error {
+		repoID, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		var missing []digest.Digest
+		for _, r := range m.References {
+			if r.Kind != meta.RefBlob {
+				continue
+			}
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+				repoID, r.Digest.String()).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = append(missing, r.Digest)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("put manifest %s: check blob %s: %w", m.Digest, r.Digest, err)
+			}
+		}
+		if len(missing) > 0 {
+			return &meta.MissingBlobsError{Digests: missing}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO manifests
+			(repository_id, digest, media_type, artifact_type, subject, annotations, size, content, pushed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at`,
+			repoID, m.Digest.String(), m.MediaType, m.ArtifactType, subject, annotations,
+			len(m.Content), m.Content, pushed); err != nil {
+			return fmt.Errorf("put manifest %s: %w", m.Digest, err)
+		}
+		for d, kind := range refs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (repository_id, manifest, digest, kind)
+				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, repoID, m.Digest.String(), d.String(), int(kind)); err != nil {
+				return fmt.Errorf("put manifest %s: reference %s: %w", m.Digest, d, err)
+			}
+		}
+		for _, tag := range tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+				repoID, tag, m.Digest.String(), pushed); err != nil {
+				return fmt.Errorf("put manifest %s: tag %s: %w", m.Digest, tag, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Manifest implements meta.Store. Annotations are not loaded: serving a
+// manifest does not need them and they are in its content.
+func (s *Store) Manifest(ctx context.Context, repo string, d digest.Digest) (*meta.Manifest, error) {
+	m := &meta.Manifest{Digest: d}
+	var subject sql.NullString
+	var pushed int64
+	err := s.manifestStmt.QueryRowContext(ctx, repo, d.String()).
+		Scan(&m.MediaType, &m.ArtifactType, &subject, &m.Content, &pushed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s in %s: %w", d, repo, err)
+	}
+	m.Subject = digest.Digest(subject.String)
+	m.PushedAt = fromNanos(pushed)
+	return m, nil
+}
+
+// Tag implements meta.Store.
+func (s *Store) Tag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	var d string
+	err := s.tagStmt.QueryRowContext(ctx, repo, tag).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: %s:%s", meta.ErrTagUnknown, repo, tag)
+	}
+	if err != nil {
+		return "", fmt.Errorf("tag %s:%s: %w", repo, tag, err)
+	}
+	return digest.Digest(d), nil
+}
+
+// DeleteManifest implements meta.Store.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	var tags []string
+	err := s.inTx(ctx, "delete manifest", func(tx *sql.Tx) error {
+		repoID, err := repositoryID(ctx, tx, repo)
+		if errors.Is(err, meta.ErrRepositoryUnknown) {
+			return fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
+		}
+		if err != nil {
+			return err
+		}
+		tags, err = collectStrings(tx.QueryContext(ctx,
+			"SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name", repoID, d.String()))
+		if err != nil {
+			return fmt.Errorf("delete manifest %s: %w", d, err)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM manifests WHERE repository_id = ? AND digest = ?", repoID, d.String())
+		if err != nil {
+			return fmt.Errorf("delete manifest %s: %w", d, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
+		}
+		return nil
+	})
+	return tags, err
+}
+
+// DeleteTag implements meta.Store.
+func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	var d string
+	err := s.w.QueryRowContext(ctx, `DELETE FROM tags
+		WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? RETURNING digest`,
+		repo, tag).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: %s:%s", meta.ErrTagUnknown, repo, tag)
+	}
+	if err != nil {
+		return "", fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
+	}
+	return digest.Digest(d), nil
+}
+
+// Tags implements meta.Store.
+func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	repoID, err := repositoryID(ctx, s.r, repo)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := collectStrings(s.r.QueryContext(ctx,
+		"SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?", repoID, last, limit(n)))
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	return tags, nil
+}
+
+// Referrers implements meta.Store.
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]meta.Descriptor, error) {
+	q := `SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+		WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND subject = ?`
+	args := []any{repo, d.String()}
+	if artifactType != "" {
+		q += " AND artifact_type = ?"
+		args = append(args, artifactType)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY digest", args...)
+	if err != nil {
+		return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+	}
+	defer rows.Close()
+	var out []meta.Descriptor
+	for rows.Next() {
+		var desc meta.Descriptor
+		var annotations sql.NullString
+		if err := rows.Scan(&desc.Digest, &desc.MediaType, &desc.Size, &desc.ArtifactType, &annotations); err != nil {
+			return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+		}
+		if annotations.Valid {
+			if err := json.Unmarshal([]byte(annotations.String), &desc.Annotations); err != nil {
+				return nil, fmt.Errorf("referrers of %s in %s: annotations of %s: %w", d, repo, desc.Digest, err)
+			}
+		}
+		out = append(out, desc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+	}
+	return out, nil
+}
+
+// CreateUpload implements meta.Store.
+func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
+	return s.inTx(ctx, "create upload", func(tx *sql.Tx) error {
+		repoID, err := ensureRepository(ctx, tx, u.Repository)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "INSERT INTO uploads (id, repository_id, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+			u.ID, repoID, u.StartedAt.UnixNano())
+		if err != nil {
+			return fmt.Errorf("create upload %s: %w", u.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("%w: %s", meta.ErrUploadExists, u.ID)
+		}
+		return nil
+	})
+}
+
+// Upload implements meta.Store.
+func (s *Store) Upload(ctx context.Context, id string) (meta.Upload, error) {
+	u := meta.Upload{ID: id}
+	var started int64
+	err := s.r.QueryRowContext(ctx, `SELECT r.name, u.started_at FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?`, id).Scan(&u.Repository, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return meta.Upload{}, fmt.Errorf("%w: %s", meta.ErrUploadUnknown, id)
+	}
+	if err != nil {
+		return meta.Upload{}, fmt.Errorf("upload %s: %w", id, err)
+	}
+	u.StartedAt = fromNanos(started)
+	return u, nil
+}
+
+// DeleteUpload implements meta.Store.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM uploads WHERE id = ?", id); err != nil {
+		return fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// Uploads implements meta.Store.
+func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.started_at FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id ORDER BY u.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []meta.Upload
+	for rows.Next() {
+		var u meta.Upload
+		var started int64
+		if err := rows.Scan(&u.ID, &u.Repository, &started); err != nil {
+			return nil, fmt.Errorf("list uploads: %w", err)
+		}
+		u.StartedAt = fromNanos(started)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
