@@ -131,6 +131,12 @@ func TestKitchenSinkLayerAttribution(t *testing.T) {
 			t.Errorf("%s: purl %s (%v)", p.Name, p.PURL, err)
 		}
 	}
+	// The whiteout-only and the secrets layers add no packages.
+	for _, p := range inv.Packages {
+		if p.Layer == inv.Layers[4].DiffID || p.Layer == inv.Layers[5].DiffID {
+			t.Errorf("phantom package %s %s from layer %s", p.Name, p.Version, p.Layer)
+		}
+	}
 	if len(added) != 35 {
 		t.Errorf("%d packages attributed to layer 2, want 35: %v", len(added), added)
 	}

@@ -1,0 +1,259 @@
+package inventory_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+)
+
+type file struct{ name, body string }
+
+func layerTar(t *testing.T, files ...file) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.body))}); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, f.body)
+	}
+	tw.Close()
+	raw := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// synthetic writes an image made of layers to an OCI layout and opens it
+// with every layer read counted.
+func synthetic(t *testing.T, reads *atomic.Int64, layers ...v1.Layer) *image.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	im, err := image.Open(context.Background(), "oci-dir:"+dir, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { im.Close() })
+	if reads != nil {
+		for i, l := range im.Layers {
+			im.Layers[i] = image.NewLayer(l.DiffID, l.Digest, l.MediaType, l.Size, func(ctx context.Context) (io.ReadCloser, error) {
+				reads.Add(1)
+				return l.Open(ctx)
+			})
+		}
+	}
+	return im
+}
+
+func stanza(name, version string) string {
+	return "Package: " + name + "\nStatus: install ok installed\nVersion: " + version + "\nArchitecture: amd64\n\n"
+}
+
+// names lists "name@version@layerIndex" for the packages of inv.
+func names(inv *inventory.Inventory) []string {
+	idx := map[string]int{}
+	for i, l := range inv.Layers {
+		idx[l.DiffID] = i + 1
+	}
+	var out []string
+	for _, p := range inv.Packages {
+		out = append(out, p.Name+"@"+p.Version+"@"+string(rune('0'+idx[p.Layer])))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestMergeWhiteoutsAndAttribution(t *testing.T) {
+	base := layerTar(t,
+		file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")},
+		file{"var/lib/dpkg/status.d/c", stanza("c", "1")},
+		file{"opt/x/var/lib/dpkg/status.d/d", stanza("d", "1")},
+	)
+	tests := []struct {
+		name   string
+		layers []v1.Layer
+		want   []string
+	}{
+		{"base only", nil, []string{"a@1@1", "b@1@1", "c@1@1"}},
+		{"status rewritten without b, a upgraded",
+			[]v1.Layer{layerTar(t, file{"var/lib/dpkg/status", stanza("a", "2") + stanza("e", "1")})},
+			[]string{"a@2@2", "c@1@1", "e@1@2"}},
+		{"status rewritten unchanged keeps the base layer",
+			[]v1.Layer{layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")})},
+			[]string{"a@1@1", "b@1@1", "c@1@1"}},
+		{"origin whited out", []v1.Layer{layerTar(t, file{"var/lib/dpkg/status.d/.wh.c", ""})},
+			[]string{"a@1@1", "b@1@1"}},
+		{"parent directory whited out", []v1.Layer{layerTar(t, file{"var/lib/.wh.dpkg", ""})}, nil},
+		{"opaque directory", []v1.Layer{layerTar(t, file{"var/lib/dpkg/.wh..wh..opq", ""}, file{"var/lib/dpkg/status.d/f", stanza("f", "1")})},
+			[]string{"f@1@2"}},
+		{"status emptied", []v1.Layer{layerTar(t, file{"var/lib/dpkg/status", "\n"})}, []string{"c@1@1"}},
+		{"whited out then restored", []v1.Layer{
+			layerTar(t, file{"var/lib/dpkg/.wh.status", ""}),
+			layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1")}),
+		}, []string{"a@1@3", "c@1@1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im := synthetic(t, nil, append([]v1.Layer{base}, tt.layers...)...)
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{dpkg.Analyzer{}}}
+			inv, err := s.Scan(context.Background(), im)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// versioned wraps an analyzer to change its version and count its runs.
+type versioned struct {
+	inventory.Analyzer
+	version int
+	runs    *atomic.Int64
+}
+
+func (v versioned) Version() int { return v.version }
+func (v versioned) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
+	v.runs.Add(1)
+	return v.Analyzer.Analyze(ctx, files)
+}
+
+func TestCache(t *testing.T) {
+	base := layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1")}, file{"etc/os-release", "ID=debian\nVERSION_ID=12\n"})
+	top := layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")})
+	other := layerTar(t, file{"etc/motd", "hi"})
+	cacheDir := t.TempDir()
+	cache, err := inventory.OpenCache(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dpkgRuns, osRuns atomic.Int64
+	scanner := func(dpkgVersion int) *inventory.Scanner {
+		return &inventory.Scanner{Cache: cache, Analyzers: []inventory.Analyzer{
+			versioned{osrelease.Analyzer{}, 1, &osRuns}, versioned{dpkg.Analyzer{}, dpkgVersion, &dpkgRuns},
+		}}
+	}
+	run := func(s *inventory.Scanner, layers ...v1.Layer) (*inventory.Inventory, int64, []image.Layer) {
+		t.Helper()
+		var reads atomic.Int64
+		var planned []image.Layer
+		s.OnPlan = func(l []image.Layer) { planned = l }
+		inv, err := s.Scan(context.Background(), synthetic(t, &reads, layers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(planned)) != reads.Load() {
+			t.Errorf("planned %d layer reads, made %d", len(planned), reads.Load())
+		}
+		return inv, reads.Load(), planned
+	}
+
+	cold, reads, _ := run(scanner(1), base, top)
+	if reads != 2 || dpkgRuns.Load() != 2 || osRuns.Load() != 1 {
+		t.Fatalf("cold: %d reads, dpkg ran %d times, os-release %d", reads, dpkgRuns.Load(), osRuns.Load())
+	}
+	warm, reads, _ := run(scanner(1), base, top)
+	if reads != 0 {
+		t.Errorf("warm scan read %d layers, want 0", reads)
+	}
+	warm.Source = cold.Source
+	if c, w := jsonOf(t, cold), jsonOf(t, warm); c != w {
+		t.Errorf("warm inventory differs:\ncold %s\nwarm %s", c, w)
+	}
+	// A second image sharing the base reads only its own layer.
+	_, reads, planned := run(scanner(1), base, other)
+	if reads != 1 || planned[0].Digest == "" {
+		t.Errorf("image sharing the base read %d layers, want 1", reads)
+	}
+	// Bumping dpkg's version re-runs dpkg only.
+	dpkgRuns.Store(0)
+	osRuns.Store(0)
+	bumped, reads, _ := run(scanner(2), base, top)
+	if reads != 2 || dpkgRuns.Load() != 2 || osRuns.Load() != 0 {
+		t.Errorf("after a version bump: %d reads, dpkg ran %d times, os-release %d; want 2, 2, 0", reads, dpkgRuns.Load(), osRuns.Load())
+	}
+	if !reflect.DeepEqual(names(bumped), names(cold)) {
+		t.Errorf("bumped %q, cold %q", names(bumped), names(cold))
+	}
+	// A corrupt entry is ignored and rewritten.
+	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*", "sha256", "*", "dpkg-v2.json"))
+	if len(entries) != 2 {
+		t.Fatalf("cache entries for dpkg v2: %q", entries)
+	}
+	for _, e := range entries {
+		os.WriteFile(e, []byte(`{"result": {"sets": [tru`), 0o644)
+	}
+	repaired, reads, _ := run(scanner(2), base, top)
+	if reads != 2 || !reflect.DeepEqual(names(repaired), names(cold)) {
+		t.Errorf("with corrupt entries: %d reads, packages %q", reads, names(repaired))
+	}
+	for _, e := range entries {
+		if data, _ := os.ReadFile(e); !bytes.Contains(data, []byte(`"name":"a"`)) {
+			t.Errorf("%s not rewritten: %s", e, data)
+		}
+	}
+	if _, reads, _ := run(scanner(2), base, top); reads != 0 {
+		t.Errorf("after repair: %d reads, want 0", reads)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(cacheDir, "*", "sha256", "*", ".tmp-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left in the cache: %q", leftovers)
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	t.Setenv("BERTH_CACHE_DIR", "/somewhere/else")
+	if d, err := inventory.DefaultCacheDir(); err != nil || d != "/somewhere/else" {
+		t.Errorf("BERTH_CACHE_DIR not honoured: %q %v", d, err)
+	}
+	t.Setenv("BERTH_CACHE_DIR", "")
+	t.Setenv("XDG_CACHE_HOME", "/xdg")
+	if d, err := inventory.DefaultCacheDir(); err != nil || !strings.HasSuffix(d, "/berth") {
+		t.Errorf("default %q %v", d, err)
+	}
+}
