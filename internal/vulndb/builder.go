@@ -318,10 +318,10 @@ func (b *Builder) writeFinal(out *bolt.DB, updated time.Time) error {
 				return err
 			}
 			bk.FillPercent = 1
-			var val []byte
 			for _, k := range keys[start:end] {
 				p := b.pending[k]
-				val = appendHeader(val[:0], p.n)
+				// bbolt keeps the value until the commit: no buffer reuse.
+				val := appendHeader(make([]byte, 0, 16+len(p.body)), p.n)
 				val = append(val, p.body...)
 				if err := bk.Put([]byte(k), val); err != nil {
 					return err

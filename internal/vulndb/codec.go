@@ -56,6 +56,7 @@ func appendHeader(dst []byte, n arenaSizes) []byte {
 
 func encodeRecord(b []byte, v *osv.Vulnerability) []byte {
 	b = appendString(b, v.ID)
+	b = appendString(b, v.SchemaVersion)
 	b = appendTime(b, v.Modified)
 	b = appendTime(b, v.Published)
 	b = appendTime(b, v.Withdrawn)
@@ -201,6 +202,7 @@ func decodeRecords(value []byte) ([]*osv.Vulnerability, error) {
 
 func (d *decoder) record(v *osv.Vulnerability) {
 	v.ID = d.str()
+	v.SchemaVersion = d.str()
 	v.Modified = d.time()
 	v.Published = d.time()
 	v.Withdrawn = d.time()
