@@ -5,6 +5,7 @@ package analyzers
 
 import (
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers/apk"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
@@ -16,6 +17,7 @@ func All() []inventory.Analyzer {
 	return []inventory.Analyzer{
 		osrelease.Analyzer{},
 		dpkg.Analyzer{},
+		apk.Analyzer{},
 		gobinary.Analyzer{},
 		npm.InstalledAnalyzer{},
 		npm.LockAnalyzer{},
