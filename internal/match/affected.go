@@ -125,7 +125,8 @@ func (e *evaluator) inRange(r *osv.Range, scheme version.Scheme) (hit bool, fixe
 	if err != nil {
 		return false, "", fmt.Sprintf("installed version %q is not a %s version: %v", e.version, scheme.Name(), err)
 	}
-	events := make([]sortedEvent, 0, len(r.Events))
+	var buf [8]sortedEvent
+	events := buf[:0]
 	hasLimit, beforeLimit := false, false
 	for _, ev := range r.Events {
 		s := eventVersion(ev)

@@ -23,6 +23,9 @@ type target struct {
 
 // sameName reports whether a record's package name names this target.
 func (t target) sameName(recordName string) bool {
+	if recordName == t.name {
+		return true
+	}
 	if t.scheme == version.PEP440 {
 		return normalizePyPI(recordName) == t.name
 	}

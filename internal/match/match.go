@@ -99,45 +99,41 @@ func (f *Finding) IDs() []string {
 // Matcher matches inventories against a Source. It is safe for concurrent
 // use.
 type Matcher struct {
-	src Source
-	now func() time.Time
+	src   Source
+	now   func() time.Time
+	cache *version.Cache // parsed version strings, shared by all matches
 }
 
 // New returns a Matcher reading from src.
 func New(src Source) *Matcher {
-	return &Matcher{src: src, now: time.Now}
+	return &Matcher{src: src, now: time.Now, cache: version.NewCache()}
 }
 
 // Match finds the vulnerabilities of every package of inv.
 func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, error) {
-	r := &Report{SchemaVersion: ReportSchemaVersion, Inventory: inv, MatchedAt: m.now().UTC(), Findings: []Finding{}}
-	cache := version.NewCache()
-	seen := make(map[string]int) // package key → index in pkgs
-	var pkgs []inventory.Package
-	for _, p := range inv.Packages {
-		k := packageKey(p)
-		if i, ok := seen[k]; ok {
-			// The same package found twice (node_modules and a lockfile):
-			// one finding set, all the places it was found.
-			pkgs[i].Locations = mergeSorted(pkgs[i].Locations, p.Locations)
-			continue
-		}
-		seen[k] = len(pkgs)
-		p.Locations = slices.Clone(p.Locations)
-		pkgs = append(pkgs, p)
-	}
+	r := &Report{SchemaVersion: ReportSchemaVersion, Inventory: inv, MatchedAt: m.now().UTC()}
+	pkgs := uniquePackages(inv.Packages)
 	// One lookup per (ecosystem, name): distro source packages are shared
 	// by many binary packages.
 	type lookupKey struct{ eco, name string }
 	lookups := make(map[lookupKey][]*osv.Vulnerability)
-	for _, p := range pkgs {
-		t, err := targetFor(p, inv.Distro)
+	// Matching first, building after: the findings slice is then
+	// allocated once at its final size.
+	type pending struct {
+		pkg    *inventory.Package
+		t      target
+		groups [][]*matched
+	}
+	var work []pending
+	total := 0
+	for i := range pkgs {
+		p := &pkgs[i]
+		t, err := targetFor(*p, inv.Distro)
 		if err != nil {
 			r.Warnings = append(r.Warnings, err.Error())
 			continue
 		}
 		var recs []*osv.Vulnerability
-		seenRec := make(map[string]bool)
 		for _, eco := range t.ecosystems {
 			k := lookupKey{eco, t.name}
 			got, ok := lookups[k]
@@ -147,19 +143,70 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 				}
 				lookups[k] = got
 			}
-			for _, v := range got {
-				if !seenRec[v.ID] {
-					seenRec[v.ID] = true
-					recs = append(recs, v)
-				}
-			}
+			recs = appendNewRecords(recs, got)
 		}
-		fs, warns := matchPackage(p, t, recs, cache)
-		r.Findings = append(r.Findings, fs...)
+		hits, warns := matchRecords(t, recs, m.cache)
 		r.Warnings = append(r.Warnings, warns...)
+		if len(hits) > 0 {
+			g := groupByAlias(hits)
+			work = append(work, pending{pkg: p, t: t, groups: g})
+			total += len(g)
+		}
 	}
-	sortFindings(r.Findings)
+	r.Findings = make([]Finding, 0, total)
+	for _, w := range work {
+		start := len(r.Findings)
+		for _, g := range w.groups {
+			r.Findings = append(r.Findings, buildFinding(*w.pkg, w.t, g, m.cache))
+		}
+		slices.SortFunc(r.Findings[start:], func(a, b Finding) int { return strings.Compare(a.ID, b.ID) })
+	}
 	return r, nil
+}
+
+// uniquePackages returns the packages in a stable order (ecosystem, name,
+// version, purl), each once: the same package found twice (node_modules
+// and a lockfile) is one package with all the places it was found.
+func uniquePackages(in []inventory.Package) []inventory.Package {
+	seen := make(map[string]int, len(in))
+	pkgs := make([]inventory.Package, 0, len(in))
+	for _, p := range in {
+		k := packageKey(p)
+		if i, ok := seen[k]; ok {
+			pkgs[i].Locations = mergeSorted(pkgs[i].Locations, p.Locations)
+			continue
+		}
+		seen[k] = len(pkgs)
+		pkgs = append(pkgs, p)
+	}
+	slices.SortStableFunc(pkgs, func(a, b inventory.Package) int {
+		if c := strings.Compare(string(a.Ecosystem), string(b.Ecosystem)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Version, b.Version); c != 0 {
+			return c
+		}
+		return strings.Compare(a.PURL, b.PURL)
+	})
+	return pkgs
+}
+
+// appendNewRecords appends the records of more that are not in recs yet
+// (a package looked up under two ecosystem spellings).
+func appendNewRecords(recs, more []*osv.Vulnerability) []*osv.Vulnerability {
+	if len(recs) == 0 {
+		return more
+	}
+	out := slices.Clip(recs)
+	for _, v := range more {
+		if !slices.ContainsFunc(recs, func(o *osv.Vulnerability) bool { return o.ID == v.ID }) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Rematch recomputes the findings of a stored report from its inventory,
@@ -185,11 +232,10 @@ type matched struct {
 	eco     string
 }
 
-// matchPackage evaluates every record against one package and merges the
-// ones that describe the same flaw.
-func matchPackage(p inventory.Package, t target, recs []*osv.Vulnerability, cache *version.Cache) ([]Finding, []string) {
+// matchRecords evaluates every record against one package.
+func matchRecords(t target, recs []*osv.Vulnerability, cache *version.Cache) ([]*matched, []string) {
 	ev := &evaluator{cache: cache, scheme: t.scheme, version: t.version}
-	var hits []matched
+	var hits []*matched
 	var warns []string
 	for _, rec := range recs {
 		if !rec.Withdrawn.IsZero() {
@@ -206,40 +252,37 @@ func matchPackage(p inventory.Package, t target, recs []*osv.Vulnerability, cach
 				continue
 			}
 			if best == nil || best.verdict.uncertain != "" && vd.affected {
-				mt := matched{rec: rec, verdict: vd, sev: collectSeverity(rec, aff, t.distro), eco: aff.Package.Ecosystem}
-				best = &mt
+				best = &matched{rec: rec, verdict: vd, sev: collectSeverity(rec, aff, t.distro), eco: aff.Package.Ecosystem}
 			} else if vd.affected {
 				best.verdict.fixed = append(best.verdict.fixed, vd.fixed...)
 			}
 		}
 		if best != nil {
-			hits = append(hits, *best)
+			hits = append(hits, best)
 			warns = append(warns, best.sev.warnings...)
 		}
 	}
-	groups := groupByAlias(hits)
-	out := make([]Finding, 0, len(groups))
-	for _, g := range groups {
-		out = append(out, buildFinding(p, t, g, cache))
-	}
-	return out, warns
+	return hits, warns
 }
 
-func buildFinding(p inventory.Package, t target, g []matched, cache *version.Cache) Finding {
-	f := Finding{Package: p, Name: t.name, Version: t.version, Ecosystem: g[0].eco}
-	ids := make(map[string]bool)
-	refs := make(map[string]bool)
-	var evs []severityEvidence
+func buildFinding(p inventory.Package, t target, g []*matched, cache *version.Cache) Finding {
+	f := Finding{Package: p, Name: t.name, Version: t.version, Ecosystem: g[0].eco, Records: make([]string, 0, len(g))}
+	nIDs, nRefs := 0, 0
+	for _, m := range g {
+		nIDs += 1 + len(m.rec.Aliases) + len(m.rec.Upstream)
+		nRefs += len(m.rec.References)
+	}
+	ids := make([]string, 0, nIDs)
+	refs := make([]string, 0, nRefs)
+	evs := make([]severityEvidence, 0, len(g))
 	var fixed []string
 	certain := false
 	var reasons []string
 	for _, m := range g {
 		f.Records = append(f.Records, m.rec.ID)
-		for _, id := range recordIDs(m.rec) {
-			ids[id] = true
-		}
+		ids = append(append(append(ids, m.rec.ID), m.rec.Aliases...), m.rec.Upstream...)
 		for _, ref := range m.rec.References {
-			refs[ref.URL] = true
+			refs = append(refs, ref.URL)
 		}
 		if f.Summary == "" {
 			f.Summary = m.rec.Summary
@@ -263,18 +306,13 @@ func buildFinding(p inventory.Package, t target, g []matched, cache *version.Cac
 		f.Uncertain = true
 		f.UncertainReason = strings.Join(reasons, "; ")
 	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	f.ID = primaryID(ids)
-	for id := range ids {
-		if id != f.ID {
-			f.Aliases = append(f.Aliases, id)
-		}
-	}
-	slices.Sort(f.Aliases)
+	f.Aliases = slices.DeleteFunc(ids, func(id string) bool { return id == f.ID })
 	slices.Sort(f.Records)
-	for u := range refs {
-		f.References = append(f.References, u)
-	}
-	slices.Sort(f.References)
+	slices.Sort(refs)
+	f.References = slices.Compact(refs)
 	f.Severity, f.SeveritySource = decideSeverity(evs)
 	f.FixedVersions = sortVersions(fixed, t.scheme, cache)
 	f.Status = StatusAffected
@@ -303,24 +341,6 @@ func sortVersions(vs []string, scheme version.Scheme, cache *version.Cache) []st
 		return va.Compare(vb)
 	})
 	return vs
-}
-
-func sortFindings(fs []Finding) {
-	slices.SortStableFunc(fs, func(a, b Finding) int {
-		if c := strings.Compare(string(a.Package.Ecosystem), string(b.Package.Ecosystem)); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Package.Name, b.Package.Name); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Package.Version, b.Package.Version); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Package.PURL, b.Package.PURL); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 }
 
 func mergeSorted(a, b []string) []string {

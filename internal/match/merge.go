@@ -3,21 +3,19 @@ package match
 import (
 	"strconv"
 	"strings"
-
-	"berth.dev/berth/internal/osv"
 )
 
-// recordIDs is every identifier a record answers to: its id, aliases and
-// upstream ids. Related ids are not the same flaw and are left out.
-func recordIDs(v *osv.Vulnerability) []string {
-	ids := append([]string{v.ID}, v.Aliases...)
-	return append(ids, v.Upstream...)
-}
-
 // groupByAlias partitions the records matched for one package into sets
-// that share an identifier, transitively (union-find), keeping the first
-// record's position for a stable order.
-func groupByAlias(hits []matched) [][]matched {
+// that share an identifier (id, alias or upstream id; related ids are not
+// the same flaw), transitively (union-find), keeping the first record's
+// position for a stable order.
+func groupByAlias(hits []*matched) [][]*matched {
+	if len(hits) <= 1 {
+		if len(hits) == 0 {
+			return nil
+		}
+		return [][]*matched{hits}
+	}
 	parent := make([]int, len(hits))
 	for i := range parent {
 		parent[i] = i
@@ -30,21 +28,28 @@ func groupByAlias(hits []matched) [][]matched {
 		}
 		return i
 	}
-	owner := make(map[string]int)
-	for i, h := range hits {
-		for _, id := range recordIDs(h.rec) {
-			if j, ok := owner[id]; ok {
-				a, b := find(i), find(j)
-				if a != b {
-					parent[max(a, b)] = min(a, b)
-				}
-			} else {
-				owner[id] = i
+	owner := make(map[string]int, 4*len(hits))
+	link := func(i int, id string) {
+		if j, ok := owner[id]; ok {
+			a, b := find(i), find(j)
+			if a != b {
+				parent[max(a, b)] = min(a, b)
 			}
+		} else {
+			owner[id] = i
+		}
+	}
+	for i, h := range hits {
+		link(i, h.rec.ID)
+		for _, id := range h.rec.Aliases {
+			link(i, id)
+		}
+		for _, id := range h.rec.Upstream {
+			link(i, id)
 		}
 	}
 	index := make(map[int]int)
-	var groups [][]matched
+	var groups [][]*matched
 	for i, h := range hits {
 		root := find(i)
 		g, ok := index[root]
@@ -62,9 +67,9 @@ func groupByAlias(hits []matched) [][]matched {
 // name every tool and advisory shares), then GHSA, then any other; within
 // a kind the lowest, comparing CVE numbers numerically, so the choice does
 // not depend on which record arrived first.
-func primaryID(ids map[string]bool) string {
+func primaryID(ids []string) string {
 	best := ""
-	for id := range ids {
+	for _, id := range ids {
 		if best == "" || idLess(id, best) {
 			best = id
 		}

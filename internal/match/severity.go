@@ -1,6 +1,7 @@
 package match
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -171,34 +172,39 @@ func collectSeverity(v *osv.Vulnerability, aff *osv.Affected, distro bool) sever
 	}
 	if distro {
 		for _, raw := range []json.RawMessage{aff.EcosystemSpecific, aff.DatabaseSpecific, v.DatabaseSpecific} {
-			if r := ratingField(raw, "severity", "urgency"); r != "" && ev.distroRating == "" {
+			if r := ratingField(raw, true); r != "" && ev.distroRating == "" {
 				ev.distroRating = r
 				ev.distroSource = strings.ToLower(strings.SplitN(aff.Package.Ecosystem, ":", 2)[0])
 			}
 		}
-	} else if r := ratingField(v.DatabaseSpecific, "severity"); r != "" {
+	} else if r := ratingField(v.DatabaseSpecific, false); r != "" {
 		ev.dbRating = r
 	}
 	return ev
 }
 
-// ratingField reads the first of keys that holds a rating word in a JSON
-// object; "" when absent or not a rating.
-func ratingField(raw json.RawMessage, keys ...string) Severity {
-	if len(raw) == 0 {
+// ratingField reads the rating word of a "severity" or (with urgency) an
+// "urgency" field of a JSON object; "" when absent or not a rating.
+func ratingField(raw json.RawMessage, urgency bool) Severity {
+	// Most records carry neither field; skip decoding them.
+	if len(raw) == 0 || !bytes.Contains(raw, []byte(`"severity"`)) && !(urgency && bytes.Contains(raw, []byte(`"urgency"`))) {
 		return ""
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
+	var f struct {
+		Severity json.RawMessage `json:"severity"`
+		Urgency  string          `json:"urgency"`
+	}
+	if json.Unmarshal(raw, &f) != nil {
 		return ""
 	}
-	for _, k := range keys {
-		var s string
-		if json.Unmarshal(m[k], &s) == nil {
-			if r := ratingWord(s); r != "" {
-				return r
-			}
+	var s string
+	if json.Unmarshal(f.Severity, &s) == nil {
+		if r := ratingWord(s); r != "" {
+			return r
 		}
+	}
+	if urgency {
+		return ratingWord(f.Urgency)
 	}
 	return ""
 }

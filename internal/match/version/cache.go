@@ -1,11 +1,19 @@
 package version
 
-// Cache remembers what Parse returned for each (scheme, string) pair, so a
-// matching pass parses each distinct version string once however many
-// records name it. A Cache is not safe for concurrent use: give each
-// goroutine its own.
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Cache remembers what Parse returned for each (scheme, string) pair, so
+// matching parses each distinct version string once however many records
+// and scans name it. It is safe for concurrent use. It holds at most
+// maxEntries results and starts afresh when full, which keeps a
+// long-running server's memory bounded.
 type Cache struct {
-	m map[cacheKey]parsed
+	m          sync.Map // cacheKey → parsed
+	n          atomic.Int64
+	maxEntries int64
 }
 
 type cacheKey struct {
@@ -18,18 +26,26 @@ type parsed struct {
 	err error
 }
 
-// NewCache returns an empty cache.
+// DefaultCacheEntries bounds a Cache made by NewCache.
+const DefaultCacheEntries = 1 << 18
+
+// NewCache returns an empty cache of DefaultCacheEntries entries.
 func NewCache() *Cache {
-	return &Cache{m: make(map[cacheKey]parsed)}
+	return &Cache{maxEntries: DefaultCacheEntries}
 }
 
-// Parse returns scheme.Parse(s), computing it at most once.
+// Parse returns scheme.Parse(s), computing it once while cached.
 func (c *Cache) Parse(scheme Scheme, s string) (Version, error) {
 	k := cacheKey{scheme.Name(), s}
-	if p, ok := c.m[k]; ok {
+	if p, ok := c.m.Load(k); ok {
+		p := p.(parsed)
 		return p.v, p.err
 	}
 	v, err := scheme.Parse(s)
-	c.m[k] = parsed{v, err}
+	if c.n.Add(1) > c.maxEntries {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(k, parsed{v, err})
 	return v, err
 }
