@@ -1,0 +1,233 @@
+// Package cyclonedx writes an inventory as a CycloneDX 1.6 JSON SBOM.
+//
+// The image is metadata.component (type container); the distro, when
+// known, is a component of type operating-system; every package is a
+// library component whose bom-ref is its purl (made unique where two
+// packages share one, see package bom). What CycloneDX has no field for
+// (layer, locations, source package, analyzer) goes into properties in the
+// "berth:" namespace:
+//
+//	berth:image:source, berth:image:configDigest, berth:image:os,
+//	berth:image:architecture, berth:image:layerDiffID (one per layer, in order)
+//	berth:package:analyzer, berth:package:arch, berth:package:dev,
+//	berth:package:ecosystem, berth:package:layerDiffID,
+//	berth:package:location (one per file), berth:package:sourceName,
+//	berth:package:sourceVersion
+package cyclonedx
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/license"
+)
+
+// MediaType is the registered media type of CycloneDX JSON.
+const MediaType = "application/vnd.cyclonedx+json"
+
+const schemaURL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
+
+// Encode writes inv to w as an indented CycloneDX 1.6 JSON document.
+func Encode(w io.Writer, inv *inventory.Inventory, meta bom.Meta) error {
+	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
+	enc.SetPretty(true)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Document(bom.Build(inv), meta)); err != nil {
+		return fmt.Errorf("write CycloneDX: %w", err)
+	}
+	return nil
+}
+
+// Document builds the CycloneDX BOM for b. It is exported so that the
+// vulnerability report can add its findings to the same document.
+func Document(b *bom.BOM, meta bom.Meta) *cdx.BOM {
+	meta = meta.Resolved()
+	doc := &cdx.BOM{
+		JSONSchema:   schemaURL,
+		BOMFormat:    cdx.BOMFormat,
+		SpecVersion:  cdx.SpecVersion1_6,
+		SerialNumber: "urn:uuid:" + meta.DocumentID.String(),
+		Version:      1,
+		Metadata: &cdx.Metadata{
+			Timestamp: meta.Created.Format(time.RFC3339),
+			Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
+				Type:    cdx.ComponentTypeApplication,
+				Name:    "berth",
+				Version: meta.ToolVersion,
+			}}},
+			Component: imageComponent(b),
+		},
+	}
+
+	components := make([]cdx.Component, 0, len(b.Packages)+1)
+	if d := b.Inventory.Distro; d != nil {
+		components = append(components, cdx.Component{
+			BOMRef:      b.OSRef,
+			Type:        cdx.ComponentTypeOS,
+			Name:        d.ID,
+			Version:     d.VersionID,
+			Description: d.PrettyName,
+		})
+	}
+	for i := range b.Packages {
+		components = append(components, packageComponent(&b.Packages[i]))
+	}
+	doc.Components = &components
+
+	var deps []cdx.Dependency
+	for i := range b.Packages {
+		p := &b.Packages[i]
+		if len(p.Deps) == 0 {
+			continue
+		}
+		refs := make([]string, len(p.Deps))
+		for k, j := range p.Deps {
+			refs[k] = b.Packages[j].Ref
+		}
+		deps = append(deps, cdx.Dependency{Ref: p.Ref, Dependencies: &refs})
+	}
+	if len(deps) > 0 {
+		doc.Dependencies = &deps
+	}
+	return doc
+}
+
+func imageComponent(b *bom.BOM) *cdx.Component {
+	inv := b.Inventory
+	c := &cdx.Component{
+		BOMRef:     b.ImageRef,
+		Type:       cdx.ComponentTypeContainer,
+		Name:       b.Image.Name,
+		Version:    b.Image.Version,
+		PackageURL: b.Image.PURL,
+	}
+	if hex, ok := strings.CutPrefix(b.Image.Digest, "sha256:"); ok && hex != "" {
+		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hex}}
+	}
+	var props properties
+	props.add("berth:image:source", inv.Source)
+	props.add("berth:image:configDigest", inv.ConfigDigest)
+	props.add("berth:image:os", inv.OS)
+	props.add("berth:image:architecture", inv.Architecture)
+	for _, l := range inv.Layers {
+		props.add("berth:image:layerDiffID", l.DiffID)
+	}
+	c.Properties = props.list()
+	return c
+}
+
+func packageComponent(p *bom.Package) cdx.Component {
+	group, name := splitName(p.Ecosystem, p.Name)
+	c := cdx.Component{
+		BOMRef:     p.Ref,
+		Type:       cdx.ComponentTypeLibrary,
+		Group:      group,
+		Name:       name,
+		Version:    p.Version,
+		PackageURL: p.PURL,
+		Licenses:   licenses(p.Licenses),
+	}
+	if p.Dev {
+		// CycloneDX's "excluded" scope is the one for components that are
+		// not part of the runtime, which is what a dev dependency is.
+		c.Scope = cdx.ScopeExcluded
+	}
+	var props properties
+	props.add("berth:package:analyzer", p.Analyzer)
+	props.add("berth:package:arch", p.Arch)
+	if p.Dev {
+		props.add("berth:package:dev", "true")
+	}
+	props.add("berth:package:ecosystem", string(p.Ecosystem))
+	props.add("berth:package:layerDiffID", p.Layer)
+	for _, l := range p.Locations {
+		props.add("berth:package:location", l)
+	}
+	props.add("berth:package:sourceName", p.SourceName)
+	props.add("berth:package:sourceVersion", p.SourceVersion)
+	c.Properties = props.list()
+	return c
+}
+
+// splitName moves the part of a name that CycloneDX calls the group into
+// Group: a Maven groupId ("org.apache.commons:commons-lang3") and an npm
+// scope ("@types/node"). The purl keeps the full identity either way.
+func splitName(eco inventory.Ecosystem, name string) (group, rest string) {
+	switch eco {
+	case inventory.Maven:
+		if g, a, ok := strings.Cut(name, ":"); ok && g != "" && a != "" {
+			return g, a
+		}
+	case inventory.NPM:
+		if strings.HasPrefix(name, "@") {
+			if g, n, ok := strings.Cut(name, "/"); ok && n != "" {
+				return g, n
+			}
+		}
+	}
+	return "", name
+}
+
+// licenses maps license strings to CycloneDX licenses: a known SPDX id
+// becomes license.id, a lone valid SPDX expression becomes expression,
+// anything else license.name. CycloneDX allows either a list of license
+// objects or exactly one expression, so an expression among several
+// strings is kept as a name rather than dropped.
+func licenses(raw []string) *cdx.Licenses {
+	var out cdx.Licenses
+	seen := map[string]bool{}
+	var kept []string
+	for _, s := range raw {
+		s = strings.TrimSpace(s)
+		if s != "" && !seen[s] {
+			seen[s] = true
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) == 1 {
+		if _, isID := license.ID(kept[0]); !isID {
+			if expr, ok := license.Expression(kept[0]); ok {
+				return &cdx.Licenses{{Expression: expr}}
+			}
+		}
+	}
+	ids := map[string]bool{}
+	for _, s := range kept {
+		id, ok := license.ID(s)
+		switch {
+		case !ok:
+			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s}})
+		case !ids[id]: // "MIT" and "mit" are one license
+			ids[id] = true
+			out = append(out, cdx.LicenseChoice{License: &cdx.License{ID: id}})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &out
+}
+
+type properties []cdx.Property
+
+// add records a property unless its value is empty: CycloneDX properties
+// with empty values say nothing.
+func (p *properties) add(name, value string) {
+	if value != "" {
+		*p = append(*p, cdx.Property{Name: name, Value: value})
+	}
+}
+
+func (p properties) list() *[]cdx.Property {
+	if len(p) == 0 {
+		return nil
+	}
+	s := []cdx.Property(p)
+	return &s
+}
