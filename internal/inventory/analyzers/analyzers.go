@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+	"berth.dev/berth/internal/inventory/analyzers/rpm"
 )
 
 // All returns a fresh instance of every analyzer, OS analyzers first.
@@ -18,6 +19,7 @@ func All() []inventory.Analyzer {
 		osrelease.Analyzer{},
 		dpkg.Analyzer{},
 		apk.Analyzer{},
+		rpm.Analyzer{},
 		gobinary.Analyzer{},
 		npm.InstalledAnalyzer{},
 		npm.LockAnalyzer{},
