@@ -60,6 +60,11 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newDBCmd(),
 		newSBOMCmd(),
+		newKeyCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
+		newAttestCmd(),
+		newVerifyAttestationCmd(),
 	)
 	return root
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+
+	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/store"
+)
+
+// registryFlags are the flags of every command that talks to a registry to
+// sign or verify, named as cosign names them.
+type registryFlags struct {
+	allowHTTP     bool
+	allowInsecure bool
+}
+
+func (f *registryFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.allowHTTP, "allow-http-registry", false, "talk plain HTTP to the registry (loopback registries always may)")
+	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registry", false, "skip TLS certificate verification")
+}
+
+// open parses image as a registry reference and returns it with a store for
+// its registry.
+func (f *registryFlags) open(image string) (name.Reference, *store.Remote, error) {
+	for _, transport := range []string{"oci-archive:", "docker-archive:", "oci-dir:", "dir:"} {
+		if strings.HasPrefix(image, transport) {
+			return nil, nil, fmt.Errorf("%s: signatures live in a registry; push the image and give its registry reference", image)
+		}
+	}
+	var nameOpts []name.Option
+	if f.allowHTTP {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	ref, err := name.ParseReference(image, nameOpts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image reference %q: %w", image, err)
+	}
+	opts := []remote.Option{
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithUserAgent("berth/" + version),
+	}
+	if f.allowInsecure {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		opts = append(opts, remote.WithTransport(tr))
+	}
+	st, err := store.NewRemote(ref.Context().Registry, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ref, st, nil
+}
+
+// parseAnnotations reads repeated -a key=value flags.
+func parseAnnotations(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("annotation %q: want key=value", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// reportResolved says which digest a tag resolved to, so that what was
+// signed or verified is never ambiguous.
+func reportResolved(cmd *cobra.Command, ref name.Reference, t sign.Target) {
+	if _, byDigest := ref.(name.Digest); !byDigest {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s resolved to %s\n", ref, t.Manifest.Digest)
+	}
+}
+
+func newSignCmd() *cobra.Command {
+	var (
+		keyPath     string
+		annotations []string
+		referrers   bool
+		insecureKey bool
+		reg         registryFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "sign IMAGE --key KEY",
+		Short: "Sign an image's manifest digest (cosign-compatible)",
+		Long: `Sign an image in a registry. A tag is resolved to its manifest digest first and
+the digest is what gets signed; the command prints it.
+
+By default the signature is stored as cosign v2 stores it: a layer appended to
+the manifest tagged sha256-<hex>.sig, next to any signatures already there.
+With --referrers it is stored as cosign v3 stores it: a sigstore bundle in an
+OCI 1.1 referrer of the image.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyPath == "" {
+				return fmt.Errorf("--key is required")
+			}
+			ann, err := parseAnnotations(annotations)
+			if err != nil {
+				return err
+			}
+			ref, st, err := reg.open(args[0])
+			if err != nil {
+				return err
+			}
+			key, err := loadSigningKey(keyPath, insecureKey)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := sign.Resolve(ctx, st, ref)
+			if err != nil {
+				return err
+			}
+			reportResolved(cmd, ref, t)
+			w, err := sign.Sign(ctx, st, t, key, sign.SignOptions{Annotations: ann, Referrers: referrers})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "signed %s\n", t)
+			fmt.Fprintf(cmd.ErrOrStderr(), "signature stored in %s\n", w.Ref)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "private key file (cosign or berth format)")
+	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "extra key=value to sign into the payload (repeatable)")
+	cmd.Flags().BoolVar(&referrers, "referrers", false, "store a sigstore bundle as an OCI 1.1 referrer (cosign v3) instead of the .sig tag (cosign v2)")
+	cmd.Flags().BoolVar(&insecureKey, "insecure-key", false, "accept an unencrypted private key")
+	reg.add(cmd)
+	return cmd
+}
