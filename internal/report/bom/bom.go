@@ -62,11 +62,17 @@ type Image struct {
 // Build prepares inv. It never modifies inv.
 func Build(inv *inventory.Inventory) *BOM {
 	b := &BOM{Inventory: inv, Image: describeImage(inv)}
-	b.Packages = make([]Package, len(inv.Packages))
-	for i := range inv.Packages {
-		b.Packages[i].Package = inv.Packages[i]
+	// Sort indexes, not the packages themselves: a Package is a few
+	// hundred bytes, and moving them costs more than comparing them.
+	order := make([]int, len(inv.Packages))
+	for i := range order {
+		order[i] = i
 	}
-	slices.SortStableFunc(b.Packages, func(x, y Package) int { return Compare(&x.Package, &y.Package) })
+	slices.SortStableFunc(order, func(x, y int) int { return Compare(&inv.Packages[x], &inv.Packages[y]) })
+	b.Packages = make([]Package, len(inv.Packages))
+	for i, j := range order {
+		b.Packages[i].Package = inv.Packages[j]
+	}
 	assignRefs(b.Packages)
 	resolveDependencies(b.Packages)
 	taken := make(map[string]bool, len(b.Packages))

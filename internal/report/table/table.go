@@ -167,18 +167,30 @@ func columnWidths(rows [][]string) []int {
 	widths := make([]int, len(rows[0]))
 	for _, cells := range rows {
 		for c, s := range cells {
-			widths[c] = max(widths[c], uniseg.StringWidth(s))
+			widths[c] = max(widths[c], width(s))
 		}
 	}
 	return widths
 }
 
+// width is the number of terminal cells s takes. Package data is nearly
+// always printable ASCII, one cell per byte; only the rest needs uniseg's
+// grapheme segmentation, which is far slower.
+func width(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return uniseg.StringWidth(s)
+		}
+	}
+	return len(s)
+}
+
 // fit narrows the free-text columns (name, version, source, location)
-// until the table fits width: it caps them all at one common width, as
+// until the table fits termWidth: it caps them all at one common width, as
 // high as fits, so the widest columns give up the most and short ones
 // stay whole. No column goes below minColumn; if even that does not fit,
 // the terminal wraps.
-func fit(widths []int, width int) {
+func fit(widths []int, termWidth int) {
 	flexible := []int{colName, colVersion, colSource, colLocation}
 	natural := slices.Clone(widths)
 	total := func(limit int) int {
@@ -192,7 +204,7 @@ func fit(widths []int, width int) {
 		return t
 	}
 	limit := slices.Max(natural)
-	for limit > minColumn && total(limit) > width {
+	for limit > minColumn && total(limit) > termWidth {
 		limit--
 	}
 	for _, c := range flexible {
@@ -206,16 +218,16 @@ func formatRow(cells []string, widths []int) string {
 		s = truncate(s, widths[c])
 		b.WriteString(s)
 		if c < len(cells)-1 {
-			b.WriteString(strings.Repeat(" ", widths[c]-uniseg.StringWidth(s)+gap))
+			b.WriteString(strings.Repeat(" ", widths[c]-width(s)+gap))
 		}
 	}
 	return strings.TrimRight(b.String(), " ")
 }
 
-// truncate cuts s to width cells, ending in an ellipsis, without splitting
+// truncate cuts s to limit cells, ending in an ellipsis, without splitting
 // a grapheme cluster.
-func truncate(s string, width int) string {
-	if uniseg.StringWidth(s) <= width {
+func truncate(s string, limit int) string {
+	if width(s) <= limit {
 		return s
 	}
 	var b strings.Builder
@@ -223,7 +235,7 @@ func truncate(s string, width int) string {
 	g := uniseg.NewGraphemes(s)
 	for g.Next() {
 		w := g.Width()
-		if used+w > width-1 {
+		if used+w > limit-1 {
 			break
 		}
 		b.WriteString(g.Str())
