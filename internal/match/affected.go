@@ -31,7 +31,7 @@ type evaluator struct {
 func (e *evaluator) evaluate(aff *osv.Affected) verdict {
 	var out verdict
 	inVersions := e.inVersions(aff.Versions)
-	var reasons []string
+	var reasons, unsureFixed []string
 	for i := range aff.Ranges {
 		r := &aff.Ranges[i]
 		var scheme version.Scheme
@@ -49,16 +49,14 @@ func (e *evaluator) evaluate(aff *osv.Affected) verdict {
 		switch {
 		case why != "":
 			reasons = append(reasons, why)
-			out.fixed = append(out.fixed, fixedEvents(r)...)
-		case hit:
-			out.affected = true
+			unsureFixed = append(unsureFixed, fixedEvents(r)...)
+		case hit || inVersions:
+			// A version listed as affected although the ranges disagree
+			// still gets the range's next fix as its upgrade.
+			out.affected = out.affected || hit
 			if fixed != "" {
 				out.fixed = append(out.fixed, fixed)
 			}
-		case inVersions && fixed != "":
-			// Listed as affected although the ranges disagree: still
-			// offer the range's next fix.
-			out.fixed = append(out.fixed, fixed)
 		}
 	}
 	if inVersions {
@@ -66,17 +64,7 @@ func (e *evaluator) evaluate(aff *osv.Affected) verdict {
 	}
 	if !out.affected && len(reasons) > 0 {
 		out.uncertain = reasons[0]
-	}
-	if out.affected {
-		// Drop the fixed events that uncertain ranges contributed.
-		out.fixed = slices.DeleteFunc(out.fixed, func(f string) bool {
-			v, err := e.cache.Parse(e.scheme, f)
-			if err != nil {
-				return true
-			}
-			iv, err := e.cache.Parse(e.scheme, e.version)
-			return err == nil && v.Compare(iv) <= 0
-		})
+		out.fixed = unsureFixed
 	}
 	return out
 }
