@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/inventory/analyzers/rpm"
 )
 
@@ -25,5 +26,10 @@ func All() []inventory.Analyzer {
 		npm.LockAnalyzer{},
 		npm.YarnAnalyzer{},
 		npm.PNPMAnalyzer{},
+		python.InstalledAnalyzer{},
+		python.RequirementsAnalyzer{},
+		python.PoetryAnalyzer{},
+		python.PipenvAnalyzer{},
+		python.UVAnalyzer{},
 	}
 }
