@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/report"
 )
 
 // progressThreshold is the amount of layer data below which no progress
@@ -43,10 +44,10 @@ Layer results are cached in --cache-dir (default $BERTH_CACHE_DIR, else
 not read again.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			encode, err := sbomEncoder(format)
-			if err != nil {
-				return err
+			if _, err := report.LookupSBOM(format); err != nil {
+				return fmt.Errorf("--format: %w", err)
 			}
+			var err error
 			var cache *inventory.Cache
 			if !noCache {
 				if cacheDir == "" {
@@ -91,32 +92,19 @@ not read again.`,
 			if err != nil {
 				return err
 			}
-			return writeSBOMOutput(output, func(w io.Writer) error { return encode(w, inv) })
+			return writeSBOMOutput(output, func(w io.Writer) error {
+				return report.EncodeSBOM(w, format, inv, report.Options{ToolVersion: version})
+			})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&format, "format", "f", "json", "output format: json")
+	f.StringVarP(&format, "format", "f", "cyclonedx", "output format: "+strings.Join(report.SBOMFormatNames(), ", "))
 	f.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
 	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
 	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
 	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	return cmd
-}
-
-type sbomEncodeFunc func(io.Writer, *inventory.Inventory) error
-
-func sbomEncoder(format string) (sbomEncodeFunc, error) {
-	switch format {
-	case "json":
-		return func(w io.Writer, inv *inventory.Inventory) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			enc.SetEscapeHTML(false)
-			return enc.Encode(inv)
-		}, nil
-	}
-	return nil, fmt.Errorf("--format %q: want json", format)
 }
 
 // writeSBOMOutput writes to path, or to standard output when path is empty.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth.dev/berth/internal/inventory"
+)
+
+func TestSBOMCommand(t *testing.T) {
+	img := filepath.Join("..", "..", "..", "shared", "images", "debian-bookworm-minbase.oci.tar")
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("shared fixtures not present: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "sbom.json")
+	cmd := newSBOMCmd()
+	cmd.SetArgs([]string{"--cache-dir", t.TempDir(), "--format", "json", "-o", out, "oci-archive:" + img})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv inventory.Inventory
+	if err := json.Unmarshal(data, &inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 88 || inv.Distro == nil || inv.Distro.ID != "debian" {
+		t.Errorf("%d packages, distro %+v; want the 88 Debian packages", len(inv.Packages), inv.Distro)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o644 {
+		t.Errorf("output mode %v", st.Mode())
+	}
+}
+
+func TestSBOMCommandBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--format", "xml", "x"}, "unknown format"},
+		{[]string{"--no-cache", "oci-archive:" + filepath.Join(t.TempDir(), "missing.tar")}, "no such file"},
+		{[]string{"--no-cache", "--platform", "amd64", "dir:" + t.TempDir()}, "platform"},
+	}
+	for _, tt := range tests {
+		cmd := newSBOMCmd()
+		cmd.SetArgs(tt.args)
+		err := cmd.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want one containing %q", tt.args, err, tt.want)
+		}
+	}
+}
