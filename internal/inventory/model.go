@@ -106,6 +106,8 @@ type Analyzer interface {
 	Required(path string, info fs.FileInfo) bool
 	// Analyze reads the files it required. A file it cannot parse is a
 	// warning in the Result, not an error; an error aborts the scan.
+	// It is called only for layers that hold at least one required file,
+	// and concurrently for different layers, so analyzers keep no state.
 	Analyze(ctx context.Context, files fs.FS) (*Result, error)
 }
 
