@@ -65,6 +65,9 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(),
 		newAttestCmd(),
 		newVerifyAttestationCmd(),
+		newServeCmd(),
+		newGCCmd(),
+		newFsckCmd(),
 	)
 	return root
 }

@@ -1,0 +1,324 @@
+// Package server wires `berth serve`: the data directory, the registry,
+// health and metrics endpoints, request logging with request ids, scheduled
+// garbage collection and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"berth.dev/berth/internal/registry"
+	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/registry/event"
+	"berth.dev/berth/internal/registry/gc"
+)
+
+// Options are what New needs beyond the configuration: the seams later
+// features plug into.
+type Options struct {
+	Logger *slog.Logger
+	// Authorizer decides every registry request; nil allows everything.
+	Authorizer access.Authorizer
+	// Notifier hears of manifest pushes and deletes (scan on push).
+	Notifier event.Notifier
+}
+
+// Server is a running berth.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	storage *Storage
+	reg     *registry.Registry
+	metrics *metrics
+	notify  event.Notifier
+	ready   atomic.Bool
+
+	gcMu   sync.Mutex // one collection at a time
+	gcKick chan struct{}
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New opens the data directory and builds the server. Close it (or let
+// Serve finish) to release the directory.
+func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base := opts.Logger
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	log := slog.New(requestIDHandler{base.Handler()})
+	storage, err := OpenStorage(ctx, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	cacheSize := int64(cfg.Registry.CacheSize)
+	if cacheSize == 0 {
+		cacheSize = -1 // configured off
+	}
+	reg, err := registry.New(registry.Options{
+		Blobs:           storage.Blobs,
+		Meta:            storage.Meta,
+		Authorizer:      opts.Authorizer,
+		Notifier:        opts.Notifier,
+		Logger:          log,
+		MaxManifestSize: int64(cfg.Limits.MaxManifestSize),
+		RequireLayers:   cfg.Registry.RequireLayers,
+		CacheSize:       cacheSize,
+	})
+	if err != nil {
+		storage.Close()
+		return nil, err
+	}
+	var prefix [4]byte
+	rand.Read(prefix[:])
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		storage:  storage,
+		reg:      reg,
+		metrics:  newMetrics(),
+		gcKick:   make(chan struct{}, 1),
+		idPrefix: hex.EncodeToString(prefix[:]) + "-",
+	}
+	// The garbage collector's deletions reach the registry's cache first,
+	// then whoever else listens.
+	s.notify = event.Notifiers{reg}
+	if opts.Notifier != nil {
+		s.notify = event.Notifiers{reg, opts.Notifier}
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+// Close releases the data directory.
+func (s *Server) Close() error { return s.storage.Close() }
+
+// ServeHTTP routes /v2/ to the registry and serves /healthz, /readyz and
+// /metrics, logging and measuring every request. It does not use
+// http.ServeMux: the mux would clean "/v2/a/../b" into another path before
+// the registry could refuse it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = s.idPrefix + fmt.Sprint(s.idSeq.Add(1))
+	}
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+
+	path := r.URL.Path
+	var route string
+	var next http.Handler
+	switch {
+	case path == "/v2" || strings.HasPrefix(path, "/v2/"):
+		route, next = registry.RouteName(path), s.reg
+	case path == "/healthz":
+		route, next = "healthz", http.HandlerFunc(s.healthz)
+	case path == "/readyz":
+		route, next = "readyz", http.HandlerFunc(s.readyz)
+	case path == "/metrics":
+		route, next = "metrics", s.metrics.handler()
+	default:
+		route, next = "unknown", http.NotFoundHandler()
+	}
+	uploading := (route == "upload" || route == "upload_start") &&
+		(r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost)
+	if uploading {
+		s.metrics.uploadsInFlight.Inc()
+		defer s.metrics.uploadsInFlight.Dec()
+	}
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
+	rec := &recorder{ResponseWriter: w}
+	next.ServeHTTP(rec, r)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	elapsed := time.Since(start)
+	s.metrics.observe(route, r.Method, rec.status, body.n, rec.written, elapsed)
+
+	// Successful pulls are the bulk of traffic: log them at debug.
+	level := slog.LevelDebug
+	switch {
+	case rec.status >= 500:
+		level = slog.LevelError
+	case rec.status >= 400 || (r.Method != http.MethodGet && r.Method != http.MethodHead):
+		level = slog.LevelInfo
+	}
+	if s.log.Enabled(r.Context(), level) {
+		s.log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method), slog.String("path", path), slog.String("route", route),
+			slog.Int("status", rec.status), slog.Int64("bytes_in", body.n), slog.Int64("bytes_out", rec.written),
+			slog.Duration("duration", elapsed), slog.String("remote", r.RemoteAddr))
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// readyz answers 200 while the server accepts work and its stores answer;
+// 503 while shutting down or when a store fails.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.ready.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.storage.Meta.Ping(r.Context()); err != nil {
+		s.log.ErrorContext(r.Context(), "readiness: meta store", "error", err)
+		http.Error(w, "meta store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// Serve serves on ln until ctx is done, then stops accepting, waits up to
+// the shutdown timeout for in-flight requests (uploads finish), stops
+// garbage collection and releases the data directory.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	gcCtx, stopGC := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		s.gcLoop(gcCtx)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	s.log.Info("berth serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("shutdown timed out; closing remaining connections", "error", err)
+		hs.Close()
+	}
+	stopGC()
+	<-gcDone
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, s.Close())
+}
+
+// TriggerGC asks the garbage collection loop to run now; a run already
+// pending absorbs the request.
+func (s *Server) TriggerGC() {
+	select {
+	case s.gcKick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) gcLoop(ctx context.Context) {
+	var tick <-chan time.Time
+	if s.cfg.GC.Interval > 0 {
+		t := time.NewTicker(s.cfg.GC.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-s.gcKick:
+		}
+		if _, err := s.CollectGarbage(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("garbage collection failed", "error", err)
+		}
+	}
+}
+
+// CollectGarbage runs one garbage collection while the server keeps
+// serving.
+func (s *Server) CollectGarbage(ctx context.Context) (gc.Report, error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	rep, err := gc.Run(ctx, s.storage.Meta, s.storage.Blobs, gc.Options{
+		Untagged:   s.cfg.GC.Untagged,
+		Grace:      s.cfg.GC.Grace,
+		UploadTTL:  s.cfg.Registry.UploadTTL,
+		Notifier:   s.notify,
+		LockUpload: s.reg.LockUpload,
+		Logger:     s.log,
+	})
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.metrics.gcRuns.WithLabelValues(result).Inc()
+	for kind, n := range map[string]float64{
+		"manifest": float64(rep.Manifests), "tag": float64(rep.Tags), "blob_link": float64(rep.BlobLinks),
+		"blob": float64(rep.Blobs), "upload": float64(rep.Uploads), "stray_file": float64(rep.StrayFiles),
+		"repository": float64(rep.Repositories),
+	} {
+		s.metrics.gcDeleted.WithLabelValues(kind).Add(n)
+	}
+	return rep, err
+}
+
+// requestIDKey carries the request id in a request's context.
+type requestIDKey struct{}
+
+// validRequestID accepts a client's X-Request-Id if it is short and
+// printable, so it cannot forge log lines.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.IndexByte("-_.:", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDHandler adds the request id of the record's context to every
+// log record, so every line a request causes can be found.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
