@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 type tarEntry2 struct {
@@ -106,10 +107,17 @@ func TestWalkEntriesAndWhiteouts(t *testing.T) {
 		tarEntry2{name: "bad-link", typ: tar.TypeLink, link: "../../etc/shadow"},
 		tarEntry2{name: "dir/.wh...", body: ""},
 	)
-	for _, compress := range []bool{false, true} {
+	for _, compress := range []string{"none", "gzip", "zstd"} {
 		blob := raw
-		if compress {
+		switch compress {
+		case "gzip":
 			blob = gzipped(t, raw)
+		case "zstd":
+			enc, err := zstd.NewWriter(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob = enc.EncodeAll(raw, nil)
 		}
 		got, ch, err := walkAll(t, memLayer(diffIDOf(raw), blob), Limits{})
 		if err != nil {

@@ -27,14 +27,19 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 )
 
-type file struct{ name, body string }
+// file is a tar entry: a regular file, or a hard link when link is set.
+type file struct{ name, body, link string }
 
 func layerTar(t *testing.T, files ...file) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.body))}); err != nil {
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.body))}
+		if f.link != "" {
+			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, f.link, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(tw, f.body)
@@ -100,9 +105,9 @@ func names(inv *inventory.Inventory) []string {
 
 func TestMergeWhiteoutsAndAttribution(t *testing.T) {
 	base := layerTar(t,
-		file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")},
-		file{"var/lib/dpkg/status.d/c", stanza("c", "1")},
-		file{"opt/x/var/lib/dpkg/status.d/d", stanza("d", "1")},
+		file{name: "var/lib/dpkg/status", body: stanza("a", "1") + stanza("b", "1")},
+		file{name: "var/lib/dpkg/status.d/c", body: stanza("c", "1")},
+		file{name: "opt/x/var/lib/dpkg/status.d/d", body: stanza("d", "1")},
 	)
 	tests := []struct {
 		name   string
@@ -111,21 +116,30 @@ func TestMergeWhiteoutsAndAttribution(t *testing.T) {
 	}{
 		{"base only", nil, []string{"a@1@1", "b@1@1", "c@1@1"}},
 		{"status rewritten without b, a upgraded",
-			[]v1.Layer{layerTar(t, file{"var/lib/dpkg/status", stanza("a", "2") + stanza("e", "1")})},
+			[]v1.Layer{layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "2") + stanza("e", "1")})},
 			[]string{"a@2@2", "c@1@1", "e@1@2"}},
 		{"status rewritten unchanged keeps the base layer",
-			[]v1.Layer{layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")})},
+			[]v1.Layer{layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1") + stanza("b", "1")})},
 			[]string{"a@1@1", "b@1@1", "c@1@1"}},
-		{"origin whited out", []v1.Layer{layerTar(t, file{"var/lib/dpkg/status.d/.wh.c", ""})},
+		{"origin whited out", []v1.Layer{layerTar(t, file{name: "var/lib/dpkg/status.d/.wh.c", body: ""})},
 			[]string{"a@1@1", "b@1@1"}},
-		{"parent directory whited out", []v1.Layer{layerTar(t, file{"var/lib/.wh.dpkg", ""})}, nil},
-		{"opaque directory", []v1.Layer{layerTar(t, file{"var/lib/dpkg/.wh..wh..opq", ""}, file{"var/lib/dpkg/status.d/f", stanza("f", "1")})},
+		{"parent directory whited out", []v1.Layer{layerTar(t, file{name: "var/lib/.wh.dpkg", body: ""})}, nil},
+		{"opaque directory", []v1.Layer{layerTar(t, file{name: "var/lib/dpkg/.wh..wh..opq", body: ""}, file{name: "var/lib/dpkg/status.d/f", body: stanza("f", "1")})},
 			[]string{"f@1@2"}},
-		{"status emptied", []v1.Layer{layerTar(t, file{"var/lib/dpkg/status", "\n"})}, []string{"c@1@1"}},
+		{"status emptied", []v1.Layer{layerTar(t, file{name: "var/lib/dpkg/status", body: "\n"})}, []string{"c@1@1"}},
+		{"hard link to a required file", []v1.Layer{layerTar(t,
+			file{name: "var/lib/dpkg/status.d/g", body: stanza("g", "1")},
+			file{name: "var/lib/dpkg/status.d/h", link: "var/lib/dpkg/status.d/g"},
+			file{name: "var/lib/dpkg/status.d/i", link: "etc/not-read"},
+		)}, []string{"a@1@1", "b@1@1", "c@1@1", "g@1@2", "g@1@2"}},
 		{"whited out then restored", []v1.Layer{
-			layerTar(t, file{"var/lib/dpkg/.wh.status", ""}),
-			layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1")}),
+			layerTar(t, file{name: "var/lib/dpkg/.wh.status", body: ""}),
+			layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1")}),
 		}, []string{"a@1@3", "c@1@1"}},
+	}
+	// The one warning a case expects, by case name; the others expect none.
+	warnings := map[string]string{
+		"hard link to a required file": "/var/lib/dpkg/status.d/i is a hard link to /etc/not-read, which no analyzer read",
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +151,10 @@ func TestMergeWhiteoutsAndAttribution(t *testing.T) {
 			}
 			if got := names(inv); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("packages %q, want %q", got, tt.want)
+			}
+			warn := warnings[tt.name]
+			if warn == "" && len(inv.Warnings) > 0 || warn != "" && (len(inv.Warnings) != 1 || !strings.Contains(inv.Warnings[0], warn)) {
+				t.Errorf("warnings %q, want %q", inv.Warnings, warn)
 			}
 		})
 	}
@@ -156,9 +174,9 @@ func (v versioned) Analyze(ctx context.Context, files fs.FS) (*inventory.Result,
 }
 
 func TestCache(t *testing.T) {
-	base := layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1")}, file{"etc/os-release", "ID=debian\nVERSION_ID=12\n"})
-	top := layerTar(t, file{"var/lib/dpkg/status", stanza("a", "1") + stanza("b", "1")})
-	other := layerTar(t, file{"etc/motd", "hi"})
+	base := layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1")}, file{name: "etc/os-release", body: "ID=debian\nVERSION_ID=12\n"})
+	top := layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1") + stanza("b", "1")})
+	other := layerTar(t, file{name: "etc/motd", body: "hi"})
 	cacheDir := t.TempDir()
 	cache, err := inventory.OpenCache(cacheDir)
 	if err != nil {
