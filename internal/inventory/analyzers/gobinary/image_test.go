@@ -81,6 +81,9 @@ func imageFiles(t testing.TB, archive string, want ...string) map[string][]byte 
 			if found[lh.Name], err = io.ReadAll(lr); err != nil {
 				t.Fatal(err)
 			}
+			if len(found) == len(want) {
+				break
+			}
 		}
 	}
 	for _, w := range want {
