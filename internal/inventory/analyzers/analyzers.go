@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/apk"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
+	"berth.dev/berth/internal/inventory/analyzers/java"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 	"berth.dev/berth/internal/inventory/analyzers/python"
@@ -31,5 +32,6 @@ func All() []inventory.Analyzer {
 		python.PoetryAnalyzer{},
 		python.PipenvAnalyzer{},
 		python.UVAnalyzer{},
+		java.Analyzer{},
 	}
 }
