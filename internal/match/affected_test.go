@@ -59,9 +59,9 @@ func TestEvaluate(t *testing.T) {
 		{"versions list miss", version.PEP440, "1.1", osv.Affected{Versions: []string{"0.9", "1.0.0"}}, false, false, nil},
 		{"versions list wins over ranges", version.PEP440, "3.0", osv.Affected{Versions: []string{"3.0"}, Ranges: []osv.Range{rng(eco, ev("i", "0"), ev("f", "2.0"))}}, true, false, nil},
 		{"GIT ranges ignored", version.PEP440, "1.0", osv.Affected{Ranges: []osv.Range{rng(osv.RangeGit, ev("i", "0"), ev("f", "1dd69c5c5982fae7c87a620d487c2ebf7a6b436b"))}}, false, false, nil},
-		// SEMVER compares as semver whatever the ecosystem: under PEP 440
-		// 1.0.0-rc.1 would be rejected (it is not a PEP 440 version).
-		{"SEMVER range in another ecosystem", version.PEP440, "1.0.0-rc.1", osv.Affected{Ranges: []osv.Range{rng(osv.RangeSemver, ev("i", "0"), ev("f", "1.0.0"))}}, true, false, []string{"1.0.0"}},
+		// SEMVER compares as semver whatever the ecosystem: PEP 440 would
+		// reject 1.0.0-x.7.z.92.
+		{"SEMVER range in another ecosystem", version.PEP440, "1.0.0-x.7.z.92", osv.Affected{Ranges: []osv.Range{rng(osv.RangeSemver, ev("i", "0"), ev("f", "1.0.0"))}}, true, false, []string{"1.0.0"}},
 		{"installed version unparsable", version.NPM, "latest", osv.Affected{Ranges: []osv.Range{rng(eco, ev("i", "0"), ev("f", "1.0.0"))}}, false, true, []string{"1.0.0"}},
 		{"record version unparsable", version.Dpkg, "1.0-1", osv.Affected{Ranges: []osv.Range{rng(eco, ev("i", "0"), ev("f", "<unfixed>"))}}, false, true, []string{"<unfixed>"}},
 		{"certain range beats uncertain one", version.NPM, "1.0.0", osv.Affected{Ranges: []osv.Range{rng(eco, ev("i", "0"), ev("f", "bogus")), rng(eco, ev("i", "0"), ev("f", "2.0.0"))}}, true, false, []string{"2.0.0"}},

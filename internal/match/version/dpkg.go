@@ -94,6 +94,9 @@ func dpkgOrder(c byte) int {
 // verrevcmp compares alternating runs of non-digits (character by
 // character, by dpkgOrder) and digits (numerically).
 func verrevcmp(a, b string) int {
+	if a == b {
+		return 0
+	}
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		for (i < len(a) && !isDigit(a[i])) || (j < len(b) && !isDigit(b[j])) {

@@ -92,5 +92,10 @@ func comparePrerelease(a, b []string) int {
 }
 
 func isNumber(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
