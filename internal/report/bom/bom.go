@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/package-url/packageurl-go"
 
 	"berth.dev/berth/internal/inventory"
@@ -57,6 +58,16 @@ type Image struct {
 	Digest string
 	// PURL is a pkg:oci purl, set when the digest is known.
 	PURL string
+}
+
+// SHA256 returns the hex of the image digest when it is a well-formed
+// sha256 digest, for the hash fields of the documents.
+func (i Image) SHA256() (string, bool) {
+	d, err := digest.Parse(i.Digest)
+	if err != nil || d.Algorithm() != digest.SHA256 {
+		return "", false
+	}
+	return d.Encoded(), true
 }
 
 // Build prepares inv. It never modifies inv.
@@ -243,8 +254,8 @@ func describeImage(inv *inventory.Inventory) Image {
 	if !local {
 		src = strings.TrimPrefix(src, "docker://")
 		if at := strings.Index(src, "@"); at >= 0 {
-			if img.Digest == "" {
-				img.Digest = src[at+1:]
+			if d, err := digest.Parse(src[at+1:]); err == nil && img.Digest == "" {
+				img.Digest = d.String()
 			}
 			src = src[:at]
 		}

@@ -20,6 +20,7 @@ func TestDescribeImage(t *testing.T) {
 		{"alpine@" + digest, "", "", Image{Name: "alpine", Version: digest, Digest: digest,
 			PURL: "pkg:oci/alpine@" + digest}},
 		{"docker://debian:12", "", "", Image{Name: "debian", Version: "12"}},
+		{"app@sha256:00", "", "", Image{Name: "app"}}, // a malformed digest is no digest
 		{"oci-archive:/images/kitchen-sink.oci.tar:latest", digest, "", Image{Name: "kitchen-sink", Version: "latest", Digest: digest,
 			PURL: "pkg:oci/kitchen-sink@" + digest + "?tag=latest"}},
 		{"docker-archive:app.docker.tar", "", "", Image{Name: "app"}},

@@ -107,7 +107,7 @@ func imageComponent(b *bom.BOM) *cdx.Component {
 		Version:    b.Image.Version,
 		PackageURL: b.Image.PURL,
 	}
-	if hex, ok := strings.CutPrefix(b.Image.Digest, "sha256:"); ok && hex != "" {
+	if hex, ok := b.Image.SHA256(); ok {
 		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hex}}
 	}
 	var props properties

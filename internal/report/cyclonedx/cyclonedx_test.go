@@ -345,3 +345,35 @@ func BenchmarkEncode2000(b *testing.B) {
 	}
 	b.SetBytes(int64(buf.Len()))
 }
+
+// FuzzEncode feeds arbitrary package data through the encoder: whatever
+// the analyzers hand over, the document must stay valid CycloneDX with
+// unique bom-refs.
+func FuzzEncode(f *testing.F) {
+	f.Add("oci-archive:/x/app.tar:1", "npm", "@scope/na me", "1.0.0 beta", "MIT OR Apache-2.0", "pkg:npm/x@1", "lib")
+	f.Add("", "", "", "", "GPL-2+", "", "")
+	f.Add("app@sha256:00", "maven", "g:a", "(devel)", "LicenseRef-x", "pkg:npm/x@1", "g:a")
+	f.Fuzz(func(t *testing.T, source, eco, name, version, lic, purl, dep string) {
+		p := inventory.Package{Ecosystem: inventory.Ecosystem(eco), Name: name, Version: version, PURL: purl,
+			Licenses: []string{lic}, Locations: []string{name}, DependsOn: []string{dep}}
+		inv := &inventory.Inventory{Source: source, Packages: []inventory.Package{p, p, {Ecosystem: p.Ecosystem, Name: dep, Licenses: []string{lic, lic + " "}}}}
+		var buf bytes.Buffer
+		if err := Encode(&buf, inv, fixedMeta); err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.CycloneDXError(buf.Bytes()); err != nil {
+			t.Fatalf("invalid document: %v\n%s", err, buf.Bytes())
+		}
+		var doc cdx.BOM
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		refs := map[string]bool{doc.Metadata.Component.BOMRef: true}
+		for _, c := range *doc.Components {
+			if refs[c.BOMRef] {
+				t.Fatalf("bom-ref %q twice", c.BOMRef)
+			}
+			refs[c.BOMRef] = true
+		}
+	})
+}

@@ -124,7 +124,7 @@ func imagePackage(b *bom.BOM) *v2_3.Package {
 		PackageExternalReferences: purlRef(b.Image.PURL),
 		PrimaryPackagePurpose:     purposeContainer,
 	}
-	if hex, ok := strings.CutPrefix(b.Image.Digest, "sha256:"); ok && hex != "" {
+	if hex, ok := b.Image.SHA256(); ok {
 		p.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: hex}}
 	}
 	if src := b.Inventory.Source; src != "" {

@@ -309,3 +309,47 @@ func BenchmarkEncode2000(b *testing.B) {
 	}
 	b.SetBytes(int64(buf.Len()))
 }
+
+// FuzzEncode feeds arbitrary package data through the encoder: the
+// document must stay valid SPDX, with well-formed unique SPDXIDs and
+// license expressions that parse.
+func FuzzEncode(f *testing.F) {
+	f.Add("oci-archive:/x/app.tar:1", "npm", "@scope/na me", "1.0.0 beta", "MIT OR Apache-2.0", "pkg:npm/x@1", "lib")
+	f.Add("", "", "", "", "GPL-2+", "", "")
+	f.Add("a#b c", "maven", "g:a", "(devel)", "LicenseRef-x", "pkg:npm/x@1", "g:a")
+	f.Fuzz(func(t *testing.T, source, eco, name, version, lic, purl, dep string) {
+		p := inventory.Package{Ecosystem: inventory.Ecosystem(eco), Name: name, Version: version, PURL: purl,
+			Licenses: []string{lic}, DependsOn: []string{dep}}
+		inv := &inventory.Inventory{Source: source, Packages: []inventory.Package{p, p, {Ecosystem: p.Ecosystem, Name: dep, Licenses: []string{lic, "x" + lic}}}}
+		var buf bytes.Buffer
+		if err := Encode(&buf, inv, fixedMeta); err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.SPDXError(buf.Bytes()); err != nil {
+			t.Fatalf("invalid document: %v\n%s", err, buf.Bytes())
+		}
+		var doc struct {
+			DocumentNamespace string
+			Packages          []struct {
+				SPDXID          string `json:"SPDXID"`
+				LicenseDeclared string `json:"licenseDeclared"`
+			} `json:"packages"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := url.Parse(doc.DocumentNamespace); err != nil || !u.IsAbs() || strings.Contains(doc.DocumentNamespace, "#") {
+			t.Fatalf("documentNamespace %q", doc.DocumentNamespace)
+		}
+		seen := map[string]bool{}
+		for _, p := range doc.Packages {
+			if !spdxIDPattern.MatchString(p.SPDXID) || seen[p.SPDXID] {
+				t.Fatalf("SPDXID %q malformed or repeated", p.SPDXID)
+			}
+			seen[p.SPDXID] = true
+			if _, ok := license.Expression(p.LicenseDeclared); !ok && p.LicenseDeclared != noAssertion {
+				t.Fatalf("licenseDeclared %q does not parse", p.LicenseDeclared)
+			}
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/rivo/uniseg"
 
@@ -144,23 +145,28 @@ func location(locs []string) string {
 	}
 }
 
-// clean escapes control characters the way Go quotes them ("\t", "\x1b")
-// and replaces invalid UTF-8, so every cell is printable text of the width
-// it appears to have.
+// clean escapes control characters the way Go quotes them ("\t", "\x1b"),
+// and bidi controls as "\u202e" so a name cannot reorder what is shown
+// after it, and replaces invalid UTF-8, so every cell is printable text of
+// the width it appears to have.
 func clean(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) {
+	if !strings.ContainsFunc(s, needsEscape) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
+		if needsEscape(r) {
+			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
 		} else {
 			b.WriteRune(r)
 		}
 	}
 	return b.String()
+}
+
+func needsEscape(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
 }
 
 func columnWidths(rows [][]string) []int {

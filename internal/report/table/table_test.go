@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/rivo/uniseg"
 
@@ -100,15 +101,17 @@ func TestHostileNamesAreEscaped(t *testing.T) {
 		Ecosystem: inventory.NPM, Name: "evil\x1b[2J\x1b]0;pwned\x07", Version: "1\r\n2", Locations: []string{"/a\tb"},
 	}, {
 		Ecosystem: inventory.NPM, Name: "bad\xffutf8", Version: "1",
+	}, {
+		Ecosystem: inventory.NPM, Name: "rev\u202egnp.exe", Version: "1",
 	}}}
 	out := encode(t, inv, Options{Terminal: true, Width: 80, Color: true})
 	out = strings.NewReplacer(bold, "", reset, "").Replace(out)
-	for _, c := range []string{"\x1b", "\x07", "\r", "\t", "\xff"} {
+	for _, c := range []string{"\x1b", "\x07", "\r", "\t", "\xff", "\u202e"} {
 		if strings.Contains(out, c) {
 			t.Errorf("output holds %q", c)
 		}
 	}
-	for _, want := range []string{`evil\x1b[2J\x1b]0;pwned\a`, `1\r\n2`, `/a\tb`, "bad\uFFFDutf8"} {
+	for _, want := range []string{`evil\x1b[2J\x1b]0;pwned\a`, `1\r\n2`, `/a\tb`, "bad\uFFFDutf8", `rev\u202egnp.exe`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -186,4 +189,29 @@ func BenchmarkEncode2000(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(buf.Len()))
+}
+
+// FuzzEncode checks that no package data, however hostile, puts a control
+// character on the terminal or breaks the one-row-per-package shape.
+func FuzzEncode(f *testing.F) {
+	f.Add("npm", "evil\x1b[2J", "1\r\n2", "/a\tb", "src", 40)
+	f.Add("", "日本語のパッケージ", "e\u0301", "", "", 9)
+	f.Fuzz(func(t *testing.T, eco, name, version, loc, src string, width int) {
+		inv := &inventory.Inventory{Packages: []inventory.Package{
+			{Ecosystem: inventory.Ecosystem(eco), Name: name, Version: version, Locations: []string{loc}, SourceName: src, Layer: src},
+			{Ecosystem: inventory.Ecosystem(eco), Name: src},
+		}}
+		for _, opts := range []Options{{}, {Terminal: true, Width: width % 300, Color: true}} {
+			out := strings.NewReplacer(bold, "", reset, "").Replace(encode(t, inv, opts))
+			for _, r := range out {
+				if r != '\n' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Bidi_Control, r)) {
+					t.Fatalf("control character %U in output %q", r, out)
+				}
+			}
+			rows := strings.Count(out, "\n")
+			if !opts.Terminal && rows != 3 {
+				t.Fatalf("%d lines for header and 2 packages: %q", rows, out)
+			}
+		}
+	})
 }
