@@ -12,10 +12,13 @@ import (
 // version with a revision sorts after the same version without one.
 //
 // Written here, following apk-tools' version.c token by token, rather than
-// taken from knqyf263/go-apk-version: that library (and the apk-tools 2.x
-// code it ports) loses the token after a zero component, so it orders
-// 1.0_alpha after 1.0 and 2.0_rc1 after 2.0; it also allocates two 4 KiB
-// readers per comparison. Here a version is tokenised once at Parse.
+// taken from knqyf263/go-apk-version. That library ports apk-tools 2.x
+// faithfully, including its slip after a zero component: when no revision
+// follows, the token after ".0" is lost, so 1.0_alpha sorts after 1.0,
+// against the documented suffix order. Installed and secdb versions always
+// carry -rN, and there both orderings agree (tested below); this one keeps
+// the documented order everywhere. The library also allocates two 4 KiB
+// readers per comparison; here a version is tokenised once at Parse.
 type apkScheme struct{}
 
 type apkTokenType int

@@ -23,6 +23,9 @@ var ascending = []struct {
 	{Dpkg, []string{"1.1.1n-0+deb11u3", "1.1.1n-0+deb11u4", "1.1.1n-0+deb11u5", "1.1.1o-1", "3.0.9-1"}},
 	{APK, []string{"1.0_alpha", "1.0_alpha2", "1.0_beta", "1.0_pre", "1.0_rc", "1.0_rc1", "1.0_rc2", "1.0", "1.0-r0", "1.0-r1", "1.0-r9", "1.0-r10", "1.0_cvs", "1.0_svn", "1.0_git", "1.0_hg", "1.0_p1", "1.0_p2", "1.0a", "1.0b", "1.0.1", "1.2", "1.10"}},
 	{APK, []string{"1.1.1g-r0", "1.1.1i-r0", "1.1.1k-r0", "1.1.1l-r0"}},
+	// With revisions, as apk versions always have them: apk-tools 2.x
+	// orders these the same way.
+	{APK, []string{"1.0_alpha-r0", "1.0_rc1-r0", "1.0-r0", "1.0-r1", "1.0_p1-r0", "1.0.1-r0", "1.1-r0"}},
 	{RPM, []string{"1.0~rc1", "1.0~rc2", "1.0", "1.0^git1", "1.0^git2", "1.0.1", "1.0.10", "2.0", "1:0.1"}},
 	{RPM, []string{"1.0a", "1.0.1", "1.0.1-1", "1.0.1-2.el9", "1.0.1-10.el9"}},
 	{RPM, []string{"1.0", "1.0^", "1.0^git1", "1.0a", "2.0.1a", "2.0.1.1", "1:0.1-1"}},
