@@ -143,3 +143,15 @@ func TestFilterVEXAnnotates(t *testing.T) {
 		t.Errorf("Apply annotated the stored report")
 	}
 }
+
+func TestParseSeverities(t *testing.T) {
+	got, err := ParseSeverities("high, CRITICAL,")
+	if err != nil || !slices.Equal(got, []Severity{SeverityHigh, SeverityCritical}) {
+		t.Errorf("ParseSeverities = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", " , ", "HIGH,severe"} {
+		if _, err := ParseSeverities(bad); err == nil {
+			t.Errorf("ParseSeverities(%q): no error", bad)
+		}
+	}
+}

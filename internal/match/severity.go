@@ -53,6 +53,26 @@ func ParseSeverity(s string) (Severity, error) {
 	return sev, nil
 }
 
+// ParseSeverities reads a comma-separated list such as Trivy's --severity
+// value, "HIGH,CRITICAL".
+func ParseSeverities(list string) ([]Severity, error) {
+	var out []Severity
+	for _, f := range strings.Split(list, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		s, err := ParseSeverity(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty severity list %q", list)
+	}
+	return out, nil
+}
+
 // CVSS is one scored vector from a record.
 type CVSS struct {
 	Version string  `json:"version"` // "2.0", "3.0", "3.1", "4.0"
