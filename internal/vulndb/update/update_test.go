@@ -96,23 +96,35 @@ func TestUpdateOverHTTP(t *testing.T) {
 		t.Errorf("updated at %v", db.Info().UpdatedAt)
 	}
 
-	// An unchanged upstream costs only 304s, and still counts as an update.
-	before, _ := srv.Counts()
+}
+
+// An unchanged upstream costs only 304s, and still counts as an update.
+func TestNotModifiedUpdate(t *testing.T) {
+	feed := smallFeed(t, "X-1")
+	os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644)
+	srv := vulndbtest.NewServer(t, feed)
+	dir := t.TempDir()
+	ctx := context.Background()
+	t1 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	t2 := t1.Add(24 * time.Hour)
-	if _, err := update.Run(ctx, update.Options{Dir: dir, Sources: upstreamSources(srv), Now: func() time.Time { return t2 }}); err != nil {
+	if _, err := update.Run(ctx, update.Options{Dir: dir, Sources: []string{srv.URL}, Now: func() time.Time { return t1 }}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := srv.Counts()
+	if _, err := update.Run(ctx, update.Options{Dir: dir, Sources: []string{srv.URL}, Now: func() time.Time { return t2 }}); err != nil {
 		t.Fatal(err)
 	}
 	after, notModified := srv.Counts()
-	if after-before != notModified {
-		t.Errorf("second update: %d requests, %d were 304", after-before, notModified)
+	if after-before != 2 || notModified != 2 {
+		t.Errorf("second update: %d requests, %d were 304; want 2 and 2", after-before, notModified)
 	}
-	db2, err := vulndb.Open(dir)
+	db, err := vulndb.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db2.Close()
-	if !db2.Info().UpdatedAt.Equal(t2) || db2.Info().Records != info.Records {
-		t.Errorf("after a 304 update: %v, %d records", db2.Info().UpdatedAt, db2.Info().Records)
+	defer db.Close()
+	if !db.Info().UpdatedAt.Equal(t2) || db.Info().Records != 1 {
+		t.Errorf("after a 304 update: %v, %d records", db.Info().UpdatedAt, db.Info().Records)
 	}
 }
 
@@ -196,9 +208,9 @@ func TestFailedUpdatesKeepThePreviousDB(t *testing.T) {
 	t.Run("interrupted", func(t *testing.T) {
 		dir, old := previousDB(t)
 		srv := vulndbtest.NewServer(t, vulndata)
-		// The first sources load; the update is stopped while the last
-		// one downloads.
-		srv.HangOn(func(p string) bool { return strings.HasPrefix(p, "/alpine-secdb") })
+		// The Go records load; the update is stopped while the next zip
+		// downloads.
+		srv.HangOn(func(p string) bool { return p == "/osv/Maven/all.zip" })
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			<-srv.Hanging()
