@@ -13,6 +13,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/inventory/analyzers/rpm"
+	"berth.dev/berth/internal/inventory/analyzers/rust"
 )
 
 // All returns a fresh instance of every analyzer, OS analyzers first.
@@ -33,5 +34,7 @@ func All() []inventory.Analyzer {
 		python.PipenvAnalyzer{},
 		python.UVAnalyzer{},
 		java.Analyzer{},
+		rust.LockAnalyzer{},
+		rust.AuditableAnalyzer{},
 	}
 }
