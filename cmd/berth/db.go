@@ -124,7 +124,7 @@ func newDBStatusCmd(resolve func() (string, error)) *cobra.Command {
 func printDBStatus(w io.Writer, path string, info vulndb.Info, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Database:\t%s\n", path)
-	fmt.Fprintf(tw, "Updated:\t%s (%s ago)\n", info.UpdatedAt.Format(time.RFC3339), now.Sub(info.UpdatedAt).Round(time.Second))
+	fmt.Fprintf(tw, "Updated:\t%s (%s ago)\n", info.UpdatedAt.Format(time.RFC3339), vulndb.FormatAge(now.Sub(info.UpdatedAt)))
 	fmt.Fprintf(tw, "Records:\t%d in %d packages\n", info.Records, info.Packages)
 	tw.Flush()
 
@@ -185,6 +185,10 @@ func writeDBExport(cmd *cobra.Command, dir, dest string) error {
 	m, err := bundle.Export(cmd.Context(), dir, f, time.Now())
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// CreateTemp made it private; an export is meant to be handed on.
+		err = os.Chmod(f.Name(), 0o644)
 	}
 	if err != nil {
 		return err

@@ -47,7 +47,20 @@ func (db *DB) StaleWarning(maxAge time.Duration, now time.Time) string {
 		return ""
 	}
 	return fmt.Sprintf("vulnerability database is %s old (last updated %s): run 'berth db update'",
-		age.Truncate(time.Hour), db.info.UpdatedAt.Format(time.RFC3339))
+		FormatAge(age), db.info.UpdatedAt.Format(time.RFC3339))
+}
+
+// FormatAge writes an age the way a person reads it: "9 days", "5h0m0s",
+// "42s".
+func FormatAge(age time.Duration) string {
+	switch {
+	case age >= 48*time.Hour:
+		return fmt.Sprintf("%d days", age/(24*time.Hour))
+	case age >= time.Hour:
+		return age.Round(time.Minute).String()
+	default:
+		return age.Round(time.Second).String()
+	}
 }
 
 // Workspace is a DB directory locked for one writer (an update or an
