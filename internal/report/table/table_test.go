@@ -51,7 +51,7 @@ func TestKitchenSinkGolden(t *testing.T) {
 				if !strings.HasPrefix(lines[2], bold+"ECOSYSTEM") {
 					t.Errorf("header not bold: %q", lines[2])
 				}
-				if want := "138 packages: 123 deb, 7 pypi, 4 golang, 3 npm, 1 maven"; lines[len(lines)-1] != want {
+				if want := "141 packages: 123 deb, 7 pypi, 6 npm, 4 golang, 1 maven"; lines[len(lines)-1] != want {
 					t.Errorf("summary %q, want %q", lines[len(lines)-1], want)
 				}
 			}
