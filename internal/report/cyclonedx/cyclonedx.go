@@ -176,7 +176,8 @@ func splitName(eco inventory.Ecosystem, name string) (group, rest string) {
 
 // licenses maps license strings to CycloneDX licenses: a known SPDX id
 // becomes license.id, a lone valid SPDX expression becomes expression,
-// anything else license.name. CycloneDX allows either a list of license
+// anything else license.name. All are acknowledged as "declared": they
+// come from package metadata, berth concludes nothing. CycloneDX allows either a list of license
 // objects or exactly one expression, so an expression among several
 // strings is kept as a name rather than dropped.
 func licenses(raw []string) *cdx.Licenses {
@@ -193,7 +194,8 @@ func licenses(raw []string) *cdx.Licenses {
 	if len(kept) == 1 {
 		if _, isID := license.ID(kept[0]); !isID {
 			if expr, ok := license.Expression(kept[0]); ok {
-				return &cdx.Licenses{{Expression: expr}}
+				declared := cdx.LicenseAcknowledgementDeclared
+				return &cdx.Licenses{{Expression: expr, Acknowledgement: &declared}}
 			}
 		}
 	}
@@ -202,10 +204,10 @@ func licenses(raw []string) *cdx.Licenses {
 		id, ok := license.ID(s)
 		switch {
 		case !ok:
-			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s}})
+			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s, Acknowledgement: cdx.LicenseAcknowledgementDeclared}})
 		case !ids[id]: // "MIT" and "mit" are one license
 			ids[id] = true
-			out = append(out, cdx.LicenseChoice{License: &cdx.License{ID: id}})
+			out = append(out, cdx.LicenseChoice{License: &cdx.License{ID: id, Acknowledgement: cdx.LicenseAcknowledgementDeclared}})
 		}
 	}
 	if len(out) == 0 {
