@@ -13,6 +13,11 @@ import (
 	"berth.dev/berth/internal/vulndb"
 )
 
+// The matcher (internal/match) reads records through exactly this method.
+var _ interface {
+	Vulnerabilities(ctx context.Context, ecosystem, name string) ([]*osv.Vulnerability, error)
+} = (*vulndb.DB)(nil)
+
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func rec(id string, affected ...osv.Affected) *osv.Vulnerability {

@@ -40,6 +40,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	changed bool
+	used    map[string]bool // cache files this client fetched or reused
 }
 
 // Option configures a Client.
@@ -72,6 +73,7 @@ func New(cacheDir string, opts ...Option) *Client {
 		timeout:   DefaultTimeout,
 		userAgent: "berth",
 		log:       slog.Default(),
+		used:      map[string]bool{},
 	}
 	for _, o := range opts {
 		o(c)
@@ -112,6 +114,29 @@ func (c *Client) Fetch(ctx context.Context, loc string) (string, error) {
 	return c.fetchHTTP(ctx, loc)
 }
 
+// Prune deletes the cached files this client did not use, so feeds that
+// were dropped or renamed upstream do not pile up. Call it only after an
+// update that succeeded: a failed one may not have reached every file.
+func (c *Client) Prune() error {
+	entries, err := os.ReadDir(c.cacheDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("download cache: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range entries {
+		if !c.used[e.Name()] {
+			if err := os.Remove(filepath.Join(c.cacheDir, e.Name())); err != nil {
+				return fmt.Errorf("download cache: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // cacheEntry is kept beside each cached file: the validators for the next
 // conditional request and what the file must look like to be reused.
 type cacheEntry struct {
@@ -133,6 +158,10 @@ func (c *Client) fetchHTTP(ctx context.Context, loc string) (string, error) {
 		return "", fmt.Errorf("download cache: %w", err)
 	}
 	dataPath, metaPath := c.paths(loc)
+	c.mu.Lock()
+	c.used[filepath.Base(dataPath)] = true
+	c.used[filepath.Base(metaPath)] = true
+	c.mu.Unlock()
 	prev := readEntry(metaPath, dataPath)
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -200,3 +200,34 @@ func TestLocalFiles(t *testing.T) {
 		t.Errorf("missing file: err = %v, want ErrNotFound", err)
 	}
 }
+
+func TestPrune(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"`+r.URL.Path+`"`)
+		w.Write([]byte(r.URL.Path))
+	}))
+	defer srv.Close()
+	cache := t.TempDir()
+	ctx := context.Background()
+	c := fetch.New(cache)
+	for _, p := range []string{"/a", "/b"} {
+		if _, err := c.Fetch(ctx, srv.URL+p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := fetch.New(cache)
+	kept, err := c2.Fetch(ctx, srv.URL+"/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != 2 { // /a's data and its validators
+		t.Errorf("cache holds %d files after pruning, want 2", len(entries))
+	}
+	if b, err := os.ReadFile(kept); err != nil || string(b) != "/a" {
+		t.Errorf("kept file: %q, %v", b, err)
+	}
+}

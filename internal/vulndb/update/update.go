@@ -173,7 +173,15 @@ func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
 		b.Abort()
 		return nil, fmt.Errorf("update failed, previous database kept: %w", err)
 	}
-	return ws.Install(tmp)
+	info, err := ws.Install(tmp)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Prune(); err != nil {
+		// The new DB is in place; a stale cache file only costs disk.
+		opts.Logger.Warn("could not prune the download cache", "err", err)
+	}
+	return info, nil
 }
 
 func httpClient(c *http.Client) *http.Client {
