@@ -11,6 +11,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/java"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+	"berth.dev/berth/internal/inventory/analyzers/php"
 	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/inventory/analyzers/rpm"
 	"berth.dev/berth/internal/inventory/analyzers/rust"
@@ -36,5 +37,7 @@ func All() []inventory.Analyzer {
 		java.Analyzer{},
 		rust.LockAnalyzer{},
 		rust.AuditableAnalyzer{},
+		php.LockAnalyzer{},
+		php.InstalledAnalyzer{},
 	}
 }
