@@ -13,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"berth.dev/berth/internal/sign/attestation"
+	"berth.dev/berth/internal/sign/store"
 )
 
 // layouts are the three ways signatures get stored: cosign v2's tag scheme,
@@ -360,5 +361,35 @@ func TestVerifyIgnoresAttestationsAndViceVersa(t *testing.T) {
 	}
 	if len(res.Verified) != 1 || res.Verified[0].PredicateType != attestation.PredicateCycloneDX {
 		t.Fatalf("attestations %+v", res.Verified)
+	}
+}
+
+// brokenReferrers fails every referrers listing, as a registry that answers
+// that endpoint with an error would.
+type brokenReferrers struct{ store.Store }
+
+func (brokenReferrers) Referrers(context.Context, string, v1.Hash) ([]v1.Descriptor, error) {
+	return nil, errors.New("401 unauthorized")
+}
+
+func TestVerifyReportsUnreadablePlacesButUsesTheOthers(t *testing.T) {
+	ctx := context.Background()
+	reg := newTestRegistry(t, true)
+	img := reg.image(t, "team/app", "v1", "unreadable referrers")
+	alice := newTestKey(t, "alice")
+	broken := brokenReferrers{reg.store}
+	_, err := Verify(ctx, broken, img, trustOf(1, alice), VerifyOptions{})
+	if !errors.Is(err, ErrNotVerified) || !strings.Contains(err.Error(), "401 unauthorized") {
+		t.Fatalf("unsigned image: err = %v, want the referrers failure reported", err)
+	}
+	if _, err := Sign(ctx, reg.store, img, alice.key, SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(ctx, broken, img, trustOf(1, alice), VerifyOptions{})
+	if err != nil {
+		t.Fatalf("the .sig signature alone must do: %v", err)
+	}
+	if len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Source, "referrers") {
+		t.Fatalf("rejected %+v", res.Rejected)
 	}
 }

@@ -96,13 +96,12 @@ func Verify(ctx context.Context, r store.Reader, t Target, trust Trust, opts Ver
 	candidates := 0
 
 	tag := Tag(t.Manifest.Digest, SignatureSuffix)
+	// A place that cannot be read is reported, not fatal: signatures found
+	// elsewhere may still be enough.
 	layers, err := readTagLayers(ctx, r, t.Repo, tag, SimpleSigningMediaType)
-	switch {
-	case errors.Is(err, ErrForeignManifest):
+	if err != nil {
 		candidates++
 		res.Rejected = append(res.Rejected, Rejected{t.Name + ":" + tag, err})
-	case err != nil:
-		return nil, fmt.Errorf("verify %s: %w", t, err)
 	}
 	for i, l := range layers {
 		candidates++
@@ -113,7 +112,8 @@ func Verify(ctx context.Context, r store.Reader, t Target, trust Trust, opts Ver
 
 	bundles, err := bundleCandidates(ctx, r, t, true)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", t, err)
+		candidates++
+		res.Rejected = append(res.Rejected, Rejected{"referrers of " + t.String(), err})
 	}
 	for _, c := range bundles {
 		if c.err != nil {
@@ -167,12 +167,9 @@ func VerifyAttestations(ctx context.Context, r store.Reader, t Target, trust Tru
 
 	tag := Tag(t.Manifest.Digest, AttestationSuffix)
 	layers, err := readTagLayers(ctx, r, t.Repo, tag, DSSEMediaType)
-	switch {
-	case errors.Is(err, ErrForeignManifest):
+	if err != nil {
 		candidates++
 		res.Rejected = append(res.Rejected, Rejected{t.Name + ":" + tag, err})
-	case err != nil:
-		return nil, fmt.Errorf("verify attestations of %s: %w", t, err)
 	}
 	for i, l := range layers {
 		src := fmt.Sprintf("%s:%s layer %d", t.Name, tag, i)
@@ -188,7 +185,8 @@ func VerifyAttestations(ctx context.Context, r store.Reader, t Target, trust Tru
 
 	bundles, err := bundleCandidates(ctx, r, t, false)
 	if err != nil {
-		return nil, fmt.Errorf("verify attestations of %s: %w", t, err)
+		candidates++
+		res.Rejected = append(res.Rejected, Rejected{"referrers of " + t.String(), err})
 	}
 	for _, c := range bundles {
 		if c.err != nil {
@@ -368,12 +366,12 @@ func bundleCandidates(ctx context.Context, r store.Reader, t Target, signatures 
 		}
 		src := t.Name + "@" + d.Digest.String()
 		m, err := r.Manifest(ctx, t.Repo, d.Digest.String())
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("%w: referrer manifest", ErrLayerMissing)
+		}
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				out = append(out, envelopeCandidate{source: src, err: fmt.Errorf("%w: referrer manifest", ErrLayerMissing)})
-				continue
-			}
-			return nil, err
+			out = append(out, envelopeCandidate{source: src, err: err})
+			continue
 		}
 		var mf v1.Manifest
 		if err := json.Unmarshal(m.Body, &mf); err != nil {
