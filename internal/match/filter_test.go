@@ -2,6 +2,7 @@ package match
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -152,6 +153,32 @@ func TestParseSeverities(t *testing.T) {
 	for _, bad := range []string{"", " , ", "HIGH,severe"} {
 		if _, err := ParseSeverities(bad); err == nil {
 			t.Errorf("ParseSeverities(%q): no error", bad)
+		}
+	}
+}
+
+// TestMatchConcurrent: one Matcher (and its shared version cache) serves
+// concurrent matches; run with -race.
+func TestMatchConcurrent(t *testing.T) {
+	src := newMemSource(
+		record("GHSA-aaaa-aaaa-aaaa", []string{"CVE-2021-1"}, "npm", "a", ev("i", "0"), ev("f", "1.2.0")),
+		record("PYSEC-1", []string{"CVE-2021-2"}, "PyPI", "b", ev("i", "0"), ev("f", "2.0")),
+	)
+	m := New(src)
+	inv := inventory.Inventory{Packages: []inventory.Package{pkg(inventory.NPM, "a", "1.1.0"), pkg(inventory.PyPI, "b", "1.0")}}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			r, err := m.Match(context.Background(), inv)
+			if err == nil && len(r.Findings) != 2 {
+				err = fmt.Errorf("findings %d", len(r.Findings))
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -1,19 +1,15 @@
 package version
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // Cache remembers what Parse returned for each (scheme, string) pair, so
 // matching parses each distinct version string once however many records
 // and scans name it. It is safe for concurrent use. It holds at most
-// maxEntries results and starts afresh when full, which keeps a
+// DefaultCacheEntries results and starts afresh when full, which keeps a
 // long-running server's memory bounded.
 type Cache struct {
-	m          sync.Map // cacheKey → parsed
-	n          atomic.Int64
-	maxEntries int64
+	mu sync.RWMutex
+	m  map[cacheKey]parsed
 }
 
 type cacheKey struct {
@@ -26,26 +22,29 @@ type parsed struct {
 	err error
 }
 
-// DefaultCacheEntries bounds a Cache made by NewCache.
+// DefaultCacheEntries bounds a Cache.
 const DefaultCacheEntries = 1 << 18
 
-// NewCache returns an empty cache of DefaultCacheEntries entries.
+// NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{maxEntries: DefaultCacheEntries}
+	return &Cache{m: make(map[cacheKey]parsed)}
 }
 
 // Parse returns scheme.Parse(s), computing it once while cached.
 func (c *Cache) Parse(scheme Scheme, s string) (Version, error) {
 	k := cacheKey{scheme.Name(), s}
-	if p, ok := c.m.Load(k); ok {
-		p := p.(parsed)
+	c.mu.RLock()
+	p, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
 		return p.v, p.err
 	}
 	v, err := scheme.Parse(s)
-	if c.n.Add(1) > c.maxEntries {
-		c.m.Clear()
-		c.n.Store(1)
+	c.mu.Lock()
+	if len(c.m) >= DefaultCacheEntries {
+		clear(c.m)
 	}
-	c.m.Store(k, parsed{v, err})
+	c.m[k] = parsed{v, err}
+	c.mu.Unlock()
 	return v, err
 }
