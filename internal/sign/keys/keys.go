@@ -105,7 +105,7 @@ func ParsePrivate(data []byte, password PasswordFunc, allowUnencrypted bool) (cr
 		key, err = openEncrypted(block.Bytes, password)
 	case pkcs8PEMType, ecPEMType, rsaPEMType:
 		if !allowUnencrypted {
-			return nil, fmt.Errorf("%w (PEM %q); encrypt it with `berth key generate` or allow it explicitly", ErrUnencryptedKey, block.Type)
+			return nil, fmt.Errorf("%w (PEM %q)", ErrUnencryptedKey, block.Type)
 		}
 		key, err = parsePlainPrivate(block)
 	case encryptedPKCS8PEMType:
