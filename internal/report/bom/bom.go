@@ -123,7 +123,21 @@ func Compare(x, y *inventory.Package) int {
 		cmp.Compare(x.Analyzer, y.Analyzer),
 		cmp.Compare(x.SourceName, y.SourceName),
 		cmp.Compare(x.SourceVersion, y.SourceVersion),
+		compareBool(x.Dev, y.Dev),
+		slices.Compare(x.Licenses, y.Licenses),
+		slices.Compare(x.DependsOn, y.DependsOn),
 	)
+}
+
+func compareBool(x, y bool) int {
+	switch {
+	case x == y:
+		return 0
+	case !x:
+		return -1
+	default:
+		return 1
+	}
 }
 
 // baseRef is the purl, or for a package without one a string in the same

@@ -166,3 +166,22 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+func TestCompareIsTotalOnDistinctPackages(t *testing.T) {
+	base := inventory.Package{Ecosystem: inventory.NPM, Name: "a", Version: "1"}
+	variants := []func(p *inventory.Package){
+		func(p *inventory.Package) { p.Dev = true },
+		func(p *inventory.Package) { p.Licenses = []string{"MIT"} },
+		func(p *inventory.Package) { p.DependsOn = []string{"b"} },
+		func(p *inventory.Package) { p.Analyzer = "npm-lock" },
+		func(p *inventory.Package) { p.Locations = []string{"/x"} },
+		func(p *inventory.Package) { p.SourceName = "s" },
+	}
+	for i, v := range variants {
+		q := base
+		v(&q)
+		if Compare(&base, &q) == 0 || Compare(&base, &q) != -Compare(&q, &base) {
+			t.Errorf("variant %d: Compare does not tell the packages apart consistently", i)
+		}
+	}
+}
