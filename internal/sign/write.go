@@ -148,19 +148,37 @@ func signatureImage(layers []v1.Descriptor) (config, manifest []byte, err error)
 }
 
 // writeBundleReferrer stores a sigstore bundle as an OCI 1.1 referrer of
-// the target, in the manifest shape cosign v3 writes.
+// the target.
 func writeBundleReferrer(ctx context.Context, st store.Store, t Target, bundleJSON []byte, predicateType string, now time.Time) (Written, error) {
-	empty := []byte("{}")
-	for _, b := range [][]byte{empty, bundleJSON} {
+	for _, b := range [][]byte{emptyJSON, bundleJSON} {
 		if err := st.PutBlob(ctx, t.Repo, b); err != nil {
 			return Written{}, err
 		}
 	}
+	body, err := bundleReferrerManifest(t, bundleJSON, predicateType, now)
+	if err != nil {
+		return Written{}, err
+	}
+	d, err := st.PutManifest(ctx, t.Repo, types.OCIManifestSchema1, body)
+	if err != nil {
+		return Written{}, err
+	}
+	return Written{Target: t, Ref: t.Name + "@" + d.Digest.String(), Manifest: d}, nil
+}
+
+// emptyJSON is the content of the OCI empty descriptor.
+var emptyJSON = []byte("{}")
+
+// bundleReferrerManifest returns the manifest cosign v3 writes for a
+// bundle: artifactType the bundle media type, the empty config, one bundle
+// layer, the image as subject, and annotations naming the content and the
+// predicate type.
+func bundleReferrerManifest(t Target, bundleJSON []byte, predicateType string, now time.Time) ([]byte, error) {
 	mf := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  bundle.MediaType,
-		Config:        describe(EmptyMediaType, empty),
+		Config:        describe(EmptyMediaType, emptyJSON),
 		Layers:        []v1.Descriptor{describe(bundle.MediaType, bundleJSON)},
 		Subject:       &v1.Descriptor{MediaType: t.Manifest.MediaType, Digest: t.Manifest.Digest, Size: t.Manifest.Size},
 		Annotations: map[string]string{
@@ -171,13 +189,9 @@ func writeBundleReferrer(ctx context.Context, st store.Store, t Target, bundleJS
 	}
 	body, err := json.Marshal(mf)
 	if err != nil {
-		return Written{}, fmt.Errorf("referrer manifest: %w", err)
+		return nil, fmt.Errorf("referrer manifest: %w", err)
 	}
-	d, err := st.PutManifest(ctx, t.Repo, types.OCIManifestSchema1, body)
-	if err != nil {
-		return Written{}, err
-	}
-	return Written{Target: t, Ref: t.Name + "@" + d.Digest.String(), Manifest: d}, nil
+	return body, nil
 }
 
 func describe(mt types.MediaType, b []byte) v1.Descriptor {
