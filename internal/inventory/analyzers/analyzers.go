@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/php"
 	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/inventory/analyzers/rpm"
+	"berth.dev/berth/internal/inventory/analyzers/ruby"
 	"berth.dev/berth/internal/inventory/analyzers/rust"
 )
 
@@ -39,5 +40,7 @@ func All() []inventory.Analyzer {
 		rust.AuditableAnalyzer{},
 		php.LockAnalyzer{},
 		php.InstalledAnalyzer{},
+		ruby.GemspecAnalyzer{},
+		ruby.LockAnalyzer{},
 	}
 }
