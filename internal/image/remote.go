@@ -2,8 +2,10 @@ package image
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,6 +30,12 @@ func openRemote(ctx context.Context, src string, plat *v1.Platform, insecure boo
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithPlatform(*plat),
+	}
+	if insecure {
+		// Self-signed registries are what --insecure is for, as with crane.
+		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by --insecure
+		ropts = append(ropts, remote.WithTransport(tr))
 	}
 	img, err := remote.Image(ref, ropts...)
 	if err != nil {
