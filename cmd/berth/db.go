@@ -56,6 +56,7 @@ func newDBUpdateCmd(resolve func() (string, error)) *cobra.Command {
                                      or a folder of <ECOSYSTEM>/all.zip
   debian-tracker:[URL|PATH]         the Debian security tracker (data/DSA/list, data/DLA/list)
   alpine-secdb:[URL|PATH]           the Alpine secdb in JSON (<branch>/<repo>.json)
+  nodejs-wg:URL|PATH                the Node.js security WG vuln.zip (npm advisories)
   oci://REF                         a database pushed with 'berth db push' (alone)
 
 Downloads are conditional (a 304 reuses the previous copy) and verified; the

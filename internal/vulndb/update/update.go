@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/internal/vulndb/source"
 	"berth.dev/berth/internal/vulndb/source/alpine"
 	"berth.dev/berth/internal/vulndb/source/debian"
+	"berth.dev/berth/internal/vulndb/source/nodejs"
 	"berth.dev/berth/internal/vulndb/source/osvfeed"
 )
 
@@ -30,6 +31,7 @@ const (
 	PrefixOSV           = "osv:"
 	PrefixDebianTracker = "debian-tracker:"
 	PrefixAlpineSecDB   = "alpine-secdb:"
+	PrefixNodeJSWG      = "nodejs-wg:"
 	PrefixOCI           = "oci://"
 )
 
@@ -43,6 +45,7 @@ var DefaultSources = []string{osvfeed.DefaultBase}
 //	debian-tracker:URL|PATH                         Debian security tracker (data/DSA/list, data/DLA/list)
 //	debian-tracker:                                 … at its default location
 //	alpine-secdb:URL|PATH, alpine-secdb:            Alpine secdb JSON (<branch>/<repo>.json)
+//	nodejs-wg:URL|PATH                              Node.js security WG vuln.zip (npm advisories)
 //
 // oci:// specs are not sources but whole prebuilt DBs; see Options.
 func ParseSource(spec string) (source.Source, error) {
@@ -62,6 +65,12 @@ func ParseSource(spec string) (source.Source, error) {
 		return debian.New(arg(PrefixDebianTracker, debian.DefaultBase)), nil
 	case strings.HasPrefix(spec, PrefixAlpineSecDB):
 		return alpine.New(arg(PrefixAlpineSecDB, alpine.DefaultBase)), nil
+	case strings.HasPrefix(spec, PrefixNodeJSWG):
+		a := arg(PrefixNodeJSWG, "")
+		if a == "" {
+			return nil, errors.New("--source nodejs-wg: needs the URL or path of vuln.zip")
+		}
+		return nodejs.New(a), nil
 	case strings.HasPrefix(spec, PrefixOSV):
 		return osvfeed.New(arg(PrefixOSV, osvfeed.DefaultBase)), nil
 	case source.IsRemote(spec), strings.HasPrefix(spec, "file://"):

@@ -15,6 +15,7 @@ import (
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/source/alpine"
 	"berth.dev/berth/internal/vulndb/source/debian"
+	"berth.dev/berth/internal/vulndb/source/nodejs"
 	"berth.dev/berth/internal/vulndb/source/osvfeed"
 	"berth.dev/berth/internal/vulndb/update"
 	"berth.dev/berth/internal/vulndb/vulndbtest"
@@ -36,6 +37,7 @@ func upstreamSources(srv *vulndbtest.Server) []string {
 		srv.URL + "/osv",
 		"debian-tracker:" + srv.URL + "/debian-tracker",
 		"alpine-secdb:" + srv.URL + "/alpine-secdb",
+		"nodejs-wg:" + srv.URL + "/nodejs-security-wg/vuln.zip",
 	}
 }
 
@@ -63,7 +65,7 @@ func TestUpdateOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(info.Sources) != 3 || info.Records < 16000 {
+	if len(info.Sources) != 4 || info.Records < 17000 {
 		t.Errorf("info: %d sources, %d records", len(info.Sources), info.Records)
 	}
 	for _, eco := range []string{"Go", "PyPI", "npm", "Maven", "Debian:11", "Debian:10", "Alpine:v3.10"} {
@@ -86,6 +88,7 @@ func TestUpdateOverHTTP(t *testing.T) {
 		{"Debian:11", "xorg-server", "DSA-5380-1"},
 		{"Debian:10", "xorg-server", "DLA-3372-1"},
 		{"Alpine:v3.10", "ansible", "ALPINE-CVE-2019-10206"},
+		{"npm", "bassmaster", "NSWG-ECO-1"},
 	}
 	for _, k := range known {
 		if ids := lookup(t, db, k.eco, k.name); !slices.Contains(ids, k.id) {
@@ -260,6 +263,7 @@ func TestParseSource(t *testing.T) {
 		{"debian-tracker:/srv/tracker", debian.New("/srv/tracker").Name()},
 		{"alpine-secdb:", alpine.New(alpine.DefaultBase).Name()},
 		{"alpine-secdb:https://secdb.example", alpine.New("https://secdb.example").Name()},
+		{"nodejs-wg:/srv/vuln.zip", nodejs.New("/srv/vuln.zip").Name()},
 	}
 	for _, tt := range tests {
 		s, err := update.ParseSource(tt.spec)
@@ -271,7 +275,7 @@ func TestParseSource(t *testing.T) {
 			t.Errorf("ParseSource(%q) = %s, want %s", tt.spec, s.Name(), tt.want)
 		}
 	}
-	for _, bad := range []string{"", "ftp://x/y", "oci://reg/db:1"} {
+	for _, bad := range []string{"", "ftp://x/y", "oci://reg/db:1", "nodejs-wg:"} {
 		if _, err := update.ParseSource(bad); err == nil {
 			t.Errorf("ParseSource(%q) succeeded", bad)
 		}
