@@ -71,6 +71,15 @@ var debianReleases = map[string]string{
 // package, which the distro trackers version, never carries it.
 var binNMU = regexp.MustCompile(`\+b[0-9]+$`)
 
+// unmatchable says why packages of an ecosystem cannot be matched; the
+// matcher reports each reason once with the packages it concerns.
+type unmatchable struct {
+	eco    inventory.Ecosystem
+	reason string
+}
+
+func (u unmatchable) Error() string { return string(u.eco) + " packages: " + u.reason }
+
 // targetFor maps an inventory package (and the image's distro) to how its
 // vulnerabilities are looked up. The error says why a package cannot be
 // matched at all; the caller reports it rather than dropping it silently.
@@ -100,7 +109,7 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 		ver = p.Version
 	}
 	if d == nil || d.ID == "" {
-		return target{}, fmt.Errorf("%s package %s: the image's distro is unknown, so no vulnerability feed applies", p.Ecosystem, p.Name)
+		return target{}, unmatchable{p.Ecosystem, "the image's distro is unknown, so no vulnerability feed applies"}
 	}
 	t := target{name: name, version: ver, distro: true}
 	switch p.Ecosystem {
@@ -114,12 +123,12 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 				rel = debianReleases[d.Codename]
 			}
 			if rel == "" {
-				return target{}, fmt.Errorf("deb package %s: Debian release of %q unknown", p.Name, d.PrettyName)
+				return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("Debian release of %q unknown", d.PrettyName)}
 			}
 			t.ecosystems = []string{"Debian:" + rel}
 		case "ubuntu":
 			if d.VersionID == "" {
-				return target{}, fmt.Errorf("deb package %s: Ubuntu release unknown", p.Name)
+				return target{}, unmatchable{p.Ecosystem, "Ubuntu release unknown"}
 			}
 			// OSV marks LTS releases with a suffix; the feed may or may not.
 			t.ecosystems = []string{"Ubuntu:" + d.VersionID + ":LTS", "Ubuntu:" + d.VersionID}
@@ -130,7 +139,7 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 		case "alpine":
 			mm := majorMinorOf(d.VersionID)
 			if mm == "" {
-				return target{}, fmt.Errorf("apk package %s: Alpine release of %q unknown", p.Name, d.VersionID)
+				return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("Alpine release of %q unknown", d.VersionID)}
 			}
 			t.ecosystems = []string{"Alpine:v" + mm}
 		case "wolfi":
@@ -156,7 +165,7 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 		}
 	}
 	if len(t.ecosystems) == 0 {
-		return target{}, fmt.Errorf("%s package %s: no vulnerability feed for distro %s %s", p.Ecosystem, p.Name, d.ID, d.VersionID)
+		return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("no vulnerability feed for distro %s %s", d.ID, d.VersionID)}
 	}
 	return t, nil
 }

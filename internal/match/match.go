@@ -8,6 +8,7 @@ package match
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -126,11 +127,23 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 	}
 	var work []pending
 	total := 0
+	var skipped []unmatchable
+	skippedNames := make(map[unmatchable][]string)
 	for i := range pkgs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		p := &pkgs[i]
 		t, err := targetFor(*p, inv.Distro)
 		if err != nil {
-			r.Warnings = append(r.Warnings, err.Error())
+			var u unmatchable
+			if !errors.As(err, &u) {
+				u = unmatchable{p.Ecosystem, err.Error()}
+			}
+			if _, ok := skippedNames[u]; !ok {
+				skipped = append(skipped, u)
+			}
+			skippedNames[u] = append(skippedNames[u], p.Name)
 			continue
 		}
 		var recs []*osv.Vulnerability
@@ -152,6 +165,14 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 			work = append(work, pending{pkg: p, t: t, groups: g})
 			total += len(g)
 		}
+	}
+	for _, u := range skipped {
+		names := skippedNames[u]
+		list := strings.Join(names[:min(len(names), 5)], ", ")
+		if len(names) > 5 {
+			list += ", …"
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d %s packages not matched (%s): %s", len(names), u.eco, list, u.reason))
 	}
 	r.Findings = make([]Finding, 0, total)
 	for _, w := range work {

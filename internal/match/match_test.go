@@ -302,12 +302,18 @@ func TestAlpineSecdb(t *testing.T) {
 func TestUnmatchablePackagesAreReported(t *testing.T) {
 	r, err := New(newMemSource()).Match(context.Background(), inventory.Inventory{Packages: []inventory.Package{
 		debPkg("bash", "5.2.15-2+b2", "bash", "5.2.15-2"),
+		debPkg("coreutils", "9.1-1", "", ""),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "bash") {
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "2 deb packages not matched (bash, coreutils): the image's distro is unknown") {
 		t.Errorf("warnings %v", r.Warnings)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := New(newMemSource()).Match(ctx, inventory.Inventory{Packages: []inventory.Package{pkg(inventory.NPM, "a", "1.0.0")}}); err == nil {
+		t.Errorf("cancelled match: no error")
 	}
 }
 
