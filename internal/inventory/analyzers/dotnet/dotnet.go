@@ -1,0 +1,126 @@
+// Package dotnet finds NuGet packages in .NET applications, from the
+// <app>.deps.json file the SDK writes beside every published app.
+package dotnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"berth.dev/berth/internal/inventory"
+)
+
+// Analyzer reads *.deps.json files.
+type Analyzer struct{}
+
+// Name implements inventory.Analyzer.
+func (Analyzer) Name() string { return "dotnet-deps" }
+
+// Version implements inventory.Analyzer.
+func (Analyzer) Version() int { return 1 }
+
+// Required implements inventory.Analyzer.
+func (Analyzer) Required(p string, info fs.FileInfo) bool {
+	return info.Mode().IsRegular() && isDepsJSON(p)
+}
+
+func isDepsJSON(p string) bool { return strings.HasSuffix(p, ".deps.json") }
+
+// Analyze implements inventory.Analyzer.
+func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
+	res := &inventory.Result{}
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !isDepsJSON(p) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := fs.ReadFile(files, p)
+		if err != nil {
+			return fmt.Errorf("read /%s: %w", p, err)
+		}
+		pkgs, err := ParseDepsJSON(data, "/"+p, a.Name())
+		if err != nil {
+			res.Warns = append(res.Warns, fmt.Sprintf("/%s: %v", p, err))
+			return nil
+		}
+		if len(pkgs) > 0 {
+			res.Sets = append(res.Sets, inventory.PackageSet{Origin: p, Packages: pkgs})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dotnet-deps: %w", err)
+	}
+	return res, nil
+}
+
+type depsFile struct {
+	// Targets maps a target framework to its "Name/Version" entries.
+	Targets map[string]map[string]struct {
+		Dependencies map[string]string `json:"dependencies"`
+	} `json:"targets"`
+	Libraries map[string]struct {
+		Type string `json:"type"`
+	} `json:"libraries"`
+}
+
+// ParseDepsJSON reads the libraries of type "package" (from NuGet); the
+// application's own projects and framework references are not packages.
+// Dependency edges come from the targets section.
+func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package, error) {
+	var deps depsFile
+	if err := json.Unmarshal(data, &deps); err != nil {
+		return nil, fmt.Errorf("parse deps.json: %w", err)
+	}
+	if deps.Libraries == nil {
+		return nil, errors.New("not a deps.json: no libraries")
+	}
+	edges := map[string]map[string]bool{}
+	for _, target := range deps.Targets {
+		for key, entry := range target {
+			for dep := range entry.Dependencies {
+				if edges[key] == nil {
+					edges[key] = map[string]bool{}
+				}
+				edges[key][dep] = true
+			}
+		}
+	}
+	keys := make([]string, 0, len(deps.Libraries))
+	for k := range deps.Libraries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var pkgs []inventory.Package
+	for _, key := range keys {
+		if !strings.EqualFold(deps.Libraries[key].Type, "package") {
+			continue
+		}
+		name, version, ok := strings.Cut(key, "/")
+		if !ok || name == "" || version == "" {
+			return nil, fmt.Errorf("library %q is not Name/Version", key)
+		}
+		p := inventory.Package{
+			Ecosystem: inventory.NuGet,
+			Name:      name,
+			Version:   version,
+			Locations: []string{location},
+			Analyzer:  analyzer,
+		}
+		for dep := range edges[key] {
+			p.DependsOn = append(p.DependsOn, dep)
+		}
+		sort.Strings(p.DependsOn)
+		pkgs = append(pkgs, p)
+	}
+	return pkgs, nil
+}

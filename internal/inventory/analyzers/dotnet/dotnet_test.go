@@ -1,0 +1,112 @@
+package dotnet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestGolden(t *testing.T) {
+	res, err := Analyzer{}.Analyze(context.Background(), os.DirFS("testdata/app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("result differs from %s (run with -update to accept):\n%s", golden, got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	good, err := os.ReadFile("testdata/app/Shop.deps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"truncated":    good[:len(good)/2],
+		"no libraries": []byte(`{"runtimeTarget": {}}`),
+		"bad key":      []byte(`{"libraries": {"NoVersion": {"type": "package"}}}`),
+	} {
+		files := fstest.MapFS{"app/Shop.deps.json": {Data: good}, "bad/Bad.deps.json": {Data: data}}
+		res, err := Analyzer{}.Analyze(context.Background(), files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Warns) != 1 || !strings.HasPrefix(res.Warns[0], "/bad/Bad.deps.json: ") {
+			t.Errorf("%s: warnings = %q", name, res.Warns)
+		}
+		if len(res.Sets) != 1 || res.Sets[0].Origin != "app/Shop.deps.json" {
+			t.Errorf("%s: sets = %+v", name, res.Sets)
+		}
+	}
+}
+
+func TestRequired(t *testing.T) {
+	tests := []struct {
+		path string
+		mode fs.FileMode
+		want bool
+	}{
+		{"app/Shop.deps.json", 0o644, true},
+		{"app/Shop.runtimeconfig.json", 0o644, false},
+		{"app/deps.json", 0o644, false},
+		{"app/Shop.deps.json", fs.ModeSymlink, false},
+	}
+	for _, tt := range tests {
+		if got := (Analyzer{}).Required(tt.path, fileInfo{mode: tt.mode}); got != tt.want {
+			t.Errorf("Required(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseDepsJSON(f *testing.F) {
+	b, err := os.ReadFile("testdata/app/Shop.deps.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := ParseDepsJSON(data, "/x", "fuzz")
+		if err != nil && pkgs != nil {
+			t.Fatal("packages returned with an error")
+		}
+		for _, p := range pkgs {
+			if p.Name == "" || p.Version == "" {
+				t.Fatalf("package without name or version: %+v", p)
+			}
+		}
+	})
+}
+
+type fileInfo struct{ mode fs.FileMode }
+
+func (f fileInfo) Name() string       { return "x" }
+func (f fileInfo) Size() int64        { return 100 }
+func (f fileInfo) Mode() fs.FileMode  { return f.mode }
+func (f fileInfo) ModTime() time.Time { return time.Time{} }
+func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }
+func (f fileInfo) Sys() any           { return nil }
