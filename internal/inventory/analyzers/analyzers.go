@@ -6,6 +6,7 @@ package analyzers
 import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/apk"
+	"berth.dev/berth/internal/inventory/analyzers/dotnet"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/java"
@@ -42,5 +43,6 @@ func All() []inventory.Analyzer {
 		php.InstalledAnalyzer{},
 		ruby.GemspecAnalyzer{},
 		ruby.LockAnalyzer{},
+		dotnet.Analyzer{},
 	}
 }
