@@ -214,7 +214,8 @@ func (a *aggregator) add(db *SecDB, sink source.Sink) {
 					continue
 				}
 				v.Affected = append(v.Affected, osv.Affected{
-					Package: osv.Package{Ecosystem: eco, Name: name, PURL: "pkg:apk/alpine/" + name},
+					// secdb names origin (source) packages: no purl.
+					Package: osv.Package{Ecosystem: eco, Name: name},
 					Ranges: []osv.Range{{Type: osv.RangeEcosystem, Events: []osv.Event{
 						{Introduced: "0"}, {Fixed: fixed},
 					}}},

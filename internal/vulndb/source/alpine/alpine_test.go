@@ -99,7 +99,7 @@ func TestParseRejects(t *testing.T) {
 
 func entry(eco, name, fixed string) osv.Affected {
 	return osv.Affected{
-		Package: osv.Package{Ecosystem: eco, Name: name, PURL: "pkg:apk/alpine/" + name},
+		Package: osv.Package{Ecosystem: eco, Name: name},
 		Ranges:  []osv.Range{{Type: osv.RangeEcosystem, Events: []osv.Event{{Introduced: "0"}, {Fixed: fixed}}}},
 	}
 }

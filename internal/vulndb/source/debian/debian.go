@@ -203,12 +203,10 @@ func parseDetail(v *osv.Vulnerability, line string) error {
 		return fmt.Errorf("unknown Debian release %q", codename)
 	}
 	a := osv.Affected{
-		Package: osv.Package{
-			Ecosystem: "Debian:" + release,
-			Name:      pkg,
-			PURL:      "pkg:deb/debian/" + pkg + "?distro=" + codename,
-		},
-		Ranges: []osv.Range{{Type: osv.RangeEcosystem, Events: []osv.Event{{Introduced: "0"}}}},
+		// The tracker names source packages; like osv.dev, no purl, which
+		// would name a binary package.
+		Package: osv.Package{Ecosystem: "Debian:" + release, Name: pkg},
+		Ranges:  []osv.Range{{Type: osv.RangeEcosystem, Events: []osv.Event{{Introduced: "0"}}}},
 	}
 	switch {
 	case version == "<not-affected>":

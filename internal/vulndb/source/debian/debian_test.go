@@ -48,20 +48,20 @@ func TestParse(t *testing.T) {
 			name: "fixed in two releases",
 			list: "[01 Apr 2023] DSA-9-1 curl - security update\n\t{CVE-1 CVE-2}\n\t[bullseye] - curl 7.74.0-1.3+deb11u7\n\t[buster] - curl 7.64.0-4+deb10u5\n",
 			want: map[string][]osv.Affected{"DSA-9-1": {
-				affected("Debian:11", "curl", "bullseye", "7.74.0-1.3+deb11u7"),
-				affected("Debian:10", "curl", "buster", "7.64.0-4+deb10u5"),
+				affected("Debian:11", "curl", "7.74.0-1.3+deb11u7"),
+				affected("Debian:10", "curl", "7.64.0-4+deb10u5"),
 			}},
 			aliases: map[string][]string{"DSA-9-1": {"CVE-1", "CVE-2"}},
 		},
 		{
 			name: "not affected release is left out",
 			list: "[01 Apr 2023] DLA-1-1 pkg - security update\n\t[stretch] - pkg <not-affected> (vulnerable code not present)\n\t[buster] - pkg 1.0-1+deb10u1\n",
-			want: map[string][]osv.Affected{"DLA-1-1": {affected("Debian:10", "pkg", "buster", "1.0-1+deb10u1")}},
+			want: map[string][]osv.Affected{"DLA-1-1": {affected("Debian:10", "pkg", "1.0-1+deb10u1")}},
 		},
 		{
 			name: "end of life keeps every version affected",
 			list: "[01 Apr 2014] DSA-2-1 linux - security update\n        [squeeze] - linux-2.6 <end-of-life>\n",
-			want: map[string][]osv.Affected{"DSA-2-1": {affected("Debian:6", "linux-2.6", "squeeze", "")}},
+			want: map[string][]osv.Affected{"DSA-2-1": {affected("Debian:6", "linux-2.6", "")}},
 		},
 		{
 			name:    "announcement without packages is skipped",
@@ -72,7 +72,7 @@ func TestParse(t *testing.T) {
 		{
 			name: "unknown release and garbage lines are counted, the rest kept",
 			list: "[01 Apr 2023] DSA-3-1 x - y\n\t[sid] - x 1.0\n\tgarbage\n\t[buster] - x 1.0\nnot a header\n\t[buster] - orphan 1\n",
-			want: map[string][]osv.Affected{"DSA-3-1": {affected("Debian:10", "x", "buster", "1.0")}},
+			want: map[string][]osv.Affected{"DSA-3-1": {affected("Debian:10", "x", "1.0")}},
 			skipped: map[string]int{
 				`unknown Debian release "sid"`: 1,
 				"unreadable release line":      1,
@@ -133,13 +133,13 @@ func TestStatusKept(t *testing.T) {
 	}
 }
 
-func affected(eco, name, codename, fixed string) osv.Affected {
+func affected(eco, name, fixed string) osv.Affected {
 	events := []osv.Event{{Introduced: "0"}}
 	if fixed != "" {
 		events = append(events, osv.Event{Fixed: fixed})
 	}
 	return osv.Affected{
-		Package: osv.Package{Ecosystem: eco, Name: name, PURL: "pkg:deb/debian/" + name + "?distro=" + codename},
+		Package: osv.Package{Ecosystem: eco, Name: name},
 		Ranges:  []osv.Range{{Type: osv.RangeEcosystem, Events: events}},
 	}
 }
