@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -191,6 +192,26 @@ func (db *DB) Vulnerability(ctx context.Context, id string) (*osv.Vulnerability,
 		return nil, fmt.Errorf("vulnerability %s: %w", id, err)
 	}
 	return v, nil
+}
+
+// Size is the number of bytes WriteTo writes.
+func (db *DB) Size() int64 {
+	var n int64
+	db.bdb.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// WriteTo writes a copy of the DB file to w. An installed DB file is never
+// changed in place (updates replace it), so the copy is consistent with
+// Size and Info.
+func (db *DB) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bdb.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // Check walks the whole file and reports any inconsistency in it.

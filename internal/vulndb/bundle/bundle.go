@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	bolt "go.etcd.io/bbolt"
 
 	"berth.dev/berth/internal/vulndb"
 )
@@ -55,46 +54,31 @@ func Export(ctx context.Context, dir string, w io.Writer, now time.Time) (*Manif
 	if err != nil {
 		return nil, err
 	}
-	info := db.Info()
+	defer db.Close()
 	if err := db.Check(); err != nil {
-		db.Close()
 		return nil, err
 	}
-	db.Close()
-
-	// A read transaction gives a consistent snapshot even if an update
-	// swaps the file meanwhile (the old inode stays readable).
-	bdb, err := bolt.Open(vulndb.Path(dir), 0o444, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	defer bdb.Close()
+	info := db.Info()
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		return nil, err
 	}
+	defer zw.Close()
 	tw := tar.NewWriter(zw)
 	m := &Manifest{Format: Format, Created: now.UTC(), Info: info}
-	err = bdb.View(func(tx *bolt.Tx) error {
-		size := tx.Size()
-		if err := tw.WriteHeader(&tar.Header{Name: vulndb.FileName, Mode: 0o644, Size: size, ModTime: info.UpdatedAt, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		h := sha256.New()
-		n, err := tx.WriteTo(io.MultiWriter(tw, h, ctxWriter{ctx}))
-		if err != nil {
-			return err
-		}
-		if n != size {
-			return fmt.Errorf("wrote %d of %d bytes", n, size)
-		}
-		m.Files = append(m.Files, File{Name: vulndb.FileName, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
-		return nil
-	})
-	if err != nil {
-		zw.Close()
+	size := db.Size()
+	if err := tw.WriteHeader(&tar.Header{Name: vulndb.FileName, Mode: 0o644, Size: size, ModTime: info.UpdatedAt, Typeflag: tar.TypeReg}); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	h := sha256.New()
+	n, err := db.WriteTo(io.MultiWriter(tw, h, ctxWriter{ctx}))
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	if n != size {
+		return nil, fmt.Errorf("export: wrote %d of %d bytes", n, size)
+	}
+	m.Files = append(m.Files, File{Name: vulndb.FileName, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err

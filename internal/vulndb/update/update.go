@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
 	// A cancellation that arrived after the last read still means the user
 	// asked for no change.
 	if err := ctx.Err(); err != nil {
-		b.Abort()
+		os.Remove(tmp)
 		return nil, fmt.Errorf("update failed, previous database kept: %w", err)
 	}
 	info, err := ws.Install(tmp)
