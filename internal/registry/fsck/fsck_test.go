@@ -1,0 +1,160 @@
+package fsck_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/blob/filesystem"
+	"berth.dev/berth/internal/meta/sqlite"
+	"berth.dev/berth/internal/registry"
+	"berth.dev/berth/internal/registry/fsck"
+)
+
+// setup pushes one image through a real registry and returns the data
+// directory with the stores closed, plus the image's parts.
+func setup(t *testing.T) (dir string, config, layer []byte, manifest digest.Digest) {
+	t.Helper()
+	dir = t.TempDir()
+	bs, err := filesystem.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Options{Blobs: bs, Meta: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	defer ms.Close()
+	config, layer = []byte(`{"os":"linux"}`), bytes.Repeat([]byte("layer"), 100)
+	for _, b := range [][]byte{config, layer} {
+		resp, err := http.Post(srv.URL+"/v2/r/blobs/uploads/?digest="+digest.FromBytes(b).String(), "application/octet-stream", bytes.NewReader(b))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("push blob: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		digest.FromBytes(config).String() + `","size":` + strconv.Itoa(len(config)) + `},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` +
+		digest.FromBytes(layer).String() + `","size":` + strconv.Itoa(len(layer)) + `}]}`)
+	req, _ := http.NewRequest("PUT", srv.URL+"/v2/r/manifests/v1", bytes.NewReader(m))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push manifest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	return dir, config, layer, digest.FromBytes(m)
+}
+
+func check(t *testing.T, dir string, opts fsck.Options) fsck.Report {
+	t.Helper()
+	bs, err := filesystem.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	rep, err := fsck.Run(context.Background(), ms, bs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func blobPath(dir string, d digest.Digest) string {
+	return filepath.Join(dir, "blobs", "sha256", d.Encoded()[:2], d.Encoded())
+}
+
+func kinds(rep fsck.Report) []string {
+	var out []string
+	for _, p := range rep.Problems {
+		out = append(out, p.Kind)
+	}
+	return out
+}
+
+func TestCleanStore(t *testing.T) {
+	dir, _, _, _ := setup(t)
+	rep := check(t, dir, fsck.Options{})
+	if len(rep.Problems) != 0 || rep.Blobs != 2 || rep.Manifests != 1 {
+		t.Errorf("clean store: %+v", rep)
+	}
+}
+
+func TestFindsProblems(t *testing.T) {
+	tests := []struct {
+		name      string
+		damage    func(t *testing.T, dir string, config, layer []byte, m digest.Digest)
+		opts      fsck.Options
+		want      []string
+		wantStray int
+	}{
+		{"corrupt blob content", func(t *testing.T, dir string, _, layer []byte, _ digest.Digest) {
+			bad := bytes.ToUpper(layer)
+			if err := os.WriteFile(blobPath(dir, digest.FromBytes(layer)), bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, fsck.Options{}, []string{fsck.KindCorruptBlob}, 0},
+		{"same corruption, sizes only", func(t *testing.T, dir string, _, layer []byte, _ digest.Digest) {
+			os.WriteFile(blobPath(dir, digest.FromBytes(layer)), bytes.ToUpper(layer), 0o644)
+		}, fsck.Options{SkipContent: true}, nil, 0},
+		{"truncated blob", func(t *testing.T, dir string, _, layer []byte, _ digest.Digest) {
+			os.WriteFile(blobPath(dir, digest.FromBytes(layer)), layer[:10], 0o644)
+		}, fsck.Options{SkipContent: true}, []string{fsck.KindSizeMismatch}, 0},
+		{"missing config", func(t *testing.T, dir string, config, _ []byte, _ digest.Digest) {
+			os.Remove(blobPath(dir, digest.FromBytes(config)))
+		}, fsck.Options{}, []string{fsck.KindMissingBlob, fsck.KindMissingBlob}, 0},
+		{"corrupt manifest bytes", func(t *testing.T, dir string, _, _ []byte, m digest.Digest) {
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "meta.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("UPDATE manifests SET content = CAST('{}' AS BLOB) WHERE digest = ?", m.String()); err != nil {
+				t.Fatal(err)
+			}
+		}, fsck.Options{}, []string{fsck.KindCorruptManifest}, 0},
+		{"stray file is garbage, not a problem", func(t *testing.T, dir string, _, _ []byte, _ digest.Digest) {
+			stray := []byte("stray")
+			p := blobPath(dir, digest.FromBytes(stray))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, stray, 0o644)
+		}, fsck.Options{}, nil, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, config, layer, m := setup(t)
+			tc.damage(t, dir, config, layer, m)
+			rep := check(t, dir, tc.opts)
+			if rep.StrayFiles != tc.wantStray {
+				t.Errorf("stray files %d, want %d", rep.StrayFiles, tc.wantStray)
+			}
+			got := kinds(rep)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %v, want %v", rep.Problems, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("problem %d is %s, want %s", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}

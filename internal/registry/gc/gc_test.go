@@ -1,0 +1,393 @@
+package gc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/blob/filesystem"
+	"berth.dev/berth/internal/meta/sqlite"
+	"berth.dev/berth/internal/registry"
+	"berth.dev/berth/internal/registry/event"
+	"berth.dev/berth/internal/registry/fsck"
+	"berth.dev/berth/internal/registry/gc"
+)
+
+type env struct {
+	t      *testing.T
+	url    string
+	reg    *registry.Registry
+	blobs  *filesystem.Store
+	meta   *sqlite.Store
+	events *events
+}
+
+type events struct {
+	mu   sync.Mutex
+	list []event.Event
+}
+
+func (e *events) Notify(_ context.Context, ev event.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, ev)
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	bs, err := filesystem.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Options{Blobs: bs, Meta: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(func() { srv.Close(); ms.Close() })
+	return &env{t: t, url: srv.URL, reg: reg, blobs: bs, meta: ms, events: &events{}}
+}
+
+func (e *env) do(method, path string, body []byte, headers ...string) (int, http.Header, []byte) {
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Error(err)
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func (e *env) pushBlob(repo string, content []byte) (digest.Digest, int) {
+	d := digest.FromBytes(content)
+	status, _, _ := e.do("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), content)
+	return d, status
+}
+
+// manifest builds an image manifest over a config and layers, with an
+// optional subject.
+func manifest(config []byte, layers [][]byte, subject []byte) []byte {
+	desc := func(mt string, b []byte) string {
+		return `{"mediaType":"` + mt + `","digest":"` + digest.FromBytes(b).String() + `","size":` + strconv.Itoa(len(b)) + `}`
+	}
+	var ls []string
+	for _, l := range layers {
+		ls = append(ls, desc("application/vnd.oci.image.layer.v1.tar", l))
+	}
+	m := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` +
+		desc("application/vnd.oci.image.config.v1+json", config) + `,"layers":[` + strings.Join(ls, ",") + `]`
+	if subject != nil {
+		m += `,"subject":` + desc("application/vnd.oci.image.manifest.v1+json", subject)
+	}
+	return []byte(m + "}")
+}
+
+type pushed struct {
+	manifest []byte
+	blobs    [][]byte
+}
+
+// push uploads blobs and the manifest under ref; it reports the manifest
+// PUT's status.
+func (e *env) push(repo, ref string, p pushed) int {
+	for _, b := range p.blobs {
+		if _, status := e.pushBlob(repo, b); status != http.StatusCreated {
+			return status
+		}
+	}
+	status, _, _ := e.do("PUT", "/v2/"+repo+"/manifests/"+ref, p.manifest, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	return status
+}
+
+func image(seed string, shared []byte) pushed {
+	config := []byte(`{"seed":"` + seed + `"}`)
+	layer := []byte("layer " + seed)
+	layers := [][]byte{layer}
+	if shared != nil {
+		layers = append(layers, shared)
+	}
+	return pushed{manifest: manifest(config, layers, nil), blobs: append([][]byte{config}, layers...)}
+}
+
+func (e *env) run(untagged bool, grace time.Duration) gc.Report {
+	e.t.Helper()
+	rep, err := gc.Run(context.Background(), e.meta, e.blobs, gc.Options{
+		Untagged: untagged, Grace: grace, UploadTTL: 24 * time.Hour,
+		Notifier: event.Notifiers{e.reg, e.events}, LockUpload: e.reg.LockUpload,
+	})
+	if err != nil {
+		e.t.Fatalf("gc: %v", err)
+	}
+	return rep
+}
+
+func (e *env) blobExists(d digest.Digest) bool {
+	_, err := e.blobs.Stat(context.Background(), d)
+	return err == nil
+}
+
+func (e *env) checkClean() {
+	e.t.Helper()
+	rep, err := fsck.Run(context.Background(), e.meta, e.blobs, fsck.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		e.t.Errorf("fsck: %s", p)
+	}
+}
+
+func TestUnreferencedBlobsSurviveTheGracePeriod(t *testing.T) {
+	e := newEnv(t)
+	d, _ := e.pushBlob("r", []byte("pushed, manifest not yet"))
+	if rep := e.run(true, time.Hour); rep.Blobs != 0 || rep.BlobLinks != 0 || !e.blobExists(d) {
+		t.Fatalf("a blob within the grace period was collected: %+v", rep)
+	}
+	status, _, _ := e.do("HEAD", "/v2/r/blobs/"+d.String(), nil)
+	if status != http.StatusOK {
+		t.Errorf("blob HEAD after gc = %d", status)
+	}
+	rep := e.run(true, 0)
+	if rep.BlobLinks != 1 || rep.Blobs != 1 || e.blobExists(d) {
+		t.Errorf("an unreferenced blob past the grace period survived: %+v", rep)
+	}
+	if rep.Repositories != 1 {
+		t.Errorf("the emptied repository was not pruned: %+v", rep)
+	}
+	e.checkClean()
+}
+
+func TestUntaggedManifests(t *testing.T) {
+	e := newEnv(t)
+	shared := []byte("shared base layer")
+	keep, drop := image("keep", shared), image("drop", shared)
+	if e.push("r", "v1", keep) != http.StatusCreated || e.push("r", "tmp", drop) != http.StatusCreated {
+		t.Fatal("push failed")
+	}
+	dropDigest := digest.FromBytes(drop.manifest)
+	if status, _, _ := e.do("DELETE", "/v2/r/manifests/tmp", nil); status != http.StatusAccepted {
+		t.Fatal("tag delete failed")
+	}
+	// Cache the untagged manifest, to check the collector's events reach it.
+	e.do("GET", "/v2/r/manifests/"+dropDigest.String(), nil)
+
+	if rep := e.run(false, 0); rep.Manifests != 0 {
+		t.Errorf("untagged manifest collected without Untagged: %+v", rep)
+	}
+	rep := e.run(true, 0)
+	if rep.Manifests != 1 {
+		t.Errorf("collected %d manifests, want the untagged one", rep.Manifests)
+	}
+	if status, _, _ := e.do("GET", "/v2/r/manifests/"+dropDigest.String(), nil); status != http.StatusNotFound {
+		t.Errorf("collected manifest still served (%d): the cache missed the event", status)
+	}
+	for _, b := range drop.blobs {
+		if e.blobExists(digest.FromBytes(b)) != bytes.Equal(b, shared) {
+			t.Errorf("blob %q: exists=%v", b, e.blobExists(digest.FromBytes(b)))
+		}
+	}
+	for _, b := range keep.blobs {
+		status, _, got := e.do("GET", "/v2/r/blobs/"+digest.FromBytes(b).String(), nil)
+		if status != http.StatusOK || !bytes.Equal(got, b) {
+			t.Errorf("blob of the tagged image: %d", status)
+		}
+	}
+	var deleted []digest.Digest
+	for _, ev := range e.events.list {
+		if ev.Kind == event.ManifestDeleted {
+			deleted = append(deleted, ev.Digest)
+		}
+	}
+	if len(deleted) != 1 || deleted[0] != dropDigest {
+		t.Errorf("deletion events for %v", deleted)
+	}
+	e.checkClean()
+}
+
+func TestReferrersLiveAndDieWithTheirSubject(t *testing.T) {
+	e := newEnv(t)
+	subject := image("subject", nil)
+	if e.push("r", "v1", subject) != http.StatusCreated {
+		t.Fatal("push subject")
+	}
+	sigLayer := []byte("signature payload")
+	sbomLayer := []byte("sbom document")
+	emptyConfig := []byte("{}")
+	sig := pushed{manifest: manifest(emptyConfig, [][]byte{sigLayer}, subject.manifest), blobs: [][]byte{emptyConfig, sigLayer}}
+	sbom := pushed{manifest: manifest(emptyConfig, [][]byte{sbomLayer}, subject.manifest), blobs: [][]byte{emptyConfig, sbomLayer}}
+	// A cosign-style signature: no subject field, a sha256-<hex>.sig tag.
+	cosignLayer := []byte("cosign simple signing payload")
+	cosign := pushed{manifest: manifest(emptyConfig, [][]byte{cosignLayer}, nil), blobs: [][]byte{emptyConfig, cosignLayer}}
+	subjectDigest := digest.FromBytes(subject.manifest)
+	for ref, p := range map[string]pushed{
+		digest.FromBytes(sig.manifest).String():      sig,
+		digest.FromBytes(sbom.manifest).String():     sbom,
+		"sha256-" + subjectDigest.Encoded() + ".sig": cosign,
+	} {
+		if status := e.push("r", ref, p); status != http.StatusCreated {
+			t.Fatalf("push %s: %d", ref, status)
+		}
+	}
+	if rep := e.run(true, 0); rep.Manifests != 0 || rep.Tags != 0 {
+		t.Fatalf("attached artifacts of a live subject were collected: %+v", rep)
+	}
+	if status, _, _ := e.do("DELETE", "/v2/r/manifests/"+subjectDigest.String(), nil); status != http.StatusAccepted {
+		t.Fatal("delete subject")
+	}
+	rep := e.run(false, 0)
+	if rep.Manifests != 3 {
+		t.Errorf("collected %d manifests, want the signature, the SBOM and the cosign signature: %+v", rep.Manifests, rep)
+	}
+	for _, b := range [][]byte{sigLayer, sbomLayer, cosignLayer, emptyConfig} {
+		if e.blobExists(digest.FromBytes(b)) {
+			t.Errorf("blob %q outlived its subject", b)
+		}
+	}
+	status, _, body := e.do("GET", "/v2/r/referrers/"+subjectDigest.String(), nil)
+	if status != http.StatusOK || !strings.Contains(string(body), `"manifests":[]`) {
+		t.Errorf("referrers after collection = %d %s", status, body)
+	}
+	e.checkClean()
+}
+
+func TestExpiresIdleUploadsAndStrayFiles(t *testing.T) {
+	e := newEnv(t)
+	_, h, _ := e.do("POST", "/v2/r/blobs/uploads/", nil)
+	loc := h.Get("Location")
+	e.do("PATCH", loc, []byte("some bytes"), "Content-Range", "0-9")
+	stray := []byte("a file the meta store never heard of")
+	if _, err := e.blobs.Put(context.Background(), digest.FromBytes(stray), bytes.NewReader(stray)); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.run(true, time.Hour); rep.Uploads != 0 || rep.StrayFiles != 0 {
+		t.Fatalf("young upload or stray file collected: %+v", rep)
+	}
+	rep, err := gc.Run(context.Background(), e.meta, e.blobs, gc.Options{Grace: 0, UploadTTL: 0, LockUpload: e.reg.LockUpload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Uploads != 1 || rep.StrayFiles != 1 || rep.BytesFreed != int64(len(stray)) {
+		t.Errorf("report %+v, want one upload and one stray file", rep)
+	}
+	if status, _, _ := e.do("GET", loc, nil); status != http.StatusNotFound {
+		t.Errorf("expired upload answers %d", status)
+	}
+	n := 0
+	e.blobs.WalkUploads(context.Background(), func(blob.UploadInfo) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d upload directories left", n)
+	}
+}
+
+// Garbage collection with a grace period far shorter than a push, in a
+// loop, while clients push images and delete tags: every push the registry
+// acknowledged stays whole, and the stores end consistent. A push may be
+// refused when the collector takes its blobs between upload and manifest
+// (what a real grace period prevents); the client then pushes again, as
+// real clients do.
+func TestCollectsWhilePushing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test")
+	}
+	e := newEnv(t)
+	stop := make(chan struct{})
+	var gcRuns atomic.Int64
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := gc.Run(context.Background(), e.meta, e.blobs, gc.Options{Untagged: true, Grace: 20 * time.Millisecond,
+				UploadTTL: time.Hour, Notifier: e.reg, LockUpload: e.reg.LockUpload}); err != nil {
+				t.Errorf("gc: %v", err)
+				return
+			}
+			gcRuns.Add(1)
+		}
+	}()
+	shared := []byte("base layer every image shares")
+	var wg sync.WaitGroup
+	var retries atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 15 {
+				repo := fmt.Sprintf("w%d", w)
+				img := image(fmt.Sprintf("%d-%d", w, i), shared)
+				tag := fmt.Sprintf("v%d", i)
+				for attempt := 0; ; attempt++ {
+					if status := e.push(repo, tag, img); status == http.StatusCreated {
+						break
+					}
+					retries.Add(1)
+					if attempt == 50 {
+						t.Errorf("push %s:%s kept failing", repo, tag)
+						return
+					}
+				}
+				// Every acknowledged push reads back whole.
+				for _, b := range img.blobs {
+					status, _, got := e.do("GET", "/v2/"+repo+"/blobs/"+digest.FromBytes(b).String(), nil)
+					if status != http.StatusOK || !bytes.Equal(got, b) {
+						t.Errorf("blob of acknowledged push %s:%s: %d", repo, tag, status)
+					}
+				}
+				// Make garbage: untag every other image.
+				if i%2 == 1 {
+					e.do("DELETE", "/v2/"+repo+"/manifests/"+tag, nil)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-gcDone
+	t.Logf("%d gc runs during the pushes, %d pushes retried", gcRuns.Load(), retries.Load())
+	e.checkClean()
+	// Tagged images survive one more collection whole.
+	e.run(true, 0)
+	for w := range 4 {
+		for i := 0; i < 15; i += 2 {
+			status, _, body := e.do("GET", fmt.Sprintf("/v2/w%d/manifests/v%d", w, i), nil)
+			if status != http.StatusOK {
+				t.Errorf("w%d:v%d = %d", w, i, status)
+				continue
+			}
+			if digest.FromBytes(body) != digest.FromBytes(image(fmt.Sprintf("%d-%d", w, i), shared).manifest) {
+				t.Errorf("w%d:v%d has the wrong content", w, i)
+			}
+		}
+	}
+	e.checkClean()
+}
