@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -141,6 +142,20 @@ func checkKitchenSinkLayers(t *testing.T, base map[string]string, inv *inventory
 			u.Qualifiers.Map()["distro"] != "debian-12" || u.Qualifiers.Map()["arch"] != p.Arch {
 			t.Errorf("%s: purl %s (%v)", p.Name, p.PURL, err)
 		}
+	}
+	// Licenses come from the copyright files, most of them in layer 1
+	// while the status file that lists the packages is layer 2's.
+	licensed := 0
+	for _, p := range inv.Packages {
+		if p.Ecosystem == inventory.Deb && len(p.Licenses) > 0 {
+			licensed++
+		}
+		if p.Name == "bash" && !slices.Contains(p.Licenses, "GPL-3+") {
+			t.Errorf("bash licenses %q, want GPL-3+ among them", p.Licenses)
+		}
+	}
+	if licensed < 100 {
+		t.Errorf("%d of 123 Debian packages have licenses, want at least 100", licensed)
 	}
 	// The whiteout-only and the secrets layers add no packages.
 	for _, p := range inv.Packages {

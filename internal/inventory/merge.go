@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,15 +34,18 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		inv.OS, inv.Architecture = img.Config.OS, img.Config.Architecture
 	}
 	live := map[setKey][]Package{}
+	licenses := map[setKey]LicenseFile{}
 	for i, out := range outcomes {
 		l := img.Layers[i]
 		inv.Layers = append(inv.Layers, Layer{DiffID: l.DiffID, Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy})
 		if out.changes != nil {
 			for _, w := range out.changes.Whiteouts {
 				deleteUnder(live, w, true)
+				deleteUnder(licenses, w, true)
 			}
 			for _, d := range out.changes.Opaque {
 				deleteUnder(live, d, false)
+				deleteUnder(licenses, d, false)
 			}
 			inv.Warnings = append(inv.Warnings, out.changes.Warnings...)
 		}
@@ -74,11 +78,16 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 				live[key] = pkgs
 				produced[set.Origin] = true
 			}
+			for _, lf := range e.Result.Licenses {
+				licenses[setKey{ai, lf.Origin}] = lf
+				produced[lf.Origin] = true
+			}
 			// A file the analyzer read again in this layer but found nothing
 			// in no longer holds what it held below.
 			for _, in := range e.Inputs {
 				if !produced[in] {
 					delete(live, setKey{ai, in})
+					delete(licenses, setKey{ai, in})
 				}
 			}
 			if e.Result.Distro != nil {
@@ -93,8 +102,13 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	for _, pkgs := range live {
 		inv.Packages = append(inv.Packages, pkgs...)
 	}
+	byPackage := licensesByPackage(licenses)
 	for i := range inv.Packages {
-		inv.Packages[i].PURL = PURL(inv.Packages[i], inv.Distro)
+		p := &inv.Packages[i]
+		p.PURL = PURL(*p, inv.Distro)
+		if len(p.Licenses) == 0 {
+			p.Licenses = slices.Clone(byPackage[ecoName{p.Ecosystem, p.Name}])
+		}
 	}
 	sort.SliceStable(inv.Packages, func(i, j int) bool {
 		a, b := inv.Packages[i], inv.Packages[j]
@@ -112,9 +126,35 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	return inv
 }
 
-// deleteUnder drops the sets whose origin is p or lies below it; with
+type ecoName struct {
+	eco  Ecosystem
+	name string
+}
+
+// licensesByPackage gathers the license files that survived the merge by
+// package; several files naming one package are joined in origin order.
+func licensesByPackage(files map[setKey]LicenseFile) map[ecoName][]string {
+	keys := make([]setKey, 0, len(files))
+	for k := range files {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].origin < keys[j].origin })
+	out := map[ecoName][]string{}
+	for _, k := range keys {
+		lf := files[k]
+		key := ecoName{lf.Ecosystem, lf.Package}
+		for _, l := range lf.Licenses {
+			if !slices.Contains(out[key], l) {
+				out[key] = append(out[key], l)
+			}
+		}
+	}
+	return out
+}
+
+// deleteUnder drops the entries whose origin is p or lies below it; with
 // self false (an opaque directory) only those below. "" is the root.
-func deleteUnder(live map[setKey][]Package, p string, self bool) {
+func deleteUnder[V any](live map[setKey]V, p string, self bool) {
 	for k := range live {
 		switch {
 		case p == "":

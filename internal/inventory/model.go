@@ -78,12 +78,25 @@ type PackageSet struct {
 	Packages []Package `json:"packages"`
 }
 
+// LicenseFile is licenses read from a file of their own rather than from
+// the file that lists the package (dpkg's usr/share/doc/NAME/copyright).
+// Like a PackageSet, it lives and dies with its Origin across layers; after
+// the merge its licenses go to the packages of that ecosystem and name that
+// carry none of their own.
+type LicenseFile struct {
+	Origin    string    `json:"origin"` // slash-separated, no leading slash
+	Ecosystem Ecosystem `json:"ecosystem"`
+	Package   string    `json:"package"`
+	Licenses  []string  `json:"licenses"`
+}
+
 // Result is what one analyzer found in one layer.
 type Result struct {
 	// Distro is set only by the analyzers that read os-release.
-	Distro *Distro      `json:"distro,omitempty"`
-	Sets   []PackageSet `json:"sets,omitempty"`
-	Warns  []string     `json:"warnings,omitempty"` // skipped records, each naming file and reason
+	Distro   *Distro       `json:"distro,omitempty"`
+	Sets     []PackageSet  `json:"sets,omitempty"`
+	Licenses []LicenseFile `json:"licenses,omitempty"`
+	Warns    []string      `json:"warnings,omitempty"` // skipped records, each naming file and reason
 }
 
 // Analyzer reads one ecosystem's metadata files from a layer.

@@ -275,3 +275,35 @@ func TestDefaultCacheDir(t *testing.T) {
 		t.Errorf("default %q %v", d, err)
 	}
 }
+
+func TestMergeLicenseFiles(t *testing.T) {
+	mr := "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: "
+	base := layerTar(t,
+		file{name: "usr/share/doc/a/copyright", body: mr + "MIT\n"},
+		file{name: "var/lib/dpkg/status", body: stanza("a", "1")},
+	)
+	upgrade := layerTar(t,
+		file{name: "usr/share/doc/b/copyright", body: mr + "GPL-2+\n"},
+		file{name: "var/lib/dpkg/status", body: stanza("a", "1") + stanza("b", "1")},
+	)
+	licensesOf := func(layers ...v1.Layer) map[string]string {
+		s := &inventory.Scanner{Analyzers: []inventory.Analyzer{dpkg.Analyzer{}}}
+		inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range inv.Packages {
+			out[p.Name] = strings.Join(p.Licenses, ",")
+		}
+		return out
+	}
+	if got, want := licensesOf(base, upgrade), map[string]string{"a": "MIT", "b": "GPL-2+"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("across layers: %v, want %v", got, want)
+	}
+	removed := layerTar(t, file{name: "usr/share/doc/a/.wh.copyright"})
+	rewritten := layerTar(t, file{name: "usr/share/doc/b/copyright", body: "no license named\n"})
+	if got, want := licensesOf(base, upgrade, removed, rewritten), map[string]string{"a": "", "b": ""}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after whiteout and rewrite: %v, want %v", got, want)
+	}
+}

@@ -24,11 +24,14 @@ const (
 type Analyzer struct{}
 
 func (Analyzer) Name() string { return "dpkg" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
-func (Analyzer) Required(p string, _ fs.FileInfo) bool {
+func (Analyzer) Required(p string, info fs.FileInfo) bool {
 	if p == statusFile {
 		return true
+	}
+	if _, ok := copyrightPackage(p); ok {
+		return info == nil || info.Size() <= maxCopyrightBytes
 	}
 	// status.d holds one stanza file per package, plus <pkg>.md5sums beside
 	// it on some distroless images.
@@ -51,6 +54,9 @@ func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, erro
 	names = append(names, more...)
 
 	res := &inventory.Result{}
+	if err := readCopyrights(files, res); err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		if st, err := fs.Stat(files, name); err != nil || st.IsDir() {
 			continue
@@ -66,6 +72,28 @@ func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, erro
 		}
 	}
 	return res, nil
+}
+
+// readCopyrights reads every usr/share/doc/*/copyright of the layer.
+func readCopyrights(files fs.FS, res *inventory.Result) error {
+	paths, err := fs.Glob(files, docDir+"*"+copyrightName)
+	if err != nil {
+		return fmt.Errorf("list /%s: %w", docDir, err)
+	}
+	for _, p := range paths {
+		pkg, ok := copyrightPackage(p)
+		if !ok {
+			continue
+		}
+		data, err := fs.ReadFile(files, p)
+		if err != nil {
+			return fmt.Errorf("read /%s: %w", p, err)
+		}
+		if lics := ParseCopyright(data); len(lics) > 0 {
+			res.Licenses = append(res.Licenses, inventory.LicenseFile{Origin: p, Ecosystem: inventory.Deb, Package: pkg, Licenses: lics})
+		}
+	}
+	return nil
 }
 
 // ParseStatus reads the stanzas of a dpkg status file and returns the
