@@ -163,6 +163,53 @@ func cutAfter(t *testing.T, data []byte, mark string) []byte {
 	return data[:i+len(mark)]
 }
 
+// TestYarnDevFromManifest: with the project's package.json beside
+// yarn.lock, packages only devDependencies reach are dev; a package.json
+// that is not JSON costs the dev flags, with a warning, not the packages.
+func TestYarnDevFromManifest(t *testing.T) {
+	lock := map[string][]byte{}
+	for _, dir := range []string{"yarn-v1", "yarn-berry"} {
+		b, err := os.ReadFile(filepath.Join("testdata", dir, "yarn.lock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock[dir] = b
+	}
+	manifest, err := os.ReadFile("testdata/yarn-v1/package.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir, data := range lock {
+		t.Run(dir, func(t *testing.T) {
+			files := fstest.MapFS{
+				"app/yarn.lock":    {Data: data},
+				"app/package.json": {Data: manifest},
+				"bad/yarn.lock":    {Data: data},
+				"bad/package.json": {Data: []byte("{nope")},
+				"bare/yarn.lock":   {Data: data},
+			}
+			res, err := YarnAnalyzer{}.Analyze(context.Background(), files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Sets) != 3 {
+				t.Fatalf("sets: %+v", res.Sets)
+			}
+			for _, s := range res.Sets {
+				for _, p := range s.Packages {
+					wantDev := s.Origin == "app/yarn.lock" && p.Name == "minimist"
+					if p.Dev != wantDev {
+						t.Errorf("%s: %s dev = %v, want %v", s.Origin, p.Name, p.Dev, wantDev)
+					}
+				}
+			}
+			if len(res.Warns) != 1 || !strings.HasPrefix(res.Warns[0], "/bad/package.json: ") {
+				t.Errorf("warnings = %q", res.Warns)
+			}
+		})
+	}
+}
+
 func TestRequired(t *testing.T) {
 	tests := []struct {
 		analyzer inventory.Analyzer
@@ -176,6 +223,8 @@ func TestRequired(t *testing.T) {
 		{LockAnalyzer{}, "app/node_modules/x/package-lock.json", false},
 		{YarnAnalyzer{}, "srv/yarn.lock", true},
 		{YarnAnalyzer{}, "srv/node_modules/x/yarn.lock", false},
+		{YarnAnalyzer{}, "srv/package.json", true},
+		{YarnAnalyzer{}, "srv/node_modules/x/package.json", false},
 		{PNPMAnalyzer{}, "srv/pnpm-lock.yaml", true},
 		{PNPMAnalyzer{}, "srv/pnpm-lock.yml", false},
 		{InstalledAnalyzer{}, "app/node_modules/lodash/package.json", true},

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 
@@ -15,33 +18,153 @@ import (
 )
 
 // YarnAnalyzer reads yarn.lock: the v1 format of Yarn classic and the YAML
-// format of Yarn Berry (2+). Neither records which packages are dev-only.
+// format of Yarn Berry (2+). yarn.lock does not record which packages are
+// dev-only; when the project's package.json lies beside it in the same
+// layer, a package that only its devDependencies reach is marked dev.
 type YarnAnalyzer struct{}
 
 // Name implements inventory.Analyzer.
 func (YarnAnalyzer) Name() string { return "yarn-lock" }
 
 // Version implements inventory.Analyzer.
-func (YarnAnalyzer) Version() int { return 1 }
+func (YarnAnalyzer) Version() int { return 2 }
 
-// Required implements inventory.Analyzer.
+// Required asks for yarn.lock files and for the projects' package.json
+// files that may sit beside them.
 func (YarnAnalyzer) Required(p string, info fs.FileInfo) bool {
-	return info.Mode().IsRegular() && isYarnLock(p)
+	return info.Mode().IsRegular() && (isYarnLock(p) || isLockfile(p, "package.json"))
 }
 
 // Analyze implements inventory.Analyzer.
 func (a YarnAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isYarnLock, ParseYarnLock)
+	// A package.json that cannot be read costs only the dev flags: the
+	// lockfile's packages are still reported.
+	var warns []string
+	parse := func(data []byte, location, analyzer string) ([]inventory.Package, error) {
+		manifestPath := path.Join(path.Dir(location[1:]), "package.json")
+		manifest, err := fs.ReadFile(files, manifestPath)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			manifest = nil
+		case err != nil:
+			return nil, fmt.Errorf("read /%s: %w", manifestPath, err)
+		case !json.Valid(manifest):
+			warns = append(warns, fmt.Sprintf("/%s: not JSON; dev dependencies of %s not marked", manifestPath, location))
+			manifest = nil
+		}
+		return parseYarnLock(data, manifest, location, analyzer)
+	}
+	res, err := analyzeFiles(ctx, files, a.Name(), isYarnLock, parse)
+	if err != nil {
+		return nil, err
+	}
+	res.Warns = append(res.Warns, warns...)
+	return res, nil
 }
 
 func isYarnLock(p string) bool { return isLockfile(p, "yarn.lock") }
 
-// ParseYarnLock reads a yarn.lock of either generation.
+// ParseYarnLock reads a yarn.lock of either generation, without the
+// project's package.json (so nothing is marked dev).
 func ParseYarnLock(data []byte, location, analyzer string) ([]inventory.Package, error) {
+	return parseYarnLock(data, nil, location, analyzer)
+}
+
+func parseYarnLock(data, manifest []byte, location, analyzer string) ([]inventory.Package, error) {
+	var (
+		entries []yarnEntry
+		err     error
+	)
 	if bytes.Contains(data, []byte("\n__metadata:")) || bytes.HasPrefix(data, []byte("__metadata:")) {
-		return parseBerry(data, location, analyzer)
+		entries, err = parseBerry(data)
+	} else {
+		entries, err = parseYarnV1(data)
 	}
-	return parseYarnV1(data, location, analyzer)
+	if err != nil {
+		return nil, err
+	}
+	var dev map[int]bool
+	if manifest != nil {
+		if dev, err = yarnDevOnly(entries, manifest); err != nil {
+			return nil, fmt.Errorf("package.json beside it: %w", err)
+		}
+	}
+	var s set
+	for i, e := range entries {
+		p := pkg(e.name, e.version, location, analyzer)
+		p.DependsOn = sortedKeys(e.deps)
+		p.Dev = dev[i]
+		s.add(p)
+	}
+	return s.pkgs, nil
+}
+
+// yarnEntry is one resolved package of a yarn.lock, in either format.
+type yarnEntry struct {
+	name, version string
+	// specs are the "name@range" descriptors the entry resolves, as its
+	// header lists them.
+	specs []string
+	// deps maps a dependency's name to its range; name@range is one of
+	// the specs of the entry it resolves to.
+	deps map[string]string
+}
+
+// yarnDevOnly marks the entries that the manifest's devDependencies reach
+// and its dependencies and optionalDependencies do not.
+func yarnDevOnly(entries []yarnEntry, manifest []byte) (map[int]bool, error) {
+	var m struct {
+		Dependencies         map[string]string `json:"dependencies"`
+		OptionalDependencies map[string]string `json:"optionalDependencies"`
+		DevDependencies      map[string]string `json:"devDependencies"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, err
+	}
+	bySpec := map[string]int{}
+	for i, e := range entries {
+		for _, s := range e.specs {
+			bySpec[s] = i
+		}
+	}
+	// Berry writes a bare range in package.json as "npm:range" in the
+	// lockfile.
+	lookup := func(name, rng string) (int, bool) {
+		if i, ok := bySpec[name+"@"+rng]; ok {
+			return i, true
+		}
+		i, ok := bySpec[name+"@npm:"+rng]
+		return i, ok
+	}
+	reach := func(roots ...map[string]string) map[int]bool {
+		seen := map[int]bool{}
+		var queue []int
+		visit := func(name, rng string) {
+			if i, ok := lookup(name, rng); ok && !seen[i] {
+				seen[i] = true
+				queue = append(queue, i)
+			}
+		}
+		for _, r := range roots {
+			for name, rng := range r {
+				visit(name, rng)
+			}
+		}
+		for len(queue) > 0 {
+			e := entries[queue[0]]
+			queue = queue[1:]
+			for name, rng := range e.deps {
+				visit(name, rng)
+			}
+		}
+		return seen
+	}
+	prod := reach(m.Dependencies, m.OptionalDependencies)
+	dev := map[int]bool{}
+	for i := range reach(m.DevDependencies) {
+		dev[i] = !prod[i]
+	}
+	return dev, nil
 }
 
 type berryEntry struct {
@@ -51,12 +174,12 @@ type berryEntry struct {
 	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
 }
 
-func parseBerry(data []byte, location, analyzer string) ([]inventory.Package, error) {
+func parseBerry(data []byte) ([]yarnEntry, error) {
 	var doc map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parse yarn.lock: %w", err)
 	}
-	var s set
+	var entries []yarnEntry
 	for _, key := range sortedKeys(doc) {
 		if key == "__metadata" {
 			continue
@@ -75,20 +198,28 @@ func parseBerry(data []byte, location, analyzer string) ([]inventory.Package, er
 		if strings.HasPrefix(ref, "workspace:") {
 			continue
 		}
-		p := pkg(name, e.Version, location, analyzer)
-		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
-		s.add(p)
+		entry := yarnEntry{name: name, version: e.Version, deps: map[string]string{}}
+		for _, spec := range strings.Split(key, ",") {
+			entry.specs = append(entry.specs, strings.TrimSpace(spec))
+		}
+		for _, deps := range []map[string]string{e.Dependencies, e.OptionalDependencies} {
+			for n, r := range deps {
+				entry.deps[n] = r
+			}
+		}
+		entries = append(entries, entry)
 	}
-	return s.pkgs, nil
+	return entries, nil
 }
 
 // parseYarnV1 reads Yarn classic's own format: unindented, comma-separated
 // specifiers ending in ":" open an entry; two-space-indented "key value"
 // lines describe it, and "dependencies:" opens a four-space-indented list.
-func parseYarnV1(data []byte, location, analyzer string) ([]inventory.Package, error) {
+func parseYarnV1(data []byte) ([]yarnEntry, error) {
 	var (
-		s       set
+		entries []yarnEntry
 		cur     *yarnEntry
+		curLine int
 		section string
 		lineNo  int
 	)
@@ -97,11 +228,9 @@ func parseYarnV1(data []byte, location, analyzer string) ([]inventory.Package, e
 			return nil
 		}
 		if cur.version == "" {
-			return fmt.Errorf("line %d: entry %q has no version", cur.line, cur.name)
+			return fmt.Errorf("line %d: entry %q has no version", curLine, cur.name)
 		}
-		p := pkg(cur.name, cur.version, location, analyzer)
-		p.DependsOn = sortedKeys(cur.deps)
-		s.add(p)
+		entries = append(entries, *cur)
 		cur = nil
 		return nil
 	}
@@ -123,11 +252,11 @@ func parseYarnV1(data []byte, location, analyzer string) ([]inventory.Package, e
 			if !strings.HasSuffix(trimmed, ":") {
 				return nil, fmt.Errorf("line %d: want an entry header ending in ':'", lineNo)
 			}
-			name, err := yarnV1Name(strings.TrimSuffix(trimmed, ":"))
+			e, err := yarnV1Header(strings.TrimSuffix(trimmed, ":"))
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", lineNo, err)
 			}
-			cur, section = &yarnEntry{name: name, line: lineNo}, ""
+			cur, curLine, section = &e, lineNo, ""
 		case cur == nil:
 			return nil, fmt.Errorf("line %d: indented line outside an entry", lineNo)
 		case indent == 2:
@@ -144,15 +273,16 @@ func parseYarnV1(data []byte, location, analyzer string) ([]inventory.Package, e
 				cur.version = v
 			}
 		case indent >= 4 && (section == "dependencies" || section == "optionalDependencies"):
-			key, _, _ := strings.Cut(trimmed, " ")
+			key, value, _ := strings.Cut(trimmed, " ")
 			dep, err := unquote(key)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: dependency: %w", lineNo, err)
 			}
-			if cur.deps == nil {
-				cur.deps = map[string]bool{}
+			rng, err := unquote(strings.TrimSpace(value))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: dependency range: %w", lineNo, err)
 			}
-			cur.deps[dep] = true
+			cur.deps[dep] = rng
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -161,24 +291,23 @@ func parseYarnV1(data []byte, location, analyzer string) ([]inventory.Package, e
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	return s.pkgs, nil
+	return entries, nil
 }
 
-type yarnEntry struct {
-	name, version string
-	deps          map[string]bool
-	line          int
-}
-
-// yarnV1Name takes the package name from an entry header such as
-// `"@babel/core@^7.0.0", "@babel/core@^7.1.0"` or `lodash@^4.17.15`. An
-// alias (`alias@npm:real@^1.0.0`) names the real package.
-func yarnV1Name(header string) (string, error) {
-	first, _, _ := strings.Cut(header, ",")
-	spec, err := unquote(strings.TrimSpace(first))
-	if err != nil {
-		return "", err
+// yarnV1Header reads an entry header such as `"@babel/core@^7.0.0",
+// "@babel/core@^7.1.0"` or `lodash@^4.17.15`: the specs it resolves and
+// the package name. An alias (`alias@npm:real@^1.0.0`) names the real
+// package.
+func yarnV1Header(header string) (yarnEntry, error) {
+	e := yarnEntry{deps: map[string]string{}}
+	for _, part := range strings.Split(header, ",") {
+		spec, err := unquote(strings.TrimSpace(part))
+		if err != nil {
+			return e, err
+		}
+		e.specs = append(e.specs, spec)
 	}
+	spec := e.specs[0]
 	// The first "@" after a scope's leading one separates name and
 	// range; the range itself may hold more (aliases, tarball URLs).
 	i := 0
@@ -186,7 +315,7 @@ func yarnV1Name(header string) (string, error) {
 		i = strings.Index(spec[1:], "@") + 1
 	}
 	if i <= 0 {
-		return "", fmt.Errorf("no package name in %q", header)
+		return e, fmt.Errorf("no package name in %q", header)
 	}
 	name, rng := spec[:i], spec[i+1:]
 	if real, ok := strings.CutPrefix(rng, "npm:"); ok {
@@ -194,7 +323,8 @@ func yarnV1Name(header string) (string, error) {
 			name = n
 		}
 	}
-	return name, nil
+	e.name = name
+	return e, nil
 }
 
 // unquote strips the double quotes yarn puts around values that need them.
