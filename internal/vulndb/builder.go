@@ -1,6 +1,8 @@
 package vulndb
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,10 +21,12 @@ import (
 // Builder writes a new DB file from the records of one or more sources.
 // It is not safe for concurrent use: sources are loaded one after another.
 //
-// Records arrive in feed order, so they go to a scratch file first, whose
-// pages end up half full; Finish copies them in key order into the final
-// file (bbolt.Compact fills pages completely) and appends the index, which is
-// kept in memory until then because every record adds to several keys.
+// Everything goes to a scratch file first, in batches sorted in memory: the
+// full records by id, and one posting per (package key, record) holding the
+// record trimmed to that package. Finish then copies both, in key order,
+// into the final file, joining each package's postings into its index value.
+// Memory thus stays bounded by one batch whatever the size of the feeds, and
+// the final file's pages are filled completely.
 type Builder struct {
 	path    string
 	scratch string
@@ -30,23 +34,19 @@ type Builder struct {
 	zenc    *zstd.Encoder
 
 	seen     map[string]struct{}
-	pending  map[string]*pendingKey
 	ecos     map[string]int
-	batch    []recordBlob
+	batch    []kv
 	bytes    int
+	seq      uint64
 	sources  []*sourceStats
 	total    int
 	packages int
 }
 
-type pendingKey struct {
-	n    arenaSizes
-	body []byte
-}
-
-type recordBlob struct {
-	id   string
-	data []byte
+// kv is one pending write to the scratch file.
+type kv struct {
+	bucket     []byte
+	key, value []byte
 }
 
 type sourceStats struct {
@@ -54,8 +54,11 @@ type sourceStats struct {
 	reasons map[string]*SkipReason
 }
 
-// batchBytes bounds the full records held in memory between writes.
+// batchBytes bounds what is held in memory between writes to the scratch
+// file.
 const batchBytes = 8 << 20
+
+var bucketPostings = []byte("postings")
 
 // maxExamples is how many record ids status shows per skip reason.
 const maxExamples = 5
@@ -82,7 +85,6 @@ func NewBuilder(path string) (*Builder, error) {
 		bdb:     bdb,
 		zenc:    zenc,
 		seen:    map[string]struct{}{},
-		pending: map[string]*pendingKey{},
 		ecos:    map[string]int{},
 	}, nil
 }
@@ -179,14 +181,7 @@ func (b *Builder) add(s *sourceStats, v *osv.Vulnerability) error {
 	if err != nil {
 		return fmt.Errorf("record %s: %w", v.ID, err)
 	}
-	blob := b.zenc.EncodeAll(full, nil)
-	b.batch = append(b.batch, recordBlob{id: v.ID, data: blob})
-	b.bytes += len(blob)
-	if b.bytes >= batchBytes {
-		if err := b.flushRecords(); err != nil {
-			return err
-		}
-	}
+	b.put(bucketRecords, []byte(v.ID), b.zenc.EncodeAll(full, nil))
 
 	counted := map[string]bool{}
 	slim := *v
@@ -197,20 +192,36 @@ func (b *Builder) add(s *sourceStats, v *osv.Vulnerability) error {
 		for j, i := range idx {
 			slim.Affected[j] = v.Affected[i]
 		}
-		p := b.pending[k]
-		if p == nil {
-			p = &pendingKey{}
-			b.pending[k] = p
-		}
-		p.n.count(&slim)
-		p.body = encodeRecord(p.body, &slim)
+		var n arenaSizes
+		n.count(&slim)
+		b.put(bucketPostings, postingKey(k, b.seq), encodeRecord(appendHeader(nil, n), &slim))
+		b.seq++
 		eco, _, _ := strings.Cut(k, "\x00")
 		if !counted[eco] {
 			counted[eco] = true
 			b.ecos[eco]++
 		}
 	}
+	if b.bytes >= batchBytes {
+		return b.flush()
+	}
 	return nil
+}
+
+// postingKey orders a package's postings together, in import order. Keys
+// hold no NUL besides the one between ecosystem and name (checkAffected
+// makes sure), so one package's postings are never interleaved with
+// another's.
+func postingKey(key string, seq uint64) []byte {
+	pk := make([]byte, 0, len(key)+9)
+	pk = append(pk, key...)
+	pk = append(pk, 0)
+	return binary.BigEndian.AppendUint64(pk, seq)
+}
+
+func (b *Builder) put(bucket, key, value []byte) {
+	b.batch = append(b.batch, kv{bucket, key, value})
+	b.bytes += len(key) + len(value)
 }
 
 func openScratch(path string) (*bolt.DB, error) {
@@ -221,8 +232,12 @@ func openScratch(path string) (*bolt.DB, error) {
 	// Nothing in the scratch file needs to survive a crash.
 	bdb.NoSync = true
 	err = bdb.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucket(bucketRecords)
-		return err
+		for _, name := range [][]byte{bucketRecords, bucketPostings} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		bdb.Close()
@@ -232,15 +247,20 @@ func openScratch(path string) (*bolt.DB, error) {
 	return bdb, nil
 }
 
-func (b *Builder) flushRecords() error {
+func (b *Builder) flush() error {
 	if len(b.batch) == 0 {
 		return nil
 	}
-	sort.Slice(b.batch, func(i, j int) bool { return b.batch[i].id < b.batch[j].id })
+	// bbolt inserts sorted keys fastest.
+	sort.Slice(b.batch, func(i, j int) bool {
+		if c := bytes.Compare(b.batch[i].bucket, b.batch[j].bucket); c != 0 {
+			return c < 0
+		}
+		return bytes.Compare(b.batch[i].key, b.batch[j].key) < 0
+	})
 	err := b.bdb.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketRecords)
-		for _, r := range b.batch {
-			if err := bk.Put([]byte(r.id), r.data); err != nil {
+		for _, e := range b.batch {
+			if err := tx.Bucket(e.bucket).Put(e.key, e.value); err != nil {
 				return err
 			}
 		}
@@ -270,7 +290,7 @@ func (b *Builder) Finish(updated time.Time) (*Info, error) {
 }
 
 func (b *Builder) finish(updated time.Time) (*Info, error) {
-	if err := b.flushRecords(); err != nil {
+	if err := b.flush(); err != nil {
 		return nil, err
 	}
 	out, err := bolt.Open(b.path, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
@@ -297,36 +317,58 @@ func (b *Builder) finish(updated time.Time) (*Info, error) {
 }
 
 func (b *Builder) writeFinal(out *bolt.DB, updated time.Time) error {
-	if err := bolt.Compact(out, b.bdb, 64<<20); err != nil {
+	err := b.bdb.View(func(src *bolt.Tx) error {
+		if err := copySorted(out, bucketRecords, src.Bucket(bucketRecords).Cursor(), nil); err != nil {
+			return err
+		}
+		return copySorted(out, bucketIndex, src.Bucket(bucketPostings).Cursor(), b.joinPostings)
+	})
+	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(b.pending))
-	for k := range b.pending {
-		keys = append(keys, k)
+	meta, err := json.Marshal(b.info(updated))
+	if err != nil {
+		return err
 	}
-	sort.Strings(keys)
-	b.packages = len(keys)
-	// Sorted keys fill pages completely (FillPercent 1), which keeps the
-	// file small and lookups shallow; chunks keep each transaction's dirty
-	// pages bounded.
-	const chunk = 20000
-	for start := 0; start < len(keys); start += chunk {
-		end := min(start+chunk, len(keys))
+	return out.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return bk.Put(keyInfo, meta)
+	})
+}
+
+// copySorted writes the entries under cursor c, already in key order, to a
+// new bucket of out, with pages filled completely. With join set, runs of
+// entries are first merged into one: join consumes entries from c and
+// returns the key and value to write.
+func copySorted(out *bolt.DB, bucket []byte, c *bolt.Cursor, join func(c *bolt.Cursor, k, v []byte) (key, value, next, nextV []byte)) error {
+	if err := out.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+		return err
+	}
+	// Chunks keep each transaction's dirty pages, and so memory, bounded.
+	const chunkBytes = 32 << 20
+	k, v := c.First()
+	for k != nil {
 		err := out.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists(bucketIndex)
-			if err != nil {
-				return err
-			}
+			bk := tx.Bucket(bucket)
 			bk.FillPercent = 1
-			for _, k := range keys[start:end] {
-				p := b.pending[k]
-				// bbolt keeps the value until the commit: no buffer reuse.
-				val := appendHeader(make([]byte, 0, 16+len(p.body)), p.n)
-				val = append(val, p.body...)
-				if err := bk.Put([]byte(k), val); err != nil {
+			written := 0
+			for k != nil && written < chunkBytes {
+				key, value := k, v
+				if join != nil {
+					key, value, k, v = join(c, k, v)
+				} else {
+					k, v = c.Next()
+				}
+				// The scratch file's memory is valid only in its
+				// transaction, and bbolt keeps what it is given until
+				// the commit: copy.
+				if err := bk.Put(bytes.Clone(key), bytes.Clone(value)); err != nil {
 					return err
 				}
-				delete(b.pending, k)
+				written += len(key) + len(value)
 			}
 			return nil
 		})
@@ -334,23 +376,27 @@ func (b *Builder) writeFinal(out *bolt.DB, updated time.Time) error {
 			return err
 		}
 	}
-	meta, err := json.Marshal(b.info(updated))
-	if err != nil {
-		return err
+	return nil
+}
+
+// joinPostings merges the postings of one package, starting at (k, v), into
+// its index value, and returns the entry after them.
+func (b *Builder) joinPostings(c *bolt.Cursor, k, v []byte) (key, value, next, nextV []byte) {
+	key = bytes.Clone(k[:len(k)-9])
+	var n arenaSizes
+	var body []byte
+	for ; k != nil && len(k) == len(key)+9 && bytes.HasPrefix(k, key); k, v = c.Next() {
+		// A posting is a one-record index value: version, counts, record.
+		pos := 1
+		for _, p := range []*int{&n.recs, &n.strs, &n.sevs, &n.affs, &n.ranges, &n.events, &n.refs} {
+			c, w := binary.Uvarint(v[pos:])
+			*p += int(c)
+			pos += w
+		}
+		body = append(body, v[pos:]...)
 	}
-	return out.Update(func(tx *bolt.Tx) error {
-		// An import that yielded no record still makes a valid, empty DB.
-		for _, name := range [][]byte{bucketIndex, bucketRecords} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		bk, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		return bk.Put(keyInfo, meta)
-	})
+	b.packages++
+	return key, append(appendHeader(make([]byte, 0, 16+len(body)), n), body...), k, v
 }
 
 func (b *Builder) info(updated time.Time) *Info {

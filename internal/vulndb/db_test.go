@@ -179,14 +179,15 @@ func TestSkippedRecordsAreCounted(t *testing.T) {
 		rec("BAD-EVENT", osv.Affected{Package: osv.Package{Ecosystem: "npm", Name: "a"}, Ranges: []osv.Range{{Type: "SEMVER", Events: []osv.Event{{Introduced: "0", Fixed: "1.0.0"}}}}}),
 		rec("BAD-TYPE", osv.Affected{Package: osv.Package{Ecosystem: "npm", Name: "a"}, Ranges: []osv.Range{{Type: "CALVER", Events: fixed("1")}}}),
 		rec("NO-AFFECTED"),
+		rec("NUL-NAME", aff("npm", "a\x00b", fixed("1.0.0")...)),
 		rec("", aff("npm", "a", fixed("1.0.0")...)),
 		withdrawn,
 		rec("GOOD", aff("npm", "a", fixed("1.0.0")...)),
 		rec("GOOD", aff("npm", "a", fixed("1.0.0")...)),
 	)
 	s := info.Sources[0]
-	if info.Records != 2 || s.Records != 2 || s.Skipped != 6 || s.Duplicates != 1 {
-		t.Errorf("records %d/%d skipped %d duplicates %d; want 2/2, 6, 1", info.Records, s.Records, s.Skipped, s.Duplicates)
+	if info.Records != 2 || s.Records != 2 || s.Skipped != 7 || s.Duplicates != 1 {
+		t.Errorf("records %d/%d skipped %d duplicates %d; want 2/2, 7, 1", info.Records, s.Records, s.Skipped, s.Duplicates)
 	}
 	want := map[string]string{
 		"unparsable ECOSYSTEM version (PyPI)":   "BAD-VERSION",
@@ -194,6 +195,7 @@ func TestSkippedRecordsAreCounted(t *testing.T) {
 		"malformed range event":                 "BAD-EVENT",
 		"unknown range type":                    "BAD-TYPE",
 		"no affected packages":                  "NO-AFFECTED",
+		"package name with a NUL byte":          "NUL-NAME",
 		"record without id":                     "",
 		"withdrawn":                             "W-1",
 	}
@@ -209,7 +211,7 @@ func TestSkippedRecordsAreCounted(t *testing.T) {
 	}
 	// The status reported by a reopened DB is the same.
 	db := open(t, dir)
-	if got := db.Info(); got.Sources[0].Skipped != 6 || len(got.Sources[0].Reasons) != len(s.Reasons) {
+	if got := db.Info(); got.Sources[0].Skipped != 7 || len(got.Sources[0].Reasons) != len(s.Reasons) {
 		t.Errorf("reopened info: %+v", got.Sources[0])
 	}
 	half, _ := db.Vulnerabilities(context.Background(), "PyPI", "a")

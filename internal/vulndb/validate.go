@@ -49,6 +49,10 @@ func checkAffected(a *osv.Affected) error {
 	if strings.TrimSpace(a.Package.Ecosystem) == "" || strings.TrimSpace(a.Package.Name) == "" {
 		return invalid("affected entry without package", "affected entry without package ecosystem and name")
 	}
+	// NUL separates the parts of an index key.
+	if strings.ContainsRune(a.Package.Ecosystem, 0) || strings.ContainsRune(a.Package.Name, 0) {
+		return invalid("package name with a NUL byte", "%q %q: NUL byte in package", a.Package.Ecosystem, a.Package.Name)
+	}
 	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
 		return invalid("affected entry without ranges or versions", "%s %s: neither ranges nor versions", a.Package.Ecosystem, a.Package.Name)
 	}
