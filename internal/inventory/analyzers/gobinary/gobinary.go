@@ -31,7 +31,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "gobinary" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // Required asks for every executable regular file of plausible size: a Go
 // binary can live anywhere and have any name.
@@ -104,8 +104,9 @@ func readBuildInfo(files fs.FS, p string) (info *debug.BuildInfo, err error) {
 //
 // The main module is kept even when its version is "(devel)", as Trivy and
 // Syft do: it is the application itself, and the root that the dependency
-// edges hang from. Its version is then empty, because "(devel)" is not a
-// version that any advisory can name.
+// edges hang from. Its version then comes from a version variable set with
+// -ldflags -X, as release builds do, or stays empty, because "(devel)" is
+// not a version that any advisory can name.
 func packages(info *debug.BuildInfo, location, analyzer string) []inventory.Package {
 	if info.Main.Path == "" && len(info.Deps) == 0 && info.GoVersion == "" {
 		return nil
@@ -142,8 +143,8 @@ func packages(info *debug.BuildInfo, location, analyzer string) []inventory.Pack
 	}
 	if info.Main.Path != "" {
 		version := info.Main.Version
-		if version == "(devel)" {
-			version = ""
+		if version == "(devel)" || version == "" {
+			version = ldflagsVersion(info.Settings)
 		}
 		add(info.Main.Path, version)
 		pkgs[len(pkgs)-1].DependsOn = deps
@@ -156,4 +157,55 @@ func packages(info *debug.BuildInfo, location, analyzer string) []inventory.Pack
 func goVersion(v string) string {
 	v, _, _ = strings.Cut(v, " ")
 	return v
+}
+
+// ldflagsVersion finds a release version stamped into the binary with
+// -ldflags "-X main.version=1.2.3" (or a version variable of a version or
+// build package, such as ".../internal/version.Version"). Values that do
+// not start like a version ("dev", "unknown", a commit hash) are ignored.
+func ldflagsVersion(settings []debug.BuildSetting) string {
+	for _, s := range settings {
+		if s.Key != "-ldflags" {
+			continue
+		}
+		fields := strings.Fields(s.Value)
+		for i, f := range fields {
+			var assign string
+			switch {
+			case f == "-X" && i+1 < len(fields):
+				assign = fields[i+1]
+			case strings.HasPrefix(f, "-X="):
+				assign = f[len("-X="):]
+			default:
+				continue
+			}
+			key, value, ok := strings.Cut(strings.Trim(assign, `'"`), "=")
+			if !ok || !isVersionVar(key) || !looksLikeVersion(value) {
+				continue
+			}
+			return value
+		}
+	}
+	return ""
+}
+
+func isVersionVar(key string) bool {
+	i := strings.LastIndex(key, ".")
+	if i < 0 || !strings.EqualFold(key[i+1:], "version") {
+		return false
+	}
+	pkg := key[:i]
+	if pkg == "main" {
+		return true
+	}
+	switch pkg[strings.LastIndex(pkg, "/")+1:] {
+	case "version", "buildinfo", "build":
+		return true
+	}
+	return false
+}
+
+func looksLikeVersion(v string) bool {
+	v = strings.TrimPrefix(v, "v")
+	return v != "" && v[0] >= '0' && v[0] <= '9' && strings.Contains(v, ".")
 }

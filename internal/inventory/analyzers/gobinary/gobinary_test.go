@@ -73,6 +73,26 @@ func TestPackages(t *testing.T) {
 			},
 		},
 		{
+			name:      "release version stamped with -ldflags",
+			goVersion: "go1.22.1",
+			info: "path\texample.com/app/cmd/app\nmod\texample.com/app\t(devel)\t\n" +
+				"build\t-ldflags=\"-s -w -X example.com/app/internal/version.Version=v2.4.1 -X main.commit=abc\"\n",
+			want: []inventory.Package{
+				{Name: "stdlib", Version: "go1.22.1"},
+				{Name: "example.com/app", Version: "v2.4.1", DependsOn: []string{"stdlib"}},
+			},
+		},
+		{
+			name:      "non-version ldflags values are ignored",
+			goVersion: "go1.22.1",
+			info: "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n" +
+				"build\t-ldflags=\"-X main.version=dev -X=main.Version=unknown -X example.com/app/pkg.Version=1.0.0\"\n",
+			want: []inventory.Package{
+				{Name: "stdlib", Version: "go1.22.1"},
+				{Name: "example.com/app", Version: "", DependsOn: []string{"stdlib"}},
+			},
+		},
+		{
 			name:      "GOPATH build without modules",
 			goVersion: "go1.21.0",
 			info:      "path\tcommand-line-arguments\n",
