@@ -293,7 +293,8 @@ func (b *Builder) finish(updated time.Time) (*Info, error) {
 	if err := b.flush(); err != nil {
 		return nil, err
 	}
-	out, err := bolt.Open(b.path, 0o644, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	// The final file keeps its freelist, so any bbolt tool opens it as is.
+	out, err := bolt.Open(b.path, 0o644, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, err
 	}
