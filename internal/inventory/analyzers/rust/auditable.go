@@ -20,8 +20,10 @@ const (
 	// sectionName is where cargo-auditable puts its data. Only ELF is
 	// read: container images hold Linux binaries.
 	sectionName = ".dep-v0"
-	// minBinarySize skips scripts and other tiny executables.
-	minBinarySize = 4 << 10
+	// minBinarySize skips scripts and other tiny executables; the
+	// smallest Rust program with cargo-auditable data is far larger. It
+	// matches the Go binary analyzer's bound, so both want the same files.
+	minBinarySize = 64 << 10
 	maxBinarySize = 1 << 30
 	// maxAuditData bounds the inflated JSON: real data is a few KiB per
 	// hundred crates.
