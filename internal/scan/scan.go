@@ -1,0 +1,109 @@
+// Package scan is berth's scanning engine: it opens an image, inventories
+// it (each layer read at most once, cached by diffID), and matches the
+// inventory against the vulnerability database into a match.Report, the
+// one stored result. Rematch recomputes a stored report's findings from its
+// inventory alone, which is how the server rescans every stored image when
+// the database changes without reading any image again.
+//
+// The CLI (`berth scan`) and the server share this package; neither adds
+// matching rules of its own.
+package scan
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
+)
+
+// Engine turns images and stored inventories into reports. It is safe for
+// concurrent use when its Inventory scanner and Matcher are.
+type Engine struct {
+	// Inventory builds inventories; its Analyzers are usually
+	// analyzers.All() and its Cache the layer cache.
+	Inventory *inventory.Scanner
+	// Matcher matches inventories against the vulnerability database.
+	Matcher *match.Matcher
+	// Logger receives one line per scan about packages left to their OS
+	// package; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Scan opens the image named by src (any transport image.Open accepts),
+// inventories it and matches the inventory.
+func (e *Engine) Scan(ctx context.Context, src string, opts image.Options) (*match.Report, error) {
+	img, err := image.Open(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	inv, err := e.Inventory.Scan(ctx, img)
+	if err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", src, err)
+	}
+	return e.Match(ctx, inv)
+}
+
+// Match finds the vulnerabilities of an inventory. The report keeps the
+// whole inventory, but language packages that the image's OS package
+// manager installed are not matched against their language's feed (see
+// OSManaged): their OS package is, against the distro's feed.
+func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Report, error) {
+	if inv == nil {
+		return nil, fmt.Errorf("match: no inventory")
+	}
+	toMatch := *inv
+	toMatch.Packages = make([]inventory.Package, 0, len(inv.Packages))
+	skipped := map[inventory.Ecosystem]int{}
+	osManaged := osManagedRule(inv)
+	for _, p := range inv.Packages {
+		if osManaged(&p) {
+			skipped[p.Ecosystem]++
+			continue
+		}
+		toMatch.Packages = append(toMatch.Packages, p)
+	}
+	r, err := e.Matcher.Match(ctx, toMatch)
+	if err != nil {
+		return nil, fmt.Errorf("match %s: %w", cmp.Or(inv.Source, "inventory"), err)
+	}
+	r.Inventory = *inv
+	if len(skipped) > 0 {
+		parts := make([]string, 0, len(skipped))
+		for _, eco := range slices.Sorted(maps.Keys(skipped)) {
+			parts = append(parts, fmt.Sprintf("%d %s", skipped[eco], eco))
+		}
+		e.logger().Info("language packages installed by the OS package manager are matched through their OS package",
+			"image", inv.Source, "packages", strings.Join(parts, ", "))
+	}
+	return r, nil
+}
+
+// Rematch recomputes the findings of a stored report against the current
+// database from the report's inventory; the image is not read. Filters are
+// not carried over: apply them to the result, as to a fresh scan.
+func (e *Engine) Rematch(ctx context.Context, stored *match.Report) (*match.Report, error) {
+	if stored == nil {
+		return nil, fmt.Errorf("rematch: no report")
+	}
+	if stored.SchemaVersion > match.ReportSchemaVersion {
+		return nil, fmt.Errorf("rematch: report schema %d is newer than this berth reads (%d)",
+			stored.SchemaVersion, match.ReportSchemaVersion)
+	}
+	inv := stored.Inventory
+	return e.Match(ctx, &inv)
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
+}

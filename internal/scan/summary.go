@@ -1,0 +1,93 @@
+package scan
+
+import (
+	"fmt"
+	"strings"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/report/bom"
+)
+
+// SummaryOrder is the order severities are listed in summaries, worst
+// first.
+var SummaryOrder = []match.Severity{
+	match.SeverityCritical, match.SeverityHigh, match.SeverityMedium,
+	match.SeverityLow, match.SeverityNone, match.SeverityUnknown,
+}
+
+// Summary counts what a filtered report shows and what it left out.
+type Summary struct {
+	// Image names the image as people read it ("kitchen-sink:latest").
+	Image string
+	// Findings counts the findings shown, by severity.
+	Findings map[match.Severity]int
+	Total    int
+	// Suppressed counts findings an ignore file or VEX statement removed.
+	Suppressed int
+	// Hidden counts findings the severity filter or --ignore-unfixed left
+	// out.
+	Hidden int
+}
+
+// Summarize compares the report as matched (all) with the report the
+// filter kept (shown, from match.Filter.Apply on all).
+func Summarize(all, shown *match.Report) Summary {
+	s := Summary{Image: ImageName(&shown.Inventory), Findings: map[match.Severity]int{}}
+	for _, f := range shown.Findings {
+		s.Findings[f.Severity]++
+	}
+	s.Total = len(shown.Findings)
+	s.Suppressed = len(shown.Suppressed) - len(all.Suppressed)
+	s.Hidden = len(all.Findings) - s.Total - s.Suppressed
+	return s
+}
+
+// String is the one line `berth scan` prints on standard error:
+//
+//	kitchen-sink:latest: 25 vulnerabilities (CRITICAL 2, HIGH 10, MEDIUM 13), 1 suppressed, 4 hidden by filters
+func (s Summary) String() string {
+	var b strings.Builder
+	b.WriteString(s.Image)
+	b.WriteString(": ")
+	switch s.Total {
+	case 0:
+		b.WriteString("no vulnerabilities")
+	case 1:
+		b.WriteString("1 vulnerability")
+	default:
+		fmt.Fprintf(&b, "%d vulnerabilities", s.Total)
+	}
+	if s.Total > 0 {
+		var parts []string
+		for _, sev := range SummaryOrder {
+			if n := s.Findings[sev]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", sev, n))
+			}
+		}
+		b.WriteString(" (" + strings.Join(parts, ", ") + ")")
+	}
+	if s.Suppressed > 0 {
+		fmt.Fprintf(&b, ", %d suppressed", s.Suppressed)
+	}
+	if s.Hidden > 0 {
+		fmt.Fprintf(&b, ", %d hidden by filters", s.Hidden)
+	}
+	return b.String()
+}
+
+// ImageName names the image of an inventory the way reports title it: the
+// repository or archive name, with its tag when it has one.
+func ImageName(inv *inventory.Inventory) string {
+	// Only the image's identity matters here; the packages would only be
+	// sorted for nothing.
+	img := bom.Build(&inventory.Inventory{Source: inv.Source, Digest: inv.Digest}).Image
+	name := img.Name
+	if img.Version != "" && img.Version != img.Digest {
+		name += ":" + img.Version
+	}
+	if name == "" {
+		return "image"
+	}
+	return name
+}
