@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newDBCmd(),
 		newSBOMCmd(),
+		newScanCmd(),
 		newKeyCmd(),
 		newSignCmd(),
 		newVerifyCmd(),

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/match/ignore"
+	"berth.dev/berth/internal/report"
+	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/vex"
+	"berth.dev/berth/internal/vulndb"
+)
+
+// exitDB is berth scan's exit code when there is no usable vulnerability
+// database, or a stale one with --fail-on-stale-db. Every other error
+// exits 1 (see main); docs/scan.md lists the codes for CI gates.
+const exitDB = 3
+
+func newScanCmd() *cobra.Command {
+	var (
+		format, output, platform, cacheDir, dbDir string
+		severity, ignoreFile, input               string
+		vexFiles                                  []string
+		insecure, noCache, ignoreUnfixed          bool
+		failOnStale, quiet                        bool
+		exitCode                                  int
+		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
+	)
+	cmd := &cobra.Command{
+		Use:   "scan IMAGE | scan --input REPORT.json",
+		Short: "Find the known vulnerabilities of the packages inside an image",
+		Long: `Find the known vulnerabilities of the packages inside an image.
+
+IMAGE is named as for 'berth sbom' (a registry reference, oci-archive:PATH,
+docker-archive:PATH, oci-dir:PATH, dir:PATH). Layer results are cached in
+--cache-dir. The vulnerability database is the one 'berth db update' keeps in
+--db-dir; it is never downloaded implicitly.
+
+--input REPORT.json matches a stored report (berth scan --format json) or
+inventory (berth sbom --format json) against the current database without
+reading the image again.
+
+Filters: --severity keeps the listed ratings (LOW,HIGH,CRITICAL) or a rating
+and above (HIGH+); --ignore-unfixed drops findings without a fixed version;
+the ignore file (--ignorefile, else the first of .berthignore, .trivyignore,
+.trivyignore.yaml in the working directory) and --vex documents suppress
+findings, with the reason kept in the report.
+
+Exit codes: 0 when done (also with findings unless --exit-code is set); the
+--exit-code value when findings remain after filtering; 1 for an operational
+error (bad flags, unreadable image or input); 3 when the vulnerability
+database is missing or unusable, or older than --db-max-age with
+--fail-on-stale-db. See docs/scan.md.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stderr := cmd.ErrOrStderr()
+			switch {
+			case input == "" && len(args) == 0:
+				return errors.New("scan needs an IMAGE, or --input REPORT.json")
+			case input != "" && len(args) > 0:
+				return errors.New("give either an IMAGE or --input, not both")
+			}
+			if _, err := report.LookupReport(format); err != nil {
+				return fmt.Errorf("--format: %w", err)
+			}
+			if exitCode < 0 || exitCode > 125 {
+				return fmt.Errorf("--exit-code %d: want 0 to 125", exitCode)
+			}
+			filter, err := scan.SeverityFilter(severity)
+			if err != nil {
+				return fmt.Errorf("--severity: %w", err)
+			}
+			filter.IgnoreUnfixed = ignoreUnfixed
+			if filter.Ignore, err = loadIgnoreFile(cmd, ignoreFile); err != nil {
+				return err
+			}
+			if len(vexFiles) > 0 {
+				if filter.VEX, err = vex.Load(vexFiles...); err != nil {
+					return err
+				}
+			}
+
+			if dbDir == "" {
+				if dbDir, err = vulndb.DefaultDir(); err != nil {
+					return err
+				}
+			}
+			db, err := vulndb.Open(dbDir)
+			if err != nil {
+				fmt.Fprintln(stderr, "berth:", err)
+				return exitError{exitDB}
+			}
+			defer db.Close()
+			if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
+				if failOnStale {
+					fmt.Fprintln(stderr, "berth:", w)
+					return exitError{exitDB}
+				}
+				fmt.Fprintln(stderr, "warning:", w)
+			}
+
+			engine := &scan.Engine{Matcher: match.New(db)}
+			var full *match.Report
+			if input != "" {
+				stored, err := readStoredReport(input)
+				if err != nil {
+					return err
+				}
+				if full, err = engine.Rematch(cmd.Context(), stored); err != nil {
+					return err
+				}
+			} else {
+				s := &inventory.Scanner{Analyzers: analyzers.All()}
+				if !noCache {
+					if cacheDir == "" {
+						if cacheDir, err = inventory.DefaultCacheDir(); err != nil {
+							return err
+						}
+					}
+					if s.Cache, err = inventory.OpenCache(cacheDir); err != nil {
+						return err
+					}
+				}
+				finish := showProgress(s)
+				engine.Inventory = s
+				full, err = engine.Scan(cmd.Context(), args[0], image.Options{Platform: platform, Insecure: insecure})
+				finish()
+				if err != nil {
+					return err
+				}
+			}
+
+			shown := filter.Apply(full)
+			for _, w := range shown.Warnings {
+				fmt.Fprintln(stderr, "warning:", w)
+			}
+			if err := writeSBOMOutput(output, func(w io.Writer) error {
+				return report.EncodeReport(w, format, shown, report.Options{ToolVersion: version})
+			}); err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintln(stderr, scan.Summarize(full, shown))
+			}
+			if exitCode != 0 && len(shown.Findings) > 0 {
+				return exitError{exitCode}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&format, "format", "f", "table", "output format: "+strings.Join(report.ReportFormatNames(), ", "))
+	f.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	f.StringVar(&input, "input", "", "rematch a stored report or inventory JSON instead of reading an image")
+	f.StringVar(&severity, "severity", "", "ratings to report: a list (LOW,HIGH,CRITICAL) or a threshold (HIGH+); default all")
+	f.BoolVar(&ignoreUnfixed, "ignore-unfixed", false, "leave out vulnerabilities without a fixed version")
+	f.IntVar(&exitCode, "exit-code", 0, "exit with this code when vulnerabilities remain after filtering")
+	f.StringVar(&ignoreFile, "ignorefile", "", "ignore file (.trivyignore text or YAML); default: the first of "+strings.Join(scan.DefaultIgnoreFiles, ", ")+" in the working directory; --ignorefile= for none")
+	f.StringArrayVar(&vexFiles, "vex", nil, "OpenVEX or CSAF VEX document whose statements suppress or annotate findings (repeatable)")
+	f.StringVar(&dbDir, "db-dir", "", "vulnerability database directory (default $BERTH_DB_DIR or <user cache dir>/berth/db)")
+	f.Var(&maxAge, "db-max-age", "warn when the database was last updated longer ago than this (e.g. 7d, 36h)")
+	f.BoolVar(&failOnStale, "fail-on-stale-db", false, "exit 3 instead of warning when the database is older than --db-max-age")
+	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
+	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
+	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
+	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
+	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary line on standard error")
+	return cmd
+}
+
+// loadIgnoreFile reads --ignorefile, or the default ignore file of the
+// working directory when the flag was not given. A named file must exist;
+// `--ignorefile=` turns the default off.
+func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, error) {
+	if !cmd.Flags().Changed("ignorefile") {
+		found, err := scan.FindIgnoreFile(".")
+		if err != nil || found == "" {
+			return nil, err
+		}
+		path = found
+		fmt.Fprintln(cmd.ErrOrStderr(), "using ignore file", path)
+	}
+	if path == "" {
+		return nil, nil
+	}
+	l, err := ignore.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ignorefile: %w", err)
+	}
+	return l, nil
+}
+
+func readStoredReport(path string) (*match.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--input: %w", err)
+	}
+	defer f.Close()
+	r, err := scan.ReadStored(f)
+	if err != nil {
+		return nil, fmt.Errorf("--input %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// showProgress draws a progress bar on a terminal while layers are read,
+// as berth sbom does; the returned function ends it.
+func showProgress(s *inventory.Scanner) func() {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return func() {}
+	}
+	var bar *progressbar.ProgressBar
+	s.OnPlan = func(toRead []image.Layer) {
+		var total int64
+		for _, l := range toRead {
+			total += l.Size
+		}
+		if total < progressThreshold {
+			return
+		}
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription("reading layers"),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100_000_000))
+		s.Progress = func(n int64) { bar.Add64(n) }
+	}
+	return func() {
+		if bar != nil {
+			bar.Finish()
+		}
+	}
+}
+
+// ageFlag is a duration flag that also takes days ("7d"), the unit people
+// think of database age in.
+type ageFlag time.Duration
+
+func (a *ageFlag) String() string {
+	d := time.Duration(*a)
+	if d%(24*time.Hour) == 0 && d > 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+func (a *ageFlag) Set(s string) error {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return fmt.Errorf("%q: want a number of days (7d) or a duration (36h)", s)
+		}
+		d = time.Duration(n * float64(24*time.Hour))
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%q: want a number of days (7d) or a duration (36h)", s)
+		}
+	}
+	if d <= 0 {
+		return fmt.Errorf("%q: want a positive age", s)
+	}
+	*a = ageFlag(d)
+	return nil
+}
+
+func (a *ageFlag) Type() string { return "age" }
