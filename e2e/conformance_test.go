@@ -41,7 +41,6 @@ func TestConformance(t *testing.T) {
 		"OCI_REPO1=conformance/repo1",
 		"OCI_REPO2=conformance/repo2",
 		"OCI_RESULTS_DIR=" + results,
-		"OCI_CONFIGURATION=" + filepath.Join(results, "none.yaml"),
 		"OCI_API_PULL=true",
 		"OCI_API_PUSH=true",
 		"OCI_API_BLOBS_ATOMIC=true",
