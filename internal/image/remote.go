@@ -41,12 +41,13 @@ func openRemote(ctx context.Context, src string, plat *v1.Platform, insecure boo
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	return fromV1Image(img)
+	return FromV1Image(img)
 }
 
-// fromV1Image adapts a go-containerregistry image. Layers are read through
-// Compressed, which verifies the blob digest as it streams.
-func fromV1Image(img v1.Image) (*Image, error) {
+// FromV1Image adapts a go-containerregistry image (from a registry, or from
+// the registry's own blob store). Layers are read through Compressed, which
+// for remote images verifies the blob digest as it streams.
+func FromV1Image(img v1.Image) (*Image, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("manifest digest: %w", err)

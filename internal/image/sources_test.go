@@ -213,6 +213,62 @@ func TestMissingLayerBlob(t *testing.T) {
 			t.Errorf("%s: error %v should be ErrMissingBlob naming %s", src, err, missing)
 		}
 	}
+
+	// A docker archive without one of its layer files.
+	full := filepath.Join(tmp, "full.docker.tar")
+	tag, _ := name.NewTag("example.com/test:latest")
+	if err := tarball.WriteToFile(full, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(tmp, "broken.docker.tar")
+	copyTarWithout(t, full, broken, missing.Hex+".tar.gz")
+	diffIDs, _ := img.ConfigFile()
+	_, err := Open(context.Background(), "docker-archive:"+broken, Options{})
+	if !errors.Is(err, ErrMissingBlob) || !strings.Contains(err.Error(), diffIDs.RootFS.DiffIDs[1].String()) || !strings.Contains(err.Error(), missing.Hex) {
+		t.Errorf("docker archive: error %v should be ErrMissingBlob naming the layer", err)
+	}
+}
+
+// copyTarWithout copies a tar file, leaving out the entry named skip.
+func copyTarWithout(t *testing.T, from, to, skip string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	tr, tw := tar.NewReader(in), tar.NewWriter(out)
+	found := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == skip {
+			found = true
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !found {
+		t.Fatalf("%s has no entry %s", from, skip)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestBadSources(t *testing.T) {
