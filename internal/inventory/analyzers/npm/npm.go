@@ -85,18 +85,17 @@ type set struct {
 	seen map[string]int
 }
 
-func (s *set) add(p inventory.Package) *inventory.Package {
+func (s *set) add(p inventory.Package) {
 	if s.seen == nil {
 		s.seen = map[string]int{}
 	}
 	key := p.Name + "@" + p.Version
 	if i, ok := s.seen[key]; ok {
 		s.pkgs[i].Dev = s.pkgs[i].Dev && p.Dev
-		return &s.pkgs[i]
+		return
 	}
 	s.seen[key] = len(s.pkgs)
 	s.pkgs = append(s.pkgs, p)
-	return &s.pkgs[len(s.pkgs)-1]
 }
 
 func pkg(name, version, location, analyzer string) inventory.Package {

@@ -305,3 +305,17 @@ func (f fileInfo) Mode() fs.FileMode  { return f.mode }
 func (f fileInfo) ModTime() time.Time { return time.Time{} }
 func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }
 func (f fileInfo) Sys() any           { return nil }
+
+// TestSetKeepsRuntimeOverDev: a package that a lockfile lists twice, once
+// dev-only and once needed at run time, is one runtime package.
+func TestSetKeepsRuntimeOverDev(t *testing.T) {
+	var s set
+	dev := pkg("ms", "2.0.0", "/l", "npm-lock")
+	dev.Dev = true
+	s.add(dev)
+	s.add(pkg("ms", "2.0.0", "/l", "npm-lock"))
+	s.add(dev)
+	if len(s.pkgs) != 1 || s.pkgs[0].Dev {
+		t.Errorf("got %+v, want one runtime ms", s.pkgs)
+	}
+}
