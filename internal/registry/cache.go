@@ -2,6 +2,7 @@ package registry
 
 import (
 	"container/list"
+	"strconv"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -35,9 +36,30 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	key      cacheKey
-	manifest *meta.Manifest // for digest keys
-	digest   digest.Digest  // for tag keys
+	manifest *servedManifest // for digest keys
+	digest   digest.Digest   // for tag keys
 	size     int64
+}
+
+// servedManifest is a manifest with its response header values prepared
+// once, so that serving it from the cache allocates nothing for headers.
+// The slices are shared by every response and must never be modified.
+type servedManifest struct {
+	*meta.Manifest
+	contentType   []string
+	contentLength []string
+	digest        []string
+	etag          []string
+}
+
+func newServedManifest(m *meta.Manifest) *servedManifest {
+	return &servedManifest{
+		Manifest:      m,
+		contentType:   []string{m.MediaType},
+		contentLength: []string{strconv.Itoa(len(m.Content))},
+		digest:        []string{string(m.Digest)},
+		etag:          []string{`"` + string(m.Digest) + `"`},
+	}
 }
 
 // entryOverhead approximates the bookkeeping bytes of one entry.
@@ -65,7 +87,7 @@ func (c *manifestCache) tag(repo, tag string) (digest.Digest, uint64, bool) {
 
 // manifest returns a cached manifest, or the generation to pass to
 // putManifest.
-func (c *manifestCache) manifest(repo string, d digest.Digest) (*meta.Manifest, uint64, bool) {
+func (c *manifestCache) manifest(repo string, d digest.Digest) (*servedManifest, uint64, bool) {
 	if !c.enabled() {
 		return nil, 0, false
 	}
@@ -83,7 +105,7 @@ func (c *manifestCache) putTag(repo, tag string, d digest.Digest, gen uint64) {
 		size: int64(len(repo)+len(tag)+len(d)) + entryOverhead}, gen)
 }
 
-func (c *manifestCache) putManifest(repo string, m *meta.Manifest, gen uint64) {
+func (c *manifestCache) putManifest(repo string, m *servedManifest, gen uint64) {
 	c.put(&cacheEntry{key: cacheKey{repo: repo, ref: string(m.Digest)}, manifest: m,
 		size: int64(len(repo)+len(m.Content)+len(m.Digest)+len(m.MediaType)) + entryOverhead}, gen)
 }

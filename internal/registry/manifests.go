@@ -56,7 +56,7 @@ func checkReference(ref string) error {
 }
 
 // lookupManifest resolves a reference to a manifest through the cache.
-func (reg *Registry) lookupManifest(q *request) (*meta.Manifest, error) {
+func (reg *Registry) lookupManifest(q *request) (*servedManifest, error) {
 	repo, ref := q.route.name, q.route.ref
 	if err := checkReference(ref); err != nil {
 		return nil, err
@@ -82,13 +82,14 @@ func (reg *Registry) lookupManifest(q *request) (*meta.Manifest, error) {
 	if ok {
 		return m, nil
 	}
-	m, err := reg.meta.Manifest(q.ctx(), repo, d)
+	stored, err := reg.meta.Manifest(q.ctx(), repo, d)
 	if errors.Is(err, meta.ErrManifestUnknown) {
 		return nil, newError(errManifestUnknown, fmt.Sprintf("manifest unknown: %s not found in %s", d, repo))
 	}
 	if err != nil {
 		return nil, err
 	}
+	m = newServedManifest(stored)
 	reg.cache.putManifest(repo, m, gen)
 	return m, nil
 }
@@ -99,10 +100,10 @@ func (reg *Registry) getManifest(q *request) error {
 		return err
 	}
 	h := q.w.Header()
-	h["Content-Type"] = []string{m.MediaType}
-	h["Content-Length"] = []string{strconv.Itoa(len(m.Content))}
-	h["Docker-Content-Digest"] = []string{string(m.Digest)}
-	h["Etag"] = []string{`"` + string(m.Digest) + `"`}
+	h["Content-Type"] = m.contentType
+	h["Content-Length"] = m.contentLength
+	h["Docker-Content-Digest"] = m.digest
+	h["Etag"] = m.etag
 	if match := q.r.Header.Get("If-None-Match"); match != "" && etagMatches(match, m.Digest) {
 		delete(h, "Content-Length")
 		delete(h, "Content-Type")

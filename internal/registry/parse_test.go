@@ -147,7 +147,7 @@ func TestCacheEvictsAndRefusesStaleFills(t *testing.T) {
 	}
 	for i := range 100 {
 		_, gen, _ := c.manifest("r", m(i).Digest)
-		c.putManifest("r", m(i), gen)
+		c.putManifest("r", newServedManifest(m(i)), gen)
 	}
 	if c.bytes > c.maxBytes {
 		t.Errorf("cache holds %d bytes, limit %d", c.bytes, c.maxBytes)

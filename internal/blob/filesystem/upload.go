@@ -42,7 +42,13 @@ type upload struct {
 	// whose saved state was stale; the data file is then rehashed on demand.
 	h    hash.Hash
 	done bool
+	// flushed is how far writeback has been started (see startWriteback).
+	flushed int64
 }
+
+// writebackEvery is how much unflushed content an upload accumulates before
+// it starts writeback.
+const writebackEvery = 8 << 20
 
 var _ blob.Upload = (*upload)(nil)
 
@@ -79,6 +85,10 @@ func (u *upload) ReadFrom(r io.Reader) (int64, error) {
 			total += int64(w)
 			if werr != nil {
 				return total, fmt.Errorf("upload %s: %w", u.id, werr)
+			}
+			if u.size-u.flushed >= writebackEvery {
+				startWriteback(u.f, u.flushed, u.size-u.flushed)
+				u.flushed = u.size
 			}
 		}
 		if rerr == io.EOF {
