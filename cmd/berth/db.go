@@ -71,7 +71,15 @@ new database replaces the old one only if every source succeeded.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "updated %s: %d records in %d packages\n", vulndb.Path(dir), info.Records, info.Packages)
+			skipped := 0
+			for _, s := range info.Sources {
+				skipped += s.Skipped
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated %s: %d records in %d packages", vulndb.Path(dir), info.Records, info.Packages)
+			if skipped > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), " (%d records skipped: see 'berth db status')", skipped)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
 			return nil
 		},
 	}

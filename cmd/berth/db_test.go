@@ -54,7 +54,7 @@ func TestDBCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "1 records in 1 packages") {
+	if !strings.Contains(out, "1 records in 1 packages (1 records skipped") {
 		t.Errorf("update said %q", out)
 	}
 
