@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +42,7 @@ func ReadStored(r io.Reader) (*match.Report, error) {
 			return nil, errors.New("stored report has no schemaVersion: not a berth report")
 		}
 		var rep match.Report
-		if err := decodeOne(data, &rep); err != nil {
+		if err := json.Unmarshal(data, &rep); err != nil {
 			return nil, fmt.Errorf("stored report: %w", err)
 		}
 		if rep.SchemaVersion < 1 || rep.SchemaVersion > match.ReportSchemaVersion {
@@ -52,24 +51,10 @@ func ReadStored(r io.Reader) (*match.Report, error) {
 		return &rep, nil
 	case probe.Packages != nil || probe.Layers != nil:
 		var inv inventory.Inventory
-		if err := decodeOne(data, &inv); err != nil {
+		if err := json.Unmarshal(data, &inv); err != nil {
 			return nil, fmt.Errorf("stored inventory: %w", err)
 		}
 		return &match.Report{SchemaVersion: match.ReportSchemaVersion, Inventory: inv, Findings: []match.Finding{}}, nil
 	}
 	return nil, errors.New("not a berth report (berth scan --format json) or inventory (berth sbom --format json)")
-}
-
-// decodeOne decodes exactly one JSON document. Unknown fields are
-// accepted: a report from a newer berth of the same schema version only
-// adds fields.
-func decodeOne(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
 }
