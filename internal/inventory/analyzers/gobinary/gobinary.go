@@ -31,7 +31,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "gobinary" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // Required asks for every executable regular file of plausible size: a Go
 // binary can live anywhere and have any name.
@@ -153,9 +153,13 @@ func packages(info *debug.BuildInfo, location, analyzer string) []inventory.Pack
 }
 
 // goVersion trims build-time experiment suffixes such as
-// "go1.22.1 X:boringcrypto" to the toolchain release.
+// "go1.22.1 X:boringcrypto" to the toolchain release. A development
+// toolchain ("devel go1.27-1a2b3c4 …") is no release: no version.
 func goVersion(v string) string {
 	v, _, _ = strings.Cut(v, " ")
+	if !strings.HasPrefix(v, "go1") {
+		return ""
+	}
 	return v
 }
 

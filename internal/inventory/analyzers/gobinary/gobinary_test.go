@@ -93,6 +93,12 @@ func TestPackages(t *testing.T) {
 			},
 		},
 		{
+			name:      "development toolchain",
+			goVersion: "devel go1.27-1a2b3c4 Tue Jan 5 10:00:00 2027 +0000",
+			info:      "path\texample.com/app\nmod\texample.com/app\tv1.0.0\t\n",
+			want:      []inventory.Package{{Name: "example.com/app", Version: "v1.0.0"}},
+		},
+		{
 			name:      "GOPATH build without modules",
 			goVersion: "go1.21.0",
 			info:      "path\tcommand-line-arguments\n",
