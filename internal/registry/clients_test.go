@@ -193,6 +193,8 @@ func (gate) Authorize(_ context.Context, s access.Subject, req access.Request) e
 		return nil
 	case strings.HasPrefix(req.Repository, "public/"):
 		return nil
+	case s.Name == "flood":
+		return access.ErrTooManyRequests
 	case s.Anonymous():
 		return &access.Challenge{Scheme: "Bearer", Realm: "https://auth.example/token", Service: "berth",
 			Scope: []access.Request{req}}
@@ -215,6 +217,8 @@ func TestAuthorizerSeam(t *testing.T) {
 	e.expect(e.do("GET", "/v2/team-a/app/tags/list", nil, "Authorization", "Basic "+basic("alice", "wrong")),
 		http.StatusUnauthorized, "UNAUTHORIZED", "bad password")
 	e.expect(e.do("POST", "/v2/team-a/app/blobs/uploads/", nil, bob...), http.StatusForbidden, "DENIED", "bob pushes to team-a")
+	e.expect(e.do("GET", "/v2/team-a/app/tags/list", nil, "Authorization", "Basic "+basic("flood", "secret")),
+		http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled subject")
 
 	img := newImage("authz")
 	for _, content := range [][]byte{img.config, img.layer} {

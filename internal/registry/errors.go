@@ -86,6 +86,8 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 		ae = &apiError{code: errUnauthorized, header: http.Header{"Www-Authenticate": {challenge.Header()}}}
 	case errors.Is(err, access.ErrDenied):
 		ae = &apiError{code: errDenied}
+	case errors.Is(err, access.ErrTooManyRequests):
+		ae = &apiError{code: errTooManyRequests}
 	default:
 		// The cause is logged, never shown: it may name files or SQL.
 		ae = &apiError{code: errUnknown}

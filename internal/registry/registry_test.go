@@ -394,6 +394,23 @@ func TestManifestTooLarge(t *testing.T) {
 		http.StatusCreated, "", "manifest under the limit")
 }
 
+// The default limit is the spec's 4 MiB: a manifest of exactly that size
+// is stored, one byte more is refused before it is parsed.
+func TestManifestDefaultLimit(t *testing.T) {
+	e := newEnv(t)
+	head := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"annotations":{"pad":"`
+	tail := `"}}`
+	exact := []byte(head + strings.Repeat("p", 4<<20-len(head)-len(tail)) + tail)
+	e.expect(e.do("PUT", "/v2/r/manifests/exact", exact, "Content-Type", "application/vnd.oci.image.index.v1+json"),
+		http.StatusCreated, "", "a 4 MiB manifest")
+	over := []byte(head + strings.Repeat("p", 4<<20-len(head)-len(tail)+1) + tail)
+	r := e.do("PUT", "/v2/r/manifests/over", over, "Content-Type", "application/vnd.oci.image.index.v1+json")
+	e.expect(r, http.StatusRequestEntityTooLarge, "MANIFEST_INVALID", "4 MiB and a byte")
+	if !strings.Contains(string(r.body), "manifest of 4194305 bytes exceeds the limit of 4194304 bytes") {
+		t.Errorf("unclear error: %s", r.body)
+	}
+}
+
 func TestManifestValidation(t *testing.T) {
 	e := newEnv(t)
 	img := newImage("valid")

@@ -36,9 +36,9 @@ func newMetrics() *metrics {
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "berth_http_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by route and method.",
+			Help:    "Time to serve HTTP requests, by route, method and status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"route", "method"}),
+		}, []string{"route", "method", "code"}),
 		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_http_request_bytes_total",
 			Help: "Request body bytes received, by route.",
@@ -87,8 +87,9 @@ func codeLabel(c int) string {
 
 // observe records one finished request.
 func (m *metrics) observe(route, method string, status int, in, out int64, d time.Duration) {
-	m.requests.WithLabelValues(route, method, codeLabel(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	code := codeLabel(status)
+	m.requests.WithLabelValues(route, method, code).Inc()
+	m.duration.WithLabelValues(route, method, code).Observe(d.Seconds())
 	if in > 0 {
 		m.bytesIn.WithLabelValues(route).Add(float64(in))
 	}

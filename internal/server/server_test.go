@@ -113,7 +113,7 @@ func TestEndpoints(t *testing.T) {
 		`berth_http_request_bytes_total{route="upload_start"} 9`,
 		`berth_http_response_bytes_total{route="blob"} 9`,
 		`berth_uploads_in_flight 0`,
-		`berth_http_request_duration_seconds_bucket{method="GET",route="blob",le="+Inf"} 1`,
+		`berth_http_request_duration_seconds_bucket{code="200",method="GET",route="blob",le="+Inf"} 1`,
 		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(metrics, want) {

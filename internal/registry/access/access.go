@@ -47,6 +47,10 @@ func (s Subject) Anonymous() bool { return s.Name == "" }
 // registry answers 403 DENIED.
 var ErrDenied = errors.New("requested access to the resource is denied")
 
+// ErrTooManyRequests means the subject is being throttled: the registry
+// answers 429 TOOMANYREQUESTS.
+var ErrTooManyRequests = errors.New("too many requests")
+
 // Challenge means the caller must (re)authenticate: the registry answers 401
 // UNAUTHORIZED with a WWW-Authenticate header built from it.
 type Challenge struct {
@@ -88,7 +92,8 @@ type Authorizer interface {
 	// credentials yield a *Challenge.
 	Authenticate(r *http.Request) (Subject, error)
 	// Authorize returns nil to allow, ErrDenied (possibly wrapped) to
-	// refuse, or a *Challenge when authenticating could change the answer.
+	// refuse, ErrTooManyRequests to throttle, or a *Challenge when
+	// authenticating could change the answer.
 	// The registry calls it once per permission a request needs, and once
 	// per repository when filtering the catalog.
 	Authorize(ctx context.Context, s Subject, req Request) error
