@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "java-archive" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // Required asks for regular files with an archive suffix. A symlink such as
 // Debian's commons-lang3-3.12.0.jar → commons-lang3.jar is not a regular
@@ -127,7 +128,7 @@ type walker struct {
 	warns              []string
 }
 
-func (w *walker) add(name, version string) {
+func (w *walker) add(name, version string, licenses []string) {
 	if w.seen == nil {
 		w.seen = map[string]bool{}
 	}
@@ -139,6 +140,7 @@ func (w *walker) add(name, version string) {
 		Ecosystem: inventory.Maven,
 		Name:      name,
 		Version:   version,
+		Licenses:  licenses,
 		Locations: []string{w.location},
 		Analyzer:  w.analyzer,
 	})
@@ -148,7 +150,8 @@ func (w *walker) add(name, version string) {
 // display the path shown in warnings ("/a.war!/WEB-INF/lib/b.jar").
 func (w *walker) archive(zr *zip.Reader, fileName, display string, depth int) {
 	var (
-		poms     int
+		props    []*zip.File
+		pomXML   = map[string]*zip.File{} // by directory
 		manifest map[string]string
 		nested   []*zip.File
 	)
@@ -156,16 +159,9 @@ func (w *walker) archive(zr *zip.Reader, fileName, display string, depth int) {
 		name := zf.Name
 		switch {
 		case strings.HasPrefix(name, "META-INF/maven/") && path.Base(name) == "pom.properties":
-			props, err := w.readMetadata(zf)
-			if err != nil {
-				w.warns = append(w.warns, fmt.Sprintf("%s!/%s: %v", display, name, err))
-				continue
-			}
-			pp := parseProperties(props)
-			if pp["groupId"] != "" && pp["artifactId"] != "" {
-				w.add(pp["groupId"]+":"+pp["artifactId"], pp["version"])
-				poms++
-			}
+			props = append(props, zf)
+		case strings.HasPrefix(name, "META-INF/maven/") && path.Base(name) == "pom.xml":
+			pomXML[path.Dir(name)] = zf
 		case name == "META-INF/MANIFEST.MF":
 			data, err := w.readMetadata(zf)
 			if err != nil {
@@ -177,9 +173,35 @@ func (w *walker) archive(zr *zip.Reader, fileName, display string, depth int) {
 			nested = append(nested, zf)
 		}
 	}
+	// The manifest describes the archive itself, so its license belongs
+	// to the archive's one artifact, not to the others a fat jar holds.
+	bundleLicenses := splitBundleLicense(manifest["Bundle-License"])
+	poms := 0
+	for _, zf := range props {
+		data, err := w.readMetadata(zf)
+		if err != nil {
+			w.warns = append(w.warns, fmt.Sprintf("%s!/%s: %v", display, zf.Name, err))
+			continue
+		}
+		pp := parseProperties(data)
+		if pp["groupId"] == "" || pp["artifactId"] == "" {
+			continue
+		}
+		poms++
+		var licenses []string
+		if x, ok := pomXML[path.Dir(zf.Name)]; ok {
+			if licenses, err = w.pomLicenses(x); err != nil {
+				w.warns = append(w.warns, fmt.Sprintf("%s!/%s: %v", display, x.Name, err))
+			}
+		}
+		if len(licenses) == 0 && len(props) == 1 {
+			licenses = bundleLicenses
+		}
+		w.add(pp["groupId"]+":"+pp["artifactId"], pp["version"], licenses)
+	}
 	if poms == 0 {
 		if name, version := fromManifest(manifest, fileName); name != "" {
-			w.add(name, version)
+			w.add(name, version, bundleLicenses)
 		}
 	}
 	if depth >= maxNestedDepth {
@@ -229,6 +251,42 @@ func (w *walker) inflate(zf *zip.File, limit int64) ([]byte, error) {
 	}
 	w.budget -= int64(len(data))
 	return data, nil
+}
+
+// pomLicenses reads the <licenses> a pom.xml declares itself; licenses
+// inherited from a parent POM are not resolved.
+func (w *walker) pomLicenses(zf *zip.File) ([]string, error) {
+	data, err := w.readMetadata(zf)
+	if err != nil {
+		return nil, err
+	}
+	var pom struct {
+		Licenses []string `xml:"licenses>license>name"`
+	}
+	if err := xml.Unmarshal(data, &pom); err != nil {
+		return nil, fmt.Errorf("parse pom.xml: %w", err)
+	}
+	var out []string
+	for _, l := range pom.Licenses {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// splitBundleLicense reads the OSGi Bundle-License header: comma-separated
+// licenses (SPDX ids or URLs), each with optional ";attribute=value"
+// parameters.
+func splitBundleLicense(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		l, _, _ := strings.Cut(part, ";")
+		if l = strings.Trim(strings.TrimSpace(l), `"`); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // parseProperties reads the subset of java.util.Properties that Maven
