@@ -188,15 +188,18 @@ func (b *Builder) add(s *sourceStats, v *osv.Vulnerability) error {
 	slim.Details = ""
 	for _, k := range keys {
 		idx := byKey[k]
+		eco, _, _ := strings.Cut(k, "\x00")
 		slim.Affected = make([]osv.Affected, len(idx))
 		for j, i := range idx {
 			slim.Affected[j] = v.Affected[i]
+			// As looked up: a matcher comparing ecosystems finds its own
+			// ("Ubuntu:22.04", not osv.dev's "Ubuntu:22.04:LTS").
+			slim.Affected[j].Package.Ecosystem = eco
 		}
 		var n arenaSizes
 		n.count(&slim)
 		b.put(bucketPostings, postingKey(k, b.seq), encodeRecord(appendHeader(nil, n), &slim))
 		b.seq++
-		eco, _, _ := strings.Cut(k, "\x00")
 		if !counted[eco] {
 			counted[eco] = true
 			b.ecos[eco]++

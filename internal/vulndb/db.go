@@ -146,8 +146,9 @@ func (db *DB) Age(now time.Time) time.Duration { return now.Sub(db.info.UpdatedA
 // Vulnerabilities returns the records that affect the package name in
 // ecosystem ("npm", "PyPI", "Debian:12", "Alpine:v3.19", …). Names are
 // normalised as at import (PEP 503 for PyPI). Each record carries all its
-// fields except Details, and only the affected entries of this package;
-// Vulnerability(id) has the full record.
+// fields except Details, and only the affected entries of this package,
+// their ecosystem as looked up (NormalizeEcosystem); Vulnerability(id) has
+// the full record as the source gave it.
 func (db *DB) Vulnerabilities(ctx context.Context, ecosystem, name string) ([]*osv.Vulnerability, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -101,9 +101,10 @@ func TestLookup(t *testing.T) {
 		rec("PYSEC-1", aff("PyPI", "jw.util", fixed("1.2")...)),
 		rec("DSA-1-1", aff("Debian:11", "curl", fixed("7.74.0-1.3+deb11u7")...), aff("Debian:10", "curl", fixed("7.64.0-4+deb10u5")...)),
 		multi,
+		rec("UBUNTU-CVE-1", aff("Ubuntu:22.04:LTS", "openssl", fixed("3.0.2-0ubuntu1.10")...)),
 	)
-	if info.Records != 3 || info.Packages != 6 {
-		t.Errorf("info: %d records in %d packages, want 3 in 6", info.Records, info.Packages)
+	if info.Records != 4 || info.Packages != 7 {
+		t.Errorf("info: %d records in %d packages, want 4 in 7", info.Records, info.Packages)
 	}
 	db := open(t, dir)
 	ctx := context.Background()
@@ -120,6 +121,7 @@ func TestLookup(t *testing.T) {
 		{"npm", "other", "GHSA-multi"},
 		{"npm", "absent", ""},
 		{"Go", "Golang.org/x/net", ""}, // Go module paths are case-sensitive
+		{"Ubuntu:22.04", "openssl", "UBUNTU-CVE-1"},
 	}
 	for _, tt := range tests {
 		got, err := db.Vulnerabilities(ctx, tt.eco, tt.name)
@@ -153,7 +155,11 @@ func TestLookup(t *testing.T) {
 	if v, err := db.Vulnerability(ctx, "NOPE"); v != nil || err != nil {
 		t.Errorf("Vulnerability(NOPE) = %v, %v; want nil, nil", v, err)
 	}
-	if want := map[string]int{"PyPI": 1, "Debian:11": 1, "Debian:10": 1, "Go": 1, "npm": 1}; !equalCounts(info.Ecosystems, want) {
+	ub, _ := db.Vulnerabilities(ctx, "Ubuntu:22.04", "openssl")
+	if eco := ub[0].Affected[0].Package.Ecosystem; eco != "Ubuntu:22.04" {
+		t.Errorf("Ubuntu entry looked up as Ubuntu:22.04 has ecosystem %q", eco)
+	}
+	if want := map[string]int{"PyPI": 1, "Debian:11": 1, "Debian:10": 1, "Go": 1, "npm": 1, "Ubuntu:22.04": 1}; !equalCounts(info.Ecosystems, want) {
 		t.Errorf("ecosystems %v, want %v", info.Ecosystems, want)
 	}
 }
