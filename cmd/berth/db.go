@@ -53,7 +53,8 @@ func newDBUpdateCmd(resolve func() (string, error)) *cobra.Command {
 
 --source may be repeated; without it the OSV feed at ` + update.DefaultSources[0] + ` is used.
   URL or PATH, osv:URL|PATH         an OSV bulk feed (ecosystems.txt + <ECOSYSTEM>/all.zip),
-                                     or a folder of <ECOSYSTEM>/all.zip
+                                     or a folder of <ECOSYSTEM>/all.zip; append #npm,PyPI
+                                     to import only those ecosystems
   debian-tracker:[URL|PATH]         the Debian security tracker (data/DSA/list, data/DLA/list)
   alpine-secdb:[URL|PATH]           the Alpine secdb in JSON (<branch>/<repo>.json)
   nodejs-wg:URL|PATH                the Node.js security WG vuln.zip (npm advisories)

@@ -42,7 +42,7 @@ var DefaultSources = []string{osvfeed.DefaultBase}
 
 // ParseSource turns one --source spec into a source:
 //
-//	https://mirror/osv, /srv/osv, osv:URL|PATH      OSV bulk feed
+//	https://mirror/osv, /srv/osv, osv:URL|PATH      OSV bulk feed; a "#npm,PyPI" suffix limits it to those ecosystems
 //	debian-tracker:URL|PATH                         Debian security tracker (data/DSA/list, data/DLA/list)
 //	debian-tracker:                                 … at its default location
 //	alpine-secdb:URL|PATH, alpine-secdb:            Alpine secdb JSON (<branch>/<repo>.json)
@@ -73,18 +73,39 @@ func ParseSource(spec string) (source.Source, error) {
 		}
 		return nodejs.New(a), nil
 	case strings.HasPrefix(spec, PrefixOSV):
-		return osvfeed.New(arg(PrefixOSV, osvfeed.DefaultBase)), nil
+		return osvFeed(arg(PrefixOSV, osvfeed.DefaultBase))
 	case source.IsRemote(spec), strings.HasPrefix(spec, "file://"):
-		return osvfeed.New(spec), nil
+		return osvFeed(spec)
 	case strings.Contains(spec, "://"):
 		return nil, fmt.Errorf("--source %s: unknown scheme (want http(s)://, file://, oci:// or a prefix such as debian-tracker:)", spec)
 	default:
-		abs, err := filepath.Abs(spec)
+		s, err := osvFeed(spec)
 		if err != nil {
+			return nil, err
+		}
+		if s.Base, err = filepath.Abs(s.Base); err != nil {
 			return nil, fmt.Errorf("--source %s: %w", spec, err)
 		}
-		return osvfeed.New(abs), nil
+		return s, nil
 	}
+}
+
+// osvFeed reads "BASE" or "BASE#eco1,eco2".
+func osvFeed(spec string) (*osvfeed.Source, error) {
+	base, list, limited := strings.Cut(spec, "#")
+	s := osvfeed.New(base)
+	if !limited {
+		return s, nil
+	}
+	for _, e := range strings.Split(list, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			s.Ecosystems = append(s.Ecosystems, e)
+		}
+	}
+	if len(s.Ecosystems) == 0 {
+		return nil, fmt.Errorf("--source %s: no ecosystems after #", spec)
+	}
+	return s, nil
 }
 
 // Options configure an update.
@@ -173,6 +194,9 @@ func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
 			return nil, fmt.Errorf("update failed, previous database kept: %w", err)
 		}
 		opts.Logger.Info("loaded source", "source", s.Name(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	if !client.Changed() {
+		opts.Logger.Info("no source changed since the last update")
 	}
 	if _, err := b.Finish(opts.Now()); err != nil {
 		return nil, fmt.Errorf("update failed, previous database kept: %w", err)

@@ -275,12 +275,19 @@ func TestParseSource(t *testing.T) {
 			t.Errorf("ParseSource(%q) = %s, want %s", tt.spec, s.Name(), tt.want)
 		}
 	}
-	for _, bad := range []string{"", "ftp://x/y", "oci://reg/db:1", "nodejs-wg:"} {
+	limited, err := update.ParseSource("https://mirror.example/osv#npm, PyPI")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := limited.(*osvfeed.Source); f.Base != "https://mirror.example/osv" || strings.Join(f.Ecosystems, "|") != "npm|PyPI" {
+		t.Errorf("limited feed: %+v", f)
+	}
+	for _, bad := range []string{"", "ftp://x/y", "oci://reg/db:1", "nodejs-wg:", "osv:#", "/srv/osv#,"} {
 		if _, err := update.ParseSource(bad); err == nil {
 			t.Errorf("ParseSource(%q) succeeded", bad)
 		}
 	}
-	_, err := update.Run(context.Background(), update.Options{Dir: t.TempDir(), Sources: []string{"oci://127.0.0.1:1/db:1", "osv:"}})
+	_, err = update.Run(context.Background(), update.Options{Dir: t.TempDir(), Sources: []string{"oci://127.0.0.1:1/db:1", "osv:"}})
 	if err == nil || !strings.Contains(err.Error(), "cannot be mixed") {
 		t.Errorf("oci:// mixed with a feed: err = %v", err)
 	}
