@@ -100,9 +100,6 @@ func OpenWorkspace(dir string, wait time.Duration) (*Workspace, error) {
 	return w, nil
 }
 
-// Dir is the DB directory.
-func (w *Workspace) Dir() string { return w.dir }
-
 // Close releases the writer lock.
 func (w *Workspace) Close() error { return w.lock.Close() }
 

@@ -93,8 +93,8 @@ func readEntry(zf *zip.File) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Advisory is one npm/<n>.json document.
-type Advisory struct {
+// advisory is one npm/<n>.json document.
+type advisory struct {
 	ID                 json.Number `json:"id"`
 	ModuleName         string      `json:"module_name"`
 	Title              string      `json:"title"`
@@ -112,7 +112,7 @@ type Advisory struct {
 // Convert turns one npm advisory document into an OSV record. The error
 // text of a rejected advisory is the reason it is counted under.
 func Convert(doc []byte) (*osv.Vulnerability, error) {
-	var a Advisory
+	var a advisory
 	if err := json.Unmarshal(doc, &a); err != nil {
 		return nil, errors.New("invalid advisory JSON")
 	}
