@@ -44,5 +44,6 @@ func All() []inventory.Analyzer {
 		ruby.GemspecAnalyzer{},
 		ruby.LockAnalyzer{},
 		dotnet.Analyzer{},
+		dotnet.LockAnalyzer{},
 	}
 }

@@ -12,32 +12,48 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"berth.dev/berth/internal/inventory"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestGolden(t *testing.T) {
-	res, err := Analyzer{}.Analyze(context.Background(), os.DirFS("testdata/app"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		dir      string
+		analyzer inventory.Analyzer
+	}{
+		{"app", Analyzer{}},
+		{"src", LockAnalyzer{}},
 	}
-	got, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	golden := filepath.Join("testdata", "golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("result differs from %s (run with -update to accept):\n%s", golden, got)
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			res, err := tt.analyzer.Analyze(context.Background(), os.DirFS(filepath.Join("testdata", tt.dir)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.MarshalIndent(res, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			golden := filepath.Join("testdata", "golden", tt.dir+"."+tt.analyzer.Name()+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("result differs from %s (run with -update to accept):\n%s", golden, got)
+			}
+		})
 	}
 }
 
@@ -65,6 +81,30 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+func TestBadPackagesLock(t *testing.T) {
+	good, err := os.ReadFile("testdata/src/packages.lock.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"truncated":   good[:len(good)/2],
+		"future":      []byte(`{"version": 9, "dependencies": {}}`),
+		"no resolved": []byte(`{"version": 1, "dependencies": {"net8.0": {"A": {"type": "Direct"}}}}`),
+	} {
+		files := fstest.MapFS{"src/packages.lock.json": {Data: good}, "bad/packages.lock.json": {Data: data}}
+		res, err := LockAnalyzer{}.Analyze(context.Background(), files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Warns) != 1 || !strings.HasPrefix(res.Warns[0], "/bad/packages.lock.json: ") {
+			t.Errorf("%s: warnings = %q", name, res.Warns)
+		}
+		if len(res.Sets) != 1 || res.Sets[0].Origin != "src/packages.lock.json" {
+			t.Errorf("%s: sets = %+v", name, res.Sets)
+		}
+	}
+}
+
 func TestRequired(t *testing.T) {
 	tests := []struct {
 		path string
@@ -81,6 +121,29 @@ func TestRequired(t *testing.T) {
 			t.Errorf("Required(%q) = %v, want %v", tt.path, got, tt.want)
 		}
 	}
+	if !(LockAnalyzer{}).Required("src/Shop/packages.lock.json", fileInfo{mode: 0o644}) ||
+		(LockAnalyzer{}).Required("src/Shop/packages.config", fileInfo{mode: 0o644}) {
+		t.Error("LockAnalyzer.Required: want packages.lock.json only")
+	}
+}
+
+func FuzzParsePackagesLock(f *testing.F) {
+	b, err := os.ReadFile("testdata/src/packages.lock.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pkgs, err := ParsePackagesLock(data, "/x", "fuzz")
+		if err != nil && pkgs != nil {
+			t.Fatal("packages returned with an error")
+		}
+		for _, p := range pkgs {
+			if p.Name == "" || p.Version == "" {
+				t.Fatalf("package without name or version: %+v", p)
+			}
+		}
+	})
 }
 
 func FuzzParseDepsJSON(f *testing.F) {
