@@ -73,8 +73,8 @@ func ParsePackagesLock(data []byte, location, analyzer string) ([]inventory.Pack
 			if e.Type == "Project" || seen[name+"@"+e.Resolved] {
 				continue
 			}
-			if e.Resolved == "" {
-				return nil, fmt.Errorf("%s: package %q has no resolved version", f, name)
+			if name == "" || e.Resolved == "" {
+				return nil, fmt.Errorf("%s: package %q has no name or resolved version", f, name)
 			}
 			seen[name+"@"+e.Resolved] = true
 			p := inventory.Package{
