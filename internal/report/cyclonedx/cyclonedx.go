@@ -203,7 +203,7 @@ func licenses(raw []string) *cdx.Licenses {
 	for _, s := range kept {
 		id, ok := license.ID(s)
 		switch {
-		case !ok:
+		case !ok || !schemaKnowsID(id):
 			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s, Acknowledgement: cdx.LicenseAcknowledgementDeclared}})
 		case !ids[id]: // "MIT" and "mit" are one license
 			ids[id] = true
