@@ -260,6 +260,10 @@ func (w *walker) pomLicenses(zf *zip.File) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Most POMs inherit their licenses; skip the XML decoding then.
+	if !bytes.Contains(data, []byte("<licenses>")) {
+		return nil, nil
+	}
 	var pom struct {
 		Licenses []string `xml:"licenses>license>name"`
 	}
