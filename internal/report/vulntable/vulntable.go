@@ -27,10 +27,11 @@ import (
 )
 
 const (
-	gap       = 2 // spaces between columns
-	minColumn = 8 // never cut a column below this many cells
-	bold      = "\x1b[1m"
-	reset     = "\x1b[0m"
+	gap            = 2  // spaces between columns
+	minColumn      = 8  // never cut a column below this many cells
+	readableColumn = 24 // cut names and versions to this before the title
+	bold           = "\x1b[1m"
+	reset          = "\x1b[0m"
 )
 
 // Column indexes, in the order of header.
@@ -168,9 +169,11 @@ func columnWidths(rows [][]string) []int {
 	return widths
 }
 
-// fit narrows the free-text columns until the table fits termWidth: the
-// title and aliases give way first (down to minColumn), then package,
-// version and fixed versions share one cap, as high as fits.
+// fit narrows the free-text columns until the table fits termWidth, in
+// the order a reader misses them least: the aliases first, then long
+// names, versions and fixed versions (down to a common cap of
+// readableColumn), then the title, then those three again down to
+// minColumn. If even that does not fit, the terminal wraps.
 func fit(widths []int, termWidth int) {
 	total := func() int {
 		t := gap * (len(widths) - 1)
@@ -179,20 +182,24 @@ func fit(widths []int, termWidth int) {
 		}
 		return t
 	}
-	for _, c := range []int{colTitle, colAliases} {
+	shrink := func(c int) {
 		if over := total() - termWidth; over > 0 && widths[c] > minColumn {
 			widths[c] = max(minColumn, widths[c]-over)
 		}
 	}
 	flexible := []int{colPackage, colVersion, colFixed}
 	natural := slices.Clone(widths)
-	limit := slices.Max(natural)
-	for limit > minColumn && total() > termWidth {
-		limit--
-		for _, c := range flexible {
-			widths[c] = min(natural[c], limit)
+	capFlexible := func(floor int) {
+		for limit := slices.Max(natural); limit > floor && total() > termWidth; limit-- {
+			for _, c := range flexible {
+				widths[c] = min(natural[c], limit)
+			}
 		}
 	}
+	shrink(colAliases)
+	capFlexible(readableColumn)
+	shrink(colTitle)
+	capFlexible(minColumn)
 }
 
 func formatRow(cells []string, widths []int, opts table.Options, isHeader bool) string {
