@@ -202,13 +202,29 @@ func TestKill9DuringParallelPushes(t *testing.T) {
 			t.Errorf("%s: acknowledged manifest answered %d", p.repo, status)
 		}
 	}
+	// The offline commands refuse a directory a server holds.
+	out, err := exec.Command(bin, "gc", "--data", data).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use") || !strings.Contains(string(out), "SIGUSR1") {
+		t.Errorf("berth gc beside a running server: %v\n%s", err, out)
+	}
 	proc.cmd.Process.Signal(syscall.SIGTERM)
 	if err := proc.cmd.Wait(); err != nil {
 		t.Errorf("berth serve after SIGTERM: %v\n%s", err, proc.logs)
 	}
-	out, err := exec.Command(bin, "fsck", "--data", data).CombinedOutput()
+	out, err = exec.Command(bin, "fsck", "--data", data).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ": 0 problems") {
 		t.Errorf("berth fsck: %v\n%s", err, out)
 	}
 	t.Logf("fsck: %s", bytes.TrimSpace(out))
+	// Collecting everything collectable keeps the acknowledged images and
+	// leaves the store consistent.
+	out, err = exec.Command(bin, "gc", "--data", data, "--grace", "0s", "--untagged", "--log-level", "warn").CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth gc: %v\n%s", err, out)
+	}
+	t.Logf("gc: %s", bytes.TrimSpace(out))
+	out, err = exec.Command(bin, "fsck", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": 0 problems") || !strings.Contains(string(out), fmt.Sprintf("and %d manifests", acknowledged)) {
+		t.Errorf("berth fsck after gc: %v\n%s", err, out)
+	}
 }
