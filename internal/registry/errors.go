@@ -38,7 +38,6 @@ var (
 	// clients know.
 	errPaginationInvalid = errorCode{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	errUnknown           = errorCode{"UNKNOWN", http.StatusInternalServerError, "internal server error"}
-	errNotFound          = errorCode{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
 )
 
 // apiError is an error answered to the client as the spec's JSON error body.

@@ -132,7 +132,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 	rt := parseRoute(r.URL.Path)
 	switch rt.kind {
 	case routeUnknown:
-		return newError(errNotFound, "no such endpoint: "+r.URL.Path)
+		return noEndpoint(r)
 	case routeBase, routeCatalog:
 	default:
 		if !validName(rt.name) {
@@ -163,7 +163,12 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 	case routeReferrers:
 		return reg.handleReferrers(req)
 	}
-	return newError(errNotFound, "no such endpoint: "+r.URL.Path)
+	return noEndpoint(r)
+}
+
+// noEndpoint answers a path the API does not define.
+func noEndpoint(r *http.Request) error {
+	return &apiError{code: errUnsupported, status: http.StatusNotFound, reason: "no such endpoint: " + r.URL.Path}
 }
 
 // request is one API call being served.

@@ -26,7 +26,7 @@ func TestBase(t *testing.T) {
 		t.Errorf("GET /v2/ = %d %q", r.status, r.body)
 	}
 	e.expect(e.do("POST", "/v2/", nil), http.StatusMethodNotAllowed, "UNSUPPORTED", "POST /v2/")
-	e.expect(e.do("GET", "/v2/repo/nonsense/x", nil), http.StatusNotFound, "NOT_FOUND", "unknown endpoint")
+	e.expect(e.do("GET", "/v2/repo/nonsense/x", nil), http.StatusNotFound, "UNSUPPORTED", "unknown endpoint")
 }
 
 func TestInvalidRepositoryNames(t *testing.T) {
