@@ -68,20 +68,31 @@ func (Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, er
 }
 
 // readDB copies the database to a temporary file, since go-rpmdb (and
-// SQLite under it) open databases by path.
-func readDB(src io.Reader, location string) ([]inventory.Package, error) {
+// SQLite under it) open databases by path, and checks its structure
+// before the library reads it.
+func readDB(src io.Reader, location string) (pkgs []inventory.Package, err error) {
 	tmp, err := os.CreateTemp("", "berth-rpmdb-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, src)
+	size, err := io.Copy(tmp, src)
+	if err == nil {
+		err = checkStructure(tmp, size, tmp.Name())
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("copy database: %w", err)
+		return nil, err
 	}
+	// Header blobs are parsed on this goroutine; a malformed one must cost
+	// this database, not the scan.
+	defer func() {
+		if r := recover(); r != nil {
+			pkgs, err = nil, fmt.Errorf("%w: %v", errCorrupt, r)
+		}
+	}()
 	db, err := rpmdb.Open(tmp.Name())
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -91,7 +102,7 @@ func readDB(src io.Reader, location string) ([]inventory.Package, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list packages: %w", err)
 	}
-	pkgs := make([]inventory.Package, 0, len(infos))
+	pkgs = make([]inventory.Package, 0, len(infos))
 	for _, pi := range infos {
 		// gpg-pubkey entries are imported signing keys, not packages.
 		if pi.Name == "gpg-pubkey" || pi.Name == "" {

@@ -12,9 +12,11 @@ import (
 	"testing/fstest"
 )
 
-func fixture(t *testing.T) []byte {
+func fixture(t *testing.T) []byte { return gunzipFile(t, "testdata/rpmdb.sqlite.gz") }
+
+func gunzipFile(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := os.Open("testdata/rpmdb.sqlite.gz")
+	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +32,16 @@ func fixture(t *testing.T) []byte {
 	return data
 }
 
-func TestAnalyzeSQLite(t *testing.T) {
-	db := fixture(t)
+func TestAnalyzeSQLiteAndBerkeleyDB(t *testing.T) {
+	for _, tt := range []struct{ fixture, path string }{
+		{"testdata/rpmdb.sqlite.gz", "usr/lib/sysimage/rpm/rpmdb.sqlite"},
+		{"testdata/Packages.bdb.gz", "var/lib/rpm/Packages"},
+	} {
+		t.Run(tt.path, func(t *testing.T) { checkDB(t, gunzipFile(t, tt.fixture), tt.path) })
+	}
+}
+
+func checkDB(t *testing.T, db []byte, path string) {
 	a := Analyzer{}
 	for _, p := range []string{"var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/Packages", "var/lib/rpm/Packages.db"} {
 		if !a.Required(p, nil) {
@@ -41,18 +51,18 @@ func TestAnalyzeSQLite(t *testing.T) {
 	if a.Required("var/lib/rpm/Packages.bak", nil) || a.Required("opt/var/lib/rpm/Packages", nil) {
 		t.Error("Required accepts other files")
 	}
-	res, err := a.Analyze(context.Background(), fstest.MapFS{"usr/lib/sysimage/rpm/rpmdb.sqlite": {Data: db}})
+	res, err := a.Analyze(context.Background(), fstest.MapFS{path: {Data: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Sets) != 1 || res.Sets[0].Origin != "usr/lib/sysimage/rpm/rpmdb.sqlite" || len(res.Warns) != 0 {
+	if len(res.Sets) != 1 || res.Sets[0].Origin != path || len(res.Warns) != 0 {
 		t.Fatalf("result %+v", res)
 	}
 	got := map[string]string{}
 	for _, p := range res.Sets[0].Packages {
 		got[p.Name] = strings.Join([]string{p.Version, p.SourceName, p.SourceVersion, p.Arch, strings.Join(p.Licenses, ","), p.Locations[0]}, " ")
 	}
-	loc := "/usr/lib/sysimage/rpm/rpmdb.sqlite"
+	loc := "/" + path
 	want := map[string]string{
 		"alpha":      "1.2.3-1.el9 alpha 1.2.3-1.el9 noarch MIT " + loc,
 		"beta":       "2:4.5-1.el9 beta 2:4.5-1.el9 noarch MIT " + loc,
