@@ -13,7 +13,12 @@ import (
 	"berth.dev/berth/internal/inventory"
 )
 
-const installedFile = "lib/apk/db/installed"
+const (
+	installedFile = "lib/apk/db/installed"
+	// maxInstalledBytes bounds what is read into memory; a large Alpine
+	// install has a few MiB.
+	maxInstalledBytes = 256 << 20
+)
 
 // Analyzer reads the apk installed database.
 type Analyzer struct{}
@@ -24,9 +29,16 @@ func (Analyzer) Version() int { return 1 }
 func (Analyzer) Required(p string, _ fs.FileInfo) bool { return p == installedFile }
 
 func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, error) {
-	data, err := fs.ReadFile(files, installedFile)
+	st, err := fs.Stat(files, installedFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &inventory.Result{}, nil
+	}
+	if err == nil && st.Size() > maxInstalledBytes {
+		return &inventory.Result{Warns: []string{fmt.Sprintf("/%s: skipped: %d bytes, more than the %d an installed database may have", installedFile, st.Size(), maxInstalledBytes)}}, nil
+	}
+	var data []byte
+	if err == nil {
+		data, err = fs.ReadFile(files, installedFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read /%s: %w", installedFile, err)

@@ -18,6 +18,9 @@ import (
 const (
 	statusFile = "var/lib/dpkg/status"
 	statusDir  = "var/lib/dpkg/status.d/"
+	// maxStatusBytes bounds what is read into memory: the status file of a
+	// full desktop install is about 10 MiB.
+	maxStatusBytes = 256 << 20
 )
 
 // Analyzer reads dpkg status databases.
@@ -58,7 +61,12 @@ func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, erro
 		return nil, err
 	}
 	for _, name := range names {
-		if st, err := fs.Stat(files, name); err != nil || st.IsDir() {
+		st, err := fs.Stat(files, name)
+		if err != nil || st.IsDir() {
+			continue
+		}
+		if st.Size() > maxStatusBytes {
+			res.Warns = append(res.Warns, fmt.Sprintf("/%s: skipped: %d bytes, more than the %d a status file may have", name, st.Size(), maxStatusBytes))
 			continue
 		}
 		data, err := fs.ReadFile(files, name)
