@@ -26,6 +26,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
@@ -240,11 +242,11 @@ func makeRule(es []entry) rule {
 	summary := cmp.Or(strings.TrimSpace(first.Summary), first.ID)
 	link := advisoryURL(first)
 	var md, plain strings.Builder
-	fmt.Fprintf(&md, "**%s**: %s\n\n", first.ID, escapeMarkdown(summary))
-	fmt.Fprintf(&plain, "%s: %s\n\n", first.ID, summary)
+	fmt.Fprintf(&md, "**%s**: %s\n\n", escapeMarkdown(first.ID), escapeMarkdown(summary))
+	fmt.Fprintf(&plain, "%s: %s\n\n", printable(first.ID), printable(summary))
 	if len(first.Aliases) > 0 {
-		fmt.Fprintf(&md, "Also known as %s.\n\n", strings.Join(first.Aliases, ", "))
-		fmt.Fprintf(&plain, "Also known as %s.\n\n", strings.Join(first.Aliases, ", "))
+		fmt.Fprintf(&md, "Also known as %s.\n\n", escapeMarkdown(strings.Join(first.Aliases, ", ")))
+		fmt.Fprintf(&plain, "Also known as %s.\n\n", printable(strings.Join(first.Aliases, ", ")))
 	}
 	fmt.Fprintf(&md, "Severity: %s%s\n\n", worst.Severity, sourceNote(worst))
 	fmt.Fprintf(&plain, "Severity: %s%s\n\n", worst.Severity, sourceNote(worst))
@@ -259,15 +261,15 @@ func makeRule(es []entry) rule {
 		}
 		seen[key] = true
 		fixed := cmp.Or(strings.Join(e.f.FixedVersions, ", "), "no fix yet")
-		fmt.Fprintf(&md, "| %s (%s) | %s | %s |\n", escapeMarkdown(p.Name), p.Ecosystem, escapeMarkdown(p.Version), escapeMarkdown(fixed))
-		fmt.Fprintf(&plain, "  %s %s (%s): fixed in %s\n", p.Name, p.Version, p.Ecosystem, fixed)
+		fmt.Fprintf(&md, "| %s (%s) | %s | %s |\n", escapeMarkdown(p.Name), escapeMarkdown(string(p.Ecosystem)), escapeMarkdown(p.Version), escapeMarkdown(fixed))
+		fmt.Fprintf(&plain, "  %s %s (%s): fixed in %s\n", printable(p.Name), printable(p.Version), printable(string(p.Ecosystem)), printable(fixed))
 	}
 	if len(first.References) > 0 {
 		md.WriteString("\nReferences:\n")
 		plain.WriteString("\nReferences:\n")
 		for _, ref := range first.References {
 			fmt.Fprintf(&md, "- %s\n", markdownLink(ref))
-			fmt.Fprintf(&plain, "  %s\n", ref)
+			fmt.Fprintf(&plain, "  %s\n", printable(ref))
 		}
 	}
 	return rule{
@@ -344,7 +346,7 @@ func makeResult(e entry, idx int, layers map[string]inventory.Layer, image strin
 		RuleID:              f.ID,
 		RuleIndex:           idx,
 		Level:               level(f.Severity),
-		Message:             text{Text: msg.String()},
+		Message:             text{Text: printable(msg.String())},
 		Locations:           locs,
 		PartialFingerprints: map[string]string{"berthFinding/v1": fingerprint(f)},
 		Properties:          props,
@@ -491,11 +493,31 @@ func shortDigest(d string) string {
 	return hex
 }
 
+// printable escapes control and bidi characters (as Go quotes them) and
+// invalid UTF-8, so record and package text shows as what it is wherever
+// the log is displayed.
+func printable(s string) string {
+	needs := func(r rune) bool { return unicode.IsControl(r) && r != '\n' || unicode.Is(unicode.Bidi_Control, r) }
+	if !strings.ContainsFunc(s, needs) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if needs(r) {
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // escapeMarkdown keeps package data from turning into Markdown (links,
 // tables, HTML) in GitHub's rendering of the help text.
 func escapeMarkdown(s string) string {
 	var b strings.Builder
-	for _, r := range s {
+	for _, r := range printable(s) {
 		switch r {
 		case '\\', '`', '*', '_', '{', '}', '[', ']', '(', ')', '#', '+', '!', '|', '<', '>':
 			b.WriteByte('\\')
