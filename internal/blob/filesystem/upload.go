@@ -72,24 +72,51 @@ func (u *upload) ReadFrom(r io.Reader) (int64, error) {
 	if err := u.ready(); err != nil {
 		return 0, err
 	}
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	// Hash on a second goroutine while the next buffer is read and
+	// written: for a large upload, hashing and the disk write overlap.
+	type chunk struct {
+		buf *[]byte
+		n   int
+	}
+	const depth = 2
+	free := make(chan *[]byte, depth)
+	full := make(chan chunk, depth)
+	for range depth {
+		free <- copyBufs.Get().(*[]byte)
+	}
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for c := range full {
+			u.h.Write((*c.buf)[:c.n])
+			free <- c.buf
+		}
+	}()
+	defer func() {
+		close(full)
+		<-hashed
+		for range depth {
+			copyBufs.Put(<-free)
+		}
+	}()
 	var total int64
 	for {
-		n, rerr := r.Read(buf)
+		bp := <-free
+		n, rerr := r.Read(*bp)
+		w := 0
+		var werr error
 		if n > 0 {
-			w, werr := u.f.Write(buf[:n])
-			u.h.Write(buf[:w])
+			w, werr = u.f.Write((*bp)[:n])
 			u.size += int64(w)
 			total += int64(w)
-			if werr != nil {
-				return total, fmt.Errorf("upload %s: %w", u.id, werr)
-			}
-			if u.size-u.flushed >= writebackEvery {
-				startWriteback(u.f, u.flushed, u.size-u.flushed)
-				u.flushed = u.size
-			}
+		}
+		full <- chunk{bp, w}
+		if werr != nil {
+			return total, fmt.Errorf("upload %s: %w", u.id, werr)
+		}
+		if u.size-u.flushed >= writebackEvery {
+			startWriteback(u.f, u.flushed, u.size-u.flushed)
+			u.flushed = u.size
 		}
 		if rerr == io.EOF {
 			return total, nil
