@@ -8,6 +8,11 @@
 // people) and inventoryjson (berth's own inventory JSON). The package bom
 // computes what the two SBOM standards share: stable order, unique refs,
 // resolved dependencies, the image as subject.
+//
+// Vulnerability reports (a match.Report) have their own table of formats
+// (vuln.go): vulntable (for people), reportjson (the stored report),
+// sarif (SARIF 2.1.0) and cyclonedx.EncodeReport (CycloneDX with a
+// vulnerabilities section).
 package report
 
 import (
