@@ -2,7 +2,9 @@ package dpkg
 
 import (
 	"context"
+	"io/fs"
 	"reflect"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -90,4 +92,29 @@ func FuzzParseCopyright(f *testing.F) {
 			t.Fatalf("copyrightPackage(%q) = %q", data, name)
 		}
 	})
+}
+
+// A package whose doc directory is a symlink to another package's gets
+// that package's licenses (libpython3.11-stdlib → libpython3.11-minimal).
+func TestAnalyzeLinkedDocDirectory(t *testing.T) {
+	mr := "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nLicense: PSF-2.0\n"
+	res, err := Analyzer{}.Analyze(context.Background(), fstest.MapFS{
+		"var/lib/dpkg/status":             {Data: []byte("Package: minimal\nVersion: 1\n\nPackage: stdlib\nVersion: 1\n\nPackage: nodoc\nVersion: 1\n")},
+		"usr/share/doc/minimal/copyright": {Data: []byte(mr)},
+		"usr/share/doc/stdlib":            {Data: []byte("minimal"), Mode: fs.ModeSymlink},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, lf := range res.Licenses {
+		got[lf.Package] = lf.Origin + "=" + strings.Join(lf.Licenses, ",")
+	}
+	want := map[string]string{
+		"minimal": "usr/share/doc/minimal/copyright=PSF-2.0",
+		"stdlib":  "usr/share/doc/stdlib/copyright=PSF-2.0",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("licenses %v, want %v", got, want)
+	}
 }

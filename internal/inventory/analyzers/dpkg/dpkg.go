@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 )
 
@@ -79,7 +80,37 @@ func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, erro
 			res.Sets = append(res.Sets, inventory.PackageSet{Origin: name, Packages: pkgs})
 		}
 	}
-	return res, nil
+	return res, readLinkedCopyrights(files, res)
+}
+
+// readLinkedCopyrights finds the copyright files of packages whose doc
+// directory is a symlink to another package's (libgcc-s1 → gcc-12-base):
+// the layer's FS resolves the link when the target was read here.
+func readLinkedCopyrights(files fs.FS, res *inventory.Result) error {
+	have := map[string]bool{}
+	for _, lf := range res.Licenses {
+		have[lf.Package] = true
+	}
+	for _, set := range res.Sets {
+		for _, p := range set.Packages {
+			if have[p.Name] {
+				continue
+			}
+			have[p.Name] = true
+			origin := docDir + p.Name + copyrightName
+			data, err := fs.ReadFile(files, origin)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, image.ErrSymlinkLoop) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read /%s: %w", origin, err)
+			}
+			if lics := ParseCopyright(data); len(lics) > 0 {
+				res.Licenses = append(res.Licenses, inventory.LicenseFile{Origin: origin, Ecosystem: inventory.Deb, Package: p.Name, Licenses: lics})
+			}
+		}
+	}
+	return nil
 }
 
 // readCopyrights reads every usr/share/doc/*/copyright of the layer.
