@@ -91,8 +91,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 				}
 			}
 			if e.Result.Distro != nil {
-				d := *e.Result.Distro
-				inv.Distro = &d
+				inv.Distro = laterDistro(inv.Distro, *e.Result.Distro)
 			}
 			for _, w := range e.Result.Warns {
 				inv.Warnings = append(inv.Warnings, fmt.Sprintf("layer %s: %s", l.Name(), w))
@@ -124,6 +123,27 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		return firstLocation(a) < firstLocation(b)
 	})
 	return inv
+}
+
+// laterDistro is what a layer's distro facts make of the ones below: the
+// later layer wins, but when it only rewrote a version file
+// (etc/debian_version) it keeps what os-release said about the same
+// distribution.
+func laterDistro(below *Distro, later Distro) *Distro {
+	if below != nil && below.ID == later.ID {
+		if later.VersionID == "" {
+			later.VersionID = below.VersionID
+		}
+		if later.VersionID == below.VersionID {
+			if later.Codename == "" {
+				later.Codename = below.Codename
+			}
+			if later.PrettyName == "" {
+				later.PrettyName = below.PrettyName
+			}
+		}
+	}
+	return &later
 }
 
 type ecoName struct {

@@ -307,3 +307,31 @@ func TestMergeLicenseFiles(t *testing.T) {
 		t.Errorf("after whiteout and rewrite: %v, want %v", got, want)
 	}
 }
+
+func TestMergeDistro(t *testing.T) {
+	osRelease := layerTar(t, file{name: "usr/lib/os-release", body: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"})
+	tests := []struct {
+		name  string
+		upper v1.Layer
+		want  inventory.Distro
+	}{
+		{"version file rewritten", layerTar(t, file{name: "etc/debian_version", body: "12.6\n"}),
+			inventory.Distro{ID: "debian", VersionID: "12", Codename: "bookworm", PrettyName: "Debian GNU/Linux 12 (bookworm)"}},
+		{"another distribution on top", layerTar(t, file{name: "etc/alpine-release", body: "3.19.1\n"}),
+			inventory.Distro{ID: "alpine", VersionID: "3.19.1"}},
+		{"os-release replaced", layerTar(t, file{name: "usr/lib/os-release", body: "ID=debian\nVERSION_ID=13\n"}),
+			inventory.Distro{ID: "debian", VersionID: "13"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{osrelease.Analyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, osRelease, tt.upper))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inv.Distro == nil || *inv.Distro != tt.want {
+				t.Errorf("distro %+v, want %+v", inv.Distro, tt.want)
+			}
+		})
+	}
+}
