@@ -25,6 +25,20 @@ goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
 
+# cosign v2 and v3 both install a binary named cosign: build each into a
+# scratch GOBIN and keep it under its own name.
+goinstall_as() { # name module@version
+	if [ ! -x "$BERTH_PEERS/$1" ]; then
+		echo "peers: building $1 ($2)"
+		tmp=$(mktemp -d)
+		GOBIN="$tmp" go install "$2"
+		mv "$tmp"/* "$BERTH_PEERS/$1"
+		rm -rf "$tmp"
+	fi
+}
+goinstall_as cosign2 github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+goinstall_as cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+
 # The OCI distribution-spec conformance suite is a main package inside a module
 # of its own: build it from a copy of the downloaded module.
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111

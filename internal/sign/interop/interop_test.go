@@ -65,6 +65,9 @@ func findCosign(t *testing.T, major int) *cosign {
 	if bin == "" {
 		p, err := exec.LookPath(name)
 		if err != nil {
+			if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
+				t.Fatalf("%s not found in $BERTH_PEERS or on PATH (run scripts/peers.sh)", name)
+			}
 			t.Skipf("%s not found in $BERTH_PEERS or on PATH", name)
 		}
 		bin = p
