@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"berth.dev/berth/internal/image"
@@ -197,12 +199,15 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		// the layer.
 		if len(files) > 0 {
 			var err error
-			res, err = a.Analyze(ctx, newAnalyzerFS(files, buf.links))
+			var crashed bool
+			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, buf.links))
 			if err != nil {
 				return fmt.Errorf("layer %s: analyzer %s: %w", l.Name(), a.Name(), err)
 			}
-			if res == nil {
-				res = &Result{}
+			if crashed {
+				// Kept out of the cache, so a fixed analyzer sees the layer.
+				out.results[ai] = &analyzerEntry{Result: res}
+				continue
 			}
 		}
 		e := &analyzerEntry{Inputs: inputs[ai], Result: res}
@@ -212,4 +217,22 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		}
 	}
 	return nil
+}
+
+// analyzeSafely runs one analyzer on one layer. Analyzers parse untrusted
+// files; a panic in one is a bug in that analyzer, and costs its result
+// for this layer (a warning), not the whole scan or the process.
+func analyzeSafely(ctx context.Context, a Analyzer, files fs.FS) (res *Result, crashed bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("analyzer panicked", "analyzer", a.Name(), "panic", r, "stack", string(debug.Stack()))
+			res = &Result{Warns: []string{fmt.Sprintf("analyzer %s failed on this layer (panic: %v); its packages here are missing", a.Name(), r)}}
+			crashed, err = true, nil
+		}
+	}()
+	res, err = a.Analyze(ctx, files)
+	if res == nil && err == nil {
+		res = &Result{}
+	}
+	return res, false, err
 }

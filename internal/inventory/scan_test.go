@@ -335,3 +335,37 @@ func TestMergeDistro(t *testing.T) {
 		})
 	}
 }
+
+// panicky is an analyzer with a bug: it panics on every layer it reads.
+type panicky struct{ inventory.Analyzer }
+
+func (panicky) Name() string { return "panicky" }
+func (panicky) Analyze(context.Context, fs.FS) (*inventory.Result, error) {
+	panic("index out of range")
+}
+
+func TestAnalyzerPanicIsAWarning(t *testing.T) {
+	cache, err := inventory.OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &inventory.Scanner{Cache: cache, Analyzers: []inventory.Analyzer{panicky{dpkg.Analyzer{}}, dpkg.Analyzer{}}}
+	layer := layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1")})
+	for run := 0; run < 2; run++ {
+		var reads atomic.Int64
+		inv, err := s.Scan(context.Background(), synthetic(t, &reads, layer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(inv); !reflect.DeepEqual(got, []string{"a@1@1"}) {
+			t.Errorf("run %d: packages %q; the other analyzer's must survive", run, got)
+		}
+		if len(inv.Warnings) != 1 || !strings.Contains(inv.Warnings[0], "analyzer panicky failed") {
+			t.Errorf("run %d: warnings %q", run, inv.Warnings)
+		}
+		// The crash is not cached: the second run reads the layer again.
+		if reads.Load() != 1 {
+			t.Errorf("run %d: %d layer reads, want 1", run, reads.Load())
+		}
+	}
+}
