@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -33,6 +34,9 @@ type Scanner struct {
 	// It is called from several goroutines at once.
 	Progress func(n int64)
 }
+
+// ErrAnalyzerPanic: an analyzer's Required panicked while a layer was read.
+var ErrAnalyzerPanic = errors.New("analyzer panicked")
 
 // layerOutcome is everything the merge needs from one layer.
 type layerOutcome struct {
@@ -117,7 +121,15 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 
 // readLayer walks one layer, buffering the files the pending analyzers
 // require, then runs those analyzers and caches what they found.
-func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, out *layerOutcome) error {
+func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, out *layerOutcome) (err error) {
+	// Required runs analyzer code on every entry; a panic there fails the
+	// scan with an error rather than the process.
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("panic while reading a layer", "layer", l.Name(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("layer %s: %w: %v", l.Name(), ErrAnalyzerPanic, r)
+		}
+	}()
 	buf := newLayerBuffer()
 	defer func() {
 		if err := buf.close(); err != nil {

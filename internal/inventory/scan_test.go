@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -367,5 +368,19 @@ func TestAnalyzerPanicIsAWarning(t *testing.T) {
 		if reads.Load() != 1 {
 			t.Errorf("run %d: %d layer reads, want 1", run, reads.Load())
 		}
+	}
+}
+
+// requiredPanics is an analyzer whose Required has a bug.
+type requiredPanics struct{ inventory.Analyzer }
+
+func (requiredPanics) Name() string                      { return "required-panics" }
+func (requiredPanics) Required(string, fs.FileInfo) bool { panic("nil map") }
+
+func TestRequiredPanicIsAnError(t *testing.T) {
+	s := &inventory.Scanner{Analyzers: []inventory.Analyzer{requiredPanics{dpkg.Analyzer{}}}}
+	_, err := s.Scan(context.Background(), synthetic(t, nil, layerTar(t, file{name: "etc/motd", body: "hi"})))
+	if !errors.Is(err, inventory.ErrAnalyzerPanic) {
+		t.Errorf("error %v, want ErrAnalyzerPanic", err)
 	}
 }
