@@ -43,9 +43,6 @@ func New(dir string) (*Store, error) {
 	return &Store{root: dir}, nil
 }
 
-// Root returns the directory the store lives in.
-func (s *Store) Root() string { return s.root }
-
 func (s *Store) path(d digest.Digest) (string, error) {
 	if !blob.Supported(d) {
 		return "", fmt.Errorf("%w: %q", blob.ErrUnsupportedDigest, d)
