@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,12 +51,7 @@ not read again.`,
 			var err error
 			var cache *inventory.Cache
 			if !noCache {
-				if cacheDir == "" {
-					if cacheDir, err = inventory.DefaultCacheDir(); err != nil {
-						return err
-					}
-				}
-				if cache, err = inventory.OpenCache(cacheDir); err != nil {
+				if cache, err = openSBOMCache(cacheDir); err != nil {
 					return err
 				}
 			}
@@ -105,6 +101,24 @@ not read again.`,
 	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	return cmd
+}
+
+// openSBOMCache opens the layer cache in dir. Without --cache-dir, a cache
+// that cannot be opened (no home directory, a read-only one) only costs
+// speed: the scan goes on without it.
+func openSBOMCache(dir string) (*inventory.Cache, error) {
+	if dir != "" {
+		return inventory.OpenCache(dir)
+	}
+	dir, err := inventory.DefaultCacheDir()
+	if err == nil {
+		var cache *inventory.Cache
+		if cache, err = inventory.OpenCache(dir); err == nil {
+			return cache, nil
+		}
+	}
+	slog.Warn("scanning without the layer cache", "err", err)
+	return nil, nil
 }
 
 // writeSBOMOutput writes to path, or to standard output when path is empty.

@@ -56,3 +56,26 @@ func TestSBOMCommandBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Without a usable default cache directory the scan goes on uncached.
+func TestSBOMWithoutUsableCache(t *testing.T) {
+	img := filepath.Join("..", "..", "..", "shared", "images", "debian-bookworm-minbase.oci.tar")
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("shared fixtures not present: %v", err)
+	}
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BERTH_CACHE_DIR", filepath.Join(blocker, "cache")) // under a file: cannot be created
+	cmd := newSBOMCmd()
+	cmd.SetArgs([]string{"-f", "json", "-o", filepath.Join(t.TempDir(), "out.json"), "oci-archive:" + img})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Errorf("default cache unusable: %v", err)
+	}
+	cmd = newSBOMCmd()
+	cmd.SetArgs([]string{"--cache-dir", filepath.Join(blocker, "cache"), "-f", "json", "oci-archive:" + img})
+	if err := cmd.ExecuteContext(context.Background()); err == nil {
+		t.Error("an explicit --cache-dir that cannot be created was ignored")
+	}
+}
