@@ -51,6 +51,7 @@ func TestConformance(t *testing.T) {
 		"OCI_API_MANIFESTS_ATOMIC=true",
 		"OCI_API_MANIFESTS_DELETE=true",
 		"OCI_API_MANIFESTS_DIGEST_HEADER=true",
+		"OCI_API_MANIFESTS_TAG_PARAM=true",
 		"OCI_API_TAGS_ATOMIC=true",
 		"OCI_API_TAGS_DELETE=true",
 		"OCI_API_TAGS_LIST=true",
@@ -96,8 +97,8 @@ func TestConformance(t *testing.T) {
 		}
 	}
 	t.Logf("conformance: %d test cases, %d failed, %d skipped", total, len(failed), skipped)
-	if total < 500 {
-		t.Errorf("only %d test cases ran; want the full suite (~690)\n%s", total, out)
+	if total < 1000 {
+		t.Errorf("only %d test cases ran; want the full suite (1032 with every switch on)\n%s", total, out)
 	}
 	if len(failed) > 0 {
 		t.Errorf("%d conformance failures:\n%s", len(failed), strings.Join(failed, "\n---\n"))
