@@ -121,11 +121,15 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 		v.Updated = first.Modified.UTC().Format(time.RFC3339)
 	}
 	if len(first.Aliases) > 0 {
-		aliases := make([]cdx.VulnerabilityReference, 0, len(first.Aliases))
+		var aliases []cdx.VulnerabilityReference
 		for _, a := range first.Aliases {
-			aliases = append(aliases, cdx.VulnerabilityReference{ID: a, Source: source(a)})
+			if a != "" {
+				aliases = append(aliases, cdx.VulnerabilityReference{ID: a, Source: source(a)})
+			}
 		}
-		v.References = &aliases
+		if len(aliases) > 0 {
+			v.References = &aliases
+		}
 	}
 
 	var ratings []cdx.VulnerabilityRating
@@ -163,6 +167,11 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 			}
 		}
 		for _, u := range f.References {
+			// advisories[].url must be a URL; a reference that is not one
+			// is no link to follow.
+			if _, err := url.Parse(u); err != nil || u == "" {
+				continue
+			}
 			if !seenAdvisory[u] {
 				seenAdvisory[u] = true
 				advisories = append(advisories, cdx.Advisory{URL: u})
@@ -175,17 +184,28 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 				recommendations = append(recommendations, rec)
 			}
 		}
-		versions := []cdx.AffectedVersions{{Version: p.Version, Status: cdx.VulnerabilityStatusAffected}}
+		// CycloneDX wants a version in every entry: a package without one
+		// (an unversioned main module) is affected as a whole.
+		var versions []cdx.AffectedVersions
+		if p.Version != "" {
+			versions = append(versions, cdx.AffectedVersions{Version: p.Version, Status: cdx.VulnerabilityStatusAffected})
+		}
 		for _, fixed := range f.FixedVersions {
-			versions = append(versions, cdx.AffectedVersions{Version: fixed, Status: cdx.VulnerabilityStatusNotAffected})
+			if fixed != "" {
+				versions = append(versions, cdx.AffectedVersions{Version: fixed, Status: cdx.VulnerabilityStatusNotAffected})
+			}
 		}
 		for _, ref := range refs[packageKey(p)] {
 			if seenAffect[ref] {
 				continue
 			}
 			seenAffect[ref] = true
-			vs := slices.Clone(versions)
-			affects = append(affects, cdx.Affects{Ref: ref, Range: &vs})
+			a := cdx.Affects{Ref: ref}
+			if len(versions) > 0 {
+				vs := slices.Clone(versions)
+				a.Range = &vs
+			}
+			affects = append(affects, a)
 		}
 	}
 	if len(ratings) > 0 {
@@ -315,15 +335,15 @@ func severity(s match.Severity) cdx.Severity {
 func source(id string) *cdx.Source {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
-		return &cdx.Source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + id}
+		return &cdx.Source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "GHSA-"):
-		return &cdx.Source{Name: "GitHub", URL: "https://github.com/advisories/" + id}
+		return &cdx.Source{Name: "GitHub", URL: "https://github.com/advisories/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "GO-"):
-		return &cdx.Source{Name: "Go", URL: "https://pkg.go.dev/vuln/" + id}
+		return &cdx.Source{Name: "Go", URL: "https://pkg.go.dev/vuln/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "DSA-"), strings.HasPrefix(id, "DLA-"):
-		return &cdx.Source{Name: "Debian", URL: "https://security-tracker.debian.org/tracker/" + id}
+		return &cdx.Source{Name: "Debian", URL: "https://security-tracker.debian.org/tracker/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "PYSEC-"):
-		return &cdx.Source{Name: "PyPA", URL: "https://osv.dev/vulnerability/" + id}
+		return &cdx.Source{Name: "PyPA", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
 	}
 	return &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
 }

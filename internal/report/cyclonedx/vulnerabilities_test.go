@@ -10,10 +10,12 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/internal/fixture"
 	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/internal/schematest"
+	"berth.dev/berth/internal/vex"
 )
 
 func encodeReport(t testing.TB, r *match.Report) []byte {
@@ -179,4 +181,30 @@ func TestOneIDInSeveralPackages(t *testing.T) {
 	if n := len(*b.Vulnerabilities); n != 3 || !slices.ContainsFunc(*b.Vulnerabilities, func(v cdx.Vulnerability) bool { return v.ID == "CVE-2020-8203" }) {
 		t.Errorf("%d vulnerabilities", n)
 	}
+}
+
+// FuzzEncodeReport: whatever text records and packages carry, the document
+// stays valid CycloneDX and every affects ref names a component.
+func FuzzEncodeReport(f *testing.F) {
+	f.Add("CVE-2020-8203", "GHSA-p6mc-m468-83gw", "lodash", "4.17.15", "Prototype Pollution", "https://github.com/advisories/GHSA-p6mc-m468-83gw", "vulnerable_code_not_present")
+	f.Add("", "", "", "", "", "", "")
+	f.Add("CVE-<x> y", "[a](b)", "na me\x1b", "1 0\u202e", "**b**\n", "javascript:x", "\xff")
+	f.Fuzz(func(t *testing.T, id, alias, name, version, summary, ref, justification string) {
+		p := inventory.Package{Ecosystem: inventory.NPM, Name: name, Version: version, PURL: "pkg:npm/" + name + "@" + version}
+		fd := match.Finding{ID: id, Aliases: []string{alias}, Package: p, Summary: summary, Severity: match.SeverityHigh,
+			SeveritySource: "database", CVSS: []match.CVSS{{Version: "3.1", Vector: summary, Score: 7.5, Source: alias}},
+			References: []string{ref}, FixedVersions: []string{version + "1"}, Status: match.StatusFixed}
+		r := &match.Report{
+			Inventory:  inventory.Inventory{Source: name, Packages: []inventory.Package{p, p}},
+			Findings:   []match.Finding{fd},
+			Suppressed: []match.Suppressed{{Finding: fd, By: "vex", Statement: &vex.Statement{Vulnerability: id, Status: vex.NotAffected, Justification: justification, ImpactStatement: summary}}},
+		}
+		var buf bytes.Buffer
+		if err := EncodeReport(&buf, r, fixedMeta); err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.CycloneDXError(buf.Bytes()); err != nil {
+			t.Fatalf("invalid document: %v\n%s", err, buf.Bytes())
+		}
+	})
 }

@@ -466,13 +466,13 @@ func advisoryURL(f *match.Finding) string {
 	id := f.ID
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
-		return "https://nvd.nist.gov/vuln/detail/" + id
+		return "https://nvd.nist.gov/vuln/detail/" + url.PathEscape(id)
 	case strings.HasPrefix(id, "GHSA-"):
-		return "https://github.com/advisories/" + id
+		return "https://github.com/advisories/" + url.PathEscape(id)
 	case strings.HasPrefix(id, "GO-"):
-		return "https://pkg.go.dev/vuln/" + id
+		return "https://pkg.go.dev/vuln/" + url.PathEscape(id)
 	case strings.HasPrefix(id, "DSA-"), strings.HasPrefix(id, "DLA-"):
-		return "https://security-tracker.debian.org/tracker/" + id
+		return "https://security-tracker.debian.org/tracker/" + url.PathEscape(id)
 	}
 	return "https://osv.dev/vulnerability/" + url.PathEscape(id)
 }

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/internal/fixture"
 	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/internal/schematest"
+	"berth.dev/berth/internal/vex"
 )
 
 var meta = Meta{ToolVersion: "1.0.0-test", InformationURI: "https://berth.dev"}
@@ -173,4 +175,36 @@ func TestSchemaRejectsBrokenLogs(t *testing.T) {
 			t.Errorf("%s: schema accepted %s", name, doc)
 		}
 	}
+}
+
+// fuzzReport is one finding made of arbitrary text, shown and suppressed.
+func fuzzReport(id, alias, name, version, summary, ref, location, fixed string) *match.Report {
+	p := inventory.Package{Ecosystem: inventory.NPM, Name: name, Version: version, PURL: "pkg:npm/" + name + "@" + version, Locations: []string{location}, Layer: "sha256:" + version}
+	f := match.Finding{ID: id, Aliases: []string{alias}, Package: p, Summary: summary, Severity: match.SeverityHigh,
+		SeveritySource: "cvss_v3.1", CVSS: []match.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N", Score: 7.5, Source: id}},
+		References: []string{ref}, FixedVersions: []string{fixed}, Status: match.StatusFixed}
+	return &match.Report{
+		SchemaVersion: 1,
+		Inventory:     inventory.Inventory{Source: location, Layers: []inventory.Layer{{DiffID: p.Layer, CreatedBy: summary}}, Packages: []inventory.Package{p}},
+		Findings:      []match.Finding{f},
+		Suppressed:    []match.Suppressed{{Finding: f, By: "vex", Statement: &vex.Statement{Vulnerability: id, Status: vex.NotAffected, Justification: summary, Document: ref}}},
+	}
+}
+
+// FuzzEncode: whatever text records and packages carry, the log stays
+// valid SARIF that GitHub accepts.
+func FuzzEncode(f *testing.F) {
+	f.Add("CVE-2020-8203", "GHSA-p6mc-m468-83gw", "lodash", "4.17.15", "Prototype Pollution", "https://github.com/advisories/GHSA-p6mc-m468-83gw", "/app/package-lock.json", "4.17.19")
+	f.Add("", "", "", "", "", "", "", "")
+	f.Add("CVE-<x> y", "GHSA-%zz", "x", "1", "", "", "", "")
+	f.Add("<x>", "[a](b)", "na me\x1b", "1 0\u202e", "**b**\n|x|", "javascript:x", "/we ird/ü:x", "\xff")
+	f.Fuzz(func(t *testing.T, id, alias, name, version, summary, ref, location, fixed string) {
+		var buf bytes.Buffer
+		if err := Encode(&buf, fuzzReport(id, alias, name, version, summary, ref, location, fixed), meta); err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.SARIFError(buf.Bytes()); err != nil {
+			t.Fatalf("invalid log: %v\n%s", err, buf.Bytes())
+		}
+	})
 }

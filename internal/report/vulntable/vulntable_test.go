@@ -6,11 +6,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
+	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/internal/fixture"
 	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/table"
+	"berth.dev/berth/internal/vex"
 )
 
 var layouts = []struct {
@@ -155,4 +158,33 @@ func BenchmarkEncodeKitchenSink(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzEncode: whatever text records and packages carry, the terminal table
+// holds no control character of its own making and fits the width.
+func FuzzEncode(f *testing.F) {
+	f.Add("CVE-2020-8203", "lodash", "4.17.15", "Prototype Pollution", "4.17.19", "COPY app/ /app/", 80)
+	f.Add("", "", "", "", "", "", 0)
+	f.Add("<x>\x1b[2J", "na me\x1b", "1 0\u202e", "**b**\n|x|\t", "\xff", "RUN \x07", 20)
+	f.Fuzz(func(t *testing.T, id, name, version, summary, fixed, createdBy string, width int) {
+		width = min(max(width, 0), 400)
+		p := inventory.Package{Ecosystem: inventory.NPM, Name: name, Version: version, Layer: "sha256:" + version}
+		r := &match.Report{
+			Inventory: inventory.Inventory{Source: name, Layers: []inventory.Layer{{DiffID: p.Layer, CreatedBy: createdBy}}},
+			Findings:  []match.Finding{{ID: id, Package: p, Summary: summary, FixedVersions: []string{fixed}, Severity: match.SeverityCritical}},
+			Suppressed: []match.Suppressed{{Finding: match.Finding{ID: id, Package: p}, By: "vex",
+				Statement: &vex.Statement{Status: vex.NotAffected, Justification: summary, Document: createdBy}}},
+		}
+		opts := table.Options{Terminal: true, Width: width, Color: true}
+		out := encode(t, r, opts)
+		if rest := sgr.ReplaceAllString(out, ""); strings.ContainsFunc(rest, func(r rune) bool {
+			return r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r))
+		}) {
+			t.Fatalf("control characters in output:\n%q", out)
+		}
+		if width >= 100 {
+			checkWidth(t, out, opts)
+		}
+		encode(t, r, table.Options{})
+	})
 }
