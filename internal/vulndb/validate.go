@@ -4,35 +4,25 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
-	gem "github.com/aquasecurity/go-gem-version"
-	npm "github.com/aquasecurity/go-npm-version/pkg"
-	pep440 "github.com/aquasecurity/go-pep440-version"
-	apk "github.com/knqyf263/go-apk-version"
-	deb "github.com/knqyf263/go-deb-version"
-	mvn "github.com/masahiro331/go-mvn-version"
-
+	"berth.dev/berth/internal/match/version"
 	"berth.dev/berth/internal/osv"
 )
 
-// versionParsers holds, per ecosystem (the part before any ":release"), the
-// parser the matcher will compare ECOSYSTEM versions with. A version none of
-// them can read would make the matcher guess, so the affected entry is
-// skipped at import and counted instead. Ecosystems not listed are imported
+// parserFor returns the parser the matcher will compare an ecosystem's
+// ECOSYSTEM-range versions with: the same schemes, so a version skipped here
+// is exactly one the matcher could not have compared. A version none of them
+// can read would make the matcher guess, so the affected entry is skipped at
+// import and counted instead. Ecosystems without a scheme are imported
 // unchecked.
-var versionParsers = map[string]func(string) error{
-	"npm":       func(s string) error { _, err := npm.NewVersion(s); return err },
-	"PyPI":      func(s string) error { _, err := pep440.Parse(s); return err },
-	"Go":        parseSemver,
-	"crates.io": parseSemver,
-	"Maven":     func(s string) error { _, err := mvn.NewVersion(s); return err },
-	"RubyGems":  func(s string) error { _, err := gem.NewVersion(s); return err },
-	"Debian":    func(s string) error { _, err := deb.NewVersion(s); return err },
-	"Ubuntu":    func(s string) error { _, err := deb.NewVersion(s); return err },
-	"Alpine":    func(s string) error { _, err := apk.NewVersion(s); return err },
+func parserFor(ecosystem string) func(string) error {
+	scheme, ok := version.ForEcosystem(ecosystem)
+	if !ok {
+		return nil
+	}
+	return func(s string) error { _, err := scheme.Parse(s); return err }
 }
 
-func parseSemver(s string) error { _, err := semver.NewVersion(s); return err }
+func parseSemver(s string) error { _, err := version.SemVer.Parse(s); return err }
 
 // invalidError says why an affected entry cannot be matched: Reason is the
 // category status counts under, the error text names the offending value.
@@ -56,22 +46,22 @@ func checkAffected(a *osv.Affected) error {
 	if len(a.Ranges) == 0 && len(a.Versions) == 0 {
 		return invalid("affected entry without ranges or versions", "%s %s: neither ranges nor versions", a.Package.Ecosystem, a.Package.Name)
 	}
-	eco, _, _ := strings.Cut(a.Package.Ecosystem, ":")
 	for i := range a.Ranges {
-		if err := checkRange(&a.Ranges[i], eco); err != nil {
+		if err := checkRange(&a.Ranges[i], a.Package.Ecosystem); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkRange(r *osv.Range, eco string) error {
+func checkRange(r *osv.Range, ecosystem string) error {
+	eco, _, _ := strings.Cut(ecosystem, ":")
 	var parse func(string) error
 	switch r.Type {
 	case osv.RangeSemver:
 		parse = parseSemver
 	case osv.RangeEcosystem:
-		parse = versionParsers[eco]
+		parse = parserFor(ecosystem)
 	case osv.RangeGit:
 	default:
 		return invalid("unknown range type", "unknown range type %q", r.Type)
