@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -172,7 +173,8 @@ func TestTruncatedChunk(t *testing.T) {
 }
 
 // gate is an Authorizer for tests: anyone may do anything in public/, the
-// subject "alice" (Basic auth) may do anything under team-a/,
+// subject "alice" (Basic auth) may do anything under team-a/, "limited" may
+// pull from team-a/ but neither list its tags nor see it in the catalog,
 // and bad credentials are challenged.
 type gate struct{}
 
@@ -189,17 +191,21 @@ func (gate) Authenticate(r *http.Request) (access.Subject, error) {
 
 func (gate) Authorize(_ context.Context, s access.Subject, req access.Request) error {
 	switch {
-	case req.Action == "" || req.Action == access.Catalog:
+	case req.Action == "" || (req.Action == access.Catalog && req.Repository == ""):
 		return nil
 	case strings.HasPrefix(req.Repository, "public/"):
 		return nil
 	case s.Name == "flood":
-		return access.ErrTooManyRequests
+		return &access.Throttle{RetryAfter: 1500 * time.Millisecond}
 	case s.Anonymous():
 		return &access.Challenge{Scheme: "Bearer", Realm: "https://auth.example/token", Service: "berth",
 			Scope: []access.Request{req}}
 	case s.Name == "alice" && strings.HasPrefix(req.Repository, "team-a/"):
 		return nil
+	case s.Name == "limited" && strings.HasPrefix(req.Repository, "team-a/") && req.Action == access.Pull:
+		return nil
+	case strings.HasPrefix(req.Repository, "missing/"):
+		return &access.Denial{Reason: "project missing does not exist"}
 	}
 	return access.ErrDenied
 }
@@ -217,8 +223,16 @@ func TestAuthorizerSeam(t *testing.T) {
 	e.expect(e.do("GET", "/v2/team-a/app/tags/list", nil, "Authorization", "Basic "+basic("alice", "wrong")),
 		http.StatusUnauthorized, "UNAUTHORIZED", "bad password")
 	e.expect(e.do("POST", "/v2/team-a/app/blobs/uploads/", nil, bob...), http.StatusForbidden, "DENIED", "bob pushes to team-a")
-	e.expect(e.do("GET", "/v2/team-a/app/tags/list", nil, "Authorization", "Basic "+basic("flood", "secret")),
-		http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled subject")
+	r = e.do("GET", "/v2/team-a/app/tags/list", nil, "Authorization", "Basic "+basic("flood", "secret"))
+	e.expect(r, http.StatusTooManyRequests, "TOOMANYREQUESTS", "throttled subject")
+	if got := r.header.Get("Retry-After"); got != "2" {
+		t.Errorf("Retry-After = %q, want 2 (seconds, rounded up)", got)
+	}
+	r = e.do("POST", "/v2/missing/app/blobs/uploads/", nil, bob...)
+	e.expect(r, http.StatusForbidden, "DENIED", "push to a missing project")
+	if !strings.Contains(string(r.body), "project missing does not exist") {
+		t.Errorf("denial does not carry its reason: %s", r.body)
+	}
 
 	img := newImage("authz")
 	for _, content := range [][]byte{img.config, img.layer} {
@@ -228,6 +242,9 @@ func TestAuthorizerSeam(t *testing.T) {
 	e.expect(e.do("PUT", "/v2/team-a/app/manifests/v1", img.manifest, append(alice, "Content-Type", "application/vnd.oci.image.manifest.v1+json")...),
 		http.StatusCreated, "", "alice pushes a manifest")
 	e.expect(e.do("GET", "/v2/team-a/app/manifests/v1", nil, bob...), http.StatusForbidden, "DENIED", "bob pulls")
+	limited := []string{"Authorization", "Basic " + basic("limited", "secret")}
+	e.expect(e.do("GET", "/v2/team-a/app/manifests/v1", nil, limited...), http.StatusOK, "", "a limited guest pulls")
+	e.expect(e.do("GET", "/v2/team-a/app/tags/list", nil, limited...), http.StatusForbidden, "DENIED", "a limited guest lists tags")
 	e.expect(e.do("DELETE", "/v2/team-a/app/manifests/v1", nil, bob...), http.StatusForbidden, "DENIED", "bob deletes")
 
 	// Mounting into a repository bob may push to, from one he may not
@@ -256,6 +273,10 @@ func TestAuthorizerSeam(t *testing.T) {
 	r = e.do("GET", "/v2/_catalog", nil, alice...)
 	if !strings.Contains(string(r.body), `"repositories":["public/base","team-a/app"]`) {
 		t.Errorf("alice's catalog = %s", r.body)
+	}
+	r = e.do("GET", "/v2/_catalog", nil, limited...)
+	if !strings.Contains(string(r.body), `"repositories":["public/base"]`) {
+		t.Errorf("a limited guest's catalog = %s", r.body)
 	}
 }
 

@@ -79,12 +79,18 @@ type errorEntry struct {
 func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var challenge *access.Challenge
+	var denial *access.Denial
+	var throttle *access.Throttle
 	switch {
 	case errors.As(err, &ae):
 	case errors.As(err, &challenge):
 		ae = &apiError{code: errUnauthorized, header: http.Header{"Www-Authenticate": {challenge.Header()}}}
+	case errors.As(err, &denial):
+		ae = &apiError{code: errDenied, reason: denial.Reason}
 	case errors.Is(err, access.ErrDenied):
 		ae = &apiError{code: errDenied}
+	case errors.As(err, &throttle):
+		ae = &apiError{code: errTooManyRequests, header: http.Header{"Retry-After": {throttle.RetryAfterSeconds()}}}
 	case errors.Is(err, access.ErrTooManyRequests):
 		ae = &apiError{code: errTooManyRequests}
 	default:

@@ -59,7 +59,7 @@ func (reg *Registry) handleTags(q *request) error {
 	if q.r.Method != http.MethodGet && q.r.Method != http.MethodHead {
 		return methodNotAllowed(q, "GET, HEAD")
 	}
-	if err := reg.authorize(q, access.Pull); err != nil {
+	if err := reg.authorize(q, access.List); err != nil {
 		return err
 	}
 	n, last, err := pageParams(q)
@@ -102,8 +102,8 @@ func (reg *Registry) handleCatalog(q *request) error {
 	if err != nil {
 		return err
 	}
-	// Fetch in batches and keep the repositories the caller may pull
-	// from, until the page is full or the list ends.
+	// Fetch in batches and keep the repositories the caller may see in
+	// the catalog, until the page is full or the list ends.
 	batch := 1000
 	if n >= 0 {
 		batch = n + 1
@@ -120,7 +120,7 @@ func (reg *Registry) handleCatalog(q *request) error {
 				more = true
 				break
 			}
-			if reg.authz.Authorize(q.ctx(), q.subject, access.Request{Repository: name, Action: access.Pull}) == nil {
+			if reg.authz.Authorize(q.ctx(), q.subject, access.Request{Repository: name, Action: access.Catalog}) == nil {
 				repos = append(repos, name)
 			}
 		}

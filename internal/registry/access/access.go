@@ -10,23 +10,29 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Action is what a request does to a repository.
 type Action string
 
 // The actions of the Docker token scope grammar, plus catalog for listing
-// repositories.
+// repositories and list for listing a repository's tags (which a token
+// grants with pull, but a role may allow pull without listing).
 const (
 	Pull    Action = "pull"
 	Push    Action = "push"
 	Delete  Action = "delete"
 	Catalog Action = "catalog"
+	List    Action = "list"
 )
 
 // Request is one permission a registry request needs. Repository is empty
-// for Catalog and for the /v2/ base check.
+// for the /v2/ base check and for Catalog when it asks whether the caller
+// may list repositories at all; a Catalog request naming a Repository asks
+// whether that repository may appear in the caller's catalog.
 type Request struct {
 	Repository string
 	Action     Action
@@ -38,6 +44,9 @@ type Subject struct {
 	// Attributes carries what the authenticator learned (roles, project
 	// memberships, token claims) for the Authorizer to use.
 	Attributes map[string]string
+	// Details is what the Authenticator verified (a token's grant, an
+	// account), for its own Authorizer; nothing else reads it.
+	Details any
 }
 
 // Anonymous reports whether no credentials were presented.
@@ -51,6 +60,33 @@ var ErrDenied = errors.New("requested access to the resource is denied")
 // answers 429 TOOMANYREQUESTS.
 var ErrTooManyRequests = errors.New("too many requests")
 
+// Denial is ErrDenied with a reason the caller may read (it must reveal
+// nothing the caller may not know).
+type Denial struct{ Reason string }
+
+func (d *Denial) Error() string { return d.Reason }
+
+// Is makes errors.Is(d, ErrDenied) true.
+func (d *Denial) Is(target error) bool { return target == ErrDenied }
+
+// Throttle is ErrTooManyRequests with the time after which the caller may
+// try again, answered as Retry-After.
+type Throttle struct{ RetryAfter time.Duration }
+
+func (t *Throttle) Error() string {
+	return "too many requests; retry after " + t.RetryAfter.Round(time.Second).String()
+}
+
+// Is makes errors.Is(t, ErrTooManyRequests) true.
+func (t *Throttle) Is(target error) bool { return target == ErrTooManyRequests }
+
+// RetryAfterSeconds renders RetryAfter for the Retry-After header: whole
+// seconds, rounded up, at least 1.
+func (t *Throttle) RetryAfterSeconds() string {
+	s := int64((t.RetryAfter + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
 // Challenge means the caller must (re)authenticate: the registry answers 401
 // UNAUTHORIZED with a WWW-Authenticate header built from it.
 type Challenge struct {
@@ -59,6 +95,9 @@ type Challenge struct {
 	// Service and Scope are sent for Bearer challenges (Docker token auth).
 	Service string
 	Scope   []Request
+	// Code is RFC 6750's error parameter: "invalid_token" for a bad or
+	// expired token, "insufficient_scope" when a new token would help.
+	Code string
 }
 
 func (c *Challenge) Error() string { return "authentication required" }
@@ -74,13 +113,20 @@ func (c *Challenge) Header() string {
 	if len(c.Scope) > 0 {
 		scopes := make([]string, 0, len(c.Scope))
 		for _, r := range c.Scope {
-			if r.Action == Catalog {
+			switch r.Action {
+			case Catalog:
 				scopes = append(scopes, "registry:catalog:*")
-				continue
+			case List:
+				// Tokens grant tag listing with pull.
+				scopes = append(scopes, "repository:"+r.Repository+":"+string(Pull))
+			default:
+				scopes = append(scopes, "repository:"+r.Repository+":"+string(r.Action))
 			}
-			scopes = append(scopes, "repository:"+r.Repository+":"+string(r.Action))
 		}
 		fmt.Fprintf(&b, ",scope=%q", strings.Join(scopes, " "))
+	}
+	if c.Code != "" {
+		fmt.Fprintf(&b, ",error=%q", c.Code)
 	}
 	return b.String()
 }
