@@ -1,6 +1,7 @@
 // Package rpm reads the rpm package database in all three of its formats:
 // SQLite (Fedora, RHEL 9+), ndb (SUSE) and Berkeley DB (RHEL 7/8, Amazon
-// Linux 2), through knqyf263/go-rpmdb, which is pure Go.
+// Linux 2), through the pure-Go readers of knqyf263/go-rpmdb, and decodes
+// the package headers itself (header.go).
 package rpm
 
 import (
@@ -14,7 +15,10 @@ import (
 	"strconv"
 	"strings"
 
-	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
+	"github.com/knqyf263/go-rpmdb/pkg/bdb"
+	dbi "github.com/knqyf263/go-rpmdb/pkg/db"
+	"github.com/knqyf263/go-rpmdb/pkg/ndb"
+	"github.com/knqyf263/go-rpmdb/pkg/sqlite3"
 	// go-rpmdb opens SQLite databases through database/sql as "sqlite".
 	_ "modernc.org/sqlite"
 
@@ -35,7 +39,7 @@ var dbFiles = []string{
 type Analyzer struct{}
 
 func (Analyzer) Name() string { return "rpm" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 func (Analyzer) Required(p string, _ fs.FileInfo) bool {
 	if !strings.HasSuffix(p, "Packages") && !strings.HasSuffix(p, "Packages.db") && !strings.HasSuffix(p, "rpmdb.sqlite") {
@@ -54,12 +58,16 @@ func (Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, er
 		if err != nil {
 			return nil, fmt.Errorf("open /%s: %w", name, err)
 		}
-		pkgs, err := readDB(f, "/"+name)
+		pkgs, warns, err := readDB(ctx, f, "/"+name)
 		f.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			res.Warns = append(res.Warns, fmt.Sprintf("/%s: %v", name, err))
 			continue
 		}
+		res.Warns = append(res.Warns, warns...)
 		if len(pkgs) > 0 {
 			res.Sets = append(res.Sets, inventory.PackageSet{Origin: name, Packages: pkgs})
 		}
@@ -67,68 +75,118 @@ func (Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, er
 	return res, nil
 }
 
+// maxHeaderWarnings bounds the warnings one database can produce: a
+// database damaged throughout would otherwise give one per package.
+const maxHeaderWarnings = 10
+
 // readDB copies the database to a temporary file, since go-rpmdb (and
-// SQLite under it) open databases by path, and checks its structure
-// before the library reads it.
-func readDB(src io.Reader, location string) (pkgs []inventory.Package, err error) {
+// SQLite under it) open databases by path, checks its structure, and reads
+// every header blob. A header that does not parse costs that package (a
+// warning), not the database; err is set only when nothing could be read.
+func readDB(ctx context.Context, src io.Reader, location string) (pkgs []inventory.Package, warns []string, err error) {
 	tmp, err := os.CreateTemp("", "berth-rpmdb-*")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.Remove(tmp.Name())
 	size, err := io.Copy(tmp, src)
+	var format dbFormat
 	if err == nil {
-		err = checkStructure(tmp, size, tmp.Name())
+		format, err = checkStructure(tmp, size)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// Header blobs are parsed on this goroutine; a malformed one must cost
-	// this database, not the scan.
-	defer func() {
-		if r := recover(); r != nil {
-			pkgs, err = nil, fmt.Errorf("%w: %v", errCorrupt, r)
-		}
-	}()
-	db, err := rpmdb.Open(tmp.Name())
+	db, err := openDB(format, tmp.Name())
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	infos, err := db.ListPackages()
-	if err != nil {
-		return nil, fmt.Errorf("list packages: %w", err)
+
+	var problems []string
+	skipped := 0
+	problem := func(format string, args ...any) {
+		if len(problems) < maxHeaderWarnings {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		} else {
+			skipped++
+		}
 	}
-	pkgs = make([]inventory.Package, 0, len(infos))
-	for _, pi := range infos {
-		// gpg-pubkey entries are imported signing keys, not packages.
-		if pi.Name == "gpg-pubkey" || pi.Name == "" {
+	entry := 0
+	// The reader goroutine sends until the database ends and blocks
+	// forever on a channel nobody reads, holding the file: always drain
+	// it, whatever goes wrong on this side.
+	for e := range db.Read() {
+		entry++
+		if ctx.Err() != nil {
 			continue
 		}
-		version := evr(pi.Epoch, pi.Version, pi.Release)
-		srcName, srcVersion := pi.Name, version
-		if n, v, ok := parseSourceRPM(pi.SourceRpm); ok {
-			srcName, srcVersion = n, evr(pi.Epoch, "", v)
+		if e.Err != nil {
+			problem("entry %d: %v", entry, e.Err)
+			continue
 		}
-		p := inventory.Package{
-			Ecosystem:     inventory.RPM,
-			Name:          pi.Name,
-			Version:       version,
-			SourceName:    srcName,
-			SourceVersion: srcVersion,
-			Arch:          pi.Arch,
-			Locations:     []string{location},
-			Analyzer:      "rpm",
+		h, err := parseHeader(e.Value)
+		if err != nil {
+			problem("entry %d: %v", entry, err)
+			continue
 		}
-		if pi.License != "" {
-			p.Licenses = []string{pi.License}
+		// gpg-pubkey entries are imported signing keys, not packages.
+		if h.name == "gpg-pubkey" || h.name == "" {
+			continue
 		}
-		pkgs = append(pkgs, p)
+		pkgs = append(pkgs, toPackage(h, location))
 	}
-	return pkgs, nil
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if skipped > 0 {
+		problems = append(problems, fmt.Sprintf("%d more entries skipped", skipped))
+	}
+	if len(pkgs) == 0 && len(problems) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s", errCorrupt, strings.Join(problems, "; "))
+	}
+	for _, p := range problems {
+		warns = append(warns, fmt.Sprintf("%s: %s; skipped", location, p))
+	}
+	return pkgs, warns, nil
+}
+
+// openDB opens the database with go-rpmdb's reader for its format. Only
+// the raw readers are used: see parseHeader.
+func openDB(format dbFormat, path string) (dbi.RpmDBInterface, error) {
+	switch format {
+	case formatSQLite:
+		return sqlite3.Open(path)
+	case formatNDB:
+		return ndb.Open(path)
+	default:
+		return bdb.Open(path)
+	}
+}
+
+func toPackage(h header, location string) inventory.Package {
+	version := evr(h.epoch, h.version, h.release)
+	srcName, srcVersion := h.name, version
+	if n, v, ok := parseSourceRPM(h.sourceRPM); ok {
+		srcName, srcVersion = n, evr(h.epoch, "", v)
+	}
+	p := inventory.Package{
+		Ecosystem:     inventory.RPM,
+		Name:          h.name,
+		Version:       version,
+		SourceName:    srcName,
+		SourceVersion: srcVersion,
+		Arch:          h.arch,
+		Locations:     []string{location},
+		Analyzer:      "rpm",
+	}
+	if h.license != "" {
+		p.Licenses = []string{h.license}
+	}
+	return p
 }
 
 // evr writes [epoch:]version-release, the form rpm compares; epoch 0 and

@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func fixture(t *testing.T) []byte { return gunzipFile(t, "testdata/rpmdb.sqlite.gz") }
@@ -104,5 +106,35 @@ func TestParseSourceRPM(t *testing.T) {
 	}
 	if _, _, ok := parseSourceRPM("(none)"); ok {
 		t.Error("(none) parsed")
+	}
+}
+
+// A header that does not parse costs its package, not the database, and
+// the reader go-rpmdb starts for every database finishes: before, the
+// first bad header left that goroutine blocked for good, with the
+// database file open, once per scan.
+func TestDamagedHeaderKeepsTheRestAndLeaksNothing(t *testing.T) {
+	db := sqliteWithHeader(t, setEntry(t, firstHeader(t), tagName, 2, 1<<30))
+	before := runtime.NumGoroutine()
+	for range 3 {
+		res, err := Analyzer{}.Analyze(context.Background(), fstest.MapFS{"var/lib/rpm/rpmdb.sqlite": {Data: db}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Sets) != 1 || len(res.Sets[0].Packages) != 3 {
+			t.Fatalf("sets %+v, want the 3 undamaged packages", res.Sets)
+		}
+		if len(res.Warns) != 1 || !strings.HasPrefix(res.Warns[0], "/var/lib/rpm/rpmdb.sqlite: entry 1: tag 1000") {
+			t.Errorf("warnings %q", res.Warns)
+		}
+	}
+	// Goroutines of finished calls may take a moment to exit; leaked ones
+	// never do.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after reading, %d before", n, before)
 	}
 }

@@ -2,6 +2,7 @@ package rpm
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -34,11 +35,6 @@ func TestCheckStructure(t *testing.T) {
 	good := gunzipFile(t, "testdata/Packages.bdb.gz")
 	hp, op := bdbItem(t, good)
 	hdr := firstHeader(t)
-	hugeIL := bytes.Clone(hdr)
-	binary.BigEndian.PutUint32(hugeIL, 1<<31-1)
-	manyStrings := bytes.Clone(hdr)
-	binary.BigEndian.PutUint32(manyStrings[8+16+4:], rpmStringArray) // the second entry's type
-	binary.BigEndian.PutUint32(manyStrings[8+16+12:], 1<<32-1)       // and count
 	const ps = 512
 	mutate := func(f func(db []byte)) []byte {
 		db := bytes.Clone(good)
@@ -60,7 +56,6 @@ func TestCheckStructure(t *testing.T) {
 	}{
 		{"real Berkeley DB", good, ""},
 		{"real SQLite", fixture(t), ""},
-		{"SQLite with a header claiming 2^31 entries", sqliteWithHeader(t, hugeIL), "entries"},
 		{"overflow chain loops", mutate(func(db []byte) {
 			last := lastOverflow(db)
 			binary.LittleEndian.PutUint32(db[last*ps+16:], uint32(op))
@@ -87,16 +82,10 @@ func TestCheckStructure(t *testing.T) {
 		{"ndb blob length beyond the file", ndbFile(ndbSlotMagic, 1, 256, hdr, 1<<30), "overruns"},
 		{"ndb slot past the end", ndbFile(ndbSlotMagic, 1, 1<<20, hdr, uint32(len(hdr))), "past the end"},
 		{"ndb", ndbFile(ndbSlotMagic, 1, 256, hdr, uint32(len(hdr))), ""},
-		{"ndb header claiming 2^31 entries", ndbFile(ndbSlotMagic, 1, 256, hugeIL, uint32(len(hugeIL))), "entries"},
-		{"ndb header claiming 2^32 strings", ndbFile(ndbSlotMagic, 1, 256, manyStrings, uint32(len(manyStrings))), "strings"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "db")
-			if err := os.WriteFile(p, tt.db, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			err := checkStructure(bytes.NewReader(tt.db), int64(len(tt.db)), p)
+			_, err := checkStructure(bytes.NewReader(tt.db), int64(len(tt.db)))
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -154,9 +143,9 @@ func sqliteWithHeader(t *testing.T, header []byte) []byte {
 // The ndb path end to end, on a database built around a real header.
 func TestReadNDB(t *testing.T) {
 	hdr := firstHeader(t)
-	pkgs, err := readDB(bytes.NewReader(ndbFile(ndbSlotMagic, 1, 256, hdr, uint32(len(hdr)))), "/var/lib/rpm/Packages.db")
-	if err != nil || len(pkgs) != 1 || pkgs[0].Name == "" || pkgs[0].Locations[0] != "/var/lib/rpm/Packages.db" {
-		t.Fatalf("%+v, %v", pkgs, err)
+	pkgs, warns, err := readDB(context.Background(), bytes.NewReader(ndbFile(ndbSlotMagic, 1, 256, hdr, uint32(len(hdr)))), "/var/lib/rpm/Packages.db")
+	if err != nil || len(warns) != 0 || len(pkgs) != 1 || pkgs[0].Name == "" || pkgs[0].Locations[0] != "/var/lib/rpm/Packages.db" {
+		t.Fatalf("%+v, %q, %v", pkgs, warns, err)
 	}
 }
 
@@ -201,6 +190,6 @@ func FuzzReadDB(f *testing.F) {
 	hdr := firstHeader(f)
 	f.Add(ndbFile(ndbSlotMagic, 1, 256, hdr, uint32(len(hdr))))
 	f.Fuzz(func(t *testing.T, db []byte) {
-		readDB(bytes.NewReader(db), "/x")
+		readDB(context.Background(), bytes.NewReader(db), "/x")
 	})
 }
