@@ -10,16 +10,16 @@ func TestHashCoversEveryFieldUnambiguously(t *testing.T) {
 		Repository: "p/r", Digest: "sha256:00", Result: Success, Detail: "d", PrevHash: "00ff"}
 	seen := map[string]string{Hash(base): "base"}
 	for name, mutate := range map[string]func(*Entry){
-		"seq":        func(e *Entry) { e.Seq++ },
-		"time":       func(e *Entry) { e.Time = e.Time.Add(1) },
-		"boundary":   func(e *Entry) { e.Actor, e.SourceIP = "a", "bc" },
-		"action":     func(e *Entry) { e.Action = ActionPull },
-		"project":    func(e *Entry) { e.Project = "q" },
-		"repository": func(e *Entry) { e.Repository = "p/s" },
-		"digest":     func(e *Entry) { e.Digest = "sha256:01" },
-		"result":     func(e *Entry) { e.Result = Denied },
-		"detail":     func(e *Entry) { e.Detail = "" },
-		"prev":       func(e *Entry) { e.PrevHash = "00fe" },
+		"seq":                         func(e *Entry) { e.Seq++ },
+		"time":                        func(e *Entry) { e.Time = e.Time.Add(1) },
+		"boundary":                    func(e *Entry) { e.Actor, e.SourceIP = "a", "bc" },
+		"action":                      func(e *Entry) { e.Action = ActionPull },
+		"project":                     func(e *Entry) { e.Project = "q" },
+		"repository":                  func(e *Entry) { e.Repository = "p/s" },
+		"digest":                      func(e *Entry) { e.Digest = "sha256:01" },
+		"result":                      func(e *Entry) { e.Result = Denied },
+		"detail":                      func(e *Entry) { e.Detail = "" },
+		"prev":                        func(e *Entry) { e.PrevHash = "00fe" },
 		"stored hash is not an input": nil,
 	} {
 		e := base
