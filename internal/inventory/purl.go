@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/package-url/packageurl-go"
+
+	"berth.dev/berth/internal/match/version"
 )
 
 // PURL returns the package URL of p, following the purl-spec type
@@ -15,7 +17,7 @@ import (
 func PURL(p Package, d *Distro) string {
 	var (
 		namespace, name = "", p.Name
-		version         = p.Version
+		ver             = p.Version
 		q               = packageurl.Qualifiers{}
 	)
 	add := func(k, v string) {
@@ -34,8 +36,8 @@ func PURL(p Package, d *Distro) string {
 			add("distro", d.ID+"-"+d.VersionID)
 		}
 		if p.Ecosystem == RPM {
-			if epoch, rest, ok := strings.Cut(version, ":"); ok && isDigits(epoch) {
-				version = rest
+			if epoch, rest, ok := strings.Cut(ver, ":"); ok && isDigits(epoch) {
+				ver = rest
 				if epoch != "0" {
 					add("epoch", epoch)
 				}
@@ -43,6 +45,15 @@ func PURL(p Package, d *Distro) string {
 		}
 		add("upstream", upstream(p))
 	case Go, Composer:
+		// The toolchain's version is written as the Go vulnerability
+		// database (and so OSV, osv-scanner and osv.dev's purl queries)
+		// writes stdlib versions, as syft does: go1.26.8 is 1.26.8,
+		// go1.20 is 1.20.0, go1.21rc2 is 1.21.0-rc.2.
+		if p.Ecosystem == Go && name == "stdlib" {
+			if v, ok := version.GoReleaseToSemver(p.Version); ok {
+				ver = v
+			}
+		}
 		// Module paths and composer names carry their namespace in the name.
 		if i := strings.LastIndex(name, "/"); i > 0 {
 			namespace, name = name[:i], name[i+1:]
@@ -63,7 +74,7 @@ func PURL(p Package, d *Distro) string {
 			namespace, name = group, artifact
 		}
 	}
-	return packageurl.NewPackageURL(string(p.Ecosystem), namespace, name, version, q, "").ToString()
+	return packageurl.NewPackageURL(string(p.Ecosystem), namespace, name, ver, q, "").ToString()
 }
 
 // osNamespace is the distro vendor: the os-release ID when known, else the
