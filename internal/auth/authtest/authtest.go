@@ -1,0 +1,208 @@
+// Package authtest is the test suite every auth.Store runs.
+package authtest
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"berth.dev/berth/internal/auth"
+)
+
+// Factory returns a fresh empty store.
+type Factory func(t testing.TB) auth.Store
+
+// Run runs the suite.
+func Run(t *testing.T, factory Factory) {
+	t.Run("Users", func(t *testing.T) { testUsers(t, factory(t)) })
+	t.Run("Projects", func(t *testing.T) { testProjects(t, factory(t)) })
+	t.Run("Members", func(t *testing.T) { testMembers(t, factory(t)) })
+	t.Run("Robots", func(t *testing.T) { testRobots(t, factory(t)) })
+	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, factory(t)) })
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t testing.TB, err, target error, what string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: err = %v, want %v", what, err, target)
+	}
+}
+
+// at is a time that survives a nanosecond round trip with no monotonic
+// reading, for DeepEqual.
+var at = time.Unix(0, time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC).UnixNano())
+
+func testUsers(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	alice := auth.User{Name: "alice", PasswordHash: "$2a$hash", CreatedAt: at,
+		AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}}
+	must(t, s.CreateUser(ctx, alice))
+	must(t, s.CreateUser(ctx, auth.User{Name: "admin", PasswordHash: "$2a$other", Admin: true, CreatedAt: at}))
+	wantErr(t, s.CreateUser(ctx, alice), auth.ErrExists, "duplicate user")
+	got, err := s.User(ctx, "alice")
+	must(t, err)
+	if !reflect.DeepEqual(got, alice) {
+		t.Errorf("User = %+v\nwant   %+v", got, alice)
+	}
+	_, err = s.User(ctx, "nobody")
+	wantErr(t, err, auth.ErrNotFound, "missing user")
+	all, err := s.Users(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "admin" || !all[0].Admin || all[1].Name != "alice" {
+		t.Errorf("Users = %+v", all)
+	}
+	alice.Disabled, alice.Admin, alice.PasswordHash, alice.AllowedCIDRs = true, true, "$2a$new", nil
+	must(t, s.UpdateUser(ctx, alice))
+	got, _ = s.User(ctx, "alice")
+	if !reflect.DeepEqual(got, alice) {
+		t.Errorf("after update = %+v\nwant         %+v", got, alice)
+	}
+	wantErr(t, s.UpdateUser(ctx, auth.User{Name: "nobody"}), auth.ErrNotFound, "update missing user")
+	must(t, s.DeleteUser(ctx, "alice"))
+	wantErr(t, s.DeleteUser(ctx, "alice"), auth.ErrNotFound, "delete deleted user")
+}
+
+func testProjects(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{Name: "alice", CreatedAt: at}))
+	p := auth.Project{Name: "team-a", CreatedAt: at, CreatedBy: "alice"}
+	must(t, s.CreateProject(ctx, p, "alice"))
+	wantErr(t, s.CreateProject(ctx, p, ""), auth.ErrExists, "duplicate project")
+	// A missing admin fails the whole creation.
+	wantErr(t, s.CreateProject(ctx, auth.Project{Name: "orphan", CreatedAt: at}, "nobody"), auth.ErrNotFound, "project with a missing admin")
+	_, err := s.Project(ctx, "orphan")
+	wantErr(t, err, auth.ErrNotFound, "project whose creation failed")
+	must(t, s.CreateProject(ctx, auth.Project{Name: "library", Public: true, CreatedAt: at}, ""))
+	got, err := s.Project(ctx, "team-a")
+	must(t, err)
+	if !reflect.DeepEqual(got, p) {
+		t.Errorf("Project = %+v, want %+v", got, p)
+	}
+	members, _ := s.Members(ctx, "team-a")
+	if !reflect.DeepEqual(members, []auth.Member{{Project: "team-a", User: "alice", Role: auth.ProjectAdmin}}) {
+		t.Errorf("creator's membership = %+v", members)
+	}
+	p.Public = true
+	must(t, s.UpdateProject(ctx, p))
+	all, err := s.Projects(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "library" || !all[1].Public {
+		t.Errorf("Projects = %+v", all)
+	}
+	wantErr(t, s.UpdateProject(ctx, auth.Project{Name: "nope"}), auth.ErrNotFound, "update missing project")
+	must(t, s.DeleteProject(ctx, "team-a"))
+	wantErr(t, s.DeleteProject(ctx, "team-a"), auth.ErrNotFound, "delete deleted project")
+	if members, _ := s.Members(ctx, ""); len(members) != 0 {
+		t.Errorf("memberships outlived their project: %+v", members)
+	}
+}
+
+func testMembers(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	for _, u := range []string{"alice", "bob"} {
+		must(t, s.CreateUser(ctx, auth.User{Name: u, CreatedAt: at}))
+	}
+	for _, p := range []string{"team-a", "team-b"} {
+		must(t, s.CreateProject(ctx, auth.Project{Name: p, CreatedAt: at}, ""))
+	}
+	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "bob", Role: auth.Guest}))
+	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "alice", Role: auth.Developer}))
+	must(t, s.PutMember(ctx, auth.Member{Project: "team-b", User: "bob", Role: auth.Maintainer}))
+	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "bob", Role: auth.LimitedGuest}))
+	wantErr(t, s.PutMember(ctx, auth.Member{Project: "nope", User: "bob", Role: auth.Guest}), auth.ErrNotFound, "member of a missing project")
+	wantErr(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "nobody", Role: auth.Guest}), auth.ErrNotFound, "missing user as member")
+	got, err := s.Members(ctx, "team-a")
+	must(t, err)
+	want := []auth.Member{{Project: "team-a", User: "alice", Role: auth.Developer}, {Project: "team-a", User: "bob", Role: auth.LimitedGuest}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Members(team-a) = %+v, want %+v", got, want)
+	}
+	all, _ := s.Members(ctx, "")
+	if len(all) != 3 {
+		t.Errorf("every membership = %+v", all)
+	}
+	must(t, s.RemoveMember(ctx, "team-a", "alice"))
+	wantErr(t, s.RemoveMember(ctx, "team-a", "alice"), auth.ErrNotFound, "remove removed member")
+	must(t, s.DeleteUser(ctx, "bob"))
+	if all, _ := s.Members(ctx, ""); len(all) != 0 {
+		t.Errorf("memberships outlived their user: %+v", all)
+	}
+}
+
+func testRobots(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	r := auth.Robot{Name: "robot$ci", Description: "CI pushes", CreatedBy: "admin", CreatedAt: at, SecretHash: "abc",
+		Permissions:  []auth.RobotPermission{{Project: "team-a", Actions: []auth.Action{auth.Pull, auth.Push}}},
+		ExpiresAt:    at.Add(time.Hour),
+		AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+	must(t, s.CreateRobot(ctx, r))
+	wantErr(t, s.CreateRobot(ctx, r), auth.ErrExists, "duplicate robot")
+	must(t, s.CreateRobot(ctx, auth.Robot{Name: "robot$forever", CreatedBy: "admin", CreatedAt: at}))
+	got, err := s.Robot(ctx, "robot$ci")
+	must(t, err)
+	if !reflect.DeepEqual(got, r) {
+		t.Errorf("Robot = %+v\nwant    %+v", got, r)
+	}
+	forever, err := s.Robot(ctx, "robot$forever")
+	must(t, err)
+	if !forever.ExpiresAt.IsZero() || len(forever.Permissions) != 0 {
+		t.Errorf("robot without expiry or permissions = %+v", forever)
+	}
+	r.Revoked, r.SecretHash, r.Permissions = true, "def", nil
+	must(t, s.UpdateRobot(ctx, r))
+	got, _ = s.Robot(ctx, "robot$ci")
+	if !got.Revoked || got.SecretHash != "def" || len(got.Permissions) != 0 {
+		t.Errorf("after update = %+v", got)
+	}
+	all, err := s.Robots(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "robot$ci" {
+		t.Errorf("Robots = %+v", all)
+	}
+	wantErr(t, s.UpdateRobot(ctx, auth.Robot{Name: "robot$nope"}), auth.ErrNotFound, "update missing robot")
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "h", Subject: "robot$ci", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, s.DeleteRobot(ctx, "robot$ci"))
+	_, err = s.Robot(ctx, "robot$ci")
+	wantErr(t, err, auth.ErrNotFound, "deleted robot")
+	_, err = s.RefreshToken(ctx, "h")
+	wantErr(t, err, auth.ErrNotFound, "refresh token of a deleted robot")
+	wantErr(t, s.DeleteRobot(ctx, "robot$ci"), auth.ErrNotFound, "delete deleted robot")
+}
+
+func testRefreshTokens(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{Name: "alice", CreatedAt: at}))
+	live := auth.RefreshToken{Hash: "live", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	must(t, s.PutRefreshToken(ctx, live))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "old", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(-time.Hour)}))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "bob's", Subject: "bob", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	wantErr(t, s.PutRefreshToken(ctx, live), auth.ErrExists, "duplicate refresh token")
+	got, err := s.RefreshToken(ctx, "live")
+	must(t, err)
+	if !reflect.DeepEqual(got, live) {
+		t.Errorf("RefreshToken = %+v, want %+v", got, live)
+	}
+	must(t, s.DeleteExpiredRefreshTokens(ctx, at))
+	_, err = s.RefreshToken(ctx, "old")
+	wantErr(t, err, auth.ErrNotFound, "expired refresh token")
+	must(t, s.DeleteRefreshTokens(ctx, "alice"))
+	_, err = s.RefreshToken(ctx, "live")
+	wantErr(t, err, auth.ErrNotFound, "refresh token of a subject whose tokens were deleted")
+	if _, err := s.RefreshToken(ctx, "bob's"); err != nil {
+		t.Errorf("another subject's token went too: %v", err)
+	}
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "again", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, s.DeleteUser(ctx, "alice"))
+	_, err = s.RefreshToken(ctx, "again")
+	wantErr(t, err, auth.ErrNotFound, "refresh token of a deleted user")
+}
