@@ -40,8 +40,8 @@ const maxScopes = 64
 var (
 	// A resource type with an optional class, as docker sends
 	// "repository(plugin)".
-	typePattern   = regexp.MustCompile(`^[a-z0-9]+(\([a-z0-9]+\))?$`)
-	actionPattern = regexp.MustCompile(`^([a-z]+|\*)$`)
+	typePattern      = regexp.MustCompile(`^[a-z0-9]+(\([a-z0-9]+\))?$`)
+	actionPattern    = regexp.MustCompile(`^([a-z]+|\*)$`)
 	otherNamePattern = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,255}$`)
 	// The distribution spec's repository name grammar.
 	repositoryPattern = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)

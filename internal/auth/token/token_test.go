@@ -160,22 +160,22 @@ func TestVerifyRefuses(t *testing.T) {
 	expired, _, _ := longer.Issue("alice", access, now.Add(-20*time.Minute))
 	otherService, _, _ := newService(t, key, "elsewhere").Issue("alice", access, now)
 	for name, tok := range map[string]string{
-		"forged with another key, our kid":   sign(jwt.SigningMethodES256, other, s.kid, claims(nil)),
-		"forged with another key, its kid":   sign(jwt.SigningMethodES256, other, otherKid, claims(nil)),
-		"alg none":                           none,
-		"alg none with the signature cut":    strings.TrimSuffix(none, "."),
-		"HS256 keyed with the public key":    sign(jwt.SigningMethodHS256, pubDER, s.kid, claims(nil)),
-		"expired":                            expired,
+		"forged with another key, our kid":  sign(jwt.SigningMethodES256, other, s.kid, claims(nil)),
+		"forged with another key, its kid":  sign(jwt.SigningMethodES256, other, otherKid, claims(nil)),
+		"alg none":                          none,
+		"alg none with the signature cut":   strings.TrimSuffix(none, "."),
+		"HS256 keyed with the public key":   sign(jwt.SigningMethodHS256, pubDER, s.kid, claims(nil)),
+		"expired":                           expired,
 		"expired within the library leeway": sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Second)) })),
-		"no expiry":                          sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.ExpiresAt = nil })),
-		"not yet valid":                      sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) })),
-		"issued in the future":               sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) })),
-		"another service (aud)":              otherService,
-		"no audience":                        sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.Audience = nil })),
-		"another issuer":                     sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.Issuer = "mallory" })),
-		"garbage":                            "not.a.token",
-		"empty":                              "",
-		"huge":                               strings.Repeat("a", maxTokenLength+1),
+		"no expiry":                         sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.ExpiresAt = nil })),
+		"not yet valid":                     sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) })),
+		"issued in the future":              sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.IssuedAt = jwt.NewNumericDate(now.Add(time.Hour)) })),
+		"another service (aud)":             otherService,
+		"no audience":                       sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.Audience = nil })),
+		"another issuer":                    sign(jwt.SigningMethodES256, key, s.kid, claims(func(c *Claims) { c.Issuer = "mallory" })),
+		"garbage":                           "not.a.token",
+		"empty":                             "",
+		"huge":                              strings.Repeat("a", maxTokenLength+1),
 	} {
 		if g, err := s.Verify(tok, now); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Verify = %+v, %v; want ErrInvalid", name, g, err)
