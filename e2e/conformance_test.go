@@ -97,8 +97,8 @@ func TestConformance(t *testing.T) {
 		}
 	}
 	t.Logf("conformance: %d test cases, %d failed, %d skipped", total, len(failed), skipped)
-	if total < 1000 {
-		t.Errorf("only %d test cases ran; want the full suite (1032 with every switch on)\n%s", total, out)
+	if total < 800 {
+		t.Errorf("only %d test cases ran; want the full suite (830 junit cases with every switch on)\n%s", total, out)
 	}
 	if len(failed) > 0 {
 		t.Errorf("%d conformance failures:\n%s", len(failed), strings.Join(failed, "\n---\n"))
