@@ -24,3 +24,6 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
+
+echo "== fuzz (bounded)"
+scripts/fuzz.sh "${BERTH_FUZZTIME:-5s}"
