@@ -114,6 +114,7 @@ func TestRealImagesMatchDpkgGroundTruth(t *testing.T) {
 				t.Run("layer attribution", func(t *testing.T) {
 					checkKitchenSinkLayers(t, groundTruth(t, filepath.Join(dir, "debian-bookworm-minbase.dpkg.txt")), inv)
 				})
+				t.Run("language packages", func(t *testing.T) { checkKitchenSinkLanguages(t, inv) })
 			}
 		})
 	}
@@ -174,5 +175,52 @@ func checkKitchenSinkLayers(t *testing.T, base map[string]string, inv *inventory
 		inv.ConfigDigest != "sha256:1e905014e7b6b42499d6d867fc0b2af1c6c602ed03b1bc969d5c166cf2afc2fa" ||
 		inv.OS != "linux" || inv.Architecture != "amd64" {
 		t.Errorf("image identity: %s %s %s/%s", inv.Digest, inv.ConfigDigest, inv.OS, inv.Architecture)
+	}
+}
+
+// checkKitchenSinkLanguages checks the packages outside dpkg against the
+// README: each npm package once, from node_modules and the lockfile; the
+// Python distributions beside (not instead of) their Debian packages; the
+// Go binary's modules with the toolchain as stdlib.
+func checkKitchenSinkLanguages(t *testing.T, inv *inventory.Inventory) {
+	const layer3 = "sha256:48eb869ab9aba5e43d554a7cfb75916ff1d16b9dbcc3b28cf77f965cb57e6944"
+	var got []string
+	for _, p := range inv.Packages {
+		if p.Ecosystem == inventory.Deb {
+			continue
+		}
+		got = append(got, p.PURL+" "+strings.Join(p.Locations, " "))
+		if p.Ecosystem == inventory.NPM && (p.Layer != layer3 || p.Analyzer != "npm-installed" || p.Dev) {
+			t.Errorf("%s: layer %s, analyzer %s, dev %v", p.Name, p.Layer, p.Analyzer, p.Dev)
+		}
+	}
+	const dist = "/usr/lib/python3/dist-packages/"
+	want := []string{
+		"pkg:golang/example.com/kitchensink/ks-app /usr/local/bin/ks-app",
+		"pkg:golang/golang.org/x/net@v0.0.0-20210226172049-e18ecbb05110 /usr/local/bin/ks-app",
+		"pkg:golang/golang.org/x/text@v0.3.5 /usr/local/bin/ks-app",
+		"pkg:golang/stdlib@1.26.8 /usr/local/bin/ks-app",
+		"pkg:maven/org.apache.commons/commons-lang3@3.12.0 /usr/share/java/commons-lang3.jar",
+		"pkg:npm/lodash@4.17.15 /app/node_modules/lodash/package.json /app/package-lock.json",
+		"pkg:npm/minimist@1.2.0 /app/node_modules/minimist/package.json /app/package-lock.json",
+		"pkg:npm/node-fetch@2.6.0 /app/node_modules/node-fetch/package.json /app/package-lock.json",
+		"pkg:pypi/certifi@2022.9.24 " + dist + "certifi-2022.9.24.egg-info/PKG-INFO",
+		"pkg:pypi/chardet@5.1.0 " + dist + "chardet-5.1.0.dist-info/METADATA",
+		"pkg:pypi/charset-normalizer@3.0.1 " + dist + "charset_normalizer-3.0.1.dist-info/METADATA",
+		"pkg:pypi/idna@3.3 " + dist + "idna-3.3.egg-info/PKG-INFO",
+		"pkg:pypi/requests@2.28.1 " + dist + "requests-2.28.1.egg-info/PKG-INFO",
+		"pkg:pypi/six@1.16.0 " + dist + "six-1.16.0.egg-info/PKG-INFO",
+		"pkg:pypi/urllib3@1.26.12 " + dist + "urllib3-1.26.12.egg-info/PKG-INFO",
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("language packages\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The Debian package that installed requests is a package of its own.
+	debRequests := slices.ContainsFunc(inv.Packages, func(p inventory.Package) bool {
+		return p.Ecosystem == inventory.Deb && p.Name == "python3-requests" && p.SourceName == "requests"
+	})
+	if !debRequests {
+		t.Error("the Debian package python3-requests is missing")
 	}
 }

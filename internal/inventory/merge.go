@@ -16,12 +16,22 @@ type setKey struct {
 
 type nameVersion struct{ name, version string }
 
+// liveSet is a package set that a layer put in place and no later layer
+// has removed.
+type liveSet struct {
+	pkgs []Package
+	// The layer, analyzer and position in the analyzer's result of the
+	// set: the order in which packages are listed and collapsed.
+	order [3]int
+}
+
 // merge stacks the layers bottom up, as a container runtime does: each
 // layer first deletes what its whiteouts name, then its package sets
 // replace the sets of the same origin below. A package keeps the layer
 // where its origin first held the same name and version (Trivy's applier
 // does the same), so a base package rewritten into a later status file is
-// still attributed to the base layer.
+// still attributed to the base layer. Once every layer is applied, the
+// packages that share a purl are one package (collapse).
 func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	inv := &Inventory{
 		Digest:       img.Digest,
@@ -33,10 +43,14 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	if img.Config != nil {
 		inv.OS, inv.Architecture = img.Config.OS, img.Config.Architecture
 	}
-	live := map[setKey][]Package{}
+	live := map[setKey]liveSet{}
 	licenses := map[setKey]LicenseFile{}
+	layerIndex := map[string]int{}
 	for i, out := range outcomes {
 		l := img.Layers[i]
+		if _, ok := layerIndex[l.DiffID]; !ok {
+			layerIndex[l.DiffID] = i
+		}
 		inv.Layers = append(inv.Layers, Layer{DiffID: l.DiffID, Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy})
 		if out.changes != nil {
 			for _, w := range out.changes.Whiteouts {
@@ -55,10 +69,10 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			}
 			name := s.Analyzers[ai].Name()
 			produced := map[string]bool{}
-			for _, set := range e.Result.Sets {
+			for si, set := range e.Result.Sets {
 				key := setKey{ai, set.Origin}
 				earlier := map[nameVersion]string{}
-				for _, p := range live[key] {
+				for _, p := range live[key].pkgs {
 					if _, ok := earlier[nameVersion{p.Name, p.Version}]; !ok {
 						earlier[nameVersion{p.Name, p.Version}] = p.Layer
 					}
@@ -75,7 +89,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 					}
 					pkgs[pi] = p
 				}
-				live[key] = pkgs
+				live[key] = liveSet{pkgs: pkgs, order: [3]int{i, ai, si}}
 				produced[set.Origin] = true
 			}
 			for _, lf := range e.Result.Licenses {
@@ -98,17 +112,24 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			}
 		}
 	}
-	for _, pkgs := range live {
-		inv.Packages = append(inv.Packages, pkgs...)
+	sets := make([]liveSet, 0, len(live))
+	for _, set := range live {
+		sets = append(sets, set)
+	}
+	slices.SortFunc(sets, func(a, b liveSet) int { return slices.Compare(a.order[:], b.order[:]) })
+	var pkgs []Package
+	for _, set := range sets {
+		pkgs = append(pkgs, set.pkgs...)
 	}
 	byPackage := licensesByPackage(licenses)
-	for i := range inv.Packages {
-		p := &inv.Packages[i]
+	for i := range pkgs {
+		p := &pkgs[i]
 		p.PURL = PURL(*p, inv.Distro)
 		if len(p.Licenses) == 0 {
 			p.Licenses = slices.Clone(byPackage[ecoName{p.Ecosystem, p.Name}])
 		}
 	}
+	inv.Packages = append(inv.Packages, collapse(pkgs, layerIndex)...)
 	sort.SliceStable(inv.Packages, func(i, j int) bool {
 		a, b := inv.Packages[i], inv.Packages[j]
 		if a.Ecosystem != b.Ecosystem {
@@ -123,6 +144,59 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		return firstLocation(a) < firstLocation(b)
 	})
 	return inv
+}
+
+// collapse makes the packages that share a purl one package: the same
+// npm package found in node_modules and in the lockfile, a jar and its
+// hard link, one Go module in two binaries. pkgs come in set order; the
+// first of a purl gives the fields that describe it (name as written,
+// analyzer), and the others add to it:
+//
+//   - Locations: every location, in set order;
+//   - Layer: the earliest, where the package first appeared;
+//   - Dev: only if every finding was development-only (one installed
+//     copy means it is there at run time);
+//   - DependsOn and Licenses: the union, in order of appearance.
+//
+// It runs after the layers are stacked, so whiteouts and rewrites still
+// act on each file's own set.
+func collapse(pkgs []Package, layerIndex map[string]int) []Package {
+	out := make([]Package, 0, len(pkgs))
+	at := make(map[string]int, len(pkgs))
+	for _, p := range pkgs {
+		i, seen := at[p.PURL]
+		if !seen {
+			at[p.PURL] = len(out)
+			out = append(out, p)
+			continue
+		}
+		q := &out[i]
+		q.Locations = union(q.Locations, p.Locations)
+		q.DependsOn = union(q.DependsOn, p.DependsOn)
+		q.Licenses = union(q.Licenses, p.Licenses)
+		if li, ok := layerIndex[p.Layer]; ok && li < layerIndex[q.Layer] {
+			q.Layer = p.Layer
+		}
+		q.Dev = q.Dev && p.Dev
+		if q.SourceName == "" {
+			q.SourceName, q.SourceVersion = p.SourceName, p.SourceVersion
+		}
+		if q.Arch == "" {
+			q.Arch = p.Arch
+		}
+	}
+	return out
+}
+
+// union appends to a the elements of b it lacks. It never shares b's
+// storage with the result.
+func union(a, b []string) []string {
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			a = append(slices.Clip(a), x)
+		}
+	}
+	return a
 }
 
 // laterDistro is what a layer's distro facts make of the ones below: the

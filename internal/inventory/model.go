@@ -1,7 +1,8 @@
 // Package inventory finds the packages inside an image: one analyzer per
 // ecosystem reads the files it asks for from each layer, the results are
 // cached per layer, and the layers are merged (whiteouts applied) into one
-// Inventory that keeps, for every package, the layer that introduced it.
+// Inventory that keeps, for every package, the layer that introduced it
+// and every file it was found in; a package is listed once per purl.
 //
 // The types here are the one data model that the SBOM encoders, the matcher,
 // the server's store and the CLI all share.
@@ -49,16 +50,22 @@ type Package struct {
 	Licenses []string `json:"licenses,omitempty"`
 	// Locations are the files that declare the package (slash-separated,
 	// absolute, e.g. "/var/lib/dpkg/status", "/app/package-lock.json").
+	// After the merge, a package found in several files (node_modules and
+	// the lockfile, a jar and its hard link) lists them all, in layer
+	// order.
 	Locations []string `json:"locations,omitempty"`
 	// Layer is the diffID of the layer that introduced the package; set by
 	// Merge.
 	Layer string `json:"layer,omitempty"`
-	// Analyzer is the Name() of the analyzer that found the package.
+	// Analyzer is the Name() of the analyzer that found the package (the
+	// first one, when several did).
 	Analyzer string `json:"analyzer"`
 	// DependsOn lists the names of the packages this one depends on, within
-	// the same PackageSet, where the metadata says so.
+	// the same PackageSet (after the merge: within one of the sets it was
+	// found in), where the metadata says so.
 	DependsOn []string `json:"dependsOn,omitempty"`
-	// Dev marks a development-only dependency of a lockfile.
+	// Dev marks a development-only dependency of a lockfile; after the
+	// merge, a package that every finding marks so.
 	Dev bool `json:"dev,omitempty"`
 }
 
@@ -133,6 +140,7 @@ type Layer struct {
 }
 
 // Inventory is everything found in one image, after merging its layers.
+// No two of its packages share a purl.
 type Inventory struct {
 	// Source is how the image was named by the user (a reference or a path).
 	Source string `json:"source"`

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"berth.dev/berth/internal/image"
@@ -130,80 +131,30 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 			err = fmt.Errorf("layer %s: %w: %v", l.Name(), ErrAnalyzerPanic, r)
 		}
 	}()
-	buf := newLayerBuffer()
+	g := &layerFiles{
+		s: s, layer: l.Name(), pending: pending, buf: newLayerBuffer(),
+		inputs: make([][]string, len(s.Analyzers)), links: make([][]hardLink, len(s.Analyzers)),
+		wantedBy: map[string][]int{}, hardTargets: map[string]string{},
+	}
+	buf := g.buf
 	defer func() {
 		if err := buf.close(); err != nil {
 			slog.Warn("removing spool file", "err", err)
 		}
 	}()
-	inputs := make([][]string, len(s.Analyzers))
-	var wanted []int // reused per entry
-	var warnings []string
-	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress},
-		func(e *image.Entry, body io.Reader) error {
-			switch e.Kind {
-			case image.KindSymlink:
-				buf.links[e.Path] = e.Link
-				return nil
-			case image.KindFile, image.KindHardLink:
-			default:
-				return nil
-			}
-			wanted = wanted[:0]
-			info := e.Info()
-			if e.Kind == image.KindHardLink {
-				target, ok := buf.files[e.Link]
-				if ok {
-					info = fileInfo{name: e.Info().Name(), size: target.size, mode: target.mode, mod: target.modTime}
-				}
-				for _, ai := range pending {
-					if s.Analyzers[ai].Required(e.Path, info) {
-						wanted = append(wanted, ai)
-					}
-				}
-				if len(wanted) == 0 {
-					return nil
-				}
-				if !ok {
-					warnings = append(warnings, fmt.Sprintf("layer %s: /%s is a hard link to /%s, which no analyzer read; skipped", l.Name(), e.Path, e.Link))
-					return nil
-				}
-				alias := *target
-				alias.path = e.Path
-				buf.files[e.Path] = &alias
-				for _, ai := range wanted {
-					inputs[ai] = append(inputs[ai], e.Path)
-				}
-				return nil
-			}
-			for _, ai := range pending {
-				if s.Analyzers[ai].Required(e.Path, info) {
-					wanted = append(wanted, ai)
-				}
-			}
-			if len(wanted) == 0 {
-				return nil
-			}
-			if _, err := buf.add(e, body); err != nil {
-				return err
-			}
-			for _, ai := range wanted {
-				inputs[ai] = append(inputs[ai], e.Path)
-			}
-			return nil
-		})
+	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, g.entry)
 	if err != nil {
 		return err
 	}
-	changes.Warnings = append(changes.Warnings, warnings...)
+	changes.Warnings = append(changes.Warnings, g.warnings...)
 	out.changes = changes
 	if err := s.Cache.put(l.DiffID, changesFile(), changes); err != nil {
 		slog.Warn("layer cache", "err", err)
 	}
 	for _, ai := range pending {
 		a := s.Analyzers[ai]
-		files := make(map[string]*bufferedFile, len(inputs[ai]))
-		for _, p := range inputs[ai] {
+		files := make(map[string]*bufferedFile, len(g.inputs[ai]))
+		for _, p := range g.inputs[ai] {
 			files[p] = buf.files[p]
 		}
 		res := &Result{}
@@ -222,7 +173,12 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 				continue
 			}
 		}
-		e := &analyzerEntry{Inputs: inputs[ai], Result: res}
+		addHardLinks(res, g.links[ai])
+		in := g.inputs[ai]
+		for _, hl := range g.links[ai] {
+			in = append(in, hl.path)
+		}
+		e := &analyzerEntry{Inputs: in, Result: res}
 		out.results[ai] = e
 		if err := s.Cache.put(l.DiffID, analyzerFile(a.Name(), a.Version()), e); err != nil {
 			slog.Warn("layer cache", "err", err)
@@ -247,4 +203,149 @@ func analyzeSafely(ctx context.Context, a Analyzer, files fs.FS) (res *Result, c
 		res = &Result{}
 	}
 	return res, false, err
+}
+
+// layerFiles gathers, as one layer streams by, the files each pending
+// analyzer requires.
+type layerFiles struct {
+	s       *Scanner
+	layer   string // the layer's name, for warnings
+	pending []int  // the analyzers that read this layer
+	buf     *layerBuffer
+	// By analyzer: the paths of its file system, and the hard links it
+	// reads under their target's name.
+	inputs      [][]string
+	links       [][]hardLink
+	wantedBy    map[string][]int  // buffered path → the analyzers it is an input of
+	hardTargets map[string]string // hard link → the path of the file it is
+	wanted      []int             // scratch, per entry
+	warnings    []string
+}
+
+// hardLink is a hard link of a layer whose target an analyzer reads under
+// the target's own name.
+type hardLink struct{ path, target string }
+
+// entry is the image.EntryFunc of a layer read.
+func (g *layerFiles) entry(e *image.Entry, body io.Reader) error {
+	switch e.Kind {
+	case image.KindSymlink:
+		g.buf.links[e.Path] = e.Link
+		return nil
+	case image.KindHardLink:
+		g.hardLink(e)
+		return nil
+	case image.KindFile:
+	default:
+		return nil
+	}
+	g.wanted = g.required(e.Path, e.Info())
+	if len(g.wanted) == 0 {
+		return nil
+	}
+	if _, err := g.buf.add(e, body); err != nil {
+		return err
+	}
+	for _, ai := range g.wanted {
+		g.inputs[ai] = append(g.inputs[ai], e.Path)
+	}
+	g.wantedBy[e.Path] = slices.Clone(g.wanted)
+	return nil
+}
+
+// required lists the pending analyzers that require the file, in g.wanted's
+// storage.
+func (g *layerFiles) required(p string, info fs.FileInfo) []int {
+	wanted := g.wanted[:0]
+	for _, ai := range g.pending {
+		if g.s.Analyzers[ai].Required(p, info) {
+			wanted = append(wanted, ai)
+		}
+	}
+	return wanted
+}
+
+// hardLink handles a hard link. It is the same file as its target (an
+// entry before it in the layer), so an analyzer that also required the
+// target reads the content once, under the target's name, and the link
+// then gets what the target yielded (addHardLinks); an analyzer that wants
+// the file only under the link's name reads it there. Either way the link
+// resolves to the target in the analyzers' file systems, as a symlink
+// would, for analyzers that open files by name.
+func (g *layerFiles) hardLink(e *image.Entry) {
+	link := e.Link
+	if t, ok := g.hardTargets[link]; ok {
+		link = t // a link to a link: the file is the first one's target
+	}
+	target, ok := g.buf.files[link]
+	var info fs.FileInfo = e.Info()
+	if ok {
+		info = fileInfo{name: info.Name(), size: target.size, mode: target.mode, mod: target.modTime}
+	}
+	g.wanted = g.required(e.Path, info)
+	if len(g.wanted) == 0 {
+		return
+	}
+	if !ok {
+		g.warnings = append(g.warnings, fmt.Sprintf("layer %s: /%s is a hard link to /%s, which no analyzer read; skipped", g.layer, e.Path, e.Link))
+		return
+	}
+	g.hardTargets[e.Path] = link
+	g.buf.links[e.Path] = "/" + link
+	for _, ai := range g.wanted {
+		if slices.Contains(g.wantedBy[link], ai) {
+			g.links[ai] = append(g.links[ai], hardLink{path: e.Path, target: link})
+			continue
+		}
+		if _, done := g.buf.files[e.Path]; !done {
+			alias := *target
+			alias.path = e.Path
+			g.buf.files[e.Path] = &alias
+		}
+		g.inputs[ai] = append(g.inputs[ai], e.Path)
+	}
+}
+
+// addHardLinks gives each hard link what the analyzer found in its
+// target: a copy of every package set and license file whose origin is
+// the target, with the link as origin and location. Each path stays a set
+// of its own, so a later layer that deletes or rewrites one of them
+// affects only that one; Merge then lists each package once, with both
+// locations.
+func addHardLinks(res *Result, links []hardLink) {
+	if len(links) == 0 {
+		return
+	}
+	byTarget := map[string][]string{}
+	for _, hl := range links {
+		byTarget[hl.target] = append(byTarget[hl.target], hl.path)
+	}
+	// Ranging evaluates each slice once: the copies are not visited.
+	for _, set := range res.Sets {
+		for _, lp := range byTarget[set.Origin] {
+			res.Sets = append(res.Sets, PackageSet{Origin: lp, Packages: relocate(set.Packages, "/"+set.Origin, "/"+lp)})
+		}
+	}
+	for _, lf := range res.Licenses {
+		for _, lp := range byTarget[lf.Origin] {
+			lf.Origin, lf.Licenses = lp, slices.Clone(lf.Licenses)
+			res.Licenses = append(res.Licenses, lf)
+		}
+	}
+}
+
+// relocate copies pkgs with every location from becoming to.
+func relocate(pkgs []Package, from, to string) []Package {
+	out := make([]Package, len(pkgs))
+	for i, p := range pkgs {
+		p.Locations = slices.Clone(p.Locations)
+		for j, loc := range p.Locations {
+			if loc == from {
+				p.Locations[j] = to
+			}
+		}
+		p.Licenses, p.DependsOn = slices.Clone(p.Licenses), slices.Clone(p.DependsOn)
+		out[i] = p
+	}
+	return out
 }

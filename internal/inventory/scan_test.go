@@ -11,8 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -25,6 +28,8 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/inventory/analyzers/java"
+	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
 )
 
@@ -132,7 +137,7 @@ func TestMergeWhiteoutsAndAttribution(t *testing.T) {
 			file{name: "var/lib/dpkg/status.d/g", body: stanza("g", "1")},
 			file{name: "var/lib/dpkg/status.d/h", link: "var/lib/dpkg/status.d/g"},
 			file{name: "var/lib/dpkg/status.d/i", link: "etc/not-read"},
-		)}, []string{"a@1@1", "b@1@1", "c@1@1", "g@1@2", "g@1@2"}},
+		)}, []string{"a@1@1", "b@1@1", "c@1@1", "g@1@2"}},
 		{"whited out then restored", []v1.Layer{
 			layerTar(t, file{name: "var/lib/dpkg/.wh.status", body: ""}),
 			layerTar(t, file{name: "var/lib/dpkg/status", body: stanza("a", "1")}),
@@ -382,5 +387,207 @@ func TestRequiredPanicIsAnError(t *testing.T) {
 	_, err := s.Scan(context.Background(), synthetic(t, nil, layerTar(t, file{name: "etc/motd", body: "hi"})))
 	if !errors.Is(err, inventory.ErrAnalyzerPanic) {
 		t.Errorf("error %v, want ErrAnalyzerPanic", err)
+	}
+}
+
+// located lists "name@version@layerIndex dev? locations…" for the packages
+// of inv.
+func located(inv *inventory.Inventory) []string {
+	idx := map[string]int{}
+	for i, l := range inv.Layers {
+		idx[l.DiffID] = i + 1
+	}
+	var out []string
+	for _, p := range inv.Packages {
+		s := p.Name + "@" + p.Version + "@" + string(rune('0'+idx[p.Layer]))
+		if p.Dev {
+			s += " dev"
+		}
+		out = append(out, s+" "+strings.Join(p.Locations, " "))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// recording is an analyzer that notes the files it is given.
+type recording struct {
+	inventory.Analyzer
+	mu    sync.Mutex
+	files []string
+}
+
+func (r *recording) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
+	fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			r.mu.Lock()
+			r.files = append(r.files, p)
+			r.mu.Unlock()
+		}
+		return err
+	})
+	return r.Analyzer.Analyze(ctx, files)
+}
+
+// A hard link is the file it links to: its packages are listed once, with
+// the target's path first and the link's after it, and the jar is read
+// once. Deleting either path in a later layer leaves the other.
+func TestHardLinkedJar(t *testing.T) {
+	jar := readFile(t, filepath.Join("analyzers", "java", "testdata", "app.jar"))
+	linked := layerTar(t,
+		file{name: "opt/app/lib/app.jar", body: jar},
+		file{name: "opt/app/bin/app-1.0.jar", link: "opt/app/lib/app.jar"},
+		file{name: "opt/app/bin/app-current.jar", link: "opt/app/bin/app-1.0.jar"}, // a link to a link
+	)
+	all := []string{"/opt/app/lib/app.jar", "/opt/app/bin/app-1.0.jar", "/opt/app/bin/app-current.jar"}
+	tests := []struct {
+		name      string
+		upper     []v1.Layer
+		locations []string
+	}{
+		{"one layer", nil, all},
+		{"target deleted", []v1.Layer{layerTar(t, file{name: "opt/app/lib/.wh.app.jar"})}, all[1:]},
+		{"link deleted", []v1.Layer{layerTar(t, file{name: "opt/app/bin/.wh.app-1.0.jar"})}, []string{all[0], all[2]}},
+		{"link replaced by a file that is no jar", []v1.Layer{layerTar(t, file{name: "opt/app/bin/app-1.0.jar", body: "not a zip"})}, []string{all[0], all[2]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			read := &recording{Analyzer: java.Analyzer{}}
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{read}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, append([]v1.Layer{linked}, tt.upper...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.upper == nil && !reflect.DeepEqual(read.files, []string{"opt/app/lib/app.jar"}) {
+				t.Errorf("the analyzer saw %q; the links must not be read again", read.files)
+			}
+			want := []string{"com.example:app@1.0.0@1", "com.example:util@2.1.0@1", "org.apache.commons:commons-lang3@3.12.0@1"}
+			for i := range want {
+				want[i] += " " + strings.Join(tt.locations, " ")
+			}
+			if got := located(inv); !reflect.DeepEqual(got, want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
+
+// The same package found by two analyzers (node_modules and the lockfile)
+// or in two files is one package: locations of both, the earliest layer,
+// dev only when every finding says so. Packages whose purls differ stay
+// apart.
+func TestSamePURLIsOnePackage(t *testing.T) {
+	lock := func(devLodash bool) string {
+		return `{"name": "app", "version": "1.0.0", "lockfileVersion": 3, "packages": {
+			"": {"name": "app", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}, "devDependencies": {"jest": "29.0.0"}},
+			"node_modules/lodash": {"version": "4.17.15", "license": "MIT", "dev": ` + strconv.FormatBool(devLodash) + `},
+			"node_modules/jest": {"version": "29.0.0", "dev": true, "dependencies": {"lodash": "4.17.15"}},
+			"node_modules/minimist": {"version": "1.2.0"}
+		}}`
+	}
+	installed := func(name, version string) string {
+		return `{"name": "` + name + `", "version": "` + version + `"}`
+	}
+	modules := layerTar(t,
+		file{name: "app/node_modules/lodash/package.json", body: installed("lodash", "4.17.15")},
+		file{name: "app/node_modules/minimist/package.json", body: installed("minimist", "1.2.6")},
+	)
+	tests := []struct {
+		name   string
+		layers []v1.Layer
+		want   []string
+	}{
+		{"installed below, lockfile above", []v1.Layer{modules, layerTar(t, file{name: "app/package-lock.json", body: lock(false)})}, []string{
+			"jest@29.0.0@2 dev /app/package-lock.json",
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+			"minimist@1.2.0@2 /app/package-lock.json",
+			"minimist@1.2.6@1 /app/node_modules/minimist/package.json",
+		}},
+		{"dev in the lockfile, installed anyway", []v1.Layer{modules, layerTar(t, file{name: "app/package-lock.json", body: lock(true)})}, []string{
+			"jest@29.0.0@2 dev /app/package-lock.json",
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+			"minimist@1.2.0@2 /app/package-lock.json",
+			"minimist@1.2.6@1 /app/node_modules/minimist/package.json",
+		}},
+		{"two lockfiles, dev in both", []v1.Layer{layerTar(t,
+			file{name: "a/package-lock.json", body: lock(true)},
+			file{name: "b/package-lock.json", body: lock(true)},
+		)}, []string{
+			"jest@29.0.0@1 dev /a/package-lock.json /b/package-lock.json",
+			"lodash@4.17.15@1 dev /a/package-lock.json /b/package-lock.json",
+			"minimist@1.2.0@1 /a/package-lock.json /b/package-lock.json",
+		}},
+		{"installed tree deleted", []v1.Layer{modules, layerTar(t, file{name: "app/package-lock.json", body: lock(false)}),
+			layerTar(t, file{name: "app/.wh.node_modules"})}, []string{
+			"jest@29.0.0@2 dev /app/package-lock.json",
+			"lodash@4.17.15@2 /app/package-lock.json",
+			"minimist@1.2.0@2 /app/package-lock.json",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.InstalledAnalyzer{}, npm.LockAnalyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, tt.layers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+			for _, p := range inv.Packages {
+				// The first finding names the analyzer: the installed copy's
+				// when there is one.
+				first := "npm-lock"
+				if strings.HasSuffix(p.Locations[0], "/package.json") {
+					first = "npm-installed"
+				}
+				if p.Name == "lodash" && (p.Analyzer != first || !slices.Contains(p.Licenses, "MIT")) {
+					t.Errorf("lodash: analyzer %s, licenses %q", p.Analyzer, p.Licenses)
+				}
+				if p.Name == "jest" && !reflect.DeepEqual(p.DependsOn, []string{"lodash"}) {
+					t.Errorf("jest depends on %q", p.DependsOn)
+				}
+			}
+		})
+	}
+}
+
+// onlyPath is an analyzer that requires one path and nothing else.
+type onlyPath struct {
+	inventory.Analyzer
+	path string
+}
+
+func (o onlyPath) Name() string                          { return "only-path" }
+func (o onlyPath) Required(p string, _ fs.FileInfo) bool { return p == o.path }
+
+// An analyzer that wants a file only under a hard link's name reads it
+// there, even though another analyzer read it under the target's.
+func TestHardLinkReadUnderItsOwnName(t *testing.T) {
+	jar := readFile(t, filepath.Join("analyzers", "java", "testdata", "app.jar"))
+	layer := layerTar(t,
+		file{name: "opt/lib/app.jar", body: jar},
+		file{name: "opt/bin/app.jar", link: "opt/lib/app.jar"},
+	)
+	s := &inventory.Scanner{Analyzers: []inventory.Analyzer{onlyPath{java.Analyzer{}, "opt/lib/app.jar"}, onlyPath{java.Analyzer{}, "opt/bin/app.jar"}}}
+	inv, err := s.Scan(context.Background(), synthetic(t, nil, layer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"com.example:app@1.0.0@1 /opt/lib/app.jar /opt/bin/app.jar",
+		"com.example:util@2.1.0@1 /opt/lib/app.jar /opt/bin/app.jar",
+		"org.apache.commons:commons-lang3@3.12.0@1 /opt/lib/app.jar /opt/bin/app.jar",
+	}
+	if got := located(inv); !reflect.DeepEqual(got, want) {
+		t.Errorf("packages\n%q\nwant\n%q", got, want)
 	}
 }

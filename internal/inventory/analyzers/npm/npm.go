@@ -4,9 +4,10 @@
 // (pnpm-lock.yaml v5–v9).
 //
 // Each file is its own PackageSet. An image that holds both node_modules
-// and a lockfile reports both, each with its own origin: the lockfile says
+// and a lockfile yields both, each with its own origin: the lockfile says
 // what was meant to be installed (and which packages are dev-only), the
-// node_modules tree says what is there; the matcher dedupes by purl.
+// node_modules tree says what is there; the inventory's merge lists a
+// package found both ways once, with both files as locations.
 package npm
 
 import (
