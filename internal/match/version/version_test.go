@@ -90,6 +90,8 @@ var equal = []struct {
 	{NuGet, "1.0.0+meta", "1.0.0"},
 	{NuGet, "01.0.0", "1.0.0"},
 	{Composer, "v2.0", "2.0.0.0"},
+	{Composer, "v5.4.0", "5.4.0"}, // composer.lock as written against OSV Packagist
+	{Composer, "V5.4.0-RC1", "5.4.0-rc1"},
 	{Composer, "1.0.0-beta.1", "1.0.0-beta1"},
 	{Composer, "1.0.0-b1", "1.0.0-beta1"},
 	{Composer, "1.0.0+build", "1.0.0"},
