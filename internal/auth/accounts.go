@@ -1,0 +1,318 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// CreateUser adds a user.
+func (s *Service) CreateUser(ctx context.Context, name, password string, admin bool, cidrs []netip.Prefix) (User, error) {
+	if err := ValidateUserName(name); err != nil {
+		return User{}, err
+	}
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{Name: name, Admin: admin, AllowedCIDRs: cidrs, CreatedAt: s.now(), PasswordHash: hash}
+	return u, s.change(ctx, func() error { return s.store.CreateUser(ctx, u) })
+}
+
+// UserChange is a partial update of a user; nil fields stay as they are.
+type UserChange struct {
+	Password     *string
+	Admin        *bool
+	Disabled     *bool
+	AllowedCIDRs *[]netip.Prefix
+}
+
+// UpdateUser changes a user. A new password, or disabling the user, also
+// ends its refresh tokens (access tokens stop working at once too: every
+// request checks the account).
+func (s *Service) UpdateUser(ctx context.Context, name string, ch UserChange) (User, error) {
+	var hash string
+	if ch.Password != nil {
+		var err error
+		if hash, err = s.hashPassword(*ch.Password); err != nil {
+			return User{}, err
+		}
+	}
+	var out User
+	err := s.change(ctx, func() error {
+		u, err := s.store.User(ctx, name)
+		if err != nil {
+			return err
+		}
+		wasAdmin := u.Admin && !u.Disabled
+		if ch.Password != nil {
+			u.PasswordHash = hash
+		}
+		if ch.Admin != nil {
+			u.Admin = *ch.Admin
+		}
+		if ch.Disabled != nil {
+			u.Disabled = *ch.Disabled
+		}
+		if ch.AllowedCIDRs != nil {
+			u.AllowedCIDRs = *ch.AllowedCIDRs
+		}
+		if wasAdmin && !(u.Admin && !u.Disabled) && s.lastAdmin(name) {
+			return fmt.Errorf("%w: %s is the only enabled administrator", ErrInvalid, name)
+		}
+		if err := s.store.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if ch.Password != nil || u.Disabled {
+			if err := s.store.DeleteRefreshTokens(ctx, name); err != nil {
+				return err
+			}
+		}
+		out = u
+		return nil
+	})
+	return out, err
+}
+
+// lastAdmin reports whether name is the only enabled administrator.
+func (s *Service) lastAdmin(name string) bool {
+	for _, u := range s.snap.Load().users {
+		if u.Name != name && u.Admin && !u.Disabled {
+			return false
+		}
+	}
+	return true
+}
+
+// DeleteUser removes a user, its memberships and refresh tokens.
+func (s *Service) DeleteUser(ctx context.Context, name string) error {
+	return s.change(ctx, func() error {
+		if u := s.snap.Load().users[name]; u != nil && u.Admin && !u.Disabled && s.lastAdmin(name) {
+			return fmt.Errorf("%w: %s is the only enabled administrator", ErrInvalid, name)
+		}
+		return s.store.DeleteUser(ctx, name)
+	})
+}
+
+// Users lists the users.
+func (s *Service) Users() []User {
+	snap := s.snap.Load()
+	out := make([]User, 0, len(snap.users))
+	for _, u := range snap.users {
+		out = append(out, *u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// User returns one user.
+func (s *Service) User(name string) (User, error) {
+	if u := s.snap.Load().users[name]; u != nil {
+		return *u, nil
+	}
+	return User{}, fmt.Errorf("user %s: %w", name, ErrNotFound)
+}
+
+// CreateProject creates a project; creator, when a user, becomes its
+// project admin.
+func (s *Service) CreateProject(ctx context.Context, name string, public bool, creator string) (Project, error) {
+	if err := ValidateProjectName(name); err != nil {
+		return Project{}, err
+	}
+	p := Project{Name: name, Public: public, CreatedAt: s.now(), CreatedBy: creator}
+	admin := creator
+	if strings.HasPrefix(creator, RobotPrefix) {
+		admin = ""
+	}
+	return p, s.change(ctx, func() error { return s.store.CreateProject(ctx, p, admin) })
+}
+
+// UpdateProject changes a project's visibility.
+func (s *Service) UpdateProject(ctx context.Context, name string, public bool) (Project, error) {
+	var out Project
+	err := s.change(ctx, func() error {
+		p, err := s.store.Project(ctx, name)
+		if err != nil {
+			return err
+		}
+		p.Public = public
+		out = p
+		return s.store.UpdateProject(ctx, p)
+	})
+	return out, err
+}
+
+// ErrNotEmpty refuses to delete a project that still holds repositories.
+var ErrNotEmpty = errors.New("project still holds repositories")
+
+// DeleteProject removes a project and its memberships. It refuses while
+// the project holds repositories: a project later created under the same
+// name by someone else must not inherit them.
+func (s *Service) DeleteProject(ctx context.Context, name string) error {
+	if s.cfg.HasRepositories != nil {
+		has, err := s.cfg.HasRepositories(ctx, name)
+		if err != nil {
+			return err
+		}
+		if has {
+			return fmt.Errorf("project %s: %w; delete them first", name, ErrNotEmpty)
+		}
+	}
+	return s.change(ctx, func() error { return s.store.DeleteProject(ctx, name) })
+}
+
+// Projects lists the projects.
+func (s *Service) Projects() []Project {
+	snap := s.snap.Load()
+	out := make([]Project, 0, len(snap.projects))
+	for _, p := range snap.projects {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Project returns one project.
+func (s *Service) Project(name string) (Project, error) {
+	if p := s.snap.Load().projects[name]; p != nil {
+		return *p, nil
+	}
+	return Project{}, fmt.Errorf("project %s: %w", name, ErrNotFound)
+}
+
+// PutMember adds a member to a project or changes its role.
+func (s *Service) PutMember(ctx context.Context, project, user string, role Role) (Member, error) {
+	if !role.Valid() {
+		return Member{}, fmt.Errorf("%w: role %q: want one of %s", ErrInvalid, role, roleList())
+	}
+	if strings.HasPrefix(user, RobotPrefix) {
+		return Member{}, fmt.Errorf("%w: robots are not members; give them permissions instead", ErrInvalid)
+	}
+	m := Member{Project: project, User: user, Role: role}
+	return m, s.change(ctx, func() error { return s.store.PutMember(ctx, m) })
+}
+
+func roleList() string {
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
+
+// RemoveMember removes a member from a project.
+func (s *Service) RemoveMember(ctx context.Context, project, user string) error {
+	return s.change(ctx, func() error { return s.store.RemoveMember(ctx, project, user) })
+}
+
+// Members lists a project's members.
+func (s *Service) Members(project string) []Member {
+	var out []Member
+	for user, role := range s.snap.Load().members[project] {
+		out = append(out, Member{Project: project, User: user, Role: role})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out
+}
+
+// RobotSpec describes a robot to create.
+type RobotSpec struct {
+	// Name without RobotPrefix.
+	Name         string
+	Description  string
+	Permissions  []RobotPermission
+	ExpiresAt    time.Time
+	AllowedCIDRs []netip.Prefix
+}
+
+// maxDescription bounds free text stored per robot.
+const maxDescription = 1024
+
+// CreateRobot creates a robot and returns it with its secret, which is
+// stored only as a hash and cannot be shown again.
+func (s *Service) CreateRobot(ctx context.Context, spec RobotSpec, creator string) (Robot, string, error) {
+	if err := ValidateUserName(spec.Name); err != nil {
+		return Robot{}, "", err
+	}
+	if len(spec.Description) > maxDescription {
+		return Robot{}, "", fmt.Errorf("%w: description longer than %d bytes", ErrInvalid, maxDescription)
+	}
+	if len(spec.Permissions) == 0 {
+		return Robot{}, "", fmt.Errorf("%w: a robot needs at least one permission", ErrInvalid)
+	}
+	perms := make([]RobotPermission, 0, len(spec.Permissions))
+	for _, p := range spec.Permissions {
+		if p.Project != AllProjects {
+			if err := ValidateProjectName(p.Project); err != nil {
+				return Robot{}, "", err
+			}
+		}
+		if len(p.Actions) == 0 {
+			return Robot{}, "", fmt.Errorf("%w: permission on %s grants no action", ErrInvalid, p.Project)
+		}
+		for _, a := range p.Actions {
+			if !slices.Contains(RobotActions, a) {
+				return Robot{}, "", fmt.Errorf("%w: action %q: robots may hold pull, push, delete, list, catalog", ErrInvalid, a)
+			}
+		}
+		perms = append(perms, RobotPermission{Project: p.Project, Actions: sortedActions(p.Actions)})
+	}
+	now := s.now()
+	if !spec.ExpiresAt.IsZero() && !spec.ExpiresAt.After(now) {
+		return Robot{}, "", fmt.Errorf("%w: expiry %s is in the past", ErrInvalid, spec.ExpiresAt.Format(time.RFC3339))
+	}
+	secret, hash := newSecret("bsr_")
+	r := Robot{Name: RobotPrefix + spec.Name, Description: spec.Description, Permissions: perms, ExpiresAt: spec.ExpiresAt,
+		AllowedCIDRs: spec.AllowedCIDRs, CreatedBy: creator, CreatedAt: now, SecretHash: hash}
+	if err := s.change(ctx, func() error { return s.store.CreateRobot(ctx, r) }); err != nil {
+		return Robot{}, "", err
+	}
+	return r, secret, nil
+}
+
+// RevokeRobot disables a robot for good; its tokens stop working at once.
+func (s *Service) RevokeRobot(ctx context.Context, name string) (Robot, error) {
+	var out Robot
+	err := s.change(ctx, func() error {
+		r, err := s.store.Robot(ctx, name)
+		if err != nil {
+			return err
+		}
+		r.Revoked = true
+		out = r
+		if err := s.store.UpdateRobot(ctx, r); err != nil {
+			return err
+		}
+		return s.store.DeleteRefreshTokens(ctx, name)
+	})
+	return out, err
+}
+
+// DeleteRobot removes a robot.
+func (s *Service) DeleteRobot(ctx context.Context, name string) error {
+	return s.change(ctx, func() error { return s.store.DeleteRobot(ctx, name) })
+}
+
+// Robots lists the robots.
+func (s *Service) Robots() []Robot {
+	snap := s.snap.Load()
+	out := make([]Robot, 0, len(snap.robots))
+	for _, r := range snap.robots {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Robot returns one robot.
+func (s *Service) Robot(name string) (Robot, error) {
+	if r := s.snap.Load().robots[name]; r != nil {
+		return *r, nil
+	}
+	return Robot{}, fmt.Errorf("robot %s: %w", name, ErrNotFound)
+}

@@ -1,0 +1,262 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"berth.dev/berth/internal/audit"
+	"berth.dev/berth/internal/auth"
+)
+
+// ProjectRequest creates a project.
+type ProjectRequest struct {
+	Name   string `json:"name"`
+	Public bool   `json:"public"`
+}
+
+// ProjectUpdate is the body of PATCH /projects/{project}.
+type ProjectUpdate struct {
+	Public *bool `json:"public,omitempty"`
+}
+
+// MemberRequest is the body of PUT /projects/{project}/members/{user}.
+type MemberRequest struct {
+	Role auth.Role `json:"role"`
+}
+
+// visible reports whether the caller may know the project exists: it is
+// public, or the caller is a member, holds a robot permission in it, or
+// is an administrator. Everyone else gets the same 404 for it as for a
+// project that does not exist.
+func (a *API) visible(c *call, project string) bool {
+	if _, err := a.opts.Auth.Project(project); err != nil {
+		return false
+	}
+	return a.opts.Auth.Can(c.who, project, auth.Pull)
+}
+
+// projectAction checks that the caller may do action in the path's
+// project and returns its name.
+func (a *API) projectAction(c *call, action auth.Action) (string, error) {
+	project := c.r.PathValue("project")
+	switch {
+	case !a.visible(c, project):
+		return project, notFound("project " + project)
+	case !a.opts.Auth.Can(c.who, project, action):
+		return project, errForbidden
+	}
+	return project, nil
+}
+
+func (a *API) listProjects(c *call) error {
+	out := []auth.Project{}
+	for _, p := range a.opts.Auth.Projects() {
+		if a.opts.Auth.Can(c.who, p.Name, auth.Pull) {
+			out = append(out, p)
+		}
+	}
+	return respond(c, http.StatusOK, out)
+}
+
+func (a *API) createProject(c *call) error {
+	var req ProjectRequest
+	err := decode(c, &req)
+	if err == nil && (c.who.Robot || !(a.opts.Auth.IsAdmin(c.who) || a.opts.AutoCreateProjects)) {
+		err = errForbidden
+	}
+	var p auth.Project
+	if err == nil {
+		p, err = a.opts.Auth.CreateProject(c.ctx(), req.Name, req.Public, c.who.Name)
+	}
+	a.audited(c, "project.create", req.Name, "public="+strconv.FormatBool(req.Public), err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusCreated, p)
+}
+
+func (a *API) getProject(c *call) error {
+	project := c.r.PathValue("project")
+	if !a.visible(c, project) {
+		return notFound("project " + project)
+	}
+	p, err := a.opts.Auth.Project(project)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, p)
+}
+
+func (a *API) updateProject(c *call) error {
+	var req ProjectUpdate
+	project, err := a.projectAction(c, auth.ManageProject)
+	if err == nil {
+		err = decode(c, &req)
+	}
+	p, perr := a.opts.Auth.Project(project)
+	if err == nil && perr == nil && req.Public != nil {
+		p, err = a.opts.Auth.UpdateProject(c.ctx(), project, *req.Public)
+	}
+	detail := ""
+	if req.Public != nil {
+		detail = "public=" + strconv.FormatBool(*req.Public)
+	}
+	a.audited(c, "project.update", project, detail, err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, p)
+}
+
+func (a *API) deleteProject(c *call) error {
+	project, err := a.projectAction(c, auth.ManageProject)
+	if err == nil {
+		err = a.opts.Auth.DeleteProject(c.ctx(), project)
+	}
+	a.audited(c, "project.delete", project, "", err)
+	if err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) listMembers(c *call) error {
+	project, err := a.projectAction(c, auth.ReadMembers)
+	if err != nil {
+		return err
+	}
+	out := a.opts.Auth.Members(project)
+	if out == nil {
+		out = []auth.Member{}
+	}
+	return respond(c, http.StatusOK, out)
+}
+
+func (a *API) putMember(c *call) error {
+	user := c.r.PathValue("user")
+	var req MemberRequest
+	project, err := a.projectAction(c, auth.ManageMembers)
+	if err == nil {
+		err = decode(c, &req)
+	}
+	var m auth.Member
+	if err == nil {
+		m, err = a.opts.Auth.PutMember(c.ctx(), project, user, req.Role)
+	}
+	a.audited(c, "member.put", project, "user "+user+" role "+string(req.Role), err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, m)
+}
+
+func (a *API) removeMember(c *call) error {
+	user := c.r.PathValue("user")
+	project, err := a.projectAction(c, auth.ManageMembers)
+	if err == nil {
+		err = a.opts.Auth.RemoveMember(c.ctx(), project, user)
+	}
+	a.audited(c, "member.remove", project, "user "+user, err)
+	if err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// AuditPage is the answer to an audit query, newest first; NextBefore,
+// when set, fetches the next (older) page as ?before=NextBefore.
+type AuditPage struct {
+	Entries    []audit.Entry `json:"entries"`
+	NextBefore int64         `json:"next_before,omitempty"`
+}
+
+func (a *API) queryAudit(c *call) error {
+	q := c.r.URL.Query()
+	f := audit.Filter{Actor: q.Get("actor"), Project: q.Get("project"), Action: q.Get("action"), Result: audit.Result(q.Get("result"))}
+	switch {
+	case f.Project == "" && !a.opts.Auth.IsAdmin(c.who):
+		return errForbidden
+	case f.Project != "" && !a.opts.Auth.IsAdmin(c.who):
+		// Entries of a deleted project are the administrators'.
+		if !a.visible(c, f.Project) {
+			return notFound("project " + f.Project)
+		}
+		if !a.opts.Auth.Can(c.who, f.Project, auth.ReadAudit) {
+			return errForbidden
+		}
+	}
+	var err error
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			if *p.dst, err = time.Parse(time.RFC3339, v); err != nil {
+				return badRequest("%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", p.name, v)
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"limit", nil}, {"before", &f.Before}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return badRequest("%s %q: want a positive number", p.name, v)
+		}
+		if p.dst != nil {
+			*p.dst = n
+		} else {
+			f.Limit = int(min(n, audit.MaxLimit))
+		}
+	}
+	if f.Result != "" && f.Result != audit.Success && f.Result != audit.Denied && f.Result != audit.Failure {
+		return badRequest("result %q: want success, denied or failure", f.Result)
+	}
+	// What was recorded before this query is in the answer.
+	if err := a.opts.Audit.Flush(c.ctx()); err != nil {
+		return err
+	}
+	entries, err := a.opts.AuditStore.Query(c.ctx(), f)
+	if err != nil {
+		return err
+	}
+	page := AuditPage{Entries: entries}
+	if page.Entries == nil {
+		page.Entries = []audit.Entry{}
+	}
+	if len(entries) == f.EffectiveLimit() {
+		page.NextBefore = entries[len(entries)-1].Seq
+	}
+	return respond(c, http.StatusOK, page)
+}
+
+// VerifyReport is the answer of GET /audit/verify.
+type VerifyReport struct {
+	OK bool `json:"ok"`
+	audit.Report
+}
+
+func (a *API) verifyAudit(c *call) error {
+	if err := a.requireAdmin(c); err != nil {
+		return err
+	}
+	if err := a.opts.Audit.Flush(c.ctx()); err != nil {
+		return err
+	}
+	rep, err := audit.Verify(c.ctx(), a.opts.AuditStore, a.opts.AuditKey)
+	if err != nil {
+		return err
+	}
+	if rep.Problems == nil {
+		rep.Problems = []audit.Problem{}
+	}
+	return respond(c, http.StatusOK, VerifyReport{OK: rep.OK(), Report: rep})
+}

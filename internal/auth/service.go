@@ -1,0 +1,470 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"berth.dev/berth/internal/audit"
+	"berth.dev/berth/internal/auth/token"
+)
+
+// Config tunes a Service.
+type Config struct {
+	// Service is the token service name (the JWTs' audience).
+	Service string
+	// Realm is the token endpoint's external URL; empty derives it from
+	// each request's scheme and host.
+	Realm string
+	// TokenTTL is the life of an access token; RefreshTTL of a refresh
+	// token.
+	TokenTTL   time.Duration
+	RefreshTTL time.Duration
+	// AutoCreateProjects lets every user (not only system admins) create
+	// a project by pushing to it.
+	AutoCreateProjects bool
+	// TrustedProxies may set X-Forwarded-For, -Proto and -Host.
+	TrustedProxies []netip.Prefix
+	// Failed logins allowed per account and per source address within
+	// FailureWindow before further attempts get 429; a zero window turns
+	// throttling off.
+	MaxFailuresPerAccount int
+	MaxFailuresPerAddress int
+	FailureWindow         time.Duration
+	// BcryptCost hashes new passwords; zero means bcrypt.DefaultCost.
+	BcryptCost int
+	// HasRepositories reports whether a project still holds
+	// repositories; DeleteProject refuses while it does. Nil skips the
+	// check.
+	HasRepositories func(ctx context.Context, project string) (bool, error)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Service:               "berth",
+		TokenTTL:              5 * time.Minute,
+		RefreshTTL:            30 * 24 * time.Hour,
+		MaxFailuresPerAccount: 10,
+		MaxFailuresPerAddress: 50,
+		FailureWindow:         5 * time.Minute,
+	}
+}
+
+// Service holds accounts and projects and answers who may do what.
+type Service struct {
+	store   Store
+	cfg     Config
+	tokens  *token.Service
+	audit   *audit.Log
+	log     *slog.Logger
+	limiter *loginLimiter
+	logins  *loginCache
+	now     func() time.Time
+
+	mu   sync.Mutex // serialises changes and snapshot reloads
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is an immutable copy of everything authorization reads.
+type snapshot struct {
+	users    map[string]*User
+	robots   map[string]*Robot
+	projects map[string]*Project
+	members  map[string]map[string]Role // project → user → role
+}
+
+// New returns a Service over store, signing tokens with key and recording
+// to log (nil records nothing).
+func New(ctx context.Context, store Store, key *ecdsa.PrivateKey, log *audit.Log, cfg Config, logger *slog.Logger) (*Service, error) {
+	if cfg.Service == "" || cfg.TokenTTL <= 0 || cfg.RefreshTTL <= 0 {
+		return nil, errors.New("auth: service name and token lifetimes are required")
+	}
+	tokens, err := token.New(key, "berth", cfg.Service, cfg.TokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = bcrypt.DefaultCost
+	}
+	s := &Service{store: store, cfg: cfg, tokens: tokens, audit: log, log: logger,
+		limiter: newLoginLimiter(cfg.FailureWindow, cfg.MaxFailuresPerAccount, cfg.MaxFailuresPerAddress),
+		logins:  newLoginCache(), now: time.Now}
+	if err := s.reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// reload rebuilds the snapshot from the store. Callers hold s.mu (or are
+// New).
+func (s *Service) reload(ctx context.Context) error {
+	users, err := s.store.Users(ctx)
+	if err != nil {
+		return err
+	}
+	robots, err := s.store.Robots(ctx)
+	if err != nil {
+		return err
+	}
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	members, err := s.store.Members(ctx, "")
+	if err != nil {
+		return err
+	}
+	snap := &snapshot{users: map[string]*User{}, robots: map[string]*Robot{}, projects: map[string]*Project{},
+		members: map[string]map[string]Role{}}
+	for i := range users {
+		snap.users[users[i].Name] = &users[i]
+	}
+	for i := range robots {
+		snap.robots[robots[i].Name] = &robots[i]
+	}
+	for i := range projects {
+		snap.projects[projects[i].Name] = &projects[i]
+	}
+	for _, m := range members {
+		if snap.members[m.Project] == nil {
+			snap.members[m.Project] = map[string]Role{}
+		}
+		snap.members[m.Project][m.User] = m.Role
+	}
+	s.snap.Store(snap)
+	return nil
+}
+
+// change runs fn, which writes to the store, and reloads the snapshot.
+func (s *Service) change(ctx context.Context, fn func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := fn(); err != nil {
+		return err
+	}
+	return s.reload(ctx)
+}
+
+func (s *Service) record(e audit.Entry) {
+	if s.audit == nil {
+		return
+	}
+	if err := s.audit.Record(e); err != nil {
+		s.log.Warn("audit entry dropped", "error", err, "action", e.Action, "actor", e.Actor)
+	}
+}
+
+// Tokens is the token service (for tests and the server's benchmarks).
+func (s *Service) Tokens() *token.Service { return s.tokens }
+
+// Bootstrap prepares a fresh installation: when there are no users yet it
+// creates the system administrator "admin" (with password, or a random
+// one it returns to be shown once) and the public project "library", as
+// Harbor does. On later starts it does nothing and returns "".
+func (s *Service) Bootstrap(ctx context.Context, password string) (generated string, err error) {
+	if len(s.snap.Load().users) > 0 {
+		return "", nil
+	}
+	if password == "" {
+		var b [18]byte
+		rand.Read(b[:])
+		password = base64.RawURLEncoding.EncodeToString(b[:])
+		generated = password
+	}
+	if _, err := s.CreateUser(ctx, "admin", password, true, nil); err != nil {
+		return "", fmt.Errorf("create the first administrator: %w", err)
+	}
+	if _, err := s.CreateProject(ctx, DefaultProject, true, "admin"); err != nil && !errors.Is(err, ErrExists) {
+		return "", fmt.Errorf("create project %s: %w", DefaultProject, err)
+	}
+	s.record(audit.Entry{Actor: "berth", Action: "user.create", Detail: "first administrator admin"})
+	return generated, nil
+}
+
+// Principal is an authenticated account.
+type Principal struct {
+	Name  string `json:"name"`
+	Robot bool   `json:"robot"`
+	Admin bool   `json:"admin"`
+}
+
+// Can reports whether p may do action in project, by the current
+// permission table, memberships and project visibility; p nil is
+// anonymous.
+func (s *Service) Can(p *Principal, project string, action Action) bool {
+	name, robot := "", false
+	if p != nil {
+		name, robot = p.Name, p.Robot
+	}
+	return s.snap.Load().permits(name, robot, project, action, s.now())
+}
+
+// IsAdmin reports whether p is an enabled system administrator now.
+func (s *Service) IsAdmin(p *Principal) bool {
+	if p == nil || p.Robot {
+		return false
+	}
+	u := s.snap.Load().users[p.Name]
+	return u != nil && u.Admin && !u.Disabled
+}
+
+// permits is the live permission check.
+func (snap *snapshot) permits(name string, robot bool, project string, action Action, now time.Time) bool {
+	p := snap.projects[project]
+	public := p != nil && p.Public && PublicPermits(action)
+	switch {
+	case name == "":
+		return public
+	case robot:
+		r := snap.robots[name]
+		if r == nil || !r.Active(now) {
+			return false
+		}
+		return (p != nil && r.Grants(project, action)) || public
+	}
+	u := snap.users[name]
+	if u == nil || u.Disabled {
+		return false
+	}
+	if u.Admin {
+		return true
+	}
+	if role, ok := snap.members[project][name]; ok && p != nil && Permits(role, action) {
+		return true
+	}
+	return public
+}
+
+// mayCreateProject reports whether the account may create project by
+// pushing to it.
+func (s *Service) mayCreateProject(snap *snapshot, name string, robot bool, project string) bool {
+	if robot || name == "" || snap.projects[project] != nil {
+		return false
+	}
+	u := snap.users[name]
+	return u != nil && !u.Disabled && (u.Admin || s.cfg.AutoCreateProjects) && ValidateProjectName(project) == nil
+}
+
+// createOnPush creates project for the account pushing to it.
+func (s *Service) createOnPush(ctx context.Context, name, project, ip string) error {
+	_, err := s.CreateProject(ctx, project, false, name)
+	if errors.Is(err, ErrExists) {
+		return nil // another push won the race
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("project created by a push", "project", project, "user", name)
+	s.record(audit.Entry{Actor: name, SourceIP: ip, Action: "project.create", Project: project, Detail: "created by the first push"})
+	return nil
+}
+
+// errBadCredentials is the one answer to every failed login, whatever
+// failed: unknown account, wrong password, disabled, revoked, expired.
+var errBadCredentials = errors.New("invalid username or password")
+
+// dummyHash is compared against when the account does not exist, so that
+// a wrong user name costs as long as a wrong password. It is made on first
+// use: every berth command links this package, few need it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("berth-no-such-user"), bcrypt.DefaultCost)
+	return h
+})
+
+// login checks a name and password (or robot secret) from addr. A
+// throttled caller gets *access.Throttle-shaped errThrottled.
+func (s *Service) login(ctx context.Context, name, password string, addr netip.Addr, via string) (*Principal, error) {
+	now := s.now()
+	ip := addr.String()
+	if wait := s.limiter.check(name, ip, now); wait > 0 {
+		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Denied,
+			Detail: "throttled after repeated failures (" + via + ")"})
+		return nil, &throttled{wait}
+	}
+	snap := s.snap.Load()
+	p, hash, ok := s.checkPassword(snap, name, password, now)
+	if !ok {
+		s.limiter.fail(name, ip, now)
+		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure,
+			Detail: "bad credentials (" + via + ")"})
+		return nil, errBadCredentials
+	}
+	if !allowedFrom(accountCIDRs(snap, p), addr) {
+		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Denied,
+			Detail: "source address not allowed for this account (" + via + ")"})
+		return nil, errAddressNotAllowed
+	}
+	s.limiter.succeed(name)
+	if s.logins.put(name, password, hash, now) {
+		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Detail: via})
+	}
+	return p, nil
+}
+
+// checkPassword verifies credentials against the snapshot, through the
+// cache of recent successful logins (bcrypt costs tens of milliseconds; a
+// client sending Basic auth on every request must not pay it each time).
+func (s *Service) checkPassword(snap *snapshot, name, password string, now time.Time) (*Principal, string, bool) {
+	if strings.HasPrefix(name, RobotPrefix) {
+		r := snap.robots[name]
+		sum := sha256.Sum256([]byte(password))
+		if r == nil || !r.Active(now) ||
+			subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(r.SecretHash)) != 1 {
+			return nil, "", false
+		}
+		return &Principal{Name: name, Robot: true}, r.SecretHash, true
+	}
+	u := snap.users[name]
+	if u == nil {
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return nil, "", false
+	}
+	if !s.logins.valid(name, password, u.PasswordHash, now) &&
+		bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, "", false
+	}
+	if u.Disabled {
+		return nil, "", false
+	}
+	return &Principal{Name: name, Admin: u.Admin}, u.PasswordHash, true
+}
+
+func accountCIDRs(snap *snapshot, p *Principal) []netip.Prefix {
+	if p.Robot {
+		if r := snap.robots[p.Name]; r != nil {
+			return r.AllowedCIDRs
+		}
+		return nil
+	}
+	if u := snap.users[p.Name]; u != nil {
+		return u.AllowedCIDRs
+	}
+	return nil
+}
+
+// active reports whether the account behind a token still exists and may
+// log in.
+func (snap *snapshot) active(name string, robot bool, now time.Time) bool {
+	if robot {
+		r := snap.robots[name]
+		return r != nil && r.Active(now)
+	}
+	u := snap.users[name]
+	return u != nil && !u.Disabled
+}
+
+var errAddressNotAllowed = errors.New("access from this address is not allowed for this account")
+
+// throttled carries the wait of a refused login.
+type throttled struct{ wait time.Duration }
+
+func (t *throttled) Error() string { return "too many failed logins" }
+
+// loginCache remembers recent successful logins by a hash of name and
+// password, tied to the account's password hash at the time so that a
+// password change or a revoked secret invalidates it at once.
+type loginCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]loginEntry
+}
+
+type loginEntry struct {
+	accountHash string
+	expires     time.Time
+}
+
+// loginCacheTTL is how long a verified password is trusted without bcrypt.
+const loginCacheTTL = 5 * time.Minute
+
+const loginCacheSize = 4096
+
+func newLoginCache() *loginCache { return &loginCache{entries: map[[32]byte]loginEntry{}} }
+
+func loginKey(name, password string) [32]byte {
+	return sha256.Sum256([]byte(name + "\x00" + password))
+}
+
+func (c *loginCache) valid(name, password, accountHash string, now time.Time) bool {
+	c.mu.Lock()
+	e, ok := c.entries[loginKey(name, password)]
+	c.mu.Unlock()
+	return ok && e.accountHash == accountHash && now.Before(e.expires)
+}
+
+// put records a successful login and reports whether it was a fresh one
+// (not already cached), which is what the audit log records.
+func (c *loginCache) put(name, password, accountHash string, now time.Time) bool {
+	k := loginKey(name, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	fresh := !ok || e.accountHash != accountHash || !now.Before(e.expires)
+	if fresh {
+		if len(c.entries) >= loginCacheSize {
+			for key, v := range c.entries {
+				if !now.Before(v.expires) || len(c.entries) >= loginCacheSize/2 {
+					delete(c.entries, key)
+				}
+			}
+		}
+		c.entries[k] = loginEntry{accountHash: accountHash, expires: now.Add(loginCacheTTL)}
+	}
+	return fresh
+}
+
+// hashPassword bcrypts a validated password.
+func (s *Service) hashPassword(password string) (string, error) {
+	if err := ValidatePassword(password); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), s.cfg.BcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// newSecret returns a random secret with a readable prefix (so that secret
+// scanners can recognise it) and its SHA-256.
+func newSecret(prefix string) (secret, hash string) {
+	var b [32]byte
+	rand.Read(b[:])
+	secret = prefix + base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(secret))
+	return secret, hex.EncodeToString(sum[:])
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// sortedActions returns actions in the table's order, deduplicated.
+func sortedActions(as []Action) []Action {
+	var out []Action
+	for _, a := range Actions {
+		if slices.Contains(as, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
