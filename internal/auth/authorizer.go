@@ -176,13 +176,14 @@ func (s *Service) Authorize(ctx context.Context, sub access.Subject, req access.
 	}
 	project := ProjectOf(req.Repository)
 	snap := s.snap.Load()
+	if action == Push && s.mayCreateProject(snap, c.name, c.robot, project) {
+		if c.grant != nil && !c.grant.Allows(req.Repository, token.CanPush) {
+			return s.challenge(c, []access.Request{req}, "insufficient_scope")
+		}
+		return s.createOnPush(ctx, c.name, project, c.addr.String())
+	}
 	if !snap.permits(c.name, c.robot, project, action, s.now()) {
 		switch {
-		case action == Push && s.mayCreateProject(snap, c.name, c.robot, project):
-			if c.grant != nil && !c.grant.Allows(req.Repository, token.CanPush) {
-				return s.challenge(c, []access.Request{req}, "insufficient_scope")
-			}
-			return s.createOnPush(ctx, c.name, project, c.addr.String())
 		case c.name == "":
 			return s.challenge(c, []access.Request{req}, "")
 		case action == Push:

@@ -48,6 +48,9 @@ type Config struct {
 	FailureWindow         time.Duration
 	// BcryptCost hashes new passwords; zero means bcrypt.DefaultCost.
 	BcryptCost int
+	// Clock tells the time; nil is time.Now. Tests move it to expire
+	// tokens and robots.
+	Clock func() time.Time
 	// HasRepositories reports whether a project still holds
 	// repositories; DeleteProject refuses while it does. Nil skips the
 	// check.
@@ -107,7 +110,10 @@ func New(ctx context.Context, store Store, key *ecdsa.PrivateKey, log *audit.Log
 	}
 	s := &Service{store: store, cfg: cfg, tokens: tokens, audit: log, log: logger,
 		limiter: newLoginLimiter(cfg.FailureWindow, cfg.MaxFailuresPerAccount, cfg.MaxFailuresPerAddress),
-		logins:  newLoginCache(), now: time.Now}
+		logins:  newLoginCache(), now: cfg.Clock}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
