@@ -175,3 +175,10 @@ func parseRoute(path string) route {
 // logs: one of base, catalog, tags, manifest, blob, upload_start, upload,
 // referrers, or unknown.
 func RouteName(path string) string { return parseRoute(path).kind.String() }
+
+// RouteOf is RouteName with the repository and reference (tag, digest or
+// upload id) the path names, unvalidated, for the audit log.
+func RouteOf(path string) (route, repository, reference string) {
+	rt := parseRoute(path)
+	return rt.kind.String(), rt.name, rt.ref
+}

@@ -82,6 +82,9 @@ func TestParseRoute(t *testing.T) {
 		if got := parseRoute(tc.path); got != tc.want {
 			t.Errorf("parseRoute(%q) = %+v, want %+v", tc.path, got, tc.want)
 		}
+		if kind, name, ref := RouteOf(tc.path); kind != tc.want.kind.String() || name != tc.want.name || ref != tc.want.ref {
+			t.Errorf("RouteOf(%q) = %s, %s, %s", tc.path, kind, name, ref)
+		}
 	}
 }
 
