@@ -76,10 +76,14 @@ type Layer struct {
 	Size      int64 // of the blob as stored; 0 when unknown
 	CreatedBy string
 	open      func(ctx context.Context) (io.ReadCloser, error)
+	// dir is set for a root filesystem read in place from this directory;
+	// it has no blob.
+	dir string
 }
 
 // Open returns the blob of the layer as stored (possibly compressed).
-// Use Walk to read it.
+// Use Walk to read it. A root filesystem read from a directory has no
+// blob: Open fails, Walk reads the directory.
 func (l Layer) Open(ctx context.Context) (io.ReadCloser, error) { return l.open(ctx) }
 
 // Name identifies the layer in messages: its diffID, else its digest.

@@ -83,7 +83,11 @@ func tarDir(t *testing.T, dir, out string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := tarDirectory(context.Background(), dir, f); err != nil {
+	tw := tar.NewWriter(f)
+	if err := tw.AddFS(os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

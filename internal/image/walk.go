@@ -94,6 +94,10 @@ type Entry struct {
 	// ResolveWithin) or a hard link's target path, made safe like Path.
 	Link    string
 	ModTime time.Time
+	// HostPath is set for the regular files of a root filesystem read from
+	// a directory: the file's own path on this machine, so a reader may
+	// open it again later instead of keeping a copy of the body.
+	HostPath string
 }
 
 // Info returns the entry as an fs.FileInfo.
@@ -136,8 +140,13 @@ type EntryFunc func(e *Entry, body io.Reader) error
 // Walk streams one layer: decompresses it (gzip, zstd or none, told by
 // its first bytes), reads the tar once, calls fn for each entry, records
 // whiteouts, and checks that the content hashes to the layer's diffID.
-// Nothing is written to disk.
+// Nothing is written to disk. A root filesystem read from a directory is
+// walked in place instead (see walkDirectory); Progress is not called for
+// it, as it has no stored bytes.
 func Walk(ctx context.Context, l Layer, opts WalkOptions, fn EntryFunc) (*Changes, error) {
+	if l.dir != "" {
+		return walkDirectory(ctx, l.dir, opts, fn)
+	}
 	rc, err := l.Open(ctx)
 	if err != nil {
 		return nil, err

@@ -329,3 +329,11 @@ func FuzzWalk(f *testing.F) {
 		_ = err // bad input is an error, never a panic or an escape
 	})
 }
+
+// zeroReader reads zeros forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -29,15 +29,27 @@ type bufferedFile struct {
 	mode    fs.FileMode
 	modTime time.Time
 	data    []byte            // in memory, or
-	spooled *io.SectionReader // in the layer's spool file
+	spooled *io.SectionReader // in the layer's spool file, or
+	host    string            // left in place: a root filesystem's file on this machine
 }
 
-func (b *bufferedFile) reader() *io.SectionReader {
-	if b.spooled != nil {
-		return io.NewSectionReader(b.spooled, 0, b.size)
+// open returns the file's content; close releases it.
+func (b *bufferedFile) open() (r *io.SectionReader, close func() error, err error) {
+	switch {
+	case b.host != "":
+		f, err := os.Open(b.host)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Read no more than the walk announced, whatever the file became.
+		return io.NewSectionReader(f, 0, b.size), f.Close, nil
+	case b.spooled != nil:
+		return io.NewSectionReader(b.spooled, 0, b.size), noClose, nil
 	}
-	return io.NewSectionReader(bytesReaderAt(b.data), 0, b.size)
+	return io.NewSectionReader(bytesReaderAt(b.data), 0, b.size), noClose, nil
 }
+
+func noClose() error { return nil }
 
 type bytesReaderAt []byte
 
@@ -67,6 +79,14 @@ func newLayerBuffer() *layerBuffer {
 
 func (lb *layerBuffer) add(e *image.Entry, body io.Reader) (*bufferedFile, error) {
 	bf := &bufferedFile{path: e.Path, size: e.Size, mode: e.Mode, modTime: e.ModTime}
+	// A file already on this machine's disk is read where it is, when an
+	// analyzer opens it: "dir:/" costs neither memory nor a spooled copy
+	// of every executable.
+	if e.HostPath != "" {
+		bf.host = e.HostPath
+		lb.files[e.Path] = bf
+		return bf, nil
+	}
 	if e.Size <= maxMemFile && lb.memUsed+e.Size <= maxMemPerLayer {
 		bf.data = make([]byte, e.Size)
 		if _, err := io.ReadFull(body, bf.data); err != nil {
@@ -164,7 +184,11 @@ func (a *analyzerFS) Open(name string) (fs.File, error) {
 		return nil, err
 	}
 	if bf, ok := a.files[p]; ok {
-		return &openFile{SectionReader: bf.reader(), bf: bf}, nil
+		r, closeFn, err := bf.open()
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return &openFile{SectionReader: r, bf: bf, close: closeFn}, nil
 	}
 	if _, ok := a.dirs[p]; ok {
 		return &openDir{afs: a, path: p}, nil
@@ -226,13 +250,14 @@ func (f fileInfo) Sys() any           { return nil }
 // embedded SectionReader.
 type openFile struct {
 	*io.SectionReader
-	bf *bufferedFile
+	bf    *bufferedFile
+	close func() error
 }
 
 func (f *openFile) Stat() (fs.FileInfo, error) {
 	return fileInfo{name: path.Base(f.bf.path), size: f.bf.size, mode: f.bf.mode, mod: f.bf.modTime}, nil
 }
-func (f *openFile) Close() error { return nil }
+func (f *openFile) Close() error { return f.close() }
 
 type openDir struct {
 	afs  *analyzerFS

@@ -5,10 +5,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"testing/iotest"
 
 	"berth.dev/berth/internal/image"
 )
@@ -81,7 +83,12 @@ func TestLayerBufferSpools(t *testing.T) {
 	if bf.spooled == nil || lb.spool == nil {
 		t.Fatal("large file kept in memory")
 	}
-	got, err := io.ReadAll(bf.reader())
+	r, closeFn, err := bf.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	got, err := io.ReadAll(r)
 	if err != nil || string(got) != string(big) {
 		t.Errorf("spooled content differs (%v)", err)
 	}
@@ -91,5 +98,31 @@ func TestLayerBufferSpools(t *testing.T) {
 	}
 	if _, err := os.Stat(name); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("spool %s left behind", name)
+	}
+}
+
+// A root filesystem's file is left where it is and read when opened, at
+// most the size the walk saw.
+func TestLayerBufferLeavesHostFilesInPlace(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "status")
+	if err := os.WriteFile(p, []byte("Package: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lb := newLayerBuffer()
+	e := &image.Entry{Path: "var/lib/dpkg/status", Kind: image.KindFile, Size: 7, HostPath: p}
+	if _, err := lb.add(e, iotest.ErrReader(errors.New("the body must not be read"))); err != nil {
+		t.Fatal(err)
+	}
+	if lb.memUsed != 0 || lb.spool != nil {
+		t.Errorf("host file copied: %d bytes in memory, spool %v", lb.memUsed, lb.spool)
+	}
+	afs := newAnalyzerFS(lb.files, nil)
+	got, err := fs.ReadFile(afs, "var/lib/dpkg/status")
+	if err != nil || string(got) != "Package" {
+		t.Errorf("read %q, %v", got, err)
+	}
+	os.Remove(p)
+	if _, err := afs.Open("var/lib/dpkg/status"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file gone since the walk: %v", err)
 	}
 }

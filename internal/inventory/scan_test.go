@@ -591,3 +591,72 @@ func TestHardLinkReadUnderItsOwnName(t *testing.T) {
 		t.Errorf("packages\n%q\nwant\n%q", got, want)
 	}
 }
+
+// A root filesystem on disk goes through the same engine: hard links are
+// one file, symlinks out of the root are not followed, the kernel's
+// directories are not read.
+func TestRootFilesystem(t *testing.T) {
+	parent := t.TempDir()
+	root := filepath.Join(parent, "rootfs")
+	write := func(name, body string) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	installed := func(name string) string { return `{"name": "` + name + `", "version": "1.0.0"}` }
+	write("var/lib/dpkg/status", stanza("a", "1"))
+	write("opt/lib/app.jar", readFile(t, filepath.Join("analyzers", "java", "testdata", "app.jar")))
+	write("opt/bin/app.sh", "#!/bin/sh\n")
+	if err := os.Link(filepath.Join(root, "opt/lib/app.jar"), filepath.Join(root, "opt/bin/app.jar")); err != nil {
+		t.Fatal(err)
+	}
+	write("srv/node_modules/inside/package.json", installed("inside"))
+	write("proc/1/root/node_modules/in-proc/package.json", installed("in-proc"))
+	outside := filepath.Join(parent, "outside")
+	if err := os.MkdirAll(filepath.Join(outside, "outside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(outside, "outside", "package.json"), []byte(installed("outside")), 0o644)
+	if err := os.Symlink(outside, filepath.Join(root, "app")); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "web"), 0o755)
+	if err := os.Symlink(outside, filepath.Join(root, "web", "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+
+	img, err := image.Open(context.Background(), "dir:"+root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	s := &inventory.Scanner{Analyzers: []inventory.Analyzer{dpkg.Analyzer{}, java.Analyzer{}, npm.InstalledAnalyzer{}}}
+	inv, err := s.Scan(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range inv.Packages {
+		got = append(got, p.Name+" "+strings.Join(p.Locations, " "))
+	}
+	want := []string{
+		"a /var/lib/dpkg/status",
+		"com.example:app /opt/bin/app.jar /opt/lib/app.jar",
+		"com.example:util /opt/bin/app.jar /opt/lib/app.jar",
+		"org.apache.commons:commons-lang3 /opt/bin/app.jar /opt/lib/app.jar",
+		"inside /srv/node_modules/inside/package.json",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("packages\n%q\nwant\n%q", got, want)
+	}
+	// The fixture jar holds one damaged nested jar; read once, it warns
+	// once, under the name the walk met first.
+	if len(inv.Warnings) != 1 || !strings.Contains(inv.Warnings[0], "/opt/bin/app.jar!/BOOT-INF/lib/garbage.jar") {
+		t.Errorf("warnings %q", inv.Warnings)
+	}
+}
