@@ -28,6 +28,15 @@ type Source interface {
 	Vulnerabilities(ctx context.Context, ecosystem, name string) ([]*osv.Vulnerability, error)
 }
 
+// Coverage is implemented by a Source that knows which ecosystems it holds
+// records for (vulndb.DB does). The matcher then reports the packages of a
+// distro release the database has no feed for as not matched, instead of
+// letting them pass as free of vulnerabilities. A Source without it is
+// taken to cover every release.
+type Coverage interface {
+	HasEcosystem(ecosystem string) bool
+}
+
 // ReportSchemaVersion is bumped when Report's JSON changes incompatibly.
 const ReportSchemaVersion = 1
 
@@ -135,6 +144,9 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 		}
 		p := &pkgs[i]
 		t, err := targetFor(*p, inv.Distro)
+		if err == nil && !m.covers(t) {
+			err = unmatchable{p.Ecosystem, fmt.Sprintf("the database holds no %s records", strings.TrimSuffix(t.ecosystems[0], ":LTS"))}
+		}
 		if err != nil {
 			var u unmatchable
 			if !errors.As(err, &u) {
@@ -183,6 +195,25 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 		slices.SortFunc(r.Findings[start:], func(a, b Finding) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return r, nil
+}
+
+// covers reports whether the source holds records for t's ecosystems;
+// only distro targets are checked, since a language ecosystem's feed has
+// no releases to be missing.
+func (m *Matcher) covers(t target) bool {
+	c, ok := m.src.(Coverage)
+	if !ok || !t.distro {
+		return true
+	}
+	return slices.ContainsFunc(t.ecosystems, c.HasEcosystem)
+}
+
+// DistroCovered reports whether the packages of OS ecosystem eco (deb, apk,
+// rpm) on distro d can be matched: the release is known and the source
+// holds records for it.
+func (m *Matcher) DistroCovered(d *inventory.Distro, eco inventory.Ecosystem) bool {
+	t, err := targetFor(inventory.Package{Ecosystem: eco}, d)
+	return err == nil && m.covers(t)
 }
 
 // uniquePackages returns the packages in a stable order (ecosystem, name,

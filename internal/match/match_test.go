@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/osv"
 )
 
 func pkg(eco inventory.Ecosystem, name, ver string) inventory.Package {
@@ -314,6 +315,63 @@ func TestUnmatchablePackagesAreReported(t *testing.T) {
 	cancel()
 	if _, err := New(newMemSource()).Match(ctx, inventory.Inventory{Packages: []inventory.Package{pkg(inventory.NPM, "a", "1.0.0")}}); err == nil {
 		t.Errorf("cancelled match: no error")
+	}
+}
+
+// coveringSource is a memSource that says which ecosystems it holds, as
+// the real DB does.
+type coveringSource struct{ *memSource }
+
+func (s coveringSource) HasEcosystem(eco string) bool {
+	for k := range s.byKey {
+		if strings.HasPrefix(k, eco+"\x00") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDistroWithoutRecordsIsReported: packages of a distro release the
+// database holds no records for are not matched, and the report says so
+// rather than letting them pass as clean; a release with records is
+// matched as usual.
+func TestDistroWithoutRecordsIsReported(t *testing.T) {
+	rec := &osv.Vulnerability{ID: "DSA-1", Affected: []osv.Affected{{
+		Package: osv.Package{Ecosystem: "Debian:11", Name: "bash"},
+		Ranges:  []osv.Range{{Type: osv.RangeEcosystem, Events: []osv.Event{{Introduced: "0"}, {Fixed: "5.2.15-3"}}}},
+	}}}
+	src := coveringSource{newMemSource(rec)}
+	pkgs := []inventory.Package{debPkg("bash", "5.2.15-2+b2", "bash", "5.2.15-2"), debPkg("coreutils", "9.1-1", "", ""), pkg(inventory.NPM, "left-pad", "1.0.0")}
+	tests := []struct {
+		release  string
+		findings int
+		warning  string
+	}{
+		{"11", 1, ""},
+		{"12", 0, "2 deb packages not matched (bash, coreutils): the database holds no Debian:12 records"},
+	}
+	for _, tc := range tests {
+		d := &inventory.Distro{ID: "debian", VersionID: tc.release}
+		r, err := New(src).Match(context.Background(), inventory.Inventory{Distro: d, Packages: pkgs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Findings) != tc.findings {
+			t.Errorf("Debian %s: %d findings, want %d", tc.release, len(r.Findings), tc.findings)
+		}
+		if tc.warning == "" && len(r.Warnings) > 0 || tc.warning != "" && !slices.ContainsFunc(r.Warnings, func(w string) bool { return w == tc.warning }) {
+			t.Errorf("Debian %s: warnings %q, want %q", tc.release, r.Warnings, tc.warning)
+		}
+		if got, want := New(src).DistroCovered(d, inventory.Deb), tc.warning == ""; got != want {
+			t.Errorf("Debian %s: DistroCovered = %v, want %v", tc.release, got, want)
+		}
+	}
+	// A source that cannot tell is taken to cover every release.
+	if !New(newMemSource(rec)).DistroCovered(&inventory.Distro{ID: "debian", VersionID: "12"}, inventory.Deb) {
+		t.Error("DistroCovered without Coverage = false")
+	}
+	if New(src).DistroCovered(&inventory.Distro{ID: "plan9", VersionID: "4"}, inventory.Deb) {
+		t.Error("DistroCovered of an unknown distro = true")
 	}
 }
 

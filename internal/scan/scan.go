@@ -80,8 +80,15 @@ func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Re
 		for _, eco := range slices.Sorted(maps.Keys(skipped)) {
 			parts = append(parts, fmt.Sprintf("%d %s", skipped[eco], eco))
 		}
+		list := strings.Join(parts, ", ")
 		e.logger().Info("language packages installed by the OS package manager are matched through their OS package",
-			"image", inv.Source, "packages", strings.Join(parts, ", "))
+			"image", inv.Source, "packages", list)
+		// Their OS packages cannot be matched either (the matcher says
+		// why): say that these were left to them, or a database without
+		// the distro's feed would make them look clean.
+		if !e.Matcher.DistroCovered(inv.Distro, osEcosystem[inv.Distro.ID]) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s packages installed by the OS package manager were not matched either: they are matched through their OS packages, not their language feeds", list))
+		}
 	}
 	return r, nil
 }

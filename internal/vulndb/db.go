@@ -140,6 +140,13 @@ func (db *DB) Close() error {
 // Info describes the DB.
 func (db *DB) Info() Info { return db.info }
 
+// HasEcosystem reports whether the DB holds records for ecosystem
+// ("Debian:12", "Ubuntu:22.04:LTS"), so a matcher can tell a distro
+// release it has no feed for from one without vulnerabilities.
+func (db *DB) HasEcosystem(ecosystem string) bool {
+	return db.info.Ecosystems[NormalizeEcosystem(ecosystem)] > 0
+}
+
 // Age is how long ago the DB's last successful update was.
 func (db *DB) Age(now time.Time) time.Duration { return now.Sub(db.info.UpdatedAt) }
 

@@ -162,6 +162,11 @@ func TestLookup(t *testing.T) {
 	if want := map[string]int{"PyPI": 1, "Debian:11": 1, "Debian:10": 1, "Go": 1, "npm": 1, "Ubuntu:22.04": 1}; !equalCounts(info.Ecosystems, want) {
 		t.Errorf("ecosystems %v, want %v", info.Ecosystems, want)
 	}
+	for eco, want := range map[string]bool{"Debian:11": true, "Ubuntu:22.04:LTS": true, "Ubuntu:22.04": true, "Debian:12": false, "Alpine:v3.19": false} {
+		if got := db.HasEcosystem(eco); got != want {
+			t.Errorf("HasEcosystem(%s) = %v, want %v", eco, got, want)
+		}
+	}
 }
 
 func equalCounts(a, b map[string]int) bool {
