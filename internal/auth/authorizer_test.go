@@ -93,7 +93,7 @@ func newRig(t *testing.T, adjust ...func(*Config)) *rig {
 		t.Fatal(err)
 	}
 	r.svc = svc
-	if _, err := svc.Bootstrap(ctx, adminPassword); err != nil {
+	if _, _, err := svc.Bootstrap(ctx, adminPassword); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := registry.New(registry.Options{Blobs: blobs, Meta: ms, Authorizer: svc})
@@ -601,8 +601,8 @@ func TestBadCredentialsInput(t *testing.T) {
 
 func TestBootstrap(t *testing.T) {
 	r := newRig(t)
-	if got, err := r.svc.Bootstrap(context.Background(), ""); err != nil || got != "" {
-		t.Errorf("second bootstrap = %q, %v; want nothing", got, err)
+	if got, created, err := r.svc.Bootstrap(context.Background(), ""); err != nil || got != "" || created {
+		t.Errorf("second bootstrap = %q, %v, %v; want nothing", got, created, err)
 	}
 	lib, err := r.svc.Project(DefaultProject)
 	if err != nil || !lib.Public {
@@ -633,8 +633,8 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, err := svc.Bootstrap(ctx, "")
-	if err != nil || len(pw) < 20 {
+	pw, created, err := svc.Bootstrap(ctx, "")
+	if err != nil || len(pw) < 20 || !created {
 		t.Fatalf("generated password %q, %v", pw, err)
 	}
 	req := httptest.NewRequest("GET", "/v2/", nil)

@@ -185,10 +185,10 @@ func (s *Service) Tokens() *token.Service { return s.tokens }
 // Bootstrap prepares a fresh installation: when there are no users yet it
 // creates the system administrator "admin" (with password, or a random
 // one it returns to be shown once) and the public project "library", as
-// Harbor does. On later starts it does nothing and returns "".
-func (s *Service) Bootstrap(ctx context.Context, password string) (generated string, err error) {
+// Harbor does. On later starts it does nothing and reports created false.
+func (s *Service) Bootstrap(ctx context.Context, password string) (generated string, created bool, err error) {
 	if len(s.snap.Load().users) > 0 {
-		return "", nil
+		return "", false, nil
 	}
 	if password == "" {
 		var b [18]byte
@@ -197,13 +197,13 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (generated str
 		generated = password
 	}
 	if _, err := s.CreateUser(ctx, "admin", password, true, nil); err != nil {
-		return "", fmt.Errorf("create the first administrator: %w", err)
+		return "", false, fmt.Errorf("create the first administrator: %w", err)
 	}
 	if _, err := s.CreateProject(ctx, DefaultProject, true, "admin"); err != nil && !errors.Is(err, ErrExists) {
-		return "", fmt.Errorf("create project %s: %w", DefaultProject, err)
+		return "", false, fmt.Errorf("create project %s: %w", DefaultProject, err)
 	}
 	s.record(audit.Entry{Actor: "berth", Action: "user.create", Detail: "first administrator admin"})
-	return generated, nil
+	return generated, true, nil
 }
 
 // Principal is an authenticated account.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
+
+	"berth.dev/berth/internal/auth"
 )
 
 // Config is everything `berth serve` can be told. It is read, in increasing
@@ -27,6 +31,56 @@ type Config struct {
 	Limits          Limits        `yaml:"limits"`
 	Registry        Registry      `yaml:"registry"`
 	GC              GC            `yaml:"gc"`
+	Auth            Auth          `yaml:"auth"`
+	TLS             TLS           `yaml:"tls"`
+	// InsecureHTTP allows plain HTTP on an address other than loopback.
+	InsecureHTTP bool  `yaml:"insecure_http"`
+	Audit        Audit `yaml:"audit"`
+}
+
+// Auth configures authentication and authorization (internal/auth).
+type Auth struct {
+	// Disabled serves everyone everything: for local experiments only.
+	Disabled bool `yaml:"disabled"`
+	// Service is the token service name clients echo back (the JWT
+	// audience).
+	Service string `yaml:"service"`
+	// Realm is the token endpoint's external URL; empty derives it from
+	// each request.
+	Realm           string        `yaml:"realm"`
+	TokenTTL        time.Duration `yaml:"token_ttl"`
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl"`
+	// AutoCreateProjects lets every user create a project by pushing to
+	// it (otherwise only system administrators do).
+	AutoCreateProjects bool `yaml:"auto_create_projects"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For, -Proto and
+	// -Host headers berth believes.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Failed logins allowed per account and per address within
+	// LoginFailureWindow.
+	MaxLoginFailures           int           `yaml:"max_login_failures"`
+	MaxLoginFailuresPerAddress int           `yaml:"max_login_failures_per_address"`
+	LoginFailureWindow         time.Duration `yaml:"login_failure_window"`
+	// AdminPassword is the first administrator's password on first
+	// start; only BERTH_ADMIN_PASSWORD sets it (never a file or a flag,
+	// which other users may read).
+	AdminPassword string `yaml:"-"`
+}
+
+// TLS configures HTTPS.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// SelfSigned generates a certificate for the listen address into the
+	// data directory (tls/cert.pem), for development.
+	SelfSigned bool `yaml:"self_signed"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Retention prunes entries older than this (keeping a signed
+	// checkpoint); 0 keeps everything.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Limits bounds what clients may send.
@@ -96,6 +150,8 @@ func DefaultConfig() Config {
 		Limits:          Limits{MaxManifestSize: 4 << 20},
 		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour},
 		GC:              GC{Interval: 0, Grace: time.Hour},
+		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
+			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute},
 	}
 }
 
@@ -120,7 +176,7 @@ func (c *Config) LoadFile(path string) error {
 type Setting struct {
 	Key  string // YAML path, e.g. "gc.interval"
 	Flag string // flag name for `berth serve`, e.g. "gc-interval"
-	Kind string // "string", "duration", "bytes" or "bool"
+	Kind string // "string", "duration", "bytes", "bool", "int" or "list"
 	Help string
 	set  func(c *Config, v string) error
 	get  func(c *Config) string
@@ -184,6 +240,43 @@ func boolSetting(key, flag, help string, field func(*Config) *bool) Setting {
 		get: func(c *Config) string { return strconv.FormatBool(*field(c)) }}
 }
 
+func intSetting(key, flag, help string, field func(*Config) *int) Setting {
+	return Setting{Key: key, Flag: flag, Kind: "int", Help: help,
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%q: want a whole number, 0 or more", v)
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+// listSetting is a comma-separated list in the environment and on the
+// command line, a YAML sequence in the file.
+func listSetting(key, flag, help string, field func(*Config) *[]string) Setting {
+	return Setting{Key: key, Flag: flag, Kind: "list", Help: help,
+		set: func(c *Config, v string) error {
+			var out []string
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					out = append(out, item)
+				}
+			}
+			*field(c) = out
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(*field(c), ",") }}
+}
+
+// optionalStringSetting may be set to empty (to clear a file's value).
+func optionalStringSetting(key, flag, help string, field func(*Config) *string) Setting {
+	return Setting{Key: key, Flag: flag, Kind: "string", Help: help,
+		set: func(c *Config, v string) error { *field(c) = v; return nil },
+		get: func(c *Config) string { return *field(c) }}
+}
+
 func stringSetting(key, flag, help string, field func(*Config) *string) Setting {
 	return Setting{Key: key, Flag: flag, Kind: "string", Help: help,
 		set: func(c *Config, v string) error {
@@ -218,8 +311,41 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.GC.Grace }),
 		boolSetting("gc.untagged", "gc-untagged", "garbage collection also deletes untagged manifests",
 			func(c *Config) *bool { return &c.GC.Untagged }),
+		boolSetting("auth.disabled", "no-auth", "turn authentication off: anyone may push, pull and delete (local experiments only)",
+			func(c *Config) *bool { return &c.Auth.Disabled }),
+		stringSetting("auth.service", "auth-service", "token service name (the JWT audience)",
+			func(c *Config) *string { return &c.Auth.Service }),
+		optionalStringSetting("auth.realm", "auth-realm", "external URL of the token endpoint (default: from each request)",
+			func(c *Config) *string { return &c.Auth.Realm }),
+		durationSetting("auth.token_ttl", "token-ttl", "life of a registry access token",
+			func(c *Config) *time.Duration { return &c.Auth.TokenTTL }),
+		durationSetting("auth.refresh_token_ttl", "refresh-token-ttl", "life of a refresh (identity) token",
+			func(c *Config) *time.Duration { return &c.Auth.RefreshTokenTTL }),
+		boolSetting("auth.auto_create_projects", "auto-create-projects", "let every user create a project by pushing to it",
+			func(c *Config) *bool { return &c.Auth.AutoCreateProjects }),
+		listSetting("auth.trusted_proxies", "trusted-proxies", "CIDRs whose X-Forwarded-For/-Proto/-Host berth believes (comma-separated)",
+			func(c *Config) *[]string { return &c.Auth.TrustedProxies }),
+		intSetting("auth.max_login_failures", "max-login-failures", "failed logins per account within the window before 429 (0: no limit)",
+			func(c *Config) *int { return &c.Auth.MaxLoginFailures }),
+		intSetting("auth.max_login_failures_per_address", "max-login-failures-per-address", "failed logins per source address within the window before 429 (0: no limit)",
+			func(c *Config) *int { return &c.Auth.MaxLoginFailuresPerAddress }),
+		durationSetting("auth.login_failure_window", "login-failure-window", "window over which failed logins are counted (0 turns throttling off)",
+			func(c *Config) *time.Duration { return &c.Auth.LoginFailureWindow }),
+		optionalStringSetting("tls.cert", "tls-cert", "TLS certificate (PEM) to serve HTTPS with",
+			func(c *Config) *string { return &c.TLS.Cert }),
+		optionalStringSetting("tls.key", "tls-key", "TLS private key (PEM) of --tls-cert",
+			func(c *Config) *string { return &c.TLS.Key }),
+		boolSetting("tls.self_signed", "tls-self-signed", "serve HTTPS with a self-signed certificate written to <data>/tls/ (development)",
+			func(c *Config) *bool { return &c.TLS.SelfSigned }),
+		boolSetting("insecure_http", "insecure-http", "allow plain HTTP on an address other than loopback",
+			func(c *Config) *bool { return &c.InsecureHTTP }),
+		durationSetting("audit.retention", "audit-retention", "prune audit entries older than this, keeping a signed checkpoint (0 keeps all)",
+			func(c *Config) *time.Duration { return &c.Audit.Retention }),
 	}
 }
+
+// AdminPasswordEnv sets the first administrator's password on first start.
+const AdminPasswordEnv = "BERTH_ADMIN_PASSWORD"
 
 // ApplyEnv sets c from BERTH_* variables found by lookup (os.LookupEnv).
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
@@ -229,6 +355,9 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 				return fmt.Errorf("%s: %w", s.Env(), err)
 			}
 		}
+	}
+	if v, ok := lookup(AdminPasswordEnv); ok && v != "" {
+		c.Auth.AdminPassword = v
 	}
 	return nil
 }
@@ -245,5 +374,43 @@ func (c *Config) Validate() error {
 	if c.GC.Interval > 0 && c.GC.Interval < time.Minute {
 		errs = append(errs, errors.New("gc.interval must be 0 (off) or at least 1m"))
 	}
+	if !c.Auth.Disabled {
+		if c.Auth.TokenTTL <= 0 || c.Auth.RefreshTokenTTL <= 0 {
+			errs = append(errs, errors.New("auth.token_ttl and auth.refresh_token_ttl must be positive"))
+		}
+		if _, err := auth.ParseCIDRs(c.Auth.TrustedProxies); err != nil {
+			errs = append(errs, fmt.Errorf("auth.trusted_proxies: %w", err))
+		}
+		if c.Auth.Realm != "" && !strings.HasPrefix(c.Auth.Realm, "https://") && !strings.HasPrefix(c.Auth.Realm, "http://") {
+			errs = append(errs, errors.New("auth.realm must be an http:// or https:// URL"))
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("tls.cert and tls.key go together"))
+	}
+	if c.TLS.SelfSigned && c.TLS.Cert != "" {
+		errs = append(errs, errors.New("tls.self_signed and tls.cert exclude each other"))
+	}
+	if !c.TLSEnabled() && !c.InsecureHTTP && !loopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("refusing to serve plain HTTP on %s, which is not a loopback address: "+
+			"credentials and tokens would cross the network in clear; serve HTTPS (--tls-cert and --tls-key, or "+
+			"--tls-self-signed for development) or allow it explicitly with --insecure-http (behind a TLS-terminating proxy)", c.Addr))
+	}
 	return errors.Join(errs...)
+}
+
+// TLSEnabled reports whether the server speaks HTTPS.
+func (c *Config) TLSEnabled() bool { return c.TLS.Cert != "" || c.TLS.SelfSigned }
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

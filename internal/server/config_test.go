@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +45,12 @@ gc:
 			}
 		}
 	}
-	want := Config{
-		Addr: "127.0.0.1:7000", Data: "/srv/berth", ShutdownTimeout: time.Minute,
-		Limits:   Limits{MaxManifestSize: 8 << 20},
-		Registry: Registry{RequireLayers: true, CacheSize: 1 << 20, UploadTTL: 24 * time.Hour},
-		GC:       GC{Interval: 12 * time.Hour, Grace: 2 * time.Hour, Untagged: true},
-	}
-	if c != want {
+	want := DefaultConfig()
+	want.Addr, want.Data, want.ShutdownTimeout = "127.0.0.1:7000", "/srv/berth", time.Minute
+	want.Limits = Limits{MaxManifestSize: 8 << 20}
+	want.Registry = Registry{RequireLayers: true, CacheSize: 1 << 20, UploadTTL: 24 * time.Hour}
+	want.GC = GC{Interval: 12 * time.Hour, Grace: 2 * time.Hour, Untagged: true}
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config = %+v\nwant     %+v", c, want)
 	}
 	if err := c.Validate(); err != nil {
@@ -120,10 +120,81 @@ func TestSettingsTable(t *testing.T) {
 			t.Errorf("%s: setting its own default %q: %v", s.Key, s.Get(&c), err)
 		}
 	}
-	if c != DefaultConfig() {
+	if !reflect.DeepEqual(c, DefaultConfig()) {
 		t.Errorf("round-tripping the defaults changed them: %+v", c)
 	}
 	if got := (Setting{Key: "limits.max_manifest_size"}).Env(); got != "BERTH_LIMITS_MAX_MANIFEST_SIZE" {
 		t.Errorf("Env() = %s", got)
+	}
+}
+
+func TestAuthAndTLSConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.LoadFile(writeFile(t, `
+addr: 0.0.0.0:443
+auth:
+  service: registry.example
+  auto_create_projects: true
+  trusted_proxies: [10.0.0.0/8, 192.0.2.1]
+  max_login_failures: 3
+tls:
+  cert: /etc/berth/cert.pem
+  key: /etc/berth/key.pem
+audit:
+  retention: 2160h
+`)); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BERTH_AUTH_TRUSTED_PROXIES": "10.0.0.0/8, 172.16.0.0/12", "BERTH_ADMIN_PASSWORD": "s3cret-pass"}
+	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if c.Auth.Service != "registry.example" || !c.Auth.AutoCreateProjects || c.Auth.MaxLoginFailures != 3 ||
+		!reflect.DeepEqual(c.Auth.TrustedProxies, []string{"10.0.0.0/8", "172.16.0.0/12"}) ||
+		c.Auth.AdminPassword != "s3cret-pass" || c.Audit.Retention != 90*24*time.Hour || !c.TLSEnabled() {
+		t.Errorf("config = %+v", c)
+	}
+	if err := c.LoadFile(writeFile(t, "auth:\n  admin_password: x\n")); err == nil {
+		t.Error("the admin password was read from a file")
+	}
+	for _, s := range Settings() {
+		if strings.Contains(s.Key, "password") {
+			t.Errorf("setting %s would put a password on the command line", s.Key)
+		}
+	}
+}
+
+func TestListenValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		adjust func(*Config)
+		want   string // empty: valid
+	}{
+		{"loopback v4", func(c *Config) { c.Addr = "127.0.0.1:5000" }, ""},
+		{"loopback v6", func(c *Config) { c.Addr = "[::1]:5000" }, ""},
+		{"localhost", func(c *Config) { c.Addr = "localhost:5000" }, ""},
+		{"all interfaces", func(c *Config) { c.Addr = ":5000" }, "refusing to serve plain HTTP on :5000"},
+		{"public address", func(c *Config) { c.Addr = "192.0.2.1:5000" }, "refusing to serve plain HTTP"},
+		{"allowed explicitly", func(c *Config) { c.Addr = "0.0.0.0:5000"; c.InsecureHTTP = true }, ""},
+		{"HTTPS", func(c *Config) { c.Addr = "0.0.0.0:5000"; c.TLS.Cert, c.TLS.Key = "c", "k" }, ""},
+		{"self-signed", func(c *Config) { c.Addr = "0.0.0.0:5000"; c.TLS.SelfSigned = true }, ""},
+		{"cert without key", func(c *Config) { c.TLS.Cert = "c" }, "go together"},
+		{"cert and self-signed", func(c *Config) { c.TLS.Cert, c.TLS.Key, c.TLS.SelfSigned = "c", "k", true }, "exclude"},
+		{"bad proxy", func(c *Config) { c.Auth.TrustedProxies = []string{"10.0.0.0/99"} }, "trusted_proxies"},
+		{"bad realm", func(c *Config) { c.Auth.Realm = "registry.example/token" }, "realm"},
+		{"no token life", func(c *Config) { c.Auth.TokenTTL = 0 }, "token_ttl"},
+	} {
+		c := DefaultConfig()
+		tc.adjust(&c)
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

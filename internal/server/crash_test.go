@@ -36,7 +36,7 @@ func startBerth(t *testing.T, bin, data string) *berthProcess {
 	addr := l.Addr().String()
 	l.Close()
 	p := &berthProcess{base: "http://" + addr, logs: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data, "--log-level", "warn")
+	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data, "--log-level", "warn", "--no-auth")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,13 @@
 // Package server wires `berth serve`: the data directory, the registry,
-// health and metrics endpoints, request logging with request ids, scheduled
-// garbage collection and graceful shutdown.
+// authentication (token endpoint, admin API) and the audit log, TLS,
+// health and metrics endpoints, request logging with request ids,
+// scheduled garbage collection and graceful shutdown.
 package server
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -17,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/auth/api"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -27,7 +31,8 @@ import (
 // features plug into.
 type Options struct {
 	Logger *slog.Logger
-	// Authorizer decides every registry request; nil allows everything.
+	// Authorizer decides every registry request; nil means berth's own
+	// (internal/auth), or everything allowed when auth.disabled is set.
 	Authorizer access.Authorizer
 	// Notifier hears of manifest pushes and deletes (scan on push).
 	Notifier event.Notifier
@@ -38,6 +43,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	storage *Storage
+	sec     *security
+	tls     *tls.Config
 	reg     *registry.Registry
 	metrics *metrics
 	notify  event.Notifier
@@ -65,6 +72,20 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := tlsConfig(cfg, storage.Dir, log)
+	if err != nil {
+		storage.Close()
+		return nil, err
+	}
+	sec, err := openSecurity(ctx, cfg, storage, log)
+	if err != nil {
+		storage.Close()
+		return nil, err
+	}
+	authorizer := opts.Authorizer
+	if authorizer == nil && sec.auth != nil {
+		authorizer = sec.auth
+	}
 	cacheSize := int64(cfg.Registry.CacheSize)
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
@@ -72,7 +93,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	reg, err := registry.New(registry.Options{
 		Blobs:           storage.Blobs,
 		Meta:            storage.Meta,
-		Authorizer:      opts.Authorizer,
+		Authorizer:      authorizer,
 		Notifier:        opts.Notifier,
 		Logger:          log,
 		MaxManifestSize: int64(cfg.Limits.MaxManifestSize),
@@ -80,6 +101,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		CacheSize:       cacheSize,
 	})
 	if err != nil {
+		sec.Close()
 		storage.Close()
 		return nil, err
 	}
@@ -89,6 +111,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		storage:  storage,
+		sec:      sec,
+		tls:      tlsCfg,
 		reg:      reg,
 		metrics:  newMetrics(),
 		gcKick:   make(chan struct{}, 1),
@@ -104,13 +128,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Close releases the data directory.
-func (s *Server) Close() error { return s.storage.Close() }
+// Close writes what the audit log holds and releases the data directory.
+func (s *Server) Close() error { return errors.Join(s.sec.Close(), s.storage.Close()) }
 
-// ServeHTTP routes /v2/ to the registry and serves /healthz, /readyz and
-// /metrics, logging and measuring every request. It does not use
-// http.ServeMux: the mux would clean "/v2/a/../b" into another path before
-// the registry could refuse it.
+// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
+// serves /healthz, /readyz and /metrics, logging and measuring every
+// request and auditing registry ones. It does not use http.ServeMux: the
+// mux would clean "/v2/a/../b" into another path before the registry could
+// refuse it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -118,14 +143,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 10)
 	}
 	w.Header().Set("X-Request-Id", id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	ctx, trace := auth.WithTrace(context.WithValue(r.Context(), requestIDKey{}, id))
+	r = r.WithContext(ctx)
 
 	path := r.URL.Path
 	var route string
 	var next http.Handler
+	registryRoute := false
 	switch {
+	case len(r.Header.Get("Authorization")) > auth.MaxAuthorizationHeader:
+		route, next = "unknown", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { tooLarge(w) })
 	case path == "/v2" || strings.HasPrefix(path, "/v2/"):
-		route, next = registry.RouteName(path), s.reg
+		route, next, registryRoute = registry.RouteName(path), s.reg, true
+	case path == auth.TokenPath && s.sec.auth != nil:
+		route, next = "token", s.sec.auth.TokenHandler()
+	case (path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/")) && s.sec.api != nil:
+		route, next = "api", s.sec.api
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":
@@ -147,6 +180,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	next.ServeHTTP(rec, r)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+	}
+	if registryRoute {
+		s.auditRegistry(r, rec.status, rec.Header(), trace)
 	}
 	elapsed := time.Since(start)
 	s.metrics.observe(route, r.Method, rec.status, body.n, rec.written, elapsed)
@@ -194,6 +230,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -204,9 +241,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(gcDone)
 		s.gcLoop(gcCtx)
 	}()
+	scheme := "http"
+	serve := func() error { return hs.Serve(ln) }
+	if s.tls != nil {
+		// ServeTLS (not a tls.Listener) so that HTTP/2 is set up too.
+		scheme, hs.TLSConfig = "https", s.tls
+		serve = func() error { return hs.ServeTLS(ln, "", "") }
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	s.log.Info("berth serving", "addr", ln.Addr().String(), "data", s.cfg.Data)
+	go func() { served <- serve() }()
+	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil)
 
 	var serveErr error
 	select {
@@ -285,6 +329,9 @@ func (s *Server) CollectGarbage(ctx context.Context) (gc.Report, error) {
 	}
 	return rep, err
 }
+
+// maxHeaderBytes bounds a request's headers; Go answers 431 past it.
+const maxHeaderBytes = 64 << 10
 
 // requestIDKey carries the request id in a request's context.
 type requestIDKey struct{}

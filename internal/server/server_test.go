@@ -16,10 +16,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
+// testConfig is for tests of the server's plumbing, which talk to the
+// registry anonymously; auth_test.go covers the server with auth on.
 func testConfig(t *testing.T) Config {
 	c := DefaultConfig()
 	c.Data = t.TempDir()
 	c.ShutdownTimeout = 10 * time.Second
+	c.Auth.Disabled = true
 	return c
 }
 

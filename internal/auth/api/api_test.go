@@ -111,7 +111,7 @@ func newEnv(t *testing.T, adjust ...func(*auth.Config, *Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Bootstrap(ctx, adminPassword); err != nil {
+	if _, _, err := svc.Bootstrap(ctx, adminPassword); err != nil {
 		t.Fatal(err)
 	}
 	opts.Auth = svc
