@@ -159,8 +159,12 @@ func (s *Server) auditRegistry(r *http.Request, status int, header http.Header, 
 	if e.SourceIP == "" {
 		e.SourceIP = remoteIP(r)
 	}
-	if ref != "" && !strings.Contains(ref, ":") && route == "manifest" {
-		e.Detail = "tag " + ref
+	if route == "manifest" && ref != "" {
+		if strings.Contains(ref, ":") {
+			e.Digest = ref
+		} else {
+			e.Detail = "tag " + ref
+		}
 	}
 	switch {
 	case status == http.StatusForbidden:
