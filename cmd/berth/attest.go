@@ -3,15 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/attestation"
+	"berth.dev/berth/internal/sign/store"
 )
 
 func newAttestCmd() *cobra.Command {
@@ -137,4 +140,115 @@ printed as one line of JSON.`,
 	cmd.Flags().StringVar(&kind, "type", "", "keep only this predicate type (a cosign name or a URI)")
 	reg.add(cmd)
 	return cmd
+}
+
+// attestFlags are the --attest group of berth sbom and berth scan: sign the
+// document just produced and attach it to the image it describes, in one
+// step.
+type attestFlags struct {
+	on          bool
+	keyPath     string
+	referrers   bool
+	insecureKey bool
+}
+
+func (f *attestFlags) add(cmd *cobra.Command, what string) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.on, "attest", false, "attach "+what+" to the image as a signed in-toto attestation (registry images only; needs --key)")
+	fl.StringVar(&f.keyPath, "key", "", "with --attest: private key file that signs the attestation (cosign or berth format)")
+	fl.BoolVar(&f.referrers, "referrers", false, "with --attest: store a sigstore bundle as an OCI 1.1 referrer (cosign v3) instead of the .att tag (cosign v2)")
+	fl.BoolVar(&f.insecureKey, "insecure-key", false, "with --attest: accept an unencrypted private key")
+}
+
+// check refuses an incomplete group before anything is read.
+func (f *attestFlags) check(cmd *cobra.Command) error {
+	if f.on {
+		if f.keyPath == "" {
+			return errors.New("--attest needs --key")
+		}
+		return nil
+	}
+	for _, n := range []string{"key", "referrers", "insecure-key"} {
+		if cmd.Flags().Changed(n) {
+			return fmt.Errorf("--%s only means something with --attest", n)
+		}
+	}
+	return nil
+}
+
+// pendingAttestation is an --attest run between checking its flags and
+// attaching the document: where to attach it, the key that will sign, and,
+// once resolved, the digest to read.
+type pendingAttestation struct {
+	cmd       *cobra.Command
+	ref       name.Reference
+	store     *store.Remote
+	key       *sign.Key
+	referrers bool
+	target    sign.Target
+}
+
+// prepare checks that src is a registry image and loads the key (asking
+// for its password), before anything slow: a mistake costs nothing.
+func (f *attestFlags) prepare(cmd *cobra.Command, src string, insecure bool) (*pendingAttestation, error) {
+	reg := registryFlags{insecure: insecure}
+	ref, st, err := reg.open(src)
+	if err != nil {
+		return nil, fmt.Errorf("--attest: %w", err)
+	}
+	key, err := loadSigningKey(f.keyPath, f.insecureKey)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingAttestation{cmd: cmd, ref: ref, store: st, key: key, referrers: f.referrers}, nil
+}
+
+// resolve turns the reference into a digest, once; everything after reads
+// and attests that digest.
+func (p *pendingAttestation) resolve() error {
+	t, err := sign.Resolve(p.cmd.Context(), p.store, p.ref)
+	if err != nil {
+		return err
+	}
+	reportResolved(p.cmd, p.ref, t)
+	p.target = t
+	return nil
+}
+
+// source names the resolved digest for image.Open, so the image read is
+// the one resolved even if its tag moves meanwhile.
+func (p *pendingAttestation) source() string { return "docker://" + p.target.String() }
+
+// finish signs predicate as a statement of the given kind about the
+// manifest that was read (scanned, a "sha256:…" digest) and attaches it.
+func (p *pendingAttestation) finish(scanned, kind string, predicate []byte) error {
+	ctx := p.cmd.Context()
+	t := p.target
+	if scanned != t.Manifest.Digest.String() {
+		// The reference named an index and the image read is its
+		// manifest for --platform: the document describes that manifest,
+		// not the other platforms, so that is what it is attached to.
+		// Anything else means the image read is not the one resolved.
+		if !t.Manifest.MediaType.IsIndex() {
+			return fmt.Errorf("--attest: read %s but resolved %s; nothing attached", scanned, t)
+		}
+		ref, err := name.NewDigest(t.Name + "@" + scanned)
+		if err != nil {
+			return fmt.Errorf("--attest: digest of the image read: %w", err)
+		}
+		if t, err = sign.Resolve(ctx, p.store, ref); err != nil {
+			return err
+		}
+		fmt.Fprintf(p.cmd.ErrOrStderr(), "%s is an index; attesting its platform manifest %s\n", p.target, t.Manifest.Digest)
+	}
+	statement, err := sign.NewStatement(t, kind, predicate, time.Now())
+	if err != nil {
+		return fmt.Errorf("--attest: %w", err)
+	}
+	w, err := sign.Attest(ctx, p.store, t, statement, p.key, sign.AttestOptions{Referrers: p.referrers})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(p.cmd.ErrOrStderr(), "attested %s (%s), stored in %s\n", t, statement.PredicateType, w.Ref)
+	return nil
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -25,7 +29,9 @@ const progressThreshold = 32 << 20
 func newSBOMCmd() *cobra.Command {
 	var (
 		format, output, platform, cacheDir string
+		attestType                         string
 		insecure, noCache                  bool
+		att                                attestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "sbom IMAGE",
@@ -42,11 +48,26 @@ A bare path to a .tar file or a directory is recognised as one of these.
 
 Layer results are cached in --cache-dir (default $BERTH_CACHE_DIR, else
 <user cache dir>/berth), so layers shared with images scanned before are
-not read again.`,
+not read again.
+
+--attest --key KEY also signs the SBOM (--attest-type, CycloneDX by
+default) as an in-toto attestation and attaches it to the image, as
+'berth attest' would: the reference is resolved to a digest once, that
+digest is read, and the attestation is about it. Registry images only.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := report.LookupSBOM(format); err != nil {
 				return fmt.Errorf("--format: %w", err)
+			}
+			if err := att.check(cmd); err != nil {
+				return err
+			}
+			attestKind, ok := sbomAttestKinds[attestType]
+			switch {
+			case !ok:
+				return fmt.Errorf("--attest-type %q: want cyclonedx or spdx", attestType)
+			case !att.on && cmd.Flags().Changed("attest-type"):
+				return errors.New("--attest-type only means something with --attest")
 			}
 			var err error
 			var cache *inventory.Cache
@@ -56,11 +77,23 @@ not read again.`,
 				}
 			}
 			ctx := cmd.Context()
-			img, err := image.Open(ctx, args[0], image.Options{Platform: platform, Insecure: insecure})
+			src := args[0]
+			var pending *pendingAttestation
+			if att.on {
+				if pending, err = att.prepare(cmd, src, insecure); err != nil {
+					return err
+				}
+				if err := pending.resolve(); err != nil {
+					return err
+				}
+				src = pending.source()
+			}
+			img, err := image.Open(ctx, src, image.Options{Platform: platform, Insecure: insecure})
 			if err != nil {
 				return err
 			}
 			defer img.Close()
+			img.Source = args[0]
 			s := &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache}
 			var bar *progressbar.ProgressBar
 			if term.IsTerminal(int(os.Stderr.Fd())) {
@@ -88,9 +121,26 @@ not read again.`,
 			if err != nil {
 				return err
 			}
-			return writeSBOMOutput(output, func(w io.Writer) error {
-				return report.EncodeSBOM(w, format, inv, report.Options{ToolVersion: version})
-			})
+			opts := report.Options{ToolVersion: version}
+			var predicate bytes.Buffer
+			if pending != nil {
+				// One creation time and serial number, so that when -f
+				// names the attested format, the file and the
+				// attestation hold the same document.
+				opts.Created, opts.DocumentID = time.Now(), uuid.New()
+				if err := report.EncodeSBOM(&predicate, attestType, inv, opts); err != nil {
+					return err
+				}
+			}
+			if err := writeSBOMOutput(output, func(w io.Writer) error {
+				return report.EncodeSBOM(w, format, inv, opts)
+			}); err != nil {
+				return err
+			}
+			if pending != nil {
+				return pending.finish(img.Digest, attestKind, predicate.Bytes())
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -100,8 +150,14 @@ not read again.`,
 	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
 	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
+	att.add(cmd, "the SBOM")
+	f.StringVar(&attestType, "attest-type", "cyclonedx", "with --attest: the SBOM format attested, cyclonedx or spdx (whatever --format prints)")
 	return cmd
 }
+
+// sbomAttestKinds maps --attest-type to the predicate kind cosign names
+// the same document with.
+var sbomAttestKinds = map[string]string{"cyclonedx": "cyclonedx", "spdx": "spdxjson"}
 
 // openSBOMCache opens the layer cache in dir. Without --cache-dir, a cache
 // that cannot be opened (no home directory, a read-only one) only costs

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/vex"
 	"berth.dev/berth/internal/vulndb"
 )
@@ -38,6 +41,7 @@ func newScanCmd() *cobra.Command {
 		failOnStale, quiet                        bool
 		exitCode                                  int
 		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
+		att                                       attestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE | scan --input REPORT.json",
@@ -63,7 +67,13 @@ Exit codes: 0 when done (also with findings unless --exit-code is set); the
 --exit-code value when findings remain after filtering; 1 for an operational
 error (bad flags, unreadable image or input); 3 when the vulnerability
 database is missing or unusable, or older than --db-max-age with
---fail-on-stale-db. See docs/scan.md.`,
+--fail-on-stale-db. See docs/scan.md.
+
+--attest --key KEY also signs the report (the filtered findings, as
+--format json writes them) as cosign's vulnerability scan record (predicate
+type https://cosign.sigstore.dev/attestation/vuln/v1) and attaches it to the
+image: the reference is resolved to a digest once, that digest is scanned,
+and the attestation is about it. Registry images only.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stderr := cmd.ErrOrStderr()
@@ -72,6 +82,18 @@ database is missing or unusable, or older than --db-max-age with
 				return errors.New("scan needs an IMAGE, or --input REPORT.json")
 			case input != "" && len(args) > 0:
 				return errors.New("give either an IMAGE or --input, not both")
+			case input != "" && att.on:
+				return errors.New("--attest needs an IMAGE: a stored report is not a scan of the image as it is now")
+			}
+			if err := att.check(cmd); err != nil {
+				return err
+			}
+			var pending *pendingAttestation
+			if att.on {
+				var err error
+				if pending, err = att.prepare(cmd, args[0], insecure); err != nil {
+					return err
+				}
 			}
 			if _, err := report.LookupReport(format); err != nil {
 				return fmt.Errorf("--format: %w", err)
@@ -84,7 +106,8 @@ database is missing or unusable, or older than --db-max-age with
 				return fmt.Errorf("--severity: %w", err)
 			}
 			filter.IgnoreUnfixed = ignoreUnfixed
-			if filter.Ignore, err = loadIgnoreFile(cmd, ignoreFile); err != nil {
+			var ignorePath string
+			if filter.Ignore, ignorePath, err = loadIgnoreFile(cmd, ignoreFile); err != nil {
 				return err
 			}
 			if len(vexFiles) > 0 {
@@ -114,6 +137,7 @@ database is missing or unusable, or older than --db-max-age with
 
 			engine := &scan.Engine{Matcher: match.New(db)}
 			var full *match.Report
+			var started, finished time.Time
 			if input != "" {
 				stored, err := readStoredReport(input)
 				if err != nil {
@@ -134,13 +158,23 @@ database is missing or unusable, or older than --db-max-age with
 						return err
 					}
 				}
+				src := args[0]
+				if pending != nil {
+					if err := pending.resolve(); err != nil {
+						return err
+					}
+					src = pending.source()
+				}
 				finish := showProgress(s)
 				engine.Inventory = s
-				full, err = engine.Scan(cmd.Context(), args[0], image.Options{Platform: platform, Insecure: insecure})
+				started = time.Now()
+				full, err = engine.Scan(cmd.Context(), src, image.Options{Platform: platform, Insecure: insecure})
+				finished = time.Now()
 				finish()
 				if err != nil {
 					return err
 				}
+				full.Inventory.Source = args[0]
 			}
 
 			shown := filter.Apply(full)
@@ -154,6 +188,15 @@ database is missing or unusable, or older than --db-max-age with
 			}
 			if !quiet {
 				fmt.Fprintln(stderr, scan.Summarize(full, shown))
+			}
+			if pending != nil {
+				predicate, err := vulnPredicate(shown, db.Info(), scanParameters(cmd, ignorePath), started, finished)
+				if err != nil {
+					return err
+				}
+				if err := pending.finish(full.Inventory.Digest, "vuln", predicate); err != nil {
+					return err
+				}
 			}
 			if exitCode != 0 && len(shown.Findings) > 0 {
 				return exitError{exitCode}
@@ -178,29 +221,77 @@ database is missing or unusable, or older than --db-max-age with
 	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary line on standard error")
+	att.add(cmd, "the report")
 	return cmd
 }
 
+// vulnPredicate wraps the report in cosign's vulnerability scan record:
+// berth's JSON report is the result; the database is identified by its
+// sources and the time of the update that built it (berth builds its
+// database locally from several feeds, so no single URI names it).
+func vulnPredicate(shown *match.Report, info vulndb.Info, params []string, started, finished time.Time) ([]byte, error) {
+	var result bytes.Buffer
+	if err := report.EncodeReport(&result, "json", shown, report.Options{ToolVersion: version}); err != nil {
+		return nil, fmt.Errorf("--attest: %w", err)
+	}
+	sources := make([]string, len(info.Sources))
+	for i, s := range info.Sources {
+		sources[i] = s.Name
+	}
+	p := attestation.VulnPredicate{
+		Invocation: attestation.VulnInvocation{Parameters: params},
+		Scanner: attestation.VulnScanner{
+			URI:     "pkg:golang/berth.dev/berth@" + version,
+			Version: version,
+			DB:      attestation.VulnDB{URI: strings.Join(sources, ", "), Version: info.UpdatedAt.UTC().Format(time.RFC3339)},
+			Result:  result.Bytes(),
+		},
+		Metadata: attestation.VulnMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()},
+	}
+	return json.Marshal(p)
+}
+
+// scanParameters lists the flags that shaped the attested result, as
+// --name=value: what a reader needs to know was filtered out. Paths of
+// keys, caches and databases are left out; they say nothing about the
+// result.
+func scanParameters(cmd *cobra.Command, ignorePath string) []string {
+	var out []string
+	for _, n := range []string{"platform", "severity", "ignore-unfixed"} {
+		if fl := cmd.Flags().Lookup(n); fl.Changed {
+			out = append(out, "--"+n+"="+fl.Value.String())
+		}
+	}
+	if ignorePath != "" {
+		out = append(out, "--ignorefile="+ignorePath)
+	}
+	vexFiles, _ := cmd.Flags().GetStringArray("vex")
+	for _, v := range vexFiles {
+		out = append(out, "--vex="+v)
+	}
+	return out
+}
+
 // loadIgnoreFile reads --ignorefile, or the default ignore file of the
-// working directory when the flag was not given. A named file must exist;
-// `--ignorefile=` turns the default off.
-func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, error) {
+// working directory when the flag was not given, and says which file it
+// read. A named file must exist; `--ignorefile=` turns the default off.
+func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, string, error) {
 	if !cmd.Flags().Changed("ignorefile") {
 		found, err := scan.FindIgnoreFile(".")
 		if err != nil || found == "" {
-			return nil, err
+			return nil, "", err
 		}
 		path = found
 		fmt.Fprintln(cmd.ErrOrStderr(), "using ignore file", path)
 	}
 	if path == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	l, err := ignore.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("--ignorefile: %w", err)
+		return nil, "", fmt.Errorf("--ignorefile: %w", err)
 	}
-	return l, nil
+	return l, path, nil
 }
 
 func readStoredReport(path string) (*match.Report, error) {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -16,30 +17,45 @@ import (
 )
 
 // registryFlags are the flags of every command that talks to a registry to
-// sign or verify, named as cosign names them.
+// sign or verify: cosign's names, so scripts written for cosign work, and
+// berth's --insecure, the spelling every other berth command uses, which
+// sets both.
 type registryFlags struct {
 	allowHTTP     bool
 	allowInsecure bool
+	insecure      bool
 }
 
 func (f *registryFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.allowHTTP, "allow-http-registry", false, "talk plain HTTP to the registry (loopback registries always may)")
 	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registry", false, "skip TLS certificate verification")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface (both flags above)")
 }
 
+// registryTransports are the prefixes that name a registry explicitly, as
+// skopeo and syft users write them; image.Open accepts them too.
+var registryTransports = []string{"docker://", "registry:"}
+
+// localTransports are the image sources that are not in a registry.
+var localTransports = []string{"oci-archive:", "docker-archive:", "oci-dir:", "oci:", "dir:"}
+
 // open parses image as a registry reference and returns it with a store for
-// its registry.
+// its registry. Archives and directories are refused: there is no registry
+// to find signatures in or attach them to.
 func (f *registryFlags) open(image string) (name.Reference, *store.Remote, error) {
-	for _, transport := range []string{"oci-archive:", "docker-archive:", "oci-dir:", "dir:"} {
-		if strings.HasPrefix(image, transport) {
-			return nil, nil, fmt.Errorf("%s: signatures live in a registry; push the image and give its registry reference", image)
-		}
+	refStr := image
+	for _, transport := range registryTransports {
+		refStr = strings.TrimPrefix(refStr, transport)
 	}
+	if refStr == image && isLocalImage(image) {
+		return nil, nil, fmt.Errorf("%s is not in a registry: signatures and attestations are attached to an image in a registry; push it and give its registry reference", image)
+	}
+	allowHTTP, allowInsecure := f.allowHTTP || f.insecure, f.allowInsecure || f.insecure
 	var nameOpts []name.Option
-	if f.allowHTTP {
+	if allowHTTP {
 		nameOpts = append(nameOpts, name.Insecure)
 	}
-	ref, err := name.ParseReference(image, nameOpts...)
+	ref, err := name.ParseReference(refStr, nameOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image reference %q: %w", image, err)
 	}
@@ -47,7 +63,7 @@ func (f *registryFlags) open(image string) (name.Reference, *store.Remote, error
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("berth/" + version),
 	}
-	if f.allowInsecure {
+	if allowInsecure {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
 		opts = append(opts, remote.WithTransport(tr))
@@ -57,6 +73,22 @@ func (f *registryFlags) open(image string) (name.Reference, *store.Remote, error
 		return nil, nil, err
 	}
 	return ref, st, nil
+}
+
+// isLocalImage reports whether image names an archive or a directory the
+// way image.Open reads it: a local transport, an existing path, or a name
+// that can only be meant as a path ("./app.tar").
+func isLocalImage(image string) bool {
+	for _, transport := range localTransports {
+		if strings.HasPrefix(image, transport) {
+			return true
+		}
+	}
+	if _, err := os.Stat(image); err == nil {
+		return true
+	}
+	return strings.HasPrefix(image, "/") || strings.HasPrefix(image, "./") || strings.HasPrefix(image, "../") ||
+		strings.HasSuffix(image, ".tar") || strings.HasSuffix(image, ".tar.gz")
 }
 
 // parseAnnotations reads repeated -a key=value flags.

@@ -33,7 +33,7 @@ func Attest(ctx context.Context, st store.Store, t Target, statement *attestatio
 		}
 		return w, nil
 	}
-	body, err := json.Marshal(statement)
+	body, err := statement.Marshal()
 	if err != nil {
 		return Written{}, fmt.Errorf("attest %s: encode statement: %w", t, err)
 	}

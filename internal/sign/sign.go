@@ -115,7 +115,7 @@ func signBundle(ctx context.Context, st store.Store, t Target, key *Key, opts Si
 }
 
 func attachBundle(ctx context.Context, st store.Store, t Target, statement *attestation.Statement, key *Key, now time.Time) (Written, error) {
-	body, err := json.Marshal(statement)
+	body, err := statement.Marshal()
 	if err != nil {
 		return Written{}, fmt.Errorf("encode statement: %w", err)
 	}

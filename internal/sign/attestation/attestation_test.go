@@ -171,3 +171,28 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestStatementMarshalKeepsPredicateBytes: the signed statement carries the
+// predicate as written, "&" and "<" included (json.Marshal would escape
+// them), so a verifier can compare it with the tool's output file.
+func TestStatementMarshalKeepsPredicateBytes(t *testing.T) {
+	const pred = `{"purl":"pkg:oci/app@sha256:ab?arch=amd64&tag=v1","note":"<none>"}`
+	st, err := NewStatement("cyclonedx", []byte(pred), "registry.test/app", digest, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), pred) || strings.HasSuffix(string(body), "\n") {
+		t.Fatalf("statement %s does not hold the predicate byte for byte", body)
+	}
+	back, err := ParseStatement(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Predicate) != pred {
+		t.Fatalf("round trip: %s", back.Predicate)
+	}
+}

@@ -125,6 +125,19 @@ func NewStatement(kind string, raw []byte, repo, digest string, now time.Time) (
 	}, nil
 }
 
+// Marshal encodes the statement as it is signed. Unlike json.Marshal it
+// leaves <, > and & alone, so the predicate keeps its bytes (a purl's
+// "&" stays "&"): what is signed is exactly the document the tool wrote.
+func (s *Statement) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // ParseStatement reads a statement and checks the fields every consumer
 // relies on.
 func ParseStatement(data []byte) (*Statement, error) {
