@@ -26,4 +26,4 @@ echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
 
 echo "== fuzz (bounded)"
-scripts/fuzz.sh "${BERTH_FUZZTIME:-5s}"
+scripts/fuzz.sh "${BERTH_FUZZTIME:-3s}"
