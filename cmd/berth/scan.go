@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -248,7 +247,7 @@ func vulnPredicate(shown *match.Report, info vulndb.Info, params []string, start
 		},
 		Metadata: attestation.VulnMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()},
 	}
-	return json.Marshal(p)
+	return p.Marshal()
 }
 
 // scanParameters lists the flags that shaped the attested result, as

@@ -128,11 +128,15 @@ func NewStatement(kind string, raw []byte, repo, digest string, now time.Time) (
 // Marshal encodes the statement as it is signed. Unlike json.Marshal it
 // leaves <, > and & alone, so the predicate keeps its bytes (a purl's
 // "&" stays "&"): what is signed is exactly the document the tool wrote.
-func (s *Statement) Marshal() ([]byte, error) {
+func (s *Statement) Marshal() ([]byte, error) { return marshalVerbatim(s) }
+
+// marshalVerbatim is json.Marshal without HTML escaping, so embedded raw
+// documents keep their bytes.
+func marshalVerbatim(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil

@@ -16,6 +16,10 @@ type VulnPredicate struct {
 	Metadata   VulnMetadata   `json:"metadata"`
 }
 
+// Marshal encodes the predicate with the result byte for byte (json.Marshal
+// would escape every "&" and "<" in it).
+func (p *VulnPredicate) Marshal() ([]byte, error) { return marshalVerbatim(p) }
+
 // VulnInvocation says how the scan was run. cosign leaves everything but
 // Parameters free-form; CI systems fill URI, EventID and BuilderID.
 type VulnInvocation struct {
