@@ -36,6 +36,7 @@ func TestRegistryFlagsOpen(t *testing.T) {
 		{"registry:registry.example/team/app:v1", registryFlags{}, "https"},
 		{"127.0.0.1:5000/team/app:v1", registryFlags{}, "http"}, // loopback: no flag needed
 		{"localhost:5000/team/app:v1", registryFlags{}, "http"},
+		{"[::1]:5000/team/app:v1", registryFlags{}, "http"},
 		{"oci-archive:" + archive, registryFlags{}, ""},
 		{"docker-archive:" + archive, registryFlags{}, ""},
 		{"oci:" + dir, registryFlags{}, ""},
