@@ -51,7 +51,12 @@ type Entry struct {
 	Digest     string    `json:"digest,omitempty"`
 	Result     Result    `json:"result"`
 	// Detail says more in words: a tag, a reason, what changed.
-	Detail   string `json:"detail,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Count is how many identical successful pulls this entry stands
+	// for: the writer stores pulls that are the same in every field but
+	// time, and arrive together, once (Time is the first one's). Zero
+	// and one both mean once.
+	Count    int64  `json:"count,omitempty"`
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
 }

@@ -24,6 +24,7 @@ func Hash(e Entry) string {
 	for _, s := range []string{e.Actor, e.SourceIP, e.Action, e.Project, e.Repository, e.Digest, string(e.Result), e.Detail, e.PrevHash} {
 		writeString(h, s)
 	}
+	writeInt(h, max(e.Count, 1))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -19,8 +19,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// maxBatch bounds the entries written in one transaction.
-const maxBatch = 512
+// maxBatch bounds the entries written in one transaction, and gatherFor
+// how long the writer waits for a batch to fill.
+const (
+	maxBatch  = 512
+	gatherFor = 20 * time.Millisecond
+)
 
 // housekeeping is how often the Log prunes (with a retention) and logs its
 // anchor, so that log shipping keeps an outside copy of the chain's tip.
@@ -161,6 +165,8 @@ func (l *Log) run() {
 	defer tick.Stop()
 	l.housekeep()
 	batch := make([]Entry, 0, maxBatch)
+	gather := time.NewTimer(gatherFor)
+	gather.Stop()
 	var next *item // a request that ended the previous batch
 	for {
 		var it item
@@ -186,9 +192,12 @@ func (l *Log) run() {
 			it.done <- err
 			continue
 		}
-		// Take the entries already queued, without waiting: under load
-		// batches form by themselves, and a lone entry goes out at once.
+		// Gather for a moment: one transaction and one signature per
+		// batch instead of per entry is what lets the log keep up with
+		// pulls. A flush or prune request, a full batch or a closing
+		// queue ends the gathering early.
 		batch = append(batch[:0], it.entry)
+		gather.Reset(gatherFor)
 	collect:
 		for len(batch) < maxBatch {
 			select {
@@ -201,12 +210,39 @@ func (l *Log) run() {
 					break collect
 				}
 				batch = append(batch, more.entry)
-			default:
+			case <-gather.C:
 				break collect
 			}
 		}
-		l.write(batch)
+		gather.Stop()
+		l.write(coalesce(batch))
 	}
+}
+
+// coalesce folds successful pulls that are alike in everything but time
+// into one entry with a count: a fleet pulling one image, or a client
+// pulling in a loop, costs one row per batch instead of one per pull.
+func coalesce(batch []Entry) []Entry {
+	type pullKey struct{ actor, ip, project, repo, digest, detail string }
+	var seen map[pullKey]int
+	out := batch[:0]
+	for _, e := range batch {
+		if e.Action != ActionPull || e.Result != Success {
+			out = append(out, e)
+			continue
+		}
+		k := pullKey{e.Actor, e.SourceIP, e.Project, e.Repository, e.Digest, e.Detail}
+		if i, ok := seen[k]; ok {
+			out[i].Count = max(out[i].Count, 1) + max(e.Count, 1)
+			continue
+		}
+		if seen == nil {
+			seen = map[pullKey]int{}
+		}
+		seen[k] = len(out)
+		out = append(out, e)
+	}
+	return out
 }
 
 // write seals and stores a batch, retrying a failing store a few times;

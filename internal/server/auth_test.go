@@ -334,8 +334,12 @@ func TestAuditSurvivesShutdown(t *testing.T) {
 	}
 	defer st.Close()
 	got, err := st.Query(context.Background(), audit.Filter{Action: audit.ActionPull, Limit: audit.MaxLimit})
-	if err != nil || len(got) != pulls {
-		t.Errorf("stored %d pulls, made %d (%v)", len(got), pulls, err)
+	stored := int64(0)
+	for _, e := range got {
+		stored += max(e.Count, 1) // identical pulls arriving together are counted in one entry
+	}
+	if err != nil || stored != pulls {
+		t.Errorf("stored %d pulls, made %d (%v)", stored, pulls, err)
 	}
 	key, err := token.LoadKey(SigningKeyPath(cfg.Data))
 	if err != nil {

@@ -36,6 +36,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("ConcurrentRecords", func(t *testing.T) { testConcurrentRecords(t, factory) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, factory) })
 	t.Run("RecordAfterClose", func(t *testing.T) { testRecordAfterClose(t, factory) })
+	t.Run("IdenticalPullsCoalesce", func(t *testing.T) { testCoalesce(t, factory) })
 	t.Run("WrongKey", func(t *testing.T) { testWrongKey(t, factory) })
 }
 
@@ -204,10 +205,10 @@ func testRetention(t *testing.T, factory Factory) {
 	l := openLog(t, s, key)
 	old := time.Now().Add(-48 * time.Hour)
 	for i := range 5 {
-		record(t, l, audit.Entry{Time: old.Add(time.Duration(i) * time.Minute), Actor: "old", Action: audit.ActionPull})
+		record(t, l, audit.Entry{Time: old.Add(time.Duration(i) * time.Minute), Actor: "old", Action: audit.ActionPull, Detail: fmt.Sprint(i)})
 	}
-	for range 3 {
-		record(t, l, audit.Entry{Actor: "new", Action: audit.ActionPull})
+	for i := range 3 {
+		record(t, l, audit.Entry{Actor: "new", Action: audit.ActionPull, Detail: fmt.Sprint(i)})
 	}
 	if err := l.Prune(ctx, time.Now().Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
@@ -271,5 +272,47 @@ func testWrongKey(t *testing.T, factory Factory) {
 	}
 	if rep.OK() {
 		t.Error("a chain anchored by another key verified")
+	}
+}
+
+func testCoalesce(t *testing.T, factory Factory) {
+	ctx := context.Background()
+	s, _ := factory(t)
+	key := Key(t)
+	l := openLog(t, s, key)
+	pull := audit.Entry{Actor: "ci", SourceIP: "10.0.0.1", Action: audit.ActionPull, Project: "p", Repository: "p/app", Digest: "sha256:aa"}
+	for range 50 {
+		record(t, l, pull)
+	}
+	other := pull
+	other.SourceIP = "10.0.0.2"
+	record(t, l, other)
+	denied := pull
+	denied.Result = audit.Denied
+	record(t, l, denied)
+	record(t, l, denied)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	MustVerify(t, s, key)
+	got, err := s.Query(ctx, audit.Filter{Limit: audit.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	rows := map[string]int{}
+	for _, e := range got {
+		k := e.SourceIP + " " + string(e.Result)
+		counts[k] += max(e.Count, 1)
+		rows[k]++
+	}
+	if counts["10.0.0.1 success"] != 50 || counts["10.0.0.2 success"] != 1 || counts["10.0.0.1 denied"] != 2 {
+		t.Errorf("pull counts = %v", counts)
+	}
+	// The 50 arrive together, so they take far fewer rows (one, unless
+	// the writer was descheduled between them); refusals are never
+	// folded.
+	if rows["10.0.0.1 success"] > 10 || rows["10.0.0.1 denied"] != 2 {
+		t.Errorf("rows = %v", rows)
 	}
 }

@@ -51,7 +51,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			"UPDATE audit_entries SET seq = 3 WHERE seq = 100",
 		}, "entry 2 does not follow"},
 		{"appended forgery", []string{
-			"INSERT INTO audit_entries SELECT seq + 1, at, 'mallory', source_ip, action, project, repository, digest, result, detail, hash, hash FROM audit_entries WHERE seq = 5",
+			"INSERT INTO audit_entries SELECT seq + 1, at, 'mallory', source_ip, action, project, repository, digest, result, detail, count, hash, hash FROM audit_entries WHERE seq = 5",
 		}, "entry 6 was modified"},
 		{"anchor deleted", []string{"DELETE FROM audit_checkpoints WHERE kind = 'anchor'"}, "anchor of the chain's tip is missing"},
 		{"anchor moved back", []string{"UPDATE audit_checkpoints SET seq = 4 WHERE kind = 'anchor'"}, "entries 5 to 5 were added"},
@@ -90,7 +90,7 @@ func TestVerifyDetectsForgedPruneCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 4 {
-		l.Record(audit.Entry{Time: time.Now().Add(-time.Duration(10-i) * time.Hour), Actor: "a", Action: audit.ActionPull})
+		l.Record(audit.Entry{Time: time.Now().Add(-time.Duration(10-i) * time.Hour), Actor: "a", Action: audit.ActionPull, Detail: fmt.Sprint(i)})
 	}
 	if err := l.Prune(ctx, time.Now().Add(-7*time.Hour-30*time.Minute)); err != nil {
 		t.Fatal(err)
