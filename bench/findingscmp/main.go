@@ -7,8 +7,10 @@
 //	findingscmp -berth berth.json -osv osv-scanner.json
 //
 // berth.json is `berth scan -f json`; osv-scanner.json is `osv-scanner scan
-// … --format json`. It prints a count per ecosystem, then every finding only
-// one side reported, and the findings one side split that the other merged.
+// … --format json`. Both flags may be repeated, for inputs scanned one at a
+// time (one image per distro release); their findings are added up. It
+// prints a count per ecosystem, then every finding only one side reported,
+// and the findings one side split that the other merged.
 package main
 
 import (
@@ -23,17 +25,19 @@ import (
 )
 
 func main() {
-	berthPath := flag.String("berth", "", "berth scan -f json report")
-	osvPath := flag.String("osv", "", "osv-scanner --format json output")
+	var berthPaths listFlag
+	flag.Var(&berthPaths, "berth", "berth scan -f json report (repeatable: their findings are added up)")
+	var osvPaths listFlag
+	flag.Var(&osvPaths, "osv", "osv-scanner --format json output (repeatable)")
 	flag.Parse()
-	if *berthPath == "" || *osvPath == "" {
-		fmt.Fprintln(os.Stderr, "usage: findingscmp -berth BERTH.json -osv OSV.json")
+	if len(berthPaths) == 0 || len(osvPaths) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: findingscmp -berth BERTH.json [-berth …] -osv OSV.json [-osv …]")
 		os.Exit(2)
 	}
-	b, err := readBerth(*berthPath)
+	b, err := readAll(berthPaths, readBerth)
 	if err == nil {
 		var o []finding
-		if o, err = readOSVScanner(*osvPath); err == nil {
+		if o, err = readAll(osvPaths, readOSVScanner); err == nil {
 			write(os.Stdout, compare(b, o))
 		}
 	}
@@ -42,6 +46,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // pkg is a package as both tools can be brought to write it.
 type pkg struct{ eco, name, version string }
@@ -54,11 +63,11 @@ type finding struct {
 	ids []string // sorted
 }
 
-// newPkg normalises what differs only in spelling: OSV ecosystems with a
-// release ("Debian:12") to the ecosystem, PyPI names to PEP 503's form, Go
-// versions without "v" (build info has it, osv-scanner drops it).
+// newPkg normalises what differs only in spelling: osv.dev's ":LTS" on
+// Ubuntu releases, PyPI names to PEP 503's form, Go versions without "v"
+// (build info has it, osv-scanner drops it).
 func newPkg(eco, name, version string) pkg {
-	eco, _, _ = strings.Cut(eco, ":")
+	eco = strings.TrimSuffix(eco, ":LTS")
 	switch eco {
 	case "PyPI":
 		name = normalizePyPI(name)
@@ -80,6 +89,18 @@ func newFinding(p pkg, ids ...[]string) finding {
 	}
 	slices.Sort(all)
 	return finding{pkg: p, ids: slices.Compact(all)}
+}
+
+func readAll(paths []string, read func(string) ([]finding, error)) ([]finding, error) {
+	var out []finding
+	for _, p := range paths {
+		more, err := read(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
 }
 
 func readBerth(path string) ([]finding, error) {

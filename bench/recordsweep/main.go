@@ -20,6 +20,7 @@ package main
 
 import (
 	"archive/zip"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -55,13 +56,34 @@ const location = "/sweep"
 
 func main() {
 	records := flag.String("records", "", "folder of <ECOSYSTEM>/all.zip OSV feeds")
-	out := flag.String("o", "", "output folder (inventory.json, sweep.cdx.json)")
+	debianTracker := flag.String("debian-tracker", "", "Debian security tracker folder (data/DSA/list, data/DLA/list)")
+	alpineSecDB := flag.String("alpine-secdb", "", "Alpine secdb folder (<branch>/<repo>.json)")
+	out := flag.String("o", "", "output folder")
 	flag.Parse()
-	if *records == "" || *out == "" {
-		fmt.Fprintln(os.Stderr, "usage: recordsweep -records DIR -o DIR")
+	if *out == "" || *records == "" && *debianTracker == "" && *alpineSecDB == "" {
+		fmt.Fprintln(os.Stderr, "usage: recordsweep [-records DIR] [-debian-tracker DIR] [-alpine-secdb DIR] -o DIR")
 		os.Exit(2)
 	}
-	if err := run(*records, *out); err != nil {
+	err := func() error {
+		if *records != "" {
+			if err := run(*records, *out); err != nil {
+				return err
+			}
+		}
+		for _, f := range []struct {
+			dir  string
+			feed func(string) distroFeed
+		}{{*debianTracker, debianFeed}, {*alpineSecDB, alpineFeed}} {
+			if f.dir == "" {
+				continue
+			}
+			if err := sweepDistro(context.Background(), f.feed(f.dir), filepath.Join(*out, "distro")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "recordsweep:", err)
 		os.Exit(1)
 	}
