@@ -69,6 +69,8 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newGCCmd(),
 		newFsckCmd(),
+		newAdminCmd(),
+		newAuditCmd(),
 	)
 	return root
 }
