@@ -131,7 +131,7 @@ func tokenAction(a access.Action) token.ActionSet {
 // authAction maps a registry action to the permission table's.
 func authAction(a access.Action) (Action, bool) {
 	switch a {
-	case access.Pull:
+	case access.Pull, access.MountSource:
 		return Pull, true
 	case access.Push:
 		return Push, true

@@ -200,6 +200,11 @@ func (r *rig) token(user, pass string, scopes ...string) (string, []token.Scope)
 	return resp.Token, granted
 }
 
+func (r *rig) token2(user, pass string, scopes ...string) string {
+	tok, _ := r.token(user, pass, scopes...)
+	return tok
+}
+
 func (r *rig) user(name, project string, role Role) {
 	r.t.Helper()
 	ctx := context.Background()
@@ -572,10 +577,14 @@ func TestMountNeedsPullOnTheSource(t *testing.T) {
 	for _, q := range []string{"?mount=" + layer + "&from=team-a/app", "?mount=" + layer} {
 		r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/"+q, nil, bob...), 202, "", "mount from an unreadable repository "+q)
 	}
-	tok, _ := r.token("admin", adminPassword, "repository:team-b/app:push")
-	r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/?mount="+layer+"&from=team-a/app", nil, bearer(tok)...), 202, "", "token without pull on the source")
-	tok, _ = r.token("admin", adminPassword, "repository:team-b/app:push", "repository:team-a/app:pull")
-	r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/?mount="+layer+"&from=team-a/app", nil, bearer(tok)...), 201, "", "token with pull on the source")
+	// The source is checked against the account, not the token's scope:
+	// Bob's token for team-b cannot mount from team-a, the admin's can.
+	tok, _ := r.token("bob", "bob-password", "repository:team-b/app:push", "repository:team-a/app:pull")
+	r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/?mount="+layer+"&from=team-a/app", nil, bearer(tok)...), 202, "", "bob's token naming the source")
+	r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/?mount="+layer, nil, bearer(tok)...), 202, "", "bob's anonymous mount")
+	tok, _ = r.token("admin", adminPassword, "repository:team-b/app:push")
+	r.expect(r.do("POST", "/v2/team-b/app/blobs/uploads/?mount="+layer+"&from=team-a/app", nil, bearer(tok)...), 201, "", "admin's token without the source scope")
+	r.expect(r.do("POST", "/v2/team-b/other/blobs/uploads/?mount="+layer, nil, bearer(r.token2("admin", adminPassword, "repository:team-b/other:push"))...), 201, "", "admin's anonymous mount")
 }
 
 func TestBadCredentialsInput(t *testing.T) {

@@ -280,13 +280,13 @@ func TestAuthorizerSeam(t *testing.T) {
 	}
 }
 
-// bobGate lets everyone do anything except read team-a/.
+// bobGate lets everyone do anything except read team-a/ (or mount from it).
 type bobGate struct{}
 
 func (bobGate) Authenticate(*http.Request) (access.Subject, error) { return access.Subject{}, nil }
 
 func (bobGate) Authorize(_ context.Context, _ access.Subject, req access.Request) error {
-	if strings.HasPrefix(req.Repository, "team-a/") && req.Action == access.Pull {
+	if strings.HasPrefix(req.Repository, "team-a/") && (req.Action == access.Pull || req.Action == access.MountSource) {
 		return access.ErrDenied
 	}
 	return nil

@@ -69,7 +69,7 @@ func (reg *Registry) mount(q *request, ref, from string) (bool, error) {
 	for _, src := range sources {
 		// Denied or unauthenticated on the source: fall back to an
 		// upload rather than tell the caller the blob exists there.
-		if reg.authz.Authorize(q.ctx(), q.subject, access.Request{Repository: src, Action: access.Pull}) != nil {
+		if reg.authz.Authorize(q.ctx(), q.subject, access.Request{Repository: src, Action: access.MountSource}) != nil {
 			continue
 		}
 		if _, err := reg.meta.MountBlob(q.ctx(), src, repo, d); errors.Is(err, meta.ErrBlobUnknown) {

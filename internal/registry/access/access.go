@@ -27,6 +27,13 @@ const (
 	Delete  Action = "delete"
 	Catalog Action = "catalog"
 	List    Action = "list"
+	// MountSource asks whether the caller may link a blob from
+	// Repository into a repository it is pushing to (a cross-repository
+	// mount): whether its account may pull there. A bearer token's scope
+	// does not limit it, since a mount shows the caller nothing and
+	// saves the upload of a blob the account could read anyway; clients
+	// rarely ask a token for the source of an anonymous mount.
+	MountSource Action = "mount"
 )
 
 // Request is one permission a registry request needs. Repository is empty
