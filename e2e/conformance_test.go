@@ -32,7 +32,20 @@ type junitReport struct {
 // workflow and every optional feature enabled against a fresh berth.
 func TestConformance(t *testing.T) {
 	suite := peer(t, "oci-conformance")
-	s := startBerth(t)
+	runConformance(t, suite, startBerth(t))
+}
+
+// TestConformanceWithAuth runs the same suite against berth with auth on,
+// as the administrator: token auth through /token, every request
+// authorized.
+func TestConformanceWithAuth(t *testing.T) {
+	suite := peer(t, "oci-conformance")
+	s := startBerthAuth(t)
+	runConformance(t, suite, s, "OCI_USERNAME=admin", "OCI_PASSWORD="+s.Password)
+}
+
+func runConformance(t *testing.T, suite string, s *server, extraEnv ...string) {
+	t.Helper()
 	results := t.TempDir()
 	env := []string{
 		"OCI_REGISTRY=" + s.Addr,
@@ -72,7 +85,7 @@ func TestConformance(t *testing.T) {
 		"OCI_DATA_EMPTY_BLOB=true",
 		"OCI_DATA_SHA512=true",
 	}
-	out := run(t, env, suite)
+	out := run(t, append(env, extraEnv...), suite)
 	raw, err := os.ReadFile(filepath.Join(results, "junit.xml"))
 	if err != nil {
 		t.Fatalf("conformance suite wrote no junit.xml: %v\n%s", err, out)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -81,8 +82,33 @@ func sharedImage(t *testing.T, name string) string {
 type server struct {
 	Addr string // host:port
 	Data string
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	// Password is the administrator's ("admin"); empty when auth is off.
+	Password string
+	cmd      *exec.Cmd
+	logs     *bytes.Buffer
+	stopOnce sync.Once
+}
+
+// stop interrupts the server and waits for it to exit (killing it after
+// ten seconds).
+func (s *server) stop() {
+	s.stopOnce.Do(func() {
+		s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// stopBerth stops s now, so that its data directory can be opened offline.
+func stopBerth(t *testing.T, s *server) {
+	t.Helper()
+	s.stop()
 }
 
 func freeAddr(t *testing.T) string {
@@ -96,27 +122,40 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// startBerth starts berth serve on a free loopback port with a fresh data
-// directory and waits until it is ready.
+// startBerth starts berth serve with auth off (--no-auth) on a free
+// loopback port with a fresh data directory and waits until it is ready:
+// the client tests check the protocol; auth_test.go runs them with auth.
 func startBerth(t *testing.T, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{Addr: freeAddr(t), Data: t.TempDir(), logs: &bytes.Buffer{}}
+	return launchBerth(t, "", append([]string{"--no-auth"}, extraArgs...)...)
+}
+
+// adminPassword is the administrator's password of startBerthAuth's
+// servers, given on first start through BERTH_ADMIN_PASSWORD.
+const adminPassword = "e2e-admin-password"
+
+// startBerthAuth starts berth serve with auth on (the default), the
+// administrator "admin" having adminPassword.
+func startBerthAuth(t *testing.T, extraArgs ...string) *server {
+	t.Helper()
+	return launchBerth(t, adminPassword, extraArgs...)
+}
+
+func launchBerth(t *testing.T, password string, extraArgs ...string) *server {
+	t.Helper()
+	s := &server{Addr: freeAddr(t), Data: t.TempDir(), Password: password, logs: &bytes.Buffer{}}
 	args := append([]string{"serve", "--addr", s.Addr, "--data", s.Data}, extraArgs...)
 	s.cmd = exec.Command(berthBin, args...)
+	s.cmd.Env = os.Environ()
+	if password != "" {
+		s.cmd.Env = append(s.cmd.Env, "BERTH_ADMIN_PASSWORD="+password)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start berth: %v", err)
 	}
 	t.Cleanup(func() {
-		s.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { s.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-done
-		}
+		s.stop()
 		if t.Failed() {
 			t.Logf("berth logs:\n%s", s.logs.String())
 		}
@@ -148,9 +187,15 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 }
 
 func runErr(env []string, name string, args ...string) (string, error) {
+	return runIn("", env, name, args...)
+}
+
+// runIn is runErr in directory dir (empty: the current one).
+func runIn(dir string, env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
