@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Side-by-side registry benchmark: berth and distribution's registry on
-# loopback, same load, alternating rounds; prints berth/distribution ratios.
+# Side-by-side registry benchmark: berth (auth off), distribution's registry
+# and berth with auth on, on loopback, same load, alternating rounds; prints
+# berth/distribution ratios (compare the berth and berth-auth columns for
+# what auth costs).
 # Usage: bench/registry.sh [regbench flags, e.g. -duration 10s -rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,18 +34,23 @@ http:
   addr: 127.0.0.1:5102
 YAML
 
-"$work/berth" serve --addr 127.0.0.1:5101 --data "$work/berth-data" --log-level error &
+"$work/berth" serve --addr 127.0.0.1:5101 --data "$work/berth-data" --log-level error --no-auth &
 berth_pid=$!
+# The same berth with auth on (the default): every request carries a bearer
+# token from its /token endpoint, as docker's would.
+BERTH_ADMIN_PASSWORD=bench-admin-password "$work/berth" serve --addr 127.0.0.1:5103 --data "$work/berth-auth-data" --log-level error &
+berth_auth_pid=$!
 "$BERTH_PEERS/registry" serve "$work/registry.yml" >/dev/null 2>&1 &
 dist_pid=$!
 
-for port in 5101 5102; do
+for url in http://127.0.0.1:5101/v2/ http://127.0.0.1:5102/v2/ http://127.0.0.1:5103/readyz; do
 	for _ in $(seq 100); do
-		curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break
+		curl -fs "$url" >/dev/null && break
 		sleep 0.1
 	done
 done
 sleep 1 # let both settle before reading idle RSS
 
 echo "berth $(git rev-parse --short HEAD), distribution v3.1.2, $(nproc) cores, $(date -u +%Y-%m-%d)"
-"$work/regbench" -targets "berth=127.0.0.1:5101:$berth_pid,distribution=127.0.0.1:5102:$dist_pid" "$@"
+"$work/regbench" -targets "berth=127.0.0.1:5101:$berth_pid,distribution=127.0.0.1:5102:$dist_pid,berth-auth=127.0.0.1:5103:$berth_auth_pid" \
+	-auth berth-auth=admin:bench-admin-password "$@"

@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,9 +30,10 @@ import (
 )
 
 type target struct {
-	name string
-	addr string
-	pid  int
+	name  string
+	addr  string
+	pid   int
+	token *tokenSource // nil: no credentials
 }
 
 // result holds one figure per target name.
@@ -49,9 +52,13 @@ func main() {
 		bigSize     = flag.Int("big", 256<<20, "size of the large blob in bytes")
 		smallCount  = flag.Int("small", 200, "number of small blobs")
 		smallSize   = flag.Int("small-size", 32<<10, "size of each small blob in bytes")
+		authFlag    = flag.String("auth", "", "name=user:password,… targets that need credentials: requests carry a bearer token from the registry's token endpoint")
 	)
 	flag.Parse()
 	targets, err := parseTargets(*targetsFlag)
+	if err == nil {
+		err = parseAuth(*authFlag, targets, *rounds)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "regbench:", err)
 		os.Exit(2)
@@ -85,12 +92,117 @@ func parseTargets(s string) ([]target, error) {
 	return out, nil
 }
 
-func newClient(conns int) *http.Client {
+func newClient(conns int, targets []target) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = conns * 2
 	tr.MaxIdleConnsPerHost = conns * 2
 	tr.DisableCompression = true
-	return &http.Client{Transport: tr}
+	tokens := map[string]*tokenSource{}
+	for _, t := range targets {
+		if t.token != nil {
+			tokens[t.addr] = t.token
+		}
+	}
+	if len(tokens) == 0 {
+		return &http.Client{Transport: tr}
+	}
+	return &http.Client{Transport: &bearer{next: tr, tokens: tokens}}
+}
+
+// parseAuth gives the named targets a token source for every repository
+// the benchmark uses.
+func parseAuth(s string, targets []target, rounds int) error {
+	if s == "" {
+		return nil
+	}
+	scopes := []string{"repository:bench/img:pull,push"}
+	for round := range rounds {
+		scopes = append(scopes, fmt.Sprintf("repository:bench/blobs%d:pull,push", round))
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, creds, ok := strings.Cut(part, "=")
+		user, password, ok2 := strings.Cut(creds, ":")
+		i := slices.IndexFunc(targets, func(t target) bool { return t.name == name })
+		if !ok || !ok2 || i < 0 {
+			return fmt.Errorf("-auth %q: want name=user:password naming a target", part)
+		}
+		targets[i].token = &tokenSource{user: user, password: password, scopes: scopes}
+	}
+	return nil
+}
+
+// bearer adds a registry token to the requests for the hosts it has a
+// token source for, as docker does after its first 401.
+type bearer struct {
+	next   http.RoundTripper
+	tokens map[string]*tokenSource
+}
+
+func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	ts := b.tokens[req.URL.Host]
+	if ts == nil {
+		return b.next.RoundTrip(req)
+	}
+	tok, err := ts.get(b.next, req.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return b.next.RoundTrip(req)
+}
+
+// tokenSource fetches a token with Basic credentials from the realm the
+// registry's challenge names, and fetches a new one when half its life is
+// gone.
+type tokenSource struct {
+	user, password string
+	scopes         []string
+
+	mu    sync.Mutex
+	token string
+	renew time.Time
+}
+
+var challengeParam = regexp.MustCompile(`(realm|service)="([^"]*)"`)
+
+func (ts *tokenSource) get(rt http.RoundTripper, host string) (string, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.token != "" && time.Now().Before(ts.renew) {
+		return ts.token, nil
+	}
+	c := &http.Client{Transport: rt}
+	resp, err := c.Get("http://" + host + "/v2/")
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	params := map[string]string{}
+	for _, m := range challengeParam.FindAllStringSubmatch(resp.Header.Get("WWW-Authenticate"), -1) {
+		params[m[1]] = m[2]
+	}
+	if params["realm"] == "" {
+		return "", fmt.Errorf("%s: no bearer challenge on /v2/ (%s)", host, resp.Status)
+	}
+	q := url.Values{"service": {params["service"]}, "scope": ts.scopes}
+	req, _ := http.NewRequest(http.MethodGet, params["realm"]+"?"+q.Encode(), nil)
+	req.SetBasicAuth(ts.user, ts.password)
+	resp, err = c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Token     string `json:"token"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Token == "" {
+		return "", fmt.Errorf("%s: token: %s %v", host, resp.Status, err)
+	}
+	ts.token = body.Token
+	ts.renew = time.Now().Add(time.Duration(body.ExpiresIn) * time.Second / 2)
+	return ts.token, nil
 }
 
 func runAll(targets []target, dur time.Duration, rounds, bigSize, smallCount, smallSize int) error {
@@ -108,7 +220,7 @@ func runAll(targets []target, dur time.Duration, rounds, bigSize, smallCount, sm
 		}
 	}
 
-	client := newClient(64)
+	client := newClient(64, targets)
 	digests := map[string]string{}
 	for _, t := range targets {
 		d, err := pushImage(ctx, client, t.addr, "bench/img", "latest")
@@ -131,7 +243,7 @@ func runAll(targets []target, dur time.Duration, rounds, bigSize, smallCount, sm
 		byTag := add(fmt.Sprintf("manifest GET by tag c=%d", conc), "req/s", true)
 		byTagP50 := add(fmt.Sprintf("  p50 c=%d", conc), "µs", false)
 		byTagP99 := add(fmt.Sprintf("  p99 c=%d", conc), "µs", false)
-		c := newClient(conc)
+		c := newClient(conc, targets)
 		for round := 0; round < rounds; round++ {
 			for _, t := range order(targets, round) {
 				for _, ref := range []string{digests[t.name], "latest"} {

@@ -184,3 +184,25 @@ func TestLoginLimiter(t *testing.T) {
 		t.Error("a zero window throttles")
 	}
 }
+
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"203.0.113.9", "198.51.100.1, 10.0.0.3", "garbage", "", "::1, 10.0.0.2", " , ,"} {
+		f.Add("10.0.0.2:1000", s)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", xff)
+		got := clientAddr(r, trusted)
+		peer := remoteAddr(r)
+		// An untrusted peer is the client whatever it sends; a trusted
+		// one may name another address, which must then be real.
+		if !inPrefixes(trusted, peer) && got != peer {
+			t.Errorf("untrusted peer %s became %s via %q", peer, got, xff)
+		}
+		if inPrefixes(trusted, peer) && !got.IsValid() {
+			t.Errorf("invalid address from %q", xff)
+		}
+	})
+}
