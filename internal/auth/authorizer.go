@@ -24,8 +24,10 @@ type credential struct {
 	// grant is the bearer token's access list; nil when the request
 	// carried Basic credentials (the account's full rights) or none.
 	grant *token.Grant
-	realm string
 	addr  netip.Addr
+	// req is the request, kept to name the realm of a challenge (only
+	// refusals need it, so it is not built for every request).
+	req *http.Request
 }
 
 // MaxAuthorizationHeader bounds the Authorization header berth reads; the
@@ -35,11 +37,7 @@ const MaxAuthorizationHeader = 16 << 10
 // Authenticate implements access.Authorizer: a Bearer token from /token,
 // Basic credentials (for simple clients), or nothing (anonymous).
 func (s *Service) Authenticate(r *http.Request) (access.Subject, error) {
-	c := &credential{addr: clientAddr(r, s.cfg.TrustedProxies)}
-	c.realm = s.cfg.Realm
-	if c.realm == "" {
-		c.realm = realmFor(r, s.cfg.TrustedProxies)
-	}
+	c := &credential{addr: clientAddr(r, s.cfg.TrustedProxies), req: r}
 	if t := traceOf(r.Context()); t != nil {
 		t.ClientIP = c.addr.String()
 	}
@@ -112,7 +110,11 @@ func (s *Service) loginError(err error) error {
 }
 
 func (s *Service) challenge(c *credential, scope []access.Request, code string) *access.Challenge {
-	return &access.Challenge{Scheme: "Bearer", Realm: c.realm, Service: s.cfg.Service, Scope: scope, Code: code}
+	realm := s.cfg.Realm
+	if realm == "" {
+		realm = realmFor(c.req, s.cfg.TrustedProxies)
+	}
+	return &access.Challenge{Scheme: "Bearer", Realm: realm, Service: s.cfg.Service, Scope: scope, Code: code}
 }
 
 // tokenAction is the token scope action a registry action needs.
