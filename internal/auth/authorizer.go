@@ -189,7 +189,7 @@ func (s *Service) Authorize(ctx context.Context, sub access.Subject, req access.
 		case c.name == "":
 			return s.challenge(c, []access.Request{req}, "")
 		case action == Push:
-			return &access.Denial{Reason: fmt.Sprintf("push to project %s denied: it does not exist or you may not push to it; ask an administrator", project)}
+			return pushDenied(project)
 		}
 		return access.ErrDenied
 	}
@@ -213,4 +213,10 @@ func (s *Service) Identify(r *http.Request) (*Principal, error) {
 	c := sub.Details.(*credential)
 	u := s.snap.Load().users[c.name]
 	return &Principal{Name: c.name, Robot: c.robot, Admin: !c.robot && u != nil && u.Admin}, nil
+}
+
+// pushDenied is the one answer to a push into a project that is missing
+// or not the caller's: it names the project and tells neither case apart.
+func pushDenied(project string) error {
+	return &access.Denial{Reason: fmt.Sprintf("push to project %s denied: it does not exist or you may not push to it; ask an administrator", project)}
 }

@@ -652,3 +652,43 @@ func TestGeneratedAdminPassword(t *testing.T) {
 		t.Errorf("generated password does not log in: %v", err)
 	}
 }
+
+// TestConcurrentProjectCreation has two users race to create one project
+// by pushing: one wins and owns it, the other is refused, never let into
+// the winner's project.
+func TestConcurrentProjectCreation(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.AutoCreateProjects = true })
+	r.user("ann", "", "")
+	r.user("ben", "", "")
+	var wg sync.WaitGroup
+	status := map[string]int{}
+	var mu sync.Mutex
+	for _, who := range []string{"ann", "ben"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", r.srv.URL+"/v2/race/app/blobs/uploads/", nil)
+			req.SetBasicAuth(who, who+"-password")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			status[who] = resp.StatusCode
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	members := r.svc.Members("race")
+	if len(members) != 1 {
+		t.Fatalf("members = %+v", members)
+	}
+	owner := members[0].User
+	for who, st := range status {
+		if want := map[bool]int{true: 202, false: 403}[who == owner]; st != want {
+			t.Errorf("%s (owner %s) got %d, want %d", who, owner, st, want)
+		}
+	}
+}

@@ -274,7 +274,13 @@ func (s *Service) mayCreateProject(snap *snapshot, name string, robot bool, proj
 func (s *Service) createOnPush(ctx context.Context, name, project, ip string) error {
 	_, err := s.CreateProject(ctx, project, false, name)
 	if errors.Is(err, ErrExists) {
-		return nil // another push won the race
+		// Another push created it first, perhaps someone else's: the
+		// snapshot now has it (the creation reloaded it before this one
+		// could fail), and the ordinary rules decide.
+		if s.snap.Load().permits(name, false, project, Push, s.now()) {
+			return nil
+		}
+		return pushDenied(project)
 	}
 	if err != nil {
 		return err
