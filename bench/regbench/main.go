@@ -57,7 +57,7 @@ func main() {
 	flag.Parse()
 	targets, err := parseTargets(*targetsFlag)
 	if err == nil {
-		err = parseAuth(*authFlag, targets, *rounds)
+		err = parseAuth(*authFlag, targets)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "regbench:", err)
@@ -109,15 +109,10 @@ func newClient(conns int, targets []target) *http.Client {
 	return &http.Client{Transport: &bearer{next: tr, tokens: tokens}}
 }
 
-// parseAuth gives the named targets a token source for every repository
-// the benchmark uses.
-func parseAuth(s string, targets []target, rounds int) error {
+// parseAuth gives the named targets a token source.
+func parseAuth(s string, targets []target) error {
 	if s == "" {
 		return nil
-	}
-	scopes := []string{"repository:bench/img:pull,push"}
-	for round := range rounds {
-		scopes = append(scopes, fmt.Sprintf("repository:bench/blobs%d:pull,push", round))
 	}
 	for _, part := range strings.Split(s, ",") {
 		name, creds, ok := strings.Cut(part, "=")
@@ -126,13 +121,14 @@ func parseAuth(s string, targets []target, rounds int) error {
 		if !ok || !ok2 || i < 0 {
 			return fmt.Errorf("-auth %q: want name=user:password naming a target", part)
 		}
-		targets[i].token = &tokenSource{user: user, password: password, scopes: scopes}
+		targets[i].token = &tokenSource{user: user, password: password, tokens: map[string]cachedToken{}}
 	}
 	return nil
 }
 
 // bearer adds a registry token to the requests for the hosts it has a
-// token source for, as docker does after its first 401.
+// token source for, one token per repository with pull and push, as
+// docker asks after its first 401.
 type bearer struct {
 	next   http.RoundTripper
 	tokens map[string]*tokenSource
@@ -140,10 +136,11 @@ type bearer struct {
 
 func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	ts := b.tokens[req.URL.Host]
-	if ts == nil {
+	repo := repositoryOf(req.URL.Path)
+	if ts == nil || repo == "" {
 		return b.next.RoundTrip(req)
 	}
-	tok, err := ts.get(b.next, req.URL.Host)
+	tok, err := ts.get(b.next, req.URL.Host, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -152,25 +149,42 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(req)
 }
 
-// tokenSource fetches a token with Basic credentials from the realm the
+// repositoryOf finds the repository in a distribution API path.
+func repositoryOf(path string) string {
+	p, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return ""
+	}
+	for _, endpoint := range []string{"/manifests/", "/blobs/"} {
+		if i := strings.Index(p, endpoint); i > 0 {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+// tokenSource fetches tokens with Basic credentials from the realm the
 // registry's challenge names, and fetches a new one when half its life is
 // gone.
 type tokenSource struct {
 	user, password string
-	scopes         []string
 
-	mu    sync.Mutex
+	mu     sync.Mutex
+	tokens map[string]cachedToken // by repository
+}
+
+type cachedToken struct {
 	token string
 	renew time.Time
 }
 
 var challengeParam = regexp.MustCompile(`(realm|service)="([^"]*)"`)
 
-func (ts *tokenSource) get(rt http.RoundTripper, host string) (string, error) {
+func (ts *tokenSource) get(rt http.RoundTripper, host, repo string) (string, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.token != "" && time.Now().Before(ts.renew) {
-		return ts.token, nil
+	if t, ok := ts.tokens[repo]; ok && time.Now().Before(t.renew) {
+		return t.token, nil
 	}
 	c := &http.Client{Transport: rt}
 	resp, err := c.Get("http://" + host + "/v2/")
@@ -185,7 +199,7 @@ func (ts *tokenSource) get(rt http.RoundTripper, host string) (string, error) {
 	if params["realm"] == "" {
 		return "", fmt.Errorf("%s: no bearer challenge on /v2/ (%s)", host, resp.Status)
 	}
-	q := url.Values{"service": {params["service"]}, "scope": ts.scopes}
+	q := url.Values{"service": {params["service"]}, "scope": {"repository:" + repo + ":pull,push"}}
 	req, _ := http.NewRequest(http.MethodGet, params["realm"]+"?"+q.Encode(), nil)
 	req.SetBasicAuth(ts.user, ts.password)
 	resp, err = c.Do(req)
@@ -200,9 +214,8 @@ func (ts *tokenSource) get(rt http.RoundTripper, host string) (string, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.Token == "" {
 		return "", fmt.Errorf("%s: token: %s %v", host, resp.Status, err)
 	}
-	ts.token = body.Token
-	ts.renew = time.Now().Add(time.Duration(body.ExpiresIn) * time.Second / 2)
-	return ts.token, nil
+	ts.tokens[repo] = cachedToken{token: body.Token, renew: time.Now().Add(time.Duration(body.ExpiresIn) * time.Second / 2)}
+	return body.Token, nil
 }
 
 func runAll(targets []target, dur time.Duration, rounds, bigSize, smallCount, smallSize int) error {
