@@ -5,9 +5,11 @@
 #      makes of it, berth the OCI archive) and the real lockfiles under
 #      internal/inventory/analyzers/*/testdata, compared by bench/findingscmp
 #   2. speed: berth scan (cold and warm layer cache) vs osv-scanner on
-#      kitchen-sink, alternating rounds (bench/sidebyside: wall, peak RSS),
-#      then CPU time (user+sys, hyperfine; not alternated), which a loaded
-#      machine disturbs less
+#      kitchen-sink, both reading the same docker-archive (skopeo's, with
+#      uncompressed layers, and one with the gzip layers as registries serve
+#      them), alternating rounds (bench/sidebyside: wall, peak RSS), then CPU
+#      time (user+sys, hyperfine; not alternated), which a loaded machine
+#      disturbs less
 #   3. berth db update importing every source under ../shared/vulndata
 #   4. with --sweep: every package version the records name, in every
 #      ecosystem (bench/recordsweep), through both tools; needs ~5 GB of
@@ -62,7 +64,26 @@ done
 export OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY="$osvcache"
 "$berth" db update --log-level warn --db-dir "$work/db" --source "$vulndata/osv" >&2
 
+# Two docker-archive forms of kitchen-sink: skopeo's, whose layers are
+# uncompressed, and docker save's with the OCI archive's gzip layers as they
+# are (the form go-containerregistry and crane write).
 skopeo copy -q "oci-archive:$image:latest" "docker-archive:$work/kitchen-sink.docker.tar:kitchen-sink:latest"
+python3 - "$image" "$work/kitchen-sink.gz.docker.tar" <<'PY'
+import io, json, sys, tarfile
+src, dst = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+blob = lambda d: src.extractfile("blobs/sha256/" + d.split(":")[1]).read()
+index = json.loads(src.extractfile("index.json").read())
+manifest = json.loads(blob(index["manifests"][0]["digest"]))
+files = {manifest["config"]["digest"]: manifest["config"]["digest"]}
+files.update({l["digest"]: l["digest"].split(":")[1] + ".tar.gz" for l in manifest["layers"]})
+entry = [{"Config": files[manifest["config"]["digest"]], "RepoTags": ["kitchen-sink:latest"],
+          "Layers": [files[l["digest"]] for l in manifest["layers"]]}]
+for name, data in [(n, blob(d)) for d, n in files.items()] + [("manifest.json", json.dumps(entry).encode())]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    dst.addfile(info, io.BytesIO(data))
+dst.close()
+PY
 
 osv_json() { # osv_json OUT ARGS…: osv-scanner exits 1 when it finds something
 	local out=$1
@@ -97,36 +118,41 @@ echo
 echo "== speed: berth scan vs osv-scanner scan image, kitchen-sink, $rounds alternating rounds"
 "$berth" scan -q --log-level warn --db-dir "$work/db" --cache-dir "$work/warm" -o /dev/null "oci-archive:$image" # fill the warm cache
 berth_scan="$berth scan -q --log-level warn --db-dir $work/db -f json -o /dev/null"
-osv_scan="$osv scan image --offline --verbosity error --format json --output /dev/null --archive $work/kitchen-sink.docker.tar"
-# berth-cold reads the OCI archive (gzip layers, as registries serve them);
-# berth-cold-docker reads the docker-archive osv-scanner reads, whose layers
-# skopeo left uncompressed.
+# osv-scanner reads both docker-archive forms; berth reads them too, and the
+# OCI archive (cold: empty layer cache; warm: every layer cached).
+osv_scan="$osv scan image --offline --verbosity error --format json --output /dev/null --archive"
+ks_plain="$work/kitchen-sink.docker.tar"
+ks_gz="$work/kitchen-sink.gz.docker.tar"
 "$work/sidebyside" -rounds "$rounds" \
-	-run "osv-scanner=sh -c '$osv_scan; [ \$? -le 1 ]'" \
+	-run "osv-scanner=sh -c '$osv_scan $ks_plain; [ \$? -le 1 ]'" \
 	-prep "berth-cold=rm -rf $work/cold" \
-	-run "berth-cold=$berth_scan --cache-dir $work/cold oci-archive:$image" \
-	-prep "berth-cold-docker=rm -rf $work/cold" \
-	-run "berth-cold-docker=$berth_scan --cache-dir $work/cold docker-archive:$work/kitchen-sink.docker.tar" \
+	-run "berth-cold=$berth_scan --cache-dir $work/cold docker-archive:$ks_plain" \
+	-run "osv-scanner-gz=sh -c '$osv_scan $ks_gz; [ \$? -le 1 ]'" \
+	-prep "berth-cold-gz=rm -rf $work/cold" \
+	-run "berth-cold-gz=$berth_scan --cache-dir $work/cold docker-archive:$ks_gz" \
+	-prep "berth-cold-oci=rm -rf $work/cold" \
+	-run "berth-cold-oci=$berth_scan --cache-dir $work/cold oci-archive:$image" \
 	-run "berth-warm=$berth_scan --cache-dir $work/warm oci-archive:$image" \
-	-ratio osv-scanner/berth-cold -ratio osv-scanner/berth-cold-docker -ratio osv-scanner/berth-warm
+	-ratio osv-scanner/berth-cold -ratio osv-scanner-gz/berth-cold-gz -ratio osv-scanner/berth-warm -ratio osv-scanner/berth-cold-oci
 echo
 echo "CPU time (user+sys, mean of $rounds runs, hyperfine):"
 hyperfine -N -i --warmup 1 --runs "$rounds" --export-json "$work/cpu.json" \
-	--prepare true --prepare "rm -rf $work/cold" --prepare "rm -rf $work/cold" --prepare true \
-	-n osv-scanner -n berth-cold -n berth-cold-docker -n berth-warm \
-	"$osv_scan" "$berth_scan --cache-dir $work/cold oci-archive:$image" \
-	"$berth_scan --cache-dir $work/cold docker-archive:$work/kitchen-sink.docker.tar" \
+	--prepare true --prepare "rm -rf $work/cold" --prepare true --prepare "rm -rf $work/cold" \
+	--prepare "rm -rf $work/cold" --prepare true \
+	-n osv-scanner -n berth-cold -n osv-scanner-gz -n berth-cold-gz -n berth-cold-oci -n berth-warm \
+	"$osv_scan $ks_plain" "$berth_scan --cache-dir $work/cold docker-archive:$ks_plain" \
+	"$osv_scan $ks_gz" "$berth_scan --cache-dir $work/cold docker-archive:$ks_gz" \
+	"$berth_scan --cache-dir $work/cold oci-archive:$image" \
 	"$berth_scan --cache-dir $work/warm oci-archive:$image" >/dev/null
 python3 - "$work/cpu.json" <<'PY'
 import json, sys
 r = {x["command"]: x["user"] + x["system"] for x in json.load(open(sys.argv[1]))["results"]}
 for name, cpu in r.items():
-    print(f"  {name:12} {cpu * 1000:7.1f} ms")
-for b in ("berth-cold", "berth-cold-docker", "berth-warm"):
-    print(f"  osv-scanner / {b}: CPU {r['osv-scanner'] / r[b]:.2f}×")
+    print(f"  {name:16} {cpu * 1000:7.1f} ms")
+for a, b in (("osv-scanner", "berth-cold"), ("osv-scanner-gz", "berth-cold-gz"), ("osv-scanner", "berth-warm"), ("osv-scanner", "berth-cold-oci")):
+    print(f"  {a} / {b}: CPU {r[a] / r[b]:.2f}×")
 PY
 
-echo
 echo "== berth db update: every source under $vulndata ($rounds runs, from an empty DB directory)"
 update="$berth db update --log-level warn --db-dir $work/db-all --source $vulndata/osv --source debian-tracker:$vulndata/debian-tracker --source alpine-secdb:$vulndata/alpine-secdb --source nodejs-wg:$vulndata/nodejs-security-wg/vuln.zip"
 hyperfine -N --runs "$rounds" --prepare "rm -rf $work/db-all" --export-json "$work/update.json" -n "db update" "$update" >/dev/null
