@@ -253,24 +253,32 @@ func runAll(targets []target, dur time.Duration, rounds, bigSize, smallCount, sm
 		byDigest := add(fmt.Sprintf("manifest GET by digest c=%d", conc), "req/s", true)
 		byDigestP50 := add(fmt.Sprintf("  p50 c=%d", conc), "µs", false)
 		byDigestP99 := add(fmt.Sprintf("  p99 c=%d", conc), "µs", false)
+		byDigestCPU := add(fmt.Sprintf("  server CPU c=%d", conc), "µs/req", false)
 		byTag := add(fmt.Sprintf("manifest GET by tag c=%d", conc), "req/s", true)
 		byTagP50 := add(fmt.Sprintf("  p50 c=%d", conc), "µs", false)
 		byTagP99 := add(fmt.Sprintf("  p99 c=%d", conc), "µs", false)
+		byTagCPU := add(fmt.Sprintf("  server CPU c=%d", conc), "µs/req", false)
 		c := newClient(conc, targets)
 		for round := 0; round < rounds; round++ {
 			for _, t := range order(targets, round) {
 				for _, ref := range []string{digests[t.name], "latest"} {
+					cpuBefore := cpuMicros(t.pid)
 					rate, p50, p99, err := manifestLoad(ctx, c, t.addr, "bench/img", ref, conc, dur)
 					if err != nil {
 						return fmt.Errorf("%s: manifest load: %w", t.name, err)
 					}
-					rr, r50, r99 := byTag, byTagP50, byTagP99
+					rr, r50, r99, rcpu := byTag, byTagP50, byTagP99, byTagCPU
 					if strings.HasPrefix(ref, "sha256:") {
-						rr, r50, r99 = byDigest, byDigestP50, byDigestP99
+						rr, r50, r99, rcpu = byDigest, byDigestP50, byDigestP99, byDigestCPU
 					}
 					rr.values[t.name] = append(rr.values[t.name], rate)
 					r50.values[t.name] = append(r50.values[t.name], p50)
 					r99.values[t.name] = append(r99.values[t.name], p99)
+					// The server's CPU time per request is steadier than
+					// the rate on a shared machine.
+					if t.pid > 0 && rate > 0 {
+						rcpu.values[t.name] = append(rcpu.values[t.name], (cpuMicros(t.pid)-cpuBefore)/(rate*dur.Seconds()))
+					}
 				}
 			}
 		}
@@ -380,6 +388,27 @@ func rssMB(pid int, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// cpuMicros is a process's user and system CPU time in microseconds, from
+// /proc/PID/stat (in clock ticks of 10 ms); 0 when unknown.
+func cpuMicros(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; count from after it.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) * 1e4
 }
 
 func randomBytes(n int) []byte {
