@@ -9,6 +9,7 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers/dotnet"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
+	"berth.dev/berth/internal/inventory/analyzers/gomod"
 	"berth.dev/berth/internal/inventory/analyzers/java"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
@@ -27,6 +28,7 @@ func All() []inventory.Analyzer {
 		apk.Analyzer{},
 		rpm.Analyzer{},
 		gobinary.Analyzer{},
+		gomod.Analyzer{},
 		npm.InstalledAnalyzer{},
 		npm.LockAnalyzer{},
 		npm.YarnAnalyzer{},
