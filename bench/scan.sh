@@ -173,6 +173,11 @@ echo "== findings: record sweep, every version the OSV records name (Go, PyPI, n
 "$berth" scan -q --log-level warn --db-dir "$work/db" -f json -o "$work/sweep/berth.json" --input "$work/sweep/inventory.json"
 osv_json "$work/sweep/osv.json" scan source --no-call-analysis=all -L "$work/sweep/sweep.cdx.json" -r "$work/sweep/gomod"
 "$work/findingscmp" -berth "$work/sweep/berth.json" -osv "$work/sweep/osv.json" | sed -n '1,/^only berth/p'
+echo
+echo "== findings: the sweep's go.mod files alone, read by both tools"
+"$berth" scan -q --log-level warn --db-dir "$work/db" --no-cache -f json -o "$work/sweep/gomod.berth.json" "dir:$work/sweep/gomod"
+osv_json "$work/sweep/gomod.osv.json" scan source --no-call-analysis=all -r "$work/sweep/gomod"
+"$work/findingscmp" -berth "$work/sweep/gomod.berth.json" -osv "$work/sweep/gomod.osv.json" | sed -n '1,/^only berth/p'
 
 echo
 echo "== findings: distro sweep (Debian tracker, Alpine secdb, converted by berth, one image per release)"
