@@ -124,7 +124,7 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 		required = append(required, module{r.Mod.Path, r.Mod.Version})
 		seen[r.Mod.Path] = true
 		if !r.Indirect {
-			direct = append(direct, r.Mod.Path)
+			direct = append(direct, replaced(f.Replace, r.Mod.Path, r.Mod.Version).name)
 		}
 	}
 	for _, r := range f.Replace {
@@ -155,8 +155,8 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 	}
 	pkgs := make([]inventory.Package, 0, len(required)+1)
 	start := 0
-	add := func(name, version string) inventory.Package {
-		return inventory.Package{Ecosystem: inventory.Go, Name: name, Version: version, Locations: []string{location}, Analyzer: analyzer}
+	add := func(name, v string) inventory.Package {
+		return inventory.Package{Ecosystem: inventory.Go, Name: name, Version: v, Locations: []string{location}, Analyzer: analyzer}
 	}
 	if f.Module != nil {
 		root := add(f.Module.Mod.Path, "")

@@ -134,6 +134,18 @@ func TestNoStandardLibrary(t *testing.T) {
 	}
 }
 
+// TestDependsOnReplacement: the module's edges point at the packages as
+// replaced, so they name packages of the set.
+func TestDependsOnReplacement(t *testing.T) {
+	pkgs, err := Parse([]byte("module m\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.5\n\nreplace golang.org/x/text => example.com/fork/text v0.3.6\n"), nil, "/go.mod", "gomod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != 2 || pkgs[1].Name != "example.com/fork/text" || pkgs[1].Version != "v0.3.6" || !slices.Equal(pkgs[0].DependsOn, []string{"example.com/fork/text"}) {
+		t.Errorf("packages %+v", pkgs)
+	}
+}
+
 // TestBadGoMod: a go.mod the go command rejects is a warning naming it;
 // the other go.mod files are still read.
 func TestBadGoMod(t *testing.T) {
