@@ -327,7 +327,12 @@ func TestCollectsWhilePushing(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := gc.Run(context.Background(), e.meta, e.blobs, gc.Options{Untagged: true, Grace: 20 * time.Millisecond,
+			// The grace period must outlast one push (blobs, then the
+			// manifest naming them), or a push on a loaded machine is
+			// swept before it completes every time it retries. It is
+			// still far shorter than the test, so garbage is collected
+			// while pushes run.
+			if _, err := gc.Run(context.Background(), e.meta, e.blobs, gc.Options{Untagged: true, Grace: 500 * time.Millisecond,
 				UploadTTL: time.Hour, Notifier: e.reg, LockUpload: e.reg.LockUpload}); err != nil {
 				t.Errorf("gc: %v", err)
 				return
