@@ -8,63 +8,6 @@ import (
 	"berth.dev/berth/internal/blob"
 )
 
-// maxNameLength bounds repository names: with a registry host in front they
-// must still fit the 255 characters many clients allow for a reference.
-const maxNameLength = 255
-
-// validName reports whether s matches the distribution spec's repository
-// name grammar:
-//
-//	[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
-//
-// It is hand-written because it runs on every request.
-func validName(s string) bool {
-	if s == "" || len(s) > maxNameLength {
-		return false
-	}
-	for _, component := range strings.Split(s, "/") {
-		if !validComponent(component) {
-			return false
-		}
-	}
-	return true
-}
-
-func isLowerAlnum(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') }
-
-func validComponent(c string) bool {
-	i := 0
-	for {
-		// An alphanumeric run.
-		start := i
-		for i < len(c) && isLowerAlnum(c[i]) {
-			i++
-		}
-		if i == start {
-			return false
-		}
-		if i == len(c) {
-			return true
-		}
-		// A separator: ".", "_", "__" or one or more "-".
-		switch c[i] {
-		case '.':
-			i++
-		case '_':
-			i++
-			if i < len(c) && c[i] == '_' {
-				i++
-			}
-		case '-':
-			for i < len(c) && c[i] == '-' {
-				i++
-			}
-		default:
-			return false
-		}
-	}
-}
-
 // validTag reports whether s matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
 func validTag(s string) bool {
 	if s == "" || len(s) > 128 {

@@ -9,6 +9,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/registry/access"
 )
 
 // The spec's grammars, used to check the hand-written validators.
@@ -20,11 +21,11 @@ var (
 func TestValidNameMatchesTheSpecGrammar(t *testing.T) {
 	for _, s := range []string{"a", "a/b", "a.b", "a_b", "a__b", "a___b", "a-b", "a--b", "a.-b", "-a", "a-", "a/", "/a",
 		"a//b", "A", "a/B", "a..b", "a._b", "0", "a/0/b-c.d__e", ""} {
-		if got, want := validName(s), nameRegexp.MatchString(s); got != want {
-			t.Errorf("validName(%q) = %v, the spec's grammar says %v", s, got, want)
+		if got, want := access.ValidRepository(s), nameRegexp.MatchString(s); got != want {
+			t.Errorf("access.ValidRepository(%q) = %v, the spec's grammar says %v", s, got, want)
 		}
 	}
-	if validName(strings.Repeat("a", 256)) {
+	if access.ValidRepository(strings.Repeat("a", 256)) {
 		t.Error("a 256-character name is valid")
 	}
 }
@@ -34,11 +35,11 @@ func FuzzValidName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if len(s) > maxNameLength {
+		if len(s) > access.MaxRepositoryLength {
 			return
 		}
-		if got, want := validName(s), nameRegexp.MatchString(s); got != want {
-			t.Fatalf("validName(%q) = %v, the spec's grammar says %v", s, got, want)
+		if got, want := access.ValidRepository(s), nameRegexp.MatchString(s); got != want {
+			t.Fatalf("access.ValidRepository(%q) = %v, the spec's grammar says %v", s, got, want)
 		}
 	})
 }

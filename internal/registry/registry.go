@@ -135,7 +135,7 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 		return noEndpoint(r)
 	case routeBase, routeCatalog:
 	default:
-		if !validName(rt.name) {
+		if !access.ValidRepository(rt.name) {
 			return &apiError{code: errNameInvalid, reason: fmt.Sprintf("invalid repository name %q", rt.name),
 				detail: map[string]string{"name": rt.name}}
 		}

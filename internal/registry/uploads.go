@@ -56,7 +56,7 @@ func (reg *Registry) mount(q *request, ref, from string) (bool, error) {
 	repo := q.route.name
 	var sources []string
 	if from != "" {
-		if !validName(from) {
+		if !access.ValidRepository(from) {
 			return false, nil
 		}
 		sources = []string{from}

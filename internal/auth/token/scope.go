@@ -8,9 +8,10 @@ package token
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"berth.dev/berth/internal/registry/access"
 )
 
 // Scope types and actions of the grammar.
@@ -37,20 +38,60 @@ func (s Scope) String() string { return s.Type + ":" + s.Name + ":" + strings.Jo
 // maxScopes bounds the scopes one token request may carry.
 const maxScopes = 64
 
-var (
-	// A resource type with an optional class, as docker sends
-	// "repository(plugin)".
-	typePattern      = regexp.MustCompile(`^[a-z0-9]+(\([a-z0-9]+\))?$`)
-	actionPattern    = regexp.MustCompile(`^([a-z]+|\*)$`)
-	otherNamePattern = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,255}$`)
-	// The distribution spec's repository name grammar.
-	repositoryPattern = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-)
-
 // ValidRepository reports whether name matches the distribution spec's
-// repository name grammar (which leaves no room for "..", "%2e" or "//").
-func ValidRepository(name string) bool {
-	return len(name) <= 255 && repositoryPattern.MatchString(name)
+// repository name grammar (which leaves no room for "..", "%2e" or "//"),
+// exactly as the registry reads it.
+func ValidRepository(name string) bool { return access.ValidRepository(name) }
+
+// validType reports whether s is a resource type with an optional class, as
+// docker sends "repository(plugin)": [a-z0-9]+(\([a-z0-9]+\))?
+func validType(s string) bool {
+	name, class, hasClass := strings.Cut(s, "(")
+	if !lowerAlnum(name) {
+		return false
+	}
+	if !hasClass {
+		return true
+	}
+	class, ok := strings.CutSuffix(class, ")")
+	return ok && lowerAlnum(class)
+}
+
+// validAction reports whether s is an action word or "*".
+func validAction(s string) bool {
+	if s == "*" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validOtherName reports whether s is a name of a non-repository resource:
+// [A-Za-z0-9._/-]{1,255}.
+func validOtherName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '/' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= 'a' && s[i] <= 'z' || s[i] >= '0' && s[i] <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ParseScopes parses scope parameters. Each value may hold several scopes
@@ -80,11 +121,11 @@ func parseScope(item string) (Scope, error) {
 		return Scope{}, fmt.Errorf("scope %q: want type:name:actions", item)
 	}
 	s := Scope{Type: item[:first], Name: item[first+1 : last]}
-	if !typePattern.MatchString(s.Type) {
+	if !validType(s.Type) {
 		return Scope{}, fmt.Errorf("scope %q: invalid resource type", item)
 	}
 	for _, a := range strings.Split(item[last+1:], ",") {
-		if !actionPattern.MatchString(a) {
+		if !validAction(a) {
 			return Scope{}, fmt.Errorf("scope %q: invalid action %q", item, a)
 		}
 		if !slices.Contains(s.Actions, a) {
@@ -103,7 +144,7 @@ func parseScope(item string) (Scope, error) {
 	default:
 		// Types berth grants nothing for are trimmed later; their names
 		// must still be plain, so that nothing odd reaches a log line.
-		if !otherNamePattern.MatchString(s.Name) || strings.Contains(s.Name, "..") {
+		if !validOtherName(s.Name) || strings.Contains(s.Name, "..") {
 			return Scope{}, fmt.Errorf("scope %q: invalid name", item)
 		}
 	}
