@@ -31,6 +31,7 @@ import (
 type command struct {
 	name, run, prep string
 	walls           []time.Duration
+	cpus            []time.Duration // user + system
 	rssKB           []int64
 }
 
@@ -87,20 +88,21 @@ func run(runs, preps, ratios []string, rounds, warmup int) error {
 					return fmt.Errorf("%s: prep: %w\n%s", c.name, err, out)
 				}
 			}
-			wall, rss, err := timed(c.run)
+			wall, cpu, rss, err := timed(c.run)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			if round >= 0 {
 				c.walls = append(c.walls, wall)
+				c.cpus = append(c.cpus, cpu)
 				c.rssKB = append(c.rssKB, rss)
 			}
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "command\tmedian wall\tmin wall\tmedian peak RSS\t")
+	fmt.Fprintln(tw, "command\tmedian wall\tmin wall\tmedian CPU (user+sys)\tmedian peak RSS\t")
 	for _, c := range cmds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f MB\t\n", c.name, ms(median(c.walls)), ms(slices.Min(c.walls)), float64(median(c.rssKB))/1024)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f MB\t\n", c.name, ms(median(c.walls)), ms(slices.Min(c.walls)), ms(median(c.cpus)), float64(median(c.rssKB))/1024)
 	}
 	tw.Flush()
 	for _, r := range ratios {
@@ -109,29 +111,32 @@ func run(runs, preps, ratios []string, rounds, warmup int) error {
 		if !ok || ca == nil || cb == nil {
 			return fmt.Errorf("-ratio %q: want a/b of -run names", r)
 		}
-		fmt.Printf("%s / %s: wall %.2f×, peak RSS %.2f×\n", a, b,
+		fmt.Printf("%s / %s: wall %.2f×, CPU %.2f×, peak RSS %.2f×\n", a, b,
 			float64(median(ca.walls))/float64(median(cb.walls)),
+			float64(median(ca.cpus))/float64(median(cb.cpus)),
 			float64(median(ca.rssKB))/float64(median(cb.rssKB)))
 	}
 	return nil
 }
 
-// timed runs line and returns its wall time and peak resident set size.
-func timed(line string) (time.Duration, int64, error) {
+// timed runs line and returns its wall time, CPU time (user + system) and
+// peak resident set size.
+func timed(line string) (wall, cpu time.Duration, rssKB int64, err error) {
 	cmd := exec.Command("sh", "-c", "exec "+line)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	err = cmd.Run()
+	wall = time.Since(start)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w\n%s", line, err, stderr.String())
+		return 0, 0, 0, fmt.Errorf("%s: %w\n%s", line, err, stderr.String())
 	}
+	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return wall, 0, nil
+		return wall, cpu, 0, nil
 	}
-	return wall, ru.Maxrss, nil
+	return wall, cpu, ru.Maxrss, nil
 }
 
 func median[T int64 | time.Duration](v []T) T {
