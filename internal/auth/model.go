@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -199,14 +200,14 @@ var (
 )
 
 var (
-	userNamePattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	projectNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+	userNamePattern    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`) })
+	projectNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`) })
 )
 
 // ValidateUserName checks a user or robot base name: lowercase letters,
 // digits, '.', '_' and '-', at most 64 characters.
 func ValidateUserName(name string) error {
-	if !userNamePattern.MatchString(name) {
+	if !userNamePattern().MatchString(name) {
 		return fmt.Errorf("%w: name %q: want 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit", ErrInvalid, name)
 	}
 	return nil
@@ -215,7 +216,7 @@ func ValidateUserName(name string) error {
 // ValidateProjectName checks a project name: one component of the
 // distribution spec's repository name grammar.
 func ValidateProjectName(name string) error {
-	if len(name) > 128 || !projectNamePattern.MatchString(name) {
+	if len(name) > 128 || !projectNamePattern().MatchString(name) {
 		return fmt.Errorf("%w: project name %q: want a repository name component such as team-a", ErrInvalid, name)
 	}
 	return nil

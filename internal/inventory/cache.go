@@ -16,12 +16,13 @@ import (
 // Cache keeps what each analyzer found in each layer, keyed by the
 // layer's diffID and the analyzer's name and version, so a layer shared by
 // many images is read once, and bumping one analyzer's version re-runs
-// only that analyzer. Entries are JSON files written atomically (temporary
-// file, then rename); an entry that does not parse is ignored and
-// rewritten on the next scan.
+// only that analyzer. A layer's entries share one JSON file, written
+// atomically (temporary file, then rename): a warm scan opens one file per
+// layer rather than one per layer and analyzer, which on a cold process
+// was a third of a warm `berth sbom`. A file that does not parse is
+// ignored and rewritten on the next scan.
 //
-//	DIR/inventory-v1/sha256/<hex>/changes-v1.json   whiteouts of the layer
-//	DIR/inventory-v1/sha256/<hex>/<analyzer>-v<N>.json
+//	DIR/inventory-v2/sha256/<hex>.json
 type Cache struct {
 	dir string
 }
@@ -29,7 +30,7 @@ type Cache struct {
 // cacheFormat versions the layout above; walkerVersion versions the
 // Changes the walker records.
 const (
-	cacheFormat   = "inventory-v1"
+	cacheFormat   = "inventory-v2"
 	walkerVersion = 1
 )
 
@@ -63,80 +64,98 @@ type analyzerEntry struct {
 	Result *Result  `json:"result"`
 }
 
-func (c *Cache) layerDir(diffID string) (string, bool) {
+// layerEntry is everything cached about one layer.
+type layerEntry struct {
+	Walker  int            `json:"walker"`
+	Changes *image.Changes `json:"changes,omitempty"`
+	// Analyzers by analyzerKey. Entries of analyzers this binary does not
+	// run (another version of berth sharing the cache) are kept.
+	Analyzers map[string]*analyzerEntry `json:"analyzers"`
+}
+
+func (c *Cache) layerFile(diffID string) (string, bool) {
 	alg, hexPart, ok := strings.Cut(diffID, ":")
 	if !ok || alg != "sha256" || len(hexPart) != 64 || strings.ContainsAny(hexPart, "./\\") {
 		return "", false
 	}
-	return filepath.Join(c.dir, alg, hexPart), true
+	return filepath.Join(c.dir, alg, hexPart+".json"), true
 }
 
-func analyzerFile(name string, version int) string {
-	safe := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, name)
-	return fmt.Sprintf("%s-v%d.json", safe, version)
-}
+func analyzerKey(a Analyzer) string { return fmt.Sprintf("%s-v%d", a.Name(), a.Version()) }
 
-func changesFile() string { return fmt.Sprintf("changes-v%d.json", walkerVersion) }
-
-// get reads one entry into v; false when absent or unreadable.
-func (c *Cache) get(diffID, file string, v any) bool {
+// layer reads the entry of one layer; nil when absent or unreadable.
+func (c *Cache) layer(diffID string) *layerEntry {
 	if c == nil {
-		return false
+		return nil
 	}
-	dir, ok := c.layerDir(diffID)
+	p, ok := c.layerFile(diffID)
 	if !ok {
-		return false
+		return nil
 	}
-	p := filepath.Join(dir, file)
 	data, err := os.ReadFile(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			slog.Warn("cache entry unreadable; it will be rewritten", "path", p, "err", err)
 		}
-		return false
+		return nil
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	var e layerEntry
+	if err := json.Unmarshal(data, &e); err != nil {
 		slog.Warn("cache entry corrupt; it will be rewritten", "path", p, "err", err)
-		return false
+		return nil
 	}
-	return true
+	return &e
 }
 
-func (c *Cache) getChanges(diffID string) (*image.Changes, bool) {
-	var ch image.Changes
-	if !c.get(diffID, changesFile(), &ch) {
+// changes returns the cached walk of the layer, if the walker that wrote
+// it is this one.
+func (e *layerEntry) changes() (*image.Changes, bool) {
+	if e == nil || e.Walker != walkerVersion || e.Changes == nil {
 		return nil, false
 	}
-	return &ch, true
+	return e.Changes, true
 }
 
-func (c *Cache) getResult(diffID string, a Analyzer) (*analyzerEntry, bool) {
-	var e analyzerEntry
-	if !c.get(diffID, analyzerFile(a.Name(), a.Version()), &e) || e.Result == nil {
+func (e *layerEntry) result(a Analyzer) (*analyzerEntry, bool) {
+	if e == nil {
 		return nil, false
 	}
-	return &e, true
+	r, ok := e.Analyzers[analyzerKey(a)]
+	if !ok || r == nil || r.Result == nil {
+		return nil, false
+	}
+	return r, true
 }
 
-// put writes one entry atomically: readers see the old file or the new
-// one, never half of one.
-func (c *Cache) put(diffID, file string, v any) error {
+// putLayer records a fresh walk of a layer and what analyzers found in
+// it, keeping the entries of other analyzers already in the file. It
+// writes atomically: readers see the old file or the new one, never half
+// of one. Two scans finishing the same layer at once each write a whole
+// file; the loser's extra entries are recomputed by a later scan.
+func (c *Cache) putLayer(diffID string, changes *image.Changes, found map[string]*analyzerEntry) error {
 	if c == nil {
 		return nil
 	}
-	dir, ok := c.layerDir(diffID)
+	p, ok := c.layerFile(diffID)
 	if !ok {
 		return nil
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", file, err)
+	e := c.layer(diffID)
+	if e == nil {
+		e = &layerEntry{}
 	}
+	if e.Analyzers == nil {
+		e.Analyzers = make(map[string]*analyzerEntry, len(found))
+	}
+	e.Walker, e.Changes = walkerVersion, changes
+	for k, v := range found {
+		e.Analyzers[k] = v
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("cache layer %s: %w", diffID, err)
+	}
+	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -148,9 +167,9 @@ func (c *Cache) put(diffID, file string, v any) error {
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("cache: write %s: %w", file, err)
+		return fmt.Errorf("cache: write %s: %w", p, err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, file)); err != nil {
+	if err := os.Rename(tmp.Name(), p); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("cache: %w", err)
 	}

@@ -3,6 +3,7 @@ package inventory
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/package-url/packageurl-go"
 
@@ -104,12 +105,12 @@ func upstream(p Package) string {
 	return p.SourceName
 }
 
-var pypiSeparators = regexp.MustCompile(`[-_.]+`)
+var pypiSeparators = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-_.]+`) })
 
 // normalizePyPI is PEP 503 name normalisation, which the pypi purl type
 // asks for: lower case, runs of "-", "_" and "." become one "-".
 func normalizePyPI(name string) string {
-	return pypiSeparators.ReplaceAllString(strings.ToLower(name), "-")
+	return pypiSeparators().ReplaceAllString(strings.ToLower(name), "-")
 }
 
 func isDigits(s string) bool {

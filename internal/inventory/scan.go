@@ -58,14 +58,15 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 		out := &outcomes[i]
 		out.results = make([]*analyzerEntry, len(s.Analyzers))
 		var pending []int
+		cached := s.Cache.layer(l.DiffID)
 		for ai, a := range s.Analyzers {
-			if e, ok := s.Cache.getResult(l.DiffID, a); ok {
+			if e, ok := cached.result(a); ok {
 				out.results[ai] = e
 			} else {
 				pending = append(pending, ai)
 			}
 		}
-		if ch, ok := s.Cache.getChanges(l.DiffID); ok && len(pending) == 0 {
+		if ch, ok := cached.changes(); ok && len(pending) == 0 {
 			out.changes = ch
 			continue
 		}
@@ -148,9 +149,7 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 	}
 	changes.Warnings = append(changes.Warnings, g.warnings...)
 	out.changes = changes
-	if err := s.Cache.put(l.DiffID, changesFile(), changes); err != nil {
-		slog.Warn("layer cache", "err", err)
-	}
+	found := make(map[string]*analyzerEntry, len(pending))
 	for _, ai := range pending {
 		a := s.Analyzers[ai]
 		files := make(map[string]*bufferedFile, len(g.inputs[ai]))
@@ -180,9 +179,10 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		}
 		e := &analyzerEntry{Inputs: in, Result: res}
 		out.results[ai] = e
-		if err := s.Cache.put(l.DiffID, analyzerFile(a.Name(), a.Version()), e); err != nil {
-			slog.Warn("layer cache", "err", err)
-		}
+		found[analyzerKey(a)] = e
+	}
+	if err := s.Cache.putLayer(l.DiffID, changes, found); err != nil {
+		slog.Warn("layer cache", "err", err)
 	}
 	return nil
 }

@@ -237,12 +237,18 @@ func TestCache(t *testing.T) {
 		t.Errorf("bumped %q, cold %q", names(bumped), names(cold))
 	}
 	// A corrupt entry is ignored and rewritten.
-	entries, _ := filepath.Glob(filepath.Join(cacheDir, "*", "sha256", "*", "dpkg-v2.json"))
-	if len(entries) != 2 {
-		t.Fatalf("cache entries for dpkg v2: %q", entries)
+	var entries []string
+	all, _ := filepath.Glob(filepath.Join(cacheDir, "*", "sha256", "*.json"))
+	for _, e := range all {
+		if data, _ := os.ReadFile(e); bytes.Contains(data, []byte(`"dpkg-v2"`)) {
+			entries = append(entries, e)
+		}
+	}
+	if len(all) != 3 || len(entries) != 2 {
+		t.Fatalf("cache files %q, with dpkg v2 %q; want 3 layers, 2 with dpkg v2", all, entries)
 	}
 	for _, e := range entries {
-		os.WriteFile(e, []byte(`{"result": {"sets": [tru`), 0o644)
+		os.WriteFile(e, []byte(`{"analyzers": {"dpkg-v2": {"result": {"sets": [tru`), 0o644)
 	}
 	repaired, reads, _ := run(scanner(2), base, top)
 	if reads != 2 || !reflect.DeepEqual(names(repaired), names(cold)) {

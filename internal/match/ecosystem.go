@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match/version"
@@ -69,7 +70,7 @@ var debianReleases = map[string]string{
 
 // binNMU matches the "+bN" suffix of a binary-only rebuild; the source
 // package, which the distro trackers version, never carries it.
-var binNMU = regexp.MustCompile(`\+b[0-9]+$`)
+var binNMU = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\+b[0-9]+$`) })
 
 // unmatchable says why packages of an ecosystem cannot be matched; the
 // matcher reports each reason once with the packages it concerns.
@@ -115,7 +116,7 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 	switch p.Ecosystem {
 	case inventory.Deb:
 		t.scheme = version.Dpkg
-		t.version = binNMU.ReplaceAllString(ver, "")
+		t.version = binNMU().ReplaceAllString(ver, "")
 		switch d.ID {
 		case "debian":
 			rel := majorOf(d.VersionID)

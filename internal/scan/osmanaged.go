@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -24,17 +25,19 @@ import (
 // /usr/local, /var/lib/gems or the application's own folders instead).
 // Other distros mix the two in one directory (Alpine's and Fedora's
 // site-packages), so nothing is skipped there.
-var osManagedDirs = map[string]*regexp.Regexp{
+var osManagedDirs = map[string]func() *regexp.Regexp{
 	"debian": debianManaged,
 	"ubuntu": debianManaged,
 }
 
-var debianManaged = regexp.MustCompile(`^/usr/(` +
-	`lib/python[0-9.]*/dist-packages/` + // python3-*, python-*
-	`|share/java/|share/maven-repo/|lib/jvm/` + // lib*-java, openjdk-*
-	`|lib/ruby/vendor_ruby/|share/rubygems-integration/|lib/ruby/gems/` + // ruby-*, libruby's default gems
-	`|share/nodejs/|lib/nodejs/` + // node-*
-	`)`)
+var debianManaged = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^/usr/(` +
+		`lib/python[0-9.]*/dist-packages/` + // python3-*, python-*
+		`|share/java/|share/maven-repo/|lib/jvm/` + // lib*-java, openjdk-*
+		`|lib/ruby/vendor_ruby/|share/rubygems-integration/|lib/ruby/gems/` + // ruby-*, libruby's default gems
+		`|share/nodejs/|lib/nodejs/` + // node-*
+		`)`)
+})
 
 // osEcosystem is the package ecosystem of each distro whose directories
 // are listed above; a rule applies only when the image's package database
@@ -60,11 +63,12 @@ func osManagedRule(inv *inventory.Inventory) func(*inventory.Package) bool {
 	if inv.Distro == nil {
 		return never
 	}
-	dirs, ok := osManagedDirs[inv.Distro.ID]
+	dirsFn, ok := osManagedDirs[inv.Distro.ID]
 	osEco := osEcosystem[inv.Distro.ID]
 	if !ok || !slices.ContainsFunc(inv.Packages, func(p inventory.Package) bool { return p.Ecosystem == osEco }) {
 		return never
 	}
+	dirs := dirsFn()
 	return func(p *inventory.Package) bool {
 		if p.Ecosystem == osEco || len(p.Locations) == 0 {
 			return false

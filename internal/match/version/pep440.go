@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // pep440Scheme is Python's version ordering (PEP 440): epoch, release
@@ -22,13 +23,15 @@ type pep440Scheme struct{}
 
 // pep440Pattern follows the grammar of PEP 440's "Appendix B", written for
 // lower-cased, trimmed input.
-var pep440Pattern = regexp.MustCompile(`^v?` +
-	`(?:([0-9]+)!)?` + // epoch
-	`([0-9]+(?:\.[0-9]+)*)` + // release
-	`(?:[-_.]?(alpha|beta|preview|pre|rc|a|b|c)[-_.]?([0-9]+)?)?` + // pre-release
-	`(?:-([0-9]+)|[-_.]?(post|rev|r)[-_.]?([0-9]+)?)?` + // post-release
-	`(?:[-_.]?(dev)[-_.]?([0-9]+)?)?` + // development release
-	`(?:\+([a-z0-9]+(?:[-_.][a-z0-9]+)*))?$`) // local version
+var pep440Pattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^v?` +
+		`(?:([0-9]+)!)?` + // epoch
+		`([0-9]+(?:\.[0-9]+)*)` + // release
+		`(?:[-_.]?(alpha|beta|preview|pre|rc|a|b|c)[-_.]?([0-9]+)?)?` + // pre-release
+		`(?:-([0-9]+)|[-_.]?(post|rev|r)[-_.]?([0-9]+)?)?` + // post-release
+		`(?:[-_.]?(dev)[-_.]?([0-9]+)?)?` + // development release
+		`(?:\+([a-z0-9]+(?:[-_.][a-z0-9]+)*))?$`)
+}) // local version
 
 // Pre-release ranks; pep440NoPre sorts a final release after its
 // pre-releases, pep440DevOnly a bare .devN before them.
@@ -56,7 +59,7 @@ type pep440Version struct {
 func (pep440Scheme) Name() string { return "pep440" }
 
 func (pep440Scheme) Parse(s string) (Version, error) {
-	m := pep440Pattern.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	m := pep440Pattern().FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
 		return nil, fmt.Errorf("%w: %q is not a PEP 440 version", ErrInvalid, s)
 	}

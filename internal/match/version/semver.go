@@ -1,10 +1,10 @@
 package version
 
 import (
+	"cmp"
 	"fmt"
+	"strconv"
 	"strings"
-
-	"github.com/Masterminds/semver/v3"
 )
 
 // semverScheme is SemVer 2.0 precedence (semver.org §11): major, minor and
@@ -29,7 +29,8 @@ type semverScheme struct {
 }
 
 type semverVersion struct {
-	v    *semver.Version
+	num  [3]uint64
+	pre  []string // dot-separated pre-release identifiers; nil for a release
 	orig string
 }
 
@@ -45,17 +46,123 @@ func (s semverScheme) Parse(str string) (Version, error) {
 			t = g
 		}
 	}
-	v, err := semver.NewVersion(t)
+	v, err := parseSemver(t)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s version %q: %v", ErrInvalid, s.name, str, err)
 	}
-	return semverVersion{v: v, orig: str}, nil
+	v.orig = str
+	return v, nil
+}
+
+// parseSemver reads [v]MAJOR[.MINOR[.PATCH]][-PRE][+BUILD]. It is
+// hand-written rather than taken from a semver library because the
+// libraries compile their regular expressions when the program starts,
+// which every berth command paid for; this is also faster per call.
+func parseSemver(t string) (semverVersion, error) {
+	var v semverVersion
+	t = strings.TrimPrefix(t, "v")
+	if i := strings.IndexByte(t, '+'); i >= 0 {
+		if err := checkIdentifiers(t[i+1:], "build metadata", false); err != nil {
+			return v, err
+		}
+		t = t[:i]
+	}
+	if i := strings.IndexByte(t, '-'); i >= 0 {
+		pre := t[i+1:]
+		if err := checkIdentifiers(pre, "pre-release", true); err != nil {
+			return v, err
+		}
+		v.pre = strings.Split(pre, ".")
+		t = t[:i]
+	}
+	parts := strings.Split(t, ".")
+	if len(parts) > 3 {
+		return v, fmt.Errorf("more than three version numbers")
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || !isNumeric(p) {
+			return v, fmt.Errorf("version number %q is not a non-negative integer", p)
+		}
+		v.num[i] = n
+	}
+	return v, nil
+}
+
+// checkIdentifiers applies semver.org §9/§10: non-empty dot-separated
+// identifiers of [0-9A-Za-z-], numeric pre-release ones without leading
+// zeros.
+func checkIdentifiers(s, what string, noLeadingZero bool) error {
+	for id := range strings.SplitSeq(s, ".") {
+		if id == "" {
+			return fmt.Errorf("empty %s identifier", what)
+		}
+		for j := 0; j < len(id); j++ {
+			c := id[j]
+			if !isDigit(c) && c != '-' && (c|0x20 < 'a' || c|0x20 > 'z') {
+				return fmt.Errorf("%s identifier %q has a character other than [0-9A-Za-z-]", what, id)
+			}
+		}
+		if noLeadingZero && len(id) > 1 && id[0] == '0' && isNumeric(id) {
+			return fmt.Errorf("numeric %s identifier %q has a leading zero", what, id)
+		}
+	}
+	return nil
+}
+
+func isNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (v semverVersion) String() string { return v.orig }
 
 func (v semverVersion) Compare(other Version) int {
-	return v.v.Compare(other.(semverVersion).v)
+	o := other.(semverVersion)
+	for i := range v.num {
+		if c := cmp.Compare(v.num[i], o.num[i]); c != 0 {
+			return c
+		}
+	}
+	switch {
+	case v.pre == nil && o.pre == nil:
+		return 0
+	case v.pre == nil:
+		return 1
+	case o.pre == nil:
+		return -1
+	}
+	for i := 0; i < len(v.pre) && i < len(o.pre); i++ {
+		if c := comparePreIdentifier(v.pre[i], o.pre[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(v.pre), len(o.pre))
+}
+
+// comparePreIdentifier orders numeric identifiers numerically and before
+// alphanumeric ones, which compare in ASCII order (semver.org §11.4).
+func comparePreIdentifier(a, b string) int {
+	an, bn := isNumeric(a), isNumeric(b)
+	switch {
+	case an && bn:
+		if c := cmp.Compare(len(a), len(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	case an:
+		return -1
+	case bn:
+		return 1
+	}
+	return strings.Compare(a, b)
 }
 
 // GoReleaseToSemver turns a Go release name into semver: go1.21.3 →

@@ -25,6 +25,7 @@ import (
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/internal/indentjson"
 	"berth.dev/berth/internal/report/license"
 )
 
@@ -35,10 +36,7 @@ const schemaURL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
 
 // Encode writes inv to w as an indented CycloneDX 1.6 JSON document.
 func Encode(w io.Writer, inv *inventory.Inventory, meta bom.Meta) error {
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Document(bom.Build(inv), meta)); err != nil {
+	if err := indentjson.Encode(w, Document(bom.Build(inv), meta)); err != nil {
 		return fmt.Errorf("write CycloneDX: %w", err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/internal/indentjson"
 	"berth.dev/berth/internal/vex"
 )
 
@@ -41,10 +42,7 @@ func EncodeReport(w io.Writer, r *match.Report, meta bom.Meta) error {
 	if vulns := Vulnerabilities(b, r); len(vulns) > 0 {
 		doc.Vulnerabilities = &vulns
 	}
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
+	if err := indentjson.Encode(w, doc); err != nil {
 		return fmt.Errorf("write CycloneDX: %w", err)
 	}
 	return nil

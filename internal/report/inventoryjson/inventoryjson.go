@@ -5,13 +5,13 @@
 package inventoryjson
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/internal/indentjson"
 )
 
 // MediaType names berth's inventory JSON.
@@ -30,10 +30,7 @@ func Encode(w io.Writer, inv *inventory.Inventory) error {
 	if out.Packages == nil {
 		out.Packages = []inventory.Package{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&out); err != nil {
+	if err := indentjson.Encode(w, &out); err != nil {
 		return fmt.Errorf("write inventory JSON: %w", err)
 	}
 	return nil

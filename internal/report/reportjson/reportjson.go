@@ -4,12 +4,12 @@
 package reportjson
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/report/internal/indentjson"
 )
 
 // MediaType names berth's report JSON.
@@ -29,10 +29,7 @@ func Encode(w io.Writer, r *match.Report) error {
 	if out.Inventory.Packages == nil {
 		out.Inventory.Packages = []inventory.Package{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&out); err != nil {
+	if err := indentjson.Encode(w, &out); err != nil {
 		return fmt.Errorf("write report JSON: %w", err)
 	}
 	return nil

@@ -19,7 +19,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -32,6 +31,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/internal/indentjson"
 )
 
 // MediaType is the registered media type of SARIF.
@@ -151,10 +151,7 @@ type suppression struct {
 // Encode writes r to w as an indented SARIF 2.1.0 log. It does not modify
 // r.
 func Encode(w io.Writer, r *match.Report, meta Meta) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(build(r, meta)); err != nil {
+	if err := indentjson.Encode(w, build(r, meta)); err != nil {
 		return fmt.Errorf("write SARIF: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 const (
@@ -30,7 +31,9 @@ func copyrightPackage(p string) (string, bool) {
 
 var (
 	machineReadable = []byte("copyright-format/1.0")
-	commonLicense   = regexp.MustCompile(`/usr/share/common-licenses/([A-Za-z][A-Za-z0-9+_.-]*[A-Za-z0-9+])`)
+	commonLicense   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`/usr/share/common-licenses/([A-Za-z][A-Za-z0-9+_.-]*[A-Za-z0-9+])`)
+	})
 )
 
 // ParseCopyright lists the licenses a Debian copyright file names, as the
@@ -60,7 +63,7 @@ func ParseCopyright(data []byte) []string {
 		}
 		return out
 	}
-	for _, m := range commonLicense.FindAllSubmatch(data, -1) {
+	for _, m := range commonLicense().FindAllSubmatch(data, -1) {
 		add(string(m[1]))
 	}
 	return out

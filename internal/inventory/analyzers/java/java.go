@@ -21,6 +21,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -343,7 +344,7 @@ func parseManifest(data []byte) map[string]string {
 
 // fileVersion splits "commons-lang3-3.12.0.jar" into the artifact and the
 // version that follows the last "-" before a digit.
-var fileVersion = regexp.MustCompile(`^(.+?)-(\d[\w.\-+]*)$`)
+var fileVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+?)-(\d[\w.\-+]*)$`) })
 
 // fromManifest names an archive that has no pom.properties. The artifactId
 // is the file name without its version; the groupId is
@@ -353,7 +354,7 @@ var fileVersion = regexp.MustCompile(`^(.+?)-(\d[\w.\-+]*)$`)
 func fromManifest(m map[string]string, fileName string) (name, version string) {
 	base := strings.TrimSuffix(fileName, path.Ext(fileName))
 	artifact := base
-	if sm := fileVersion.FindStringSubmatch(base); sm != nil {
+	if sm := fileVersion().FindStringSubmatch(base); sm != nil {
 		artifact, version = sm[1], sm[2]
 	}
 	for _, k := range []string{"Implementation-Version", "Bundle-Version", "Specification-Version"} {

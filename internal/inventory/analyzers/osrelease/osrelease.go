@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -164,12 +165,12 @@ func parseDebianVersion(data []byte) *inventory.Distro {
 	return d
 }
 
-var redhatReleaseRE = regexp.MustCompile(`^(.+?) release (\d+(?:\.\d+)*)`)
+var redhatReleaseRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+?) release (\d+(?:\.\d+)*)`) })
 
 // parseRedHatRelease reads "Red Hat Enterprise Linux release 9.4 (Plow)",
 // "CentOS Linux release 7.9.2009 (Core)", "Fedora release 39 (Thirty Nine)".
 func parseRedHatRelease(data []byte) *inventory.Distro {
-	m := redhatReleaseRE.FindStringSubmatch(strings.TrimSpace(string(data)))
+	m := redhatReleaseRE().FindStringSubmatch(strings.TrimSpace(string(data)))
 	if m == nil {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -55,8 +56,8 @@ var (
 	// The attribute lines RubyGems writes: `s.name = "rake".freeze`,
 	// `s.version = "13.0.6"`, `s.licenses = ["MIT".freeze]`. Hand-written
 	// forms such as `spec.license = 'MIT'` match too.
-	gemspecAttr = regexp.MustCompile(`^\s*\w+\.(name|version|licenses?)\s*=\s*(.+)$`)
-	quoted      = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'`)
+	gemspecAttr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\w+\.(name|version|licenses?)\s*=\s*(.+)$`) })
+	quoted      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'`) })
 )
 
 // ParseGemspec reads the name, version and licenses of a gemspec without
@@ -67,7 +68,7 @@ func ParseGemspec(data []byte, location, analyzer string) ([]inventory.Package, 
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		m := gemspecAttr.FindStringSubmatch(sc.Text())
+		m := gemspecAttr().FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
 		}
@@ -106,7 +107,7 @@ func ParseGemspec(data []byte, location, analyzer string) ([]inventory.Package, 
 
 func quotedStrings(s string) []string {
 	var out []string
-	for _, m := range quoted.FindAllStringSubmatch(s, -1) {
+	for _, m := range quoted().FindAllStringSubmatch(s, -1) {
 		if m[1] != "" {
 			out = append(out, m[1])
 		} else if m[2] != "" {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/internal/osv"
 	"berth.dev/berth/internal/vulndb/source"
@@ -80,7 +81,7 @@ func Convert(dbs []*SecDB, sink source.Sink) error {
 	return agg.emit(sink)
 }
 
-var branchRe = regexp.MustCompile(`href="(v\d+\.\d+|edge)/?"`)
+var branchRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`href="(v\d+\.\d+|edge)/?"`) })
 
 func (s *Source) branches(ctx context.Context, f source.Fetcher) ([]string, error) {
 	var out []string
@@ -93,7 +94,7 @@ func (s *Source) branches(ctx context.Context, f source.Fetcher) ([]string, erro
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range branchRe.FindAllStringSubmatch(string(page), -1) {
+		for _, m := range branchRe().FindAllStringSubmatch(string(page), -1) {
 			if !slices.Contains(out, m[1]) {
 				out = append(out, m[1])
 			}
@@ -172,8 +173,8 @@ func newAggregator() *aggregator { return &aggregator{byID: map[string]*osv.Vuln
 
 var (
 	// "CVE 2018-16859" and "CVE_2019-2426" occur upstream for CVE-….
-	cveSloppyRe = regexp.MustCompile(`(?i)\bCVE[ _](\d{4}-\d{4,})\b`)
-	identRe     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)+$`)
+	cveSloppyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bCVE[ _](\d{4}-\d{4,})\b`) })
+	identRe     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)+$`) })
 )
 
 func (a *aggregator) add(db *SecDB, sink source.Sink) {
@@ -190,8 +191,8 @@ func (a *aggregator) add(db *SecDB, sink source.Sink) {
 				// Entries such as "CVE-2016-10013 XSA-204" name one flaw
 				// twice; the first readable identifier names the record.
 				var ids []string
-				for _, f := range strings.Fields(cveSloppyRe.ReplaceAllString(entry, "CVE-$1")) {
-					if identRe.MatchString(f) {
+				for _, f := range strings.Fields(cveSloppyRe().ReplaceAllString(entry, "CVE-$1")) {
+					if identRe().MatchString(f) {
 						ids = append(ids, f)
 					}
 				}

@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"berth.dev/berth/internal/osv"
@@ -96,9 +97,11 @@ func parseFile(ctx context.Context, p string, sink source.Sink) error {
 
 var (
 	// [29 Mar 2023] DSA-5380-1 xorg-server - security update
-	headerRe = regexp.MustCompile(`^\[(\d{1,2} [A-Za-z]{3} \d{4})\]\s+((?:DSA|DLA|DTSA)-\d+(?:-\d+)?)\s*(.*)$`)
+	headerRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\[(\d{1,2} [A-Za-z]{3} \d{4})\]\s+((?:DSA|DLA|DTSA)-\d+(?:-\d+)?)\s*(.*)$`)
+	})
 	// [bullseye] - xorg-server 2:1.20.11-1+deb11u6 (optional note)
-	releaseRe = regexp.MustCompile(`^\[([a-z][a-z0-9-]*)\]\s+-\s+(\S+)\s+(\S+)`)
+	releaseRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[([a-z][a-z0-9-]*)\]\s+-\s+(\S+)\s+(\S+)`) })
 )
 
 // Parse reads one advisory list and hands each advisory to sink. Lines it
@@ -160,7 +163,7 @@ func Parse(ctx context.Context, r io.Reader, sink source.Sink) error {
 }
 
 func parseHeader(line string) (*osv.Vulnerability, error) {
-	m := headerRe.FindStringSubmatch(line)
+	m := headerRe().FindStringSubmatch(line)
 	if m == nil {
 		return nil, errors.New("unreadable advisory header")
 	}
@@ -193,7 +196,7 @@ func parseDetail(v *osv.Vulnerability, line string) error {
 		}
 		return nil
 	}
-	m := releaseRe.FindStringSubmatch(line)
+	m := releaseRe().FindStringSubmatch(line)
 	if m == nil {
 		return errors.New("unreadable release line")
 	}
