@@ -114,19 +114,17 @@ func TestCycloneDXEnumKnown(t *testing.T) {
 	if len(schema.Enum) < 400 {
 		t.Fatalf("%s has only %d ids", path, len(schema.Enum))
 	}
-	l := loadLists()
 	for _, id := range schema.Enum {
-		lower := strings.ToLower(id)
-		if _, ok := l.licenses[lower]; ok {
+		if _, ok := lookup(licenseList, id); ok {
 			continue
 		}
-		if _, ok := l.exceptions[lower]; ok {
+		if _, ok := lookup(exceptionList, id); ok {
 			continue
 		}
 		// The schema lists the deprecated "GPL-2.0+" style ids; SPDX
 		// expressions spell them as the base id with the "+" operator.
-		if base, ok := strings.CutSuffix(lower, "+"); ok {
-			if _, ok := l.licenses[base]; ok {
+		if base, ok := strings.CutSuffix(id, "+"); ok {
+			if _, ok := lookup(licenseList, base); ok {
 				continue
 			}
 		}
