@@ -9,65 +9,49 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	prom "berth.dev/berth/internal/metrics"
 )
 
 // metrics are the server's Prometheus series, in a registry of their own
-// (no global state).
+// (no global state), with the Go runtime and process series.
 type metrics struct {
-	reg             *prometheus.Registry
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	bytesIn         *prometheus.CounterVec
-	bytesOut        *prometheus.CounterVec
-	uploadsInFlight prometheus.Gauge
-	gcRuns          *prometheus.CounterVec
-	gcDeleted       *prometheus.CounterVec
+	reg             *prom.Registry
+	requests        *prom.CounterVec
+	duration        *prom.HistogramVec
+	bytesIn         *prom.CounterVec
+	bytesOut        *prom.CounterVec
+	uploadsInFlight *prom.Gauge
+	gcRuns          *prom.CounterVec
+	gcDeleted       *prom.CounterVec
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_http_requests_total",
-			Help: "HTTP requests served, by route, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "berth_http_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by route, method and status code.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"route", "method", "code"}),
-		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_http_request_bytes_total",
-			Help: "Request body bytes received, by route.",
-		}, []string{"route"}),
-		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_http_response_bytes_total",
-			Help: "Response body bytes sent, by route.",
-		}, []string{"route"}),
-		uploadsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "berth_uploads_in_flight",
-			Help: "Requests currently sending blob content.",
-		}),
-		gcRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_gc_runs_total",
-			Help: "Garbage collection runs, by result.",
-		}, []string{"result"}),
-		gcDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_gc_deleted_total",
-			Help: "Objects garbage collection deleted, by kind.",
-		}, []string{"kind"}),
+	reg := prom.NewRegistry()
+	reg.RegisterGo()
+	reg.RegisterProcess()
+	return &metrics{
+		reg: reg,
+		requests: reg.NewCounterVec("berth_http_requests_total",
+			"HTTP requests served, by route, method and status code.",
+			"route", "method", "code"),
+		duration: reg.NewHistogramVec("berth_http_request_duration_seconds",
+			"Time to serve HTTP requests, by route, method and status code.",
+			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+			"route", "method", "code"),
+		bytesIn: reg.NewCounterVec("berth_http_request_bytes_total",
+			"Request body bytes received, by route.", "route"),
+		bytesOut: reg.NewCounterVec("berth_http_response_bytes_total",
+			"Response body bytes sent, by route.", "route"),
+		uploadsInFlight: reg.NewGauge("berth_uploads_in_flight",
+			"Requests currently sending blob content."),
+		gcRuns: reg.NewCounterVec("berth_gc_runs_total",
+			"Garbage collection runs, by result.", "result"),
+		gcDeleted: reg.NewCounterVec("berth_gc_deleted_total",
+			"Objects garbage collection deleted, by kind.", "kind"),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.uploadsInFlight, m.gcRuns, m.gcDeleted,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
+func (m *metrics) handler() http.Handler { return m.reg }
 
 // statusText avoids formatting the common status codes on every request.
 var statusText = func() map[int]string {
