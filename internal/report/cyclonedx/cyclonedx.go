@@ -18,10 +18,9 @@ package cyclonedx
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
-
-	cdx "github.com/CycloneDX/cyclonedx-go"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
@@ -36,38 +35,38 @@ const schemaURL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
 
 // Encode writes inv to w as an indented CycloneDX 1.6 JSON document.
 func Encode(w io.Writer, inv *inventory.Inventory, meta bom.Meta) error {
-	if err := indentjson.Encode(w, Document(bom.Build(inv), meta)); err != nil {
+	if err := indentjson.Encode(w, buildDocument(bom.Build(inv), meta)); err != nil {
 		return fmt.Errorf("write CycloneDX: %w", err)
 	}
 	return nil
 }
 
-// Document builds the CycloneDX BOM for b. It is exported so that the
-// vulnerability report can add its findings to the same document.
-func Document(b *bom.BOM, meta bom.Meta) *cdx.BOM {
+// buildDocument builds the CycloneDX BOM for b; the vulnerability report adds
+// its findings to the same document.
+func buildDocument(b *bom.BOM, meta bom.Meta) *document {
 	meta = meta.Resolved()
-	doc := &cdx.BOM{
-		JSONSchema:   schemaURL,
-		BOMFormat:    cdx.BOMFormat,
-		SpecVersion:  cdx.SpecVersion1_6,
+	doc := &document{
+		Schema:       schemaURL,
+		BOMFormat:    bomFormat,
+		SpecVersion:  specVersion,
 		SerialNumber: "urn:uuid:" + meta.DocumentID.String(),
 		Version:      1,
-		Metadata: &cdx.Metadata{
+		Metadata: &metadata{
 			Timestamp: meta.Created.Format(time.RFC3339),
-			Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
-				Type:    cdx.ComponentTypeApplication,
+			Tools: &tools{Components: []tool{{
+				Type:    typeApplication,
 				Name:    "berth",
-				Version: meta.ToolVersion,
+				Version: htmlString(meta.ToolVersion),
 			}}},
 			Component: imageComponent(b),
 		},
 	}
 
-	components := make([]cdx.Component, 0, len(b.Packages)+1)
+	components := make([]component, 0, len(b.Packages)+1)
 	if d := b.Inventory.Distro; d != nil {
-		components = append(components, cdx.Component{
+		components = append(components, component{
 			BOMRef:      b.OSRef,
-			Type:        cdx.ComponentTypeOS,
+			Type:        typeOS,
 			Name:        d.ID,
 			Version:     d.VersionID,
 			Description: d.PrettyName,
@@ -76,9 +75,9 @@ func Document(b *bom.BOM, meta bom.Meta) *cdx.BOM {
 	for i := range b.Packages {
 		components = append(components, packageComponent(&b.Packages[i]))
 	}
-	doc.Components = &components
+	doc.Components = components
 
-	var deps []cdx.Dependency
+	var deps []dependency
 	for i := range b.Packages {
 		p := &b.Packages[i]
 		if len(p.Deps) == 0 {
@@ -88,25 +87,23 @@ func Document(b *bom.BOM, meta bom.Meta) *cdx.BOM {
 		for k, j := range p.Deps {
 			refs[k] = b.Packages[j].Ref
 		}
-		deps = append(deps, cdx.Dependency{Ref: p.Ref, Dependencies: &refs})
+		deps = append(deps, dependency{Ref: p.Ref, DependsOn: refs})
 	}
-	if len(deps) > 0 {
-		doc.Dependencies = &deps
-	}
+	doc.Dependencies = deps
 	return doc
 }
 
-func imageComponent(b *bom.BOM) *cdx.Component {
+func imageComponent(b *bom.BOM) *component {
 	inv := b.Inventory
-	c := &cdx.Component{
+	c := &component{
 		BOMRef:     b.ImageRef,
-		Type:       cdx.ComponentTypeContainer,
+		Type:       typeContainer,
 		Name:       b.Image.Name,
 		Version:    b.Image.Version,
 		PackageURL: b.Image.PURL,
 	}
 	if hex, ok := b.Image.SHA256(); ok {
-		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: hex}}
+		c.Hashes = []hash{{Algorithm: hashSHA256, Value: hex}}
 	}
 	var props properties
 	props.add("berth:image:source", inv.Source)
@@ -116,15 +113,15 @@ func imageComponent(b *bom.BOM) *cdx.Component {
 	for _, l := range inv.Layers {
 		props.add("berth:image:layerDiffID", l.DiffID)
 	}
-	c.Properties = props.list()
+	c.Properties = props
 	return c
 }
 
-func packageComponent(p *bom.Package) cdx.Component {
+func packageComponent(p *bom.Package) component {
 	group, name := splitName(p.Ecosystem, p.Name)
-	c := cdx.Component{
+	c := component{
 		BOMRef:     p.Ref,
-		Type:       cdx.ComponentTypeLibrary,
+		Type:       typeLibrary,
 		Group:      group,
 		Name:       name,
 		Version:    p.Version,
@@ -134,9 +131,9 @@ func packageComponent(p *bom.Package) cdx.Component {
 	if p.Dev {
 		// CycloneDX's "excluded" scope is the one for components that are
 		// not part of the runtime, which is what a dev dependency is.
-		c.Scope = cdx.ScopeExcluded
+		c.Scope = scopeExcluded
 	}
-	var props properties
+	props := make(properties, 0, 7+len(p.Locations)) // at most, and in one allocation
 	props.add("berth:package:analyzer", p.Analyzer)
 	props.add("berth:package:arch", p.Arch)
 	if p.Dev {
@@ -149,7 +146,7 @@ func packageComponent(p *bom.Package) cdx.Component {
 	}
 	props.add("berth:package:sourceName", p.SourceName)
 	props.add("berth:package:sourceVersion", p.SourceVersion)
-	c.Properties = props.list()
+	c.Properties = props
 	return c
 }
 
@@ -178,56 +175,49 @@ func splitName(eco inventory.Ecosystem, name string) (group, rest string) {
 // come from package metadata, berth concludes nothing. CycloneDX allows either a list of license
 // objects or exactly one expression, so an expression among several
 // strings is kept as a name rather than dropped.
-func licenses(raw []string) *cdx.Licenses {
-	var out cdx.Licenses
-	seen := map[string]bool{}
-	var kept []string
+func licenses(raw []string) []licenseChoice {
+	if len(raw) == 0 {
+		return nil
+	}
+	kept := make([]string, 0, len(raw)) // a handful: a slice is cheaper than a map
 	for _, s := range raw {
-		s = strings.TrimSpace(s)
-		if s != "" && !seen[s] {
-			seen[s] = true
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(kept, s) {
 			kept = append(kept, s)
 		}
 	}
 	if len(kept) == 1 {
 		if _, isID := license.ID(kept[0]); !isID {
 			if expr, ok := license.Expression(kept[0]); ok {
-				declared := cdx.LicenseAcknowledgementDeclared
-				return &cdx.Licenses{{Expression: expr, Acknowledgement: &declared}}
+				return []licenseChoice{{Expression: expr, Acknowledgement: declared}}
 			}
 		}
 	}
-	ids := map[string]bool{}
+	if len(kept) == 0 {
+		return nil
+	}
+	out := make([]licenseChoice, 0, len(kept))
+	infos := make([]licenseInfo, 0, len(kept)) // never grows: out points into it
 	for _, s := range kept {
 		id, ok := license.ID(s)
 		switch {
 		case !ok || !schemaKnowsID(id):
-			out = append(out, cdx.LicenseChoice{License: &cdx.License{Name: s, Acknowledgement: cdx.LicenseAcknowledgementDeclared}})
-		case !ids[id]: // "MIT" and "mit" are one license
-			ids[id] = true
-			out = append(out, cdx.LicenseChoice{License: &cdx.License{ID: id, Acknowledgement: cdx.LicenseAcknowledgementDeclared}})
+			infos = append(infos, licenseInfo{Name: htmlString(s), Acknowledgement: declared})
+		case !slices.ContainsFunc(infos, func(l licenseInfo) bool { return l.ID == id }): // "MIT" and "mit" are one license
+			infos = append(infos, licenseInfo{ID: id, Acknowledgement: declared})
+		default:
+			continue
 		}
+		out = append(out, licenseChoice{License: &infos[len(infos)-1]})
 	}
-	if len(out) == 0 {
-		return nil
-	}
-	return &out
+	return out
 }
 
-type properties []cdx.Property
+type properties []property
 
 // add records a property unless its value is empty: CycloneDX properties
 // with empty values say nothing.
 func (p *properties) add(name, value string) {
 	if value != "" {
-		*p = append(*p, cdx.Property{Name: name, Value: value})
+		*p = append(*p, property{Name: name, Value: value})
 	}
-}
-
-func (p properties) list() *[]cdx.Property {
-	if len(p) == 0 {
-		return nil
-	}
-	s := []cdx.Property(p)
-	return &s
 }

@@ -3,6 +3,7 @@ package cyclonedx
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"berth.dev/berth/internal/report/bom"
 	"berth.dev/berth/internal/report/internal/fixture"
 	"berth.dev/berth/internal/report/internal/golden"
+	"berth.dev/berth/internal/report/internal/indentjson"
 	"berth.dev/berth/internal/report/internal/schematest"
 	"berth.dev/berth/internal/report/license"
 )
@@ -235,7 +237,16 @@ func TestLicenses(t *testing.T) {
 		{[]string{"GPL-2", "GPL-2"}, "name:GPL-2"},
 	}
 	for _, tt := range tests {
-		if got := describeLicenses(licenses(tt.in)); got != tt.want {
+		// Through JSON, as a reader of the document sees the licenses.
+		raw, err := json.Marshal(licenses(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l *cdx.Licenses
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatal(err)
+		}
+		if got := describeLicenses(l); got != tt.want {
 			t.Errorf("licenses(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
@@ -292,6 +303,7 @@ func checkDocument(t *testing.T, out []byte, inv *inventory.Inventory) *cdx.BOM 
 	if err := cdx.NewBOMDecoder(bytes.NewReader(out), cdx.BOMFileFormatJSON).Decode(&doc); err != nil {
 		t.Fatalf("cyclonedx-go cannot decode the document: %v", err)
 	}
+	sameAsCycloneDXGo(t, out, &doc)
 	if doc.SpecVersion != cdx.SpecVersion1_6 {
 		t.Errorf("specVersion %s", doc.SpecVersion)
 	}
@@ -350,6 +362,60 @@ func checkDocument(t *testing.T, out []byte, inv *inventory.Inventory) *cdx.BOM 
 	return &doc
 }
 
+// sameAsCycloneDXGo checks that out, which decodes to doc, is what
+// cyclonedx-go's types write for doc: berth's own structs must keep its
+// field order, omitempty and escaping. Invalid UTF-8 does not round-trip
+// byte for byte (written as \ufffd, read back as the character), so a
+// document with a replacement character is not compared.
+func sameAsCycloneDXGo(t testing.TB, out []byte, doc *cdx.BOM) {
+	t.Helper()
+	if bytes.Contains(out, []byte(`\ufffd`)) {
+		return
+	}
+	var again bytes.Buffer
+	if err := indentjson.Encode(&again, doc); err != nil {
+		t.Fatalf("cyclonedx-go cannot encode the document: %v", err)
+	}
+	if !bytes.Equal(out, again.Bytes()) {
+		t.Errorf("cyclonedx-go writes the document differently:\n%s", firstDiff(out, again.Bytes()))
+	}
+}
+
+func firstDiff(a, b []byte) string {
+	al, bl := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	for i := range min(len(al), len(bl)) {
+		if !bytes.Equal(al[i], bl[i]) {
+			return fmt.Sprintf("line %d:\n berth:        %s\n cyclonedx-go: %s", i+1, al[i], bl[i])
+		}
+	}
+	return fmt.Sprintf("%d lines, cyclonedx-go %d", len(al), len(bl))
+}
+
+// TestEscapingLikeCycloneDXGo: cyclonedx-go wrote license objects and
+// metadata.tools with json.Marshal, which escapes <, > and & although the
+// document is written without HTML escaping; berth's structs do the same.
+func TestEscapingLikeCycloneDXGo(t *testing.T) {
+	inv := &inventory.Inventory{Source: "a&b<c>", Packages: []inventory.Package{{
+		Ecosystem: inventory.NPM, Name: "x&y", Version: "1<2", PURL: "pkg:npm/x@1?a=b&c=d",
+		Licenses: []string{"AT&T <proprietary>", "MIT"},
+	}, {
+		Ecosystem: inventory.NPM, Name: "z", Version: "1", Licenses: []string{"R&D"},
+	}}}
+	meta := fixedMeta
+	meta.ToolVersion = "1.0.0+dirty<&>"
+	var buf bytes.Buffer
+	if err := Encode(&buf, inv, meta); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.Bytes()
+	for _, want := range []string{`"name": "AT\u0026T \u003cproprietary\u003e"`, `"name": "R\u0026D"`, `"version": "1.0.0+dirty\u003c\u0026\u003e"`, `"value": "a&b<c>"`, `"name": "x&y"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("no %s in\n%s", want, out)
+		}
+	}
+	checkDocument(t, out, inv)
+}
+
 func BenchmarkEncode2000(b *testing.B) {
 	inv := fixture.Synthetic(2000)
 	var buf bytes.Buffer
@@ -385,6 +451,7 @@ func FuzzEncode(f *testing.F) {
 		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 			t.Fatal(err)
 		}
+		sameAsCycloneDXGo(t, buf.Bytes(), &doc)
 		refs := map[string]bool{doc.Metadata.Component.BOMRef: true}
 		for _, c := range *doc.Components {
 			if refs[c.BOMRef] {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	cdx "github.com/CycloneDX/cyclonedx-go"
-
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/bom"
@@ -38,10 +36,8 @@ import (
 // stop hearing about something, not a statement about the image.
 func EncodeReport(w io.Writer, r *match.Report, meta bom.Meta) error {
 	b := bom.Build(&r.Inventory)
-	doc := Document(b, meta)
-	if vulns := Vulnerabilities(b, r); len(vulns) > 0 {
-		doc.Vulnerabilities = &vulns
-	}
+	doc := buildDocument(b, meta)
+	doc.Vulnerabilities = vulnerabilities(b, r)
 	if err := indentjson.Encode(w, doc); err != nil {
 		return fmt.Errorf("write CycloneDX: %w", err)
 	}
@@ -52,14 +48,14 @@ func EncodeReport(w io.Writer, r *match.Report, meta bom.Meta) error {
 // analysis.
 type vulnGroup struct {
 	id       string
-	analysis *cdx.VulnerabilityAnalysis
+	analysis *analysis
 	findings []*match.Finding
 }
 
-// Vulnerabilities builds the vulnerabilities section for the findings of
+// vulnerabilities builds the vulnerabilities section for the findings of
 // r, whose inventory b was built from. Findings of one id share an entry
 // unless their VEX analyses differ.
-func Vulnerabilities(b *bom.BOM, r *match.Report) []cdx.Vulnerability {
+func vulnerabilities(b *bom.BOM, r *match.Report) []vulnerability {
 	refs := map[string][]string{} // package key → component bom-refs
 	for i := range b.Packages {
 		k := packageKey(&b.Packages[i].Package)
@@ -68,7 +64,7 @@ func Vulnerabilities(b *bom.BOM, r *match.Report) []cdx.Vulnerability {
 
 	var groups []*vulnGroup
 	index := map[string]*vulnGroup{}
-	add := func(f *match.Finding, a *cdx.VulnerabilityAnalysis) {
+	add := func(f *match.Finding, a *analysis) {
 		key := f.ID + "\x00" + analysisKey(a)
 		g, ok := index[key]
 		if !ok {
@@ -80,7 +76,7 @@ func Vulnerabilities(b *bom.BOM, r *match.Report) []cdx.Vulnerability {
 	}
 	for i := range r.Findings {
 		f := &r.Findings[i]
-		var a *cdx.VulnerabilityAnalysis
+		var a *analysis
 		if f.VEX != nil {
 			a = vexAnalysis(f.VEX)
 		}
@@ -97,18 +93,21 @@ func Vulnerabilities(b *bom.BOM, r *match.Report) []cdx.Vulnerability {
 		return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(analysisKey(a.analysis), analysisKey(b.analysis)))
 	})
 
-	out := make([]cdx.Vulnerability, 0, len(groups))
+	if len(groups) == 0 {
+		return nil
+	}
+	out := make([]vulnerability, 0, len(groups))
 	for _, g := range groups {
-		out = append(out, vulnerability(g, refs))
+		out = append(out, newVulnerability(g, refs))
 	}
 	return out
 }
 
-func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
+func newVulnerability(g *vulnGroup, refs map[string][]string) vulnerability {
 	first := g.findings[0]
-	v := cdx.Vulnerability{
+	v := vulnerability{
 		ID:          first.ID,
-		Source:      source(first.ID),
+		Source:      idSource(first.ID),
 		Description: strings.TrimSpace(first.Summary),
 		Analysis:    g.analysis,
 	}
@@ -118,22 +117,13 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 	if !first.Modified.IsZero() {
 		v.Updated = first.Modified.UTC().Format(time.RFC3339)
 	}
-	if len(first.Aliases) > 0 {
-		var aliases []cdx.VulnerabilityReference
-		for _, a := range first.Aliases {
-			if a != "" {
-				aliases = append(aliases, cdx.VulnerabilityReference{ID: a, Source: source(a)})
-			}
-		}
-		if len(aliases) > 0 {
-			v.References = &aliases
+	for _, a := range first.Aliases {
+		if a != "" {
+			v.References = append(v.References, vulnReference{ID: a, Source: idSource(a)})
 		}
 	}
 
-	var ratings []cdx.VulnerabilityRating
-	var advisories []cdx.Advisory
 	var recommendations []string
-	var affects []cdx.Affects
 	seenRating := map[string]bool{}
 	seenAdvisory := map[string]bool{}
 	seenAffect := map[string]bool{}
@@ -145,8 +135,8 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 			}
 			seenRating[k] = true
 			score := c.Score
-			ratings = append(ratings, cdx.VulnerabilityRating{
-				Source:   source(c.Source),
+			v.Ratings = append(v.Ratings, rating{
+				Source:   idSource(c.Source),
 				Score:    &score,
 				Severity: cvssSeverity(c.Version, c.Score),
 				Method:   cvssMethod(c.Version),
@@ -157,10 +147,10 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 			k := "other\x00" + src + "\x00" + string(f.Severity)
 			if !seenRating[k] {
 				seenRating[k] = true
-				ratings = append(ratings, cdx.VulnerabilityRating{
-					Source:   &cdx.Source{Name: src},
+				v.Ratings = append(v.Ratings, rating{
+					Source:   &source{Name: src},
 					Severity: severity(f.Severity),
-					Method:   cdx.ScoringMethodOther,
+					Method:   methodOther,
 				})
 			}
 		}
@@ -172,7 +162,7 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 			}
 			if !seenAdvisory[u] {
 				seenAdvisory[u] = true
-				advisories = append(advisories, cdx.Advisory{URL: u})
+				v.Advisories = append(v.Advisories, advisory{URL: u})
 			}
 		}
 		p := &f.Package
@@ -183,14 +173,15 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 			}
 		}
 		// CycloneDX wants a version in every entry: a package without one
-		// (an unversioned main module) is affected as a whole.
-		var versions []cdx.AffectedVersions
+		// (an unversioned main module) is affected as a whole. Every
+		// component of the package shares the one list.
+		var versions []affectedVersion
 		if p.Version != "" {
-			versions = append(versions, cdx.AffectedVersions{Version: p.Version, Status: cdx.VulnerabilityStatusAffected})
+			versions = append(versions, affectedVersion{Version: p.Version, Status: statusAffected})
 		}
 		for _, fixed := range f.FixedVersions {
 			if fixed != "" {
-				versions = append(versions, cdx.AffectedVersions{Version: fixed, Status: cdx.VulnerabilityStatusNotAffected})
+				versions = append(versions, affectedVersion{Version: fixed, Status: statusUnaffected})
 			}
 		}
 		for _, ref := range refs[packageKey(p)] {
@@ -198,24 +189,10 @@ func vulnerability(g *vulnGroup, refs map[string][]string) cdx.Vulnerability {
 				continue
 			}
 			seenAffect[ref] = true
-			a := cdx.Affects{Ref: ref}
-			if len(versions) > 0 {
-				vs := slices.Clone(versions)
-				a.Range = &vs
-			}
-			affects = append(affects, a)
+			v.Affects = append(v.Affects, affects{Ref: ref, Versions: versions})
 		}
 	}
-	if len(ratings) > 0 {
-		v.Ratings = &ratings
-	}
-	if len(advisories) > 0 {
-		v.Advisories = &advisories
-	}
 	v.Recommendation = strings.Join(recommendations, " ")
-	if len(affects) > 0 {
-		v.Affects = &affects
-	}
 	return v
 }
 
@@ -232,18 +209,18 @@ func packageKey(p *inventory.Package) string {
 // vexAnalysis maps an OpenVEX statement to CycloneDX's impact analysis.
 // OpenVEX's justification for a not_affected statement is kept in detail
 // too: CycloneDX has no exact equivalent of every one.
-func vexAnalysis(st *vex.Statement) *cdx.VulnerabilityAnalysis {
-	a := &cdx.VulnerabilityAnalysis{}
+func vexAnalysis(st *vex.Statement) *analysis {
+	a := &analysis{}
 	switch st.Status {
 	case vex.NotAffected:
-		a.State = cdx.IASNotAffected
-		a.Justification = justifications[st.Justification]
+		a.State = stateNotAffected
+		a.Justification = justification(st.Justification)
 	case vex.Fixed:
-		a.State = cdx.IASResolved
+		a.State = stateResolved
 	case vex.Affected:
-		a.State = cdx.IASExploitable
+		a.State = stateExploitable
 	case vex.UnderInvestigation:
-		a.State = cdx.IASInTriage
+		a.State = stateInTriage
 	}
 	var detail []string
 	if st.Justification != "" {
@@ -265,83 +242,88 @@ func vexAnalysis(st *vex.Statement) *cdx.VulnerabilityAnalysis {
 	return a
 }
 
-// justifications maps OpenVEX justifications to CycloneDX's where one
+// justification maps an OpenVEX justification to CycloneDX's where one
 // means the same; "vulnerable_code_cannot_be_controlled_by_adversary" has
 // no counterpart and is carried in detail only.
-var justifications = map[string]cdx.ImpactAnalysisJustification{
-	"component_not_present":               cdx.IAJCodeNotPresent,
-	"vulnerable_code_not_present":         cdx.IAJCodeNotPresent,
-	"vulnerable_code_not_in_execute_path": cdx.IAJCodeNotReachable,
-	"inline_mitigations_already_exist":    cdx.IAJProtectedByMitigatingControl,
+func justification(openVEX string) string {
+	switch openVEX {
+	case "component_not_present", "vulnerable_code_not_present":
+		return justCodeNotPresent
+	case "vulnerable_code_not_in_execute_path":
+		return justCodeNotReachable
+	case "inline_mitigations_already_exist":
+		return justMitigatingControl
+	}
+	return ""
 }
 
-func analysisKey(a *cdx.VulnerabilityAnalysis) string {
+func analysisKey(a *analysis) string {
 	if a == nil {
 		return ""
 	}
-	return string(a.State) + "\x00" + string(a.Justification) + "\x00" + a.Detail
+	return a.State + "\x00" + a.Justification + "\x00" + a.Detail
 }
 
-func cvssMethod(version string) cdx.ScoringMethod {
+func cvssMethod(version string) string {
 	switch version {
 	case "2.0":
-		return cdx.ScoringMethodCVSSv2
+		return methodCVSSv2
 	case "3.0":
-		return cdx.ScoringMethodCVSSv3
+		return methodCVSSv3
 	case "3.1":
-		return cdx.ScoringMethodCVSSv31
+		return methodCVSSv31
 	case "4.0":
-		return cdx.ScoringMethodCVSSv4
+		return methodCVSSv4
 	}
-	return cdx.ScoringMethodOther
+	return methodOther
 }
 
 // cvssSeverity is the qualitative rating of a base score in its CVSS
 // version (v2 has no critical band).
-func cvssSeverity(version string, score float64) cdx.Severity {
+func cvssSeverity(version string, score float64) string {
 	switch {
 	case score <= 0:
-		return cdx.SeverityNone
+		return severityNone
 	case score < 4:
-		return cdx.SeverityLow
+		return severityLow
 	case score < 7:
-		return cdx.SeverityMedium
+		return severityMedium
 	case score < 9 || version == "2.0":
-		return cdx.SeverityHigh
+		return severityHigh
 	}
-	return cdx.SeverityCritical
+	return severityCritical
 }
 
-func severity(s match.Severity) cdx.Severity {
+func severity(s match.Severity) string {
 	switch s {
 	case match.SeverityCritical:
-		return cdx.SeverityCritical
+		return severityCritical
 	case match.SeverityHigh:
-		return cdx.SeverityHigh
+		return severityHigh
 	case match.SeverityMedium:
-		return cdx.SeverityMedium
+		return severityMedium
 	case match.SeverityLow:
-		return cdx.SeverityLow
+		return severityLow
 	case match.SeverityNone:
-		return cdx.SeverityNone
+		return severityNone
 	}
-	return cdx.SeverityUnknown
+	return severityUnknown
 }
 
-// source names the database that publishes an id, with the id's page
+// idSource names the database that publishes an id, with the id's page
 // there; osv.dev serves every id it aggregates.
-func source(id string) *cdx.Source {
+func idSource(id string) *source {
 	switch {
 	case strings.HasPrefix(id, "CVE-"):
-		return &cdx.Source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + url.PathEscape(id)}
+		return &source{Name: "NVD", URL: "https://nvd.nist.gov/vuln/detail/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "GHSA-"):
-		return &cdx.Source{Name: "GitHub", URL: "https://github.com/advisories/" + url.PathEscape(id)}
+		return &source{Name: "GitHub", URL: "https://github.com/advisories/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "GO-"):
-		return &cdx.Source{Name: "Go", URL: "https://pkg.go.dev/vuln/" + url.PathEscape(id)}
+		return &source{Name: "Go", URL: "https://pkg.go.dev/vuln/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "DSA-"), strings.HasPrefix(id, "DLA-"):
-		return &cdx.Source{Name: "Debian", URL: "https://security-tracker.debian.org/tracker/" + url.PathEscape(id)}
+		return &source{Name: "Debian", URL: "https://security-tracker.debian.org/tracker/" + url.PathEscape(id)}
 	case strings.HasPrefix(id, "PYSEC-"):
-		return &cdx.Source{Name: "PyPA", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
+		return &source{Name: "PyPA", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
 	}
-	return &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
+	return &source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
 }

@@ -36,6 +36,7 @@ func decodeVulnBOM(t *testing.T, doc []byte) *cdx.BOM {
 	if err := json.Unmarshal(doc, &b); err != nil {
 		t.Fatal(err)
 	}
+	sameAsCycloneDXGo(t, doc, &b)
 	refs := map[string]bool{}
 	if b.Components != nil {
 		for _, c := range *b.Components {
@@ -207,5 +208,23 @@ func FuzzEncodeReport(f *testing.F) {
 		if err := schematest.CycloneDXError(buf.Bytes()); err != nil {
 			t.Fatalf("invalid document: %v\n%s", err, buf.Bytes())
 		}
+		var doc cdx.BOM
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		sameAsCycloneDXGo(t, buf.Bytes(), &doc)
 	})
+}
+
+func BenchmarkEncodeReportKitchenSink(b *testing.B) {
+	r := fixture.KitchenSinkReport(b)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := EncodeReport(&buf, r, fixedMeta); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(buf.Len()))
 }
