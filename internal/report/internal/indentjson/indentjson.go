@@ -8,76 +8,95 @@ package indentjson
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 )
 
 // Encode writes v to w as indented JSON followed by a newline.
 func Encode(w io.Writer, v any) error {
-	var compact bytes.Buffer
-	enc := json.NewEncoder(&compact)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	// json.Encoder hands its whole compact encoding to one Write call on
+	// the indenter, straight from its pooled buffer: no copy of the
+	// document is made on the way.
+	enc := json.NewEncoder(&indenter{w: bw})
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 32<<10)
-	indent(bw, compact.Bytes())
 	return bw.Flush()
 }
 
-// indent copies src, compact JSON as encoding/json writes it (no
-// whitespace outside strings, one trailing newline), adding newlines and
-// two-space indentation. Write errors are sticky in bufio.Writer and
-// reported by Flush.
-func indent(w *bufio.Writer, src []byte) {
-	depth := 0
-	opened := false // the previous byte opened an object or array
-	newline := func() {
-		w.WriteByte('\n')
-		for range depth {
-			w.WriteString("  ")
-		}
+// indenter copies compact JSON as encoding/json writes it (no whitespace
+// outside strings, a trailing newline), adding newlines and two-space
+// indentation. It keeps its state between writes, so the document may
+// arrive in any number of pieces. Write errors are sticky in bufio.Writer
+// and reported by Flush.
+type indenter struct {
+	w        *bufio.Writer
+	depth    int
+	opened   bool // the previous byte opened an object or array
+	inString bool
+	escaped  bool // inside a string, the previous byte was a backslash
+}
+
+func (d *indenter) newline() {
+	d.w.WriteByte('\n')
+	for range d.depth {
+		d.w.WriteString("  ")
 	}
+}
+
+func (d *indenter) Write(src []byte) (int, error) {
 	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if opened && c != '}' && c != ']' {
-			newline()
+		if d.inString {
+			// Copy up to the closing quote in one write.
+			j := i
+			for ; j < len(src); j++ {
+				if d.escaped {
+					d.escaped = false
+				} else if src[j] == '\\' {
+					d.escaped = true
+				} else if src[j] == '"' {
+					d.inString = false
+					break
+				}
+			}
+			if j == len(src) {
+				d.w.Write(src[i:])
+				break
+			}
+			d.w.Write(src[i : j+1])
+			i = j
+			continue
 		}
-		opened = false
+		c := src[i]
+		if d.opened && c != '}' && c != ']' {
+			d.newline()
+		}
+		wasOpened := d.opened
+		d.opened = false
 		switch c {
 		case '"':
-			// Copy the string through its closing quote; a backslash
-			// escapes the byte after it.
-			j := i + 1
-			for j < len(src) && src[j] != '"' {
-				if src[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(src) {
-				j = len(src) - 1
-			}
-			w.Write(src[i : j+1])
-			i = j
+			d.w.WriteByte(c)
+			d.inString = true
 		case '{', '[':
-			w.WriteByte(c)
-			depth++
-			opened = true
+			d.w.WriteByte(c)
+			d.depth++
+			d.opened = true
 		case '}', ']':
-			depth--
-			if src[i-1] != '{' && src[i-1] != '[' {
-				newline()
+			d.depth--
+			if !wasOpened {
+				d.newline()
 			}
-			w.WriteByte(c)
+			d.w.WriteByte(c)
 		case ',':
-			w.WriteByte(c)
-			newline()
+			d.w.WriteByte(c)
+			d.newline()
 		case ':':
-			w.WriteString(": ")
+			d.w.WriteString(": ")
 		default:
-			w.WriteByte(c)
+			d.w.WriteByte(c)
 		}
 	}
+	return len(src), nil
 }

@@ -1,6 +1,7 @@
 package indentjson
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"testing"
@@ -90,4 +91,30 @@ func BenchmarkEncode(b *testing.B) {
 			reference(b, doc)
 		}
 	})
+}
+
+// TestIndenterAcrossWrites: the indenter keeps its state between writes,
+// so a document split anywhere (inside a string, after a backslash) comes
+// out the same.
+func TestIndenterAcrossWrites(t *testing.T) {
+	v := map[string]any{"a\\\"b": []any{"x\\", map[string]any{}, []any{}, 1}, "c": "{[,:]}"}
+	want := reference(t, v)
+	var compact bytes.Buffer
+	enc := json.NewEncoder(&compact)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	src := compact.Bytes()
+	for split := 0; split <= len(src); split++ {
+		var got bytes.Buffer
+		bw := bufio.NewWriter(&got)
+		d := &indenter{w: bw}
+		d.Write(src[:split])
+		d.Write(src[split:])
+		bw.Flush()
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("split at %d:\ngot\n%s\nwant\n%s", split, got.Bytes(), want)
+		}
+	}
 }
