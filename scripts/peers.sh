@@ -24,6 +24,7 @@ goinstall() { # name module@version
 goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
+goinstall helm helm.sh/helm/v3/cmd/helm@v3.22.0
 
 # cosign v2 and v3 both install a binary named cosign: build each into a
 # scratch GOBIN and keep it under its own name.
