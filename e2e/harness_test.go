@@ -1,5 +1,6 @@
 // Package e2e drives a real berth binary with the real clients users run
-// against registries: the OCI conformance suite, crane, skopeo, oras, regctl.
+// against registries: the OCI conformance suite, crane, skopeo, oras, regctl,
+// cosign and helm.
 // scripts/peers.sh installs them into $BERTH_PEERS; scripts/test.sh sets
 // BERTH_REQUIRE_PEERS=1 so that a missing tool fails the run instead of
 // skipping it.
