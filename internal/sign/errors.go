@@ -31,6 +31,10 @@ var (
 	// ErrForeignManifest means the tag where cosign keeps signatures holds
 	// something else; signing refuses to overwrite it.
 	ErrForeignManifest = errors.New("not a cosign signature manifest")
+	// ErrTagUnsettled means concurrent writers kept replacing the manifest
+	// of a .sig or .att tag, so an appended signature or attestation could
+	// not be confirmed to stay.
+	ErrTagUnsettled = errors.New("concurrent writers kept replacing the signature manifest")
 	// ErrBadTrust means a trust set or trust file is unusable.
 	ErrBadTrust = errors.New("bad trust configuration")
 )

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,17 +33,36 @@ type layer struct {
 	annotations map[string]string
 }
 
-// appendRetries bounds the read-modify-write of a signature tag. Registries
-// have no conditional PUT, so a concurrent signer can replace the manifest
-// between our read and our write; re-reading after the write catches that
-// and the append is redone. A writer that read before our write and writes
-// after our re-read can still drop our layer: cosign's tag scheme cannot
-// close that window, sigstore bundles as referrers (one manifest each) can.
-const appendRetries = 8
+// The read-modify-write of a signature tag. Registries have no conditional
+// manifest PUT, so a concurrent signer can replace the manifest between our
+// read and our write, or (having read before our write) after it. So after
+// pushing, a writer reads the tag back; whenever its layer is missing it
+// merges again from the manifest now there and pushes again; and it reports
+// success only once two reads a settle time apart return the same manifest
+// holding its layer. From then on, only a writer that read the tag before
+// that settle time began and wrote it after it ended (slower than the settle
+// time between its read and its write) can drop the layer. Writers that do
+// not read back (cosign) are not protected, and can be dropped by ours.
+// docs/signing.md says the same to users.
+const (
+	// appendAttempts bounds how many times one append pushes a manifest.
+	appendAttempts = 10
+	// settleChecks bounds how many times it waits for the tag to settle.
+	settleChecks = 20
+	// settleMin and settleMax bound the settle time, which is otherwise
+	// twice what our own read-to-write took (one manifest read, one small
+	// blob upload, one manifest PUT), plus up to half again at random.
+	settleMin = 100 * time.Millisecond
+	settleMax = 2 * time.Second
+	// backoffBase is the first randomised wait after losing a race; it
+	// doubles with each push, up to backoffBase<<5.
+	backoffBase = 10 * time.Millisecond
+)
 
 // appendToTag adds l to the cosign-style image manifest at tag (creating it
 // if absent), keeping every layer already there. A manifest at tag that is
-// not cosign's kind is left alone and reported.
+// not cosign's kind is left alone and reported. It returns once the tag has
+// held the same manifest, with l in it, for a settle time.
 func appendToTag(ctx context.Context, st store.Store, t Target, tag string, l layer) (Written, error) {
 	ld := describe(l.mediaType, l.content)
 	ld.Annotations = l.annotations
@@ -50,64 +70,127 @@ func appendToTag(ctx context.Context, st store.Store, t Target, tag string, l la
 		return Written{}, err
 	}
 	ref := t.Name + ":" + tag
-	for range appendRetries {
-		existing, err := readTagLayers(ctx, st, t.Repo, tag, l.mediaType)
+	var (
+		pushes, checks int
+		settle         = settleMin
+		// held is the manifest last seen at tag holding our layer, before
+		// a settle wait; seeing it again after the wait ends the append.
+		held v1.Hash
+		// pushed says the previous step was our push, so the read is its
+		// read-back.
+		pushed bool
+	)
+	for {
+		start := time.Now()
+		cur, existing, err := readTag(ctx, st, t.Repo, tag, l.mediaType)
 		if err != nil {
 			return Written{}, fmt.Errorf("%s: %w", ref, err)
 		}
-		if i := indexOfLayer(existing, ld); i >= 0 {
-			m, err := st.Resolve(ctx, t.Repo, tag)
-			if err != nil {
+		if indexOfLayer(existing, ld) >= 0 {
+			pushed = false
+			if cur.Digest == held {
+				return Written{Target: t, Ref: ref, Manifest: cur}, nil
+			}
+			if checks == settleChecks {
+				return Written{}, fmt.Errorf("%s: %w: ours is in it now, but it never stayed unchanged for a settle time in %d checks; verify the image", ref, ErrTagUnsettled, settleChecks)
+			}
+			checks++
+			held = cur.Digest
+			if err := sleep(ctx, jitter(settle, settle/2)); err != nil {
 				return Written{}, fmt.Errorf("%s: %w", ref, err)
 			}
-			return Written{Target: t, Ref: ref, Manifest: m}, nil
+			continue
 		}
-		layers := append(existing, ld)
-		cfg, manifest, err := signatureImage(layers)
+		held = v1.Hash{}
+		if pushed {
+			// Another writer pushed between our read and our write: back
+			// off, then merge again from a fresh read.
+			pushed = false
+			d := backoffBase << min(pushes-1, 5)
+			if err := sleep(ctx, jitter(d/2, d/2)); err != nil {
+				return Written{}, fmt.Errorf("%s: %w", ref, err)
+			}
+			continue
+		}
+		if pushes == appendAttempts {
+			return Written{}, fmt.Errorf("%s: %w: ours was still missing after %d pushes", ref, ErrTagUnsettled, appendAttempts)
+		}
+		pushes++
+		cfg, manifest, err := signatureImage(mergeLayer(existing, ld))
 		if err != nil {
 			return Written{}, err
 		}
 		if err := st.PutBlob(ctx, t.Repo, cfg); err != nil {
 			return Written{}, err
 		}
-		m, err := st.PutTag(ctx, t.Repo, tag, types.OCIManifestSchema1, manifest)
-		if err != nil {
+		if _, err := st.PutTag(ctx, t.Repo, tag, types.OCIManifestSchema1, manifest); err != nil {
 			return Written{}, err
 		}
-		now, err := readTagLayers(ctx, st, t.Repo, tag, l.mediaType)
-		if err != nil {
-			return Written{}, fmt.Errorf("%s: re-read after write: %w", ref, err)
-		}
-		if indexOfLayer(now, ld) >= 0 {
-			return Written{Target: t, Ref: ref, Manifest: m}, nil
-		}
+		settle = min(max(2*time.Since(start), settleMin), settleMax)
+		pushed = true
 	}
-	return Written{}, fmt.Errorf("%s: another writer kept replacing the manifest; gave up after %d attempts", ref, appendRetries)
+}
+
+// mergeLayer returns existing with d appended, unless an identical layer
+// (same content, signature and predicate type) is already there. existing
+// is not modified.
+func mergeLayer(existing []v1.Descriptor, d v1.Descriptor) []v1.Descriptor {
+	if indexOfLayer(existing, d) >= 0 {
+		return existing
+	}
+	return append(existing[:len(existing):len(existing)], d)
+}
+
+// jitter returns d plus a random duration in [0, spread).
+func jitter(d, spread time.Duration) time.Duration {
+	if spread <= 0 {
+		return d
+	}
+	return d + rand.N(spread)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // readTagLayers returns the layers of the signature manifest at tag, none if
 // the tag does not exist. It refuses manifests that are not cosign's.
 func readTagLayers(ctx context.Context, r store.Reader, repo, tag string, want types.MediaType) ([]v1.Descriptor, error) {
+	_, layers, err := readTag(ctx, r, repo, tag, want)
+	return layers, err
+}
+
+// readTag is readTagLayers that also returns the manifest's descriptor
+// (zero if the tag does not exist).
+func readTag(ctx context.Context, r store.Reader, repo, tag string, want types.MediaType) (v1.Descriptor, []v1.Descriptor, error) {
 	m, err := r.Manifest(ctx, repo, tag)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return v1.Descriptor{}, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return v1.Descriptor{}, nil, err
 	}
 	var mf v1.Manifest
 	if err := json.Unmarshal(m.Body, &mf); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrForeignManifest, err)
+		return v1.Descriptor{}, nil, fmt.Errorf("%w: %v", ErrForeignManifest, err)
 	}
 	if !m.Descriptor.MediaType.IsImage() || mf.SchemaVersion != 2 {
-		return nil, fmt.Errorf("%w: media type %s", ErrForeignManifest, m.Descriptor.MediaType)
+		return v1.Descriptor{}, nil, fmt.Errorf("%w: media type %s", ErrForeignManifest, m.Descriptor.MediaType)
 	}
 	for i, l := range mf.Layers {
 		if l.MediaType != want {
-			return nil, fmt.Errorf("%w: layer %d has media type %s, want %s", ErrForeignManifest, i, l.MediaType, want)
+			return v1.Descriptor{}, nil, fmt.Errorf("%w: layer %d has media type %s, want %s", ErrForeignManifest, i, l.MediaType, want)
 		}
 	}
-	return mf.Layers, nil
+	return m.Descriptor, mf.Layers, nil
 }
 
 func indexOfLayer(layers []v1.Descriptor, d v1.Descriptor) int {
