@@ -155,9 +155,9 @@ func newVulnerability(g *vulnGroup, refs map[string][]string) vulnerability {
 			}
 		}
 		for _, u := range f.References {
-			// advisories[].url must be a URL; a reference that is not one
-			// is no link to follow.
-			if _, err := url.Parse(u); err != nil || u == "" {
+			// advisories[].url must be an IRI reference; a reference that
+			// is not a web link is nothing to follow.
+			if !webLink(u) {
 				continue
 			}
 			if !seenAdvisory[u] {
@@ -326,4 +326,17 @@ func idSource(id string) *source {
 		return &source{Name: "PyPA", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
 	}
 	return &source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + url.PathEscape(id)}
+}
+
+// webLink reports whether u is an absolute http(s) URL made only of
+// characters an IRI may hold: the schema rejects a backslash, a space or
+// a control character that url.Parse lets through.
+func webLink(u string) bool {
+	if strings.ContainsFunc(u, func(r rune) bool {
+		return r <= 0x20 || r == 0x7f || strings.ContainsRune(`<>"{}|\^`+"`", r)
+	}) {
+		return false
+	}
+	parsed, err := url.Parse(u)
+	return err == nil && (parsed.Scheme == "https" || parsed.Scheme == "http") && parsed.Host != ""
 }
