@@ -34,6 +34,10 @@ const (
 	walkerVersion = 1
 )
 
+// obsoleteFormats are the layouts cacheFormat replaced: inventory-v1 kept
+// one file per layer and analyzer.
+var obsoleteFormats = []string{"inventory-v1"}
+
 // DefaultCacheDir is $BERTH_CACHE_DIR, else the user cache directory's
 // berth folder (~/.cache/berth on Linux).
 func DefaultCacheDir() (string, error) {
@@ -52,6 +56,16 @@ func OpenCache(dir string) (*Cache, error) {
 	root := filepath.Join(dir, cacheFormat)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	// Earlier layouts are never read again; their files would only take
+	// up the user's disk.
+	for _, old := range obsoleteFormats {
+		p := filepath.Join(dir, old)
+		if _, err := os.Lstat(p); err == nil {
+			if err := os.RemoveAll(p); err != nil {
+				slog.Warn("removing an obsolete cache layout", "path", p, "err", err)
+			}
+		}
 	}
 	return &Cache{dir: root}, nil
 }

@@ -276,6 +276,30 @@ func jsonOf(t *testing.T, v any) string {
 	return string(data)
 }
 
+func TestOpenCacheRemovesObsoleteLayouts(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "inventory-v1", "sha256", strings.Repeat("a", 64))
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "dpkg-v2.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unrelated := filepath.Join(dir, "other-tool")
+	if err := os.Mkdir(unrelated, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inventory.OpenCache(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inventory-v1")); !os.IsNotExist(err) {
+		t.Errorf("inventory-v1 still there (stat: %v)", err)
+	}
+	if _, err := os.Stat(unrelated); err != nil {
+		t.Errorf("a folder that is not a cache layout was touched: %v", err)
+	}
+}
+
 func TestDefaultCacheDir(t *testing.T) {
 	t.Setenv("BERTH_CACHE_DIR", "/somewhere/else")
 	if d, err := inventory.DefaultCacheDir(); err != nil || d != "/somewhere/else" {
