@@ -3,6 +3,8 @@ package sign
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -62,4 +64,56 @@ func BenchmarkVerifyThreeSignatures(b *testing.B) {
 			}
 		}
 	})
+}
+
+// requestLog records the requests a registry handler serves, as
+// "METHOD /path" lines.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (l *requestLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		l.reqs = append(l.reqs, r.Method+" "+r.URL.Path)
+		l.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
+// BenchmarkSignReferrers signs with --referrers over a loopback registry
+// with the referrers API ("api") and without it ("tag-schema", where the
+// referrer is listed in the sha256-<hex> index), one signer at a time. It
+// reports the registry requests one signature takes.
+func BenchmarkSignReferrers(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name         string
+		referrersAPI bool
+	}{{"api", true}, {"tag-schema", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var log requestLog
+			reg := newWrappedTestRegistry(b, bc.referrersAPI, log.wrap)
+			img := reg.image(b, "bench/app", "v1", "bench")
+			k := newTestKey(b, "bench")
+			log.take()
+			n := 0
+			for b.Loop() {
+				if _, err := Sign(ctx, reg.store, img, k.key, SignOptions{Referrers: true}); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(len(log.take()))/float64(n), "requests/op")
+		})
+	}
 }

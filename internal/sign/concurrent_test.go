@@ -162,7 +162,8 @@ func TestMergeLayer(t *testing.T) {
 
 // hookStore plays a concurrent writer at chosen moments of an append: it
 // calls beforeRead before the n-th read of tag and afterPut after the n-th
-// write of it (n from 1). Appends run one at a time here.
+// write of it (n from 1). Appends run one at a time here. The wrapped store
+// must be a store.ReferrerWriter (a Remote is).
 type hookStore struct {
 	store.Store
 	tag        string
@@ -191,6 +192,12 @@ func (h *hookStore) PutTag(ctx context.Context, repo, tag string, mediaType type
 		}
 	}
 	return d, err
+}
+
+// PutReferrer passes through to the wrapped store, so that appends to the
+// referrers tag schema's index go through Manifest and PutTag above.
+func (h *hookStore) PutReferrer(ctx context.Context, repo string, mediaType types.MediaType, body []byte) (v1.Descriptor, bool, error) {
+	return h.Store.(store.ReferrerWriter).PutReferrer(ctx, repo, mediaType, body)
 }
 
 // manifestBody returns the current manifest at tag.

@@ -31,9 +31,13 @@ var (
 	// ErrForeignManifest means the tag where cosign keeps signatures holds
 	// something else; signing refuses to overwrite it.
 	ErrForeignManifest = errors.New("not a cosign signature manifest")
+	// ErrForeignIndex means the tag of the referrers tag schema
+	// ("sha256-<hex>") holds something other than an OCI image index;
+	// signing refuses to overwrite it.
+	ErrForeignIndex = errors.New("not an OCI referrers index")
 	// ErrTagUnsettled means concurrent writers kept replacing the manifest
-	// of a .sig or .att tag, so an appended signature or attestation could
-	// not be confirmed to stay.
+	// of a .sig or .att tag, or the referrers index tagged sha256-<hex>, so
+	// an appended signature or attestation could not be confirmed to stay.
 	ErrTagUnsettled = errors.New("concurrent writers kept replacing the signature manifest")
 	// ErrBadTrust means a trust set or trust file is unusable.
 	ErrBadTrust = errors.New("bad trust configuration")

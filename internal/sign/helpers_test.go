@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -26,10 +27,21 @@ type testRegistry struct {
 
 func newTestRegistry(t testing.TB, referrersAPI bool) *testRegistry {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(
+	return newWrappedTestRegistry(t, referrersAPI, nil)
+}
+
+// newWrappedTestRegistry is newTestRegistry with the registry's handler
+// passed through wrap (when not nil), to watch or alter its traffic.
+func newWrappedTestRegistry(t testing.TB, referrersAPI bool, wrap func(http.Handler) http.Handler) *testRegistry {
+	t.Helper()
+	var h http.Handler = registry.New(
 		registry.WithReferrersSupport(referrersAPI),
 		registry.Logger(log.New(io.Discard, "", 0)),
-	))
+	)
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	u, err := url.Parse(srv.URL)
 	if err != nil {

@@ -33,31 +33,109 @@ type layer struct {
 	annotations map[string]string
 }
 
-// The read-modify-write of a signature tag. Registries have no conditional
-// manifest PUT, so a concurrent signer can replace the manifest between our
+// The read-modify-write of a tag whose manifest lists what several writers
+// add: the layers of a cosign signature manifest (.sig, .att), and the
+// manifests listed in the index of the referrers tag schema (sha256-<hex>,
+// on registries without the referrers API). Registries have no conditional
+// manifest PUT, so a concurrent writer can replace the manifest between our
 // read and our write, or (having read before our write) after it. So after
-// pushing, a writer reads the tag back; whenever its layer is missing it
-// merges again from the manifest now there and pushes again; and it reports
-// success only once two reads a settle time apart return the same manifest
-// holding its layer. From then on, only a writer that read the tag before
-// that settle time began and wrote it after it ended (slower than the settle
-// time between its read and its write) can drop the layer. Writers that do
-// not read back (cosign) are not protected, and can be dropped by ours.
-// docs/signing.md says the same to users.
+// pushing, a writer reads the tag back; whenever its entry is missing it
+// merges again from the manifest now there and pushes again; and it
+// reports success only once two reads a settle time apart return the same
+// manifest holding its entry. From then on, only a writer that read the tag
+// before that settle time began and wrote it after it ended (slower than
+// the settle time between its read and its write) can drop the entry.
+// Writers that do not read back (cosign, go-containerregistry) are not
+// protected, and can be dropped by ours. docs/signing.md says the same to
+// users.
 const (
 	// appendAttempts bounds how many times one append pushes a manifest.
 	appendAttempts = 10
 	// settleChecks bounds how many times it waits for the tag to settle.
 	settleChecks = 20
 	// settleMin and settleMax bound the settle time, which is otherwise
-	// twice what our own read-to-write took (one manifest read, one small
-	// blob upload, one manifest PUT), plus up to half again at random.
+	// twice what our own read-to-write took (one manifest read, at most
+	// one small blob upload, one manifest PUT), plus up to half again at
+	// random.
 	settleMin = 100 * time.Millisecond
 	settleMax = 2 * time.Second
 	// backoffBase is the first randomised wait after losing a race; it
 	// doubles with each push, up to backoffBase<<5.
 	backoffBase = 10 * time.Millisecond
 )
+
+// tagList is one append to a tag, for appendSettled: how to read what the
+// tag holds now, and how to write it back with our entry added.
+type tagList struct {
+	// ref names the tag in errors: "name:tag".
+	ref string
+	// read reads the tag and keeps what it holds for push. It returns the
+	// manifest's descriptor (zero if the tag does not exist) and whether
+	// our entry is in it.
+	read func(ctx context.Context) (cur v1.Descriptor, ours bool, err error)
+	// push writes to the tag what read last found with our entry added,
+	// every other entry kept.
+	push func(ctx context.Context) error
+}
+
+// appendSettled adds our entry to the tag of l, keeping every entry already
+// there, and returns the manifest at the tag once it has held it, with our
+// entry, for a settle time.
+func appendSettled(ctx context.Context, l tagList) (v1.Descriptor, error) {
+	var (
+		pushes, checks int
+		settle         = settleMin
+		// held is the manifest last seen at the tag holding our entry,
+		// before a settle wait; seeing it again after the wait ends the
+		// append.
+		held v1.Hash
+		// pushed says the previous step was our push, so the read is its
+		// read-back.
+		pushed bool
+	)
+	for {
+		start := time.Now()
+		cur, ours, err := l.read(ctx)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("%s: %w", l.ref, err)
+		}
+		if ours {
+			pushed = false
+			if cur.Digest == held {
+				return cur, nil
+			}
+			if checks == settleChecks {
+				return v1.Descriptor{}, fmt.Errorf("%s: %w: ours is in it now, but it never stayed unchanged for a settle time in %d checks; verify the image", l.ref, ErrTagUnsettled, settleChecks)
+			}
+			checks++
+			held = cur.Digest
+			if err := sleep(ctx, jitter(settle, settle/2)); err != nil {
+				return v1.Descriptor{}, fmt.Errorf("%s: %w", l.ref, err)
+			}
+			continue
+		}
+		held = v1.Hash{}
+		if pushed {
+			// Another writer pushed between our read and our write: back
+			// off, then merge again from a fresh read.
+			pushed = false
+			d := backoffBase << min(pushes-1, 5)
+			if err := sleep(ctx, jitter(d/2, d/2)); err != nil {
+				return v1.Descriptor{}, fmt.Errorf("%s: %w", l.ref, err)
+			}
+			continue
+		}
+		if pushes == appendAttempts {
+			return v1.Descriptor{}, fmt.Errorf("%s: %w: ours was still missing after %d pushes", l.ref, ErrTagUnsettled, appendAttempts)
+		}
+		pushes++
+		if err := l.push(ctx); err != nil {
+			return v1.Descriptor{}, err
+		}
+		settle = min(max(2*time.Since(start), settleMin), settleMax)
+		pushed = true
+	}
+}
 
 // appendToTag adds l to the cosign-style image manifest at tag (creating it
 // if absent), keeping every layer already there. A manifest at tag that is
@@ -70,65 +148,30 @@ func appendToTag(ctx context.Context, st store.Store, t Target, tag string, l la
 		return Written{}, err
 	}
 	ref := t.Name + ":" + tag
-	var (
-		pushes, checks int
-		settle         = settleMin
-		// held is the manifest last seen at tag holding our layer, before
-		// a settle wait; seeing it again after the wait ends the append.
-		held v1.Hash
-		// pushed says the previous step was our push, so the read is its
-		// read-back.
-		pushed bool
-	)
-	for {
-		start := time.Now()
-		cur, existing, err := readTag(ctx, st, t.Repo, tag, l.mediaType)
-		if err != nil {
-			return Written{}, fmt.Errorf("%s: %w", ref, err)
-		}
-		if indexOfLayer(existing, ld) >= 0 {
-			pushed = false
-			if cur.Digest == held {
-				return Written{Target: t, Ref: ref, Manifest: cur}, nil
+	var existing []v1.Descriptor
+	cur, err := appendSettled(ctx, tagList{
+		ref: ref,
+		read: func(ctx context.Context) (v1.Descriptor, bool, error) {
+			cur, layers, err := readTag(ctx, st, t.Repo, tag, l.mediaType)
+			existing = layers
+			return cur, err == nil && indexOfLayer(layers, ld) >= 0, err
+		},
+		push: func(ctx context.Context) error {
+			cfg, manifest, err := signatureImage(mergeLayer(existing, ld))
+			if err != nil {
+				return err
 			}
-			if checks == settleChecks {
-				return Written{}, fmt.Errorf("%s: %w: ours is in it now, but it never stayed unchanged for a settle time in %d checks; verify the image", ref, ErrTagUnsettled, settleChecks)
+			if err := st.PutBlob(ctx, t.Repo, cfg); err != nil {
+				return err
 			}
-			checks++
-			held = cur.Digest
-			if err := sleep(ctx, jitter(settle, settle/2)); err != nil {
-				return Written{}, fmt.Errorf("%s: %w", ref, err)
-			}
-			continue
-		}
-		held = v1.Hash{}
-		if pushed {
-			// Another writer pushed between our read and our write: back
-			// off, then merge again from a fresh read.
-			pushed = false
-			d := backoffBase << min(pushes-1, 5)
-			if err := sleep(ctx, jitter(d/2, d/2)); err != nil {
-				return Written{}, fmt.Errorf("%s: %w", ref, err)
-			}
-			continue
-		}
-		if pushes == appendAttempts {
-			return Written{}, fmt.Errorf("%s: %w: ours was still missing after %d pushes", ref, ErrTagUnsettled, appendAttempts)
-		}
-		pushes++
-		cfg, manifest, err := signatureImage(mergeLayer(existing, ld))
-		if err != nil {
-			return Written{}, err
-		}
-		if err := st.PutBlob(ctx, t.Repo, cfg); err != nil {
-			return Written{}, err
-		}
-		if _, err := st.PutTag(ctx, t.Repo, tag, types.OCIManifestSchema1, manifest); err != nil {
-			return Written{}, err
-		}
-		settle = min(max(2*time.Since(start), settleMin), settleMax)
-		pushed = true
+			_, err = st.PutTag(ctx, t.Repo, tag, types.OCIManifestSchema1, manifest)
+			return err
+		},
+	})
+	if err != nil {
+		return Written{}, err
 	}
+	return Written{Target: t, Ref: ref, Manifest: cur}, nil
 }
 
 // mergeLayer returns existing with d appended, unless an identical layer
@@ -231,7 +274,9 @@ func signatureImage(layers []v1.Descriptor) (config, manifest []byte, err error)
 }
 
 // writeBundleReferrer stores a sigstore bundle as an OCI 1.1 referrer of
-// the target.
+// the target. On a registry without the referrers API it also lists it in
+// the referrers tag schema's index, and returns once that index has kept
+// it for a settle time (appendSettled); with the API it returns at once.
 func writeBundleReferrer(ctx context.Context, st store.Store, t Target, bundleJSON []byte, predicateType string, now time.Time) (Written, error) {
 	for _, b := range [][]byte{emptyJSON, bundleJSON} {
 		if err := st.PutBlob(ctx, t.Repo, b); err != nil {
@@ -242,9 +287,19 @@ func writeBundleReferrer(ctx context.Context, st store.Store, t Target, bundleJS
 	if err != nil {
 		return Written{}, err
 	}
-	d, err := st.PutManifest(ctx, t.Repo, types.OCIManifestSchema1, body)
+	d, listed, err := putReferrer(ctx, st, t.Repo, body)
 	if err != nil {
 		return Written{}, err
+	}
+	if !listed {
+		// No referrers API: list it in the referrers tag schema's index.
+		entry, err := referrerEntry(d, body)
+		if err != nil {
+			return Written{}, err
+		}
+		if _, err := appendToSchemaIndex(ctx, st, t, entry); err != nil {
+			return Written{}, err
+		}
 	}
 	return Written{Target: t, Ref: t.Name + "@" + d.Digest.String(), Manifest: d}, nil
 }

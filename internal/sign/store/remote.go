@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,12 +19,19 @@ import (
 
 // Remote is a Store over the OCI distribution API of one registry. It keeps
 // one puller and one pusher so that each repository's token handshake
-// happens once, not once per request.
+// happens once, not once per request. It is also a ReferrerWriter.
 type Remote struct {
 	registry name.Registry
 	opts     []remote.Option
 	puller   *remote.Puller
-	pusher   *remote.Pusher
+	// pusher never maintains the referrers tag schema: it writes blobs,
+	// tags and PutReferrer's manifests.
+	pusher *remote.Pusher
+	// schemaPusher is go-containerregistry's pusher as opts make it, which
+	// maintains the referrers tag schema (a read-modify-write of the
+	// index, without reading back); only PutManifest uses it, so its
+	// handshake happens only then.
+	schemaPusher *remote.Pusher
 }
 
 // NewRemote returns a Store for registry. opts carry authentication,
@@ -33,11 +41,15 @@ func NewRemote(registry name.Registry, opts ...remote.Option) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
-	pusher, err := remote.NewPusher(opts...)
+	pusher, err := remote.NewPusher(append(opts[:len(opts):len(opts)], remote.WithReferrersTagFallback(false))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
-	return &Remote{registry: registry, opts: opts, puller: puller, pusher: pusher}, nil
+	schemaPusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry client: %w", err)
+	}
+	return &Remote{registry: registry, opts: opts, puller: puller, pusher: pusher, schemaPusher: schemaPusher}, nil
 }
 
 // Registry returns the registry this store talks to.
@@ -165,21 +177,64 @@ func (r *Remote) PutBlob(ctx context.Context, repo string, content []byte) error
 }
 
 // PutManifest implements Writer. go-containerregistry maintains the
-// referrers tag schema itself when the registry has no referrers API.
+// referrers tag schema itself when the registry has no referrers API, by a
+// read-modify-write of the index that concurrent writers can undo; signing
+// uses PutReferrer and maintains the index itself.
 func (r *Remote) PutManifest(ctx context.Context, repo string, mediaType types.MediaType, body []byte) (v1.Descriptor, error) {
-	desc, err := describe(mediaType, body)
+	desc, ref, err := r.byDigest(repo, mediaType, body)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	rp, err := r.repository(repo)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	ref := rp.Digest(desc.Digest.String())
-	if err := r.pusher.Put(ctx, ref, rawManifest{body, mediaType}); err != nil {
+	if err := r.schemaPusher.Put(ctx, ref, rawManifest{body, mediaType}); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("put manifest %s: %w", ref, err)
 	}
 	return desc, nil
+}
+
+// PutReferrer implements ReferrerWriter. go-containerregistry, with its
+// referrers tag fallback off, PUTs the manifest, then asks the referrers
+// API about the subject and fails when the registry does not answer it
+// (the same two requests as with the fallback on, where the API exists).
+func (r *Remote) PutReferrer(ctx context.Context, repo string, mediaType types.MediaType, body []byte) (v1.Descriptor, bool, error) {
+	desc, ref, err := r.byDigest(repo, mediaType, body)
+	if err != nil {
+		return v1.Descriptor{}, false, err
+	}
+	err = r.pusher.Put(ctx, ref, rawManifest{body, mediaType})
+	switch {
+	case err == nil:
+		return desc, true, nil
+	case isNoReferrersAPI(err):
+		return desc, false, nil
+	default:
+		return v1.Descriptor{}, false, fmt.Errorf("put manifest %s: %w", ref, err)
+	}
+}
+
+// noReferrersAPI is how go-containerregistry (v0.22) says, with the
+// referrers tag fallback off, that the registry has no referrers API; the
+// error has no type of its own. remote_test.go pins it.
+const noReferrersAPI = "does not support the Referrers API and the referrers tag fallback is disabled"
+
+// isNoReferrersAPI reports whether err is that error: the manifest was
+// stored, the registry has no referrers API.
+func isNoReferrersAPI(err error) bool {
+	var terr *transport.Error
+	return !errors.As(err, &terr) && strings.Contains(err.Error(), noReferrersAPI)
+}
+
+// byDigest returns the descriptor of a manifest and the reference to store
+// it under: its digest in repo.
+func (r *Remote) byDigest(repo string, mediaType types.MediaType, body []byte) (v1.Descriptor, name.Digest, error) {
+	desc, err := describe(mediaType, body)
+	if err != nil {
+		return v1.Descriptor{}, name.Digest{}, err
+	}
+	rp, err := r.repository(repo)
+	if err != nil {
+		return v1.Descriptor{}, name.Digest{}, err
+	}
+	return desc, rp.Digest(desc.Digest.String()), nil
 }
 
 // PutTag implements Writer.
@@ -241,3 +296,5 @@ func wrap(op string, ref name.Reference, err error) error {
 	}
 	return fmt.Errorf("%s %s: %w", op, ref, err)
 }
+
+var _ ReferrerWriter = (*Remote)(nil)

@@ -55,6 +55,19 @@ type Writer interface {
 	PutTag(ctx context.Context, repo, tag string, mediaType types.MediaType, body []byte) (v1.Descriptor, error)
 }
 
+// ReferrerWriter is implemented by stores over registries that may lack
+// the referrers API, to leave the referrers tag schema to their caller.
+// A Writer without it lists referrers itself in PutManifest.
+type ReferrerWriter interface {
+	// PutReferrer stores a manifest that has a subject under its digest,
+	// as PutManifest does, but never touches the referrers tag schema.
+	// listed reports whether the registry answers the referrers API for
+	// the subject (which then lists the manifest). When it does not, the
+	// manifest is stored but listed nowhere: the caller must add it to the
+	// index tagged "sha256-<hex of the subject's digest>".
+	PutReferrer(ctx context.Context, repo string, mediaType types.MediaType, body []byte) (d v1.Descriptor, listed bool, err error)
+}
+
 // Store reads and writes.
 type Store interface {
 	Reader
