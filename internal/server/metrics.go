@@ -72,6 +72,7 @@ func codeLabel(c int) string {
 // observe records one finished request.
 func (m *metrics) observe(route, method string, status int, in, out int64, d time.Duration) {
 	code := codeLabel(status)
+	method = methodLabel(method)
 	m.requests.WithLabelValues(route, method, code).Inc()
 	m.duration.WithLabelValues(route, method, code).Observe(d.Seconds())
 	if in > 0 {
@@ -80,6 +81,18 @@ func (m *metrics) observe(route, method string, status int, in, out int64, d tim
 	if out > 0 {
 		m.bytesOut.WithLabelValues(route).Add(float64(out))
 	}
+}
+
+// methodLabel keeps the label to the methods HTTP defines: net/http
+// accepts any token as a method, and each new one a client sent would
+// otherwise be a new series for as long as the process runs.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // recorder wraps a ResponseWriter to learn the status and bytes written,

@@ -111,6 +111,12 @@ func TestEndpoints(t *testing.T) {
 	}
 	presp.Body.Close()
 	get("/v2/r/blobs/" + d.String())
+	for _, odd := range []string{"FROB", "XYZZY"} {
+		req, _ := http.NewRequest(odd, srv.URL+"/v2/", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
 	mresp, metrics := get("/metrics")
 	if ct := mresp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("/metrics Content-Type = %q", ct)
@@ -132,9 +138,16 @@ func TestEndpoints(t *testing.T) {
 		"# TYPE berth_uploads_in_flight gauge\n",
 		"\ngo_goroutines ",
 		"\nprocess_resident_memory_bytes ",
+		`method="other",route="base"} 2`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// Methods a client makes up are one series, not one each.
+	for _, odd := range []string{"FROB", "XYZZY"} {
+		if strings.Contains(metrics, `method="`+odd+`"`) {
+			t.Errorf("metrics have a series for the method %s", odd)
 		}
 	}
 	// Garbage collection on demand, counted.
