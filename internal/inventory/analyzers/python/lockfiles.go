@@ -116,7 +116,7 @@ func ParsePipfileLock(data []byte, location, analyzer string) ([]inventory.Packa
 	}{{lock.Default, false}, {lock.Develop, true}} {
 		for _, name := range sortedKeys(group.entries) {
 			v, ok := strings.CutPrefix(group.entries[name].Version, "==")
-			if !ok || v == "" {
+			if !ok || v == "" || strings.TrimSpace(name) == "" {
 				continue
 			}
 			p := pkg(name, v, location, analyzer)
