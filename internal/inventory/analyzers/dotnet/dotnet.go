@@ -33,7 +33,7 @@ func isDepsJSON(p string) bool { return strings.HasSuffix(p, ".deps.json") }
 
 // Analyze implements inventory.Analyzer.
 func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isDepsJSON, ParseDepsJSON)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isDepsJSON, ParseDepsJSON)
 }
 
 type depsFile struct {
@@ -96,42 +96,4 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 		pkgs = append(pkgs, p)
 	}
 	return pkgs, nil
-}
-
-// parseFunc reads one file; location is its absolute path.
-type parseFunc func(data []byte, location, analyzer string) ([]inventory.Package, error)
-
-// analyzeFiles parses every file of files that match accepts, one
-// PackageSet per file. A file that does not parse becomes a warning naming
-// it; the other files are still read.
-func analyzeFiles(ctx context.Context, files fs.FS, analyzer string, match func(string) bool, parse parseFunc) (*inventory.Result, error) {
-	res := &inventory.Result{}
-	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !match(p) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		data, err := fs.ReadFile(files, p)
-		if err != nil {
-			return fmt.Errorf("read /%s: %w", p, err)
-		}
-		pkgs, err := parse(data, "/"+p, analyzer)
-		if err != nil {
-			res.Warns = append(res.Warns, fmt.Sprintf("/%s: %v", p, err))
-			return nil
-		}
-		if len(pkgs) > 0 {
-			res.Sets = append(res.Sets, inventory.PackageSet{Origin: p, Packages: pkgs})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", analyzer, err)
-	}
-	return res, nil
 }

@@ -31,7 +31,7 @@ func isPackagesLock(p string) bool { return path.Base(p) == "packages.lock.json"
 
 // Analyze implements inventory.Analyzer.
 func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isPackagesLock, ParsePackagesLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPackagesLock, ParsePackagesLock)
 }
 
 // ParsePackagesLock reads the packages resolved for every target

@@ -65,39 +65,14 @@ func ignored(p string) bool {
 // Analyze implements inventory.Analyzer. A go.sum is only read for the
 // go.mod beside it in the same layer.
 func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	res := &inventory.Result{}
-	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || path.Base(p) != "go.mod" {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		mod, err := fs.ReadFile(files, p)
-		if err != nil {
-			return fmt.Errorf("read /%s: %w", p, err)
-		}
-		sum, err := fs.ReadFile(files, path.Join(path.Dir(p), "go.sum"))
+	isMod := func(p string) bool { return path.Base(p) == "go.mod" }
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isMod, func(mod []byte, location, analyzer string) ([]inventory.Package, error) {
+		sum, err := fs.ReadFile(files, path.Join(path.Dir(location[1:]), "go.sum"))
 		if err != nil {
 			sum = nil
 		}
-		pkgs, err := Parse(mod, sum, "/"+p, a.Name())
-		if err != nil {
-			res.Warns = append(res.Warns, fmt.Sprintf("/%s: %v", p, err))
-			return nil
-		}
-		if len(pkgs) > 0 {
-			res.Sets = append(res.Sets, inventory.PackageSet{Origin: p, Packages: pkgs})
-		}
-		return nil
+		return Parse(mod, sum, location, analyzer)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("gomod: %w", err)
-	}
-	return res, nil
 }
 
 // module is a module path at a version.

@@ -32,7 +32,7 @@ func (InstalledAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a InstalledAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isInstalledManifest, parseInstalled)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isInstalledManifest, parseInstalled)
 }
 
 func isInstalledManifest(p string) bool {

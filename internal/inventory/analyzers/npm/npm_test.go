@@ -261,7 +261,7 @@ func FuzzParsePNPMLock(f *testing.F) {
 
 // fuzzParser seeds a fuzz target with the real fixtures and checks that
 // the parser never panics and never returns packages without a name.
-func fuzzParser(f *testing.F, parse parseFunc, seeds ...string) {
+func fuzzParser(f *testing.F, parse inventory.ParseFunc, seeds ...string) {
 	for _, s := range seeds {
 		b, err := os.ReadFile(filepath.Join("testdata", s))
 		if err != nil {

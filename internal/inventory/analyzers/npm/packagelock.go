@@ -31,7 +31,7 @@ func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
 }
 
 func isPackageLock(p string) bool {

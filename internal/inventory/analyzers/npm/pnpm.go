@@ -29,7 +29,7 @@ func (PNPMAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a PNPMAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isPNPMLock, ParsePNPMLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPNPMLock, ParsePNPMLock)
 }
 
 func isPNPMLock(p string) bool { return isLockfile(p, "pnpm-lock.yaml") }

@@ -54,7 +54,7 @@ func (a YarnAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Resu
 		}
 		return parseYarnLock(data, manifest, location, analyzer)
 	}
-	res, err := analyzeFiles(ctx, files, a.Name(), isYarnLock, parse)
+	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), isYarnLock, parse)
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,7 @@ func FuzzParseInstalled(f *testing.F) {
 	fuzzParser(f, ParseInstalled, "app/vendor/composer/installed.json", "installed-v1/vendor/composer/installed.json")
 }
 
-func fuzzParser(f *testing.F, parse parseFunc, seeds ...string) {
+func fuzzParser(f *testing.F, parse inventory.ParseFunc, seeds ...string) {
 	for _, s := range seeds {
 		b, err := os.ReadFile(filepath.Join("testdata", s))
 		if err != nil {

@@ -29,7 +29,7 @@ func (InstalledAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a InstalledAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isMetadata, ParseMetadata)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isMetadata, ParseMetadata)
 }
 
 // isMetadata matches wheel installs (x.dist-info/METADATA), setuptools

@@ -33,7 +33,7 @@ func (PoetryAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a PoetryAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isPoetryLock, ParsePoetryLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPoetryLock, ParsePoetryLock)
 }
 
 func isPoetryLock(p string) bool { return path.Base(p) == "poetry.lock" }
@@ -85,7 +85,7 @@ func (PipenvAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a PipenvAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isPipfileLock, ParsePipfileLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPipfileLock, ParsePipfileLock)
 }
 
 func isPipfileLock(p string) bool { return path.Base(p) == "Pipfile.lock" }
@@ -143,7 +143,7 @@ func (UVAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a UVAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isUVLock, ParseUVLock)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isUVLock, ParseUVLock)
 }
 
 func isUVLock(p string) bool { return path.Base(p) == "uv.lock" }

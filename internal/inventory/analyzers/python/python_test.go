@@ -242,7 +242,7 @@ func FuzzParseRequirements(f *testing.F) {
 
 // fuzzParser seeds a fuzz target with the fixtures and checks that the
 // parser never panics and never returns a package without name or version.
-func fuzzParser(f *testing.F, parse parseFunc, seeds ...string) {
+func fuzzParser(f *testing.F, parse inventory.ParseFunc, seeds ...string) {
 	for _, s := range seeds {
 		b, err := os.ReadFile(filepath.Join("testdata", s))
 		if err != nil {

@@ -31,7 +31,7 @@ func (RequirementsAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a RequirementsAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return analyzeFiles(ctx, files, a.Name(), isRequirements, ParseRequirements)
+	return inventory.AnalyzeFiles(ctx, files, a.Name(), isRequirements, ParseRequirements)
 }
 
 func isRequirements(p string) bool {

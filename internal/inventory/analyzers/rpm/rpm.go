@@ -19,6 +19,7 @@ import (
 	dbi "github.com/knqyf263/go-rpmdb/pkg/db"
 	"github.com/knqyf263/go-rpmdb/pkg/ndb"
 	"github.com/knqyf263/go-rpmdb/pkg/sqlite3"
+
 	// go-rpmdb opens SQLite databases through database/sql as "sqlite".
 	_ "modernc.org/sqlite"
 

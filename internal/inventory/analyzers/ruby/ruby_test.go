@@ -143,7 +143,7 @@ func FuzzParseGemspec(f *testing.F) {
 	fuzzParser(f, ParseGemspec, "gems/usr/lib/ruby/gems/3.1.0/specifications/rake-13.0.6.gemspec")
 }
 
-func fuzzParser(f *testing.F, parse parseFunc, seeds ...string) {
+func fuzzParser(f *testing.F, parse inventory.ParseFunc, seeds ...string) {
 	for _, s := range seeds {
 		b, err := os.ReadFile(filepath.Join("testdata", s))
 		if err != nil {
