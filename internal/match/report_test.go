@@ -1,20 +1,17 @@
 package match
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/osv"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func loadGHSA(t *testing.T, eco, id string) *osv.Vulnerability {
 	t.Helper()
@@ -54,17 +51,5 @@ func TestReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	golden := filepath.Join("testdata", "report.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("report differs from %s (run with -update if intended):\n%s", golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "report.golden.json"), got)
 }

@@ -3,8 +3,6 @@ package sign
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,32 +10,19 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/sign/attestation"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got, indented, with testdata/name.
-func golden(t *testing.T, name string, got []byte) {
+// checkGolden compares got, indented, with testdata/name.
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, got, "", "  "); err != nil {
 		t.Fatalf("%s is not JSON: %v", name, err)
 	}
 	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, pretty.Bytes())
-	}
+	golden.Check(t, filepath.Join("testdata", name), pretty.Bytes())
 }
 
 func fixedTarget() Target {
@@ -58,20 +43,20 @@ func TestLayoutGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sig-config.json", cfg)
-	golden(t, "sig-manifest.json", manifest)
+	checkGolden(t, "sig-config.json", cfg)
+	checkGolden(t, "sig-manifest.json", manifest)
 
 	ref, err := bundleReferrerManifest(fixedTarget(), []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), attestation.PredicateCosignSign, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "bundle-referrer-manifest.json", ref)
+	checkGolden(t, "bundle-referrer-manifest.json", ref)
 
 	p, err := SimpleSigningPayload(fixedTarget(), map[string]string{"env": "prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "simple-signing-payload.json", p)
+	checkGolden(t, "simple-signing-payload.json", p)
 
 	st, err := NewStatement(fixedTarget(), "custom", []byte("hello"), fixedNow)
 	if err != nil {
@@ -81,5 +66,5 @@ func TestLayoutGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "custom-statement.json", stJSON)
+	checkGolden(t, "custom-statement.json", stJSON)
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/package-url/packageurl-go"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
 	"berth.dev/berth/internal/report/internal/fixture"
-	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/internal/indentjson"
 	"berth.dev/berth/internal/report/internal/schematest"
 	"berth.dev/berth/internal/report/license"

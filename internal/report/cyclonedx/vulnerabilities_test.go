@@ -10,10 +10,10 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/internal/fixture"
-	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/internal/schematest"
 	"berth.dev/berth/internal/vex"
 )

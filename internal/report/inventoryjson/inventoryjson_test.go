@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
 	"berth.dev/berth/internal/report/internal/fixture"
-	"berth.dev/berth/internal/report/internal/golden"
 )
 
 func encode(t testing.TB, inv *inventory.Inventory) []byte {

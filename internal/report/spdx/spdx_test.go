@@ -17,10 +17,10 @@ import (
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
 	"berth.dev/berth/internal/report/internal/fixture"
-	"berth.dev/berth/internal/report/internal/golden"
 	"berth.dev/berth/internal/report/internal/schematest"
 	"berth.dev/berth/internal/report/license"
 )

@@ -10,9 +10,9 @@ import (
 
 	"github.com/rivo/uniseg"
 
+	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/internal/fixture"
-	"berth.dev/berth/internal/report/internal/golden"
 )
 
 func encode(t testing.TB, inv *inventory.Inventory, opts Options) string {
