@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"berth.dev/berth/internal/audit"
+	"berth.dev/berth/internal/audit/audittest"
 	auditsqlite "berth.dev/berth/internal/audit/sqlite"
 	. "berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/auth/sqlite"
@@ -72,10 +73,7 @@ func newRig(t *testing.T, adjust ...func(*Config)) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := audittest.Key(t)
 	log, err := audit.Open(ctx, st, key, audit.Options{})
 	if err != nil {
 		t.Fatal(err)

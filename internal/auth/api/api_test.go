@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"berth.dev/berth/internal/audit"
+	"berth.dev/berth/internal/audit/audittest"
 	auditsqlite "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/auth"
 	authsqlite "berth.dev/berth/internal/auth/sqlite"
@@ -92,10 +91,7 @@ func newEnv(t *testing.T, adjust ...func(*auth.Config, *Options)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := audittest.Key(t)
 	log, err := audit.Open(ctx, st, key, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
