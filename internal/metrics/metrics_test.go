@@ -518,3 +518,23 @@ func BenchmarkScrape(b *testing.B) {
 		buf = r.AppendText(buf[:0])
 	}
 }
+
+func TestGaugeVec(t *testing.T) {
+	r := NewRegistry()
+	v := r.NewGaugeVec("app_queue_jobs", "Jobs by state.", "state")
+	v.WithLabelValues("available").Set(4)
+	v.WithLabelValues("running").Set(2)
+	v.WithLabelValues("available").Add(-1)
+	want := `# HELP app_queue_jobs Jobs by state.
+# TYPE app_queue_jobs gauge
+app_queue_jobs{state="available"} 3
+app_queue_jobs{state="running"} 2
+`
+	if got := text(r); got != want {
+		t.Errorf("exposition:\n%s\nwant:\n%s", got, want)
+	}
+	fams := parse(t, text(r))
+	if fams["app_queue_jobs"].GetType() != dto.MetricType_GAUGE {
+		t.Errorf("type %v", fams["app_queue_jobs"].GetType())
+	}
+}

@@ -141,6 +141,26 @@ func (r *Registry) NewCounterVec(name, help string, labels ...string) *CounterVe
 	return v
 }
 
+// GaugeVec is a gauge per combination of label values.
+type GaugeVec struct{ x index[Gauge] }
+
+// WithLabelValues returns the gauge for the values, as
+// CounterVec.WithLabelValues does.
+func (v *GaugeVec) WithLabelValues(values ...string) *Gauge { return v.x.get(values) }
+
+// NewGaugeVec registers a gauge vector.
+func (r *Registry) NewGaugeVec(name, help string, labels ...string) *GaugeVec {
+	v := &GaugeVec{}
+	v.x.setLabels(labels)
+	r.register(&family{name: name, help: help, typ: "gauge", write: func(b []byte, _ *scrape) []byte {
+		for _, e := range v.x.series() {
+			b = appendSample(b, name, e.pairs, e.v.Value())
+		}
+		return b
+	}})
+	return v
+}
+
 // NewGauge registers a gauge with no labels.
 func (r *Registry) NewGauge(name, help string) *Gauge {
 	g := &Gauge{}
