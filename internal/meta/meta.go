@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/registry/event"
 )
 
 // Errors returned by every Store implementation; test them with errors.Is.
@@ -222,4 +224,14 @@ type Store interface {
 	// CheckIntegrity runs the database's own consistency checks and
 	// returns the problems found.
 	CheckIntegrity(ctx context.Context) ([]string, error)
+
+	// Events returns up to n of the changes recorded after seq, oldest
+	// first, with Seq set. PutManifest, DeleteManifest, DeleteTag and
+	// CollectManifests record their changes (manifest pushed, manifest
+	// deleted, tag deleted) in their own transaction, with the actor that
+	// event.WithActor put in their context: an outbox that whoever acts
+	// on changes reads, and forgets with DeleteEvents once acted on.
+	Events(ctx context.Context, after int64, n int) ([]event.Event, error)
+	// DeleteEvents forgets the recorded changes up to and including seq.
+	DeleteEvents(ctx context.Context, through int64) error
 }

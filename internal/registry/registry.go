@@ -144,6 +144,8 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The meta store records who made each change it makes.
+	r = r.WithContext(event.WithActor(r.Context(), subject.Name))
 	req := &request{w: w, r: r, route: rt, subject: subject}
 	switch rt.kind {
 	case routeBase:

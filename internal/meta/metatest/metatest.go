@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/registry/event"
 )
 
 // Factory makes an empty store for one test. reopen closes nothing and
@@ -47,6 +48,7 @@ func Run(t *testing.T, f Factory) {
 		{"PruneRepositories", testPruneRepositories},
 		{"WalkAndCheck", testWalkAndCheck},
 		{"SurvivesReopen", testReopen},
+		{"EventsOutbox", testEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -837,4 +839,109 @@ func Bench(b *testing.B, f Factory) {
 			mustPut(b, s, "bench/app", image(fmt.Sprintf("push %d", i), config), "latest")
 		}
 	})
+}
+
+// testEvents checks the outbox: every change is recorded with the actor of
+// its context, in order, survives a reopen, and a failed change records
+// nothing.
+func testEvents(t *testing.T, f Factory) {
+	ctx := event.WithActor(context.Background(), "alice")
+	s, reopen := f(t)
+	cfg := dg("config")
+	mustLink(t, s, "p/app", cfg, 10)
+	m := image("app", cfg)
+	if err := s.PutManifest(ctx, "p/app", m, []string{"v1", "latest"}); err != nil {
+		t.Fatal(err)
+	}
+	// A manifest whose config is missing changes nothing, records nothing.
+	if err := s.PutManifest(ctx, "p/app", image("broken", dg("absent")), []string{"v2"}); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Fatalf("PutManifest without its config: %v", err)
+	}
+	if _, err := s.DeleteTag(ctx, "p/app", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteTag(ctx, "p/app", "latest"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Fatalf("second DeleteTag: %v", err)
+	}
+	if _, err := s.DeleteManifest(context.Background(), "p/app", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(s meta.Store) []event.Event {
+		t.Helper()
+		evs, err := s.Events(context.Background(), 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type brief struct {
+			kind   event.Kind
+			digest digest.Digest
+			tags   string
+			actor  string
+		}
+		var got []brief
+		for _, e := range evs {
+			got = append(got, brief{e.Kind, e.Digest, fmt.Sprint(e.Tags), e.Actor})
+			if e.Repository != "p/app" || e.At.IsZero() || e.Seq == 0 {
+				t.Errorf("event %+v: want repository p/app, a time and a sequence number", e)
+			}
+		}
+		want := []brief{
+			{event.ManifestPushed, m.Digest, "[v1 latest]", "alice"},
+			{event.TagDeleted, m.Digest, "[latest]", "alice"},
+			{event.ManifestDeleted, m.Digest, "[v1]", ""},
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events:\n got %+v\nwant %+v", got, want)
+		}
+		if evs[0].MediaType != m.MediaType || evs[0].ArtifactType != m.ArtifactType {
+			t.Errorf("pushed event %+v lacks the media and artifact types", evs[0])
+		}
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Seq <= evs[i-1].Seq {
+				t.Errorf("sequence not increasing: %d then %d", evs[i-1].Seq, evs[i].Seq)
+			}
+		}
+		return evs
+	}
+	evs := check(s)
+	evs = check(reopen())
+
+	// Reading after a position and forgetting what was read.
+	rest, err := s.Events(ctx, evs[0].Seq, 1)
+	if err != nil || len(rest) != 1 || rest[0].Seq != evs[1].Seq {
+		t.Fatalf("Events after %d, 1: %+v, %v", evs[0].Seq, rest, err)
+	}
+	if err := s.DeleteEvents(ctx, evs[1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.Events(ctx, 0, -1)
+	if err != nil || len(left) != 1 || left[0].Seq != evs[2].Seq {
+		t.Fatalf("after DeleteEvents: %+v, %v", left, err)
+	}
+	// Sequence numbers are never reused, even after the newest is deleted.
+	if err := s.DeleteEvents(ctx, evs[2].Seq); err != nil {
+		t.Fatal(err)
+	}
+	mustLink(t, s, "p/app", cfg, 10)
+	mustPut(t, s, "p/app", m, "v3")
+	next, err := s.Events(ctx, 0, -1)
+	if err != nil || len(next) != 1 || next[0].Seq <= evs[2].Seq {
+		t.Fatalf("after a new push: %+v, %v (last seq was %d)", next, err, evs[2].Seq)
+	}
+
+	// Garbage collection records what it deletes.
+	if err := s.DeleteEvents(ctx, next[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteTag(ctx, "p/app", "v3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CollectManifests(event.WithActor(ctx, "gc"), "p/app", meta.GCPolicy{Untagged: true, Before: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	gcEvents, err := s.Events(ctx, next[0].Seq, -1)
+	if err != nil || len(gcEvents) != 2 || gcEvents[1].Kind != event.ManifestDeleted || gcEvents[1].Digest != m.Digest || gcEvents[1].Actor != "gc" {
+		t.Fatalf("events of garbage collection: %+v, %v", gcEvents, err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/registry/event"
 )
 
 // sweepBatch bounds how many blobs one SweepBlobs transaction handles, so
@@ -45,12 +46,19 @@ func (s *Store) CollectManifests(ctx context.Context, repo string, policy meta.G
 				return fmt.Errorf("collect manifest %s of %s: %w", d, repo, err)
 			}
 			out.Manifests = append(out.Manifests, meta.Manifest{Digest: d, MediaType: mediaTypes[d]})
+			if err := recordEvent(ctx, tx, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: d,
+				MediaType: mediaTypes[d]}); err != nil {
+				return err
+			}
 		}
 		for _, name := range stale {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM tags WHERE repository_id = ? AND name = ?", repoID, name); err != nil {
 				return fmt.Errorf("collect tag %s of %s: %w", name, repo, err)
 			}
 			out.Tags = append(out.Tags, name)
+			if err := recordEvent(ctx, tx, event.Event{Kind: event.TagDeleted, Repository: repo, Tags: []string{name}}); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

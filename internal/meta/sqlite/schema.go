@@ -70,4 +70,15 @@ CREATE TABLE uploads (
 ) WITHOUT ROWID;
 CREATE INDEX uploads_by_repository ON uploads(repository_id);
 `,
+	// The outbox: changes recorded in the transaction that makes them
+	// (meta.Store.Events). AUTOINCREMENT: a sequence number is never
+	// reused, even after the newest events are deleted, so a reader's
+	// position stays valid.
+	`
+CREATE TABLE events (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	at      INTEGER NOT NULL,
+	payload BLOB NOT NULL
+);
+`,
 }

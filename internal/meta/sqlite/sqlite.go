@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/registry/event"
 )
 
 // readers is the size of the read connection pool. Reads are short indexed
@@ -405,7 +406,8 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 				return fmt.Errorf("put manifest %s: tag %s: %w", m.Digest, tag, err)
 			}
 		}
-		return nil
+		return recordEvent(ctx, tx, event.Event{Kind: event.ManifestPushed, Repository: repo, Digest: m.Digest,
+			MediaType: m.MediaType, ArtifactType: m.ArtifactType, Subject: m.Subject, Tags: tags})
 	})
 }
 
@@ -464,7 +466,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
 		}
-		return nil
+		return recordEvent(ctx, tx, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: d, Tags: tags})
 	})
 	return tags, err
 }
@@ -472,16 +474,19 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 // DeleteTag implements meta.Store.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
-	err := s.w.QueryRowContext(ctx, `DELETE FROM tags
-		WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? RETURNING digest`,
-		repo, tag).Scan(&d)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("%w: %s:%s", meta.ErrTagUnknown, repo, tag)
-	}
-	if err != nil {
-		return "", fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
-	}
-	return digest.Digest(d), nil
+	err := s.inTx(ctx, "delete tag", func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `DELETE FROM tags
+			WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? RETURNING digest`,
+			repo, tag).Scan(&d)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %s:%s", meta.ErrTagUnknown, repo, tag)
+		}
+		if err != nil {
+			return fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
+		}
+		return recordEvent(ctx, tx, event.Event{Kind: event.TagDeleted, Repository: repo, Digest: digest.Digest(d), Tags: []string{tag}})
+	})
+	return digest.Digest(d), err
 }
 
 // Tags implements meta.Store.

@@ -78,6 +78,8 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	}
 	before := start.Add(-opts.Grace)
 	var rep Report
+	// The meta store records the collector as the actor of its deletions.
+	ctx = event.WithActor(ctx, event.GarbageCollector)
 
 	repos, err := ms.RepositoryNames(ctx)
 	if err != nil {
@@ -92,12 +94,12 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 			rep.Manifests++
 			log.InfoContext(ctx, "gc: deleted manifest", "repository", repo, "digest", m.Digest)
 			notify(ctx, opts.Notifier, event.Event{Kind: event.ManifestDeleted, Repository: repo,
-				Digest: m.Digest, MediaType: m.MediaType, At: time.Now()})
+				Digest: m.Digest, MediaType: m.MediaType, Actor: event.GarbageCollector, At: time.Now()})
 		}
 		for _, t := range got.Tags {
 			rep.Tags++
 			log.InfoContext(ctx, "gc: deleted tag of a vanished subject", "repository", repo, "tag", t)
-			notify(ctx, opts.Notifier, event.Event{Kind: event.TagDeleted, Repository: repo, Tags: []string{t}, At: time.Now()})
+			notify(ctx, opts.Notifier, event.Event{Kind: event.TagDeleted, Repository: repo, Tags: []string{t}, Actor: event.GarbageCollector, At: time.Now()})
 		}
 	}
 
