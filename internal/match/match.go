@@ -261,11 +261,32 @@ func appendNewRecords(recs, more []*osv.Vulnerability) []*osv.Vulnerability {
 	return out
 }
 
-// Rematch recomputes the findings of a stored report from its inventory,
-// e.g. after a database update. Filters are not carried over: apply them
-// again to the result.
-func (m *Matcher) Rematch(ctx context.Context, r *Report) (*Report, error) {
-	return m.Match(ctx, r.Inventory)
+// Lookup is one (ecosystem, name) a match asks its Source about.
+type Lookup struct{ Ecosystem, Name string }
+
+// Lookups returns every (ecosystem, name) that matching inv asks a Source
+// about, each once, whether or not the Source covers it: records under any
+// other key cannot change inv's findings. The server indexes stored
+// inventories by these, so that a database update re-matches only the
+// inventories whose keys it changed (rematching a stored report goes
+// through scan.Engine.Rematch, which the CLI uses too).
+func Lookups(inv inventory.Inventory) []Lookup {
+	seen := map[Lookup]bool{}
+	var out []Lookup
+	for _, p := range inv.Packages {
+		t, err := targetFor(p, inv.Distro)
+		if err != nil {
+			continue
+		}
+		for _, eco := range t.ecosystems {
+			l := Lookup{eco, t.name}
+			if !seen[l] {
+				seen[l] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 // packageKey identifies a package across the places it was found.

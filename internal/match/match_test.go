@@ -151,7 +151,7 @@ func TestRealOSVRecords(t *testing.T) {
 	if len(back.Findings) != len(r.Findings) || back.Inventory.Packages[0].Name != "lodash" {
 		t.Errorf("report did not round-trip")
 	}
-	again, err := New(src).Rematch(context.Background(), &back)
+	again, err := New(src).Match(context.Background(), back.Inventory)
 	if err != nil {
 		t.Fatal(err)
 	}
