@@ -1,0 +1,135 @@
+// Package reports keeps the server's scan results: for every manifest
+// digest, the state of its scan and the match.Report it produced (the
+// inventory and the findings, exactly what `berth scan --format json`
+// writes before filtering), with a per-severity summary that listings read
+// without decoding reports, and an index from each (ecosystem, name) the
+// inventory looks up to the digests that look it up, so a database update
+// re-matches only the reports it can change (clair's AffectedManifests).
+//
+// Reports are keyed by manifest digest, not repository: the same image
+// pushed to ten repositories is inventoried and stored once. Who may read
+// a report is the registry's question (may the caller pull a repository
+// holding the digest?), asked before the store is.
+//
+// Implementations: internal/reports/sqlite (in meta.db); reportstest is the
+// suite every implementation passes.
+package reports
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/match"
+)
+
+// ErrNotFound means the store has no record of the digest.
+var ErrNotFound = errors.New("no scan of this artifact")
+
+// Status is where a scan is.
+type Status string
+
+// The states of a scan, with the API's names.
+const (
+	Pending Status = "pending" // queued
+	Running Status = "running"
+	Done    Status = "done"
+	Failed  Status = "failed"
+)
+
+// Scan is the state of one digest's scan: the "scan" object of the API.
+type Scan struct {
+	Status     Status    `json:"status"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// DBUpdatedAt is the update time of the vulnerability database the
+	// stored findings were matched against.
+	DBUpdatedAt time.Time `json:"db_updated_at,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Summary counts a report's findings by severity, and how many have a fix.
+type Summary struct {
+	Critical int `json:"critical"`
+	High     int `json:"high"`
+	Medium   int `json:"medium"`
+	Low      int `json:"low"`
+	Unknown  int `json:"unknown"`
+	Total    int `json:"total"`
+	Fixable  int `json:"fixable"`
+	Packages int `json:"packages"`
+}
+
+// Summarize counts r's findings. NONE-rated findings count as low.
+func Summarize(r *match.Report) Summary {
+	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages)}
+	for _, f := range r.Findings {
+		switch f.Severity {
+		case match.SeverityCritical:
+			s.Critical++
+		case match.SeverityHigh:
+			s.High++
+		case match.SeverityMedium:
+			s.Medium++
+		case match.SeverityLow, match.SeverityNone:
+			s.Low++
+		default:
+			s.Unknown++
+		}
+		if f.Status == match.StatusFixed {
+			s.Fixable++
+		}
+	}
+	return s
+}
+
+// Record is what the store holds for one digest.
+type Record struct {
+	Digest digest.Digest
+	Scan   Scan
+	// Summary and Report are set once a scan has succeeded; a later scan
+	// in progress or failed keeps the last report.
+	Summary Summary
+	Report  *match.Report // nil unless asked for
+	// Version increases with every report stored for the digest, so a
+	// writer can tell whether the report it read is still the newest.
+	Version int64
+}
+
+// HasReport reports whether a scan of the digest ever succeeded.
+func (r *Record) HasReport() bool { return r.Version > 0 }
+
+// Store keeps scan records. Implementations are safe for concurrent use.
+type Store interface {
+	// SetScan records the state of a digest's scan (pending, running,
+	// failed), keeping its last report.
+	SetScan(ctx context.Context, d digest.Digest, s Scan) error
+	// Put stores a successful scan's report with the lookup keys of its
+	// inventory (vulndb.Key of each match.Lookups entry), replacing the
+	// digest's previous report and keys, in one transaction. When
+	// ifVersion is not negative, Put stores nothing and returns
+	// ErrConflict unless the stored version is still ifVersion (a
+	// re-match based on a report that a newer scan has since replaced
+	// must not overwrite it).
+	Put(ctx context.Context, d digest.Digest, s Scan, r *match.Report, keys []string, ifVersion int64) error
+	// Get returns the digest's record, with its Report decoded when
+	// withReport is set, or ErrNotFound.
+	Get(ctx context.Context, d digest.Digest, withReport bool) (*Record, error)
+	// Records returns the records (without reports) of the digests that
+	// have one, for listings.
+	Records(ctx context.Context, ds []digest.Digest) (map[digest.Digest]*Record, error)
+	// Affected returns the digests of stored reports whose inventories
+	// look up at least one of keys, each once, in digest order.
+	Affected(ctx context.Context, keys []string) ([]digest.Digest, error)
+	// Digests returns up to n digests that have a stored report, after
+	// the digest given, in order.
+	Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
+	// Delete forgets a digest's record and its keys.
+	Delete(ctx context.Context, d digest.Digest) error
+	Close() error
+}
+
+// ErrConflict is returned by Put when the stored version moved on.
+var ErrConflict = errors.New("scan record changed since it was read")

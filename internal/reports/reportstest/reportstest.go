@@ -1,0 +1,265 @@
+// Package reportstest is the suite every reports.Store implementation
+// passes (SQLite now, PostgreSQL later).
+package reportstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/reports"
+)
+
+// Factory makes an empty store; reopen returns a new Store over the same
+// database, as a restarted process sees it.
+type Factory func(t testing.TB) (s reports.Store, reopen func() reports.Store)
+
+// Run runs the suite.
+func Run(t *testing.T, f Factory) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, Factory)
+	}{
+		{"StatesAndReports", testStates},
+		{"AffectedByKeys", testAffected},
+		{"VersionGuard", testVersionGuard},
+		{"RecordsAndDigests", testListing},
+		{"ConcurrentPuts", testConcurrent},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
+	}
+}
+
+func dg(s string) digest.Digest { return digest.FromString(s) }
+
+// report is a small report with the given findings (id:severity:status).
+func report(pkgs int, findings ...string) *match.Report {
+	r := &match.Report{SchemaVersion: match.ReportSchemaVersion, MatchedAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Findings: []match.Finding{}}
+	for i := range pkgs {
+		r.Inventory.Packages = append(r.Inventory.Packages, inventory.Package{Ecosystem: inventory.NPM, Name: fmt.Sprintf("p%d", i), Version: "1.0.0"})
+	}
+	for _, f := range findings {
+		var id, sev, st string
+		fmt.Sscanf(f, "%s %s %s", &id, &sev, &st)
+		r.Findings = append(r.Findings, match.Finding{ID: id, Severity: match.Severity(sev), Status: match.Status(st)})
+	}
+	return r
+}
+
+func testStates(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, reopen := f(t)
+	d := dg("img")
+	if _, err := s.Get(ctx, d, false); !errors.Is(err, reports.ErrNotFound) {
+		t.Fatalf("Get of an unknown digest: %v", err)
+	}
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if err := s.SetScan(ctx, d, reports.Scan{Status: reports.Pending}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Get(ctx, d, true)
+	if err != nil || rec.Scan.Status != reports.Pending || rec.HasReport() || rec.Report != nil {
+		t.Fatalf("pending: %+v, %v", rec, err)
+	}
+	if err := s.SetScan(ctx, d, reports.Scan{Status: reports.Running, StartedAt: start}); err != nil {
+		t.Fatal(err)
+	}
+	db := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	r := report(3, "CVE-1 CRITICAL fixed", "CVE-2 HIGH affected", "CVE-3 HIGH fixed", "CVE-4 NONE fixed", "GHSA-5 UNKNOWN affected")
+	done := reports.Scan{Status: reports.Done, StartedAt: start, FinishedAt: start.Add(time.Second), DBUpdatedAt: db}
+	if err := s.Put(ctx, d, done, r, []string{"npm\x00p0"}, -1); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []reports.Store{s, reopen()} {
+		rec, err := st.Get(ctx, d, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := reports.Summary{Critical: 1, High: 2, Low: 1, Unknown: 1, Total: 5, Fixable: 3, Packages: 3}
+		if rec.Summary != want {
+			t.Errorf("summary %+v, want %+v", rec.Summary, want)
+		}
+		if rec.Scan != done || rec.Version != 1 || rec.Report == nil || len(rec.Report.Findings) != 5 ||
+			rec.Report.Findings[1].ID != "CVE-2" || !rec.Report.MatchedAt.Equal(r.MatchedAt) {
+			t.Errorf("record %+v (report %+v)", rec, rec.Report)
+		}
+		if noReport, err := st.Get(ctx, d, false); err != nil || noReport.Report != nil || noReport.Summary != want {
+			t.Errorf("Get without report: %+v, %v", noReport, err)
+		}
+	}
+	// A failed rescan keeps the last report.
+	failed := reports.Scan{Status: reports.Failed, StartedAt: start, FinishedAt: start, Error: "layer 2: unexpected EOF"}
+	if err := s.SetScan(ctx, d, failed); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = s.Get(ctx, d, true)
+	if err != nil || rec.Scan.Status != reports.Failed || rec.Scan.Error != failed.Error || rec.Report == nil || rec.Summary.Total != 5 ||
+		!rec.Scan.DBUpdatedAt.Equal(db) {
+		t.Errorf("after a failed rescan: %+v, %v", rec, err)
+	}
+	if err := s.Delete(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, d, false); !errors.Is(err, reports.ErrNotFound) {
+		t.Errorf("Get after Delete: %v", err)
+	}
+	if got, _ := s.Affected(ctx, []string{"npm\x00p0"}); len(got) != 0 {
+		t.Errorf("keys survived Delete: %v", got)
+	}
+}
+
+func testAffected(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	done := reports.Scan{Status: reports.Done}
+	put := func(name string, keys ...string) digest.Digest {
+		d := dg(name)
+		if err := s.Put(ctx, d, done, report(1), keys, -1); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a := put("a", "npm\x00lodash", "Debian:12\x00openssl")
+	b := put("b", "npm\x00lodash", "npm\x00lodash") // a key twice
+	c := put("c", "PyPI\x00jinja2")
+	got, err := s.Affected(ctx, []string{"npm\x00lodash", "Go\x00stdlib"})
+	want := []digest.Digest{a, b}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Affected(lodash) = %v, %v; want %v", got, err, want)
+	}
+	// Replacing a report replaces its keys.
+	if err := s.Put(ctx, a, done, report(1), []string{"PyPI\x00jinja2"}, -1); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Affected(ctx, []string{"Debian:12\x00openssl"})
+	if len(got) != 0 {
+		t.Errorf("old keys of a replaced report: %v", got)
+	}
+	got, _ = s.Affected(ctx, []string{"PyPI\x00jinja2"})
+	want = []digest.Digest{a, c}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Affected(jinja2) = %v, want %v", got, want)
+	}
+	// Many keys at once (past any batch size).
+	var many []string
+	for i := range 2000 {
+		many = append(many, fmt.Sprintf("npm\x00x%d", i))
+	}
+	many = append(many, "PyPI\x00jinja2")
+	if got, err := s.Affected(ctx, many); err != nil || len(got) != 2 {
+		t.Errorf("Affected(2001 keys) = %v, %v", got, err)
+	}
+	if got, err := s.Affected(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Affected(none) = %v, %v", got, err)
+	}
+}
+
+func testVersionGuard(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("img")
+	done := reports.Scan{Status: reports.Done}
+	if err := s.Put(ctx, d, done, report(1, "CVE-1 HIGH fixed"), nil, 0); err != nil {
+		t.Fatalf("first Put at version 0: %v", err)
+	}
+	// A re-match that read version 1 stores; one that read 0 is refused.
+	if err := s.Put(ctx, d, done, report(1), nil, 0); !errors.Is(err, reports.ErrConflict) {
+		t.Errorf("stale Put: %v", err)
+	}
+	if err := s.Put(ctx, d, done, report(1, "CVE-2 LOW fixed"), nil, 1); err != nil {
+		t.Errorf("current Put: %v", err)
+	}
+	rec, _ := s.Get(ctx, d, true)
+	if rec.Version != 2 || rec.Report.Findings[0].ID != "CVE-2" {
+		t.Errorf("record after guarded puts: version %d, findings %+v", rec.Version, rec.Report.Findings)
+	}
+	// A state change does not move the version.
+	s.SetScan(ctx, d, reports.Scan{Status: reports.Running})
+	if rec, _ := s.Get(ctx, d, false); rec.Version != 2 {
+		t.Errorf("SetScan moved the version to %d", rec.Version)
+	}
+}
+
+func testListing(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	var all []digest.Digest
+	for i := range 700 {
+		d := dg(fmt.Sprint(i))
+		all = append(all, d)
+		if i%7 == 0 {
+			s.SetScan(ctx, d, reports.Scan{Status: reports.Pending})
+			continue
+		}
+		if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(1, "CVE-1 HIGH fixed"), nil, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := s.Records(ctx, append(slices.Clone(all), dg("unknown")))
+	if err != nil || len(recs) != 700 {
+		t.Fatalf("Records: %d, %v", len(recs), err)
+	}
+	if r := recs[all[7]]; r.Scan.Status != reports.Pending || r.Report != nil {
+		t.Errorf("pending record %+v", r)
+	}
+	if r := recs[all[8]]; r.Summary.High != 1 || r.Report != nil {
+		t.Errorf("done record %+v", r)
+	}
+	// Digests pages through the digests that have a report.
+	var paged []digest.Digest
+	var after digest.Digest
+	for {
+		page, err := s.Digests(ctx, after, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[len(page)-1]
+	}
+	if len(paged) != 600 || !slices.IsSorted(paged) {
+		t.Errorf("Digests paged %d digests (sorted %v), want 600", len(paged), slices.IsSorted(paged))
+	}
+}
+
+func testConcurrent(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 4 {
+				d := dg(fmt.Sprint(j))
+				if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(i), []string{fmt.Sprintf("npm\x00w%d", i)}, -1); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for j := range 4 {
+		rec, err := s.Get(ctx, dg(fmt.Sprint(j)), false)
+		if err != nil || rec.Version != 16 {
+			t.Errorf("digest %d: version %v after 16 puts, %v", j, rec, err)
+		}
+	}
+}

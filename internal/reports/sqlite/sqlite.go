@@ -1,0 +1,312 @@
+// Package sqlite is the embedded reports.Store, in meta.db beside the
+// registry's metadata. Reports are stored as zstd-compressed JSON (a
+// report of a large image is a few hundred kilobytes of JSON and a tenth
+// of that compressed); summaries and states are columns, so listings never
+// decode a report.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+
+	sqlitedb "berth.dev/berth/internal/audit/sqlite"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/reports"
+)
+
+var migrations = []string{`
+CREATE TABLE scan_reports (
+	digest        TEXT PRIMARY KEY,
+	status        TEXT NOT NULL,
+	started_at    INTEGER NOT NULL,
+	finished_at   INTEGER NOT NULL,
+	db_updated_at INTEGER NOT NULL,
+	error         TEXT NOT NULL,
+	summary       TEXT NOT NULL,
+	version       INTEGER NOT NULL,
+	report        BLOB
+);
+
+CREATE TABLE scan_report_keys (
+	lookup TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	PRIMARY KEY (lookup, digest)
+);
+CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
+`}
+
+// Store is a reports.Store in SQLite.
+type Store struct {
+	db  *sqlitedb.DB
+	enc *zstd.Encoder
+	dec *zstd.Decoder
+}
+
+var _ reports.Store = (*Store)(nil)
+
+// Open opens (creating and migrating if needed) the report tables in the
+// database at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlitedb.OpenDB(ctx, path, "reports", migrations)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, enc: enc, dec: dec}, nil
+}
+
+// Close implements reports.Store.
+func (s *Store) Close() error {
+	s.dec.Close()
+	return s.db.Close()
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// SetScan implements reports.Store.
+func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) error {
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO scan_reports
+		(digest, status, started_at, finished_at, db_updated_at, error, summary, version)
+		VALUES (?, ?, ?, ?, ?, ?, '{}', 0)
+		ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, error = excluded.error`,
+		d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error)
+	if err != nil {
+		return fmt.Errorf("record scan state of %s: %w", d, err)
+	}
+	return nil
+}
+
+// Put implements reports.Store.
+func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store report of %s: %w", d, err)
+	}
+	packed := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/8))
+	summary, err := json.Marshal(reports.Summarize(r))
+	if err != nil {
+		return fmt.Errorf("store report of %s: %w", d, err)
+	}
+	return s.db.InTx(ctx, "store report", func(tx *sql.Tx) error {
+		var version int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM scan_reports WHERE digest = ?`, d.String()).Scan(&version)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store report of %s: %w", d, err)
+		}
+		if ifVersion >= 0 && version != ifVersion {
+			return fmt.Errorf("store report of %s: %w (version %d, expected %d)", d, reports.ErrConflict, version, ifVersion)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO scan_reports
+			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, report)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+				finished_at = excluded.finished_at, db_updated_at = excluded.db_updated_at, error = excluded.error,
+				summary = excluded.summary, version = excluded.version, report = excluded.report`,
+			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error,
+			string(summary), version+1, packed); err != nil {
+			return fmt.Errorf("store report of %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("store report keys of %s: %w", d, err)
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO scan_report_keys (lookup, digest) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("store report keys of %s: %w", d, err)
+		}
+		defer stmt.Close()
+		for _, k := range keys {
+			if _, err := stmt.ExecContext(ctx, k, d.String()); err != nil {
+				return fmt.Errorf("store report keys of %s: %w", d, err)
+			}
+		}
+		return nil
+	})
+}
+
+const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
+
+func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, []byte, error) {
+	var (
+		rec                                   reports.Record
+		d, status, errText, summary           string
+		started, finished, dbUpdated, version int64
+		report                                []byte
+		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
+	)
+	if withReport {
+		dest = append(dest, &report)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, nil, err
+	}
+	rec.Digest = digest.Digest(d)
+	rec.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
+		DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
+	rec.Version = version
+	if err := json.Unmarshal([]byte(summary), &rec.Summary); err != nil {
+		return nil, nil, fmt.Errorf("summary of %s: %w", d, err)
+	}
+	return &rec, report, nil
+}
+
+// Get implements reports.Store.
+func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
+	q := `SELECT ` + recordColumns
+	if withReport {
+		q += `, report`
+	}
+	rec, packed, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", reports.ErrNotFound, d)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan record of %s: %w", d, err)
+	}
+	if withReport && packed != nil {
+		raw, err := s.dec.DecodeAll(packed, nil)
+		if err != nil {
+			return nil, fmt.Errorf("report of %s: %w", d, err)
+		}
+		rec.Report = new(match.Report)
+		if err := json.NewDecoder(bytes.NewReader(raw)).Decode(rec.Report); err != nil {
+			return nil, fmt.Errorf("report of %s: %w", d, err)
+		}
+	}
+	return rec, nil
+}
+
+// batch bounds the parameters of one IN (...) query; SQLite allows 32,766.
+const batch = 500
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// Records implements reports.Store.
+func (s *Store) Records(ctx context.Context, ds []digest.Digest) (map[digest.Digest]*reports.Record, error) {
+	out := make(map[digest.Digest]*reports.Record, len(ds))
+	for start := 0; start < len(ds); start += batch {
+		part := ds[start:min(start+batch, len(ds))]
+		args := make([]any, len(part))
+		for i, d := range part {
+			args[i] = d.String()
+		}
+		rows, err := s.db.R.QueryContext(ctx, `SELECT `+recordColumns+` FROM scan_reports WHERE digest IN (`+placeholders(len(part))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("scan records: %w", err)
+		}
+		for rows.Next() {
+			rec, _, err := scanRecord(rows, false)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scan records: %w", err)
+			}
+			out[rec.Digest] = rec
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("scan records: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Affected implements reports.Store.
+func (s *Store) Affected(ctx context.Context, keys []string) ([]digest.Digest, error) {
+	seen := map[string]bool{}
+	for start := 0; start < len(keys); start += batch {
+		part := keys[start:min(start+batch, len(keys))]
+		args := make([]any, len(part))
+		for i, k := range part {
+			args[i] = k
+		}
+		rows, err := s.db.R.QueryContext(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup IN (`+placeholders(len(part))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("affected reports: %w", err)
+		}
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("affected reports: %w", err)
+			}
+			seen[d] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("affected reports: %w", err)
+		}
+	}
+	out := make([]digest.Digest, 0, len(seen))
+	for d := range seen {
+		out = append(out, digest.Digest(d))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Digests implements reports.Store.
+func (s *Store) Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT digest FROM scan_reports WHERE digest > ? AND version > 0 ORDER BY digest LIMIT ?`,
+		after.String(), n)
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	defer rows.Close()
+	var out []digest.Digest
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("list reports: %w", err)
+		}
+		out = append(out, digest.Digest(d))
+	}
+	return out, rows.Err()
+}
+
+// Delete implements reports.Store.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	return s.db.InTx(ctx, "delete report", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_reports WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
+		return nil
+	})
+}
