@@ -167,6 +167,9 @@ type Store interface {
 	// Manifest returns the manifest d of repo without its References, or
 	// ErrManifestUnknown.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// ManifestRepositories lists up to n repositories holding manifest d,
+	// in lexical order.
+	ManifestRepositories(ctx context.Context, d digest.Digest, n int) ([]string, error)
 	// Tag resolves a tag, or returns ErrTagUnknown.
 	Tag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// DeleteManifest deletes manifest d and every tag pointing at it,

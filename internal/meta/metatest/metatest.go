@@ -207,6 +207,20 @@ func testManifestRoundTrip(t *testing.T, f Factory) {
 	if d, err := s.Tag(ctx, "team/app", "v1.0"); err != nil || d != m.Digest {
 		t.Errorf("Tag(v1.0) = %s, %v", d, err)
 	}
+	// Which repositories hold a manifest.
+	mustPut(t, s, "alpha/app", m)
+	if repos, err := s.ManifestRepositories(ctx, m.Digest, -1); err != nil || !slices.Equal(repos, []string{"alpha/app", "team/app"}) {
+		t.Errorf("ManifestRepositories = %v, %v", repos, err)
+	}
+	if repos, err := s.ManifestRepositories(ctx, m.Digest, 1); err != nil || !slices.Equal(repos, []string{"alpha/app"}) {
+		t.Errorf("ManifestRepositories(n=1) = %v, %v", repos, err)
+	}
+	if _, err := s.DeleteManifest(ctx, "alpha/app", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if repos, err := s.ManifestRepositories(ctx, dg("absent"), -1); err != nil || len(repos) != 0 {
+		t.Errorf("ManifestRepositories(absent) = %v, %v", repos, err)
+	}
 }
 
 func testTags(t *testing.T, f Factory) {

@@ -71,7 +71,8 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_by_repository ON uploads(repository_id);
 `,
 	// The outbox: changes recorded in the transaction that makes them
-	// (meta.Store.Events). AUTOINCREMENT: a sequence number is never
+	// (meta.Store.Events); and manifests by digest alone, for
+	// ManifestRepositories. AUTOINCREMENT: a sequence number is never
 	// reused, even after the newest events are deleted, so a reader's
 	// position stays valid.
 	`
@@ -80,5 +81,6 @@ CREATE TABLE events (
 	at      INTEGER NOT NULL,
 	payload BLOB NOT NULL
 );
+CREATE INDEX manifests_by_digest ON manifests(digest);
 `,
 }

@@ -430,6 +430,16 @@ func (s *Store) Manifest(ctx context.Context, repo string, d digest.Digest) (*me
 	return m, nil
 }
 
+// ManifestRepositories implements meta.Store.
+func (s *Store) ManifestRepositories(ctx context.Context, d digest.Digest, n int) ([]string, error) {
+	names, err := collectStrings(s.r.QueryContext(ctx, `SELECT r.name FROM manifests m
+		JOIN repositories r ON r.id = m.repository_id WHERE m.digest = ? ORDER BY r.name LIMIT ?`, d.String(), limit(n)))
+	if err != nil {
+		return nil, fmt.Errorf("repositories of manifest %s: %w", d, err)
+	}
+	return names, nil
+}
+
 // Tag implements meta.Store.
 func (s *Store) Tag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
