@@ -170,6 +170,9 @@ type Store interface {
 	// ManifestRepositories lists up to n repositories holding manifest d,
 	// in lexical order.
 	ManifestRepositories(ctx context.Context, d digest.Digest, n int) ([]string, error)
+	// ManifestTags lists the tags of repo that point at manifest d, in
+	// lexical order.
+	ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// Tag resolves a tag, or returns ErrTagUnknown.
 	Tag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// DeleteManifest deletes manifest d and every tag pointing at it,

@@ -207,6 +207,12 @@ func testManifestRoundTrip(t *testing.T, f Factory) {
 	if d, err := s.Tag(ctx, "team/app", "v1.0"); err != nil || d != m.Digest {
 		t.Errorf("Tag(v1.0) = %s, %v", d, err)
 	}
+	if tags, err := s.ManifestTags(ctx, "team/app", m.Digest); err != nil || !slices.Equal(tags, []string{"v1", "v1.0"}) {
+		t.Errorf("ManifestTags = %v, %v", tags, err)
+	}
+	if tags, err := s.ManifestTags(ctx, "team/none", m.Digest); err != nil || len(tags) != 0 {
+		t.Errorf("ManifestTags of an unknown repository = %v, %v", tags, err)
+	}
 	// Which repositories hold a manifest.
 	mustPut(t, s, "alpha/app", m)
 	if repos, err := s.ManifestRepositories(ctx, m.Digest, -1); err != nil || !slices.Equal(repos, []string{"alpha/app", "team/app"}) {

@@ -440,6 +440,16 @@ func (s *Store) ManifestRepositories(ctx context.Context, d digest.Digest, n int
 	return names, nil
 }
 
+// ManifestTags implements meta.Store.
+func (s *Store) ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	tags, err := collectStrings(s.r.QueryContext(ctx, `SELECT name FROM tags
+		WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ? ORDER BY name`, repo, d.String()))
+	if err != nil {
+		return nil, fmt.Errorf("tags of %s@%s: %w", repo, d, err)
+	}
+	return tags, nil
+}
+
 // Tag implements meta.Store.
 func (s *Store) Tag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
