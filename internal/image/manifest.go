@@ -7,6 +7,7 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // BlobFunc opens a blob, or a manifest an index lists, by digest; a
@@ -57,3 +58,8 @@ func OpenManifest(digest string, manifest []byte, blobs BlobFunc, opts Options) 
 	im.Source = digest
 	return im, nil
 }
+
+// IsLayerMediaType reports whether a manifest's layer of media type mt is
+// a filesystem layer (a tar, compressed or not) rather than a payload such
+// as a signature or an SBOM.
+func IsLayerMediaType(mt string) bool { return isLayerMediaType(types.MediaType(mt)) }

@@ -33,6 +33,7 @@ func Run(t *testing.T, f Factory) {
 		{"VersionGuard", testVersionGuard},
 		{"RecordsAndDigests", testListing},
 		{"ConcurrentPuts", testConcurrent},
+		{"AnnounceOnce", testAnnounce},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -261,5 +262,43 @@ func testConcurrent(t *testing.T, f Factory) {
 		if err != nil || rec.Version != 16 {
 			t.Errorf("digest %d: version %v after 16 puts, %v", j, rec, err)
 		}
+	}
+}
+
+func testAnnounce(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("img")
+	push := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(1), nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		repo    string
+		pushed  time.Time
+		version int64
+		first   bool
+	}{
+		{"a", push, 1, true},
+		{"a", push, 1, false},                 // the second path
+		{"b", push, 1, true},                  // another repository
+		{"a", push.Add(time.Second), 1, true}, // pushed again
+		{"a", push, 2, true},                  // a newer result
+	} {
+		first, err := s.Announce(ctx, d, c.repo, c.pushed, c.version)
+		if err != nil || first != c.first {
+			t.Errorf("announcement %d: first %v, %v; want %v", i, first, err, c.first)
+		}
+	}
+	// A newer report forgets older announcements; a delete forgets all.
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(1), nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.Announce(ctx, d, "a", push, 1); !first {
+		t.Error("an announcement of version 1 survived the store of version 2")
+	}
+	s.Delete(ctx, d)
+	if first, _ := s.Announce(ctx, d, "a", push, 2); !first {
+		t.Error("an announcement survived Delete")
 	}
 }

@@ -1,0 +1,759 @@
+// Package scanservice is the server's scanning: every pushed image gets a
+// scan job (inventory once, per manifest digest, layers from the layer
+// cache), the report is stored (internal/reports) with an SBOM referrer
+// beside the image, and when the vulnerability database changes only the
+// stored inventories that look up a changed key are re-matched, without
+// reading any image again; what a re-match newly finds is announced.
+//
+// It is internal/scan's engine run as jobs on internal/jobs; the server
+// only wires it. The CLI's `berth scan` and this package produce the same
+// match.Report for the same image and database.
+package scanservice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/jobs"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/meta"
+	prom "berth.dev/berth/internal/metrics"
+	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/vulndb"
+	"berth.dev/berth/internal/vulndb/live"
+)
+
+// Notice types, the CloudEvents types webhooks subscribe to.
+const (
+	NoticeScanCompleted      = "dev.berth.scan.completed"
+	NoticeScanFailed         = "dev.berth.scan.failed"
+	NoticeVulnerabilitiesNew = "dev.berth.vulnerabilities.new"
+)
+
+// Notice is something the service announces about one artifact in one
+// repository (an image held by two repositories is announced to both).
+type Notice struct {
+	Type       string
+	Repository string
+	Digest     digest.Digest
+	Tags       []string
+	Scan       reports.Scan
+	Summary    *reports.Summary
+	// New are the finding ids a re-match found that the artifact's stored
+	// report did not have, the most severe first.
+	New []NewFinding
+}
+
+// NewFinding is one finding a re-match added.
+type NewFinding struct {
+	ID       string         `json:"id"`
+	Severity match.Severity `json:"severity"`
+	Package  string         `json:"package"`
+	Version  string         `json:"version"`
+	Fixed    []string       `json:"fixed_versions,omitempty"`
+}
+
+// Options wire the service.
+type Options struct {
+	Meta    meta.Store
+	Blobs   blob.Store
+	Reports reports.Store
+	DB      *live.DB
+	Queue   *jobs.Queue
+	// Inventory builds inventories; its Cache is the server's layer cache.
+	Inventory *inventory.Scanner
+	// Notify hears of completed and failed scans and of new findings; it
+	// must not block (hand the work to a queue).
+	Notify func(context.Context, Notice)
+	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
+	// an OCI 1.1 referrer.
+	SBOMReferrers bool
+	// RematchBatch is how many reports one re-match job handles; zero
+	// means 100.
+	RematchBatch int
+	ToolVersion  string
+	Logger       *slog.Logger
+	Metrics      *prom.Registry
+}
+
+// Service runs scans and re-matches.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+	m    *serviceMetrics
+}
+
+// New returns the service; Register its workers on the queue before the
+// queue starts.
+func New(opts Options) *Service {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RematchBatch <= 0 {
+		opts.RematchBatch = 100
+	}
+	s := &Service{opts: opts, log: log.With("component", "scan")}
+	if opts.Metrics != nil {
+		s.m = newServiceMetrics(opts.Metrics)
+	}
+	return s
+}
+
+// Register adds the service's workers to the queue.
+func (s *Service) Register(q *jobs.Queue) {
+	jobs.AddWorker(q, &scanWorker{s: s})
+	jobs.AddWorker(q, &rematchWorker{s: s})
+	jobs.AddWorker(q, &updateWorker{s: s})
+	jobs.AddWorker(q, &scanAllWorker{s: s})
+}
+
+// ScanArgs is the job that scans one manifest digest.
+type ScanArgs struct {
+	Digest string `json:"digest" river:"unique"`
+	// Repository is one repository holding the manifest when the job was
+	// queued; another is used if it is gone by then.
+	Repository string `json:"repository"`
+}
+
+// Kind implements river.JobArgs.
+func (ScanArgs) Kind() string { return "scan" }
+
+// InsertOpts: one pending scan per digest (pushing an image to ten
+// repositories queues one scan), a few attempts for I/O failures.
+func (ScanArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueScan, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
+		ByArgs:  true,
+		ByState: queuedOrRunning,
+	}}
+}
+
+// RematchArgs is the job that re-matches stored reports against the
+// current database.
+type RematchArgs struct {
+	Digests []string `json:"digests"`
+}
+
+// Kind implements river.JobArgs.
+func (RematchArgs) Kind() string { return "rematch" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (RematchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueScan, MaxAttempts: 5}
+}
+
+// UpdateDBArgs is the job that updates the vulnerability database and
+// queues the re-matches its changes call for.
+type UpdateDBArgs struct{}
+
+// Kind implements river.JobArgs.
+func (UpdateDBArgs) Kind() string { return "vulndb_update" }
+
+// InsertOpts: one update queued at a time.
+func (UpdateDBArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
+		ByState: queuedOrRunning,
+	}}
+}
+
+// ScanAllArgs queues a scan of every stored image (Harbor's "scan all").
+type ScanAllArgs struct {
+	// Missing limits it to images without a report.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (ScanAllArgs) Kind() string { return "scan_all" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (ScanAllArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
+		ByArgs:  true,
+		ByState: queuedOrRunning,
+	}}
+}
+
+// Enabled reports whether the server scans: it has a database, or is
+// configured to build one.
+func (s *Service) Enabled() bool { return s.opts.DB != nil }
+
+// Enqueue queues a scan of manifest d of repo and marks it pending
+// (keeping any earlier report until the new one is stored).
+func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) error {
+	if err := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Pending}); err != nil {
+		return err
+	}
+	_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: d.String(), Repository: repo}, nil)
+	return err
+}
+
+// OnPush decides what a pushed manifest needs: a scan if it is a
+// scannable image without a report (an image already scanned under
+// another repository is announced as scanned to this one at once).
+func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) error {
+	if !Scannable(m) {
+		return nil
+	}
+	rec, err := s.opts.Reports.Get(ctx, m.Digest, false)
+	switch {
+	case errors.Is(err, reports.ErrNotFound):
+	case err != nil:
+		return err
+	case rec.HasReport() && rec.Scan.Status == reports.Done:
+		if s.opts.SBOMReferrers {
+			if full, err := s.opts.Reports.Get(ctx, m.Digest, true); err == nil && full.Report != nil {
+				if err := s.attachSBOM(ctx, m.Digest, full.Report, full.Scan.FinishedAt, []string{repo}); err != nil {
+					s.log.WarnContext(ctx, "could not attach the SBOM referrer", "repository", repo, "digest", m.Digest, "error", err)
+				}
+			}
+		}
+		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo, rec.Version)
+		return nil
+	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
+		// Queued already; its job scans it once for every repository.
+		return nil
+	}
+	return s.Enqueue(ctx, repo, m.Digest)
+}
+
+// OnDelete forgets the report of a manifest no repository holds any more.
+func (s *Service) OnDelete(ctx context.Context, d digest.Digest) error {
+	repos, err := s.opts.Meta.ManifestRepositories(ctx, d, 1)
+	if err != nil || len(repos) > 0 {
+		return err
+	}
+	return s.opts.Reports.Delete(ctx, d)
+}
+
+// Media types the scanner reads.
+const (
+	mediaOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
+	mediaOCIIndex       = "application/vnd.oci.image.index.v1+json"
+	mediaDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaOCIConfig      = "application/vnd.oci.image.config.v1+json"
+	mediaDockerConfig   = "application/vnd.docker.container.image.v1+json"
+	// ArtifactTypeCycloneDX is the SBOM referrer's artifact type.
+	ArtifactTypeCycloneDX = "application/vnd.cyclonedx+json"
+)
+
+// Scannable reports whether m is an image (or an index of images) rather
+// than a signature, attestation, SBOM, chart or other artifact: no
+// subject, no artifactType, an image config, and only filesystem layers.
+// cosign's signatures and attestations use an image config but their
+// layers are payloads, not tars.
+func Scannable(m *meta.Manifest) bool {
+	if m.Subject != "" {
+		return false
+	}
+	var doc struct {
+		ArtifactType string `json:"artifactType"`
+		Config       struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+		Layers []struct {
+			MediaType string `json:"mediaType"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(m.Content, &doc); err != nil || doc.ArtifactType != "" {
+		return false
+	}
+	switch m.MediaType {
+	case mediaOCIIndex, mediaDockerList:
+		return true
+	case mediaOCIManifest, mediaDockerManifest:
+	default:
+		return false
+	}
+	if doc.Config.MediaType != mediaOCIConfig && doc.Config.MediaType != mediaDockerConfig {
+		return false
+	}
+	for _, l := range doc.Layers {
+		if !image.IsLayerMediaType(l.MediaType) {
+			return false
+		}
+	}
+	return true
+}
+
+// open reads the image of manifest d out of repo's stores.
+func (s *Service) open(ctx context.Context, repo string, d digest.Digest) (*image.Image, error) {
+	m, err := s.opts.Meta.Manifest(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	blobs := func(ref string) (io.ReadCloser, int64, error) {
+		rd, err := digest.Parse(ref)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %s: %v", image.ErrBadSource, ref, err)
+		}
+		// An index's children are manifests, held by the meta store.
+		if child, err := s.opts.Meta.Manifest(ctx, repo, rd); err == nil {
+			return io.NopCloser(bytes.NewReader(child.Content)), int64(len(child.Content)), nil
+		}
+		rc, size, err := s.opts.Blobs.Open(ctx, rd)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil, 0, fmt.Errorf("%w: %s", image.ErrMissingBlob, rd)
+		}
+		return rc, size, err
+	}
+	return image.OpenManifest(d.String(), m.Content, blobs, image.Options{})
+}
+
+// scan inventories manifest d (held by repo) and matches it.
+func (s *Service) scan(ctx context.Context, repo string, d digest.Digest) (*match.Report, *live.Generation, error) {
+	img, err := s.open(ctx, repo, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer img.Close()
+	inv, err := s.opts.Inventory.Scan(ctx, img)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inventory: %w", err)
+	}
+	inv.Source = repo + "@" + d.String()
+	// The report names the manifest asked for (an index's digest), as
+	// `berth scan repo@digest` does.
+	inv.Digest = d.String()
+	gen := s.opts.DB.Acquire()
+	if gen == nil {
+		return nil, nil, errNoDB
+	}
+	r, err := s.engine(gen).Match(ctx, inv)
+	if err != nil {
+		gen.Release()
+		return nil, nil, err
+	}
+	return r, gen, nil
+}
+
+var errNoDB = errors.New("the server has no vulnerability database yet")
+
+func (s *Service) engine(g *live.Generation) *scan.Engine {
+	return &scan.Engine{Matcher: g.Matcher, Logger: s.log}
+}
+
+// lookupKeys are the report's index keys.
+func lookupKeys(inv inventory.Inventory) []string {
+	ls := match.Lookups(inv)
+	keys := make([]string, len(ls))
+	for i, l := range ls {
+		keys[i] = vulndb.Key(l.Ecosystem, l.Name)
+	}
+	return keys
+}
+
+// permanent reports whether a scan failure is the image's fault (no
+// retry can help) rather than the server's.
+func permanent(err error) bool {
+	for _, target := range []error{image.ErrBadSource, image.ErrLimit, image.ErrDiffIDMismatch, image.ErrMissingBlob,
+		image.ErrNoMatchingPlatform, image.ErrSymlinkLoop, meta.ErrManifestUnknown, inventory.ErrAnalyzerPanic} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var syntax *json.SyntaxError
+	return errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+type scanWorker struct {
+	river.WorkerDefaults[ScanArgs]
+	s *Service
+}
+
+// Timeout bounds one scan; a large image takes seconds, a hostile one is
+// stopped by the walker's limits long before this.
+func (w *scanWorker) Timeout(*river.Job[ScanArgs]) time.Duration { return 10 * time.Minute }
+
+func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
+	s := w.s
+	d, err := digest.Parse(j.Args.Digest)
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("scan job: %w", err))
+	}
+	repo, ok, err := s.holder(ctx, d, j.Args.Repository)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Deleted before its scan ran: nothing to store.
+		return s.opts.Reports.Delete(ctx, d)
+	}
+	start := time.Now().UTC()
+	if err := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Running, StartedAt: start}); err != nil {
+		return err
+	}
+	r, gen, err := s.scan(ctx, repo, d)
+	if err != nil {
+		return s.failed(ctx, j, d, repo, start, err)
+	}
+	defer func() { gen.Release() }()
+	// The database may have been replaced while the image was read: the
+	// re-match of that update did not see this report, so match again.
+	if cur := s.opts.DB.Acquire(); cur != nil {
+		if cur != gen {
+			gen.Release()
+			gen = cur
+			if r, err = s.engine(gen).Rematch(ctx, r); err != nil {
+				return s.failed(ctx, j, d, repo, start, err)
+			}
+		} else {
+			cur.Release()
+		}
+	}
+	done := reports.Scan{Status: reports.Done, StartedAt: start, FinishedAt: time.Now().UTC(), DBUpdatedAt: gen.Info.UpdatedAt}
+	if _, ok, err := s.holder(ctx, d, repo); err != nil || !ok {
+		if err == nil {
+			err = s.opts.Reports.Delete(ctx, d)
+		}
+		return err
+	}
+	if err := s.opts.Reports.Put(ctx, d, done, r, lookupKeys(r.Inventory), -1); err != nil {
+		return err
+	}
+	stored, err := s.opts.Reports.Get(ctx, d, false)
+	if err != nil {
+		return err
+	}
+	// A delete that landed while the report was stored: forget it again
+	// (the delete's own handling may have run before the Put).
+	if _, ok, err := s.holder(ctx, d, repo); err == nil && !ok {
+		return s.opts.Reports.Delete(ctx, d)
+	}
+	if s.m != nil {
+		s.m.scans.WithLabelValues("done").Inc()
+		s.m.scanDuration.WithLabelValues().Observe(done.FinishedAt.Sub(start).Seconds())
+	}
+	if s.opts.SBOMReferrers {
+		if err := s.attachSBOM(ctx, d, r, done.FinishedAt, nil); err != nil {
+			// The report is stored; the referrer is a convenience.
+			s.log.WarnContext(ctx, "could not attach the SBOM referrer", "digest", d, "error", err)
+		}
+	}
+	sum := reports.Summarize(r)
+	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "", stored.Version)
+	s.log.InfoContext(ctx, "scanned", "repository", repo, "digest", d, "packages", len(r.Inventory.Packages),
+		"findings", len(r.Findings), "took", done.FinishedAt.Sub(start).Round(time.Millisecond))
+	return nil
+}
+
+// holder returns a repository holding manifest d, preferring repo.
+func (s *Service) holder(ctx context.Context, d digest.Digest, repo string) (string, bool, error) {
+	if repo != "" {
+		if _, err := s.opts.Meta.Manifest(ctx, repo, d); err == nil {
+			return repo, true, nil
+		} else if !errors.Is(err, meta.ErrManifestUnknown) {
+			return "", false, err
+		}
+	}
+	repos, err := s.opts.Meta.ManifestRepositories(ctx, d, 1)
+	if err != nil || len(repos) == 0 {
+		return "", false, err
+	}
+	return repos[0], true, nil
+}
+
+// failed records a failed scan; a failure of the image is final, others
+// are retried while attempts remain.
+func (s *Service) failed(ctx context.Context, j *river.Job[ScanArgs], d digest.Digest, repo string, start time.Time, err error) error {
+	if errors.Is(err, errNoDB) {
+		// Scanned once the first database is in place (UpdateDB queues
+		// every image without a report).
+		s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Pending, Error: err.Error()})
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	final := permanent(err) || j.Attempt >= j.MaxAttempts
+	st := reports.Scan{Status: reports.Failed, StartedAt: start, FinishedAt: time.Now().UTC(), Error: err.Error()}
+	if !final {
+		st = reports.Scan{Status: reports.Pending, Error: fmt.Sprintf("attempt %d failed: %v", j.Attempt, err)}
+	}
+	if serr := s.opts.Reports.SetScan(ctx, d, st); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if !final {
+		return err
+	}
+	if s.m != nil {
+		s.m.scans.WithLabelValues("failed").Inc()
+	}
+	s.log.WarnContext(ctx, "scan failed", "repository", repo, "digest", d, "error", err)
+	s.notify(ctx, Notice{Type: NoticeScanFailed, Scan: st}, d, "", 0)
+	return river.JobCancel(err)
+}
+
+// notify sends n about d to repo, or to every repository holding d when
+// repo is empty, with that repository's tags of d; version is the report
+// version the notice is about.
+func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo string, version int64) {
+	if s.opts.Notify == nil {
+		return
+	}
+	repos := []string{repo}
+	if repo == "" {
+		var err error
+		if repos, err = s.opts.Meta.ManifestRepositories(ctx, d, -1); err != nil {
+			s.log.WarnContext(ctx, "could not announce", "type", n.Type, "digest", d, "error", err)
+			return
+		}
+	}
+	for _, r := range repos {
+		if n.Type == NoticeScanCompleted {
+			// The scan finishing and the push of an image already scanned
+			// may both announce one result to one repository: once.
+			m, err := s.opts.Meta.Manifest(ctx, r, d)
+			if err != nil {
+				continue
+			}
+			if first, err := s.opts.Reports.Announce(ctx, d, r, m.PushedAt, version); err != nil || !first {
+				continue
+			}
+		}
+		tags, err := s.opts.Meta.ManifestTags(ctx, r, d)
+		if err != nil {
+			s.log.WarnContext(ctx, "could not announce", "type", n.Type, "digest", d, "error", err)
+			continue
+		}
+		n := n
+		n.Repository, n.Digest, n.Tags = r, d, tags
+		s.opts.Notify(ctx, n)
+	}
+}
+
+// Rematch re-matches the stored report of d against the current database
+// and stores the result, announcing findings it did not have.
+func (s *Service) Rematch(ctx context.Context, d digest.Digest) error {
+	rec, err := s.opts.Reports.Get(ctx, d, true)
+	if errors.Is(err, reports.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Report == nil {
+		return nil
+	}
+	gen := s.opts.DB.Acquire()
+	if gen == nil {
+		return errNoDB
+	}
+	defer gen.Release()
+	if rec.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
+		return nil
+	}
+	start := time.Now()
+	r, err := s.engine(gen).Rematch(ctx, rec.Report)
+	if err != nil {
+		return err
+	}
+	// The scan state stays what it was (a rescan may be queued); the
+	// report is the last good one, matched against the new database.
+	st := rec.Scan
+	st.DBUpdatedAt = gen.Info.UpdatedAt
+	if err := s.opts.Reports.Put(ctx, d, st, r, lookupKeys(r.Inventory), rec.Version); err != nil {
+		if errors.Is(err, reports.ErrConflict) {
+			// A scan stored a newer report meanwhile, matched against a
+			// database at least as new.
+			return nil
+		}
+		return err
+	}
+	if s.m != nil {
+		s.m.rematches.WithLabelValues().Inc()
+		s.m.rematchDuration.WithLabelValues().Observe(time.Since(start).Seconds())
+	}
+	if added := newFindings(rec.Report.Findings, r.Findings); len(added) > 0 {
+		sum := reports.Summarize(r)
+		s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: st, Summary: &sum, New: added}, d, "", rec.Version+1)
+	}
+	return nil
+}
+
+// newFindings lists the findings of cur whose flaw old did not have for
+// the same package, the most severe first. A finding whose primary id
+// changed (a CVE assigned to a GHSA) is not new: any shared id counts.
+func newFindings(old, cur []match.Finding) []NewFinding {
+	type key struct{ id, pkg string }
+	known := map[key]bool{}
+	for _, f := range old {
+		for _, id := range f.IDs() {
+			known[key{id, f.Package.PURL + "\x00" + f.Package.Name}] = true
+		}
+	}
+	var out []NewFinding
+	seen := map[string]bool{}
+	for _, f := range cur {
+		pkg := f.Package.PURL + "\x00" + f.Package.Name
+		if slices.ContainsFunc(f.IDs(), func(id string) bool { return known[key{id, pkg}] }) {
+			continue
+		}
+		if seen[f.ID+"\x00"+pkg] {
+			continue
+		}
+		seen[f.ID+"\x00"+pkg] = true
+		out = append(out, NewFinding{ID: f.ID, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version, Fixed: f.FixedVersions})
+	}
+	slices.SortStableFunc(out, func(a, b NewFinding) int {
+		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
+			return rb - ra
+		}
+		if a.ID != b.ID {
+			if a.ID < b.ID {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+type rematchWorker struct {
+	river.WorkerDefaults[RematchArgs]
+	s *Service
+}
+
+func (w *rematchWorker) Work(ctx context.Context, j *river.Job[RematchArgs]) error {
+	for _, ds := range j.Args.Digests {
+		d, err := digest.Parse(ds)
+		if err != nil {
+			continue
+		}
+		if err := w.s.Rematch(ctx, d); err != nil {
+			if errors.Is(err, errNoDB) {
+				return nil
+			}
+			return fmt.Errorf("rematch %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+type updateWorker struct {
+	river.WorkerDefaults[UpdateDBArgs]
+	s *Service
+}
+
+func (w *updateWorker) Timeout(*river.Job[UpdateDBArgs]) time.Duration { return 30 * time.Minute }
+
+func (w *updateWorker) Work(ctx context.Context, _ *river.Job[UpdateDBArgs]) error {
+	_, err := w.s.UpdateDB(ctx)
+	return err
+}
+
+// UpdateDB updates the database and queues what the change calls for:
+// re-matches of the reports that look up a changed key, or, for the first
+// database, scans of every image that has no report.
+func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
+	ch, err := s.opts.DB.Update(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ch.First {
+		_, err := s.opts.Queue.Insert(ctx, ScanAllArgs{Missing: true}, nil)
+		return ch, err
+	}
+	affected, err := s.opts.Reports.Affected(ctx, ch.Keys)
+	if err != nil {
+		return ch, err
+	}
+	var params []river.InsertManyParams
+	for start := 0; start < len(affected); start += s.opts.RematchBatch {
+		part := affected[start:min(start+s.opts.RematchBatch, len(affected))]
+		args := RematchArgs{Digests: make([]string, len(part))}
+		for i, d := range part {
+			args.Digests[i] = d.String()
+		}
+		params = append(params, river.InsertManyParams{Args: args})
+	}
+	if err := s.opts.Queue.InsertMany(ctx, params); err != nil {
+		return ch, err
+	}
+	s.log.InfoContext(ctx, "re-matching the reports the update can change", "reports", len(affected), "jobs", len(params))
+	return ch, nil
+}
+
+type scanAllWorker struct {
+	river.WorkerDefaults[ScanAllArgs]
+	s *Service
+}
+
+func (w *scanAllWorker) Work(ctx context.Context, j *river.Job[ScanAllArgs]) error {
+	n, err := w.s.ScanAll(ctx, j.Args.Missing)
+	w.s.log.InfoContext(ctx, "scan all: queued", "images", n, "missing_only", j.Args.Missing)
+	return err
+}
+
+// ScanAll queues a scan of every scannable manifest (only those without a
+// report when missing is set), once per digest.
+func (s *Service) ScanAll(ctx context.Context, missing bool) (int, error) {
+	seen := map[digest.Digest]bool{}
+	type todo struct {
+		repo string
+		d    digest.Digest
+	}
+	var queue []todo
+	err := s.opts.Meta.WalkManifests(ctx, func(repo string, m *meta.Manifest) error {
+		if seen[m.Digest] || !Scannable(m) {
+			return nil
+		}
+		seen[m.Digest] = true
+		queue = append(queue, todo{repo, m.Digest})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range queue {
+		if missing {
+			if rec, err := s.opts.Reports.Get(ctx, t.d, false); err == nil && rec.HasReport() {
+				continue
+			}
+		}
+		if err := s.Enqueue(ctx, t.repo, t.d); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+type serviceMetrics struct {
+	scans           *prom.CounterVec
+	scanDuration    *prom.HistogramVec
+	rematches       *prom.CounterVec
+	rematchDuration *prom.HistogramVec
+}
+
+func newServiceMetrics(reg *prom.Registry) *serviceMetrics {
+	b := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+	return &serviceMetrics{
+		scans:           reg.NewCounterVec("berth_scans_total", "Scans of stored images, by result (done, failed).", "result"),
+		scanDuration:    reg.NewHistogramVec("berth_scan_duration_seconds", "Time to scan a stored image (inventory and match).", b),
+		rematches:       reg.NewCounterVec("berth_rematches_total", "Stored reports re-matched after a database update."),
+		rematchDuration: reg.NewHistogramVec("berth_rematch_duration_seconds", "Time to re-match one stored report.", b),
+	}
+}
+
+// queuedOrRunning are the states in which a unique job is not queued
+// again (river requires running among them).
+var queuedOrRunning = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateRunning}
