@@ -41,7 +41,7 @@ Settings (YAML key, environment variable):
 				}
 			}
 			ctx := cmd.Context()
-			srv, err := server.New(ctx, cfg, server.Options{Logger: slog.Default()})
+			srv, err := server.New(ctx, cfg, server.Options{Logger: slog.Default(), Version: version})
 			if err != nil {
 				return err
 			}
@@ -80,10 +80,21 @@ Settings (YAML key, environment variable):
 type settingValue struct {
 	kind string
 	raw  string
+	set  bool
 }
 
-func (v *settingValue) String() string     { return v.raw }
-func (v *settingValue) Set(s string) error { v.raw = s; return nil }
+func (v *settingValue) String() string { return v.raw }
+
+// Set keeps the flag's text; a repeated setting's flags add up.
+func (v *settingValue) Set(s string) error {
+	if v.kind == "repeated" && v.set {
+		v.raw += " " + s
+	} else {
+		v.raw = s
+	}
+	v.set = true
+	return nil
+}
 func (v *settingValue) Type() string       { return v.kind }
 
 func settingsHelp() string {

@@ -36,6 +36,35 @@ type Config struct {
 	// InsecureHTTP allows plain HTTP on an address other than loopback.
 	InsecureHTTP bool  `yaml:"insecure_http"`
 	Audit        Audit `yaml:"audit"`
+	Scan         Scan  `yaml:"scan"`
+	Jobs         Jobs  `yaml:"jobs"`
+}
+
+// Scan configures the server's scanning (internal/scanservice).
+type Scan struct {
+	// DBSources are where the server's vulnerability database comes from,
+	// as `berth db update --source` takes them. With none, the server
+	// scans only if its data directory already holds a database
+	// (imported with `berth db import --db-dir <data>/vulndb`).
+	DBSources []string `yaml:"db_sources"`
+	// DBUpdateInterval is how often the database is updated (and at
+	// start); 0 updates only on request.
+	DBUpdateInterval time.Duration `yaml:"db_update_interval"`
+	// OnPush scans every pushed image (projects may turn it off).
+	OnPush bool `yaml:"on_push"`
+	// SBOMReferrers attaches each scanned image's SBOM (CycloneDX) as an
+	// OCI 1.1 referrer.
+	SBOMReferrers bool `yaml:"sbom_referrers"`
+	// Workers bounds the scans and re-matches running at once.
+	Workers int `yaml:"workers"`
+}
+
+// Jobs tunes the background job queue.
+type Jobs struct {
+	// RetryBase is the first retry's delay; each further one doubles.
+	RetryBase time.Duration `yaml:"retry_base"`
+	// RetryMax caps the delay between retries.
+	RetryMax time.Duration `yaml:"retry_max"`
 }
 
 // Auth configures authentication and authorization (internal/auth).
@@ -150,6 +179,8 @@ func DefaultConfig() Config {
 		Limits:          Limits{MaxManifestSize: 4 << 20},
 		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour},
 		GC:              GC{Interval: 0, Grace: time.Hour},
+		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2},
+		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
 		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute},
 	}
@@ -341,7 +372,36 @@ func Settings() []Setting {
 			func(c *Config) *bool { return &c.InsecureHTTP }),
 		durationSetting("audit.retention", "audit-retention", "prune audit entries older than this, keeping a signed checkpoint (0 keeps all)",
 			func(c *Config) *time.Duration { return &c.Audit.Retention }),
+		repeatedSetting("scan.db_sources", "db-source", "vulnerability database source, as 'berth db update --source' takes it (repeatable; whitespace-separated in the environment)",
+			func(c *Config) *[]string { return &c.Scan.DBSources }),
+		durationSetting("scan.db_update_interval", "db-update-interval", "update the vulnerability database this often, and at start (0: only on request)",
+			func(c *Config) *time.Duration { return &c.Scan.DBUpdateInterval }),
+		boolSetting("scan.on_push", "scan-on-push", "scan every pushed image when the server has a vulnerability database",
+			func(c *Config) *bool { return &c.Scan.OnPush }),
+		boolSetting("scan.sbom_referrers", "sbom-referrers", "attach each scanned image's CycloneDX SBOM as an OCI referrer",
+			func(c *Config) *bool { return &c.Scan.SBOMReferrers }),
+		intSetting("scan.workers", "scan-workers", "scans and re-matches running at once",
+			func(c *Config) *int { return &c.Scan.Workers }),
+		durationSetting("jobs.retry_base", "job-retry-base", "first retry delay of a failed background job (doubling after)",
+			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
+		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
+			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
 	}
+}
+
+// repeatedSetting is a flag given once per value, a YAML sequence, and a
+// whitespace-separated list in the environment (values such as database
+// sources may hold commas: "osv:URL#npm,PyPI").
+func repeatedSetting(key, flag, help string, field func(*Config) *[]string) Setting {
+	return Setting{Key: key, Flag: flag, Kind: "repeated", Help: help,
+		set: func(c *Config, v string) error {
+			*field(c) = nil
+			if vs := strings.Fields(v); len(vs) > 0 {
+				*field(c) = vs
+			}
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(*field(c), " ") }}
 }
 
 // AdminPasswordEnv sets the first administrator's password on first start.
@@ -370,6 +430,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Registry.UploadTTL <= 0 {
 		errs = append(errs, errors.New("registry.upload_ttl must be positive"))
+	}
+	if c.Scan.Workers <= 0 {
+		errs = append(errs, errors.New("scan.workers must be at least 1"))
+	}
+	if c.Jobs.RetryBase <= 0 || c.Jobs.RetryMax < c.Jobs.RetryBase {
+		errs = append(errs, errors.New("jobs.retry_base must be positive and jobs.retry_max at least as long"))
 	}
 	if c.GC.Interval > 0 && c.GC.Interval < time.Minute {
 		errs = append(errs, errors.New("gc.interval must be 0 (off) or at least 1m"))

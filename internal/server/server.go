@@ -25,6 +25,7 @@ import (
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/registry/gc"
+	"berth.dev/berth/internal/scanservice"
 )
 
 // Options are what New needs beyond the configuration: the seams later
@@ -34,8 +35,12 @@ type Options struct {
 	// Authorizer decides every registry request; nil means berth's own
 	// (internal/auth), or everything allowed when auth.disabled is set.
 	Authorizer access.Authorizer
-	// Notifier hears of manifest pushes and deletes (scan on push).
+	// Notifier hears of manifest pushes and deletes at once, in process
+	// (durable work goes through the outbox instead; see relay).
 	Notifier event.Notifier
+	// Version is berth's version, for what the server writes (SBOMs,
+	// webhook user agents).
+	Version string
 }
 
 // Server is a running berth.
@@ -49,9 +54,15 @@ type Server struct {
 	metrics *metrics
 	notify  event.Notifier
 	ready   atomic.Bool
+	bg      *background
+	version string
 
-	gcMu   sync.Mutex // one collection at a time
-	gcKick chan struct{}
+	// onNotice and onChange hear of scan notices and registry changes
+	// (webhooks).
+	onNotice func(context.Context, scanservice.Notice)
+	onChange func(context.Context, event.Event)
+
+	gcMu sync.Mutex // one collection at a time
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -90,11 +101,17 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
 	}
+	// Every change the registry commits wakes the outbox relay.
+	wake := newWake()
+	regNotify := event.Notifiers{wake}
+	if opts.Notifier != nil {
+		regNotify = append(regNotify, opts.Notifier)
+	}
 	reg, err := registry.New(registry.Options{
 		Blobs:           storage.Blobs,
 		Meta:            storage.Meta,
 		Authorizer:      authorizer,
-		Notifier:        opts.Notifier,
+		Notifier:        regNotify,
 		Logger:          log,
 		MaxManifestSize: int64(cfg.Limits.MaxManifestSize),
 		RequireLayers:   cfg.Registry.RequireLayers,
@@ -115,21 +132,32 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		tls:      tlsCfg,
 		reg:      reg,
 		metrics:  newMetrics(),
-		gcKick:   make(chan struct{}, 1),
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
+		version:  opts.Version,
+	}
+	if s.bg, err = s.openBackground(ctx, s.metrics.reg, wake); err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, err
 	}
 	// The garbage collector's deletions reach the registry's cache first,
-	// then whoever else listens.
-	s.notify = event.Notifiers{reg}
+	// then whoever else listens; every committed change wakes the relay.
+	notifiers := event.Notifiers{reg, wake}
 	if opts.Notifier != nil {
-		s.notify = event.Notifiers{reg, opts.Notifier}
+		notifiers = append(notifiers, opts.Notifier)
 	}
+	s.notify = notifiers
 	s.ready.Store(true)
 	return s, nil
 }
 
-// Close writes what the audit log holds and releases the data directory.
-func (s *Server) Close() error { return errors.Join(s.sec.Close(), s.storage.Close()) }
+// Close stops background work, writes what the audit log holds and
+// releases the data directory.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+}
 
 // ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
 // serves /healthz, /readyz and /metrics, logging and measuring every
@@ -235,12 +263,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	gcCtx, stopGC := context.WithCancel(context.Background())
-	gcDone := make(chan struct{})
-	go func() {
-		defer close(gcDone)
-		s.gcLoop(gcCtx)
-	}()
+	if err := s.bg.start(ctx); err != nil {
+		return errors.Join(err, s.Close())
+	}
 	scheme := "http"
 	serve := func() error { return hs.Serve(ln) }
 	if s.tls != nil {
@@ -265,41 +290,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("shutdown timed out; closing remaining connections", "error", err)
 		hs.Close()
 	}
-	stopGC()
-	<-gcDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
 	return errors.Join(serveErr, s.Close())
-}
-
-// TriggerGC asks the garbage collection loop to run now; a run already
-// pending absorbs the request.
-func (s *Server) TriggerGC() {
-	select {
-	case s.gcKick <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Server) gcLoop(ctx context.Context) {
-	var tick <-chan time.Time
-	if s.cfg.GC.Interval > 0 {
-		t := time.NewTicker(s.cfg.GC.Interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-		case <-s.gcKick:
-		}
-		if _, err := s.CollectGarbage(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("garbage collection failed", "error", err)
-		}
-	}
 }
 
 // CollectGarbage runs one garbage collection while the server keeps

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/jobs"
+	prom "berth.dev/berth/internal/metrics"
+	"berth.dev/berth/internal/reports"
+	reportsqlite "berth.dev/berth/internal/reports/sqlite"
+	"berth.dev/berth/internal/scanservice"
+	"berth.dev/berth/internal/vulndb"
+	"berth.dev/berth/internal/vulndb/live"
+)
+
+// background is the server's background work: the job queue and what runs
+// on it (scans, re-matches, database updates, garbage collection), and the
+// outbox relay that turns registry changes into jobs.
+//
+// Data directory layout added here:
+//
+//	<data>/jobs.db    the job queue (river, SQLite)
+//	<data>/vulndb/    the server's vulnerability database
+//	<data>/cache/     the layer cache of server-side scans
+type background struct {
+	started bool
+	queue   *jobs.Queue
+	reports reports.Store
+	vulndb  *live.DB // nil when the server does not scan
+	scans   *scanservice.Service
+	relay   *relay
+}
+
+// VulnDBDir is where a data directory keeps the server's vulnerability
+// database; `berth db import --db-dir` into it gives an air-gapped server
+// its database.
+func VulnDBDir(dataDir string) string { return filepath.Join(dataDir, "vulndb") }
+
+// openBackground opens the queue and the scanning pieces; workers start
+// with startBackground.
+func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *wake) (*background, error) {
+	cfg := s.cfg
+	dir := s.storage.Dir
+	q, err := jobs.Open(ctx, jobs.Config{
+		Path:        filepath.Join(dir, "jobs.db"),
+		ScanWorkers: cfg.Scan.Workers,
+		RetryBase:   cfg.Jobs.RetryBase, RetryMax: cfg.Jobs.RetryMax,
+		Exclusive: true, // the data directory's lock is held
+		Logger:    s.log, Metrics: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	bg := &background{queue: q}
+	fail := func(err error) (*background, error) {
+		bg.close()
+		return nil, err
+	}
+	if bg.reports, err = reportsqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+		return fail(err)
+	}
+	if scanning(cfg, dir) {
+		if bg.vulndb, err = live.Open(live.Config{Dir: VulnDBDir(dir), Sources: cfg.Scan.DBSources, Logger: s.log}); err != nil {
+			return fail(err)
+		}
+	}
+	var scanner *inventory.Scanner
+	if bg.vulndb != nil {
+		cache, err := inventory.OpenCache(filepath.Join(dir, "cache"))
+		if err != nil {
+			return fail(err)
+		}
+		scanner = &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache, Parallel: cfg.Scan.Workers}
+	}
+	bg.scans = scanservice.New(scanservice.Options{
+		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
+		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
+		Notify: s.announce, Logger: s.log, Metrics: reg,
+	})
+	if bg.vulndb != nil {
+		bg.scans.Register(q)
+		if cfg.Scan.DBUpdateInterval > 0 && len(cfg.Scan.DBSources) > 0 {
+			q.Every(cfg.Scan.DBUpdateInterval, true, func() (river.JobArgs, *river.InsertOpts) {
+				return scanservice.UpdateDBArgs{}, nil
+			})
+		}
+	}
+	jobs.AddWorker(q, &gcWorker{s: s})
+	if cfg.GC.Interval > 0 {
+		q.Every(cfg.GC.Interval, false, func() (river.JobArgs, *river.InsertOpts) { return GCArgs{}, nil })
+	}
+	bg.relay = newRelay(s, bg, wake)
+	return bg, nil
+}
+
+// scanning reports whether the server scans: it has database sources, or
+// its data directory already holds a database.
+func scanning(cfg Config, dir string) bool {
+	if len(cfg.Scan.DBSources) > 0 {
+		return true
+	}
+	_, err := os.Stat(vulndb.Path(VulnDBDir(dir)))
+	return err == nil
+}
+
+// start starts the workers and the relay; they run until stop, whatever
+// becomes of ctx.
+func (bg *background) start(ctx context.Context) error {
+	if err := bg.queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	bg.started = true
+	go bg.relay.run()
+	return nil
+}
+
+// stop ends the relay, then lets running jobs finish until ctx ends.
+func (bg *background) stop(ctx context.Context) error {
+	if !bg.started {
+		return nil
+	}
+	bg.started = false
+	bg.relay.stop()
+	return bg.queue.Stop(ctx)
+}
+
+func (bg *background) close() error {
+	var errs []error
+	if bg.queue != nil {
+		errs = append(errs, bg.queue.Close())
+	}
+	if bg.vulndb != nil {
+		errs = append(errs, bg.vulndb.Close())
+	}
+	if bg.reports != nil {
+		errs = append(errs, bg.reports.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// GCArgs is the garbage collection job, scheduled every gc.interval and
+// queued by SIGUSR1.
+type GCArgs struct{}
+
+// Kind implements river.JobArgs.
+func (GCArgs) Kind() string { return "gc" }
+
+// InsertOpts: one collection queued at a time; a failed one is not
+// retried (the next run does its work).
+func (GCArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+			rivertype.JobStateScheduled, rivertype.JobStateRunning},
+	}}
+}
+
+type gcWorker struct {
+	river.WorkerDefaults[GCArgs]
+	s *Server
+}
+
+func (w *gcWorker) Timeout(*river.Job[GCArgs]) time.Duration { return time.Hour }
+
+func (w *gcWorker) Work(ctx context.Context, _ *river.Job[GCArgs]) error {
+	_, err := w.s.CollectGarbage(ctx)
+	if err != nil {
+		return fmt.Errorf("garbage collection: %w", err)
+	}
+	return nil
+}
+
+// TriggerGC queues a garbage collection now; one already queued absorbs
+// the request.
+func (s *Server) TriggerGC() {
+	if _, err := s.bg.queue.Insert(context.Background(), GCArgs{}, nil); err != nil {
+		s.log.Error("could not queue garbage collection", "error", err)
+	}
+}
+
+// announce hands a scan notice to whoever listens (webhooks).
+func (s *Server) announce(ctx context.Context, n scanservice.Notice) {
+	s.log.LogAttrs(ctx, slog.LevelDebug, "notice", slog.String("type", n.Type),
+		slog.String("repository", n.Repository), slog.String("digest", n.Digest.String()))
+	if s.onNotice != nil {
+		s.onNotice(ctx, n)
+	}
+}
