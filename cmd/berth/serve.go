@@ -95,7 +95,7 @@ func (v *settingValue) Set(s string) error {
 	v.set = true
 	return nil
 }
-func (v *settingValue) Type() string       { return v.kind }
+func (v *settingValue) Type() string { return v.kind }
 
 func settingsHelp() string {
 	out := ""
