@@ -83,6 +83,12 @@ func TestAuditFullDiskRefusesChanges(t *testing.T) {
 			break
 		}
 	}
+	// The last of them was acknowledged before the log failed to store
+	// its entry, which is held.
+	if h := a.s.sec.audit.Health(); h.Err == nil || h.Waiting == 0 {
+		t.Errorf("audit health after the failed write: %+v, want an error and entries held", h)
+	}
+	t.Logf("%d pushes acknowledged before the audit log failed", len(acknowledged)-1)
 	if r := a.do("GET", "/readyz", nil); r.status != 503 || !strings.Contains(r.body, "audit log cannot be written") {
 		t.Errorf("/readyz while full: %d %s", r.status, r.body)
 	}
