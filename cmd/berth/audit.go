@@ -30,20 +30,29 @@ func newAuditCmd() *cobra.Command {
 }
 
 func newAuditVerifyCmd(f *apiFlags) *cobra.Command {
-	var data string
+	var data, anchors string
 	cmd := &cobra.Command{
-		Use:   "verify [--data DIR | --server URL]",
+		Use:   "verify [--data DIR [--anchors FILE] | --server URL]",
 		Short: "Check that no audit entry was modified, deleted, inserted or reordered",
-		Long: `Walk the audit log's hash chain and check its signed checkpoints. With --data
-it reads a data directory directly (the server must be stopped: it holds the
-directory's lock); otherwise it asks the running server at --server (a system
-administrator's credentials are needed). Exits 1 when the chain is broken.`,
+		Long: `Walk the audit log's hash chain and check its signed checkpoints, and compare
+it with the anchor file (` + audit.AnchorFileName + ` in the data directory), where berth
+appends the chain's signed tip outside the database: a log that is empty or
+shorter than the file records (wiped, or rolled back to an older copy), or whose
+entry at an anchored sequence number is another, fails. With --data it reads a
+data directory directly (the server must be stopped: it holds the directory's
+lock); --anchors compares with another copy of the anchor file instead, such as
+the one an audit.anchor_url receiver keeps. Otherwise it asks the running server
+at --server (a system administrator's credentials are needed). Exits 1 when the
+chain is broken.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep audit.Report
+			if anchors != "" && data == "" {
+				return fmt.Errorf("--anchors needs --data: a server compares with its own anchor file")
+			}
 			if data != "" {
 				var err error
-				if rep, err = verifyOffline(cmd, data); err != nil {
+				if rep, err = verifyOffline(cmd, data, anchors); err != nil {
 					return err
 				}
 			} else {
@@ -68,10 +77,11 @@ administrator's credentials are needed). Exits 1 when the chain is broken.`,
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "verify this data directory offline")
+	cmd.Flags().StringVar(&anchors, "anchors", "", "compare with this copy of the anchor file (default: the data directory's)")
 	return cmd
 }
 
-func verifyOffline(cmd *cobra.Command, dir string) (audit.Report, error) {
+func verifyOffline(cmd *cobra.Command, dir, anchors string) (audit.Report, error) {
 	st, err := openOffline(cmd, dir, "stop the server first, or verify through it: berth audit verify --server URL")
 	if err != nil {
 		return audit.Report{}, err
@@ -86,7 +96,10 @@ func verifyOffline(cmd *cobra.Command, dir string) (audit.Report, error) {
 		return audit.Report{}, err
 	}
 	defer store.Close()
-	return audit.Verify(cmd.Context(), store, &key.PublicKey)
+	if anchors == "" {
+		anchors = server.AuditAnchorsPath(dir)
+	}
+	return audit.Verify(cmd.Context(), audit.Anchored{Store: store, AnchorPath: anchors}, &key.PublicKey)
 }
 
 func writeVerifyReport(w io.Writer, rep audit.Report) {

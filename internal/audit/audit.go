@@ -108,6 +108,10 @@ type Store interface {
 	// Append stores sealed entries (Seq, PrevHash and Hash set) and
 	// replaces the anchor checkpoint, in one transaction.
 	Append(ctx context.Context, entries []Entry, anchor Checkpoint) error
+	// Sync makes everything appended so far survive a power cut (the Log
+	// calls it before it records the tip outside the store). A store
+	// whose commits are always durable does nothing.
+	Sync(ctx context.Context) error
 	// Last returns the newest entry; ok is false when there is none.
 	Last(ctx context.Context) (e Entry, ok bool, err error)
 	// LastBefore returns the newest entry older than t.

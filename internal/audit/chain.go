@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"path/filepath"
 )
 
 // Hash computes an entry's hash from its fields and PrevHash (never from
@@ -108,9 +109,22 @@ func (r *Report) problem(seq int64, format string, args ...any) {
 
 // Verify walks the whole chain in store and reports every entry that was
 // modified, deleted, inserted or moved, and checkpoints that do not match
-// or are not signed by pub. An error means the store could not be read.
+// or are not signed by pub. For an Anchored store it also checks the
+// chain against the anchor file: a log shorter than the file records (a
+// wipe, a rollback to an older state with its older signed anchor), an
+// entry other than the one the file records at its sequence number, a
+// line not signed by pub, or no file at all beside a log with entries.
+// An error means the store could not be read.
 func Verify(ctx context.Context, store Store, pub crypto.PublicKey) (Report, error) {
 	var rep Report
+	var anchors *anchorCheck
+	if a, ok := store.(Anchored); ok {
+		var err error
+		if anchors, err = openAnchorCheck(a.AnchorPath, pub, &rep); err != nil {
+			return rep, err
+		}
+		defer anchors.close()
+	}
 	expect, prev := int64(1), ""
 	pruned, ok, err := store.Pruned(ctx)
 	if err != nil {
@@ -122,6 +136,9 @@ func Verify(ctx context.Context, store Store, pub crypto.PublicKey) (Report, err
 		}
 		rep.PrunedThrough = pruned.Seq
 		expect, prev = pruned.Seq+1, pruned.Hash
+		if err := anchors.at(pruned.Seq, pruned.Hash, "the checkpoint of the pruned prefix"); err != nil {
+			return rep, err
+		}
 	}
 	anchor, anchored, err := store.Anchor(ctx)
 	if err != nil {
@@ -153,7 +170,7 @@ func Verify(ctx context.Context, store Store, pub crypto.PublicKey) (Report, err
 			}
 		}
 		expect, prev = e.Seq+1, e.Hash
-		return nil
+		return anchors.at(e.Seq, e.Hash, fmt.Sprintf("entry %d", e.Seq))
 	})
 	if err != nil {
 		return rep, err
@@ -177,7 +194,117 @@ func Verify(ctx context.Context, store Store, pub crypto.PublicKey) (Report, err
 			rep.problem(anchor.Seq, "anchor: %v", err)
 		}
 	}
+	if err := anchors.end(tip); err != nil {
+		return rep, err
+	}
 	return rep, nil
+}
+
+// anchorCheck compares the chain, as Verify walks it in order, with the
+// lines of an anchor file (in the same order). A nil *anchorCheck checks
+// nothing.
+type anchorCheck struct {
+	r    *anchorReader // nil: the file does not exist
+	name string
+	pub  crypto.PublicKey
+	rep  *Report
+
+	peeked *Checkpoint
+	line   int
+	// last is the highest sequence number of a signed line so far, and
+	// lastLine its line.
+	last, lastLine int64
+}
+
+func openAnchorCheck(path string, pub crypto.PublicKey, rep *Report) (*anchorCheck, error) {
+	r, err := openAnchorReader(path)
+	if err != nil {
+		return nil, err
+	}
+	return &anchorCheck{r: r, name: filepath.Base(path), pub: pub, rep: rep}, nil
+}
+
+func (c *anchorCheck) close() {
+	if c != nil {
+		c.r.close()
+	}
+}
+
+// peek returns the next line signed by pub; lines that are not are
+// reported, and so is a line going back from the one before it.
+func (c *anchorCheck) peek() (*Checkpoint, error) {
+	for c.peeked == nil && c.r != nil {
+		cp, line, ok, err := c.r.next()
+		if err != nil || !ok {
+			return nil, err
+		}
+		if err := checkSignature(c.pub, kindAnchor, cp); err != nil {
+			c.rep.problem(cp.Seq, "line %d of %s (sequence %d): %v: it was not written by this berth", line, c.name, cp.Seq, err)
+			continue
+		}
+		if cp.Seq < c.last {
+			c.rep.problem(cp.Seq, "line %d of %s goes back from sequence %d (line %d) to %d", line, c.name, c.last, c.lastLine, cp.Seq)
+		}
+		c.last, c.lastLine = max(c.last, cp.Seq), int64(line)
+		c.peeked, c.line = &cp, line
+	}
+	return c.peeked, nil
+}
+
+// at checks the lines up to seq against what the chain holds at seq
+// (what names it, for the message). Lines for sequence numbers below
+// seq name entries that were pruned or are missing (already reported).
+func (c *anchorCheck) at(seq int64, hash, what string) error {
+	if c == nil {
+		return nil
+	}
+	for {
+		cp, err := c.peek()
+		if err != nil || cp == nil || cp.Seq > seq {
+			return err
+		}
+		if cp.Seq == seq && cp.Hash != hash {
+			c.rep.problem(seq, "%s is not the one line %d of %s records (hash %s, it has %s): the log was rewritten after it was anchored",
+				what, c.line, c.name, short(cp.Hash), short(hash))
+		}
+		c.peeked = nil
+	}
+}
+
+// end checks the lines past the chain's tip: the log holds less than the
+// file says was written.
+func (c *anchorCheck) end(tip int64) error {
+	if c == nil {
+		return nil
+	}
+	if c.r == nil {
+		if tip > 0 {
+			c.rep.problem(tip, "%s is missing: nothing outside the database records the log's tip, so a wipe or rollback "+
+				"would go unnoticed (a server started since the upgrade to a berth that writes it creates it)", c.name)
+		}
+		return nil
+	}
+	for {
+		cp, err := c.peek()
+		if err != nil {
+			return err
+		}
+		if cp == nil {
+			break
+		}
+		c.peeked = nil
+	}
+	if c.last > tip {
+		what := fmt.Sprintf("the log has %d entries", c.rep.Entries)
+		if tip > 0 {
+			what += fmt.Sprintf(" (the last is sequence %d)", tip)
+		}
+		c.rep.problem(c.last, "%s but %s records sequence %d (line %d): entries %d to %d were deleted or the database was rolled back",
+			what, c.name, c.last, c.lastLine, tip+1, c.last)
+	} else if tip > 0 && c.last == 0 {
+		c.rep.problem(tip, "%s records no anchor while the log has entries through sequence %d", c.name, tip)
+	}
+	return nil
 }
 
 func short(h string) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
 
+	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
 )
 
@@ -110,6 +112,10 @@ type Audit struct {
 	// Retention prunes entries older than this (keeping a signed
 	// checkpoint); 0 keeps everything.
 	Retention time.Duration `yaml:"retention"`
+	// AnchorURL, if set, receives every signed tip written to the anchor
+	// file (a JSON POST, best effort, retried): a copy of the tip beyond
+	// the data directory's reach.
+	AnchorURL string `yaml:"anchor_url"`
 }
 
 // Limits bounds what clients may send.
@@ -386,6 +392,8 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
+		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
+			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}
 }
 
@@ -449,6 +457,11 @@ func (c *Config) Validate() error {
 		}
 		if c.Auth.Realm != "" && !strings.HasPrefix(c.Auth.Realm, "https://") && !strings.HasPrefix(c.Auth.Realm, "http://") {
 			errs = append(errs, errors.New("auth.realm must be an http:// or https:// URL"))
+		}
+	}
+	if c.Audit.AnchorURL != "" {
+		if u, err := url.Parse(c.Audit.AnchorURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, errors.New("audit.anchor_url must be an http:// or https:// URL"))
 		}
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {

@@ -186,6 +186,8 @@ func TestListenValidation(t *testing.T) {
 		{"bad proxy", func(c *Config) { c.Auth.TrustedProxies = []string{"10.0.0.0/99"} }, "trusted_proxies"},
 		{"bad realm", func(c *Config) { c.Auth.Realm = "registry.example/token" }, "realm"},
 		{"no token life", func(c *Config) { c.Auth.TokenTTL = 0 }, "token_ttl"},
+		{"audit anchor URL", func(c *Config) { c.Audit.AnchorURL = "https://anchors.example/berth" }, ""},
+		{"audit anchor URL not HTTP", func(c *Config) { c.Audit.AnchorURL = "file:///tmp/anchors" }, "anchor_url"},
 	} {
 		c := DefaultConfig()
 		tc.adjust(&c)

@@ -23,6 +23,10 @@ import (
 // signs registry tokens and audit checkpoints.
 func SigningKeyPath(dataDir string) string { return filepath.Join(dataDir, "auth", "signing-key.pem") }
 
+// AuditAnchorsPath is the data directory's audit anchor file: the signed
+// tips of the audit log, appended outside meta.db.
+func AuditAnchorsPath(dataDir string) string { return filepath.Join(dataDir, audit.AnchorFileName) }
+
 // security is the auth service, the admin API and the audit log of a
 // server.
 type security struct {
@@ -49,7 +53,11 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 	if sec.auditStore, err = auditsqlite.Open(ctx, dbPath); err != nil {
 		return nil, err
 	}
-	if sec.audit, err = audit.Open(ctx, sec.auditStore, key, audit.Options{Retention: cfg.Audit.Retention, Logger: log}); err != nil {
+	opts := audit.Options{Retention: cfg.Audit.Retention, Logger: log, AnchorFile: AuditAnchorsPath(st.Dir)}
+	if cfg.Audit.AnchorURL != "" {
+		opts.Sink = audit.HTTPSink{URL: cfg.Audit.AnchorURL}
+	}
+	if sec.audit, err = audit.Open(ctx, sec.auditStore, key, opts); err != nil {
 		sec.auditStore.Close()
 		return nil, err
 	}
@@ -93,7 +101,9 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 	case cfg.Auth.AdminPassword != "":
 		log.Info(AdminPasswordEnv + " is ignored: users exist already")
 	}
-	sec.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: sec.auditStore, AuditKey: &key.PublicKey,
+	// Verification through the API checks the anchor file too.
+	anchored := audit.Anchored{Store: sec.auditStore, AnchorPath: AuditAnchorsPath(st.Dir)}
+	sec.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &key.PublicKey,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log})
 	return sec, nil
 }

@@ -56,6 +56,7 @@ type Server struct {
 	ready   atomic.Bool
 	bg      *background
 	version string
+	disk    diskCheck
 
 	// onNotice and onChange hear of scan notices and registry changes
 	// (webhooks).
@@ -196,6 +197,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		route, next = "unknown", http.NotFoundHandler()
 	}
+	if refuse := s.auditRefusal(r, route, registryRoute); refuse != nil {
+		next = refuse
+	}
 	uploading := (route == "upload" || route == "upload_start") &&
 		(r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost)
 	if uploading {
@@ -237,7 +241,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz answers 200 while the server accepts work and its stores answer;
-// 503 while shutting down or when a store fails.
+// 503 while shutting down, when a store fails, when the audit log cannot
+// be written or the data disk is full (changes are refused then).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.ready.Load() {
@@ -247,6 +252,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.storage.Meta.Ping(r.Context()); err != nil {
 		s.log.ErrorContext(r.Context(), "readiness: meta store", "error", err)
 		http.Error(w, "meta store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if why := s.auditUnready(); why != "" {
+		http.Error(w, why, http.StatusServiceUnavailable)
 		return
 	}
 	w.Write([]byte("ready\n"))

@@ -24,6 +24,7 @@ var ErrDataDirInUse = errors.New("data directory is in use by another berth proc
 //	<data>/berth.lock   flock held while open; holds the owner's PID
 //	<data>/meta.db      SQLite metadata (plus -wal and -shm)
 //	<data>/blobs/       content-addressed blobs and unfinished uploads
+//	<data>/audit-anchors.log  the audit log's signed tips (security.go)
 type Storage struct {
 	Dir   string
 	Blobs *filesystem.Store

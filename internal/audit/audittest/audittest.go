@@ -3,11 +3,17 @@
 package audittest
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +44,10 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("RecordAfterClose", func(t *testing.T) { testRecordAfterClose(t, factory) })
 	t.Run("IdenticalPullsCoalesce", func(t *testing.T) { testCoalesce(t, factory) })
 	t.Run("WrongKey", func(t *testing.T) { testWrongKey(t, factory) })
+	t.Run("Sync", func(t *testing.T) { testSync(t, factory) })
+	t.Run("AnchorFileFollowsTip", func(t *testing.T) { testAnchorFile(t, factory) })
+	t.Run("EmptyStoreUnderAnchorFile", func(t *testing.T) { testEmptyStoreUnderAnchorFile(t, factory) })
+	t.Run("AnchorSink", func(t *testing.T) { testAnchorSink(t, factory) })
 }
 
 func openLog(t testing.TB, s audit.Store, key *ecdsa.PrivateKey) *audit.Log {
@@ -314,5 +324,168 @@ func testCoalesce(t *testing.T, factory Factory) {
 	// folded.
 	if rows["10.0.0.1 success"] > 10 || rows["10.0.0.1 denied"] != 2 {
 		t.Errorf("rows = %v", rows)
+	}
+}
+
+func testSync(t *testing.T, factory Factory) {
+	s, _ := factory(t)
+	key := Key(t)
+	l := openLog(t, s, key)
+	record(t, l, audit.Entry{Actor: "a", Action: audit.ActionPush})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	MustVerify(t, s, key)
+}
+
+// AnchorLines reads the anchor file at path, one checkpoint a line.
+func AnchorLines(t testing.TB, path string) []audit.Checkpoint {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []audit.Checkpoint
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var cp audit.Checkpoint
+		if err := json.Unmarshal(sc.Bytes(), &cp); err != nil {
+			t.Fatalf("anchor file line %q: %v", sc.Text(), err)
+		}
+		out = append(out, cp)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func openAnchoredLog(t testing.TB, s audit.Store, key *ecdsa.PrivateKey, path string) *audit.Log {
+	t.Helper()
+	l, err := audit.Open(context.Background(), s, key, audit.Options{AnchorFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// testAnchorFile: the tip goes to the anchor file (mode 0600), which
+// agrees with the store across a restart.
+func testAnchorFile(t *testing.T, factory Factory) {
+	ctx := context.Background()
+	s, reopen := factory(t)
+	key := Key(t)
+	path := filepath.Join(t.TempDir(), audit.AnchorFileName)
+	l := openAnchoredLog(t, s, key, path)
+	for i := range 3 {
+		record(t, l, audit.Entry{Actor: "a", Action: audit.ActionPush, Detail: fmt.Sprint(i)})
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("anchor file mode %v, want 0600", st.Mode().Perm())
+	}
+	lines := AnchorLines(t, path)
+	anchor, _, _ := s.Anchor(ctx)
+	if len(lines) == 0 || lines[len(lines)-1].Seq != 3 || lines[len(lines)-1].Hash != anchor.Hash {
+		t.Fatalf("anchor file %+v, want its last line at the tip %d %s", lines, anchor.Seq, anchor.Hash)
+	}
+	anchored := audit.Anchored{Store: s, AnchorPath: path}
+	MustVerify(t, anchored, key)
+
+	s2 := reopen()
+	l2 := openAnchoredLog(t, s2, key, path)
+	record(t, l2, audit.Entry{Actor: "b", Action: audit.ActionDelete})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := MustVerify(t, audit.Anchored{Store: s2, AnchorPath: path}, key); rep.Last != 4 {
+		t.Errorf("after a restart: %+v", rep)
+	}
+	if lines := AnchorLines(t, path); lines[len(lines)-1].Seq != 4 {
+		t.Errorf("anchor file after a restart ends at %d, want 4", lines[len(lines)-1].Seq)
+	}
+}
+
+// testEmptyStoreUnderAnchorFile is the wipe: a store that holds nothing
+// under an anchor file that records entries. Open refuses to start a new
+// chain over it, and Verify says what is missing.
+func testEmptyStoreUnderAnchorFile(t *testing.T, factory Factory) {
+	s, _ := factory(t)
+	key := Key(t)
+	path := filepath.Join(t.TempDir(), audit.AnchorFileName)
+	l := openAnchoredLog(t, s, key, path)
+	for i := range 3 {
+		record(t, l, audit.Entry{Actor: "a", Action: audit.ActionPush, Detail: fmt.Sprint(i)})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wiped, _ := factory(t)
+	_, err := audit.Open(context.Background(), wiped, key, audit.Options{AnchorFile: path})
+	if !errors.Is(err, audit.ErrAnchorMismatch) || !strings.Contains(err.Error(), "the log is empty but audit-anchors.log records sequence 3") {
+		t.Errorf("Open over an empty store = %v, want ErrAnchorMismatch naming sequence 3", err)
+	}
+	rep, err := audit.Verify(context.Background(), audit.Anchored{Store: wiped, AnchorPath: path}, &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "the log has 0 entries but audit-anchors.log records sequence 3"
+	if rep.OK() || !strings.Contains(fmt.Sprint(rep.Problems), want) {
+		t.Errorf("Verify of the empty store = %+v, want a problem saying %q", rep.Problems, want)
+	}
+	if lines := AnchorLines(t, path); lines[len(lines)-1].Seq != 3 {
+		t.Errorf("the refused Open changed the anchor file: %+v", lines)
+	}
+}
+
+// sinkRecorder is an AnchorSink that remembers what it was sent.
+type sinkRecorder struct {
+	mu  sync.Mutex
+	got []audit.Checkpoint
+}
+
+func (r *sinkRecorder) Send(_ context.Context, cp audit.Checkpoint) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, cp)
+	return nil
+}
+
+func testAnchorSink(t *testing.T, factory Factory) {
+	s, _ := factory(t)
+	key := Key(t)
+	sink := &sinkRecorder{}
+	l, err := audit.Open(context.Background(), s, key, audit.Options{Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		record(t, l, audit.Entry{Actor: "a", Action: audit.ActionPush, Detail: fmt.Sprint(i)})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	anchor, _, _ := s.Anchor(context.Background())
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.got) == 0 {
+		t.Fatal("the sink received nothing")
+	}
+	last := sink.got[len(sink.got)-1]
+	if last.Seq != 5 || last.Hash != anchor.Hash || !last.Time.Equal(anchor.Time) || string(last.Signature) != string(anchor.Signature) {
+		t.Errorf("the sink's newest anchor %+v, want the store's %+v", last, anchor)
 	}
 }

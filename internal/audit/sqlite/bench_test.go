@@ -13,7 +13,8 @@ import (
 )
 
 // BenchmarkRecord is the cost of auditing one pull, end to end: queued by
-// concurrent requests, sealed, batched and stored. "same" repeats one pull
+// concurrent requests, sealed, batched and stored, the tip anchored in an
+// anchor file as the server does. "same" repeats one pull
 // (which the writer folds into counted entries), "distinct" makes every
 // pull differ (one row each, the worst case).
 func BenchmarkRecord(b *testing.B) {
@@ -23,12 +24,13 @@ func BenchmarkRecord(b *testing.B) {
 
 func benchRecord(b *testing.B, distinct bool) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "meta.db"))
+	dir := b.TempDir()
+	s, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	l, err := audit.Open(ctx, s, audittest.Key(b), audit.Options{})
+	l, err := audit.Open(ctx, s, audittest.Key(b), audit.Options{AnchorFile: filepath.Join(dir, audit.AnchorFileName)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,6 +41,13 @@ CREATE TABLE audit_checkpoints (
 	at        INTEGER NOT NULL,
 	signature BLOB NOT NULL
 );
+`, `
+-- Sync rewrites this row with synchronous=FULL: a commit that changes
+-- nothing writes nothing, and so would not fsync the WAL.
+CREATE TABLE audit_sync (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	at INTEGER NOT NULL
+);
 `}
 
 // Store is an audit.Store in SQLite.
@@ -257,4 +264,60 @@ func (s *Store) Prune(ctx context.Context, cp audit.Checkpoint) (int64, error) {
 		return putCheckpoint(ctx, tx, "pruned", cp)
 	})
 	return n, err
+}
+
+// Sync implements audit.Store. Commits are synchronous=NORMAL (they
+// survive a crash of the process, and a power cut may roll back the last
+// ones); Sync commits once with synchronous=FULL, which fsyncs the WAL and
+// with it every commit before. The Log calls it before it writes an
+// anchor to the anchor file, at most once a second, so that a power cut
+// never leaves the file naming entries the database lost; an fsync per
+// batch would cost a busy server tens of fsyncs a second.
+func (s *Store) Sync(ctx context.Context) error {
+	conn, err := s.db.W.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit sync: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("audit sync: %w", err)
+	}
+	_, err = conn.ExecContext(ctx, `INSERT INTO audit_sync (id, at) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixNano())
+	if _, rerr := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit sync: %w", err)
+	}
+	return nil
+}
+
+// unlimitedPages is SQLite's largest max_page_count.
+const unlimitedPages = 0xfffffffe
+
+// CapPages bounds the database at its current size plus extra pages for
+// this store's writes (PRAGMA max_page_count on its writer connection):
+// past it an Append fails with SQLITE_FULL, exactly as on a full disk. A
+// negative extra lifts the bound. It returns the bound now in force. Tests
+// use it to fill the disk for real, deterministically.
+func (s *Store) CapPages(ctx context.Context, extra int64) (int64, error) {
+	conn, err := s.db.W.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("audit cap pages: %w", err)
+	}
+	defer conn.Close()
+	limit := int64(unlimitedPages)
+	if extra >= 0 {
+		var pages int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			return 0, fmt.Errorf("audit cap pages: %w", err)
+		}
+		limit = pages + extra
+	}
+	var got int64
+	if err := conn.QueryRowContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", limit)).Scan(&got); err != nil {
+		return 0, fmt.Errorf("audit cap pages: %w", err)
+	}
+	return got, nil
 }
