@@ -10,6 +10,18 @@
 // Nothing here makes a request on the caller's goroutine: Dispatch only
 // reads the project's hooks and inserts jobs, so a slow or failing receiver
 // never slows the push that caused the event.
+//
+// What a receiver can rely on: delivery is at least once (a server killed
+// after the receiver answered but before the job was marked done sends the
+// event again), so it drops duplicates by the event's id, which every
+// retry and redelivery keeps. An event dispatched twice with the same id
+// is queued once per hook while its first delivery is pending or
+// completed less than a day ago (the queue's retention). The signature
+// covers the exact body; redirects are never followed, so a 3xx is a
+// failed attempt. What is not protected: the secret is stored as given in
+// meta.db (an HMAC needs it), and hooks may name any address the server
+// can reach, internal ones included; only project administrators should
+// be allowed to create them.
 package webhook
 
 import (
@@ -99,6 +111,13 @@ type NewHook struct {
 	CreatedBy string   `json:"-"`
 }
 
+// LogValue implements slog.LogValuer: the URL without credentials, and
+// whether there is a secret.
+func (n NewHook) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("project_id", n.ProjectID), slog.String("project", n.Project),
+		slog.String("url", RedactURL(n.URL)), slog.Any("events", n.Events), slog.Bool("has_secret", n.Secret != ""))
+}
+
 // Normalize checks n and returns it with its events sorted and without
 // duplicates. Errors wrap ErrInvalid.
 func (n NewHook) Normalize() (NewHook, error) {
@@ -184,6 +203,12 @@ type Hook struct {
 	HasSecret bool      `json:"has_secret"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// LogValue implements slog.LogValuer: the URL without credentials.
+func (h Hook) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("id", h.ID), slog.String("project", h.Project),
+		slog.String("url", RedactURL(h.URL)), slog.Any("events", h.Events), slog.Bool("has_secret", h.HasSecret))
 }
 
 // Wants tells whether h subscribes to the event type t.
