@@ -114,6 +114,12 @@ type Store interface {
 	// re-match based on a report that a newer scan has since replaced
 	// must not overwrite it).
 	Put(ctx context.Context, d digest.Digest, s Scan, r *match.Report, keys []string, ifVersion int64) error
+	// StoreRematches stores re-matched reports in one transaction: their
+	// findings, summaries and scan states, leaving inventories and lookup
+	// keys as they are (a re-match reads no image, so neither changes).
+	// A report whose stored version is no longer the IfVersion it was
+	// read at is skipped. It returns the digests stored.
+	StoreRematches(ctx context.Context, rs []Rematched) ([]digest.Digest, error)
 	// Get returns the digest's record, with its Report decoded when
 	// withReport is set, or ErrNotFound.
 	Get(ctx context.Context, d digest.Digest, withReport bool) (*Record, error)
@@ -136,6 +142,14 @@ type Store interface {
 	// are forgotten when a newer report is stored.
 	Announce(ctx context.Context, d digest.Digest, repo string, pushedAt time.Time, version int64) (bool, error)
 	Close() error
+}
+
+// Rematched is a stored report matched again against a newer database.
+type Rematched struct {
+	Digest    digest.Digest
+	Scan      Scan
+	Report    *match.Report
+	IfVersion int64
 }
 
 // ErrConflict is returned by Put when the stored version moved on.

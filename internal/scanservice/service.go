@@ -537,51 +537,66 @@ func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo st
 	}
 }
 
-// Rematch re-matches the stored report of d against the current database
-// and stores the result, announcing findings it did not have.
-func (s *Service) Rematch(ctx context.Context, d digest.Digest) error {
-	rec, err := s.opts.Reports.Get(ctx, d, true)
-	if errors.Is(err, reports.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if rec.Report == nil {
-		return nil
-	}
+// Rematch re-matches the stored reports of ds against the current
+// database (reports already matched against it are left alone), stores
+// them in one transaction, and announces findings they did not have.
+func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
 		return errNoDB
 	}
 	defer gen.Release()
-	if rec.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
+	engine := s.engine(gen)
+	start := time.Now()
+	batch := make([]reports.Rematched, 0, len(ds))
+	old := make(map[digest.Digest][]match.Finding, len(ds))
+	for _, d := range ds {
+		rec, err := s.opts.Reports.Get(ctx, d, true)
+		if errors.Is(err, reports.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Report == nil || rec.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
+			continue
+		}
+		r, err := engine.Rematch(ctx, rec.Report)
+		if err != nil {
+			return fmt.Errorf("rematch %s: %w", d, err)
+		}
+		// The scan state stays what it was (a rescan may be queued); the
+		// report is the last good one, matched against the new database.
+		st := rec.Scan
+		st.DBUpdatedAt = gen.Info.UpdatedAt
+		batch = append(batch, reports.Rematched{Digest: d, Scan: st, Report: r, IfVersion: rec.Version})
+		old[d] = rec.Report.Findings
+	}
+	if len(batch) == 0 {
 		return nil
 	}
-	start := time.Now()
-	r, err := s.engine(gen).Rematch(ctx, rec.Report)
+	// A report a scan replaced meanwhile is skipped: that scan matched
+	// against a database at least as new.
+	stored, err := s.opts.Reports.StoreRematches(ctx, batch)
 	if err != nil {
 		return err
 	}
-	// The scan state stays what it was (a rescan may be queued); the
-	// report is the last good one, matched against the new database.
-	st := rec.Scan
-	st.DBUpdatedAt = gen.Info.UpdatedAt
-	if err := s.opts.Reports.Put(ctx, d, st, r, lookupKeys(r.Inventory), rec.Version); err != nil {
-		if errors.Is(err, reports.ErrConflict) {
-			// A scan stored a newer report meanwhile, matched against a
-			// database at least as new.
-			return nil
-		}
-		return err
-	}
 	if s.m != nil {
-		s.m.rematches.WithLabelValues().Inc()
+		s.m.rematches.WithLabelValues().Add(float64(len(stored)))
 		s.m.rematchDuration.WithLabelValues().Observe(time.Since(start).Seconds())
 	}
-	if added := newFindings(rec.Report.Findings, r.Findings); len(added) > 0 {
-		sum := reports.Summarize(r)
-		s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: st, Summary: &sum, New: added}, d, "", rec.Version+1)
+	done := map[digest.Digest]bool{}
+	for _, d := range stored {
+		done[d] = true
+	}
+	for _, b := range batch {
+		if !done[b.Digest] {
+			continue
+		}
+		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
+			sum := reports.Summarize(b.Report)
+			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "", b.IfVersion+1)
+		}
 	}
 	return nil
 }
@@ -631,17 +646,14 @@ type rematchWorker struct {
 }
 
 func (w *rematchWorker) Work(ctx context.Context, j *river.Job[RematchArgs]) error {
-	for _, ds := range j.Args.Digests {
-		d, err := digest.Parse(ds)
-		if err != nil {
-			continue
+	ds := make([]digest.Digest, 0, len(j.Args.Digests))
+	for _, s := range j.Args.Digests {
+		if d, err := digest.Parse(s); err == nil {
+			ds = append(ds, d)
 		}
-		if err := w.s.Rematch(ctx, d); err != nil {
-			if errors.Is(err, errNoDB) {
-				return nil
-			}
-			return fmt.Errorf("rematch %s: %w", d, err)
-		}
+	}
+	if err := w.s.Rematch(ctx, ds...); err != nil && !errors.Is(err, errNoDB) {
+		return err
 	}
 	return nil
 }
@@ -674,6 +686,15 @@ func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
 	if err != nil {
 		return ch, err
 	}
+	if err := s.queueRematch(ctx, affected); err != nil {
+		return ch, err
+	}
+	s.log.InfoContext(ctx, "re-matching the reports the update can change", "reports", len(affected))
+	return ch, nil
+}
+
+// queueRematch queues re-matches of the reports of ds, in batches.
+func (s *Service) queueRematch(ctx context.Context, affected []digest.Digest) error {
 	var params []river.InsertManyParams
 	for start := 0; start < len(affected); start += s.opts.RematchBatch {
 		part := affected[start:min(start+s.opts.RematchBatch, len(affected))]
@@ -683,11 +704,7 @@ func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
 		}
 		params = append(params, river.InsertManyParams{Args: args})
 	}
-	if err := s.opts.Queue.InsertMany(ctx, params); err != nil {
-		return ch, err
-	}
-	s.log.InfoContext(ctx, "re-matching the reports the update can change", "reports", len(affected), "jobs", len(params))
-	return ch, nil
+	return s.opts.Queue.InsertMany(ctx, params)
 }
 
 type scanAllWorker struct {
@@ -749,7 +766,7 @@ func newServiceMetrics(reg *prom.Registry) *serviceMetrics {
 		scans:           reg.NewCounterVec("berth_scans_total", "Scans of stored images, by result (done, failed).", "result"),
 		scanDuration:    reg.NewHistogramVec("berth_scan_duration_seconds", "Time to scan a stored image (inventory and match).", b),
 		rematches:       reg.NewCounterVec("berth_rematches_total", "Stored reports re-matched after a database update."),
-		rematchDuration: reg.NewHistogramVec("berth_rematch_duration_seconds", "Time to re-match one stored report.", b),
+		rematchDuration: reg.NewHistogramVec("berth_rematch_duration_seconds", "Time to re-match and store one batch of stored reports.", b),
 	}
 }
 

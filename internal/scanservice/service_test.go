@@ -39,7 +39,7 @@ import (
 // harness is a service over real stores in a temporary data directory,
 // with a local OSV feed folder as its only source.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *Service
 	meta    *metasqlite.Store
 	blobs   *filesystem.Store
@@ -52,7 +52,7 @@ type harness struct {
 	notices []Notice
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -189,7 +189,7 @@ func (h *harness) push(repo, tag string, pkgs ...string) digest.Digest {
 // to do.
 func (h *harness) waitIdle() {
 	h.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		counts, err := h.queue.Counts(context.Background())
 		if err != nil {
@@ -207,7 +207,7 @@ func (h *harness) waitIdle() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.t.Fatal("queue still busy after 60s")
+	h.t.Fatal("queue still busy after 5 minutes")
 }
 
 func (h *harness) report(d digest.Digest) *reports.Record {

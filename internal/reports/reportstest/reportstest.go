@@ -34,6 +34,7 @@ func Run(t *testing.T, f Factory) {
 		{"RecordsAndDigests", testListing},
 		{"ConcurrentPuts", testConcurrent},
 		{"AnnounceOnce", testAnnounce},
+		{"StoreRematches", testStoreRematches},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -300,5 +301,59 @@ func testAnnounce(t *testing.T, f Factory) {
 	s.Delete(ctx, d)
 	if first, _ := s.Announce(ctx, d, "a", push, 2); !first {
 		t.Error("an announcement survived Delete")
+	}
+}
+
+func testStoreRematches(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, reopen := f(t)
+	a, b, c := dg("a"), dg("b"), dg("c")
+	orig := report(3, "CVE-1 HIGH fixed")
+	for _, d := range []digest.Digest{a, b, c} {
+		if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, orig, []string{"npm\x00p0"}, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b is rescanned after its re-match was computed: its re-match must
+	// not overwrite the newer scan.
+	if err := s.Put(ctx, b, reports.Scan{Status: reports.Done}, report(3, "CVE-9 LOW fixed"), []string{"npm\x00p0"}, -1); err != nil {
+		t.Fatal(err)
+	}
+	db := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	newer := report(3, "CVE-1 HIGH fixed", "CVE-2 CRITICAL affected")
+	var batch []reports.Rematched
+	for _, d := range []digest.Digest{a, b, c} {
+		batch = append(batch, reports.Rematched{Digest: d, Scan: reports.Scan{Status: reports.Done, DBUpdatedAt: db}, Report: newer, IfVersion: 1})
+	}
+	s.Announce(ctx, a, "repo", db, 1)
+	stored, err := s.StoreRematches(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(stored, []digest.Digest{a, c}) {
+		t.Errorf("stored %v, want a and c (b moved on)", stored)
+	}
+	for _, st := range []reports.Store{s, reopen()} {
+		rec, err := st.Get(ctx, a, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Version != 2 || rec.Summary.Critical != 1 || len(rec.Report.Findings) != 2 || !rec.Scan.DBUpdatedAt.Equal(db) ||
+			len(rec.Report.Inventory.Packages) != 3 || rec.Report.Inventory.Packages[2].Name != "p2" {
+			t.Errorf("a after its re-match: version %d, summary %+v, findings %d, inventory %d packages",
+				rec.Version, rec.Summary, len(rec.Report.Findings), len(rec.Report.Inventory.Packages))
+		}
+		if got, _ := st.Affected(ctx, []string{"npm\x00p0"}); len(got) != 3 {
+			t.Errorf("lookup keys after re-matches: %v", got)
+		}
+		if rec, _ := st.Get(ctx, b, true); rec.Version != 2 || rec.Report.Findings[0].ID != "CVE-9" {
+			t.Errorf("b's newer scan was overwritten: %+v", rec.Report.Findings)
+		}
+	}
+	if first, _ := s.Announce(ctx, a, "repo", db, 1); !first {
+		t.Error("an announcement of the replaced version survived the re-match")
+	}
+	if got, err := s.StoreRematches(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("StoreRematches(nil) = %v, %v", got, err)
 	}
 }

@@ -1,8 +1,8 @@
 // Package sqlite is the embedded reports.Store, in meta.db beside the
-// registry's metadata. Reports are stored as zstd-compressed JSON (a
-// report of a large image is a few hundred kilobytes of JSON and a tenth
-// of that compressed); summaries and states are columns, so listings never
-// decode a report.
+// registry's metadata. A report is stored in two zstd-compressed JSON
+// columns: the inventory, written once per scan, and the rest (findings,
+// warnings), which a re-match rewrites alone. Summaries and states are
+// columns, so listings never decode a report.
 package sqlite
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	sqlitedb "berth.dev/berth/internal/audit/sqlite"
+	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/reports"
 )
@@ -34,7 +35,8 @@ CREATE TABLE scan_reports (
 	error         TEXT NOT NULL,
 	summary       TEXT NOT NULL,
 	version       INTEGER NOT NULL,
-	report        BLOB
+	inventory     BLOB,
+	results       BLOB
 );
 
 CREATE TABLE scan_report_keys (
@@ -116,13 +118,36 @@ func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) e
 	return nil
 }
 
+// encode splits r into its compressed inventory and the compressed rest.
+func (s *Store) encode(r *match.Report) (inv, rest []byte, err error) {
+	invJSON, err := json.Marshal(r.Inventory)
+	if err != nil {
+		return nil, nil, err
+	}
+	restJSON, err := s.encodeRest(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.enc.EncodeAll(invJSON, make([]byte, 0, len(invJSON)/6)), restJSON, nil
+}
+
+// encodeRest compresses r without its inventory.
+func (s *Store) encodeRest(r *match.Report) ([]byte, error) {
+	rest := *r
+	rest.Inventory = inventory.Inventory{}
+	raw, err := json.Marshal(&rest)
+	if err != nil {
+		return nil, err
+	}
+	return s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/6)), nil
+}
+
 // Put implements reports.Store.
 func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
-	raw, err := json.Marshal(r)
+	inv, rest, err := s.encode(r)
 	if err != nil {
 		return fmt.Errorf("store report of %s: %w", d, err)
 	}
-	packed := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/8))
 	summary, err := json.Marshal(reports.Summarize(r))
 	if err != nil {
 		return fmt.Errorf("store report of %s: %w", d, err)
@@ -137,13 +162,14 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			return fmt.Errorf("store report of %s: %w (version %d, expected %d)", d, reports.ErrConflict, version, ifVersion)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO scan_reports
-			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, report)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, inventory, results)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
 				finished_at = excluded.finished_at, db_updated_at = excluded.db_updated_at, error = excluded.error,
-				summary = excluded.summary, version = excluded.version, report = excluded.report`,
+				summary = excluded.summary, version = excluded.version, inventory = excluded.inventory,
+				results = excluded.results`,
 			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error,
-			string(summary), version+1, packed); err != nil {
+			string(summary), version+1, inv, rest); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
@@ -166,53 +192,116 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 	})
 }
 
+// StoreRematches implements reports.Store.
+func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]digest.Digest, error) {
+	type encoded struct {
+		rest, summary []byte
+	}
+	enc := make([]encoded, len(rs))
+	for i, r := range rs {
+		rest, err := s.encodeRest(r.Report)
+		if err != nil {
+			return nil, fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
+		}
+		summary, err := json.Marshal(reports.Summarize(r.Report))
+		if err != nil {
+			return nil, err
+		}
+		enc[i] = encoded{rest, summary}
+	}
+	var stored []digest.Digest
+	err := s.db.InTx(ctx, "store re-matched reports", func(tx *sql.Tx) error {
+		stored = stored[:0]
+		stmt, err := tx.PrepareContext(ctx, `UPDATE scan_reports SET status = ?, started_at = ?, finished_at = ?,
+			db_updated_at = ?, error = ?, summary = ?, results = ?, version = version + 1
+			WHERE digest = ? AND version = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		forget, err := tx.PrepareContext(ctx, `DELETE FROM scan_announcements WHERE digest = ? AND version <= ?`)
+		if err != nil {
+			return err
+		}
+		defer forget.Close()
+		for i, r := range rs {
+			sc := r.Scan
+			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
+				sc.Error, string(enc[i].summary), enc[i].rest, r.Digest.String(), r.IfVersion)
+			if err != nil {
+				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				continue // replaced by a newer scan meanwhile
+			}
+			if _, err := forget.ExecContext(ctx, r.Digest.String(), r.IfVersion); err != nil {
+				return err
+			}
+			stored = append(stored, r.Digest)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
 const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
 
-func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, []byte, error) {
+func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [2][]byte, error) {
 	var (
 		rec                                   reports.Record
 		d, status, errText, summary           string
 		started, finished, dbUpdated, version int64
-		report                                []byte
+		blobs                                 [2][]byte
 		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
 	)
 	if withReport {
-		dest = append(dest, &report)
+		dest = append(dest, &blobs[0], &blobs[1])
 	}
 	if err := row.Scan(dest...); err != nil {
-		return nil, nil, err
+		return nil, blobs, err
 	}
 	rec.Digest = digest.Digest(d)
 	rec.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
 		DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
 	rec.Version = version
 	if err := json.Unmarshal([]byte(summary), &rec.Summary); err != nil {
-		return nil, nil, fmt.Errorf("summary of %s: %w", d, err)
+		return nil, blobs, fmt.Errorf("summary of %s: %w", d, err)
 	}
-	return &rec, report, nil
+	return &rec, blobs, nil
 }
 
 // Get implements reports.Store.
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
 	q := `SELECT ` + recordColumns
 	if withReport {
-		q += `, report`
+		q += `, inventory, results`
 	}
-	rec, packed, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
+	rec, blobs, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", reports.ErrNotFound, d)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("scan record of %s: %w", d, err)
 	}
-	if withReport && packed != nil {
-		raw, err := s.dec.DecodeAll(packed, nil)
+	if withReport && blobs[1] != nil {
+		rest, err := s.dec.DecodeAll(blobs[1], nil)
 		if err != nil {
 			return nil, fmt.Errorf("report of %s: %w", d, err)
 		}
 		rec.Report = new(match.Report)
-		if err := json.NewDecoder(bytes.NewReader(raw)).Decode(rec.Report); err != nil {
+		if err := json.NewDecoder(bytes.NewReader(rest)).Decode(rec.Report); err != nil {
 			return nil, fmt.Errorf("report of %s: %w", d, err)
+		}
+		inv, err := s.dec.DecodeAll(blobs[0], nil)
+		if err != nil {
+			return nil, fmt.Errorf("inventory of %s: %w", d, err)
+		}
+		rec.Report.Inventory = inventory.Inventory{}
+		if err := json.Unmarshal(inv, &rec.Report.Inventory); err != nil {
+			return nil, fmt.Errorf("inventory of %s: %w", d, err)
 		}
 	}
 	return rec, nil
