@@ -102,7 +102,9 @@ type Upload struct {
 
 // BlobRecord is what the store knows about one blob, for fsck.
 type BlobRecord struct {
-	Digest     digest.Digest
+	Digest digest.Digest
+	// Size is the size of the verified content, or -1 while the blob is
+	// only claimed (TouchBlob) and no verified write has linked it yet.
 	Size       int64
 	LastUsed   time.Time
 	Linked     bool // readable from at least one repository
@@ -139,13 +141,20 @@ type Store interface {
 
 	// TouchBlob records that blob d is about to be written, protecting it
 	// from garbage collection for the grace period. Call it before the
-	// content is committed to the blob store.
-	TouchBlob(ctx context.Context, d digest.Digest, size int64) error
+	// content is committed to the blob store. It takes no size: the write
+	// may still fail, and a claim must never change what is recorded about
+	// a blob other repositories already hold (only its last use moves).
+	TouchBlob(ctx context.Context, d digest.Digest) error
 	// LinkBlob makes blob d readable from repo, creating repo if needed.
+	// size is the size of content verified against d; it is recorded.
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
-	// LinkUploadedBlob links blob d into the upload's repository and ends the
-	// upload session, in one transaction.
+	// LinkUploadedBlob links blob d (of verified size) into the upload's
+	// repository and ends the upload session, in one transaction.
 	LinkUploadedBlob(ctx context.Context, uploadID string, d digest.Digest, size int64) error
+	// SetBlobSize corrects the recorded size of blob d to the size of its
+	// verified content (fsck --repair), or returns ErrBlobUnknown when the
+	// store has no record of it.
+	SetBlobSize(ctx context.Context, d digest.Digest, size int64) error
 	// BlobSize returns the size of blob d if repo may read it, else
 	// ErrBlobUnknown.
 	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)

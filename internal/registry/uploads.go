@@ -121,8 +121,10 @@ func (reg *Registry) monolithicUpload(q *request, ref string) error {
 		return err
 	}
 	// Claim the digest before its content lands, so that garbage
-	// collection cannot delete the file between commit and link.
-	if err := reg.meta.TouchBlob(q.ctx(), d, max(q.r.ContentLength, 0)); err != nil {
+	// collection cannot delete the file between commit and link. The
+	// claim records no size: the body may be a lie, and the digest may
+	// be another repository's blob.
+	if err := reg.meta.TouchBlob(q.ctx(), d); err != nil {
 		return err
 	}
 	body := &clientBody{r: q.r.Body}
@@ -323,7 +325,7 @@ func (reg *Registry) finishUpload(q *request, up blob.Upload) error {
 			return err
 		}
 	}
-	if err := reg.meta.TouchBlob(q.ctx(), d, up.Size()); err != nil {
+	if err := reg.meta.TouchBlob(q.ctx(), d); err != nil {
 		return err
 	}
 	n, err := up.Commit(q.ctx(), d)

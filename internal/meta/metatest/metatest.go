@@ -31,6 +31,7 @@ func Run(t *testing.T, f Factory) {
 	}{
 		{"BlobLinksArePerRepository", testBlobLinks},
 		{"MountBlob", testMountBlob},
+		{"ClaimsKeepRecordedSizes", testClaimsKeepSizes},
 		{"PutManifestRequiresBlobs", testPutManifestRequiresBlobs},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"TagsMoveAndList", testTags},
@@ -143,6 +144,46 @@ func testMountBlob(t *testing.T, f Factory) {
 	repos, err = s.BlobRepositories(ctx, d, -1)
 	if err != nil || !slices.Equal(repos, []string{"dst", "src"}) {
 		t.Errorf("BlobRepositories = %v, %v", repos, err)
+	}
+}
+
+// A claim (TouchBlob) comes before the content is verified, from any
+// repository that pushes the digest: it must not change what readers of the
+// blob elsewhere are told. Only a verified link records a size.
+func testClaimsKeepSizes(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("someone else's layer")
+	mustLink(t, s, "victim/app", d, 42)
+	for range 2 {
+		if err := s.TouchBlob(ctx, d); err != nil {
+			t.Fatalf("TouchBlob: %v", err)
+		}
+	}
+	if size, err := s.BlobSize(ctx, "victim/app", d); err != nil || size != 42 {
+		t.Errorf("BlobSize after a claim = %d, %v; want 42", size, err)
+	}
+	// A claim on a new digest records no size.
+	fresh := dg("claimed, never written")
+	if err := s.TouchBlob(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[digest.Digest]int64{}
+	if err := s.WalkBlobs(ctx, func(r meta.BlobRecord) error { sizes[r.Digest] = r.Size; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if sizes[d] != 42 || sizes[fresh] != -1 {
+		t.Errorf("recorded sizes = %v; want 42 for the linked blob, -1 for the claim", sizes)
+	}
+	// fsck --repair corrects a recorded size.
+	if err := s.SetBlobSize(ctx, d, 43); err != nil {
+		t.Fatalf("SetBlobSize: %v", err)
+	}
+	if size, err := s.BlobSize(ctx, "victim/app", d); err != nil || size != 43 {
+		t.Errorf("BlobSize after SetBlobSize = %d, %v; want 43", size, err)
+	}
+	if err := s.SetBlobSize(ctx, dg("unknown"), 1); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("SetBlobSize of an unknown blob: err = %v, want ErrBlobUnknown", err)
 	}
 }
 
@@ -461,7 +502,7 @@ func testConcurrentLinks(t *testing.T, f Factory) {
 		go func() {
 			defer wg.Done()
 			repo := fmt.Sprintf("r%d", i%4)
-			if err := s.TouchBlob(ctx, d, 5); err != nil {
+			if err := s.TouchBlob(ctx, d); err != nil {
 				errs <- err
 			}
 			if err := s.LinkBlob(ctx, repo, d, 5); err != nil {
@@ -636,7 +677,7 @@ func testSweepBlobs(t *testing.T, f Factory) {
 		t.Fatal(err)
 	}
 	for _, d := range []digest.Digest{orphan, failing} {
-		if err := s.TouchBlob(ctx, d, 1); err != nil {
+		if err := s.TouchBlob(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -679,7 +720,7 @@ func testRemoveUnrecordedBlob(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, _ := f(t)
 	known := dg("known")
-	if err := s.TouchBlob(ctx, known, 1); err != nil {
+	if err := s.TouchBlob(ctx, known); err != nil {
 		t.Fatal(err)
 	}
 	ran, err := s.RemoveUnrecordedBlob(ctx, known, func() error { t.Error("removed a recorded blob"); return nil })
@@ -729,7 +770,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	m := image("walked", config)
 	m.References = append(m.References, meta.Reference{Digest: layer, Kind: meta.RefLayer})
 	mustPut(t, s, "r", m, "t")
-	if err := s.TouchBlob(ctx, dg("pending"), 9); err != nil {
+	if err := s.TouchBlob(ctx, dg("pending")); err != nil {
 		t.Fatal(err)
 	}
 	var walked []*meta.Manifest
@@ -758,7 +799,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	if r := records[config]; !r.Linked || !r.Referenced || r.Size != 3 {
 		t.Errorf("config record = %+v", r)
 	}
-	if r := records[dg("pending")]; r.Linked || r.Referenced || r.Size != 9 || r.LastUsed.IsZero() {
+	if r := records[dg("pending")]; r.Linked || r.Referenced || r.Size != -1 || r.LastUsed.IsZero() {
 		t.Errorf("pending record = %+v", r)
 	}
 	stop := errors.New("stop")

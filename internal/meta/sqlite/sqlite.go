@@ -218,16 +218,35 @@ func (s *Store) RepositoryNames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// upsertBlob records a blob whose content was verified: only a verified
+// write (or a mount of a verified blob) knows its true size.
 const upsertBlob = `INSERT INTO blobs (digest, size, last_used) VALUES (?, ?, ?)
 	ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_used = excluded.last_used`
 
 const upsertLink = `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
 	ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`
 
+// claimBlob records a claim on a blob: a new record has no size yet (-1);
+// an existing one keeps its verified size and only its last use moves.
+const claimBlob = `INSERT INTO blobs (digest, size, last_used) VALUES (?, -1, ?)
+	ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used`
+
 // TouchBlob implements meta.Store.
-func (s *Store) TouchBlob(ctx context.Context, d digest.Digest, size int64) error {
-	if _, err := s.w.ExecContext(ctx, upsertBlob, d.String(), size, now()); err != nil {
+func (s *Store) TouchBlob(ctx context.Context, d digest.Digest) error {
+	if _, err := s.w.ExecContext(ctx, claimBlob, d.String(), now()); err != nil {
 		return fmt.Errorf("touch blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// SetBlobSize implements meta.Store.
+func (s *Store) SetBlobSize(ctx context.Context, d digest.Digest, size int64) error {
+	res, err := s.w.ExecContext(ctx, "UPDATE blobs SET size = ? WHERE digest = ?", size, d.String())
+	if err != nil {
+		return fmt.Errorf("set size of blob %s: %w", d, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("%w: %s", meta.ErrBlobUnknown, d)
 	}
 	return nil
 }

@@ -158,3 +158,71 @@ func TestFindsProblems(t *testing.T) {
 		})
 	}
 }
+
+// setRecordedSize overwrites the size the meta store holds for d, as the
+// upload that claimed a known digest with a lying Content-Length once did.
+func setRecordedSize(t *testing.T, dir string, d digest.Digest, size int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE blobs SET size = ? WHERE digest = ?", size, d.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRepairsRecordedSize(t *testing.T) {
+	tests := []struct {
+		name         string
+		damage       func(t *testing.T, dir string, layer []byte)
+		opts         fsck.Options
+		wantRepaired bool
+	}{
+		{"a wrong recorded size is corrected from verified content", func(t *testing.T, dir string, layer []byte) {
+			setRecordedSize(t, dir, digest.FromBytes(layer), 9000000000000000000)
+		}, fsck.Options{Repair: true}, true},
+		{"reported, not changed, without --repair", func(t *testing.T, dir string, layer []byte) {
+			setRecordedSize(t, dir, digest.FromBytes(layer), 5)
+		}, fsck.Options{}, false},
+		{"never from content that was not hashed", func(t *testing.T, dir string, layer []byte) {
+			setRecordedSize(t, dir, digest.FromBytes(layer), 5)
+		}, fsck.Options{Repair: true, SkipContent: true}, false},
+		{"never from a truncated file", func(t *testing.T, dir string, layer []byte) {
+			os.WriteFile(blobPath(dir, digest.FromBytes(layer)), layer[:10], 0o600)
+		}, fsck.Options{Repair: true}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, _, layer, _ := setup(t)
+			tc.damage(t, dir, layer)
+			rep := check(t, dir, tc.opts)
+			var mismatch *fsck.Problem
+			for i, p := range rep.Problems {
+				if p.Kind == fsck.KindSizeMismatch {
+					mismatch = &rep.Problems[i]
+				}
+			}
+			if mismatch == nil {
+				t.Fatalf("no size mismatch reported: %v", rep.Problems)
+			}
+			if mismatch.Repaired != tc.wantRepaired {
+				t.Errorf("repaired = %v, want %v", mismatch.Repaired, tc.wantRepaired)
+			}
+			again := check(t, dir, fsck.Options{SkipContent: true})
+			fixed := true
+			for _, p := range again.Problems {
+				if p.Kind == fsck.KindSizeMismatch {
+					fixed = false
+				}
+			}
+			if fixed != tc.wantRepaired {
+				t.Errorf("after the run, size fixed = %v, want %v (problems %v)", fixed, tc.wantRepaired, again.Problems)
+			}
+			if tc.wantRepaired && again.Unrepaired() != 0 {
+				t.Errorf("problems left after repair: %v", again.Problems)
+			}
+		})
+	}
+}
