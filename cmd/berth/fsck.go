@@ -57,9 +57,9 @@ the recorded size). It never deletes anything and cannot be combined with
 				for _, p := range rep.Problems {
 					fmt.Fprintln(out, "problem:", p)
 				}
-				fmt.Fprintf(out, "checked %d blobs (%d bytes) and %d manifests: %d problems (%d repaired); garbage: %d stray files, %d stale records, %d unfinished uploads\n",
+				fmt.Fprintf(out, "checked %d blobs (%d bytes) and %d manifests: %d problems (%d repaired); garbage: %d stray files, %d stale records, %d unfinished uploads; %d sparse references\n",
 					rep.Blobs, rep.Bytes, rep.Manifests, len(rep.Problems), len(rep.Problems)-rep.Unrepaired(),
-					rep.StrayFiles, rep.StaleRecords, rep.UnfinishedIDs)
+					rep.StrayFiles, rep.StaleRecords, rep.UnfinishedIDs, rep.SparseReferences)
 			}
 			if rep.Unrepaired() > 0 {
 				return exitError{code: 1}

@@ -33,6 +33,11 @@ var (
 // readable from the repository. It matches ErrBlobUnknown.
 type MissingBlobsError struct {
 	Digests []digest.Digest
+	// Collected lists those of Digests that the repository held until
+	// garbage collection pruned them (uploaded longer than the grace
+	// period before the manifest arrived): the client must push them
+	// again.
+	Collected []digest.Digest
 }
 
 func (e *MissingBlobsError) Error() string {
@@ -52,18 +57,31 @@ const (
 	// RefBlob is a blob the manifest cannot do without (an image config);
 	// PutManifest requires it to be readable from the repository.
 	RefBlob RefKind = iota
-	// RefLayer is a blob the manifest names but that may be absent (sparse
-	// images, non-distributable layers). It is kept alive while the
-	// manifest is, once it exists.
+	// RefLayer is a blob the manifest names but that may be absent (a
+	// sparse image: a mirror holding some platforms' layers). When the
+	// repository links it, PutManifest claims it (it lives while the
+	// manifest does). When the repository linked it until garbage
+	// collection pruned it, PutManifest refuses the manifest, as for a
+	// missing RefBlob: storing it would acknowledge an image that cannot
+	// be pulled.
 	RefLayer
 	// RefManifest is a manifest an index lists.
 	RefManifest
+	// RefExternal is a blob the registry never needs to hold: carried
+	// inline (data), or at other locations (urls, non-distributable
+	// layers). Claimed like RefLayer when present; never refused.
+	RefExternal
 )
 
 // Reference is one digest a manifest points to.
 type Reference struct {
 	Digest digest.Digest
 	Kind   RefKind
+	// Present is set by WalkManifests (PutManifest ignores it): whether
+	// the blob was readable from the repository when the manifest was
+	// stored. Always true for RefBlob. A present blob whose content is
+	// gone is damage; an absent one was deliberately sparse.
+	Present bool
 }
 
 // Manifest is a stored manifest with what the registry needs to serve it,
@@ -168,8 +186,11 @@ type Store interface {
 
 	// PutManifest stores m in repo (creating repo if needed) and points
 	// tags at it, in one transaction. References of kind RefBlob must be
-	// readable from repo, else nothing changes and a *MissingBlobsError is
-	// returned.
+	// readable from repo, and RefLayer ones must not be blobs repo held
+	// until garbage collection pruned them (see RefLayer), else nothing
+	// changes and a *MissingBlobsError is returned. Every blob it names
+	// is claimed in the same transaction: garbage collection cannot take
+	// a blob between this check and the manifest being stored.
 	PutManifest(ctx context.Context, repo string, m *Manifest, tags []string) error
 	// Manifest returns the manifest d of repo without its References, or
 	// ErrManifestUnknown.
@@ -208,7 +229,13 @@ type Store interface {
 	CollectManifests(ctx context.Context, repo string, policy GCPolicy) (Collected, error)
 	// PruneBlobLinks removes links made before the time given that no
 	// manifest of the linking repository references, returning how many.
+	// It remembers each pruned link until ForgetPrunedLinks, so that
+	// PutManifest can refuse a manifest naming it, and PruneRepositories
+	// keeps a repository while it remembers one of its links.
 	PruneBlobLinks(ctx context.Context, before time.Time) (int64, error)
+	// ForgetPrunedLinks forgets links pruned before the time given,
+	// returning how many.
+	ForgetPrunedLinks(ctx context.Context, before time.Time) (int64, error)
 	// SweepBlobs finds blobs last used before the time given that no
 	// repository links and no manifest references. For each it calls
 	// remove inside a transaction that holds off TouchBlob, and forgets the
@@ -219,8 +246,9 @@ type Store interface {
 	// off TouchBlob, if the store has no record of blob d. It reports
 	// whether remove ran.
 	RemoveUnrecordedBlob(ctx context.Context, d digest.Digest, remove func() error) (bool, error)
-	// PruneRepositories deletes repositories with no manifests, blob links
-	// or uploads, created before the time given, returning their names.
+	// PruneRepositories deletes repositories with no manifests, blob links,
+	// remembered pruned links or uploads, created before the time given,
+	// returning their names.
 	PruneRepositories(ctx context.Context, before time.Time) ([]string, error)
 
 	// WalkManifests calls fn for every manifest of every repository, with

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -33,6 +34,7 @@ func Run(t *testing.T, f Factory) {
 		{"MountBlob", testMountBlob},
 		{"ClaimsKeepRecordedSizes", testClaimsKeepSizes},
 		{"PutManifestRequiresBlobs", testPutManifestRequiresBlobs},
+		{"PutManifestClaimsLayersAndRefusesCollectedOnes", testPutManifestClaimsLayers},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"TagsMoveAndList", testTags},
 		{"DeleteTagAndManifest", testDeletes},
@@ -217,6 +219,108 @@ func testPutManifestRequiresBlobs(t *testing.T, f Factory) {
 	}
 	mustLink(t, s, "repo", layer, 20)
 	mustPut(t, s, "repo", m, "latest")
+}
+
+// A layer uploaded longer than the grace period before the manifest naming
+// it loses its link to garbage collection, then its content. The manifest
+// must then be refused, not stored as an image that cannot be pulled; a
+// layer the repository links when the manifest arrives is claimed by it in
+// the same transaction; a layer never uploaded keeps the manifest sparse.
+func testPutManifestClaimsLayers(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	config, early, late, never, external := dg("config"), dg("layer uploaded early"), dg("layer uploaded late"), dg("layer never uploaded"), dg("foreign layer")
+	manifest := func(name string) *meta.Manifest {
+		m := image(name, config)
+		m.References = append(m.References,
+			meta.Reference{Digest: early, Kind: meta.RefLayer},
+			meta.Reference{Digest: late, Kind: meta.RefLayer},
+			meta.Reference{Digest: never, Kind: meta.RefLayer},
+			meta.Reference{Digest: external, Kind: meta.RefExternal})
+		return m
+	}
+	sweepAll := func() []digest.Digest {
+		t.Helper()
+		later := time.Now().Add(time.Hour)
+		if _, err := s.PruneBlobLinks(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+		removed, err := s.SweepBlobs(ctx, later, func(digest.Digest) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return removed
+	}
+	for _, d := range []digest.Digest{early, external} {
+		if err := s.TouchBlob(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		mustLink(t, s, "r", d, 1)
+	}
+	// The collector runs past the grace period of the early uploads.
+	if removed := sweepAll(); len(removed) != 2 {
+		t.Fatalf("swept %v, want the two early blobs", removed)
+	}
+	mustLink(t, s, "r", config, 1)
+	mustLink(t, s, "r", late, 1)
+	m := manifest("lost an early layer")
+	err := s.PutManifest(ctx, "r", m, []string{"v1"})
+	var missing *meta.MissingBlobsError
+	if !errors.As(err, &missing) || !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Fatalf("PutManifest naming a collected layer: err = %v, want *MissingBlobsError", err)
+	}
+	if !slices.Equal(missing.Digests, []digest.Digest{early}) || !slices.Equal(missing.Collected, []digest.Digest{early}) {
+		t.Errorf("missing = %v, collected = %v; want the early layer in both (not the never-uploaded or the foreign one)",
+			missing.Digests, missing.Collected)
+	}
+	if _, err := s.Tag(ctx, "r", "v1"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("the refused manifest's tag was stored: %v", err)
+	}
+	// The repository is remembered while its pruned link is.
+	if pruned, err := s.PruneRepositories(ctx, time.Now().Add(time.Hour)); err != nil || len(pruned) != 0 {
+		t.Errorf("PruneRepositories = %v, %v; want r kept", pruned, err)
+	}
+	// Another repository never held it: its sparse manifest is fine.
+	other := manifest("sparse elsewhere")
+	mustLink(t, s, "other", config, 1)
+	mustPut(t, s, "other", other)
+
+	// Pushed again, the layer is welcome, and the manifest claims every
+	// layer present: a collection right after takes none of them.
+	mustLink(t, s, "r", early, 1)
+	mustPut(t, s, "r", m, "v1")
+	if removed := sweepAll(); len(removed) != 0 {
+		t.Errorf("a collection after the push swept %v", removed)
+	}
+	for _, d := range []digest.Digest{config, early, late} {
+		if _, err := s.BlobSize(ctx, "r", d); err != nil {
+			t.Errorf("blob %s of the stored manifest: %v", d, err)
+		}
+	}
+	// Which references were present is what fsck tells damage by.
+	present := map[digest.Digest]bool{}
+	if err := s.WalkManifests(ctx, func(repo string, w *meta.Manifest) error {
+		if repo == "r" {
+			for _, r := range w.References {
+				present[r.Digest] = r.Present
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[digest.Digest]bool{config: true, early: true, late: true, never: false, external: false}
+	if !maps.Equal(present, want) {
+		t.Errorf("present = %v, want %v", present, want)
+	}
+	// Linking the early layer again forgot its pruned link; the foreign
+	// layer's is still remembered, until forgotten.
+	if n, err := s.ForgetPrunedLinks(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("ForgetPrunedLinks of links pruned before an hour ago = %d, %v; want 0", n, err)
+	}
+	if n, err := s.ForgetPrunedLinks(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("ForgetPrunedLinks = %d, %v; want 1 (the foreign layer's)", n, err)
+	}
 }
 
 func testManifestRoundTrip(t *testing.T, f Factory) {
@@ -788,7 +892,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	}
 	refs := walked[0].References
 	slices.SortFunc(refs, func(a, b meta.Reference) int { return int(a.Kind) - int(b.Kind) })
-	if len(refs) != 2 || refs[0] != (meta.Reference{Digest: config, Kind: meta.RefBlob}) ||
+	if len(refs) != 2 || refs[0] != (meta.Reference{Digest: config, Kind: meta.RefBlob, Present: true}) ||
 		refs[1] != (meta.Reference{Digest: layer, Kind: meta.RefLayer}) {
 		t.Errorf("References = %+v", refs)
 	}

@@ -149,6 +149,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) e
 	return nil
 }
 
+// exists reports whether query finds a row.
+func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -257,6 +267,10 @@ func link(ctx context.Context, tx *sql.Tx, repoID int64, d digest.Digest, size i
 		return fmt.Errorf("record blob %s: %w", d, err)
 	}
 	if _, err := tx.ExecContext(ctx, upsertLink, repoID, d.String(), t); err != nil {
+		return fmt.Errorf("link blob %s: %w", d, err)
+	}
+	// Pushed again: a manifest naming it is welcome again.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM pruned_blob_links WHERE repository_id = ? AND digest = ?", repoID, d.String()); err != nil {
 		return fmt.Errorf("link blob %s: %w", d, err)
 	}
 	return nil
@@ -384,24 +398,39 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 		if err != nil {
 			return err
 		}
-		var missing []digest.Digest
+		// Check every blob in the transaction that stores the manifest
+		// (and, through its references, claims the blobs): a collection
+		// either ran before, and its pruned links are remembered, or
+		// runs after and sees the references.
+		present := make(map[digest.Digest]bool, len(refs))
+		missing := &meta.MissingBlobsError{}
 		for _, r := range m.References {
-			if r.Kind != meta.RefBlob {
+			kind := refs[r.Digest]
+			if _, checked := present[r.Digest]; checked || kind == meta.RefManifest {
 				continue
 			}
-			var one int
-			err := tx.QueryRowContext(ctx, "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-				repoID, r.Digest.String()).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				missing = append(missing, r.Digest)
-				continue
-			}
+			linked, err := exists(ctx, tx, "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?", repoID, r.Digest.String())
 			if err != nil {
 				return fmt.Errorf("put manifest %s: check blob %s: %w", m.Digest, r.Digest, err)
 			}
+			present[r.Digest] = linked
+			switch {
+			case linked || kind == meta.RefExternal:
+			case kind == meta.RefBlob:
+				missing.Digests = append(missing.Digests, r.Digest)
+			default:
+				pruned, err := exists(ctx, tx, "SELECT 1 FROM pruned_blob_links WHERE repository_id = ? AND digest = ?", repoID, r.Digest.String())
+				if err != nil {
+					return fmt.Errorf("put manifest %s: check blob %s: %w", m.Digest, r.Digest, err)
+				}
+				if pruned {
+					missing.Digests = append(missing.Digests, r.Digest)
+					missing.Collected = append(missing.Collected, r.Digest)
+				}
+			}
 		}
-		if len(missing) > 0 {
-			return &meta.MissingBlobsError{Digests: missing}
+		if len(missing.Digests) > 0 {
+			return missing
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO manifests
 			(repository_id, digest, media_type, artifact_type, subject, annotations, size, content, pushed_at)
@@ -412,8 +441,8 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 			return fmt.Errorf("put manifest %s: %w", m.Digest, err)
 		}
 		for d, kind := range refs {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (repository_id, manifest, digest, kind)
-				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, repoID, m.Digest.String(), d.String(), int(kind)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (repository_id, manifest, digest, kind, present)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET present = max(present, excluded.present)`, repoID, m.Digest.String(), d.String(), int(kind), present[d]); err != nil {
 				return fmt.Errorf("put manifest %s: reference %s: %w", m.Digest, d, err)
 			}
 		}

@@ -75,6 +75,12 @@ type Report struct {
 	StrayFiles    int `json:"stray_files"`
 	StaleRecords  int `json:"stale_records"`
 	UnfinishedIDs int `json:"unfinished_uploads"`
+	// SparseReferences counts blobs manifests name that were not in
+	// their repository when the manifest was pushed and are absent now:
+	// deliberately sparse images, not damage. (Manifests stored before
+	// berth recorded this count a layer as sparse when the repository did
+	// not link it at the upgrade.)
+	SparseReferences int `json:"sparse_references"`
 }
 
 // Unrepaired counts the problems Repair did not fix.
@@ -127,9 +133,12 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 		recorded[r.Digest] = true
 		size, present := files[r.Digest]
 		switch {
-		case !present && (r.Linked || r.Referenced):
+		case !present && r.Linked:
 			problem(Problem{Kind: KindMissingBlob, Digest: r.Digest,
-				Detail: "the meta store links or references this blob but its content is missing"})
+				Detail: "a repository links this blob but its content is missing"})
+		case !present && r.Referenced:
+			// Named by a manifest but linked nowhere: the manifest walk
+			// below tells damage from a deliberately sparse reference.
 		case !present:
 			rep.StaleRecords++
 		case r.Size >= 0 && size != r.Size && (r.Linked || r.Referenced):
@@ -161,13 +170,24 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 				Detail: fmt.Sprintf("stored bytes hash to %s", got)})
 		}
 		for _, ref := range m.References {
-			if ref.Kind != meta.RefBlob {
+			if ref.Kind == meta.RefManifest {
 				continue
 			}
-			if _, ok := files[ref.Digest]; !ok {
-				problem(Problem{Kind: KindMissingBlob, Repository: repo, Digest: ref.Digest,
-					Detail: fmt.Sprintf("manifest %s needs this blob but its content is missing", m.Digest)})
+			if _, ok := files[ref.Digest]; ok {
+				continue
 			}
+			if !ref.Present {
+				// Never in the repository: a sparse image, or a layer
+				// kept elsewhere (urls, non-distributable, inline data).
+				rep.SparseReferences++
+				continue
+			}
+			what := "config"
+			if ref.Kind != meta.RefBlob {
+				what = "layer"
+			}
+			problem(Problem{Kind: KindMissingBlob, Repository: repo, Digest: ref.Digest,
+				Detail: fmt.Sprintf("manifest %s names this %s, which was in the repository when the manifest was pushed, but its content is missing: the image cannot be pulled", m.Digest, what)})
 		}
 		return nil
 	}); err != nil {

@@ -131,6 +131,22 @@ func TestFindsProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, fsck.Options{}, []string{fsck.KindCorruptManifest}, 0},
+		{"layer lost after the push (collected by an older berth)", func(t *testing.T, dir string, _, layer []byte, _ digest.Digest) {
+			// What a collection that ignored the manifest left: no link,
+			// no record, no file.
+			d := digest.FromBytes(layer)
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "meta.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, q := range []string{"DELETE FROM repository_blobs WHERE digest = ?", "DELETE FROM blobs WHERE digest = ?"} {
+				if _, err := db.Exec(q, d.String()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.Remove(blobPath(dir, d))
+		}, fsck.Options{}, []string{fsck.KindMissingBlob}, 0},
 		{"stray file is garbage, not a problem", func(t *testing.T, dir string, _, _ []byte, _ digest.Digest) {
 			stray := []byte("stray")
 			p := blobPath(dir, digest.FromBytes(stray))
@@ -224,5 +240,45 @@ func TestRepairsRecordedSize(t *testing.T) {
 				t.Errorf("problems left after repair: %v", again.Problems)
 			}
 		})
+	}
+}
+
+// A layer never uploaded (a sparse image) is not damage; it is counted.
+func TestSparseReferencesAreNotProblems(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := filesystem.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Options{Blobs: bs, Meta: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	config, layer := []byte(`{"os":"linux"}`), []byte("a layer this registry never held")
+	resp, err := http.Post(srv.URL+"/v2/r/blobs/uploads/?digest="+digest.FromBytes(config).String(), "application/octet-stream", bytes.NewReader(config))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push config: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		digest.FromBytes(config).String() + `","size":` + strconv.Itoa(len(config)) + `},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` +
+		digest.FromBytes(layer).String() + `","size":` + strconv.Itoa(len(layer)) + `}]}`)
+	req, _ := http.NewRequest("PUT", srv.URL+"/v2/r/manifests/sparse", bytes.NewReader(m))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push sparse manifest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	srv.Close()
+	ms.Close()
+	rep := check(t, dir, fsck.Options{})
+	if len(rep.Problems) != 0 || rep.SparseReferences != 1 {
+		t.Errorf("sparse image: problems %v, sparse references %d; want none and 1", rep.Problems, rep.SparseReferences)
 	}
 }

@@ -9,7 +9,9 @@
 //     referrers fallback tag) to a kept manifest; with Untagged off, also
 //     every manifest that is not attached to another (see meta.Live).
 //  2. Blob links no manifest of their repository references, made before
-//     the grace period.
+//     the grace period. Each pruned link is remembered (PrunedLinkMemory),
+//     so a manifest pushed later naming that blob in that repository is
+//     refused rather than acknowledged without its layer.
 //  3. Upload sessions idle for longer than the upload TTL.
 //  4. Blobs no repository links and no manifest references, last used
 //     before the grace period: each file is removed inside the transaction
@@ -37,6 +39,14 @@ import (
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/event"
 )
+
+// PrunedLinkMemory is how long the meta store remembers a blob link
+// garbage collection pruned, refusing a manifest that names the blob in
+// that repository (MANIFEST_BLOB_UNKNOWN: push it again) rather than
+// storing an image that cannot be pulled. A client that uploads a layer
+// and pushes the manifest naming it more than this after the link was
+// pruned gets the manifest stored as sparse.
+const PrunedLinkMemory = 30 * 24 * time.Hour
 
 // Options configures a run.
 type Options struct {
@@ -102,6 +112,9 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	}
 
 	if rep.BlobLinks, err = ms.PruneBlobLinks(ctx, before); err != nil {
+		return rep, err
+	}
+	if _, err = ms.ForgetPrunedLinks(ctx, start.Add(-PrunedLinkMemory)); err != nil {
 		return rep, err
 	}
 
