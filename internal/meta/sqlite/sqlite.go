@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -46,6 +48,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// fsynced before the metadata naming it commits, so a rolled-back push
 	// leaves garbage, not a manifest without its blobs. FULL would add an
 	// fsync (2 ms here) to every push's two to three commits.
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("meta database %s: %w", path, err)
+	}
 	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
@@ -84,6 +89,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// privateFiles creates the database file owner-only (0600) before SQLite
+// opens it, and takes group and other access away from an existing one
+// and its -wal and -shm files. The database holds password hashes; SQLite
+// would create it 0644 less the umask, whatever the directory's mode, and
+// creates -wal and -shm with the database file's mode.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
