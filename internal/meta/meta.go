@@ -27,7 +27,28 @@ var (
 	ErrTagUnknown        = errors.New("tag unknown")
 	ErrUploadUnknown     = errors.New("upload unknown")
 	ErrUploadExists      = errors.New("upload already exists")
+	ErrTooManyUploads    = errors.New("too many unfinished uploads")
 )
+
+// UploadLimit bounds the unfinished upload sessions CreateUpload allows;
+// zero fields do not limit.
+type UploadLimit struct {
+	PerRepository int
+	PerAccount    int
+}
+
+// TooManyUploadsError is returned by CreateUpload when a limit is reached.
+// It matches ErrTooManyUploads.
+type TooManyUploadsError struct {
+	Scope string // "repository" or "account"
+	Limit int
+}
+
+func (e *TooManyUploadsError) Error() string {
+	return fmt.Sprintf("%v: %d open for this %s", ErrTooManyUploads, e.Limit, e.Scope)
+}
+
+func (e *TooManyUploadsError) Is(target error) bool { return target == ErrTooManyUploads }
 
 // MissingBlobsError is returned by PutManifest when required blobs are not
 // readable from the repository. It matches ErrBlobUnknown.
@@ -115,7 +136,9 @@ type Descriptor struct {
 type Upload struct {
 	ID         string
 	Repository string
-	StartedAt  time.Time
+	// Account is who started it, for UploadLimit.PerAccount.
+	Account   string
+	StartedAt time.Time
 }
 
 // BlobRecord is what the store knows about one blob, for fsck.
@@ -211,8 +234,9 @@ type Store interface {
 	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
 
 	// CreateUpload records a new upload session, creating its repository
-	// if needed.
-	CreateUpload(ctx context.Context, u Upload) error
+	// if needed, unless the repository or u.Account already has as many
+	// sessions as limit allows (a *TooManyUploadsError).
+	CreateUpload(ctx context.Context, u Upload, limit UploadLimit) error
 	// Upload returns a session, or ErrUploadUnknown.
 	Upload(ctx context.Context, id string) (Upload, error)
 	// DeleteUpload forgets a session; forgetting an unknown one is not an

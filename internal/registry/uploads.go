@@ -37,6 +37,11 @@ func (reg *Registry) handleUploadStart(q *request) error {
 		// ordinary upload.
 	}
 	if d := query.Get("digest"); d != "" {
+		release, err := reg.uploads.acquire(account(q))
+		if err != nil {
+			return err
+		}
+		defer release()
 		return reg.monolithicUpload(q, d)
 	}
 	return reg.startSession(q)
@@ -166,7 +171,13 @@ func (reg *Registry) startSession(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := reg.meta.CreateUpload(q.ctx(), meta.Upload{ID: up.ID(), Repository: q.route.name, StartedAt: time.Now()}); err != nil {
+	err = reg.meta.CreateUpload(q.ctx(), meta.Upload{ID: up.ID(), Repository: q.route.name, Account: account(q), StartedAt: time.Now()},
+		reg.sessionLimit)
+	var tooMany *meta.TooManyUploadsError
+	if errors.As(err, &tooMany) {
+		return errors.Join(tooManySessions(tooMany), up.Cancel(q.ctx()))
+	}
+	if err != nil {
 		return errors.Join(err, up.Cancel(q.ctx()))
 	}
 	if err := up.Close(); err != nil {
@@ -204,6 +215,13 @@ func (reg *Registry) handleUpload(q *request) error {
 	}
 	if err := reg.authorize(q, access.Push); err != nil {
 		return err
+	}
+	if q.r.Method == http.MethodPatch || q.r.Method == http.MethodPut {
+		release, err := reg.uploads.acquire(account(q))
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	id := q.route.ref
 	unlock := reg.sessions.lock(id)

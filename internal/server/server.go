@@ -10,9 +10,11 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/auth/api"
+	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -52,6 +55,10 @@ type Server struct {
 
 	gcMu   sync.Mutex // one collection at a time
 	gcKick chan struct{}
+
+	limits   connectionLimits
+	exempt   []netip.Prefix                // trusted proxies: no per-address connection limit
+	listener atomic.Pointer[limitListener] // set by Serve
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -86,6 +93,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if authorizer == nil && sec.auth != nil {
 		authorizer = sec.auth
 	}
+	// Parsed here too: with auth off, Validate does not check them, and
+	// the connection limit still exempts them.
+	exempt, err := auth.ParseCIDRs(cfg.Auth.TrustedProxies)
+	if err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
+	}
+	limits := deriveLimits(cfg.Limits, openFileLimit())
 	cacheSize := int64(cfg.Registry.CacheSize)
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
@@ -99,6 +115,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxManifestSize: int64(cfg.Limits.MaxManifestSize),
 		RequireLayers:   cfg.Registry.RequireLayers,
 		CacheSize:       cacheSize,
+		MaxUploads:      limits.uploads,
+		// Zero is no per-account limit, as configured.
+		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
+		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
+			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
 	})
 	if err != nil {
 		sec.Close()
@@ -116,6 +137,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		reg:      reg,
 		metrics:  newMetrics(),
 		gcKick:   make(chan struct{}, 1),
+		limits:   limits,
+		exempt:   exempt,
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
 	}
 	// The garbage collector's deletions reach the registry's cache first,
@@ -174,9 +197,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.uploadsInFlight.Inc()
 		defer s.metrics.uploadsInFlight.Dec()
 	}
+	idle := s.cfg.Limits.BodyIdleTimeout
+	rc := http.NewResponseController(w)
+	if idle > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: idle}
+	}
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
 	rec := &recorder{ResponseWriter: w}
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		rec.beforeHeader = func(h http.Header) { bodyUnread(h, r, body, rc, idle) }
+	}
 	next.ServeHTTP(rec, r)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -235,11 +266,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	lln := newLimitListener(ln, s.limits, s.exempt, s.metrics)
+	s.listener.Store(lln)
+	ln = lln
 	gcCtx, stopGC := context.WithCancel(context.Background())
 	gcDone := make(chan struct{})
 	go func() {
 		defer close(gcDone)
 		s.gcLoop(gcCtx)
+	}()
+	expiryDone := make(chan struct{})
+	go func() {
+		defer close(expiryDone)
+		s.expireUploadsLoop(gcCtx)
 	}()
 	scheme := "http"
 	serve := func() error { return hs.Serve(ln) }
@@ -250,7 +289,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- serve() }()
-	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil)
+	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil,
+		"max_connections", s.limits.max, "max_connections_per_ip", s.limits.perIP, "max_uploads", s.limits.uploads)
 
 	var serveErr error
 	select {
@@ -267,6 +307,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopGC()
 	<-gcDone
+	<-expiryDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}

@@ -41,6 +41,7 @@ func Run(t *testing.T, f Factory) {
 		{"Referrers", testReferrers},
 		{"RepositoriesCatalog", testRepositories},
 		{"Uploads", testUploads},
+		{"UploadLimits", testUploadLimits},
 		{"ConcurrentPushesOfOneTag", testConcurrentTagPushes},
 		{"ConcurrentLinksOfOneBlob", testConcurrentLinks},
 		{"CollectManifests", testCollectManifests},
@@ -496,7 +497,7 @@ func testRepositories(t *testing.T, f Factory) {
 		mustPut(t, s, r, image(r))
 	}
 	mustLink(t, s, "only/blobs", dg("x"), 1)
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "only/upload", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "only/upload", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	all, err := s.Repositories(ctx, "", -1)
@@ -518,22 +519,22 @@ func testUploads(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, _ := f(t)
 	started := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	u := meta.Upload{ID: "0123abcd", Repository: "team/app", StartedAt: started}
-	if err := s.CreateUpload(ctx, u); err != nil {
+	u := meta.Upload{ID: "0123abcd", Repository: "team/app", Account: "alice", StartedAt: started}
+	if err := s.CreateUpload(ctx, u, meta.UploadLimit{}); err != nil {
 		t.Fatalf("CreateUpload: %v", err)
 	}
-	if err := s.CreateUpload(ctx, u); !errors.Is(err, meta.ErrUploadExists) {
+	if err := s.CreateUpload(ctx, u, meta.UploadLimit{}); !errors.Is(err, meta.ErrUploadExists) {
 		t.Errorf("duplicate CreateUpload: err = %v, want ErrUploadExists", err)
 	}
 	got, err := s.Upload(ctx, u.ID)
-	if err != nil || got.Repository != u.Repository || !got.StartedAt.Equal(started) {
+	if err != nil || got.Repository != u.Repository || got.Account != u.Account || !got.StartedAt.Equal(started) {
 		t.Errorf("Upload = %+v, %v; want %+v", got, err, u)
 	}
 	if _, err := s.Upload(ctx, "nope"); !errors.Is(err, meta.ErrUploadUnknown) {
 		t.Errorf("Upload(nope): err = %v", err)
 	}
 	list, err := s.Uploads(ctx)
-	if err != nil || len(list) != 1 || list[0].ID != u.ID {
+	if err != nil || len(list) != 1 || list[0].ID != u.ID || list[0].Account != u.Account {
 		t.Errorf("Uploads = %+v, %v", list, err)
 	}
 	d := dg("uploaded")
@@ -549,7 +550,7 @@ func testUploads(t *testing.T, f Factory) {
 	if err := s.LinkUploadedBlob(ctx, u.ID, d, 99); !errors.Is(err, meta.ErrUploadUnknown) {
 		t.Errorf("LinkUploadedBlob on a finished upload: err = %v", err)
 	}
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "gone", Repository: "r", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "gone", Repository: "r", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteUpload(ctx, "gone"); err != nil {
@@ -557,6 +558,75 @@ func testUploads(t *testing.T, f Factory) {
 	}
 	if err := s.DeleteUpload(ctx, "gone"); err != nil {
 		t.Errorf("DeleteUpload of an unknown upload: %v", err)
+	}
+}
+
+// Unfinished sessions are capped per account and per repository, checked
+// in the transaction that adds one, so concurrent starts cannot overshoot.
+func testUploadLimits(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	limit := meta.UploadLimit{PerRepository: 5, PerAccount: 3}
+	start := func(id, repo, account string) error {
+		return s.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Account: account, StartedAt: time.Now()}, limit)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = start(fmt.Sprintf("m%d", i), "shared", "mallory")
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		var tooMany *meta.TooManyUploadsError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &tooMany) && errors.Is(err, meta.ErrTooManyUploads):
+			if tooMany.Scope != "account" || tooMany.Limit != 3 {
+				t.Errorf("refusal %+v, want the account limit of 3", tooMany)
+			}
+		default:
+			t.Errorf("CreateUpload: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d concurrent sessions of one account started, want 3", ok)
+	}
+	// Other accounts are not held back by mallory, until the repository is
+	// full.
+	for i := range 3 {
+		err := start(fmt.Sprintf("o%d", i), "shared", fmt.Sprintf("other%d", i))
+		var tooMany *meta.TooManyUploadsError
+		if i < 2 && err != nil {
+			t.Errorf("another account's session %d: %v", i, err)
+		}
+		if i == 2 && (!errors.As(err, &tooMany) || tooMany.Scope != "repository") {
+			t.Errorf("session past the repository limit: err = %v, want the repository limit", err)
+		}
+	}
+	// Finishing or forgetting a session frees its place.
+	list, err := s.Uploads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range list {
+		if u.Account == "mallory" {
+			if err := s.DeleteUpload(ctx, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if err := start("again", "elsewhere", "mallory"); err != nil {
+		t.Errorf("a session after one was forgotten: %v", err)
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "unlimited", Repository: "shared", Account: "mallory", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
+		t.Errorf("a session with no limit: %v", err)
 	}
 }
 
@@ -850,7 +920,7 @@ func testPruneRepositories(t *testing.T, f Factory) {
 	if err := s.UnlinkBlob(ctx, "emptied", dg("c")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repository: "uploading", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repository: "uploading", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	if pruned, err := s.PruneRepositories(ctx, time.Now().Add(-time.Hour)); err != nil || len(pruned) != 0 {
@@ -923,7 +993,7 @@ func testReopen(t *testing.T, f Factory) {
 	mustLink(t, s, "r", d, 5)
 	m := image("durable", d)
 	mustPut(t, s, "r", m, "v1")
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "in-flight", Repository: "r", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "in-flight", Repository: "r", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	s2 := reopen()

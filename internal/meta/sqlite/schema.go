@@ -89,4 +89,10 @@ CREATE TABLE pruned_blob_links (
 ) WITHOUT ROWID;
 CREATE INDEX pruned_blob_links_by_time ON pruned_blob_links(pruned_at);
 `,
+	// 3: who started an upload session, so sessions can be capped per
+	// account.
+	`
+ALTER TABLE uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_account ON uploads(account);
+`,
 }

@@ -616,14 +616,36 @@ func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, art
 }
 
 // CreateUpload implements meta.Store.
-func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
+func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, limit meta.UploadLimit) error {
 	return s.inTx(ctx, "create upload", func(tx *sql.Tx) error {
 		repoID, err := ensureRepository(ctx, tx, u.Repository)
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO uploads (id, repository_id, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-			u.ID, repoID, u.StartedAt.UnixNano())
+		// Counted in the transaction that adds the session: concurrent
+		// starts cannot overshoot together.
+		for _, c := range []struct {
+			scope string
+			limit int
+			query string
+			arg   any
+		}{
+			{"account", limit.PerAccount, "SELECT count(*) FROM uploads WHERE account = ?", u.Account},
+			{"repository", limit.PerRepository, "SELECT count(*) FROM uploads WHERE repository_id = ?", repoID},
+		} {
+			if c.limit <= 0 {
+				continue
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, c.query, c.arg).Scan(&n); err != nil {
+				return fmt.Errorf("create upload %s: count sessions: %w", u.ID, err)
+			}
+			if n >= c.limit {
+				return &meta.TooManyUploadsError{Scope: c.scope, Limit: c.limit}
+			}
+		}
+		res, err := tx.ExecContext(ctx, "INSERT INTO uploads (id, repository_id, account, started_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+			u.ID, repoID, u.Account, u.StartedAt.UnixNano())
 		if err != nil {
 			return fmt.Errorf("create upload %s: %w", u.ID, err)
 		}
@@ -638,8 +660,8 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 func (s *Store) Upload(ctx context.Context, id string) (meta.Upload, error) {
 	u := meta.Upload{ID: id}
 	var started int64
-	err := s.r.QueryRowContext(ctx, `SELECT r.name, u.started_at FROM uploads u
-		JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?`, id).Scan(&u.Repository, &started)
+	err := s.r.QueryRowContext(ctx, `SELECT r.name, u.account, u.started_at FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?`, id).Scan(&u.Repository, &u.Account, &started)
 	if errors.Is(err, sql.ErrNoRows) {
 		return meta.Upload{}, fmt.Errorf("%w: %s", meta.ErrUploadUnknown, id)
 	}
@@ -660,7 +682,7 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 
 // Uploads implements meta.Store.
 func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.started_at FROM uploads u
+	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.account, u.started_at FROM uploads u
 		JOIN repositories r ON r.id = u.repository_id ORDER BY u.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list uploads: %w", err)
@@ -670,7 +692,7 @@ func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
 	for rows.Next() {
 		var u meta.Upload
 		var started int64
-		if err := rows.Scan(&u.ID, &u.Repository, &started); err != nil {
+		if err := rows.Scan(&u.ID, &u.Repository, &u.Account, &started); err != nil {
 			return nil, fmt.Errorf("list uploads: %w", err)
 		}
 		u.StartedAt = fromNanos(started)

@@ -118,7 +118,7 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 		return rep, err
 	}
 
-	if rep.Uploads, err = expireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
+	if rep.Uploads, err = ExpireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
 		return rep, err
 	}
 
@@ -163,10 +163,13 @@ func notify(ctx context.Context, n event.Notifier, e event.Event) {
 	}
 }
 
-// expireUploads removes sessions whose content was last written before
+// ExpireUploads removes sessions whose content was last written before
 // cutoff, and session records whose content is gone and that started before
-// cutoff.
-func expireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff time.Time, lock func(string) func()) (int, error) {
+// cutoff, returning how many. lock, if set, is held while a session is
+// removed (Registry.LockUpload). A server runs it on a timer of its own as
+// well as within Run: sessions must expire whether or not collection is
+// scheduled.
+func ExpireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff time.Time, lock func(string) func()) (int, error) {
 	seen := map[string]bool{}
 	var stale []string
 	if err := bs.WalkUploads(ctx, func(u blob.UploadInfo) error {
