@@ -190,19 +190,29 @@ func ExpireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff tim
 			stale = append(stale, s.ID)
 		}
 	}
+	expired := 0
 	for _, id := range stale {
+		unlock := func() {}
 		if lock != nil {
-			unlock := lock(id)
-			err = expire(ctx, ms, bs, id)
-			unlock()
-		} else {
-			err = expire(ctx, ms, bs, id)
+			unlock = lock(id)
 		}
+		// Looked at again under the session's lock: a chunk may have
+		// arrived since the walk, and an active session must stay.
+		info, err := bs.StatUpload(ctx, id)
+		switch {
+		case err == nil && !info.ModTime.Before(cutoff):
+		case err != nil && !errors.Is(err, blob.ErrUploadNotFound):
+		default:
+			if err = expire(ctx, ms, bs, id); err == nil {
+				expired++
+			}
+		}
+		unlock()
 		if err != nil {
-			return 0, err
+			return expired, err
 		}
 	}
-	return len(stale), nil
+	return expired, nil
 }
 
 func expire(ctx context.Context, ms meta.Store, bs blob.Store, id string) error {

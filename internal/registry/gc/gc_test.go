@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 
 type env struct {
 	t      *testing.T
+	dir    string
 	url    string
 	reg    *registry.Registry
 	blobs  *filesystem.Store
@@ -64,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(func() { srv.Close(); ms.Close() })
-	return &env{t: t, url: srv.URL, reg: reg, blobs: bs, meta: ms, events: &events{}}
+	return &env{t: t, dir: dir, url: srv.URL, reg: reg, blobs: bs, meta: ms, events: &events{}}
 }
 
 func (e *env) do(method, path string, body []byte, headers ...string) (int, http.Header, []byte) {
@@ -385,6 +387,42 @@ func TestExpiresIdleUploadsAndStrayFiles(t *testing.T) {
 	e.blobs.WalkUploads(context.Background(), func(blob.UploadInfo) error { n++; return nil })
 	if n != 0 {
 		t.Errorf("%d upload directories left", n)
+	}
+}
+
+// A session idle at the walk but written to before its lock is taken (a
+// PATCH that held the lock meanwhile) is active: expiry must leave it.
+func TestExpiryKeepsASessionWrittenSinceTheWalk(t *testing.T) {
+	e := newEnv(t)
+	_, h, _ := e.do("POST", "/v2/r/blobs/uploads/", nil)
+	loc := h.Get("Location")
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	cutoff := time.Now().Add(time.Hour) // everything written so far is stale
+	lock := func(got string) func() {
+		unlock := e.reg.LockUpload(got)
+		if got == id {
+			// What a request holding the lock did after the walk.
+			up, err := e.blobs.ResumeUpload(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up.Write([]byte("a late chunk"))
+			up.Close()
+			future := cutoff.Add(time.Minute)
+			os.Chtimes(filepath.Join(e.dir, "blobs", "_uploads", id, "data"), future, future)
+		}
+		return unlock
+	}
+	n, err := gc.ExpireUploads(context.Background(), e.meta, e.blobs, cutoff, lock)
+	if err != nil || n != 0 {
+		t.Fatalf("ExpireUploads = %d, %v; want the written session kept", n, err)
+	}
+	if status, h, _ := e.do("GET", loc, nil); status != http.StatusNoContent || h.Get("Range") != "0-11" {
+		t.Errorf("session after expiry = %d, Range %q; want it whole", status, h.Get("Range"))
+	}
+	// Idle at the walk and still idle under the lock: expired.
+	if n, err := gc.ExpireUploads(context.Background(), e.meta, e.blobs, cutoff.Add(time.Hour), e.reg.LockUpload); err != nil || n != 1 {
+		t.Errorf("ExpireUploads of the idle session = %d, %v; want 1", n, err)
 	}
 }
 
