@@ -408,6 +408,20 @@ func (c *Config) Validate() error {
 	if c.Registry.UploadTTL <= 0 {
 		errs = append(errs, errors.New("registry.upload_ttl must be positive"))
 	}
+	// The file may say what a flag or variable cannot.
+	if c.Limits.BodyIdleTimeout < 0 {
+		errs = append(errs, errors.New("limits.body_idle_timeout must not be negative"))
+	}
+	for key, n := range map[string]int{
+		"limits.max_connections": c.Limits.MaxConnections, "limits.max_connections_per_ip": c.Limits.MaxConnectionsPerIP,
+		"limits.max_uploads": c.Limits.MaxUploads, "limits.max_uploads_per_account": c.Limits.MaxUploadsPerAccount,
+		"registry.max_upload_sessions_per_account":    c.Registry.MaxUploadSessionsPerAccount,
+		"registry.max_upload_sessions_per_repository": c.Registry.MaxUploadSessionsPerRepository,
+	} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", key))
+		}
+	}
 	if c.GC.Interval > 0 && c.GC.Interval < time.Minute {
 		errs = append(errs, errors.New("gc.interval must be 0 (off) or at least 1m"))
 	}

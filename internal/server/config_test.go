@@ -101,6 +101,9 @@ func TestConfigErrors(t *testing.T) {
 		func(c *Config) { c.Limits.MaxManifestSize = 0 },
 		func(c *Config) { c.GC.Interval = time.Second },
 		func(c *Config) { c.Registry.UploadTTL = 0 },
+		func(c *Config) { c.Limits.BodyIdleTimeout = -time.Second },
+		func(c *Config) { c.Limits.MaxConnections = -1 },
+		func(c *Config) { c.Registry.MaxUploadSessionsPerAccount = -1 },
 	} {
 		c := DefaultConfig()
 		bad(&c)

@@ -42,15 +42,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("meta database path %q: must not contain '?' or '#'", path)
 	}
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("meta database %s: %w", path, err)
+	}
 	// synchronous(NORMAL) in WAL mode: a commit is durable once written to
 	// the WAL, which survives a crash of the process (kill -9); a power cut
 	// may roll back the last commits, never half of one. Blob content is
 	// fsynced before the metadata naming it commits, so a rolled-back push
 	// leaves garbage, not a manifest without its blobs. FULL would add an
 	// fsync (2 ms here) to every push's two to three commits.
-	if err := privateFiles(path); err != nil {
-		return nil, fmt.Errorf("meta database %s: %w", path, err)
-	}
 	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
