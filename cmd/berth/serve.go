@@ -98,9 +98,13 @@ func (v *settingValue) Set(s string) error {
 func (v *settingValue) Type() string { return v.kind }
 
 func settingsHelp() string {
+	width := 0
+	for _, s := range server.Settings() {
+		width = max(width, len(s.Key))
+	}
 	out := ""
 	for _, s := range server.Settings() {
-		out += fmt.Sprintf("  %-26s %s\n", s.Key, s.Env())
+		out += fmt.Sprintf("  %-*s %s\n", width, s.Key, s.Env())
 	}
 	return out
 }

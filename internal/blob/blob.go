@@ -73,6 +73,9 @@ type Store interface {
 	ResumeUpload(ctx context.Context, id string) (Upload, error)
 	// WalkUploads calls fn for every unfinished upload.
 	WalkUploads(ctx context.Context, fn func(UploadInfo) error) error
+	// StatUpload describes one unfinished upload, or returns
+	// ErrUploadNotFound.
+	StatUpload(ctx context.Context, id string) (UploadInfo, error)
 	// RemoveUpload discards an unfinished upload, also one left half-created
 	// by a crash. Removing an unknown upload is not an error.
 	RemoveUpload(ctx context.Context, id string) error

@@ -29,12 +29,38 @@ var (
 	ErrTagUnknown        = errors.New("tag unknown")
 	ErrUploadUnknown     = errors.New("upload unknown")
 	ErrUploadExists      = errors.New("upload already exists")
+	ErrTooManyUploads    = errors.New("too many unfinished uploads")
 )
+
+// UploadLimit bounds the unfinished upload sessions CreateUpload allows;
+// zero fields do not limit.
+type UploadLimit struct {
+	PerRepository int
+	PerAccount    int
+}
+
+// TooManyUploadsError is returned by CreateUpload when a limit is reached.
+// It matches ErrTooManyUploads.
+type TooManyUploadsError struct {
+	Scope string // "repository" or "account"
+	Limit int
+}
+
+func (e *TooManyUploadsError) Error() string {
+	return fmt.Sprintf("%v: %d open for this %s", ErrTooManyUploads, e.Limit, e.Scope)
+}
+
+func (e *TooManyUploadsError) Is(target error) bool { return target == ErrTooManyUploads }
 
 // MissingBlobsError is returned by PutManifest when required blobs are not
 // readable from the repository. It matches ErrBlobUnknown.
 type MissingBlobsError struct {
 	Digests []digest.Digest
+	// Collected lists those of Digests that the repository held until
+	// garbage collection pruned them (uploaded longer than the grace
+	// period before the manifest arrived): the client must push them
+	// again.
+	Collected []digest.Digest
 }
 
 func (e *MissingBlobsError) Error() string {
@@ -54,18 +80,31 @@ const (
 	// RefBlob is a blob the manifest cannot do without (an image config);
 	// PutManifest requires it to be readable from the repository.
 	RefBlob RefKind = iota
-	// RefLayer is a blob the manifest names but that may be absent (sparse
-	// images, non-distributable layers). It is kept alive while the
-	// manifest is, once it exists.
+	// RefLayer is a blob the manifest names but that may be absent (a
+	// sparse image: a mirror holding some platforms' layers). When the
+	// repository links it, PutManifest claims it (it lives while the
+	// manifest does). When the repository linked it until garbage
+	// collection pruned it, PutManifest refuses the manifest, as for a
+	// missing RefBlob: storing it would acknowledge an image that cannot
+	// be pulled.
 	RefLayer
 	// RefManifest is a manifest an index lists.
 	RefManifest
+	// RefExternal is a blob the registry never needs to hold: carried
+	// inline (data), or at other locations (urls, non-distributable
+	// layers). Claimed like RefLayer when present; never refused.
+	RefExternal
 )
 
 // Reference is one digest a manifest points to.
 type Reference struct {
 	Digest digest.Digest
 	Kind   RefKind
+	// Present is set by WalkManifests (PutManifest ignores it): whether
+	// the blob was readable from the repository when the manifest was
+	// stored. Always true for RefBlob. A present blob whose content is
+	// gone is damage; an absent one was deliberately sparse.
+	Present bool
 }
 
 // Manifest is a stored manifest with what the registry needs to serve it,
@@ -99,12 +138,16 @@ type Descriptor struct {
 type Upload struct {
 	ID         string
 	Repository string
-	StartedAt  time.Time
+	// Account is who started it, for UploadLimit.PerAccount.
+	Account   string
+	StartedAt time.Time
 }
 
 // BlobRecord is what the store knows about one blob, for fsck.
 type BlobRecord struct {
-	Digest     digest.Digest
+	Digest digest.Digest
+	// Size is the size of the verified content, or -1 while the blob is
+	// only claimed (TouchBlob) and no verified write has linked it yet.
 	Size       int64
 	LastUsed   time.Time
 	Linked     bool // readable from at least one repository
@@ -141,13 +184,20 @@ type Store interface {
 
 	// TouchBlob records that blob d is about to be written, protecting it
 	// from garbage collection for the grace period. Call it before the
-	// content is committed to the blob store.
-	TouchBlob(ctx context.Context, d digest.Digest, size int64) error
+	// content is committed to the blob store. It takes no size: the write
+	// may still fail, and a claim must never change what is recorded about
+	// a blob other repositories already hold (only its last use moves).
+	TouchBlob(ctx context.Context, d digest.Digest) error
 	// LinkBlob makes blob d readable from repo, creating repo if needed.
+	// size is the size of content verified against d; it is recorded.
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
-	// LinkUploadedBlob links blob d into the upload's repository and ends the
-	// upload session, in one transaction.
+	// LinkUploadedBlob links blob d (of verified size) into the upload's
+	// repository and ends the upload session, in one transaction.
 	LinkUploadedBlob(ctx context.Context, uploadID string, d digest.Digest, size int64) error
+	// SetBlobSize corrects the recorded size of blob d to the size of its
+	// verified content (fsck --repair), or returns ErrBlobUnknown when the
+	// store has no record of it.
+	SetBlobSize(ctx context.Context, d digest.Digest, size int64) error
 	// BlobSize returns the size of blob d if repo may read it, else
 	// ErrBlobUnknown.
 	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
@@ -161,8 +211,11 @@ type Store interface {
 
 	// PutManifest stores m in repo (creating repo if needed) and points
 	// tags at it, in one transaction. References of kind RefBlob must be
-	// readable from repo, else nothing changes and a *MissingBlobsError is
-	// returned.
+	// readable from repo, and RefLayer ones must not be blobs repo held
+	// until garbage collection pruned them (see RefLayer), else nothing
+	// changes and a *MissingBlobsError is returned. Every blob it names
+	// is claimed in the same transaction: garbage collection cannot take
+	// a blob between this check and the manifest being stored.
 	PutManifest(ctx context.Context, repo string, m *Manifest, tags []string) error
 	// Manifest returns the manifest d of repo without its References, or
 	// ErrManifestUnknown.
@@ -189,8 +242,9 @@ type Store interface {
 	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
 
 	// CreateUpload records a new upload session, creating its repository
-	// if needed.
-	CreateUpload(ctx context.Context, u Upload) error
+	// if needed, unless the repository or u.Account already has as many
+	// sessions as limit allows (a *TooManyUploadsError).
+	CreateUpload(ctx context.Context, u Upload, limit UploadLimit) error
 	// Upload returns a session, or ErrUploadUnknown.
 	Upload(ctx context.Context, id string) (Upload, error)
 	// DeleteUpload forgets a session; forgetting an unknown one is not an
@@ -207,7 +261,13 @@ type Store interface {
 	CollectManifests(ctx context.Context, repo string, policy GCPolicy) (Collected, error)
 	// PruneBlobLinks removes links made before the time given that no
 	// manifest of the linking repository references, returning how many.
+	// It remembers each pruned link until ForgetPrunedLinks, so that
+	// PutManifest can refuse a manifest naming it, and PruneRepositories
+	// keeps a repository while it remembers one of its links.
 	PruneBlobLinks(ctx context.Context, before time.Time) (int64, error)
+	// ForgetPrunedLinks forgets links pruned before the time given,
+	// returning how many.
+	ForgetPrunedLinks(ctx context.Context, before time.Time) (int64, error)
 	// SweepBlobs finds blobs last used before the time given that no
 	// repository links and no manifest references. For each it calls
 	// remove inside a transaction that holds off TouchBlob, and forgets the
@@ -218,8 +278,9 @@ type Store interface {
 	// off TouchBlob, if the store has no record of blob d. It reports
 	// whether remove ran.
 	RemoveUnrecordedBlob(ctx context.Context, d digest.Digest, remove func() error) (bool, error)
-	// PruneRepositories deletes repositories with no manifests, blob links
-	// or uploads, created before the time given, returning their names.
+	// PruneRepositories deletes repositories with no manifests, blob links,
+	// remembered pruned links or uploads, created before the time given,
+	// returning their names.
 	PruneRepositories(ctx context.Context, before time.Time) ([]string, error)
 
 	// WalkManifests calls fn for every manifest of every repository, with

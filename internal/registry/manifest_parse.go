@@ -99,7 +99,7 @@ func parseManifest(body []byte, contentType string, requireLayers bool) (*meta.M
 		}
 		kind := meta.RefBlob
 		if doc.Config.Data != nil {
-			kind = meta.RefLayer // carried inline: the registry need not hold it
+			kind = meta.RefExternal // carried inline: the registry need not hold it
 		}
 		m.References = append(m.References, meta.Reference{Digest: digest.Digest(doc.Config.Digest), Kind: kind})
 		for i, l := range doc.Layers {
@@ -107,7 +107,10 @@ func parseManifest(body []byte, contentType string, requireLayers bool) (*meta.M
 				return nil, invalid("layer %d: %v", i, err)
 			}
 			kind := meta.RefLayer
-			if requireLayers && l.Data == nil && len(l.URLs) == 0 && !nonDistributable(l.MediaType) {
+			switch {
+			case l.Data != nil || len(l.URLs) > 0 || nonDistributable(l.MediaType):
+				kind = meta.RefExternal
+			case requireLayers:
 				kind = meta.RefBlob
 			}
 			m.References = append(m.References, meta.Reference{Digest: digest.Digest(l.Digest), Kind: kind})

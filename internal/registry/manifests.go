@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -222,13 +223,18 @@ func (reg *Registry) readManifestBody(q *request) ([]byte, error) {
 }
 
 func missingBlobsError(missing *meta.MissingBlobsError) error {
-	e := &apiError{code: errManifestBlobUnknown,
-		reason: fmt.Sprintf("manifest references blob %s, unknown to this repository", missing.Digests[0]),
+	message := func(d digest.Digest) string {
+		if slices.Contains(missing.Collected, d) {
+			return fmt.Sprintf("manifest references blob %s, which garbage collection removed from this repository "+
+				"because no manifest named it within the grace period; push the blob again", d)
+		}
+		return fmt.Sprintf("manifest references blob %s, unknown to this repository", d)
+	}
+	e := &apiError{code: errManifestBlobUnknown, reason: message(missing.Digests[0]),
 		detail: map[string]string{"digest": missing.Digests[0].String()}}
 	for _, d := range missing.Digests[1:] {
-		e.more = append(e.more, errorEntry{Code: errManifestBlobUnknown.code,
-			Message: fmt.Sprintf("manifest references blob %s, unknown to this repository", d),
-			Detail:  map[string]string{"digest": d.String()}})
+		e.more = append(e.more, errorEntry{Code: errManifestBlobUnknown.code, Message: message(d),
+			Detail: map[string]string{"digest": d.String()}})
 	}
 	return e
 }

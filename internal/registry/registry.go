@@ -47,6 +47,15 @@ type Options struct {
 	// CacheSize bounds the in-memory manifest cache in bytes; zero means
 	// DefaultCacheSize, negative disables it.
 	CacheSize int64
+	// MaxUploads and MaxUploadsPerAccount bound the requests sending blob
+	// content at once (monolithic POSTs, PATCHes, PUTs), in all and per
+	// account; past them a request gets 429 TOOMANYREQUESTS with
+	// Retry-After. Zero does not limit.
+	MaxUploads           int
+	MaxUploadsPerAccount int
+	// SessionLimit bounds unfinished upload sessions per repository and
+	// per account (429 past it); zero fields do not limit.
+	SessionLimit meta.UploadLimit
 }
 
 // Registry is the http.Handler of the distribution API.
@@ -60,6 +69,8 @@ type Registry struct {
 	requireLayers bool
 	cache         *manifestCache
 	sessions      sessionLocks
+	uploads       uploadSlots
+	sessionLimit  meta.UploadLimit
 }
 
 // New returns a Registry over the given stores.
@@ -75,6 +86,8 @@ func New(opts Options) (*Registry, error) {
 		log:           opts.Logger,
 		maxManifest:   opts.MaxManifestSize,
 		requireLayers: opts.RequireLayers,
+		uploads:       uploadSlots{max: opts.MaxUploads, perAccount: opts.MaxUploadsPerAccount},
+		sessionLimit:  opts.SessionLimit,
 	}
 	if reg.authz == nil {
 		reg.authz = access.AllowAll{}

@@ -37,6 +37,11 @@ func (reg *Registry) handleUploadStart(q *request) error {
 		// ordinary upload.
 	}
 	if d := query.Get("digest"); d != "" {
+		release, err := reg.uploads.acquire(account(q))
+		if err != nil {
+			return err
+		}
+		defer release()
 		return reg.monolithicUpload(q, d)
 	}
 	return reg.startSession(q)
@@ -121,8 +126,10 @@ func (reg *Registry) monolithicUpload(q *request, ref string) error {
 		return err
 	}
 	// Claim the digest before its content lands, so that garbage
-	// collection cannot delete the file between commit and link.
-	if err := reg.meta.TouchBlob(q.ctx(), d, max(q.r.ContentLength, 0)); err != nil {
+	// collection cannot delete the file between commit and link. The
+	// claim records no size: the body may be a lie, and the digest may
+	// be another repository's blob.
+	if err := reg.meta.TouchBlob(q.ctx(), d); err != nil {
 		return err
 	}
 	body := &clientBody{r: q.r.Body}
@@ -164,7 +171,13 @@ func (reg *Registry) startSession(q *request) error {
 	if err != nil {
 		return err
 	}
-	if err := reg.meta.CreateUpload(q.ctx(), meta.Upload{ID: up.ID(), Repository: q.route.name, StartedAt: time.Now()}); err != nil {
+	err = reg.meta.CreateUpload(q.ctx(), meta.Upload{ID: up.ID(), Repository: q.route.name, Account: account(q), StartedAt: time.Now()},
+		reg.sessionLimit)
+	var tooMany *meta.TooManyUploadsError
+	if errors.As(err, &tooMany) {
+		return errors.Join(tooManySessions(tooMany), up.Cancel(q.ctx()))
+	}
+	if err != nil {
 		return errors.Join(err, up.Cancel(q.ctx()))
 	}
 	if err := up.Close(); err != nil {
@@ -202,6 +215,13 @@ func (reg *Registry) handleUpload(q *request) error {
 	}
 	if err := reg.authorize(q, access.Push); err != nil {
 		return err
+	}
+	if q.r.Method == http.MethodPatch || q.r.Method == http.MethodPut {
+		release, err := reg.uploads.acquire(account(q))
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	id := q.route.ref
 	unlock := reg.sessions.lock(id)
@@ -323,7 +343,7 @@ func (reg *Registry) finishUpload(q *request, up blob.Upload) error {
 			return err
 		}
 	}
-	if err := reg.meta.TouchBlob(q.ctx(), d, up.Size()); err != nil {
+	if err := reg.meta.TouchBlob(q.ctx(), d); err != nil {
 		return err
 	}
 	n, err := up.Commit(q.ctx(), d)

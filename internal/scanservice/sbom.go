@@ -55,7 +55,7 @@ func (s *Service) attachSBOM(ctx context.Context, d digest.Digest, r *match.Repo
 		d       digest.Digest
 	}{{config, digest.FromBytes(config)}, {doc.Bytes(), digest.FromBytes(doc.Bytes())}}
 	for _, b := range blobs {
-		if err := s.opts.Meta.TouchBlob(ctx, b.d, int64(len(b.content))); err != nil {
+		if err := s.opts.Meta.TouchBlob(ctx, b.d); err != nil {
 			return err
 		}
 		if _, err := s.opts.Blobs.Put(ctx, b.d, bytes.NewReader(b.content)); err != nil {

@@ -162,7 +162,7 @@ func (h *harness) push(repo, tag string, pkgs ...string) digest.Digest {
 		d       digest.Digest
 		content []byte
 	}{{digest.Digest(cfgDigest.String()), cfg}, {digest.Digest(ld.String()), tb.Bytes()}} {
-		if err := h.meta.TouchBlob(ctx, b.d, int64(len(b.content))); err != nil {
+		if err := h.meta.TouchBlob(ctx, b.d); err != nil {
 			h.t.Fatal(err)
 		}
 		if _, err := h.blobs.Put(ctx, b.d, bytes.NewReader(b.content)); err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
@@ -155,13 +154,11 @@ type GCArgs struct{}
 // Kind implements river.JobArgs.
 func (GCArgs) Kind() string { return "gc" }
 
-// InsertOpts: one collection queued at a time; a failed one is not
-// retried (the next run does its work).
+// InsertOpts: a failed collection is not retried (the next run does its
+// work). Collections are not unique: one asked for while another runs
+// must still run after it (collections take turns on a lock).
 func (GCArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateScheduled, rivertype.JobStateRunning},
-	}}
+	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 1}
 }
 
 type gcWorker struct {
@@ -179,8 +176,7 @@ func (w *gcWorker) Work(ctx context.Context, _ *river.Job[GCArgs]) error {
 	return nil
 }
 
-// TriggerGC queues a garbage collection now; one already queued absorbs
-// the request.
+// TriggerGC queues a garbage collection now.
 func (s *Server) TriggerGC() {
 	if _, err := s.bg.queue.Insert(context.Background(), GCArgs{}, nil); err != nil {
 		s.log.Error("could not queue garbage collection", "error", err)

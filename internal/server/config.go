@@ -118,9 +118,28 @@ type Audit struct {
 	AnchorURL string `yaml:"anchor_url"`
 }
 
-// Limits bounds what clients may send.
+// Limits bounds what clients may send and hold, so that a few slow or
+// greedy clients cannot make the server unreachable for others.
 type Limits struct {
 	MaxManifestSize ByteSize `yaml:"max_manifest_size"`
+	// BodyIdleTimeout fails a request whose body sends nothing for this
+	// long (its connection is closed); 0 turns it off.
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
+	// MaxConnections bounds open client connections; past it new ones
+	// wait to be accepted. 0 derives it from the open-file limit, leaving
+	// descriptors for blob and database files.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds one client address's share (connections
+	// past it are closed at once); addresses in auth.trusted_proxies are
+	// exempt. 0 means a quarter of the connection limit.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// MaxUploads bounds requests sending blob content at once (429 past
+	// it). 0 means half the connection limit, so uploads never take every
+	// connection.
+	MaxUploads int `yaml:"max_uploads"`
+	// MaxUploadsPerAccount bounds one account's share of them; 0 does not
+	// limit.
+	MaxUploadsPerAccount int `yaml:"max_uploads_per_account"`
 }
 
 // Registry tunes the distribution API.
@@ -131,9 +150,13 @@ type Registry struct {
 	RequireLayers bool `yaml:"require_layers"`
 	// CacheSize bounds the in-memory manifest cache; 0 disables it.
 	CacheSize ByteSize `yaml:"cache_size"`
-	// UploadTTL is how long an upload session may sit idle before garbage
-	// collection removes it.
+	// UploadTTL is how long an upload session may sit idle before it is
+	// removed (on a timer of its own, and by garbage collection).
 	UploadTTL time.Duration `yaml:"upload_ttl"`
+	// MaxUploadSessionsPerAccount and MaxUploadSessionsPerRepository
+	// bound unfinished upload sessions (429 past them); 0 does not limit.
+	MaxUploadSessionsPerAccount    int `yaml:"max_upload_sessions_per_account"`
+	MaxUploadSessionsPerRepository int `yaml:"max_upload_sessions_per_repository"`
 }
 
 // GC configures garbage collection inside the server.
@@ -182,8 +205,8 @@ func DefaultConfig() Config {
 		Addr:            "127.0.0.1:5000",
 		Data:            "./berth-data",
 		ShutdownTimeout: time.Minute,
-		Limits:          Limits{MaxManifestSize: 4 << 20},
-		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour},
+		Limits:          Limits{MaxManifestSize: 4 << 20, BodyIdleTimeout: time.Minute, MaxUploadsPerAccount: 32},
+		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour, MaxUploadSessionsPerAccount: 256, MaxUploadSessionsPerRepository: 1024},
 		GC:              GC{Interval: 0, Grace: time.Hour},
 		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2},
 		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
@@ -336,12 +359,26 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		bytesSetting("limits.max_manifest_size", "max-manifest-size", "largest manifest accepted",
 			func(c *Config) *ByteSize { return &c.Limits.MaxManifestSize }),
+		durationSetting("limits.body_idle_timeout", "body-idle-timeout", "fail a request whose body sends nothing for this long (0: never)",
+			func(c *Config) *time.Duration { return &c.Limits.BodyIdleTimeout }),
+		intSetting("limits.max_connections", "max-connections", "open client connections at most (0: from the open-file limit)",
+			func(c *Config) *int { return &c.Limits.MaxConnections }),
+		intSetting("limits.max_connections_per_ip", "max-connections-per-ip", "connections from one address at most, trusted proxies exempt (0: a quarter of max-connections)",
+			func(c *Config) *int { return &c.Limits.MaxConnectionsPerIP }),
+		intSetting("limits.max_uploads", "max-uploads", "requests sending blob content at once, then 429 (0: half of max-connections)",
+			func(c *Config) *int { return &c.Limits.MaxUploads }),
+		intSetting("limits.max_uploads_per_account", "max-uploads-per-account", "requests one account may send blob content with at once, then 429 (0: no limit)",
+			func(c *Config) *int { return &c.Limits.MaxUploadsPerAccount }),
 		boolSetting("registry.require_layers", "require-layers", "refuse manifests whose layers are not in the repository",
 			func(c *Config) *bool { return &c.Registry.RequireLayers }),
 		bytesSetting("registry.cache_size", "cache-size", "memory for hot manifests and tags (0 disables)",
 			func(c *Config) *ByteSize { return &c.Registry.CacheSize }),
 		durationSetting("registry.upload_ttl", "upload-ttl", "how long an upload session may sit idle",
 			func(c *Config) *time.Duration { return &c.Registry.UploadTTL }),
+		intSetting("registry.max_upload_sessions_per_account", "max-upload-sessions-per-account", "unfinished upload sessions per account, then 429 (0: no limit)",
+			func(c *Config) *int { return &c.Registry.MaxUploadSessionsPerAccount }),
+		intSetting("registry.max_upload_sessions_per_repository", "max-upload-sessions-per-repository", "unfinished upload sessions per repository, then 429 (0: no limit)",
+			func(c *Config) *int { return &c.Registry.MaxUploadSessionsPerRepository }),
 		durationSetting("gc.interval", "gc-interval", "run garbage collection this often (0 disables)",
 			func(c *Config) *time.Duration { return &c.GC.Interval }),
 		durationSetting("gc.grace", "gc-grace", "garbage collection spares content younger than this",
@@ -444,6 +481,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Jobs.RetryBase <= 0 || c.Jobs.RetryMax < c.Jobs.RetryBase {
 		errs = append(errs, errors.New("jobs.retry_base must be positive and jobs.retry_max at least as long"))
+	}
+	// The file may say what a flag or variable cannot.
+	if c.Limits.BodyIdleTimeout < 0 {
+		errs = append(errs, errors.New("limits.body_idle_timeout must not be negative"))
+	}
+	for key, n := range map[string]int{
+		"limits.max_connections": c.Limits.MaxConnections, "limits.max_connections_per_ip": c.Limits.MaxConnectionsPerIP,
+		"limits.max_uploads": c.Limits.MaxUploads, "limits.max_uploads_per_account": c.Limits.MaxUploadsPerAccount,
+		"registry.max_upload_sessions_per_account":    c.Registry.MaxUploadSessionsPerAccount,
+		"registry.max_upload_sessions_per_repository": c.Registry.MaxUploadSessionsPerRepository,
+	} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", key))
+		}
 	}
 	if c.GC.Interval > 0 && c.GC.Interval < time.Minute {
 		errs = append(errs, errors.New("gc.interval must be 0 (off) or at least 1m"))

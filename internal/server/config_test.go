@@ -25,8 +25,11 @@ addr: 0.0.0.0:6000
 data: /srv/berth
 limits:
   max_manifest_size: 8MiB
+  body_idle_timeout: 30s
+  max_connections: 500
 registry:
   cache_size: 1048576
+  max_upload_sessions_per_account: 10
 gc:
   interval: 6h
   grace: 30m
@@ -34,7 +37,8 @@ gc:
 `)); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"BERTH_ADDR": "127.0.0.1:7000", "BERTH_GC_GRACE": "2h", "BERTH_REGISTRY_REQUIRE_LAYERS": "true"}
+	env := map[string]string{"BERTH_ADDR": "127.0.0.1:7000", "BERTH_GC_GRACE": "2h", "BERTH_REGISTRY_REQUIRE_LAYERS": "true",
+		"BERTH_LIMITS_MAX_UPLOADS_PER_ACCOUNT": "4"}
 	if err := c.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +51,9 @@ gc:
 	}
 	want := DefaultConfig()
 	want.Addr, want.Data, want.ShutdownTimeout = "127.0.0.1:7000", "/srv/berth", time.Minute
-	want.Limits = Limits{MaxManifestSize: 8 << 20}
-	want.Registry = Registry{RequireLayers: true, CacheSize: 1 << 20, UploadTTL: 24 * time.Hour}
+	want.Limits.MaxManifestSize, want.Limits.BodyIdleTimeout, want.Limits.MaxConnections = 8<<20, 30*time.Second, 500
+	want.Limits.MaxUploadsPerAccount = 4
+	want.Registry.RequireLayers, want.Registry.CacheSize, want.Registry.MaxUploadSessionsPerAccount = true, 1<<20, 10
 	want.GC = GC{Interval: 12 * time.Hour, Grace: 2 * time.Hour, Untagged: true}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config = %+v\nwant     %+v", c, want)
@@ -96,6 +101,9 @@ func TestConfigErrors(t *testing.T) {
 		func(c *Config) { c.Limits.MaxManifestSize = 0 },
 		func(c *Config) { c.GC.Interval = time.Second },
 		func(c *Config) { c.Registry.UploadTTL = 0 },
+		func(c *Config) { c.Limits.BodyIdleTimeout = -time.Second },
+		func(c *Config) { c.Limits.MaxConnections = -1 },
+		func(c *Config) { c.Registry.MaxUploadSessionsPerAccount = -1 },
 	} {
 		c := DefaultConfig()
 		bad(&c)

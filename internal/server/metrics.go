@@ -23,6 +23,9 @@ type metrics struct {
 	uploadsInFlight *prom.Gauge
 	gcRuns          *prom.CounterVec
 	gcDeleted       *prom.CounterVec
+	connsOpen       *prom.Gauge
+	connsRefused    *prom.Counter
+	uploadsExpired  *prom.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,6 +51,12 @@ func newMetrics() *metrics {
 			"Garbage collection runs, by result.", "result"),
 		gcDeleted: reg.NewCounterVec("berth_gc_deleted_total",
 			"Objects garbage collection deleted, by kind.", "kind"),
+		connsOpen: reg.NewGauge("berth_connections_open",
+			"Client connections open."),
+		connsRefused: reg.NewCounterVec("berth_connections_refused_total",
+			"Client connections closed at once because their address had its share (limits.max_connections_per_ip).").WithLabelValues(),
+		uploadsExpired: reg.NewCounterVec("berth_upload_sessions_expired_total",
+			"Idle upload sessions removed by the expiry timer.").WithLabelValues(),
 	}
 }
 
@@ -101,17 +110,28 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
+	// beforeHeader, if set, runs once before the status is written.
+	beforeHeader func(http.Header)
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 {
+		w.header()
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
+func (w *recorder) header() {
+	if w.beforeHeader != nil {
+		w.beforeHeader(w.ResponseWriter.Header())
+		w.beforeHeader = nil
+	}
+}
+
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
+		w.header()
 		w.status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(p)
@@ -121,6 +141,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 
 func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
+		w.header()
 		w.status = http.StatusOK
 	}
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
@@ -152,11 +173,15 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // countingBody counts request body bytes read.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n   int64
+	eof bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
+	if err == io.EOF {
+		b.eof = true
+	}
 	return n, err
 }

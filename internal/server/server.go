@@ -10,9 +10,11 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/auth/api"
+	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -65,6 +68,10 @@ type Server struct {
 
 	gcMu sync.Mutex // one collection at a time
 
+	limits   connectionLimits
+	exempt   []netip.Prefix                // trusted proxies: no per-address connection limit
+	listener atomic.Pointer[limitListener] // set by Serve
+
 	idPrefix string
 	idSeq    atomic.Uint64
 }
@@ -98,6 +105,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if authorizer == nil && sec.auth != nil {
 		authorizer = sec.auth
 	}
+	// Parsed here too: with auth off, Validate does not check them, and
+	// the connection limit still exempts them.
+	exempt, err := auth.ParseCIDRs(cfg.Auth.TrustedProxies)
+	if err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
+	}
+	limits := deriveLimits(cfg.Limits, openFileLimit())
 	cacheSize := int64(cfg.Registry.CacheSize)
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
@@ -117,6 +133,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxManifestSize: int64(cfg.Limits.MaxManifestSize),
 		RequireLayers:   cfg.Registry.RequireLayers,
 		CacheSize:       cacheSize,
+		MaxUploads:      limits.uploads,
+		// Zero is no per-account limit, as configured.
+		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
+		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
+			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
 	})
 	if err != nil {
 		sec.Close()
@@ -133,6 +154,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		tls:      tlsCfg,
 		reg:      reg,
 		metrics:  newMetrics(),
+		limits:   limits,
+		exempt:   exempt,
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
 		version:  opts.Version,
 	}
@@ -206,9 +229,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.uploadsInFlight.Inc()
 		defer s.metrics.uploadsInFlight.Dec()
 	}
+	idle := s.cfg.Limits.BodyIdleTimeout
+	rc := http.NewResponseController(w)
+	if idle > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: idle}
+	}
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
 	rec := &recorder{ResponseWriter: w}
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		rec.beforeHeader = func(h http.Header) { bodyUnread(h, r, body, rc, idle) }
+	}
 	next.ServeHTTP(rec, r)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
@@ -275,6 +306,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.bg.start(ctx); err != nil {
 		return errors.Join(err, s.Close())
 	}
+	lln := newLimitListener(ln, s.limits, s.exempt, s.metrics)
+	s.listener.Store(lln)
+	ln = lln
+	expiryCtx, stopExpiry := context.WithCancel(context.Background())
+	expiryDone := make(chan struct{})
+	go func() {
+		defer close(expiryDone)
+		s.expireUploadsLoop(expiryCtx)
+	}()
 	scheme := "http"
 	serve := func() error { return hs.Serve(ln) }
 	if s.tls != nil {
@@ -284,7 +324,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- serve() }()
-	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil)
+	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil,
+		"max_connections", s.limits.max, "max_connections_per_ip", s.limits.perIP, "max_uploads", s.limits.uploads)
 
 	var serveErr error
 	select {
@@ -299,6 +340,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("shutdown timed out; closing remaining connections", "error", err)
 		hs.Close()
 	}
+	stopExpiry()
+	<-expiryDone
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}

@@ -114,7 +114,9 @@ func ensureSelfSigned(certFile, keyFile, addr string, now time.Time) (bool, erro
 	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return false, err
 	}
-	if err := writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	// Not secret, but everything berth writes in the data directory is
+	// kept from other users; operators copy it to clients.
+	if err := writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o640); err != nil {
 		return false, err
 	}
 	return true, nil

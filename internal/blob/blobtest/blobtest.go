@@ -449,6 +449,9 @@ func testWalkAndRemoveUploads(t *testing.T, f Factory) {
 			t.Errorf("upload %s has no modification time", i.ID)
 		}
 		seen[i.ID] = i.Size
+		if one, err := s.StatUpload(ctx, i.ID); err != nil || one != i {
+			t.Errorf("StatUpload(%s) = %+v, %v; WalkUploads saw %+v", i.ID, one, err, i)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -469,6 +472,14 @@ func testWalkAndRemoveUploads(t *testing.T, f Factory) {
 	}
 	if n := countUploads(t, s); n != 0 {
 		t.Errorf("%d uploads left after RemoveUpload", n)
+	}
+	for id := range sizes {
+		if _, err := s.StatUpload(ctx, id); !errors.Is(err, blob.ErrUploadNotFound) {
+			t.Errorf("StatUpload of a removed upload: err = %v, want ErrUploadNotFound", err)
+		}
+	}
+	if _, err := s.StatUpload(ctx, "../../etc"); !errors.Is(err, blob.ErrUploadNotFound) {
+		t.Errorf("StatUpload of a path: err = %v, want ErrUploadNotFound", err)
 	}
 }
 

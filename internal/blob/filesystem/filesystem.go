@@ -238,6 +238,33 @@ func (s *Store) WalkUploads(ctx context.Context, fn func(blob.UploadInfo) error)
 	return nil
 }
 
+// StatUpload implements blob.Store.
+func (s *Store) StatUpload(_ context.Context, id string) (blob.UploadInfo, error) {
+	if !validUploadID(id) {
+		return blob.UploadInfo{}, fmt.Errorf("%w: %q", blob.ErrUploadNotFound, id)
+	}
+	dir := filepath.Join(s.root, uploadsDir, id)
+	info := blob.UploadInfo{ID: id}
+	fi, err := os.Stat(filepath.Join(dir, dataFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Half-created by a crash, as in WalkUploads: the directory's age.
+		di, derr := os.Stat(dir)
+		if errors.Is(derr, fs.ErrNotExist) {
+			return blob.UploadInfo{}, fmt.Errorf("%w: %s", blob.ErrUploadNotFound, id)
+		}
+		if derr != nil {
+			return blob.UploadInfo{}, fmt.Errorf("stat upload %s: %w", id, derr)
+		}
+		info.ModTime = di.ModTime()
+	case err != nil:
+		return blob.UploadInfo{}, fmt.Errorf("stat upload %s: %w", id, err)
+	default:
+		info.Size, info.ModTime = fi.Size(), fi.ModTime()
+	}
+	return info, nil
+}
+
 // RemoveUpload implements blob.Store.
 func (s *Store) RemoveUpload(_ context.Context, id string) error {
 	if !validUploadID(id) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -32,13 +33,16 @@ func Run(t *testing.T, f Factory) {
 	}{
 		{"BlobLinksArePerRepository", testBlobLinks},
 		{"MountBlob", testMountBlob},
+		{"ClaimsKeepRecordedSizes", testClaimsKeepSizes},
 		{"PutManifestRequiresBlobs", testPutManifestRequiresBlobs},
+		{"PutManifestClaimsLayersAndRefusesCollectedOnes", testPutManifestClaimsLayers},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"TagsMoveAndList", testTags},
 		{"DeleteTagAndManifest", testDeletes},
 		{"Referrers", testReferrers},
 		{"RepositoriesCatalog", testRepositories},
 		{"Uploads", testUploads},
+		{"UploadLimits", testUploadLimits},
 		{"ConcurrentPushesOfOneTag", testConcurrentTagPushes},
 		{"ConcurrentLinksOfOneBlob", testConcurrentLinks},
 		{"CollectManifests", testCollectManifests},
@@ -148,6 +152,46 @@ func testMountBlob(t *testing.T, f Factory) {
 	}
 }
 
+// A claim (TouchBlob) comes before the content is verified, from any
+// repository that pushes the digest: it must not change what readers of the
+// blob elsewhere are told. Only a verified link records a size.
+func testClaimsKeepSizes(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("someone else's layer")
+	mustLink(t, s, "victim/app", d, 42)
+	for range 2 {
+		if err := s.TouchBlob(ctx, d); err != nil {
+			t.Fatalf("TouchBlob: %v", err)
+		}
+	}
+	if size, err := s.BlobSize(ctx, "victim/app", d); err != nil || size != 42 {
+		t.Errorf("BlobSize after a claim = %d, %v; want 42", size, err)
+	}
+	// A claim on a new digest records no size.
+	fresh := dg("claimed, never written")
+	if err := s.TouchBlob(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[digest.Digest]int64{}
+	if err := s.WalkBlobs(ctx, func(r meta.BlobRecord) error { sizes[r.Digest] = r.Size; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if sizes[d] != 42 || sizes[fresh] != -1 {
+		t.Errorf("recorded sizes = %v; want 42 for the linked blob, -1 for the claim", sizes)
+	}
+	// fsck --repair corrects a recorded size.
+	if err := s.SetBlobSize(ctx, d, 43); err != nil {
+		t.Fatalf("SetBlobSize: %v", err)
+	}
+	if size, err := s.BlobSize(ctx, "victim/app", d); err != nil || size != 43 {
+		t.Errorf("BlobSize after SetBlobSize = %d, %v; want 43", size, err)
+	}
+	if err := s.SetBlobSize(ctx, dg("unknown"), 1); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("SetBlobSize of an unknown blob: err = %v, want ErrBlobUnknown", err)
+	}
+}
+
 func testPutManifestRequiresBlobs(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, _ := f(t)
@@ -178,6 +222,108 @@ func testPutManifestRequiresBlobs(t *testing.T, f Factory) {
 	}
 	mustLink(t, s, "repo", layer, 20)
 	mustPut(t, s, "repo", m, "latest")
+}
+
+// A layer uploaded longer than the grace period before the manifest naming
+// it loses its link to garbage collection, then its content. The manifest
+// must then be refused, not stored as an image that cannot be pulled; a
+// layer the repository links when the manifest arrives is claimed by it in
+// the same transaction; a layer never uploaded keeps the manifest sparse.
+func testPutManifestClaimsLayers(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	config, early, late, never, external := dg("config"), dg("layer uploaded early"), dg("layer uploaded late"), dg("layer never uploaded"), dg("foreign layer")
+	manifest := func(name string) *meta.Manifest {
+		m := image(name, config)
+		m.References = append(m.References,
+			meta.Reference{Digest: early, Kind: meta.RefLayer},
+			meta.Reference{Digest: late, Kind: meta.RefLayer},
+			meta.Reference{Digest: never, Kind: meta.RefLayer},
+			meta.Reference{Digest: external, Kind: meta.RefExternal})
+		return m
+	}
+	sweepAll := func() []digest.Digest {
+		t.Helper()
+		later := time.Now().Add(time.Hour)
+		if _, err := s.PruneBlobLinks(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+		removed, err := s.SweepBlobs(ctx, later, func(digest.Digest) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return removed
+	}
+	for _, d := range []digest.Digest{early, external} {
+		if err := s.TouchBlob(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		mustLink(t, s, "r", d, 1)
+	}
+	// The collector runs past the grace period of the early uploads.
+	if removed := sweepAll(); len(removed) != 2 {
+		t.Fatalf("swept %v, want the two early blobs", removed)
+	}
+	mustLink(t, s, "r", config, 1)
+	mustLink(t, s, "r", late, 1)
+	m := manifest("lost an early layer")
+	err := s.PutManifest(ctx, "r", m, []string{"v1"})
+	var missing *meta.MissingBlobsError
+	if !errors.As(err, &missing) || !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Fatalf("PutManifest naming a collected layer: err = %v, want *MissingBlobsError", err)
+	}
+	if !slices.Equal(missing.Digests, []digest.Digest{early}) || !slices.Equal(missing.Collected, []digest.Digest{early}) {
+		t.Errorf("missing = %v, collected = %v; want the early layer in both (not the never-uploaded or the foreign one)",
+			missing.Digests, missing.Collected)
+	}
+	if _, err := s.Tag(ctx, "r", "v1"); !errors.Is(err, meta.ErrTagUnknown) {
+		t.Errorf("the refused manifest's tag was stored: %v", err)
+	}
+	// The repository is remembered while its pruned link is.
+	if pruned, err := s.PruneRepositories(ctx, time.Now().Add(time.Hour)); err != nil || len(pruned) != 0 {
+		t.Errorf("PruneRepositories = %v, %v; want r kept", pruned, err)
+	}
+	// Another repository never held it: its sparse manifest is fine.
+	other := manifest("sparse elsewhere")
+	mustLink(t, s, "other", config, 1)
+	mustPut(t, s, "other", other)
+
+	// Pushed again, the layer is welcome, and the manifest claims every
+	// layer present: a collection right after takes none of them.
+	mustLink(t, s, "r", early, 1)
+	mustPut(t, s, "r", m, "v1")
+	if removed := sweepAll(); len(removed) != 0 {
+		t.Errorf("a collection after the push swept %v", removed)
+	}
+	for _, d := range []digest.Digest{config, early, late} {
+		if _, err := s.BlobSize(ctx, "r", d); err != nil {
+			t.Errorf("blob %s of the stored manifest: %v", d, err)
+		}
+	}
+	// Which references were present is what fsck tells damage by.
+	present := map[digest.Digest]bool{}
+	if err := s.WalkManifests(ctx, func(repo string, w *meta.Manifest) error {
+		if repo == "r" {
+			for _, r := range w.References {
+				present[r.Digest] = r.Present
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[digest.Digest]bool{config: true, early: true, late: true, never: false, external: false}
+	if !maps.Equal(present, want) {
+		t.Errorf("present = %v, want %v", present, want)
+	}
+	// Linking the early layer again forgot its pruned link; the foreign
+	// layer's is still remembered, until forgotten.
+	if n, err := s.ForgetPrunedLinks(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("ForgetPrunedLinks of links pruned before an hour ago = %d, %v; want 0", n, err)
+	}
+	if n, err := s.ForgetPrunedLinks(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("ForgetPrunedLinks = %d, %v; want 1 (the foreign layer's)", n, err)
+	}
 }
 
 func testManifestRoundTrip(t *testing.T, f Factory) {
@@ -373,7 +519,7 @@ func testRepositories(t *testing.T, f Factory) {
 		mustPut(t, s, r, image(r))
 	}
 	mustLink(t, s, "only/blobs", dg("x"), 1)
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "only/upload", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u1", Repository: "only/upload", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	all, err := s.Repositories(ctx, "", -1)
@@ -395,22 +541,22 @@ func testUploads(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, _ := f(t)
 	started := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	u := meta.Upload{ID: "0123abcd", Repository: "team/app", StartedAt: started}
-	if err := s.CreateUpload(ctx, u); err != nil {
+	u := meta.Upload{ID: "0123abcd", Repository: "team/app", Account: "alice", StartedAt: started}
+	if err := s.CreateUpload(ctx, u, meta.UploadLimit{}); err != nil {
 		t.Fatalf("CreateUpload: %v", err)
 	}
-	if err := s.CreateUpload(ctx, u); !errors.Is(err, meta.ErrUploadExists) {
+	if err := s.CreateUpload(ctx, u, meta.UploadLimit{}); !errors.Is(err, meta.ErrUploadExists) {
 		t.Errorf("duplicate CreateUpload: err = %v, want ErrUploadExists", err)
 	}
 	got, err := s.Upload(ctx, u.ID)
-	if err != nil || got.Repository != u.Repository || !got.StartedAt.Equal(started) {
+	if err != nil || got.Repository != u.Repository || got.Account != u.Account || !got.StartedAt.Equal(started) {
 		t.Errorf("Upload = %+v, %v; want %+v", got, err, u)
 	}
 	if _, err := s.Upload(ctx, "nope"); !errors.Is(err, meta.ErrUploadUnknown) {
 		t.Errorf("Upload(nope): err = %v", err)
 	}
 	list, err := s.Uploads(ctx)
-	if err != nil || len(list) != 1 || list[0].ID != u.ID {
+	if err != nil || len(list) != 1 || list[0].ID != u.ID || list[0].Account != u.Account {
 		t.Errorf("Uploads = %+v, %v", list, err)
 	}
 	d := dg("uploaded")
@@ -426,7 +572,7 @@ func testUploads(t *testing.T, f Factory) {
 	if err := s.LinkUploadedBlob(ctx, u.ID, d, 99); !errors.Is(err, meta.ErrUploadUnknown) {
 		t.Errorf("LinkUploadedBlob on a finished upload: err = %v", err)
 	}
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "gone", Repository: "r", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "gone", Repository: "r", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteUpload(ctx, "gone"); err != nil {
@@ -434,6 +580,75 @@ func testUploads(t *testing.T, f Factory) {
 	}
 	if err := s.DeleteUpload(ctx, "gone"); err != nil {
 		t.Errorf("DeleteUpload of an unknown upload: %v", err)
+	}
+}
+
+// Unfinished sessions are capped per account and per repository, checked
+// in the transaction that adds one, so concurrent starts cannot overshoot.
+func testUploadLimits(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	limit := meta.UploadLimit{PerRepository: 5, PerAccount: 3}
+	start := func(id, repo, account string) error {
+		return s.CreateUpload(ctx, meta.Upload{ID: id, Repository: repo, Account: account, StartedAt: time.Now()}, limit)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = start(fmt.Sprintf("m%d", i), "shared", "mallory")
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		var tooMany *meta.TooManyUploadsError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &tooMany) && errors.Is(err, meta.ErrTooManyUploads):
+			if tooMany.Scope != "account" || tooMany.Limit != 3 {
+				t.Errorf("refusal %+v, want the account limit of 3", tooMany)
+			}
+		default:
+			t.Errorf("CreateUpload: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d concurrent sessions of one account started, want 3", ok)
+	}
+	// Other accounts are not held back by mallory, until the repository is
+	// full.
+	for i := range 3 {
+		err := start(fmt.Sprintf("o%d", i), "shared", fmt.Sprintf("other%d", i))
+		var tooMany *meta.TooManyUploadsError
+		if i < 2 && err != nil {
+			t.Errorf("another account's session %d: %v", i, err)
+		}
+		if i == 2 && (!errors.As(err, &tooMany) || tooMany.Scope != "repository") {
+			t.Errorf("session past the repository limit: err = %v, want the repository limit", err)
+		}
+	}
+	// Finishing or forgetting a session frees its place.
+	list, err := s.Uploads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range list {
+		if u.Account == "mallory" {
+			if err := s.DeleteUpload(ctx, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if err := start("again", "elsewhere", "mallory"); err != nil {
+		t.Errorf("a session after one was forgotten: %v", err)
+	}
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "unlimited", Repository: "shared", Account: "mallory", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
+		t.Errorf("a session with no limit: %v", err)
 	}
 }
 
@@ -483,7 +698,7 @@ func testConcurrentLinks(t *testing.T, f Factory) {
 		go func() {
 			defer wg.Done()
 			repo := fmt.Sprintf("r%d", i%4)
-			if err := s.TouchBlob(ctx, d, 5); err != nil {
+			if err := s.TouchBlob(ctx, d); err != nil {
 				errs <- err
 			}
 			if err := s.LinkBlob(ctx, repo, d, 5); err != nil {
@@ -658,7 +873,7 @@ func testSweepBlobs(t *testing.T, f Factory) {
 		t.Fatal(err)
 	}
 	for _, d := range []digest.Digest{orphan, failing} {
-		if err := s.TouchBlob(ctx, d, 1); err != nil {
+		if err := s.TouchBlob(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -701,7 +916,7 @@ func testRemoveUnrecordedBlob(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, _ := f(t)
 	known := dg("known")
-	if err := s.TouchBlob(ctx, known, 1); err != nil {
+	if err := s.TouchBlob(ctx, known); err != nil {
 		t.Fatal(err)
 	}
 	ran, err := s.RemoveUnrecordedBlob(ctx, known, func() error { t.Error("removed a recorded blob"); return nil })
@@ -727,7 +942,7 @@ func testPruneRepositories(t *testing.T, f Factory) {
 	if err := s.UnlinkBlob(ctx, "emptied", dg("c")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repository: "uploading", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "u", Repository: "uploading", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	if pruned, err := s.PruneRepositories(ctx, time.Now().Add(-time.Hour)); err != nil || len(pruned) != 0 {
@@ -751,7 +966,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	m := image("walked", config)
 	m.References = append(m.References, meta.Reference{Digest: layer, Kind: meta.RefLayer})
 	mustPut(t, s, "r", m, "t")
-	if err := s.TouchBlob(ctx, dg("pending"), 9); err != nil {
+	if err := s.TouchBlob(ctx, dg("pending")); err != nil {
 		t.Fatal(err)
 	}
 	var walked []*meta.Manifest
@@ -769,7 +984,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	}
 	refs := walked[0].References
 	slices.SortFunc(refs, func(a, b meta.Reference) int { return int(a.Kind) - int(b.Kind) })
-	if len(refs) != 2 || refs[0] != (meta.Reference{Digest: config, Kind: meta.RefBlob}) ||
+	if len(refs) != 2 || refs[0] != (meta.Reference{Digest: config, Kind: meta.RefBlob, Present: true}) ||
 		refs[1] != (meta.Reference{Digest: layer, Kind: meta.RefLayer}) {
 		t.Errorf("References = %+v", refs)
 	}
@@ -780,7 +995,7 @@ func testWalkAndCheck(t *testing.T, f Factory) {
 	if r := records[config]; !r.Linked || !r.Referenced || r.Size != 3 {
 		t.Errorf("config record = %+v", r)
 	}
-	if r := records[dg("pending")]; r.Linked || r.Referenced || r.Size != 9 || r.LastUsed.IsZero() {
+	if r := records[dg("pending")]; r.Linked || r.Referenced || r.Size != -1 || r.LastUsed.IsZero() {
 		t.Errorf("pending record = %+v", r)
 	}
 	stop := errors.New("stop")
@@ -800,7 +1015,7 @@ func testReopen(t *testing.T, f Factory) {
 	mustLink(t, s, "r", d, 5)
 	m := image("durable", d)
 	mustPut(t, s, "r", m, "v1")
-	if err := s.CreateUpload(ctx, meta.Upload{ID: "in-flight", Repository: "r", StartedAt: time.Now()}); err != nil {
+	if err := s.CreateUpload(ctx, meta.Upload{ID: "in-flight", Repository: "r", StartedAt: time.Now()}, meta.UploadLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	s2 := reopen()

@@ -131,16 +131,54 @@ func loadTags(ctx context.Context, tx *sql.Tx, repoID int64) ([]meta.GCTag, erro
 
 // PruneBlobLinks implements meta.Store.
 func (s *Store) PruneBlobLinks(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM repository_blobs WHERE linked_at < ? AND NOT EXISTS (
-		SELECT 1 FROM manifest_references r
-		WHERE r.repository_id = repository_blobs.repository_id AND r.digest = repository_blobs.digest)`,
-		before.UnixNano())
+	var n int64
+	err := s.inTx(ctx, "prune blob links", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM repository_blobs WHERE linked_at < ? AND NOT EXISTS (
+			SELECT 1 FROM manifest_references r
+			WHERE r.repository_id = repository_blobs.repository_id AND r.digest = repository_blobs.digest)
+			RETURNING repository_id, digest`, before.UnixNano())
+		if err != nil {
+			return fmt.Errorf("prune blob links: %w", err)
+		}
+		type link struct {
+			repo   int64
+			digest string
+		}
+		var pruned []link
+		for rows.Next() {
+			var l link
+			if err := rows.Scan(&l.repo, &l.digest); err != nil {
+				rows.Close()
+				return fmt.Errorf("prune blob links: %w", err)
+			}
+			pruned = append(pruned, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("prune blob links: %w", err)
+		}
+		t := now()
+		for _, l := range pruned {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO pruned_blob_links (repository_id, digest, pruned_at) VALUES (?, ?, ?)
+				ON CONFLICT (repository_id, digest) DO UPDATE SET pruned_at = excluded.pruned_at`, l.repo, l.digest, t); err != nil {
+				return fmt.Errorf("prune blob links: remember %s: %w", l.digest, err)
+			}
+		}
+		n = int64(len(pruned))
+		return nil
+	})
+	return n, err
+}
+
+// ForgetPrunedLinks implements meta.Store.
+func (s *Store) ForgetPrunedLinks(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, "DELETE FROM pruned_blob_links WHERE pruned_at < ?", before.UnixNano())
 	if err != nil {
-		return 0, fmt.Errorf("prune blob links: %w", err)
+		return 0, fmt.Errorf("forget pruned blob links: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("prune blob links: %w", err)
+		return 0, fmt.Errorf("forget pruned blob links: %w", err)
 	}
 	return n, nil
 }
@@ -211,6 +249,7 @@ func (s *Store) PruneRepositories(ctx context.Context, before time.Time) ([]stri
 		AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = repositories.id)
 		AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = repositories.id)
 		AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.repository_id = repositories.id)
+		AND NOT EXISTS (SELECT 1 FROM pruned_blob_links p WHERE p.repository_id = repositories.id)
 		RETURNING name`, before.UnixNano()))
 	if err != nil {
 		return nil, fmt.Errorf("prune repositories: %w", err)
@@ -246,7 +285,7 @@ func (s *Store) walkRepository(ctx context.Context, repo string, fn func(repo st
 		if err != nil {
 			return err
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT digest, kind FROM manifest_references
+		rows, err := s.r.QueryContext(ctx, `SELECT digest, kind, present FROM manifest_references
 			WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND manifest = ? ORDER BY digest`, repo, d)
 		if err != nil {
 			return fmt.Errorf("references of %s in %s: %w", d, repo, err)
@@ -254,7 +293,7 @@ func (s *Store) walkRepository(ctx context.Context, repo string, fn func(repo st
 		for rows.Next() {
 			var r meta.Reference
 			var kind int
-			if err := rows.Scan(&r.Digest, &kind); err != nil {
+			if err := rows.Scan(&r.Digest, &kind, &r.Present); err != nil {
 				rows.Close()
 				return fmt.Errorf("references of %s in %s: %w", d, repo, err)
 			}

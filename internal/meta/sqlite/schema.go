@@ -70,7 +70,32 @@ CREATE TABLE uploads (
 ) WITHOUT ROWID;
 CREATE INDEX uploads_by_repository ON uploads(repository_id);
 `,
-	// The outbox: changes recorded in the transaction that makes them
+	// 2: what a manifest's layers were when it was pushed, and the links
+	// garbage collection pruned, so a manifest naming a layer that GC took
+	// from its repository is refused rather than stored broken. References
+	// stored before this migration count as present when the repository
+	// links the blob now (its manifest kept the link from being pruned).
+	`
+ALTER TABLE manifest_references ADD COLUMN present INTEGER NOT NULL DEFAULT 0;
+UPDATE manifest_references SET present = 1 WHERE kind = 0 OR EXISTS (
+	SELECT 1 FROM repository_blobs rb
+	WHERE rb.repository_id = manifest_references.repository_id AND rb.digest = manifest_references.digest);
+
+CREATE TABLE pruned_blob_links (
+	repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+	digest        TEXT NOT NULL,
+	pruned_at     INTEGER NOT NULL,
+	PRIMARY KEY (repository_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX pruned_blob_links_by_time ON pruned_blob_links(pruned_at);
+`,
+	// 3: who started an upload session, so sessions can be capped per
+	// account.
+	`
+ALTER TABLE uploads ADD COLUMN account TEXT NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_account ON uploads(account);
+`,
+	// 4: the outbox: changes recorded in the transaction that makes them
 	// (meta.Store.Events); and manifests by digest alone, for
 	// ManifestRepositories. AUTOINCREMENT: a sequence number is never
 	// reused, even after the newest events are deleted, so a reader's

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -40,6 +42,9 @@ var _ meta.Store = (*Store)(nil)
 func Open(ctx context.Context, path string) (*Store, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("meta database path %q: must not contain '?' or '#'", path)
+	}
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("meta database %s: %w", path, err)
 	}
 	// synchronous(NORMAL) in WAL mode: a commit is durable once written to
 	// the WAL, which survives a crash of the process (kill -9); a power cut
@@ -85,6 +90,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// privateFiles creates the database file owner-only (0600) before SQLite
+// opens it, and takes group and other access away from an existing one
+// and its -wal and -shm files. The database holds password hashes; SQLite
+// would create it 0644 less the umask, whatever the directory's mode, and
+// creates -wal and -shm with the database file's mode.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -148,6 +183,16 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) e
 		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
+}
+
+// exists reports whether query finds a row.
+func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 type querier interface {
@@ -219,16 +264,35 @@ func (s *Store) RepositoryNames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// upsertBlob records a blob whose content was verified: only a verified
+// write (or a mount of a verified blob) knows its true size.
 const upsertBlob = `INSERT INTO blobs (digest, size, last_used) VALUES (?, ?, ?)
 	ON CONFLICT (digest) DO UPDATE SET size = excluded.size, last_used = excluded.last_used`
 
 const upsertLink = `INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)
 	ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at`
 
+// claimBlob records a claim on a blob: a new record has no size yet (-1);
+// an existing one keeps its verified size and only its last use moves.
+const claimBlob = `INSERT INTO blobs (digest, size, last_used) VALUES (?, -1, ?)
+	ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used`
+
 // TouchBlob implements meta.Store.
-func (s *Store) TouchBlob(ctx context.Context, d digest.Digest, size int64) error {
-	if _, err := s.w.ExecContext(ctx, upsertBlob, d.String(), size, now()); err != nil {
+func (s *Store) TouchBlob(ctx context.Context, d digest.Digest) error {
+	if _, err := s.w.ExecContext(ctx, claimBlob, d.String(), now()); err != nil {
 		return fmt.Errorf("touch blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// SetBlobSize implements meta.Store.
+func (s *Store) SetBlobSize(ctx context.Context, d digest.Digest, size int64) error {
+	res, err := s.w.ExecContext(ctx, "UPDATE blobs SET size = ? WHERE digest = ?", size, d.String())
+	if err != nil {
+		return fmt.Errorf("set size of blob %s: %w", d, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("%w: %s", meta.ErrBlobUnknown, d)
 	}
 	return nil
 }
@@ -239,6 +303,10 @@ func link(ctx context.Context, tx *sql.Tx, repoID int64, d digest.Digest, size i
 		return fmt.Errorf("record blob %s: %w", d, err)
 	}
 	if _, err := tx.ExecContext(ctx, upsertLink, repoID, d.String(), t); err != nil {
+		return fmt.Errorf("link blob %s: %w", d, err)
+	}
+	// Pushed again: a manifest naming it is welcome again.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM pruned_blob_links WHERE repository_id = ? AND digest = ?", repoID, d.String()); err != nil {
 		return fmt.Errorf("link blob %s: %w", d, err)
 	}
 	return nil
@@ -366,24 +434,39 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 		if err != nil {
 			return err
 		}
-		var missing []digest.Digest
+		// Check every blob in the transaction that stores the manifest
+		// (and, through its references, claims the blobs): a collection
+		// either ran before, and its pruned links are remembered, or
+		// runs after and sees the references.
+		present := make(map[digest.Digest]bool, len(refs))
+		missing := &meta.MissingBlobsError{}
 		for _, r := range m.References {
-			if r.Kind != meta.RefBlob {
+			kind := refs[r.Digest]
+			if _, checked := present[r.Digest]; checked || kind == meta.RefManifest {
 				continue
 			}
-			var one int
-			err := tx.QueryRowContext(ctx, "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-				repoID, r.Digest.String()).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				missing = append(missing, r.Digest)
-				continue
-			}
+			linked, err := exists(ctx, tx, "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?", repoID, r.Digest.String())
 			if err != nil {
 				return fmt.Errorf("put manifest %s: check blob %s: %w", m.Digest, r.Digest, err)
 			}
+			present[r.Digest] = linked
+			switch {
+			case linked || kind == meta.RefExternal:
+			case kind == meta.RefBlob:
+				missing.Digests = append(missing.Digests, r.Digest)
+			default:
+				pruned, err := exists(ctx, tx, "SELECT 1 FROM pruned_blob_links WHERE repository_id = ? AND digest = ?", repoID, r.Digest.String())
+				if err != nil {
+					return fmt.Errorf("put manifest %s: check blob %s: %w", m.Digest, r.Digest, err)
+				}
+				if pruned {
+					missing.Digests = append(missing.Digests, r.Digest)
+					missing.Collected = append(missing.Collected, r.Digest)
+				}
+			}
 		}
-		if len(missing) > 0 {
-			return &meta.MissingBlobsError{Digests: missing}
+		if len(missing.Digests) > 0 {
+			return missing
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO manifests
 			(repository_id, digest, media_type, artifact_type, subject, annotations, size, content, pushed_at)
@@ -394,8 +477,8 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 			return fmt.Errorf("put manifest %s: %w", m.Digest, err)
 		}
 		for d, kind := range refs {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (repository_id, manifest, digest, kind)
-				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, repoID, m.Digest.String(), d.String(), int(kind)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_references (repository_id, manifest, digest, kind, present)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET present = max(present, excluded.present)`, repoID, m.Digest.String(), d.String(), int(kind), present[d]); err != nil {
 				return fmt.Errorf("put manifest %s: reference %s: %w", m.Digest, d, err)
 			}
 		}
@@ -558,14 +641,36 @@ func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, art
 }
 
 // CreateUpload implements meta.Store.
-func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
+func (s *Store) CreateUpload(ctx context.Context, u meta.Upload, limit meta.UploadLimit) error {
 	return s.inTx(ctx, "create upload", func(tx *sql.Tx) error {
 		repoID, err := ensureRepository(ctx, tx, u.Repository)
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO uploads (id, repository_id, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-			u.ID, repoID, u.StartedAt.UnixNano())
+		// Counted in the transaction that adds the session: concurrent
+		// starts cannot overshoot together.
+		for _, c := range []struct {
+			scope string
+			limit int
+			query string
+			arg   any
+		}{
+			{"account", limit.PerAccount, "SELECT count(*) FROM uploads WHERE account = ?", u.Account},
+			{"repository", limit.PerRepository, "SELECT count(*) FROM uploads WHERE repository_id = ?", repoID},
+		} {
+			if c.limit <= 0 {
+				continue
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, c.query, c.arg).Scan(&n); err != nil {
+				return fmt.Errorf("create upload %s: count sessions: %w", u.ID, err)
+			}
+			if n >= c.limit {
+				return &meta.TooManyUploadsError{Scope: c.scope, Limit: c.limit}
+			}
+		}
+		res, err := tx.ExecContext(ctx, "INSERT INTO uploads (id, repository_id, account, started_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+			u.ID, repoID, u.Account, u.StartedAt.UnixNano())
 		if err != nil {
 			return fmt.Errorf("create upload %s: %w", u.ID, err)
 		}
@@ -580,8 +685,8 @@ func (s *Store) CreateUpload(ctx context.Context, u meta.Upload) error {
 func (s *Store) Upload(ctx context.Context, id string) (meta.Upload, error) {
 	u := meta.Upload{ID: id}
 	var started int64
-	err := s.r.QueryRowContext(ctx, `SELECT r.name, u.started_at FROM uploads u
-		JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?`, id).Scan(&u.Repository, &started)
+	err := s.r.QueryRowContext(ctx, `SELECT r.name, u.account, u.started_at FROM uploads u
+		JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?`, id).Scan(&u.Repository, &u.Account, &started)
 	if errors.Is(err, sql.ErrNoRows) {
 		return meta.Upload{}, fmt.Errorf("%w: %s", meta.ErrUploadUnknown, id)
 	}
@@ -602,7 +707,7 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 
 // Uploads implements meta.Store.
 func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.started_at FROM uploads u
+	rows, err := s.r.QueryContext(ctx, `SELECT u.id, r.name, u.account, u.started_at FROM uploads u
 		JOIN repositories r ON r.id = u.repository_id ORDER BY u.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list uploads: %w", err)
@@ -612,7 +717,7 @@ func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
 	for rows.Next() {
 		var u meta.Upload
 		var started int64
-		if err := rows.Scan(&u.ID, &u.Repository, &started); err != nil {
+		if err := rows.Scan(&u.ID, &u.Repository, &u.Account, &started); err != nil {
 			return nil, fmt.Errorf("list uploads: %w", err)
 		}
 		u.StartedAt = fromNanos(started)

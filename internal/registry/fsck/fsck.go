@@ -1,7 +1,9 @@
 // Package fsck checks a registry's storage: every blob's content against its
 // digest, every manifest's bytes against its digest, every reference the
 // meta store holds against the blob store, and the database's own
-// consistency. It changes nothing.
+// consistency. It changes nothing unless asked to repair, and then only
+// what the content itself proves (a recorded size that disagrees with a
+// blob whose content verifies).
 package fsck
 
 import (
@@ -21,6 +23,11 @@ type Options struct {
 	// SkipContent checks blob sizes only, without reading and hashing
 	// every blob.
 	SkipContent bool
+	// Repair corrects a recorded size that disagrees with the blob's
+	// content, when that content hashes to its digest (so never with
+	// SkipContent: a file of the wrong size may be a truncated one). The
+	// meta store must not be in use by a server.
+	Repair bool
 }
 
 // Problem is one inconsistency found.
@@ -29,10 +36,15 @@ type Problem struct {
 	Repository string        `json:"repository,omitempty"`
 	Digest     digest.Digest `json:"digest,omitempty"`
 	Detail     string        `json:"detail"`
+	// Repaired says Options.Repair fixed it.
+	Repaired bool `json:"repaired,omitempty"`
 }
 
 func (p Problem) String() string {
 	s := p.Kind
+	if p.Repaired {
+		s = "repaired " + s
+	}
 	if p.Repository != "" {
 		s += " in " + p.Repository
 	}
@@ -63,6 +75,23 @@ type Report struct {
 	StrayFiles    int `json:"stray_files"`
 	StaleRecords  int `json:"stale_records"`
 	UnfinishedIDs int `json:"unfinished_uploads"`
+	// SparseReferences counts blobs manifests name that were not in
+	// their repository when the manifest was pushed and are absent now:
+	// deliberately sparse images, not damage. (Manifests stored before
+	// berth recorded this count a layer as sparse when the repository did
+	// not link it at the upgrade.)
+	SparseReferences int `json:"sparse_references"`
+}
+
+// Unrepaired counts the problems Repair did not fix.
+func (r Report) Unrepaired() int {
+	n := 0
+	for _, p := range r.Problems {
+		if !p.Repaired {
+			n++
+		}
+	}
+	return n
 }
 
 // Run checks the stores.
@@ -79,6 +108,7 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	}
 
 	files := map[digest.Digest]int64{}
+	verified := map[digest.Digest]bool{} // content hashed to its digest
 	if err := bs.Walk(ctx, func(i blob.Info) error {
 		files[i.Digest] = i.Size
 		rep.Blobs++
@@ -90,6 +120,8 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 			return err
 		} else if detail != "" {
 			problem(Problem{Kind: KindCorruptBlob, Digest: i.Digest, Detail: detail})
+		} else {
+			verified[i.Digest] = true
 		}
 		return nil
 	}); err != nil {
@@ -101,14 +133,25 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 		recorded[r.Digest] = true
 		size, present := files[r.Digest]
 		switch {
-		case !present && (r.Linked || r.Referenced):
+		case !present && r.Linked:
 			problem(Problem{Kind: KindMissingBlob, Digest: r.Digest,
-				Detail: "the meta store links or references this blob but its content is missing"})
+				Detail: "a repository links this blob but its content is missing"})
+		case !present && r.Referenced:
+			// Named by a manifest but linked nowhere: the manifest walk
+			// below tells damage from a deliberately sparse reference.
 		case !present:
 			rep.StaleRecords++
-		case size != r.Size && (r.Linked || r.Referenced):
-			problem(Problem{Kind: KindSizeMismatch, Digest: r.Digest,
-				Detail: fmt.Sprintf("recorded as %d bytes, content is %d bytes", r.Size, size)})
+		case r.Size >= 0 && size != r.Size && (r.Linked || r.Referenced):
+			// Clients are told the recorded size (HEAD, Content-Length).
+			p := Problem{Kind: KindSizeMismatch, Digest: r.Digest,
+				Detail: fmt.Sprintf("recorded as %d bytes, content is %d bytes", r.Size, size)}
+			if opts.Repair && verified[r.Digest] {
+				if err := ms.SetBlobSize(ctx, r.Digest, size); err != nil {
+					return fmt.Errorf("repair size of blob %s: %w", r.Digest, err)
+				}
+				p.Repaired = true
+			}
+			problem(p)
 		}
 		return nil
 	}); err != nil {
@@ -127,13 +170,24 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 				Detail: fmt.Sprintf("stored bytes hash to %s", got)})
 		}
 		for _, ref := range m.References {
-			if ref.Kind != meta.RefBlob {
+			if ref.Kind == meta.RefManifest {
 				continue
 			}
-			if _, ok := files[ref.Digest]; !ok {
-				problem(Problem{Kind: KindMissingBlob, Repository: repo, Digest: ref.Digest,
-					Detail: fmt.Sprintf("manifest %s needs this blob but its content is missing", m.Digest)})
+			if _, ok := files[ref.Digest]; ok {
+				continue
 			}
+			if !ref.Present {
+				// Never in the repository: a sparse image, or a layer
+				// kept elsewhere (urls, non-distributable, inline data).
+				rep.SparseReferences++
+				continue
+			}
+			what := "config"
+			if ref.Kind != meta.RefBlob {
+				what = "layer"
+			}
+			problem(Problem{Kind: KindMissingBlob, Repository: repo, Digest: ref.Digest,
+				Detail: fmt.Sprintf("manifest %s names this %s, which was in the repository when the manifest was pushed, but its content is missing: the image cannot be pulled", m.Digest, what)})
 		}
 		return nil
 	}); err != nil {

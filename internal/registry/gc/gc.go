@@ -9,7 +9,9 @@
 //     referrers fallback tag) to a kept manifest; with Untagged off, also
 //     every manifest that is not attached to another (see meta.Live).
 //  2. Blob links no manifest of their repository references, made before
-//     the grace period.
+//     the grace period. Each pruned link is remembered (PrunedLinkMemory),
+//     so a manifest pushed later naming that blob in that repository is
+//     refused rather than acknowledged without its layer.
 //  3. Upload sessions idle for longer than the upload TTL.
 //  4. Blobs no repository links and no manifest references, last used
 //     before the grace period: each file is removed inside the transaction
@@ -37,6 +39,14 @@ import (
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/event"
 )
+
+// PrunedLinkMemory is how long the meta store remembers a blob link
+// garbage collection pruned, refusing a manifest that names the blob in
+// that repository (MANIFEST_BLOB_UNKNOWN: push it again) rather than
+// storing an image that cannot be pulled. A client that uploads a layer
+// and pushes the manifest naming it more than this after the link was
+// pruned gets the manifest stored as sparse.
+const PrunedLinkMemory = 30 * 24 * time.Hour
 
 // Options configures a run.
 type Options struct {
@@ -106,8 +116,11 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	if rep.BlobLinks, err = ms.PruneBlobLinks(ctx, before); err != nil {
 		return rep, err
 	}
+	if _, err = ms.ForgetPrunedLinks(ctx, start.Add(-PrunedLinkMemory)); err != nil {
+		return rep, err
+	}
 
-	if rep.Uploads, err = expireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
+	if rep.Uploads, err = ExpireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
 		return rep, err
 	}
 
@@ -152,10 +165,13 @@ func notify(ctx context.Context, n event.Notifier, e event.Event) {
 	}
 }
 
-// expireUploads removes sessions whose content was last written before
+// ExpireUploads removes sessions whose content was last written before
 // cutoff, and session records whose content is gone and that started before
-// cutoff.
-func expireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff time.Time, lock func(string) func()) (int, error) {
+// cutoff, returning how many. lock, if set, is held while a session is
+// removed (Registry.LockUpload). A server runs it on a timer of its own as
+// well as within Run: sessions must expire whether or not collection is
+// scheduled.
+func ExpireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff time.Time, lock func(string) func()) (int, error) {
 	seen := map[string]bool{}
 	var stale []string
 	if err := bs.WalkUploads(ctx, func(u blob.UploadInfo) error {
@@ -176,19 +192,29 @@ func expireUploads(ctx context.Context, ms meta.Store, bs blob.Store, cutoff tim
 			stale = append(stale, s.ID)
 		}
 	}
+	expired := 0
 	for _, id := range stale {
+		unlock := func() {}
 		if lock != nil {
-			unlock := lock(id)
-			err = expire(ctx, ms, bs, id)
-			unlock()
-		} else {
-			err = expire(ctx, ms, bs, id)
+			unlock = lock(id)
 		}
+		// Looked at again under the session's lock: a chunk may have
+		// arrived since the walk, and an active session must stay.
+		info, err := bs.StatUpload(ctx, id)
+		switch {
+		case err == nil && !info.ModTime.Before(cutoff):
+		case err != nil && !errors.Is(err, blob.ErrUploadNotFound):
+		default:
+			if err = expire(ctx, ms, bs, id); err == nil {
+				expired++
+			}
+		}
+		unlock()
 		if err != nil {
-			return 0, err
+			return expired, err
 		}
 	}
-	return len(stale), nil
+	return expired, nil
 }
 
 func expire(ctx context.Context, ms meta.Store, bs blob.Store, id string) error {
