@@ -362,10 +362,10 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	elsewhere, _, _ := other.Issue("admin", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
+	elsewhere, _, _ := other.Issue("admin", "", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
 	forgedKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	forger, _ := token.New(forgedKey, "berth", "berth", time.Minute)
-	forged, _, _ := forger.Issue("admin", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
+	forged, _, _ := forger.Issue("admin", "", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
 	for name, tok := range map[string]string{"another service": elsewhere, "forged": forged,
 		"alg none": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZG1pbiIsImF1ZCI6ImJlcnRoIiwiYWNjZXNzIjpbXX0."} {
 		p := r.expect(r.do("GET", "/v2/team-a/app/manifests/v1", nil, bearer(tok)...), 401, "UNAUTHORIZED", name)

@@ -85,11 +85,13 @@ type Service struct {
 }
 
 // snapshot is an immutable copy of everything authorization reads.
+// Accounts and projects are found by name, which is what requests carry;
+// memberships by ids, so that a name reused after a deletion finds none.
 type snapshot struct {
 	users    map[string]*User
 	robots   map[string]*Robot
 	projects map[string]*Project
-	members  map[string]map[string]Role // project → user → role
+	members  map[string]map[string]Member // project id → user id → membership
 }
 
 // New returns a Service over store, signing tokens with key and recording
@@ -140,7 +142,7 @@ func (s *Service) reload(ctx context.Context) error {
 		return err
 	}
 	snap := &snapshot{users: map[string]*User{}, robots: map[string]*Robot{}, projects: map[string]*Project{},
-		members: map[string]map[string]Role{}}
+		members: map[string]map[string]Member{}}
 	for i := range users {
 		snap.users[users[i].Name] = &users[i]
 	}
@@ -151,10 +153,10 @@ func (s *Service) reload(ctx context.Context) error {
 		snap.projects[projects[i].Name] = &projects[i]
 	}
 	for _, m := range members {
-		if snap.members[m.Project] == nil {
-			snap.members[m.Project] = map[string]Role{}
+		if snap.members[m.ProjectID] == nil {
+			snap.members[m.ProjectID] = map[string]Member{}
 		}
-		snap.members[m.Project][m.User] = m.Role
+		snap.members[m.ProjectID][m.UserID] = m
 	}
 	s.snap.Store(snap)
 	return nil
@@ -211,17 +213,22 @@ type Principal struct {
 	Name  string `json:"name"`
 	Robot bool   `json:"robot"`
 	Admin bool   `json:"admin"`
+	// ID is the account's id when it authenticated: a principal whose
+	// account was deleted stays unknown even if another account takes
+	// the name.
+	ID string `json:"-"`
 }
 
 // Can reports whether p may do action in project, by the current
 // permission table, memberships and project visibility; p nil is
 // anonymous.
 func (s *Service) Can(p *Principal, project string, action Action) bool {
-	name, robot := "", false
+	var name, id string
+	robot := false
 	if p != nil {
-		name, robot = p.Name, p.Robot
+		name, id, robot = p.Name, p.ID, p.Robot
 	}
-	return s.snap.Load().permits(name, robot, project, action, s.now())
+	return s.snap.Load().permits(name, id, robot, project, action, s.now())
 }
 
 // IsAdmin reports whether p is an enabled system administrator now.
@@ -229,55 +236,74 @@ func (s *Service) IsAdmin(p *Principal) bool {
 	if p == nil || p.Robot {
 		return false
 	}
-	u := s.snap.Load().users[p.Name]
+	u := s.snap.Load().user(p.Name, p.ID)
 	return u != nil && u.Admin && !u.Disabled
 }
 
-// permits is the live permission check.
-func (snap *snapshot) permits(name string, robot bool, project string, action Action, now time.Time) bool {
+// user returns the user called name if its id is id: the account a
+// credential was issued to, not a later one of the same name.
+func (snap *snapshot) user(name, id string) *User {
+	if u := snap.users[name]; u != nil && u.ID == id && id != "" {
+		return u
+	}
+	return nil
+}
+
+// robot is user's counterpart for robots.
+func (snap *snapshot) robot(name, id string) *Robot {
+	if r := snap.robots[name]; r != nil && r.ID == id && id != "" {
+		return r
+	}
+	return nil
+}
+
+// permits is the live permission check for the account name with id.
+func (snap *snapshot) permits(name, id string, robot bool, project string, action Action, now time.Time) bool {
 	p := snap.projects[project]
 	public := p != nil && p.Public && PublicPermits(action)
 	switch {
 	case name == "":
 		return public
 	case robot:
-		r := snap.robots[name]
+		r := snap.robot(name, id)
 		if r == nil || !r.Active(now) {
 			return false
 		}
-		return (p != nil && r.Grants(project, action)) || public
+		return (p != nil && r.Grants(p, action)) || public
 	}
-	u := snap.users[name]
+	u := snap.user(name, id)
 	if u == nil || u.Disabled {
 		return false
 	}
 	if u.Admin {
 		return true
 	}
-	if role, ok := snap.members[project][name]; ok && p != nil && Permits(role, action) {
-		return true
+	if p != nil {
+		if m, ok := snap.members[p.ID][u.ID]; ok && Permits(m.Role, action) {
+			return true
+		}
 	}
 	return public
 }
 
 // mayCreateProject reports whether the account may create project by
 // pushing to it.
-func (s *Service) mayCreateProject(snap *snapshot, name string, robot bool, project string) bool {
+func (s *Service) mayCreateProject(snap *snapshot, name, id string, robot bool, project string) bool {
 	if robot || name == "" || snap.projects[project] != nil {
 		return false
 	}
-	u := snap.users[name]
+	u := snap.user(name, id)
 	return u != nil && !u.Disabled && (u.Admin || s.cfg.AutoCreateProjects) && ValidateProjectName(project) == nil
 }
 
 // createOnPush creates project for the account pushing to it.
-func (s *Service) createOnPush(ctx context.Context, name, project, ip string) error {
+func (s *Service) createOnPush(ctx context.Context, name, id, project, ip string) error {
 	_, err := s.CreateProject(ctx, project, false, name)
 	if errors.Is(err, ErrExists) {
 		// Another push created it first, perhaps someone else's: the
 		// snapshot now has it (the creation reloaded it before this one
 		// could fail), and the ordinary rules decide.
-		if s.snap.Load().permits(name, false, project, Push, s.now()) {
+		if s.snap.Load().permits(name, id, false, project, Push, s.now()) {
 			return nil
 		}
 		return pushDenied(project)
@@ -326,7 +352,7 @@ func (s *Service) login(ctx context.Context, name, password string, addr netip.A
 		return nil, errAddressNotAllowed
 	}
 	s.limiter.succeed(name)
-	if s.logins.put(name, password, hash, now) {
+	if s.logins.put(name, password, p.ID, hash, now) {
 		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Detail: via})
 	}
 	return p, nil
@@ -343,44 +369,45 @@ func (s *Service) checkPassword(snap *snapshot, name, password string, now time.
 			subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(r.SecretHash)) != 1 {
 			return nil, "", false
 		}
-		return &Principal{Name: name, Robot: true}, r.SecretHash, true
+		return &Principal{Name: name, Robot: true, ID: r.ID}, r.SecretHash, true
 	}
 	u := snap.users[name]
 	if u == nil {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil, "", false
 	}
-	if !s.logins.valid(name, password, u.PasswordHash, now) &&
+	if !s.logins.valid(name, password, u.ID, u.PasswordHash, now) &&
 		bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return nil, "", false
 	}
 	if u.Disabled {
 		return nil, "", false
 	}
-	return &Principal{Name: name, Admin: u.Admin}, u.PasswordHash, true
+	return &Principal{Name: name, Admin: u.Admin, ID: u.ID}, u.PasswordHash, true
 }
 
 func accountCIDRs(snap *snapshot, p *Principal) []netip.Prefix {
 	if p.Robot {
-		if r := snap.robots[p.Name]; r != nil {
+		if r := snap.robot(p.Name, p.ID); r != nil {
 			return r.AllowedCIDRs
 		}
 		return nil
 	}
-	if u := snap.users[p.Name]; u != nil {
+	if u := snap.user(p.Name, p.ID); u != nil {
 		return u.AllowedCIDRs
 	}
 	return nil
 }
 
-// active reports whether the account behind a token still exists and may
-// log in.
-func (snap *snapshot) active(name string, robot bool, now time.Time) bool {
+// active reports whether the account name with id, behind a token, still
+// exists and may log in. An account deleted and created again under the
+// same name is another account.
+func (snap *snapshot) active(name, id string, robot bool, now time.Time) bool {
 	if robot {
-		r := snap.robots[name]
+		r := snap.robot(name, id)
 		return r != nil && r.Active(now)
 	}
-	u := snap.users[name]
+	u := snap.user(name, id)
 	return u != nil && !u.Disabled
 }
 
@@ -392,14 +419,16 @@ type throttled struct{ wait time.Duration }
 func (t *throttled) Error() string { return "too many failed logins" }
 
 // loginCache remembers recent successful logins by a hash of name and
-// password, tied to the account's password hash at the time so that a
-// password change or a revoked secret invalidates it at once.
+// password, tied to the account's id and password hash at the time so
+// that a password change, a revoked secret or the account's deletion
+// invalidates it at once, even if a new account takes the name.
 type loginCache struct {
 	mu      sync.Mutex
 	entries map[[32]byte]loginEntry
 }
 
 type loginEntry struct {
+	accountID   string
 	accountHash string
 	expires     time.Time
 }
@@ -415,21 +444,21 @@ func loginKey(name, password string) [32]byte {
 	return sha256.Sum256([]byte(name + "\x00" + password))
 }
 
-func (c *loginCache) valid(name, password, accountHash string, now time.Time) bool {
+func (c *loginCache) valid(name, password, accountID, accountHash string, now time.Time) bool {
 	c.mu.Lock()
 	e, ok := c.entries[loginKey(name, password)]
 	c.mu.Unlock()
-	return ok && e.accountHash == accountHash && now.Before(e.expires)
+	return ok && e.accountID == accountID && e.accountHash == accountHash && now.Before(e.expires)
 }
 
 // put records a successful login and reports whether it was a fresh one
 // (not already cached), which is what the audit log records.
-func (c *loginCache) put(name, password, accountHash string, now time.Time) bool {
+func (c *loginCache) put(name, password, accountID, accountHash string, now time.Time) bool {
 	k := loginKey(name, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
-	fresh := !ok || e.accountHash != accountHash || !now.Before(e.expires)
+	fresh := !ok || e.accountID != accountID || e.accountHash != accountHash || !now.Before(e.expires)
 	if fresh {
 		if len(c.entries) >= loginCacheSize {
 			for key, v := range c.entries {
@@ -438,7 +467,7 @@ func (c *loginCache) put(name, password, accountHash string, now time.Time) bool
 				}
 			}
 		}
-		c.entries[k] = loginEntry{accountHash: accountHash, expires: now.Add(loginCacheTTL)}
+		c.entries[k] = loginEntry{accountID: accountID, accountHash: accountHash, expires: now.Add(loginCacheTTL)}
 	}
 	return fresh
 }

@@ -392,6 +392,9 @@ func TestRobots(t *testing.T) {
 		"expired":           map[string]any{"name": "x", "permissions": perm("team-a", auth.Pull), "expires_at": "2001-01-01T00:00:00Z"},
 		"bad duration":      RobotRequest{Name: "x", Permissions: perm("team-a", auth.Pull), ExpiresIn: "soon"},
 		"bad name":          RobotRequest{Name: "X Y", Permissions: perm("team-a", auth.Pull)},
+		// A permission binds the project that exists when it is granted;
+		// one for a missing project would go to whoever creates it.
+		"missing project": RobotRequest{Name: "x", Permissions: perm("team-z", auth.Pull)},
 	} {
 		e.expect(e.do(admin, "POST", "/api/v1/robots", req), 400, "INVALID", name)
 	}
