@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -169,5 +171,76 @@ func TestAuditVerifyOffline(t *testing.T) {
 	}
 	if _, err := runCmd(t, newAuditCmd(), "verify", "--data", t.TempDir()); err == nil {
 		t.Error("verify of an empty directory succeeded")
+	}
+}
+
+// get sends a GET with Basic credentials and returns the status.
+func get(t *testing.T, url, user, password string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAdminUnlock locks the administrator out with wrong guesses, finds the
+// lockout still there after a restart, clears it with berth admin unlock on
+// the stopped server's directory, and logs in.
+func TestAdminUnlock(t *testing.T) {
+	dir := t.TempDir()
+	url, stop := runningBerth(t, dir)
+	for range 10 {
+		if st := get(t, url+"/v2/", "admin", "a-wrong-guess"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong guess = %d", st)
+		}
+	}
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusTooManyRequests {
+		t.Fatalf("right password after 10 wrong guesses = %d, want 429", st)
+	}
+	unlock := func(args ...string) (string, error) {
+		return runCmd(t, newAdminCmd(), append([]string{"unlock"}, args...)...)
+	}
+	if _, err := unlock("admin", "--data", dir); err == nil || !strings.Contains(err.Error(), "stop the server first") {
+		t.Errorf("unlock beside a running server: %v", err)
+	}
+	stop()
+	url, stop = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusTooManyRequests {
+		t.Errorf("right password after a restart = %d, want 429: the lockout must survive a restart", st)
+	}
+	stop()
+	if out, err := unlock("admin", "--data", dir); err != nil || !strings.Contains(out, "unlocked admin") || !strings.Contains(out, "lockout 1 in a row") {
+		t.Errorf("unlock = %v\n%s", err, out)
+	}
+	if out, err := unlock("admin", "--data", dir); err != nil || !strings.Contains(out, "admin is not locked out") {
+		t.Errorf("second unlock = %v\n%s", err, out)
+	}
+	if _, err := unlock("nobody", "--data", dir); err == nil || !strings.Contains(err.Error(), "no user nobody") {
+		t.Errorf("unlock of a missing user: %v", err)
+	}
+	empty := t.TempDir()
+	if _, err := unlock("admin", "--data", empty); err == nil || !strings.Contains(err.Error(), "not a berth data directory") {
+		t.Errorf("unlock of an empty directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("unlock wrote into a directory that is not a data directory: %v", entries)
+	}
+	if _, err := unlock("admin"); err == nil || !strings.Contains(err.Error(), `"data" not set`) {
+		t.Errorf("unlock without --data: %v", err)
+	}
+	url, _ = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusOK {
+		t.Errorf("right password after unlock = %d, want 200", st)
+	}
+	out, err := runCmd(t, newAuditCmd(), "query", "--action", "user.unlock", "--server", url, "--password", cmdAdminPassword)
+	if err != nil || !strings.Contains(out, "cleared the login lockout of admin (offline") {
+		t.Errorf("the unlock is not in the audit log: %v\n%s", err, out)
 	}
 }

@@ -215,6 +215,16 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 }
 
+// Lockout is an account's login lockout: how many lockouts in a row it
+// has had (the backoff's exponent) and until when the current one lasts.
+// The store keeps it, so that a restart neither frees an attacker's
+// target early nor resets the backoff; `berth admin unlock` clears it.
+type Lockout struct {
+	AccountID string
+	Level     int
+	Until     time.Time
+}
+
 // newID returns a fresh identity: 128 random bits, never reused.
 func newID() string {
 	var b [16]byte

@@ -42,10 +42,16 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Failed logins allowed per account and per source address within
 	// FailureWindow before further attempts get 429; a zero window turns
-	// throttling off.
+	// throttling off. An account that reaches its limit is locked out
+	// for Lockout, twice as long for each lockout in a row, up to 64
+	// times Lockout. Past MaxFailuresGlobal failures within the window in
+	// all, logins that need a password check get 429 until the rate
+	// falls (0: no global limit).
 	MaxFailuresPerAccount int
 	MaxFailuresPerAddress int
+	MaxFailuresGlobal     int
 	FailureWindow         time.Duration
+	Lockout               time.Duration
 	// BcryptCost hashes new passwords; zero means bcrypt.DefaultCost.
 	BcryptCost int
 	// Clock tells the time; nil is time.Now. Tests move it to expire
@@ -65,7 +71,9 @@ func DefaultConfig() Config {
 		RefreshTTL:            30 * 24 * time.Hour,
 		MaxFailuresPerAccount: 10,
 		MaxFailuresPerAddress: 50,
+		MaxFailuresGlobal:     1000,
 		FailureWindow:         5 * time.Minute,
+		Lockout:               time.Minute,
 	}
 }
 
@@ -100,6 +108,9 @@ func New(ctx context.Context, store Store, key *ecdsa.PrivateKey, log *audit.Log
 	if cfg.Service == "" || cfg.TokenTTL <= 0 || cfg.RefreshTTL <= 0 {
 		return nil, errors.New("auth: service name and token lifetimes are required")
 	}
+	if cfg.FailureWindow > 0 && cfg.MaxFailuresPerAccount > 0 && cfg.Lockout <= 0 {
+		return nil, errors.New("auth: the login lockout must be positive when failed logins are limited per account")
+	}
 	tokens, err := token.New(key, "berth", cfg.Service, cfg.TokenTTL)
 	if err != nil {
 		return nil, err
@@ -111,7 +122,7 @@ func New(ctx context.Context, store Store, key *ecdsa.PrivateKey, log *audit.Log
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
 	s := &Service{store: store, cfg: cfg, tokens: tokens, audit: log, log: logger,
-		limiter: newLoginLimiter(cfg.FailureWindow, cfg.MaxFailuresPerAccount, cfg.MaxFailuresPerAddress),
+		limiter: newLoginLimiter(cfg.FailureWindow, cfg.MaxFailuresPerAccount, cfg.MaxFailuresPerAddress, cfg.MaxFailuresGlobal, cfg.Lockout),
 		logins:  newLoginCache(), now: cfg.Clock}
 	if s.now == nil {
 		s.now = time.Now
@@ -119,6 +130,11 @@ func New(ctx context.Context, store Store, key *ecdsa.PrivateKey, log *audit.Log
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
+	lockouts, err := store.Lockouts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.limiter.restore(lockouts)
 	return s, nil
 }
 
@@ -329,21 +345,39 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 // login checks a name and password (or robot secret) from addr. A
-// throttled caller gets *access.Throttle-shaped errThrottled.
+// throttled caller gets *throttled.
 func (s *Service) login(ctx context.Context, name, password string, addr netip.Addr, via string) (*Principal, error) {
 	now := s.now()
 	ip := addr.String()
-	if wait := s.limiter.check(name, ip, now); wait > 0 {
+	snap := s.snap.Load()
+	id := snap.accountID(name)
+	wait := s.limiter.check(id, name, ip, now)
+	why := "throttled after repeated failures"
+	if wait == 0 {
+		if wait = s.limiter.checkGlobal(now); wait > 0 && s.recentLogin(snap, name, password, now) {
+			// Verified minutes ago: no guess, no bcrypt.
+			wait = 0
+		}
+		why = "throttled: too many failed logins on this server"
+	}
+	if wait > 0 {
 		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Denied,
-			Detail: "throttled after repeated failures (" + via + ")"})
+			Detail: why + " (" + via + ")"})
 		return nil, &throttled{wait}
 	}
-	snap := s.snap.Load()
 	p, hash, ok := s.checkPassword(snap, name, password, now)
 	if !ok {
-		s.limiter.fail(name, ip, now)
-		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure,
-			Detail: "bad credentials (" + via + ")"})
+		detail := "bad credentials (" + via + ")"
+		if lo := s.limiter.fail(id, name, ip, now); lo != nil {
+			detail += fmt.Sprintf("; locked out for %s (lockout %d in a row)", lo.Until.Sub(now), lo.Level)
+			if lo.AccountID != "" {
+				// Kept across restarts; a failed write costs only that.
+				if err := s.store.PutLockout(context.WithoutCancel(ctx), *lo); err != nil {
+					s.log.Error("store a login lockout", "account", name, "error", err)
+				}
+			}
+		}
+		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure, Detail: detail})
 		return nil, errBadCredentials
 	}
 	if !allowedFrom(accountCIDRs(snap, p), addr) {
@@ -351,11 +385,40 @@ func (s *Service) login(ctx context.Context, name, password string, addr netip.A
 			Detail: "source address not allowed for this account (" + via + ")"})
 		return nil, errAddressNotAllowed
 	}
-	s.limiter.succeed(name)
+	if s.limiter.succeed(id, name) {
+		if err := s.store.DeleteLockout(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("clear a login lockout", "account", name, "error", err)
+		}
+	}
 	if s.logins.put(name, password, p.ID, hash, now) {
 		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Detail: via})
 	}
 	return p, nil
+}
+
+// accountID returns the id of the user or robot called name, or "".
+func (snap *snapshot) accountID(name string) string {
+	if strings.HasPrefix(name, RobotPrefix) {
+		if r := snap.robots[name]; r != nil {
+			return r.ID
+		}
+		return ""
+	}
+	if u := snap.users[name]; u != nil {
+		return u.ID
+	}
+	return ""
+}
+
+// recentLogin reports whether these credentials were verified within the
+// login cache's lifetime, for the account that has the name now.
+func (s *Service) recentLogin(snap *snapshot, name, password string, now time.Time) bool {
+	if strings.HasPrefix(name, RobotPrefix) {
+		r := snap.robots[name]
+		return r != nil && s.logins.valid(name, password, r.ID, r.SecretHash, now)
+	}
+	u := snap.users[name]
+	return u != nil && s.logins.valid(name, password, u.ID, u.PasswordHash, now)
 }
 
 // checkPassword verifies credentials against the snapshot, through the

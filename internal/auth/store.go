@@ -21,7 +21,8 @@ type Store interface {
 	// UpdateUser replaces everything but the id, name and creation time
 	// of the user with u's id.
 	UpdateUser(ctx context.Context, u User) error
-	// DeleteUser removes the user, its memberships and refresh tokens.
+	// DeleteUser removes the user, its memberships, refresh tokens and
+	// lockout.
 	DeleteUser(ctx context.Context, name string) error
 
 	// CreateProject creates p and, when adminID is not empty, makes that
@@ -60,4 +61,12 @@ type Store interface {
 	DeleteRefreshTokens(ctx context.Context, accountID string) error
 	// DeleteExpiredRefreshTokens removes tokens expired before now.
 	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) error
+
+	// Lockouts lists the accounts' login lockouts; deleting an account
+	// deletes its lockout.
+	Lockouts(ctx context.Context) ([]Lockout, error)
+	// PutLockout records an account's lockout, replacing the last one.
+	PutLockout(ctx context.Context, l Lockout) error
+	// DeleteLockout forgets an account's lockout (ErrNotFound if none).
+	DeleteLockout(ctx context.Context, accountID string) error
 }

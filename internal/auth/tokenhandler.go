@@ -215,14 +215,17 @@ func (s *Service) newRefreshToken(ctx context.Context, p *Principal) (string, er
 func (s *Service) refreshLogin(ctx context.Context, refresh string, addr netip.Addr) (*Principal, error) {
 	now := s.now()
 	ip := addr.String()
-	if wait := s.limiter.check("", ip, now); wait > 0 {
+	// Refresh tokens are 256 random bits and cost no bcrypt: the address
+	// limit is enough, and the global one would stop clients that already
+	// hold a valid token.
+	if wait := s.limiter.check("", "", ip, now); wait > 0 {
 		return nil, &throttled{wait}
 	}
 	rt, err := s.store.RefreshToken(ctx, hashSecret(refresh))
 	snap := s.snap.Load()
 	switch {
 	case errors.Is(err, ErrNotFound) || (err == nil && !now.Before(rt.ExpiresAt)):
-		s.limiter.fail("", ip, now)
+		s.limiter.fail("", "", ip, now)
 		s.record(audit.Entry{SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure, Detail: "unknown or expired refresh token"})
 		return nil, errBadCredentials
 	case err != nil:

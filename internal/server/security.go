@@ -72,7 +72,8 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 		TokenTTL: cfg.Auth.TokenTTL, RefreshTTL: cfg.Auth.RefreshTokenTTL,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, TrustedProxies: proxies,
 		MaxFailuresPerAccount: cfg.Auth.MaxLoginFailures, MaxFailuresPerAddress: cfg.Auth.MaxLoginFailuresPerAddress,
-		FailureWindow:   cfg.Auth.LoginFailureWindow,
+		FailureWindow: cfg.Auth.LoginFailureWindow,
+		Lockout:       cfg.Auth.LoginLockout, MaxFailuresGlobal: cfg.Auth.MaxLoginFailuresGlobal,
 		HasRepositories: func(ctx context.Context, project string) (bool, error) { return hasRepositories(ctx, st, project) },
 	}
 	if sec.auth, err = auth.New(ctx, sec.authStore, key, sec.audit, acfg, log); err != nil {

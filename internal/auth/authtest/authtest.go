@@ -23,6 +23,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Robots", func(t *testing.T) { testRobots(t, factory(t)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, factory(t)) })
 	t.Run("DeletedProjectLeavesNothing", func(t *testing.T) { testDeletedProjectLeavesNothing(t, factory(t)) })
+	t.Run("Lockouts", func(t *testing.T) { testLockouts(t, factory(t)) })
 }
 
 func must(t testing.TB, err error) {
@@ -276,5 +277,31 @@ func testDeletedProjectLeavesNothing(t *testing.T, s auth.Store) {
 				t.Errorf("robot %s still names the deleted project: %+v", r.Name, p)
 			}
 		}
+	}
+}
+
+func testLockouts(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", CreatedAt: at}))
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-ci", Name: "robot$ci", CreatedAt: at}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "u-alice", Level: 1, Until: at}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "u-alice", Level: 2, Until: at.Add(time.Hour)}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "r-ci", Level: 1, Until: at}))
+	got, err := s.Lockouts(ctx)
+	must(t, err)
+	want := []auth.Lockout{{AccountID: "r-ci", Level: 1, Until: at}, {AccountID: "u-alice", Level: 2, Until: at.Add(time.Hour)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Lockouts = %+v, want %+v", got, want)
+	}
+	must(t, s.DeleteLockout(ctx, "r-ci"))
+	wantErr(t, s.DeleteLockout(ctx, "r-ci"), auth.ErrNotFound, "delete a deleted lockout")
+	must(t, s.DeleteUser(ctx, "alice"))
+	if got, _ := s.Lockouts(ctx); len(got) != 0 {
+		t.Errorf("a lockout outlived its user: %+v", got)
+	}
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "r-ci", Level: 1, Until: at}))
+	must(t, s.DeleteRobot(ctx, "robot$ci"))
+	if got, _ := s.Lockouts(ctx); len(got) != 0 {
+		t.Errorf("a lockout outlived its robot: %+v", got)
 	}
 }

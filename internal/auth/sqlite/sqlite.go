@@ -117,6 +117,15 @@ UPDATE refresh_tokens SET account_id = COALESCE(
 	(SELECT id FROM robots WHERE robots.name = refresh_tokens.subject), '');
 DELETE FROM refresh_tokens WHERE account_id = '';
 CREATE INDEX refresh_tokens_by_account ON refresh_tokens(account_id);
+`,
+	// 3: login lockouts, kept so that a restart neither frees an
+	// attacker's target early nor resets the backoff.
+	`
+CREATE TABLE login_lockouts (
+	account_id   TEXT PRIMARY KEY,
+	level        INTEGER NOT NULL,
+	locked_until INTEGER NOT NULL
+);
 `}
 
 // Store is an auth.Store in SQLite.
@@ -405,8 +414,10 @@ func deleteAccount(ctx context.Context, tx *sql.Tx, table, name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE account_id = ?", id); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	for _, q := range []string{"DELETE FROM refresh_tokens WHERE account_id = ?", "DELETE FROM login_lockouts WHERE account_id = ?"} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE id = ?", id)
 	return exactlyOne(res, err, what)
@@ -620,4 +631,41 @@ func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) e
 		return fmt.Errorf("delete expired refresh tokens: %w", err)
 	}
 	return nil
+}
+
+// Lockouts implements auth.Store.
+func (s *Store) Lockouts(ctx context.Context) ([]auth.Lockout, error) {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT account_id, level, locked_until FROM login_lockouts ORDER BY account_id")
+	if err != nil {
+		return nil, fmt.Errorf("list lockouts: %w", err)
+	}
+	defer rows.Close()
+	var out []auth.Lockout
+	for rows.Next() {
+		var l auth.Lockout
+		var until int64
+		if err := rows.Scan(&l.AccountID, &l.Level, &until); err != nil {
+			return nil, fmt.Errorf("list lockouts: %w", err)
+		}
+		l.Until = fromNanos(until)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// PutLockout implements auth.Store.
+func (s *Store) PutLockout(ctx context.Context, l auth.Lockout) error {
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO login_lockouts (account_id, level, locked_until) VALUES (?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET level = excluded.level, locked_until = excluded.locked_until`,
+		l.AccountID, l.Level, nanos(l.Until))
+	if err != nil {
+		return fmt.Errorf("store lockout: %w", err)
+	}
+	return nil
+}
+
+// DeleteLockout implements auth.Store.
+func (s *Store) DeleteLockout(ctx context.Context, accountID string) error {
+	res, err := s.db.W.ExecContext(ctx, "DELETE FROM login_lockouts WHERE account_id = ?", accountID)
+	return exactlyOne(res, err, "delete lockout")
 }
