@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
@@ -145,6 +146,41 @@ func TestRealm(t *testing.T) {
 	r.Header.Set("X-Forwarded-Host", "evil.example/path")
 	if got := realmFor(r, trusted); got != "https://registry.example:5000/token" {
 		t.Errorf("realm with a malformed forwarded host = %s", got)
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	proxy := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	direct := httptest.NewRequest("POST", "http://registry.example:5000/api/v1/users", nil)
+	direct.RemoteAddr = "192.0.2.1:1234"
+	proxied := httptest.NewRequest("POST", "http://internal:5000/api/v1/users", nil)
+	proxied.RemoteAddr = "10.1.2.3:1234"
+	proxied.Header.Set("X-Forwarded-Proto", "https")
+	proxied.Header.Set("X-Forwarded-Host", "registry.example")
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		r      *http.Request
+		origin string
+		want   bool
+	}{
+		{"own origin", Config{}, direct, "http://registry.example:5000", true},
+		{"own origin, any case", Config{}, direct, "HTTP://REGISTRY.example:5000", true},
+		{"another scheme", Config{}, direct, "https://registry.example:5000", false},
+		{"another port", Config{}, direct, "http://registry.example:5001", false},
+		{"another host", Config{}, direct, "http://evil.example:5000", false},
+		{"opaque", Config{}, direct, "null", false},
+		{"with a path", Config{}, direct, "http://registry.example:5000/x", false},
+		{"with a user", Config{}, direct, "http://u@registry.example:5000", false},
+		{"behind a trusted proxy", Config{TrustedProxies: proxy}, proxied, "https://registry.example", true},
+		{"default port", Config{TrustedProxies: proxy}, proxied, "https://registry.example:443", true},
+		{"the proxy's headers, untrusted", Config{}, proxied, "https://registry.example", false},
+		{"the configured realm", Config{Realm: "https://berth.example/token"}, direct, "https://berth.example", true},
+		{"not the realm", Config{Realm: "https://berth.example/token"}, direct, "https://evil.example", false},
+	} {
+		if got := (&Service{cfg: tc.cfg}).SameOrigin(tc.r, tc.origin); got != tc.want {
+			t.Errorf("%s: SameOrigin(%q) = %v, want %v", tc.name, tc.origin, got, tc.want)
+		}
 	}
 }
 
