@@ -171,7 +171,7 @@ unlock and reset-password work instead on a stopped server's data directory
 	}
 	f.register(cmd)
 	cmd.AddCommand(newAdminUserCmd(f), newAdminProjectCmd(f), newAdminMemberCmd(f), newAdminRobotCmd(f),
-		newAdminUnlockCmd())
+		newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
 	return cmd
 }
 
@@ -617,5 +617,57 @@ only as a hash: keep it in your CI's secret store.`,
 			}),
 		},
 	)
+	return cmd
+}
+
+func newAdminResetPasswordCmd(f *apiFlags) *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:   "reset-password USER --data DIR",
+		Short: "Set a user's password in a stopped server's data directory",
+		Long: `Set the password of USER in the data directory of a stopped server, for when
+no administrator can log in (the first administrator's generated password was
+lost, say). The new password is ` + server.AdminPasswordEnv + ` if set, else read from
+standard input with --password-stdin, else generated and printed once. The
+user's refresh tokens end and its lockout is cleared; for admin, the kept first
+password (<data>/initial-admin-password) goes too.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			password, generated := os.Getenv(server.AdminPasswordEnv), false
+			switch {
+			case password != "":
+			case f.passwordStdin:
+				raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+				if err != nil {
+					return fmt.Errorf("read the password from stdin: %w", err)
+				}
+				password = strings.TrimRight(string(raw), "\r\n")
+			default:
+				password, generated = generatePassword(), true
+			}
+			if err := auth.ValidatePassword(password); err != nil {
+				return err
+			}
+			o, err := openOfflineAuth(cmd, data)
+			if err != nil {
+				return err
+			}
+			err = auth.ResetPassword(cmd.Context(), o.Auth, args[0], password, server.InitialPasswordPath(data))
+			if err == nil {
+				err = o.Record("user.update", "user "+args[0]+": password reset")
+			}
+			if err = errors.Join(err, o.Close()); err != nil {
+				return err
+			}
+			if generated {
+				fmt.Fprintf(cmd.OutOrStdout(), "reset the password of %s; the new password (shown only now): %s\n", args[0], password)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "reset the password of %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the stopped server's data directory")
+	cmd.MarkFlagRequired("data")
 	return cmd
 }

@@ -76,6 +76,9 @@ func (s *Service) UpdateUser(ctx context.Context, name string, ch UserChange) (U
 		out = u
 		return nil
 	})
+	if err == nil && ch.Password != nil && name == InitialAdmin {
+		removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+	}
 	return out, err
 }
 
@@ -89,14 +92,18 @@ func (s *Service) lastAdmin(name string) bool {
 	return true
 }
 
-// DeleteUser removes a user, its memberships and refresh tokens.
+// DeleteUser removes a user, its memberships, refresh tokens and lockout.
 func (s *Service) DeleteUser(ctx context.Context, name string) error {
-	return s.change(ctx, func() error {
+	err := s.change(ctx, func() error {
 		if u := s.snap.Load().users[name]; u != nil && u.Admin && !u.Disabled && s.lastAdmin(name) {
 			return fmt.Errorf("%w: %s is the only enabled administrator", ErrInvalid, name)
 		}
 		return s.store.DeleteUser(ctx, name)
 	})
+	if err == nil && name == InitialAdmin {
+		removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+	}
+	return err
 }
 
 // Users lists the users.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -660,6 +661,55 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	req.SetBasicAuth("admin", pw)
 	if sub, err := svc.Authenticate(req); err != nil || sub.Name != "admin" {
 		t.Errorf("generated password does not log in: %v", err)
+	}
+}
+
+// TestKeptInitialPassword: a generated first password is kept in a file
+// (0600) until the administrator's password changes; a file that cannot be
+// written fails the bootstrap before any account exists.
+func TestKeptInitialPassword(t *testing.T) {
+	ctx := context.Background()
+	start := func(file string) (*Service, string, error) {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg := DefaultConfig()
+		cfg.BcryptCost = bcrypt.MinCost
+		cfg.InitialPasswordFile = file
+		svc, err := New(ctx, st, audittest.Key(t), nil, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _, err := svc.Bootstrap(ctx, "")
+		return svc, pw, err
+	}
+	file := filepath.Join(t.TempDir(), "initial-admin-password")
+	svc, pw, err := start(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(file)
+	fi, _ := os.Stat(file)
+	if err != nil || string(raw) != pw+"\n" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept %q (%v, mode %v), want the generated password, 0600", raw, err, fi.Mode().Perm())
+	}
+	if _, err := svc.UpdateUser(ctx, "admin", UserChange{Disabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("a change other than the password removed the kept password: %v", err)
+	}
+	if _, err := svc.UpdateUser(ctx, "admin", UserChange{Password: ptr("a-new-password")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the kept password outlived its change: %v", err)
+	}
+	svc, _, err = start(filepath.Join(t.TempDir(), "missing-dir", "initial-admin-password"))
+	if err == nil || len(svc.Users()) != 0 {
+		t.Errorf("bootstrap with an unwritable file = %v, users %+v; want an error and no account", err, svc.Users())
 	}
 }
 

@@ -10,8 +10,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +64,11 @@ type Config struct {
 	// repositories; DeleteProject refuses while it does. Nil skips the
 	// check.
 	HasRepositories func(ctx context.Context, project string) (bool, error)
+	// InitialPasswordFile is where Bootstrap keeps a password it
+	// generated (mode 0600) until InitialAdmin's password is changed or
+	// the user deleted, so that a start that fails before the password is
+	// shown loses nothing. Empty keeps none.
+	InitialPasswordFile string
 }
 
 // DefaultConfig returns the defaults.
@@ -200,10 +208,14 @@ func (s *Service) record(e audit.Entry) {
 // Tokens is the token service (for tests and the server's benchmarks).
 func (s *Service) Tokens() *token.Service { return s.tokens }
 
+// InitialAdmin is the system administrator Bootstrap creates.
+const InitialAdmin = "admin"
+
 // Bootstrap prepares a fresh installation: when there are no users yet it
-// creates the system administrator "admin" (with password, or a random
-// one it returns to be shown once) and the public project "library", as
-// Harbor does. On later starts it does nothing and reports created false.
+// creates the system administrator InitialAdmin (with password, or a
+// random one it returns to be shown once and keeps in
+// InitialPasswordFile) and the public project "library", as Harbor does.
+// On later starts it does nothing and reports created false.
 func (s *Service) Bootstrap(ctx context.Context, password string) (generated string, created bool, err error) {
 	if len(s.snap.Load().users) > 0 {
 		return "", false, nil
@@ -213,15 +225,56 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (generated str
 		rand.Read(b[:])
 		password = base64.RawURLEncoding.EncodeToString(b[:])
 		generated = password
+		// Written before the account exists: an account whose only
+		// password was never stored anywhere would be lost for good.
+		if err := writeInitialPassword(s.cfg.InitialPasswordFile, password); err != nil {
+			return "", false, err
+		}
 	}
-	if _, err := s.CreateUser(ctx, "admin", password, true, nil); err != nil {
+	if _, err := s.CreateUser(ctx, InitialAdmin, password, true, nil); err != nil {
+		if generated != "" {
+			removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+		}
 		return "", false, fmt.Errorf("create the first administrator: %w", err)
 	}
-	if _, err := s.CreateProject(ctx, DefaultProject, true, "admin"); err != nil && !errors.Is(err, ErrExists) {
+	if _, err := s.CreateProject(ctx, DefaultProject, true, InitialAdmin); err != nil && !errors.Is(err, ErrExists) {
 		return "", false, fmt.Errorf("create project %s: %w", DefaultProject, err)
 	}
-	s.record(audit.Entry{Actor: "berth", Action: "user.create", Detail: "first administrator admin"})
+	s.record(audit.Entry{Actor: "berth", Action: "user.create", Detail: "first administrator " + InitialAdmin})
 	return generated, true, nil
+}
+
+// writeInitialPassword writes the generated password to path (none when
+// path is empty), readable by its owner only, replacing the file whole.
+func writeInitialPassword(path, password string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("keep the first administrator's password: %w", err)
+	}
+	_, err = f.WriteString(password + "\n")
+	err = errors.Join(err, f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("keep the first administrator's password in %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeInitialPassword deletes the kept first password: it no longer
+// opens anything.
+func removeInitialPassword(path string, log *slog.Logger) {
+	if path == "" {
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Error("remove the first administrator's old password", "path", path, "error", err)
+	}
 }
 
 // Principal is an authenticated account.

@@ -251,6 +251,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- serve() }()
 	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil)
+	s.announceInitialPassword()
 
 	var serveErr error
 	select {
