@@ -79,16 +79,16 @@ func (l *loginLimiter) table(id, name string) (*lru[accountState], string) {
 	return nil, ""
 }
 
-// check returns how long the caller must wait, or zero: the account (by
+// check returns how long the caller must wait because the account (by
 // id when it is a real account, else by name; neither when both are
-// empty) or the address is locked out.
-func (l *loginLimiter) check(id, name, ip string, now time.Time) time.Duration {
+// empty) or the address is locked out, and, apart, how long logins that
+// need a password check must wait because of the failures of everyone.
+func (l *loginLimiter) check(id, name, ip string, now time.Time) (wait, global time.Duration) {
 	if l.off() {
-		return 0
+		return 0, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var wait time.Duration
 	if t, key := l.table(id, name); t != nil {
 		if st := t.get(key); st != nil && now.Before(st.lockedUntil) {
 			wait = st.lockedUntil.Sub(now)
@@ -100,18 +100,10 @@ func (l *loginLimiter) check(id, name, ip string, now time.Time) time.Duration {
 			wait = max(wait, until.Sub(now))
 		}
 	}
-	return wait
-}
-
-// checkGlobal returns how long logins that need a password check must
-// wait because of the failures of everyone, or zero.
-func (l *loginLimiter) checkGlobal(now time.Time) time.Duration {
-	if l.off() || l.maxGlobal <= 0 {
-		return 0
+	if l.maxGlobal > 0 {
+		global = l.global.wait(l.maxGlobal, now)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.global.wait(l.maxGlobal, now)
+	return wait, global
 }
 
 // fail records a failed login and, when it locks the account (or name)
@@ -257,11 +249,13 @@ func (c *lru[S]) trim(stale func(*S) bool) {
 }
 
 // failureRing counts failures over the last window in ringSlots slots of
-// window/ringSlots each: constant memory whatever the rate.
+// window/ringSlots each: constant memory whatever the rate, and a running
+// total, so that the check on every login costs no loop.
 type failureRing struct {
 	slot   time.Duration
 	counts [ringSlots]int
-	index  [ringSlots]int64 // which slot (time / slot) each count is of
+	head   int64 // the newest slot number seen (time / slot)
+	total  int   // the sum of counts
 }
 
 const ringSlots = 64
@@ -270,43 +264,48 @@ func newFailureRing(window time.Duration) failureRing {
 	return failureRing{slot: max(window/ringSlots, time.Nanosecond)}
 }
 
-// at returns the slot number of t and its place in the ring.
-func (r *failureRing) at(t time.Time) (n, i int64) {
-	n = t.UnixNano() / int64(r.slot)
-	return n, (n%ringSlots + ringSlots) % ringSlots
+func slotIndex(n int64) int64 { return (n%ringSlots + ringSlots) % ringSlots }
+
+// advance moves the ring to now, forgetting the slots that left the
+// window. A clock that steps back leaves the ring as it is.
+func (r *failureRing) advance(now time.Time) int64 {
+	n := now.UnixNano() / int64(r.slot)
+	switch {
+	case n <= r.head:
+	case n-r.head >= ringSlots:
+		r.counts, r.total = [ringSlots]int{}, 0
+	default:
+		for m := r.head + 1; m <= n; m++ {
+			i := slotIndex(m)
+			r.total -= r.counts[i]
+			r.counts[i] = 0
+		}
+	}
+	r.head = max(r.head, n)
+	return n
 }
 
 func (r *failureRing) add(now time.Time) {
-	n, i := r.at(now)
-	if r.index[i] != n {
-		r.index[i], r.counts[i] = n, 0
+	if n := r.advance(now); r.head-n < ringSlots {
+		r.counts[slotIndex(n)]++
+		r.total++
 	}
-	r.counts[i]++
 }
 
 // wait returns how long until fewer than limit failures remain within the
 // window, or zero.
 func (r *failureRing) wait(limit int, now time.Time) time.Duration {
-	n, _ := r.at(now)
-	total := 0
-	for i := range ringSlots {
-		if age := n - r.index[i]; age >= 0 && age < ringSlots {
-			total += r.counts[i]
-		}
-	}
-	if total < limit {
+	r.advance(now)
+	if r.total < limit {
 		return 0
 	}
 	// Slots leave the window oldest first; wait for enough of them.
-	for age := int64(ringSlots - 1); age >= 0; age-- {
-		_, i := r.at(time.Unix(0, (n-age)*int64(r.slot)))
-		if r.index[i] != n-age {
-			continue
-		}
-		total -= r.counts[i]
+	total := r.total
+	for m := r.head - ringSlots + 1; m <= r.head; m++ {
+		total -= r.counts[slotIndex(m)]
 		if total < limit {
-			// Slot n-age leaves the window when slot n-age+ringSlots begins.
-			return time.Unix(0, (n-age+ringSlots)*int64(r.slot)).Sub(now)
+			// Slot m leaves the window when slot m+ringSlots begins.
+			return max(time.Unix(0, (m+ringSlots)*int64(r.slot)).Sub(now), time.Nanosecond)
 		}
 	}
 	return r.slot

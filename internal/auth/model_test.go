@@ -200,7 +200,7 @@ func TestLoginLimiter(t *testing.T) {
 		now := t0
 		want := []time.Duration{1, 2, 4, 8, 16, 32, 64, 64}
 		for i, minutes := range want {
-			if w := l.check("u1", "alice", "ip"+strconv.Itoa(i), now); w != 0 {
+			if w, _ := l.check("u1", "alice", "ip"+strconv.Itoa(i), now); w != 0 {
 				t.Fatalf("lockout %d: throttled before the failures: %v", i+1, w)
 			}
 			// Each failure from another address: the account is what is
@@ -212,10 +212,10 @@ func TestLoginLimiter(t *testing.T) {
 			if lo == nil || lo.AccountID != "u1" || lo.Level != i+1 || lo.Until != now.Add(minutes*time.Minute) {
 				t.Fatalf("lockout %d = %+v, want level %d until +%dm", i+1, lo, i+1, minutes)
 			}
-			if w := l.check("u1", "alice", "elsewhere", now); w != minutes*time.Minute {
+			if w, _ := l.check("u1", "alice", "elsewhere", now); w != minutes*time.Minute {
 				t.Errorf("lockout %d: wait %v, want %dm", i+1, w, minutes)
 			}
-			if w := l.check("u2", "bob", "elsewhere", now); w != 0 {
+			if w, _ := l.check("u2", "bob", "elsewhere", now); w != 0 {
 				t.Errorf("another account throttled: %v", w)
 			}
 			now = now.Add(minutes * time.Minute)
@@ -251,10 +251,10 @@ func TestLoginLimiter(t *testing.T) {
 		for i := range 5 {
 			l.fail("", fmt.Sprintf("name%d", i), "ip1", t0.Add(time.Duration(i)*time.Second))
 		}
-		if w := l.check("u9", "carol", "ip1", t0.Add(10*time.Second)); w != 5*time.Minute-10*time.Second {
+		if w, _ := l.check("u9", "carol", "ip1", t0.Add(10*time.Second)); w != 5*time.Minute-10*time.Second {
 			t.Errorf("address wait = %v, want until its oldest failure leaves the window", w)
 		}
-		if w := l.check("u9", "carol", "ip1", t0.Add(5*time.Minute)); w != 0 {
+		if w, _ := l.check("u9", "carol", "ip1", t0.Add(5*time.Minute)); w != 0 {
 			t.Errorf("address still throttled after the window: %v", w)
 		}
 		// A refresh token names no account: the address alone is limited.
@@ -275,24 +275,38 @@ func TestLoginLimiter(t *testing.T) {
 	t.Run("global", func(t *testing.T) {
 		l := newLoginLimiter(5*time.Minute, 3, 5, 10, time.Minute)
 		for i := range 10 {
-			if w := l.checkGlobal(t0); w != 0 {
+			if _, g := l.check("", "x", "ip", t0); g != 0 {
 				t.Fatalf("global throttle after %d failures", i)
 			}
 			l.fail("", fmt.Sprintf("n%d", i), fmt.Sprintf("ip%d", i), t0)
 		}
-		w := l.checkGlobal(t0)
-		if w <= 0 || w > 5*time.Minute {
-			t.Errorf("global wait = %v, want until the failures leave the window", w)
+		w, g := l.check("", "x", "ip", t0)
+		if w != 0 || g <= 0 || g > 5*time.Minute {
+			t.Errorf("wait %v, global wait %v; want only the global one, until the failures leave the window", w, g)
 		}
-		if w := l.checkGlobal(t0.Add(5*time.Minute + time.Second)); w != 0 {
-			t.Errorf("global throttle after the window: %v", w)
+		if _, g := l.check("", "x", "ip", t0.Add(5*time.Minute+time.Second)); g != 0 {
+			t.Errorf("global throttle after the window: %v", g)
+		}
+		// Failures spread over the window leave it one by one.
+		r := newFailureRing(5 * time.Minute)
+		for _, at := range []time.Duration{0, 2 * time.Minute, 4 * time.Minute} {
+			r.add(t0.Add(at))
+		}
+		if w := r.wait(3, t0.Add(4*time.Minute)); w <= 0 || w > time.Minute {
+			t.Errorf("three failures: wait %v, want until the first leaves the window (about 1m)", w)
+		}
+		if w := r.wait(3, t0.Add(5*time.Minute+5*time.Second)); w != 0 {
+			t.Errorf("after the first left the window: wait %v", w)
+		}
+		if w := r.wait(2, t0.Add(5*time.Minute+5*time.Second)); w <= 0 || w > 2*time.Minute {
+			t.Errorf("two failures left, limit 2: wait %v, want about 2m", w)
 		}
 	})
 
 	t.Run("restored lockouts", func(t *testing.T) {
 		l := newL()
 		l.restore([]Lockout{{AccountID: "u1", Level: 3, Until: t0.Add(4 * time.Minute)}})
-		if w := l.check("u1", "alice", "ip", t0); w != 4*time.Minute {
+		if w, _ := l.check("u1", "alice", "ip", t0); w != 4*time.Minute {
 			t.Errorf("restored lockout: wait %v", w)
 		}
 		if lo := failN(l, 3, "u1", "alice", "ip", t0.Add(5*time.Minute)); lo == nil || lo.Level != 4 || lo.Until != t0.Add(13*time.Minute) {
@@ -303,7 +317,7 @@ func TestLoginLimiter(t *testing.T) {
 	t.Run("off", func(t *testing.T) {
 		off := newLoginLimiter(0, 1, 1, 1, time.Minute)
 		off.fail("a", "a", "b", t0)
-		if off.check("a", "a", "b", t0) != 0 || off.checkGlobal(t0) != 0 {
+		if w, g := off.check("a", "a", "b", t0); w != 0 || g != 0 {
 			t.Error("a zero window throttles")
 		}
 	})
@@ -333,12 +347,12 @@ func TestLoginLimiterWhenFull(t *testing.T) {
 	}
 	// The real account kept its five failures: five more lock it out.
 	failN(5, "u-admin", "admin", "198.51.100.7", t0.Add(2*time.Second))
-	if w := l.check("u-admin", "admin", "198.51.100.8", t0.Add(2*time.Second)); w != time.Minute {
+	if w, _ := l.check("u-admin", "admin", "198.51.100.8", t0.Add(2*time.Second)); w != time.Minute {
 		t.Errorf("real account after the flood: wait %v, want the 1m lockout", w)
 	}
 	// A new address is tracked although the table is full.
 	failN(50, "", "guess", "192.0.2.9", t0.Add(3*time.Second))
-	if w := l.check("", "other", "192.0.2.9", t0.Add(3*time.Second)); w == 0 {
+	if w, _ := l.check("", "other", "192.0.2.9", t0.Add(3*time.Second)); w == 0 {
 		t.Error("a guessing address goes unlimited once the table is full")
 	}
 }

@@ -404,14 +404,11 @@ func (s *Service) login(ctx context.Context, name, password string, addr netip.A
 	ip := addr.String()
 	snap := s.snap.Load()
 	id := snap.accountID(name)
-	wait := s.limiter.check(id, name, ip, now)
+	wait, global := s.limiter.check(id, name, ip, now)
 	why := "throttled after repeated failures"
-	if wait == 0 {
-		if wait = s.limiter.checkGlobal(now); wait > 0 && s.recentLogin(snap, name, password, now) {
-			// Verified minutes ago: no guess, no bcrypt.
-			wait = 0
-		}
-		why = "throttled: too many failed logins on this server"
+	if wait == 0 && global > 0 && !s.recentLogin(snap, name, password, now) {
+		// Logins verified minutes ago guess nothing and cost no bcrypt.
+		wait, why = global, "throttled: too many failed logins on this server"
 	}
 	if wait > 0 {
 		s.record(audit.Entry{Actor: name, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Denied,

@@ -218,7 +218,7 @@ func (s *Service) refreshLogin(ctx context.Context, refresh string, addr netip.A
 	// Refresh tokens are 256 random bits and cost no bcrypt: the address
 	// limit is enough, and the global one would stop clients that already
 	// hold a valid token.
-	if wait := s.limiter.check("", "", ip, now); wait > 0 {
+	if wait, _ := s.limiter.check("", "", ip, now); wait > 0 {
 		return nil, &throttled{wait}
 	}
 	rt, err := s.store.RefreshToken(ctx, hashSecret(refresh))
