@@ -12,8 +12,8 @@ import (
 // full it forgets the entry that failed least recently, never the new one.
 //
 //   - Per account: maxAccount failures within window lock the account out
-//     for lockout, doubling with each lockout in a row up to
-//     maxLockoutDoublings times that; the count of lockouts in a row is
+//     for lockout, doubling with each lockout in a row up to 64 times that
+//     (maxLockoutDoublings); the count of lockouts in a row is
 //     forgotten at the next successful login or a day after the last
 //     lockout ended. Real accounts are tracked by id in a table of their
 //     own, so a flood of invented names cannot push them out; names that
