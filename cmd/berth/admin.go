@@ -21,6 +21,7 @@ import (
 
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/auth/api"
+	"berth.dev/berth/internal/server"
 )
 
 // apiFlags are how a command reaches a running server's admin API.
@@ -163,10 +164,62 @@ func newAdminCmd() *cobra.Command {
 		Long: `Manage users, projects, members and robot accounts through a running server's
 admin API (/api/v1/). Authenticate with --username (default admin) and the
 password in BERTH_PASSWORD, on standard input (--password-stdin) or in
---password.`,
+--password.
+
+unlock and reset-password work instead on a stopped server's data directory
+(--data), for when no administrator can log in.`,
 	}
 	f.register(cmd)
-	cmd.AddCommand(newAdminUserCmd(f), newAdminProjectCmd(f), newAdminMemberCmd(f), newAdminRobotCmd(f))
+	cmd.AddCommand(newAdminUserCmd(f), newAdminProjectCmd(f), newAdminMemberCmd(f), newAdminRobotCmd(f),
+		newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
+	return cmd
+}
+
+// openOfflineAuth opens a stopped server's accounts for the offline admin
+// commands.
+func openOfflineAuth(cmd *cobra.Command, dir string) (*server.Offline, error) {
+	o, err := server.OpenOffline(cmd.Context(), dir)
+	if errors.Is(err, server.ErrDataDirInUse) {
+		return nil, fmt.Errorf("%w\nstop the server first: this command changes a stopped server's data directory", err)
+	}
+	return o, err
+}
+
+func newAdminUnlockCmd() *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:   "unlock USER --data DIR",
+		Short: "Clear an account's login lockout in a stopped server's data directory",
+		Long: `Clear the login lockout of USER (or robot$NAME) in the data directory of a
+stopped server, for when failed logins (perhaps someone else's guesses) have
+locked it out and no administrator can log in. Lockouts are kept in the data
+directory, so restarting the server does not clear them; each also ends by
+itself (the first after auth.login_lockout, 1m by default, doubling for each
+lockout in a row).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := openOfflineAuth(cmd, data)
+			if err != nil {
+				return err
+			}
+			lo, err := auth.Unlock(cmd.Context(), o.Auth, args[0])
+			if errors.Is(err, auth.ErrNotLocked) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is not locked out; nothing to do\n", args[0])
+				return o.Close()
+			}
+			if err == nil {
+				err = o.Record("user.unlock", "cleared the login lockout of "+args[0])
+			}
+			if err = errors.Join(err, o.Close()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "unlocked %s (it was locked out until %s, lockout %d in a row)\n",
+				args[0], lo.Until.Format(time.RFC3339), lo.Level)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the stopped server's data directory")
+	cmd.MarkFlagRequired("data")
 	return cmd
 }
 
@@ -564,5 +617,57 @@ only as a hash: keep it in your CI's secret store.`,
 			}),
 		},
 	)
+	return cmd
+}
+
+func newAdminResetPasswordCmd(f *apiFlags) *cobra.Command {
+	var data string
+	cmd := &cobra.Command{
+		Use:   "reset-password USER --data DIR",
+		Short: "Set a user's password in a stopped server's data directory",
+		Long: `Set the password of USER in the data directory of a stopped server, for when
+no administrator can log in (the first administrator's generated password was
+lost, say). The new password is ` + server.AdminPasswordEnv + ` if set, else read from
+standard input with --password-stdin, else generated and printed once. The
+user's refresh tokens end and its lockout is cleared; for admin, the kept first
+password (<data>/initial-admin-password) goes too.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			password, generated := os.Getenv(server.AdminPasswordEnv), false
+			switch {
+			case password != "":
+			case f.passwordStdin:
+				raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+				if err != nil {
+					return fmt.Errorf("read the password from stdin: %w", err)
+				}
+				password = strings.TrimRight(string(raw), "\r\n")
+			default:
+				password, generated = generatePassword(), true
+			}
+			if err := auth.ValidatePassword(password); err != nil {
+				return err
+			}
+			o, err := openOfflineAuth(cmd, data)
+			if err != nil {
+				return err
+			}
+			err = auth.ResetPassword(cmd.Context(), o.Auth, args[0], password, server.InitialPasswordPath(data))
+			if err == nil {
+				err = o.Record("user.update", "user "+args[0]+": password reset")
+			}
+			if err = errors.Join(err, o.Close()); err != nil {
+				return err
+			}
+			if generated {
+				fmt.Fprintf(cmd.OutOrStdout(), "reset the password of %s; the new password (shown only now): %s\n", args[0], password)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "reset the password of %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the stopped server's data directory")
+	cmd.MarkFlagRequired("data")
 	return cmd
 }

@@ -5,7 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,9 +26,16 @@ const cmdAdminPassword = "cmd-admin-password"
 // a function that stops it.
 func runningBerth(t *testing.T, dir string) (string, func()) {
 	t.Helper()
+	return runningBerthWith(t, dir, cmdAdminPassword)
+}
+
+// runningBerthWith is runningBerth with the first administrator's password
+// (empty: generated).
+func runningBerthWith(t *testing.T, dir, adminPassword string) (string, func()) {
+	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Data = dir
-	cfg.Auth.AdminPassword = cmdAdminPassword
+	cfg.Auth.AdminPassword = adminPassword
 	s, err := server.New(context.Background(), cfg, server.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -169,5 +180,189 @@ func TestAuditVerifyOffline(t *testing.T) {
 	}
 	if _, err := runCmd(t, newAuditCmd(), "verify", "--data", t.TempDir()); err == nil {
 		t.Error("verify of an empty directory succeeded")
+	}
+}
+
+// get sends a GET with Basic credentials and returns the status.
+func get(t *testing.T, url, user, password string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAdminUnlock locks the administrator out with wrong guesses, finds the
+// lockout still there after a restart, clears it with berth admin unlock on
+// the stopped server's directory, and logs in.
+func TestAdminUnlock(t *testing.T) {
+	dir := t.TempDir()
+	url, stop := runningBerth(t, dir)
+	for range 10 {
+		if st := get(t, url+"/v2/", "admin", "a-wrong-guess"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong guess = %d", st)
+		}
+	}
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusTooManyRequests {
+		t.Fatalf("right password after 10 wrong guesses = %d, want 429", st)
+	}
+	unlock := func(args ...string) (string, error) {
+		return runCmd(t, newAdminCmd(), append([]string{"unlock"}, args...)...)
+	}
+	if _, err := unlock("admin", "--data", dir); err == nil || !strings.Contains(err.Error(), "stop the server first") {
+		t.Errorf("unlock beside a running server: %v", err)
+	}
+	stop()
+	url, stop = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusTooManyRequests {
+		t.Errorf("right password after a restart = %d, want 429: the lockout must survive a restart", st)
+	}
+	stop()
+	if out, err := unlock("admin", "--data", dir); err != nil || !strings.Contains(out, "unlocked admin") || !strings.Contains(out, "lockout 1 in a row") {
+		t.Errorf("unlock = %v\n%s", err, out)
+	}
+	if out, err := unlock("admin", "--data", dir); err != nil || !strings.Contains(out, "admin is not locked out") {
+		t.Errorf("second unlock = %v\n%s", err, out)
+	}
+	if _, err := unlock("nobody", "--data", dir); err == nil || !strings.Contains(err.Error(), "no user nobody") {
+		t.Errorf("unlock of a missing user: %v", err)
+	}
+	empty := t.TempDir()
+	if _, err := unlock("admin", "--data", empty); err == nil || !strings.Contains(err.Error(), "not a berth data directory") {
+		t.Errorf("unlock of an empty directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("unlock wrote into a directory that is not a data directory: %v", entries)
+	}
+	if _, err := unlock("admin"); err == nil || !strings.Contains(err.Error(), `"data" not set`) {
+		t.Errorf("unlock without --data: %v", err)
+	}
+	url, _ = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", cmdAdminPassword); st != http.StatusOK {
+		t.Errorf("right password after unlock = %d, want 200", st)
+	}
+	out, err := runCmd(t, newAuditCmd(), "query", "--action", "user.unlock", "--server", url, "--password", cmdAdminPassword)
+	if err != nil || !strings.Contains(out, "cleared the login lockout of admin (offline") {
+		t.Errorf("the unlock is not in the audit log: %v\n%s", err, out)
+	}
+}
+
+// TestAdminResetPassword loses nothing when the first administrator's
+// generated password is lost and the account locked out: berth admin
+// reset-password on the stopped server's directory sets a new one
+// (generated, from BERTH_ADMIN_PASSWORD or from stdin), clears the lockout
+// and removes the kept first password.
+func TestAdminResetPassword(t *testing.T) {
+	dir := t.TempDir()
+	url, stop := runningBerthWith(t, dir, "")
+	raw, err := os.ReadFile(server.InitialPasswordPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := strings.TrimSpace(string(raw))
+	if st := get(t, url+"/v2/", "admin", first); st != http.StatusOK {
+		t.Fatalf("the kept first password = %d", st)
+	}
+	for range 10 {
+		get(t, url+"/v2/", "admin", "a-wrong-guess")
+	}
+	reset := func(stdin string, args ...string) (string, error) {
+		cmd := newAdminCmd()
+		cmd.SetIn(strings.NewReader(stdin))
+		return runCmd(t, cmd, append([]string{"reset-password"}, args...)...)
+	}
+	if _, err := reset("", "admin", "--data", dir); err == nil || !strings.Contains(err.Error(), "stop the server first") {
+		t.Errorf("reset beside a running server: %v", err)
+	}
+	stop()
+
+	out, err := reset("", "admin", "--data", dir)
+	m := regexp.MustCompile(`new password \(shown only now\): (\S+)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("reset with a generated password = %v\n%s", err, out)
+	}
+	if _, err := os.Stat(server.InitialPasswordPath(dir)); !os.IsNotExist(err) {
+		t.Errorf("the kept first password outlived the reset: %v", err)
+	}
+	url, stop = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", m[1]); st != http.StatusOK {
+		t.Errorf("the new password (the lockout cleared) = %d, want 200", st)
+	}
+	if st := get(t, url+"/v2/", "admin", first); st != http.StatusUnauthorized {
+		t.Errorf("the old password = %d, want 401", st)
+	}
+	stop()
+
+	t.Setenv(server.AdminPasswordEnv, "password-from-the-environment")
+	if out, err := reset("", "admin", "--data", dir); err != nil || !strings.Contains(out, "reset the password of admin") || strings.Contains(out, "password-from") {
+		t.Errorf("reset from %s = %v\n%s", server.AdminPasswordEnv, err, out)
+	}
+	t.Setenv(server.AdminPasswordEnv, "")
+	if out, err := reset("password-from-stdin\n", "admin", "--data", dir, "--password-stdin"); err != nil || strings.Contains(out, "password-from") {
+		t.Errorf("reset from stdin = %v\n%s", err, out)
+	}
+	for name, tc := range map[string]struct{ stdin, user, want string }{
+		"a short password": {"short\n", "admin", "at least 8"},
+		"a missing user":   {"long-enough-password", "nobody", "not found"},
+		"a robot":          {"long-enough-password", "robot$ci", "robots have secrets"},
+	} {
+		if _, err := reset(tc.stdin, tc.user, "--data", dir, "--password-stdin"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	if _, err := reset("long-enough-password", "admin", "--data", t.TempDir(), "--password-stdin"); err == nil || !strings.Contains(err.Error(), "not a berth data directory") {
+		t.Errorf("reset in an empty directory: %v", err)
+	}
+	url, _ = runningBerth(t, dir)
+	if st := get(t, url+"/v2/", "admin", "password-from-stdin"); st != http.StatusOK {
+		t.Errorf("the password from stdin = %d, want 200 (refused resets must change nothing)", st)
+	}
+	out, err = runCmd(t, newAuditCmd(), "query", "--action", "user.update", "--server", url, "--password", "password-from-stdin")
+	if err != nil || strings.Count(out, "user admin: password reset (offline") != 3 {
+		t.Errorf("the three resets are not in the audit log: %v\n%s", err, out)
+	}
+}
+
+// TestServeOnATakenPortKeepsThePassword is issue 18's lost password: the
+// first berth serve of a fresh data directory fails because its port is
+// taken. It must not print the generated password (the next start would
+// not show it again) but keep it in <data>/initial-admin-password.
+func TestServeOnATakenPortKeepsThePassword(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	t.Setenv(server.AdminPasswordEnv, "")
+	t.Setenv("BERTH_CONFIG", "")
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	dir := t.TempDir()
+	out, err := runCmd(t, newServeCmd(), "--addr", taken.Addr().String(), "--data", dir)
+	if err == nil || !strings.Contains(err.Error(), "listen on") {
+		t.Fatalf("serve on a taken port = %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(server.InitialPasswordPath(dir))
+	if err != nil {
+		t.Fatalf("the generated password was not kept: %v", err)
+	}
+	password := strings.TrimSpace(string(raw))
+	if len(password) < 20 || strings.Contains(logs.String()+out, password) {
+		t.Errorf("password %q printed by a start that never served:\n%s%s", password, logs.String(), out)
+	}
+	if !strings.Contains(logs.String(), server.InitialPasswordPath(dir)) {
+		t.Errorf("the log does not say where the password is kept:\n%s", logs.String())
+	}
+	url, _ := runningBerthWith(t, dir, "")
+	if st := get(t, url+"/v2/", "admin", password); st != http.StatusOK {
+		t.Errorf("the kept password = %d, want 200", st)
 	}
 }

@@ -20,7 +20,7 @@ func (s *Service) CreateUser(ctx context.Context, name, password string, admin b
 	if err != nil {
 		return User{}, err
 	}
-	u := User{Name: name, Admin: admin, AllowedCIDRs: cidrs, CreatedAt: s.now(), PasswordHash: hash}
+	u := User{ID: newID(), Name: name, Admin: admin, AllowedCIDRs: cidrs, CreatedAt: s.now(), PasswordHash: hash}
 	return u, s.change(ctx, func() error { return s.store.CreateUser(ctx, u) })
 }
 
@@ -69,13 +69,16 @@ func (s *Service) UpdateUser(ctx context.Context, name string, ch UserChange) (U
 			return err
 		}
 		if ch.Password != nil || u.Disabled {
-			if err := s.store.DeleteRefreshTokens(ctx, name); err != nil {
+			if err := s.store.DeleteRefreshTokens(ctx, u.ID); err != nil {
 				return err
 			}
 		}
 		out = u
 		return nil
 	})
+	if err == nil && ch.Password != nil && name == InitialAdmin {
+		removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+	}
 	return out, err
 }
 
@@ -89,14 +92,18 @@ func (s *Service) lastAdmin(name string) bool {
 	return true
 }
 
-// DeleteUser removes a user, its memberships and refresh tokens.
+// DeleteUser removes a user, its memberships, refresh tokens and lockout.
 func (s *Service) DeleteUser(ctx context.Context, name string) error {
-	return s.change(ctx, func() error {
+	err := s.change(ctx, func() error {
 		if u := s.snap.Load().users[name]; u != nil && u.Admin && !u.Disabled && s.lastAdmin(name) {
 			return fmt.Errorf("%w: %s is the only enabled administrator", ErrInvalid, name)
 		}
 		return s.store.DeleteUser(ctx, name)
 	})
+	if err == nil && name == InitialAdmin {
+		removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+	}
+	return err
 }
 
 // Users lists the users.
@@ -124,12 +131,18 @@ func (s *Service) CreateProject(ctx context.Context, name string, public bool, c
 	if err := ValidateProjectName(name); err != nil {
 		return Project{}, err
 	}
-	p := Project{Name: name, Public: public, CreatedAt: s.now(), CreatedBy: creator}
-	admin := creator
-	if strings.HasPrefix(creator, RobotPrefix) {
-		admin = ""
-	}
-	return p, s.change(ctx, func() error { return s.store.CreateProject(ctx, p, admin) })
+	p := Project{ID: newID(), Name: name, Public: public, CreatedAt: s.now(), CreatedBy: creator}
+	return p, s.change(ctx, func() error {
+		adminID := ""
+		if creator != "" && !strings.HasPrefix(creator, RobotPrefix) {
+			u := s.snap.Load().users[creator]
+			if u == nil {
+				return fmt.Errorf("project %s: creator %s: %w", name, creator, ErrNotFound)
+			}
+			adminID = u.ID
+		}
+		return s.store.CreateProject(ctx, p, adminID)
+	})
 }
 
 // UpdateProject changes a project's visibility.
@@ -150,20 +163,30 @@ func (s *Service) UpdateProject(ctx context.Context, name string, public bool) (
 // ErrNotEmpty refuses to delete a project that still holds repositories.
 var ErrNotEmpty = errors.New("project still holds repositories")
 
-// DeleteProject removes a project and its memberships. It refuses while
-// the project holds repositories: a project later created under the same
-// name by someone else must not inherit them.
-func (s *Service) DeleteProject(ctx context.Context, name string) error {
+// DeleteProject removes a project, its memberships and every robot
+// permission in it; robots left with no permission are deleted, and their
+// names returned. It refuses while the project holds repositories: a
+// project later created under the same name by someone else must not
+// inherit them (nor, being another project, anything else of this one).
+func (s *Service) DeleteProject(ctx context.Context, name string) (deletedRobots []string, err error) {
 	if s.cfg.HasRepositories != nil {
 		has, err := s.cfg.HasRepositories(ctx, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if has {
-			return fmt.Errorf("project %s: %w; delete them first", name, ErrNotEmpty)
+			return nil, fmt.Errorf("project %s: %w; delete them first", name, ErrNotEmpty)
 		}
 	}
-	return s.change(ctx, func() error { return s.store.DeleteProject(ctx, name) })
+	err = s.change(ctx, func() error {
+		p := s.snap.Load().projects[name]
+		if p == nil {
+			return fmt.Errorf("project %s: %w", name, ErrNotFound)
+		}
+		deletedRobots, err = s.store.DeleteProject(ctx, p.ID)
+		return err
+	})
+	return deletedRobots, err
 }
 
 // Projects lists the projects.
@@ -194,7 +217,27 @@ func (s *Service) PutMember(ctx context.Context, project, user string, role Role
 		return Member{}, fmt.Errorf("%w: robots are not members; give them permissions instead", ErrInvalid)
 	}
 	m := Member{Project: project, User: user, Role: role}
-	return m, s.change(ctx, func() error { return s.store.PutMember(ctx, m) })
+	return m, s.change(ctx, func() error {
+		var err error
+		if m.ProjectID, m.UserID, err = s.memberIDs(project, user); err != nil {
+			return err
+		}
+		return s.store.PutMember(ctx, m)
+	})
+}
+
+// memberIDs resolves a membership's names to the ids it binds. Callers
+// hold s.mu, so the snapshot is the store's state.
+func (s *Service) memberIDs(project, user string) (projectID, userID string, err error) {
+	snap := s.snap.Load()
+	p, u := snap.projects[project], snap.users[user]
+	switch {
+	case p == nil:
+		return "", "", fmt.Errorf("project %s: %w", project, ErrNotFound)
+	case u == nil:
+		return "", "", fmt.Errorf("user %s: %w", user, ErrNotFound)
+	}
+	return p.ID, u.ID, nil
 }
 
 func roleList() string {
@@ -207,14 +250,25 @@ func roleList() string {
 
 // RemoveMember removes a member from a project.
 func (s *Service) RemoveMember(ctx context.Context, project, user string) error {
-	return s.change(ctx, func() error { return s.store.RemoveMember(ctx, project, user) })
+	return s.change(ctx, func() error {
+		projectID, userID, err := s.memberIDs(project, user)
+		if err != nil {
+			return fmt.Errorf("member %s of %s: %w", user, project, ErrNotFound)
+		}
+		return s.store.RemoveMember(ctx, projectID, userID)
+	})
 }
 
 // Members lists a project's members.
 func (s *Service) Members(project string) []Member {
+	snap := s.snap.Load()
+	p := snap.projects[project]
+	if p == nil {
+		return nil
+	}
 	var out []Member
-	for user, role := range s.snap.Load().members[project] {
-		out = append(out, Member{Project: project, User: user, Role: role})
+	for _, m := range snap.members[p.ID] {
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
 	return out
@@ -267,9 +321,26 @@ func (s *Service) CreateRobot(ctx context.Context, spec RobotSpec, creator strin
 		return Robot{}, "", fmt.Errorf("%w: expiry %s is in the past", ErrInvalid, spec.ExpiresAt.Format(time.RFC3339))
 	}
 	secret, hash := newSecret("bsr_")
-	r := Robot{Name: RobotPrefix + spec.Name, Description: spec.Description, Permissions: perms, ExpiresAt: spec.ExpiresAt,
+	r := Robot{ID: newID(), Name: RobotPrefix + spec.Name, Description: spec.Description, Permissions: perms, ExpiresAt: spec.ExpiresAt,
 		AllowedCIDRs: spec.AllowedCIDRs, CreatedBy: creator, CreatedAt: now, SecretHash: hash}
-	if err := s.change(ctx, func() error { return s.store.CreateRobot(ctx, r) }); err != nil {
+	err := s.change(ctx, func() error {
+		// Each permission binds the project that exists now; one for a
+		// project that does not exist yet would bind nothing (or, bound
+		// by name, whoever creates it later), so it is refused.
+		snap := s.snap.Load()
+		for i, p := range r.Permissions {
+			if p.Project == AllProjects {
+				continue
+			}
+			proj := snap.projects[p.Project]
+			if proj == nil {
+				return fmt.Errorf("%w: project %s does not exist", ErrInvalid, p.Project)
+			}
+			r.Permissions[i].ProjectID = proj.ID
+		}
+		return s.store.CreateRobot(ctx, r)
+	})
+	if err != nil {
 		return Robot{}, "", err
 	}
 	return r, secret, nil
@@ -288,7 +359,7 @@ func (s *Service) RevokeRobot(ctx context.Context, name string) (Robot, error) {
 		if err := s.store.UpdateRobot(ctx, r); err != nil {
 			return err
 		}
-		return s.store.DeleteRefreshTokens(ctx, name)
+		return s.store.DeleteRefreshTokens(ctx, r.ID)
 	})
 	return out, err
 }

@@ -20,6 +20,7 @@ var _ access.Authorizer = (*Service)(nil)
 // Details to Authorize.
 type credential struct {
 	name  string // empty: anonymous
+	id    string // the account's id
 	robot bool
 	// grant is the bearer token's access list; nil when the request
 	// carried Basic credentials (the account's full rights) or none.
@@ -55,13 +56,16 @@ func (s *Service) Authenticate(r *http.Request) (access.Subject, error) {
 		if err != nil {
 			return access.Subject{}, s.challenge(c, nil, "invalid_token")
 		}
-		c.name, c.robot, c.grant = g.Subject, strings.HasPrefix(g.Subject, RobotPrefix), g
+		c.name, c.id, c.robot, c.grant = g.Subject, g.Account, strings.HasPrefix(g.Subject, RobotPrefix), g
 		if c.name != "" {
+			// The token's account, not whichever holds its name now: a
+			// token of a deleted account is dead even if the name was
+			// reused (and one without an account id predates ids).
 			snap := s.snap.Load()
-			if !snap.active(c.name, c.robot, s.now()) {
+			if !snap.active(c.name, c.id, c.robot, s.now()) {
 				return access.Subject{}, s.challenge(c, nil, "invalid_token")
 			}
-			if !allowedFrom(accountCIDRs(snap, &Principal{Name: c.name, Robot: c.robot}), c.addr) {
+			if !allowedFrom(accountCIDRs(snap, &Principal{Name: c.name, Robot: c.robot, ID: c.id}), c.addr) {
 				s.record(audit.Entry{Actor: c.name, SourceIP: c.addr.String(), Action: audit.ActionLogin, Result: audit.Denied,
 					Detail: "token used from an address not allowed for this account"})
 				return access.Subject{}, &access.Denial{Reason: errAddressNotAllowed.Error()}
@@ -76,7 +80,7 @@ func (s *Service) Authenticate(r *http.Request) (access.Subject, error) {
 		if err != nil {
 			return access.Subject{}, s.loginError(err)
 		}
-		c.name, c.robot = p.Name, p.Robot
+		c.name, c.id, c.robot = p.Name, p.ID, p.Robot
 	default:
 		return access.Subject{}, s.challenge(c, nil, "invalid_request")
 	}
@@ -178,13 +182,13 @@ func (s *Service) Authorize(ctx context.Context, sub access.Subject, req access.
 	}
 	project := ProjectOf(req.Repository)
 	snap := s.snap.Load()
-	if action == Push && s.mayCreateProject(snap, c.name, c.robot, project) {
+	if action == Push && s.mayCreateProject(snap, c.name, c.id, c.robot, project) {
 		if c.grant != nil && !c.grant.Allows(req.Repository, token.CanPush) {
 			return s.challenge(c, []access.Request{req}, "insufficient_scope")
 		}
-		return s.createOnPush(ctx, c.name, project, c.addr.String())
+		return s.createOnPush(ctx, c.name, c.id, project, c.addr.String())
 	}
-	if !snap.permits(c.name, c.robot, project, action, s.now()) {
+	if !snap.permits(c.name, c.id, c.robot, project, action, s.now()) {
 		switch {
 		case c.name == "":
 			return s.challenge(c, []access.Request{req}, "")
@@ -211,8 +215,8 @@ func (s *Service) Identify(r *http.Request) (*Principal, error) {
 		return nil, nil
 	}
 	c := sub.Details.(*credential)
-	u := s.snap.Load().users[c.name]
-	return &Principal{Name: c.name, Robot: c.robot, Admin: !c.robot && u != nil && u.Admin}, nil
+	u := s.snap.Load().user(c.name, c.id)
+	return &Principal{Name: c.name, Robot: c.robot, Admin: !c.robot && u != nil && u.Admin, ID: c.id}, nil
 }
 
 // pushDenied is the one answer to a push into a project that is missing

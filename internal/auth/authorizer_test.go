@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,7 +50,15 @@ type rig struct {
 
 const adminPassword = "admin-password"
 
-func newRig(t *testing.T, adjust ...func(*Config)) *rig {
+func newRig(t *testing.T, adjust ...func(*Config)) *rig { return buildRig(t, true, adjust...) }
+
+// newUnauditedRig is a rig whose service records no audit entries, for
+// floods of a hundred thousand logins whose entries would only cost time.
+func newUnauditedRig(t *testing.T, adjust ...func(*Config)) *rig {
+	return buildRig(t, false, adjust...)
+}
+
+func buildRig(t *testing.T, audited bool, adjust ...func(*Config)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -86,7 +95,11 @@ func newRig(t *testing.T, adjust ...func(*Config)) *rig {
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	svc, err := New(ctx, as, key, log, cfg, nil)
+	svcLog := log
+	if !audited {
+		svcLog = nil
+	}
+	svc, err := New(ctx, as, key, svcLog, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,10 +375,10 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	elsewhere, _, _ := other.Issue("admin", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
+	elsewhere, _, _ := other.Issue("admin", "", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
 	forgedKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	forger, _ := token.New(forgedKey, "berth", "berth", time.Minute)
-	forged, _, _ := forger.Issue("admin", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
+	forged, _, _ := forger.Issue("admin", "", []token.Scope{{Type: "repository", Name: "team-a/app", Actions: []string{"pull"}}}, r.clock())
 	for name, tok := range map[string]string{"another service": elsewhere, "forged": forged,
 		"alg none": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZG1pbiIsImF1ZCI6ImJlcnRoIiwiYWNjZXNzIjpbXX0."} {
 		p := r.expect(r.do("GET", "/v2/team-a/app/manifests/v1", nil, bearer(tok)...), 401, "UNAUTHORIZED", name)
@@ -524,10 +537,10 @@ func TestLoginFlood(t *testing.T) {
 		t.Error("no Retry-After")
 	}
 	p = r.expect(r.do("GET", TokenPath, nil, basicHeader("admin", adminPassword)...), 429, "TOOMANYREQUESTS", "token endpoint during a flood")
-	if p.header.Get("Retry-After") != "300" {
-		t.Errorf("Retry-After = %q, want 300", p.header.Get("Retry-After"))
+	if p.header.Get("Retry-After") != "60" {
+		t.Errorf("Retry-After = %q, want 60 (the first lockout)", p.header.Get("Retry-After"))
 	}
-	r.advance(5*time.Minute + time.Second)
+	r.advance(time.Minute + time.Second)
 	r.expect(r.do("GET", "/v2/", nil, basicHeader("admin", adminPassword)...), 200, "", "after the window")
 	// Every failure is in the audit log.
 	r.log.Flush(context.Background())
@@ -648,6 +661,55 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	req.SetBasicAuth("admin", pw)
 	if sub, err := svc.Authenticate(req); err != nil || sub.Name != "admin" {
 		t.Errorf("generated password does not log in: %v", err)
+	}
+}
+
+// TestKeptInitialPassword: a generated first password is kept in a file
+// (0600) until the administrator's password changes; a file that cannot be
+// written fails the bootstrap before any account exists.
+func TestKeptInitialPassword(t *testing.T) {
+	ctx := context.Background()
+	start := func(file string) (*Service, string, error) {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg := DefaultConfig()
+		cfg.BcryptCost = bcrypt.MinCost
+		cfg.InitialPasswordFile = file
+		svc, err := New(ctx, st, audittest.Key(t), nil, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _, err := svc.Bootstrap(ctx, "")
+		return svc, pw, err
+	}
+	file := filepath.Join(t.TempDir(), "initial-admin-password")
+	svc, pw, err := start(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(file)
+	fi, _ := os.Stat(file)
+	if err != nil || string(raw) != pw+"\n" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept %q (%v, mode %v), want the generated password, 0600", raw, err, fi.Mode().Perm())
+	}
+	if _, err := svc.UpdateUser(ctx, "admin", UserChange{Disabled: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("a change other than the password removed the kept password: %v", err)
+	}
+	if _, err := svc.UpdateUser(ctx, "admin", UserChange{Password: ptr("a-new-password")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the kept password outlived its change: %v", err)
+	}
+	svc, _, err = start(filepath.Join(t.TempDir(), "missing-dir", "initial-admin-password"))
+	if err == nil || len(svc.Users()) != 0 {
+		t.Errorf("bootstrap with an unwritable file = %v, users %+v; want an error and no account", err, svc.Users())
 	}
 }
 

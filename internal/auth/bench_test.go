@@ -41,13 +41,14 @@ func BenchmarkAuthCheck(b *testing.B) {
 	if _, err := svc.CreateProject(ctx, "team-a", false, "admin"); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.CreateUser(ctx, "dev", "dev-password", false, nil); err != nil {
+	dev, err := svc.CreateUser(ctx, "dev", "dev-password", false, nil)
+	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := svc.PutMember(ctx, "team-a", "dev", Developer); err != nil {
 		b.Fatal(err)
 	}
-	tok, _, err := svc.Tokens().Issue("dev", []token.Scope{{Type: token.TypeRepository, Name: "team-a/app", Actions: []string{"pull", "push"}}},
+	tok, _, err := svc.Tokens().Issue("dev", dev.ID, []token.Scope{{Type: token.TypeRepository, Name: "team-a/app", Actions: []string{"pull", "push"}}},
 		time.Now())
 	if err != nil {
 		b.Fatal(err)

@@ -14,6 +14,8 @@
 package auth
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -113,6 +115,10 @@ func ProjectOf(repository string) string {
 
 // User is a person's account.
 type User struct {
+	// ID is the account's identity, made at creation and never reused:
+	// memberships, tokens, refresh tokens and lockouts refer to it, so a
+	// user later created under the same name inherits none of them.
+	ID           string         `json:"-"`
 	Name         string         `json:"name"`
 	Admin        bool           `json:"admin"`
 	Disabled     bool           `json:"disabled"`
@@ -124,6 +130,10 @@ type User struct {
 
 // Project groups repositories under one access policy.
 type Project struct {
+	// ID is the project's identity, never reused: memberships and robot
+	// permissions refer to it, so a project later created under the same
+	// name inherits none of them.
+	ID        string    `json:"-"`
 	Name      string    `json:"name"`
 	Public    bool      `json:"public"`
 	CreatedAt time.Time `json:"created_at"`
@@ -135,6 +145,9 @@ type Member struct {
 	Project string `json:"project"`
 	User    string `json:"user"`
 	Role    Role   `json:"role"`
+	// The identities the membership binds.
+	ProjectID string `json:"-"`
+	UserID    string `json:"-"`
 }
 
 // RobotPrefix starts every robot account's name, as in Harbor; user names
@@ -149,10 +162,16 @@ const AllProjects = "*"
 type RobotPermission struct {
 	Project string   `json:"project"`
 	Actions []Action `json:"actions"`
+	// ProjectID is the identity of the project the permission was
+	// granted in (empty for AllProjects): it grants nothing in another
+	// project that happens to have the same name.
+	ProjectID string `json:"-"`
 }
 
 // Robot is a machine account for CI.
 type Robot struct {
+	// ID is the account's identity, never reused (see User.ID).
+	ID           string            `json:"-"`
 	Name         string            `json:"name"` // with RobotPrefix
 	Description  string            `json:"description,omitempty"`
 	Permissions  []RobotPermission `json:"permissions"`
@@ -172,11 +191,12 @@ func (r *Robot) Active(t time.Time) bool {
 	return !r.Revoked && (r.ExpiresAt.IsZero() || t.Before(r.ExpiresAt))
 }
 
-// Grants reports whether the robot's permissions include action in
-// project.
-func (r *Robot) Grants(project string, action Action) bool {
-	for _, p := range r.Permissions {
-		if (p.Project == project || p.Project == AllProjects) && slices.Contains(p.Actions, action) {
+// Grants reports whether the robot's permissions include action in p:
+// the project it was granted in, not one of the same name created later.
+func (r *Robot) Grants(p *Project, action Action) bool {
+	for _, perm := range r.Permissions {
+		in := perm.Project == AllProjects || (perm.ProjectID == p.ID && perm.Project == p.Name)
+		if in && slices.Contains(perm.Actions, action) {
 			return true
 		}
 	}
@@ -186,10 +206,30 @@ func (r *Robot) Grants(project string, action Action) bool {
 // RefreshToken is a long-lived OAuth2 refresh token (Docker's identity
 // token), stored as the SHA-256 of its value.
 type RefreshToken struct {
-	Hash      string
-	Subject   string
+	Hash    string
+	Subject string
+	// AccountID is the subject's account id: the token dies with the
+	// account, whatever later takes its name.
+	AccountID string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+}
+
+// Lockout is an account's login lockout: how many lockouts in a row it
+// has had (the backoff's exponent) and until when the current one lasts.
+// The store keeps it, so that a restart neither frees an attacker's
+// target early nor resets the backoff; `berth admin unlock` clears it.
+type Lockout struct {
+	AccountID string
+	Level     int
+	Until     time.Time
+}
+
+// newID returns a fresh identity: 128 random bits, never reused.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Errors of the store and the service.

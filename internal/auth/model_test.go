@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,42 +149,211 @@ func TestRealm(t *testing.T) {
 	}
 }
 
-func TestLoginLimiter(t *testing.T) {
-	l := newLoginLimiter(time.Minute, 3, 5)
-	t0 := time.Unix(1000, 0)
-	for i := range 3 {
-		if w := l.check("alice", "ip1", t0); w != 0 {
-			t.Fatalf("attempt %d throttled", i)
+func TestSameOrigin(t *testing.T) {
+	proxy := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	direct := httptest.NewRequest("POST", "http://registry.example:5000/api/v1/users", nil)
+	direct.RemoteAddr = "192.0.2.1:1234"
+	proxied := httptest.NewRequest("POST", "http://internal:5000/api/v1/users", nil)
+	proxied.RemoteAddr = "10.1.2.3:1234"
+	proxied.Header.Set("X-Forwarded-Proto", "https")
+	proxied.Header.Set("X-Forwarded-Host", "registry.example")
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		r      *http.Request
+		origin string
+		want   bool
+	}{
+		{"own origin", Config{}, direct, "http://registry.example:5000", true},
+		{"own origin, any case", Config{}, direct, "HTTP://REGISTRY.example:5000", true},
+		{"another scheme", Config{}, direct, "https://registry.example:5000", false},
+		{"another port", Config{}, direct, "http://registry.example:5001", false},
+		{"another host", Config{}, direct, "http://evil.example:5000", false},
+		{"opaque", Config{}, direct, "null", false},
+		{"with a path", Config{}, direct, "http://registry.example:5000/x", false},
+		{"with a user", Config{}, direct, "http://u@registry.example:5000", false},
+		{"behind a trusted proxy", Config{TrustedProxies: proxy}, proxied, "https://registry.example", true},
+		{"default port", Config{TrustedProxies: proxy}, proxied, "https://registry.example:443", true},
+		{"the proxy's headers, untrusted", Config{}, proxied, "https://registry.example", false},
+		{"the configured realm", Config{Realm: "https://berth.example/token"}, direct, "https://berth.example", true},
+		{"not the realm", Config{Realm: "https://berth.example/token"}, direct, "https://evil.example", false},
+	} {
+		if got := (&Service{cfg: tc.cfg}).SameOrigin(tc.r, tc.origin); got != tc.want {
+			t.Errorf("%s: SameOrigin(%q) = %v, want %v", tc.name, tc.origin, got, tc.want)
 		}
-		l.fail("alice", "ip1", t0.Add(time.Duration(i)*time.Second))
 	}
-	if w := l.check("alice", "ip2", t0.Add(3*time.Second)); w != 57*time.Second {
-		t.Errorf("account wait = %v, want 57s (until the first failure leaves the window)", w)
+}
+
+func TestLoginLimiter(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	newL := func() *loginLimiter { return newLoginLimiter(5*time.Minute, 3, 5, 0, time.Minute) }
+	failN := func(l *loginLimiter, n int, id, name, ip string, at time.Time) *Lockout {
+		var lo *Lockout
+		for range n {
+			lo = l.fail(id, name, ip, at)
+		}
+		return lo
 	}
-	if w := l.check("bob", "ip1", t0.Add(3*time.Second)); w != 0 {
-		t.Errorf("another account from the same address throttled before the address limit: %v", w)
+
+	t.Run("lockouts back off and cap", func(t *testing.T) {
+		l := newL()
+		now := t0
+		want := []time.Duration{1, 2, 4, 8, 16, 32, 64, 64}
+		for i, minutes := range want {
+			if w, _ := l.check("u1", "alice", "ip"+strconv.Itoa(i), now); w != 0 {
+				t.Fatalf("lockout %d: throttled before the failures: %v", i+1, w)
+			}
+			// Each failure from another address: the account is what is
+			// locked, not the address.
+			var lo *Lockout
+			for j := range 3 {
+				lo = l.fail("u1", "alice", fmt.Sprintf("ip%d-%d", i, j), now)
+			}
+			if lo == nil || lo.AccountID != "u1" || lo.Level != i+1 || lo.Until != now.Add(minutes*time.Minute) {
+				t.Fatalf("lockout %d = %+v, want level %d until +%dm", i+1, lo, i+1, minutes)
+			}
+			if w, _ := l.check("u1", "alice", "elsewhere", now); w != minutes*time.Minute {
+				t.Errorf("lockout %d: wait %v, want %dm", i+1, w, minutes)
+			}
+			if w, _ := l.check("u2", "bob", "elsewhere", now); w != 0 {
+				t.Errorf("another account throttled: %v", w)
+			}
+			now = now.Add(minutes * time.Minute)
+		}
+		if !l.succeed("u1", "alice") {
+			t.Error("succeed did not report the lockout on record")
+		}
+		if lo := failN(l, 3, "u1", "alice", "ip", now); lo == nil || lo.Level != 1 || lo.Until != now.Add(time.Minute) {
+			t.Errorf("after a success the backoff starts over: %+v", lo)
+		}
+		// A day after the lockout ends, the next one is the first again.
+		now = now.Add(time.Minute + levelMemory + time.Second)
+		failN(l, 2, "u1", "alice", "ip", now)
+		if lo := l.fail("u1", "alice", "ip", now); lo == nil || lo.Level != 1 {
+			t.Errorf("after a quiet day: %+v", lo)
+		}
+	})
+
+	t.Run("only failures within the window count", func(t *testing.T) {
+		l := newL()
+		l.fail("u1", "alice", "ip1", t0)
+		l.fail("u1", "alice", "ip1", t0.Add(3*time.Minute))
+		if lo := l.fail("u1", "alice", "ip1", t0.Add(6*time.Minute)); lo != nil {
+			t.Errorf("locked by failures spread over more than the window: %+v", lo)
+		}
+		if l.succeed("u1", "alice") {
+			t.Error("succeed reported a lockout that never was")
+		}
+	})
+
+	t.Run("addresses", func(t *testing.T) {
+		l := newL()
+		for i := range 5 {
+			l.fail("", fmt.Sprintf("name%d", i), "ip1", t0.Add(time.Duration(i)*time.Second))
+		}
+		if w, _ := l.check("u9", "carol", "ip1", t0.Add(10*time.Second)); w != 5*time.Minute-10*time.Second {
+			t.Errorf("address wait = %v, want until its oldest failure leaves the window", w)
+		}
+		if w, _ := l.check("u9", "carol", "ip1", t0.Add(5*time.Minute)); w != 0 {
+			t.Errorf("address still throttled after the window: %v", w)
+		}
+		// A refresh token names no account: the address alone is limited.
+		l.fail("", "", "ip3", t0)
+		if l.names.len() != 5 || l.accounts.len() != 0 {
+			t.Errorf("tables hold %d names and %d accounts, want 5 and 0", l.names.len(), l.accounts.len())
+		}
+	})
+
+	t.Run("invented names answer like real ones", func(t *testing.T) {
+		l := newL()
+		real, invented := failN(l, 3, "u1", "alice", "ip1", t0), failN(l, 3, "", "nobody", "ip2", t0)
+		if real == nil || invented == nil || real.Until != invented.Until || invented.AccountID != "" {
+			t.Errorf("lockouts differ: real %+v, invented %+v", real, invented)
+		}
+	})
+
+	t.Run("global", func(t *testing.T) {
+		l := newLoginLimiter(5*time.Minute, 3, 5, 10, time.Minute)
+		for i := range 10 {
+			if _, g := l.check("", "x", "ip", t0); g != 0 {
+				t.Fatalf("global throttle after %d failures", i)
+			}
+			l.fail("", fmt.Sprintf("n%d", i), fmt.Sprintf("ip%d", i), t0)
+		}
+		w, g := l.check("", "x", "ip", t0)
+		if w != 0 || g <= 0 || g > 5*time.Minute {
+			t.Errorf("wait %v, global wait %v; want only the global one, until the failures leave the window", w, g)
+		}
+		if _, g := l.check("", "x", "ip", t0.Add(5*time.Minute+time.Second)); g != 0 {
+			t.Errorf("global throttle after the window: %v", g)
+		}
+		// Failures spread over the window leave it one by one.
+		r := newFailureRing(5 * time.Minute)
+		for _, at := range []time.Duration{0, 2 * time.Minute, 4 * time.Minute} {
+			r.add(t0.Add(at))
+		}
+		if w := r.wait(3, t0.Add(4*time.Minute)); w <= 0 || w > time.Minute {
+			t.Errorf("three failures: wait %v, want until the first leaves the window (about 1m)", w)
+		}
+		if w := r.wait(3, t0.Add(5*time.Minute+5*time.Second)); w != 0 {
+			t.Errorf("after the first left the window: wait %v", w)
+		}
+		if w := r.wait(2, t0.Add(5*time.Minute+5*time.Second)); w <= 0 || w > 2*time.Minute {
+			t.Errorf("two failures left, limit 2: wait %v, want about 2m", w)
+		}
+	})
+
+	t.Run("restored lockouts", func(t *testing.T) {
+		l := newL()
+		l.restore([]Lockout{{AccountID: "u1", Level: 3, Until: t0.Add(4 * time.Minute)}})
+		if w, _ := l.check("u1", "alice", "ip", t0); w != 4*time.Minute {
+			t.Errorf("restored lockout: wait %v", w)
+		}
+		if lo := failN(l, 3, "u1", "alice", "ip", t0.Add(5*time.Minute)); lo == nil || lo.Level != 4 || lo.Until != t0.Add(13*time.Minute) {
+			t.Errorf("the backoff did not continue from the restored level: %+v", lo)
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		off := newLoginLimiter(0, 1, 1, 1, time.Minute)
+		off.fail("a", "a", "b", t0)
+		if w, g := off.check("a", "a", "b", t0); w != 0 || g != 0 {
+			t.Error("a zero window throttles")
+		}
+	})
+}
+
+// TestLoginLimiterWhenFull fills the tables past their bound with invented
+// names from distinct addresses, as an attacker would to switch limiting
+// off: the tables stay bounded, the newest entries are kept, and a real
+// account's state, and the address of a guesser, are still limited.
+func TestLoginLimiterWhenFull(t *testing.T) {
+	l := newLoginLimiter(5*time.Minute, 10, 50, 0, time.Minute)
+	t0 := time.Unix(1_000_000, 0)
+	failN := func(n int, id, name, ip string, at time.Time) {
+		for range n {
+			l.fail(id, name, ip, at)
+		}
 	}
-	if w := l.check("alice", "ip1", t0.Add(61*time.Second)); w != 0 {
-		t.Errorf("still throttled after the window: %v", w)
+	failN(5, "u-admin", "admin", "203.0.113.1", t0) // halfway to a lockout
+	for i := range maxTrackedKeys + 1 {
+		l.fail("", fmt.Sprintf("robot$x%d", i), netip.AddrFrom4([4]byte{127, byte(i >> 16), byte(i >> 8), byte(i)}).String(), t0.Add(time.Second))
 	}
-	for i := range 2 {
-		l.fail("bob"+string(rune('a'+i)), "ip1", t0.Add(10*time.Second))
+	if l.names.len() != maxTrackedKeys || l.ips.len() != maxTrackedKeys {
+		t.Errorf("tables hold %d names and %d addresses, want the bound %d", l.names.len(), l.ips.len(), maxTrackedKeys)
 	}
-	if w := l.check("carol", "ip1", t0.Add(10*time.Second)); w == 0 {
-		t.Error("address not throttled after 5 failures across accounts")
+	if l.names.get("robot$x0") != nil || l.names.get(fmt.Sprintf("robot$x%d", maxTrackedKeys)) == nil {
+		t.Error("a full table kept the oldest name instead of the newest")
 	}
-	l.succeed("alice")
-	if w := l.check("alice", "ip9", t0.Add(4*time.Second)); w != 0 {
-		t.Errorf("account still throttled after a success: %v", w)
+	// The real account kept its five failures: five more lock it out.
+	failN(5, "u-admin", "admin", "198.51.100.7", t0.Add(2*time.Second))
+	if w, _ := l.check("u-admin", "admin", "198.51.100.8", t0.Add(2*time.Second)); w != time.Minute {
+		t.Errorf("real account after the flood: wait %v, want the 1m lockout", w)
 	}
-	l.fail("", "ip3", t0)
-	if len(l.accounts[""]) != 0 {
-		t.Error("an empty account name was tracked")
-	}
-	off := newLoginLimiter(0, 1, 1)
-	off.fail("a", "b", t0)
-	if off.check("a", "b", t0) != 0 {
-		t.Error("a zero window throttles")
+	// A new address is tracked although the table is full.
+	failN(50, "", "guess", "192.0.2.9", t0.Add(3*time.Second))
+	if w, _ := l.check("", "other", "192.0.2.9", t0.Add(3*time.Second)); w == 0 {
+		t.Error("a guessing address goes unlimited once the table is full")
 	}
 }
 

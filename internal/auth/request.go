@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -65,7 +66,13 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 // scheme and host from the request (or from X-Forwarded-Proto and
 // X-Forwarded-Host when a trusted proxy sent them).
 func realmFor(r *http.Request, trusted []netip.Prefix) string {
-	scheme, host := "http", r.Host
+	scheme, host := originOf(r, trusted)
+	return scheme + "://" + host + TokenPath
+}
+
+// originOf is the scheme and host the client reached the server at.
+func originOf(r *http.Request, trusted []netip.Prefix) (scheme, host string) {
+	scheme, host = "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
@@ -77,7 +84,42 @@ func realmFor(r *http.Request, trusted []netip.Prefix) string {
 			host = h
 		}
 	}
-	return scheme + "://" + host + TokenPath
+	return scheme, host
+}
+
+// SameOrigin reports whether origin, a browser's Origin header, names the
+// origin the request reached berth at (its scheme and host, as behind a
+// trusted proxy the proxy says), or the configured realm's. "null" and
+// anything that is not scheme://host[:port] are another origin.
+func (s *Service) SameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	scheme, host := originOf(r, s.cfg.TrustedProxies)
+	if sameHost(u.Scheme, u.Host, scheme, host) {
+		return true
+	}
+	if realm, err := url.Parse(s.cfg.Realm); err == nil && s.cfg.Realm != "" {
+		return sameHost(u.Scheme, u.Host, realm.Scheme, realm.Host)
+	}
+	return false
+}
+
+// sameHost compares two scheme and host pairs as origins do: the scheme
+// and host case-insensitively, a scheme's default port as no port.
+func sameHost(scheme1, host1, scheme2, host2 string) bool {
+	norm := func(scheme, host string) string {
+		scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+		switch {
+		case scheme == "http":
+			host = strings.TrimSuffix(host, ":80")
+		case scheme == "https":
+			host = strings.TrimSuffix(host, ":443")
+		}
+		return scheme + "://" + host
+	}
+	return norm(scheme1, host1) == norm(scheme2, host2)
 }
 
 // TokenPath is where the token endpoint is served.

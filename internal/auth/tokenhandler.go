@@ -73,7 +73,7 @@ func (s *Service) tokenGet(w http.ResponseWriter, r *http.Request) {
 	}
 	var refresh string
 	if p != nil && q.Get("offline_token") == "true" {
-		if refresh, err = s.newRefreshToken(r.Context(), p.Name); err != nil {
+		if refresh, err = s.newRefreshToken(r.Context(), p); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
@@ -106,7 +106,7 @@ func (s *Service) tokenPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if form.Get("access_type") == "offline" {
-			if refresh, err = s.newRefreshToken(r.Context(), p.Name); err != nil {
+			if refresh, err = s.newRefreshToken(r.Context(), p); err != nil {
 				s.internalError(w, r, err)
 				return
 			}
@@ -136,12 +136,12 @@ func (s *Service) checkService(w http.ResponseWriter, service string) bool {
 
 func (s *Service) issue(w http.ResponseWriter, r *http.Request, p *Principal, scopes []token.Scope, addr netip.Addr, refresh string) {
 	now := s.now()
-	name := ""
+	var name, id string
 	if p != nil {
-		name = p.Name
+		name, id = p.Name, p.ID
 	}
 	granted := s.grant(p, scopes)
-	tok, _, err := s.tokens.Issue(name, granted, now)
+	tok, _, err := s.tokens.Issue(name, id, granted, now)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -163,9 +163,10 @@ func (s *Service) issue(w http.ResponseWriter, r *http.Request, p *Principal, sc
 func (s *Service) grant(p *Principal, scopes []token.Scope) []token.Scope {
 	snap := s.snap.Load()
 	now := s.now()
-	name, robot := "", false
+	var name, id string
+	robot := false
 	if p != nil {
-		name, robot = p.Name, p.Robot
+		name, id, robot = p.Name, p.ID, p.Robot
 	}
 	var out []token.Scope
 	for _, sc := range scopes {
@@ -185,13 +186,13 @@ func (s *Service) grant(p *Principal, scopes []token.Scope) []token.Scope {
 				}
 			}
 			var actions []string
-			if want[token.ActionPull] && snap.permits(name, robot, project, Pull, now) {
+			if want[token.ActionPull] && snap.permits(name, id, robot, project, Pull, now) {
 				actions = append(actions, token.ActionPull)
 			}
-			if want[token.ActionPush] && (snap.permits(name, robot, project, Push, now) || s.mayCreateProject(snap, name, robot, project)) {
+			if want[token.ActionPush] && (snap.permits(name, id, robot, project, Push, now) || s.mayCreateProject(snap, name, id, robot, project)) {
 				actions = append(actions, token.ActionPush)
 			}
-			if want[token.ActionDelete] && snap.permits(name, robot, project, Delete, now) {
+			if want[token.ActionDelete] && snap.permits(name, id, robot, project, Delete, now) {
 				actions = append(actions, token.ActionDelete)
 			}
 			if len(actions) > 0 {
@@ -202,11 +203,11 @@ func (s *Service) grant(p *Principal, scopes []token.Scope) []token.Scope {
 	return out
 }
 
-// newRefreshToken stores and returns a refresh token for subject.
-func (s *Service) newRefreshToken(ctx context.Context, subject string) (string, error) {
+// newRefreshToken stores and returns a refresh token for p's account.
+func (s *Service) newRefreshToken(ctx context.Context, p *Principal) (string, error) {
 	secret, hash := newSecret("brt_")
 	now := s.now()
-	err := s.store.PutRefreshToken(ctx, RefreshToken{Hash: hash, Subject: subject, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)})
+	err := s.store.PutRefreshToken(ctx, RefreshToken{Hash: hash, Subject: p.Name, AccountID: p.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)})
 	return secret, err
 }
 
@@ -214,29 +215,32 @@ func (s *Service) newRefreshToken(ctx context.Context, subject string) (string, 
 func (s *Service) refreshLogin(ctx context.Context, refresh string, addr netip.Addr) (*Principal, error) {
 	now := s.now()
 	ip := addr.String()
-	if wait := s.limiter.check("", ip, now); wait > 0 {
+	// Refresh tokens are 256 random bits and cost no bcrypt: the address
+	// limit is enough, and the global one would stop clients that already
+	// hold a valid token.
+	if wait, _ := s.limiter.check("", "", ip, now); wait > 0 {
 		return nil, &throttled{wait}
 	}
 	rt, err := s.store.RefreshToken(ctx, hashSecret(refresh))
 	snap := s.snap.Load()
 	switch {
 	case errors.Is(err, ErrNotFound) || (err == nil && !now.Before(rt.ExpiresAt)):
-		s.limiter.fail("", ip, now)
+		s.limiter.fail("", "", ip, now)
 		s.record(audit.Entry{SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure, Detail: "unknown or expired refresh token"})
 		return nil, errBadCredentials
 	case err != nil:
 		return nil, err
 	}
 	robot := strings.HasPrefix(rt.Subject, RobotPrefix)
-	if !snap.active(rt.Subject, robot, now) {
-		s.record(audit.Entry{Actor: rt.Subject, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure, Detail: "refresh token of a disabled account"})
+	if !snap.active(rt.Subject, rt.AccountID, robot, now) {
+		s.record(audit.Entry{Actor: rt.Subject, SourceIP: ip, Action: audit.ActionLogin, Result: audit.Failure, Detail: "refresh token of a disabled or deleted account"})
 		return nil, errBadCredentials
 	}
-	p := &Principal{Name: rt.Subject, Robot: robot}
+	p := &Principal{Name: rt.Subject, Robot: robot, ID: rt.AccountID}
 	if !allowedFrom(accountCIDRs(snap, p), addr) {
 		return nil, errAddressNotAllowed
 	}
-	if u := snap.users[rt.Subject]; u != nil {
+	if u := snap.user(rt.Subject, rt.AccountID); u != nil {
 		p.Admin = u.Admin
 	}
 	return p, nil

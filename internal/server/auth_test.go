@@ -157,9 +157,15 @@ func (a *authServer) push(repo, tag string, img testImage, creds []string) answe
 	return a.do("PUT", "/v2/"+repo+"/manifests/"+tag, img.manifest, append(creds, "Content-Type", "application/vnd.oci.image.manifest.v1+json")...)
 }
 
+// TestFirstStartPrintsTheAdminPasswordOnce starts a fresh data directory
+// the way a failed start does (the server never serves: its port is
+// taken): the generated password is not printed but kept, 0600, in
+// <data>/initial-admin-password, and the next start, which serves, says
+// where it is. A start that serves prints it once, after it serves; the
+// file goes when the password is changed.
 func TestFirstStartPrintsTheAdminPasswordOnce(t *testing.T) {
-	data := t.TempDir()
-	start := func() (*Server, *syncBuffer) {
+	type record struct{ Level, Msg, User, Password string }
+	start := func(data string) (*Server, *syncBuffer) {
 		cfg := DefaultConfig()
 		cfg.Data = data
 		logs := &syncBuffer{}
@@ -169,33 +175,95 @@ func TestFirstStartPrintsTheAdminPasswordOnce(t *testing.T) {
 		}
 		return s, logs
 	}
-	s, logs := start()
-	var password string
-	for _, line := range strings.Split(logs.String(), "\n") {
-		var rec struct {
-			Level, Msg, User, Password string
+	// serve runs s on a loopback port until stop, which waits for Serve
+	// to return (and so for everything it logs).
+	serve := func(s *Server) (*authServer, func()) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Password != "" {
-			if rec.Level != "WARN" || rec.User != "admin" || !strings.Contains(rec.Msg, "only this once") {
-				t.Errorf("password logged as %s", line)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		return &authServer{t: t, s: s, url: "http://" + ln.Addr().String()}, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
 			}
-			password = rec.Password
 		}
 	}
-	if len(password) < 20 {
-		t.Fatalf("no generated password in the log:\n%s", logs)
+	records := func(logs *syncBuffer) (passwords []record, all string) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec record
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Password != "" {
+				passwords = append(passwords, rec)
+			}
+		}
+		return passwords, logs.String()
 	}
-	srv := httptest.NewServer(s)
-	a := &authServer{t: t, s: s, url: srv.URL}
-	a.expect(a.do("GET", "/v2/", nil), 401, "anonymous /v2/")
-	a.expect(a.do("GET", "/v2/", nil, basicAuth("admin", password)...), 200, "the printed password")
-	srv.Close()
-	s.Close()
-	s, logs = start()
-	defer s.Close()
-	if strings.Contains(logs.String(), password) || strings.Contains(logs.String(), `"password"`) {
-		t.Errorf("the password was printed again:\n%s", logs)
+	kept := func(data string) string {
+		t.Helper()
+		fi, err := os.Stat(InitialPasswordPath(data))
+		if err != nil {
+			t.Fatalf("the generated password is not kept: %v", err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", fi.Name(), fi.Mode().Perm())
+		}
+		raw, _ := os.ReadFile(InitialPasswordPath(data))
+		return strings.TrimSpace(string(raw))
 	}
+
+	t.Run("a start that never serves", func(t *testing.T) {
+		data := t.TempDir()
+		s, logs := start(data)
+		s.Close()
+		if pw, all := records(logs); len(pw) != 0 || !strings.Contains(all, InitialPasswordPath(data)) {
+			t.Errorf("a start that did not serve printed %v, or did not say where the password is:\n%s", pw, all)
+		}
+		password := kept(data)
+		s, logs = start(data)
+		a, stop := serve(s)
+		a.expect(a.do("GET", "/v2/", nil, basicAuth("admin", password)...), 200, "the kept password")
+		stop()
+		if pw, all := records(logs); len(pw) != 0 || !strings.Contains(all, "still has its generated password, kept in "+InitialPasswordPath(data)) {
+			t.Errorf("the next start printed %v, or did not say where the password is:\n%s", pw, all)
+		}
+	})
+
+	t.Run("a start that serves", func(t *testing.T) {
+		data := t.TempDir()
+		s, logs := start(data)
+		a, stop := serve(s)
+		password := kept(data)
+		a.expect(a.do("GET", "/v2/", nil), 401, "anonymous /v2/")
+		a.expect(a.do("GET", "/v2/", nil, basicAuth("admin", password)...), 200, "the printed password")
+		stop()
+		pw, all := records(logs)
+		if len(pw) != 1 || pw[0].Password != password || pw[0].Level != "WARN" || pw[0].User != "admin" || !strings.Contains(pw[0].Msg, "only this once") {
+			t.Fatalf("password records %+v, want one WARN with the kept password", pw)
+		}
+		if strings.Index(all, pw[0].Msg) < strings.Index(all, "berth serving") {
+			t.Error("the password was printed before the server was serving")
+		}
+		s, logs = start(data)
+		a, stop = serve(s)
+		r := a.api(basicAuth("admin", password), "PATCH", "/users/admin", map[string]any{"password": "a-new-admin-password"})
+		a.expect(r, 200, "change the password")
+		stop()
+		if strings.Contains(logs.String(), password) {
+			t.Errorf("the password was printed again:\n%s", logs)
+		}
+		if _, err := os.Stat(InitialPasswordPath(data)); !os.IsNotExist(err) {
+			t.Errorf("the kept password outlived its change: %v", err)
+		}
+		s, logs = start(data)
+		_, stop = serve(s)
+		stop()
+		if strings.Contains(logs.String(), "generated password") {
+			t.Errorf("a start after the change still speaks of a generated password:\n%s", logs)
+		}
+	})
 }
 
 func (a *authServer) expect(r answer, status int, what string) answer {
@@ -213,6 +281,9 @@ func TestAdminPasswordFromTheEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(a.logs.String(), "from "+AdminPasswordEnv) {
 		t.Errorf("logs do not say where the password came from:\n%s", a.logs)
+	}
+	if _, err := os.Stat(InitialPasswordPath(a.s.cfg.Data)); !os.IsNotExist(err) {
+		t.Errorf("a chosen password was written to a file: %v", err)
 	}
 	a.expect(a.do("GET", "/v2/", nil, adminCreds...), 200, "the chosen password")
 	p := a.expect(a.do("GET", "/v2/", nil), 401, "anonymous")

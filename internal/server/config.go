@@ -92,6 +92,11 @@ type Auth struct {
 	MaxLoginFailures           int           `yaml:"max_login_failures"`
 	MaxLoginFailuresPerAddress int           `yaml:"max_login_failures_per_address"`
 	LoginFailureWindow         time.Duration `yaml:"login_failure_window"`
+	// LoginLockout is an account's first lockout, doubled for each one in
+	// a row up to 64 times; MaxLoginFailuresGlobal, failures within the
+	// window in all before logins that need a password check get 429.
+	LoginLockout           time.Duration `yaml:"login_lockout"`
+	MaxLoginFailuresGlobal int           `yaml:"max_login_failures_global"`
 	// AdminPassword is the first administrator's password on first
 	// start; only BERTH_ADMIN_PASSWORD sets it (never a file or a flag,
 	// which other users may read).
@@ -211,7 +216,8 @@ func DefaultConfig() Config {
 		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2},
 		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
 		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
-			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute},
+			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute,
+			LoginLockout: time.Minute, MaxLoginFailuresGlobal: 1000},
 	}
 }
 
@@ -405,6 +411,10 @@ func Settings() []Setting {
 			func(c *Config) *int { return &c.Auth.MaxLoginFailuresPerAddress }),
 		durationSetting("auth.login_failure_window", "login-failure-window", "window over which failed logins are counted (0 turns throttling off)",
 			func(c *Config) *time.Duration { return &c.Auth.LoginFailureWindow }),
+		durationSetting("auth.login_lockout", "login-lockout", "an account's first lockout, doubled for each in a row up to 64 times",
+			func(c *Config) *time.Duration { return &c.Auth.LoginLockout }),
+		intSetting("auth.max_login_failures_global", "max-login-failures-global", "failed logins within the window in all before logins that need a password check get 429 (0: no limit)",
+			func(c *Config) *int { return &c.Auth.MaxLoginFailuresGlobal }),
 		optionalStringSetting("tls.cert", "tls-cert", "TLS certificate (PEM) to serve HTTPS with",
 			func(c *Config) *string { return &c.TLS.Cert }),
 		optionalStringSetting("tls.key", "tls-key", "TLS private key (PEM) of --tls-cert",
@@ -508,6 +518,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Auth.Realm != "" && !strings.HasPrefix(c.Auth.Realm, "https://") && !strings.HasPrefix(c.Auth.Realm, "http://") {
 			errs = append(errs, errors.New("auth.realm must be an http:// or https:// URL"))
+		}
+		if c.Auth.LoginFailureWindow > 0 && c.Auth.MaxLoginFailures > 0 && c.Auth.LoginLockout <= 0 {
+			errs = append(errs, errors.New("auth.login_lockout must be positive while auth.max_login_failures limits accounts"))
 		}
 	}
 	if c.Audit.AnchorURL != "" {

@@ -36,6 +36,9 @@ type security struct {
 	authStore  *authsqlite.Store // nil when auth is off
 	auth       *auth.Service     // nil when auth is off
 	api        *api.API          // nil when auth is off
+	// initialPassword is the first administrator's generated password,
+	// until Serve has shown it.
+	initialPassword string
 }
 
 // openSecurity opens the audit log and, unless auth is off, the auth
@@ -80,8 +83,10 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 		TokenTTL: cfg.Auth.TokenTTL, RefreshTTL: cfg.Auth.RefreshTokenTTL,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, TrustedProxies: proxies,
 		MaxFailuresPerAccount: cfg.Auth.MaxLoginFailures, MaxFailuresPerAddress: cfg.Auth.MaxLoginFailuresPerAddress,
-		FailureWindow:   cfg.Auth.LoginFailureWindow,
-		HasRepositories: func(ctx context.Context, project string) (bool, error) { return hasRepositories(ctx, st, project) },
+		FailureWindow: cfg.Auth.LoginFailureWindow,
+		Lockout:       cfg.Auth.LoginLockout, MaxFailuresGlobal: cfg.Auth.MaxLoginFailuresGlobal,
+		HasRepositories:     func(ctx context.Context, project string) (bool, error) { return hasRepositories(ctx, st, project) },
+		InitialPasswordFile: InitialPasswordPath(st.Dir),
 	}
 	if sec.auth, err = auth.New(ctx, sec.authStore, key, sec.audit, acfg, log); err != nil {
 		sec.Close()
@@ -94,8 +99,10 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 	}
 	switch {
 	case generated != "":
-		log.Warn("created the first administrator; its password is shown only this once, so note it now "+
-			"(or set "+AdminPasswordEnv+" on first start to choose it)", "user", "admin", "password", generated)
+		// Shown once serving (announceInitialPassword).
+		sec.initialPassword = generated
+		log.Info("created the first administrator; its generated password is kept in "+InitialPasswordPath(st.Dir)+
+			" until it is changed, and shown once the server is serving", "user", auth.InitialAdmin)
 	case created:
 		log.Info("created the first administrator with the password from "+AdminPasswordEnv, "user", "admin")
 	case cfg.Auth.AdminPassword != "":

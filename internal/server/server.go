@@ -326,6 +326,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { served <- serve() }()
 	s.log.Info("berth serving", "url", scheme+"://"+ln.Addr().String(), "data", s.cfg.Data, "auth", s.sec.auth != nil,
 		"max_connections", s.limits.max, "max_connections_per_ip", s.limits.perIP, "max_uploads", s.limits.uploads)
+	s.announceInitialPassword()
 
 	var serveErr error
 	select {

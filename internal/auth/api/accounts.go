@@ -184,9 +184,10 @@ func (a *API) listRobots(c *call) error {
 	case !a.opts.Auth.Can(c.who, project, auth.ManageRobots):
 		return errForbidden
 	default:
+		proj, _ := a.opts.Auth.Project(project)
 		for _, r := range a.opts.Auth.Robots() {
 			for _, p := range r.Permissions {
-				if p.Project == project {
+				if p.ProjectID == proj.ID {
 					out = append(out, r)
 					break
 				}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -147,6 +148,12 @@ func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, trace := auth.WithTrace(r.Context())
 		r = r.WithContext(ctx)
+		// Before credentials are even read: a refused browser request
+		// must not count as a login either.
+		if err := a.guardBrowsers(r); err != nil {
+			a.fail(&call{w: w, r: r}, err)
+			return
+		}
 		who, err := a.opts.Auth.Identify(r)
 		c := &call{w: w, r: r, who: who, addr: trace.ClientIP}
 		if err == nil && who == nil && !rt.anonymous {
@@ -243,15 +250,43 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
+var (
+	errCrossSite = &apiError{status: http.StatusForbidden, code: "DENIED",
+		message: "cross-site request refused: changes are accepted from this server's own origin or from clients that are not browsers"}
+	errMediaType = &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send the request body as application/json"}
+)
+
+// guardBrowsers refuses what a page on another site could make a
+// logged-in administrator's browser send, once a web UI shares berth's
+// origin and its credentials (cross-site request forgery): a request that
+// changes something, whose Origin is another origin or whose
+// Sec-Fetch-Site says cross-site; and any body that is not JSON, which is
+// what a cross-site HTML form or a "simple" fetch can send without a CORS
+// preflight (berth grants none). Clients that are not browsers send
+// neither header and are not affected.
+func (a *API) guardBrowsers(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		origin := r.Header.Get("Origin")
+		if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") || (origin != "" && !a.opts.Auth.SameOrigin(r, origin)) {
+			return errCrossSite
+		}
+	}
+	if r.ContentLength != 0 { // -1: a body of unknown length
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			return errMediaType
+		}
+	}
+	return nil
+}
+
 // maxBody bounds request bodies.
 const maxBody = 64 << 10
 
 // decode reads a JSON body into v, refusing unknown fields: a typo must
-// not silently change nothing.
+// not silently change nothing. (guardBrowsers checked the content type.)
 func decode(c *call, v any) error {
-	if ct := c.r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send application/json"}
-	}
 	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -155,10 +156,21 @@ func (e *env) do(c creds, method, path string, body any) result {
 	default:
 		raw, _ = json.Marshal(b)
 	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	req.RemoteAddr = "192.0.2.10:40000"
+	var headers []string
 	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
+		headers = []string{"Content-Type", "application/json"}
+	}
+	return e.doRaw(c, method, path, bytes.NewReader(raw), raw, headers...)
+}
+
+// doRaw sends body (whose bytes are raw, for the document's check) with
+// the given headers, in name, value pairs.
+func (e *env) doRaw(c creds, method, path string, body io.Reader, raw []byte, headers ...string) result {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, body)
+	req.RemoteAddr = "192.0.2.10:40000"
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	if c[0] != "" {
 		req.SetBasicAuth(c[0], c[1])
@@ -392,6 +404,9 @@ func TestRobots(t *testing.T) {
 		"expired":           map[string]any{"name": "x", "permissions": perm("team-a", auth.Pull), "expires_at": "2001-01-01T00:00:00Z"},
 		"bad duration":      RobotRequest{Name: "x", Permissions: perm("team-a", auth.Pull), ExpiresIn: "soon"},
 		"bad name":          RobotRequest{Name: "X Y", Permissions: perm("team-a", auth.Pull)},
+		// A permission binds the project that exists when it is granted;
+		// one for a missing project would go to whoever creates it.
+		"missing project": RobotRequest{Name: "x", Permissions: perm("team-z", auth.Pull)},
 	} {
 		e.expect(e.do(admin, "POST", "/api/v1/robots", req), 400, "INVALID", name)
 	}
@@ -494,3 +509,80 @@ func TestUnknownEndpoint(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestBrowserRequests sends every request that changes something as a page
+// on another site could make an administrator's browser send it: with the
+// origin of another site, marked cross-site, or with a body that is not
+// JSON (an HTML form's). Each is refused before it is authenticated and
+// changes nothing; the same requests from the server's own origin, or
+// from a client that is not a browser, are served.
+func TestBrowserRequests(t *testing.T) {
+	e := newEnv(t)
+	e.expect(e.do(admin, "POST", "/api/v1/projects", ProjectRequest{Name: "team-a"}), 201, "", "create team-a")
+	e.user("alice", "team-a", auth.Developer)
+	e.expect(e.do(admin, "POST", "/api/v1/robots", RobotRequest{Name: "x", Permissions: []auth.RobotPermission{{Project: "team-a", Actions: []auth.Action{auth.Pull}}}}), 201, "", "create robot")
+	fill := strings.NewReplacer("{name}", "alice", "{project}", "team-a", "{user}", "alice")
+	var changing []route
+	for _, rt := range (&API{}).routes() {
+		if rt.method != "GET" {
+			if strings.HasPrefix(rt.path, "/robots/") {
+				rt.path = strings.Replace(rt.path, "{name}", "robot$x", 1)
+			}
+			rt.path = Prefix + fill.Replace(rt.path)
+			changing = append(changing, rt)
+		}
+	}
+	if len(changing) < 10 {
+		t.Fatalf("only %d routes change something: %v", len(changing), changing)
+	}
+	body := []byte(`{}`)
+	for _, rt := range changing {
+		for _, tc := range []struct {
+			name    string
+			body    io.Reader
+			headers []string
+			status  int
+		}{
+			{"another origin", bytes.NewReader(body), []string{"Content-Type", "application/json", "Origin", "https://evil.example"}, 403},
+			{"another port", bytes.NewReader(body), []string{"Content-Type", "application/json", "Origin", "http://example.com:8080"}, 403},
+			{"opaque origin", bytes.NewReader(body), []string{"Content-Type", "application/json", "Origin", "null"}, 403},
+			{"cross-site fetch", bytes.NewReader(body), []string{"Content-Type", "application/json", "Sec-Fetch-Site", "cross-site"}, 403},
+			{"no content type", bytes.NewReader(body), nil, 415},
+			{"a form", bytes.NewReader(body), []string{"Content-Type", "application/x-www-form-urlencoded"}, 415},
+			{"text", bytes.NewReader(body), []string{"Content-Type", "text/plain"}, 415},
+			{"text of unknown length", io.NopCloser(bytes.NewReader(body)), []string{"Content-Type", "text/plain"}, 415},
+		} {
+			r := e.doRaw(admin, rt.method, rt.path, tc.body, body, tc.headers...)
+			want := map[int]string{403: "cross-site request refused", 415: "application/json"}[tc.status]
+			if r.status != tc.status || !strings.Contains(string(r.body), want) {
+				t.Errorf("%s %s, %s: %d %s, want %d %q", rt.method, rt.path, tc.name, r.status, r.body, tc.status, want)
+			}
+		}
+	}
+	// Nothing changed, and no refusal was counted as a failed login.
+	if _, err := e.auth.User("alice"); err != nil {
+		t.Errorf("alice: %v", err)
+	}
+	if p, err := e.auth.Project("team-a"); err != nil || p.Public {
+		t.Errorf("team-a = %+v, %v", p, err)
+	}
+	if r, err := e.auth.Robot("robot$x"); err != nil || r.Revoked {
+		t.Errorf("robot$x = %+v, %v", r, err)
+	}
+	e.log.Flush(context.Background())
+	if failed, _ := e.store.Query(context.Background(), audit.Filter{Action: audit.ActionLogin, Result: audit.Failure}); len(failed) != 0 {
+		t.Errorf("refused browser requests were logins: %+v", failed)
+	}
+	// From the server's own origin (any case, the default port), or with a
+	// JSON type that has parameters, the request is served.
+	for _, h := range [][]string{
+		{"Content-Type", "application/json", "Origin", "http://example.com", "Sec-Fetch-Site", "same-origin"},
+		{"Content-Type", "application/json; charset=utf-8", "Origin", "HTTP://Example.COM:80"},
+	} {
+		raw := []byte(`{"public":true}`)
+		e.expect(e.doRaw(admin, "PATCH", "/api/v1/projects/team-a", bytes.NewReader(raw), raw, h...), 200, "", fmt.Sprintf("same origin %v", h))
+	}
+	e.expect(e.doRaw(admin, "POST", "/api/v1/robots/robot$x/revoke", nil, nil), 200, "", "a bodyless POST without a content type")
+	// Reading is not guarded: a page elsewhere cannot see the answer.
+	e.expect(e.doRaw(admin, "GET", "/api/v1/projects", nil, nil, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"), 200, "", "cross-site read")
+}

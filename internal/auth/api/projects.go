@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"berth.dev/berth/internal/audit"
@@ -111,10 +112,15 @@ func (a *API) updateProject(c *call) error {
 
 func (a *API) deleteProject(c *call) error {
 	project, err := a.projectAction(c, auth.ManageProject)
+	var robots []string
 	if err == nil {
-		err = a.opts.Auth.DeleteProject(c.ctx(), project)
+		robots, err = a.opts.Auth.DeleteProject(c.ctx(), project)
 	}
-	a.audited(c, "project.delete", project, "", err)
+	detail := ""
+	if len(robots) > 0 {
+		detail = "deleted its robots " + strings.Join(robots, " ")
+	}
+	a.audited(c, "project.delete", project, detail, err)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Members", func(t *testing.T) { testMembers(t, factory(t)) })
 	t.Run("Robots", func(t *testing.T) { testRobots(t, factory(t)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, factory(t)) })
+	t.Run("DeletedProjectLeavesNothing", func(t *testing.T) { testDeletedProjectLeavesNothing(t, factory(t)) })
+	t.Run("Lockouts", func(t *testing.T) { testLockouts(t, factory(t)) })
 }
 
 func must(t testing.TB, err error) {
@@ -44,11 +46,15 @@ var at = time.Unix(0, time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC).UnixNano())
 
 func testUsers(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	alice := auth.User{Name: "alice", PasswordHash: "$2a$hash", CreatedAt: at,
+	alice := auth.User{ID: "u-alice", Name: "alice", PasswordHash: "$2a$hash", CreatedAt: at,
 		AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}}
 	must(t, s.CreateUser(ctx, alice))
-	must(t, s.CreateUser(ctx, auth.User{Name: "admin", PasswordHash: "$2a$other", Admin: true, CreatedAt: at}))
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-admin", Name: "admin", PasswordHash: "$2a$other", Admin: true, CreatedAt: at}))
 	wantErr(t, s.CreateUser(ctx, alice), auth.ErrExists, "duplicate user")
+	dup := alice
+	dup.Name = "alice2"
+	wantErr(t, s.CreateUser(ctx, dup), auth.ErrExists, "duplicate user id")
+	wantErr(t, s.CreateUser(ctx, auth.User{Name: "noid"}), auth.ErrInvalid, "user without an id")
 	got, err := s.User(ctx, "alice")
 	must(t, err)
 	if !reflect.DeepEqual(got, alice) {
@@ -67,29 +73,37 @@ func testUsers(t *testing.T, s auth.Store) {
 	if !reflect.DeepEqual(got, alice) {
 		t.Errorf("after update = %+v\nwant         %+v", got, alice)
 	}
-	wantErr(t, s.UpdateUser(ctx, auth.User{Name: "nobody"}), auth.ErrNotFound, "update missing user")
+	wantErr(t, s.UpdateUser(ctx, auth.User{ID: "u-nobody", Name: "nobody"}), auth.ErrNotFound, "update missing user")
 	must(t, s.DeleteUser(ctx, "alice"))
 	wantErr(t, s.DeleteUser(ctx, "alice"), auth.ErrNotFound, "delete deleted user")
+	// A new alice is another account: an update addressed to the old
+	// one's id changes nothing.
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice-2", Name: "alice", PasswordHash: "$2a$third", CreatedAt: at}))
+	wantErr(t, s.UpdateUser(ctx, alice), auth.ErrNotFound, "update of a deleted user's id")
+	if got, _ := s.User(ctx, "alice"); got.ID != "u-alice-2" || got.PasswordHash != "$2a$third" {
+		t.Errorf("new alice = %+v", got)
+	}
 }
 
 func testProjects(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	must(t, s.CreateUser(ctx, auth.User{Name: "alice", CreatedAt: at}))
-	p := auth.Project{Name: "team-a", CreatedAt: at, CreatedBy: "alice"}
-	must(t, s.CreateProject(ctx, p, "alice"))
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", CreatedAt: at}))
+	p := auth.Project{ID: "p-team-a", Name: "team-a", CreatedAt: at, CreatedBy: "alice"}
+	must(t, s.CreateProject(ctx, p, "u-alice"))
 	wantErr(t, s.CreateProject(ctx, p, ""), auth.ErrExists, "duplicate project")
+	wantErr(t, s.CreateProject(ctx, auth.Project{ID: "p-other", Name: "team-a", CreatedAt: at}, ""), auth.ErrExists, "duplicate project name")
 	// A missing admin fails the whole creation.
-	wantErr(t, s.CreateProject(ctx, auth.Project{Name: "orphan", CreatedAt: at}, "nobody"), auth.ErrNotFound, "project with a missing admin")
+	wantErr(t, s.CreateProject(ctx, auth.Project{ID: "p-orphan", Name: "orphan", CreatedAt: at}, "u-nobody"), auth.ErrNotFound, "project with a missing admin")
 	_, err := s.Project(ctx, "orphan")
 	wantErr(t, err, auth.ErrNotFound, "project whose creation failed")
-	must(t, s.CreateProject(ctx, auth.Project{Name: "library", Public: true, CreatedAt: at}, ""))
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-library", Name: "library", Public: true, CreatedAt: at}, ""))
 	got, err := s.Project(ctx, "team-a")
 	must(t, err)
 	if !reflect.DeepEqual(got, p) {
 		t.Errorf("Project = %+v, want %+v", got, p)
 	}
-	members, _ := s.Members(ctx, "team-a")
-	if !reflect.DeepEqual(members, []auth.Member{{Project: "team-a", User: "alice", Role: auth.ProjectAdmin}}) {
+	members, _ := s.Members(ctx, "p-team-a")
+	if !reflect.DeepEqual(members, []auth.Member{{Project: "team-a", User: "alice", Role: auth.ProjectAdmin, ProjectID: "p-team-a", UserID: "u-alice"}}) {
 		t.Errorf("creator's membership = %+v", members)
 	}
 	p.Public = true
@@ -99,9 +113,11 @@ func testProjects(t *testing.T, s auth.Store) {
 	if len(all) != 2 || all[0].Name != "library" || !all[1].Public {
 		t.Errorf("Projects = %+v", all)
 	}
-	wantErr(t, s.UpdateProject(ctx, auth.Project{Name: "nope"}), auth.ErrNotFound, "update missing project")
-	must(t, s.DeleteProject(ctx, "team-a"))
-	wantErr(t, s.DeleteProject(ctx, "team-a"), auth.ErrNotFound, "delete deleted project")
+	wantErr(t, s.UpdateProject(ctx, auth.Project{ID: "p-nope", Name: "nope"}), auth.ErrNotFound, "update missing project")
+	_, err = s.DeleteProject(ctx, "p-team-a")
+	must(t, err)
+	_, err = s.DeleteProject(ctx, "p-team-a")
+	wantErr(t, err, auth.ErrNotFound, "delete deleted project")
 	if members, _ := s.Members(ctx, ""); len(members) != 0 {
 		t.Errorf("memberships outlived their project: %+v", members)
 	}
@@ -110,20 +126,23 @@ func testProjects(t *testing.T, s auth.Store) {
 func testMembers(t *testing.T, s auth.Store) {
 	ctx := context.Background()
 	for _, u := range []string{"alice", "bob"} {
-		must(t, s.CreateUser(ctx, auth.User{Name: u, CreatedAt: at}))
+		must(t, s.CreateUser(ctx, auth.User{ID: "u-" + u, Name: u, CreatedAt: at}))
 	}
 	for _, p := range []string{"team-a", "team-b"} {
-		must(t, s.CreateProject(ctx, auth.Project{Name: p, CreatedAt: at}, ""))
+		must(t, s.CreateProject(ctx, auth.Project{ID: "p-" + p, Name: p, CreatedAt: at}, ""))
 	}
-	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "bob", Role: auth.Guest}))
-	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "alice", Role: auth.Developer}))
-	must(t, s.PutMember(ctx, auth.Member{Project: "team-b", User: "bob", Role: auth.Maintainer}))
-	must(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "bob", Role: auth.LimitedGuest}))
-	wantErr(t, s.PutMember(ctx, auth.Member{Project: "nope", User: "bob", Role: auth.Guest}), auth.ErrNotFound, "member of a missing project")
-	wantErr(t, s.PutMember(ctx, auth.Member{Project: "team-a", User: "nobody", Role: auth.Guest}), auth.ErrNotFound, "missing user as member")
-	got, err := s.Members(ctx, "team-a")
+	member := func(project, user string, role auth.Role) auth.Member {
+		return auth.Member{Project: project, User: user, Role: role, ProjectID: "p-" + project, UserID: "u-" + user}
+	}
+	must(t, s.PutMember(ctx, member("team-a", "bob", auth.Guest)))
+	must(t, s.PutMember(ctx, member("team-a", "alice", auth.Developer)))
+	must(t, s.PutMember(ctx, member("team-b", "bob", auth.Maintainer)))
+	must(t, s.PutMember(ctx, member("team-a", "bob", auth.LimitedGuest)))
+	wantErr(t, s.PutMember(ctx, member("nope", "bob", auth.Guest)), auth.ErrNotFound, "member of a missing project")
+	wantErr(t, s.PutMember(ctx, member("team-a", "nobody", auth.Guest)), auth.ErrNotFound, "missing user as member")
+	got, err := s.Members(ctx, "p-team-a")
 	must(t, err)
-	want := []auth.Member{{Project: "team-a", User: "alice", Role: auth.Developer}, {Project: "team-a", User: "bob", Role: auth.LimitedGuest}}
+	want := []auth.Member{member("team-a", "alice", auth.Developer), member("team-a", "bob", auth.LimitedGuest)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Members(team-a) = %+v, want %+v", got, want)
 	}
@@ -131,23 +150,28 @@ func testMembers(t *testing.T, s auth.Store) {
 	if len(all) != 3 {
 		t.Errorf("every membership = %+v", all)
 	}
-	must(t, s.RemoveMember(ctx, "team-a", "alice"))
-	wantErr(t, s.RemoveMember(ctx, "team-a", "alice"), auth.ErrNotFound, "remove removed member")
+	must(t, s.RemoveMember(ctx, "p-team-a", "u-alice"))
+	wantErr(t, s.RemoveMember(ctx, "p-team-a", "u-alice"), auth.ErrNotFound, "remove removed member")
 	must(t, s.DeleteUser(ctx, "bob"))
 	if all, _ := s.Members(ctx, ""); len(all) != 0 {
 		t.Errorf("memberships outlived their user: %+v", all)
+	}
+	// A user created again under bob's name is not a member of anything.
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-bob-2", Name: "bob", CreatedAt: at}))
+	if all, _ := s.Members(ctx, ""); len(all) != 0 {
+		t.Errorf("a new user inherited memberships: %+v", all)
 	}
 }
 
 func testRobots(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	r := auth.Robot{Name: "robot$ci", Description: "CI pushes", CreatedBy: "admin", CreatedAt: at, SecretHash: "abc",
-		Permissions:  []auth.RobotPermission{{Project: "team-a", Actions: []auth.Action{auth.Pull, auth.Push}}},
+	r := auth.Robot{ID: "r-ci", Name: "robot$ci", Description: "CI pushes", CreatedBy: "admin", CreatedAt: at, SecretHash: "abc",
+		Permissions:  []auth.RobotPermission{{Project: "team-a", ProjectID: "p-team-a", Actions: []auth.Action{auth.Pull, auth.Push}}},
 		ExpiresAt:    at.Add(time.Hour),
 		AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
 	must(t, s.CreateRobot(ctx, r))
 	wantErr(t, s.CreateRobot(ctx, r), auth.ErrExists, "duplicate robot")
-	must(t, s.CreateRobot(ctx, auth.Robot{Name: "robot$forever", CreatedBy: "admin", CreatedAt: at}))
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-forever", Name: "robot$forever", CreatedBy: "admin", CreatedAt: at}))
 	got, err := s.Robot(ctx, "robot$ci")
 	must(t, err)
 	if !reflect.DeepEqual(got, r) {
@@ -169,8 +193,8 @@ func testRobots(t *testing.T, s auth.Store) {
 	if len(all) != 2 || all[0].Name != "robot$ci" {
 		t.Errorf("Robots = %+v", all)
 	}
-	wantErr(t, s.UpdateRobot(ctx, auth.Robot{Name: "robot$nope"}), auth.ErrNotFound, "update missing robot")
-	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "h", Subject: "robot$ci", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	wantErr(t, s.UpdateRobot(ctx, auth.Robot{ID: "r-nope", Name: "robot$nope"}), auth.ErrNotFound, "update missing robot")
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "h", Subject: "robot$ci", AccountID: "r-ci", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
 	must(t, s.DeleteRobot(ctx, "robot$ci"))
 	_, err = s.Robot(ctx, "robot$ci")
 	wantErr(t, err, auth.ErrNotFound, "deleted robot")
@@ -181,11 +205,11 @@ func testRobots(t *testing.T, s auth.Store) {
 
 func testRefreshTokens(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	must(t, s.CreateUser(ctx, auth.User{Name: "alice", CreatedAt: at}))
-	live := auth.RefreshToken{Hash: "live", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", CreatedAt: at}))
+	live := auth.RefreshToken{Hash: "live", Subject: "alice", AccountID: "u-alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
 	must(t, s.PutRefreshToken(ctx, live))
-	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "old", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(-time.Hour)}))
-	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "bob's", Subject: "bob", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "old", Subject: "alice", AccountID: "u-alice", CreatedAt: at, ExpiresAt: at.Add(-time.Hour)}))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "bob's", Subject: "bob", AccountID: "u-bob", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
 	wantErr(t, s.PutRefreshToken(ctx, live), auth.ErrExists, "duplicate refresh token")
 	got, err := s.RefreshToken(ctx, "live")
 	must(t, err)
@@ -195,14 +219,89 @@ func testRefreshTokens(t *testing.T, s auth.Store) {
 	must(t, s.DeleteExpiredRefreshTokens(ctx, at))
 	_, err = s.RefreshToken(ctx, "old")
 	wantErr(t, err, auth.ErrNotFound, "expired refresh token")
-	must(t, s.DeleteRefreshTokens(ctx, "alice"))
+	must(t, s.DeleteRefreshTokens(ctx, "u-alice"))
 	_, err = s.RefreshToken(ctx, "live")
 	wantErr(t, err, auth.ErrNotFound, "refresh token of a subject whose tokens were deleted")
 	if _, err := s.RefreshToken(ctx, "bob's"); err != nil {
 		t.Errorf("another subject's token went too: %v", err)
 	}
-	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "again", Subject: "alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "again", Subject: "alice", AccountID: "u-alice", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
 	must(t, s.DeleteUser(ctx, "alice"))
 	_, err = s.RefreshToken(ctx, "again")
 	wantErr(t, err, auth.ErrNotFound, "refresh token of a deleted user")
+}
+
+// testDeletedProjectLeavesNothing deletes a project with members and
+// robots: its memberships go, a robot that had permissions only there is
+// deleted with its refresh tokens, a robot with others keeps those, and a
+// project created again under the name has none of it.
+func testDeletedProjectLeavesNothing(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", CreatedAt: at}))
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-doomed", Name: "doomed", CreatedAt: at}, "u-alice"))
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-kept", Name: "kept", CreatedAt: at}, ""))
+	perm := func(project string) auth.RobotPermission {
+		return auth.RobotPermission{Project: project, ProjectID: "p-" + project, Actions: []auth.Action{auth.Pull}}
+	}
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-only", Name: "robot$only", CreatedAt: at, Permissions: []auth.RobotPermission{perm("doomed")}}))
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-both", Name: "robot$both", CreatedAt: at, Permissions: []auth.RobotPermission{perm("doomed"), perm("kept")}}))
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-all", Name: "robot$all", CreatedAt: at,
+		Permissions: []auth.RobotPermission{{Project: auth.AllProjects, Actions: []auth.Action{auth.Pull}}}}))
+	must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: "only's", Subject: "robot$only", AccountID: "r-only", CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+
+	deleted, err := s.DeleteProject(ctx, "p-doomed")
+	must(t, err)
+	if !reflect.DeepEqual(deleted, []string{"robot$only"}) {
+		t.Errorf("deleted robots = %v, want [robot$only]", deleted)
+	}
+	_, err = s.Robot(ctx, "robot$only")
+	wantErr(t, err, auth.ErrNotFound, "robot whose only project was deleted")
+	_, err = s.RefreshToken(ctx, "only's")
+	wantErr(t, err, auth.ErrNotFound, "refresh token of a robot deleted with its project")
+	both, err := s.Robot(ctx, "robot$both")
+	must(t, err)
+	if !reflect.DeepEqual(both.Permissions, []auth.RobotPermission{perm("kept")}) {
+		t.Errorf("robot with two projects keeps %+v, want only kept", both.Permissions)
+	}
+	if all, err := s.Robot(ctx, "robot$all"); err != nil || len(all.Permissions) != 1 {
+		t.Errorf("robot of every project = %+v, %v", all, err)
+	}
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-doomed-2", Name: "doomed", CreatedAt: at}, ""))
+	if m, _ := s.Members(ctx, "p-doomed-2"); len(m) != 0 {
+		t.Errorf("a project created again under the name has members %+v", m)
+	}
+	robots, _ := s.Robots(ctx)
+	for _, r := range robots {
+		for _, p := range r.Permissions {
+			if p.Project == "doomed" {
+				t.Errorf("robot %s still names the deleted project: %+v", r.Name, p)
+			}
+		}
+	}
+}
+
+func testLockouts(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", CreatedAt: at}))
+	must(t, s.CreateRobot(ctx, auth.Robot{ID: "r-ci", Name: "robot$ci", CreatedAt: at}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "u-alice", Level: 1, Until: at}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "u-alice", Level: 2, Until: at.Add(time.Hour)}))
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "r-ci", Level: 1, Until: at}))
+	got, err := s.Lockouts(ctx)
+	must(t, err)
+	want := []auth.Lockout{{AccountID: "r-ci", Level: 1, Until: at}, {AccountID: "u-alice", Level: 2, Until: at.Add(time.Hour)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Lockouts = %+v, want %+v", got, want)
+	}
+	must(t, s.DeleteLockout(ctx, "r-ci"))
+	wantErr(t, s.DeleteLockout(ctx, "r-ci"), auth.ErrNotFound, "delete a deleted lockout")
+	must(t, s.DeleteUser(ctx, "alice"))
+	if got, _ := s.Lockouts(ctx); len(got) != 0 {
+		t.Errorf("a lockout outlived its user: %+v", got)
+	}
+	must(t, s.PutLockout(ctx, auth.Lockout{AccountID: "r-ci", Level: 1, Until: at}))
+	must(t, s.DeleteRobot(ctx, "robot$ci"))
+	if got, _ := s.Lockouts(ctx); len(got) != 0 {
+		t.Errorf("a lockout outlived its robot: %+v", got)
+	}
 }

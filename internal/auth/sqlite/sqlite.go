@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,70 @@ CREATE TABLE refresh_tokens (
 	expires_at INTEGER NOT NULL
 );
 CREATE INDEX refresh_tokens_by_subject ON refresh_tokens(subject);
+`,
+	// 2: identities. Users, projects and robots get an immutable id, and
+	// everything that refers to one of them refers to the id, so that an
+	// account or project later created under a deleted one's name
+	// inherits nothing: memberships (rebuilt keyed by ids), robot
+	// permissions (each carries its project's id) and refresh tokens.
+	// This converts an existing SQLite database and so uses SQLite's
+	// functions (randomblob, json_each); a PostgreSQL store starts from
+	// the resulting schema.
+	//
+	// A robot permission naming a project that no longer exists, or one
+	// created after the robot, is dropped: it can only be left over from
+	// a deleted project of the same name (the flaw this fixes), or an
+	// administrator's grant on a project that did not exist yet, which
+	// berth cannot tell apart. Robots left without permissions go too.
+	`
+ALTER TABLE users ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE users SET id = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX users_by_id ON users(id);
+ALTER TABLE projects ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE projects SET id = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX projects_by_id ON projects(id);
+ALTER TABLE robots ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE robots SET id = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX robots_by_id ON robots(id);
+
+CREATE TABLE memberships (
+	project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+	user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	role       TEXT NOT NULL,
+	PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX memberships_by_user ON memberships(user_id);
+INSERT INTO memberships (project_id, user_id, role)
+	SELECT p.id, u.id, m.role FROM project_members AS m
+	JOIN projects AS p ON p.name = m.project
+	JOIN users AS u ON u.name = m.user_name;
+DROP TABLE project_members;
+
+UPDATE robots SET permissions = COALESCE((
+	SELECT json_group_array(json(CASE WHEN json_extract(e.value, '$.project') = '*' THEN e.value
+		ELSE json_set(e.value, '$.project_id', p.id) END))
+	FROM json_each(robots.permissions) AS e
+	LEFT JOIN projects AS p ON p.name = json_extract(e.value, '$.project')
+	WHERE json_extract(e.value, '$.project') = '*' OR p.created_at <= robots.created_at
+), '[]');
+DELETE FROM refresh_tokens WHERE subject IN (SELECT name FROM robots WHERE permissions = '[]');
+DELETE FROM robots WHERE permissions = '[]';
+
+ALTER TABLE refresh_tokens ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
+UPDATE refresh_tokens SET account_id = COALESCE(
+	(SELECT id FROM users WHERE users.name = refresh_tokens.subject),
+	(SELECT id FROM robots WHERE robots.name = refresh_tokens.subject), '');
+DELETE FROM refresh_tokens WHERE account_id = '';
+CREATE INDEX refresh_tokens_by_account ON refresh_tokens(account_id);
+`,
+	// 3: login lockouts, kept so that a restart neither frees an
+	// attacker's target early nor resets the backoff.
+	`
+CREATE TABLE login_lockouts (
+	account_id   TEXT PRIMARY KEY,
+	level        INTEGER NOT NULL,
+	locked_until INTEGER NOT NULL
+);
 `}
 
 // Store is an auth.Store in SQLite.
@@ -143,7 +208,7 @@ func exactlyOne(res sql.Result, err error, what string) error {
 	return nil
 }
 
-const userColumns = "name, password_hash, admin, disabled, allowed_cidrs, created_at"
+const userColumns = "id, name, password_hash, admin, disabled, allowed_cidrs, created_at"
 
 type scanner interface{ Scan(...any) error }
 
@@ -152,7 +217,7 @@ func scanUser(row scanner) (auth.User, error) {
 	var admin, disabled int
 	var cidrs string
 	var created int64
-	if err := row.Scan(&u.Name, &u.PasswordHash, &admin, &disabled, &cidrs, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Name, &u.PasswordHash, &admin, &disabled, &cidrs, &created); err != nil {
 		return u, err
 	}
 	u.Admin, u.Disabled, u.CreatedAt = admin != 0, disabled != 0, fromNanos(created)
@@ -163,8 +228,11 @@ func scanUser(row scanner) (auth.User, error) {
 
 // CreateUser implements auth.Store.
 func (s *Store) CreateUser(ctx context.Context, u auth.User) error {
-	_, err := s.db.W.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?)",
-		u.Name, u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), nanos(u.CreatedAt))
+	if u.ID == "" {
+		return fmt.Errorf("create user %s: %w: no id", u.Name, auth.ErrInvalid)
+	}
+	_, err := s.db.W.ExecContext(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+		u.ID, u.Name, u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), nanos(u.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("user %s: %w", u.Name, auth.ErrExists)
 	}
@@ -206,51 +274,50 @@ func (s *Store) Users(ctx context.Context) ([]auth.User, error) {
 
 // UpdateUser implements auth.Store.
 func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
-	res, err := s.db.W.ExecContext(ctx, "UPDATE users SET password_hash = ?, admin = ?, disabled = ?, allowed_cidrs = ? WHERE name = ?",
-		u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.Name)
+	res, err := s.db.W.ExecContext(ctx, "UPDATE users SET password_hash = ?, admin = ?, disabled = ?, allowed_cidrs = ? WHERE id = ?",
+		u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
 	return exactlyOne(res, err, "update user "+u.Name)
 }
 
 // DeleteUser implements auth.Store.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	return s.db.InTx(ctx, "delete user "+name, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE subject = ?", name); err != nil {
-			return fmt.Errorf("delete user %s: %w", name, err)
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM users WHERE name = ?", name)
-		return exactlyOne(res, err, "delete user "+name)
+		return deleteAccount(ctx, tx, "users", name)
 	})
 }
 
-const projectColumns = "name, public, created_at, created_by"
+const projectColumns = "id, name, public, created_at, created_by"
 
 func scanProject(row scanner) (auth.Project, error) {
 	var p auth.Project
 	var public int
 	var created int64
-	err := row.Scan(&p.Name, &public, &created, &p.CreatedBy)
+	err := row.Scan(&p.ID, &p.Name, &public, &created, &p.CreatedBy)
 	p.Public, p.CreatedAt = public != 0, fromNanos(created)
 	return p, err
 }
 
 // CreateProject implements auth.Store.
-func (s *Store) CreateProject(ctx context.Context, p auth.Project, admin string) error {
+func (s *Store) CreateProject(ctx context.Context, p auth.Project, adminID string) error {
+	if p.ID == "" {
+		return fmt.Errorf("create project %s: %w: no id", p.Name, auth.ErrInvalid)
+	}
 	return s.db.InTx(ctx, "create project "+p.Name, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO projects ("+projectColumns+") VALUES (?, ?, ?, ?)",
-			p.Name, boolInt(p.Public), nanos(p.CreatedAt), p.CreatedBy)
+		_, err := tx.ExecContext(ctx, "INSERT INTO projects ("+projectColumns+") VALUES (?, ?, ?, ?, ?)",
+			p.ID, p.Name, boolInt(p.Public), nanos(p.CreatedAt), p.CreatedBy)
 		if isUnique(err) {
 			return fmt.Errorf("project %s: %w", p.Name, auth.ErrExists)
 		}
 		if err != nil {
 			return fmt.Errorf("create project %s: %w", p.Name, err)
 		}
-		if admin == "" {
+		if adminID == "" {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO project_members (project, user_name, role) VALUES (?, ?, ?)",
-			p.Name, admin, string(auth.ProjectAdmin))
+		_, err = tx.ExecContext(ctx, "INSERT INTO memberships (project_id, user_id, role) VALUES (?, ?, ?)",
+			p.ID, adminID, string(auth.ProjectAdmin))
 		if isForeignKey(err) {
-			return fmt.Errorf("project %s: admin user %s: %w", p.Name, admin, auth.ErrNotFound)
+			return fmt.Errorf("project %s: admin user: %w", p.Name, auth.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("create project %s: %w", p.Name, err)
@@ -291,20 +358,75 @@ func (s *Store) Projects(ctx context.Context) ([]auth.Project, error) {
 
 // UpdateProject implements auth.Store.
 func (s *Store) UpdateProject(ctx context.Context, p auth.Project) error {
-	res, err := s.db.W.ExecContext(ctx, "UPDATE projects SET public = ? WHERE name = ?", boolInt(p.Public), p.Name)
+	res, err := s.db.W.ExecContext(ctx, "UPDATE projects SET public = ? WHERE id = ?", boolInt(p.Public), p.ID)
 	return exactlyOne(res, err, "update project "+p.Name)
 }
 
 // DeleteProject implements auth.Store.
-func (s *Store) DeleteProject(ctx context.Context, name string) error {
-	res, err := s.db.W.ExecContext(ctx, "DELETE FROM projects WHERE name = ?", name)
-	return exactlyOne(res, err, "delete project "+name)
+func (s *Store) DeleteProject(ctx context.Context, id string) ([]string, error) {
+	var deleted []string
+	err := s.db.InTx(ctx, "delete project", func(tx *sql.Tx) error {
+		deleted = nil
+		res, err := tx.ExecContext(ctx, "DELETE FROM projects WHERE id = ?", id)
+		if err := exactlyOne(res, err, "delete project"); err != nil {
+			return err
+		}
+		// The memberships went with the project (ON DELETE CASCADE); the
+		// robots' permissions in it go now.
+		robots, err := queryRobots(ctx, tx, "")
+		if err != nil {
+			return err
+		}
+		for _, r := range robots {
+			kept := slices.DeleteFunc(slices.Clone(r.Permissions), func(p auth.RobotPermission) bool { return p.ProjectID == id })
+			switch {
+			case len(kept) == len(r.Permissions):
+				continue
+			case len(kept) == 0:
+				if err := deleteAccount(ctx, tx, "robots", r.Name); err != nil {
+					return err
+				}
+				deleted = append(deleted, r.Name)
+			default:
+				perms, err := robotPermissions(r.Name, kept)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, "UPDATE robots SET permissions = ? WHERE id = ?", perms, r.ID); err != nil {
+					return fmt.Errorf("delete project: robot %s: %w", r.Name, err)
+				}
+			}
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// deleteAccount deletes the user or robot (table) called name and what
+// refers to its id.
+func deleteAccount(ctx context.Context, tx *sql.Tx, table, name string) error {
+	what := "delete " + strings.TrimSuffix(table, "s") + " " + name
+	var id string
+	err := tx.QueryRowContext(ctx, "SELECT id FROM "+table+" WHERE name = ?", name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, auth.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	for _, q := range []string{"DELETE FROM refresh_tokens WHERE account_id = ?", "DELETE FROM login_lockouts WHERE account_id = ?"} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE id = ?", id)
+	return exactlyOne(res, err, what)
 }
 
 // PutMember implements auth.Store.
 func (s *Store) PutMember(ctx context.Context, m auth.Member) error {
-	_, err := s.db.W.ExecContext(ctx, `INSERT INTO project_members (project, user_name, role) VALUES (?, ?, ?)
-		ON CONFLICT (project, user_name) DO UPDATE SET role = excluded.role`, m.Project, m.User, string(m.Role))
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO memberships (project_id, user_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`, m.ProjectID, m.UserID, string(m.Role))
 	if isForeignKey(err) {
 		return fmt.Errorf("member %s of %s: project or user: %w", m.User, m.Project, auth.ErrNotFound)
 	}
@@ -315,12 +437,14 @@ func (s *Store) PutMember(ctx context.Context, m auth.Member) error {
 }
 
 // Members implements auth.Store.
-func (s *Store) Members(ctx context.Context, project string) ([]auth.Member, error) {
-	q, args := "SELECT project, user_name, role FROM project_members ORDER BY project, user_name", []any(nil)
-	if project != "" {
-		q, args = "SELECT project, user_name, role FROM project_members WHERE project = ? ORDER BY user_name", []any{project}
+func (s *Store) Members(ctx context.Context, projectID string) ([]auth.Member, error) {
+	q := `SELECT p.name, u.name, m.role, m.project_id, m.user_id FROM memberships AS m
+		JOIN projects AS p ON p.id = m.project_id JOIN users AS u ON u.id = m.user_id`
+	var args []any
+	if projectID != "" {
+		q, args = q+" WHERE m.project_id = ?", []any{projectID}
 	}
-	rows, err := s.db.R.QueryContext(ctx, q, args...)
+	rows, err := s.db.R.QueryContext(ctx, q+" ORDER BY p.name, u.name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list members: %w", err)
 	}
@@ -329,7 +453,7 @@ func (s *Store) Members(ctx context.Context, project string) ([]auth.Member, err
 	for rows.Next() {
 		var m auth.Member
 		var role string
-		if err := rows.Scan(&m.Project, &m.User, &role); err != nil {
+		if err := rows.Scan(&m.Project, &m.User, &role, &m.ProjectID, &m.UserID); err != nil {
 			return nil, fmt.Errorf("list members: %w", err)
 		}
 		m.Role = auth.Role(role)
@@ -339,50 +463,65 @@ func (s *Store) Members(ctx context.Context, project string) ([]auth.Member, err
 }
 
 // RemoveMember implements auth.Store.
-func (s *Store) RemoveMember(ctx context.Context, project, user string) error {
-	res, err := s.db.W.ExecContext(ctx, "DELETE FROM project_members WHERE project = ? AND user_name = ?", project, user)
-	return exactlyOne(res, err, "remove member "+user+" of "+project)
+func (s *Store) RemoveMember(ctx context.Context, projectID, userID string) error {
+	res, err := s.db.W.ExecContext(ctx, "DELETE FROM memberships WHERE project_id = ? AND user_id = ?", projectID, userID)
+	return exactlyOne(res, err, "remove member")
 }
 
-const robotColumns = "name, description, permissions, expires_at, revoked, allowed_cidrs, secret_hash, created_by, created_at"
+const robotColumns = "id, name, description, permissions, expires_at, revoked, allowed_cidrs, secret_hash, created_by, created_at"
+
+// storedPermission is a robot permission as stored: with the id of its
+// project, which the API does not show.
+type storedPermission struct {
+	Project   string        `json:"project"`
+	ProjectID string        `json:"project_id,omitempty"`
+	Actions   []auth.Action `json:"actions"`
+}
 
 func scanRobot(row scanner) (auth.Robot, error) {
 	var r auth.Robot
 	var perms, cidrs string
 	var expires, created int64
 	var revoked int
-	if err := row.Scan(&r.Name, &r.Description, &perms, &expires, &revoked, &cidrs, &r.SecretHash, &r.CreatedBy, &created); err != nil {
+	if err := row.Scan(&r.ID, &r.Name, &r.Description, &perms, &expires, &revoked, &cidrs, &r.SecretHash, &r.CreatedBy, &created); err != nil {
 		return r, err
 	}
 	r.ExpiresAt, r.Revoked, r.CreatedAt = fromNanos(expires), revoked != 0, fromNanos(created)
-	if err := json.Unmarshal([]byte(perms), &r.Permissions); err != nil {
+	var stored []storedPermission
+	if err := json.Unmarshal([]byte(perms), &stored); err != nil {
 		return r, fmt.Errorf("robot %s permissions: %w", r.Name, err)
+	}
+	for _, p := range stored {
+		r.Permissions = append(r.Permissions, auth.RobotPermission{Project: p.Project, ProjectID: p.ProjectID, Actions: p.Actions})
 	}
 	var err error
 	r.AllowedCIDRs, err = parseCIDRText(cidrs)
 	return r, err
 }
 
-func robotPermissions(r auth.Robot) (string, error) {
-	perms := r.Permissions
-	if perms == nil {
-		perms = []auth.RobotPermission{}
+func robotPermissions(name string, perms []auth.RobotPermission) (string, error) {
+	stored := make([]storedPermission, len(perms))
+	for i, p := range perms {
+		stored[i] = storedPermission{Project: p.Project, ProjectID: p.ProjectID, Actions: p.Actions}
 	}
-	b, err := json.Marshal(perms)
+	b, err := json.Marshal(stored)
 	if err != nil {
-		return "", fmt.Errorf("robot %s permissions: %w", r.Name, err)
+		return "", fmt.Errorf("robot %s permissions: %w", name, err)
 	}
 	return string(b), nil
 }
 
 // CreateRobot implements auth.Store.
 func (s *Store) CreateRobot(ctx context.Context, r auth.Robot) error {
-	perms, err := robotPermissions(r)
+	if r.ID == "" {
+		return fmt.Errorf("create robot %s: %w: no id", r.Name, auth.ErrInvalid)
+	}
+	perms, err := robotPermissions(r.Name, r.Permissions)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.W.ExecContext(ctx, "INSERT INTO robots ("+robotColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
+	_, err = s.db.W.ExecContext(ctx, "INSERT INTO robots ("+robotColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		r.ID, r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("robot %s: %w", r.Name, auth.ErrExists)
 	}
@@ -406,7 +545,15 @@ func (s *Store) Robot(ctx context.Context, name string) (auth.Robot, error) {
 
 // Robots implements auth.Store.
 func (s *Store) Robots(ctx context.Context) ([]auth.Robot, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT "+robotColumns+" FROM robots ORDER BY name")
+	return queryRobots(ctx, s.db.R, "")
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryRobots(ctx context.Context, db querier, where string, args ...any) ([]auth.Robot, error) {
+	rows, err := db.QueryContext(ctx, "SELECT "+robotColumns+" FROM robots "+where+" ORDER BY name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list robots: %w", err)
 	}
@@ -424,31 +571,27 @@ func (s *Store) Robots(ctx context.Context) ([]auth.Robot, error) {
 
 // UpdateRobot implements auth.Store.
 func (s *Store) UpdateRobot(ctx context.Context, r auth.Robot) error {
-	perms, err := robotPermissions(r)
+	perms, err := robotPermissions(r.Name, r.Permissions)
 	if err != nil {
 		return err
 	}
 	res, err := s.db.W.ExecContext(ctx, `UPDATE robots SET description = ?, permissions = ?, expires_at = ?, revoked = ?,
-		allowed_cidrs = ?, secret_hash = ? WHERE name = ?`,
-		r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.Name)
+		allowed_cidrs = ?, secret_hash = ? WHERE id = ?`,
+		r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.ID)
 	return exactlyOne(res, err, "update robot "+r.Name)
 }
 
 // DeleteRobot implements auth.Store.
 func (s *Store) DeleteRobot(ctx context.Context, name string) error {
 	return s.db.InTx(ctx, "delete robot "+name, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE subject = ?", name); err != nil {
-			return fmt.Errorf("delete robot %s: %w", name, err)
-		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM robots WHERE name = ?", name)
-		return exactlyOne(res, err, "delete robot "+name)
+		return deleteAccount(ctx, tx, "robots", name)
 	})
 }
 
 // PutRefreshToken implements auth.Store.
 func (s *Store) PutRefreshToken(ctx context.Context, t auth.RefreshToken) error {
-	_, err := s.db.W.ExecContext(ctx, "INSERT INTO refresh_tokens (hash, subject, created_at, expires_at) VALUES (?, ?, ?, ?)",
-		t.Hash, t.Subject, nanos(t.CreatedAt), nanos(t.ExpiresAt))
+	_, err := s.db.W.ExecContext(ctx, "INSERT INTO refresh_tokens (hash, subject, account_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+		t.Hash, t.Subject, t.AccountID, nanos(t.CreatedAt), nanos(t.ExpiresAt))
 	if isUnique(err) {
 		return fmt.Errorf("refresh token: %w", auth.ErrExists)
 	}
@@ -462,8 +605,8 @@ func (s *Store) PutRefreshToken(ctx context.Context, t auth.RefreshToken) error 
 func (s *Store) RefreshToken(ctx context.Context, hash string) (auth.RefreshToken, error) {
 	t := auth.RefreshToken{Hash: hash}
 	var created, expires int64
-	err := s.db.R.QueryRowContext(ctx, "SELECT subject, created_at, expires_at FROM refresh_tokens WHERE hash = ?", hash).
-		Scan(&t.Subject, &created, &expires)
+	err := s.db.R.QueryRowContext(ctx, "SELECT subject, account_id, created_at, expires_at FROM refresh_tokens WHERE hash = ?", hash).
+		Scan(&t.Subject, &t.AccountID, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("refresh token: %w", auth.ErrNotFound)
 	}
@@ -475,9 +618,9 @@ func (s *Store) RefreshToken(ctx context.Context, hash string) (auth.RefreshToke
 }
 
 // DeleteRefreshTokens implements auth.Store.
-func (s *Store) DeleteRefreshTokens(ctx context.Context, subject string) error {
-	if _, err := s.db.W.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE subject = ?", subject); err != nil {
-		return fmt.Errorf("delete refresh tokens of %s: %w", subject, err)
+func (s *Store) DeleteRefreshTokens(ctx context.Context, accountID string) error {
+	if _, err := s.db.W.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE account_id = ?", accountID); err != nil {
+		return fmt.Errorf("delete refresh tokens: %w", err)
 	}
 	return nil
 }
@@ -488,4 +631,41 @@ func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) e
 		return fmt.Errorf("delete expired refresh tokens: %w", err)
 	}
 	return nil
+}
+
+// Lockouts implements auth.Store.
+func (s *Store) Lockouts(ctx context.Context) ([]auth.Lockout, error) {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT account_id, level, locked_until FROM login_lockouts ORDER BY account_id")
+	if err != nil {
+		return nil, fmt.Errorf("list lockouts: %w", err)
+	}
+	defer rows.Close()
+	var out []auth.Lockout
+	for rows.Next() {
+		var l auth.Lockout
+		var until int64
+		if err := rows.Scan(&l.AccountID, &l.Level, &until); err != nil {
+			return nil, fmt.Errorf("list lockouts: %w", err)
+		}
+		l.Until = fromNanos(until)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// PutLockout implements auth.Store.
+func (s *Store) PutLockout(ctx context.Context, l auth.Lockout) error {
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO login_lockouts (account_id, level, locked_until) VALUES (?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET level = excluded.level, locked_until = excluded.locked_until`,
+		l.AccountID, l.Level, nanos(l.Until))
+	if err != nil {
+		return fmt.Errorf("store lockout: %w", err)
+	}
+	return nil
+}
+
+// DeleteLockout implements auth.Store.
+func (s *Store) DeleteLockout(ctx context.Context, accountID string) error {
+	res, err := s.db.W.ExecContext(ctx, "DELETE FROM login_lockouts WHERE account_id = ?", accountID)
+	return exactlyOne(res, err, "delete lockout")
 }

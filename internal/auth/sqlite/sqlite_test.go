@@ -50,7 +50,7 @@ func TestBesideTheMetaStore(t *testing.T) {
 		} else {
 			m, a = openMeta(), openAuth()
 		}
-		if err := a.CreateUser(ctx, auth.User{Name: "alice"}); err != nil {
+		if err := a.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 		a.Close()

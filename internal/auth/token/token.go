@@ -18,6 +18,10 @@ import (
 type Claims struct {
 	jwt.RegisteredClaims
 	Access []Scope `json:"access"`
+	// Account is the immutable id of the subject's account: a token
+	// names the account it was issued to, not just a name that a later
+	// account may reuse.
+	Account string `json:"account,omitempty"`
 }
 
 // leeway forgives clock skew between berth instances behind one service
@@ -51,8 +55,9 @@ func (s *Service) Name() string { return s.service }
 // TTL is the life of an access token.
 func (s *Service) TTL() time.Duration { return s.ttl }
 
-// Issue signs a token for subject (empty for anonymous) granting access.
-func (s *Service) Issue(subject string, access []Scope, now time.Time) (token string, expires time.Time, err error) {
+// Issue signs a token for subject (empty for anonymous), whose account id
+// is account, granting access.
+func (s *Service) Issue(subject, account string, access []Scope, now time.Time) (token string, expires time.Time, err error) {
 	var jti [16]byte
 	rand.Read(jti[:])
 	if access == nil {
@@ -69,7 +74,8 @@ func (s *Service) Issue(subject string, access []Scope, now time.Time) (token st
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        hex.EncodeToString(jti[:]),
 		},
-		Access: access,
+		Access:  access,
+		Account: account,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = s.kid
@@ -118,7 +124,7 @@ func (s *Service) Verify(token string, now time.Time) (*Grant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	g := newGrant(claims.Subject, claims.ExpiresAt.Time, claims.Access)
+	g := newGrant(claims.Subject, claims.Account, claims.ExpiresAt.Time, claims.Access)
 	if !now.Before(g.Expires) {
 		// Inside the leeway the library accepts it; berth's own tokens
 		// never need it, so expiry is exact.
@@ -156,13 +162,14 @@ func actionBit(a string) ActionSet {
 // It is immutable and shared between requests.
 type Grant struct {
 	Subject string
+	Account string // the subject's account id
 	Expires time.Time
 	Catalog bool
 	repos   map[string]ActionSet
 }
 
-func newGrant(subject string, expires time.Time, access []Scope) *Grant {
-	g := &Grant{Subject: subject, Expires: expires, repos: map[string]ActionSet{}}
+func newGrant(subject, account string, expires time.Time, access []Scope) *Grant {
+	g := &Grant{Subject: subject, Account: account, Expires: expires, repos: map[string]ActionSet{}}
 	for _, a := range access {
 		switch {
 		case a.Type == TypeRepository:

@@ -77,7 +77,7 @@ func TestIssueAndVerify(t *testing.T) {
 	key := newKey(t)
 	s := newService(t, key, "berth.example")
 	now := time.Now()
-	tok, exp, err := s.Issue("alice", []Scope{
+	tok, exp, err := s.Issue("alice", "acct-1", []Scope{
 		{TypeRepository, "team-a/app", []string{ActionPull, ActionPush}},
 		{TypeRepository, "team-b/lib", []string{ActionAll}},
 		{TypeRegistry, CatalogName, []string{ActionAll}},
@@ -92,7 +92,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Subject != "alice" || !g.Catalog {
+	if g.Subject != "alice" || g.Account != "acct-1" || !g.Catalog {
 		t.Errorf("grant = %+v", g)
 	}
 	for _, tc := range []struct {
@@ -157,8 +157,8 @@ func TestVerifyRefuses(t *testing.T) {
 	none := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, s.kid, claims(nil))
 	longer := newService(t, key, "berth")
 	longer.ttl = 10 * time.Minute
-	expired, _, _ := longer.Issue("alice", access, now.Add(-20*time.Minute))
-	otherService, _, _ := newService(t, key, "elsewhere").Issue("alice", access, now)
+	expired, _, _ := longer.Issue("alice", "acct-1", access, now.Add(-20*time.Minute))
+	otherService, _, _ := newService(t, key, "elsewhere").Issue("alice", "acct-1", access, now)
 	for name, tok := range map[string]string{
 		"forged with another key, our kid":  sign(jwt.SigningMethodES256, other, s.kid, claims(nil)),
 		"forged with another key, its kid":  sign(jwt.SigningMethodES256, other, otherKid, claims(nil)),
@@ -249,7 +249,7 @@ func FuzzParseScopes(f *testing.F) {
 func FuzzVerify(f *testing.F) {
 	key := newKey(f)
 	s := newService(f, key, "berth")
-	good, _, _ := s.Issue("alice", []Scope{{TypeRepository, "a", []string{ActionPull}}}, time.Now())
+	good, _, _ := s.Issue("alice", "acct-1", []Scope{{TypeRepository, "a", []string{ActionPull}}}, time.Now())
 	f.Add(good)
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
