@@ -173,7 +173,7 @@ func newClient(timeout time.Duration) *http.Client {
 type deliverArgs struct {
 	HookID     int64  `json:"hook_id" river:"unique"`
 	EventID    string `json:"event_id" river:"unique"`
-	ProjectID  int64  `json:"project_id"`
+	ProjectID  string `json:"project_id"`
 	DeliveryID string `json:"delivery_id"`
 	Event      Stored `json:"event"`
 }
@@ -187,7 +187,7 @@ func (d *Dispatcher) insertOpts() *river.InsertOpts {
 
 // Dispatch queues one delivery of ev to each of the project's hooks that
 // subscribes to ev.Type. It makes no request itself.
-func (d *Dispatcher) Dispatch(ctx context.Context, projectID int64, ev Event) error {
+func (d *Dispatcher) Dispatch(ctx context.Context, projectID string, ev Event) error {
 	if !KnownType(ev.Type) {
 		return fmt.Errorf("%w: unknown event type %q", ErrInvalid, ev.Type)
 	}
@@ -246,7 +246,7 @@ func prepare(ev Event) (Stored, error) {
 // Redeliver queues a dead letter of the project again, as a new delivery
 // (its id is returned) of the same event, and removes it from the
 // dead-letter list.
-func (d *Dispatcher) Redeliver(ctx context.Context, projectID int64, deliveryID string) (string, error) {
+func (d *Dispatcher) Redeliver(ctx context.Context, projectID string, deliveryID string) (string, error) {
 	dl, err := d.store.DeadLetter(ctx, deliveryID)
 	if err != nil {
 		return "", err

@@ -100,7 +100,7 @@ func (h *harness) start(t *testing.T) {
 	}
 }
 
-func (h *harness) hook(t *testing.T, projectID int64, project, url string, secret webhook.Secret, events ...string) webhook.Hook {
+func (h *harness) hook(t *testing.T, projectID string, project, url string, secret webhook.Secret, events ...string) webhook.Hook {
 	t.Helper()
 	if len(events) == 0 {
 		events = []string{webhook.TypeScanCompleted}
@@ -113,7 +113,7 @@ func (h *harness) hook(t *testing.T, projectID int64, project, url string, secre
 	return hk
 }
 
-func (h *harness) dispatch(t *testing.T, projectID int64, ev webhook.Event) {
+func (h *harness) dispatch(t *testing.T, projectID string, ev webhook.Event) {
 	t.Helper()
 	if err := h.d.Dispatch(context.Background(), projectID, ev); err != nil {
 		t.Fatal(err)
@@ -241,14 +241,14 @@ func TestSignedCloudEvent(t *testing.T) {
 			pushOnly := newReceiver(t, always(http.StatusOK))
 			otherProject := newReceiver(t, always(http.StatusOK))
 			const secret = "0123456789abcdef-topsecret"
-			hook := h.hook(t, 7, "team-a", signed.URL+"/hooks/berth", secret)
-			h.hook(t, 7, "team-a", unsigned.URL, "", webhook.TypeScanCompleted, webhook.TypeScanFailed)
-			h.hook(t, 7, "team-a", pushOnly.URL, secret, webhook.TypeArtifactPushed)
-			h.hook(t, 8, "team-b", otherProject.URL, secret)
+			hook := h.hook(t, "p7", "team-a", signed.URL+"/hooks/berth", secret)
+			h.hook(t, "p7", "team-a", unsigned.URL, "", webhook.TypeScanCompleted, webhook.TypeScanFailed)
+			h.hook(t, "p7", "team-a", pushOnly.URL, secret, webhook.TypeArtifactPushed)
+			h.hook(t, "p8", "team-b", otherProject.URL, secret)
 
 			when := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
 			data := map[string]any{"repository": "team-a/app", "digest": "sha256:abc", "critical": 2}
-			h.dispatch(t, 7, webhook.Event{ID: "scan-42", Type: webhook.TypeScanCompleted,
+			h.dispatch(t, "p7", webhook.Event{ID: "scan-42", Type: webhook.TypeScanCompleted,
 				Subject: "team-a/app@sha256:abc", Time: when, Data: data})
 			js := h.settled(t)
 			if len(js) != 2 {
@@ -393,18 +393,18 @@ func TestFailingReceiversEndInTheDeadLetterList(t *testing.T) {
 	good := newReceiver(t, always(http.StatusOK))
 
 	hooks := map[string]webhook.Hook{
-		"hang":     h.hook(t, 1, "team-a", hung.URL, "k"),
-		"500":      h.hook(t, 1, "team-a", failing.URL, "k"),
-		"close":    h.hook(t, 1, "team-a", closing.URL, "k"),
-		"redirect": h.hook(t, 1, "team-a", redirecting.URL, "k"),
+		"hang":     h.hook(t, "p1", "team-a", hung.URL, "k"),
+		"500":      h.hook(t, "p1", "team-a", failing.URL, "k"),
+		"close":    h.hook(t, "p1", "team-a", closing.URL, "k"),
+		"redirect": h.hook(t, "p1", "team-a", redirecting.URL, "k"),
 	}
-	goodHook := h.hook(t, 1, "team-a", good.URL, "k")
+	goodHook := h.hook(t, "p1", "team-a", good.URL, "k")
 
-	h.dispatch(t, 1, webhook.Event{ID: "first", Type: webhook.TypeScanCompleted, Subject: "team-a/app@sha256:1"})
+	h.dispatch(t, "p1", webhook.Event{ID: "first", Type: webhook.TypeScanCompleted, Subject: "team-a/app@sha256:1"})
 	// The hung receiver holds a request; dispatching returns all the same,
 	// before the receiver is released.
 	<-hung.entered
-	h.dispatch(t, 1, webhook.Event{ID: "second", Type: webhook.TypeScanCompleted, Subject: "team-a/app@sha256:2"})
+	h.dispatch(t, "p1", webhook.Event{ID: "second", Type: webhook.TypeScanCompleted, Subject: "team-a/app@sha256:2"})
 	if n := hung.returned.Load(); n != 0 {
 		t.Fatalf("a hung handler returned (%d) before the test released it", n)
 	}
@@ -451,7 +451,7 @@ func TestFailingReceiversEndInTheDeadLetterList(t *testing.T) {
 			}
 			for _, d := range dead {
 				if d.Attempts != 3 || d.StatusCode != c.status || !strings.Contains(d.Error, c.error) ||
-					d.ProjectID != 1 || d.Event.Type != webhook.TypeScanCompleted {
+					d.ProjectID != "p1" || d.Event.Type != webhook.TypeScanCompleted {
 					t.Errorf("dead letter = %+v", d)
 				}
 				log := byDelivery[d.DeliveryID]
@@ -491,8 +491,8 @@ func TestRetriedUntilDelivered(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	hook := h.hook(t, 1, "team-a", r.URL, "k")
-	h.dispatch(t, 1, webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted, Data: []string{"x"}})
+	hook := h.hook(t, "p1", "team-a", r.URL, "k")
+	h.dispatch(t, "p1", webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted, Data: []string{"x"}})
 	js := h.settled(t)
 	if len(js) != 1 || js[0].State != rivertype.JobStateCompleted || js[0].Attempt != 2 {
 		t.Fatalf("jobs = %+v", js)
@@ -529,17 +529,17 @@ func TestSameEventDispatchedTwiceIsDeliveredOnce(t *testing.T) {
 	h := newHarness(t, setup{stopped: true})
 	r := newReceiver(t, always(http.StatusOK))
 	r2 := newReceiver(t, always(http.StatusOK))
-	h.hook(t, 1, "team-a", r.URL, "k")
-	h.hook(t, 1, "team-a", r2.URL, "k")
+	h.hook(t, "p1", "team-a", r.URL, "k")
+	h.hook(t, "p1", "team-a", r2.URL, "k")
 	ev := webhook.Event{ID: "push-17", Type: webhook.TypeScanCompleted, Subject: "team-a/app@sha256:1"}
 	// Twice while queued (a caller retrying after a crash) ...
-	h.dispatch(t, 1, ev)
-	h.dispatch(t, 1, ev)
+	h.dispatch(t, "p1", ev)
+	h.dispatch(t, "p1", ev)
 	h.start(t)
 	h.settled(t)
 	// ... and once more after it was delivered.
-	h.dispatch(t, 1, ev)
-	h.dispatch(t, 1, webhook.Event{ID: "push-18", Type: webhook.TypeScanCompleted})
+	h.dispatch(t, "p1", ev)
+	h.dispatch(t, "p1", webhook.Event{ID: "push-18", Type: webhook.TypeScanCompleted})
 	js := h.settled(t)
 	if len(js) != 4 {
 		t.Errorf("%d delivery jobs, want one per hook and event (4)", len(js))
@@ -562,23 +562,23 @@ func TestDeletedProjectKeepsNoHooks(t *testing.T) {
 	h := newHarness(t, setup{stopped: true})
 	ctx := context.Background()
 	r := newReceiver(t, always(http.StatusOK))
-	h.hook(t, 1, "team-a", r.URL, "k")
-	h.hook(t, 1, "team-a", r.URL+"/2", "k", webhook.TypeArtifactPushed)
+	h.hook(t, "p1", "team-a", r.URL, "k")
+	h.hook(t, "p1", "team-a", r.URL+"/2", "k", webhook.TypeArtifactPushed)
 	// A delivery is queued, then the project is deleted.
-	h.dispatch(t, 1, webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted})
-	if err := h.store.DeleteProjectHooks(ctx, 1); err != nil {
+	h.dispatch(t, "p1", webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted})
+	if err := h.store.DeleteProjectHooks(ctx, "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if hooks, _ := h.store.List(ctx, 1); len(hooks) != 0 {
+	if hooks, _ := h.store.List(ctx, "p1"); len(hooks) != 0 {
 		t.Errorf("deleted project's hooks: %+v", hooks)
 	}
 	// The project created again under the same name has a new id: it sees
 	// none of the old hooks, and its events go nowhere.
-	if hooks, _ := h.store.List(ctx, 2); len(hooks) != 0 {
+	if hooks, _ := h.store.List(ctx, "p2"); len(hooks) != 0 {
 		t.Errorf("re-created project sees %+v", hooks)
 	}
-	h.dispatch(t, 2, webhook.Event{ID: "e2", Type: webhook.TypeScanCompleted})
-	h.dispatch(t, 1, webhook.Event{ID: "e3", Type: webhook.TypeArtifactPushed})
+	h.dispatch(t, "p2", webhook.Event{ID: "e2", Type: webhook.TypeScanCompleted})
+	h.dispatch(t, "p1", webhook.Event{ID: "e3", Type: webhook.TypeArtifactPushed})
 	h.start(t)
 	js := h.settled(t)
 	if len(js) != 1 || js[0].State != rivertype.JobStateCancelled {
@@ -595,8 +595,8 @@ func TestRedeliverDeadLetter(t *testing.T) {
 	var code atomic.Int64
 	code.Store(http.StatusServiceUnavailable)
 	r := newReceiver(t, func(int) int { return int(code.Load()) })
-	hook := h.hook(t, 1, "team-a", r.URL, "k")
-	h.dispatch(t, 1, webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted, Data: map[string]int{"n": 1}})
+	hook := h.hook(t, "p1", "team-a", r.URL, "k")
+	h.dispatch(t, "p1", webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted, Data: map[string]int{"n": 1}})
 	h.settled(t)
 	dead := h.deadLetters(t, hook.ID)
 	if len(dead) != 1 {
@@ -604,11 +604,11 @@ func TestRedeliverDeadLetter(t *testing.T) {
 	}
 	first := r.got()[0]
 
-	if _, err := h.d.Redeliver(ctx, 2, dead[0].DeliveryID); !errors.Is(err, webhook.ErrNotFound) {
+	if _, err := h.d.Redeliver(ctx, "p2", dead[0].DeliveryID); !errors.Is(err, webhook.ErrNotFound) {
 		t.Errorf("redeliver through another project: %v", err)
 	}
 	code.Store(http.StatusOK)
-	id, err := h.d.Redeliver(ctx, 1, dead[0].DeliveryID)
+	id, err := h.d.Redeliver(ctx, "p1", dead[0].DeliveryID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +628,7 @@ func TestRedeliverDeadLetter(t *testing.T) {
 	if d := h.deadLetters(t, hook.ID); len(d) != 0 {
 		t.Errorf("dead letters after redelivery = %+v", d)
 	}
-	if _, err := h.d.Redeliver(ctx, 1, dead[0].DeliveryID); !errors.Is(err, webhook.ErrNotFound) {
+	if _, err := h.d.Redeliver(ctx, "p1", dead[0].DeliveryID); !errors.Is(err, webhook.ErrNotFound) {
 		t.Errorf("second redelivery: %v", err)
 	}
 }
@@ -640,15 +640,15 @@ func TestRedeliverWhileTheEventIsQueued(t *testing.T) {
 	h := newHarness(t, setup{stopped: true})
 	ctx := context.Background()
 	r := newReceiver(t, always(http.StatusOK))
-	hook := h.hook(t, 1, "team-a", r.URL, "k")
+	hook := h.hook(t, "p1", "team-a", r.URL, "k")
 	ev := webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted}
-	if err := h.store.PutDeadLetter(ctx, webhook.DeadLetter{DeliveryID: "old", HookID: hook.ID, ProjectID: 1,
+	if err := h.store.PutDeadLetter(ctx, webhook.DeadLetter{DeliveryID: "old", HookID: hook.ID, ProjectID: "p1",
 		Attempts: 3, Error: "HTTP 500", At: time.Now(),
 		Event: webhook.Stored{ID: ev.ID, Type: ev.Type, Source: "/berth/projects/team-a", Time: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
-	h.dispatch(t, 1, ev)
-	if _, err := h.d.Redeliver(ctx, 1, "old"); !errors.Is(err, webhook.ErrPending) {
+	h.dispatch(t, "p1", ev)
+	if _, err := h.d.Redeliver(ctx, "p1", "old"); !errors.Is(err, webhook.ErrPending) {
 		t.Errorf("redeliver while queued: %v, want ErrPending", err)
 	}
 	if _, err := h.store.DeadLetter(ctx, "old"); err != nil {
@@ -656,7 +656,7 @@ func TestRedeliverWhileTheEventIsQueued(t *testing.T) {
 	}
 	h.start(t)
 	h.settled(t)
-	id, err := h.d.Redeliver(ctx, 1, "old")
+	id, err := h.d.Redeliver(ctx, "p1", "old")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -676,9 +676,9 @@ func TestRedeliverWhileTheEventIsQueued(t *testing.T) {
 func TestLogIsPruned(t *testing.T) {
 	h := newHarness(t, setup{opts: webhook.Options{KeepPerHook: 2, PruneInterval: 100 * time.Millisecond}})
 	r := newReceiver(t, always(http.StatusOK))
-	hook := h.hook(t, 1, "team-a", r.URL, "k")
+	hook := h.hook(t, "p1", "team-a", r.URL, "k")
 	for i := range 4 {
-		h.dispatch(t, 1, webhook.Event{ID: fmt.Sprint(i), Type: webhook.TypeScanCompleted})
+		h.dispatch(t, "p1", webhook.Event{ID: fmt.Sprint(i), Type: webhook.TypeScanCompleted})
 	}
 	h.settled(t)
 	if n := len(r.got()); n != 4 {
@@ -689,7 +689,7 @@ func TestLogIsPruned(t *testing.T) {
 
 func TestDispatchRefusesBadEvents(t *testing.T) {
 	h := newHarness(t, setup{stopped: true})
-	h.hook(t, 1, "team-a", "https://r.example/hook", "k")
+	h.hook(t, "p1", "team-a", "https://r.example/hook", "k")
 	for _, c := range []struct {
 		name string
 		ev   webhook.Event
@@ -699,7 +699,7 @@ func TestDispatchRefusesBadEvents(t *testing.T) {
 		{"data too big", webhook.Event{Type: webhook.TypeScanCompleted, Data: strings.Repeat("x", webhook.MaxDataSize)}},
 		{"long id", webhook.Event{ID: strings.Repeat("i", 257), Type: webhook.TypeScanCompleted}},
 	} {
-		if err := h.d.Dispatch(context.Background(), 1, c.ev); !errors.Is(err, webhook.ErrInvalid) {
+		if err := h.d.Dispatch(context.Background(), "p1", c.ev); !errors.Is(err, webhook.ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", c.name, err)
 		}
 	}
@@ -733,15 +733,15 @@ func TestSecretsAndCredentialsNeverLogged(t *testing.T) {
 	h := newHarness(t, setup{logger: logger, opts: webhook.Options{MaxAttempts: 2}})
 	r := newReceiver(t, always(http.StatusBadGateway))
 	url := strings.Replace(r.URL, "http://", "http://user:"+password+"@", 1) + "/hook?token=" + token
-	hook := h.hook(t, 1, "team-a", url, secret)
-	h.dispatch(t, 1, webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted})
+	hook := h.hook(t, "p1", "team-a", url, secret)
+	h.dispatch(t, "p1", webhook.Event{ID: "e1", Type: webhook.TypeScanCompleted})
 	h.settled(t)
 	if len(h.deadLetters(t, hook.ID)) != 1 {
 		t.Fatal("the delivery did not fail; the test proves nothing")
 	}
 	// A hook handed to a logger shows neither its secret nor the URL's
 	// credentials; printed or encoded, it never shows its secret.
-	n := webhook.NewHook{ProjectID: 1, Project: "team-a", URL: url, Events: []string{webhook.TypeScanCompleted}, Secret: secret}
+	n := webhook.NewHook{ProjectID: "p1", Project: "team-a", URL: url, Events: []string{webhook.TypeScanCompleted}, Secret: secret}
 	logger.Info("a new hook", "hook", n, "secret", n.Secret)
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("a new hook", "hook", n, "stored", hook)
 	logger.Info("a stored hook", "hook", hook)

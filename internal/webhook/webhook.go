@@ -103,7 +103,7 @@ type NewHook struct {
 	// ProjectID is the project's identity, not its name: a project deleted
 	// and created again under the same name has a new id, and none of the
 	// old project's hooks.
-	ProjectID int64    `json:"-"`
+	ProjectID string    `json:"-"`
 	Project   string   `json:"-"` // the project's name, for display and the events' source
 	URL       string   `json:"url"`
 	Events    []string `json:"events"`
@@ -114,14 +114,14 @@ type NewHook struct {
 // LogValue implements slog.LogValuer: the URL without credentials, and
 // whether there is a secret.
 func (n NewHook) LogValue() slog.Value {
-	return slog.GroupValue(slog.Int64("project_id", n.ProjectID), slog.String("project", n.Project),
+	return slog.GroupValue(slog.String("project_id", n.ProjectID), slog.String("project", n.Project),
 		slog.String("url", RedactURL(n.URL)), slog.Any("events", n.Events), slog.Bool("has_secret", n.Secret != ""))
 }
 
 // Normalize checks n and returns it with its events sorted and without
 // duplicates. Errors wrap ErrInvalid.
 func (n NewHook) Normalize() (NewHook, error) {
-	if n.ProjectID <= 0 || n.Project == "" {
+	if n.ProjectID == "" || n.Project == "" {
 		return n, fmt.Errorf("%w: a webhook needs a project", ErrInvalid)
 	}
 	if err := ValidateURL(n.URL); err != nil {
@@ -196,7 +196,7 @@ func RedactURL(raw string) string {
 // whether deliveries are signed.
 type Hook struct {
 	ID        int64     `json:"id"`
-	ProjectID int64     `json:"-"`
+	ProjectID string     `json:"-"`
 	Project   string    `json:"project"`
 	URL       string    `json:"url"`
 	Events    []string  `json:"events"`
@@ -240,7 +240,7 @@ type DeadLetter struct {
 	ID         int64     `json:"id"`
 	DeliveryID string    `json:"delivery_id"`
 	HookID     int64     `json:"hook_id"`
-	ProjectID  int64     `json:"-"`
+	ProjectID  string    `json:"-"`
 	Attempts   int       `json:"attempts"`
 	StatusCode int       `json:"status_code,omitempty"` // of the last attempt
 	Error      string    `json:"error"`                 // of the last attempt
@@ -296,19 +296,19 @@ type Store interface {
 	// hook cannot reach a later one.
 	Create(ctx context.Context, n NewHook) (Hook, error)
 	// List returns a project's hooks, oldest first.
-	List(ctx context.Context, projectID int64) ([]Hook, error)
+	List(ctx context.Context, projectID string) ([]Hook, error)
 	// Get returns a hook of the project; a hook of another project is not
 	// found.
-	Get(ctx context.Context, projectID, id int64) (Hook, error)
+	Get(ctx context.Context, projectID string, id int64) (Hook, error)
 	// Secret returns a hook with its signing secret, for the delivery
 	// worker only.
-	Secret(ctx context.Context, projectID, id int64) (Hook, Secret, error)
+	Secret(ctx context.Context, projectID string, id int64) (Hook, Secret, error)
 	// Delete removes a hook of the project with its delivery log and dead
 	// letters.
-	Delete(ctx context.Context, projectID, id int64) error
+	Delete(ctx context.Context, projectID string, id int64) error
 	// DeleteProjectHooks removes every hook of a project (being deleted)
 	// with their logs; a project without hooks is not an error.
-	DeleteProjectHooks(ctx context.Context, projectID int64) error
+	DeleteProjectHooks(ctx context.Context, projectID string) error
 
 	// RecordAttempt appends to the delivery log; a hook deleted meanwhile
 	// gives ErrNotFound.

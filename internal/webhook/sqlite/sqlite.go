@@ -21,7 +21,7 @@ import (
 var migrations = []string{`
 CREATE TABLE webhooks (
 	id         INTEGER PRIMARY KEY AUTOINCREMENT,
-	project_id INTEGER NOT NULL,
+	project_id TEXT NOT NULL,
 	project    TEXT NOT NULL,
 	url        TEXT NOT NULL,
 	events     TEXT NOT NULL,
@@ -50,7 +50,7 @@ CREATE TABLE webhook_dead_letters (
 	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	delivery_id   TEXT NOT NULL UNIQUE,
 	hook_id       INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
-	project_id    INTEGER NOT NULL,
+	project_id    TEXT NOT NULL,
 	attempts      INTEGER NOT NULL,
 	status_code   INTEGER NOT NULL,
 	error         TEXT NOT NULL,
@@ -160,7 +160,7 @@ func (s *Store) Create(ctx context.Context, n webhook.NewHook) (webhook.Hook, er
 }
 
 // List implements webhook.Store.
-func (s *Store) List(ctx context.Context, projectID int64) ([]webhook.Hook, error) {
+func (s *Store) List(ctx context.Context, projectID string) ([]webhook.Hook, error) {
 	rows, err := s.db.R.QueryContext(ctx, "SELECT "+hookColumns+" FROM webhooks WHERE project_id = ? ORDER BY id", projectID)
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", err)
@@ -181,7 +181,7 @@ func (s *Store) List(ctx context.Context, projectID int64) ([]webhook.Hook, erro
 }
 
 // Get implements webhook.Store.
-func (s *Store) Get(ctx context.Context, projectID, id int64) (webhook.Hook, error) {
+func (s *Store) Get(ctx context.Context, projectID string, id int64) (webhook.Hook, error) {
 	h, err := scanHook(s.db.R.QueryRowContext(ctx, "SELECT "+hookColumns+" FROM webhooks WHERE id = ? AND project_id = ?", id, projectID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, fmt.Errorf("webhook %d: %w", id, webhook.ErrNotFound)
@@ -193,7 +193,7 @@ func (s *Store) Get(ctx context.Context, projectID, id int64) (webhook.Hook, err
 }
 
 // Secret implements webhook.Store.
-func (s *Store) Secret(ctx context.Context, projectID, id int64) (webhook.Hook, webhook.Secret, error) {
+func (s *Store) Secret(ctx context.Context, projectID string, id int64) (webhook.Hook, webhook.Secret, error) {
 	var secret string
 	h, err := scanHook(s.db.R.QueryRowContext(ctx, "SELECT "+hookColumns+", secret FROM webhooks WHERE id = ? AND project_id = ?",
 		id, projectID), &secret)
@@ -207,7 +207,7 @@ func (s *Store) Secret(ctx context.Context, projectID, id int64) (webhook.Hook, 
 }
 
 // Delete implements webhook.Store.
-func (s *Store) Delete(ctx context.Context, projectID, id int64) error {
+func (s *Store) Delete(ctx context.Context, projectID string, id int64) error {
 	res, err := s.db.W.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ? AND project_id = ?", id, projectID)
 	if err != nil {
 		return fmt.Errorf("delete webhook %d: %w", id, err)
@@ -221,9 +221,9 @@ func (s *Store) Delete(ctx context.Context, projectID, id int64) error {
 }
 
 // DeleteProjectHooks implements webhook.Store.
-func (s *Store) DeleteProjectHooks(ctx context.Context, projectID int64) error {
+func (s *Store) DeleteProjectHooks(ctx context.Context, projectID string) error {
 	if _, err := s.db.W.ExecContext(ctx, "DELETE FROM webhooks WHERE project_id = ?", projectID); err != nil {
-		return fmt.Errorf("delete webhooks of project %d: %w", projectID, err)
+		return fmt.Errorf("delete webhooks of project %s: %w", projectID, err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestReopenBesideTheMetaStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.Create(ctx, webhooktest.NewHook(7, "team-a", "https://r.example/hook"))
+	h, err := s.Create(ctx, webhooktest.NewHook("p7", "team-a", "https://r.example/hook"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestReopenBesideTheMetaStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	got, secret, err := s.Secret(ctx, 7, h.ID)
+	got, secret, err := s.Secret(ctx, "p7", h.ID)
 	if err != nil || got.URL != h.URL || secret != "s3cret" {
 		t.Errorf("after reopening: %+v, %v", got, err)
 	}

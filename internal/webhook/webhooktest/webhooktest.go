@@ -45,7 +45,7 @@ func wantErr(t testing.TB, err, target error, what string) {
 var at = time.Unix(0, time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC).UnixNano()).UTC()
 
 // NewHook is a valid hook of project id/name receiving scan events at url.
-func NewHook(id int64, project, url string) webhook.NewHook {
+func NewHook(id string, project, url string) webhook.NewHook {
 	return webhook.NewHook{ProjectID: id, Project: project, URL: url,
 		Events: []string{webhook.TypeScanCompleted, webhook.TypeScanFailed}, Secret: "s3cret", CreatedBy: "alice"}
 }
@@ -59,10 +59,10 @@ func create(t testing.TB, s webhook.Store, n webhook.NewHook) webhook.Hook {
 
 func testHooks(t *testing.T, s webhook.Store) {
 	ctx := context.Background()
-	n := NewHook(1, "team-a", "https://ci.example/hook?token=abc")
+	n := NewHook("p1", "team-a", "https://ci.example/hook?token=abc")
 	n.Events = []string{webhook.TypeScanFailed, webhook.TypeArtifactPushed, webhook.TypeScanFailed}
 	a := create(t, s, n)
-	if a.ID <= 0 || a.ProjectID != 1 || a.Project != "team-a" || a.URL != n.URL || !a.HasSecret ||
+	if a.ID <= 0 || a.ProjectID != "p1" || a.Project != "team-a" || a.URL != n.URL || !a.HasSecret ||
 		a.CreatedBy != "alice" || a.CreatedAt.IsZero() {
 		t.Errorf("created hook = %+v", a)
 	}
@@ -70,52 +70,52 @@ func testHooks(t *testing.T, s webhook.Store) {
 	if want := []string{webhook.TypeArtifactPushed, webhook.TypeScanFailed}; !reflect.DeepEqual(a.Events, want) {
 		t.Errorf("events = %v, want %v", a.Events, want)
 	}
-	got, err := s.Get(ctx, 1, a.ID)
+	got, err := s.Get(ctx, "p1", a.ID)
 	must(t, err)
 	if !reflect.DeepEqual(got, a) {
 		t.Errorf("Get = %+v\nwant  %+v", got, a)
 	}
 	// The secret comes back only through Secret.
-	h, secret, err := s.Secret(ctx, 1, a.ID)
+	h, secret, err := s.Secret(ctx, "p1", a.ID)
 	must(t, err)
 	if secret != "s3cret" || !reflect.DeepEqual(h, a) {
 		t.Errorf("Secret = %+v, %q", h, string(secret))
 	}
-	open := NewHook(1, "team-a", "http://10.0.0.1:8080/")
+	open := NewHook("p1", "team-a", "http://10.0.0.1:8080/")
 	open.Secret = ""
 	b := create(t, s, open)
 	if b.HasSecret || b.ID == a.ID {
 		t.Errorf("hook without a secret = %+v", b)
 	}
-	if _, secret, _ := s.Secret(ctx, 1, b.ID); secret != "" {
+	if _, secret, _ := s.Secret(ctx, "p1", b.ID); secret != "" {
 		t.Errorf("hook without a secret has secret %q", string(secret))
 	}
 	// One hook per URL and project; another project may use the URL.
 	_, err = s.Create(ctx, n)
 	wantErr(t, err, webhook.ErrExists, "same url twice in a project")
-	other := create(t, s, NewHook(2, "team-b", n.URL))
+	other := create(t, s, NewHook("p2", "team-b", n.URL))
 
-	list, err := s.List(ctx, 1)
+	list, err := s.List(ctx, "p1")
 	must(t, err)
 	if len(list) != 2 || list[0].ID != a.ID || list[1].ID != b.ID {
 		t.Errorf("List(1) = %+v", list)
 	}
 	// Another project's hook is invisible through this project.
-	_, err = s.Get(ctx, 1, other.ID)
+	_, err = s.Get(ctx, "p1", other.ID)
 	wantErr(t, err, webhook.ErrNotFound, "get another project's hook")
-	_, _, err = s.Secret(ctx, 1, other.ID)
+	_, _, err = s.Secret(ctx, "p1", other.ID)
 	wantErr(t, err, webhook.ErrNotFound, "secret of another project's hook")
-	wantErr(t, s.Delete(ctx, 1, other.ID), webhook.ErrNotFound, "delete another project's hook")
-	if _, err := s.Get(ctx, 2, other.ID); err != nil {
+	wantErr(t, s.Delete(ctx, "p1", other.ID), webhook.ErrNotFound, "delete another project's hook")
+	if _, err := s.Get(ctx, "p2", other.ID); err != nil {
 		t.Errorf("hook deleted through another project: %v", err)
 	}
 
-	must(t, s.Delete(ctx, 1, b.ID))
-	wantErr(t, s.Delete(ctx, 1, b.ID), webhook.ErrNotFound, "delete a deleted hook")
-	_, err = s.Get(ctx, 1, b.ID)
+	must(t, s.Delete(ctx, "p1", b.ID))
+	wantErr(t, s.Delete(ctx, "p1", b.ID), webhook.ErrNotFound, "delete a deleted hook")
+	_, err = s.Get(ctx, "p1", b.ID)
 	wantErr(t, err, webhook.ErrNotFound, "get a deleted hook")
 	// A deleted hook's id, even the highest, is never given again.
-	must(t, s.Delete(ctx, 2, other.ID))
+	must(t, s.Delete(ctx, "p2", other.ID))
 	c := create(t, s, open)
 	if c.ID <= other.ID {
 		t.Errorf("new hook got id %d, not above every earlier one (%d)", c.ID, other.ID)
@@ -123,9 +123,9 @@ func testHooks(t *testing.T, s webhook.Store) {
 
 	// A project holds a bounded number of hooks.
 	for i := range webhook.MaxHooksPerProject {
-		create(t, s, NewHook(3, "busy", fmt.Sprintf("https://r.example/%d", i)))
+		create(t, s, NewHook("p3", "busy", fmt.Sprintf("https://r.example/%d", i)))
 	}
-	_, err = s.Create(ctx, NewHook(3, "busy", "https://r.example/one-too-many"))
+	_, err = s.Create(ctx, NewHook("p3", "busy", "https://r.example/one-too-many"))
 	wantErr(t, err, webhook.ErrInvalid, "one hook too many")
 }
 
@@ -147,10 +147,10 @@ func testInvalid(t *testing.T, s webhook.Store) {
 		{"no events", func(n *webhook.NewHook) { n.Events = nil }},
 		{"unknown event", func(n *webhook.NewHook) { n.Events = []string{"dev.berth.scan.started"} }},
 		{"long secret", func(n *webhook.NewHook) { n.Secret = webhook.Secret(strings.Repeat("s", webhook.MaxSecretLength+1)) }},
-		{"no project id", func(n *webhook.NewHook) { n.ProjectID = 0 }},
+		{"no project id", func(n *webhook.NewHook) { n.ProjectID = "" }},
 		{"no project name", func(n *webhook.NewHook) { n.Project = "" }},
 	} {
-		n := NewHook(1, "team-a", "https://r.example/hook")
+		n := NewHook("p1", "team-a", "https://r.example/hook")
 		c.edit(&n)
 		_, err := s.Create(ctx, n)
 		wantErr(t, err, webhook.ErrInvalid, c.name)
@@ -159,31 +159,31 @@ func testInvalid(t *testing.T, s webhook.Store) {
 		}
 	}
 	// The URL's password never appears in an error.
-	n := NewHook(1, "team-a", "gopher://user:pa55word@r.example/#frag")
+	n := NewHook("p1", "team-a", "gopher://user:pa55word@r.example/#frag")
 	if _, err := s.Create(ctx, n); err == nil || strings.Contains(err.Error(), "pa55word") {
 		t.Errorf("bad url with a password: %v", err)
 	}
-	if list, _ := s.List(ctx, 1); len(list) != 0 {
+	if list, _ := s.List(ctx, "p1"); len(list) != 0 {
 		t.Errorf("invalid hooks were stored: %+v", list)
 	}
 }
 
 func testProjectIdentity(t *testing.T, s webhook.Store) {
 	ctx := context.Background()
-	a1 := create(t, s, NewHook(1, "team-a", "https://r.example/1"))
-	create(t, s, NewHook(1, "team-a", "https://r.example/2"))
-	b := create(t, s, NewHook(2, "team-b", "https://r.example/1"))
+	a1 := create(t, s, NewHook("p1", "team-a", "https://r.example/1"))
+	create(t, s, NewHook("p1", "team-a", "https://r.example/2"))
+	b := create(t, s, NewHook("p2", "team-b", "https://r.example/1"))
 	must(t, s.RecordAttempt(ctx, attempt(a1.ID, "d1", 1, at)))
 	must(t, s.PutDeadLetter(ctx, deadLetter(a1, "d1", at)))
 	must(t, s.RecordAttempt(ctx, attempt(b.ID, "d2", 1, at)))
 
-	must(t, s.DeleteProjectHooks(ctx, 1))
-	if list, _ := s.List(ctx, 1); len(list) != 0 {
+	must(t, s.DeleteProjectHooks(ctx, "p1"))
+	if list, _ := s.List(ctx, "p1"); len(list) != 0 {
 		t.Errorf("hooks outlived their project: %+v", list)
 	}
 	// The project created again under the same name has a new id and none
 	// of the old hooks, nor their log.
-	if list, _ := s.List(ctx, 3); len(list) != 0 {
+	if list, _ := s.List(ctx, "p3"); len(list) != 0 {
 		t.Errorf("re-created project sees %+v", list)
 	}
 	if got, _ := s.Attempts(ctx, a1.ID, webhook.Page{}); len(got) != 0 {
@@ -192,13 +192,13 @@ func testProjectIdentity(t *testing.T, s webhook.Store) {
 	_, err := s.DeadLetter(ctx, "d1")
 	wantErr(t, err, webhook.ErrNotFound, "dead letter of a deleted project")
 	// Other projects keep theirs.
-	if list, _ := s.List(ctx, 2); len(list) != 1 || list[0].ID != b.ID {
+	if list, _ := s.List(ctx, "p2"); len(list) != 1 || list[0].ID != b.ID {
 		t.Errorf("other project's hooks = %+v", list)
 	}
 	if got, _ := s.Attempts(ctx, b.ID, webhook.Page{}); len(got) != 1 {
 		t.Errorf("other project's attempts = %+v", got)
 	}
-	must(t, s.DeleteProjectHooks(ctx, 1)) // nothing left: not an error
+	must(t, s.DeleteProjectHooks(ctx, "p1")) // nothing left: not an error
 }
 
 func attempt(hookID int64, delivery string, n int, when time.Time) webhook.Attempt {
@@ -221,8 +221,8 @@ func deadLetter(h webhook.Hook, delivery string, when time.Time) webhook.DeadLet
 
 func testAttempts(t *testing.T, s webhook.Store) {
 	ctx := context.Background()
-	h := create(t, s, NewHook(1, "team-a", "https://r.example/1"))
-	other := create(t, s, NewHook(1, "team-a", "https://r.example/2"))
+	h := create(t, s, NewHook("p1", "team-a", "https://r.example/1"))
+	other := create(t, s, NewHook("p1", "team-a", "https://r.example/2"))
 	var want []webhook.Attempt
 	for i := 1; i <= 5; i++ {
 		a := attempt(h.ID, "d1", i, at.Add(time.Duration(i)*time.Second))
@@ -264,7 +264,7 @@ func testAttempts(t *testing.T, s webhook.Store) {
 		t.Errorf("a default page holds %d attempts, want %d", len(got), webhook.DefaultPageSize)
 	}
 	// Deleting a hook deletes its log.
-	must(t, s.Delete(ctx, 1, h.ID))
+	must(t, s.Delete(ctx, "p1", h.ID))
 	if got, _ := s.Attempts(ctx, h.ID, webhook.Page{}); len(got) != 0 {
 		t.Errorf("attempts outlived their hook: %+v", got)
 	}
@@ -272,7 +272,7 @@ func testAttempts(t *testing.T, s webhook.Store) {
 
 func testDeadLetters(t *testing.T, s webhook.Store) {
 	ctx := context.Background()
-	h := create(t, s, NewHook(1, "team-a", "https://r.example/1"))
+	h := create(t, s, NewHook("p1", "team-a", "https://r.example/1"))
 	var want []webhook.DeadLetter
 	for i := range 3 {
 		d := deadLetter(h, fmt.Sprintf("d%d", i), at.Add(time.Duration(i)*time.Minute))
@@ -305,7 +305,7 @@ func testDeadLetters(t *testing.T, s webhook.Store) {
 	wantErr(t, s.DeleteDeadLetter(ctx, "d1"), webhook.ErrNotFound, "delete a deleted dead letter")
 	_, err = s.DeadLetter(ctx, "d1")
 	wantErr(t, err, webhook.ErrNotFound, "get a deleted dead letter")
-	missing := deadLetter(webhook.Hook{ID: 999, ProjectID: 1, Project: "team-a"}, "dx", at)
+	missing := deadLetter(webhook.Hook{ID: 999, ProjectID: "p1", Project: "team-a"}, "dx", at)
 	wantErr(t, s.PutDeadLetter(ctx, missing), webhook.ErrNotFound, "dead letter of a missing hook")
 	bad := deadLetter(h, "dy", at)
 	bad.Event.Data = json.RawMessage(`{"no`)
@@ -320,8 +320,8 @@ func testDeadLetters(t *testing.T, s webhook.Store) {
 
 func testPrune(t *testing.T, s webhook.Store) {
 	ctx := context.Background()
-	a := create(t, s, NewHook(1, "team-a", "https://r.example/1"))
-	b := create(t, s, NewHook(1, "team-a", "https://r.example/2"))
+	a := create(t, s, NewHook("p1", "team-a", "https://r.example/1"))
+	b := create(t, s, NewHook("p1", "team-a", "https://r.example/2"))
 	cutoff := at.Add(time.Hour)
 	// a: 3 old attempts, 4 recent; b: 2 recent.
 	for i := range 3 {
