@@ -103,7 +103,7 @@ type NewHook struct {
 	// ProjectID is the project's identity, not its name: a project deleted
 	// and created again under the same name has a new id, and none of the
 	// old project's hooks.
-	ProjectID string    `json:"-"`
+	ProjectID string   `json:"-"`
 	Project   string   `json:"-"` // the project's name, for display and the events' source
 	URL       string   `json:"url"`
 	Events    []string `json:"events"`
@@ -196,7 +196,7 @@ func RedactURL(raw string) string {
 // whether deliveries are signed.
 type Hook struct {
 	ID        int64     `json:"id"`
-	ProjectID string     `json:"-"`
+	ProjectID string    `json:"-"`
 	Project   string    `json:"project"`
 	URL       string    `json:"url"`
 	Events    []string  `json:"events"`
