@@ -171,6 +171,16 @@ type Collected struct {
 	Tags      []string   // fallback-schema tags whose subject is gone
 }
 
+// Artifact is a top-level manifest of a repository, as listings show it.
+type Artifact struct {
+	Digest       digest.Digest
+	MediaType    string
+	ArtifactType string
+	Size         int64
+	PushedAt     time.Time
+	Tags         []string // in lexical order
+}
+
 // Store is the metadata store. Implementations are safe for concurrent use.
 type Store interface {
 	// Ping checks the database answers.
@@ -223,6 +233,10 @@ type Store interface {
 	// ManifestRepositories lists up to n repositories holding manifest d,
 	// in lexical order.
 	ManifestRepositories(ctx context.Context, d digest.Digest, n int) ([]string, error)
+	// Artifacts lists repo's artifacts: its manifests that have no subject
+	// and that no index of the repository lists, newest push first,
+	// skipping offset and returning at most n, with the total count.
+	Artifacts(ctx context.Context, repo string, offset, n int) ([]Artifact, int, error)
 	// ManifestTags lists the tags of repo that point at manifest d, in
 	// lexical order.
 	ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error)

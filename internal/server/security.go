@@ -13,7 +13,7 @@ import (
 	"berth.dev/berth/internal/audit"
 	auditsqlite "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/auth"
-	"berth.dev/berth/internal/auth/api"
+	"berth.dev/berth/internal/api"
 	authsqlite "berth.dev/berth/internal/auth/sqlite"
 	"berth.dev/berth/internal/auth/token"
 	"berth.dev/berth/internal/registry"

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/auth"
-	"berth.dev/berth/internal/auth/api"
+	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"

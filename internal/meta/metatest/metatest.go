@@ -53,6 +53,7 @@ func Run(t *testing.T, f Factory) {
 		{"WalkAndCheck", testWalkAndCheck},
 		{"SurvivesReopen", testReopen},
 		{"EventsOutbox", testEvents},
+		{"Artifacts", testArtifacts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -1178,5 +1179,59 @@ func testEvents(t *testing.T, f Factory) {
 	gcEvents, err := s.Events(ctx, next[0].Seq, -1)
 	if err != nil || len(gcEvents) != 2 || gcEvents[1].Kind != event.ManifestDeleted || gcEvents[1].Digest != m.Digest || gcEvents[1].Actor != "gc" {
 		t.Fatalf("events of garbage collection: %+v, %v", gcEvents, err)
+	}
+}
+
+// testArtifacts checks the listing: top-level manifests only (no
+// referrers, no index children), newest first, with their tags, paged.
+func testArtifacts(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	cfg := dg("config")
+	mustLink(t, s, "p/app", cfg, 2)
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var imgs []*meta.Manifest
+	for i := range 5 {
+		m := image(fmt.Sprint("img", i), cfg)
+		m.PushedAt = base.Add(time.Duration(i) * time.Hour)
+		imgs = append(imgs, m)
+	}
+	mustPut(t, s, "p/app", imgs[0], "v0")
+	mustPut(t, s, "p/app", imgs[1], "v1", "latest")
+	mustPut(t, s, "p/app", imgs[2])
+	// imgs[3] is an index child, imgs[4] a referrer.
+	mustPut(t, s, "p/app", imgs[3])
+	idx := &meta.Manifest{Digest: dg("index"), MediaType: "application/vnd.oci.image.index.v1+json", Content: []byte(`{"manifests":[]}`),
+		PushedAt: base.Add(10 * time.Hour), References: []meta.Reference{{Digest: imgs[3].Digest, Kind: meta.RefManifest}}}
+	mustPut(t, s, "p/app", idx, "multi")
+	imgs[4].Subject = imgs[0].Digest
+	mustPut(t, s, "p/app", imgs[4])
+
+	got, total, err := s.Artifacts(ctx, "p/app", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var brief []string
+	for _, a := range got {
+		brief = append(brief, fmt.Sprintf("%s %v", a.Digest, a.Tags))
+	}
+	want := []string{
+		fmt.Sprintf("%s [multi]", idx.Digest),
+		fmt.Sprintf("%s []", imgs[2].Digest),
+		fmt.Sprintf("%s [latest v1]", imgs[1].Digest),
+		fmt.Sprintf("%s [v0]", imgs[0].Digest),
+	}
+	if total != 4 || !slices.Equal(brief, want) {
+		t.Errorf("Artifacts = %d %v\nwant 4 %v", total, brief, want)
+	}
+	if got[2].MediaType != imgs[1].MediaType || got[2].Size != int64(len(imgs[1].Content)) || !got[2].PushedAt.Equal(imgs[1].PushedAt) {
+		t.Errorf("artifact %+v", got[2])
+	}
+	page, total, err := s.Artifacts(ctx, "p/app", 2, 1)
+	if err != nil || total != 4 || len(page) != 1 || page[0].Digest != imgs[1].Digest {
+		t.Errorf("page 3 of 1: %+v, %d, %v", page, total, err)
+	}
+	if none, total, err := s.Artifacts(ctx, "p/none", 0, 10); err != nil || total != 0 || len(none) != 0 {
+		t.Errorf("unknown repository: %v %d %v", none, total, err)
 	}
 }

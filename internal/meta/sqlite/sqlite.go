@@ -523,6 +523,45 @@ func (s *Store) ManifestRepositories(ctx context.Context, d digest.Digest, n int
 	return names, nil
 }
 
+// Artifacts implements meta.Store.
+func (s *Store) Artifacts(ctx context.Context, repo string, offset, n int) ([]meta.Artifact, int, error) {
+	const top = `FROM manifests m WHERE m.repository_id = (SELECT id FROM repositories WHERE name = ?)
+		AND m.subject IS NULL
+		AND NOT EXISTS (SELECT 1 FROM manifest_references r
+			WHERE r.repository_id = m.repository_id AND r.digest = m.digest AND r.kind = ?)`
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) `+top, repo, int(meta.RefManifest)).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.pushed_at,
+		(SELECT group_concat(name, char(10)) FROM (SELECT t.name FROM tags t
+			WHERE t.repository_id = m.repository_id AND t.digest = m.digest ORDER BY t.name)) `+top+`
+		ORDER BY m.pushed_at DESC, m.digest LIMIT ? OFFSET ?`, repo, int(meta.RefManifest), limit(n), offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := []meta.Artifact{}
+	for rows.Next() {
+		var a meta.Artifact
+		var d string
+		var pushed int64
+		var tags sql.NullString
+		if err := rows.Scan(&d, &a.MediaType, &a.ArtifactType, &a.Size, &pushed, &tags); err != nil {
+			return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
+		}
+		a.Digest, a.PushedAt = digest.Digest(d), fromNanos(pushed)
+		if tags.Valid && tags.String != "" {
+			a.Tags = strings.Split(tags.String, "\n")
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
+	}
+	return out, total, nil
+}
+
 // ManifestTags implements meta.Store.
 func (s *Store) ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
 	tags, err := collectStrings(s.r.QueryContext(ctx, `SELECT name FROM tags
