@@ -148,8 +148,8 @@ func TestAuthOras(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "chart.txt"), []byte("hello with auth\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	robot, secret := newRobot(t, s, "ci", "library=pull,push", "team-c=pull")
 	berthAdmin(t, s, "project", "create", "team-c")
+	robot, secret := newRobot(t, s, "ci", "library=pull,push", "team-c=pull")
 	orasRun := func(args ...string) (string, error) { return runIn(work, env, oras, args...) }
 	if out, err := orasRun("login", "--plain-http", "-u", robot, "-p", secret, s.Addr); err != nil {
 		t.Fatalf("oras login: %v\n%s", err, out)

@@ -1,9 +1,14 @@
-// Package api is berth's JSON admin API under /api/v1/: users, projects,
-// members, robots and the audit log, described by the OpenAPI 3 document
-// it serves at /api/v1/openapi.json. Every route is in one table (routes),
-// which the tests hold against the document. Callers authenticate as on
-// the registry (Basic credentials or a token from /token); every change is
-// audited.
+// Package api is berth's JSON API under /api/v1/, one file per domain:
+// accounts (users, robots), projects and members, the audit log, the
+// vulnerability database, artifacts with their stored scan reports and
+// SBOMs, and webhooks. It is described by the OpenAPI 3 document it serves
+// at /api/v1/openapi.json. Every route is in one table (routes), which the
+// tests hold against the document. Callers authenticate as on the registry
+// (Basic credentials or a token from /token); every change is audited. The
+// CLI, the web UI and scripts all use it.
+//
+// With authentication off (berth serve --no-auth) everyone may do
+// everything, and the routes that manage accounts and projects answer 404.
 package api
 
 import (
@@ -17,11 +22,17 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/scanservice"
+	"berth.dev/berth/internal/vulndb/live"
+	"berth.dev/berth/internal/webhook"
 )
 
 // Prefix is where the API is served.
@@ -45,6 +56,22 @@ type Options struct {
 	// them by pushing).
 	AutoCreateProjects bool
 	Logger             *slog.Logger
+
+	// Meta reads repositories and artifacts.
+	Meta meta.Store
+	// Reports holds scan results; Scans queues scans and re-matches (nil
+	// when the server does not scan); VulnDB is the server's database
+	// (nil when it does not scan).
+	Reports reports.Store
+	Scans   *scanservice.Service
+	VulnDB  *live.DB
+	// Webhooks keeps project webhooks and Deliveries sends them; both nil
+	// when authentication is off (webhooks belong to projects, which
+	// exist only with it).
+	Webhooks   webhook.Store
+	Deliveries *webhook.Dispatcher
+	// Version is berth's version, written into SBOMs and reports.
+	Version string
 }
 
 // API is the http.Handler for Prefix.
@@ -61,6 +88,9 @@ type route struct {
 	handler func(*call) error
 	// anonymous routes serve callers without credentials.
 	anonymous bool
+	// accounts routes manage accounts and projects, which exist only with
+	// authentication on.
+	accounts bool
 }
 
 // routes lists every endpoint; the OpenAPI document must describe exactly
@@ -69,24 +99,39 @@ func (a *API) routes() []route {
 	return []route{
 		{method: "GET", path: "/openapi.json", handler: a.openAPI, anonymous: true},
 		{method: "GET", path: "/me", handler: a.me},
-		{method: "GET", path: "/users", handler: a.listUsers},
-		{method: "POST", path: "/users", handler: a.createUser},
-		{method: "GET", path: "/users/{name}", handler: a.getUser},
-		{method: "PATCH", path: "/users/{name}", handler: a.updateUser},
-		{method: "DELETE", path: "/users/{name}", handler: a.deleteUser},
+		{method: "GET", path: "/users", handler: a.listUsers, accounts: true},
+		{method: "POST", path: "/users", handler: a.createUser, accounts: true},
+		{method: "GET", path: "/users/{name}", handler: a.getUser, accounts: true},
+		{method: "PATCH", path: "/users/{name}", handler: a.updateUser, accounts: true},
+		{method: "DELETE", path: "/users/{name}", handler: a.deleteUser, accounts: true},
 		{method: "GET", path: "/projects", handler: a.listProjects, anonymous: true},
-		{method: "POST", path: "/projects", handler: a.createProject},
+		{method: "POST", path: "/projects", handler: a.createProject, accounts: true},
 		{method: "GET", path: "/projects/{project}", handler: a.getProject, anonymous: true},
-		{method: "PATCH", path: "/projects/{project}", handler: a.updateProject},
-		{method: "DELETE", path: "/projects/{project}", handler: a.deleteProject},
-		{method: "GET", path: "/projects/{project}/members", handler: a.listMembers},
-		{method: "PUT", path: "/projects/{project}/members/{user}", handler: a.putMember},
-		{method: "DELETE", path: "/projects/{project}/members/{user}", handler: a.removeMember},
-		{method: "GET", path: "/robots", handler: a.listRobots},
-		{method: "POST", path: "/robots", handler: a.createRobot},
-		{method: "GET", path: "/robots/{name}", handler: a.getRobot},
-		{method: "DELETE", path: "/robots/{name}", handler: a.deleteRobot},
-		{method: "POST", path: "/robots/{name}/revoke", handler: a.revokeRobot},
+		{method: "PATCH", path: "/projects/{project}", handler: a.updateProject, accounts: true},
+		{method: "DELETE", path: "/projects/{project}", handler: a.deleteProject, accounts: true},
+		{method: "GET", path: "/projects/{project}/members", handler: a.listMembers, accounts: true},
+		{method: "PUT", path: "/projects/{project}/members/{user}", handler: a.putMember, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/members/{user}", handler: a.removeMember, accounts: true},
+		{method: "GET", path: "/projects/{project}/repositories", handler: a.listRepositories, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts", handler: a.listArtifacts, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities", handler: a.artifactVulnerabilities, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom", handler: a.artifactSBOM, anonymous: true},
+		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/scan", handler: a.scanArtifact},
+		{method: "GET", path: "/projects/{project}/webhooks", handler: a.listWebhooks, accounts: true},
+		{method: "POST", path: "/projects/{project}/webhooks", handler: a.createWebhook, accounts: true},
+		{method: "GET", path: "/projects/{project}/webhooks/{id}", handler: a.getWebhook, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/webhooks/{id}", handler: a.deleteWebhook, accounts: true},
+		{method: "GET", path: "/projects/{project}/webhooks/{id}/deliveries", handler: a.webhookDeliveries, accounts: true},
+		{method: "GET", path: "/projects/{project}/webhooks/{id}/dead-letters", handler: a.webhookDeadLetters, accounts: true},
+		{method: "POST", path: "/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver", handler: a.redeliverWebhook, accounts: true},
+		{method: "POST", path: "/scan-all", handler: a.scanAll},
+		{method: "GET", path: "/vulndb", handler: a.vulnDBStatus},
+		{method: "POST", path: "/vulndb/update", handler: a.updateVulnDB},
+		{method: "GET", path: "/robots", handler: a.listRobots, accounts: true},
+		{method: "POST", path: "/robots", handler: a.createRobot, accounts: true},
+		{method: "GET", path: "/robots/{name}", handler: a.getRobot, accounts: true},
+		{method: "DELETE", path: "/robots/{name}", handler: a.deleteRobot, accounts: true},
+		{method: "POST", path: "/robots/{name}/revoke", handler: a.revokeRobot, accounts: true},
 		{method: "GET", path: "/audit", handler: a.queryAudit},
 		{method: "GET", path: "/audit/verify", handler: a.verifyAudit},
 	}
@@ -154,6 +199,19 @@ func (a *API) wrap(rt route) http.Handler {
 			a.fail(&call{w: w, r: r}, err)
 			return
 		}
+		if a.opts.Auth == nil {
+			// Authentication is off: everyone may do everything, and there
+			// are no accounts or projects to manage.
+			c := &call{w: w, r: r, addr: r.RemoteAddr}
+			var err error = errNoAccounts
+			if !rt.accounts {
+				err = rt.handler(c)
+			}
+			if err != nil {
+				a.fail(c, err)
+			}
+			return
+		}
 		who, err := a.opts.Auth.Identify(r)
 		c := &call{w: w, r: r, who: who, addr: trace.ClientIP}
 		if err == nil && who == nil && !rt.anonymous {
@@ -181,6 +239,10 @@ func (e *apiError) Error() string { return e.message }
 var (
 	errUnauthenticated = &apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED", message: "authentication required"}
 	errForbidden       = &apiError{status: http.StatusForbidden, code: "DENIED", message: "you may not do this"}
+	errNoAccounts      = &apiError{status: http.StatusNotFound, code: "NOT_FOUND",
+		message: "berth runs without authentication (--no-auth): there are no accounts, projects or webhooks to manage"}
+	errNotScanning = &apiError{status: http.StatusNotFound, code: "NOT_FOUND",
+		message: "this server does not scan: start it with --db-source (or import a database into <data>/vulndb)"}
 )
 
 func notFound(what string) *apiError {
@@ -269,7 +331,15 @@ func (a *API) guardBrowsers(r *http.Request) error {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
 		origin := r.Header.Get("Origin")
-		if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") || (origin != "" && !a.opts.Auth.SameOrigin(r, origin)) {
+		if a.opts.Auth != nil && (strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") || (origin != "" && !a.opts.Auth.SameOrigin(r, origin))) {
+			return errCrossSite
+		}
+	}
+	if a.opts.Auth == nil {
+		// No credentials to ride on, but a page must still not make a
+		// local browser change things behind its user's back.
+		if origin := r.Header.Get("Origin"); r.Method != http.MethodGet && r.Method != http.MethodHead &&
+			(strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") || (origin != "" && !sameHost(r, origin))) {
 			return errCrossSite
 		}
 	}
@@ -337,8 +407,24 @@ func respond(c *call, status int, v any) error {
 }
 
 func (a *API) requireAdmin(c *call) error {
-	if !a.opts.Auth.IsAdmin(c.who) {
+	if !a.isAdmin(c) {
 		return errForbidden
 	}
 	return nil
+}
+
+// isAdmin reports whether the caller is a system administrator (everyone
+// is, with authentication off).
+func (a *API) isAdmin(c *call) bool { return a.opts.Auth == nil || a.opts.Auth.IsAdmin(c.who) }
+
+// can reports whether the caller may do action in project.
+func (a *API) can(c *call, project string, action auth.Action) bool {
+	return a.opts.Auth == nil || a.opts.Auth.Can(c.who, project, action)
+}
+
+// sameHost reports whether origin names the host the request was sent to
+// (authentication off has no configured realm or proxies to consult).
+func sameHost(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }

@@ -20,14 +20,14 @@ func (a *API) queryAudit(c *call) error {
 	q := c.r.URL.Query()
 	f := audit.Filter{Actor: q.Get("actor"), Project: q.Get("project"), Action: q.Get("action"), Result: audit.Result(q.Get("result"))}
 	switch {
-	case f.Project == "" && !a.opts.Auth.IsAdmin(c.who):
+	case f.Project == "" && !a.isAdmin(c):
 		return errForbidden
-	case f.Project != "" && !a.opts.Auth.IsAdmin(c.who):
+	case f.Project != "" && !a.isAdmin(c):
 		// Entries of a deleted project are the administrators'.
 		if !a.visible(c, f.Project) {
 			return notFound("project " + f.Project)
 		}
-		if !a.opts.Auth.Can(c.who, f.Project, auth.ReadAudit) {
+		if !a.can(c, f.Project, auth.ReadAudit) {
 			return errForbidden
 		}
 	}

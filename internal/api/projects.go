@@ -29,6 +29,9 @@ type MemberRequest struct {
 // is an administrator. Everyone else gets the same 404 for it as for a
 // project that does not exist.
 func (a *API) visible(c *call, project string) bool {
+	if a.opts.Auth == nil {
+		return true
+	}
 	if _, err := a.opts.Auth.Project(project); err != nil {
 		return false
 	}
@@ -42,7 +45,7 @@ func (a *API) projectAction(c *call, action auth.Action) (string, error) {
 	switch {
 	case !a.visible(c, project):
 		return project, notFound("project " + project)
-	case !a.opts.Auth.Can(c.who, project, action):
+	case !a.can(c, project, action):
 		return project, errForbidden
 	}
 	return project, nil
@@ -50,6 +53,9 @@ func (a *API) projectAction(c *call, action auth.Action) (string, error) {
 
 func (a *API) listProjects(c *call) error {
 	out := []auth.Project{}
+	if a.opts.Auth == nil {
+		return a.implicitProjects(c)
+	}
 	for _, p := range a.opts.Auth.Projects() {
 		if a.opts.Auth.Can(c.who, p.Name, auth.Pull) {
 			out = append(out, p)
@@ -76,6 +82,9 @@ func (a *API) createProject(c *call) error {
 }
 
 func (a *API) getProject(c *call) error {
+	if a.opts.Auth == nil {
+		return a.implicitProject(c)
+	}
 	project := c.r.PathValue("project")
 	if !a.visible(c, project) {
 		return notFound("project " + project)
@@ -111,8 +120,18 @@ func (a *API) updateProject(c *call) error {
 func (a *API) deleteProject(c *call) error {
 	project, err := a.projectAction(c, auth.ManageProject)
 	var robots []string
+	var id string
 	if err == nil {
+		if p, perr := a.opts.Auth.Project(project); perr == nil {
+			id = p.ID
+		}
 		robots, err = a.opts.Auth.DeleteProject(c.ctx(), project)
+	}
+	if err == nil && a.opts.Webhooks != nil && id != "" {
+		// The project's identity is gone; so are the hooks bound to it.
+		if herr := a.opts.Webhooks.DeleteProjectHooks(c.ctx(), id); herr != nil {
+			a.log.ErrorContext(c.ctx(), "could not delete the webhooks of a deleted project", "project", project, "error", herr)
+		}
 	}
 	detail := ""
 	if len(robots) > 0 {

@@ -192,6 +192,18 @@ func (ScanAllArgs) InsertOpts() river.InsertOpts {
 // configured to build one.
 func (s *Service) Enabled() bool { return s.opts.DB != nil }
 
+// QueueUpdate queues an update of the database (one at a time).
+func (s *Service) QueueUpdate(ctx context.Context) error {
+	_, err := s.opts.Queue.Insert(ctx, UpdateDBArgs{}, nil)
+	return err
+}
+
+// QueueScanAll queues a scan of every stored image.
+func (s *Service) QueueScanAll(ctx context.Context) error {
+	_, err := s.opts.Queue.Insert(ctx, ScanAllArgs{}, nil)
+	return err
+}
+
 // Enqueue queues a scan of manifest d of repo and marks it pending
 // (keeping any earlier report until the new one is stored).
 func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) error {

@@ -20,6 +20,8 @@ import (
 	"berth.dev/berth/internal/scanservice"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
+	"berth.dev/berth/internal/webhook"
+	webhooksqlite "berth.dev/berth/internal/webhook/sqlite"
 )
 
 // background is the server's background work: the job queue and what runs
@@ -38,6 +40,10 @@ type background struct {
 	vulndb  *live.DB // nil when the server does not scan
 	scans   *scanservice.Service
 	relay   *relay
+	// hooks and deliveries are the project webhooks; nil when
+	// authentication is off (webhooks belong to projects).
+	hooks      *webhooksqlite.Store
+	deliveries *webhook.Dispatcher
 }
 
 // VulnDBDir is where a data directory keeps the server's vulnerability
@@ -94,6 +100,15 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 			})
 		}
 	}
+	if s.sec.auth != nil {
+		if bg.hooks, err = webhooksqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+			return fail(err)
+		}
+		if bg.deliveries, err = webhook.New(webhook.Options{Store: bg.hooks, Queue: q, Metrics: reg, Logger: s.log,
+			Version: s.version}); err != nil {
+			return fail(err)
+		}
+	}
 	jobs.AddWorker(q, &gcWorker{s: s})
 	if cfg.GC.Interval > 0 {
 		q.Every(cfg.GC.Interval, false, func() (river.JobArgs, *river.InsertOpts) { return GCArgs{}, nil })
@@ -144,6 +159,9 @@ func (bg *background) close() error {
 	if bg.reports != nil {
 		errs = append(errs, bg.reports.Close())
 	}
+	if bg.hooks != nil {
+		errs = append(errs, bg.hooks.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -183,11 +201,18 @@ func (s *Server) TriggerGC() {
 	}
 }
 
-// announce hands a scan notice to whoever listens (webhooks).
+// announce hands a scan notice to the project's webhooks.
 func (s *Server) announce(ctx context.Context, n scanservice.Notice) {
 	s.log.LogAttrs(ctx, slog.LevelDebug, "notice", slog.String("type", n.Type),
 		slog.String("repository", n.Repository), slog.String("digest", n.Digest.String()))
-	if s.onNotice != nil {
-		s.onNotice(ctx, n)
+	s.notifyWebhooks(ctx, n)
+}
+
+// webhookStore is the webhook store as the API takes it: nil when there
+// is none (a nil *Store in the interface would not be nil).
+func (bg *background) webhookStore() webhook.Store {
+	if bg.hooks == nil {
+		return nil
 	}
+	return bg.hooks
 }

@@ -165,9 +165,7 @@ func (r *relay) act(ctx context.Context, e event.Event) error {
 			r.auditCollected(e)
 		}
 	}
-	if s.onChange != nil {
-		s.onChange(ctx, e)
-	}
+	s.changeWebhooks(ctx, e)
 	return nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"berth.dev/berth/internal/audit"
 	auditsqlite "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/auth"
-	"berth.dev/berth/internal/api"
 	authsqlite "berth.dev/berth/internal/auth/sqlite"
 	"berth.dev/berth/internal/auth/token"
 	"berth.dev/berth/internal/registry"
@@ -35,7 +34,6 @@ type security struct {
 	audit      *audit.Log
 	authStore  *authsqlite.Store // nil when auth is off
 	auth       *auth.Service     // nil when auth is off
-	api        *api.API          // nil when auth is off
 	// initialPassword is the first administrator's generated password,
 	// until Serve has shown it.
 	initialPassword string
@@ -108,10 +106,6 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 	case cfg.Auth.AdminPassword != "":
 		log.Info(AdminPasswordEnv + " is ignored: users exist already")
 	}
-	// Verification through the API checks the anchor file too.
-	anchored := audit.Anchored{Store: sec.auditStore, AnchorPath: AuditAnchorsPath(st.Dir)}
-	sec.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &key.PublicKey,
-		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log})
 	return sec, nil
 }
 

@@ -21,14 +21,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/api"
+	"berth.dev/berth/internal/audit"
+	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/registry/gc"
-	"berth.dev/berth/internal/scanservice"
 )
 
 // Options are what New needs beyond the configuration: the seams later
@@ -61,10 +61,7 @@ type Server struct {
 	version string
 	disk    diskCheck
 
-	// onNotice and onChange hear of scan notices and registry changes
-	// (webhooks).
-	onNotice func(context.Context, scanservice.Notice)
-	onChange func(context.Context, event.Event)
+	api *api.API
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -164,6 +161,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		storage.Close()
 		return nil, err
 	}
+	// Verification through the API checks the anchor file too.
+	anchored := audit.Anchored{Store: sec.auditStore, AnchorPath: AuditAnchorsPath(storage.Dir)}
+	s.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &sec.key.PublicKey,
+		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
+		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
+		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version})
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
@@ -209,8 +212,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next, registryRoute = registry.RouteName(path), s.reg, true
 	case path == auth.TokenPath && s.sec.auth != nil:
 		route, next = "token", s.sec.auth.TokenHandler()
-	case (path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/")) && s.sec.api != nil:
-		route, next = "api", s.sec.api
+	case path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/"):
+		route, next = "api", s.api
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":

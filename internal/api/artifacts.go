@@ -1,0 +1,327 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/report"
+	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/scanservice"
+)
+
+// Repository is one entry of a project's repository listing.
+type Repository struct {
+	// Name is the repository's name below the project ("team/app" in
+	// project "team" is "app").
+	Name     string `json:"name"`
+	FullName string `json:"full_name"`
+}
+
+// Artifact is one entry of a repository's artifact listing: what the
+// registry holds, with the state and summary of its scan.
+type Artifact struct {
+	Digest       digest.Digest    `json:"digest"`
+	MediaType    string           `json:"media_type"`
+	ArtifactType string           `json:"artifact_type,omitempty"`
+	Size         int64            `json:"size"`
+	PushedAt     time.Time        `json:"pushed_at"`
+	Tags         []string         `json:"tags"`
+	Scan         *reports.Scan    `json:"scan,omitempty"`
+	Summary      *reports.Summary `json:"summary,omitempty"`
+}
+
+// ArtifactPage is a page of a repository's artifacts, newest push first.
+type ArtifactPage struct {
+	Artifacts []Artifact `json:"artifacts"`
+	Total     int        `json:"total"`
+	Page      int        `json:"page"`
+	PageSize  int        `json:"page_size"`
+}
+
+// Page sizes of listings.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// repositoryNames are the registry names the path's project and
+// repository may mean: "team" + "app" is "team/app"; in the default
+// project a one-component name is also the registry's ("library" +
+// "alpine" is "alpine", as docker names it, or "library/alpine").
+func repositoryNames(project, repository string) []string {
+	names := []string{project + "/" + repository}
+	if project == auth.DefaultProject && !strings.Contains(repository, "/") {
+		names = append([]string{repository}, names...)
+	}
+	return names
+}
+
+// pullable resolves the path's repository for a caller who must be able to
+// pull it: a repository the caller may not see answers exactly as one that
+// does not exist.
+func (a *API) pullable(c *call) (repo string, err error) {
+	project, repository := c.r.PathValue("project"), c.r.PathValue("repository")
+	names := repositoryNames(project, repository)
+	if !access.ValidRepository(names[len(names)-1]) || !a.visible(c, project) {
+		return "", notFound("repository " + project + "/" + repository)
+	}
+	for _, name := range names {
+		if _, err := a.opts.Meta.Tags(c.ctx(), name, "", 1); err == nil {
+			return name, nil
+		} else if !errors.Is(err, meta.ErrRepositoryUnknown) {
+			return "", err
+		}
+	}
+	return "", notFound("repository " + project + "/" + repository)
+}
+
+// resolve finds the path's reference (a tag or a digest) in repo.
+func (a *API) resolve(c *call, repo string) (*meta.Manifest, error) {
+	ref := c.r.PathValue("reference")
+	d, err := digest.Parse(ref)
+	if err != nil {
+		if d, err = a.opts.Meta.Tag(c.ctx(), repo, ref); err != nil {
+			if errors.Is(err, meta.ErrTagUnknown) || errors.Is(err, meta.ErrRepositoryUnknown) {
+				return nil, notFound("artifact " + repo + ":" + ref)
+			}
+			return nil, err
+		}
+	}
+	m, err := a.opts.Meta.Manifest(c.ctx(), repo, d)
+	if errors.Is(err, meta.ErrManifestUnknown) {
+		return nil, notFound("artifact " + repo + "@" + d.String())
+	}
+	return m, err
+}
+
+func (a *API) listRepositories(c *call) error {
+	project := c.r.PathValue("project")
+	if !a.visible(c, project) {
+		return notFound("project " + project)
+	}
+	names, err := a.opts.Meta.Repositories(c.ctx(), "", -1)
+	if err != nil {
+		return err
+	}
+	out := []Repository{}
+	for _, n := range names {
+		if auth.ProjectOf(n) != project {
+			continue
+		}
+		short := strings.TrimPrefix(n, project+"/")
+		out = append(out, Repository{Name: short, FullName: n})
+	}
+	return respond(c, http.StatusOK, out)
+}
+
+func (a *API) listArtifacts(c *call) error {
+	repo, err := a.pullable(c)
+	if err != nil {
+		return err
+	}
+	q := c.r.URL.Query()
+	page, size := 1, defaultPageSize
+	if v := q.Get("page"); v != "" {
+		if page, err = strconv.Atoi(v); err != nil || page < 1 {
+			return badRequest("page %q: want a whole number from 1", v)
+		}
+	}
+	if v := q.Get("page_size"); v != "" {
+		if size, err = strconv.Atoi(v); err != nil || size < 1 || size > maxPageSize {
+			return badRequest("page_size %q: want 1 to %d", v, maxPageSize)
+		}
+	}
+	arts, total, err := a.opts.Meta.Artifacts(c.ctx(), repo, (page-1)*size, size)
+	if err != nil {
+		return err
+	}
+	ds := make([]digest.Digest, len(arts))
+	for i, art := range arts {
+		ds[i] = art.Digest
+	}
+	// One query for every artifact's scan summary, however many there are.
+	recs, err := a.opts.Reports.Records(c.ctx(), ds)
+	if err != nil {
+		return err
+	}
+	out := ArtifactPage{Artifacts: make([]Artifact, len(arts)), Total: total, Page: page, PageSize: size}
+	for i, art := range arts {
+		tags := art.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		out.Artifacts[i] = Artifact{Digest: art.Digest, MediaType: art.MediaType, ArtifactType: art.ArtifactType,
+			Size: art.Size, PushedAt: art.PushedAt.UTC(), Tags: tags}
+		if rec, ok := recs[art.Digest]; ok {
+			sc := rec.Scan
+			out.Artifacts[i].Scan = &sc
+			if rec.HasReport() {
+				sum := rec.Summary
+				out.Artifacts[i].Summary = &sum
+			}
+		}
+	}
+	return respond(c, http.StatusOK, out)
+}
+
+// artifactVulnerabilities answers with the stored report exactly as `berth
+// scan --format json` writes it for the image (or SARIF or CycloneDX with
+// ?format=), with the state of its scan added as a top-level "scan".
+func (a *API) artifactVulnerabilities(c *call) error {
+	repo, err := a.pullable(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.resolve(c, repo)
+	if err != nil {
+		return err
+	}
+	format := c.r.URL.Query().Get("format")
+	switch format {
+	case "", "json", "sarif", "cyclonedx":
+	default:
+		return badRequest("format %q: want json, sarif or cyclonedx", format)
+	}
+	rec, err := a.opts.Reports.Get(c.ctx(), m.Digest, true)
+	if errors.Is(err, reports.ErrNotFound) {
+		if a.opts.Scans == nil {
+			return errNotScanning
+		}
+		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", message: "artifact " + repo + "@" + m.Digest.String() +
+			" has not been scanned (only images are; POST .../scan to scan it now)"}
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Report == nil {
+		// Queued, running or failed before any report: the state alone.
+		return respond(c, http.StatusOK, map[string]reports.Scan{"scan": rec.Scan})
+	}
+	var body bytes.Buffer
+	name := "json"
+	if format != "" {
+		name = format
+	}
+	if err := report.EncodeReport(&body, name, rec.Report, report.Options{ToolVersion: a.opts.Version}); err != nil {
+		return err
+	}
+	out := body.Bytes()
+	if name == "json" {
+		if out, err = withScan(out, rec.Scan); err != nil {
+			return err
+		}
+	}
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write(out)
+	return nil
+}
+
+// withScan inserts "scan" as the first member of the report's JSON object,
+// leaving every other byte as the CLI writes it.
+func withScan(doc []byte, s reports.Scan) ([]byte, error) {
+	scan, err := json.MarshalIndent(s, "  ", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(doc, []byte("{\n")) {
+		return nil, fmt.Errorf("report JSON does not start with an object")
+	}
+	out := make([]byte, 0, len(doc)+len(scan)+16)
+	out = append(out, "{\n  \"scan\": "...)
+	out = append(out, scan...)
+	out = append(out, ",\n"...)
+	return append(out, doc[2:]...), nil
+}
+
+// artifactSBOM answers with the artifact's SBOM made from its stored
+// inventory (CycloneDX 1.6 by default, or ?format=spdx), without reading
+// the image.
+func (a *API) artifactSBOM(c *call) error {
+	repo, err := a.pullable(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.resolve(c, repo)
+	if err != nil {
+		return err
+	}
+	format := c.r.URL.Query().Get("format")
+	switch format {
+	case "", "cyclonedx", "cyclonedx-json":
+		format = "cyclonedx"
+	case "spdx", "spdx-json":
+		format = "spdx"
+	default:
+		return badRequest("format %q: want cyclonedx or spdx", format)
+	}
+	rec, err := a.opts.Reports.Get(c.ctx(), m.Digest, true)
+	if errors.Is(err, reports.ErrNotFound) || (err == nil && rec.Report == nil) {
+		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", message: "artifact " + repo + "@" + m.Digest.String() +
+			" has no inventory yet (it is inventoried when scanned)"}
+	}
+	if err != nil {
+		return err
+	}
+	inv := rec.Report.Inventory
+	inv.Source = repo + "@" + m.Digest.String()
+	var body bytes.Buffer
+	if err := report.EncodeSBOM(&body, format, &inv, report.Options{Created: rec.Scan.FinishedAt, ToolVersion: a.opts.Version}); err != nil {
+		return err
+	}
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write(body.Bytes())
+	return nil
+}
+
+// ScanQueued answers a scan request.
+type ScanQueued struct {
+	Digest digest.Digest `json:"digest"`
+	Scan   reports.Scan  `json:"scan"`
+}
+
+// scanArtifact queues a scan of the artifact now (who may push may ask).
+func (a *API) scanArtifact(c *call) error {
+	if a.opts.Scans == nil || !a.opts.Scans.Enabled() {
+		return errNotScanning
+	}
+	repo, err := a.pullable(c)
+	if err != nil {
+		return err
+	}
+	if !a.can(c, auth.ProjectOf(repo), auth.Push) {
+		return errForbidden
+	}
+	m, err := a.resolve(c, repo)
+	if err != nil {
+		return err
+	}
+	if !scanservice.Scannable(m) {
+		return badRequest("%s@%s is a %s, not an image: only images and image indexes are scanned", repo, m.Digest, kindOf(m))
+	}
+	err = a.opts.Scans.Enqueue(c.ctx(), repo, m.Digest)
+	a.audited(c, "artifact.scan", auth.ProjectOf(repo), repo+"@"+m.Digest.String(), err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusAccepted, ScanQueued{Digest: m.Digest, Scan: reports.Scan{Status: reports.Pending}})
+}
+
+func kindOf(m *meta.Manifest) string {
+	if m.ArtifactType != "" {
+		return "artifact of type " + m.ArtifactType
+	}
+	return m.MediaType
+}
