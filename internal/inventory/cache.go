@@ -31,7 +31,7 @@ type Cache struct {
 // Changes the walker records.
 const (
 	cacheFormat   = "inventory-v2"
-	walkerVersion = 1
+	walkerVersion = 2 // 2: Changes.Links
 )
 
 // obsoleteFormats are the layouts cacheFormat replaced: inventory-v1 kept

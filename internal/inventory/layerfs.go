@@ -66,8 +66,11 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 // layerBuffer holds the required files of one layer while it is analysed.
 type layerBuffer struct {
-	files    map[string]*bufferedFile
-	links    map[string]string // symlinks of the layer: path → target
+	files map[string]*bufferedFile
+	// links are the hard links analyzers read under their target's name,
+	// as symlinks to it: path → "/target". (The layer's symlinks are in
+	// its image.Changes.)
+	links    map[string]string
 	memUsed  int64
 	spool    *os.File
 	spoolEnd int64
@@ -131,10 +134,10 @@ func (lb *layerBuffer) close() error {
 type analyzerFS struct {
 	files map[string]*bufferedFile
 	dirs  map[string][]string // directory → sorted child names
-	links map[string]string
+	links []map[string]string // path → symlink target, the first map naming a path wins
 }
 
-func newAnalyzerFS(files map[string]*bufferedFile, links map[string]string) *analyzerFS {
+func newAnalyzerFS(files map[string]*bufferedFile, links ...map[string]string) *analyzerFS {
 	afs := &analyzerFS{files: files, dirs: map[string][]string{".": nil}, links: links}
 	seen := map[string]bool{}
 	for p := range files {
@@ -165,10 +168,7 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 	if _, ok := a.dirs[name]; ok {
 		return name, nil
 	}
-	if len(a.links) == 0 {
-		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-	}
-	r, err := image.ResolveWithin(name, func(p string) (string, bool) { t, ok := a.links[p]; return t, ok })
+	r, err := image.ResolveWithin(name, a.readlink)
 	if err != nil {
 		return "", &fs.PathError{Op: op, Path: name, Err: err}
 	}
@@ -176,6 +176,15 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 		r = "."
 	}
 	return r, nil
+}
+
+func (a *analyzerFS) readlink(p string) (string, bool) {
+	for _, m := range a.links {
+		if t, ok := m[p]; ok {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 func (a *analyzerFS) Open(name string) (fs.File, error) {

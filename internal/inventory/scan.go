@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"berth.dev/berth/internal/image"
 )
@@ -34,6 +35,39 @@ type Scanner struct {
 	// Progress, when set, is called with stored bytes as layers stream.
 	// It is called from several goroutines at once.
 	Progress func(n int64)
+	// MaxLinkBytes bounds the symlinks (paths and targets) kept for the
+	// whole image while it is scanned; 0 means DefaultMaxLinkBytes.
+	// Limits.MaxLinkBytes bounds each layer.
+	MaxLinkBytes int64
+	// Stats, when set, receives the scan's accounting when Scan returns.
+	Stats *ScanStats
+}
+
+// DefaultMaxLinkBytes is the default Scanner.MaxLinkBytes: four layers at
+// image.DefaultLimits' MaxLinkBytes each.
+const DefaultMaxLinkBytes = 256 << 20
+
+// ScanStats is what one scan used of the resources it bounds.
+type ScanStats struct {
+	// LinkBytes is what the symlinks of the image's layers took, as
+	// counted against MaxLinkBytes.
+	LinkBytes int64
+}
+
+// scanState is what the layer reads of one scan share.
+type scanState struct {
+	maxLinkBytes int64
+	linkBytes    atomic.Int64
+}
+
+// keepLinks counts a layer's symlinks against the image's bound.
+func (st *scanState) keepLinks(layer string, ch *image.Changes) error {
+	n := st.linkBytes.Add(ch.LinkBytes())
+	if n > st.maxLinkBytes {
+		return fmt.Errorf("layer %s: %w: the image's symlinks take more than %d bytes (limit Scanner.MaxLinkBytes)",
+			layer, image.ErrLimit, st.maxLinkBytes)
+	}
+	return nil
 }
 
 // ErrAnalyzerPanic: an analyzer's Required panicked while a layer was read.
@@ -47,6 +81,15 @@ type layerOutcome struct {
 
 // Scan inventories img.
 func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error) {
+	st := &scanState{maxLinkBytes: s.MaxLinkBytes}
+	if st.maxLinkBytes <= 0 {
+		st.maxLinkBytes = DefaultMaxLinkBytes
+	}
+	if s.Stats != nil {
+		defer func() {
+			*s.Stats = ScanStats{LinkBytes: st.linkBytes.Load()}
+		}()
+	}
 	outcomes := make([]layerOutcome, len(img.Layers))
 	type job struct {
 		index   int
@@ -67,6 +110,9 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 			}
 		}
 		if ch, ok := cached.changes(); ok && len(pending) == 0 {
+			if err := st.keepLinks(l.Name(), ch); err != nil {
+				return nil, err
+			}
 			out.changes = ch
 			continue
 		}
@@ -99,7 +145,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				return
 			}
 			defer func() { <-sem }()
-			err := s.readLayer(ctx, img.Layers[j.index], j.pending, &outcomes[j.index])
+			err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, &outcomes[j.index])
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -123,7 +169,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 
 // readLayer walks one layer, buffering the files the pending analyzers
 // require, then runs those analyzers and caches what they found.
-func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, out *layerOutcome) (err error) {
+func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, pending []int, out *layerOutcome) (err error) {
 	// Required runs analyzer code on every entry; a panic there fails the
 	// scan with an error rather than the process.
 	defer func() {
@@ -147,6 +193,9 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 	if err != nil {
 		return err
 	}
+	if err := st.keepLinks(l.Name(), changes); err != nil {
+		return err
+	}
 	changes.Warnings = append(changes.Warnings, g.warnings...)
 	out.changes = changes
 	found := make(map[string]*analyzerEntry, len(pending))
@@ -162,7 +211,7 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		if len(files) > 0 {
 			var err error
 			var crashed bool
-			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, buf.links))
+			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, buf.links, changes.Links))
 			if err != nil {
 				return fmt.Errorf("layer %s: analyzer %s: %w", l.Name(), a.Name(), err)
 			}
@@ -229,9 +278,6 @@ type hardLink struct{ path, target string }
 // entry is the image.EntryFunc of a layer read.
 func (g *layerFiles) entry(e *image.Entry, body io.Reader) error {
 	switch e.Kind {
-	case image.KindSymlink:
-		g.buf.links[e.Path] = e.Link
-		return nil
 	case image.KindHardLink:
 		g.hardLink(e)
 		return nil
