@@ -120,6 +120,11 @@ digest is read, and the attestation is about it. Registry images only.`,
 			if err != nil {
 				return err
 			}
+			// What the SBOM leaves out and why (files skipped for size,
+			// damaged databases), as berth scan says it.
+			for _, w := range inv.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			opts := report.Options{ToolVersion: version}
 			var predicate bytes.Buffer
 			if pending != nil {

@@ -79,3 +79,38 @@ func TestSBOMWithoutUsableCache(t *testing.T) {
 		t.Error("an explicit --cache-dir that cannot be created was ignored")
 	}
 }
+
+// TestSBOMWarnsOfSkippedFiles: a 2 GiB dpkg status (sparse on disk here,
+// as in the layer of issue 10) is not read, and berth sbom says so.
+func TestSBOMWarnsOfSkippedFiles(t *testing.T) {
+	root := t.TempDir()
+	status := filepath.Join(root, "var", "lib", "dpkg", "status")
+	if err := os.MkdirAll(filepath.Dir(status), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, []byte("Package: a\nStatus: install ok installed\nVersion: 1\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(status, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "sbom.json")
+	var stderr strings.Builder
+	cmd := newSBOMCmd()
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--no-cache", "-f", "json", "-o", out, "dir:" + root})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "dpkg: /var/lib/dpkg/status skipped: 2147483648 bytes, more than the 67108864 it reads from one file"
+	if !strings.Contains(stderr.String(), "warning: ") || !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want a warning %q", stderr.String(), want)
+	}
+	var inv inventory.Inventory
+	if err := json.Unmarshal([]byte(readTestFile(t, out)), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 0 || len(inv.Warnings) != 1 {
+		t.Errorf("packages %v, warnings %q", inv.Packages, inv.Warnings)
+	}
+}

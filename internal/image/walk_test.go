@@ -198,7 +198,7 @@ func sparseLayer(t *testing.T, sizes map[string]int64) Layer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for name, size := range sizes {
-		if err := imagetest.WriteSparse(tw, &buf, name, size, []byte("data")); err != nil {
+		if err := imagetest.WriteSparse(tw, &buf, name, 0o755, size, []byte("data")); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,15 +13,15 @@ import (
 const blockSize = 512
 
 // WriteSparse appends to a tar a GNU sparse file in PAX format 1.0, as
-// GNU tar --sparse writes it: name is logical bytes long, data at its
-// start and a hole after it. Only len(data) bytes (and one block of sparse
+// GNU tar --sparse writes it: name, of the given permissions, is logical
+// bytes long, data at its start and a hole after it. Only len(data) bytes (and one block of sparse
 // map) are stored. tw's entries so far are flushed; w is the writer tw
 // writes to, and tw may go on writing entries afterwards.
 //
 // archive/tar reads such entries (and expands the hole into zeros when
 // read) but its Writer drops GNU.sparse records, so the headers are
 // built here by hand.
-func WriteSparse(tw *tar.Writer, w io.Writer, name string, logical int64, data []byte) error {
+func WriteSparse(tw *tar.Writer, w io.Writer, name string, perm int64, logical int64, data []byte) error {
 	if int64(len(data)) > logical {
 		return fmt.Errorf("sparse %s: %d bytes of data in a %d-byte file", name, len(data), logical)
 	}
@@ -43,11 +43,11 @@ func WriteSparse(tw *tar.Writer, w io.Writer, name string, logical int64, data [
 	sparseMap = append(sparseMap, make([]byte, pad(int64(len(sparseMap))))...)
 
 	var out bytes.Buffer
-	out.Write(header("PaxHeaders.0/"+name, 'x', int64(records.Len())))
+	out.Write(header("PaxHeaders.0/"+name, 'x', 0o644, int64(records.Len())))
 	out.Write(records.Bytes())
 	out.Write(make([]byte, pad(int64(records.Len()))))
 	physical := int64(len(sparseMap) + len(data))
-	out.Write(header("GNUSparseFile.0/"+name, tar.TypeReg, physical))
+	out.Write(header("GNUSparseFile.0/"+name, tar.TypeReg, perm, physical))
 	out.Write(sparseMap)
 	out.Write(data)
 	out.Write(make([]byte, pad(int64(len(data)))))
@@ -69,13 +69,13 @@ func paxRecord(k, v string) string {
 func pad(n int64) int64 { return (blockSize - n%blockSize) % blockSize }
 
 // header is a ustar header block.
-func header(name string, typ byte, size int64) []byte {
+func header(name string, typ byte, perm, size int64) []byte {
 	b := make([]byte, blockSize)
 	if len(name) > 100 {
 		name = name[len(name)-100:]
 	}
 	copy(b[0:100], name)
-	copy(b[100:108], "0000644\x00")
+	copy(b[100:108], fmt.Sprintf("%07o\x00", perm))
 	copy(b[108:116], "0000000\x00")
 	copy(b[116:124], "0000000\x00")
 	copy(b[124:136], fmt.Sprintf("%011o\x00", size))

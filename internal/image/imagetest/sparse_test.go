@@ -14,7 +14,7 @@ func TestWriteSparseReadsBack(t *testing.T) {
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "before", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644})
 	tw.Write([]byte("abc"))
-	if err := imagetest.WriteSparse(tw, &buf, "usr/bin/tool", 1<<20, []byte("head")); err != nil {
+	if err := imagetest.WriteSparse(tw, &buf, "usr/bin/tool", 0o755, 1<<20, []byte("head")); err != nil {
 		t.Fatal(err)
 	}
 	tw.WriteHeader(&tar.Header{Name: "after", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})
@@ -36,7 +36,7 @@ func TestWriteSparseReadsBack(t *testing.T) {
 		}
 		got = append(got, h.Name)
 		if h.Name == "usr/bin/tool" {
-			if h.Size != 1<<20 || len(data) != 1<<20 || string(data[:4]) != "head" || bytes.Count(data, []byte{0}) != 1<<20-4 {
+			if h.Size != 1<<20 || h.Mode != 0o755 || len(data) != 1<<20 || string(data[:4]) != "head" || bytes.Count(data, []byte{0}) != 1<<20-4 {
 				t.Errorf("sparse file: size %d, read %d bytes", h.Size, len(data))
 			}
 		}

@@ -17,7 +17,7 @@ const (
 	installedFile = "lib/apk/db/installed"
 	// maxInstalledBytes bounds what is read into memory; a large Alpine
 	// install has a few MiB.
-	maxInstalledBytes = 256 << 20
+	maxInstalledBytes = 64 << 20
 )
 
 // Analyzer reads the apk installed database.
@@ -26,19 +26,15 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "apk" }
 func (Analyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return maxInstalledBytes }
+
 func (Analyzer) Required(p string, _ fs.FileInfo) bool { return p == installedFile }
 
 func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, error) {
-	st, err := fs.Stat(files, installedFile)
+	data, err := fs.ReadFile(files, installedFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &inventory.Result{}, nil
-	}
-	if err == nil && st.Size() > maxInstalledBytes {
-		return &inventory.Result{Warns: []string{fmt.Sprintf("/%s: skipped: %d bytes, more than the %d an installed database may have", installedFile, st.Size(), maxInstalledBytes)}}, nil
-	}
-	var data []byte
-	if err == nil {
-		data, err = fs.ReadFile(files, installedFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read /%s: %w", installedFile, err)

@@ -36,10 +36,14 @@ const (
 func (Analyzer) Name() string { return "os-release" }
 func (Analyzer) Version() int { return 1 }
 
-func (Analyzer) Required(path string, info fs.FileInfo) bool {
+// MaxFileBytes implements inventory.Analyzer: a real os-release is a few
+// hundred bytes.
+func (Analyzer) MaxFileBytes() int64 { return maxReleaseBytes }
+
+func (Analyzer) Required(path string, _ fs.FileInfo) bool {
 	switch path {
 	case etcOSRelease, usrOSRelease, alpineRelease, debianVersion, redhatRelease:
-		return info.Size() <= maxReleaseBytes
+		return true
 	}
 	return false
 }
