@@ -109,6 +109,9 @@ var ErrAnalyzerPanic = errors.New("analyzer panicked")
 type layerOutcome struct {
 	changes *image.Changes
 	results []*analyzerEntry // by analyzer index
+	// aliases are what analyzers found in files their fixed paths lead
+	// to through symlinks, merged as if this layer held them there.
+	aliases []aliasResult
 }
 
 // Scan inventories img.
@@ -211,6 +214,9 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := s.followFixedPaths(ctx, st, img, outcomes); err != nil {
+		return nil, err
+	}
 	inv := s.merge(img, outcomes)
 	return inv, nil
 }
@@ -260,7 +266,17 @@ func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, p
 		if len(files) > 0 {
 			var err error
 			var crashed bool
-			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, buf.links, changes.Links))
+			links := []map[string]string{buf.links, changes.Links}
+			if _, ok := a.(FixedPathAnalyzer); ok {
+				// Its fixed paths are followed through the symlinks of the
+				// whole image (followFixedPaths); followed here as well, a
+				// fixed path linking to another (var/lib/rpm →
+				// ../../usr/lib/sysimage/rpm) would be read twice, and the
+				// copy under the link's name would outlive an update of
+				// the real file in a later layer.
+				links = links[:1]
+			}
+			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, links...))
 			if err != nil {
 				return fmt.Errorf("layer %s: analyzer %s: %w", l.Name(), a.Name(), err)
 			}

@@ -34,6 +34,10 @@ func (Analyzer) Version() int { return 2 }
 // files are asked for only up to maxCopyrightBytes).
 func (Analyzer) MaxFileBytes() int64 { return maxStatusBytes }
 
+// FixedPaths implements inventory.FixedPathAnalyzer: the status file,
+// also when var/lib/dpkg or the file itself is a symlink.
+func (Analyzer) FixedPaths() []string { return []string{statusFile} }
+
 func (Analyzer) Required(p string, info fs.FileInfo) bool {
 	if p == statusFile {
 		return true

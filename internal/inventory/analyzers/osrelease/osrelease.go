@@ -40,6 +40,12 @@ func (Analyzer) Version() int { return 1 }
 // hundred bytes.
 func (Analyzer) MaxFileBytes() int64 { return maxReleaseBytes }
 
+// FixedPaths implements inventory.FixedPathAnalyzer: os-release only.
+// The fallbacks are read with it in one layer (etc/redhat-release is a
+// symlink to fedora-release and the like on every RHEL-family image, and
+// means something only without os-release).
+func (Analyzer) FixedPaths() []string { return []string{etcOSRelease, usrOSRelease} }
+
 func (Analyzer) Required(path string, _ fs.FileInfo) bool {
 	switch path {
 	case etcOSRelease, usrOSRelease, alpineRelease, debianVersion, redhatRelease:

@@ -46,6 +46,9 @@ func (Analyzer) Version() int { return 2 }
 // server install is a few hundred MiB; a container's, tens.
 func (Analyzer) MaxFileBytes() int64 { return 512 << 20 }
 
+// FixedPaths implements inventory.FixedPathAnalyzer.
+func (Analyzer) FixedPaths() []string { return dbFiles }
+
 func (Analyzer) Required(p string, _ fs.FileInfo) bool {
 	if !strings.HasSuffix(p, "Packages") && !strings.HasSuffix(p, "Packages.db") && !strings.HasSuffix(p, "rpmdb.sqlite") {
 		return false
