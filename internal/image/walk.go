@@ -141,20 +141,14 @@ type Changes struct {
 	Opaque []string `json:"opaque,omitempty"`
 	// Warnings name the entries that were skipped and why.
 	Warnings []string `json:"warnings,omitempty"`
-	// Links are the layer's symlinks, path → target as written (resolve
-	// paths through them with ResolveWithin): a file reached only through
-	// a symlink, in this layer or another, is found with them.
-	Links map[string]string `json:"links,omitempty"`
+	// Links are the layer's symlinks (resolve paths through them with
+	// ResolveWithin): a file reached only through a symlink, in this
+	// layer or another, is found with them.
+	Links *Links `json:"links,omitempty"`
 }
 
 // LinkBytes is what the layer's symlinks count against MaxLinkBytes.
-func (c *Changes) LinkBytes() int64 {
-	var n int64
-	for p, t := range c.Links {
-		n += linkBytes(p, t)
-	}
-	return n
-}
+func (c *Changes) LinkBytes() int64 { return c.Links.Bytes() }
 
 // WalkOptions tune Walk.
 type WalkOptions struct {
@@ -212,6 +206,7 @@ type walker struct {
 	// sparse is the logical size of the sparse files met so far. Their
 	// holes are not in the stream; reading them yields zeros nonetheless.
 	sparse      int64
+	links       map[string]string // becomes Changes.Links
 	linkBytes   int64
 	hash        hash.Hash
 	stream      io.Reader // decompressed, counted and hashed
@@ -297,7 +292,7 @@ func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
 				warn("symlink %q has a target of %d bytes, longer than any system resolves; skipped", h.Name, len(h.Linkname))
 				continue
 			}
-			if err := w.recordLink(ch, p, h.Linkname); err != nil {
+			if err := w.recordLink(p, h.Linkname); err != nil {
 				return nil, err
 			}
 		case tar.TypeLink:
@@ -321,6 +316,9 @@ func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
 	if dropped > 0 {
 		ch.Warnings = append(ch.Warnings, fmt.Sprintf("layer %s: %d more warnings not shown", w.layer, dropped))
 	}
+	if len(w.links) > 0 {
+		ch.Links = NewLinks(w.links)
+	}
 	return ch, nil
 }
 
@@ -343,20 +341,21 @@ func isSparse(h *tar.Header) bool {
 	return false
 }
 
-// recordLink keeps a symlink in ch.Links, within MaxLinkBytes. A later
-// entry of the same path replaces the earlier one, as extraction would.
-func (w *walker) recordLink(ch *Changes, p, target string) error {
-	if ch.Links == nil {
-		ch.Links = map[string]string{}
+// recordLink keeps a symlink for Changes.Links, within MaxLinkBytes. A
+// later entry of the same path replaces the earlier one, as extraction
+// would.
+func (w *walker) recordLink(p, target string) error {
+	if w.links == nil {
+		w.links = map[string]string{}
 	}
-	if old, ok := ch.Links[p]; ok {
+	if old, ok := w.links[p]; ok {
 		w.linkBytes -= linkBytes(p, old)
 	}
 	w.linkBytes += linkBytes(p, target)
 	if w.linkBytes > w.limits.MaxLinkBytes {
 		return fmt.Errorf("%w: symlinks take more than %d bytes (limit MaxLinkBytes)", ErrLimit, w.limits.MaxLinkBytes)
 	}
-	ch.Links[p] = target
+	w.links[p] = target
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -135,8 +136,8 @@ func TestWalkEntriesAndWhiteouts(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("entries:\n got %+v\nwant %+v", got, want)
 		}
-		if !reflect.DeepEqual(ch.Links, map[string]string{"lib": "usr/lib"}) || ch.LinkBytes() != int64(len("lib")+len("usr/lib")) {
-			t.Errorf("links %q (%d bytes)", ch.Links, ch.LinkBytes())
+		if !reflect.DeepEqual(maps.Collect(ch.Links.All()), map[string]string{"lib": "usr/lib"}) || ch.LinkBytes() != int64(len("lib")+len("usr/lib")) {
+			t.Errorf("links %q (%d bytes)", maps.Collect(ch.Links.All()), ch.LinkBytes())
 		}
 		if !reflect.DeepEqual(ch.Whiteouts, []string{"app/npm-debug.log"}) || !reflect.DeepEqual(ch.Opaque, []string{"var/log/apt", ""}) {
 			t.Errorf("whiteouts %q opaque %q", ch.Whiteouts, ch.Opaque)
@@ -288,8 +289,8 @@ func TestWalkBoundsSymlinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ch.Links) != 0 || ch.LinkBytes() != 0 {
-			t.Errorf("%d links kept (%d bytes), want none", len(ch.Links), ch.LinkBytes())
+		if ch.Links.Len() != 0 || ch.LinkBytes() != 0 {
+			t.Errorf("%d links kept (%d bytes), want none", ch.Links.Len(), ch.LinkBytes())
 		}
 		if len(ch.Warnings) != maxWarnings+1 || !strings.Contains(ch.Warnings[0], "target of 10000 bytes") ||
 			!strings.Contains(ch.Warnings[maxWarnings], "1900 more warnings") {
@@ -313,8 +314,8 @@ func TestWalkBoundsSymlinks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ch.Links) != 200 || ch.LinkBytes() != 200*4012 {
-			t.Errorf("%d links, %d bytes; want 200, %d", len(ch.Links), ch.LinkBytes(), 200*4012)
+		if ch.Links.Len() != 200 || ch.LinkBytes() != 200*4012 {
+			t.Errorf("%d links, %d bytes; want 200, %d", ch.Links.Len(), ch.LinkBytes(), 200*4012)
 		}
 	})
 }

@@ -42,7 +42,7 @@ type stackView struct {
 }
 
 type viewLayer struct {
-	links              map[string]string
+	links              *image.Links
 	whiteouts, opaques map[string]bool
 	files              map[string]bool // regular files analyzers read
 }
@@ -97,7 +97,7 @@ func (vl viewLayer) deletes(p string) bool {
 func (v *stackView) readlink(p string) (target string, layer int, ok bool) {
 	for i := len(v.layers) - 1; i >= 0; i-- {
 		vl := v.layers[i]
-		if t, isLink := vl.links[p]; isLink {
+		if t, isLink := vl.links.Lookup(p); isLink {
 			return t, i, true
 		}
 		if vl.files[p] || vl.deletes(p) {

@@ -279,3 +279,27 @@ func TestFixedPathsLinkingToEachOther(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherPathsStillFollowLinks: only an analyzer's fixed paths are kept
+// from the layer's own symlink resolution; dpkg still reads the copyright
+// of a package whose doc directory links to another's.
+func TestOtherPathsStillFollowLinks(t *testing.T) {
+	mr := "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: MIT\n"
+	layer := layerOf(t,
+		entry{name: "var/lib/dpkg/status", body: stanza("a", "1") + stanza("b", "1")},
+		entry{name: "usr/share/doc/a/copyright", body: mr},
+		entry{name: "usr/share/doc/b", symlink: "a"},
+	)
+	s := &inventory.Scanner{Analyzers: []inventory.Analyzer{dpkg.Analyzer{}}}
+	inv, err := s.Scan(context.Background(), synthetic(t, nil, layer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range inv.Packages {
+		got[p.Name] = strings.Join(p.Licenses, ",")
+	}
+	if want := map[string]string{"a": "MIT", "b": "MIT"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("licenses %v, want %v", got, want)
+	}
+}

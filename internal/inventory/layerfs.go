@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -203,11 +204,19 @@ func (lb *layerBuffer) close() error {
 // symlinks resolved (within the image root) to those files.
 type analyzerFS struct {
 	files map[string]*bufferedFile
-	dirs  map[string][]string // directory → sorted child names
-	links []map[string]string // path → symlink target, the first map naming a path wins
+	dirs  map[string][]string           // directory → sorted child names
+	links []func(string) (string, bool) // path → symlink target, the first naming a path wins
+	// notFollowed are paths found only where they are, never through a
+	// symlink.
+	notFollowed []string
 }
 
-func newAnalyzerFS(files map[string]*bufferedFile, links ...map[string]string) *analyzerFS {
+// mapLookup is the symlink lookup of a map path → target.
+func mapLookup(m map[string]string) func(string) (string, bool) {
+	return func(p string) (string, bool) { t, ok := m[p]; return t, ok }
+}
+
+func newAnalyzerFS(files map[string]*bufferedFile, links ...func(string) (string, bool)) *analyzerFS {
 	afs := &analyzerFS{files: files, dirs: map[string][]string{".": nil}, links: links}
 	seen := map[string]bool{}
 	for p := range files {
@@ -238,6 +247,9 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 	if _, ok := a.dirs[name]; ok {
 		return name, nil
 	}
+	if slices.Contains(a.notFollowed, name) {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
 	r, err := image.ResolveWithin(name, a.readlink)
 	if err != nil {
 		return "", &fs.PathError{Op: op, Path: name, Err: err}
@@ -249,8 +261,8 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 }
 
 func (a *analyzerFS) readlink(p string) (string, bool) {
-	for _, m := range a.links {
-		if t, ok := m[p]; ok {
+	for _, lookup := range a.links {
+		if t, ok := lookup(p); ok {
 			return t, true
 		}
 	}

@@ -30,7 +30,7 @@ func TestAnalyzerFS(t *testing.T) {
 	lb.links["etc/os-release"] = "../usr/lib/os-release"
 	lb.links["loop"] = "loop"
 	lb.links["root"] = "/"
-	afs := newAnalyzerFS(lb.files, lb.links)
+	afs := newAnalyzerFS(lb.files, mapLookup(lb.links))
 
 	if err := fstest.TestFS(afs, "usr/lib/os-release", "var/lib/dpkg/status.d/a", "var/lib/dpkg/status.d/b"); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestLayerBufferLeavesHostFilesInPlace(t *testing.T) {
 	if lb.memUsed != 0 || lb.spool != nil {
 		t.Errorf("host file copied: %d bytes in memory, spool %v", lb.memUsed, lb.spool)
 	}
-	afs := newAnalyzerFS(lb.files, nil)
+	afs := newAnalyzerFS(lb.files)
 	got, err := fs.ReadFile(afs, "var/lib/dpkg/status")
 	if err != nil || string(got) != "Package" {
 		t.Errorf("read %q, %v", got, err)

@@ -63,7 +63,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			}
 			inv.Warnings = append(inv.Warnings, out.changes.Warnings...)
 		}
-		if out.changes != nil && len(out.changes.Links) > 0 {
+		if out.changes != nil && out.changes.Links.Len() > 0 {
 			// A symlink replaces whatever its path held below: the files
 			// there and under it are no longer reachable by that path.
 			deleteUnderLinks(live, out.changes.Links)
@@ -277,10 +277,10 @@ func deleteUnder[V any](live map[setKey]V, p string, self bool) {
 // deleteUnderLinks drops the entries whose origin is a symlink's path or
 // lies below one: per entry, its origin and each directory above it are
 // looked up, rather than every entry scanned for every link.
-func deleteUnderLinks[V any](live map[setKey]V, links map[string]string) {
+func deleteUnderLinks[V any](live map[setKey]V, links *image.Links) {
 	for k := range live {
 		for p := k.origin; ; {
-			if _, ok := links[p]; ok {
+			if _, ok := links.Lookup(p); ok {
 				delete(live, k)
 				break
 			}

@@ -266,17 +266,17 @@ func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, p
 		if len(files) > 0 {
 			var err error
 			var crashed bool
-			links := []map[string]string{buf.links, changes.Links}
-			if _, ok := a.(FixedPathAnalyzer); ok {
+			afs := newAnalyzerFS(files, mapLookup(buf.links), changes.Links.Lookup)
+			if fa, ok := a.(FixedPathAnalyzer); ok {
 				// Its fixed paths are followed through the symlinks of the
 				// whole image (followFixedPaths); followed here as well, a
 				// fixed path linking to another (var/lib/rpm →
 				// ../../usr/lib/sysimage/rpm) would be read twice, and the
 				// copy under the link's name would outlive an update of
 				// the real file in a later layer.
-				links = links[:1]
+				afs.notFollowed = fa.FixedPaths()
 			}
-			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, links...))
+			res, crashed, err = analyzeSafely(ctx, a, afs)
 			if err != nil {
 				return fmt.Errorf("layer %s: analyzer %s: %w", l.Name(), a.Name(), err)
 			}
