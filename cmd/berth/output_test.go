@@ -148,3 +148,29 @@ func TestWriteOutputOwnStreams(t *testing.T) {
 		t.Errorf("log holds %q", got)
 	}
 }
+
+// TestKeyGenerateForceKeepsKeyPrivate: --force over a world-readable file
+// used to keep its mode (os.WriteFile applies the mode only on creation),
+// leaving the new private key readable by everyone.
+func TestKeyGenerateForceKeepsKeyPrivate(t *testing.T) {
+	t.Setenv("BERTH_PASSWORD", "test password")
+	prefix := filepath.Join(t.TempDir(), "release")
+	writeTestFile(t, prefix+".key", "old", 0o644)
+	writeTestFile(t, prefix+".pub", "old", 0o640)
+	cmd := newKeyCmd()
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"generate", "--force", "--output-key-prefix", prefix})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]fs.FileMode{prefix + ".key": 0o600, prefix + ".pub": 0o640} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v (%v), want %v", p, st.Mode(), err, mode)
+		}
+	}
+	if !strings.Contains(readTestFile(t, prefix+".key"), "ENCRYPTED SIGSTORE PRIVATE KEY") {
+		t.Error("key not written")
+	}
+}
