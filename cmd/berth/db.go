@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -184,26 +183,17 @@ func newDBExportCmd(resolve func() (string, error)) *cobra.Command {
 	}
 }
 
-// writeDBExport writes the bundle beside its destination and renames it, so
-// an interrupted export never leaves a file that looks complete.
+// writeDBExport writes the bundle (see writeOutput: beside its destination
+// and renamed, so an interrupted export never leaves a file that looks
+// complete; straight into a device or FIFO).
 func writeDBExport(cmd *cobra.Command, dir, dest string) error {
-	f, err := os.CreateTemp(filepath.Dir(dest), ".berth-export-*")
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	defer os.Remove(f.Name())
-	m, err := bundle.Export(cmd.Context(), dir, f, time.Now())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		// CreateTemp made it private; an export is meant to be handed on.
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
+	var m *bundle.Manifest
+	err := writeOutput(dest, outputFile{Perm: 0o644}, func(w io.Writer) error {
+		var err error
+		m, err = bundle.Export(cmd.Context(), dir, w, time.Now())
 		return err
-	}
-	if err := os.Rename(f.Name(), dest); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "exported %d records to %s (database sha256 %s)\n", m.Info.Records, dest, m.Files[0].SHA256)

@@ -60,11 +60,13 @@ twice on the terminal.`,
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(privPath, privPEM, 0o600); err != nil {
-				return fmt.Errorf("write private key: %w", err)
+			// ForcePerm: --force over an existing world-readable file must
+			// not leave the private key readable by others.
+			if err := writeOutput(privPath, outputFile{Perm: 0o600, ForcePerm: true}, writeBytes(privPEM)); err != nil {
+				return fmt.Errorf("private key: %w", err)
 			}
-			if err := os.WriteFile(pubPath, pubPEM, 0o644); err != nil {
-				return fmt.Errorf("write public key: %w", err)
+			if err := writeOutput(pubPath, outputFile{Perm: 0o644}, writeBytes(pubPEM)); err != nil {
+				return fmt.Errorf("public key: %w", err)
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "Private key written to", privPath)
 			fmt.Fprintln(cmd.ErrOrStderr(), "Public key written to", pubPath)

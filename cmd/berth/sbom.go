@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -121,6 +120,11 @@ digest is read, and the attestation is about it. Registry images only.`,
 			if err != nil {
 				return err
 			}
+			// What the SBOM leaves out and why (files skipped for size,
+			// damaged databases), as berth scan says it.
+			for _, w := range inv.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			opts := report.Options{ToolVersion: version}
 			var predicate bytes.Buffer
 			if pending != nil {
@@ -177,34 +181,11 @@ func openSBOMCache(dir string) (*inventory.Cache, error) {
 	return nil, nil
 }
 
-// writeSBOMOutput writes to path, or to standard output when path is empty.
-// A file is written beside its destination and renamed into place, so a
-// failed run leaves no half-written SBOM behind.
+// writeSBOMOutput writes to path (see writeOutput), or to standard output
+// when path is empty.
 func writeSBOMOutput(path string, write func(io.Writer) error) error {
 	if path == "" {
 		return write(os.Stdout)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	return nil
+	return writeOutput(path, outputFile{Perm: 0o644}, write)
 }

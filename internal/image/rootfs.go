@@ -65,6 +65,8 @@ func walkDirectory(ctx context.Context, root string, opts WalkOptions, fn EntryF
 	}
 	links := map[fileID]string{} // files with several links → the path they were first seen at
 	entries := 0
+	var symlinkBytes int64
+	symlinks := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
@@ -106,6 +108,15 @@ func walkDirectory(ctx context.Context, root string, opts WalkOptions, fn EntryF
 				return nil
 			}
 			e.Kind, e.Link, e.Size = KindSymlink, target, 0
+			// Past the limit, later links are not recorded (nothing is
+			// found through them) rather than failing the scan of the
+			// user's own tree.
+			if n := linkBytes(name, target); symlinkBytes+n <= limits.MaxLinkBytes {
+				symlinks[name] = target
+				symlinkBytes += n
+			} else {
+				warn("%s: symlinks past %d bytes are not recorded (limit MaxLinkBytes); files reached through it are not read", p, limits.MaxLinkBytes)
+			}
 		case info.Mode().IsRegular():
 			id, linked := identity(info)
 			if first, ok := links[id]; linked && ok {
@@ -138,6 +149,9 @@ func walkDirectory(ctx context.Context, root string, opts WalkOptions, fn EntryF
 	}
 	if dropped > 0 {
 		ch.Warnings = append(ch.Warnings, fmt.Sprintf("root filesystem %s: %d more warnings not shown", root, dropped))
+	}
+	if len(symlinks) > 0 {
+		ch.Links = NewLinks(symlinks)
 	}
 	return ch, nil
 }

@@ -5,6 +5,7 @@ package image
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -160,5 +161,40 @@ func TestFileBodyKeepsTheAnnouncedSize(t *testing.T) {
 		if err != nil || string(b) != tt.want {
 			t.Errorf("size %d: %q, %v; want %q", tt.size, b, err, tt.want)
 		}
+	}
+}
+
+// TestRootFSLinks: a root filesystem's symlinks are recorded like a
+// layer's; past MaxLinkBytes the rest are left out with a warning rather
+// than failing the scan of the user's own tree.
+func TestRootFSLinks(t *testing.T) {
+	root := t.TempDir()
+	for name, target := range map[string]string{"lib": "usr/lib", "bin": "usr/bin", "sbin": "usr/sbin"} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walk := func(limits Limits) *Changes {
+		im, err := Open(context.Background(), "dir:"+root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer im.Close()
+		ch, err := Walk(context.Background(), im.Layers[0], WalkOptions{Limits: limits}, func(*Entry, io.Reader) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	if ch := walk(Limits{}); !reflect.DeepEqual(maps.Collect(ch.Links.All()), map[string]string{"lib": "usr/lib", "bin": "usr/bin", "sbin": "usr/sbin"}) || len(ch.Warnings) != 0 {
+		t.Errorf("links %q, warnings %q", maps.Collect(ch.Links.All()), ch.Warnings)
+	}
+	// Walked in name order: bin (10 bytes) and lib (10) fit in 20.
+	ch := walk(Limits{MaxLinkBytes: 20})
+	if !reflect.DeepEqual(maps.Collect(ch.Links.All()), map[string]string{"lib": "usr/lib", "bin": "usr/bin"}) || ch.LinkBytes() != 20 {
+		t.Errorf("links %q (%d bytes), want bin and lib only", maps.Collect(ch.Links.All()), ch.LinkBytes())
+	}
+	if len(ch.Warnings) != 1 || !strings.Contains(ch.Warnings[0], "sbin") || !strings.Contains(ch.Warnings[0], "MaxLinkBytes") {
+		t.Errorf("warnings %q", ch.Warnings)
 	}
 }

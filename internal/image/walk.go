@@ -22,16 +22,23 @@ import (
 // Limits bound what one layer may make us read. Every layer is untrusted
 // input: a registry serves whatever was pushed to it.
 type Limits struct {
-	// MaxLayerBytes bounds the decompressed size of one layer.
+	// MaxLayerBytes bounds the decompressed size of one layer. Sparse
+	// files count at their full (logical) size: that is what reading
+	// them, or extracting the layer, produces.
 	MaxLayerBytes int64
-	// MaxFileBytes bounds the size of one file in a layer.
+	// MaxFileBytes bounds the (logical) size of one file in a layer.
 	MaxFileBytes int64
 	// MaxFiles bounds the number of entries in one layer.
 	MaxFiles int
 	// MaxRatio bounds decompressed/compressed bytes once a layer has
 	// decompressed to more than ratioFloor: real layers compress 2–20×,
-	// a gzip bomb 1000×.
+	// a gzip bomb 1000×. Sparse files count at their logical size here
+	// too: a 10 KB layer declaring gigabytes of holes is the same bomb.
 	MaxRatio int64
+	// MaxLinkBytes bounds the bytes of the symlinks one layer records
+	// (paths and targets, see Changes.Links): they are kept for the whole
+	// scan, and cached.
+	MaxLinkBytes int64
 }
 
 // DefaultLimits are generous for real images (CUDA and model layers reach
@@ -42,6 +49,7 @@ func DefaultLimits() Limits {
 		MaxFileBytes:  8 << 30,
 		MaxFiles:      2_000_000,
 		MaxRatio:      200,
+		MaxLinkBytes:  64 << 20,
 	}
 }
 
@@ -60,6 +68,9 @@ func (l Limits) orDefaults() Limits {
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = d.MaxRatio
 	}
+	if l.MaxLinkBytes <= 0 {
+		l.MaxLinkBytes = d.MaxLinkBytes
+	}
 	return l
 }
 
@@ -71,6 +82,14 @@ const ratioFloor = 64 << 20
 // maxWarnings bounds the warnings kept per layer; a hostile layer could
 // otherwise produce one per entry.
 const maxWarnings = 100
+
+// maxLinkTarget is the longest symlink target Linux stores (PATH_MAX
+// less the terminating NUL): no lookup can follow a longer one, so a layer
+// holding one is not describing a filesystem, and it is not kept.
+const maxLinkTarget = 4095
+
+// linkBytes is what one recorded symlink costs against MaxLinkBytes.
+func linkBytes(p, target string) int64 { return int64(len(p) + len(target)) }
 
 // Kind is what a tar entry is.
 type Kind int
@@ -122,7 +141,14 @@ type Changes struct {
 	Opaque []string `json:"opaque,omitempty"`
 	// Warnings name the entries that were skipped and why.
 	Warnings []string `json:"warnings,omitempty"`
+	// Links are the layer's symlinks (resolve paths through them with
+	// ResolveWithin): a file reached only through a symlink, in this
+	// layer or another, is found with them.
+	Links *Links `json:"links,omitempty"`
 }
+
+// LinkBytes is what the layer's symlinks count against MaxLinkBytes.
+func (c *Changes) LinkBytes() int64 { return c.Links.Bytes() }
 
 // WalkOptions tune Walk.
 type WalkOptions struct {
@@ -177,9 +203,14 @@ type walker struct {
 	limits       Limits
 	compressed   *countingReader
 	decompressed int64
-	hash         hash.Hash
-	stream       io.Reader // decompressed, counted and hashed
-	closeStream  func()
+	// sparse is the logical size of the sparse files met so far. Their
+	// holes are not in the stream; reading them yields zeros nonetheless.
+	sparse      int64
+	links       map[string]string // becomes Changes.Links
+	linkBytes   int64
+	hash        hash.Hash
+	stream      io.Reader // decompressed, counted and hashed
+	closeStream func()
 }
 
 func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
@@ -217,6 +248,15 @@ func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
 			return nil, fmt.Errorf("%w: %q is %d bytes, more than the %d allowed for one file (limit MaxFileBytes)",
 				ErrLimit, h.Name, h.Size, w.limits.MaxFileBytes)
 		}
+		if isSparse(h) {
+			// Counted at its full size, though the stream holds only its
+			// data: an upper bound, as the stored data is also counted
+			// once the stream passes it.
+			w.sparse += h.Size
+			if err := w.checkSize(); err != nil {
+				return nil, fmt.Errorf("%w (sparse file %q declares %d bytes)", err, h.Name, h.Size)
+			}
+		}
 		p, ok := safePath(h.Name)
 		if !ok {
 			warn("entry %q escapes the root; skipped", h.Name)
@@ -248,6 +288,13 @@ func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
 			e.Kind = KindDir
 		case tar.TypeSymlink:
 			e.Kind, e.Link = KindSymlink, h.Linkname
+			if len(h.Linkname) > maxLinkTarget {
+				warn("symlink %q has a target of %d bytes, longer than any system resolves; skipped", h.Name, len(h.Linkname))
+				continue
+			}
+			if err := w.recordLink(p, h.Linkname); err != nil {
+				return nil, err
+			}
 		case tar.TypeLink:
 			target, ok := safePath(h.Linkname)
 			if !ok || target == "" {
@@ -269,6 +316,9 @@ func (w *walker) walk(ctx context.Context, fn EntryFunc) (*Changes, error) {
 	if dropped > 0 {
 		ch.Warnings = append(ch.Warnings, fmt.Sprintf("layer %s: %d more warnings not shown", w.layer, dropped))
 	}
+	if len(w.links) > 0 {
+		ch.Links = NewLinks(w.links)
+	}
 	return ch, nil
 }
 
@@ -276,6 +326,38 @@ const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
 )
+
+// isSparse reports whether h is a sparse file, in any of the GNU forms
+// archive/tar expands: the old GNU type, or PAX records (0.0, 0.1, 1.0).
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for _, k := range []string{"GNU.sparse.major", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.realsize", "GNU.sparse.numblocks"} {
+		if _, ok := h.PAXRecords[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// recordLink keeps a symlink for Changes.Links, within MaxLinkBytes. A
+// later entry of the same path replaces the earlier one, as extraction
+// would.
+func (w *walker) recordLink(p, target string) error {
+	if w.links == nil {
+		w.links = map[string]string{}
+	}
+	if old, ok := w.links[p]; ok {
+		w.linkBytes -= linkBytes(p, old)
+	}
+	w.linkBytes += linkBytes(p, target)
+	if w.linkBytes > w.limits.MaxLinkBytes {
+		return fmt.Errorf("%w: symlinks take more than %d bytes (limit MaxLinkBytes)", ErrLimit, w.limits.MaxLinkBytes)
+	}
+	w.links[p] = target
+	return nil
+}
 
 // safePath makes a tar entry name relative to the root: "./a", "/a" and
 // "a/" are all "a". A name that climbs out of the root ("../x",
@@ -342,18 +424,32 @@ func (s *limitedStream) Read(p []byte) (int, error) {
 		if w.hash != nil {
 			w.hash.Write(p[:n])
 		}
-		if w.decompressed > w.limits.MaxLayerBytes {
-			return n, fmt.Errorf("%w: decompresses to more than %d bytes (limit MaxLayerBytes)", ErrLimit, w.limits.MaxLayerBytes)
-		}
-		if w.decompressed > ratioFloor && w.decompressed > w.limits.MaxRatio*max(w.compressed.n, 1) {
-			return n, fmt.Errorf("%w: %d bytes decompressed from %d, a ratio above %d (limit MaxRatio): a decompression bomb",
-				ErrLimit, w.decompressed, w.compressed.n, w.limits.MaxRatio)
+		if err := w.checkSize(); err != nil {
+			return n, err
 		}
 	}
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("decompress: %w", err)
 	}
 	return n, err
+}
+
+// checkSize enforces MaxLayerBytes and MaxRatio on what the layer expands
+// to: the decompressed stream plus the holes of its sparse files.
+func (w *walker) checkSize() error {
+	total := w.decompressed + w.sparse
+	if total > w.limits.MaxLayerBytes {
+		return fmt.Errorf("%w: decompresses to more than %d bytes (limit MaxLayerBytes)", ErrLimit, w.limits.MaxLayerBytes)
+	}
+	if total > ratioFloor && total > w.limits.MaxRatio*max(w.compressed.n, 1) {
+		sparse := ""
+		if w.sparse > 0 {
+			sparse = fmt.Sprintf(", %d of them in sparse files", w.sparse)
+		}
+		return fmt.Errorf("%w: %d bytes decompressed from %d%s, a ratio above %d (limit MaxRatio): a decompression bomb",
+			ErrLimit, total, w.compressed.n, sparse, w.limits.MaxRatio)
+	}
+	return nil
 }
 
 // verify reads what the tar reader left (the end-of-archive padding, and

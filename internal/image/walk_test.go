@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"berth.dev/berth/internal/image/imagetest"
 )
 
 type tarEntry2 struct {
@@ -133,6 +136,9 @@ func TestWalkEntriesAndWhiteouts(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("entries:\n got %+v\nwant %+v", got, want)
 		}
+		if !reflect.DeepEqual(maps.Collect(ch.Links.All()), map[string]string{"lib": "usr/lib"}) || ch.LinkBytes() != int64(len("lib")+len("usr/lib")) {
+			t.Errorf("links %q (%d bytes)", maps.Collect(ch.Links.All()), ch.LinkBytes())
+		}
 		if !reflect.DeepEqual(ch.Whiteouts, []string{"app/npm-debug.log"}) || !reflect.DeepEqual(ch.Opaque, []string{"var/log/apt", ""}) {
 			t.Errorf("whiteouts %q opaque %q", ch.Whiteouts, ch.Opaque)
 		}
@@ -184,6 +190,134 @@ func TestWalkBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sparseLayer is an uncompressed layer of a few KB holding sparse files
+// of the given logical sizes, each with a little data at its start.
+func sparseLayer(t *testing.T, sizes map[string]int64) Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, size := range sizes {
+		if err := imagetest.WriteSparse(tw, &buf, name, 0o755, size, []byte("data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return memLayer(diffIDOf(buf.Bytes()), buf.Bytes())
+}
+
+// TestWalkCountsSparseFiles: sparse entries declare their logical size
+// but store only their data; a few KB may announce gigabytes of zeros.
+// The walker counts them at full size against the layer limits, and
+// refuses the layer before anything reads a byte of the holes.
+func TestWalkCountsSparseFiles(t *testing.T) {
+	attack := map[string]int64{
+		"usr/bin/tool1": 1 << 30, "usr/bin/tool2": 1 << 30, "usr/bin/tool3": 1 << 30, "usr/bin/tool4": 1 << 30,
+		"var/lib/dpkg/status": 2 << 30,
+	}
+	tests := []struct {
+		name   string
+		sizes  map[string]int64
+		limits Limits
+		msg    string // "" for a layer that walks
+	}{
+		{"issue's image, default limits", attack, Limits{}, "MaxRatio"},
+		{"past the layer size", attack, Limits{MaxRatio: 1 << 40, MaxLayerBytes: 3 << 30}, "MaxLayerBytes"},
+		{"small sparse file", map[string]int64{"var/log/lastlog": 1 << 20}, Limits{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := sparseLayer(t, tt.sizes)
+			var read int64
+			_, err := Walk(context.Background(), l, WalkOptions{Limits: tt.limits}, func(e *Entry, body io.Reader) error {
+				if e.Size > 1<<20 {
+					return nil // what the walker itself reads is the point
+				}
+				n, err := io.Copy(io.Discard, body)
+				read += n
+				if err == nil && e.Kind == KindFile && n != e.Size {
+					t.Errorf("%s: read %d bytes of %d", e.Path, n, e.Size)
+				}
+				return err
+			})
+			if tt.msg == "" {
+				if err != nil || read != 1<<20 {
+					t.Errorf("walk: %v, %d bytes read; want the file's 1 MiB", err, read)
+				}
+				return
+			}
+			if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), tt.msg) || !strings.Contains(err.Error(), "sparse") {
+				t.Fatalf("error %v; want ErrLimit naming %s and the sparse file", err, tt.msg)
+			}
+			if read != 0 {
+				t.Errorf("%d bytes read before the refusal", read)
+			}
+		})
+	}
+}
+
+// linkLayer streams an uncompressed layer of n symlinks with targets of
+// targetLen bytes, generated as the walker reads it: the walker's limits
+// stop it long before the whole layer exists.
+func linkLayer(n, targetLen int) Layer {
+	return NewLayer("", "", "", 0, func(context.Context) (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			tw := tar.NewWriter(pw)
+			target := "/" + strings.Repeat("t", targetLen-1)
+			for i := range n {
+				if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("links/%06d", i), Typeflag: tar.TypeSymlink, Linkname: target}); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			pw.CloseWithError(tw.Close())
+		}()
+		return pr, nil
+	})
+}
+
+// TestWalkBoundsSymlinks: the walker keeps every symlink of a layer for
+// the scan; 200,000 links with 10 KB targets once took 2.8 GiB. Targets
+// no system could resolve are not kept, and the rest is bounded.
+func TestWalkBoundsSymlinks(t *testing.T) {
+	t.Run("targets longer than PATH_MAX", func(t *testing.T) {
+		_, ch, err := walkAll(t, linkLayer(2_000, 10_000), Limits{MaxLinkBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Links.Len() != 0 || ch.LinkBytes() != 0 {
+			t.Errorf("%d links kept (%d bytes), want none", ch.Links.Len(), ch.LinkBytes())
+		}
+		if len(ch.Warnings) != maxWarnings+1 || !strings.Contains(ch.Warnings[0], "target of 10000 bytes") ||
+			!strings.Contains(ch.Warnings[maxWarnings], "1900 more warnings") {
+			t.Errorf("%d warnings, first %q, last %q", len(ch.Warnings), ch.Warnings[0], ch.Warnings[len(ch.Warnings)-1])
+		}
+	})
+	t.Run("past MaxLinkBytes", func(t *testing.T) {
+		var seen int
+		_, err := Walk(context.Background(), linkLayer(20_000, 4000), WalkOptions{Limits: Limits{MaxLinkBytes: 1 << 20}},
+			func(*Entry, io.Reader) error { seen++; return nil })
+		if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "MaxLinkBytes") {
+			t.Fatalf("error %v, want ErrLimit naming MaxLinkBytes", err)
+		}
+		// 1 MiB holds 262 links of 4,012 bytes: the walk stopped there.
+		if seen != (1<<20)/4012 {
+			t.Errorf("%d links walked before the refusal", seen)
+		}
+	})
+	t.Run("within the limit", func(t *testing.T) {
+		_, ch, err := walkAll(t, linkLayer(200, 4000), Limits{MaxLinkBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Links.Len() != 200 || ch.LinkBytes() != 200*4012 {
+			t.Errorf("%d links, %d bytes; want 200, %d", ch.Links.Len(), ch.LinkBytes(), 200*4012)
+		}
+	})
 }
 
 // zeroTar streams a tar holding one file of n zero bytes, never holding

@@ -31,7 +31,7 @@ type Cache struct {
 // Changes the walker records.
 const (
 	cacheFormat   = "inventory-v2"
-	walkerVersion = 1
+	walkerVersion = 2 // 2: Changes.Links
 )
 
 // obsoleteFormats are the layouts cacheFormat replaced: inventory-v1 kept
@@ -85,6 +85,10 @@ type layerEntry struct {
 	// Analyzers by analyzerKey. Entries of analyzers this binary does not
 	// run (another version of berth sharing the cache) are kept.
 	Analyzers map[string]*analyzerEntry `json:"analyzers"`
+	// Probes are what the layer said of files that an analyzer's fixed
+	// path leads to through symlinks, keyed "analyzerKey|fixed path|file"
+	// (see followFixedPaths). A key that is absent was never asked.
+	Probes map[string]*probe `json:"probes,omitempty"`
 }
 
 func (c *Cache) layerFile(diffID string) (string, bool) {
@@ -130,6 +134,17 @@ func (e *layerEntry) changes() (*image.Changes, bool) {
 	return e.Changes, true
 }
 
+func (e *layerEntry) probe(key string) (*probe, bool) {
+	if e == nil {
+		return nil, false
+	}
+	p, ok := e.Probes[key]
+	if !ok || p == nil || p.Found && (p.Entry == nil || p.Entry.Result == nil) {
+		return nil, false
+	}
+	return p, true
+}
+
 func (e *layerEntry) result(a Analyzer) (*analyzerEntry, bool) {
 	if e == nil {
 		return nil, false
@@ -165,6 +180,33 @@ func (c *Cache) putLayer(diffID string, changes *image.Changes, found map[string
 	for k, v := range found {
 		e.Analyzers[k] = v
 	}
+	return c.write(p, diffID, e)
+}
+
+// putProbes adds probes to a layer's entry, as putLayer adds results.
+func (c *Cache) putProbes(diffID string, probes map[string]*probe) error {
+	if c == nil || len(probes) == 0 {
+		return nil
+	}
+	p, ok := c.layerFile(diffID)
+	if !ok {
+		return nil
+	}
+	e := c.layer(diffID)
+	if e == nil {
+		e = &layerEntry{}
+	}
+	if e.Probes == nil {
+		e.Probes = make(map[string]*probe, len(probes))
+	}
+	for k, v := range probes {
+		e.Probes[k] = v
+	}
+	return c.write(p, diffID, e)
+}
+
+// write replaces the layer's entry file with e.
+func (c *Cache) write(p, diffID string, e *layerEntry) error {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("cache layer %s: %w", diffID, err)

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"berth.dev/berth/internal/image"
@@ -64,18 +66,82 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// spoolBudget bounds the temporary disk of one scan: the bytes spooled by
+// all the layers it reads at once.
+type spoolBudget struct {
+	mu      sync.Mutex
+	limit   int64
+	held    int64 // by the layers being read
+	peak    int64
+	written int64
+	skipped int
+}
+
+// Why a file is not spooled.
+var (
+	// errOverBudget: the file would take the layer past the scan's spool
+	// budget even if the layer were the only one being read. It is
+	// skipped, with a warning.
+	errOverBudget = errors.New("over the spool budget")
+	// errSpoolContended: the file would fit if other layers were not
+	// holding part of the budget. Skipping it would make the result
+	// depend on which layers happened to be read together, so the layer
+	// is read again later, alone.
+	errSpoolContended = errors.New("spool budget held by other layers")
+)
+
+// reserve takes n bytes for a layer that already holds own.
+func (b *spoolBudget) reserve(own, n int64) error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case own+n > b.limit:
+		b.skipped++
+		return errOverBudget
+	case b.held+n > b.limit:
+		return errSpoolContended
+	}
+	b.held += n
+	b.written += n
+	b.peak = max(b.peak, b.held)
+	return nil
+}
+
+// release returns what a layer held, once its spool file is gone.
+func (b *spoolBudget) release(n int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.held -= n
+	b.mu.Unlock()
+}
+
 // layerBuffer holds the required files of one layer while it is analysed.
 type layerBuffer struct {
-	files    map[string]*bufferedFile
-	links    map[string]string // symlinks of the layer: path → target
+	files map[string]*bufferedFile
+	// links are the hard links analyzers read under their target's name,
+	// as symlinks to it: path → "/target". (The layer's symlinks are in
+	// its image.Changes.)
+	links    map[string]string
 	memUsed  int64
 	spool    *os.File
 	spoolEnd int64
+	reserved int64        // of the budget, for a file being spooled
+	budget   *spoolBudget // nil: no bound
 }
 
-func newLayerBuffer() *layerBuffer {
-	return &layerBuffer{files: map[string]*bufferedFile{}, links: map[string]string{}}
+func newLayerBuffer(budget *spoolBudget) *layerBuffer {
+	return &layerBuffer{files: map[string]*bufferedFile{}, links: map[string]string{}, budget: budget}
 }
+
+// add keeps a required file: in memory, in the spool file, or (a root
+// filesystem's) where it is. It fails with errOverBudget or
+// errSpoolContended when the spool budget does not allow it, having read
+// nothing.
 
 func (lb *layerBuffer) add(e *image.Entry, body io.Reader) (*bufferedFile, error) {
 	bf := &bufferedFile{path: e.Path, size: e.Size, mode: e.Mode, modTime: e.ModTime}
@@ -94,6 +160,12 @@ func (lb *layerBuffer) add(e *image.Entry, body io.Reader) (*bufferedFile, error
 		}
 		lb.memUsed += e.Size
 	} else {
+		if err := lb.budget.reserve(lb.spoolEnd, e.Size); err != nil {
+			return nil, err
+		}
+		// Reserved bytes stay held until close, even if the copy fails
+		// half-way: close releases spoolEnd plus this file.
+		lb.reserved = e.Size
 		if lb.spool == nil {
 			f, err := os.CreateTemp("", "berth-layer-*")
 			if err != nil {
@@ -110,13 +182,15 @@ func (lb *layerBuffer) add(e *image.Entry, body io.Reader) (*bufferedFile, error
 		}
 		bf.spooled = io.NewSectionReader(lb.spool, lb.spoolEnd, e.Size)
 		lb.spoolEnd += e.Size
+		lb.reserved = 0
 	}
 	lb.files[e.Path] = bf
 	return bf, nil
 }
 
-// close removes the spool file.
+// close removes the spool file and gives its bytes back to the budget.
 func (lb *layerBuffer) close() error {
+	defer lb.budget.release(lb.spoolEnd + lb.reserved)
 	if lb.spool == nil {
 		return nil
 	}
@@ -130,11 +204,19 @@ func (lb *layerBuffer) close() error {
 // symlinks resolved (within the image root) to those files.
 type analyzerFS struct {
 	files map[string]*bufferedFile
-	dirs  map[string][]string // directory → sorted child names
-	links map[string]string
+	dirs  map[string][]string           // directory → sorted child names
+	links []func(string) (string, bool) // path → symlink target, the first naming a path wins
+	// notFollowed are paths found only where they are, never through a
+	// symlink.
+	notFollowed []string
 }
 
-func newAnalyzerFS(files map[string]*bufferedFile, links map[string]string) *analyzerFS {
+// mapLookup is the symlink lookup of a map path → target.
+func mapLookup(m map[string]string) func(string) (string, bool) {
+	return func(p string) (string, bool) { t, ok := m[p]; return t, ok }
+}
+
+func newAnalyzerFS(files map[string]*bufferedFile, links ...func(string) (string, bool)) *analyzerFS {
 	afs := &analyzerFS{files: files, dirs: map[string][]string{".": nil}, links: links}
 	seen := map[string]bool{}
 	for p := range files {
@@ -165,10 +247,10 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 	if _, ok := a.dirs[name]; ok {
 		return name, nil
 	}
-	if len(a.links) == 0 {
+	if slices.Contains(a.notFollowed, name) {
 		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 	}
-	r, err := image.ResolveWithin(name, func(p string) (string, bool) { t, ok := a.links[p]; return t, ok })
+	r, err := image.ResolveWithin(name, a.readlink)
 	if err != nil {
 		return "", &fs.PathError{Op: op, Path: name, Err: err}
 	}
@@ -176,6 +258,15 @@ func (a *analyzerFS) lookup(op, name string) (string, error) {
 		r = "."
 	}
 	return r, nil
+}
+
+func (a *analyzerFS) readlink(p string) (string, bool) {
+	for _, lookup := range a.links {
+		if t, ok := lookup(p); ok {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 func (a *analyzerFS) Open(name string) (fs.File, error) {

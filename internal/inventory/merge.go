@@ -63,10 +63,13 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			}
 			inv.Warnings = append(inv.Warnings, out.changes.Warnings...)
 		}
-		for ai, e := range out.results {
-			if e == nil || e.Result == nil {
-				continue
-			}
+		if out.changes != nil && out.changes.Links.Len() > 0 {
+			// A symlink replaces whatever its path held below: the files
+			// there and under it are no longer reachable by that path.
+			deleteUnderLinks(live, out.changes.Links)
+			deleteUnderLinks(licenses, out.changes.Links)
+		}
+		apply := func(ai int, e *analyzerEntry) {
 			name := s.Analyzers[ai].Name()
 			produced := map[string]bool{}
 			for si, set := range e.Result.Sets {
@@ -109,6 +112,18 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			}
 			for _, w := range e.Result.Warns {
 				inv.Warnings = append(inv.Warnings, fmt.Sprintf("layer %s: %s", l.Name(), w))
+			}
+		}
+		for ai, e := range out.results {
+			if e != nil && e.Result != nil {
+				apply(ai, e)
+			}
+		}
+		// After the layer's own files: an alias names a file elsewhere
+		// that the runtime reaches through the fixed path.
+		for _, al := range out.aliases {
+			if al.entry != nil && al.entry.Result != nil {
+				apply(al.analyzer, al.entry)
 			}
 		}
 	}
@@ -255,6 +270,25 @@ func deleteUnder[V any](live map[setKey]V, p string, self bool) {
 			delete(live, k)
 		case self && k.origin == p, strings.HasPrefix(k.origin, p+"/"):
 			delete(live, k)
+		}
+	}
+}
+
+// deleteUnderLinks drops the entries whose origin is a symlink's path or
+// lies below one: per entry, its origin and each directory above it are
+// looked up, rather than every entry scanned for every link.
+func deleteUnderLinks[V any](live map[setKey]V, links *image.Links) {
+	for k := range live {
+		for p := k.origin; ; {
+			if _, ok := links.Lookup(p); ok {
+				delete(live, k)
+				break
+			}
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
 		}
 	}
 }

@@ -124,12 +124,22 @@ type Analyzer interface {
 	// (slash-separated, no leading slash). It must be cheap: it runs for
 	// every file of every layer.
 	Required(path string, info fs.FileInfo) bool
+	// MaxFileBytes is the largest file the analyzer reads: a required
+	// file past it is skipped, with a warning, before any of it is read
+	// or spooled. A layer is untrusted; a sparse "dpkg status" of 2 GiB
+	// would otherwise be copied to disk and parsed.
+	MaxFileBytes() int64
 	// Analyze reads the files it required. A file it cannot parse is a
 	// warning in the Result, not an error; an error aborts the scan.
 	// It is called only for layers that hold at least one required file,
 	// and concurrently for different layers, so analyzers keep no state.
 	Analyze(ctx context.Context, files fs.FS) (*Result, error)
 }
+
+// MaxLockfileBytes is the MaxFileBytes of the analyzers of lockfiles and
+// package manifests: several times the largest real ones (a monorepo's
+// package-lock.json reaches tens of MiB), each parsed in memory.
+const MaxLockfileBytes = 64 << 20
 
 // Layer describes one layer of an image as the inventory needs it.
 type Layer struct {

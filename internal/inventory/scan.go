@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"berth.dev/berth/internal/image"
 )
@@ -34,6 +35,71 @@ type Scanner struct {
 	// Progress, when set, is called with stored bytes as layers stream.
 	// It is called from several goroutines at once.
 	Progress func(n int64)
+	// MaxLinkBytes bounds the symlinks (paths and targets) kept for the
+	// whole image while it is scanned; 0 means DefaultMaxLinkBytes.
+	// Limits.MaxLinkBytes bounds each layer.
+	MaxLinkBytes int64
+	// MaxSpoolBytes bounds the temporary disk a scan uses at once for the
+	// files analyzers asked for (those past the in-memory share); 0 means
+	// DefaultMaxSpoolBytes. A file that would take one layer past it is
+	// skipped with a warning; the scan goes on.
+	MaxSpoolBytes int64
+	// Stats, when set, receives the scan's accounting when Scan returns.
+	Stats *ScanStats
+}
+
+const (
+	// DefaultMaxLinkBytes is the default Scanner.MaxLinkBytes: four layers
+	// at image.DefaultLimits' MaxLinkBytes each.
+	DefaultMaxLinkBytes = 256 << 20
+	// DefaultMaxSpoolBytes is the default Scanner.MaxSpoolBytes: as much
+	// as the largest binary the gobinary analyzer reads, which is also
+	// the spool of a layer holding a few hundred MiB of executables.
+	DefaultMaxSpoolBytes = 1 << 30
+)
+
+// ScanStats is what one scan used of the resources it bounds.
+type ScanStats struct {
+	// LinkBytes is what the symlinks of the image's layers took, as
+	// counted against MaxLinkBytes.
+	LinkBytes int64
+	// SpoolWritten is what all layers wrote to spool files, SpoolPeak the
+	// most held on disk at once (at most MaxSpoolBytes).
+	SpoolWritten, SpoolPeak int64
+	// SpoolSkipped counts the files not read because they would have
+	// passed MaxSpoolBytes.
+	SpoolSkipped int
+	// Rereads counts the layers read a second time, alone, because the
+	// layers read with them held the spool budget.
+	Rereads int
+}
+
+// scanState is what the layer reads of one scan share.
+type scanState struct {
+	maxLinkBytes int64
+	linkBytes    atomic.Int64
+	spool        *spoolBudget
+	rereads      int
+}
+
+func (st *scanState) stats() ScanStats {
+	st.spool.mu.Lock()
+	defer st.spool.mu.Unlock()
+	return ScanStats{
+		LinkBytes:    st.linkBytes.Load(),
+		SpoolWritten: st.spool.written, SpoolPeak: st.spool.peak, SpoolSkipped: st.spool.skipped,
+		Rereads: st.rereads,
+	}
+}
+
+// keepLinks counts a layer's symlinks against the image's bound.
+func (st *scanState) keepLinks(layer string, ch *image.Changes) error {
+	n := st.linkBytes.Add(ch.LinkBytes())
+	if n > st.maxLinkBytes {
+		return fmt.Errorf("layer %s: %w: the image's symlinks take more than %d bytes (limit Scanner.MaxLinkBytes)",
+			layer, image.ErrLimit, st.maxLinkBytes)
+	}
+	return nil
 }
 
 // ErrAnalyzerPanic: an analyzer's Required panicked while a layer was read.
@@ -43,10 +109,23 @@ var ErrAnalyzerPanic = errors.New("analyzer panicked")
 type layerOutcome struct {
 	changes *image.Changes
 	results []*analyzerEntry // by analyzer index
+	// aliases are what analyzers found in files their fixed paths lead
+	// to through symlinks, merged as if this layer held them there.
+	aliases []aliasResult
 }
 
 // Scan inventories img.
 func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error) {
+	st := &scanState{maxLinkBytes: s.MaxLinkBytes, spool: &spoolBudget{limit: s.MaxSpoolBytes}}
+	if st.maxLinkBytes <= 0 {
+		st.maxLinkBytes = DefaultMaxLinkBytes
+	}
+	if st.spool.limit <= 0 {
+		st.spool.limit = DefaultMaxSpoolBytes
+	}
+	if s.Stats != nil {
+		defer func() { *s.Stats = st.stats() }()
+	}
 	outcomes := make([]layerOutcome, len(img.Layers))
 	type job struct {
 		index   int
@@ -67,6 +146,9 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 			}
 		}
 		if ch, ok := cached.changes(); ok && len(pending) == 0 {
+			if err := st.keepLinks(l.Name(), ch); err != nil {
+				return nil, err
+			}
 			out.changes = ch
 			continue
 		}
@@ -87,6 +169,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		alone    []int // jobs to read again, one at a time
 		sem      = make(chan struct{}, parallel)
 	)
 	for _, j := range jobs {
@@ -99,10 +182,12 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				return
 			}
 			defer func() { <-sem }()
-			err := s.readLayer(ctx, img.Layers[j.index], j.pending, &outcomes[j.index])
+			err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, &outcomes[j.index])
 			if err != nil {
 				mu.Lock()
-				if firstErr == nil {
+				if errors.Is(err, errSpoolContended) {
+					alone = append(alone, j.index)
+				} else if firstErr == nil {
 					firstErr = err
 					cancel()
 				}
@@ -114,7 +199,22 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	// Alone, a layer holds the whole budget: whether a file of it is
+	// skipped depends on the layer only, never on the others.
+	slices.Sort(alone)
+	for _, j := range jobs {
+		if !slices.Contains(alone, j.index) {
+			continue
+		}
+		st.rereads++
+		if err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, &outcomes[j.index]); err != nil {
+			return nil, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.followFixedPaths(ctx, st, img, outcomes); err != nil {
 		return nil, err
 	}
 	inv := s.merge(img, outcomes)
@@ -123,7 +223,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 
 // readLayer walks one layer, buffering the files the pending analyzers
 // require, then runs those analyzers and caches what they found.
-func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, out *layerOutcome) (err error) {
+func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, pending []int, out *layerOutcome) (err error) {
 	// Required runs analyzer code on every entry; a panic there fails the
 	// scan with an error rather than the process.
 	defer func() {
@@ -133,8 +233,9 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		}
 	}()
 	g := &layerFiles{
-		s: s, layer: l.Name(), pending: pending, buf: newLayerBuffer(),
+		s: s, layer: l.Name(), pending: pending, buf: newLayerBuffer(st.spool),
 		inputs: make([][]string, len(s.Analyzers)), links: make([][]hardLink, len(s.Analyzers)),
+		skipped:  make([]skippedFiles, len(s.Analyzers)),
 		wantedBy: map[string][]int{}, hardTargets: map[string]string{},
 	}
 	buf := g.buf
@@ -145,6 +246,9 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 	}()
 	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, g.entry)
 	if err != nil {
+		return err
+	}
+	if err := st.keepLinks(l.Name(), changes); err != nil {
 		return err
 	}
 	changes.Warnings = append(changes.Warnings, g.warnings...)
@@ -158,11 +262,21 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		}
 		res := &Result{}
 		// An analyzer that required nothing here has nothing to say about
-		// the layer.
+		// the layer (but for the files it required and did not get).
 		if len(files) > 0 {
 			var err error
 			var crashed bool
-			res, crashed, err = analyzeSafely(ctx, a, newAnalyzerFS(files, buf.links))
+			afs := newAnalyzerFS(files, mapLookup(buf.links), changes.Links.Lookup)
+			if fa, ok := a.(FixedPathAnalyzer); ok {
+				// Its fixed paths are followed through the symlinks of the
+				// whole image (followFixedPaths); followed here as well, a
+				// fixed path linking to another (var/lib/rpm →
+				// ../../usr/lib/sysimage/rpm) would be read twice, and the
+				// copy under the link's name would outlive an update of
+				// the real file in a later layer.
+				afs.notFollowed = fa.FixedPaths()
+			}
+			res, crashed, err = analyzeSafely(ctx, a, afs)
 			if err != nil {
 				return fmt.Errorf("layer %s: analyzer %s: %w", l.Name(), a.Name(), err)
 			}
@@ -177,9 +291,20 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		for _, hl := range g.links[ai] {
 			in = append(in, hl.path)
 		}
+		// A file skipped is still an input: what its path held in a
+		// lower layer is gone, replaced by a file not read.
+		sk := &g.skipped[ai]
+		in = append(in, sk.paths...)
+		for _, w := range sk.warnings() {
+			res.Warns = append(res.Warns, a.Name()+": "+w)
+		}
 		e := &analyzerEntry{Inputs: in, Result: res}
 		out.results[ai] = e
-		found[analyzerKey(a)] = e
+		// A file skipped for the spool budget would be read with a larger
+		// one: that result is not the analyzer's last word on the layer.
+		if !sk.overBudget {
+			found[analyzerKey(a)] = e
+		}
 	}
 	if err := s.Cache.putLayer(l.DiffID, changes, found); err != nil {
 		slog.Warn("layer cache", "err", err)
@@ -220,6 +345,33 @@ type layerFiles struct {
 	hardTargets map[string]string // hard link → the path of the file it is
 	wanted      []int             // scratch, per entry
 	warnings    []string
+	skipped     []skippedFiles // by analyzer
+}
+
+// maxSkipWarnings bounds the warnings about skipped files one analyzer
+// gets per layer.
+const maxSkipWarnings = 20
+
+// skippedFiles are the files an analyzer required in a layer and did not
+// get: too large for it, or for the scan's spool budget.
+type skippedFiles struct {
+	paths      []string
+	why        []string // the first maxSkipWarnings reasons
+	overBudget bool
+}
+
+func (sk *skippedFiles) add(p, why string) {
+	sk.paths = append(sk.paths, p)
+	if len(sk.why) < maxSkipWarnings {
+		sk.why = append(sk.why, fmt.Sprintf("/%s skipped: %s", p, why))
+	}
+}
+
+func (sk *skippedFiles) warnings() []string {
+	if n := len(sk.paths) - len(sk.why); n > 0 {
+		return append(sk.why, fmt.Sprintf("%d more files skipped", n))
+	}
+	return sk.why
 }
 
 // hardLink is a hard link of a layer whose target an analyzer reads under
@@ -229,9 +381,6 @@ type hardLink struct{ path, target string }
 // entry is the image.EntryFunc of a layer read.
 func (g *layerFiles) entry(e *image.Entry, body io.Reader) error {
 	switch e.Kind {
-	case image.KindSymlink:
-		g.buf.links[e.Path] = e.Link
-		return nil
 	case image.KindHardLink:
 		g.hardLink(e)
 		return nil
@@ -244,7 +393,16 @@ func (g *layerFiles) entry(e *image.Entry, body io.Reader) error {
 		return nil
 	}
 	if _, err := g.buf.add(e, body); err != nil {
-		return err
+		if !errors.Is(err, errOverBudget) {
+			return err
+		}
+		for _, ai := range g.wanted {
+			sk := &g.skipped[ai]
+			sk.add(e.Path, fmt.Sprintf("%d bytes, more than this layer may still spool to temporary files (Scanner.MaxSpoolBytes, %d bytes per scan)",
+				e.Size, g.buf.budget.limit))
+			sk.overBudget = true
+		}
+		return nil
 	}
 	for _, ai := range g.wanted {
 		g.inputs[ai] = append(g.inputs[ai], e.Path)
@@ -253,14 +411,21 @@ func (g *layerFiles) entry(e *image.Entry, body io.Reader) error {
 	return nil
 }
 
-// required lists the pending analyzers that require the file, in g.wanted's
-// storage.
+// required lists the pending analyzers that require the file and read
+// files of its size, in g.wanted's storage; those it is too large for
+// skip it, with a warning.
 func (g *layerFiles) required(p string, info fs.FileInfo) []int {
 	wanted := g.wanted[:0]
 	for _, ai := range g.pending {
-		if g.s.Analyzers[ai].Required(p, info) {
-			wanted = append(wanted, ai)
+		a := g.s.Analyzers[ai]
+		if !a.Required(p, info) {
+			continue
 		}
+		if limit := a.MaxFileBytes(); info.Size() > limit {
+			g.skipped[ai].add(p, fmt.Sprintf("%d bytes, more than the %d it reads from one file", info.Size(), limit))
+			continue
+		}
+		wanted = append(wanted, ai)
 	}
 	return wanted
 }

@@ -1,4 +1,6 @@
-// Package apk reads the Alpine package database, lib/apk/db/installed.
+// Package apk reads the Alpine package database, lib/apk/db/installed, or
+// usr/lib/apk/db/installed where /lib is usr-merged (Wolfi and Chainguard
+// images since 2025: /lib is a symlink to usr/lib).
 package apk
 
 import (
@@ -7,46 +9,51 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
 )
 
+// installedFiles are where apk keeps its database.
+var installedFiles = []string{"lib/apk/db/installed", "usr/lib/apk/db/installed"}
+
 const (
-	installedFile = "lib/apk/db/installed"
 	// maxInstalledBytes bounds what is read into memory; a large Alpine
 	// install has a few MiB.
-	maxInstalledBytes = 256 << 20
+	maxInstalledBytes = 64 << 20
 )
 
 // Analyzer reads the apk installed database.
 type Analyzer struct{}
 
 func (Analyzer) Name() string { return "apk" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 } // 2: usr/lib/apk/db/installed
 
-func (Analyzer) Required(p string, _ fs.FileInfo) bool { return p == installedFile }
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return maxInstalledBytes }
+
+func (Analyzer) Required(p string, _ fs.FileInfo) bool { return slices.Contains(installedFiles, p) }
+
+// FixedPaths implements inventory.FixedPathAnalyzer.
+func (Analyzer) FixedPaths() []string { return installedFiles }
 
 func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, error) {
-	st, err := fs.Stat(files, installedFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &inventory.Result{}, nil
-	}
-	if err == nil && st.Size() > maxInstalledBytes {
-		return &inventory.Result{Warns: []string{fmt.Sprintf("/%s: skipped: %d bytes, more than the %d an installed database may have", installedFile, st.Size(), maxInstalledBytes)}}, nil
-	}
-	var data []byte
-	if err == nil {
-		data, err = fs.ReadFile(files, installedFile)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read /%s: %w", installedFile, err)
-	}
-	pkgs, warns := ParseInstalled(data, "/"+installedFile)
-	res := &inventory.Result{Warns: warns}
-	if len(pkgs) > 0 {
-		res.Sets = []inventory.PackageSet{{Origin: installedFile, Packages: pkgs}}
+	res := &inventory.Result{}
+	for _, name := range installedFiles {
+		data, err := fs.ReadFile(files, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read /%s: %w", name, err)
+		}
+		pkgs, warns := ParseInstalled(data, "/"+name)
+		res.Warns = append(res.Warns, warns...)
+		if len(pkgs) > 0 {
+			res.Sets = append(res.Sets, inventory.PackageSet{Origin: name, Packages: pkgs})
+		}
 	}
 	return res, nil
 }

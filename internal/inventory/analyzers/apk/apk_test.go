@@ -40,12 +40,34 @@ func TestParseInstalled(t *testing.T) {
 
 func TestAnalyze(t *testing.T) {
 	a := Analyzer{}
-	if !a.Required("lib/apk/db/installed", nil) || a.Required("lib/apk/db/installed.bak", nil) {
-		t.Error("Required")
+	for p, want := range map[string]bool{
+		"lib/apk/db/installed": true, "usr/lib/apk/db/installed": true,
+		"lib/apk/db/installed.bak": false, "opt/lib/apk/db/installed": false,
+	} {
+		if a.Required(p, nil) != want {
+			t.Errorf("Required(%q) = %v", p, !want)
+		}
 	}
-	res, err := a.Analyze(context.Background(), fstest.MapFS{"lib/apk/db/installed": {Data: []byte("P:a\nV:1\n")}})
-	if err != nil || len(res.Sets) != 1 || res.Sets[0].Origin != "lib/apk/db/installed" || res.Sets[0].Packages[0].Name != "a" {
-		t.Errorf("%+v %v", res, err)
+	tests := []struct {
+		name    string
+		files   fstest.MapFS
+		origins []string
+	}{
+		{"alpine", fstest.MapFS{"lib/apk/db/installed": {Data: []byte("P:a\nV:1\n")}}, []string{"lib/apk/db/installed"}},
+		// Wolfi since 2025: /lib is a symlink to usr/lib, so the layer
+		// holds the database under usr/lib.
+		{"usr-merged", fstest.MapFS{"usr/lib/apk/db/installed": {Data: []byte("P:a\nV:1\n")}}, []string{"usr/lib/apk/db/installed"}},
+	}
+	for _, tt := range tests {
+		res, err := a.Analyze(context.Background(), tt.files)
+		if err != nil || len(res.Sets) != len(tt.origins) {
+			t.Fatalf("%s: %+v %v", tt.name, res, err)
+		}
+		for i, set := range res.Sets {
+			if set.Origin != tt.origins[i] || set.Packages[0].Name != "a" || set.Packages[0].Locations[0] != "/"+tt.origins[i] {
+				t.Errorf("%s: set %+v", tt.name, set)
+			}
+		}
 	}
 }
 

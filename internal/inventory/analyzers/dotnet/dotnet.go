@@ -24,6 +24,9 @@ func (Analyzer) Name() string { return "dotnet-deps" }
 // Version implements inventory.Analyzer.
 func (Analyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (Analyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isDepsJSON(p)

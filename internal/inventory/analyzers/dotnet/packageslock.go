@@ -22,6 +22,9 @@ func (LockAnalyzer) Name() string { return "nuget-lock" }
 // Version implements inventory.Analyzer.
 func (LockAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isPackagesLock(p)

@@ -21,7 +21,7 @@ const (
 	statusDir  = "var/lib/dpkg/status.d/"
 	// maxStatusBytes bounds what is read into memory: the status file of a
 	// full desktop install is about 10 MiB.
-	maxStatusBytes = 256 << 20
+	maxStatusBytes = 64 << 20
 )
 
 // Analyzer reads dpkg status databases.
@@ -29,6 +29,14 @@ type Analyzer struct{}
 
 func (Analyzer) Name() string { return "dpkg" }
 func (Analyzer) Version() int { return 2 }
+
+// MaxFileBytes implements inventory.Analyzer: status files (copyright
+// files are asked for only up to maxCopyrightBytes).
+func (Analyzer) MaxFileBytes() int64 { return maxStatusBytes }
+
+// FixedPaths implements inventory.FixedPathAnalyzer: the status file,
+// also when var/lib/dpkg or the file itself is a symlink.
+func (Analyzer) FixedPaths() []string { return []string{statusFile} }
 
 func (Analyzer) Required(p string, info fs.FileInfo) bool {
 	if p == statusFile {
@@ -64,10 +72,6 @@ func (Analyzer) Analyze(_ context.Context, files fs.FS) (*inventory.Result, erro
 	for _, name := range names {
 		st, err := fs.Stat(files, name)
 		if err != nil || st.IsDir() {
-			continue
-		}
-		if st.Size() > maxStatusBytes {
-			res.Warns = append(res.Warns, fmt.Sprintf("/%s: skipped: %d bytes, more than the %d a status file may have", name, st.Size(), maxStatusBytes))
 			continue
 		}
 		data, err := fs.ReadFile(files, name)

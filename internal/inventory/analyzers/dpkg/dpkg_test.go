@@ -2,7 +2,6 @@ package dpkg
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"reflect"
 	"strings"
@@ -117,29 +116,4 @@ func FuzzParseStatus(f *testing.F) {
 			}
 		}
 	})
-}
-
-// hugeFS reports every file as 1 GiB, to test size caps without the bytes.
-type hugeFS struct{ fstest.MapFS }
-
-type hugeInfo struct{ fs.FileInfo }
-
-func (hugeInfo) Size() int64 { return 1 << 30 }
-
-func (h hugeFS) Stat(name string) (fs.FileInfo, error) {
-	info, err := h.MapFS.Stat(name)
-	if err != nil || info.IsDir() {
-		return info, err
-	}
-	return hugeInfo{info}, nil
-}
-
-func TestAnalyzeSkipsHugeStatus(t *testing.T) {
-	res, err := Analyzer{}.Analyze(context.Background(), hugeFS{fstest.MapFS{"var/lib/dpkg/status": {Data: []byte("Package: a\nVersion: 1\n")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Sets) != 0 || len(res.Warns) != 1 || !strings.Contains(res.Warns[0], "more than the") {
-		t.Errorf("result %+v", res)
-	}
 }

@@ -19,9 +19,10 @@ const (
 	// minSize skips tiny executables (shell scripts, wrappers): the
 	// smallest Go binary the toolchain produces is far larger.
 	minSize = 64 << 10
-	// maxSize bounds the work spent on one file; the largest Go binaries
-	// in the wild (kubelet, terraform providers) stay well below it.
-	maxSize = 1 << 30
+	// MaxSize bounds the work spent on one file; the largest Go binaries
+	// in the wild (kubelet, terraform providers) stay well below it. The
+	// cargo-auditable analyzer reads up to the same size.
+	MaxSize = 1 << 30
 )
 
 // Analyzer reads the build information of Go executables.
@@ -33,18 +34,22 @@ func (Analyzer) Name() string { return "gobinary" }
 // Version implements inventory.Analyzer.
 func (Analyzer) Version() int { return 3 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return MaxSize }
+
 // Required asks for every executable regular file of plausible size: a Go
 // binary can live anywhere and have any name.
 func (Analyzer) Required(_ string, info fs.FileInfo) bool {
 	return IsCandidate(info)
 }
 
-// IsCandidate reports whether info describes a regular executable file of
-// a size a compiled program can have. The cargo-auditable analyzer uses the
-// same filter.
+// IsCandidate reports whether info describes a regular executable file
+// large enough to be a compiled program (the scanner skips, with a
+// warning, those past MaxSize). The cargo-auditable analyzer uses the same
+// filter.
 func IsCandidate(info fs.FileInfo) bool {
 	m := info.Mode()
-	return m.IsRegular() && m.Perm()&0o111 != 0 && info.Size() >= minSize && info.Size() <= maxSize
+	return m.IsRegular() && m.Perm()&0o111 != 0 && info.Size() >= minSize
 }
 
 // Analyze implements inventory.Analyzer.

@@ -172,7 +172,7 @@ func TestRequired(t *testing.T) {
 		{"symlink", fs.ModeSymlink | 0o777, 2 << 20, false},
 		{"directory", fs.ModeDir | 0o755, 2 << 20, false},
 		{"tiny script", 0o755, 120, false},
-		{"huge", 0o755, 2 << 30, false},
+		{"huge: required, the scanner skips it past MaxFileBytes", 0o755, 2 << 30, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

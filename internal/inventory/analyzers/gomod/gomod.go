@@ -42,11 +42,13 @@ func (Analyzer) Name() string { return "gomod" }
 // Version implements inventory.Analyzer.
 func (Analyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return maxFileBytes }
+
 // Required implements inventory.Analyzer.
 func (Analyzer) Required(p string, info fs.FileInfo) bool {
 	base := path.Base(p)
-	return (base == "go.mod" || base == "go.sum") && info.Mode().IsRegular() &&
-		info.Size() <= maxFileBytes && !ignored(p)
+	return (base == "go.mod" || base == "go.sum") && info.Mode().IsRegular() && !ignored(p)
 }
 
 // ignored reports whether p lies where go.mod files describe something other

@@ -170,7 +170,6 @@ func TestRequired(t *testing.T) {
 		{"go.mod", regular, true},
 		{"src/app/go.work", regular, false},
 		{"src/app/go.mod", dir, false},
-		{"src/app/go.mod", fileInfo{mode: 0o644, size: maxFileBytes + 1}, false},
 		{"root/go/pkg/mod/golang.org/x/net@v0.7.0/go.mod", regular, false},
 		{"src/app/vendor/github.com/x/y/go.mod", regular, false},
 		{"src/app/internal/testdata/mod/go.mod", regular, false},

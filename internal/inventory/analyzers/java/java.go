@@ -51,11 +51,14 @@ func (Analyzer) Name() string { return "java-archive" }
 // Version implements inventory.Analyzer.
 func (Analyzer) Version() int { return 2 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (Analyzer) MaxFileBytes() int64 { return maxArchiveSize }
+
 // Required asks for regular files with an archive suffix. A symlink such as
 // Debian's commons-lang3-3.12.0.jar → commons-lang3.jar is not a regular
 // file, so the archive is read once, under its real name.
 func (Analyzer) Required(p string, info fs.FileInfo) bool {
-	return info.Mode().IsRegular() && info.Size() <= maxArchiveSize && isArchive(p)
+	return info.Mode().IsRegular() && isArchive(p)
 }
 
 func isArchive(p string) bool {

@@ -25,6 +25,9 @@ func (InstalledAnalyzer) Name() string { return "npm-installed" }
 // Version implements inventory.Analyzer.
 func (InstalledAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (InstalledAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (InstalledAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isInstalledManifest(p)

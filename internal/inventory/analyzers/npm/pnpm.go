@@ -22,6 +22,9 @@ func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 // Version implements inventory.Analyzer.
 func (PNPMAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (PNPMAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isPNPMLock(p)

@@ -29,6 +29,9 @@ func (YarnAnalyzer) Name() string { return "yarn-lock" }
 // Version implements inventory.Analyzer.
 func (YarnAnalyzer) Version() int { return 2 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (YarnAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required asks for yarn.lock files and for the projects' package.json
 // files that may sit beside them.
 func (YarnAnalyzer) Required(p string, info fs.FileInfo) bool {

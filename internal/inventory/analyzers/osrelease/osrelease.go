@@ -36,10 +36,20 @@ const (
 func (Analyzer) Name() string { return "os-release" }
 func (Analyzer) Version() int { return 1 }
 
-func (Analyzer) Required(path string, info fs.FileInfo) bool {
+// MaxFileBytes implements inventory.Analyzer: a real os-release is a few
+// hundred bytes.
+func (Analyzer) MaxFileBytes() int64 { return maxReleaseBytes }
+
+// FixedPaths implements inventory.FixedPathAnalyzer: os-release only.
+// The fallbacks are read with it in one layer (etc/redhat-release is a
+// symlink to fedora-release and the like on every RHEL-family image, and
+// means something only without os-release).
+func (Analyzer) FixedPaths() []string { return []string{etcOSRelease, usrOSRelease} }
+
+func (Analyzer) Required(path string, _ fs.FileInfo) bool {
 	switch path {
 	case etcOSRelease, usrOSRelease, alpineRelease, debianVersion, redhatRelease:
-		return info.Size() <= maxReleaseBytes
+		return true
 	}
 	return false
 }

@@ -27,6 +27,9 @@ func (LockAnalyzer) Name() string { return "composer-lock" }
 // Version implements inventory.Analyzer.
 func (LockAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isLock(p)
@@ -50,6 +53,9 @@ func (InstalledAnalyzer) Name() string { return "composer-installed" }
 
 // Version implements inventory.Analyzer.
 func (InstalledAnalyzer) Version() int { return 1 }
+
+// MaxFileBytes implements inventory.Analyzer.
+func (InstalledAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
 
 // Required implements inventory.Analyzer.
 func (InstalledAnalyzer) Required(p string, info fs.FileInfo) bool {

@@ -26,6 +26,9 @@ func (PoetryAnalyzer) Name() string { return "poetry-lock" }
 // Version implements inventory.Analyzer.
 func (PoetryAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (PoetryAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (PoetryAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isPoetryLock(p)
@@ -77,6 +80,9 @@ func (PipenvAnalyzer) Name() string { return "pipenv-lock" }
 
 // Version implements inventory.Analyzer.
 func (PipenvAnalyzer) Version() int { return 1 }
+
+// MaxFileBytes implements inventory.Analyzer.
+func (PipenvAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
 
 // Required implements inventory.Analyzer.
 func (PipenvAnalyzer) Required(p string, info fs.FileInfo) bool {
@@ -135,6 +141,9 @@ func (UVAnalyzer) Name() string { return "uv-lock" }
 
 // Version implements inventory.Analyzer.
 func (UVAnalyzer) Version() int { return 1 }
+
+// MaxFileBytes implements inventory.Analyzer.
+func (UVAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
 
 // Required implements inventory.Analyzer.
 func (UVAnalyzer) Required(p string, info fs.FileInfo) bool {

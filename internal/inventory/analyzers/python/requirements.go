@@ -24,6 +24,9 @@ func (RequirementsAnalyzer) Name() string { return "pip-requirements" }
 // Version implements inventory.Analyzer.
 func (RequirementsAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (RequirementsAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (RequirementsAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isRequirements(p)

@@ -42,6 +42,13 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "rpm" }
 func (Analyzer) Version() int { return 2 }
 
+// MaxFileBytes implements inventory.Analyzer: the database of a large
+// server install is a few hundred MiB; a container's, tens.
+func (Analyzer) MaxFileBytes() int64 { return 512 << 20 }
+
+// FixedPaths implements inventory.FixedPathAnalyzer.
+func (Analyzer) FixedPaths() []string { return dbFiles }
+
 func (Analyzer) Required(p string, _ fs.FileInfo) bool {
 	if !strings.HasSuffix(p, "Packages") && !strings.HasSuffix(p, "Packages.db") && !strings.HasSuffix(p, "rpmdb.sqlite") {
 		return false

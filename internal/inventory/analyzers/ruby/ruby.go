@@ -28,6 +28,9 @@ func (GemspecAnalyzer) Name() string { return "gemspec" }
 // Version implements inventory.Analyzer.
 func (GemspecAnalyzer) Version() int { return 1 }
 
+// MaxFileBytes implements inventory.Analyzer.
+func (GemspecAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
+
 // Required implements inventory.Analyzer.
 func (GemspecAnalyzer) Required(p string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && isInstalledGemspec(p)
@@ -126,6 +129,9 @@ func (LockAnalyzer) Name() string { return "gemfile-lock" }
 
 // Version implements inventory.Analyzer.
 func (LockAnalyzer) Version() int { return 1 }
+
+// MaxFileBytes implements inventory.Analyzer.
+func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
 
 // Required implements inventory.Analyzer.
 func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {

@@ -40,11 +40,14 @@ func (AuditableAnalyzer) Name() string { return "cargo-auditable" }
 // Version implements inventory.Analyzer.
 func (AuditableAnalyzer) Version() int { return 1 }
 
-// Required asks for every executable regular file of plausible size, like
-// the Go binary analyzer: a binary can have any name.
+// MaxFileBytes implements inventory.Analyzer.
+func (AuditableAnalyzer) MaxFileBytes() int64 { return maxBinarySize }
+
+// Required asks for every executable regular file large enough to be a
+// program, like the Go binary analyzer: a binary can have any name.
 func (AuditableAnalyzer) Required(_ string, info fs.FileInfo) bool {
 	m := info.Mode()
-	return m.IsRegular() && m.Perm()&0o111 != 0 && info.Size() >= minBinarySize && info.Size() <= maxBinarySize
+	return m.IsRegular() && m.Perm()&0o111 != 0 && info.Size() >= minBinarySize
 }
 
 // errNoAuditData marks executables without the section: most of them.
