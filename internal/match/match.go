@@ -231,7 +231,7 @@ func uniquePackages(in []inventory.Package) []inventory.Package {
 		seen[k] = len(pkgs)
 		pkgs = append(pkgs, p)
 	}
-	slices.SortStableFunc(pkgs, func(a, b inventory.Package) int {
+	byOrder := func(a, b *inventory.Package) int {
 		if c := strings.Compare(string(a.Ecosystem), string(b.Ecosystem)); c != 0 {
 			return c
 		}
@@ -242,8 +242,19 @@ func uniquePackages(in []inventory.Package) []inventory.Package {
 			return c
 		}
 		return strings.Compare(a.PURL, b.PURL)
-	})
-	return pkgs
+	}
+	// Sort pointers, then move each package once: a Package is a few
+	// hundred bytes, and a stable sort moves its elements many times.
+	order := make([]*inventory.Package, len(pkgs))
+	for i := range pkgs {
+		order[i] = &pkgs[i]
+	}
+	slices.SortStableFunc(order, byOrder)
+	sorted := make([]inventory.Package, len(pkgs))
+	for i, p := range order {
+		sorted[i] = *p
+	}
+	return sorted
 }
 
 // appendNewRecords appends the records of more that are not in recs yet

@@ -22,6 +22,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 )
 
@@ -120,6 +121,11 @@ type Store interface {
 	// A report whose stored version is no longer the IfVersion it was
 	// read at is skipped. It returns the digests stored.
 	StoreRematches(ctx context.Context, rs []Rematched) ([]digest.Digest, error)
+	// RematchInputs returns what re-matching the reports of ds needs, in
+	// one read: their inventories and the identities of their findings
+	// (not the findings themselves). Digests without a report are left
+	// out.
+	RematchInputs(ctx context.Context, ds []digest.Digest) ([]RematchInput, error)
 	// Get returns the digest's record, with its Report decoded when
 	// withReport is set, or ErrNotFound.
 	Get(ctx context.Context, d digest.Digest, withReport bool) (*Record, error)
@@ -142,6 +148,37 @@ type Store interface {
 	// are forgotten when a newer report is stored.
 	Announce(ctx context.Context, d digest.Digest, repo string, pushedAt time.Time, version int64) (bool, error)
 	Close() error
+}
+
+// RematchInput is a stored report as a re-match reads it.
+type RematchInput struct {
+	Digest    digest.Digest
+	Scan      Scan
+	Version   int64
+	Inventory inventory.Inventory
+	// Findings identify the stored findings: a package and the ids of
+	// one flaw, for telling which findings a re-match adds.
+	Findings []FindingKey
+}
+
+// FindingKey identifies one finding: the package (its purl, else its
+// ecosystem, name and version) and every id of the flaw.
+type FindingKey struct {
+	Package string
+	IDs     []string
+}
+
+// KeyOf returns f's key.
+func KeyOf(f *match.Finding) FindingKey {
+	return FindingKey{Package: PackageKey(&f.Package), IDs: f.IDs()}
+}
+
+// PackageKey identifies a package across reports.
+func PackageKey(p *inventory.Package) string {
+	if p.PURL != "" {
+		return p.PURL
+	}
+	return string(p.Ecosystem) + "\x00" + p.Name + "\x00" + p.Version
 }
 
 // Rematched is a stored report matched again against a newer database.

@@ -30,7 +30,7 @@ import (
 //
 //	go test -run XXX -bench RematchAfterUpdate -benchtime 3x ./internal/scanservice
 const (
-	benchImages   = 2_000
+	benchImages   = 10_000
 	benchDebPool  = 400  // Debian source packages images draw from
 	benchLangPool = 6000 // language packages per ecosystem
 )
@@ -171,6 +171,7 @@ func BenchmarkRematchAfterUpdate(b *testing.B) {
 			runtime.GC()
 			b.ResetTimer()
 			var affected, keys int
+			var updating, rematching time.Duration
 			for n := range b.N {
 				b.StopTimer()
 				extra := map[int]bool{}
@@ -182,10 +183,13 @@ func BenchmarkRematchAfterUpdate(b *testing.B) {
 				}
 				writeBenchFeed(b, h.feed, pool, extra)
 				b.StartTimer()
+				start := time.Now()
 				ch, err := h.svc.UpdateDB(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}
+				updated := time.Now()
+				updating += updated.Sub(start)
 				if share.percent == 100 {
 					// Every report, whatever changed.
 					var all []digest.Digest
@@ -206,10 +210,13 @@ func BenchmarkRematchAfterUpdate(b *testing.B) {
 					}
 				}
 				h.waitIdle()
+				rematching += time.Since(updated)
 				keys = ch.KeysChanged
 				aff, _ := h.reports.Affected(ctx, ch.Keys)
 				affected = len(aff)
 			}
+			b.ReportMetric(float64(updating.Milliseconds())/float64(b.N), "update-ms/op")
+			b.ReportMetric(float64(rematching.Milliseconds())/float64(b.N), "rematch-ms/op")
 			b.ReportMetric(float64(affected), "reports-affected")
 			b.ReportMetric(float64(keys), "keys-changed")
 		})

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -560,29 +561,27 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 	defer gen.Release()
 	engine := s.engine(gen)
 	start := time.Now()
-	batch := make([]reports.Rematched, 0, len(ds))
-	old := make(map[digest.Digest][]match.Finding, len(ds))
-	for _, d := range ds {
-		rec, err := s.opts.Reports.Get(ctx, d, true)
-		if errors.Is(err, reports.ErrNotFound) {
+	inputs, err := s.opts.Reports.RematchInputs(ctx, ds)
+	if err != nil {
+		return err
+	}
+	batch := make([]reports.Rematched, 0, len(inputs))
+	old := make(map[digest.Digest][]reports.FindingKey, len(inputs))
+	for i := range inputs {
+		in := &inputs[i]
+		if in.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
 			continue
 		}
+		r, err := engine.Match(ctx, &in.Inventory)
 		if err != nil {
-			return err
-		}
-		if rec.Report == nil || rec.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
-			continue
-		}
-		r, err := engine.Rematch(ctx, rec.Report)
-		if err != nil {
-			return fmt.Errorf("rematch %s: %w", d, err)
+			return fmt.Errorf("rematch %s: %w", in.Digest, err)
 		}
 		// The scan state stays what it was (a rescan may be queued); the
 		// report is the last good one, matched against the new database.
-		st := rec.Scan
+		st := in.Scan
 		st.DBUpdatedAt = gen.Info.UpdatedAt
-		batch = append(batch, reports.Rematched{Digest: d, Scan: st, Report: r, IfVersion: rec.Version})
-		old[d] = rec.Report.Findings
+		batch = append(batch, reports.Rematched{Digest: in.Digest, Scan: st, Report: r, IfVersion: in.Version})
+		old[in.Digest] = in.Findings
 	}
 	if len(batch) == 0 {
 		return nil
@@ -616,38 +615,30 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 // newFindings lists the findings of cur whose flaw old did not have for
 // the same package, the most severe first. A finding whose primary id
 // changed (a CVE assigned to a GHSA) is not new: any shared id counts.
-func newFindings(old, cur []match.Finding) []NewFinding {
+func newFindings(old []reports.FindingKey, cur []match.Finding) []NewFinding {
 	type key struct{ id, pkg string }
 	known := map[key]bool{}
 	for _, f := range old {
-		for _, id := range f.IDs() {
-			known[key{id, f.Package.PURL + "\x00" + f.Package.Name}] = true
+		for _, id := range f.IDs {
+			known[key{id, f.Package}] = true
 		}
 	}
 	var out []NewFinding
-	seen := map[string]bool{}
-	for _, f := range cur {
-		pkg := f.Package.PURL + "\x00" + f.Package.Name
-		if slices.ContainsFunc(f.IDs(), func(id string) bool { return known[key{id, pkg}] }) {
+	seen := map[key]bool{}
+	for i := range cur {
+		f := &cur[i]
+		pkg := reports.PackageKey(&f.Package)
+		if slices.ContainsFunc(f.IDs(), func(id string) bool { return known[key{id, pkg}] }) || seen[key{f.ID, pkg}] {
 			continue
 		}
-		if seen[f.ID+"\x00"+pkg] {
-			continue
-		}
-		seen[f.ID+"\x00"+pkg] = true
+		seen[key{f.ID, pkg}] = true
 		out = append(out, NewFinding{ID: f.ID, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version, Fixed: f.FixedVersions})
 	}
 	slices.SortStableFunc(out, func(a, b NewFinding) int {
 		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
 			return rb - ra
 		}
-		if a.ID != b.ID {
-			if a.ID < b.ID {
-				return -1
-			}
-			return 1
-		}
-		return 0
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }

@@ -407,7 +407,11 @@ func TestNewFindings(t *testing.T) {
 	f := func(id string, sev match.Severity, pkg string, aliases ...string) match.Finding {
 		return match.Finding{ID: id, Aliases: aliases, Severity: sev, Package: inventory.Package{Name: pkg, PURL: "pkg:npm/" + pkg}}
 	}
-	old := []match.Finding{f("GHSA-a", match.SeverityHigh, "lodash"), f("CVE-1", match.SeverityLow, "qs")}
+	oldFindings := []match.Finding{f("GHSA-a", match.SeverityHigh, "lodash"), f("CVE-1", match.SeverityLow, "qs")}
+	var old []reports.FindingKey
+	for i := range oldFindings {
+		old = append(old, reports.KeyOf(&oldFindings[i]))
+	}
 	cur := []match.Finding{
 		f("CVE-9", match.SeverityHigh, "lodash", "GHSA-a"), // the same flaw under a new primary id
 		f("CVE-1", match.SeverityLow, "qs"),

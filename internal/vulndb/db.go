@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -82,7 +84,20 @@ type DB struct {
 	bdb  *bolt.DB
 	zdec *zstd.Decoder
 	info Info
+
+	// postings caches decoded lookups (key → []*osv.Vulnerability, nil
+	// for a key without records), up to maxCachedPostings keys: the
+	// server re-matches thousands of stored inventories against one DB,
+	// and images share most of their packages. The file never changes
+	// under an open DB, and callers never modify returned records.
+	postings sync.Map
+	cached   atomic.Int64
 }
+
+// maxCachedPostings bounds the lookups a DB keeps decoded; once reached,
+// further keys are decoded on every lookup (the first keys are the base
+// packages most images share).
+const maxCachedPostings = 1 << 15
 
 // Path returns the DB file inside dir.
 func Path(dir string) string { return filepath.Join(dir, FileName) }
@@ -160,7 +175,11 @@ func (db *DB) Vulnerabilities(ctx context.Context, ecosystem, name string) ([]*o
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key := []byte(Key(ecosystem, name))
+	k := Key(ecosystem, name)
+	if v, ok := db.postings.Load(k); ok {
+		return v.([]*osv.Vulnerability), nil
+	}
+	key := []byte(k)
 	var out []*osv.Vulnerability
 	err := db.bdb.View(func(tx *bolt.Tx) error {
 		val := tx.Bucket(bucketIndex).Get(key)
@@ -173,6 +192,11 @@ func (db *DB) Vulnerabilities(ctx context.Context, ecosystem, name string) ([]*o
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vulnerabilities of %s %s: %w", ecosystem, name, err)
+	}
+	if db.cached.Load() < maxCachedPostings {
+		if _, loaded := db.postings.LoadOrStore(k, out); !loaded {
+			db.cached.Add(1)
+		}
 	}
 	return out, nil
 }

@@ -4,8 +4,10 @@ package reportstest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -17,6 +19,10 @@ import (
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/reports"
 )
+
+// RealReport is the path of a real stored report (kitchen-sink's), seen
+// from the implementations' packages.
+const RealReport = "../../report/testdata/kitchen-sink.report.json"
 
 // Factory makes an empty store; reopen returns a new Store over the same
 // database, as a restarted process sees it.
@@ -35,6 +41,8 @@ func Run(t *testing.T, f Factory) {
 		{"ConcurrentPuts", testConcurrent},
 		{"AnnounceOnce", testAnnounce},
 		{"StoreRematches", testStoreRematches},
+		{"RematchInputs", testRematchInputs},
+		{"RealReportRoundTrip", testRealReport},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -355,5 +363,85 @@ func testStoreRematches(t *testing.T, f Factory) {
 	}
 	if got, err := s.StoreRematches(ctx, nil); err != nil || len(got) != 0 {
 		t.Errorf("StoreRematches(nil) = %v, %v", got, err)
+	}
+}
+
+func testRematchInputs(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	a, b := dg("a"), dg("b")
+	r := report(4, "CVE-1 HIGH fixed", "GHSA-2 LOW affected")
+	r.Findings[0].Aliases = []string{"GHSA-x"}
+	r.Findings[0].Package = r.Inventory.Packages[0]
+	r.Findings[1].Package = r.Inventory.Packages[3]
+	db := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	if err := s.Put(ctx, a, reports.Scan{Status: reports.Done, DBUpdatedAt: db}, r, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	s.SetScan(ctx, b, reports.Scan{Status: reports.Pending}) // no report: left out
+	ins, err := s.RematchInputs(ctx, []digest.Digest{a, b, dg("unknown")})
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("RematchInputs = %d inputs, %v", len(ins), err)
+	}
+	in := ins[0]
+	if in.Digest != a || in.Version != 1 || !in.Scan.DBUpdatedAt.Equal(db) || len(in.Inventory.Packages) != 4 || in.Inventory.Packages[3].Name != "p3" {
+		t.Errorf("input %+v", in)
+	}
+	want := []reports.FindingKey{
+		{Package: reports.PackageKey(&r.Inventory.Packages[0]), IDs: []string{"CVE-1", "GHSA-x"}},
+		{Package: reports.PackageKey(&r.Inventory.Packages[3]), IDs: []string{"GHSA-2"}},
+	}
+	if fmt.Sprint(in.Findings) != fmt.Sprint(want) {
+		t.Errorf("finding keys %v, want %v", in.Findings, want)
+	}
+	// After a re-match the keys are the new findings'.
+	r2 := report(4, "CVE-3 CRITICAL fixed")
+	r2.Findings[0].Package = r.Inventory.Packages[1]
+	if _, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: a, Scan: in.Scan, Report: r2, IfVersion: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ = s.RematchInputs(ctx, []digest.Digest{a})
+	if len(ins) != 1 || len(ins[0].Findings) != 1 || ins[0].Findings[0].IDs[0] != "CVE-3" {
+		t.Errorf("after a re-match: %+v", ins)
+	}
+}
+
+// testRealReport stores a real report (kitchen-sink's, every kind of
+// field) and reads it back unchanged.
+func testRealReport(t *testing.T, f Factory) {
+	raw, err := os.ReadFile(RealReport)
+	if err != nil {
+		t.Fatalf("real report fixture: %v", err)
+	}
+	var r match.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) == 0 || len(r.Inventory.Packages) < 100 {
+		t.Fatalf("fixture has %d findings, %d packages: not the real report", len(r.Findings), len(r.Inventory.Packages))
+	}
+	ctx := context.Background()
+	s, reopen := f(t)
+	d := dg("kitchen-sink")
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, &r, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := reopen().Get(ctx, d, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(&r)
+	got, _ := json.Marshal(rec.Report)
+	if string(got) != string(want) {
+		t.Errorf("the report changed in the store:\n got %.400s\nwant %.400s", got, want)
+	}
+	ins, err := s.RematchInputs(ctx, []digest.Digest{d})
+	if err != nil || len(ins) != 1 {
+		t.Fatal(err)
+	}
+	invWant, _ := json.Marshal(&r.Inventory)
+	invGot, _ := json.Marshal(&ins[0].Inventory)
+	if string(invGot) != string(invWant) {
+		t.Error("the inventory changed in the store")
 	}
 }
