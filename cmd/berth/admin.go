@@ -19,8 +19,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/api"
+	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/server"
 )
 

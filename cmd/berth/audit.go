@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/audit"
 	auditsqlite "berth.dev/berth/internal/audit/sqlite"
-	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/auth/token"
 	"berth.dev/berth/internal/server"
 )
