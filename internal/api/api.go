@@ -428,3 +428,13 @@ func sameHost(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
+
+// Endpoints lists every route as "METHOD /api/v1/path", for tests that
+// must cover them all.
+func Endpoints() []string {
+	var out []string
+	for _, rt := range (&API{}).routes() {
+		out = append(out, rt.method+" "+Prefix+rt.path)
+	}
+	return out
+}

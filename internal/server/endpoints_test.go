@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/api"
+	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/reports"
+)
+
+// endpointRule says who may call an endpoint: everyone, anyone signed in,
+// system administrators, or those whose role in the path's project
+// permits an action.
+type endpointRule struct {
+	anyone, signedIn, admin bool
+	action                  auth.Action
+	ok                      int // the status of an allowed call
+}
+
+// TestEndpointMatrix calls every API endpoint of the scanning, artifact,
+// vulnerability-database and webhook domains as every role, a system
+// administrator, a signed-in user of no project and an anonymous caller,
+// on the caller's own private project and on another: each call is
+// allowed exactly when the rule (the permission table, for project
+// endpoints) says so, and a refusal is 401 for the anonymous, 403 in a
+// project the caller is in, and 404 in one it is not (a private project
+// you are not in is not there). The account and project endpoints are
+// proved by TestPermissionMatrix and internal/api's tests; every route is
+// claimed by one or the other.
+func TestEndpointMatrix(t *testing.T) {
+	feed := t.TempDir()
+	a := startAuthServer(t, func(c *Config) { c.Scan.DBSources = []string{feed}; c.Scan.DBUpdateInterval = 0 })
+	rules := map[string]endpointRule{
+		"GET /api/v1/projects/{project}/repositories":                                                    {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts":                             {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities": {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom":            {action: auth.Pull, ok: 200},
+		"POST /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/scan":           {action: auth.Push, ok: 202},
+		"GET /api/v1/projects/{project}/webhooks":                                                        {action: auth.ManageProject, ok: 200},
+		"POST /api/v1/projects/{project}/webhooks":                                                       {action: auth.ManageProject, ok: 201},
+		"GET /api/v1/projects/{project}/webhooks/{id}":                                                   {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/webhooks/{id}":                                                {action: auth.ManageProject, ok: 204},
+		"GET /api/v1/projects/{project}/webhooks/{id}/deliveries":                                        {action: auth.ManageProject, ok: 200},
+		"GET /api/v1/projects/{project}/webhooks/{id}/dead-letters":                                      {action: auth.ManageProject, ok: 200},
+		"POST /api/v1/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver":                {action: auth.ManageProject, ok: 404},
+		"POST /api/v1/scan-all":      {admin: true, ok: 202},
+		"POST /api/v1/vulndb/update": {admin: true, ok: 202},
+		"GET /api/v1/vulndb":         {signedIn: true, ok: 200},
+		"GET /api/v1/openapi.json":   {anyone: true, ok: 200},
+		"GET /api/v1/me":             {signedIn: true, ok: 200},
+	}
+	// Proved elsewhere: the project-level ones by TestPermissionMatrix's
+	// probes of the permission table, the rest by internal/api's tests.
+	elsewhere := []string{"/users", "/robots", "/audit", "/members", "POST /api/v1/projects", "GET /api/v1/projects",
+		"PATCH /api/v1/projects/{project}", "DELETE /api/v1/projects/{project}"}
+	for _, ep := range api.Endpoints() {
+		if _, ok := rules[ep]; ok {
+			continue
+		}
+		covered := false
+		for _, e := range elsewhere {
+			if strings.Contains(ep, e) {
+				covered = true
+			}
+		}
+		if !covered {
+			t.Errorf("endpoint %s is in no permission test", ep)
+		}
+	}
+
+	roles := append([]auth.Role{}, auth.Roles...)
+	const sysadmin, outsider, anonymous = auth.Role("system-admin"), auth.Role("no-project"), auth.Role("anonymous")
+	roles = append(roles, sysadmin, outsider, anonymous)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "other"}), 201, "create other")
+	type subject struct {
+		role  auth.Role
+		creds []string
+		own   string
+	}
+	seed := func(project string) {
+		img := makeImage("img-" + project)
+		a.expect(a.push(project+"/app", "v1", img, adminCreds), 201, "seed "+project)
+		// A stored report, as a finished scan leaves it.
+		d := digest.Digest(img.digest())
+		r := &match.Report{SchemaVersion: match.ReportSchemaVersion, Findings: []match.Finding{},
+			Inventory: inventory.Inventory{Source: project + "/app@" + d.String(), Packages: []inventory.Package{}, Layers: []inventory.Layer{}}}
+		if err := a.s.bg.reports.Put(context.Background(), d, reports.Scan{Status: reports.Done, FinishedAt: time.Now()}, r, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed("other")
+	var subjects []subject
+	for i, role := range roles {
+		name, project := fmt.Sprintf("u%d", i), fmt.Sprintf("own%d", i)
+		sub := subject{role: role, own: project}
+		a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": project}), 201, "create "+project)
+		seed(project)
+		if role != anonymous {
+			a.expect(a.api(adminCreds, "POST", "/users", map[string]any{"name": name, "password": name + "-password", "admin": role == sysadmin}), 201, "create "+name)
+			sub.creds = basicAuth(name, name+"-password")
+		}
+		if role != sysadmin && role != outsider && role != anonymous {
+			a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/members/"+name, map[string]any{"role": role}), 200, "member "+name)
+		}
+		subjects = append(subjects, sub)
+	}
+	// Every project has a webhook for the webhook endpoints to find.
+	hooks := map[string]string{}
+	newHook := func(project, url string) string {
+		r := a.expect(a.api(adminCreds, "POST", "/projects/"+project+"/webhooks", map[string]any{"url": url, "events": []string{"dev.berth.scan.completed"}}), 201, "hook in "+project)
+		var h struct{ ID int64 }
+		if err := jsonUnmarshal(r.body, &h); err != nil {
+			t.Fatal(err)
+		}
+		return strconv.FormatInt(h.ID, 10)
+	}
+	for _, p := range append([]string{"other"}, func() []string {
+		var out []string
+		for _, s := range subjects {
+			out = append(out, s.own)
+		}
+		return out
+	}()...) {
+		hooks[p] = newHook(p, "http://127.0.0.1:9/"+p)
+	}
+
+	call := func(s subject, ep, project string, n int) answer {
+		method, path, _ := strings.Cut(ep, " ")
+		path = strings.TrimPrefix(path, "/api/v1")
+		id := hooks[project]
+		if method == "DELETE" && strings.HasSuffix(path, "{id}") {
+			// Each delete gets a hook of its own, so every caller finds one.
+			id = newHook(project, fmt.Sprintf("http://127.0.0.1:9/del-%d", n))
+		}
+		r := strings.NewReplacer("{project}", project, "{repository}", "app", "{reference}", "v1", "{id}", id, "{delivery}", "none")
+		var body any
+		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
+			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
+		}
+		return a.api(s.creds, method, r.Replace(path), body)
+	}
+	// A public project's artifacts and reports are everyone's to read, not
+	// to scan.
+	a.expect(a.api(adminCreds, "PATCH", "/projects/other", map[string]any{"public": true}), 200, "make other public")
+	for ep, rule := range rules {
+		if rule.action != auth.Pull && rule.action != auth.Push {
+			continue
+		}
+		want := rule.ok
+		if rule.action == auth.Push {
+			want = http.StatusUnauthorized
+		}
+		if got := call(subject{role: anonymous}, ep, "other", 0); got.status != want {
+			t.Errorf("%s as anonymous in a public project: %d %s, want %d", ep, got.status, got.body, want)
+		}
+	}
+	a.expect(a.api(adminCreds, "PATCH", "/projects/other", map[string]any{"public": false}), 200, "make other private again")
+
+	n := 0
+	for ep, rule := range rules {
+		for _, s := range subjects {
+			for _, where := range []string{"own", "other"} {
+				n++
+				project := s.own
+				if where == "other" {
+					project = "other"
+				}
+				var want bool
+				switch {
+				case rule.anyone:
+					want = true
+				case s.role == anonymous:
+					want = false
+				case rule.signedIn, s.role == sysadmin:
+					want = true
+				case rule.admin:
+					want = false
+				default:
+					want = where == "own" && s.role != outsider && auth.Permits(s.role, rule.action)
+				}
+				got := call(s, ep, project, n)
+				what := fmt.Sprintf("%s as %s in the %s project", ep, s.role, where)
+				if want {
+					if got.status != rule.ok {
+						t.Errorf("%s: %d %s, want %d", what, got.status, got.body, rule.ok)
+					}
+					continue
+				}
+				refusal := http.StatusForbidden
+				switch {
+				case s.role == anonymous && rule.action == auth.Pull:
+					// These serve anonymous callers in public projects; a
+					// private project is not there for them.
+					refusal = http.StatusNotFound
+				case s.role == anonymous:
+					refusal = http.StatusUnauthorized
+				case !rule.admin && (where == "other" || s.role == outsider):
+					refusal = http.StatusNotFound
+				}
+				if got.status != refusal {
+					t.Errorf("%s: %d %s, want the refusal %d", what, got.status, got.body, refusal)
+				}
+			}
+		}
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
