@@ -273,6 +273,8 @@ func TestScanOnPush(t *testing.T) {
 
 	berthAdmin(t, s, "project", "create", "team-a")
 	berthAdmin(t, s, "project", "create", "team-b")
+	berthAdmin(t, s, "project", "create", "team-c")
+	berthAdmin(t, s, "project", "update", "team-c", "--auto-scan=false")
 	recvA, recvB := newReceiver(t), newReceiver(t)
 	wanted := []string{"dev.berth.scan.completed", "dev.berth.vulnerabilities.new", "dev.berth.artifact.pushed"}
 	apiCall(t, s, "POST", "/api/v1/projects/team-a/webhooks", map[string]any{"url": recvA.URL + "/hook", "events": wanted, "secret": "s3cret"}, http.StatusCreated, nil)
@@ -284,11 +286,39 @@ func TestScanOnPush(t *testing.T) {
 	minbase := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
 	run(t, env, crane, append([]string{"push", kitchen, s.Addr + "/team-a/kitchen-sink:latest"}, login...)...)
 	run(t, env, crane, append([]string{"push", minbase, s.Addr + "/team-b/debian:12"}, login...)...)
+	// An image of its own in a project that does not scan its pushes.
+	run(t, env, crane, append([]string{"mutate", s.Addr + "/team-b/debian:12", "--label", "variant=team-c", "-t", s.Addr + "/team-c/debian:12"}, login...)...)
 
 	pathA := "/api/v1/projects/team-a/repositories/kitchen-sink/artifacts/latest/vulnerabilities"
 	pathB := "/api/v1/projects/team-b/repositories/debian/artifacts/12/vulnerabilities"
 	reportA, rawA := waitReport(t, s, pathA)
 	reportB, _ := waitReport(t, s, pathB)
+	// team-c scans nothing pushed to it (the project's switch). The relay
+	// acts on pushes in order: once a later push to team-a is announced,
+	// team-c's was seen and left alone.
+	run(t, env, crane, append([]string{"tag", s.Addr + "/team-a/kitchen-sink:latest", "after-team-c"}, login...)...)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		announced := false
+		for _, ev := range recvA.ofType("dev.berth.artifact.pushed") {
+			announced = announced || bytes.Contains(ev.Event.Data, []byte(`"after-team-c"`))
+		}
+		if announced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the push of tag after-team-c was never announced")
+		}
+	}
+	var teamC struct {
+		Artifacts []struct {
+			Scan *struct{ Status string } `json:"scan"`
+		} `json:"artifacts"`
+	}
+	apiCall(t, s, "GET", "/api/v1/projects/team-c/repositories/debian/artifacts", nil, http.StatusOK, &teamC)
+	if len(teamC.Artifacts) != 1 || teamC.Artifacts[0].Scan != nil {
+		t.Errorf("team-c (auto-scan off) artifacts: %+v", teamC.Artifacts)
+	}
+	apiCall(t, s, "GET", "/api/v1/projects/team-c/repositories/debian/artifacts/12/vulnerabilities", nil, http.StatusNotFound, nil)
 
 	// The stored findings are those `berth scan` finds in the same archive
 	// with a database built from the same records.
@@ -380,7 +410,7 @@ func TestScanOnPush(t *testing.T) {
 	if err := json.Unmarshal(ev.Event.Data, &data); err != nil {
 		t.Fatal(err)
 	}
-	if data.Repository != "team-a/kitchen-sink" || !slices.Equal(data.Tags, []string{"latest"}) || len(data.New) != 1 ||
+	if data.Repository != "team-a/kitchen-sink" || !slices.Equal(data.Tags, []string{"after-team-c", "latest"}) || len(data.New) != 1 ||
 		data.New[0].ID != "BERTH-E2E-2026-0001" || data.New[0].Package != "node-fetch" || data.New[0].Severity != "CRITICAL" {
 		t.Errorf("vulnerabilities.new data: %s", ev.Event.Data)
 	}

@@ -367,12 +367,12 @@ func newAdminUserCmd(f *apiFlags) *cobra.Command {
 	return cmd
 }
 
-const projectHeader = "NAME\tPUBLIC\tCREATED BY\tCREATED"
+const projectHeader = "NAME\tPUBLIC\tAUTO SCAN\tCREATED BY\tCREATED"
 
 func projectRows(ps ...auth.Project) func(io.Writer) {
 	return func(w io.Writer) {
 		for _, p := range ps {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Public), p.CreatedBy, p.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Public), yesNo(p.AutoScan), p.CreatedBy, p.CreatedAt.Format(time.RFC3339))
 		}
 	}
 }
@@ -391,21 +391,30 @@ func newAdminProjectCmd(f *apiFlags) *cobra.Command {
 		}),
 	}
 	create.Flags().BoolVar(&public, "public", false, "anyone, anonymous included, may pull")
-	var setPublic bool
+	var setPublic, setAutoScan bool
 	update := &cobra.Command{
-		Use: "update NAME --public=true|false", Short: "Make a project public or private", Args: cobra.ExactArgs(1),
+		Use: "update NAME [--public=true|false] [--auto-scan=true|false]", Short: "Make a project public or private, or turn scanning of its pushes on or off",
+		Args: cobra.ExactArgs(1),
 		RunE: withClient(f, func(c *apiClient, p printer, cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("public") {
-				return errors.New("nothing to change: give --public=true or --public=false")
+			var ch api.ProjectUpdate
+			if cmd.Flags().Changed("public") {
+				ch.Public = &setPublic
+			}
+			if cmd.Flags().Changed("auto-scan") {
+				ch.AutoScan = &setAutoScan
+			}
+			if ch.Public == nil && ch.AutoScan == nil {
+				return errors.New("nothing to change: give --public=true|false or --auto-scan=true|false")
 			}
 			var pr auth.Project
-			if err := c.call("PATCH", "/projects/"+url.PathEscape(args[0]), api.ProjectUpdate{Public: &setPublic}, &pr); err != nil {
+			if err := c.call("PATCH", "/projects/"+url.PathEscape(args[0]), ch, &pr); err != nil {
 				return err
 			}
 			return p.print(pr, projectHeader, projectRows(pr))
 		}),
 	}
 	update.Flags().BoolVar(&setPublic, "public", false, "public (true) or private (false)")
+	update.Flags().BoolVar(&setAutoScan, "auto-scan", true, "scan images pushed to the project (true) or not (false)")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "list", Short: "List the projects you can see", Args: cobra.NoArgs,

@@ -17,6 +17,8 @@ type ProjectRequest struct {
 // ProjectUpdate is the body of PATCH /projects/{project}.
 type ProjectUpdate struct {
 	Public *bool `json:"public,omitempty"`
+	// AutoScan turns scanning of pushed images on or off.
+	AutoScan *bool `json:"auto_scan,omitempty"`
 }
 
 // MemberRequest is the body of PUT /projects/{project}/members/{user}.
@@ -103,13 +105,17 @@ func (a *API) updateProject(c *call) error {
 		err = decode(c, &req)
 	}
 	p, perr := a.opts.Auth.Project(project)
-	if err == nil && perr == nil && req.Public != nil {
-		p, err = a.opts.Auth.UpdateProject(c.ctx(), project, *req.Public)
+	if err == nil && perr == nil && (req.Public != nil || req.AutoScan != nil) {
+		p, err = a.opts.Auth.UpdateProject(c.ctx(), project, auth.ProjectChange{Public: req.Public, AutoScan: req.AutoScan})
 	}
-	detail := ""
+	var changes []string
 	if req.Public != nil {
-		detail = "public=" + strconv.FormatBool(*req.Public)
+		changes = append(changes, "public="+strconv.FormatBool(*req.Public))
 	}
+	if req.AutoScan != nil {
+		changes = append(changes, "auto_scan="+strconv.FormatBool(*req.AutoScan))
+	}
+	detail := strings.Join(changes, " ")
 	a.audited(c, "project.update", project, detail, err)
 	if err != nil {
 		return err

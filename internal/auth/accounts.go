@@ -131,7 +131,7 @@ func (s *Service) CreateProject(ctx context.Context, name string, public bool, c
 	if err := ValidateProjectName(name); err != nil {
 		return Project{}, err
 	}
-	p := Project{ID: newID(), Name: name, Public: public, CreatedAt: s.now(), CreatedBy: creator}
+	p := Project{ID: newID(), Name: name, Public: public, CreatedAt: s.now(), CreatedBy: creator, AutoScan: true}
 	return p, s.change(ctx, func() error {
 		adminID := ""
 		if creator != "" && !strings.HasPrefix(creator, RobotPrefix) {
@@ -145,15 +145,27 @@ func (s *Service) CreateProject(ctx context.Context, name string, public bool, c
 	})
 }
 
-// UpdateProject changes a project's visibility.
-func (s *Service) UpdateProject(ctx context.Context, name string, public bool) (Project, error) {
+// ProjectChange is what UpdateProject changes; nil fields stay.
+type ProjectChange struct {
+	Public   *bool
+	AutoScan *bool
+}
+
+// UpdateProject changes a project's visibility or whether its pushes are
+// scanned.
+func (s *Service) UpdateProject(ctx context.Context, name string, ch ProjectChange) (Project, error) {
 	var out Project
 	err := s.change(ctx, func() error {
 		p, err := s.store.Project(ctx, name)
 		if err != nil {
 			return err
 		}
-		p.Public = public
+		if ch.Public != nil {
+			p.Public = *ch.Public
+		}
+		if ch.AutoScan != nil {
+			p.AutoScan = *ch.AutoScan
+		}
 		out = p
 		return s.store.UpdateProject(ctx, p)
 	})

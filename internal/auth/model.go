@@ -138,6 +138,9 @@ type Project struct {
 	Public    bool      `json:"public"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+	// AutoScan scans every image pushed to the project (when the server
+	// scans); on for new projects, as Harbor's auto_scan.
+	AutoScan bool `json:"auto_scan"`
 }
 
 // Member is a user's role in a project.

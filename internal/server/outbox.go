@@ -140,7 +140,7 @@ func (r *relay) act(ctx context.Context, e event.Event) error {
 	s.reg.Notify(ctx, e)
 	switch e.Kind {
 	case event.ManifestPushed:
-		if r.bg.vulndb != nil && s.cfg.Scan.OnPush {
+		if r.bg.vulndb != nil && s.cfg.Scan.OnPush && s.autoScan(e.Repository) {
 			m, err := s.storage.Meta.Manifest(ctx, e.Repository, e.Digest)
 			switch {
 			case errors.Is(err, meta.ErrManifestUnknown):
@@ -181,4 +181,14 @@ func (r *relay) auditCollected(e event.Event) {
 	if err := r.s.sec.audit.Record(entry); err != nil {
 		r.s.log.Warn("audit entry dropped", "error", err)
 	}
+}
+
+// autoScan reports whether repo's project scans what is pushed to it (a
+// project's switch; always, with authentication off).
+func (s *Server) autoScan(repo string) bool {
+	if s.sec.auth == nil {
+		return true
+	}
+	p, err := s.sec.auth.Project(auth.ProjectOf(repo))
+	return err != nil || p.AutoScan
 }

@@ -106,11 +106,11 @@ func testProjects(t *testing.T, s auth.Store) {
 	if !reflect.DeepEqual(members, []auth.Member{{Project: "team-a", User: "alice", Role: auth.ProjectAdmin, ProjectID: "p-team-a", UserID: "u-alice"}}) {
 		t.Errorf("creator's membership = %+v", members)
 	}
-	p.Public = true
+	p.Public, p.AutoScan = true, !p.AutoScan
 	must(t, s.UpdateProject(ctx, p))
 	all, err := s.Projects(ctx)
 	must(t, err)
-	if len(all) != 2 || all[0].Name != "library" || !all[1].Public {
+	if len(all) != 2 || all[0].Name != "library" || !all[1].Public || all[1].AutoScan != p.AutoScan {
 		t.Errorf("Projects = %+v", all)
 	}
 	wantErr(t, s.UpdateProject(ctx, auth.Project{ID: "p-nope", Name: "nope"}), auth.ErrNotFound, "update missing project")

@@ -126,6 +126,11 @@ CREATE TABLE login_lockouts (
 	level        INTEGER NOT NULL,
 	locked_until INTEGER NOT NULL
 );
+`,
+	// 4: whether pushed images are scanned (Harbor's auto_scan), on by
+	// default.
+	`
+ALTER TABLE projects ADD COLUMN auto_scan INTEGER NOT NULL DEFAULT 1;
 `}
 
 // Store is an auth.Store in SQLite.
@@ -286,14 +291,14 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	})
 }
 
-const projectColumns = "id, name, public, created_at, created_by"
+const projectColumns = "id, name, public, created_at, created_by, auto_scan"
 
 func scanProject(row scanner) (auth.Project, error) {
 	var p auth.Project
-	var public int
+	var public, autoScan int
 	var created int64
-	err := row.Scan(&p.ID, &p.Name, &public, &created, &p.CreatedBy)
-	p.Public, p.CreatedAt = public != 0, fromNanos(created)
+	err := row.Scan(&p.ID, &p.Name, &public, &created, &p.CreatedBy, &autoScan)
+	p.Public, p.CreatedAt, p.AutoScan = public != 0, fromNanos(created), autoScan != 0
 	return p, err
 }
 
@@ -303,8 +308,8 @@ func (s *Store) CreateProject(ctx context.Context, p auth.Project, adminID strin
 		return fmt.Errorf("create project %s: %w: no id", p.Name, auth.ErrInvalid)
 	}
 	return s.db.InTx(ctx, "create project "+p.Name, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO projects ("+projectColumns+") VALUES (?, ?, ?, ?, ?)",
-			p.ID, p.Name, boolInt(p.Public), nanos(p.CreatedAt), p.CreatedBy)
+		_, err := tx.ExecContext(ctx, "INSERT INTO projects ("+projectColumns+") VALUES (?, ?, ?, ?, ?, ?)",
+			p.ID, p.Name, boolInt(p.Public), nanos(p.CreatedAt), p.CreatedBy, boolInt(p.AutoScan))
 		if isUnique(err) {
 			return fmt.Errorf("project %s: %w", p.Name, auth.ErrExists)
 		}
@@ -358,7 +363,8 @@ func (s *Store) Projects(ctx context.Context) ([]auth.Project, error) {
 
 // UpdateProject implements auth.Store.
 func (s *Store) UpdateProject(ctx context.Context, p auth.Project) error {
-	res, err := s.db.W.ExecContext(ctx, "UPDATE projects SET public = ? WHERE id = ?", boolInt(p.Public), p.ID)
+	res, err := s.db.W.ExecContext(ctx, "UPDATE projects SET public = ?, auto_scan = ? WHERE id = ?",
+		boolInt(p.Public), boolInt(p.AutoScan), p.ID)
 	return exactlyOne(res, err, "update project "+p.Name)
 }
 
