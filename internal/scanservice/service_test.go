@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -135,7 +136,6 @@ func (h *harness) writeFeed(recs map[string][2]string) {
 // as the registry would: blobs first, then the manifest, tagged.
 func (h *harness) push(repo, tag string, pkgs ...string) digest.Digest {
 	h.t.Helper()
-	ctx := context.Background()
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	add := func(name, body string) {
@@ -148,7 +148,16 @@ func (h *harness) push(repo, tag string, pkgs ...string) digest.Digest {
 		add("app/node_modules/"+name+"/package.json", fmt.Sprintf(`{"name":%q,"version":%q,"license":"MIT"}`, name, ver))
 	}
 	tw.Close()
-	layer := static.NewLayer(tb.Bytes(), types.OCIUncompressedLayer)
+	return h.pushLayer(repo, tag, tb.Bytes(), types.OCIUncompressedLayer)
+}
+
+// pushLayer stores a one-layer image whose layer blob is raw, of media
+// type mt.
+func (h *harness) pushLayer(repo, tag string, raw []byte, mt types.MediaType) digest.Digest {
+	h.t.Helper()
+	ctx := context.Background()
+	tb := bytes.NewBuffer(raw)
+	layer := static.NewLayer(tb.Bytes(), mt)
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
 		h.t.Fatal(err)
@@ -172,9 +181,9 @@ func (h *harness) push(repo, tag string, pkgs ...string) digest.Digest {
 			h.t.Fatal(err)
 		}
 	}
-	raw, _ := img.RawManifest()
-	d := digest.FromBytes(raw)
-	m := &meta.Manifest{Digest: d, MediaType: string(types.OCIManifestSchema1), ArtifactType: string(types.OCIConfigJSON), Content: raw,
+	manifest, _ := img.RawManifest()
+	d := digest.FromBytes(manifest)
+	m := &meta.Manifest{Digest: d, MediaType: string(types.OCIManifestSchema1), ArtifactType: string(types.OCIConfigJSON), Content: manifest,
 		References: []meta.Reference{{Digest: digest.Digest(cfgDigest.String()), Kind: meta.RefBlob}, {Digest: digest.Digest(ld.String()), Kind: meta.RefLayer}}}
 	if err := h.meta.PutManifest(ctx, repo, m, []string{tag}); err != nil {
 		h.t.Fatal(err)
@@ -426,5 +435,60 @@ func TestNewFindings(t *testing.T) {
 	want := []string{"CVE-2@qs", "CVE-3@qs", "CVE-1@minimist"}
 	if !slices.Equal(got, want) {
 		t.Errorf("new findings %v, want %v (most severe first)", got, want)
+	}
+}
+
+// TestHostileLayersFailTheirScanOnly pushes an image whose layer is a
+// gzip bomb and one whose layer is a truncated gzip stream beside a good
+// image: each bad scan fails with its reason recorded, and the good one is
+// scanned.
+func TestHostileLayersFailTheirScanOnly(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.writeFeed(map[string][2]string{"GHSA-x": {"lodash", "4.17.21"}})
+	if _, err := h.svc.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 256 MiB of zeros in one tar entry compress to ~250 KiB: past the
+	// walker's compression-ratio limit.
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: 256 << 20, Typeflag: tar.TypeReg})
+	zero := make([]byte, 1<<20)
+	for range 256 {
+		tw.Write(zero)
+	}
+	tw.Close()
+	zw.Close()
+	var good bytes.Buffer
+	gw := gzip.NewWriter(&good)
+	gtw := tar.NewWriter(gw)
+	body := []byte(`{"name":"lodash","version":"4.17.20"}`)
+	gtw.WriteHeader(&tar.Header{Name: "node_modules/lodash/package.json", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	gtw.Write(body)
+	gtw.Close()
+	gw.Close()
+	truncated := good.Bytes()[:good.Len()/2]
+
+	bombD := h.pushLayer("team/bomb", "v1", bomb.Bytes(), types.OCILayer)
+	cutD := h.pushLayer("team/cut", "v1", truncated, types.OCILayer)
+	okD := h.push("team/ok", "v1", "lodash 4.17.20")
+	h.waitIdle()
+	for _, c := range []struct {
+		name string
+		d    digest.Digest
+		want string
+	}{{"bomb", bombD, "limit"}, {"truncated", cutD, "EOF"}} {
+		rec, err := h.reports.Get(ctx, c.d, false)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if rec.Scan.Status != reports.Failed || !strings.Contains(rec.Scan.Error, c.want) || rec.HasReport() {
+			t.Errorf("%s: scan %+v, want failed naming %q", c.name, rec.Scan, c.want)
+		}
+	}
+	if rec := h.report(okD); rec.Scan.Status != reports.Done || len(rec.Report.Findings) != 1 {
+		t.Errorf("the good image beside them: %+v", rec.Scan)
 	}
 }
