@@ -185,7 +185,9 @@ func waitDone(addr, repo, tag string) {
 	project, rest, _ := strings.Cut(repo, "/")
 	path := "/api/v1/projects/" + project + "/repositories/" + rest + "/artifacts/" + tag + "/vulnerabilities"
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		var r struct{ Scan struct{ Status, Error string } }
+		var r struct {
+			Scan struct{ Status, Error string }
+		}
 		if get(addr, path, &r) == 200 {
 			switch r.Scan.Status {
 			case "done":
