@@ -144,7 +144,14 @@ func startBerthAuth(t *testing.T, extraArgs ...string) *server {
 
 func launchBerth(t *testing.T, password string, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{Addr: freeAddr(t), Data: t.TempDir(), Password: password, logs: &bytes.Buffer{}}
+	return launchBerthOn(t, freeAddr(t), t.TempDir(), password, extraArgs...)
+}
+
+// launchBerthOn starts berth serve on addr with the data directory data
+// (a restart of a server that stopped or was killed).
+func launchBerthOn(t *testing.T, addr, data, password string, extraArgs ...string) *server {
+	t.Helper()
+	s := &server{Addr: addr, Data: data, Password: password, logs: &bytes.Buffer{}}
 	args := append([]string{"serve", "--addr", s.Addr, "--data", s.Data}, extraArgs...)
 	s.cmd = exec.Command(berthBin, args...)
 	s.cmd.Env = os.Environ()

@@ -20,6 +20,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // receiver is a webhook receiver that records what it is sent.
@@ -427,4 +432,96 @@ func TestScanOnPush(t *testing.T) {
 	if evs := recvB.ofType("dev.berth.vulnerabilities.new"); len(evs) != 0 {
 		t.Errorf("the unaffected image's receiver got %d vulnerabilities.new events: %s", len(evs), evs[0].Body)
 	}
+}
+
+// TestScansSurviveKill9 kills the server (kill -9) while fifty pushed
+// images wait to be scanned, restarts it on the same data directory, and
+// finds every image scanned, each announced once.
+func TestScansSurviveKill9(t *testing.T) {
+	_, feedSrv := copyFeed(t)
+	args := []string{"--db-source", feedSrv.URL + "/osv", "--db-update-interval", "0", "--scan-workers", "1"}
+	s := startBerthAuth(t, args...)
+	apiCall(t, s, "POST", "/api/v1/vulndb/update", nil, http.StatusAccepted, nil)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var st struct{ Ready bool }
+		apiCall(t, s, "GET", "/api/v1/vulndb", nil, http.StatusOK, &st)
+		if st.Ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no vulnerability database")
+		}
+	}
+	berthAdmin(t, s, "project", "create", "many")
+	recv := newReceiver(t)
+	apiCall(t, s, "POST", "/api/v1/projects/many/webhooks", map[string]any{"url": recv.URL, "events": []string{"dev.berth.scan.completed"}}, http.StatusCreated, nil)
+	const n = 50
+	auth := authn.FromConfig(authn.AuthConfig{Username: "admin", Password: s.Password})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := random.Image(256, 2)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ref, _ := name.ParseReference(fmt.Sprintf("%s/many/app:i%d", s.Addr, i), name.Insecure)
+			if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Killed with scans queued and running: nothing drains, nothing is
+	// written on the way out.
+	var page struct {
+		Artifacts []struct {
+			Scan *struct{ Status string } `json:"scan"`
+		} `json:"artifacts"`
+	}
+	apiCall(t, s, "GET", "/api/v1/projects/many/repositories/app/artifacts?page_size=100", nil, http.StatusOK, &page)
+	s.cmd.Process.Kill()
+	scannedBefore := 0
+	for _, a := range page.Artifacts {
+		if a.Scan != nil && a.Scan.Status == "done" {
+			scannedBefore++
+		}
+	}
+	if scannedBefore == n {
+		t.Fatal("every image was scanned before the kill: the test proves nothing")
+	}
+	s.cmd.Wait()
+	done := 0
+	again := launchBerthOn(t, s.Addr, s.Data, s.Password, args...)
+	for i := range n {
+		waitReport(t, again, fmt.Sprintf("/api/v1/projects/many/repositories/app/artifacts/i%d/vulnerabilities", i))
+		done++
+	}
+	// Each image's scan completes once, whichever server ran it: one
+	// event per image. (A delivery in flight at the kill may arrive twice
+	// with the same event id, which receivers drop: at least once.)
+	deadline := time.Now().Add(time.Minute)
+	for len(recv.ofType("dev.berth.scan.completed")) < n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate would come right behind
+	subjects := map[string]int{}
+	seen := map[string]bool{}
+	for _, ev := range recv.ofType("dev.berth.scan.completed") {
+		if !seen[ev.Event.ID] {
+			seen[ev.Event.ID] = true
+			subjects[ev.Event.Subject]++
+		}
+	}
+	if len(subjects) != n {
+		t.Errorf("%d images announced, want %d", len(subjects), n)
+	}
+	for subj, c := range subjects {
+		if c != 1 {
+			t.Errorf("%s announced %d times", subj, c)
+		}
+	}
+	t.Logf("%d images scanned across the kill, %d of them before it", done, scannedBefore)
 }

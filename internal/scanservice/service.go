@@ -238,8 +238,12 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo, rec.Version)
 		return nil
 	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
-		// Queued already; its job scans it once for every repository.
-		return nil
+		// Queued already, most likely; but a crash between marking it
+		// pending and queueing its job would leave it unscanned. The job
+		// is unique per digest: queueing it again adds nothing if it is
+		// there.
+		_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo}, nil)
+		return err
 	}
 	return s.Enqueue(ctx, repo, m.Digest)
 }
@@ -406,6 +410,13 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if !ok {
 		// Deleted before its scan ran: nothing to store.
 		return s.opts.Reports.Delete(ctx, d)
+	}
+	// A report stored after this job was queued is this job's own work,
+	// done before a crash kept its completion from being recorded (or a
+	// concurrent scan's): scanning again would announce it twice.
+	if rec, err := s.opts.Reports.Get(ctx, d, false); err == nil && rec.HasReport() &&
+		rec.Scan.Status == reports.Done && rec.Scan.FinishedAt.After(j.CreatedAt) {
+		return nil
 	}
 	start := time.Now().UTC()
 	if err := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Running, StartedAt: start}); err != nil {
