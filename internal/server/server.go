@@ -65,6 +65,9 @@ type Server struct {
 
 	gcMu sync.Mutex // one collection at a time
 
+	closeOnce sync.Once
+	closeErr  error
+
 	limits   connectionLimits
 	exempt   []netip.Prefix                // trusted proxies: no per-address connection limit
 	listener atomic.Pointer[limitListener] // set by Serve
@@ -180,10 +183,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 
 // Close stops background work, writes what the audit log holds and
 // releases the data directory.
+// Closing again (Serve closes what it served; a caller may close too)
+// returns the first close's result.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+	})
+	return s.closeErr
 }
 
 // ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
