@@ -20,6 +20,8 @@ type nameVersion struct{ name, version string }
 // has removed.
 type liveSet struct {
 	pkgs []Package
+	// installedUnder is the PackageSet's InstalledUnder; origin its Origin.
+	origin, installedUnder string
 	// The layer, analyzer and position in the analyzer's result of the
 	// set: the order in which packages are listed and collapsed.
 	order [3]int
@@ -89,7 +91,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 					}
 					pkgs[pi] = p
 				}
-				live[key] = liveSet{pkgs: pkgs, order: [3]int{i, ai, si}}
+				live[key] = liveSet{pkgs: pkgs, origin: set.Origin, installedUnder: set.InstalledUnder, order: [3]int{i, ai, si}}
 				produced[set.Origin] = true
 			}
 			for _, lf := range e.Result.Licenses {
@@ -117,6 +119,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		sets = append(sets, set)
 	}
 	slices.SortFunc(sets, func(a, b liveSet) int { return slices.Compare(a.order[:], b.order[:]) })
+	dropUninstalled(sets)
 	var pkgs []Package
 	for _, set := range sets {
 		pkgs = append(pkgs, set.pkgs...)
@@ -124,6 +127,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	byPackage := licensesByPackage(licenses)
 	for i := range pkgs {
 		p := &pkgs[i]
+		redactPackage(p)
 		p.PURL = PURL(*p, inv.Distro)
 		if len(p.Licenses) == 0 {
 			p.Licenses = slices.Clone(byPackage[ecoName{p.Ecosystem, p.Name}])
@@ -264,4 +268,46 @@ func firstLocation(p Package) string {
 		return p.Locations[0]
 	}
 	return ""
+}
+
+// dropUninstalled removes from each lockfile set (one with InstalledUnder)
+// the packages that have no installed copy under that directory, when
+// the directory holds installed packages of the ecosystem at all: `npm
+// prune --omit=dev`, or a later layer's whiteout, removed them, and the
+// lockfile still lists them. A lockfile without an installed tree beside
+// it (a bundled application) keeps all its packages.
+func dropUninstalled(sets []liveSet) {
+	for i := range sets {
+		lock := &sets[i]
+		if lock.installedUnder == "" || len(lock.pkgs) == 0 {
+			continue
+		}
+		prefix := lock.installedUnder + "/"
+		eco := lock.pkgs[0].Ecosystem
+		var installed map[nameVersion]bool
+		for _, s := range sets {
+			if s.installedUnder != "" || !strings.HasPrefix(s.origin, prefix) {
+				continue
+			}
+			for _, p := range s.pkgs {
+				if p.Ecosystem != eco {
+					continue
+				}
+				if installed == nil {
+					installed = map[nameVersion]bool{}
+				}
+				installed[nameVersion{p.Name, p.Version}] = true
+			}
+		}
+		if installed == nil {
+			continue
+		}
+		kept := make([]Package, 0, len(lock.pkgs))
+		for _, p := range lock.pkgs {
+			if installed[nameVersion{p.Name, p.Version}] {
+				kept = append(kept, p)
+			}
+		}
+		lock.pkgs = kept
+	}
 }

@@ -83,6 +83,13 @@ type Distro struct {
 type PackageSet struct {
 	Origin   string    `json:"origin"` // slash-separated, no leading slash
 	Packages []Package `json:"packages"`
+	// InstalledUnder, set by lockfile analyzers, is the directory where
+	// the lockfile's packages get installed ("app/node_modules" for
+	// "app/package-lock.json"). When, after the merge, packages of the
+	// same ecosystem are installed there, a lockfile entry without an
+	// installed copy (same name and version) was pruned or deleted and is
+	// not reported.
+	InstalledUnder string `json:"installedUnder,omitempty"`
 }
 
 // LicenseFile is licenses read from a file of their own rather than from
