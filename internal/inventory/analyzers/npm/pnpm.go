@@ -12,6 +12,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"berth.dev/berth/internal/inventory/analyzers/internal/yamlmap"
+
 	"berth.dev/berth/internal/inventory"
 )
 
@@ -40,22 +42,22 @@ func isPNPMLock(p string) bool { return isLockfile(p, "pnpm-lock.yaml") }
 
 type pnpmLock struct {
 	// LockfileVersion is a number in 5.x files and a string since 6.0.
-	LockfileVersion yaml.Node               `yaml:"lockfileVersion"`
-	Importers       map[string]pnpmImporter `yaml:"importers"`
+	LockfileVersion yaml.Node                 `yaml:"lockfileVersion"`
+	Importers       yamlmap.Map[pnpmImporter] `yaml:"importers"`
 	// The root project's dependencies, before v9 moved them into
 	// importers["."].
 	pnpmImporter `yaml:",inline"`
-	Packages     map[string]pnpmPackage `yaml:"packages"`
-	Snapshots    map[string]pnpmPackage `yaml:"snapshots"`
+	Packages     yamlmap.Map[pnpmPackage] `yaml:"packages"`
+	Snapshots    yamlmap.Map[pnpmPackage] `yaml:"snapshots"`
 }
 
 type pnpmImporter struct {
-	Dependencies         map[string]yaml.Node `yaml:"dependencies"`
-	OptionalDependencies map[string]yaml.Node `yaml:"optionalDependencies"`
-	DevDependencies      map[string]yaml.Node `yaml:"devDependencies"`
+	Dependencies         yamlmap.Map[yaml.Node] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[yaml.Node] `yaml:"optionalDependencies"`
+	DevDependencies      yamlmap.Map[yaml.Node] `yaml:"devDependencies"`
 	// PackageManagerDependencies is pnpm itself, pinned in the separate
 	// first document pnpm 10 writes (managePackageManagerVersions).
-	PackageManagerDependencies map[string]yaml.Node `yaml:"packageManagerDependencies"`
+	PackageManagerDependencies yamlmap.Map[yaml.Node] `yaml:"packageManagerDependencies"`
 }
 
 // isEnvDocument reports whether lock is the document pnpm 10 writes
@@ -75,11 +77,11 @@ func (lock *pnpmLock) isEnvDocument() bool {
 type pnpmPackage struct {
 	// Name and Version are set for packages not from the registry
 	// (tarballs, git), whose keys are not name@version.
-	Name                 string            `yaml:"name"`
-	Version              string            `yaml:"version"`
-	Dev                  *bool             `yaml:"dev"`
-	Dependencies         map[string]string `yaml:"dependencies"`
-	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+	Name                 string              `yaml:"name"`
+	Version              string              `yaml:"version"`
+	Dev                  *bool               `yaml:"dev"`
+	Dependencies         yamlmap.Map[string] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[string] `yaml:"optionalDependencies"`
 }
 
 // ParsePNPMLock reads a pnpm lockfile. pnpm 10 may write two YAML
@@ -92,13 +94,19 @@ func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package,
 		docs int
 	)
 	for {
-		var lock pnpmLock
-		err := dec.Decode(&lock)
+		var doc yaml.Node
+		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
+		}
+		var lock pnpmLock
+		if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+			if err := yamlmap.Decode(doc.Content[0], &lock); err != nil {
+				return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
+			}
 		}
 		if lock.isEnvDocument() {
 			continue
@@ -225,7 +233,7 @@ func pnpmDevOnly(lock *pnpmLock) map[string]bool {
 				var ref struct {
 					Version string `yaml:"version"`
 				}
-				if n.Decode(&ref) == nil {
+				if yamlmap.Decode(&n, &ref) == nil {
 					enqueue(name, ref.Version)
 				}
 			}

@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"berth.dev/berth/internal/inventory/analyzers/internal/yamlmap"
+
 	"berth.dev/berth/internal/inventory"
 )
 
@@ -168,10 +170,10 @@ func yarnDevOnly(entries []yarnEntry, manifest []byte) (map[int]bool, error) {
 }
 
 type berryEntry struct {
-	Version              string            `yaml:"version"`
-	Resolution           string            `yaml:"resolution"`
-	Dependencies         map[string]string `yaml:"dependencies"`
-	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+	Version              string              `yaml:"version"`
+	Resolution           string              `yaml:"resolution"`
+	Dependencies         yamlmap.Map[string] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[string] `yaml:"optionalDependencies"`
 }
 
 func parseBerry(data []byte) ([]yarnEntry, error) {
@@ -182,10 +184,10 @@ func parseBerry(data []byte) ([]yarnEntry, error) {
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, errors.New("parse yarn.lock: not a mapping")
 	}
-	doc := root.Content[0]
 	// Yarn's own parser lets a repeated key replace the earlier one; a
-	// strict YAML decoder would reject the whole file for it.
-	lastKeyWins(doc)
+	// strict YAML decoder would reject the whole file for it (and take
+	// quadratic time to find out, see yamlmap).
+	doc := root.Content[0]
 	byKey := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		byKey[doc.Content[i].Value] = doc.Content[i+1]
@@ -196,7 +198,7 @@ func parseBerry(data []byte) ([]yarnEntry, error) {
 			continue
 		}
 		var e berryEntry
-		if err := byKey[key].Decode(&e); err != nil {
+		if err := yamlmap.Decode(byKey[key], &e); err != nil {
 			return nil, fmt.Errorf("parse yarn.lock entry %q: %w", key, err)
 		}
 		// resolution is a descriptor "name@protocol:reference"; the
@@ -222,28 +224,6 @@ func parseBerry(data []byte) ([]yarnEntry, error) {
 		entries = append(entries, entry)
 	}
 	return entries, nil
-}
-
-// lastKeyWins rewrites every mapping under n so that a key given twice
-// keeps only its last value, in the place of its first.
-func lastKeyWins(n *yaml.Node) {
-	if n.Kind == yaml.MappingNode {
-		at := map[string]int{}
-		out := n.Content[:0:0]
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if j, ok := at[k.Value]; ok && k.Kind == yaml.ScalarNode {
-				out[j+1] = v
-				continue
-			}
-			at[k.Value] = len(out)
-			out = append(out, k, v)
-		}
-		n.Content = out
-	}
-	for _, c := range n.Content {
-		lastKeyWins(c)
-	}
 }
 
 // parseYarnV1 reads Yarn classic's own format: unindented, comma-separated
