@@ -29,6 +29,10 @@ const (
 	Cargo    Ecosystem = "cargo"
 	Composer Ecosystem = "composer"
 	NuGet    Ecosystem = "nuget"
+	Hex      Ecosystem = "hex"   // Elixir and Erlang (mix.lock)
+	Pub      Ecosystem = "pub"   // Dart and Flutter (pubspec.lock)
+	Conda    Ecosystem = "conda" // conda environments (conda-meta)
+	Conan    Ecosystem = "conan" // C and C++ (conan.lock)
 )
 
 // Package is one installed or locked package.
