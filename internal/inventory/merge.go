@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -271,35 +272,39 @@ func firstLocation(p Package) string {
 }
 
 // dropUninstalled removes from each lockfile set (one with InstalledUnder)
-// the packages that have no installed copy under that directory, when
-// the directory holds installed packages of the ecosystem at all: `npm
-// prune --omit=dev`, or a later layer's whiteout, removed them, and the
-// lockfile still lists them. A lockfile without an installed tree beside
-// it (a bundled application) keeps all its packages.
+// the packages that have no installed copy in the lockfile's project,
+// when the directory it names holds installed packages of the ecosystem
+// at all: `npm prune --omit=dev`, or a later layer's whiteout, removed
+// them, and the lockfile still lists them. A copy counts wherever it lies
+// in the project (a workspace member's own node_modules too). A lockfile
+// without an installed tree beside it (a bundled application) keeps all
+// its packages.
 func dropUninstalled(sets []liveSet) {
 	for i := range sets {
 		lock := &sets[i]
 		if lock.installedUnder == "" || len(lock.pkgs) == 0 {
 			continue
 		}
-		prefix := lock.installedUnder + "/"
 		eco := lock.pkgs[0].Ecosystem
-		var installed map[nameVersion]bool
+		project := ""
+		if dir := path.Dir(lock.installedUnder); dir != "." {
+			project = dir + "/"
+		}
+		beside := false
+		installed := map[nameVersion]bool{}
 		for _, s := range sets {
-			if s.installedUnder != "" || !strings.HasPrefix(s.origin, prefix) {
+			if s.installedUnder != "" || !strings.HasPrefix(s.origin, project) {
 				continue
 			}
 			for _, p := range s.pkgs {
 				if p.Ecosystem != eco {
 					continue
 				}
-				if installed == nil {
-					installed = map[nameVersion]bool{}
-				}
 				installed[nameVersion{p.Name, p.Version}] = true
+				beside = beside || strings.HasPrefix(s.origin, lock.installedUnder+"/")
 			}
 		}
-		if installed == nil {
+		if !beside {
 			continue
 		}
 		kept := make([]Package, 0, len(lock.pkgs))
