@@ -14,6 +14,25 @@ if ! command -v skopeo >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
 fi
 
+# The reference implementations the version-ordering corpus tests
+# (internal/match/version) compare berth with: dpkg's own Perl module,
+# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm).
+missing=""
+perl -MDpkg::Version -e 1 >/dev/null 2>&1 || missing="$missing libdpkg-perl"
+command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
+/usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
+if [ -n "$missing" ]; then
+	echo "peers: installing$missing with apt-get"
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+if [ ! -f "$BERTH_PEERS/npm/node_modules/semver/package.json" ]; then
+	echo "peers: installing node-semver with npm"
+	npm install --prefix "$BERTH_PEERS/npm" --no-audit --no-fund --silent semver@7.7.2
+fi
+
 goinstall() { # name module@version
 	if [ ! -x "$BERTH_PEERS/$1" ]; then
 		echo "peers: building $1 ($2)"

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +21,8 @@ type nameVersion struct{ name, version string }
 // has removed.
 type liveSet struct {
 	pkgs []Package
+	// installedUnder is the PackageSet's InstalledUnder; origin its Origin.
+	origin, installedUnder string
 	// The layer, analyzer and position in the analyzer's result of the
 	// set: the order in which packages are listed and collapsed.
 	order [3]int
@@ -92,7 +95,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 					}
 					pkgs[pi] = p
 				}
-				live[key] = liveSet{pkgs: pkgs, order: [3]int{i, ai, si}}
+				live[key] = liveSet{pkgs: pkgs, origin: set.Origin, installedUnder: set.InstalledUnder, order: [3]int{i, ai, si}}
 				produced[set.Origin] = true
 			}
 			for _, lf := range e.Result.Licenses {
@@ -132,6 +135,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		sets = append(sets, set)
 	}
 	slices.SortFunc(sets, func(a, b liveSet) int { return slices.Compare(a.order[:], b.order[:]) })
+	dropUninstalled(sets)
 	var pkgs []Package
 	for _, set := range sets {
 		pkgs = append(pkgs, set.pkgs...)
@@ -139,6 +143,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	byPackage := licensesByPackage(licenses)
 	for i := range pkgs {
 		p := &pkgs[i]
+		redactPackage(p)
 		p.PURL = PURL(*p, inv.Distro)
 		if len(p.Licenses) == 0 {
 			p.Licenses = slices.Clone(byPackage[ecoName{p.Ecosystem, p.Name}])
@@ -298,4 +303,50 @@ func firstLocation(p Package) string {
 		return p.Locations[0]
 	}
 	return ""
+}
+
+// dropUninstalled removes from each lockfile set (one with InstalledUnder)
+// the packages that have no installed copy in the lockfile's project,
+// when the directory it names holds installed packages of the ecosystem
+// at all: `npm prune --omit=dev`, or a later layer's whiteout, removed
+// them, and the lockfile still lists them. A copy counts wherever it lies
+// in the project (a workspace member's own node_modules too). A lockfile
+// without an installed tree beside it (a bundled application) keeps all
+// its packages.
+func dropUninstalled(sets []liveSet) {
+	for i := range sets {
+		lock := &sets[i]
+		if lock.installedUnder == "" || len(lock.pkgs) == 0 {
+			continue
+		}
+		eco := lock.pkgs[0].Ecosystem
+		project := ""
+		if dir := path.Dir(lock.installedUnder); dir != "." {
+			project = dir + "/"
+		}
+		beside := false
+		installed := map[nameVersion]bool{}
+		for _, s := range sets {
+			if s.installedUnder != "" || !strings.HasPrefix(s.origin, project) {
+				continue
+			}
+			for _, p := range s.pkgs {
+				if p.Ecosystem != eco {
+					continue
+				}
+				installed[nameVersion{p.Name, p.Version}] = true
+				beside = beside || strings.HasPrefix(s.origin, lock.installedUnder+"/")
+			}
+		}
+		if !beside {
+			continue
+		}
+		kept := make([]Package, 0, len(lock.pkgs))
+		for _, p := range lock.pkgs {
+			if installed[nameVersion{p.Name, p.Version}] {
+				kept = append(kept, p)
+			}
+		}
+		lock.pkgs = kept
+	}
 }

@@ -29,6 +29,10 @@ const (
 	Cargo    Ecosystem = "cargo"
 	Composer Ecosystem = "composer"
 	NuGet    Ecosystem = "nuget"
+	Hex      Ecosystem = "hex"   // Elixir and Erlang (mix.lock)
+	Pub      Ecosystem = "pub"   // Dart and Flutter (pubspec.lock)
+	Conda    Ecosystem = "conda" // conda environments (conda-meta)
+	Conan    Ecosystem = "conan" // C and C++ (conan.lock)
 )
 
 // Package is one installed or locked package.
@@ -83,6 +87,13 @@ type Distro struct {
 type PackageSet struct {
 	Origin   string    `json:"origin"` // slash-separated, no leading slash
 	Packages []Package `json:"packages"`
+	// InstalledUnder, set by lockfile analyzers, is the directory where
+	// the lockfile's packages get installed ("app/node_modules" for
+	// "app/package-lock.json"). When, after the merge, packages of the
+	// same ecosystem are installed there, a lockfile entry without an
+	// installed copy (same name and version) was pruned or deleted and is
+	// not reported.
+	InstalledUnder string `json:"installedUnder,omitempty"`
 }
 
 // LicenseFile is licenses read from a file of their own rather than from

@@ -59,6 +59,8 @@ var languageEcosystems = map[inventory.Ecosystem]struct {
 	inventory.Cargo:    {osv: "crates.io"},
 	inventory.Composer: {osv: "Packagist", foldCase: true},
 	inventory.NuGet:    {osv: "NuGet", foldCase: true},
+	inventory.Hex:      {osv: "Hex"},
+	inventory.Pub:      {osv: "Pub"},
 }
 
 // debianReleases maps codenames to release numbers for images whose
@@ -108,6 +110,9 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 	}
 	if ver == "" {
 		ver = p.Version
+	}
+	if p.Ecosystem != inventory.Deb && p.Ecosystem != inventory.APK && p.Ecosystem != inventory.RPM {
+		return target{}, unmatchable{p.Ecosystem, "no advisory source for this ecosystem"}
 	}
 	if d == nil || d.ID == "" {
 		return target{}, unmatchable{p.Ecosystem, "the image's distro is unknown, so no vulnerability feed applies"}

@@ -107,6 +107,10 @@ type Store interface {
 	// SetScan records the state of a digest's scan (pending, running,
 	// failed), keeping its last report.
 	SetScan(ctx context.Context, d digest.Digest, s Scan) error
+	// MarkPending records that a scan of d was queued at queuedAt, unless
+	// a scan started at or after queuedAt already (the job got there
+	// first: its state is newer than "pending").
+	MarkPending(ctx context.Context, d digest.Digest, queuedAt time.Time) error
 	// Put stores a successful scan's report with the lookup keys of its
 	// inventory (vulndb.Key of each match.Lookups entry), replacing the
 	// digest's previous report and keys, in one transaction. When

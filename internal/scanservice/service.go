@@ -207,12 +207,17 @@ func (s *Service) QueueScanAll(ctx context.Context) error {
 
 // Enqueue queues a scan of manifest d of repo and marks it pending
 // (keeping any earlier report until the new one is stored).
+//
+// The job is queued first: a scan of d already queued or running absorbs
+// the request (its result is what the caller would get), and must not see
+// its state overwritten with "pending" after it stored its report.
 func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) error {
-	if err := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Pending}); err != nil {
+	queued := time.Now()
+	res, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: d.String(), Repository: repo}, nil)
+	if err != nil || res.UniqueSkippedAsDuplicate {
 		return err
 	}
-	_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: d.String(), Repository: repo}, nil)
-	return err
+	return s.opts.Reports.MarkPending(ctx, d, queued)
 }
 
 // OnPush decides what a pushed manifest needs: a scan if it is a

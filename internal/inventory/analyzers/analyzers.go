@@ -6,14 +6,25 @@ package analyzers
 import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/apk"
+	"berth.dev/berth/internal/inventory/analyzers/bun"
+	"berth.dev/berth/internal/inventory/analyzers/conan"
+	"berth.dev/berth/internal/inventory/analyzers/conda"
 	"berth.dev/berth/internal/inventory/analyzers/dotnet"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/inventory/analyzers/egg"
 	"berth.dev/berth/internal/inventory/analyzers/gobinary"
 	"berth.dev/berth/internal/inventory/analyzers/gomod"
+	"berth.dev/berth/internal/inventory/analyzers/gradle"
 	"berth.dev/berth/internal/inventory/analyzers/java"
+	"berth.dev/berth/internal/inventory/analyzers/mavenpom"
+	"berth.dev/berth/internal/inventory/analyzers/mix"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
 	"berth.dev/berth/internal/inventory/analyzers/osrelease"
+	"berth.dev/berth/internal/inventory/analyzers/packagesconfig"
+	"berth.dev/berth/internal/inventory/analyzers/pdm"
 	"berth.dev/berth/internal/inventory/analyzers/php"
+	"berth.dev/berth/internal/inventory/analyzers/pubspec"
+	"berth.dev/berth/internal/inventory/analyzers/pylock"
 	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/inventory/analyzers/rpm"
 	"berth.dev/berth/internal/inventory/analyzers/ruby"
@@ -33,12 +44,19 @@ func All() []inventory.Analyzer {
 		npm.LockAnalyzer{},
 		npm.YarnAnalyzer{},
 		npm.PNPMAnalyzer{},
+		bun.Analyzer{},
 		python.InstalledAnalyzer{},
 		python.RequirementsAnalyzer{},
 		python.PoetryAnalyzer{},
 		python.PipenvAnalyzer{},
 		python.UVAnalyzer{},
+		pdm.Analyzer{},
+		pylock.Analyzer{},
+		egg.Analyzer{},
+		conda.Analyzer{},
 		java.Analyzer{},
+		gradle.Analyzer{},
+		mavenpom.Analyzer{},
 		rust.LockAnalyzer{},
 		rust.AuditableAnalyzer{},
 		php.LockAnalyzer{},
@@ -47,5 +65,9 @@ func All() []inventory.Analyzer {
 		ruby.LockAnalyzer{},
 		dotnet.Analyzer{},
 		dotnet.LockAnalyzer{},
+		packagesconfig.Analyzer{},
+		mix.Analyzer{},
+		pubspec.Analyzer{},
+		conan.Analyzer{},
 	}
 }

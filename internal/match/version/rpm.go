@@ -40,12 +40,19 @@ func (rpmScheme) Parse(s string) (Version, error) {
 		v.epoch = strings.TrimLeft(e, "0")
 		t = rest
 	}
-	v.version, v.release, _ = strings.Cut(t, "-")
+	// The release follows the last "-", as rpm's parseEVR splits it.
+	v.version = t
+	if i := strings.LastIndexByte(t, '-'); i >= 0 {
+		v.version, v.release = t[:i], t[i+1:]
+	}
+	// rpm orders any string; a version with no digit or with a blank in
+	// it is none a package can have, and is refused rather than ordered
+	// (docs/sbom.md, "Version orderings").
 	if !strings.ContainsAny(v.version, "0123456789") {
 		return nil, fmt.Errorf("%w: rpm version %q has no digits", ErrInvalid, s)
 	}
-	if strings.ContainsAny(v.release, "-:") || strings.ContainsAny(v.version, " \t") {
-		return nil, fmt.Errorf("%w: rpm version %q", ErrInvalid, s)
+	if strings.ContainsAny(t, " \t") {
+		return nil, fmt.Errorf("%w: rpm version %q has a blank", ErrInvalid, s)
 	}
 	return v, nil
 }

@@ -24,7 +24,7 @@ import (
 // build metadata and so does not take part in ordering, as in Go itself.
 type semverScheme struct {
 	name   string
-	loose  bool // npm: also accept "=1.2.3" and surrounding spaces
+	loose  bool // npm: node-semver's loose syntax (see parseSemverLoose)
 	golang bool
 }
 
@@ -37,16 +37,22 @@ type semverVersion struct {
 func (s semverScheme) Name() string { return s.name }
 
 func (s semverScheme) Parse(str string) (Version, error) {
-	t := str
-	if s.loose {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "=")
-	}
+	// node-semver trims surrounding blanks in strict mode too.
+	t := strings.TrimSpace(str)
 	if s.golang {
 		if g, ok := GoReleaseToSemver(t); ok {
 			t = g
 		}
 	}
-	v, err := parseSemver(t)
+	var (
+		v   semverVersion
+		err error
+	)
+	if s.loose {
+		v, err = parseSemverLoose(t)
+	} else {
+		v, err = parseSemver(t)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s version %q: %v", ErrInvalid, s.name, str, err)
 	}
@@ -87,6 +93,42 @@ func parseSemver(t string) (semverVersion, error) {
 		v.num[i] = n
 	}
 	return v, nil
+}
+
+// parseSemverLoose reads what node-semver's loose mode (which npm uses to
+// read installed and locked versions) accepts: any run of "v", "=" and
+// blanks before the version, a pre-release with or without its "-"
+// ("1.2.3beta"), and numeric pre-release identifiers with leading zeros
+// (compared as numbers: "1.2.3-01" is "1.2.3-1").
+func parseSemverLoose(t string) (semverVersion, error) {
+	t = strings.TrimLeft(t, "v= \t")
+	build := ""
+	if i := strings.IndexByte(t, '+'); i >= 0 {
+		t, build = t[:i], t[i:]
+	}
+	end := 0
+	for end < len(t) && (isDigit(t[end]) || t[end] == '.') {
+		end++
+	}
+	// The main version ends at its third number; what follows is the
+	// pre-release, whose "-" is optional ("1.2.3-" has the pre-release
+	// "-", as node-semver reads it).
+	if end < len(t) && strings.Count(t[:end], ".") == 2 && !strings.HasSuffix(t[:end], ".") {
+		pre := t[end:]
+		if len(pre) > 1 && pre[0] == '-' {
+			pre = pre[1:]
+		}
+		if err := checkIdentifiers(pre, "pre-release", false); err != nil {
+			return semverVersion{}, err
+		}
+		v, err := parseSemver(t[:end] + build)
+		if err != nil {
+			return v, err
+		}
+		v.pre = strings.Split(pre, ".")
+		return v, nil
+	}
+	return parseSemver(t + build)
 }
 
 // checkIdentifiers applies semver.org §9/§10: non-empty dot-separated
@@ -153,6 +195,9 @@ func comparePreIdentifier(a, b string) int {
 	an, bn := isNumeric(a), isNumeric(b)
 	switch {
 	case an && bn:
+		// Leading zeros appear only in loose npm versions, where they
+		// do not count.
+		a, b = trimZeros(a), trimZeros(b)
 		if c := cmp.Compare(len(a), len(b)); c != 0 {
 			return c
 		}
@@ -163,6 +208,13 @@ func comparePreIdentifier(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
+}
+
+func trimZeros(s string) string {
+	for len(s) > 1 && s[0] == '0' {
+		s = s[1:]
+	}
+	return s
 }
 
 // GoReleaseToSemver turns a Go release name into semver: go1.21.3 →

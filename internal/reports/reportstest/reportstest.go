@@ -43,6 +43,7 @@ func Run(t *testing.T, f Factory) {
 		{"StoreRematches", testStoreRematches},
 		{"RematchInputs", testRematchInputs},
 		{"RealReportRoundTrip", testRealReport},
+		{"MarkPending", testMarkPending},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -443,5 +444,37 @@ func testRealReport(t *testing.T, f Factory) {
 	invGot, _ := json.Marshal(&ins[0].Inventory)
 	if string(invGot) != string(invWant) {
 		t.Error("the inventory changed in the store")
+	}
+}
+
+func testMarkPending(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	d := dg("img")
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	if err := s.MarkPending(ctx, d, t0); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Get(ctx, d, false); err != nil || rec.Scan.Status != reports.Pending {
+		t.Fatalf("a new digest marked pending: %+v, %v", rec, err)
+	}
+	// The job started after it was queued and finished: marking it
+	// pending late must not hide that.
+	done := reports.Scan{Status: reports.Done, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(2 * time.Second)}
+	if err := s.Put(ctx, d, done, report(1), nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPending(ctx, d, t0); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Get(ctx, d, false); rec.Scan.Status != reports.Done {
+		t.Errorf("a late mark overwrote a scan that started after the job was queued: %+v", rec.Scan)
+	}
+	// A rescan queued later marks it pending, keeping the report.
+	if err := s.MarkPending(ctx, d, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Get(ctx, d, true); rec.Scan.Status != reports.Pending || rec.Report == nil || rec.Version != 1 {
+		t.Errorf("a rescan's mark: %+v (report kept: %v)", rec.Scan, rec.Report != nil)
 	}
 }

@@ -194,6 +194,19 @@ func (s *Store) decodeInventory(packed []byte, inv *inventory.Inventory) error {
 	return s.cdec.Unmarshal(raw, inv)
 }
 
+// MarkPending implements reports.Store.
+func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.Time) error {
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO scan_reports
+		(digest, status, started_at, finished_at, db_updated_at, error, summary, version)
+		VALUES (?, 'pending', 0, 0, 0, '', '{}', 0)
+		ON CONFLICT (digest) DO UPDATE SET status = 'pending', started_at = 0, finished_at = 0, error = ''
+		WHERE scan_reports.started_at < ?`, d.String(), nanos(queuedAt))
+	if err != nil {
+		return fmt.Errorf("record queued scan of %s: %w", d, err)
+	}
+	return nil
+}
+
 // Put implements reports.Store.
 func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
 	inv, rest, findingKeys, err := s.encode(r)

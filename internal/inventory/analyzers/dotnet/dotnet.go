@@ -22,7 +22,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "dotnet-deps" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -49,8 +49,12 @@ type depsFile struct {
 	} `json:"libraries"`
 }
 
-// ParseDepsJSON reads the libraries of type "package" (from NuGet); the
-// application's own projects and framework references are not packages.
+// ParseDepsJSON reads the libraries of type "package" (from NuGet) and
+// "runtimepack" (the .NET runtime a self-contained app bundles, such as
+// runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.0, reported
+// under its NuGet name Microsoft.NETCore.App.Runtime.linux-x64: the
+// runtime's advisories are filed there); the application's own projects
+// and framework references are not packages.
 // Dependency edges come from the targets section.
 func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var deps depsFile
@@ -78,10 +82,14 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 	sort.Strings(keys)
 	var pkgs []inventory.Package
 	for _, key := range keys {
-		if !strings.EqualFold(deps.Libraries[key].Type, "package") {
+		typ := strings.ToLower(deps.Libraries[key].Type)
+		if typ != "package" && typ != "runtimepack" {
 			continue
 		}
 		name, version, ok := strings.Cut(key, "/")
+		if typ == "runtimepack" {
+			name = strings.TrimPrefix(name, "runtimepack.")
+		}
 		if !ok || name == "" || version == "" {
 			return nil, fmt.Errorf("library %q is not Name/Version", key)
 		}

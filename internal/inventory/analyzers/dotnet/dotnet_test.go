@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -155,3 +157,39 @@ func (f fileInfo) Mode() fs.FileMode  { return f.mode }
 func (f fileInfo) ModTime() time.Time { return time.Time{} }
 func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }
 func (f fileInfo) Sys() any           { return nil }
+
+// TestRuntimePack: a self-contained app's deps.json lists the runtime it
+// bundles as a "runtimepack" library; it is reported under its NuGet
+// name, where the runtime's advisories are filed.
+func TestRuntimePack(t *testing.T) {
+	deps := `{
+  "runtimeTarget": {"name": ".NETCoreApp,Version=v8.0/linux-x64"},
+  "targets": {
+    ".NETCoreApp,Version=v8.0/linux-x64": {
+      "app/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3", "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64": "8.0.1"}},
+      "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.1": {"runtime": {"System.Private.CoreLib.dll": {}}},
+      "runtimepack.Microsoft.AspNetCore.App.Runtime.linux-x64/8.0.1": {"runtime": {}},
+      "Newtonsoft.Json/13.0.3": {}
+    }
+  },
+  "libraries": {
+    "app/1.0.0": {"type": "project", "serviceable": false, "sha512": ""},
+    "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.1": {"type": "runtimepack", "serviceable": false, "sha512": ""},
+    "runtimepack.Microsoft.AspNetCore.App.Runtime.linux-x64/8.0.1": {"type": "runtimepack", "serviceable": false, "sha512": ""},
+    "Newtonsoft.Json/13.0.3": {"type": "package", "serviceable": true, "sha512": "sha512-x"}
+  }
+}`
+	pkgs, err := ParseDepsJSON([]byte(deps), "/app/app.deps.json", "dotnet-deps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pkgs {
+		got = append(got, p.Name+"@"+p.Version)
+	}
+	want := []string{"Microsoft.AspNetCore.App.Runtime.linux-x64@8.0.1", "Microsoft.NETCore.App.Runtime.linux-x64@8.0.1", "Newtonsoft.Json@13.0.3"}
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

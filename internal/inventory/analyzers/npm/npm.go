@@ -38,6 +38,46 @@ func splitNameVersion(s string) (name, version string, ok bool) {
 	return s[:i], s[i+1:], true
 }
 
+// splitDescriptor splits a descriptor "name@reference" at the first "@"
+// after the name, a scope's leading "@" aside: the reference may hold
+// more ("fsevents@patch:fsevents@npm%3A2.3.2#…",
+// "pkg@ssh://git@github.com/o/r.git#sha").
+func splitDescriptor(s string) (name, ref string, ok bool) {
+	if len(s) < 2 {
+		return "", "", false
+	}
+	i := strings.Index(s[1:], "@") + 1
+	if i <= 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// plainVersion returns v when it is a version, and "" when it is a
+// reference that names none: a git URL (git+ssh://…, github:o/r#sha), a
+// tarball URL or a local path (file:…). Such references may carry
+// credentials and are never reported as versions.
+func plainVersion(v string) string {
+	if strings.ContainsAny(v, ":/") {
+		return ""
+	}
+	return v
+}
+
+// markInstalledUnder tells the merge where each lockfile's packages get
+// installed: node_modules beside the lockfile. When that directory holds
+// installed packages, a lockfile entry without a copy there is not
+// reported (pruned dev dependencies, a later layer's deletion).
+func markInstalledUnder(res *inventory.Result) *inventory.Result {
+	if res == nil {
+		return nil
+	}
+	for i := range res.Sets {
+		res.Sets[i].InstalledUnder = path.Join(path.Dir(res.Sets[i].Origin), "node_modules")
+	}
+	return res
+}
+
 // set collects packages, keeping one of each name and version; a package
 // that any occurrence needs at run time is not dev-only.
 type set struct {

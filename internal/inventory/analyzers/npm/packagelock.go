@@ -22,7 +22,7 @@ type LockAnalyzer struct{}
 func (LockAnalyzer) Name() string { return "npm-lock" }
 
 // Version implements inventory.Analyzer.
-func (LockAnalyzer) Version() int { return 1 }
+func (LockAnalyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -34,7 +34,8 @@ func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+	return markInstalledUnder(res), err
 }
 
 func isPackageLock(p string) bool {
@@ -97,8 +98,9 @@ func packagesV2(s *set, entries map[string]lockPackage, location, analyzer strin
 		// "" is the project itself; keys without node_modules are
 		// workspace folders, whose links are listed under node_modules
 		// with "link": true. Neither is a dependency from the registry.
+		// A git dependency may lack "version"; it is still installed.
 		i := strings.LastIndex(k, "node_modules/")
-		if i < 0 || e.Link || e.Version == "" {
+		if i < 0 || e.Link {
 			continue
 		}
 		name := k[i+len("node_modules/"):]
@@ -108,7 +110,7 @@ func packagesV2(s *set, entries map[string]lockPackage, location, analyzer strin
 		if name == "" {
 			continue
 		}
-		p := pkg(name, e.Version, location, analyzer)
+		p := pkg(name, plainVersion(e.Version), location, analyzer)
 		p.Dev = e.Dev
 		p.Licenses = licenses(e.License, nil)
 		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
@@ -127,7 +129,14 @@ func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string
 				pname, version = n, v
 			}
 		}
-		if pname != "" && version != "" {
+		// Some writers key the tree by install path.
+		if i := strings.LastIndex(pname, "node_modules/"); i >= 0 {
+			pname = pname[i+len("node_modules/"):]
+		}
+		// A git, tarball or file dependency's "version" is its URL (with
+		// any token in it): it names no version.
+		version = plainVersion(version)
+		if pname != "" {
 			p := pkg(pname, version, location, analyzer)
 			p.Dev = d.Dev
 			p.DependsOn = sortedKeys(d.Requires)

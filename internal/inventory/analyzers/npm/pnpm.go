@@ -1,13 +1,18 @@
 package npm
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"berth.dev/berth/internal/inventory/analyzers/internal/yamlmap"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -20,7 +25,7 @@ type PNPMAnalyzer struct{}
 func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 
 // Version implements inventory.Analyzer.
-func (PNPMAnalyzer) Version() int { return 1 }
+func (PNPMAnalyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -32,72 +37,126 @@ func (PNPMAnalyzer) Required(p string, info fs.FileInfo) bool {
 
 // Analyze implements inventory.Analyzer.
 func (a PNPMAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	return inventory.AnalyzeFiles(ctx, files, a.Name(), isPNPMLock, ParsePNPMLock)
+	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), isPNPMLock, ParsePNPMLock)
+	return markInstalledUnder(res), err
 }
 
 func isPNPMLock(p string) bool { return isLockfile(p, "pnpm-lock.yaml") }
 
 type pnpmLock struct {
 	// LockfileVersion is a number in 5.x files and a string since 6.0.
-	LockfileVersion yaml.Node               `yaml:"lockfileVersion"`
-	Importers       map[string]pnpmImporter `yaml:"importers"`
+	LockfileVersion yaml.Node                 `yaml:"lockfileVersion"`
+	Importers       yamlmap.Map[pnpmImporter] `yaml:"importers"`
 	// The root project's dependencies, before v9 moved them into
 	// importers["."].
 	pnpmImporter `yaml:",inline"`
-	Packages     map[string]pnpmPackage `yaml:"packages"`
-	Snapshots    map[string]pnpmPackage `yaml:"snapshots"`
+	Packages     yamlmap.Map[pnpmPackage] `yaml:"packages"`
+	Snapshots    yamlmap.Map[pnpmPackage] `yaml:"snapshots"`
 }
 
 type pnpmImporter struct {
-	Dependencies         map[string]yaml.Node `yaml:"dependencies"`
-	OptionalDependencies map[string]yaml.Node `yaml:"optionalDependencies"`
-	DevDependencies      map[string]yaml.Node `yaml:"devDependencies"`
+	Dependencies         yamlmap.Map[yaml.Node] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[yaml.Node] `yaml:"optionalDependencies"`
+	DevDependencies      yamlmap.Map[yaml.Node] `yaml:"devDependencies"`
+	// PackageManagerDependencies is pnpm itself, pinned in the separate
+	// first document pnpm 10 writes (managePackageManagerVersions).
+	PackageManagerDependencies yamlmap.Map[yaml.Node] `yaml:"packageManagerDependencies"`
+}
+
+// isEnvDocument reports whether lock is the document pnpm 10 writes
+// before the lockfile proper to pin pnpm itself: its packages are the
+// package manager, not the project's dependencies.
+func (lock *pnpmLock) isEnvDocument() bool {
+	env := false
+	for _, imp := range lock.Importers {
+		if len(imp.Dependencies)+len(imp.OptionalDependencies)+len(imp.DevDependencies) > 0 {
+			return false
+		}
+		env = env || imp.PackageManagerDependencies != nil
+	}
+	return env
 }
 
 type pnpmPackage struct {
 	// Name and Version are set for packages not from the registry
 	// (tarballs, git), whose keys are not name@version.
-	Name                 string            `yaml:"name"`
-	Version              string            `yaml:"version"`
-	Dev                  *bool             `yaml:"dev"`
-	Dependencies         map[string]string `yaml:"dependencies"`
-	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+	Name                 string              `yaml:"name"`
+	Version              string              `yaml:"version"`
+	Dev                  *bool               `yaml:"dev"`
+	Dependencies         yamlmap.Map[string] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[string] `yaml:"optionalDependencies"`
 }
 
-// ParsePNPMLock reads a pnpm lockfile.
+// ParsePNPMLock reads a pnpm lockfile. pnpm 10 may write two YAML
+// documents, the first pinning pnpm itself; every document but that one
+// is read.
 func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package, error) {
-	var lock pnpmLock
-	if err := yaml.Unmarshal(data, &lock); err != nil {
-		return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var (
+		s    set
+		docs int
+	)
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
+		}
+		var lock pnpmLock
+		if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+			if err := yamlmap.Decode(doc.Content[0], &lock); err != nil {
+				return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
+			}
+		}
+		if lock.isEnvDocument() {
+			continue
+		}
+		docs++
+		if err := pnpmDocument(&s, &lock, location, analyzer); err != nil {
+			return nil, err
+		}
 	}
+	if docs == 0 {
+		return nil, errors.New("pnpm-lock.yaml holds no lockfile")
+	}
+	return s.pkgs, nil
+}
+
+func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string) error {
 	major, err := pnpmMajor(lock.LockfileVersion.Value)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Since v9 the dependency edges live in snapshots (keyed with peer
-	// suffixes) and packages holds only the metadata.
+	// suffixes) and packages holds only the metadata. A v9 file without
+	// snapshots (written by other tools) still lists its packages.
 	entries := lock.Packages
-	if major >= 9 {
-		entries = lock.Snapshots
-	}
 	var dev map[string]bool
-	if major >= 9 {
-		dev = pnpmDevOnly(&lock)
+	if major >= 9 && lock.Snapshots != nil {
+		entries = lock.Snapshots
+		dev = pnpmDevOnly(lock)
 	}
-	var s set
 	for _, key := range sortedKeys(entries) {
 		e := entries[key]
 		name, version, ok := pnpmKey(key, major)
-		if meta, found := lock.Packages[stripPeers(key)]; major >= 9 && found && meta.Name != "" {
-			name, version, ok = meta.Name, meta.Version, true
+		// A package from a tarball, git or a local folder is keyed by its
+		// URL or path; its entry (or, since v9, its packages entry) names
+		// it and its version.
+		for _, meta := range []pnpmPackage{lock.Packages[stripPeers(key)], e} {
+			if meta.Name != "" {
+				name, ok = meta.Name, true
+			}
+			if meta.Version != "" {
+				version = meta.Version
+			}
 		}
-		if e.Name != "" && e.Version != "" {
-			name, version, ok = e.Name, e.Version, true
+		if !ok || name == "" {
+			return fmt.Errorf("package key %q is not name@version", key)
 		}
-		if !ok {
-			return nil, fmt.Errorf("package key %q is not name@version", key)
-		}
-		p := pkg(name, version, location, analyzer)
+		p := pkg(name, plainVersion(version), location, analyzer)
 		if e.Dev != nil {
 			p.Dev = *e.Dev
 		} else {
@@ -106,7 +165,7 @@ func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package,
 		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
 		s.add(p)
 	}
-	return s.pkgs, nil
+	return nil
 }
 
 func pnpmMajor(v string) (int, error) {
@@ -120,9 +179,25 @@ func pnpmMajor(v string) (int, error) {
 
 // pnpmKey splits a packages key: "/name/1.0.0_peer@2.0.0" (v5),
 // "/name@1.0.0(peer@2.0.0)" (v6), "name@1.0.0(peer@2.0.0)" (v9). Scoped
-// names ("@scope/name") keep their slash and leading "@".
+// names ("@scope/name") keep their slash and leading "@". Before v9, a key
+// without the leading "/" starts with the registry's host
+// ("registry.example.com/name/1.0.0"), and a tarball's is its path
+// ("registry.npmjs.org/name/-/name-1.0.0.tgz").
 func pnpmKey(key string, major int) (name, version string, ok bool) {
-	key = strings.TrimPrefix(stripPeers(key), "/")
+	key = stripPeers(key)
+	if major >= 9 {
+		return splitDescriptor(key)
+	}
+	if rest, ok := strings.CutPrefix(key, "/"); ok {
+		key = rest
+	} else if _, rest, ok := strings.Cut(key, "/"); ok {
+		key = rest
+	}
+	if pkgPath, file, ok := strings.Cut(key, "/-/"); ok {
+		base := pkgPath[strings.LastIndex(pkgPath, "/")+1:]
+		v, ok := strings.CutPrefix(strings.TrimSuffix(file, ".tgz"), base+"-")
+		return pkgPath, v, ok && v != ""
+	}
 	if major >= 6 {
 		return splitNameVersion(key)
 	}
@@ -161,7 +236,7 @@ func pnpmDevOnly(lock *pnpmLock) map[string]bool {
 				var ref struct {
 					Version string `yaml:"version"`
 				}
-				if n.Decode(&ref) == nil {
+				if yamlmap.Decode(&n, &ref) == nil {
 					enqueue(name, ref.Version)
 				}
 			}

@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"berth.dev/berth/internal/inventory/analyzers/internal/yamlmap"
+
 	"berth.dev/berth/internal/inventory"
 )
 
@@ -27,7 +29,7 @@ type YarnAnalyzer struct{}
 func (YarnAnalyzer) Name() string { return "yarn-lock" }
 
 // Version implements inventory.Analyzer.
-func (YarnAnalyzer) Version() int { return 2 }
+func (YarnAnalyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (YarnAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -62,7 +64,7 @@ func (a YarnAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Resu
 		return nil, err
 	}
 	res.Warns = append(res.Warns, warns...)
-	return res, nil
+	return markInstalledUnder(res), nil
 }
 
 func isYarnLock(p string) bool { return isLockfile(p, "yarn.lock") }
@@ -171,37 +173,49 @@ func yarnDevOnly(entries []yarnEntry, manifest []byte) (map[int]bool, error) {
 }
 
 type berryEntry struct {
-	Version              string            `yaml:"version"`
-	Resolution           string            `yaml:"resolution"`
-	Dependencies         map[string]string `yaml:"dependencies"`
-	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+	Version              string              `yaml:"version"`
+	Resolution           string              `yaml:"resolution"`
+	Dependencies         yamlmap.Map[string] `yaml:"dependencies"`
+	OptionalDependencies yamlmap.Map[string] `yaml:"optionalDependencies"`
 }
 
 func parseBerry(data []byte) ([]yarnEntry, error) {
-	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("parse yarn.lock: %w", err)
 	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("parse yarn.lock: not a mapping")
+	}
+	// Yarn's own parser lets a repeated key replace the earlier one; a
+	// strict YAML decoder would reject the whole file for it (and take
+	// quadratic time to find out, see yamlmap).
+	doc := root.Content[0]
+	byKey := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		byKey[doc.Content[i].Value] = doc.Content[i+1]
+	}
 	var entries []yarnEntry
-	for _, key := range sortedKeys(doc) {
+	for _, key := range sortedKeys(byKey) {
 		if key == "__metadata" {
 			continue
 		}
-		node := doc[key]
 		var e berryEntry
-		if err := node.Decode(&e); err != nil {
+		if err := yamlmap.Decode(byKey[key], &e); err != nil {
 			return nil, fmt.Errorf("parse yarn.lock entry %q: %w", key, err)
 		}
-		// resolution is "name@protocol:reference"; the project and its
-		// workspaces resolve to workspace: and are not dependencies.
-		name, ref, ok := splitNameVersion(e.Resolution)
+		// resolution is a descriptor "name@protocol:reference"; the
+		// reference may hold more "@" (patch:, ssh://git@…). The project
+		// and its workspaces resolve to workspace: and are not
+		// dependencies.
+		name, ref, ok := splitDescriptor(e.Resolution)
 		if !ok || e.Version == "" {
 			return nil, fmt.Errorf("yarn.lock entry %q has no resolution or version", key)
 		}
 		if strings.HasPrefix(ref, "workspace:") {
 			continue
 		}
-		entry := yarnEntry{name: name, version: e.Version, deps: map[string]string{}}
+		entry := yarnEntry{name: name, version: plainVersion(e.Version), deps: map[string]string{}}
 		for _, spec := range strings.Split(key, ",") {
 			entry.specs = append(entry.specs, strings.TrimSpace(spec))
 		}
@@ -263,7 +277,10 @@ func parseYarnV1(data []byte) ([]yarnEntry, error) {
 		case cur == nil:
 			return nil, fmt.Errorf("line %d: indented line outside an entry", lineNo)
 		case indent == 2:
-			key, value, _ := strings.Cut(trimmed, " ")
+			key, value, err := yarnKey(trimmed)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", lineNo, err)
+			}
 			section = ""
 			switch {
 			case strings.HasSuffix(key, ":") && value == "":
@@ -276,8 +293,7 @@ func parseYarnV1(data []byte) ([]yarnEntry, error) {
 				cur.version = v
 			}
 		case indent >= 4 && (section == "dependencies" || section == "optionalDependencies"):
-			key, value, _ := strings.Cut(trimmed, " ")
-			dep, err := unquote(key)
+			dep, value, err := yarnKey(trimmed)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: dependency: %w", lineNo, err)
 			}
@@ -328,6 +344,25 @@ func yarnV1Header(header string) (yarnEntry, error) {
 	}
 	e.name = name
 	return e, nil
+}
+
+// yarnKey splits a "key value" line; the key may be quoted, as npm 7+
+// and other tools write it (`"version" "3.6.0"`, `"dependencies":`).
+func yarnKey(line string) (key, value string, err error) {
+	if strings.HasPrefix(line, `"`) {
+		q, err := strconv.QuotedPrefix(line)
+		if err != nil {
+			return "", "", fmt.Errorf("key: %w", err)
+		}
+		key, _ = strconv.Unquote(q)
+		rest := line[len(q):]
+		if r, ok := strings.CutPrefix(rest, ":"); ok {
+			key, rest = key+":", r
+		}
+		return key, strings.TrimSpace(rest), nil
+	}
+	key, value, _ = strings.Cut(line, " ")
+	return key, value, nil
 }
 
 // unquote strips the double quotes yarn puts around values that need them.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/textproto"
 	"path"
 	"strings"
 
@@ -20,7 +21,7 @@ type InstalledAnalyzer struct{}
 func (InstalledAnalyzer) Name() string { return "python-installed" }
 
 // Version implements inventory.Analyzer.
-func (InstalledAnalyzer) Version() int { return 1 }
+func (InstalledAnalyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (InstalledAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -97,7 +98,9 @@ func first(vs []string) string {
 }
 
 // parseHeaders reads RFC 822 style "Key: value" lines with indented
-// continuation lines, up to the first blank line.
+// continuation lines, up to the first blank line. Header names are case
+// insensitive (as in email, and as pip reads them); the map is keyed by
+// their canonical form, "Version", "License-Expression".
 func parseHeaders(data []byte) (map[string][]string, error) {
 	h := map[string][]string{}
 	var key string
@@ -125,7 +128,7 @@ func parseHeaders(data []byte) (map[string][]string, error) {
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
 			return nil, fmt.Errorf("line %d: not a metadata header", n)
 		}
-		key = k
+		key = textproto.CanonicalMIMEHeaderKey(k)
 		h[key] = append(h[key], strings.TrimSpace(v))
 	}
 	if err := sc.Err(); err != nil {

@@ -1,0 +1,71 @@
+package mavenpom
+
+import (
+	"os"
+	"reflect"
+	"testing"
+
+	"berth.dev/berth/internal/inventory/analyzertest"
+)
+
+// TestParse: literal versions, properties (nested), project coordinates
+// inherited from the parent, versions from the POM's own
+// dependencyManagement; what needs another POM, a range or a property
+// cycle is not reported.
+func TestParse(t *testing.T) {
+	data, err := os.ReadFile("testdata/app/pom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := Parse(data, "/app/pom.xml", "maven-pom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"com.example:shop-api@3.1.0",
+		"com.fasterxml.jackson.core:jackson-databind@2.13.4.2",
+		"junit:junit@4.13.2 dev",
+		"org.apache.commons:commons-text@1.9",
+	}
+	if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for _, in := range []string{
+		"<project><artifactId>x</artifactId>",
+		"<notaproject/>",
+		`<?xml version="1.0" encoding="EBCDIC"?><project><artifactId>x</artifactId></project>`,
+		"<project><groupId>g</groupId></project>",
+	} {
+		if pkgs, err := Parse([]byte(in), "/pom.xml", "maven-pom"); err == nil {
+			t.Errorf("%q: no error, %+v", in, pkgs)
+		}
+	}
+	latin1 := []byte("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><project><artifactId>caf\xe9</artifactId><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>1</version></dependency></dependencies></project>")
+	if pkgs, err := Parse(latin1, "/pom.xml", "maven-pom"); err != nil || len(pkgs) != 1 {
+		t.Errorf("Latin-1 POM: %+v, %v", pkgs, err)
+	}
+}
+
+func TestRequired(t *testing.T) {
+	for p, want := range map[string]bool{
+		"src/app/pom.xml": true,
+		"pom.xml":         true,
+		"opt/app/classes/META-INF/maven/g/a/pom.xml": false,
+		"app/pom.xml.bak": false,
+	} {
+		if got := isPOM(p); got != want {
+			t.Errorf("isPOM(%q) = %v", p, got)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	data, err := os.ReadFile("testdata/app/pom.xml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	analyzertest.FuzzParse(f, Parse, data)
+}

@@ -1,0 +1,99 @@
+package python
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// TestRequirementsIncludes: -r files add their pins (relative to the
+// including file, nested, each once however often included, cycles
+// cut), -c files pin what the requirements name without a version and
+// install nothing themselves; a missing include is a warning naming it.
+func TestRequirementsIncludes(t *testing.T) {
+	files := fstest.MapFS{
+		"app/requirements.txt":       {Data: []byte("-r requirements/base.txt\n--requirement=requirements-extra.txt\n-c constraints.txt\nrequests>=2\nFlask\nmissing-one\n")},
+		"app/requirements/base.txt":  {Data: []byte("urllib3==1.26.12\n-r ../requirements.txt\n-r ./base.txt\n")},
+		"app/requirements-extra.txt": {Data: []byte("idna==3.3 # pinned\n-r requirements/base.txt\n-r nowhere.txt\n")},
+		"app/constraints.txt":        {Data: []byte("requests==2.28.1\nflask==2.2.2\nsix==1.16.0\n-r more-constraints.txt\n")},
+		"app/more-constraints.txt":   {Data: []byte("missing_one==0.1\n")},
+		// Not an include of anything: read as its own file only.
+		"other/constraints.txt": {Data: []byte("jinja2==3.1.2\n")},
+	}
+	res, err := RequirementsAnalyzer{}.Analyze(context.Background(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, s := range res.Sets {
+		for _, p := range s.Packages {
+			got[s.Origin] = append(got[s.Origin], p.Name+"@"+p.Version+" "+p.Locations[0])
+		}
+		sort.Strings(got[s.Origin])
+	}
+	// base.txt includes requirements.txt back: the cycle makes every
+	// root reach every file, and each file is read once per root.
+	all := []string{
+		"flask@2.2.2 /app/constraints.txt",
+		"idna@3.3 /app/requirements-extra.txt",
+		"missing_one@0.1 /app/more-constraints.txt",
+		"requests@2.28.1 /app/constraints.txt",
+		"urllib3@1.26.12 /app/requirements/base.txt",
+	}
+	want := map[string][]string{"app/requirements.txt": all, "app/requirements-extra.txt": all, "app/requirements/base.txt": all}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	for _, w := range res.Warns {
+		if !strings.Contains(w, "/app/nowhere.txt") {
+			t.Errorf("unexpected warning %q", w)
+		}
+	}
+	if len(res.Warns) != 3 { // once per root that reaches it
+		t.Errorf("warnings %q, want the missing include named once per file that reaches it", res.Warns)
+	}
+}
+
+func TestIncludeLineAndPath(t *testing.T) {
+	for _, tt := range []struct{ line, kind, target string }{
+		{"-r a.txt", "r", "a.txt"},
+		{"-ra.txt", "r", "a.txt"},
+		{"--requirement a.txt  # c", "r", "a.txt"},
+		{"--requirement=a.txt", "r", "a.txt"},
+		{"-c c.txt", "c", "c.txt"},
+		{"--constraint=c.txt", "c", "c.txt"},
+		{"--require-hashes", "", ""},
+		{"-e .", "", ""},
+	} {
+		kind, target, _ := includeLine(tt.line)
+		if kind != tt.kind || target != tt.target {
+			t.Errorf("includeLine(%q) = %q %q", tt.line, kind, target)
+		}
+	}
+	for _, tt := range []struct{ from, target, want string }{
+		{"app/requirements.txt", "base.txt", "app/base.txt"},
+		{"app/r/x.txt", "../y.txt", "app/y.txt"},
+		{"app/requirements.txt", "/etc/r.txt", "etc/r.txt"},
+		{"requirements.txt", "../../etc/passwd", ""},
+		{"app/requirements.txt", "https://example.com/r.txt", ""},
+	} {
+		if got, _ := includePath(tt.from, tt.target); got != tt.want {
+			t.Errorf("includePath(%q, %q) = %q, want %q", tt.from, tt.target, got, tt.want)
+		}
+	}
+}
+
+// TestMetadataHeadersAnyCase: header names are case-insensitive, so a
+// lower-case "version:" still names the version.
+func TestMetadataHeadersAnyCase(t *testing.T) {
+	pkgs, err := ParseMetadata([]byte("metadata-version: 2.1\nname: Foo\nversion: 1.2.3\nLICENSE-EXPRESSION: MIT\n\nbody\n"), "/x/METADATA", "python-installed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != 1 || pkgs[0].Name != "Foo" || pkgs[0].Version != "1.2.3" || !reflect.DeepEqual(pkgs[0].Licenses, []string{"MIT"}) {
+		t.Errorf("got %+v", pkgs)
+	}
+}

@@ -1,0 +1,156 @@
+package inventory_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"reflect"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers/npm"
+	"berth.dev/berth/internal/report"
+)
+
+// TestLockfileEntriesWithoutInstalledCopy: when node_modules lies beside
+// a lockfile, what the lockfile lists but nothing installed is not
+// reported: dev dependencies `npm prune --omit=dev` removed, a package a
+// later layer deleted. Without node_modules, the lockfile is all there is.
+func TestLockfileEntriesWithoutInstalledCopy(t *testing.T) {
+	lock := `{"lockfileVersion": 3, "packages": {
+		"": {"name": "app", "dependencies": {"lodash": "4.17.15", "minimist": "1.2.0"}, "devDependencies": {"jest": "29.0.0"}},
+		"node_modules/lodash": {"version": "4.17.15"},
+		"node_modules/minimist": {"version": "1.2.0"},
+		"node_modules/jest": {"version": "29.0.0", "dev": true}
+	}}`
+	yarn := "lodash@4.17.15:\n  version \"4.17.15\"\n\nminimist@1.2.0:\n  version \"1.2.0\"\n\njest@29.0.0:\n  version \"29.0.0\"\n"
+	installed := func(dir, name, version string) file {
+		return file{name: dir + "/" + name + "/package.json", body: `{"name": "` + name + `", "version": "` + version + `"}`}
+	}
+	pruned := layerTar(t,
+		file{name: "app/package-lock.json", body: lock},
+		installed("app/node_modules", "lodash", "4.17.15"),
+		installed("app/node_modules", "minimist", "1.2.0"),
+	)
+	tests := []struct {
+		name   string
+		layers []v1.Layer
+		want   []string
+	}{
+		{"pruned dev dependency", []v1.Layer{pruned}, []string{
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+			"minimist@1.2.0@1 /app/node_modules/minimist/package.json /app/package-lock.json",
+		}},
+		{"deleted by a later layer", []v1.Layer{pruned, layerTar(t, file{name: "app/node_modules/.wh.minimist"})}, []string{
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+		}},
+		{"no node_modules: the lockfile is all there is", []v1.Layer{pruned, layerTar(t, file{name: "app/.wh.node_modules"})}, []string{
+			"jest@29.0.0@1 dev /app/package-lock.json",
+			"lodash@4.17.15@1 /app/package-lock.json",
+			"minimist@1.2.0@1 /app/package-lock.json",
+		}},
+		{"another project's node_modules does not count", []v1.Layer{layerTar(t,
+			file{name: "app/package-lock.json", body: lock},
+			installed("other/node_modules", "lodash", "4.17.15"),
+		)}, []string{
+			"jest@29.0.0@1 dev /app/package-lock.json",
+			"lodash@4.17.15@1 /other/node_modules/lodash/package.json /app/package-lock.json",
+			"minimist@1.2.0@1 /app/package-lock.json",
+		}},
+		{"a workspace member's own node_modules counts", []v1.Layer{layerTar(t,
+			file{name: "app/package-lock.json", body: lock},
+			installed("app/node_modules", "lodash", "4.17.15"),
+			installed("app/packages/web/node_modules", "minimist", "1.2.0"),
+		)}, []string{
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+			"minimist@1.2.0@1 /app/packages/web/node_modules/minimist/package.json /app/package-lock.json",
+		}},
+		{"yarn.lock with a pnpm-style store", []v1.Layer{layerTar(t,
+			file{name: "srv/yarn.lock", body: yarn},
+			installed("srv/node_modules/.pnpm/lodash@4.17.15/node_modules", "lodash", "4.17.15"),
+		)}, []string{
+			"lodash@4.17.15@1 /srv/node_modules/.pnpm/lodash@4.17.15/node_modules/lodash/package.json /srv/yarn.lock",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.InstalledAnalyzer{}, npm.LockAnalyzer{}, npm.YarnAnalyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, tt.layers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNoCredentialsInAnyOutput scans an image whose lockfile names a git
+// dependency by a URL with a token, and writes every SBOM format: the
+// token is in none of them, nor in the inventory's purls and versions.
+func TestNoCredentialsInAnyOutput(t *testing.T) {
+	const token = "ghp_n0tAr3alT0ken"
+	lock := `{"lockfileVersion": 1, "dependencies": {
+		"private": {"version": "git+https://ci:` + token + `@github.com/o/private.git#0123abc"},
+		"ms": {"version": "2.1.3"}
+	}}`
+	s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.LockAnalyzer{}, leaky{}}}
+	inv, err := s.Scan(context.Background(), synthetic(t, nil, layerTar(t,
+		file{name: "app/package-lock.json", body: lock},
+		file{name: "leak", body: token},
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Packages) != 3 {
+		t.Fatalf("packages: %+v", inv.Packages)
+	}
+	for _, f := range report.SBOMFormats() {
+		var buf bytes.Buffer
+		if err := report.EncodeSBOM(&buf, f.Name, inv, report.Options{}); err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		if strings.Contains(buf.String(), token) {
+			t.Errorf("%s output holds the token", f.Name)
+		}
+	}
+}
+
+// leaky is an analyzer that takes a credentialed URL for a version, as a
+// careless one might: the merge removes the userinfo.
+type leaky struct{}
+
+func (leaky) Name() string                          { return "leaky" }
+func (leaky) Version() int                          { return 1 }
+func (leaky) MaxFileBytes() int64                   { return 1 << 20 }
+func (leaky) Required(p string, _ fs.FileInfo) bool { return p == "leak" }
+func (leaky) Analyze(_ context.Context, files fs.FS) (*inventory.Result, error) {
+	token, err := fs.ReadFile(files, "leak")
+	if err != nil {
+		return nil, err
+	}
+	return &inventory.Result{Sets: []inventory.PackageSet{{Origin: "leak", Packages: []inventory.Package{{
+		Ecosystem: inventory.NPM, Name: "leak", Version: "git+https://u:" + string(token) + "@git.example.com/o/leak.git#abc",
+	}}}}}, nil
+}
+
+func TestRedactURLs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"1.2.3", "1.2.3"},
+		{"git+https://u:tok@host/r.git#abc", "git+https://host/r.git#abc"},
+		{"https://tok@host", "https://host"},
+		{"git+ssh://git@github.com/o/r.git", "git+ssh://github.com/o/r.git"},
+		{"a https://x:y@h/p b http://q@r?s", "a https://h/p b http://r?s"},
+		{"git@github.com:o/r.git", "git@github.com:o/r.git"},
+		{"https://host/p@1.0", "https://host/p@1.0"},
+	}
+	for _, tt := range tests {
+		if got := inventory.RedactURLs(tt.in); got != tt.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
