@@ -164,7 +164,7 @@ func writeKeys(t *testing.T, encrypt bool) testKeys {
 		if files[k.encrypted], err = keys.EncodeEncryptedPrivate(priv, []byte(testKeyPassword)); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("BERTH_PASSWORD", testKeyPassword)
+		t.Setenv("BERTH_KEY_PASSWORD", testKeyPassword)
 	}
 	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -412,7 +412,7 @@ func TestAttestBadInput(t *testing.T) {
 		for _, c := range tc.commands {
 			t.Run(c+" "+tc.name, func(t *testing.T) {
 				if tc.password != "" {
-					t.Setenv("BERTH_PASSWORD", tc.password)
+					t.Setenv("BERTH_KEY_PASSWORD", tc.password)
 				}
 				out := filepath.Join(t.TempDir(), "out.json")
 				args := append([]string{"--cache-dir", t.TempDir(), "-o", out}, tc.args...)

@@ -32,8 +32,9 @@ func newKeyGenerateCmd() *cobra.Command {
 with a password (cosign's "ENCRYPTED SIGSTORE PRIVATE KEY" format, which cosign
 reads too), PREFIX.pub the public key.
 
-The password comes from BERTH_PASSWORD (or COSIGN_PASSWORD), or is asked for
-twice on the terminal.`,
+The password comes from BERTH_KEY_PASSWORD (else COSIGN_PASSWORD), or is
+asked for twice on the terminal. BERTH_PASSWORD, the login password, is never
+used for keys.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			privPath, pubPath := prefix+".key", prefix+".pub"
@@ -78,18 +79,27 @@ twice on the terminal.`,
 	return cmd
 }
 
-// readPassword returns the key password from BERTH_PASSWORD or
-// COSIGN_PASSWORD (set but empty means an empty password, as in cosign), or
-// asks on the terminal; confirm asks twice.
+// Key passwords come from these variables, in this order (set but empty
+// means an empty password, as in cosign). BERTH_PASSWORD is the login
+// password and deliberately not among them: one variable meaning two
+// secrets made key generate encrypt keys with the login password.
+var keyPasswordEnv = []string{"BERTH_KEY_PASSWORD", "COSIGN_PASSWORD"}
+
+// readPassword returns the key password from keyPasswordEnv, or asks on the
+// terminal; confirm asks twice.
 func readPassword(confirm bool) ([]byte, error) {
-	for _, env := range []string{"BERTH_PASSWORD", "COSIGN_PASSWORD"} {
+	for _, env := range keyPasswordEnv {
 		if v, ok := os.LookupEnv(env); ok {
 			return []byte(v), nil
 		}
 	}
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return nil, errors.New("no password: set BERTH_PASSWORD or run on a terminal")
+		msg := "no key password: set BERTH_KEY_PASSWORD (or COSIGN_PASSWORD), or run on a terminal"
+		if _, ok := os.LookupEnv("BERTH_PASSWORD"); ok {
+			msg += " (BERTH_PASSWORD is the login password; keys do not use it)"
+		}
+		return nil, errors.New(msg)
 	}
 	fmt.Fprint(os.Stderr, "Enter password for private key: ")
 	pw, err := term.ReadPassword(fd)
