@@ -64,6 +64,7 @@ func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 }
 
 func TestAdminCommands(t *testing.T) {
+	isolateCredentials(t)
 	url, _ := runningBerth(t, t.TempDir())
 	as := func(user, password string) func(args ...string) (string, error) {
 		return func(args ...string) (string, error) {
@@ -111,10 +112,10 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("project update --json:\n%s", out)
 	}
 	must(admin("user", "update", "alice", "--disabled"))
-	if _, err := alice("project", "list"); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+	if _, err := alice("project", "list"); err == nil || !strings.Contains(err.Error(), "wrong username or password for alice") {
 		t.Errorf("disabled user: %v", err)
 	}
-	if _, err := runCmd(t, newAdminCmd(), "user", "list", "--server", url); err == nil || !strings.Contains(err.Error(), "BERTH_PASSWORD") {
+	if _, err := runCmd(t, newAdminCmd(), "user", "list", "--server", url); err == nil || !strings.Contains(err.Error(), "not logged in") {
 		t.Errorf("no password: %v", err)
 	}
 	if _, err := admin("user", "update", "alice"); err == nil || !strings.Contains(err.Error(), "nothing to change") {

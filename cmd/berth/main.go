@@ -26,14 +26,14 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	stop()
 	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "berth:", err)
+		fmt.Fprintln(os.Stderr, "berth:", explainAuth(err, explicitCredentials(cmd)))
 		os.Exit(1)
 	}
 }
@@ -71,6 +71,8 @@ func newRootCmd() *cobra.Command {
 		newFsckCmd(),
 		newAdminCmd(),
 		newAuditCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
 	)
 	return root
 }
