@@ -66,6 +66,8 @@ func newRootCmd() *cobra.Command {
 		newVerifyCmd(),
 		newAttestCmd(),
 		newVerifyAttestationCmd(),
+		newSignBlobCmd(),
+		newVerifyBlobCmd(),
 		newServeCmd(),
 		newGCCmd(),
 		newFsckCmd(),
