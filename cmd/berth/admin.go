@@ -221,7 +221,7 @@ unlock and reset-password work instead on a stopped server's data directory
 	}
 	f.register(cmd)
 	cmd.AddCommand(newAdminUserCmd(f), newAdminProjectCmd(f), newAdminMemberCmd(f), newAdminRobotCmd(f),
-		newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
+		newAdminRepoCmd(f), newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
 	return cmd
 }
 
@@ -465,6 +465,33 @@ func newAdminProjectCmd(f *apiFlags) *cobra.Command {
 	}
 	update.Flags().BoolVar(&setPublic, "public", false, "public (true) or private (false)")
 	update.Flags().BoolVar(&setAutoScan, "auto-scan", true, "scan images pushed to the project (true) or not (false)")
+	var force bool
+	del := &cobra.Command{
+		Use: "delete NAME [--force]", Short: "Delete a project (with --force, its repositories first)", Args: cobra.ExactArgs(1),
+		RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
+			project := args[0]
+			if force {
+				var rs []api.Repository
+				if err := c.call("GET", "/projects/"+url.PathEscape(project)+"/repositories", nil, &rs); err != nil {
+					return err
+				}
+				for _, r := range rs {
+					if err := deleteRepository(c, cmd.OutOrStdout(), project, r.Name); err != nil {
+						return fmt.Errorf("delete repository %s: %w", r.FullName, err)
+					}
+				}
+			}
+			if err := c.call("DELETE", "/projects/"+url.PathEscape(project), nil, nil); err != nil {
+				if !force && strings.Contains(err.Error(), "CONFLICT") {
+					return fmt.Errorf("%w\n--force deletes its repositories first", err)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted project %s\n", project)
+			return nil
+		}),
+	}
+	del.Flags().BoolVar(&force, "force", false, "delete the project's repositories (every artifact in them) first")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "list", Short: "List the projects you can see", Args: cobra.NoArgs,
@@ -487,14 +514,62 @@ func newAdminProjectCmd(f *apiFlags) *cobra.Command {
 			}),
 		},
 		create, update,
+		del,
+	)
+	return cmd
+}
+
+// deleteRepository deletes one repository (its name below the project)
+// and says what went.
+func deleteRepository(c *apiClient, w io.Writer, project, repository string) error {
+	var out api.RepositoryDeleted
+	if err := c.call("DELETE", "/projects/"+url.PathEscape(project)+"/repositories/"+url.PathEscape(repository), nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "deleted repository %s (%d manifests)\n", out.Repository, len(out.Deleted))
+	return nil
+}
+
+// splitRepository turns a repository's full name into its project and the
+// name below it; a one-component name lives in library, as in the
+// registry.
+func splitRepository(full string) (project, repository string) {
+	project, repository, ok := strings.Cut(full, "/")
+	if !ok {
+		return auth.DefaultProject, full
+	}
+	return project, repository
+}
+
+func newAdminRepoCmd(f *apiFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "repo", Short: "List and delete repositories"}
+	cmd.AddCommand(
 		&cobra.Command{
-			Use: "delete NAME", Short: "Delete an empty project", Args: cobra.ExactArgs(1),
-			RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
-				if err := c.call("DELETE", "/projects/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			Use: "list PROJECT", Short: "List a project's repositories", Args: cobra.ExactArgs(1),
+			RunE: withClient(f, func(c *apiClient, p printer, _ *cobra.Command, args []string) error {
+				var rs []api.Repository
+				if err := c.call("GET", "/projects/"+url.PathEscape(args[0])+"/repositories", nil, &rs); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted project %s\n", args[0])
-				return nil
+				return p.print(rs, "REPOSITORY", func(w io.Writer) {
+					for _, r := range rs {
+						fmt.Fprintln(w, r.FullName)
+					}
+				})
+			}),
+		},
+		&cobra.Command{
+			Use:   "delete PROJECT/REPOSITORY",
+			Short: "Delete a repository: every artifact, tag, signature and SBOM in it",
+			Long: `Delete a repository and everything it holds: its artifacts with their tags,
+platform manifests, signatures, attestations and SBOMs. Who may delete in the
+project may (project admins and maintainers). The blobs are freed by the next
+garbage collection, once nothing else links them. A one-component name (alpine)
+is library/alpine's repository, as in the registry.`,
+			Args: cobra.ExactArgs(1),
+			RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
+				project, repository := splitRepository(args[0])
+				return deleteRepository(c, cmd.OutOrStdout(), project, repository)
 			}),
 		},
 	)

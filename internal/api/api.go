@@ -29,6 +29,7 @@ import (
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
 	"berth.dev/berth/internal/vulndb/live"
@@ -72,6 +73,10 @@ type Options struct {
 	Deliveries *webhook.Dispatcher
 	// Version is berth's version, written into SBOMs and reports.
 	Version string
+	// Notifier hears of the changes the API makes to the registry behind
+	// its back (a repository's deletion): the registry's cache and the
+	// outbox relay.
+	Notifier event.Notifier
 }
 
 // API is the http.Handler for Prefix.
@@ -113,6 +118,7 @@ func (a *API) routes() []route {
 		{method: "PUT", path: "/projects/{project}/members/{user}", handler: a.putMember, accounts: true},
 		{method: "DELETE", path: "/projects/{project}/members/{user}", handler: a.removeMember, accounts: true},
 		{method: "GET", path: "/projects/{project}/repositories", handler: a.listRepositories, anonymous: true},
+		{method: "DELETE", path: "/projects/{project}/repositories/{repository}", handler: a.deleteRepository},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts", handler: a.listArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities", handler: a.artifactVulnerabilities, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom", handler: a.artifactSBOM, anonymous: true},

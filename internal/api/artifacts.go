@@ -15,6 +15,7 @@ import (
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
@@ -317,6 +318,50 @@ func (a *API) scanArtifact(c *call) error {
 		return err
 	}
 	return respond(c, http.StatusAccepted, ScanQueued{Digest: m.Digest, Scan: reports.Scan{Status: reports.Pending}})
+}
+
+// RepositoryDeleted answers a repository's deletion.
+type RepositoryDeleted struct {
+	Repository string `json:"repository"`
+	// Deleted lists every manifest deleted (artifacts, their platform
+	// manifests, signatures, attestations and SBOMs), in digest order.
+	Deleted []digest.Digest `json:"deleted"`
+}
+
+// deleteRepository deletes a repository and everything it holds, for
+// those who may delete in its project (the registry's delete action).
+// Blobs go at the next garbage collection, when nothing else links them.
+func (a *API) deleteRepository(c *call) error {
+	repo, err := a.pullable(c)
+	project := c.r.PathValue("project")
+	if err == nil && !a.can(c, auth.ProjectOf(repo), auth.Delete) {
+		err = errForbidden
+	}
+	var changes []event.Event
+	if err == nil {
+		changes, err = a.opts.Meta.DeleteRepository(event.WithActor(c.ctx(), c.actor()), repo)
+		if errors.Is(err, meta.ErrRepositoryUnknown) {
+			err = notFound("repository " + project + "/" + c.r.PathValue("repository"))
+		}
+	}
+	out := RepositoryDeleted{Repository: repo, Deleted: []digest.Digest{}}
+	for _, e := range changes {
+		// The registry's cache forgets them now, not when the outbox relay
+		// gets to them (which this also wakes).
+		if a.opts.Notifier != nil {
+			a.opts.Notifier.Notify(c.ctx(), e)
+		}
+		out.Deleted = append(out.Deleted, e.Digest)
+	}
+	detail := c.r.PathValue("repository")
+	if err == nil {
+		detail = fmt.Sprintf("%s: %d manifests", repo, len(out.Deleted))
+	}
+	a.audited(c, "repository.delete", project, detail, err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, out)
 }
 
 func kindOf(m *meta.Manifest) string {

@@ -47,6 +47,7 @@ func TestEndpointMatrix(t *testing.T) {
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities": {action: auth.Pull, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom":            {action: auth.Pull, ok: 200},
 		"POST /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/scan":           {action: auth.Push, ok: 202},
+		"DELETE /api/v1/projects/{project}/repositories/{repository}":                                    {action: auth.Delete, ok: 200},
 		"GET /api/v1/projects/{project}/webhooks":                                                        {action: auth.ManageProject, ok: 200},
 		"POST /api/v1/projects/{project}/webhooks":                                                       {action: auth.ManageProject, ok: 201},
 		"GET /api/v1/projects/{project}/webhooks/{id}":                                                   {action: auth.ManageProject, ok: 200},
@@ -143,7 +144,14 @@ func TestEndpointMatrix(t *testing.T) {
 			// Each delete gets a hook of its own, so every caller finds one.
 			id = newHook(project, fmt.Sprintf("http://127.0.0.1:9/del-%d", n))
 		}
-		r := strings.NewReplacer("{project}", project, "{repository}", "app", "{reference}", "v1", "{id}", id, "{delivery}", "none")
+		repo := "app"
+		if method == "DELETE" && strings.HasSuffix(path, "{repository}") {
+			// Each delete gets a repository of its own, so every caller
+			// finds one and app stays for the other endpoints.
+			repo = fmt.Sprintf("del-%d", n)
+			a.expect(a.push(project+"/"+repo, "v1", makeImage(repo), adminCreds), 201, "seed "+project+"/"+repo)
+		}
+		r := strings.NewReplacer("{project}", project, "{repository}", repo, "{reference}", "v1", "{id}", id, "{delivery}", "none")
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}

@@ -613,6 +613,61 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	return tags, err
 }
 
+// DeleteRepository implements meta.Store.
+func (s *Store) DeleteRepository(ctx context.Context, repo string) ([]event.Event, error) {
+	var deleted []event.Event
+	err := s.inTx(ctx, "delete repository", func(tx *sql.Tx) error {
+		deleted = nil // a retried transaction starts over
+		repoID, err := repositoryID(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT m.digest, t.name FROM manifests m
+			LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+			WHERE m.repository_id = ? ORDER BY m.digest, t.name`, repoID)
+		if err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		var events []event.Event
+		for rows.Next() {
+			var d string
+			var tag sql.NullString
+			if err := rows.Scan(&d, &tag); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+			if n := len(events); n == 0 || events[n-1].Digest.String() != d {
+				events = append(events, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: digest.Digest(d)})
+			}
+			if tag.Valid {
+				events[len(events)-1].Tags = append(events[len(events)-1].Tags, tag.String)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		for _, q := range []string{
+			// Tags and references go with their manifests (ON DELETE CASCADE).
+			"DELETE FROM manifests WHERE repository_id = ?",
+			"DELETE FROM repository_blobs WHERE repository_id = ?",
+			"DELETE FROM pruned_blob_links WHERE repository_id = ?",
+			"DELETE FROM repositories WHERE id = ? AND NOT EXISTS (SELECT 1 FROM uploads WHERE repository_id = repositories.id)",
+		} {
+			if _, err := tx.ExecContext(ctx, q, repoID); err != nil {
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+		}
+		for _, e := range events {
+			if err := recordEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		deleted = events
+		return nil
+	})
+	return deleted, err
+}
+
 // DeleteTag implements meta.Store.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
