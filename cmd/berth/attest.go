@@ -65,7 +65,10 @@ or a predicate type URI.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -74,7 +77,9 @@ or a predicate type URI.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", predicatePath, err)
 			}
+			pr.spin("attesting " + t.String())
 			w, err := sign.Attest(ctx, st, t, statement, key, sign.AttestOptions{Referrers: referrers})
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -128,12 +133,17 @@ printed as one line of JSON.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("verifying the attestations of " + t.String())
 			res, err := sign.VerifyAttestations(ctx, st, t, trust, sign.VerifyOptions{PredicateType: predicateType})
+			pr.done()
 			if err != nil {
 				return err
 			}

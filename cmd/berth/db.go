@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -67,7 +69,11 @@ new database replaces the old one only if every source succeeded.`,
 			if err != nil {
 				return err
 			}
-			info, err := update.Run(cmd.Context(), update.Options{Dir: dir, Sources: sources, Timeout: timeout})
+			opts := update.Options{Dir: dir, Sources: sources, Timeout: timeout}
+			pr := newProgress(cmd)
+			showUpdateProgress(pr, &opts)
+			info, err := update.Run(cmd.Context(), opts)
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -86,6 +92,25 @@ new database replaces the old one only if every source succeeded.`,
 	cmd.Flags().StringArrayVar(&sources, "source", nil, "vulnerability source (repeatable; see above)")
 	cmd.Flags().DurationVar(&timeout, "timeout", fetch.DefaultTimeout, "give up on a source that sends nothing for this long")
 	return cmd
+}
+
+// showUpdateProgress draws a database update on pr: which source of how
+// many is loading, and each download's bytes.
+func showUpdateProgress(pr *progress, opts *update.Options) {
+	if pr == nil {
+		return
+	}
+	// The bar shows what the update's info lines say; warnings still
+	// print.
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var current string
+	opts.OnSource = func(name string, i, n int) {
+		current = fmt.Sprintf("[%d/%d] %s", i, n, name)
+		pr.spin(current)
+	}
+	opts.OnDownload = func(url string, size int64) func(int64) {
+		return pr.bytes(current+": "+path.Base(url), size)
+	}
 }
 
 func newDBStatusCmd(resolve func() (string, error)) *cobra.Command {
@@ -247,7 +272,10 @@ Registries on loopback or private addresses are reached over plain HTTP.`,
 			if err != nil {
 				return err
 			}
+			pr := newProgress(cmd)
+			pr.spin("pushing the database to " + args[0])
 			d, err := ociartifact.Push(cmd.Context(), dir, args[0], time.Now())
+			pr.done()
 			if err != nil {
 				return err
 			}

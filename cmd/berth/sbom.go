@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
@@ -95,7 +94,7 @@ digest is read, and the attestation is about it. Registry images only.`,
 			img.Source = args[0]
 			s := &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache}
 			var bar *progressbar.ProgressBar
-			if term.IsTerminal(int(os.Stderr.Fd())) {
+			if progressEnabled(cmd) {
 				s.OnPlan = func(toRead []image.Layer) {
 					var total int64
 					for _, l := range toRead {

@@ -162,12 +162,17 @@ OCI 1.1 referrer of the image.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("signing " + t.String())
 			w, err := sign.Sign(ctx, st, t, key, sign.SignOptions{Annotations: ann, Referrers: referrers})
+			pr.done()
 			if err != nil {
 				return err
 			}

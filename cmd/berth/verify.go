@@ -99,12 +99,17 @@ distinct keys vouch than --require asks.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("verifying " + t.String())
 			res, err := sign.Verify(ctx, st, t, trust, sign.VerifyOptions{Annotations: ann})
+			pr.done()
 			if err != nil {
 				return err
 			}
