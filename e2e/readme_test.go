@@ -196,7 +196,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		regexp.MustCompile(`the gate failed: exit 2`), // HIGH findings remain
 		regexp.MustCompile(`signed ` + regexp.QuoteMeta(addr) + `/team-a/app@sha256:[0-9a-f]{64}`),
 		regexp.MustCompile(`"docker-manifest-digest":"sha256:[0-9a-f]{64}"`), // berth verify's payload
-		regexp.MustCompile(`The following checks were performed`),           // cosign verify
+		regexp.MustCompile(`The following checks were performed`),            // cosign verify
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("the walkthrough's output lacks %s:\n%s", want, got)
