@@ -341,4 +341,3 @@ func (s *Store) Prune(ctx context.Context, cp audit.Checkpoint) (int64, error) {
 	})
 	return n, err
 }
-
