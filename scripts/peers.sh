@@ -28,6 +28,14 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
+# PostgreSQL for the scale-out tests (scripts/services.sh starts a throwaway
+# cluster).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	echo "peers: installing postgresql with apt-get"
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
 if [ ! -f "$BERTH_PEERS/npm/node_modules/semver/package.json" ]; then
 	echo "peers: installing node-semver with npm"
 	npm install --prefix "$BERTH_PEERS/npm" --no-audit --no-fund --silent semver@7.7.2
@@ -44,6 +52,8 @@ goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
 goinstall helm helm.sh/helm/v3/cmd/helm@v3.22.0
+# The S3 server the scale-out tests store blobs in (scripts/services.sh).
+goinstall versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 # cosign v2 and v3 both install a binary named cosign: build each into a
 # scratch GOBIN and keep it under its own name.

@@ -144,13 +144,6 @@ type Store interface {
 	Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
 	// Delete forgets a digest's record and its keys.
 	Delete(ctx context.Context, d digest.Digest) error
-	// Announce records that the scan result of version (of the digest's
-	// record) was announced to repo for the push of pushedAt, and reports
-	// whether this call was the first to do so: two paths that may both
-	// announce one result (the scan finishing, the push of an image
-	// already scanned) announce it once. Announcements of older versions
-	// are forgotten when a newer report is stored.
-	Announce(ctx context.Context, d digest.Digest, repo string, pushedAt time.Time, version int64) (bool, error)
 	Close() error
 }
 

@@ -240,7 +240,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 				}
 			}
 		}
-		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo, rec.Version)
+		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo)
 		return nil
 	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
 		// Queued already, most likely; but a crash between marking it
@@ -421,6 +421,9 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	// concurrent scan's): scanning again would announce it twice.
 	if rec, err := s.opts.Reports.Get(ctx, d, false); err == nil && rec.HasReport() &&
 		rec.Scan.Status == reports.Done && rec.Scan.FinishedAt.After(j.CreatedAt) {
+		// Announce it again, in case the crash came before the notice
+		// went out (a repeat is recognised and dropped).
+		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, d, "")
 		return nil
 	}
 	start := time.Now().UTC()
@@ -455,10 +458,6 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if err := s.opts.Reports.Put(ctx, d, done, r, lookupKeys(r.Inventory), -1); err != nil {
 		return err
 	}
-	stored, err := s.opts.Reports.Get(ctx, d, false)
-	if err != nil {
-		return err
-	}
 	// A delete that landed while the report was stored: forget it again
 	// (the delete's own handling may have run before the Put).
 	if _, ok, err := s.holder(ctx, d, repo); err == nil && !ok {
@@ -475,7 +474,7 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 		}
 	}
 	sum := reports.Summarize(r)
-	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "", stored.Version)
+	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "")
 	s.log.InfoContext(ctx, "scanned", "repository", repo, "digest", d, "packages", len(r.Inventory.Packages),
 		"findings", len(r.Findings), "took", done.FinishedAt.Sub(start).Round(time.Millisecond))
 	return nil
@@ -524,14 +523,17 @@ func (s *Service) failed(ctx context.Context, j *river.Job[ScanArgs], d digest.D
 		s.m.scans.WithLabelValues("failed").Inc()
 	}
 	s.log.WarnContext(ctx, "scan failed", "repository", repo, "digest", d, "error", err)
-	s.notify(ctx, Notice{Type: NoticeScanFailed, Scan: st}, d, "", 0)
+	s.notify(ctx, Notice{Type: NoticeScanFailed, Scan: st}, d, "")
 	return river.JobCancel(err)
 }
 
 // notify sends n about d to repo, or to every repository holding d when
-// repo is empty, with that repository's tags of d; version is the report
-// version the notice is about.
-func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo string, version int64) {
+// repo is empty, with that repository's tags of d. A notice may be sent
+// again for the same result (the scan finishing and the push of an image
+// already scanned; a scan repeated after a crash): Notify's receiver
+// identifies a notice by its type, repository, digest and the time of the
+// result it announces, and drops repeats.
+func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo string) {
 	if s.opts.Notify == nil {
 		return
 	}
@@ -544,17 +546,6 @@ func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo st
 		}
 	}
 	for _, r := range repos {
-		if n.Type == NoticeScanCompleted {
-			// The scan finishing and the push of an image already scanned
-			// may both announce one result to one repository: once.
-			m, err := s.opts.Meta.Manifest(ctx, r, d)
-			if err != nil {
-				continue
-			}
-			if first, err := s.opts.Reports.Announce(ctx, d, r, m.PushedAt, version); err != nil || !first {
-				continue
-			}
-		}
 		tags, err := s.opts.Meta.ManifestTags(ctx, r, d)
 		if err != nil {
 			s.log.WarnContext(ctx, "could not announce", "type", n.Type, "digest", d, "error", err)
@@ -622,7 +613,7 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 		}
 		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
 			sum := reports.Summarize(b.Report)
-			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "", b.IfVersion+1)
+			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "")
 		}
 	}
 	return nil

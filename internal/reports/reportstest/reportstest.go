@@ -39,7 +39,6 @@ func Run(t *testing.T, f Factory) {
 		{"VersionGuard", testVersionGuard},
 		{"RecordsAndDigests", testListing},
 		{"ConcurrentPuts", testConcurrent},
-		{"AnnounceOnce", testAnnounce},
 		{"StoreRematches", testStoreRematches},
 		{"RematchInputs", testRematchInputs},
 		{"RealReportRoundTrip", testRealReport},
@@ -275,44 +274,6 @@ func testConcurrent(t *testing.T, f Factory) {
 	}
 }
 
-func testAnnounce(t *testing.T, f Factory) {
-	ctx := context.Background()
-	s, _ := f(t)
-	d := dg("img")
-	push := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(1), nil, -1); err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range []struct {
-		repo    string
-		pushed  time.Time
-		version int64
-		first   bool
-	}{
-		{"a", push, 1, true},
-		{"a", push, 1, false},                 // the second path
-		{"b", push, 1, true},                  // another repository
-		{"a", push.Add(time.Second), 1, true}, // pushed again
-		{"a", push, 2, true},                  // a newer result
-	} {
-		first, err := s.Announce(ctx, d, c.repo, c.pushed, c.version)
-		if err != nil || first != c.first {
-			t.Errorf("announcement %d: first %v, %v; want %v", i, first, err, c.first)
-		}
-	}
-	// A newer report forgets older announcements; a delete forgets all.
-	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, report(1), nil, -1); err != nil {
-		t.Fatal(err)
-	}
-	if first, _ := s.Announce(ctx, d, "a", push, 1); !first {
-		t.Error("an announcement of version 1 survived the store of version 2")
-	}
-	s.Delete(ctx, d)
-	if first, _ := s.Announce(ctx, d, "a", push, 2); !first {
-		t.Error("an announcement survived Delete")
-	}
-}
-
 func testStoreRematches(t *testing.T, f Factory) {
 	ctx := context.Background()
 	s, reopen := f(t)
@@ -334,7 +295,6 @@ func testStoreRematches(t *testing.T, f Factory) {
 	for _, d := range []digest.Digest{a, b, c} {
 		batch = append(batch, reports.Rematched{Digest: d, Scan: reports.Scan{Status: reports.Done, DBUpdatedAt: db}, Report: newer, IfVersion: 1})
 	}
-	s.Announce(ctx, a, "repo", db, 1)
 	stored, err := s.StoreRematches(ctx, batch)
 	if err != nil {
 		t.Fatal(err)
@@ -358,9 +318,6 @@ func testStoreRematches(t *testing.T, f Factory) {
 		if rec, _ := st.Get(ctx, b, true); rec.Version != 2 || rec.Report.Findings[0].ID != "CVE-9" {
 			t.Errorf("b's newer scan was overwritten: %+v", rec.Report.Findings)
 		}
-	}
-	if first, _ := s.Announce(ctx, a, "repo", db, 1); !first {
-		t.Error("an announcement of the replaced version survived the re-match")
 	}
 	if got, err := s.StoreRematches(ctx, nil); err != nil || len(got) != 0 {
 		t.Errorf("StoreRematches(nil) = %v, %v", got, err)

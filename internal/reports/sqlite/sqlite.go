@@ -53,14 +53,6 @@ CREATE TABLE scan_report_keys (
 	PRIMARY KEY (lookup, digest)
 );
 CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
-
-CREATE TABLE scan_announcements (
-	digest     TEXT NOT NULL,
-	repository TEXT NOT NULL,
-	pushed_at  INTEGER NOT NULL,
-	version    INTEGER NOT NULL,
-	PRIMARY KEY (digest, repository, pushed_at, version)
-);
 `}
 
 // Store is a reports.Store in SQLite.
@@ -240,9 +232,6 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("store report keys of %s: %w", d, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_announcements WHERE digest = ? AND version < ?`, d.String(), version+1); err != nil {
-			return fmt.Errorf("store report of %s: %w", d, err)
-		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO scan_report_keys (lookup, digest) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return fmt.Errorf("store report keys of %s: %w", d, err)
@@ -285,11 +274,6 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			return err
 		}
 		defer stmt.Close()
-		forget, err := tx.PrepareContext(ctx, `DELETE FROM scan_announcements WHERE digest = ? AND version <= ?`)
-		if err != nil {
-			return err
-		}
-		defer forget.Close()
 		for i, r := range rs {
 			sc := r.Scan
 			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
@@ -299,9 +283,6 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
-			}
-			if _, err := forget.ExecContext(ctx, r.Digest.String(), r.IfVersion); err != nil {
-				return err
 			}
 			stored = append(stored, r.Digest)
 		}
@@ -514,23 +495,6 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_reports WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_announcements WHERE digest = ?`, d.String()); err != nil {
-			return fmt.Errorf("delete report of %s: %w", d, err)
-		}
 		return nil
 	})
-}
-
-// Announce implements reports.Store.
-func (s *Store) Announce(ctx context.Context, d digest.Digest, repo string, pushedAt time.Time, version int64) (bool, error) {
-	res, err := s.db.W.ExecContext(ctx, `INSERT INTO scan_announcements (digest, repository, pushed_at, version)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.String(), repo, pushedAt.UnixNano(), version)
-	if err != nil {
-		return false, fmt.Errorf("record announcement of %s: %w", d, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("record announcement of %s: %w", d, err)
-	}
-	return n == 1, nil
 }
