@@ -530,6 +530,9 @@ func testDeleteRepository(t *testing.T, f Factory) {
 			t.Errorf("event %+v, want alice's deletion in p/app", e)
 		}
 		tagsOf[e.Digest] = fmt.Sprint(e.Tags)
+		if e.Digest == index.Digest && e.MediaType != index.MediaType {
+			t.Errorf("the index's deletion names media type %q", e.MediaType)
+		}
 	}
 	if len(tagsOf) != 4 || tagsOf[index.Digest] != "[latest v1]" || tagsOf[amd.Digest] != "[]" {
 		t.Errorf("deletion events: %v", tagsOf)

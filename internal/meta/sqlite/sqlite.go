@@ -622,7 +622,7 @@ func (s *Store) DeleteRepository(ctx context.Context, repo string) ([]event.Even
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT m.digest, t.name FROM manifests m
+		rows, err := tx.QueryContext(ctx, `SELECT m.digest, m.media_type, t.name FROM manifests m
 			LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
 			WHERE m.repository_id = ? ORDER BY m.digest, t.name`, repoID)
 		if err != nil {
@@ -630,14 +630,14 @@ func (s *Store) DeleteRepository(ctx context.Context, repo string) ([]event.Even
 		}
 		var events []event.Event
 		for rows.Next() {
-			var d string
+			var d, mediaType string
 			var tag sql.NullString
-			if err := rows.Scan(&d, &tag); err != nil {
+			if err := rows.Scan(&d, &mediaType, &tag); err != nil {
 				rows.Close()
 				return fmt.Errorf("delete repository %s: %w", repo, err)
 			}
 			if n := len(events); n == 0 || events[n-1].Digest.String() != d {
-				events = append(events, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: digest.Digest(d)})
+				events = append(events, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: digest.Digest(d), MediaType: mediaType})
 			}
 			if tag.Valid {
 				events[len(events)-1].Tags = append(events[len(events)-1].Tags, tag.String)
