@@ -16,8 +16,8 @@ import (
 // of the flags that take one of a known set, so that `berth scan -f <TAB>`
 // offers the formats.
 
-// severityValues are what --severity completes to: the ratings (a list is
-// completed item by item after each comma) and the thresholds.
+// severityValues are what --severity completes to: the ratings and the
+// thresholds (a list is completed item by item after each comma).
 var severityValues = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "NONE", "UNKNOWN", "CRITICAL+", "HIGH+", "MEDIUM+", "LOW+"}
 
 // completionValues gives, for a flag name on a command, the values it
@@ -96,9 +96,6 @@ func registerCompletions(cmd *cobra.Command) {
 			}
 			out := make([]cobra.Completion, 0, len(values))
 			for _, v := range values {
-				if list && prefix != "" && strings.HasSuffix(v, "+") {
-					continue // a threshold is not a list item
-				}
 				out = append(out, prefix+v)
 			}
 			directive := cobra.ShellCompDirectiveNoFileComp
