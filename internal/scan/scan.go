@@ -114,3 +114,47 @@ func (e *Engine) logger() *slog.Logger {
 	}
 	return slog.Default()
 }
+
+// Unjudged is what a report could not judge: the packages of an OS
+// release the database holds no records for (or of a release berth does
+// not know), with the language packages the OS package manager installed,
+// which are matched only through them. A clean report of such an image
+// says nothing about those packages, so a CI gate must not pass it.
+type Unjudged struct {
+	// Packages counts them.
+	Packages int
+	// Release names the OS release ("debian 12"), or "" when none is known.
+	Release string
+}
+
+// Unjudged finds what the database cannot judge in inv.
+func (e *Engine) Unjudged(inv *inventory.Inventory) Unjudged {
+	var u Unjudged
+	if inv.Distro != nil {
+		u.Release = strings.TrimSpace(inv.Distro.ID + " " + inv.Distro.VersionID)
+	}
+	covered := map[inventory.Ecosystem]bool{}
+	judged := func(eco inventory.Ecosystem) bool {
+		c, ok := covered[eco]
+		if !ok {
+			c = e.Matcher.DistroCovered(inv.Distro, eco)
+			covered[eco] = c
+		}
+		return c
+	}
+	osManaged := osManagedRule(inv)
+	for i := range inv.Packages {
+		p := &inv.Packages[i]
+		switch {
+		case p.Ecosystem == inventory.Deb || p.Ecosystem == inventory.APK || p.Ecosystem == inventory.RPM:
+			if !judged(p.Ecosystem) {
+				u.Packages++
+			}
+		case osManaged(p):
+			if !judged(osEcosystem[inv.Distro.ID]) {
+				u.Packages++
+			}
+		}
+	}
+	return u
+}

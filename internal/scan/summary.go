@@ -28,6 +28,9 @@ type Summary struct {
 	// Hidden counts findings the severity filter or --ignore-unfixed left
 	// out.
 	Hidden int
+	// Unjudged is what the database could not judge (set by the caller
+	// from Engine.Unjudged).
+	Unjudged Unjudged
 }
 
 // Summarize compares the report as matched (all) with the report the
@@ -46,6 +49,7 @@ func Summarize(all, shown *match.Report) Summary {
 // String is the one line `berth scan` prints on standard error:
 //
 //	kitchen-sink:latest: 25 vulnerabilities (CRITICAL 2, HIGH 10, MEDIUM 13), 1 suppressed, 4 hidden by filters
+//	debian:12: no vulnerabilities; 96 packages not judged (the database holds no debian 12 records)
 func (s Summary) String() string {
 	var b strings.Builder
 	b.WriteString(s.Image)
@@ -73,7 +77,22 @@ func (s Summary) String() string {
 	if s.Hidden > 0 {
 		fmt.Fprintf(&b, ", %d hidden by filters", s.Hidden)
 	}
+	if u := s.Unjudged; u.Packages > 0 {
+		fmt.Fprintf(&b, "; %d %s not judged", u.Packages, plural(u.Packages, "package", "packages"))
+		if u.Release != "" {
+			fmt.Fprintf(&b, " (the database holds no %s records)", u.Release)
+		} else {
+			b.WriteString(" (their OS release is unknown)")
+		}
+	}
 	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // ImageName names the image of an inventory the way reports title it: the
