@@ -405,7 +405,9 @@ func TestAttestBadInput(t *testing.T) {
 		{"wrong password", []string{"sbom", "scan"}, []string{"--attest", "--key", priv, image}, "wrong", "password"},
 		{"unencrypted key", []string{"sbom", "scan"}, []string{"--attest", "--key", k.plain, image}, "", "--insecure-key"},
 		{"missing image", []string{"sbom"}, []string{"--attest", "--key", k.plain, "--insecure-key", reg.host + "/team/app:nope"}, "", "resolve"},
-		{"stored report", []string{"scan"}, []string{"--attest", "--key", priv, "--input", archive}, "", "--attest needs an IMAGE"},
+		{"stored report", []string{"scan"}, []string{"--attest", "--key", priv, "--from-report", archive}, "", "--attest needs an IMAGE"},
+		{"image tarball", []string{"scan"}, []string{"--attest", "--key", priv, "--input", archive}, "", "not in a registry"},
+		{"SBOM file", []string{"scan"}, []string{"--attest", "--key", priv, "sbom:" + archive}, "", "--attest needs an IMAGE"},
 	}
 	dbDir := t.TempDir() // empty: scan must refuse before needing the DB
 	for _, tc := range tests {

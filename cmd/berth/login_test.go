@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -158,5 +163,68 @@ func TestExplainAuth(t *testing.T) {
 	other := errors.New("something else")
 	if err := explainAuth(other, false); err != other {
 		t.Errorf("another error was changed: %v", err)
+	}
+}
+
+// TestScanRegistryCredentials: Trivy's --username/--password and
+// --registry-token reach a registry that requires them, without a stored
+// login; a wrong password is refused.
+func TestScanRegistryCredentials(t *testing.T) {
+	isolateCredentials(t)
+	dbDir := npmDB(t)
+	srvURL, _ := runningBerth(t, t.TempDir())
+	host := strings.TrimPrefix(srvURL, "http://")
+	ref, err := name.ParseReference(host + "/team-a/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, nodeImage(t, "amd64", "4.17.15"), remote.WithAuth(&authn.Basic{Username: "admin", Password: cmdAdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	scanWith := func(stdin string, args ...string) scanRun {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "r.json")
+		cmd := newScanCmd()
+		cmd.SetIn(strings.NewReader(stdin))
+		var so, se bytes.Buffer
+		cmd.SetOut(&so)
+		cmd.SetErr(&se)
+		cmd.SetArgs(append([]string{"--db-dir", dbDir, "--no-cache", "--ignorefile=", "-f", "json", "-o", out}, append(args, ref.String())...))
+		err := cmd.ExecuteContext(context.Background())
+		r := scanRun{stderr: se.String(), err: err}
+		if err != nil {
+			r.code = 1
+		}
+		return r
+	}
+	if r := scanWith(""); r.err == nil || !strings.Contains(r.err.Error(), "UNAUTHORIZED") {
+		t.Errorf("scan of a private image without credentials: %v", r.err)
+	}
+	if r := scanWith(cmdAdminPassword+"\n", "--username", "admin", "--password-stdin"); r.err != nil {
+		t.Errorf("--username --password-stdin: %v\n%s", r.err, r.stderr)
+	}
+	t.Setenv("BERTH_PASSWORD", cmdAdminPassword)
+	if r := scanWith("", "--username", "admin"); r.err != nil {
+		t.Errorf("--username with BERTH_PASSWORD: %v\n%s", r.err, r.stderr)
+	}
+	os.Unsetenv("BERTH_PASSWORD")
+	if r := scanWith("", "--username", "admin", "--password", "wrong-password"); r.err == nil {
+		t.Error("a wrong password was accepted")
+	}
+	// A token from the registry's own token endpoint.
+	req, _ := http.NewRequest("GET", srvURL+"/token?service=berth&scope=repository:team-a/app:pull", nil)
+	req.SetBasicAuth("admin", cmdAdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.Token == "" {
+		t.Fatal("no token")
+	}
+	if r := scanWith("", "--registry-token", tok.Token); r.err != nil {
+		t.Errorf("--registry-token: %v\n%s", r.err, r.stderr)
 	}
 }
