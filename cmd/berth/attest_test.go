@@ -269,8 +269,8 @@ func TestSBOMAttest(t *testing.T) {
 	t.Run("spdx attested while the output is berth's JSON", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "inventory.json")
 		if _, stderr, err := run(t, newSBOMCmd(), slices.Concat([]string{"--cache-dir", cache, "-f", "json", "-o", out,
-			"--attest", "--attest-type", "spdx", "docker://" + reg.host + "/team/app:v1"}, k.sign())...); err != nil {
-			t.Fatalf("%v\n%s", err, stderr)
+			"--attest", "--attest-type", "spdx-json", "docker://" + reg.host + "/team/app:v1"}, k.sign())...); err != nil {
+			t.Fatalf("%v\n%s", err, stderr) // spdx-json: Trivy's and syft's name for spdx
 		}
 		st := onlyStatement(t, k.pub, "spdxjson", app)
 		var doc struct {

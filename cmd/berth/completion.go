@@ -29,7 +29,7 @@ func completionValues(cmd *cobra.Command, flag string) []string {
 		case "scan":
 			return report.ReportFormatNames()
 		case "sbom":
-			return report.SBOMFormatNames()
+			return append(report.SBOMFormatNames(), "cyclonedx-json", "spdx-json")
 		case "status":
 			return []string{"text", "json"}
 		}
@@ -46,7 +46,7 @@ func completionValues(cmd *cobra.Command, flag string) []string {
 	case "type":
 		return attestation.Kinds()
 	case "attest-type":
-		return []string{"cyclonedx", "spdx"}
+		return []string{"cyclonedx", "spdx", "cyclonedx-json", "spdx-json"}
 	}
 	return nil
 }

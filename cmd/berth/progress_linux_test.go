@@ -156,3 +156,61 @@ func (r readUntilEIO) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// TestSBOMFormatFollowsTheTerminal: berth sbom prints a table for a person
+// at a terminal and CycloneDX JSON into a pipe (or with -o), as syft does;
+// -f takes Trivy's and syft's names spdx-json and cyclonedx-json.
+func TestSBOMFormatFollowsTheTerminal(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(root, "var/lib/dpkg/status"), "Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13\n\n", 0o644)
+	sbom := func(stdout *os.File, args ...string) {
+		t.Helper()
+		saved := os.Stdout
+		os.Stdout = stdout
+		defer func() { os.Stdout = saved }()
+		cmd := newSBOMCmd()
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"--no-cache", "dir:" + root}, args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capture := func(args ...string) string {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan string)
+		go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+		sbom(w, args...)
+		w.Close()
+		return <-done
+	}
+
+	master, slave := openPTY(t)
+	defer master.Close()
+	var got bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&got, readUntilEIO{master}); close(done) }()
+	sbom(slave)
+	slave.Close()
+	<-done
+	if !strings.Contains(got.String(), "zlib1g") || strings.Contains(got.String(), `"bomFormat"`) {
+		t.Errorf("on a terminal berth sbom printed:\n%s", got.String())
+	}
+
+	for args, want := range map[string]string{
+		"":                  `"bomFormat": "CycloneDX"`,
+		"-f cyclonedx-json": `"bomFormat": "CycloneDX"`,
+		"-f spdx-json":      `"spdxVersion": "SPDX-2.3"`,
+		"-f table":          "zlib1g",
+	} {
+		out := capture(strings.Fields(args)...)
+		if !strings.Contains(out, want) {
+			t.Errorf("berth sbom %s into a pipe lacks %q:\n%.300s", args, want, out)
+		}
+	}
+}
