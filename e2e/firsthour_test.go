@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -127,5 +129,59 @@ func TestFirstHourHarborGaps(t *testing.T) {
 	out = berthAdmin(t, s, "project", "delete", "team-b", "--force")
 	if !strings.Contains(out, "deleted repository team-b/tool") || !strings.Contains(out, "deleted project team-b") {
 		t.Errorf("project delete --force said %q", out)
+	}
+}
+
+// TestFirstHourTrivyHabits runs berth scan as a Trivy user would in CI: a
+// tarball crane pulled given to --input, no database yet (the first scan
+// builds it from BERTH_DB_SOURCES), -q printing the report alone, a gate
+// that fails on what the database could not judge (a Debian 12 image
+// against records without bookworm) unless --allow-uncovered, and the
+// image's own SBOM scanned with sbom:FILE.
+func TestFirstHourTrivyHabits(t *testing.T) {
+	crane := peer(t, "crane")
+	vulndata, err := filepath.Abs(filepath.Join("..", "..", "shared", "vulndata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startBerth(t)
+	layout := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"BERTH_DB_SOURCES=" + filepath.Join(vulndata, "osv") + " debian-tracker:" + filepath.Join(vulndata, "debian-tracker") +
+			" nodejs-wg:" + filepath.Join(vulndata, "nodejs-security-wg", "vuln.zip")}
+	run(t, env, crane, "push", layout, s.Addr+"/library/kitchen-sink:1")
+	tarball := filepath.Join(t.TempDir(), "ks.tar")
+	run(t, env, crane, "pull", s.Addr+"/library/kitchen-sink:1", tarball)
+
+	stdout, stderr, code := berthRun(t, env, "", "scan", "-q", "-f", "json", "--input", tarball)
+	if code != 0 || stderr != "" {
+		t.Fatalf("scan -q --input of crane's tarball: exit %d, stderr %q", code, stderr)
+	}
+	var rep struct {
+		Findings []struct{ ID string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Findings) != 26 {
+		t.Fatalf("the report on stdout: %v, %d findings", err, len(rep.Findings))
+	}
+	if _, err := os.Stat(filepath.Join(home, ".cache", "berth", "db")); err != nil {
+		t.Errorf("the first scan built no database: %v", err)
+	}
+
+	_, stderr, code = berthRun(t, env, "", "scan", "--exit-code", "2", "--severity", "CRITICAL", "-o", os.DevNull, "--input", tarball)
+	if code != 3 || !strings.Contains(stderr, "131 packages could not be judged (the database holds no debian 12 records)") {
+		t.Errorf("gate on an uncovered release: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code = berthRun(t, env, "", "scan", "--exit-code", "2", "--severity", "CRITICAL", "--allow-uncovered", "-o", os.DevNull, "--input", tarball)
+	if code != 2 || !strings.Contains(stderr, "1 vulnerability (CRITICAL 1)") {
+		t.Errorf("gate with --allow-uncovered: exit %d\n%s", code, stderr)
+	}
+
+	sbom := filepath.Join(t.TempDir(), "ks.cdx.json")
+	berthRun(t, env, "", "sbom", "-o", sbom, s.Addr+"/library/kitchen-sink:1")
+	stdout, stderr, code = berthRun(t, env, "", "scan", "-q", "-f", "json", "sbom:"+sbom)
+	rep.Findings = nil
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || len(rep.Findings) != 26 {
+		t.Errorf("scan sbom:FILE of berth's own SBOM: exit %d, %d findings (want 26, as the image)\n%s", code, len(rep.Findings), stderr)
 	}
 }
