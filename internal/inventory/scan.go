@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ type Scanner struct {
 	// Progress, when set, is called with stored bytes as layers stream.
 	// It is called from several goroutines at once.
 	Progress func(n int64)
+	// Passes see every entry of every layer (pass.go); the secret
+	// scanner is one.
+	Passes []Pass
 }
 
 // ErrAnalyzerPanic: an analyzer's Required panicked while a layer was read.
@@ -43,6 +47,8 @@ var ErrAnalyzerPanic = errors.New("analyzer panicked")
 type layerOutcome struct {
 	changes *image.Changes
 	results []*analyzerEntry // by analyzer index
+
+	passes []json.RawMessage // by pass index
 }
 
 // Scan inventories img.
@@ -51,6 +57,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 	type job struct {
 		index   int
 		pending []int // analyzers without a cached result
+		passes  []int // passes without a cached result
 	}
 	var jobs []job
 	var toRead []image.Layer
@@ -66,11 +73,13 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				pending = append(pending, ai)
 			}
 		}
-		if ch, ok := cached.changes(); ok && len(pending) == 0 {
+		pendingPasses, passResults := s.passesOf(cached)
+		out.passes = passResults
+		if ch, ok := cached.changes(); ok && len(pending) == 0 && len(pendingPasses) == 0 {
 			out.changes = ch
 			continue
 		}
-		jobs = append(jobs, job{index: i, pending: pending})
+		jobs = append(jobs, job{index: i, pending: pending, passes: pendingPasses})
 		toRead = append(toRead, l)
 	}
 	if s.OnPlan != nil {
@@ -99,7 +108,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				return
 			}
 			defer func() { <-sem }()
-			err := s.readLayer(ctx, img.Layers[j.index], j.pending, &outcomes[j.index])
+			err := s.readLayer(ctx, img.Layers[j.index], j.pending, j.passes, &outcomes[j.index])
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -118,12 +127,15 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 		return nil, err
 	}
 	inv := s.merge(img, outcomes)
+	if err := s.donePasses(img, outcomes); err != nil {
+		return nil, err
+	}
 	return inv, nil
 }
 
 // readLayer walks one layer, buffering the files the pending analyzers
 // require, then runs those analyzers and caches what they found.
-func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, out *layerOutcome) (err error) {
+func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending, pendingPasses []int, out *layerOutcome) (err error) {
 	// Required runs analyzer code on every entry; a panic there fails the
 	// scan with an error rather than the process.
 	defer func() {
@@ -143,9 +155,14 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 			slog.Warn("removing spool file", "err", err)
 		}
 	}()
-	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, g.entry)
+	passes := s.startPasses(l, pendingPasses)
+	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, passes.wrap(g.entry))
 	if err != nil {
 		return err
+	}
+	passResults, err := passes.results(s, out.passes)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Name(), err)
 	}
 	changes.Warnings = append(changes.Warnings, g.warnings...)
 	out.changes = changes
@@ -181,7 +198,7 @@ func (s *Scanner) readLayer(ctx context.Context, l image.Layer, pending []int, o
 		out.results[ai] = e
 		found[analyzerKey(a)] = e
 	}
-	if err := s.Cache.putLayer(l.DiffID, changes, found); err != nil {
+	if err := s.Cache.putLayer(l.DiffID, changes, found, passResults); err != nil {
 		slog.Warn("layer cache", "err", err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match/version"
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/secret"
 )
 
 // Source is a vulnerability database.
@@ -55,6 +56,13 @@ type Report struct {
 	// Warnings name packages that could not be matched and other problems
 	// that make the result less than complete.
 	Warnings []string `json:"warnings,omitempty"`
+	// Scanners lists what the scan looked for ("vuln", "secret", ...),
+	// when it was not only vulnerabilities: an empty Secrets then means
+	// none were found, not that none were looked for.
+	Scanners []string `json:"scanners,omitempty"`
+	// Secrets are the credentials found in the image's layers and
+	// config, masked (internal/secret).
+	Secrets []secret.Finding `json:"secrets,omitempty"`
 }
 
 // Status says whether a fix exists.

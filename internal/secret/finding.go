@@ -59,6 +59,9 @@ type Finding struct {
 	// Fingerprint identifies the finding across scans without revealing
 	// the secret: a hash of the rule, place and masked text.
 	Fingerprint string `json:"fingerprint"`
+
+	// Where the secret lies in the scanned text, while it is scanned.
+	secretStart, secretEnd int
 }
 
 // maxMatch bounds Finding.Match.

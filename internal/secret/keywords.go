@@ -106,3 +106,16 @@ func (m *keywordMatcher) find(data []byte, hit func(start int, kw int32)) {
 		}
 	}
 }
+
+// any reports whether data holds a keyword.
+func (m *keywordMatcher) any(data []byte) bool {
+	next, class, nc := m.next, &m.class, int32(m.nclass)
+	s := int32(0)
+	for _, b := range data {
+		s = next[s*nc+int32(class[b])]
+		if len(m.out[s]) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -318,7 +318,7 @@ func (s *FileScanner) candidate(r *Rule, ri int, data []byte, start, end int, m 
 	}
 	s.seen[key] = true
 	match := bytes.Trim(data[start:end], "\n")
-	secret := secretOf(r, data, m, base, match)
+	secret, at := secretOf(r, data, m, base, match, start)
 	c := &candidate{rule: r, path: s.path, match: match, secret: secret, line: lineOf(data, start, end)}
 	f, ok := s.rs.judge(c)
 	if !ok {
@@ -329,28 +329,30 @@ func (s *FileScanner) candidate(r *Rule, ri int, data []byte, start, end int, m 
 	f.StartLine = s.lines + bytes.Count(data[:start], []byte{'\n'}) + 1
 	f.EndLine = f.StartLine + bytes.Count(match, []byte{'\n'})
 	f.Fingerprint = fingerprint(r.ID, KindFile, s.path, f.Match)
+	f.secretStart, f.secretEnd = s.consumed+at, s.consumed+at+len(secret)
 	s.found = append(s.found, f)
 }
 
 // secretOf picks the secret out of a match: the rule's secretGroup, else
 // the first non-empty group, else the whole match.
-func secretOf(r *Rule, data []byte, m []int, base int, match []byte) []byte {
+func secretOf(r *Rule, data []byte, m []int, base int, match []byte, start int) ([]byte, int) {
 	groups := len(m)/2 - 1
+	pick := func(g int) ([]byte, int) { return data[base+m[2*g] : base+m[2*g+1]], base + m[2*g] }
 	if groups == 0 {
-		return match
+		return match, start + bytes.Index(data[start:], match)
 	}
 	if r.SecretGroup > 0 && r.SecretGroup <= groups {
 		if m[2*r.SecretGroup] >= 0 {
-			return data[base+m[2*r.SecretGroup] : base+m[2*r.SecretGroup+1]]
+			return pick(r.SecretGroup)
 		}
-		return match
+		return match, start + bytes.Index(data[start:], match)
 	}
 	for g := 1; g <= groups; g++ {
 		if m[2*g] >= 0 && m[2*g+1] > m[2*g] {
-			return data[base+m[2*g] : base+m[2*g+1]]
+			return pick(g)
 		}
 	}
-	return match
+	return match, start + bytes.Index(data[start:], match)
 }
 
 func lineOf(data []byte, start, end int) []byte {

@@ -392,8 +392,8 @@ func (r *textReader) Read(p []byte) (int, error) {
 // TestTwoGiBFileStreams scans 2 GiB of text with a secret at its end and
 // measures the heap: the file is never held, only a chunk of it.
 func TestTwoGiBFileStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("2 GiB of scanning; runs without -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("2 GiB of scanning: runs in `go test` without -short and without -race")
 	}
 	rs := mustDefault(t)
 	g := newGen(8)

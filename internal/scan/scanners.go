@@ -1,0 +1,100 @@
+package scan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/secret"
+)
+
+// Scanner names, as `--scanners` takes them (Trivy's names).
+const (
+	ScannerVuln      = "vuln"
+	ScannerSecret    = "secret"
+	ScannerMisconfig = "misconfig"
+	ScannerLicense   = "license"
+)
+
+// AllScanners lists the scanners in the order reports list them.
+var AllScanners = []string{ScannerVuln, ScannerSecret, ScannerMisconfig, ScannerLicense}
+
+// DefaultScanners is what `berth scan` runs without --scanners.
+var DefaultScanners = []string{ScannerVuln, ScannerSecret}
+
+// ParseScanners reads a comma-separated list of scanner names into
+// AllScanners' order, without repeats.
+func ParseScanners(spec string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(spec, ",") {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(AllScanners, s) {
+			return nil, fmt.Errorf("unknown scanner %q: want a list of %s", s, strings.Join(AllScanners, ", "))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scanner named: want a list of %s", strings.Join(AllScanners, ", "))
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(AllScanners, a) - slices.Index(AllScanners, b) })
+	return out, nil
+}
+
+// imageScan is the part of one scan that reads the image besides the
+// inventory: the secret pass over every layer, then the config.
+type imageScan struct {
+	secrets *secret.Pass
+}
+
+// inventoryScanner returns the inventory scanner for one scan: the
+// engine's, with this scan's passes added. The engine's own is shared by
+// concurrent scans and never changed.
+func (e *Engine) inventoryScanner() (*inventory.Scanner, *imageScan) {
+	is := &imageScan{}
+	if e.Secrets == nil {
+		return e.Inventory, is
+	}
+	s := *e.Inventory
+	is.secrets = secret.NewPass(e.Secrets)
+	s.Passes = append(slices.Clip(s.Passes), is.secrets)
+	return &s, is
+}
+
+// finish adds to the report what the passes and the config hold.
+func (e *Engine) finish(r *match.Report, img *image.Image, is *imageScan) {
+	r.Scanners = e.scanners()
+	if is.secrets != nil {
+		r.Secrets = append(is.secrets.Findings(), e.Secrets.ScanConfig(img.Config)...)
+		if r.Secrets == nil {
+			r.Secrets = []secret.Finding{}
+		}
+	}
+}
+
+// scanners names what the engine looks for.
+func (e *Engine) scanners() []string {
+	var out []string
+	if e.Matcher != nil {
+		out = append(out, ScannerVuln)
+	}
+	if e.Secrets != nil {
+		out = append(out, ScannerSecret)
+	}
+	return out
+}
+
+// inventoryOnly is the report of a scan that matches nothing (no
+// vulnerability scanner, so no database).
+func inventoryOnly(inv *inventory.Inventory) *match.Report {
+	return &match.Report{SchemaVersion: match.ReportSchemaVersion, Inventory: *inv,
+		MatchedAt: time.Now().UTC(), Findings: []match.Finding{}}
+}
