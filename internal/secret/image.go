@@ -186,4 +186,3 @@ func (rs *Ruleset) ScanConfig(cfg *v1.ConfigFile) []Finding {
 	}
 	return out
 }
-
