@@ -2,9 +2,11 @@ package match
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"berth.dev/berth/internal/match/ignore"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vex"
 )
 
@@ -77,6 +79,12 @@ func (f Filter) Apply(r *Report) *Report {
 			continue
 		}
 		out.Findings = append(out.Findings, fd)
+	}
+	if r.Secrets != nil {
+		// The severity filter applies to secrets too, as in Trivy.
+		out.Secrets = slices.DeleteFunc(slices.Clone(r.Secrets), func(s secret.Finding) bool {
+			return !f.keepsSeverity(Severity(s.Severity))
+		})
 	}
 	return &out
 }

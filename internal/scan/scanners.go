@@ -98,3 +98,44 @@ func inventoryOnly(inv *inventory.Inventory) *match.Report {
 	return &match.Report{SchemaVersion: match.ReportSchemaVersion, Inventory: *inv,
 		MatchedAt: time.Now().UTC(), Findings: []match.Finding{}}
 }
+
+// othersSummary is one phrase per scanner other than vuln, for the
+// summary line: "1 secret (CRITICAL 1), 2 allowed".
+func othersSummary(r *match.Report) []string {
+	var out []string
+	if slices.Contains(r.Scanners, ScannerSecret) {
+		counts := map[string]int{}
+		n, allowed := 0, 0
+		for _, f := range r.Secrets {
+			if f.Allowed != "" {
+				allowed++
+				continue
+			}
+			n++
+			counts[f.Severity]++
+		}
+		var b strings.Builder
+		switch n {
+		case 0:
+			b.WriteString("no secrets")
+		case 1:
+			b.WriteString("1 secret")
+		default:
+			fmt.Fprintf(&b, "%d secrets", n)
+		}
+		var parts []string
+		for _, sev := range []string{secret.SeverityCritical, secret.SeverityHigh, secret.SeverityMedium, secret.SeverityLow} {
+			if c := counts[sev]; c > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", sev, c))
+			}
+		}
+		if len(parts) > 0 {
+			b.WriteString(" (" + strings.Join(parts, ", ") + ")")
+		}
+		if allowed > 0 {
+			fmt.Fprintf(&b, ", %d allowed", allowed)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}

@@ -196,6 +196,7 @@ func build(r *match.Report, meta Meta) *log {
 	for _, e := range entries {
 		results = append(results, makeResult(e, ruleIndex[e.f.ID], layers, image))
 	}
+	rules, results = addSecrets(r, rules, results, image)
 	if rules == nil {
 		rules = []rule{}
 	}
