@@ -2,11 +2,16 @@ package secret
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
 )
 
 // BenchmarkScanText scans Go's own source tree (text with every keyword
@@ -74,5 +79,38 @@ func BenchmarkScanLogLines(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		s.ScanFile("var/log/app.log", bytes.NewReader(data))
+	}
+}
+
+// BenchmarkKitchenSinkCold inventories kitchen-sink with no cache, with
+// and without the secret pass: the difference is what secret scanning
+// adds to a cold `berth scan`.
+func BenchmarkKitchenSinkCold(b *testing.B) {
+	src := "oci-archive:" + filepath.Join("..", "..", "..", "shared", "images", "kitchen-sink.oci.tar")
+	if _, err := os.Stat(strings.TrimPrefix(src, "oci-archive:")); err != nil {
+		b.Skipf("shared fixtures not present: %v", err)
+	}
+	rs, _ := Default()
+	for _, withSecrets := range []bool{false, true} {
+		name := "inventory"
+		if withSecrets {
+			name = "inventory+secrets"
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				img, err := image.Open(context.Background(), src, image.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s := &inventory.Scanner{Analyzers: analyzers.All()}
+				if withSecrets {
+					s.Passes = []inventory.Pass{NewPass(rs)}
+				}
+				if _, err := s.Scan(context.Background(), img); err != nil {
+					b.Fatal(err)
+				}
+				img.Close()
+			}
+		})
 	}
 }

@@ -52,10 +52,12 @@ func (lp *layerPass) Entry(e *image.Entry) io.WriteCloser {
 	if e.Kind == image.KindSymlink {
 		lp.scanName(e.Link)
 	}
-	if e.Kind != image.KindFile || lp.rs.Skips(e.Path) {
+	if e.Kind != image.KindFile {
 		return nil
 	}
-	lp.files.Begin(e.Path)
+	if lp.files.Begin(e.Path); lp.files.skip {
+		return nil
+	}
 	lp.w = fileWriter{lp: lp}
 	return &lp.w
 }

@@ -85,6 +85,8 @@ type Ruleset struct {
 	// a named one sees its matches first.
 	global []*allowlist
 	kw     *keywordMatcher
+	// skipPaths: the whole-file path allow rules.
+	skipPaths []*pathRegexp
 	// byKeyword: keyword index → the rules it triggers.
 	byKeyword [][]int
 	pathOnly  []int
@@ -295,6 +297,7 @@ func build(configs []fileConfig) (*Ruleset, error) {
 		}
 	}
 	rs.kw = newKeywordMatcher(keywords)
+	rs.collectSkipPaths()
 	return rs, nil
 }
 
@@ -404,17 +407,33 @@ func newAllowlist(ac allowlistConfig, builtin bool) (*allowlist, error) {
 }
 
 // pathAllowed reports whether a global allow rule (one without regexes
-// or stopwords, so that it covers whole files) skips path.
+// or stopwords, so that it covers whole files) skips path. It runs once
+// per file of every layer, so each path regexp first checks the literals
+// any match must contain (literal.go).
 func (rs *Ruleset) pathAllowed(p string) bool {
-	for _, a := range rs.global {
-		if len(a.paths) == 0 || len(a.targetRules) > 0 || (a.and && (len(a.regexes) > 0 || len(a.stopwords) > 0)) {
-			continue
-		}
-		if a.matchPath(p) {
+	if len(rs.skipPaths) == 0 {
+		return false
+	}
+	lower := strings.ToLower(p)
+	for _, re := range rs.skipPaths {
+		if re.mayMatch(lower) && re.get().MatchString(p) {
 			return true
 		}
 	}
 	return false
+}
+
+// collectSkipPaths gathers the path regexps of the global allow rules
+// that skip whole files.
+func (rs *Ruleset) collectSkipPaths() {
+	for _, a := range rs.global {
+		if len(a.paths) == 0 || len(a.targetRules) > 0 || (a.and && (len(a.regexes) > 0 || len(a.stopwords) > 0)) {
+			continue
+		}
+		for _, re := range a.paths {
+			rs.skipPaths = append(rs.skipPaths, newPathRegexp(re.src))
+		}
+	}
 }
 
 func (a *allowlist) matchPath(p string) bool {
