@@ -52,6 +52,7 @@ func (sf *scannerFlags) configure(e *scan.Engine) error {
 		}
 		e.Secrets = rs
 	}
+	e.Misconfig = sf.wants(scan.ScannerMisconfig)
 	return nil
 }
 
@@ -63,5 +64,5 @@ func failing(r *match.Report) bool {
 			return true
 		}
 	}
-	return false
+	return len(r.Misconfigurations) > 0
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/match/ignore"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vex"
 )
@@ -84,6 +85,11 @@ func (f Filter) Apply(r *Report) *Report {
 		// The severity filter applies to secrets too, as in Trivy.
 		out.Secrets = slices.DeleteFunc(slices.Clone(r.Secrets), func(s secret.Finding) bool {
 			return !f.keepsSeverity(Severity(s.Severity))
+		})
+	}
+	if r.Misconfigurations != nil {
+		out.Misconfigurations = slices.DeleteFunc(slices.Clone(r.Misconfigurations), func(m misconfig.Finding) bool {
+			return !f.keepsSeverity(Severity(m.Severity))
 		})
 	}
 	return &out

@@ -16,6 +16,7 @@ import (
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match/version"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/osv"
 	"berth.dev/berth/internal/secret"
 )
@@ -63,6 +64,9 @@ type Report struct {
 	// Secrets are the credentials found in the image's layers and
 	// config, masked (internal/secret).
 	Secrets []secret.Finding `json:"secrets,omitempty"`
+	// Misconfigurations are failed checks of the image's config and
+	// layers (internal/misconfig).
+	Misconfigurations []misconfig.Finding `json:"misconfigurations,omitempty"`
 }
 
 // Status says whether a fix exists.

@@ -39,6 +39,8 @@ type Engine struct {
 	// with these rules (scanners.go). A nil Matcher matches nothing: a
 	// scan for secrets alone needs no vulnerability database.
 	Secrets *secret.Ruleset
+	// Misconfig checks the image's config and layers (internal/misconfig).
+	Misconfig bool
 }
 
 // Scan opens the image named by src (any transport image.Open accepts),
@@ -125,7 +127,7 @@ func (e *Engine) Rematch(ctx context.Context, stored *match.Report) (*match.Repo
 	}
 	// What was found in the image itself stays as stored: the database
 	// says nothing about it.
-	r.Scanners, r.Secrets = stored.Scanners, stored.Secrets
+	r.Scanners, r.Secrets, r.Misconfigurations = stored.Scanners, stored.Secrets, stored.Misconfigurations
 	return r, nil
 }
 

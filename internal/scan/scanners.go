@@ -9,6 +9,7 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/secret"
 )
 
@@ -52,7 +53,8 @@ func ParseScanners(spec string) ([]string, error) {
 // imageScan is the part of one scan that reads the image besides the
 // inventory: the secret pass over every layer, then the config.
 type imageScan struct {
-	secrets *secret.Pass
+	secrets   *secret.Pass
+	misconfig *misconfig.Pass
 }
 
 // inventoryScanner returns the inventory scanner for one scan: the
@@ -60,12 +62,19 @@ type imageScan struct {
 // concurrent scans and never changed.
 func (e *Engine) inventoryScanner() (*inventory.Scanner, *imageScan) {
 	is := &imageScan{}
-	if e.Secrets == nil {
+	if e.Secrets == nil && !e.Misconfig {
 		return e.Inventory, is
 	}
 	s := *e.Inventory
-	is.secrets = secret.NewPass(e.Secrets)
-	s.Passes = append(slices.Clip(s.Passes), is.secrets)
+	s.Passes = slices.Clip(s.Passes)
+	if e.Secrets != nil {
+		is.secrets = secret.NewPass(e.Secrets)
+		s.Passes = append(s.Passes, is.secrets)
+	}
+	if e.Misconfig {
+		is.misconfig = misconfig.NewPass()
+		s.Passes = append(s.Passes, is.misconfig)
+	}
 	return &s, is
 }
 
@@ -78,6 +87,12 @@ func (e *Engine) finish(r *match.Report, img *image.Image, is *imageScan) {
 			r.Secrets = []secret.Finding{}
 		}
 	}
+	if is.misconfig != nil {
+		r.Misconfigurations = append(misconfig.CheckConfig(img.Config), is.misconfig.Findings()...)
+		if r.Misconfigurations == nil {
+			r.Misconfigurations = []misconfig.Finding{}
+		}
+	}
 }
 
 // scanners names what the engine looks for.
@@ -88,6 +103,9 @@ func (e *Engine) scanners() []string {
 	}
 	if e.Secrets != nil {
 		out = append(out, ScannerSecret)
+	}
+	if e.Misconfig {
+		out = append(out, ScannerMisconfig)
 	}
 	return out
 }
@@ -137,5 +155,37 @@ func othersSummary(r *match.Report) []string {
 		}
 		out = append(out, b.String())
 	}
+	if slices.Contains(r.Scanners, ScannerMisconfig) {
+		out = append(out, countBySeverity(len(r.Misconfigurations), "misconfiguration", "misconfigurations", func(yield func(string) bool) {
+			for _, f := range r.Misconfigurations {
+				if !yield(f.Severity) {
+					return
+				}
+			}
+		}))
+	}
 	return out
+}
+
+// countBySeverity is "no misconfigurations", "1 misconfiguration (HIGH 1)",
+// "3 misconfigurations (HIGH 1, LOW 2)".
+func countBySeverity(n int, one, many string, severities func(func(string) bool)) string {
+	if n == 0 {
+		return "no " + many
+	}
+	counts := map[string]int{}
+	for s := range severities {
+		counts[s]++
+	}
+	var parts []string
+	for _, sev := range []string{secret.SeverityCritical, secret.SeverityHigh, secret.SeverityMedium, secret.SeverityLow} {
+		if c := counts[sev]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", sev, c))
+		}
+	}
+	word := many
+	if n == 1 {
+		word = one
+	}
+	return fmt.Sprintf("%d %s (%s)", n, word, strings.Join(parts, ", "))
 }

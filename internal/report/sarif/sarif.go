@@ -197,6 +197,7 @@ func build(r *match.Report, meta Meta) *log {
 		results = append(results, makeResult(e, ruleIndex[e.f.ID], layers, image))
 	}
 	rules, results = addSecrets(r, rules, results, image)
+	rules, results = addMisconfig(r, rules, results, image)
 	if rules == nil {
 		rules = []rule{}
 	}

@@ -146,11 +146,14 @@ func bandScore(s match.Severity) string {
 
 // secretRuleName is a rule id in SARIF's PascalCase name form:
 // "github-pat" is "SecretGithubPat".
-func secretRuleName(id string) string {
+func secretRuleName(id string) string { return pascal("Secret", id) }
+
+// pascal joins prefix and the words of s, each capitalised.
+func pascal(prefix, s string) string {
 	var b strings.Builder
-	b.WriteString("Secret")
-	for _, part := range strings.FieldsFunc(id, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
-		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	b.WriteString(prefix)
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		b.WriteString(strings.ToUpper(part[:1]) + strings.ToLower(part[1:]))
 	}
 	return b.String()
 }

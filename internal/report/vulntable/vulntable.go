@@ -117,6 +117,7 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 // writeOthers writes the sections of the scanners other than vuln.
 func writeOthers(sb *strings.Builder, r *match.Report, opts table.Options) {
 	writeSecrets(sb, r, opts)
+	writeMisconfig(sb, r, opts)
 }
 
 func write(w io.Writer, s string) error {
