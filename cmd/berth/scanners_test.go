@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,4 +62,28 @@ func TestScanSecretsOnly(t *testing.T) {
 	if r.code != exitDB {
 		t.Errorf("vuln without a database: exit %d", r.code)
 	}
+}
+
+// runCommand runs a command as runScan does.
+func runCommand(t *testing.T, cmd interface {
+	SetOut(io.Writer)
+	SetErr(io.Writer)
+	SetArgs([]string)
+	ExecuteContext(context.Context) error
+}, args ...string) scanRun {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	r := scanRun{stdout: out.String(), stderr: errOut.String(), err: err}
+	var ee exitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.code
+	case err != nil:
+		r.code = 1
+	}
+	return r
 }

@@ -1,11 +1,13 @@
 package misconfig
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +21,7 @@ import (
 )
 
 // passVersion is bumped whenever the layer pass records something else.
-const passVersion = 1
+const passVersion = 2
 
 // CheckConfig runs the rules that read the image config: user, ENV and
 // build arguments, health check, exposed ports, history.
@@ -212,9 +214,42 @@ type layerFile struct {
 type layerFiles struct {
 	Files   []layerFile `json:"files,omitempty"`
 	Dropped int         `json:"dropped,omitempty"`
+	// Dockerfiles' findings: a root filesystem (dir:PATH) that is a
+	// source tree is linted as `berth lint` would.
+	Dockerfiles []Finding `json:"dockerfiles,omitempty"`
 }
 
-type layerPass struct{ r layerFiles }
+type layerPass struct {
+	r   layerFiles
+	doc dockerfileWriter
+}
+
+// dockerfileWriter collects a Dockerfile's content, then lints it.
+type dockerfileWriter struct {
+	lp   *layerPass
+	path string
+	buf  bytes.Buffer
+}
+
+func (w *dockerfileWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) <= maxDockerfile {
+		w.buf.Write(p)
+	}
+	return len(p), nil
+}
+
+func (w *dockerfileWriter) Close() error {
+	fs, err := LintDockerfile(w.path, &w.buf)
+	if err != nil {
+		f := finding("BD000", w.path, err.Error())
+		fs = []Finding{f}
+	}
+	for i := range fs {
+		fs[i].Path = w.path
+	}
+	w.lp.r.Dockerfiles = append(w.lp.r.Dockerfiles, fs...)
+	return nil
+}
 
 // Layer starts the pass over a layer.
 func (p *Pass) Layer(image.Layer) inventory.LayerPass { return &layerPass{} }
@@ -238,7 +273,19 @@ func (lp *layerPass) Entry(e *image.Entry) io.WriteCloser {
 	if file && cacheDirs().MatchString(e.Path) && !strings.HasSuffix(e.Path, "/lock") {
 		lp.add("BI009", e)
 	}
+	if file && IsDockerfile(path.Base(e.Path)) && e.Size <= maxDockerfile {
+		lp.doc = dockerfileWriter{lp: lp, path: e.Path}
+		return &lp.doc
+	}
 	return nil
+}
+
+// IsDockerfile reports whether a file name is one docker build takes for
+// a Dockerfile: Dockerfile, Containerfile, NAME.Dockerfile, Dockerfile.NAME.
+func IsDockerfile(name string) bool {
+	lower := strings.ToLower(name)
+	return lower == "dockerfile" || lower == "containerfile" || strings.HasSuffix(lower, ".dockerfile") ||
+		strings.HasPrefix(lower, "dockerfile.") || strings.HasPrefix(lower, "containerfile.")
 }
 
 func (lp *layerPass) add(rule string, e *image.Entry) {
@@ -304,6 +351,12 @@ func (p *Pass) Done(layers []inventory.PassLayer) error {
 				fd.Evidence = "/" + f.Path
 			}
 			p.findings = append(p.findings, fd)
+		}
+		for _, f := range r.Dockerfiles {
+			if !deleted(f.Path, layers[i+1:]) {
+				f.Layer, f.CreatedBy = l.Layer.DiffID, l.Layer.CreatedBy
+				p.findings = append(p.findings, f)
+			}
 		}
 		if r.Dropped > 0 {
 			fd := finding("BI008", TargetLayer, fmt.Sprintf("%d more files of this layer not listed", r.Dropped))

@@ -87,6 +87,9 @@ var rules = map[string]Rule{
 		Fix:         "Remove sudo; do privileged work in the build and run as an unprivileged user."},
 
 	// Dockerfiles.
+	"BD000": {ID: "BD000", Severity: SeverityLow, Title: "Dockerfile does not parse",
+		Description: "A Dockerfile in the scanned tree does not parse, so it was not checked (and docker build would refuse it).",
+		Fix:         "Fix the syntax error at the line named; `berth lint FILE` says the same."},
 	"BD001": {ID: "BD001", Severity: SeverityMedium, Title: "Base image uses latest or no tag",
 		Description: "FROM names an image by latest or no tag: each build may get another image.",
 		Fix:         "Pin a version tag, and better a digest: FROM debian:12.5@sha256:…"},

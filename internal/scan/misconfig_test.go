@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -149,5 +151,38 @@ func TestMisconfigurationsOfSharedImages(t *testing.T) {
 		if strings.Join(ids, ",") != "BI001,BI003" {
 			t.Errorf("%s: %v\n%+v", name, ids, r.Misconfigurations)
 		}
+	}
+}
+
+// TestMisconfigDirFindsDockerfiles: `berth scan --scanners misconfig
+// dir:PATH` lints the Dockerfiles of a source tree, and one that does
+// not parse is a finding that says so, not silence.
+func TestMisconfigDirFindsDockerfiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"Dockerfile":           "FROM debian:latest\nCMD run\n",
+		"deploy/Containerfile": "FROM x\nRUN <<EOF\nnever ends\n",
+		"README.md":            "FROM is a word\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := secretEngine(t, "")
+	e.Secrets, e.Misconfig = nil, true
+	r, err := e.Scan(context.Background(), "dir:"+dir, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range r.Misconfigurations {
+		got = append(got, fmt.Sprintf("%s %s:%d", f.ID, f.Path, f.Line))
+	}
+	slices.Sort(got)
+	want := []string{"BD000 deploy/Containerfile:0", "BD001 Dockerfile:1", "BD003 Dockerfile:1", "BD012 Dockerfile:2", "BD014 Dockerfile:1"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -2,11 +2,13 @@ package sarif
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/misconfig"
+	"berth.dev/berth/internal/report/internal/indentjson"
 )
 
 // misconfigRulePrefix keeps misconfiguration rule ids apart.
@@ -61,8 +63,12 @@ func misconfigResult(f *misconfig.Finding, id string, idx int, image string) res
 	var loc location
 	switch {
 	case f.Line > 0:
+		u := &url.URL{Path: f.Target}
+		if strings.HasPrefix(f.Target, "/") {
+			u.Scheme = "file" // absolute: a file URI; relative paths stay relative to the repository
+		}
 		loc = location{PhysicalLocation: physicalLocation{
-			ArtifactLocation: artifactLoc{URI: (&url.URL{Path: f.Target}).String()},
+			ArtifactLocation: artifactLoc{URI: u.String()},
 			Region:           region{StartLine: f.Line, StartColumn: 1, EndLine: max(f.EndLine, f.Line), EndColumn: 1},
 		}}
 	case f.Path != "":
@@ -94,4 +100,27 @@ func misconfigResult(f *misconfig.Finding, id string, idx int, image string) res
 func fingerprintOf(parts ...string) string {
 	f := &match.Finding{ID: strings.Join(parts, "\x00")}
 	return fingerprint(f)
+}
+
+// EncodeLint writes Dockerfile lint findings (`berth lint`) as a SARIF
+// log: one rule per failed check, results at the Dockerfile's lines.
+func EncodeLint(w io.Writer, fs []misconfig.Finding, meta Meta) error {
+	rules, results := AddMisconfig(fs, nil, nil, "")
+	if rules == nil {
+		rules, results = []rule{}, []result{}
+	}
+	l := &log{
+		Schema:  SchemaURI,
+		Version: "2.1.0",
+		Runs: []run{{
+			Tool:               tool{Driver: driver{Name: "berth", Version: meta.ToolVersion, InformationURI: meta.InformationURI, Rules: rules}},
+			OriginalURIBaseIDs: map[string]artifactLoc{},
+			Results:            results,
+			ColumnKind:         "utf16CodeUnits",
+		}},
+	}
+	if err := indentjson.Encode(w, l); err != nil {
+		return fmt.Errorf("write SARIF: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package vulntable
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,14 +37,23 @@ func writeMisconfig(sb *strings.Builder, r *match.Report, opts table.Options) {
 	if len(fs) == 0 {
 		return
 	}
-	rows := [][]string{{"SEVERITY", "ID", "TITLE", "WHERE", "LAYER", "EVIDENCE"}}
+	layers := slices.ContainsFunc(fs, func(f misconfig.Finding) bool { return f.Layer != "" })
+	head := []string{"SEVERITY", "ID", "TITLE", "WHERE", "LAYER", "EVIDENCE"}
+	if !layers {
+		head = slices.Delete(head, 4, 5)
+	}
+	rows := [][]string{head}
 	var ids []string
 	for _, f := range fs {
 		where := f.Target
 		if f.Line > 0 {
 			where += ":" + strconv.Itoa(f.Line)
 		}
-		rows = append(rows, []string{f.Severity, f.ID, table.Clean(f.Title), table.Clean(where), table.ShortLayer(f.Layer), table.Clean(f.Evidence)})
+		row := []string{f.Severity, f.ID, table.Clean(f.Title), table.Clean(where), table.ShortLayer(f.Layer), table.Clean(f.Evidence)}
+		if !layers {
+			row = slices.Delete(row, 4, 5)
+		}
+		rows = append(rows, row)
 		if !slices.Contains(ids, f.ID) {
 			ids = append(ids, f.ID)
 		}
@@ -56,4 +66,15 @@ func writeMisconfig(sb *strings.Builder, r *match.Report, opts table.Options) {
 			sb.WriteByte('\n')
 		}
 	}
+}
+
+// EncodeLint writes Dockerfile lint findings (`berth lint`) as the
+// misconfiguration table.
+func EncodeLint(w io.Writer, fs []misconfig.Finding, opts table.Options) error {
+	var sb strings.Builder
+	writeMisconfig(&sb, &match.Report{Scanners: []string{"misconfig"}, Misconfigurations: fs}, opts)
+	if len(fs) == 0 && !opts.Terminal {
+		sb.WriteString("No misconfigurations found.\n")
+	}
+	return write(w, sb.String())
 }
