@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/scan"
 	"berth.dev/berth/internal/secret"
@@ -16,9 +17,11 @@ import (
 // scanners other than vuln. Kept apart from scan.go, which holds the
 // vulnerability flags.
 type scannerFlags struct {
-	spec         string
-	secretConfig string
-	list         []string // parsed spec
+	spec                      string
+	secretConfig              string
+	licenseAllow, licenseDeny []string
+	list                      []string // parsed spec
+	policy                    licensepolicy.Policy
 }
 
 func (sf *scannerFlags) add(cmd *cobra.Command) {
@@ -26,6 +29,8 @@ func (sf *scannerFlags) add(cmd *cobra.Command) {
 	f.StringVar(&sf.spec, "scanners", strings.Join(scan.DefaultScanners, ","),
 		"what to look for, a list of: "+strings.Join(scan.AllScanners, ", ")+" (a scan without vuln needs no database)")
 	f.StringVar(&sf.secretConfig, "secret-config", "", "secret rules file: more rules, allow rules, disabled rules (gitleaks' TOML format, see docs/secrets.md)")
+	f.StringSliceVar(&sf.licenseAllow, "license-allow", nil, "with --scanners license: only these SPDX ids or classes (permissive, weak-copyleft, ...) pass")
+	f.StringSliceVar(&sf.licenseDeny, "license-deny", nil, "with --scanners license: these SPDX ids or classes fail")
 }
 
 // parse checks the flags; call it before anything is read.
@@ -35,6 +40,12 @@ func (sf *scannerFlags) parse() error {
 		return fmt.Errorf("--scanners: %w", err)
 	}
 	sf.list = list
+	if sf.policy, err = licensepolicy.ParsePolicy(sf.licenseAllow, sf.licenseDeny); err != nil {
+		return fmt.Errorf("--license-allow/--license-deny: %w", err)
+	}
+	if (len(sf.licenseAllow) > 0 || len(sf.licenseDeny) > 0) && !sf.wants(scan.ScannerLicense) {
+		return fmt.Errorf("--license-allow and --license-deny need --scanners license")
+	}
 	return nil
 }
 
@@ -53,6 +64,10 @@ func (sf *scannerFlags) configure(e *scan.Engine) error {
 		e.Secrets = rs
 	}
 	e.Misconfig = sf.wants(scan.ScannerMisconfig)
+	if sf.wants(scan.ScannerLicense) {
+		p := sf.policy
+		e.Licenses = &p
+	}
 	return nil
 }
 
@@ -64,5 +79,5 @@ func failing(r *match.Report) bool {
 			return true
 		}
 	}
-	return len(r.Misconfigurations) > 0
+	return len(r.Misconfigurations) > 0 || licensepolicy.Violations(r.Licenses) > 0
 }

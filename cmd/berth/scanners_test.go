@@ -87,3 +87,40 @@ func runCommand(t *testing.T, cmd interface {
 	}
 	return r
 }
+
+// TestScanLicensesAndMisconfig: --scanners license with a deny list
+// fails the gate on a denied license; --scanners misconfig on the root
+// user; the flags refuse what they cannot read.
+func TestScanLicensesAndMisconfig(t *testing.T) {
+	img, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images", "kitchen-sink.oci.tar"))
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("shared fixtures not present: %v", err)
+	}
+	base := []string{"--db-dir", filepath.Join(t.TempDir(), "no-db"), "--cache-dir", t.TempDir()}
+	out := filepath.Join(t.TempDir(), "r.json")
+	r := runScan(t, slices.Concat(base, []string{"--scanners", "license", "--license-deny", "MIT", "--exit-code", "6", "-f", "json", "-o", out, "oci-archive:" + img})...)
+	if r.code != 6 || !strings.Contains(r.stderr, "license policy violation") {
+		t.Errorf("deny MIT: exit %d (%v) %s", r.code, r.err, r.stderr)
+	}
+	rep := readReport(t, out)
+	if len(rep.Licenses) == 0 || len(rep.Findings) != 0 || rep.Secrets != nil {
+		t.Errorf("report: %d licenses, %d findings, secrets %v", len(rep.Licenses), len(rep.Findings), rep.Secrets)
+	}
+	r = runScan(t, slices.Concat(base, []string{"--scanners", "misconfig", "--severity", "HIGH+", "--exit-code", "6", "-f", "json", "-o", out, "oci-archive:" + img})...)
+	if r.code != 6 || !strings.Contains(r.stderr, "1 misconfiguration (HIGH 1)") {
+		t.Errorf("misconfig: exit %d (%v) %s", r.code, r.err, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scanners", "license", "--license-deny", "Frobnicate-1.0", "x"}, "Frobnicate-1.0"},
+		{[]string{"--license-deny", "MIT", "x"}, "need --scanners license"},
+		{[]string{"--scanners", "", "x"}, "no scanner named"},
+	} {
+		r := runScan(t, slices.Concat(base, tc.args)...)
+		if r.code != 1 || r.err == nil || !strings.Contains(r.err.Error(), tc.want) {
+			t.Errorf("%q: exit %d %v, want an error with %q", tc.args, r.code, r.err, tc.want)
+		}
+	}
+}

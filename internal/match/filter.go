@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/secret"
@@ -85,6 +86,11 @@ func (f Filter) Apply(r *Report) *Report {
 		// The severity filter applies to secrets too, as in Trivy.
 		out.Secrets = slices.DeleteFunc(slices.Clone(r.Secrets), func(s secret.Finding) bool {
 			return !f.keepsSeverity(Severity(s.Severity))
+		})
+	}
+	if r.Licenses != nil {
+		out.Licenses = slices.DeleteFunc(slices.Clone(r.Licenses), func(l licensepolicy.Finding) bool {
+			return !f.keepsSeverity(Severity(l.Severity))
 		})
 	}
 	if r.Misconfigurations != nil {

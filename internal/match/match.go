@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match/version"
 	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/osv"
@@ -67,6 +68,9 @@ type Report struct {
 	// Misconfigurations are failed checks of the image's config and
 	// layers (internal/misconfig).
 	Misconfigurations []misconfig.Finding `json:"misconfigurations,omitempty"`
+	// Licenses are the packages' licenses, classified and judged by the
+	// scan's license policy (internal/licensepolicy).
+	Licenses []licensepolicy.Finding `json:"licenses,omitempty"`
 }
 
 // Status says whether a fix exists.

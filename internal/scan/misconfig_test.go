@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/licensepolicy"
 )
 
 type entry struct {
@@ -184,5 +185,43 @@ func TestMisconfigDirFindsDockerfiles(t *testing.T) {
 	want := []string{"BD000 deploy/Containerfile:0", "BD001 Dockerfile:1", "BD003 Dockerfile:1", "BD012 Dockerfile:2", "BD014 Dockerfile:1"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestLicensesOfKitchenSink: every package gets a class; a deny list
+// marks exactly the packages whose every license choice it refuses.
+func TestLicensesOfKitchenSink(t *testing.T) {
+	needShared(t)
+	e := secretEngine(t, t.TempDir())
+	e.Secrets = nil
+	p, err := licensepolicy.ParsePolicy(nil, []string{"MIT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Licenses = &p
+	r, err := e.Scan(context.Background(), "oci-archive:"+kitchenSink, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Licenses) != len(r.Inventory.Packages) {
+		t.Fatalf("%d licenses for %d packages", len(r.Licenses), len(r.Inventory.Packages))
+	}
+	byName := map[string]licensepolicy.Finding{}
+	for _, l := range r.Licenses {
+		byName[l.Ecosystem+"/"+l.Name] = l
+	}
+	for name, want := range map[string]licensepolicy.Class{
+		"npm/lodash": licensepolicy.Permissive, "pypi/certifi": licensepolicy.WeakCopyleft,
+		"deb/bash": licensepolicy.StrongCopyleft, "golang/stdlib": licensepolicy.Unknown,
+	} {
+		if got := byName[name]; got.Class != want {
+			t.Errorf("%s: %+v, want class %s", name, got, want)
+		}
+	}
+	if byName["npm/lodash"].Violation == "" || byName["pypi/certifi"].Violation != "" {
+		t.Errorf("deny MIT: lodash %q, certifi %q", byName["npm/lodash"].Violation, byName["pypi/certifi"].Violation)
+	}
+	if !slices.Contains(r.Scanners, "license") {
+		t.Errorf("scanners %v", r.Scanners)
 	}
 }

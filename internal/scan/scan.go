@@ -20,6 +20,7 @@ import (
 
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/secret"
 )
@@ -41,6 +42,9 @@ type Engine struct {
 	Secrets *secret.Ruleset
 	// Misconfig checks the image's config and layers (internal/misconfig).
 	Misconfig bool
+	// Licenses, when set, classifies every package's license and applies
+	// the policy (internal/licensepolicy).
+	Licenses *licensepolicy.Policy
 }
 
 // Scan opens the image named by src (any transport image.Open accepts),
@@ -128,6 +132,12 @@ func (e *Engine) Rematch(ctx context.Context, stored *match.Report) (*match.Repo
 	// What was found in the image itself stays as stored: the database
 	// says nothing about it.
 	r.Scanners, r.Secrets, r.Misconfigurations = stored.Scanners, stored.Secrets, stored.Misconfigurations
+	if e.Licenses != nil {
+		// The policy is this run's; the licenses are the inventory's.
+		r.Licenses = licensepolicy.Check(&r.Inventory, *e.Licenses)
+	} else {
+		r.Licenses = stored.Licenses
+	}
 	return r, nil
 }
 

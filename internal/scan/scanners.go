@@ -8,6 +8,7 @@ import (
 
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/secret"
@@ -87,6 +88,9 @@ func (e *Engine) finish(r *match.Report, img *image.Image, is *imageScan) {
 			r.Secrets = []secret.Finding{}
 		}
 	}
+	if e.Licenses != nil {
+		r.Licenses = licensepolicy.Check(&r.Inventory, *e.Licenses)
+	}
 	if is.misconfig != nil {
 		r.Misconfigurations = append(misconfig.CheckConfig(img.Config), is.misconfig.Findings()...)
 		if r.Misconfigurations == nil {
@@ -106,6 +110,9 @@ func (e *Engine) scanners() []string {
 	}
 	if e.Misconfig {
 		out = append(out, ScannerMisconfig)
+	}
+	if e.Licenses != nil {
+		out = append(out, ScannerLicense)
 	}
 	return out
 }
@@ -154,6 +161,17 @@ func othersSummary(r *match.Report) []string {
 			fmt.Fprintf(&b, ", %d allowed", allowed)
 		}
 		out = append(out, b.String())
+	}
+	if slices.Contains(r.Scanners, ScannerLicense) {
+		n := licensepolicy.Violations(r.Licenses)
+		switch n {
+		case 0:
+			out = append(out, fmt.Sprintf("%d licenses, no policy violation", len(r.Licenses)))
+		case 1:
+			out = append(out, "1 license policy violation")
+		default:
+			out = append(out, fmt.Sprintf("%d license policy violations", n))
+		}
 	}
 	if slices.Contains(r.Scanners, ScannerMisconfig) {
 		out = append(out, countBySeverity(len(r.Misconfigurations), "misconfiguration", "misconfigurations", func(yield func(string) bool) {

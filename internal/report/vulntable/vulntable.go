@@ -118,6 +118,7 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 func writeOthers(sb *strings.Builder, r *match.Report, opts table.Options) {
 	writeSecrets(sb, r, opts)
 	writeMisconfig(sb, r, opts)
+	writeLicenses(sb, r, opts)
 }
 
 func write(w io.Writer, s string) error {
