@@ -163,6 +163,9 @@ func TestDetects(t *testing.T) {
 		{"generic password", "etc/app/app.ini", "[db]\npassword = " + g.from(alnum, 14) + "\n", "generic-password"},
 		{"generic api key", "app/config.yaml", "api_key: " + g.from(alnum, 32) + "\n", "generic-api-key"},
 		{"pkcs12", "certs/client.p12", "binary-ish", "pkcs12-file"},
+		// A rule whose regexp is the assignment template OR a bare token:
+		// the bare token matches without any assignment.
+		{"atlassian bare token", "app/notes.txt", "token ATATT3" + g.from(alnum+"_-=", 186) + "\n", "atlassian-api-token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +233,7 @@ func TestDecoys(t *testing.T) {
 		{"dpkg database", "var/lib/dpkg/info/openssl.md5sums", "password = " + g.from(alnum, 20) + "\n"},
 		{"prose", "usr/local/share/app/README.md", "Set the password in the config file; the token is read at start.\n"},
 		{"identifier without digit", "app/config.yaml", "api_key: someLongIdentifierName\n"},
+		{"sops ciphertext", "deploy/secrets.yaml", "stringData:\n    db-password: ENC[AES256_GCM,data:O+5l4g==,iv:" + g.from(b64, 43) + "=,type:str]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,11 @@ func assignmentShape(src string, keywords []string) bool {
 	if !strings.HasPrefix(src, templateHead) {
 		return false
 	}
+	// A top-level alternative (atlassian's "…template…|\b(ATATT3…)")
+	// matches without any assignment.
+	if re, err := syntax.Parse(src, syntax.Perl); err != nil || re.Op == syntax.OpAlternate {
+		return false
+	}
 	i, depth := len(templateHead), 1
 	for depth > 0 {
 		if i >= len(src) {
