@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,7 +84,7 @@ func (e *Engine) inventoryScanner() (*inventory.Scanner, *imageScan) {
 func (e *Engine) finish(r *match.Report, img *image.Image, is *imageScan) {
 	r.Scanners = e.scanners()
 	if is.secrets != nil {
-		r.Secrets = append(is.secrets.Findings(), e.Secrets.ScanConfig(img.Config)...)
+		r.Secrets = append(is.secrets.Findings(), e.configSecrets(img)...)
 		if r.Secrets == nil {
 			r.Secrets = []secret.Finding{}
 		}
@@ -206,4 +207,25 @@ func countBySeverity(n int, one, many string, severities func(func(string) bool)
 		word = one
 	}
 	return fmt.Sprintf("%d %s (%s)", n, word, strings.Join(parts, ", "))
+}
+
+// configSecrets scans the image config for secrets, or reads what an
+// earlier scan of the same config with the same rules found: a warm scan
+// then parses no rule at all.
+func (e *Engine) configSecrets(img *image.Image) []secret.Finding {
+	cache := e.Inventory.Cache
+	kind := "secret-config-" + e.Secrets.Version()
+	if data, ok := cache.GetExtra(kind, img.ConfigDigest); ok {
+		var fs []secret.Finding
+		if json.Unmarshal(data, &fs) == nil {
+			return fs
+		}
+	}
+	fs := e.Secrets.ScanConfig(img.Config)
+	if data, err := json.Marshal(fs); err == nil {
+		if err := cache.PutExtra(kind, img.ConfigDigest, data); err != nil {
+			e.logger().Warn("config cache", "err", err)
+		}
+	}
+	return fs
 }

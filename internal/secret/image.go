@@ -30,7 +30,8 @@ func (p *Pass) Key() string { return "secret-" + p.rs.Version() }
 
 // Layer starts the pass over one layer.
 func (p *Pass) Layer(image.Layer) inventory.LayerPass {
-	return &layerPass{rs: p.rs, files: p.rs.NewFileScanner(), names: p.rs.NewFileScanner()}
+	rs := p.rs.built()
+	return &layerPass{rs: rs, files: rs.NewFileScanner(), names: rs.NewFileScanner()}
 }
 
 // layerResult is what the cache keeps of one layer: masked findings only.
@@ -161,6 +162,7 @@ func (rs *Ruleset) ScanConfig(cfg *v1.ConfigFile) []Finding {
 	if cfg == nil {
 		return nil
 	}
+	rs = rs.built()
 	s := rs.NewFileScanner()
 	var out []Finding
 	text := func(kind, where string, history *int, t string) {

@@ -50,6 +50,7 @@ type FileScanner struct {
 
 // NewFileScanner returns a scanner using rs.
 func (rs *Ruleset) NewFileScanner() *FileScanner {
+	rs = rs.built()
 	return &FileScanner{rs: rs, windows: make([][][2]int, len(rs.Rules))}
 }
 
@@ -64,7 +65,7 @@ func (s *FileScanner) ScanFile(path string, r io.Reader) ([]Finding, error) {
 }
 
 // Skips reports whether the allow rules skip the file at path entirely.
-func (rs *Ruleset) Skips(path string) bool { return rs.pathAllowed(path) }
+func (rs *Ruleset) Skips(path string) bool { return rs.built().pathAllowed(path) }
 
 // Begin starts a file. Then Write its content, and End.
 func (s *FileScanner) Begin(path string) {

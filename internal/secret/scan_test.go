@@ -64,7 +64,7 @@ func mustDefault(t testing.TB) *Ruleset {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rs
+	return rs.built()
 }
 
 func scan(t testing.TB, rs *Ruleset, path, content string) []Finding {
