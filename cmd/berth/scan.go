@@ -53,6 +53,12 @@ docker-archive:PATH, oci-dir:PATH, dir:PATH). Layer results are cached in
 --cache-dir. The vulnerability database is the one 'berth db update' keeps in
 --db-dir; it is never downloaded implicitly.
 
+--scanners picks what to look for: vuln (known vulnerabilities), secret
+(credentials in every layer and the config), misconfig (image and
+Dockerfile rules), license (classes, --license-allow/--license-deny);
+default vuln,secret. Without vuln no database is needed. See
+docs/secrets.md.
+
 --input REPORT.json matches a stored report (berth scan --format json) or
 inventory (berth sbom --format json) against the current database without
 reading the image again.

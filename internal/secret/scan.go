@@ -2,6 +2,7 @@ package secret
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -26,7 +27,8 @@ const (
 	wideBack   = 4 << 10
 	wideAhead  = 32 << 10
 	// maxPerFile bounds the findings of one file: a generated file can
-	// match thousands of times and says nothing more for it.
+	// match thousands of times and says nothing more for it. The last
+	// one says that more were left out.
 	maxPerFile = 100
 )
 
@@ -44,7 +46,8 @@ type FileScanner struct {
 	skip     bool // binary, or a path the allow rules skip
 	rules    []int
 	found    []Finding
-	seen     map[[2]int]bool // (start, rule) of matches reported
+	seen     map[[2]int]bool // (start, rule) of this chunk's matches
+	more     int             // candidates past maxPerFile
 	windows  [][][2]int      // per rule, scratch
 }
 
@@ -74,6 +77,7 @@ func (s *FileScanner) Begin(path string) {
 	s.consumed, s.lines, s.reported = 0, 0, 0
 	s.sniffed, s.skip = false, s.rs.pathAllowed(path)
 	s.found = nil
+	s.more = 0
 	clear(s.seen)
 }
 
@@ -137,6 +141,10 @@ func (s *FileScanner) End() []Finding {
 				Fingerprint: fingerprint(r.ID, KindFile, s.path)})
 		}
 	}
+	if s.more > 0 && len(s.found) > 0 {
+		last := &s.found[len(s.found)-1]
+		last.Match += fmt.Sprintf(" (and %d more matches in this file, not checked)", s.more)
+	}
 	found := dropGenericOverlaps(s.found)
 	slices.SortStableFunc(found, func(a, b Finding) int {
 		if a.StartLine != b.StartLine {
@@ -173,6 +181,10 @@ func (s *FileScanner) scanChunk(last bool) {
 	for i := range s.windows {
 		s.windows[i] = s.windows[i][:0]
 	}
+	// Matches found twice within a chunk (from two hits or windows) are
+	// reported once; across chunks, s.reported does it. Clearing here
+	// keeps the set to one chunk's candidates, whatever the file's size.
+	clear(s.seen)
 	s.rules = s.rules[:0]
 	rs := s.rs
 	rs.kw.find(data, func(start int, kw int32) {
@@ -308,6 +320,7 @@ type candidate struct {
 
 func (s *FileScanner) candidate(r *Rule, ri int, data []byte, start, end int, m []int, base int) {
 	if len(s.found) >= maxPerFile {
+		s.more++
 		return
 	}
 	key := [2]int{s.consumed + start, ri}

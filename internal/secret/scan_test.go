@@ -504,3 +504,18 @@ severity = "critical"
 		}
 	}
 }
+
+// TestManyMatchesAreCapped: a file with thousands of secrets reports the
+// first maxPerFile and says how many more there were.
+func TestManyMatchesAreCapped(t *testing.T) {
+	rs := mustDefault(t)
+	g := newGen(12)
+	var b strings.Builder
+	for range 500 {
+		b.WriteString("GH=ghp_" + g.from(alnum, 36) + "\n")
+	}
+	fs := scan(t, rs, "app/tokens.txt", b.String())
+	if len(fs) != maxPerFile || !strings.Contains(fs[len(fs)-1].Match, "and 400 more matches") {
+		t.Fatalf("%d findings, last %q", len(fs), fs[len(fs)-1].Match)
+	}
+}
