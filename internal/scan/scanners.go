@@ -82,7 +82,11 @@ func (e *Engine) inventoryScanner() (*inventory.Scanner, *imageScan) {
 
 // finish adds to the report what the passes and the config hold.
 func (e *Engine) finish(r *match.Report, img *image.Image, is *imageScan) {
-	r.Scanners = e.scanners()
+	// A vulnerability scan alone is what a report without scanners has
+	// always meant: its bytes stay as they were.
+	if s := e.scanners(); !slices.Equal(s, []string{ScannerVuln}) {
+		r.Scanners = s
+	}
 	if is.secrets != nil {
 		r.Secrets = append(is.secrets.Findings(), e.configSecrets(img)...)
 		if r.Secrets == nil {
