@@ -95,6 +95,9 @@ func buildSecretImage(t *testing.T) secretImage {
 			tarFile{"app/.env", "GITHUB_TOKEN=" + si.ghToken + "\nDEBUG=1\n"},
 			tarFile{"etc/ssl/private/app.key", keyPEM},
 			tarFile{"app/cache/" + si.glToken + ".json", "{}"},
+			// The name holds a secret, and so does the content: the content's
+			// finding must not show the name in full.
+			tarFile{"app/keys/" + si.glToken + ".pem", keyPEM},
 		), History: v1.History{CreatedBy: "COPY app/ /app/"}},
 		{Layer: layerOf(t, tarFile{"app/.wh..env", ""}), History: v1.History{CreatedBy: "RUN /bin/sh -c rm /app/.env"}},
 	}
@@ -160,7 +163,11 @@ func TestSecretsInEveryLayerAndTheConfig(t *testing.T) {
 	}
 	got := map[string]want{}
 	for _, f := range r.Secrets {
-		got[f.RuleID+" "+f.Kind] = want{f.RuleID, f.Kind, f.Path, f.Layer, f.CreatedBy, f.RemovedBy, f.Allowed != ""}
+		k := f.RuleID + " " + f.Kind
+		if strings.HasPrefix(f.Path, "app/keys/") {
+			k += " " + f.Path // the second file named by a token
+		}
+		got[k] = want{f.RuleID, f.Kind, f.Path, f.Layer, f.CreatedBy, f.RemovedBy, f.Allowed != ""}
 	}
 	for _, w := range []want{
 		{rule: "github-pat", kind: "file", path: "app/.env", layer: si.diffIDs[1], createdBy: "COPY app/ /app/", removedBy: si.diffIDs[2]},
@@ -170,8 +177,14 @@ func TestSecretsInEveryLayerAndTheConfig(t *testing.T) {
 		{rule: "aws-secret-access-key", kind: "label", path: "ci.deploy-key"},
 		{rule: "gitlab-pat", kind: "history"},
 		{rule: "aws-access-token", kind: "file", path: "app/docs.md", layer: si.diffIDs[0], createdBy: "COPY base/ /", allowed: true},
+		{rule: "gitlab-pat", kind: "name", path: "app/keys/glpa************.pem", layer: si.diffIDs[1], createdBy: "COPY app/ /app/"},
+		{rule: "private-key", kind: "file", path: "app/keys/glpa************.pem", layer: si.diffIDs[1], createdBy: "COPY app/ /app/"},
 	} {
-		g, ok := got[w.rule+" "+w.kind]
+		key := w.rule + " " + w.kind
+		if strings.HasPrefix(w.path, "app/keys/") {
+			key += " " + w.path
+		}
+		g, ok := got[key]
 		if !ok {
 			t.Errorf("%s in %s not found; found %+v", w.rule, w.kind, got)
 			continue
@@ -179,7 +192,7 @@ func TestSecretsInEveryLayerAndTheConfig(t *testing.T) {
 		if g != w {
 			t.Errorf("got  %+v\nwant %+v", g, w)
 		}
-		delete(got, w.rule+" "+w.kind)
+		delete(got, key)
 	}
 	for k, g := range got {
 		t.Errorf("unexpected finding %s: %+v", k, g)

@@ -46,10 +46,18 @@ type layerPass struct {
 	w            fileWriter
 }
 
+// fileWriter feeds a file's content to the scanner; path, when set, is
+// the file's name masked (its name holds a secret), which its findings
+// show instead of the name.
+type fileWriter struct {
+	lp   *layerPass
+	path string
+}
+
 // Entry scans the entry's name, and returns a writer for the content of
 // a regular file the allow rules do not skip.
 func (lp *layerPass) Entry(e *image.Entry) io.WriteCloser {
-	lp.scanName(e.Path)
+	masked := lp.scanName(e.Path)
 	if e.Kind == image.KindSymlink {
 		lp.scanName(e.Link)
 	}
@@ -59,16 +67,16 @@ func (lp *layerPass) Entry(e *image.Entry) io.WriteCloser {
 	if lp.files.Begin(e.Path); lp.files.skip {
 		return nil
 	}
-	lp.w = fileWriter{lp: lp}
+	lp.w = fileWriter{lp: lp, path: masked}
 	return &lp.w
 }
 
 // scanName finds secrets in a tar entry's name (or a symlink's target):
 // a token pasted into a file name is in the image as surely as one in a
 // file.
-func (lp *layerPass) scanName(name string) {
+func (lp *layerPass) scanName(name string) (masked string) {
 	if !lp.rs.kw.any([]byte(name)) || lp.rs.Skips(name) {
-		return
+		return ""
 	}
 	lp.names.Begin("")
 	lp.names.Write([]byte(name))
@@ -81,18 +89,45 @@ func (lp *layerPass) scanName(name string) {
 		f.Kind, f.Path = KindName, name
 		f.StartLine, f.EndLine = 0, 0
 		// The name itself holds the secret: show it masked.
-		f.Path = name[:f.secretStart] + Mask(name[f.secretStart:f.secretEnd]) + name[f.secretEnd:]
+		if masked == "" {
+			masked = name
+		}
+		f.Path = maskSpan(name, f.secretStart, f.secretEnd)
+		masked = maskSpanLike(masked, name, f.secretStart, f.secretEnd)
 		f.Fingerprint = fingerprint(f.RuleID, KindName, f.Path)
 		lp.found = append(lp.found, f)
 	}
+	return masked
 }
 
-type fileWriter struct{ lp *layerPass }
+// maskSpan masks name[start:end].
+func maskSpan(name string, start, end int) string {
+	return name[:start] + Mask(name[start:end]) + name[end:]
+}
+
+// maskSpanLike masks name[start:end] in masked, which is name with
+// earlier spans already masked: the parts of name outside every span are
+// found in masked by their text.
+func maskSpanLike(masked, name string, start, end int) string {
+	secret := name[start:end]
+	if i := strings.Index(masked, secret); i >= 0 {
+		return masked[:i] + Mask(secret) + masked[i+len(secret):]
+	}
+	return masked
+}
+
 
 func (w *fileWriter) Write(p []byte) (int, error) { return w.lp.files.Write(p) }
 
 func (w *fileWriter) Close() error {
-	w.lp.found = append(w.lp.found, w.lp.files.End()...)
+	fs := w.lp.files.End()
+	for i := range fs {
+		if w.path != "" {
+			fs[i].Path = w.path
+			fs[i].Fingerprint = fingerprint(fs[i].RuleID, KindFile, w.path, fs[i].Match)
+		}
+	}
+	w.lp.found = append(w.lp.found, fs...)
 	return nil
 }
 
