@@ -116,7 +116,6 @@ func maskSpanLike(masked, name string, start, end int) string {
 	return masked
 }
 
-
 func (w *fileWriter) Write(p []byte) (int, error) { return w.lp.files.Write(p) }
 
 func (w *fileWriter) Close() error {
