@@ -27,17 +27,23 @@ func newLintCmd() *cobra.Command {
 		exitCode                 int
 	)
 	cmd := &cobra.Command{
-		Use:   "lint DOCKERFILE|DIR...",
-		Short: "Check Dockerfiles for misconfigurations",
+		Use:   "lint DOCKERFILE|MANIFEST.yaml|DIR...",
+		Short: "Check Dockerfiles and Kubernetes pod specs for misconfigurations",
 		Long: `Check Dockerfiles for misconfigurations: unpinned or latest base images,
 root as the last USER, ADD where COPY would do or from a URL, unpinned
 apt/apk/pip packages, apt lists left behind, missing --no-install-recommends,
 pipes without pipefail, downloads piped into a shell, shell-form CMD and
-ENTRYPOINT, secrets in ENV or ARG, no HEALTHCHECK, EXPOSE 22.
+ENTRYPOINT, secrets in ENV or ARG, no HEALTHCHECK, EXPOSE 22. Kubernetes
+manifests (*.yaml, *.yml: Pods, Deployments, StatefulSets, DaemonSets,
+ReplicaSets, Jobs, CronJobs) get the pod securityContext rules: privileged,
+root, privilege escalation, writable root filesystem, capabilities, host
+namespaces, hostPath volumes, unpinned images.
 
 Each argument is a Dockerfile, or a directory searched for Dockerfile,
-Containerfile, *.Dockerfile and Dockerfile.* files (hidden directories and
-node_modules are skipped). Files are parsed with BuildKit's parser:
+Containerfile, *.Dockerfile and Dockerfile.* files and YAML manifests
+(hidden directories, node_modules and vendor are skipped; a YAML file found
+there that does not parse, such as a Helm template, is named on standard
+error and skipped). Files are parsed with BuildKit's parser:
 parser directives, line continuations and heredocs are read as docker
 build reads them; a file that does not parse is an error naming its line.
 
@@ -58,18 +64,27 @@ The rules are listed in docs/secrets.md.`,
 			default:
 				return fmt.Errorf("--format %q: want table, json or sarif", format)
 			}
-			files, err := dockerfiles(args)
+			files, found, err := dockerfiles(args)
 			if err != nil {
 				return err
 			}
 			var all []misconfig.Finding
+			var linted []string
 			for _, p := range files {
 				fs, err := lintFile(p)
 				if err != nil {
+					// A YAML file met in a directory may be anything (a Helm
+					// template, CI configuration): say so and go on.
+					if found[p] && isYAML(p) && errors.Is(err, misconfig.ErrSyntax) {
+						fmt.Fprintln(cmd.ErrOrStderr(), "warning: skipped:", err)
+						continue
+					}
 					return err
 				}
+				linted = append(linted, p)
 				all = append(all, fs...)
 			}
+			files = linted
 			// The severity filter is the scan's: one definition of HIGH+.
 			all = filter.Apply(&match.Report{Misconfigurations: all}).Misconfigurations
 			if all == nil {
@@ -111,18 +126,26 @@ func lintFile(p string) ([]misconfig.Finding, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if isYAML(p) {
+		return misconfig.LintKubernetes(filepath.ToSlash(p), f)
+	}
 	return misconfig.LintDockerfile(filepath.ToSlash(p), f)
+}
+
+func isYAML(p string) bool {
+	ext := strings.ToLower(filepath.Ext(p))
+	return ext == ".yaml" || ext == ".yml"
 }
 
 // dockerfiles expands the arguments: files as given, directories
 // searched for Dockerfiles. Paths stay as the user wrote them, relative
 // when they were, so SARIF locations are relative to the repository.
-func dockerfiles(args []string) ([]string, error) {
-	var out []string
+func dockerfiles(args []string) (out []string, found map[string]bool, err error) {
+	found = map[string]bool{}
 	for _, a := range args {
 		info, err := os.Stat(a)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !info.IsDir() {
 			out = append(out, a)
@@ -138,18 +161,19 @@ func dockerfiles(args []string) ([]string, error) {
 				}
 				return nil
 			}
-			if d.Type().IsRegular() && misconfig.IsDockerfile(d.Name()) {
+			if d.Type().IsRegular() && (misconfig.IsDockerfile(d.Name()) || isYAML(p)) {
 				out = append(out, p)
+				found[p] = true
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no Dockerfile found (looked for Dockerfile, Containerfile, *.Dockerfile, Dockerfile.*)")
+		return nil, nil, errors.New("no Dockerfile or manifest found (looked for Dockerfile, Containerfile, *.Dockerfile, Dockerfile.*, *.yaml, *.yml)")
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out), found, nil
 }

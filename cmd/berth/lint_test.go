@@ -29,6 +29,8 @@ func TestLintCommand(t *testing.T) {
 	write("svc/Dockerfile", "FROM debian:latest\nENV DB_PASSWORD=hunter2hunter2\nCMD run\n")
 	write("svc/worker.Dockerfile", "FROM debian:12@sha256:"+strings.Repeat("0", 64)+"\nUSER 1000\nHEALTHCHECK NONE\nCMD [\"w\"]\n")
 	write(".git/Dockerfile", "FROM x\nNOPE\n") // hidden directories are skipped
+	write("k8s/pod.yaml", "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      image: nginx\n      securityContext: {privileged: true}\n")
+	write("chart/templates/deploy.yaml", "kind: Deployment\nspec: {{ .Values.spec }\n") // a Helm template: named and skipped
 	out := filepath.Join(dir, "lint.json")
 	r := runLint(t, "-f", "json", "-o", out, "--exit-code", "4", dir)
 	if r.code != 4 {
@@ -42,14 +44,17 @@ func TestLintCommand(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Files) != 2 {
+	if len(doc.Files) != 3 {
 		t.Errorf("files %v", doc.Files)
+	}
+	if !strings.Contains(r.stderr, "warning: skipped:") || !strings.Contains(r.stderr, "deploy.yaml") {
+		t.Errorf("the Helm template was skipped silently: %q", r.stderr)
 	}
 	ids := map[string]bool{}
 	for _, f := range doc.Findings {
 		ids[f.ID] = true
 	}
-	for _, id := range []string{"BD001", "BD003", "BD012", "BD013", "BD014"} {
+	for _, id := range []string{"BD001", "BD003", "BD012", "BD013", "BD014", "BK001", "BK002", "BK008"} {
 		if !ids[id] {
 			t.Errorf("no %s in %+v", id, doc.Findings)
 		}
@@ -68,7 +73,10 @@ func TestLintCommand(t *testing.T) {
 	if r.code != 1 || r.err == nil || !strings.Contains(r.err.Error(), "Containerfile:2: syntax error") {
 		t.Errorf("syntax error: exit %d %v", r.code, r.err)
 	}
-	if r := runLint(t, t.TempDir()); r.err == nil || !strings.Contains(r.err.Error(), "no Dockerfile found") {
+	if r := runLint(t, bad[:len(bad)-len("Containerfile")]+"../chart/templates/deploy.yaml"); r.code != 1 || r.err == nil || !strings.Contains(r.err.Error(), "syntax error") {
+		t.Errorf("a named YAML file that does not parse: exit %d %v", r.code, r.err)
+	}
+	if r := runLint(t, t.TempDir()); r.err == nil || !strings.Contains(r.err.Error(), "no Dockerfile or manifest found") {
 		t.Errorf("empty dir: %v", r.err)
 	}
 }

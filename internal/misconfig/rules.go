@@ -138,6 +138,32 @@ var rules = map[string]Rule{
 	"BD016": {ID: "BD016", Severity: SeverityMedium, Title: "SSH port exposed",
 		Description: "EXPOSE 22: an SSH server in a container is an extra way in.",
 		Fix:         "Do not run sshd in the container."},
+
+	// Kubernetes pod specs (kubernetes.go).
+	"BK001": {ID: "BK001", Severity: SeverityCritical, Title: "Privileged container",
+		Description: "securityContext.privileged: true gives the container every capability and the host's devices: it is root on the node.",
+		Fix:         "Remove privileged; grant the one capability needed, if any."},
+	"BK002": {ID: "BK002", Severity: SeverityHigh, Title: "Container may run as root",
+		Description: "Neither the pod nor the container sets runAsNonRoot: true (or runAsUser is 0): the image's user, often root, is used.",
+		Fix:         "Set securityContext.runAsNonRoot: true and a non-zero runAsUser."},
+	"BK003": {ID: "BK003", Severity: SeverityMedium, Title: "Privilege escalation allowed",
+		Description: "allowPrivilegeEscalation is not false: setuid binaries can raise a process's privileges.",
+		Fix:         "Set securityContext.allowPrivilegeEscalation: false."},
+	"BK004": {ID: "BK004", Severity: SeverityLow, Title: "Root filesystem writable",
+		Description: "readOnlyRootFilesystem is not true: a compromised process can change the container's programs.",
+		Fix:         "Set securityContext.readOnlyRootFilesystem: true; mount emptyDir volumes where writes are needed."},
+	"BK005": {ID: "BK005", Severity: SeverityMedium, Title: "Capabilities not dropped, or dangerous ones added",
+		Description: "capabilities.drop does not include ALL, or add names SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE or ALL.",
+		Fix:         "Set capabilities: {drop: [ALL]} and add back only what is needed (NET_BIND_SERVICE)."},
+	"BK006": {ID: "BK006", Severity: SeverityHigh, Title: "Host namespaces shared",
+		Description: "hostNetwork, hostPID or hostIPC is true: the pod sees and can reach the node's network, processes or IPC.",
+		Fix:         "Remove hostNetwork, hostPID and hostIPC."},
+	"BK007": {ID: "BK007", Severity: SeverityHigh, Title: "hostPath volume",
+		Description: "A hostPath volume mounts a directory of the node into the pod.",
+		Fix:         "Use a persistent volume, a configMap or an emptyDir."},
+	"BK008": {ID: "BK008", Severity: SeverityMedium, Title: "Image not pinned",
+		Description: "The image is named by latest or no tag: each pull may run other code.",
+		Fix:         "Name the image by a version tag and digest."},
 }
 
 // Rules returns every rule, by id.
