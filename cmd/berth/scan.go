@@ -41,6 +41,7 @@ func newScanCmd() *cobra.Command {
 		exitCode                                  int
 		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
 		att                                       attestFlags
+		scanners                                  scannerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE | scan --input REPORT.json",
@@ -51,6 +52,12 @@ IMAGE is named as for 'berth sbom' (a registry reference, oci-archive:PATH,
 docker-archive:PATH, oci-dir:PATH, dir:PATH). Layer results are cached in
 --cache-dir. The vulnerability database is the one 'berth db update' keeps in
 --db-dir; it is never downloaded implicitly.
+
+--scanners picks what to look for: vuln (known vulnerabilities), secret
+(credentials in every layer and the config), misconfig (image and
+Dockerfile rules), license (classes, --license-allow/--license-deny);
+default vuln,secret. Without vuln no database is needed. See
+docs/secrets.md.
 
 --input REPORT.json matches a stored report (berth scan --format json) or
 inventory (berth sbom --format json) against the current database without
@@ -87,6 +94,12 @@ and the attestation is about it. Registry images only.`,
 			if err := att.check(cmd); err != nil {
 				return err
 			}
+			if err := scanners.parse(); err != nil {
+				return err
+			}
+			if att.on && !scanners.wants(scan.ScannerVuln) {
+				return errors.New("--attest attests a vulnerability scan: --scanners must include vuln")
+			}
 			var pending *pendingAttestation
 			if att.on {
 				var err error
@@ -115,26 +128,32 @@ and the attestation is about it. Registry images only.`,
 				}
 			}
 
-			if dbDir == "" {
-				if dbDir, err = vulndb.DefaultDir(); err != nil {
-					return err
+			engine := &scan.Engine{}
+			if err := scanners.configure(engine); err != nil {
+				return err
+			}
+			var db *vulndb.DB
+			if scanners.wants(scan.ScannerVuln) {
+				if dbDir == "" {
+					if dbDir, err = vulndb.DefaultDir(); err != nil {
+						return err
+					}
 				}
-			}
-			db, err := vulndb.Open(dbDir)
-			if err != nil {
-				fmt.Fprintln(stderr, "berth:", err)
-				return exitError{exitDB}
-			}
-			defer db.Close()
-			if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
-				if failOnStale {
-					fmt.Fprintln(stderr, "berth:", w)
+				db, err = vulndb.Open(dbDir)
+				if err != nil {
+					fmt.Fprintln(stderr, "berth:", err)
 					return exitError{exitDB}
 				}
-				fmt.Fprintln(stderr, "warning:", w)
+				defer db.Close()
+				if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
+					if failOnStale {
+						fmt.Fprintln(stderr, "berth:", w)
+						return exitError{exitDB}
+					}
+					fmt.Fprintln(stderr, "warning:", w)
+				}
+				engine.Matcher = match.New(db)
 			}
-
-			engine := &scan.Engine{Matcher: match.New(db)}
 			var full *match.Report
 			var started, finished time.Time
 			if input != "" {
@@ -197,7 +216,7 @@ and the attestation is about it. Registry images only.`,
 					return err
 				}
 			}
-			if exitCode != 0 && len(shown.Findings) > 0 {
+			if exitCode != 0 && (len(shown.Findings) > 0 || failing(shown)) {
 				return exitError{exitCode}
 			}
 			return nil
@@ -221,6 +240,7 @@ and the attestation is about it. Registry images only.`,
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary line on standard error")
 	att.add(cmd, "the report")
+	scanners.add(cmd)
 	return cmd
 }
 
