@@ -61,11 +61,20 @@ type Summary struct {
 	Total    int `json:"total"`
 	Fixable  int `json:"fixable"`
 	Packages int `json:"packages"`
+	// Secrets counts the secrets found (allowed ones not counted) and
+	// Misconfigurations the failed checks, when those scanners ran.
+	Secrets           int `json:"secrets"`
+	Misconfigurations int `json:"misconfigurations"`
 }
 
 // Summarize counts r's findings. NONE-rated findings count as low.
 func Summarize(r *match.Report) Summary {
-	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages)}
+	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages), Misconfigurations: len(r.Misconfigurations)}
+	for _, f := range r.Secrets {
+		if f.Allowed == "" {
+			s.Secrets++
+		}
+	}
 	for _, f := range r.Findings {
 		switch f.Severity {
 		case match.SeverityCritical:

@@ -55,10 +55,20 @@ func (e *Engine) Scan(ctx context.Context, src string, opts image.Options) (*mat
 		return nil, err
 	}
 	defer img.Close()
+	r, err := e.ScanImage(ctx, img)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	return r, nil
+}
+
+// ScanImage inventories an opened image (the server's own stores are an
+// image source too) and runs every scanner the engine has on it.
+func (e *Engine) ScanImage(ctx context.Context, img *image.Image) (*match.Report, error) {
 	invScanner, is := e.inventoryScanner()
 	inv, err := invScanner.Scan(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("inventory of %s: %w", src, err)
+		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	r, err := e.Match(ctx, inv)
 	if err != nil {

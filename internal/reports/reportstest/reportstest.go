@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/secret"
 )
 
 // RealReport is the path of a real stored report (kitchen-sink's), seen
@@ -351,6 +352,22 @@ func testRematchInputs(t *testing.T, f Factory) {
 	}
 	if fmt.Sprint(in.Findings) != fmt.Sprint(want) {
 		t.Errorf("finding keys %v, want %v", in.Findings, want)
+	}
+	// What the scan found in the image itself (secrets) survives re-matches.
+	withSecret := *report(4)
+	withSecret.Scanners = []string{"vuln", "secret"}
+	withSecret.Secrets = []secret.Finding{{RuleID: "private-key", Severity: "CRITICAL", Match: "-----BEGIN ****"}}
+	if err := s.Put(ctx, dg("s"), reports.Scan{Status: reports.Done}, &withSecret, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: dg("s"), Scan: reports.Scan{Status: reports.Done, DBUpdatedAt: db},
+		Report: report(4, "CVE-7 HIGH fixed"), IfVersion: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Get(ctx, dg("s"), true); len(rec.Report.Secrets) != 1 || rec.Report.Secrets[0].RuleID != "private-key" ||
+		len(rec.Report.Scanners) != 2 || len(rec.Report.Findings) != 1 || rec.Summary.Secrets != 1 {
+		t.Errorf("after a re-match the secrets are %+v (scanners %v, findings %d, summary %+v)",
+			rec.Report.Secrets, rec.Report.Scanners, len(rec.Report.Findings), rec.Summary)
 	}
 	// After a re-match the keys are the new findings'.
 	r2 := report(4, "CVE-3 CRITICAL fixed")
