@@ -230,6 +230,12 @@ func (a *API) wrap(rt route) http.Handler {
 		if err == nil && who == nil && !rt.anonymous {
 			err = errUnauthenticated
 		}
+		if err == nil && who != nil && who.Session && rt.method != http.MethodGet &&
+			!a.opts.Auth.ValidCSRF(r, r.Header.Get(auth.CSRFHeader)) {
+			// A session cookie rides along with any request the browser
+			// sends; only a page of berth's knows the session's token.
+			err = errCSRF
+		}
 		if err == nil {
 			err = rt.handler(c)
 		}
@@ -328,6 +334,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 var (
 	errCrossSite = &apiError{status: http.StatusForbidden, code: "DENIED",
 		message: "cross-site request refused: changes are accepted from this server's own origin or from clients that are not browsers"}
+	errCSRF = &apiError{status: http.StatusForbidden, code: "DENIED",
+		message: "a request authenticated by a browser session must carry the session's " + auth.CSRFHeader + " header"}
 	errMediaType = &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send the request body as application/json"}
 )
 
