@@ -162,7 +162,7 @@ func (a *API) describe(ctx context.Context, repo string, m *meta.Manifest, out *
 	for _, l := range probe.Layers {
 		out.Layers = append(out.Layers, Layer{Digest: digest.Digest(l.Digest.String()), MediaType: string(l.MediaType), Size: l.Size})
 	}
-	if probe.Config == nil || !strings.Contains(string(probe.Config.MediaType), "config") {
+	if probe.Config == nil || !isImageConfig(probe.Config.MediaType) {
 		return nil
 	}
 	cfg, err := a.imageConfig(ctx, repo, digest.Digest(probe.Config.Digest.String()))
@@ -196,6 +196,12 @@ func (a *API) describe(ctx context.Context, repo string, m *meta.Manifest, out *
 	}
 	out.Config = ic
 	return nil
+}
+
+// isImageConfig reports whether a manifest's config is an image's (OCI or
+// Docker), not an artifact's.
+func isImageConfig(mt types.MediaType) bool {
+	return mt == types.OCIConfigJSON || mt == types.DockerConfigJSON
 }
 
 // imageConfig reads and decodes an image config linked to repo; nil when
@@ -238,7 +244,7 @@ func (a *API) platformsOf(ctx context.Context, repo string, d digest.Digest) ([]
 			out = append(out, Platform{OS: e.Platform.OS, Architecture: e.Platform.Architecture, Variant: e.Platform.Variant})
 		}
 	}
-	if probe.Config != nil && strings.Contains(string(probe.Config.MediaType), "config") {
+	if probe.Config != nil && isImageConfig(probe.Config.MediaType) {
 		var cfg struct {
 			OS           string `json:"os"`
 			Architecture string `json:"architecture"`

@@ -127,7 +127,7 @@ func severityBar(s *reports.Summary) template.HTML {
 	var counts strings.Builder
 	for _, p := range parts {
 		if p.n > 0 {
-			fmt.Fprintf(&counts, `<span class="count %s" title="%s">%d</span>`, p.class, p.word, p.n)
+			fmt.Fprintf(&counts, `<span class="count %s" title="%s">%d<span class="sr"> %s</span></span>`, p.class, p.word, p.n, p.word)
 		}
 	}
 	return template.HTML(fmt.Sprintf(`<span class="sevbar"><svg role="img" aria-label="%s" width="120" height="10" viewBox="0 0 120 10">%s</svg>%s</span>`,
