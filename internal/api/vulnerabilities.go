@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -97,12 +98,12 @@ func (a *API) vulnerableArtifacts(c *call) error {
 	}
 	var hits []hit
 	visible := map[string]bool{}
+	holders, err := a.manifestRepositories(c.ctx(), ds)
+	if err != nil {
+		return err
+	}
 	for _, d := range ds {
-		repos, err := a.opts.Meta.ManifestRepositories(c.ctx(), d, -1)
-		if err != nil {
-			return err
-		}
-		for _, repo := range repos {
+		for _, repo := range holders[d] {
 			p := auth.ProjectOf(repo)
 			ok, seen := visible[p]
 			if !seen {
@@ -168,4 +169,26 @@ func (a *API) vulnerableArtifacts(c *call) error {
 			FullName: h.repo, Digest: h.d, Tags: tags, Findings: findings[h.d]})
 	}
 	return respond(c, http.StatusOK, out)
+}
+
+// manyManifests is what a meta store that resolves many digests at once
+// offers (the SQLite store does); others are asked digest by digest.
+type manyManifests interface {
+	ManifestRepositoriesOf(ctx context.Context, ds []digest.Digest) (map[digest.Digest][]string, error)
+}
+
+// manifestRepositories returns the repositories holding each digest.
+func (a *API) manifestRepositories(ctx context.Context, ds []digest.Digest) (map[digest.Digest][]string, error) {
+	if m, ok := a.opts.Meta.(manyManifests); ok {
+		return m.ManifestRepositoriesOf(ctx, ds)
+	}
+	out := make(map[digest.Digest][]string, len(ds))
+	for _, d := range ds {
+		repos, err := a.opts.Meta.ManifestRepositories(ctx, d, -1)
+		if err != nil {
+			return nil, err
+		}
+		out[d] = repos
+	}
+	return out, nil
 }
