@@ -57,7 +57,6 @@ type longLived struct{ *testing.B }
 func (l *longLived) TempDir() string { return benchDir }
 func (l *longLived) Cleanup(func())  {}
 
-
 func benchPage(b *testing.B, path string) {
 	f := benchFixture(b)
 	b.ResetTimer()

@@ -130,7 +130,9 @@ func TestUpgrades(t *testing.T) {
 // TestBaseLayers: the base image ends at its CMD, not at the image's own
 // last step.
 func TestBaseLayers(t *testing.T) {
-	h := func(by string, empty bool) api.HistoryEntry { return api.HistoryEntry{CreatedBy: by, EmptyLayer: empty} }
+	h := func(by string, empty bool) api.HistoryEntry {
+		return api.HistoryEntry{CreatedBy: by, EmptyLayer: empty}
+	}
 	for _, c := range []struct {
 		history []api.HistoryEntry
 		want    int
@@ -145,4 +147,3 @@ func TestBaseLayers(t *testing.T) {
 		}
 	}
 }
-
