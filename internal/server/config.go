@@ -41,6 +41,10 @@ type Config struct {
 	Audit        Audit `yaml:"audit"`
 	Scan         Scan  `yaml:"scan"`
 	Jobs         Jobs  `yaml:"jobs"`
+	// TrustDir holds each project's trusted signing keys as <project>.yaml
+	// (the trust file `berth verify --trust` reads); artifact pages and
+	// the API verify signatures against them.
+	TrustDir string `yaml:"trust_dir"`
 }
 
 // Scan configures the server's scanning (internal/scanservice).
@@ -445,6 +449,8 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
+		optionalStringSetting("trust_dir", "trust-dir", "directory of trust files, <project>.yaml each, that artifact pages and the API verify signatures with",
+			func(c *Config) *string { return &c.TrustDir }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
 			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}

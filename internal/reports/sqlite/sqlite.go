@@ -57,6 +57,22 @@ CREATE TABLE scan_report_keys (
 	PRIMARY KEY (lookup, digest)
 );
 CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
+`, `
+CREATE TABLE scan_vuln_ids (
+	n  INTEGER PRIMARY KEY,
+	id TEXT NOT NULL UNIQUE COLLATE NOCASE
+);
+CREATE TABLE scan_report_nums (
+	n      INTEGER PRIMARY KEY,
+	digest TEXT NOT NULL UNIQUE
+);
+CREATE TABLE scan_report_vulns (
+	vuln   INTEGER NOT NULL,
+	report INTEGER NOT NULL,
+	PRIMARY KEY (vuln, report)
+) WITHOUT ROWID;
+CREATE INDEX scan_report_vulns_by_report ON scan_report_vulns(report);
+ALTER TABLE scan_reports ADD COLUMN vulns_indexed INTEGER NOT NULL DEFAULT 0;
 `}
 
 // Store is a reports.Store in SQLite.
@@ -98,7 +114,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, enc: enc, dec: dec, cenc: cenc, cdec: cdec}, nil
+	s := &Store{db: db, enc: enc, dec: dec, cenc: cenc, cdec: cdec}
+	if err := s.indexOlderReports(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close implements reports.Store.
@@ -263,7 +284,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				return fmt.Errorf("store report keys of %s: %w", d, err)
 			}
 		}
-		return nil
+		return indexVulns(ctx, tx, d, findingIDs(r))
 	})
 }
 
@@ -309,6 +330,9 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
+			}
+			if err := indexVulns(ctx, tx, r.Digest, findingIDs(r.Report)); err != nil {
+				return err
 			}
 			stored = append(stored, r.Digest)
 		}
@@ -533,6 +557,147 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_reports WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_vulns WHERE report IN
+			(SELECT n FROM scan_report_nums WHERE digest = ?)`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_nums WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
 		return nil
 	})
+}
+
+// findingIDs lists every id and alias r's findings name.
+func findingIDs(r *match.Report) []string {
+	var ids []string
+	for i := range r.Findings {
+		ids = append(ids, r.Findings[i].ID)
+		ids = append(ids, r.Findings[i].Aliases...)
+	}
+	return ids
+}
+
+// indexVulns makes the vulnerability index name d under exactly ids, in
+// tx. Ids and digests are numbered once (scan_vuln_ids,
+// scan_report_nums), so an index row is two integers: an image's few
+// hundred findings with their aliases cost kilobytes, not the megabytes
+// their text would.
+func indexVulns(ctx context.Context, tx *sql.Tx, d digest.Digest, ids []string) error {
+	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
+	var report int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO scan_report_nums (digest) VALUES (?)
+		ON CONFLICT (digest) DO UPDATE SET n = n RETURNING n`, d.String()).Scan(&report); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_vulns WHERE report = ?`, report); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE scan_reports SET vulns_indexed = 1 WHERE digest = ?`, d.String()); err != nil {
+		return fail(err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	num, err := tx.PrepareContext(ctx, `INSERT INTO scan_vuln_ids (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET n = n RETURNING n`)
+	if err != nil {
+		return fail(err)
+	}
+	defer num.Close()
+	link, err := tx.PrepareContext(ctx, `INSERT INTO scan_report_vulns (vuln, report) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return fail(err)
+	}
+	defer link.Close()
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		// The index matches ids case-insensitively, as SQLite's NOCASE
+		// folds them (ASCII only, which advisory ids are).
+		key := strings.ToUpper(id)
+		if id == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		var vuln int64
+		if err := num.QueryRowContext(ctx, id).Scan(&vuln); err != nil {
+			return fail(err)
+		}
+		if _, err := link.ExecContext(ctx, vuln, report); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// indexOlderReports indexes the vulnerabilities of reports stored before
+// the index existed, from the findings' keys kept beside them (no report
+// is decoded), a batch per transaction.
+func (s *Store) indexOlderReports(ctx context.Context) error {
+	for {
+		type pending struct {
+			d   digest.Digest
+			ids []string
+		}
+		var batch []pending
+		rows, err := s.db.W.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
+			WHERE version > 0 AND vulns_indexed = 0 LIMIT 200`)
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		for rows.Next() {
+			var d string
+			var keys sql.NullString
+			if err := rows.Scan(&d, &keys); err != nil {
+				rows.Close()
+				return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+			}
+			p := pending{d: digest.Digest(d)}
+			for _, k := range parseFindingKeys(keys.String) {
+				p.ids = append(p.ids, k.IDs...)
+			}
+			batch = append(batch, p)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.db.InTx(ctx, "index vulnerabilities", func(tx *sql.Tx) error {
+			for _, p := range batch {
+				if err := indexVulns(ctx, tx, p.d, p.ids); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// Vulnerable implements reports.Store.
+func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT r.digest FROM scan_vuln_ids v
+		JOIN scan_report_vulns x ON x.vuln = v.n
+		JOIN scan_report_nums r ON r.n = x.report
+		WHERE v.id = ? ORDER BY r.digest`, id)
+	if err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []digest.Digest
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("images with %s: %w", id, err)
+		}
+		out = append(out, digest.Digest(d))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	return out, nil
 }
