@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ var funcs = template.FuncMap{
 	"add":      func(a, b int) int { return a + b },
 	"sub":      func(a, b int) int { return a - b },
 	"list":     func(s ...string) []string { return s },
+	"has":      func(list []string, s string) bool { return slices.Contains(list, s) },
 	"layersSize": func(ls []api.Layer) int64 {
 		var n int64
 		for _, l := range ls {

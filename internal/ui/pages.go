@@ -283,7 +283,7 @@ func (u *UI) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch v.Tab {
-	case "vulnerabilities", "packages":
+	case "vulnerabilities", "packages", "secrets":
 		var rep storedReport
 		err := u.call(r, "GET", base+"/vulnerabilities", nil, "", &rep)
 		var ae *apiError
@@ -300,7 +300,9 @@ func (u *UI) artifact(w http.ResponseWriter, r *http.Request) {
 			}
 		default:
 			v.Report = &rep
-			u.fillReport(&v)
+			if v.Tab != "secrets" {
+				u.fillReport(&v)
+			}
 		}
 		v.SBOM = map[string]string{"CycloneDX": base + "/sbom?format=cyclonedx", "SPDX": base + "/sbom?format=spdx"}
 	case "signatures":
