@@ -21,6 +21,8 @@ missing=""
 perl -MDpkg::Version -e 1 >/dev/null 2>&1 || missing="$missing libdpkg-perl"
 command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
 /usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
+# Headless Chromium drives the web UI's browser tests (e2e/ui_test.go).
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then
 	echo "peers: installing$missing with apt-get"
 	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

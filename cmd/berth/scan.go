@@ -19,6 +19,7 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/report"
@@ -45,6 +46,7 @@ func newScanCmd() *cobra.Command {
 		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
 		att                                       attestFlags
 		creds                                     registryCreds
+		scanners                                  scannerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE | scan --input ARCHIVE | scan sbom:FILE | scan --from-report REPORT.json",
@@ -66,6 +68,12 @@ When there is none at all, berth scan builds it first from the default
 sources ($BERTH_DB_SOURCES, else osv.dev), as 'berth db update' would;
 --skip-db-update or --offline stop with exit code 3 instead. An existing
 database is never updated by a scan.
+
+--scanners picks what to look for: vuln (known vulnerabilities), secret
+(credentials in every layer and the config), misconfig (image and
+Dockerfile rules), license (classes, --license-allow/--license-deny);
+default vuln,secret. Without vuln no database is needed. See
+docs/secrets.md.
 
 Registry credentials are those 'berth login' (or docker login) stored, or
 --username with --password, --password-stdin or BERTH_PASSWORD, or
@@ -137,6 +145,12 @@ and the attestation is about it. Registry images only.`,
 			if err != nil {
 				return err
 			}
+			if err := scanners.parse(); err != nil {
+				return err
+			}
+			if att.on && !scanners.wants(scan.ScannerVuln) {
+				return errors.New("--attest attests a vulnerability scan: --scanners must include vuln")
+			}
 			var pending *pendingAttestation
 			if att.on {
 				if pending, err = att.prepare(cmd, args[0], insecure); err != nil {
@@ -164,29 +178,35 @@ and the attestation is about it. Registry images only.`,
 				}
 			}
 
-			if dbDir == "" {
-				if dbDir, err = vulndb.DefaultDir(); err != nil {
-					return err
+			engine := &scan.Engine{}
+			if err := scanners.configure(engine); err != nil {
+				return err
+			}
+			var db *vulndb.DB
+			if scanners.wants(scan.ScannerVuln) {
+				if dbDir == "" {
+					if dbDir, err = vulndb.DefaultDir(); err != nil {
+						return err
+					}
 				}
-			}
-			db, err := vulndb.Open(dbDir)
-			if errors.Is(err, vulndb.ErrNoDB) && !skipDBUpdate && !offline {
-				db, err = buildFirstDB(cmd, info, dbDir, quiet)
-			}
-			if err != nil {
-				fmt.Fprintln(stderr, "berth:", err)
-				return exitError{code: exitDB}
-			}
-			defer db.Close()
-			if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
-				if failOnStale {
-					fmt.Fprintln(stderr, "berth:", w)
+				db, err = vulndb.Open(dbDir)
+				if errors.Is(err, vulndb.ErrNoDB) && !skipDBUpdate && !offline {
+					db, err = buildFirstDB(cmd, info, dbDir, quiet)
+				}
+				if err != nil {
+					fmt.Fprintln(stderr, "berth:", err)
 					return exitError{code: exitDB}
 				}
-				fmt.Fprintln(info, "warning:", w)
+				defer db.Close()
+				if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
+					if failOnStale {
+						fmt.Fprintln(stderr, "berth:", w)
+						return exitError{code: exitDB}
+					}
+					fmt.Fprintln(info, "warning:", w)
+				}
+				engine.Matcher = match.New(db)
 			}
-
-			engine := &scan.Engine{Matcher: match.New(db)}
 			if quiet {
 				engine.Logger = slog.New(slog.DiscardHandler)
 			}
@@ -202,12 +222,28 @@ and the attestation is about it. Registry images only.`,
 					return err
 				}
 			case isSBOM:
+				// An SBOM lists packages: what is matched against the
+				// database or a license policy. Secrets and
+				// misconfigurations need the image.
+				var kept []string
+				for _, n := range []string{scan.ScannerVuln, scan.ScannerLicense} {
+					if scanners.wants(n) {
+						kept = append(kept, n)
+					}
+				}
+				if len(kept) == 0 {
+					return errors.New("sbom:FILE lists packages: --scanners needs vuln or license (secrets and misconfigurations need the image)")
+				}
 				inv, err := readSBOMFile(sbomFile)
 				if err != nil {
 					return err
 				}
 				if full, err = engine.Match(cmd.Context(), inv); err != nil {
 					return err
+				}
+				full.Scanners = kept
+				if engine.Licenses != nil {
+					full.Licenses = licensepolicy.Check(&full.Inventory, *engine.Licenses)
 				}
 				full.Warnings = append(slices.Clone(inv.Warnings), full.Warnings...)
 			default:
@@ -279,7 +315,7 @@ and the attestation is about it. Registry images only.`,
 				fmt.Fprintf(stderr, "berth: %d packages could not be judged (%s): the gate fails; add a source that covers the release, or --allow-uncovered\n", u.Packages, release)
 				return exitError{code: exitDB}
 			}
-			if exitCode != 0 && len(shown.Findings) > 0 {
+			if exitCode != 0 && (len(shown.Findings) > 0 || failing(shown)) {
 				return exitError{code: exitCode}
 			}
 			return nil
@@ -308,6 +344,7 @@ and the attestation is about it. Registry images only.`,
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but the report (no summary, warnings or progress; errors still)")
 	creds.add(cmd)
 	att.add(cmd, "the report")
+	scanners.add(cmd)
 	return cmd
 }
 

@@ -27,11 +27,13 @@ import (
 
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/blob"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
+	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/vulndb/live"
 	"berth.dev/berth/internal/webhook"
 )
@@ -77,6 +79,14 @@ type Options struct {
 	// its back (a repository's deletion): the registry's cache and the
 	// outbox relay.
 	Notifier event.Notifier
+
+	// Blobs reads image configs and signature payloads (nil: artifact
+	// details leave them out).
+	Blobs blob.Store
+	// Trust returns the keys a project trusts to sign its images, or nil
+	// when it has none configured (then signatures are listed, not
+	// verified). Nil trusts nothing anywhere.
+	Trust func(project string) (*sign.Trust, error)
 }
 
 // API is the http.Handler for Prefix.
@@ -123,6 +133,9 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities", handler: a.artifactVulnerabilities, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom", handler: a.artifactSBOM, anonymous: true},
 		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/scan", handler: a.scanArtifact},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}", handler: a.getArtifact, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures", handler: a.artifactSignatures, anonymous: true},
+		{method: "GET", path: "/vulnerabilities/{id}/artifacts", handler: a.vulnerableArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/webhooks", handler: a.listWebhooks, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks", handler: a.createWebhook, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}", handler: a.getWebhook, accounts: true},
@@ -223,6 +236,12 @@ func (a *API) wrap(rt route) http.Handler {
 		if err == nil && who == nil && !rt.anonymous {
 			err = errUnauthenticated
 		}
+		if err == nil && who != nil && who.Session && rt.method != http.MethodGet &&
+			!a.opts.Auth.ValidCSRF(r, r.Header.Get(auth.CSRFHeader)) {
+			// A session cookie rides along with any request the browser
+			// sends; only a page of berth's knows the session's token.
+			err = errCSRF
+		}
 		if err == nil {
 			err = rt.handler(c)
 		}
@@ -321,6 +340,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 var (
 	errCrossSite = &apiError{status: http.StatusForbidden, code: "DENIED",
 		message: "cross-site request refused: changes are accepted from this server's own origin or from clients that are not browsers"}
+	errCSRF = &apiError{status: http.StatusForbidden, code: "DENIED",
+		message: "a request authenticated by a browser session must carry the session's " + auth.CSRFHeader + " header"}
 	errMediaType = &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send the request body as application/json"}
 )
 

@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match/version"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/secret"
 )
 
 // Source is a vulnerability database.
@@ -55,6 +58,19 @@ type Report struct {
 	// Warnings name packages that could not be matched and other problems
 	// that make the result less than complete.
 	Warnings []string `json:"warnings,omitempty"`
+	// Scanners lists what the scan looked for ("vuln", "secret", ...),
+	// when it was not only vulnerabilities: an empty Secrets then means
+	// none were found, not that none were looked for.
+	Scanners []string `json:"scanners,omitempty"`
+	// Secrets are the credentials found in the image's layers and
+	// config, masked (internal/secret).
+	Secrets []secret.Finding `json:"secrets,omitempty"`
+	// Misconfigurations are failed checks of the image's config and
+	// layers (internal/misconfig).
+	Misconfigurations []misconfig.Finding `json:"misconfigurations,omitempty"`
+	// Licenses are the packages' licenses, classified and judged by the
+	// scan's license policy (internal/licensepolicy).
+	Licenses []licensepolicy.Finding `json:"licenses,omitempty"`
 }
 
 // Status says whether a fix exists.

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -31,6 +32,10 @@ type Summary struct {
 	// Unjudged is what the database could not judge (set by the caller
 	// from Engine.Unjudged).
 	Unjudged Unjudged
+	// Others summarizes the scanners other than vuln (scanners.go); Vuln
+	// says whether vulnerabilities were looked for.
+	Vuln   bool
+	Others []string
 }
 
 // Summarize compares the report as matched (all) with the report the
@@ -43,6 +48,8 @@ func Summarize(all, shown *match.Report) Summary {
 	s.Total = len(shown.Findings)
 	s.Suppressed = len(shown.Suppressed) - len(all.Suppressed)
 	s.Hidden = len(all.Findings) - s.Total - s.Suppressed
+	s.Vuln = len(shown.Scanners) == 0 || slices.Contains(shown.Scanners, ScannerVuln)
+	s.Others = othersSummary(shown)
 	return s
 }
 
@@ -54,6 +61,10 @@ func (s Summary) String() string {
 	var b strings.Builder
 	b.WriteString(s.Image)
 	b.WriteString(": ")
+	if !s.Vuln {
+		b.WriteString(strings.Join(s.Others, "; "))
+		return b.String()
+	}
 	switch s.Total {
 	case 0:
 		b.WriteString("no vulnerabilities")
@@ -84,6 +95,10 @@ func (s Summary) String() string {
 		} else {
 			b.WriteString(" (their OS release is unknown)")
 		}
+	}
+	for _, o := range s.Others {
+		b.WriteString("; ")
+		b.WriteString(o)
 	}
 	return b.String()
 }

@@ -35,6 +35,7 @@ import (
 	prom "berth.dev/berth/internal/metrics"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
 )
@@ -84,6 +85,9 @@ type Options struct {
 	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
 	// an OCI 1.1 referrer.
 	SBOMReferrers bool
+	// Secrets and Misconfig add the secret and misconfiguration
+	// scanners to every scan (internal/secret, internal/misconfig).
+	Secrets, Misconfig bool
 	// RematchBatch is how many reports one re-match job handles; zero
 	// means 100.
 	RematchBatch int
@@ -339,35 +343,38 @@ func (s *Service) open(ctx context.Context, repo string, d digest.Digest) (*imag
 
 // scan inventories manifest d (held by repo) and matches it.
 func (s *Service) scan(ctx context.Context, repo string, d digest.Digest) (*match.Report, *live.Generation, error) {
-	img, err := s.open(ctx, repo, d)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer img.Close()
-	inv, err := s.opts.Inventory.Scan(ctx, img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("inventory: %w", err)
-	}
-	inv.Source = repo + "@" + d.String()
-	// The report names the manifest asked for (an index's digest), as
-	// `berth scan repo@digest` does.
-	inv.Digest = d.String()
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
 		return nil, nil, errNoDB
 	}
-	r, err := s.engine(gen).Match(ctx, inv)
+	img, err := s.open(ctx, repo, d)
 	if err != nil {
 		gen.Release()
 		return nil, nil, err
 	}
+	defer img.Close()
+	r, err := s.engine(gen).ScanImage(ctx, img)
+	if err != nil {
+		gen.Release()
+		return nil, nil, err
+	}
+	r.Inventory.Source = repo + "@" + d.String()
+	// The report names the manifest asked for (an index's digest), as
+	// `berth scan repo@digest` does.
+	r.Inventory.Digest = d.String()
 	return r, gen, nil
 }
 
 var errNoDB = errors.New("the server has no vulnerability database yet")
 
+// engine is the scanning engine over one database generation: the CLI's,
+// with the scanners the server is configured for.
 func (s *Service) engine(g *live.Generation) *scan.Engine {
-	return &scan.Engine{Matcher: g.Matcher, Logger: s.log}
+	e := &scan.Engine{Inventory: s.opts.Inventory, Matcher: g.Matcher, Logger: s.log, Misconfig: s.opts.Misconfig}
+	if s.opts.Secrets {
+		e.Secrets, _ = secret.Default()
+	}
+	return e
 }
 
 // lookupKeys are the report's index keys.

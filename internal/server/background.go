@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -90,6 +91,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 	bg.scans = scanservice.New(scanservice.Options{
 		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
+		Secrets: slices.Contains(cfg.Scan.Scanners, "secret"), Misconfig: slices.Contains(cfg.Scan.Scanners, "misconfig"),
 		Notify: s.announce, Logger: s.log, Metrics: reg,
 	})
 	if bg.vulndb != nil {

@@ -29,6 +29,7 @@ import (
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/registry/gc"
+	"berth.dev/berth/internal/ui"
 )
 
 // Options are what New needs beyond the configuration: the seams later
@@ -62,6 +63,7 @@ type Server struct {
 	disk    diskCheck
 
 	api *api.API
+	ui  *ui.UI
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -170,7 +172,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
 		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
-		Notifier: event.Notifiers{reg, wake}})
+		Notifier: event.Notifiers{reg, wake},
+		Blobs:    storage.Blobs, Trust: s.projectTrust})
+	if s.ui, err = s.newUI(opts.Version); err != nil {
+		s.bg.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
@@ -195,8 +204,8 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
-// serves /healthz, /readyz and /metrics, logging and measuring every
+// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, /ui/
+// (and / to it) to the web UI, and serves /healthz, /readyz and /metrics, logging and measuring every
 // request and auditing registry ones. It does not use http.ServeMux: the
 // mux would clean "/v2/a/../b" into another path before the registry could
 // refuse it.
@@ -223,6 +232,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next = "token", s.sec.auth.TokenHandler()
 	case path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/"):
 		route, next = "api", s.api
+	case path == "/":
+		route, next = "ui", http.RedirectHandler(ui.Prefix+"/", http.StatusFound)
+	case path == ui.Prefix || strings.HasPrefix(path, ui.Prefix+"/"):
+		route, next = "ui", s.ui
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":
