@@ -272,7 +272,7 @@ func TestWebUI(t *testing.T) {
 	s := startBerthAuth(t, "--db-source", feedSrv.URL+"/osv", "--db-source", "nodejs-wg:"+feedSrv.URL+"/nodejs-security-wg/vuln.zip",
 		"--db-update-interval", "0", "--trust-dir", trustDir)
 	base := "http://" + s.Addr
-	env := []string{"HOME=" + t.TempDir(), "BERTH_PASSWORD=key-password"}
+	env := []string{"HOME=" + t.TempDir(), "BERTH_KEY_PASSWORD=key-password"}
 
 	apiCall(t, s, "POST", "/api/v1/vulndb/update", nil, http.StatusAccepted, nil)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
