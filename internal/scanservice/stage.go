@@ -36,8 +36,8 @@ type Stages struct {
 	Store store.Store
 	// Host is the registry's name as clients use it, for payloads.
 	Host string
-	// Audit records each use of a key and each revocation.
-	Audit func(ctx context.Context, action, projectID, detail string, err error)
+	// Audit records each use of a key and each revocation, in repo.
+	Audit func(ctx context.Context, action, repo, detail string, err error)
 }
 
 // StageArgs is the job that signs, or revokes the approval of, one
@@ -151,7 +151,7 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 			if err := st.Custody.RecordApproval(ctx, pid, a); err != nil {
 				return 0, err
 			}
-			st.Audit(ctx, "stage.revoke", pid, fmt.Sprintf("%s@%s: scan approval revoked: %s", repo, d, why), nil)
+			st.Audit(ctx, "stage.revoke", repo, fmt.Sprintf("%s@%s: scan approval revoked: %s", repo, d, why), nil)
 			s.notify(ctx, Notice{Type: NoticeApprovalRevoked, Scan: rec.Scan, Summary: &rec.Summary, Approval: &a}, d, repo)
 			s.log.InfoContext(ctx, "scan approval revoked", "repository", repo, "digest", d, "reason", why)
 		}
@@ -159,7 +159,7 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 	}
 	key, krec, err := st.Custody.Signer(ctx, pid, rule.KeyPurpose)
 	if err != nil {
-		st.Audit(ctx, "key.use", pid, fmt.Sprintf("sign %s@%s for the scan stage with the %s key", repo, d, rule.KeyPurpose), err)
+		st.Audit(ctx, "key.use", repo, fmt.Sprintf("sign %s@%s for the scan stage with the %s key", repo, d, rule.KeyPurpose), err)
 		if errors.Is(err, custody.ErrNotFound) {
 			// Nothing to retry until a key exists; the image stays
 			// unsigned, as a failing one would.
@@ -175,16 +175,16 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 	svc := sign.NewService(st.Store, key, st.Host, false)
 	if !s.signedBy(ctx, repo, d, krec, ann) {
 		_, err := svc.SignManifest(ctx, repo, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, ann)
-		st.Audit(ctx, "key.use", pid, fmt.Sprintf("signed %s@%s for the scan stage with key %s (%s)", repo, d, krec.ID, krec.Purpose), err)
+		st.Audit(ctx, "key.use", repo, fmt.Sprintf("signed %s@%s for the scan stage with key %s (%s)", repo, d, krec.ID, krec.Purpose), err)
 		if err != nil {
 			return 0, fmt.Errorf("scan stage: sign %s@%s: %w", repo, d, err)
 		}
 		if rule.Attest {
 			if err := s.attestVuln(ctx, svc, repo, d, rec, rule); err != nil {
-				st.Audit(ctx, "key.use", pid, fmt.Sprintf("attest %s@%s (vuln) with key %s", repo, d, krec.ID), err)
+				st.Audit(ctx, "key.use", repo, fmt.Sprintf("attest %s@%s (vuln) with key %s", repo, d, krec.ID), err)
 				return 0, err
 			}
-			st.Audit(ctx, "key.use", pid, fmt.Sprintf("attested %s@%s (vuln) with key %s", repo, d, krec.ID), nil)
+			st.Audit(ctx, "key.use", repo, fmt.Sprintf("attested %s@%s (vuln) with key %s", repo, d, krec.ID), nil)
 		}
 	}
 	a := custody.Approval{Digest: d, Repository: repo, Stage: custody.StageScan, KeyID: krec.ID, State: custody.Approved, At: time.Now().UTC()}

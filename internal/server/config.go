@@ -40,6 +40,14 @@ type Config struct {
 	Audit        Audit `yaml:"audit"`
 	Scan         Scan  `yaml:"scan"`
 	Jobs         Jobs  `yaml:"jobs"`
+	Keys         Keys  `yaml:"keys"`
+}
+
+// Keys configures the custody of projects' signing keys (internal/custody).
+type Keys struct {
+	// MasterKey seals the stored private keys: file:PATH, env:VARIABLE or
+	// a pkcs11: URI. Empty: the server holds no keys and signs nothing.
+	MasterKey string `yaml:"master_key"`
 }
 
 // Scan configures the server's scanning (internal/scanservice).
@@ -439,6 +447,8 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
+		optionalStringSetting("keys.master_key", "master-key", "master key sealing the projects' signing keys: file:PATH, env:VARIABLE or a pkcs11: URI (empty: no key custody, no scan-stage signing)",
+			func(c *Config) *string { return &c.Keys.MasterKey }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
 			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}

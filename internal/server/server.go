@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &sec.key.PublicKey,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
-		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version})
+		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version, Custody: s.bg.custody})
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
