@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/sign/hsm/hsmtest"
 )
 
@@ -72,5 +73,41 @@ func TestPKCS11Keys(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "0000") || strings.Contains(stderr, "0000")) {
 			t.Errorf("the PIN appears in the output: %v %s", err, stderr)
 		}
+	}
+}
+
+// TestKeyGenerateKinds: --type makes Ed25519 and RSA-3072 key pairs whose
+// public halves `key public` reads back from the private file; --master
+// writes a master key only its owner may read, which the server accepts.
+func TestKeyGenerateKinds(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("BERTH_PASSWORD", "kinds-test")
+	for _, kind := range []string{"ed25519", "rsa-3072"} {
+		prefix := filepath.Join(dir, kind)
+		if _, stderr, err := run(t, newKeyCmd(), "generate", "--type", kind, "--output-key-prefix", prefix); err != nil {
+			t.Fatalf("%s: %v\n%s", kind, err, stderr)
+		}
+		out, _, err := run(t, newKeyCmd(), "public", prefix+".key")
+		if err != nil || out != string(readFile(t, prefix+".pub")) {
+			t.Errorf("%s: key public of the private key: %v\n%s", kind, err, out)
+		}
+	}
+	if _, _, err := run(t, newKeyCmd(), "generate", "--type", "dsa", "--output-key-prefix", filepath.Join(dir, "dsa")); err == nil ||
+		!strings.Contains(err.Error(), "unknown key type") {
+		t.Errorf("--type dsa: %v", err)
+	}
+	prefix := filepath.Join(dir, "server")
+	if _, stderr, err := run(t, newKeyCmd(), "generate", "--master", "--output-key-prefix", prefix); err != nil {
+		t.Fatalf("--master: %v\n%s", err, stderr)
+	}
+	st, err := os.Stat(prefix + ".master")
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("master key file: %v %v", st, err)
+	}
+	if _, err := custody.OpenMaster("file:" + prefix + ".master"); err != nil {
+		t.Errorf("the server refuses the generated master key: %v", err)
+	}
+	if _, _, err := run(t, newKeyCmd(), "generate", "--master", "--output-key-prefix", prefix); err == nil {
+		t.Error("--master overwrote an existing master key")
 	}
 }
