@@ -16,10 +16,13 @@ fi
 
 # The reference implementations the version-ordering corpus tests
 # (internal/match/version) compare berth with: dpkg's own Perl module,
-# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm).
+# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm);
+# and SoftHSM2 for the PKCS #11 tests (internal/sign/hsm, berth key).
 missing=""
 perl -MDpkg::Version -e 1 >/dev/null 2>&1 || missing="$missing libdpkg-perl"
 command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
+# SoftHSM2: the PKCS #11 token the hardware-key tests sign and wrap with.
+{ command -v softhsm2-util >/dev/null 2>&1 && [ -f /usr/lib/softhsm/libsofthsm2.so ]; } || missing="$missing softhsm2"
 /usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
 # Headless Chromium drives the web UI's browser tests (e2e/ui_test.go).
 [ -x /usr/bin/chromium ] || missing="$missing chromium"

@@ -64,6 +64,7 @@ or a predicate type URI.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
 			pr := newProgress(cmd)
 			pr.spin("resolving " + ref.String())

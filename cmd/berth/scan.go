@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +23,6 @@ import (
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/scan"
-	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/vex"
 	"berth.dev/berth/internal/vulndb"
 )
@@ -296,9 +294,15 @@ and the attestation is about it. Registry images only.`,
 			summary.Unjudged = engine.Unjudged(&full.Inventory)
 			fmt.Fprintln(info, summary)
 			if pending != nil {
-				predicate, err := vulnPredicate(shown, db.Info(), scanParameters(cmd, ignorePath), started, finished)
+				info := db.Info()
+				sources := make([]string, len(info.Sources))
+				for i, s := range info.Sources {
+					sources[i] = s.Name
+				}
+				predicate, err := scan.VulnPredicate(shown, scan.PredicateInput{ToolVersion: version, DBSources: sources,
+					DBUpdatedAt: info.UpdatedAt, Parameters: scanParameters(cmd, ignorePath), Started: started, Finished: finished})
 				if err != nil {
-					return err
+					return fmt.Errorf("--attest: %w", err)
 				}
 				if err := pending.finish(full.Inventory.Digest, "vuln", predicate); err != nil {
 					return err
@@ -346,32 +350,6 @@ and the attestation is about it. Registry images only.`,
 	att.add(cmd, "the report")
 	scanners.add(cmd)
 	return cmd
-}
-
-// vulnPredicate wraps the report in cosign's vulnerability scan record:
-// berth's JSON report is the result; the database is identified by its
-// sources and the time of the update that built it (berth builds its
-// database locally from several feeds, so no single URI names it).
-func vulnPredicate(shown *match.Report, info vulndb.Info, params []string, started, finished time.Time) ([]byte, error) {
-	var result bytes.Buffer
-	if err := report.EncodeReport(&result, "json", shown, report.Options{ToolVersion: version}); err != nil {
-		return nil, fmt.Errorf("--attest: %w", err)
-	}
-	sources := make([]string, len(info.Sources))
-	for i, s := range info.Sources {
-		sources[i] = s.Name
-	}
-	p := attestation.VulnPredicate{
-		Invocation: attestation.VulnInvocation{Parameters: params},
-		Scanner: attestation.VulnScanner{
-			URI:     "pkg:golang/berth.dev/berth@" + version,
-			Version: version,
-			DB:      attestation.VulnDB{URI: strings.Join(sources, ", "), Version: info.UpdatedAt.UTC().Format(time.RFC3339)},
-			Result:  result.Bytes(),
-		},
-		Metadata: attestation.VulnMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()},
-	}
-	return p.Marshal()
 }
 
 // scanParameters lists the flags that shaped the attested result, as

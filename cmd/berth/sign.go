@@ -161,6 +161,7 @@ OCI 1.1 referrer of the image.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
 			pr := newProgress(cmd)
 			pr.spin("resolving " + ref.String())

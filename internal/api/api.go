@@ -28,6 +28,7 @@ import (
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -87,6 +88,9 @@ type Options struct {
 	// when it has none configured (then signatures are listed, not
 	// verified). Nil trusts nothing anywhere.
 	Trust func(project string) (*sign.Trust, error)
+	// Custody holds the projects' signing keys and stage rules; nil when
+	// the server has no master key (or authentication is off).
+	Custody *custody.Service
 }
 
 // API is the http.Handler for Prefix.
@@ -143,6 +147,16 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/deliveries", handler: a.webhookDeliveries, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/dead-letters", handler: a.webhookDeadLetters, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver", handler: a.redeliverWebhook, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys", handler: a.listKeys, anonymous: true, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys", handler: a.createKey, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys/{purpose}/rotate", handler: a.rotateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys/{purpose}/private", handler: a.privateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/stages/{stage}", handler: a.getStage, anonymous: true, accounts: true},
+		{method: "PUT", path: "/projects/{project}/stages/{stage}", handler: a.putStage, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/stages/{stage}", handler: a.deleteStage, accounts: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals", handler: a.artifactApprovals, anonymous: true, accounts: true},
+		{method: "POST", path: "/keys/backup", handler: a.backupKeys, accounts: true},
+		{method: "POST", path: "/keys/restore", handler: a.restoreKeys, accounts: true},
 		{method: "POST", path: "/scan-all", handler: a.scanAll},
 		{method: "GET", path: "/vulndb", handler: a.vulnDBStatus},
 		{method: "POST", path: "/vulndb/update", handler: a.updateVulnDB},
@@ -383,8 +397,11 @@ const maxBody = 64 << 10
 
 // decode reads a JSON body into v, refusing unknown fields: a typo must
 // not silently change nothing. (guardBrowsers checked the content type.)
-func decode(c *call, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+func decode(c *call, v any) error { return decodeLimited(c, v, maxBody) }
+
+// decodeLimited is decode with a body limit of its own.
+func decodeLimited(c *call, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("request body: %v", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/jobs"
@@ -59,6 +60,8 @@ type Notice struct {
 	// New are the finding ids a re-match found that the artifact's stored
 	// report did not have, the most severe first.
 	New []NewFinding
+	// Approval is the revoked approval of NoticeApprovalRevoked.
+	Approval *custody.Approval
 }
 
 // NewFinding is one finding a re-match added.
@@ -91,9 +94,11 @@ type Options struct {
 	// RematchBatch is how many reports one re-match job handles; zero
 	// means 100.
 	RematchBatch int
-	ToolVersion  string
-	Logger       *slog.Logger
-	Metrics      *prom.Registry
+	// Stages signs for the scan stage; nil: the server signs nothing.
+	Stages      *Stages
+	ToolVersion string
+	Logger      *slog.Logger
+	Metrics     *prom.Registry
 }
 
 // Service runs scans and re-matches.
@@ -126,6 +131,7 @@ func (s *Service) Register(q *jobs.Queue) {
 	jobs.AddWorker(q, &rematchWorker{s: s})
 	jobs.AddWorker(q, &updateWorker{s: s})
 	jobs.AddWorker(q, &scanAllWorker{s: s})
+	jobs.AddWorker(q, &stageWorker{s: s})
 }
 
 // ScanArgs is the job that scans one manifest digest.
@@ -245,6 +251,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 			}
 		}
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo)
+		s.queueStages(ctx, m.Digest, []string{repo})
 		return nil
 	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
 		// Queued already, most likely; but a crash between marking it
@@ -431,6 +438,7 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 		// Announce it again, in case the crash came before the notice
 		// went out (a repeat is recognised and dropped).
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, d, "")
+		s.queueStages(ctx, d, nil)
 		return nil
 	}
 	start := time.Now().UTC()
@@ -482,6 +490,9 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	}
 	sum := reports.Summarize(r)
 	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "")
+	// The stage judges the stored report: a crash after this point
+	// repeats the job, which finds the report and queues it again.
+	s.queueStages(ctx, d, nil)
 	s.log.InfoContext(ctx, "scanned", "repository", repo, "digest", d, "packages", len(r.Inventory.Packages),
 		"findings", len(r.Findings), "took", done.FinishedAt.Sub(start).Round(time.Millisecond))
 	return nil
@@ -618,6 +629,8 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 		if !done[b.Digest] {
 			continue
 		}
+		// The stage judges the new findings: it may revoke its approval.
+		s.queueStages(ctx, b.Digest, nil)
 		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
 			sum := reports.Summarize(b.Report)
 			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "")

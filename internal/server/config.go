@@ -45,6 +45,14 @@ type Config struct {
 	// (the trust file `berth verify --trust` reads); artifact pages and
 	// the API verify signatures against them.
 	TrustDir string `yaml:"trust_dir"`
+	Keys     Keys   `yaml:"keys"`
+}
+
+// Keys configures the custody of projects' signing keys (internal/custody).
+type Keys struct {
+	// MasterKey seals the stored private keys: file:PATH, env:VARIABLE or
+	// a pkcs11: URI. Empty: the server holds no keys and signs nothing.
+	MasterKey string `yaml:"master_key"`
 }
 
 // Scan configures the server's scanning (internal/scanservice).
@@ -451,6 +459,8 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
 		optionalStringSetting("trust_dir", "trust-dir", "directory of trust files, <project>.yaml each, that artifact pages and the API verify signatures with",
 			func(c *Config) *string { return &c.TrustDir }),
+		optionalStringSetting("keys.master_key", "master-key", "master key sealing the projects' signing keys: file:PATH, env:VARIABLE or a pkcs11: URI (empty: no key custody, no scan-stage signing)",
+			func(c *Config) *string { return &c.Keys.MasterKey }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
 			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}

@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
 		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
 		Notifier: event.Notifiers{reg, wake},
-		Blobs:    storage.Blobs, Trust: s.projectTrust})
+		Blobs:    storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody})
 	if s.ui, err = s.newUI(opts.Version); err != nil {
 		s.bg.close()
 		sec.Close()

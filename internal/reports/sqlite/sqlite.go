@@ -321,6 +321,11 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			return err
 		}
 		defer stmt.Close()
+		ix, err := newVulnIndexer(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
 			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
@@ -331,7 +336,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
 			}
-			if err := indexVulns(ctx, tx, r.Digest, findingIDs(r.Report)); err != nil {
+			if err := ix.index(ctx, r.Digest, findingIDs(r.Report)); err != nil {
 				return err
 			}
 			stored = append(stored, r.Digest)
@@ -584,47 +589,123 @@ func findingIDs(r *match.Report) []string {
 // hundred findings with their aliases cost kilobytes, not the megabytes
 // their text would.
 func indexVulns(ctx context.Context, tx *sql.Tx, d digest.Digest, ids []string) error {
+	ix, err := newVulnIndexer(ctx, tx)
+	if err != nil {
+		return err
+	}
+	defer ix.close()
+	return ix.index(ctx, d, ids)
+}
+
+// vulnIndexer keeps the vulnerability index of reports within one
+// transaction, its statements prepared once for a batch of reports. It
+// writes only what changed: a re-match that adds one finding to a report
+// of fifty adds one row.
+type vulnIndexer struct {
+	num, nums, current, findID, newID, link, unlink, indexed *sql.Stmt
+}
+
+func newVulnIndexer(ctx context.Context, tx *sql.Tx) (*vulnIndexer, error) {
+	ix := &vulnIndexer{}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&ix.num, `SELECT n FROM scan_report_nums WHERE digest = ?`},
+		{&ix.nums, `INSERT INTO scan_report_nums (digest) VALUES (?) RETURNING n`},
+		{&ix.current, `SELECT v.n, v.id FROM scan_report_vulns r JOIN scan_vuln_ids v ON v.n = r.vuln WHERE r.report = ?`},
+		{&ix.findID, `SELECT n FROM scan_vuln_ids WHERE id = ?`},
+		{&ix.newID, `INSERT INTO scan_vuln_ids (id) VALUES (?) RETURNING n`},
+		{&ix.link, `INSERT INTO scan_report_vulns (vuln, report) VALUES (?, ?) ON CONFLICT DO NOTHING`},
+		{&ix.unlink, `DELETE FROM scan_report_vulns WHERE vuln = ? AND report = ?`},
+		{&ix.indexed, `UPDATE scan_reports SET vulns_indexed = 1 WHERE digest = ? AND vulns_indexed = 0`},
+	} {
+		var err error
+		if *p.stmt, err = tx.PrepareContext(ctx, p.q); err != nil {
+			ix.close()
+			return nil, fmt.Errorf("index vulnerabilities: %w", err)
+		}
+	}
+	return ix, nil
+}
+
+func (ix *vulnIndexer) close() {
+	for _, st := range []*sql.Stmt{ix.num, ix.nums, ix.current, ix.findID, ix.newID, ix.link, ix.unlink, ix.indexed} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// index makes the index name d under exactly ids. Ids and digests are
+// numbered once (scan_vuln_ids, scan_report_nums), so an index row is two
+// integers; ids compare case-insensitively, as SQLite's NOCASE folds them
+// (ASCII only, which advisory ids are).
+func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string) error {
 	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
 	var report int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO scan_report_nums (digest) VALUES (?)
-		ON CONFLICT (digest) DO UPDATE SET n = n RETURNING n`, d.String()).Scan(&report); err != nil {
-		return fail(err)
+	err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ix.nums.QueryRowContext(ctx, d.String()).Scan(&report)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_vulns WHERE report = ?`, report); err != nil {
-		return fail(err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE scan_reports SET vulns_indexed = 1 WHERE digest = ?`, d.String()); err != nil {
-		return fail(err)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	num, err := tx.PrepareContext(ctx, `INSERT INTO scan_vuln_ids (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET n = n RETURNING n`)
 	if err != nil {
 		return fail(err)
 	}
-	defer num.Close()
-	link, err := tx.PrepareContext(ctx, `INSERT INTO scan_report_vulns (vuln, report) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return fail(err)
-	}
-	defer link.Close()
-	seen := make(map[string]bool, len(ids))
+	want := make(map[string]string, len(ids))
 	for _, id := range ids {
-		// The index matches ids case-insensitively, as SQLite's NOCASE
-		// folds them (ASCII only, which advisory ids are).
+		if id != "" {
+			if _, ok := want[strings.ToUpper(id)]; !ok {
+				want[strings.ToUpper(id)] = id
+			}
+		}
+	}
+	rows, err := ix.current.QueryContext(ctx, report)
+	if err != nil {
+		return fail(err)
+	}
+	have := map[string]bool{}
+	var gone []int64
+	for rows.Next() {
+		var n int64
+		var id string
+		if err := rows.Scan(&n, &id); err != nil {
+			rows.Close()
+			return fail(err)
+		}
 		key := strings.ToUpper(id)
-		if id == "" || seen[key] {
+		have[key] = true
+		if _, ok := want[key]; !ok {
+			gone = append(gone, n)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fail(err)
+	}
+	for _, n := range gone {
+		if _, err := ix.unlink.ExecContext(ctx, n, report); err != nil {
+			return fail(err)
+		}
+	}
+	for key, id := range want {
+		if have[key] {
 			continue
 		}
-		seen[key] = true
 		var vuln int64
-		if err := num.QueryRowContext(ctx, id).Scan(&vuln); err != nil {
+		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
+		}
+		if err != nil {
 			return fail(err)
 		}
-		if _, err := link.ExecContext(ctx, vuln, report); err != nil {
+		if _, err := ix.link.ExecContext(ctx, vuln, report); err != nil {
 			return fail(err)
 		}
+	}
+	if _, err := ix.indexed.ExecContext(ctx, d.String()); err != nil {
+		return fail(err)
 	}
 	return nil
 }
