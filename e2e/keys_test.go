@@ -163,7 +163,7 @@ func TestScanStageSignature(t *testing.T) {
 	}
 
 	// Production: ci AND scan. The ci key is the pipeline's own.
-	ciEnv := append(env, "BERTH_PASSWORD=ci-key-password")
+	ciEnv := append(env, "BERTH_KEY_PASSWORD=ci-key-password")
 	run(t, ciEnv, berthBin, "key", "generate", "--output-key-prefix", filepath.Join(dir, "ci"))
 	for _, ref := range []string{goodRef, badRef} {
 		run(t, ciEnv, berthBin, "sign", "--key", filepath.Join(dir, "ci.key"), ref)

@@ -81,7 +81,7 @@ func TestPKCS11Keys(t *testing.T) {
 // writes a master key only its owner may read, which the server accepts.
 func TestKeyGenerateKinds(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("BERTH_PASSWORD", "kinds-test")
+	t.Setenv("BERTH_KEY_PASSWORD", "kinds-test")
 	for _, kind := range []string{"ed25519", "rsa-3072"} {
 		prefix := filepath.Join(dir, kind)
 		if _, stderr, err := run(t, newKeyCmd(), "generate", "--type", kind, "--output-key-prefix", prefix); err != nil {
