@@ -71,6 +71,7 @@ func newRootCmd() *cobra.Command {
 		newFsckCmd(),
 		newAdminCmd(),
 		newAuditCmd(),
+		newPolicyCmd(),
 	)
 	return root
 }
