@@ -90,7 +90,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 	bg.scans = scanservice.New(scanservice.Options{
 		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
-		Notify: s.announce, Logger: s.log, Metrics: reg,
+		Notify: s.announce, Stored: s.policies.reportStored, Logger: s.log, Metrics: reg,
 	})
 	if bg.vulndb != nil {
 		bg.scans.Register(q)

@@ -54,11 +54,14 @@ func TestEndpointMatrix(t *testing.T) {
 		"GET /api/v1/projects/{project}/webhooks/{id}/deliveries":                                        {action: auth.ManageProject, ok: 200},
 		"GET /api/v1/projects/{project}/webhooks/{id}/dead-letters":                                      {action: auth.ManageProject, ok: 200},
 		"POST /api/v1/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver":                {action: auth.ManageProject, ok: 404},
-		"POST /api/v1/scan-all":      {admin: true, ok: 202},
-		"POST /api/v1/vulndb/update": {admin: true, ok: 202},
-		"GET /api/v1/vulndb":         {signedIn: true, ok: 200},
-		"GET /api/v1/openapi.json":   {anyone: true, ok: 200},
-		"GET /api/v1/me":             {signedIn: true, ok: 200},
+		"GET /api/v1/projects/{project}/policy":                                                          {action: auth.ReadMembers, ok: 200},
+		"PUT /api/v1/projects/{project}/policy":                                                          {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/policy":                                                       {action: auth.ManageProject, ok: 204},
+		"POST /api/v1/scan-all":                                                                          {admin: true, ok: 202},
+		"POST /api/v1/vulndb/update":                                                                     {admin: true, ok: 202},
+		"GET /api/v1/vulndb":                                                                             {signedIn: true, ok: 200},
+		"GET /api/v1/openapi.json":                                                                       {anyone: true, ok: 200},
+		"GET /api/v1/me":                                                                                 {signedIn: true, ok: 200},
 	}
 	// Proved elsewhere: the project-level ones by TestPermissionMatrix's
 	// probes of the permission table, the rest by internal/api's tests.
@@ -147,6 +150,17 @@ func TestEndpointMatrix(t *testing.T) {
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
+		}
+		if strings.HasSuffix(path, "/policy") {
+			// JSON is YAML: a policy document as a JSON object.
+			pol := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "p"},
+				"spec": map[string]any{"tags": map[string]any{"deny": []string{"latest"}}}}
+			if method == "PUT" {
+				body = pol
+			} else {
+				// Every caller finds a policy to read or delete.
+				a.expect(a.api(adminCreds, "PUT", r.Replace(path), pol), 200, "policy in "+project)
+			}
 		}
 		return a.api(s.creds, method, r.Replace(path), body)
 	}

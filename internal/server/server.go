@@ -61,7 +61,8 @@ type Server struct {
 	version string
 	disk    diskCheck
 
-	api *api.API
+	api      *api.API
+	policies *policies
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -118,9 +119,18 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
 	}
+	pols, err := openPolicies(ctx, storage, sec, log)
+	if err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// Every change the registry commits wakes the outbox relay.
 	wake := newWake()
 	regNotify := event.Notifiers{wake}
+	if pols.enforcer != nil {
+		regNotify = append(regNotify, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		regNotify = append(regNotify, opts.Notifier)
 	}
@@ -138,8 +148,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
 		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
 			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
+		PullPolicy: pols.pullPolicy(),
 	})
 	if err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -158,8 +170,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		exempt:   exempt,
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
 		version:  opts.Version,
+		policies: pols,
 	}
 	if s.bg, err = s.openBackground(ctx, s.metrics.reg, wake); err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -169,10 +183,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &sec.key.PublicKey,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
-		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version})
+		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version, Policies: pols.enforcer})
+	if pols.enforcer != nil {
+		pols.enforcer.SetReports(s.bg.reports)
+	}
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
+	if pols.enforcer != nil {
+		notifiers = append(notifiers, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		notifiers = append(notifiers, opts.Notifier)
 	}
@@ -189,7 +209,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.policies.close(), s.sec.Close(), s.storage.Close())
 	})
 	return s.closeErr
 }
