@@ -72,6 +72,7 @@ func newRootCmd() *cobra.Command {
 		newAdminCmd(),
 		newAuditCmd(),
 		newPolicyCmd(),
+		newAdmissionCmd(),
 	)
 	return root
 }

@@ -1,9 +1,15 @@
 package server
 
 import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/policy/policytest"
 	"berth.dev/berth/internal/sign"
@@ -156,4 +163,114 @@ func trusted(t *testing.T, k policytest.Key) sign.TrustedKey {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// TestPullTimeVulnerabilityRules: a policy with vulnerability rules
+// refuses an image the server has not scanned, and serves it once its
+// report is stored (the stored report forgets the cached refusal).
+func TestPullTimeVulnerabilityRules(t *testing.T) {
+	// An OSV feed holding no records: a database that finds nothing.
+	feed := t.TempDir()
+	var zipped bytes.Buffer
+	zip.NewWriter(&zipped).Close()
+	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644)
+	os.WriteFile(filepath.Join(feed, "npm", "all.zip"), zipped.Bytes(), 0o644)
+	a := startAuthServer(t, func(c *Config) {
+		c.Scan.DBSources = []string{feed}
+		c.Scan.DBUpdateInterval = time.Hour // and once at start
+		c.Jobs.RetryBase = 50 * time.Millisecond
+	})
+	// The workers, as Serve starts them (Close stops them).
+	if err := a.s.bg.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	off := false
+	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
+	a.expect(a.push("team/app", "v1", scannableImage(t, "vulns"), adminCreds), 201, "push")
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), 200, "policy")
+	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, adminCreds...) }
+	r := a.expect(pull(), 403, "not scanned")
+	if !strings.Contains(r.body, "ImagePolicy/clean: vulnerability: the image has not been scanned yet") {
+		t.Errorf("refusal %s", r.body)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/v1/scan", nil), 202, "scan now")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/vulnerabilities", nil)
+		var rep struct{ Scan struct{ Status string } }
+		if json.Unmarshal([]byte(r.body), &rep) == nil && rep.Scan.Status == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scan did not finish: %s", r.body)
+		}
+	}
+	a.expect(pull(), 200, "scanned, no critical finding")
+}
+
+// scannableImage is a one-layer image whose layer is a real tar, with its
+// diffID in the config.
+func scannableImage(t *testing.T, seed string) testImage {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "seed.txt", Mode: 0o644, Size: int64(len(seed)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(seed))
+	tw.Close()
+	layer := buf.Bytes()
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`,
+		digest.FromBytes(config), len(config), digest.FromBytes(layer), len(layer))
+	return testImage{config, layer, []byte(manifest)}
+}
+
+// TestAdmissionMountedInServe: berth serve answers AdmissionReviews at
+// /admission/, reading its own images from its stores, and only those the
+// caller may pull: without credentials a private project's image is as
+// absent as a missing one.
+func TestAdmissionMountedInServe(t *testing.T) {
+	ci := policytest.NewKey(t, "ci")
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var host string
+	a := startAuthServer(t, func(c *Config) { c.Admission.Policy = pol })
+	u, _ := url.Parse(a.url)
+	host = u.Host
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	reg, _ := name.NewRegistry(host, name.Insecure)
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := policytest.PushTo(t, st, host, "team/app", "signed", "signed")
+	policytest.SignTarget(t, st, signed, ci, false, nil)
+	policytest.PushTo(t, st, host, "team/app", "unsigned", "unsigned")
+	review := func(image string, creds ...string) string {
+		body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"app","image":%q}]}}}}`, image)
+		r := a.do("POST", "/admission/validate", []byte(body), append(creds, "Content-Type", "application/json")...)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		return r.body
+	}
+	// The name the webhook is called by names the registry too.
+	ours := host
+	if got := review(ours+"/team/app:signed", adminCreds...); !strings.Contains(got, `"allowed":true`) {
+		t.Errorf("signed, as the administrator: %s", got)
+	}
+	if got := review(ours+"/team/app:unsigned", adminCreds...); !strings.Contains(got, "not signed by 1 of [ci]") {
+		t.Errorf("unsigned, as the administrator: %s", got)
+	}
+	if got := review(ours + "/team/app:signed"); !strings.Contains(got, `"allowed":false`) || !strings.Contains(got, "not found in its registry") {
+		t.Errorf("private image without credentials: %s", got)
+	}
 }

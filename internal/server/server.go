@@ -61,8 +61,9 @@ type Server struct {
 	version string
 	disk    diskCheck
 
-	api      *api.API
-	policies *policies
+	api       *api.API
+	policies  *policies
+	admission http.Handler // nil unless admission.policy is set
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -187,6 +188,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if pols.enforcer != nil {
 		pols.enforcer.SetReports(s.bg.reports)
 	}
+	if s.admission, err = s.openAdmission(); err != nil {
+		s.bg.close()
+		pols.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
@@ -242,6 +250,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next = "token", s.sec.auth.TokenHandler()
 	case path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/"):
 		route, next = "api", s.api
+	case strings.HasPrefix(path, AdmissionPrefix) && s.admission != nil:
+		route, next = "admission", s.admission
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":
