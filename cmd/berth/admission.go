@@ -160,6 +160,7 @@ func newAdmissionManifestsCmd() *cobra.Command {
 		o                 admission.ManifestOptions
 		policyPath, label string
 		certFile, keyFile string
+		caBundle          string
 	)
 	cmd := &cobra.Command{
 		Use:   "manifests --policy FILE [--url URL]",
@@ -195,6 +196,14 @@ only they are printed. Namespaces opt in with the label
 				o.Policy = data
 			}
 			switch {
+			case caBundle != "":
+				if o.URL == "" {
+					return errors.New("--ca-bundle is for --url (a webhook serving its own certificate); in the cluster give --tls-cert and --tls-key")
+				}
+				var err error
+				if o.CertPEM, err = os.ReadFile(caBundle); err != nil {
+					return err
+				}
 			case (certFile == "") != (keyFile == ""):
 				return errors.New("--tls-cert and --tls-key go together")
 			case certFile != "":
@@ -225,6 +234,7 @@ only they are printed. Namespaces opt in with the label
 	cmd.Flags().StringVar(&label, "namespace-label", "berth.dev/admission=enabled", "label that opts a namespace in")
 	cmd.Flags().StringVar(&certFile, "tls-cert", "", "serving certificate (PEM); its CA bundle is itself")
 	cmd.Flags().StringVar(&keyFile, "tls-key", "", "key of --tls-cert")
+	cmd.Flags().StringVar(&caBundle, "ca-bundle", "", "with --url: the CA (PEM) that signed the webhook's certificate (berth admission serve --ca-out)")
 	cmd.Flags().BoolVar(&o.PodSecurity, "pod-security", false, "enforce the pod security rule set too")
 	return cmd
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -272,5 +274,71 @@ func TestAdmissionMountedInServe(t *testing.T) {
 	}
 	if got := review(ours + "/team/app:signed"); !strings.Contains(got, `"allowed":false`) || !strings.Contains(got, "not found in its registry") {
 		t.Errorf("private image without credentials: %s", got)
+	}
+}
+
+// BenchmarkManifestGetWithPolicy measures a cached manifest GET through the
+// whole handler (auth on, Basic credentials) without a project policy and
+// with one requiring a verified signature: the difference is what the
+// pull-time step adds once its verdict is cached.
+func BenchmarkManifestGetWithPolicy(b *testing.B) {
+	for _, mode := range []string{"policy=none", "policy=signature"} {
+		b.Run(mode, func(b *testing.B) {
+			t := &testing.T{}
+			cfg := DefaultConfig()
+			cfg.Data = b.TempDir()
+			cfg.Auth.AdminPassword = testAdminPassword
+			s, err := New(context.Background(), cfg, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			srv := httptest.NewServer(s)
+			a := &authServer{t: t, s: s, url: srv.URL}
+			a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"})
+			u, _ := url.Parse(srv.URL)
+			reg, _ := name.NewRegistry(u.Host, name.Insecure)
+			st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ci := policytest.NewKey(b, "ci")
+			tgt := policytest.PushTo(b, st, u.Host, "team/app", "v1", "bench")
+			policytest.SignTarget(b, st, tgt, ci, false, nil)
+			if mode == "policy=signature" {
+				doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+				if r := putPolicy(a, "team", doc); r.status != 200 {
+					b.Fatalf("policy: %d %s", r.status, r.body)
+				}
+			}
+			srv.Close()
+			req := httptest.NewRequest("GET", "/v2/team/app/manifests/v1", nil)
+			req.Host = u.Host
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+			req.Header.Set(adminCreds[0], adminCreds[1])
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req.Clone(req.Context())) // the verdict is cached from here on
+			if w.Code != http.StatusOK {
+				b.Fatalf("GET = %d %s", w.Code, w.Body)
+			}
+			before := s.policies.enforcer.Evaluations()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					s.ServeHTTP(w, req.Clone(req.Context()))
+					if w.Code != http.StatusOK {
+						b.Errorf("GET = %d %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if n := s.policies.enforcer.Evaluations() - before; n != 0 {
+				b.Errorf("%d evaluations while cached", n)
+			}
+		})
 	}
 }
