@@ -16,17 +16,30 @@ fi
 
 # The reference implementations the version-ordering corpus tests
 # (internal/match/version) compare berth with: dpkg's own Perl module,
-# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm).
+# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm);
+# and SoftHSM2 for the PKCS #11 tests (internal/sign/hsm, berth key).
 missing=""
 perl -MDpkg::Version -e 1 >/dev/null 2>&1 || missing="$missing libdpkg-perl"
 command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
+# SoftHSM2: the PKCS #11 token the hardware-key tests sign and wrap with.
+{ command -v softhsm2-util >/dev/null 2>&1 && [ -f /usr/lib/softhsm/libsofthsm2.so ]; } || missing="$missing softhsm2"
 /usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
+# Headless Chromium drives the web UI's browser tests (e2e/ui_test.go).
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then
 	echo "peers: installing$missing with apt-get"
 	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
 	# shellcheck disable=SC2086
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+# PostgreSQL for the scale-out tests (scripts/services.sh starts a throwaway
+# cluster).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	echo "peers: installing postgresql with apt-get"
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
 fi
 if [ ! -f "$BERTH_PEERS/npm/node_modules/semver/package.json" ]; then
 	echo "peers: installing node-semver with npm"
@@ -44,6 +57,8 @@ goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
 goinstall helm helm.sh/helm/v3/cmd/helm@v3.22.0
+# The S3 server the scale-out tests store blobs in (scripts/services.sh).
+goinstall versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 # cosign v2 and v3 both install a binary named cosign: build each into a
 # scratch GOBIN and keep it under its own name.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of berth: static checks, unit tests with the race detector,
 # short fuzz runs, and the end-to-end tests that drive berth with real clients
-# (crane, skopeo, oras, regctl, cosign, the OCI conformance suite).
+# (crane, skopeo, oras, regctl, cosign, the OCI conformance suite), and the
+# scale-out backends against a throwaway PostgreSQL and S3 server
+# (scripts/services.sh).
 # The peer tools are installed once into $BERTH_PEERS (default
 # ~/.cache/berth-peers) by scripts/peers.sh and reused afterwards.
 set -euo pipefail
@@ -12,6 +14,10 @@ scripts/peers.sh
 export PATH="$BERTH_PEERS:$PATH"
 # A missing peer tool fails the end-to-end tests instead of skipping them.
 export BERTH_REQUIRE_PEERS=1
+# PostgreSQL and an S3 server for the scale-out backends' suites and e2e.
+services=$(mktemp -d)
+trap 'scripts/services.sh stop "$services"' EXIT
+eval "$(scripts/services.sh start "$services")"
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))

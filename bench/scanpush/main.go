@@ -109,7 +109,10 @@ func start(berth, feed string) *server {
 	addr := l.Addr().String()
 	l.Close()
 	data, _ := os.MkdirTemp("", "scanpush-")
+	// Every push is anonymous here, so one "account" holds all the
+	// concurrent pushes' upload sessions: lift the per-account caps.
 	cmd := exec.Command(berth, "serve", "--addr", addr, "--data", data, "--no-auth", "--db-update-interval", "0",
+		"--max-uploads-per-account", "0", "--max-upload-sessions-per-account", "0", "--max-upload-sessions-per-repository", "0",
 		"--db-source", feed+"/osv", "--db-source", "nodejs-wg:"+feed+"/nodejs-security-wg/vuln.zip")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -57,6 +57,7 @@ or a predicate type URI.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
 			t, err := sign.Resolve(ctx, st, ref)
 			if err != nil {

@@ -58,6 +58,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&logFormat, "log-format", envOr("BERTH_LOG_FORMAT", "text"), "log format: text or json")
 	root.AddCommand(
 		newVersionCmd(),
+		newLintCmd(),
 		newDBCmd(),
 		newSBOMCmd(),
 		newScanCmd(),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/scan"
-	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/vex"
 	"berth.dev/berth/internal/vulndb"
 )
@@ -41,6 +39,7 @@ func newScanCmd() *cobra.Command {
 		exitCode                                  int
 		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
 		att                                       attestFlags
+		scanners                                  scannerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE | scan --input REPORT.json",
@@ -51,6 +50,12 @@ IMAGE is named as for 'berth sbom' (a registry reference, oci-archive:PATH,
 docker-archive:PATH, oci-dir:PATH, dir:PATH). Layer results are cached in
 --cache-dir. The vulnerability database is the one 'berth db update' keeps in
 --db-dir; it is never downloaded implicitly.
+
+--scanners picks what to look for: vuln (known vulnerabilities), secret
+(credentials in every layer and the config), misconfig (image and
+Dockerfile rules), license (classes, --license-allow/--license-deny);
+default vuln,secret. Without vuln no database is needed. See
+docs/secrets.md.
 
 --input REPORT.json matches a stored report (berth scan --format json) or
 inventory (berth sbom --format json) against the current database without
@@ -87,6 +92,12 @@ and the attestation is about it. Registry images only.`,
 			if err := att.check(cmd); err != nil {
 				return err
 			}
+			if err := scanners.parse(); err != nil {
+				return err
+			}
+			if att.on && !scanners.wants(scan.ScannerVuln) {
+				return errors.New("--attest attests a vulnerability scan: --scanners must include vuln")
+			}
 			var pending *pendingAttestation
 			if att.on {
 				var err error
@@ -115,26 +126,32 @@ and the attestation is about it. Registry images only.`,
 				}
 			}
 
-			if dbDir == "" {
-				if dbDir, err = vulndb.DefaultDir(); err != nil {
-					return err
+			engine := &scan.Engine{}
+			if err := scanners.configure(engine); err != nil {
+				return err
+			}
+			var db *vulndb.DB
+			if scanners.wants(scan.ScannerVuln) {
+				if dbDir == "" {
+					if dbDir, err = vulndb.DefaultDir(); err != nil {
+						return err
+					}
 				}
-			}
-			db, err := vulndb.Open(dbDir)
-			if err != nil {
-				fmt.Fprintln(stderr, "berth:", err)
-				return exitError{exitDB}
-			}
-			defer db.Close()
-			if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
-				if failOnStale {
-					fmt.Fprintln(stderr, "berth:", w)
+				db, err = vulndb.Open(dbDir)
+				if err != nil {
+					fmt.Fprintln(stderr, "berth:", err)
 					return exitError{exitDB}
 				}
-				fmt.Fprintln(stderr, "warning:", w)
+				defer db.Close()
+				if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
+					if failOnStale {
+						fmt.Fprintln(stderr, "berth:", w)
+						return exitError{exitDB}
+					}
+					fmt.Fprintln(stderr, "warning:", w)
+				}
+				engine.Matcher = match.New(db)
 			}
-
-			engine := &scan.Engine{Matcher: match.New(db)}
 			var full *match.Report
 			var started, finished time.Time
 			if input != "" {
@@ -189,15 +206,21 @@ and the attestation is about it. Registry images only.`,
 				fmt.Fprintln(stderr, scan.Summarize(full, shown))
 			}
 			if pending != nil {
-				predicate, err := vulnPredicate(shown, db.Info(), scanParameters(cmd, ignorePath), started, finished)
+				info := db.Info()
+				sources := make([]string, len(info.Sources))
+				for i, s := range info.Sources {
+					sources[i] = s.Name
+				}
+				predicate, err := scan.VulnPredicate(shown, scan.PredicateInput{ToolVersion: version, DBSources: sources,
+					DBUpdatedAt: info.UpdatedAt, Parameters: scanParameters(cmd, ignorePath), Started: started, Finished: finished})
 				if err != nil {
-					return err
+					return fmt.Errorf("--attest: %w", err)
 				}
 				if err := pending.finish(full.Inventory.Digest, "vuln", predicate); err != nil {
 					return err
 				}
 			}
-			if exitCode != 0 && len(shown.Findings) > 0 {
+			if exitCode != 0 && (len(shown.Findings) > 0 || failing(shown)) {
 				return exitError{exitCode}
 			}
 			return nil
@@ -221,33 +244,8 @@ and the attestation is about it. Registry images only.`,
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary line on standard error")
 	att.add(cmd, "the report")
+	scanners.add(cmd)
 	return cmd
-}
-
-// vulnPredicate wraps the report in cosign's vulnerability scan record:
-// berth's JSON report is the result; the database is identified by its
-// sources and the time of the update that built it (berth builds its
-// database locally from several feeds, so no single URI names it).
-func vulnPredicate(shown *match.Report, info vulndb.Info, params []string, started, finished time.Time) ([]byte, error) {
-	var result bytes.Buffer
-	if err := report.EncodeReport(&result, "json", shown, report.Options{ToolVersion: version}); err != nil {
-		return nil, fmt.Errorf("--attest: %w", err)
-	}
-	sources := make([]string, len(info.Sources))
-	for i, s := range info.Sources {
-		sources[i] = s.Name
-	}
-	p := attestation.VulnPredicate{
-		Invocation: attestation.VulnInvocation{Parameters: params},
-		Scanner: attestation.VulnScanner{
-			URI:     "pkg:golang/berth.dev/berth@" + version,
-			Version: version,
-			DB:      attestation.VulnDB{URI: strings.Join(sources, ", "), Version: info.UpdatedAt.UTC().Format(time.RFC3339)},
-			Result:  result.Bytes(),
-		},
-		Metadata: attestation.VulnMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()},
-	}
-	return p.Marshal()
 }
 
 // scanParameters lists the flags that shaped the attested result, as

@@ -126,7 +126,7 @@ func TestScanCommand(t *testing.T) {
 				t.Errorf("no %s", id)
 			}
 		}
-		want := "kitchen-sink: 26 vulnerabilities (CRITICAL 1, HIGH 3, MEDIUM 4, LOW 1, UNKNOWN 17)\n"
+		want := "kitchen-sink: 26 vulnerabilities (CRITICAL 1, HIGH 3, MEDIUM 4, LOW 1, UNKNOWN 17); 1 secret (CRITICAL 1), 2 allowed\n"
 		if !strings.HasSuffix(r.stderr, want) {
 			t.Errorf("stderr %q, want it to end with the summary %q", r.stderr, want)
 		}
@@ -298,6 +298,8 @@ func TestScanCommand(t *testing.T) {
 			{[]string{"--vex", filepath.Join(t.TempDir(), "missing.json"), "x"}, "VEX document"},
 			{[]string{"--input", notJSON}, "not JSON"},
 			{[]string{"oci-archive:" + filepath.Join(t.TempDir(), "missing.tar")}, "missing.tar"},
+			{[]string{"--scanners", "vuln,malware", "x"}, `unknown scanner "malware"`},
+			{[]string{"--scanners", "secret", "--secret-config", filepath.Join(t.TempDir(), "missing.toml"), "x"}, "--secret-config"},
 		}
 		for _, tc := range tests {
 			r := runScan(t, slices.Concat(base, tc.args)...)

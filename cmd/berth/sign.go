@@ -150,6 +150,7 @@ OCI 1.1 referrer of the image.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
 			t, err := sign.Resolve(ctx, st, ref)
 			if err != nil {

@@ -27,11 +27,14 @@ import (
 
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/policy/pull"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
+	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/vulndb/live"
 	"berth.dev/berth/internal/webhook"
 )
@@ -73,6 +76,17 @@ type Options struct {
 	Deliveries *webhook.Dispatcher
 	// Version is berth's version, written into SBOMs and reports.
 	Version string
+
+	// Blobs reads image configs and signature payloads (nil: artifact
+	// details leave them out).
+	Blobs blob.Store
+	// Trust returns the keys a project trusts to sign its images, or nil
+	// when it has none configured (then signatures are listed, not
+	// verified). Nil trusts nothing anywhere.
+	Trust func(project string) (*sign.Trust, error)
+	// Custody holds the projects' signing keys and stage rules; nil when
+	// the server has no master key (or authentication is off).
+	Custody *custody.Service
 	// Policies keeps and enforces project policies; nil when
 	// authentication is off (policies belong to projects).
 	Policies *pull.Enforcer
@@ -124,6 +138,9 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities", handler: a.artifactVulnerabilities, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom", handler: a.artifactSBOM, anonymous: true},
 		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/scan", handler: a.scanArtifact},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}", handler: a.getArtifact, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures", handler: a.artifactSignatures, anonymous: true},
+		{method: "GET", path: "/vulnerabilities/{id}/artifacts", handler: a.vulnerableArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/webhooks", handler: a.listWebhooks, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks", handler: a.createWebhook, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}", handler: a.getWebhook, accounts: true},
@@ -134,6 +151,16 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/policy", handler: a.getPolicy, accounts: true},
 		{method: "PUT", path: "/projects/{project}/policy", handler: a.putPolicy, accounts: true, yaml: true},
 		{method: "DELETE", path: "/projects/{project}/policy", handler: a.deletePolicy, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys", handler: a.listKeys, anonymous: true, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys", handler: a.createKey, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys/{purpose}/rotate", handler: a.rotateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys/{purpose}/private", handler: a.privateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/stages/{stage}", handler: a.getStage, anonymous: true, accounts: true},
+		{method: "PUT", path: "/projects/{project}/stages/{stage}", handler: a.putStage, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/stages/{stage}", handler: a.deleteStage, accounts: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals", handler: a.artifactApprovals, anonymous: true, accounts: true},
+		{method: "POST", path: "/keys/backup", handler: a.backupKeys, accounts: true},
+		{method: "POST", path: "/keys/restore", handler: a.restoreKeys, accounts: true},
 		{method: "POST", path: "/scan-all", handler: a.scanAll},
 		{method: "GET", path: "/vulndb", handler: a.vulnDBStatus},
 		{method: "POST", path: "/vulndb/update", handler: a.updateVulnDB},
@@ -226,6 +253,12 @@ func (a *API) wrap(rt route) http.Handler {
 		c := &call{w: w, r: r, who: who, addr: trace.ClientIP}
 		if err == nil && who == nil && !rt.anonymous {
 			err = errUnauthenticated
+		}
+		if err == nil && who != nil && who.Session && rt.method != http.MethodGet &&
+			!a.opts.Auth.ValidCSRF(r, r.Header.Get(auth.CSRFHeader)) {
+			// A session cookie rides along with any request the browser
+			// sends; only a page of berth's knows the session's token.
+			err = errCSRF
 		}
 		if err == nil {
 			err = rt.handler(c)
@@ -325,6 +358,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 var (
 	errCrossSite = &apiError{status: http.StatusForbidden, code: "DENIED",
 		message: "cross-site request refused: changes are accepted from this server's own origin or from clients that are not browsers"}
+	errCSRF = &apiError{status: http.StatusForbidden, code: "DENIED",
+		message: "a request authenticated by a browser session must carry the session's " + auth.CSRFHeader + " header"}
 	errMediaType = &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send the request body as application/json"}
 )
 
@@ -367,8 +402,11 @@ const maxBody = 64 << 10
 
 // decode reads a JSON body into v, refusing unknown fields: a typo must
 // not silently change nothing. (guardBrowsers checked the content type.)
-func decode(c *call, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+func decode(c *call, v any) error { return decodeLimited(c, v, maxBody) }
+
+// decodeLimited is decode with a body limit of its own.
+func decodeLimited(c *call, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("request body: %v", err)

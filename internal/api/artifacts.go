@@ -2,14 +2,17 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/auth"
@@ -39,6 +42,10 @@ type Artifact struct {
 	Tags         []string         `json:"tags"`
 	Scan         *reports.Scan    `json:"scan,omitempty"`
 	Summary      *reports.Summary `json:"summary,omitempty"`
+	// Platforms are an image's (from its config) or an index's entries.
+	Platforms []Platform `json:"platforms"`
+	// Signatures says whether it is signed and by which trusted keys.
+	Signatures *SignatureSummary `json:"signatures,omitempty"`
 }
 
 // ArtifactPage is a page of a repository's artifacts, newest push first.
@@ -142,18 +149,53 @@ func (a *API) listArtifacts(c *call) error {
 			return badRequest("page_size %q: want 1 to %d", v, maxPageSize)
 		}
 	}
-	arts, total, err := a.opts.Meta.Artifacts(c.ctx(), repo, (page-1)*size, size)
-	if err != nil {
-		return err
+	sortBy := q.Get("sort")
+	less, ok := artifactOrders[strings.TrimPrefix(sortBy, "-")]
+	if sortBy != "" && !ok {
+		return badRequest("sort %q: want one of pushed_at, tag, size, severity, with - for descending", sortBy)
 	}
-	ds := make([]digest.Digest, len(arts))
-	for i, art := range arts {
-		ds[i] = art.Digest
+	var arts []meta.Artifact
+	var total int
+	var recs map[digest.Digest]*reports.Record
+	hideAttached := false
+	if v := q.Get("hide_attached"); v != "" {
+		if hideAttached, err = strconv.ParseBool(v); err != nil {
+			return badRequest("hide_attached %q: want true or false", v)
+		}
 	}
-	// One query for every artifact's scan summary, however many there are.
-	recs, err := a.opts.Reports.Records(c.ctx(), ds)
-	if err != nil {
-		return err
+	if !hideAttached && (sortBy == "" || sortBy == "-pushed_at") {
+		// The store's own order: read only the page.
+		if arts, total, err = a.opts.Meta.Artifacts(c.ctx(), repo, (page-1)*size, size); err != nil {
+			return err
+		}
+		if recs, err = a.opts.Reports.Records(c.ctx(), digestsOf(arts)); err != nil {
+			return err
+		}
+	} else {
+		// Another order needs every artifact and its summary (two queries),
+		// sorted here; a repository of thousands sorts in milliseconds.
+		if arts, _, err = a.opts.Meta.Artifacts(c.ctx(), repo, 0, -1); err != nil {
+			return err
+		}
+		if hideAttached {
+			arts = slices.DeleteFunc(arts, attached)
+		}
+		total = len(arts)
+		if recs, err = a.opts.Reports.Records(c.ctx(), digestsOf(arts)); err != nil {
+			return err
+		}
+		if less == nil {
+			less = artifactOrders["pushed_at"]
+			sortBy = "-pushed_at"
+		}
+		desc := strings.HasPrefix(sortBy, "-")
+		slices.SortStableFunc(arts, func(x, y meta.Artifact) int {
+			if desc {
+				x, y = y, x
+			}
+			return less(x, y, recs)
+		})
+		arts = arts[min((page-1)*size, len(arts)):min(page*size, len(arts))]
 	}
 	out := ArtifactPage{Artifacts: make([]Artifact, len(arts)), Total: total, Page: page, PageSize: size}
 	for i, art := range arts {
@@ -163,16 +205,74 @@ func (a *API) listArtifacts(c *call) error {
 		}
 		out.Artifacts[i] = Artifact{Digest: art.Digest, MediaType: art.MediaType, ArtifactType: art.ArtifactType,
 			Size: art.Size, PushedAt: art.PushedAt.UTC(), Tags: tags}
-		if rec, ok := recs[art.Digest]; ok {
-			sc := rec.Scan
-			out.Artifacts[i].Scan = &sc
-			if rec.HasReport() {
-				sum := rec.Summary
-				out.Artifacts[i].Summary = &sum
-			}
+		out.Artifacts[i].setScan(recs[art.Digest])
+		if out.Artifacts[i].Platforms, err = a.platformsOf(c.ctx(), repo, art.Digest); err != nil {
+			return err
+		}
+		if out.Artifacts[i].Platforms == nil {
+			out.Artifacts[i].Platforms = []Platform{}
+		}
+		if out.Artifacts[i].Signatures, err = a.signatureSummary(c.ctx(), repo, art.Digest, art.Size, types.MediaType(art.MediaType)); err != nil {
+			return err
 		}
 	}
 	return respond(c, http.StatusOK, out)
+}
+
+// attached reports whether art is only there for another artifact:
+// tagged with nothing but cosign's tags for a digest (sha256-<hex>.sig,
+// .att, .sbom) or the referrers tag schema's (sha256-<hex>).
+func attached(art meta.Artifact) bool {
+	if len(art.Tags) == 0 {
+		return false
+	}
+	for _, t := range art.Tags {
+		base, _, _ := strings.Cut(t, ".")
+		if rest, ok := strings.CutPrefix(base, "sha256-"); !ok || len(rest) != 64 || strings.Trim(rest, "0123456789abcdef") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func digestsOf(arts []meta.Artifact) []digest.Digest {
+	ds := make([]digest.Digest, len(arts))
+	for i, art := range arts {
+		ds[i] = art.Digest
+	}
+	return ds
+}
+
+// artifactOrders are the listing's ascending orders by name; ties keep
+// the store's order (newest push first).
+var artifactOrders = map[string]func(x, y meta.Artifact, recs map[digest.Digest]*reports.Record) int{
+	"pushed_at": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int {
+		return x.PushedAt.Compare(y.PushedAt)
+	},
+	"size": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int { return cmp.Compare(x.Size, y.Size) },
+	"tag": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int {
+		first := func(a meta.Artifact) string {
+			if len(a.Tags) == 0 {
+				return "\uffff" // untagged last
+			}
+			return a.Tags[0]
+		}
+		return strings.Compare(first(x), first(y))
+	},
+	"severity": func(x, y meta.Artifact, recs map[digest.Digest]*reports.Record) int {
+		return cmp.Compare(severityRank(recs[x.Digest]), severityRank(recs[y.Digest]))
+	},
+}
+
+// severityRank orders artifacts by how bad their findings are: critical
+// count first, then high, medium, low; unscanned below clean.
+func severityRank(rec *reports.Record) int64 {
+	if rec == nil || !rec.HasReport() {
+		return -1
+	}
+	s := rec.Summary
+	clamp := func(n int) int64 { return int64(min(n, 9999)) }
+	return clamp(s.Critical)*1e12 + clamp(s.High)*1e8 + clamp(s.Medium)*1e4 + clamp(s.Low)
 }
 
 // artifactVulnerabilities answers with the stored report exactly as `berth

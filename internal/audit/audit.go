@@ -130,5 +130,16 @@ type Store interface {
 	Prune(ctx context.Context, cp Checkpoint) (int64, error)
 }
 
+// SealingStore is a Store several processes append to at once (the
+// replicas of a scale-out deployment share one chain). AppendSealing
+// holds the chain for the transaction, calls seal with the sequence
+// number and hash of the tip it holds, so that seal numbers and chains
+// the entries after it and signs the new tip, and stores them with that
+// anchor. A Log uses it instead of Append when the store has it.
+type SealingStore interface {
+	Store
+	AppendSealing(ctx context.Context, entries []Entry, seal func(seq int64, prev string) (Checkpoint, error)) error
+}
+
 // ErrClosed is returned by a Log after Close.
 var ErrClosed = errors.New("audit log is closed")

@@ -453,8 +453,18 @@ func (l *Log) storeWaiting() error {
 	l.waiting = coalesce(l.waiting)
 	for len(l.waiting) > 0 {
 		chunk := l.waiting[:min(len(l.waiting), maxBatch)]
-		anchor, err := l.seal(chunk)
-		if err == nil {
+		var anchor Checkpoint
+		var err error
+		if shared, ok := l.store.(SealingStore); ok {
+			// Other processes append to the chain too: seal after the
+			// tip the store holds, while it holds the chain.
+			err = shared.AppendSealing(context.Background(), chunk, func(seq int64, prev string) (Checkpoint, error) {
+				l.seq, l.prev = seq, prev
+				var err error
+				anchor, err = l.seal(chunk)
+				return anchor, err
+			})
+		} else if anchor, err = l.seal(chunk); err == nil {
 			err = l.store.Append(context.Background(), chunk, anchor)
 		}
 		if err != nil {

@@ -7,9 +7,10 @@
 // The queue is riverqueue/river. The embedded server keeps it in its own
 // SQLite file beside meta.db (river's SQLite driver), so river's polling
 // and completions never hold meta.db's single writer connection; the
-// scale-out server will use river's PostgreSQL driver with the same job
-// code. This package only wires river: workers live with the feature they
-// serve and are registered with AddWorker before Start.
+// scale-out server keeps it in the shared PostgreSQL database (river's
+// pgx v5 driver), where every replica works it, with the same job code.
+// This package only wires river: workers live with the feature they serve
+// and are registered with AddWorker before Start.
 package jobs
 
 import (
@@ -24,8 +25,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -48,6 +52,15 @@ const (
 type Config struct {
 	// Path is the SQLite file of the embedded queue.
 	Path string
+	// Postgres, when set, holds the queue instead of Path: river's tables
+	// in the shared database, worked by every replica. River elects one
+	// replica leader to schedule periodic jobs, and each job runs on one
+	// replica. It cannot be Exclusive.
+	Postgres *pgxpool.Pool
+	// RescueAfter is how long a job may stay running before river takes it
+	// for interrupted (its replica died) and runs it again. Zero means the
+	// job timeout plus a minute.
+	RescueAfter time.Duration
 	// ScanWorkers, DeliverWorkers and MaintenanceWorkers bound the jobs
 	// running at once per queue; zero means the default.
 	ScanWorkers, DeliverWorkers, MaintenanceWorkers int
@@ -58,7 +71,8 @@ type Config struct {
 	// own. Zero means 15 minutes.
 	JobTimeout time.Duration
 	// PollInterval is how often idle workers look for new jobs (SQLite has
-	// no LISTEN). Zero means 200ms.
+	// no LISTEN; on PostgreSQL river is also woken by notifications). Zero
+	// means 200ms.
 	PollInterval time.Duration
 	// Exclusive says that this process is the only one using the queue
 	// (the embedded server holds the data directory's lock): a job found
@@ -74,11 +88,14 @@ type Config struct {
 // Start it; Stop it before Close.
 type Queue struct {
 	cfg     Config
-	db      *sql.DB
-	driver  *riversqlite.Driver
+	db      *sql.DB // the SQLite queue's; nil on PostgreSQL
 	workers *river.Workers
-	client  *river.Client[*sql.Tx]
+	client  riverClient
 	log     *slog.Logger
+	// newClient makes a river client over the queue's driver; rescue
+	// makes interrupted jobs available (Exclusive, SQLite only).
+	newClient func(*river.Config) (riverClient, error)
+	rescue    func(context.Context, *riverdriver.JobRescueManyParams) error
 
 	periodic []*river.PeriodicJob
 
@@ -87,8 +104,29 @@ type Queue struct {
 	done     chan struct{}
 }
 
+// riverClient is what the queue uses of a river client; river.Client has
+// a type parameter per driver, and these methods do not depend on it.
+type riverClient interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func())
+}
+
+var (
+	_ riverClient = (*river.Client[*sql.Tx])(nil)
+	_ riverClient = (*river.Client[pgx.Tx])(nil)
+)
+
 // Open opens (creating and migrating if needed) the queue's database.
 func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Postgres != nil {
+		return openPostgres(ctx, cfg)
+	}
 	if cfg.Path == "" || strings.ContainsAny(cfg.Path, "?#") {
 		return nil, fmt.Errorf("job queue path %q: want a file path without '?' or '#'", cfg.Path)
 	}
@@ -121,7 +159,52 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		db.Close()
 		return nil, fmt.Errorf("job queue %s: migrate: %w", cfg.Path, err)
 	}
-	q := &Queue{cfg: cfg, db: db, driver: driver, workers: river.NewWorkers(), log: log, done: make(chan struct{})}
+	q := &Queue{cfg: cfg, db: db, workers: river.NewWorkers(), log: log, done: make(chan struct{}),
+		newClient: func(c *river.Config) (riverClient, error) { return river.NewClient(driver, c) },
+		rescue: func(ctx context.Context, p *riverdriver.JobRescueManyParams) error {
+			_, err := driver.GetExecutor().JobRescueMany(ctx, p)
+			return err
+		},
+	}
+	if cfg.Metrics != nil {
+		q.metrics = newQueueMetrics(cfg.Metrics)
+	}
+	return q, nil
+}
+
+// riverMigrationLock is the advisory lock replicas take around river's
+// migrations ("berthriv"), so two starting together do not race.
+const riverMigrationLock = 0x6265727468726976
+
+// openPostgres opens the queue in the shared database.
+func openPostgres(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Exclusive {
+		return nil, fmt.Errorf("job queue: a PostgreSQL queue is shared by replicas and cannot be exclusive")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	driver := riverpgxv5.New(cfg.Postgres)
+	conn, err := cfg.Postgres.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(riverMigrationLock)); err != nil {
+		return nil, fmt.Errorf("job queue: migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(riverMigrationLock))
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("job queue: migrate: %w", err)
+	}
+	q := &Queue{cfg: cfg, workers: river.NewWorkers(), log: log, done: make(chan struct{}),
+		newClient: func(c *river.Config) (riverClient, error) { return river.NewClient(driver, c) },
+	}
 	if cfg.Metrics != nil {
 		q.metrics = newQueueMetrics(cfg.Metrics)
 	}
@@ -162,7 +245,11 @@ func (q *Queue) Start(ctx context.Context) error {
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
-	client, err := river.NewClient(q.driver, &river.Config{
+	rescueAfter := cfg.RescueAfter
+	if rescueAfter <= 0 {
+		rescueAfter = timeout + time.Minute
+	}
+	client, err := q.newClient(&river.Config{
 		Queues: map[string]river.QueueConfig{
 			QueueScan:        {MaxWorkers: orDefault(cfg.ScanWorkers, 2)},
 			QueueDeliver:     {MaxWorkers: orDefault(cfg.DeliverWorkers, 8)},
@@ -172,7 +259,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		PeriodicJobs:         q.periodic,
 		RetryPolicy:          &Backoff{Base: cfg.RetryBase, Max: cfg.RetryMax},
 		JobTimeout:           timeout,
-		RescueStuckJobsAfter: timeout + time.Minute,
+		RescueStuckJobsAfter: rescueAfter,
 		FetchPollInterval:    poll,
 		FetchCooldown:        min(poll, 20*time.Millisecond),
 		// Finished jobs stay a week: the API shows recent runs and failures
@@ -229,7 +316,7 @@ func (q *Queue) rescueInterrupted(ctx context.Context) error {
 		p.ScheduledAt = append(p.ScheduledAt, now)
 		p.State = append(p.State, string(rivertype.JobStateAvailable))
 	}
-	if _, err := q.driver.GetExecutor().JobRescueMany(ctx, p); err != nil {
+	if err := q.rescue(ctx, p); err != nil {
 		return fmt.Errorf("job queue: rescue interrupted jobs: %w", err)
 	}
 	q.log.Info("jobs interrupted by the last stop run again", "jobs", len(res.Jobs))
@@ -259,11 +346,11 @@ func (q *Queue) InsertMany(ctx context.Context, params []river.InsertManyParams)
 
 // inserter is the started client, or an insert-only one before Start
 // (river inserts without workers running).
-func (q *Queue) inserter() *river.Client[*sql.Tx] {
+func (q *Queue) inserter() riverClient {
 	if q.client != nil {
 		return q.client
 	}
-	c, err := river.NewClient(q.driver, &river.Config{Logger: q.log})
+	c, err := q.newClient(&river.Config{Logger: q.log})
 	if err != nil {
 		// Only a malformed config fails, and this one is fixed.
 		panic(err)
@@ -287,22 +374,42 @@ func (q *Queue) List(ctx context.Context, params *river.JobListParams) ([]*river
 
 // Counts returns how many jobs are in each state, by queue.
 func (q *Queue) Counts(ctx context.Context) (map[string]map[rivertype.JobState]int, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT queue, state, count(*) FROM river_job GROUP BY queue, state`)
+	const query = `SELECT queue, state::text, count(*) FROM river_job GROUP BY queue, state`
+	out := map[string]map[rivertype.JobState]int{}
+	add := func(queue, state string, n int) {
+		if out[queue] == nil {
+			out[queue] = map[rivertype.JobState]int{}
+		}
+		out[queue][rivertype.JobState(state)] = n
+	}
+	if q.cfg.Postgres != nil {
+		rows, err := q.cfg.Postgres.Query(ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var queue, state string
+			var n int
+			if err := rows.Scan(&queue, &state, &n); err != nil {
+				return nil, fmt.Errorf("count jobs: %w", err)
+			}
+			add(queue, state, n)
+		}
+		return out, rows.Err()
+	}
+	rows, err := q.db.QueryContext(ctx, strings.Replace(query, "state::text", "state", 1))
 	if err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]map[rivertype.JobState]int{}
 	for rows.Next() {
 		var queue, state string
 		var n int
 		if err := rows.Scan(&queue, &state, &n); err != nil {
 			return nil, fmt.Errorf("count jobs: %w", err)
 		}
-		if out[queue] == nil {
-			out[queue] = map[rivertype.JobState]int{}
-		}
-		out[queue][rivertype.JobState(state)] = n
+		add(queue, state, n)
 	}
 	return out, rows.Err()
 }
@@ -328,9 +435,13 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the database; Stop first.
+// Close releases the database (a PostgreSQL pool stays open for its
+// owner); Stop first.
 func (q *Queue) Close() error {
 	q.Stop(context.Background())
+	if q.db == nil {
+		return nil
+	}
 	return q.db.Close()
 }
 

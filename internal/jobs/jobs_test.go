@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	prom "berth.dev/berth/internal/metrics"
+	"berth.dev/berth/internal/pgdb"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // effectArgs is a job whose effect is one row in a table of its own
@@ -74,6 +77,39 @@ func openEffects(t testing.TB, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// backend is a database the queue's tests run on: each test that does not
+// depend on the embedded file runs on every one.
+type backend struct {
+	name string
+	open func(t testing.TB, cfg Config) *Queue
+}
+
+func backends() []backend {
+	return []backend{
+		{"sqlite", func(t testing.TB, cfg Config) *Queue { return openQueue(t, t.TempDir(), cfg) }},
+		{"postgres", func(t testing.TB, cfg Config) *Queue {
+			cfg.Postgres = testPool(t, testpeers.Postgres(t))
+			if cfg.PollInterval == 0 {
+				cfg.PollInterval = 20 * time.Millisecond
+			}
+			q, err := Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return q
+		}},
+	}
+}
+
+func testPool(t testing.TB, url string) *pgxpool.Pool {
+	pool, err := pgdb.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func openQueue(t testing.TB, dir string, cfg Config) *Queue {
@@ -132,9 +168,14 @@ func waitState(t *testing.T, q *Queue, id int64, want rivertype.JobState) *river
 }
 
 func TestRetriesWithBackoffThenDeadLetter(t *testing.T) {
-	dir := t.TempDir()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testRetries(t, b) })
+	}
+}
+
+func testRetries(t *testing.T, b backend) {
 	reg := prom.NewRegistry()
-	q := openQueue(t, dir, Config{RetryBase: 50 * time.Millisecond, RetryMax: time.Second, Metrics: reg})
+	q := b.open(t, Config{RetryBase: 50 * time.Millisecond, RetryMax: time.Second, Metrics: reg})
 	defer q.Close()
 	w := &flakyWorker{}
 	AddWorker(q, w)
@@ -199,7 +240,13 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 }
 
 func TestUniqueJobsCollapse(t *testing.T) {
-	q := openQueue(t, t.TempDir(), Config{})
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testUnique(t, b) })
+	}
+}
+
+func testUnique(t *testing.T, b backend) {
+	q := b.open(t, Config{})
 	defer q.Close()
 	ctx := context.Background()
 	opts := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
@@ -224,6 +271,10 @@ func TestUniqueJobsCollapse(t *testing.T) {
 // re-executed), kills it while jobs run, and starts another.
 const childEnv = "BERTH_JOBS_TEST_CHILD"
 
+// childPostgresEnv, when set, makes the child work a queue in that
+// PostgreSQL database instead of the embedded file.
+const childPostgresEnv = "BERTH_JOBS_TEST_POSTGRES"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(runChild(dir))
@@ -236,8 +287,21 @@ func TestMain(m *testing.M) {
 // jobs.
 func runChild(dir string) int {
 	ctx := context.Background()
-	q, err := Open(ctx, Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
-		MaintenanceWorkers: 4, Exclusive: true})
+	cfg := Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
+		MaintenanceWorkers: 4, Exclusive: true}
+	if url := os.Getenv(childPostgresEnv); url != "" {
+		// A replica of a shared queue: jobs a killed replica left running
+		// are rescued after a short horizon (the jobs take 60ms).
+		pool, err := pgdb.Open(ctx, url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pool.Close()
+		cfg = Config{Postgres: pool, PollInterval: 20 * time.Millisecond, MaintenanceWorkers: 4,
+			JobTimeout: 2 * time.Second, RescueAfter: 3 * time.Second}
+	}
+	q, err := Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -279,12 +343,20 @@ func runChild(dir string) int {
 }
 
 func TestKill9LosesNoJobAndRunsNoneTwice(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testKill9(t, "") })
+	// On PostgreSQL the second process is another replica: the jobs the
+	// killed one held are rescued by river after their horizon, since no
+	// replica may assume the others are dead.
+	t.Run("postgres", func(t *testing.T) { testKill9(t, testpeers.Postgres(t)) })
+}
+
+func testKill9(t *testing.T, postgresURL string) {
 	dir := t.TempDir()
 	effects := openEffects(t, filepath.Join(dir, "effects.db"))
 	defer effects.Close()
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"="+dir, "BERTH_JOBS_TEST_INSERT=1")
+	child.Env = append(os.Environ(), childEnv+"="+dir, "BERTH_JOBS_TEST_INSERT=1", childPostgresEnv+"="+postgresURL)
 	child.Stderr = os.Stderr
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
@@ -314,7 +386,7 @@ func TestKill9LosesNoJobAndRunsNoneTwice(t *testing.T) {
 	}
 
 	again := exec.Command(os.Args[0], "-test.run=^$")
-	again.Env = append(os.Environ(), childEnv+"="+dir)
+	again.Env = append(os.Environ(), childEnv+"="+dir, childPostgresEnv+"="+postgresURL)
 	again.Stderr = os.Stderr
 	done := make(chan error, 1)
 	if err := again.Start(); err != nil {
@@ -326,9 +398,9 @@ func TestKill9LosesNoJobAndRunsNoneTwice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("restarted child: %v", err)
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(120 * time.Second):
 		again.Process.Kill()
-		t.Fatal("restarted child did not finish the queue in 60s: interrupted jobs were not rescued")
+		t.Fatal("restarted child did not finish the queue in 120s: interrupted jobs were not rescued")
 	}
 
 	rows, err := effects.Query(`SELECT n, count(*) FROM effects GROUP BY n`)
@@ -348,7 +420,15 @@ func TestKill9LosesNoJobAndRunsNoneTwice(t *testing.T) {
 		}
 	}
 	// The queue holds every job as completed.
-	q := openQueue(t, dir, Config{})
+	var q *Queue
+	if postgresURL != "" {
+		var err error
+		if q, err = Open(context.Background(), Config{Postgres: testPool(t, postgresURL)}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		q = openQueue(t, dir, Config{})
+	}
 	defer q.Close()
 	counts, err := q.Counts(context.Background())
 	if err != nil {

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -28,6 +29,10 @@ type Summary struct {
 	// Hidden counts findings the severity filter or --ignore-unfixed left
 	// out.
 	Hidden int
+	// Others summarizes the scanners other than vuln (scanners.go); Vuln
+	// says whether vulnerabilities were looked for.
+	Vuln   bool
+	Others []string
 }
 
 // Summarize compares the report as matched (all) with the report the
@@ -40,6 +45,8 @@ func Summarize(all, shown *match.Report) Summary {
 	s.Total = len(shown.Findings)
 	s.Suppressed = len(shown.Suppressed) - len(all.Suppressed)
 	s.Hidden = len(all.Findings) - s.Total - s.Suppressed
+	s.Vuln = len(shown.Scanners) == 0 || slices.Contains(shown.Scanners, ScannerVuln)
+	s.Others = othersSummary(shown)
 	return s
 }
 
@@ -50,6 +57,10 @@ func (s Summary) String() string {
 	var b strings.Builder
 	b.WriteString(s.Image)
 	b.WriteString(": ")
+	if !s.Vuln {
+		b.WriteString(strings.Join(s.Others, "; "))
+		return b.String()
+	}
 	switch s.Total {
 	case 0:
 		b.WriteString("no vulnerabilities")
@@ -72,6 +83,10 @@ func (s Summary) String() string {
 	}
 	if s.Hidden > 0 {
 		fmt.Fprintf(&b, ", %d hidden by filters", s.Hidden)
+	}
+	for _, o := range s.Others {
+		b.WriteString("; ")
+		b.WriteString(o)
 	}
 	return b.String()
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/jobs"
@@ -35,6 +36,7 @@ import (
 	prom "berth.dev/berth/internal/metrics"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
 )
@@ -58,6 +60,8 @@ type Notice struct {
 	// New are the finding ids a re-match found that the artifact's stored
 	// report did not have, the most severe first.
 	New []NewFinding
+	// Approval is the revoked approval of NoticeApprovalRevoked.
+	Approval *custody.Approval
 }
 
 // NewFinding is one finding a re-match added.
@@ -87,12 +91,17 @@ type Options struct {
 	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
 	// an OCI 1.1 referrer.
 	SBOMReferrers bool
+	// Secrets and Misconfig add the secret and misconfiguration
+	// scanners to every scan (internal/secret, internal/misconfig).
+	Secrets, Misconfig bool
 	// RematchBatch is how many reports one re-match job handles; zero
 	// means 100.
 	RematchBatch int
-	ToolVersion  string
-	Logger       *slog.Logger
-	Metrics      *prom.Registry
+	// Stages signs for the scan stage; nil: the server signs nothing.
+	Stages      *Stages
+	ToolVersion string
+	Logger      *slog.Logger
+	Metrics     *prom.Registry
 }
 
 // Service runs scans and re-matches.
@@ -125,6 +134,7 @@ func (s *Service) Register(q *jobs.Queue) {
 	jobs.AddWorker(q, &rematchWorker{s: s})
 	jobs.AddWorker(q, &updateWorker{s: s})
 	jobs.AddWorker(q, &scanAllWorker{s: s})
+	jobs.AddWorker(q, &stageWorker{s: s})
 }
 
 // ScanArgs is the job that scans one manifest digest.
@@ -243,7 +253,8 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 				}
 			}
 		}
-		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo, rec.Version)
+		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo)
+		s.queueStages(ctx, m.Digest, []string{repo})
 		return nil
 	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
 		// Queued already, most likely; but a crash between marking it
@@ -342,35 +353,38 @@ func (s *Service) open(ctx context.Context, repo string, d digest.Digest) (*imag
 
 // scan inventories manifest d (held by repo) and matches it.
 func (s *Service) scan(ctx context.Context, repo string, d digest.Digest) (*match.Report, *live.Generation, error) {
-	img, err := s.open(ctx, repo, d)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer img.Close()
-	inv, err := s.opts.Inventory.Scan(ctx, img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("inventory: %w", err)
-	}
-	inv.Source = repo + "@" + d.String()
-	// The report names the manifest asked for (an index's digest), as
-	// `berth scan repo@digest` does.
-	inv.Digest = d.String()
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
 		return nil, nil, errNoDB
 	}
-	r, err := s.engine(gen).Match(ctx, inv)
+	img, err := s.open(ctx, repo, d)
 	if err != nil {
 		gen.Release()
 		return nil, nil, err
 	}
+	defer img.Close()
+	r, err := s.engine(gen).ScanImage(ctx, img)
+	if err != nil {
+		gen.Release()
+		return nil, nil, err
+	}
+	r.Inventory.Source = repo + "@" + d.String()
+	// The report names the manifest asked for (an index's digest), as
+	// `berth scan repo@digest` does.
+	r.Inventory.Digest = d.String()
 	return r, gen, nil
 }
 
 var errNoDB = errors.New("the server has no vulnerability database yet")
 
+// engine is the scanning engine over one database generation: the CLI's,
+// with the scanners the server is configured for.
 func (s *Service) engine(g *live.Generation) *scan.Engine {
-	return &scan.Engine{Matcher: g.Matcher, Logger: s.log}
+	e := &scan.Engine{Inventory: s.opts.Inventory, Matcher: g.Matcher, Logger: s.log, Misconfig: s.opts.Misconfig}
+	if s.opts.Secrets {
+		e.Secrets, _ = secret.Default()
+	}
+	return e
 }
 
 // lookupKeys are the report's index keys.
@@ -424,6 +438,10 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	// concurrent scan's): scanning again would announce it twice.
 	if rec, err := s.opts.Reports.Get(ctx, d, false); err == nil && rec.HasReport() &&
 		rec.Scan.Status == reports.Done && rec.Scan.FinishedAt.After(j.CreatedAt) {
+		// Announce it again, in case the crash came before the notice
+		// went out (a repeat is recognised and dropped).
+		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, d, "")
+		s.queueStages(ctx, d, nil)
 		return nil
 	}
 	start := time.Now().UTC()
@@ -461,10 +479,6 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if s.opts.Stored != nil {
 		s.opts.Stored(d)
 	}
-	stored, err := s.opts.Reports.Get(ctx, d, false)
-	if err != nil {
-		return err
-	}
 	// A delete that landed while the report was stored: forget it again
 	// (the delete's own handling may have run before the Put).
 	if _, ok, err := s.holder(ctx, d, repo); err == nil && !ok {
@@ -481,7 +495,10 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 		}
 	}
 	sum := reports.Summarize(r)
-	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "", stored.Version)
+	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "")
+	// The stage judges the stored report: a crash after this point
+	// repeats the job, which finds the report and queues it again.
+	s.queueStages(ctx, d, nil)
 	s.log.InfoContext(ctx, "scanned", "repository", repo, "digest", d, "packages", len(r.Inventory.Packages),
 		"findings", len(r.Findings), "took", done.FinishedAt.Sub(start).Round(time.Millisecond))
 	return nil
@@ -530,14 +547,17 @@ func (s *Service) failed(ctx context.Context, j *river.Job[ScanArgs], d digest.D
 		s.m.scans.WithLabelValues("failed").Inc()
 	}
 	s.log.WarnContext(ctx, "scan failed", "repository", repo, "digest", d, "error", err)
-	s.notify(ctx, Notice{Type: NoticeScanFailed, Scan: st}, d, "", 0)
+	s.notify(ctx, Notice{Type: NoticeScanFailed, Scan: st}, d, "")
 	return river.JobCancel(err)
 }
 
 // notify sends n about d to repo, or to every repository holding d when
-// repo is empty, with that repository's tags of d; version is the report
-// version the notice is about.
-func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo string, version int64) {
+// repo is empty, with that repository's tags of d. A notice may be sent
+// again for the same result (the scan finishing and the push of an image
+// already scanned; a scan repeated after a crash): Notify's receiver
+// identifies a notice by its type, repository, digest and the time of the
+// result it announces, and drops repeats.
+func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo string) {
 	if s.opts.Notify == nil {
 		return
 	}
@@ -550,17 +570,6 @@ func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo st
 		}
 	}
 	for _, r := range repos {
-		if n.Type == NoticeScanCompleted {
-			// The scan finishing and the push of an image already scanned
-			// may both announce one result to one repository: once.
-			m, err := s.opts.Meta.Manifest(ctx, r, d)
-			if err != nil {
-				continue
-			}
-			if first, err := s.opts.Reports.Announce(ctx, d, r, m.PushedAt, version); err != nil || !first {
-				continue
-			}
-		}
 		tags, err := s.opts.Meta.ManifestTags(ctx, r, d)
 		if err != nil {
 			s.log.WarnContext(ctx, "could not announce", "type", n.Type, "digest", d, "error", err)
@@ -629,9 +638,11 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 		if !done[b.Digest] {
 			continue
 		}
+		// The stage judges the new findings: it may revoke its approval.
+		s.queueStages(ctx, b.Digest, nil)
 		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
 			sum := reports.Summarize(b.Report)
-			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "", b.IfVersion+1)
+			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "")
 		}
 	}
 	return nil

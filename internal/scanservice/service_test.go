@@ -265,10 +265,16 @@ func TestScanOnPushAndRematch(t *testing.T) {
 	if rb := h.report(b); rb.Scan.Status != reports.Done || len(rb.Report.Findings) != 0 || rb.Summary.Packages != 1 {
 		t.Fatalf("image b: %+v, findings %v", rb.Scan, findingIDs(rb.Report))
 	}
-	// Every repository holding a scanned image hears of it, once.
+	// Every repository holding a scanned image hears of its one result
+	// (a repeat of the same notice, which receivers drop, is allowed: the
+	// scan finishing and the push of an image already scanned may both
+	// announce it).
 	var completed []string
+	seen := map[string]bool{}
 	for _, n := range h.takeNotices() {
-		if n.Type == NoticeScanCompleted {
+		key := n.Repository + "@" + n.Digest.String() + " " + n.Scan.FinishedAt.String()
+		if n.Type == NoticeScanCompleted && !seen[key] {
+			seen[key] = true
 			completed = append(completed, n.Repository)
 		}
 	}

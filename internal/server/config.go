@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	Audit        Audit `yaml:"audit"`
 	Scan         Scan  `yaml:"scan"`
 	Jobs         Jobs  `yaml:"jobs"`
+	// TrustDir holds each project's trusted signing keys as <project>.yaml
+	// (the trust file `berth verify --trust` reads); artifact pages and
+	// the API verify signatures against them.
+	TrustDir string `yaml:"trust_dir"`
+	Keys     Keys   `yaml:"keys"`
 	// Admission mounts the Kubernetes admission webhook under /admission/.
 	Admission Admission `yaml:"admission"`
 }
@@ -55,6 +61,13 @@ type Admission struct {
 	// under them are read from its own stores (with their stored reports)
 	// rather than over HTTP.
 	RegistryHosts []string `yaml:"registry_hosts"`
+}
+
+// Keys configures the custody of projects' signing keys (internal/custody).
+type Keys struct {
+	// MasterKey seals the stored private keys: file:PATH, env:VARIABLE or
+	// a pkcs11: URI. Empty: the server holds no keys and signs nothing.
+	MasterKey string `yaml:"master_key"`
 }
 
 // Scan configures the server's scanning (internal/scanservice).
@@ -74,6 +87,9 @@ type Scan struct {
 	SBOMReferrers bool `yaml:"sbom_referrers"`
 	// Workers bounds the scans and re-matches running at once.
 	Workers int `yaml:"workers"`
+	// Scanners are what each scan looks for, with berth scan's names:
+	// vuln (always), secret, misconfig.
+	Scanners []string `yaml:"scanners"`
 }
 
 // Jobs tunes the background job queue.
@@ -228,7 +244,7 @@ func DefaultConfig() Config {
 		Limits:          Limits{MaxManifestSize: 4 << 20, BodyIdleTimeout: time.Minute, MaxUploadsPerAccount: 32},
 		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour, MaxUploadSessionsPerAccount: 256, MaxUploadSessionsPerRepository: 1024},
 		GC:              GC{Interval: 0, Grace: time.Hour},
-		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2},
+		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2, Scanners: []string{"vuln", "secret"}},
 		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
 		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute,
@@ -456,10 +472,16 @@ func Settings() []Setting {
 			func(c *Config) *bool { return &c.Scan.SBOMReferrers }),
 		intSetting("scan.workers", "scan-workers", "scans and re-matches running at once",
 			func(c *Config) *int { return &c.Scan.Workers }),
+		listSetting("scan.scanners", "scanners", "what server scans look for: vuln (always), secret, misconfig (comma-separated)",
+			func(c *Config) *[]string { return &c.Scan.Scanners }),
 		durationSetting("jobs.retry_base", "job-retry-base", "first retry delay of a failed background job (doubling after)",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
+		optionalStringSetting("trust_dir", "trust-dir", "directory of trust files, <project>.yaml each, that artifact pages and the API verify signatures with",
+			func(c *Config) *string { return &c.TrustDir }),
+		optionalStringSetting("keys.master_key", "master-key", "master key sealing the projects' signing keys: file:PATH, env:VARIABLE or a pkcs11: URI (empty: no key custody, no scan-stage signing)",
+			func(c *Config) *string { return &c.Keys.MasterKey }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
 			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}
@@ -509,6 +531,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Scan.Workers <= 0 {
 		errs = append(errs, errors.New("scan.workers must be at least 1"))
+	}
+	if !slices.Contains(c.Scan.Scanners, "vuln") {
+		errs = append(errs, errors.New("scan.scanners must include vuln (the server's scans match vulnerabilities; add secret or misconfig)"))
+	}
+	for _, sc := range c.Scan.Scanners {
+		if sc != "vuln" && sc != "secret" && sc != "misconfig" {
+			errs = append(errs, fmt.Errorf("scan.scanners: unknown scanner %q (want vuln, secret, misconfig)", sc))
+		}
 	}
 	if c.Jobs.RetryBase <= 0 || c.Jobs.RetryMax < c.Jobs.RetryBase {
 		errs = append(errs, errors.New("jobs.retry_base must be positive and jobs.retry_max at least as long"))

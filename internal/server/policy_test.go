@@ -183,7 +183,7 @@ func TestPullTimeVulnerabilityRules(t *testing.T) {
 	a := startAuthServer(t, func(c *Config) {
 		c.Scan.DBSources = []string{feed}
 		c.Scan.DBUpdateInterval = time.Hour // and once at start
-		c.Jobs.RetryBase = 50 * time.Millisecond
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	})
 	// The workers, as Serve starts them (Close stops them).
 	if err := a.s.bg.start(context.Background()); err != nil {
@@ -207,7 +207,7 @@ func TestPullTimeVulnerabilityRules(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("scan did not finish: %s", r.body)
+			t.Fatalf("scan did not finish: %s\n%s", r.body, a.logs.String())
 		}
 	}
 	a.expect(pull(), 200, "scanned, no critical finding")

@@ -29,6 +29,7 @@ import (
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/registry/gc"
+	"berth.dev/berth/internal/ui"
 )
 
 // Options are what New needs beyond the configuration: the seams later
@@ -62,6 +63,7 @@ type Server struct {
 	disk    diskCheck
 
 	api       *api.API
+	ui        *ui.UI
 	policies  *policies
 	admission http.Handler // nil unless admission.policy is set
 
@@ -184,11 +186,19 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &sec.key.PublicKey,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
-		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version, Policies: pols.enforcer})
+		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
+		Blobs: storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody, Policies: pols.enforcer})
 	if pols.enforcer != nil {
 		pols.enforcer.SetReports(s.bg.reports)
 	}
 	if s.admission, err = s.openAdmission(); err != nil {
+		s.bg.close()
+		pols.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
+	if s.ui, err = s.newUI(opts.Version); err != nil {
 		s.bg.close()
 		pols.close()
 		sec.Close()
@@ -222,8 +232,8 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
-// serves /healthz, /readyz and /metrics, logging and measuring every
+// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, /ui/
+// (and / to it) to the web UI, and serves /healthz, /readyz and /metrics, logging and measuring every
 // request and auditing registry ones. It does not use http.ServeMux: the
 // mux would clean "/v2/a/../b" into another path before the registry could
 // refuse it.
@@ -252,6 +262,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next = "api", s.api
 	case strings.HasPrefix(path, AdmissionPrefix) && s.admission != nil:
 		route, next = "admission", s.admission
+	case path == "/":
+		route, next = "ui", http.RedirectHandler(ui.Prefix+"/", http.StatusFound)
+	case path == ui.Prefix || strings.HasPrefix(path, ui.Prefix+"/"):
+		route, next = "ui", s.ui
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":

@@ -48,6 +48,51 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("AnchorFileFollowsTip", func(t *testing.T) { testAnchorFile(t, factory) })
 	t.Run("EmptyStoreUnderAnchorFile", func(t *testing.T) { testEmptyStoreUnderAnchorFile(t, factory) })
 	t.Run("AnchorSink", func(t *testing.T) { testAnchorSink(t, factory) })
+	t.Run("ReplicasShareOneChain", func(t *testing.T) { testReplicasShareOneChain(t, factory) })
+}
+
+// testReplicasShareOneChain runs three Logs over one store at once, as
+// three replicas would over one database, and expects a single chain that
+// verifies and holds every entry. Only a SealingStore can be shared; a
+// store without it has one writer process by construction (the embedded
+// store lives in a locked data directory).
+func testReplicasShareOneChain(t *testing.T, factory Factory) {
+	s, reopen := factory(t)
+	if _, ok := s.(audit.SealingStore); !ok {
+		t.Skip("the store is not an audit.SealingStore: one process writes it")
+	}
+	key := Key(t)
+	const replicas, each = 3, 150
+	logs := []*audit.Log{openLog(t, s, key)}
+	for range replicas - 1 {
+		logs = append(logs, openLog(t, reopen(), key))
+	}
+	var wg sync.WaitGroup
+	for r, l := range logs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Distinct entries: identical pulls would be folded.
+				if err := l.Record(audit.Entry{Actor: fmt.Sprintf("replica%d", r), Action: audit.ActionPush, Detail: fmt.Sprint(i)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%50 == 0 {
+					l.Flush(context.Background())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range logs {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := MustVerify(t, s, key); rep.Entries != replicas*each {
+		t.Errorf("one chain of %d entries, recorded %d", rep.Entries, replicas*each)
+	}
 }
 
 func openLog(t testing.TB, s audit.Store, key *ecdsa.PrivateKey) *audit.Log {

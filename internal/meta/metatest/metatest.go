@@ -53,6 +53,7 @@ func Run(t *testing.T, f Factory) {
 		{"WalkAndCheck", testWalkAndCheck},
 		{"SurvivesReopen", testReopen},
 		{"EventsOutbox", testEvents},
+		{"EventsOutboxConcurrentWriters", testEventsConcurrentWriters},
 		{"Artifacts", testArtifacts},
 	}
 	for _, tc := range tests {
@@ -1233,5 +1234,60 @@ func testArtifacts(t *testing.T, f Factory) {
 	}
 	if none, total, err := s.Artifacts(ctx, "p/none", 0, 10); err != nil || total != 0 || len(none) != 0 {
 		t.Errorf("unknown repository: %v %d %v", none, total, err)
+	}
+}
+
+// testEventsConcurrentWriters checks that a reader following the outbox by
+// position while many pushes commit at once sees every change: a change
+// must never become visible behind a position the reader already passed.
+func testEventsConcurrentWriters(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	cfg := dg("config")
+	mustLink(t, s, "r", cfg, 1)
+	const writers, each = 8, 15
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := s.PutManifest(ctx, "r", image(fmt.Sprintf("w%d-%d", w, i), cfg), []string{fmt.Sprintf("w%d", w)}); err != nil {
+					t.Errorf("PutManifest: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	seen := map[digest.Digest]bool{}
+	var last int64
+	read := func() {
+		evs, err := s.Events(ctx, last, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Seq <= last {
+				t.Fatalf("event %d after position %d", e.Seq, last)
+			}
+			last = e.Seq
+			seen[e.Digest] = true
+		}
+	}
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		read()
+	}
+	for range writers * each {
+		read()
+	}
+	if len(seen) != writers*each {
+		t.Errorf("a reader following the outbox saw %d of %d pushes", len(seen), writers*each)
 	}
 }

@@ -528,7 +528,11 @@ func (s *Store) Artifacts(ctx context.Context, repo string, offset, n int) ([]me
 	const top = `FROM manifests m WHERE m.repository_id = (SELECT id FROM repositories WHERE name = ?)
 		AND m.subject IS NULL
 		AND NOT EXISTS (SELECT 1 FROM manifest_references r
-			WHERE r.repository_id = m.repository_id AND r.digest = m.digest AND r.kind = ?)`
+			WHERE r.digest = m.digest AND +r.repository_id = m.repository_id AND r.kind = ?)`
+	// The unary + keeps SQLite from looking the references up by the
+	// repository alone (its primary key's prefix: every reference of the
+	// repository, for every manifest, 1.6 s for 1,000 images) instead of
+	// by digest.
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) `+top, repo, int(meta.RefManifest)).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
@@ -763,4 +767,41 @@ func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// ManifestRepositoriesOf lists the repositories holding each of ds (in
+// lexical order), in one query per 500 digests: what ManifestRepositories
+// answers for one digest, for the many an advisory search resolves at
+// once. Digests no repository holds are left out. It is not part of
+// meta.Store; callers find it by type assertion and fall back to
+// ManifestRepositories.
+func (s *Store) ManifestRepositoriesOf(ctx context.Context, ds []digest.Digest) (map[digest.Digest][]string, error) {
+	out := make(map[digest.Digest][]string, len(ds))
+	const batch = 500
+	for start := 0; start < len(ds); start += batch {
+		part := ds[start:min(start+batch, len(ds))]
+		args := make([]any, len(part))
+		for i, d := range part {
+			args[i] = d.String()
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT m.digest, r.name FROM manifests m JOIN repositories r ON r.id = m.repository_id
+			WHERE m.digest IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`) ORDER BY m.digest, r.name`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("repositories of manifests: %w", err)
+		}
+		for rows.Next() {
+			var d, name string
+			if err := rows.Scan(&d, &name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("repositories of manifests: %w", err)
+			}
+			out[digest.Digest(d)] = append(out[digest.Digest(d)], name)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("repositories of manifests: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -87,6 +87,10 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 		sb.WriteString(fitLine(title(&r.Inventory), opts))
 		sb.WriteString("\n\n")
 	}
+	if !scanned(r, "vuln") {
+		writeOthers(&sb, r, opts)
+		return write(w, sb.String())
+	}
 	if opts.Terminal && len(findings) == 0 {
 		sb.WriteString("No vulnerabilities found.\n")
 	} else {
@@ -106,7 +110,19 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 		sb.WriteString(fitLine(summary(findings, len(r.Suppressed)), opts))
 		sb.WriteByte('\n')
 	}
-	if _, err := io.WriteString(w, sb.String()); err != nil {
+	writeOthers(&sb, r, opts)
+	return write(w, sb.String())
+}
+
+// writeOthers writes the sections of the scanners other than vuln.
+func writeOthers(sb *strings.Builder, r *match.Report, opts table.Options) {
+	writeSecrets(sb, r, opts)
+	writeMisconfig(sb, r, opts)
+	writeLicenses(sb, r, opts)
+}
+
+func write(w io.Writer, s string) error {
+	if _, err := io.WriteString(w, s); err != nil {
 		return fmt.Errorf("write vulnerability table: %w", err)
 	}
 	return nil

@@ -28,8 +28,11 @@ import (
 
 	sqlitedb "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/secret"
 )
 
 var migrations = []string{`
@@ -44,7 +47,8 @@ CREATE TABLE scan_reports (
 	version       INTEGER NOT NULL,
 	inventory     BLOB,
 	results       BLOB,
-	finding_keys  TEXT
+	finding_keys  TEXT,
+	image_results BLOB
 );
 
 CREATE TABLE scan_report_keys (
@@ -53,14 +57,22 @@ CREATE TABLE scan_report_keys (
 	PRIMARY KEY (lookup, digest)
 );
 CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
-
-CREATE TABLE scan_announcements (
-	digest     TEXT NOT NULL,
-	repository TEXT NOT NULL,
-	pushed_at  INTEGER NOT NULL,
-	version    INTEGER NOT NULL,
-	PRIMARY KEY (digest, repository, pushed_at, version)
+`, `
+CREATE TABLE scan_vuln_ids (
+	n  INTEGER PRIMARY KEY,
+	id TEXT NOT NULL UNIQUE COLLATE NOCASE
 );
+CREATE TABLE scan_report_nums (
+	n      INTEGER PRIMARY KEY,
+	digest TEXT NOT NULL UNIQUE
+);
+CREATE TABLE scan_report_vulns (
+	vuln   INTEGER NOT NULL,
+	report INTEGER NOT NULL,
+	PRIMARY KEY (vuln, report)
+) WITHOUT ROWID;
+CREATE INDEX scan_report_vulns_by_report ON scan_report_vulns(report);
+ALTER TABLE scan_reports ADD COLUMN vulns_indexed INTEGER NOT NULL DEFAULT 0;
 `}
 
 // Store is a reports.Store in SQLite.
@@ -102,7 +114,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, enc: enc, dec: dec, cenc: cenc, cdec: cdec}, nil
+	s := &Store{db: db, enc: enc, dec: dec, cenc: cenc, cdec: cdec}
+	if err := s.indexOlderReports(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close implements reports.Store.
@@ -139,24 +156,41 @@ func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) e
 	return nil
 }
 
-// encode splits r into its compressed inventory, the compressed rest and
-// the findings' keys.
-func (s *Store) encode(r *match.Report) (inv, rest []byte, keys string, err error) {
-	raw, err := s.cenc.Marshal(&r.Inventory)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if rest, keys, err = s.encodeRest(r); err != nil {
-		return nil, nil, "", err
-	}
-	return s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), rest, keys, nil
+// imageResults are what a scan found in the image itself besides the
+// packages (secrets, misconfigurations, license verdicts): a re-match
+// reads no image and leaves them as they are.
+type imageResults struct {
+	Scanners          []string                `json:"scanners,omitempty"`
+	Secrets           []secret.Finding        `json:"secrets,omitempty"`
+	Misconfigurations []misconfig.Finding     `json:"misconfigurations,omitempty"`
+	Licenses          []licensepolicy.Finding `json:"licenses,omitempty"`
 }
 
-// encodeRest compresses r without its inventory, and lists its findings'
-// keys one per line: the package key, a tab, the ids separated by tabs.
+// encode splits r into its compressed inventory, the compressed rest, the
+// findings' keys and the compressed image results.
+func (s *Store) encode(r *match.Report) (inv, rest []byte, keys string, img []byte, err error) {
+	raw, err := s.cenc.Marshal(&r.Inventory)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	if rest, keys, err = s.encodeRest(r); err != nil {
+		return nil, nil, "", nil, err
+	}
+	ir := imageResults{Scanners: r.Scanners, Secrets: r.Secrets, Misconfigurations: r.Misconfigurations, Licenses: r.Licenses}
+	rawImg, err := s.cenc.Marshal(&ir)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	return s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), rest, keys, s.enc.EncodeAll(rawImg, nil), nil
+}
+
+// encodeRest compresses r without its inventory and image results, and
+// lists its findings' keys one per line: the package key, a tab, the ids
+// separated by tabs.
 func (s *Store) encodeRest(r *match.Report) ([]byte, string, error) {
 	rest := *r
 	rest.Inventory = inventory.Inventory{}
+	rest.Scanners, rest.Secrets, rest.Misconfigurations, rest.Licenses = nil, nil, nil, nil
 	raw, err := s.cenc.Marshal(&rest)
 	if err != nil {
 		return nil, "", err
@@ -209,7 +243,7 @@ func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.
 
 // Put implements reports.Store.
 func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
-	inv, rest, findingKeys, err := s.encode(r)
+	inv, rest, findingKeys, img, err := s.encode(r)
 	if err != nil {
 		return fmt.Errorf("store report of %s: %w", d, err)
 	}
@@ -227,21 +261,18 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			return fmt.Errorf("store report of %s: %w (version %d, expected %d)", d, reports.ErrConflict, version, ifVersion)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO scan_reports
-			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, inventory, results, finding_keys)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, inventory, results, finding_keys, image_results)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
 				finished_at = excluded.finished_at, db_updated_at = excluded.db_updated_at, error = excluded.error,
 				summary = excluded.summary, version = excluded.version, inventory = excluded.inventory,
-				results = excluded.results, finding_keys = excluded.finding_keys`,
+				results = excluded.results, finding_keys = excluded.finding_keys, image_results = excluded.image_results`,
 			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error,
-			string(summary), version+1, inv, rest, findingKeys); err != nil {
+			string(summary), version+1, inv, rest, findingKeys, img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("store report keys of %s: %w", d, err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_announcements WHERE digest = ? AND version < ?`, d.String(), version+1); err != nil {
-			return fmt.Errorf("store report of %s: %w", d, err)
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO scan_report_keys (lookup, digest) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 		if err != nil {
@@ -253,7 +284,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				return fmt.Errorf("store report keys of %s: %w", d, err)
 			}
 		}
-		return nil
+		return indexVulns(ctx, tx, d, findingIDs(r))
 	})
 }
 
@@ -278,18 +309,23 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 	var stored []digest.Digest
 	err := s.db.InTx(ctx, "store re-matched reports", func(tx *sql.Tx) error {
 		stored = stored[:0]
+		// The summary's counts of what the image itself held (secrets,
+		// misconfigurations) are the stored ones: a re-match reads no image.
 		stmt, err := tx.PrepareContext(ctx, `UPDATE scan_reports SET status = ?, started_at = ?, finished_at = ?,
-			db_updated_at = ?, error = ?, summary = ?, results = ?, finding_keys = ?, version = version + 1
+			db_updated_at = ?, error = ?,
+			summary = json_set(?, '$.secrets', coalesce(json_extract(summary, '$.secrets'), 0),
+				'$.misconfigurations', coalesce(json_extract(summary, '$.misconfigurations'), 0)),
+			results = ?, finding_keys = ?, version = version + 1
 			WHERE digest = ? AND version = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
-		forget, err := tx.PrepareContext(ctx, `DELETE FROM scan_announcements WHERE digest = ? AND version <= ?`)
+		ix, err := newVulnIndexer(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer forget.Close()
+		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
 			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
@@ -300,7 +336,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
 			}
-			if _, err := forget.ExecContext(ctx, r.Digest.String(), r.IfVersion); err != nil {
+			if err := ix.index(ctx, r.Digest, findingIDs(r.Report)); err != nil {
 				return err
 			}
 			stored = append(stored, r.Digest)
@@ -315,16 +351,16 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 
 const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
 
-func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [2][]byte, error) {
+func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [3][]byte, error) {
 	var (
 		rec                                   reports.Record
 		d, status, errText, summary           string
 		started, finished, dbUpdated, version int64
-		blobs                                 [2][]byte
+		blobs                                 [3][]byte
 		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
 	)
 	if withReport {
-		dest = append(dest, &blobs[0], &blobs[1])
+		dest = append(dest, &blobs[0], &blobs[1], &blobs[2])
 	}
 	if err := row.Scan(dest...); err != nil {
 		return nil, blobs, err
@@ -343,7 +379,7 @@ func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
 	q := `SELECT ` + recordColumns
 	if withReport {
-		q += `, inventory, results`
+		q += `, inventory, results, image_results`
 	}
 	rec, blobs, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -364,6 +400,18 @@ func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*rep
 		rec.Report.Inventory = inventory.Inventory{}
 		if err := s.decodeInventory(blobs[0], &rec.Report.Inventory); err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", d, err)
+		}
+		if blobs[2] != nil {
+			raw, err := s.dec.DecodeAll(blobs[2], nil)
+			if err != nil {
+				return nil, fmt.Errorf("image results of %s: %w", d, err)
+			}
+			var ir imageResults
+			if err := s.cdec.Unmarshal(raw, &ir); err != nil {
+				return nil, fmt.Errorf("image results of %s: %w", d, err)
+			}
+			rec.Report.Scanners, rec.Report.Secrets, rec.Report.Misconfigurations, rec.Report.Licenses =
+				ir.Scanners, ir.Secrets, ir.Misconfigurations, ir.Licenses
 		}
 	}
 	return rec, nil
@@ -514,23 +562,223 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_reports WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_announcements WHERE digest = ?`, d.String()); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_vulns WHERE report IN
+			(SELECT n FROM scan_report_nums WHERE digest = ?)`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_nums WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
 		return nil
 	})
 }
 
-// Announce implements reports.Store.
-func (s *Store) Announce(ctx context.Context, d digest.Digest, repo string, pushedAt time.Time, version int64) (bool, error) {
-	res, err := s.db.W.ExecContext(ctx, `INSERT INTO scan_announcements (digest, repository, pushed_at, version)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, d.String(), repo, pushedAt.UnixNano(), version)
-	if err != nil {
-		return false, fmt.Errorf("record announcement of %s: %w", d, err)
+// findingIDs lists every id and alias r's findings name.
+func findingIDs(r *match.Report) []string {
+	var ids []string
+	for i := range r.Findings {
+		ids = append(ids, r.Findings[i].ID)
+		ids = append(ids, r.Findings[i].Aliases...)
 	}
-	n, err := res.RowsAffected()
+	return ids
+}
+
+// indexVulns makes the vulnerability index name d under exactly ids, in
+// tx. Ids and digests are numbered once (scan_vuln_ids,
+// scan_report_nums), so an index row is two integers: an image's few
+// hundred findings with their aliases cost kilobytes, not the megabytes
+// their text would.
+func indexVulns(ctx context.Context, tx *sql.Tx, d digest.Digest, ids []string) error {
+	ix, err := newVulnIndexer(ctx, tx)
 	if err != nil {
-		return false, fmt.Errorf("record announcement of %s: %w", d, err)
+		return err
 	}
-	return n == 1, nil
+	defer ix.close()
+	return ix.index(ctx, d, ids)
+}
+
+// vulnIndexer keeps the vulnerability index of reports within one
+// transaction, its statements prepared once for a batch of reports. It
+// writes only what changed: a re-match that adds one finding to a report
+// of fifty adds one row.
+type vulnIndexer struct {
+	num, nums, current, findID, newID, link, unlink, indexed *sql.Stmt
+}
+
+func newVulnIndexer(ctx context.Context, tx *sql.Tx) (*vulnIndexer, error) {
+	ix := &vulnIndexer{}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&ix.num, `SELECT n FROM scan_report_nums WHERE digest = ?`},
+		{&ix.nums, `INSERT INTO scan_report_nums (digest) VALUES (?) RETURNING n`},
+		{&ix.current, `SELECT v.n, v.id FROM scan_report_vulns r JOIN scan_vuln_ids v ON v.n = r.vuln WHERE r.report = ?`},
+		{&ix.findID, `SELECT n FROM scan_vuln_ids WHERE id = ?`},
+		{&ix.newID, `INSERT INTO scan_vuln_ids (id) VALUES (?) RETURNING n`},
+		{&ix.link, `INSERT INTO scan_report_vulns (vuln, report) VALUES (?, ?) ON CONFLICT DO NOTHING`},
+		{&ix.unlink, `DELETE FROM scan_report_vulns WHERE vuln = ? AND report = ?`},
+		{&ix.indexed, `UPDATE scan_reports SET vulns_indexed = 1 WHERE digest = ? AND vulns_indexed = 0`},
+	} {
+		var err error
+		if *p.stmt, err = tx.PrepareContext(ctx, p.q); err != nil {
+			ix.close()
+			return nil, fmt.Errorf("index vulnerabilities: %w", err)
+		}
+	}
+	return ix, nil
+}
+
+func (ix *vulnIndexer) close() {
+	for _, st := range []*sql.Stmt{ix.num, ix.nums, ix.current, ix.findID, ix.newID, ix.link, ix.unlink, ix.indexed} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// index makes the index name d under exactly ids. Ids and digests are
+// numbered once (scan_vuln_ids, scan_report_nums), so an index row is two
+// integers; ids compare case-insensitively, as SQLite's NOCASE folds them
+// (ASCII only, which advisory ids are).
+func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string) error {
+	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
+	var report int64
+	err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ix.nums.QueryRowContext(ctx, d.String()).Scan(&report)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	want := make(map[string]string, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			if _, ok := want[strings.ToUpper(id)]; !ok {
+				want[strings.ToUpper(id)] = id
+			}
+		}
+	}
+	rows, err := ix.current.QueryContext(ctx, report)
+	if err != nil {
+		return fail(err)
+	}
+	have := map[string]bool{}
+	var gone []int64
+	for rows.Next() {
+		var n int64
+		var id string
+		if err := rows.Scan(&n, &id); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		key := strings.ToUpper(id)
+		have[key] = true
+		if _, ok := want[key]; !ok {
+			gone = append(gone, n)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fail(err)
+	}
+	for _, n := range gone {
+		if _, err := ix.unlink.ExecContext(ctx, n, report); err != nil {
+			return fail(err)
+		}
+	}
+	for key, id := range want {
+		if have[key] {
+			continue
+		}
+		var vuln int64
+		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := ix.link.ExecContext(ctx, vuln, report); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := ix.indexed.ExecContext(ctx, d.String()); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// indexOlderReports indexes the vulnerabilities of reports stored before
+// the index existed, from the findings' keys kept beside them (no report
+// is decoded), a batch per transaction.
+func (s *Store) indexOlderReports(ctx context.Context) error {
+	for {
+		type pending struct {
+			d   digest.Digest
+			ids []string
+		}
+		var batch []pending
+		rows, err := s.db.W.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
+			WHERE version > 0 AND vulns_indexed = 0 LIMIT 200`)
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		for rows.Next() {
+			var d string
+			var keys sql.NullString
+			if err := rows.Scan(&d, &keys); err != nil {
+				rows.Close()
+				return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+			}
+			p := pending{d: digest.Digest(d)}
+			for _, k := range parseFindingKeys(keys.String) {
+				p.ids = append(p.ids, k.IDs...)
+			}
+			batch = append(batch, p)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.db.InTx(ctx, "index vulnerabilities", func(tx *sql.Tx) error {
+			for _, p := range batch {
+				if err := indexVulns(ctx, tx, p.d, p.ids); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// Vulnerable implements reports.Store.
+func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT r.digest FROM scan_vuln_ids v
+		JOIN scan_report_vulns x ON x.vuln = v.n
+		JOIN scan_report_nums r ON r.n = x.report
+		WHERE v.id = ? ORDER BY r.digest`, id)
+	if err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []digest.Digest
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("images with %s: %w", id, err)
+		}
+		out = append(out, digest.Digest(d))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	return out, nil
 }

@@ -1,0 +1,166 @@
+// Package testpeers gives tests the real services the scale-out backends
+// run on: a fresh PostgreSQL database or S3 bucket per test, on the
+// throwaway servers scripts/services.sh starts (scripts/test.sh exports
+// BERTH_TEST_POSTGRES and BERTH_TEST_S3).
+//
+// Without them a test is skipped with the reason, unless
+// BERTH_REQUIRE_PEERS is set (as scripts/test.sh does): then it fails, so
+// a CI run without the services cannot pass by testing nothing.
+package testpeers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Environment variables scripts/services.sh prints.
+const (
+	PostgresEnv = "BERTH_TEST_POSTGRES"
+	S3Env       = "BERTH_TEST_S3"
+)
+
+func missing(t testing.TB, env, what string) {
+	t.Helper()
+	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
+		t.Fatalf("%s is not set: no %s to test against (scripts/test.sh starts one with scripts/services.sh)", env, what)
+	}
+	t.Skipf("%s is not set: no %s to test against; run the tests through scripts/test.sh, or eval \"$(scripts/services.sh start DIR)\"", env, what)
+}
+
+func name(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// PostgresAvailable reports whether BERTH_TEST_POSTGRES is set.
+func PostgresAvailable() bool { return os.Getenv(PostgresEnv) != "" }
+
+// Postgres creates an empty database for the test, dropped when it ends,
+// and returns its connection URL.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(PostgresEnv)
+	if admin == "" {
+		missing(t, PostgresEnv, "PostgreSQL server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to the test PostgreSQL (%s): %v", PostgresEnv, err)
+	}
+	defer conn.Close(ctx)
+	db := name("berth_test_")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop test database %s: %v", db, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", db, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresEnv, err)
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+// S3Server is the test S3 server: its endpoint URL and credentials.
+type S3Server struct {
+	Endpoint  string // http://host:port
+	AccessKey string
+	SecretKey string
+}
+
+// S3 returns the test S3 server, skipping or failing the test as the
+// package comment says when there is none.
+func S3(t testing.TB) S3Server {
+	t.Helper()
+	raw := os.Getenv(S3Env)
+	if raw == "" {
+		missing(t, S3Env, "S3 server")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		t.Fatalf("%s: want http://ACCESS:SECRET@HOST:PORT", S3Env)
+	}
+	secret, _ := u.User.Password()
+	return S3Server{Endpoint: u.Scheme + "://" + u.Host, AccessKey: u.User.Username(), SecretKey: secret}
+}
+
+// Client returns a minio client for the server.
+func (s S3Server) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	u, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure:       u.Scheme == "https",
+		Region:       "us-east-1",
+		BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Bucket creates an empty bucket for the test, emptied and removed when it
+// ends, and returns the server and the bucket's name.
+func Bucket(t testing.TB) (S3Server, string) {
+	t.Helper()
+	srv := S3(t)
+	c := srv.Client(t)
+	bucket := name("berth-test-")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatalf("create test bucket: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		objects := c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true})
+		for e := range c.RemoveObjects(ctx, bucket, objects, minio.RemoveObjectsOptions{}) {
+			t.Errorf("empty test bucket %s: %s: %v", bucket, e.ObjectName, e.Err)
+		}
+		// Multipart uploads left open by a test.
+		for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
+			if u.Err == nil {
+				c.RemoveIncompleteUpload(ctx, bucket, u.Key)
+			}
+		}
+		if err := c.RemoveBucket(ctx, bucket); err != nil {
+			t.Errorf("remove test bucket %s: %v", bucket, err)
+		}
+	})
+	return srv, bucket
+}
+
+// String describes the server without its secret.
+func (s S3Server) String() string { return fmt.Sprintf("S3 at %s", s.Endpoint) }
