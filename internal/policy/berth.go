@@ -160,12 +160,18 @@ func (b *berthDocument) compile(line int, opts Options) (*Document, error) {
 		if len(bs.keys) == 0 {
 			return nil, fmt.Errorf("%d: signers needs keys", line)
 		}
+		// Signers are counted by name: a key store's rotated key is
+		// several keys under one name, any of which vouches for it.
+		signers := map[string]bool{}
+		for _, k := range bs.keys {
+			signers[k.Name] = true
+		}
 		bs.require = s.Signers.Require
 		if bs.require == 0 {
-			bs.require = len(bs.keys)
+			bs.require = len(signers)
 		}
-		if bs.require < 0 || bs.require > len(bs.keys) {
-			return nil, fmt.Errorf("%d: signers: require %d of %d keys", line, s.Signers.Require, len(bs.keys))
+		if bs.require < 0 || bs.require > len(signers) {
+			return nil, fmt.Errorf("%d: signers: require %d of %d signers", line, s.Signers.Require, len(signers))
 		}
 		seen := map[string]string{}
 		for _, k := range bs.keys {
@@ -312,14 +318,24 @@ func (k berthKey) compile(i int, opts Options) ([]sign.TrustedKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k.Name.S != "" && len(ks) == 1 {
-		tk, err := sign.NewTrustedKey(name, ks[0].Public(), ks[0].NotBefore, ks[0].NotAfter)
+	if k.Name.S == "" {
+		name = k.Ref.S
+	}
+	return renameKeys(ks, name)
+}
+
+// renameKeys names every key of a reference as the policy names it: the
+// several keys of a rotated signer are one signer.
+func renameKeys(ks []sign.TrustedKey, name string) ([]sign.TrustedKey, error) {
+	out := make([]sign.TrustedKey, 0, len(ks))
+	for _, k := range ks {
+		tk, err := sign.NewTrustedKey(name, k.Public(), k.NotBefore, k.NotAfter)
 		if err != nil {
 			return nil, err
 		}
-		ks = []sign.TrustedKey{tk}
+		out = append(out, tk)
 	}
-	return ks, nil
+	return out, nil
 }
 
 // parseTime reads an RFC 3339 time or a date; empty is the zero time.

@@ -234,7 +234,9 @@ func (a *cipAuthority) compile(i int, opts Options) (*authority, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.keys = ks
+		if out.keys, err = renameKeys(ks, out.name); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%d: authority %s: key needs data (a PEM public key) or secretRef", a.line, out.name)
 	}

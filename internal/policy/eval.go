@@ -436,7 +436,7 @@ func keyNames(ks []sign.TrustedKey) string {
 	for i, k := range ks {
 		names[i] = k.Name
 	}
-	return "[" + strings.Join(names, ", ") + "]"
+	return "[" + strings.Join(dedupe(names), ", ") + "]"
 }
 
 // checkAttestation looks for a verified attestation of the rule's type by
@@ -481,6 +481,8 @@ func (e *evaluation) checkAttestation(ctx context.Context, r *attestRule, ks []s
 	}
 	return nil, fmt.Sprintf("%s: %s", r.name, strings.Join(dedupe(failures), "; "))
 }
+
+func distinct(ss []string) []string { return dedupe(ss) }
 
 func dedupe(ss []string) []string {
 	seen := map[string]bool{}
@@ -617,6 +619,7 @@ func (e *evaluation) berth(ctx context.Context, d *Document) []Violation {
 	}
 	if len(b.keys) > 0 {
 		names, why := e.vouching(ctx, b.keys, b.maxAge)
+		names = distinct(names) // a rotated signer has several keys under one name
 		if len(names) < b.require {
 			msg := fmt.Sprintf("not signed by %d of %s", b.require, keyNames(b.keys))
 			if len(names) > 0 {

@@ -342,3 +342,59 @@ func BenchmarkManifestGetWithPolicy(b *testing.B) {
 		})
 	}
 }
+
+// TestPolicyKeysFromBerthsKeyStore: a project policy names its signers by
+// reference: a signing key the server holds for the project (by purpose)
+// and a key of the project's trust file. The policy survives a restart.
+func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
+	master := masterKeyFile(t)
+	trustDir := t.TempDir()
+	data := t.TempDir()
+	ci := policytest.NewKey(t, "ci")
+	if err := os.WriteFile(filepath.Join(trustDir, "team.yaml"), []byte("keys:\n- name: ci\n  key: |\n"+ci.Indented(4)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adjust := func(c *Config) {
+		c.Data = data
+		c.Keys.MasterKey = "file:" + master
+		c.TrustDir = trustDir
+	}
+	a := startAuthServer(t, adjust)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "release"}), 201, "release key")
+	u, _ := url.Parse(a.url)
+	reg, _ := name.NewRegistry(u.Host, name.Insecure)
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := policytest.PushTo(t, st, u.Host, "team/app", "both", "both")
+	onlyCI := policytest.PushTo(t, st, u.Host, "team/app", "ci", "ci")
+	p, _ := a.s.sec.auth.Project("team")
+	release, _, err := a.s.bg.custody.Signer(context.Background(), p.ID, "release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policytest.SignTarget(t, st, both, ci, false, nil)
+	policytest.SignTarget(t, st, both, policytest.Key{Name: "release", Sign: release}, true, nil)
+	policytest.SignTarget(t, st, onlyCI, ci, false, nil)
+	doc := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: two}\nspec:\n  signers:\n    keys:\n    - ref: ci\n    - ref: release\n"
+	a.expect(putPolicy(a, "team", doc), 200, "policy by reference")
+	bad := a.expect(putPolicy(a, "team", strings.Replace(doc, "ref: release", "ref: deploy", 1)), 400, "unknown reference")
+	if !strings.Contains(bad.body, `policy of project team:8: key reference \"deploy\": project team has no key`) {
+		t.Errorf("unknown reference: %s", bad.body)
+	}
+	pull := func(a *authServer, tag string) answer {
+		return a.do("GET", "/v2/team/app/manifests/"+tag, nil, adminCreds...)
+	}
+	a.expect(pull(a, "both"), 200, "signed by both")
+	r := a.expect(pull(a, "ci"), 403, "signed by ci only")
+	if !strings.Contains(r.body, "not signed by 2 of [ci, release] (signed by ci)") {
+		t.Errorf("refusal %s", r.body)
+	}
+	// Restarted on the same data directory, the policy is still enforced.
+	a.s.Close()
+	b := startAuthServer(t, adjust)
+	b.expect(pull(b, "ci"), 403, "after a restart")
+	b.expect(pull(b, "both"), 200, "after a restart")
+}

@@ -190,6 +190,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Blobs: storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody, Policies: pols.enforcer})
 	if pols.enforcer != nil {
 		pols.enforcer.SetReports(s.bg.reports)
+		pols.enforcer.SetKeys(s.policyKeys)
+		if err := pols.enforcer.LoadStored(ctx); err != nil {
+			s.bg.close()
+			pols.close()
+			sec.Close()
+			storage.Close()
+			return nil, err
+		}
 	}
 	if s.admission, err = s.openAdmission(); err != nil {
 		s.bg.close()

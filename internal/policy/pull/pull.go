@@ -47,8 +47,9 @@ type Options struct {
 	// ProjectID maps a project name to its immutable id ("" when there
 	// is no such project).
 	ProjectID func(name string) string
-	// Keys resolves key references in policies; nil refuses them.
-	Keys   policy.KeyResolver
+	// Keys resolves the key references of a project's policy (berth's
+	// key store, trust files); nil refuses them.
+	Keys   func(project string) policy.KeyResolver
 	Logger *slog.Logger
 	// Timeout bounds one evaluation (default 10 s); past it the pull is
 	// refused, not served.
@@ -92,7 +93,7 @@ type entry struct {
 	warn    []string
 }
 
-// New loads every stored policy.
+// New returns an enforcer; LoadStored then loads the stored policies.
 func New(ctx context.Context, opts Options) (*Enforcer, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
@@ -105,9 +106,15 @@ func New(ctx context.Context, opts Options) (*Enforcer, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	all, err := opts.Policies.All(ctx)
+	return e, nil
+}
+
+// LoadStored loads every stored policy (once what their key references
+// resolve through is open).
+func (e *Enforcer) LoadStored(ctx context.Context) error {
+	all, err := e.opts.Policies.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load project policies: %w", err)
+		return fmt.Errorf("load project policies: %w", err)
 	}
 	for _, s := range all {
 		pp := &projectPolicy{id: s.ProjectID}
@@ -117,13 +124,19 @@ func New(ctx context.Context, opts Options) (*Enforcer, error) {
 			e.log.Error("stored project policy does not load; pulls of the project are refused until it is replaced", "project", s.Project, "error", err)
 			pp.broken = err
 		}
+		e.mu.Lock()
 		e.policies[s.Project] = pp
+		e.mu.Unlock()
 	}
-	return e, nil
+	return nil
 }
 
 func (e *Enforcer) parse(project string, body []byte) (*policy.Policy, error) {
-	return policy.Parse("policy of project "+project, body, policy.Options{Keys: e.opts.Keys})
+	var keys policy.KeyResolver
+	if e.opts.Keys != nil {
+		keys = e.opts.Keys(project)
+	}
+	return policy.Parse("policy of project "+project, body, policy.Options{Keys: keys})
 }
 
 // Set stores and enforces a project's policy.
@@ -159,6 +172,9 @@ func (e *Enforcer) Delete(ctx context.Context, project, projectID string) error 
 	e.gen.Add(1)
 	return nil
 }
+
+// SetKeys sets how key references are resolved (before LoadStored).
+func (e *Enforcer) SetKeys(keys func(project string) policy.KeyResolver) { e.opts.Keys = keys }
 
 // SetReports gives the enforcer the stored scan reports (opened after it);
 // call before serving.
