@@ -389,32 +389,47 @@ func attachedTagSubject(tag string) (digest.Digest, bool) {
 
 // attached reports whether m is something attached to an image (a
 // signature, an attestation, an SBOM, a referrers index) rather than an
-// image: it has a subject, is asked for by one of cosign's tags, or is a
-// manifest whose every layer is a signature, envelope or bundle.
+// image that could run. Only the content decides: a tag or a subject is
+// anyone's to push, so an image manifest is exempt only when none of its
+// layers is a filesystem layer a runtime would unpack, and an index only
+// under cosign's referrers tag (its children are judged one by one when
+// pulled, never allowed through it).
 func attached(tag string, m *meta.Manifest) bool {
-	if m.Subject != "" {
-		return true
-	}
-	if _, ok := attachedTagSubject(tag); ok {
-		return true
-	}
 	var mf struct {
 		Layers []struct {
 			MediaType string `json:"mediaType"`
 		} `json:"layers"`
+		Manifests []json.RawMessage `json:"manifests"`
 	}
-	if json.Unmarshal(m.Content, &mf) != nil || len(mf.Layers) == 0 {
+	if json.Unmarshal(m.Content, &mf) != nil {
+		return false
+	}
+	if mf.Manifests != nil || strings.Contains(m.MediaType, "index") || strings.Contains(m.MediaType, "manifest.list") {
+		_, cosignTag := attachedTagSubject(tag)
+		return cosignTag
+	}
+	if len(mf.Layers) == 0 {
 		return false
 	}
 	for _, l := range mf.Layers {
-		switch {
-		case l.MediaType == string(sign.SimpleSigningMediaType), l.MediaType == string(sign.DSSEMediaType),
-			strings.HasPrefix(l.MediaType, "application/vnd.dev.sigstore.bundle"):
-		default:
+		if filesystemLayer(l.MediaType) {
 			return false
 		}
 	}
 	return true
+}
+
+// filesystemLayer reports whether a layer media type is one container
+// runtimes unpack (OCI and Docker layers, compressed or not, foreign or
+// not), or one berth cannot tell.
+func filesystemLayer(mt string) bool {
+	switch {
+	case mt == "":
+		return true
+	case strings.Contains(mt, "image.layer"), strings.Contains(mt, "image.rootfs"), strings.Contains(mt, "rootfs.diff"):
+		return true
+	}
+	return false
 }
 
 // indexChildren lists the manifests an image index names.

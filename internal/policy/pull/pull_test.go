@@ -79,10 +79,27 @@ func TestCacheAndInvalidation(t *testing.T) {
 	if e.Evaluations() != n+1 {
 		t.Error("a stored report did not forget the verdict")
 	}
-	// Attached artifacts are never judged.
-	sig := &meta.Manifest{Digest: digest.FromString("sig"), Content: []byte(`{"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`)}
-	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "latest", sig); deny != "" {
-		t.Errorf("a signature manifest tagged latest refused: %s", deny)
+	// Attached artifacts are never judged: under a policy refusing
+	// cosign's tags, a signature manifest is still served by them.
+	if _, _, err := e.Set(ctx, "team", "id-team", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [\"sha256-*\"]}\n"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	sigTag = "sha256-" + image.Digest.Encoded() + ".sig"
+	sig := &meta.Manifest{Digest: digest.FromString("sig"), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Content: []byte(`{"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`)}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", sigTag, sig); deny != "" {
+		t.Errorf("a signature manifest refused: %s", deny)
+	}
+	// A runnable image does not pass for one by its tag or a subject
+	// (anyone who may push chooses both): it is judged.
+	for _, content := range []string{
+		`{"subject":{"digest":"` + image.Digest.String() + `"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}]}`,
+		`{"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"},{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip"}]}`,
+	} {
+		m := &meta.Manifest{Digest: digest.FromString(content), Subject: image.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte(content)}
+		if deny, _ := e.CheckPull(ctx, "r.example", "team/app", sigTag, m); deny == "" {
+			t.Errorf("a runnable image disguised as an attachment served: %s", content)
+		}
 	}
 }
 
