@@ -86,6 +86,8 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newLoginCmd(),
 		newLogoutCmd(),
+		newPolicyCmd(),
+		newAdmissionCmd(),
 	)
 	// cobra adds `berth completion SHELL` on first execution; the values
 	// of flags with a known set complete too.

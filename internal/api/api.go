@@ -30,6 +30,7 @@ import (
 	"berth.dev/berth/internal/blob"
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/policy/pull"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
@@ -91,6 +92,9 @@ type Options struct {
 	// Custody holds the projects' signing keys and stage rules; nil when
 	// the server has no master key (or authentication is off).
 	Custody *custody.Service
+	// Policies keeps and enforces project policies; nil when
+	// authentication is off (policies belong to projects).
+	Policies *pull.Enforcer
 }
 
 // API is the http.Handler for Prefix.
@@ -110,6 +114,9 @@ type route struct {
 	// accounts routes manage accounts and projects, which exist only with
 	// authentication on.
 	accounts bool
+	// yaml routes also take YAML bodies (application/yaml): like JSON, a
+	// type no cross-site form or simple fetch can send.
+	yaml bool
 }
 
 // routes lists every endpoint; the OpenAPI document must describe exactly
@@ -147,6 +154,9 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/deliveries", handler: a.webhookDeliveries, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/dead-letters", handler: a.webhookDeadLetters, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver", handler: a.redeliverWebhook, accounts: true},
+		{method: "GET", path: "/projects/{project}/policy", handler: a.getPolicy, accounts: true},
+		{method: "PUT", path: "/projects/{project}/policy", handler: a.putPolicy, accounts: true, yaml: true},
+		{method: "DELETE", path: "/projects/{project}/policy", handler: a.deletePolicy, accounts: true},
 		{method: "GET", path: "/projects/{project}/keys", handler: a.listKeys, anonymous: true, accounts: true},
 		{method: "POST", path: "/projects/{project}/keys", handler: a.createKey, accounts: true},
 		{method: "POST", path: "/projects/{project}/keys/{purpose}/rotate", handler: a.rotateKey, accounts: true},
@@ -228,7 +238,7 @@ func (a *API) wrap(rt route) http.Handler {
 		r = r.WithContext(ctx)
 		// Before credentials are even read: a refused browser request
 		// must not count as a login either.
-		if err := a.guardBrowsers(r); err != nil {
+		if err := a.guardBrowsers(r, rt.yaml); err != nil {
 			a.fail(&call{w: w, r: r}, err)
 			return
 		}
@@ -367,7 +377,7 @@ var (
 // what a cross-site HTML form or a "simple" fetch can send without a CORS
 // preflight (berth grants none). Clients that are not browsers send
 // neither header and are not affected.
-func (a *API) guardBrowsers(r *http.Request) error {
+func (a *API) guardBrowsers(r *http.Request, yamlBody bool) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
@@ -385,7 +395,8 @@ func (a *API) guardBrowsers(r *http.Request) error {
 		}
 	}
 	if r.ContentLength != 0 { // -1: a body of unknown length
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || (mt != "application/json" && !(yamlBody && (mt == "application/yaml" || mt == "application/x-yaml"))) {
 			return errMediaType
 		}
 	}

@@ -56,6 +56,17 @@ type Options struct {
 	// SessionLimit bounds unfinished upload sessions per repository and
 	// per account (429 past it); zero fields do not limit.
 	SessionLimit meta.UploadLimit
+	// PullPolicy, when set, decides after authorization whether a
+	// manifest may be served (pull-time policy).
+	PullPolicy PullPolicy
+}
+
+// PullPolicy is the registry's digest-aware pull step: the Authorizer
+// sees only the repository and the action, this sees the manifest a
+// GET or HEAD resolved to. deny refuses the pull with 403 DENIED and that
+// message; warnings are sent as Warning headers.
+type PullPolicy interface {
+	CheckPull(ctx context.Context, host, repo, reference string, m *meta.Manifest) (deny string, warnings []string)
 }
 
 // Registry is the http.Handler of the distribution API.
@@ -71,6 +82,7 @@ type Registry struct {
 	sessions      sessionLocks
 	uploads       uploadSlots
 	sessionLimit  meta.UploadLimit
+	pullPolicy    PullPolicy
 }
 
 // New returns a Registry over the given stores.
@@ -88,6 +100,7 @@ func New(opts Options) (*Registry, error) {
 		requireLayers: opts.RequireLayers,
 		uploads:       uploadSlots{max: opts.MaxUploads, perAccount: opts.MaxUploadsPerAccount},
 		sessionLimit:  opts.SessionLimit,
+		pullPolicy:    opts.PullPolicy,
 	}
 	if reg.authz == nil {
 		reg.authz = access.AllowAll{}

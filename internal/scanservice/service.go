@@ -85,6 +85,9 @@ type Options struct {
 	// Notify hears of completed and failed scans and of new findings; it
 	// must not block (hand the work to a queue).
 	Notify func(context.Context, Notice)
+	// Stored hears of every report stored or re-matched (for caches of
+	// decisions made on reports, such as pull-time policy verdicts).
+	Stored func(digest.Digest)
 	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
 	// an OCI 1.1 referrer.
 	SBOMReferrers bool
@@ -473,6 +476,9 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if err := s.opts.Reports.Put(ctx, d, done, r, lookupKeys(r.Inventory), -1); err != nil {
 		return err
 	}
+	if s.opts.Stored != nil {
+		s.opts.Stored(d)
+	}
 	// A delete that landed while the report was stored: forget it again
 	// (the delete's own handling may have run before the Put).
 	if _, ok, err := s.holder(ctx, d, repo); err == nil && !ok {
@@ -624,6 +630,9 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 	done := map[digest.Digest]bool{}
 	for _, d := range stored {
 		done[d] = true
+		if s.opts.Stored != nil {
+			s.opts.Stored(d)
+		}
 	}
 	for _, b := range batch {
 		if !done[b.Digest] {

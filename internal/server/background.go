@@ -101,7 +101,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
 		Secrets: slices.Contains(cfg.Scan.Scanners, "secret"), Misconfig: slices.Contains(cfg.Scan.Scanners, "misconfig"),
-		Notify: s.announce, Logger: s.log, Metrics: reg, Stages: stages,
+		Notify: s.announce, Stored: s.policies.reportStored, Logger: s.log, Metrics: reg, Stages: stages,
 	})
 	if bg.vulndb != nil {
 		bg.scans.Register(q)

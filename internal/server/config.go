@@ -46,6 +46,21 @@ type Config struct {
 	// the API verify signatures against them.
 	TrustDir string `yaml:"trust_dir"`
 	Keys     Keys   `yaml:"keys"`
+	// Admission mounts the Kubernetes admission webhook under /admission/.
+	Admission Admission `yaml:"admission"`
+}
+
+// Admission configures the admission webhook berth serve mounts at
+// /admission/validate and /admission/mutate (docs/policy.md).
+type Admission struct {
+	// Policy is the policy file or directory; empty: no webhook.
+	Policy string `yaml:"policy"`
+	// PodSecurity adds the pod security rule set.
+	PodSecurity bool `yaml:"pod_security"`
+	// RegistryHosts are the names clients use for this registry: images
+	// under them are read from its own stores (with their stored reports)
+	// rather than over HTTP.
+	RegistryHosts []string `yaml:"registry_hosts"`
 }
 
 // Keys configures the custody of projects' signing keys (internal/custody).
@@ -431,6 +446,12 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Auth.LoginLockout }),
 		intSetting("auth.max_login_failures_global", "max-login-failures-global", "failed logins within the window in all before logins that need a password check get 429 (0: no limit)",
 			func(c *Config) *int { return &c.Auth.MaxLoginFailuresGlobal }),
+		optionalStringSetting("admission.policy", "admission-policy", "serve the Kubernetes admission webhook at /admission/validate and /admission/mutate with this policy file or directory",
+			func(c *Config) *string { return &c.Admission.Policy }),
+		boolSetting("admission.pod_security", "admission-pod-security", "the admission webhook also enforces the pod security rule set",
+			func(c *Config) *bool { return &c.Admission.PodSecurity }),
+		listSetting("admission.registry_hosts", "admission-registry-hosts", "names clients use for this registry; the webhook reads their images from its own stores (comma-separated)",
+			func(c *Config) *[]string { return &c.Admission.RegistryHosts }),
 		optionalStringSetting("tls.cert", "tls-cert", "TLS certificate (PEM) to serve HTTPS with",
 			func(c *Config) *string { return &c.TLS.Cert }),
 		optionalStringSetting("tls.key", "tls-key", "TLS private key (PEM) of --tls-cert",

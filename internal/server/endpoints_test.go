@@ -87,6 +87,9 @@ func TestEndpointMatrix(t *testing.T) {
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals": {action: auth.Pull, ok: 200},
 		"POST /api/v1/keys/backup":                                                                 {admin: true, ok: 200},
 		"POST /api/v1/keys/restore":                                                                {admin: true, ok: 200},
+		"GET /api/v1/projects/{project}/policy":                                                    {action: auth.ReadMembers, ok: 200},
+		"PUT /api/v1/projects/{project}/policy":                                                    {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/policy":                                                 {action: auth.ManageProject, ok: 204},
 	}
 	// Proved elsewhere: the project-level ones by TestPermissionMatrix's
 	// probes of the permission table, the rest by internal/api's tests.
@@ -189,6 +192,17 @@ func TestEndpointMatrix(t *testing.T) {
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
+		}
+		if strings.HasSuffix(path, "/policy") {
+			// JSON is YAML: a policy document as a JSON object.
+			pol := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "p"},
+				"spec": map[string]any{"tags": map[string]any{"deny": []string{"latest"}}}}
+			if method == "PUT" {
+				body = pol
+			} else {
+				// Every caller finds a policy to read or delete.
+				a.expect(a.api(adminCreds, "PUT", r.Replace(path), pol), 200, "policy in "+project)
+			}
 		}
 		body = keyEndpointBody(a, keyBackup, method, path, project, n, body)
 		return a.api(s.creds, method, r.Replace(path), body)

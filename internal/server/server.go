@@ -62,8 +62,10 @@ type Server struct {
 	version string
 	disk    diskCheck
 
-	api *api.API
-	ui  *ui.UI
+	api       *api.API
+	ui        *ui.UI
+	policies  *policies
+	admission http.Handler // nil unless admission.policy is set
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -120,9 +122,18 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
 	}
+	pols, err := openPolicies(ctx, storage, sec, log)
+	if err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// Every change the registry commits wakes the outbox relay.
 	wake := newWake()
 	regNotify := event.Notifiers{wake}
+	if pols.enforcer != nil {
+		regNotify = append(regNotify, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		regNotify = append(regNotify, opts.Notifier)
 	}
@@ -140,8 +151,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
 		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
 			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
+		PullPolicy: pols.pullPolicy(),
 	})
 	if err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -160,8 +173,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		exempt:   exempt,
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
 		version:  opts.Version,
+		policies: pols,
 	}
 	if s.bg, err = s.openBackground(ctx, s.metrics.reg, wake); err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -173,9 +188,28 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
 		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
 		Notifier: event.Notifiers{reg, wake},
-		Blobs:    storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody})
+		Blobs:    storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody, Policies: pols.enforcer})
+	if pols.enforcer != nil {
+		pols.enforcer.SetReports(s.bg.reports)
+		pols.enforcer.SetKeys(s.policyKeys)
+		if err := pols.enforcer.LoadStored(ctx); err != nil {
+			s.bg.close()
+			pols.close()
+			sec.Close()
+			storage.Close()
+			return nil, err
+		}
+	}
+	if s.admission, err = s.openAdmission(); err != nil {
+		s.bg.close()
+		pols.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	if s.ui, err = s.newUI(opts.Version); err != nil {
 		s.bg.close()
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -183,6 +217,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
+	if pols.enforcer != nil {
+		notifiers = append(notifiers, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		notifiers = append(notifiers, opts.Notifier)
 	}
@@ -199,7 +236,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.policies.close(), s.sec.Close(), s.storage.Close())
 	})
 	return s.closeErr
 }
@@ -232,6 +269,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next = "token", s.sec.auth.TokenHandler()
 	case path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/"):
 		route, next = "api", s.api
+	case strings.HasPrefix(path, AdmissionPrefix) && s.admission != nil:
+		route, next = "admission", s.admission
 	case path == "/":
 		route, next = "ui", http.RedirectHandler(ui.Prefix+"/", http.StatusFound)
 	case path == ui.Prefix || strings.HasPrefix(path, ui.Prefix+"/"):
