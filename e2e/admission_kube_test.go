@@ -173,7 +173,7 @@ func TestAdmissionWithKubeAPIServer(t *testing.T) {
 	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
 	reg := startBerth(t)
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "BERTH_PASSWORD=e2e"}
+	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=e2e"}
 	base := reg.Addr + "/prod/app"
 	run(t, env, crane, "push", "--insecure", layout, base+":base")
 	digests := map[string]string{}

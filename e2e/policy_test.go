@@ -24,7 +24,7 @@ func TestPullTimePolicyCrane(t *testing.T) {
 	s := startBerthAuth(t)
 	berthAdmin(t, s, "project", "create", "prod")
 	home := t.TempDir()
-	env := []string{"HOME=" + home, "BERTH_PASSWORD=e2e", "COSIGN_PASSWORD=e2e", "TUF_ROOT=" + filepath.Join(home, "tuf")}
+	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=e2e", "COSIGN_PASSWORD=e2e", "TUF_ROOT=" + filepath.Join(home, "tuf")}
 	run(t, env, crane, "auth", "login", s.Addr, "-u", "admin", "-p", adminPassword)
 	base := s.Addr + "/prod/debian"
 	run(t, env, crane, "push", "--insecure", layout, base+":base")
