@@ -340,7 +340,19 @@ func TestWebUI(t *testing.T) {
 	mustContain(t, "secrets tab", text, "private-key", "root/.ssh/id_rsa", "allowed", "AWS's documentation example credentials")
 	mustNotContain(t, "secrets tab (masked)", text, "wJalrXUtnFEMI")
 	text = visit(t, ctx, shots, base, artPage+"?tab=policy", "08-artifact-policy")
-	mustContain(t, "policy tab", text, "does not evaluate policies yet")
+	mustContain(t, "policy tab without a policy", text, "project team-a has no policy")
+	// A project policy: signed by the trusted key and no critical
+	// vulnerability. The image is signed but has one: the tab says
+	// which rule denies it and why, the repository page says denied.
+	policy := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "no-critical"},
+		"spec": map[string]any{"signers": map[string]any{"keys": []any{map[string]any{"ref": "release-key"}}},
+			"vulnerabilities": map[string]any{"severity": "CRITICAL"}}}
+	apiCall(t, s, "PUT", "/api/v1/projects/team-a/policy", policy, http.StatusOK, nil)
+	text = visit(t, ctx, shots, base, artPage+"?tab=policy", "08-artifact-policy-denied")
+	mustContain(t, "policy tab", text, "denied", "ImagePolicy/no-critical", "vulnerability", "CVE-2021-44906", "vouched for by release-key")
+	text = visit(t, ctx, shots, base, "/ui/projects/team-a/repositories/kitchen-sink", "03-repository-policy")
+	mustContain(t, "repository page with a policy", text, "denied")
+	apiCall(t, s, "DELETE", "/api/v1/projects/team-a/policy", nil, http.StatusNoContent, nil)
 	text = visit(t, ctx, shots, base, "/ui/vulnerabilities?id=cve-2021-44906", "09-vulnerability-search")
 	mustContain(t, "search", text, "2 images", "team-a", "kitchen-sink", "hidden", "secret-app", "minimist")
 	text = visit(t, ctx, shots, base, "/ui/projects/team-a/settings", "10-settings")

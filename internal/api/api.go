@@ -146,6 +146,7 @@ func (a *API) routes() []route {
 		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/scan", handler: a.scanArtifact},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}", handler: a.getArtifact, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures", handler: a.artifactSignatures, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/policy", handler: a.artifactPolicy, anonymous: true},
 		{method: "GET", path: "/vulnerabilities/{id}/artifacts", handler: a.vulnerableArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/webhooks", handler: a.listWebhooks, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks", handler: a.createWebhook, accounts: true},

@@ -47,6 +47,18 @@ type Artifact struct {
 	Platforms []Platform `json:"platforms"`
 	// Signatures says whether it is signed and by which trusted keys.
 	Signatures *SignatureSummary `json:"signatures,omitempty"`
+	// Policy is the project policy's decision on a pull of this digest;
+	// absent when the project has none.
+	Policy *PolicyDecision `json:"policy,omitempty"`
+}
+
+// PolicyDecision is what a pull by digest would get: "allowed",
+// "warned" (allowed, with warnings) or "denied", with the refusal's or
+// the warnings' text. .../artifacts/{reference}/policy tells it rule by
+// rule.
+type PolicyDecision struct {
+	Decision string `json:"decision"`
+	Message  string `json:"message,omitempty"`
 }
 
 // ArtifactPage is a page of a repository's artifacts, newest push first.
@@ -216,8 +228,32 @@ func (a *API) listArtifacts(c *call) error {
 		if out.Artifacts[i].Signatures, err = a.signatureSummary(c.ctx(), repo, art.Digest, art.Size, types.MediaType(art.MediaType)); err != nil {
 			return err
 		}
+		if out.Artifacts[i].Policy, err = a.policyDecision(c, repo, art.Digest); err != nil {
+			return err
+		}
 	}
 	return respond(c, http.StatusOK, out)
+}
+
+// policyDecision is the pull-time decision on digest d of repo, from the
+// enforcer's verdict cache when it holds one; nil when no policy is
+// enforced in the project.
+func (a *API) policyDecision(c *call, repo string, d digest.Digest) (*PolicyDecision, error) {
+	if a.opts.Policies == nil || !a.opts.Policies.Enforced(repo) {
+		return nil, nil
+	}
+	m, err := a.opts.Meta.Manifest(c.ctx(), repo, d)
+	if err != nil {
+		return nil, err
+	}
+	deny, warnings := a.opts.Policies.CheckPull(c.ctx(), c.r.Host, repo, d.String(), m)
+	switch {
+	case deny != "":
+		return &PolicyDecision{Decision: "denied", Message: deny}, nil
+	case len(warnings) > 0:
+		return &PolicyDecision{Decision: "warned", Message: strings.Join(warnings, "; ")}, nil
+	}
+	return &PolicyDecision{Decision: "allowed"}, nil
 }
 
 // attached reports whether art is only there for another artifact:

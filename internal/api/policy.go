@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/policy"
 )
@@ -104,4 +106,51 @@ func (a *API) deletePolicy(c *call) error {
 	}
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// PolicyVerdict is the project policy's verdict on one artifact, as a
+// pull of it by this reference through this host would get it.
+type PolicyVerdict struct {
+	Project string        `json:"project"`
+	Digest  digest.Digest `json:"digest"`
+	// Enforced is whether the server enforces a policy in the project;
+	// Reason says why not when it does not.
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason,omitempty"`
+	// Version is the policy's version (GET .../policy's ETag).
+	Version string `json:"policy_version,omitempty"`
+	// Exempt says why the policy evaluated no rule on this artifact.
+	Exempt string `json:"exempt,omitempty"`
+	// Error is why the policy could not decide: pulls are refused.
+	Error   string          `json:"error,omitempty"`
+	Verdict *policy.Verdict `json:"verdict,omitempty"`
+}
+
+// artifactPolicy evaluates the project's policy on the artifact, with
+// every rule's reason: what a puller allowed to see the artifact would
+// be told, in full.
+func (a *API) artifactPolicy(c *call) error {
+	repo, err := a.pullable(c)
+	if err != nil {
+		return err
+	}
+	m, err := a.resolve(c, repo)
+	if err != nil {
+		return err
+	}
+	out := PolicyVerdict{Project: auth.ProjectOf(repo), Digest: m.Digest}
+	if a.opts.Policies == nil {
+		out.Reason = "this server does not enforce project policies (they need authentication on)"
+		return respond(c, http.StatusOK, out)
+	}
+	ex, err := a.opts.Policies.Explain(c.ctx(), c.r.Host, repo, c.r.PathValue("reference"), m)
+	switch {
+	case errors.Is(err, policy.ErrNoPolicy):
+		out.Reason = "project " + out.Project + " has no policy: every pull is served"
+	case err != nil:
+		out.Enforced, out.Error = true, err.Error()
+	default:
+		out.Enforced, out.Version, out.Exempt, out.Verdict = true, ex.Version, ex.Exempt, ex.Verdict
+	}
+	return respond(c, http.StatusOK, out)
 }

@@ -59,6 +59,7 @@ func TestEndpointMatrix(t *testing.T) {
 		"DELETE /api/v1/projects/{project}/repositories/{repository}":                                    {action: auth.Delete, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}":                 {action: auth.Pull, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures":      {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/policy":          {action: auth.Pull, ok: 200},
 		// Everyone may ask; the answer holds only what the caller may pull
 		// (TestVulnerabilitySearchVisibility).
 		"GET /api/v1/vulnerabilities/{id}/artifacts":                                      {anyone: true, ok: 200},
@@ -193,7 +194,7 @@ func TestEndpointMatrix(t *testing.T) {
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
 		}
-		if strings.HasSuffix(path, "/policy") {
+		if strings.HasSuffix(path, "{project}/policy") {
 			// JSON is YAML: a policy document as a JSON object.
 			pol := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "p"},
 				"spec": map[string]any{"tags": map[string]any{"deny": []string{"latest"}}}}

@@ -398,3 +398,83 @@ func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
 	b.expect(pull(b, "ci"), 403, "after a restart")
 	b.expect(pull(b, "both"), 200, "after a restart")
 }
+
+// TestArtifactPolicyVerdict: the artifact's policy endpoint tells, rule by
+// rule, what a pull of it is told: the unsigned image's violation is the
+// one in the pull's refusal, the signed one names its signer, a signature
+// is exempt, and a project without a policy says so.
+func TestArtifactPolicyVerdict(t *testing.T) {
+	a, st, host := policyServer(t)
+	ci := policytest.NewKey(t, "ci")
+	signed := policytest.PushTo(t, st, host, "team/app", "signed", "signed")
+	policytest.SignTarget(t, st, signed, ci, false, nil)
+	policytest.PushTo(t, st, host, "team/app", "unsigned", "unsigned")
+
+	verdict := func(ref string) PolicyVerdictAnswer {
+		t.Helper()
+		r := a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/"+ref+"/policy", nil), 200, "policy of "+ref)
+		var v PolicyVerdictAnswer
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatalf("%s: %v", r.body, err)
+		}
+		return v
+	}
+	if v := verdict("unsigned"); v.Enforced || !strings.Contains(v.Reason, "has no policy") || v.Verdict != nil {
+		t.Errorf("before any policy: %+v", v)
+	}
+
+	doc := fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: ImagePolicy
+metadata: {name: release}
+spec:
+  signers:
+    keys:
+    - name: ci
+      data: |
+%s
+`, ci.Indented(8))
+	put := a.expect(putPolicy(a, "team", doc), 200, "put policy")
+	version := strings.Trim(a.expect(a.api(adminCreds, "GET", "/projects/team/policy", nil), 200, "get policy").header.Get("ETag"), `"`)
+	if version == "" {
+		t.Fatalf("no policy version in %s", put.body)
+	}
+
+	v := verdict("unsigned")
+	if !v.Enforced || v.Version != version || v.Verdict == nil || v.Verdict.Allowed || len(v.Verdict.Violations) != 1 {
+		t.Fatalf("unsigned: %+v", v)
+	}
+	viol := v.Verdict.Violations[0]
+	if viol.Policy != "ImagePolicy/release" || viol.Rule != "signature" || viol.Mode != "enforce" {
+		t.Errorf("unsigned violation %+v", viol)
+	}
+	refusal := a.do("GET", "/v2/team/app/manifests/unsigned", nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	if refusal.status != 403 || !strings.Contains(refusal.body, viol.Message) {
+		t.Errorf("the pull's refusal %d %s does not carry the verdict's reason %q", refusal.status, refusal.body, viol.Message)
+	}
+
+	v = verdict("signed")
+	if v.Verdict == nil || !v.Verdict.Allowed || len(v.Verdict.Violations) != 0 || strings.Join(v.Verdict.Signers, ",") != "ci" ||
+		strings.Join(v.Verdict.Policies, ",") != "ImagePolicy/release" {
+		t.Errorf("signed: %+v", v.Verdict)
+	}
+	if v := verdict(sign.Tag(signed.Manifest.Digest, "sig")); v.Verdict != nil || !strings.Contains(v.Exempt, "always pullable") {
+		t.Errorf("signature manifest: %+v", v)
+	}
+}
+
+// PolicyVerdictAnswer is the endpoint's JSON as a client reads it.
+type PolicyVerdictAnswer struct {
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason"`
+	Version  string `json:"policy_version"`
+	Exempt   string `json:"exempt"`
+	Error    string `json:"error"`
+	Verdict  *struct {
+		Allowed    bool     `json:"allowed"`
+		Policies   []string `json:"policies"`
+		Signers    []string `json:"signers"`
+		Violations []struct {
+			Policy, Rule, Message, Mode string
+		} `json:"violations"`
+	} `json:"verdict"`
+}

@@ -246,6 +246,7 @@ type artifactView struct {
 	Packages   []packageRow
 	Query      string
 	Signatures *api.SignatureReport
+	Policy     *api.PolicyVerdict
 	SBOM       map[string]string
 	// MayScan shows the "scan now" button.
 	MayScan bool
@@ -305,6 +306,12 @@ func (u *UI) artifact(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v.SBOM = map[string]string{"CycloneDX": base + "/sbom?format=cyclonedx", "SPDX": base + "/sbom?format=spdx"}
+	case "policy":
+		v.Policy = &api.PolicyVerdict{}
+		if err := u.call(r, "GET", base+"/policy", nil, "", v.Policy); err != nil {
+			u.fail(w, r, err)
+			return
+		}
 	case "signatures":
 		v.Signatures = &api.SignatureReport{}
 		if err := u.call(r, "GET", base+"/signatures", nil, "", v.Signatures); err != nil {

@@ -206,6 +206,9 @@ func (e *Enforcer) policyFor(repo string) *projectPolicy {
 	return pp
 }
 
+// Enforced reports whether a policy is enforced in repo's project.
+func (e *Enforcer) Enforced(repo string) bool { return e.policyFor(repo) != nil }
+
 // CheckPull decides whether the registry may serve manifest m of repo,
 // asked for by reference through host. deny is the refusal's message
 // (empty: serve); warnings go into Warning headers.
@@ -255,14 +258,7 @@ func (e *Enforcer) evaluate(ctx context.Context, p *policy.Policy, k key, m *met
 	e.evaluations.Add(1)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Timeout)
 	defer cancel()
-	h, err := v1.NewHash(m.Digest.String())
-	if err != nil {
-		return &entry{deny: "manifest digest: " + err.Error()}
-	}
-	facts := policy.Facts{Image: img, Store: e.store,
-		Target: sign.Target{Name: img.Name(), Repo: k.repo, Manifest: v1.Descriptor{MediaType: types.MediaType(m.MediaType), Digest: h, Size: int64(len(m.Content))}},
-		Report: e.report(m.Digest), Now: now}
-	v, err := p.Evaluate(ctx, facts)
+	v, err := e.verdict(ctx, p, img, m, now)
 	if err != nil {
 		// Fail closed, and do not remember: the next pull tries again.
 		e.log.Warn("pull-time policy could not be evaluated; refused", "repository", k.repo, "digest", m.Digest, "error", err)
@@ -288,6 +284,65 @@ func (e *Enforcer) evaluate(ctx context.Context, p *policy.Policy, k key, m *met
 		}
 	}
 	return en
+}
+
+// verdict evaluates p on manifest m, named img.
+func (e *Enforcer) verdict(ctx context.Context, p *policy.Policy, img policy.Image, m *meta.Manifest, now time.Time) (*policy.Verdict, error) {
+	h, err := v1.NewHash(m.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("manifest digest: %w", err)
+	}
+	facts := policy.Facts{Image: img, Store: e.store,
+		Target: sign.Target{Name: img.Name(), Repo: img.Repository, Manifest: v1.Descriptor{MediaType: types.MediaType(m.MediaType), Digest: h, Size: int64(len(m.Content))}},
+		Report: e.report(m.Digest), Now: now}
+	return p.Evaluate(ctx, facts)
+}
+
+// Explanation is the project policy's whole verdict on one manifest, for
+// people (the web UI, the API): what CheckPull decides, with every rule's
+// reason rather than only the refusal's message.
+type Explanation struct {
+	// Version is the project policy's version.
+	Version string
+	// Exempt says why no rule was evaluated; "" when they were.
+	Exempt string
+	// Verdict is the evaluation; nil when Exempt is set.
+	Verdict *policy.Verdict
+}
+
+// Explain evaluates the policy of repo's project on manifest m, named by
+// reference through host, without the verdict cache. It returns
+// policy.ErrNoPolicy when the project has none, and an error when the
+// policy does not load or cannot be evaluated (then pulls are refused).
+func (e *Enforcer) Explain(ctx context.Context, host, repo, reference string, m *meta.Manifest) (*Explanation, error) {
+	pp := e.policyFor(repo)
+	if pp == nil {
+		return nil, policy.ErrNoPolicy
+	}
+	if pp.broken != nil {
+		return nil, fmt.Errorf("the policy of project %s does not load (%w); pulls are refused until it is replaced", projectOf(repo), pp.broken)
+	}
+	tag := ""
+	if !strings.Contains(reference, ":") {
+		tag = reference
+	}
+	ex := &Explanation{Version: pp.p.Version}
+	img := policy.Image{Registry: host, Repository: repo, Tag: tag, Pinned: tag == "", Digest: m.Digest.String()}
+	switch {
+	case attached(tag, m):
+		ex.Exempt = "signatures, attestations and SBOMs are always pullable, so that what the policy asks for can be verified"
+	case !pp.p.Applies(img):
+		ex.Exempt = "no document of the project's policy applies to this image"
+	default:
+		ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		defer cancel()
+		v, err := e.verdict(ctx, pp.p, img, m, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("the project's policy could not be evaluated: %w", err)
+		}
+		ex.Verdict = v
+	}
+	return ex, nil
 }
 
 // report reads the digest's stored report.
