@@ -344,15 +344,36 @@ func TestWebUI(t *testing.T) {
 	// A project policy: signed by the trusted key and no critical
 	// vulnerability. The image is signed but has one: the tab says
 	// which rule denies it and why, the repository page says denied.
-	policy := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "no-critical"},
-		"spec": map[string]any{"signers": map[string]any{"keys": []any{map[string]any{"ref": "release-key"}}},
-			"vulnerabilities": map[string]any{"severity": "CRITICAL"}}}
-	apiCall(t, s, "PUT", "/api/v1/projects/team-a/policy", policy, http.StatusOK, nil)
+	// Set through the settings form, as a project administrator would.
+	policy := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: no-critical}\nspec:\n" +
+		"  signers:\n    keys:\n    - ref: release-key\n  vulnerabilities:\n    severity: CRITICAL\n"
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ui/projects/team-a/settings"),
+		chromedp.SetValue(chromedp.ID("policy-doc"), policy),
+		chromedp.Submit(chromedp.ID("policy-doc")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = visit(t, ctx, shots, base, "/ui/projects/team-a/settings", "10-settings-policy")
+	mustContain(t, "settings with a policy", text, "Enforced at every pull", "Remove policy")
+	if got := apiCall(t, s, "GET", "/api/v1/projects/team-a/policy", nil, http.StatusOK, nil); string(got) != policy {
+		t.Errorf("the policy stored through the form is %q, want %q", got, policy)
+	}
 	text = visit(t, ctx, shots, base, artPage+"?tab=policy", "08-artifact-policy-denied")
 	mustContain(t, "policy tab", text, "denied", "ImagePolicy/no-critical", "vulnerability", "CVE-2021-44906", "vouched for by release-key")
 	text = visit(t, ctx, shots, base, "/ui/projects/team-a/repositories/kitchen-sink", "03-repository-policy")
 	mustContain(t, "repository page with a policy", text, "denied")
-	apiCall(t, s, "DELETE", "/api/v1/projects/team-a/policy", nil, http.StatusNoContent, nil)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/ui/projects/team-a/settings"),
+		chromedp.Click(chromedp.CSS(`form[action="/ui/projects/team-a/policy/delete"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiCall(t, s, "GET", "/api/v1/projects/team-a/policy", nil, http.StatusNotFound, nil)
 	text = visit(t, ctx, shots, base, "/ui/vulnerabilities?id=cve-2021-44906", "09-vulnerability-search")
 	mustContain(t, "search", text, "2 images", "team-a", "kitchen-sink", "hidden", "secret-app", "minimist")
 	text = visit(t, ctx, shots, base, "/ui/projects/team-a/settings", "10-settings")
@@ -459,6 +480,10 @@ func TestWebUI(t *testing.T) {
 		t.Errorf("a form post without the CSRF token: %d, want 403", got)
 	}
 	apiCall(t, s, "GET", "/api/v1/users/csrf-victim", nil, http.StatusNotFound, nil)
+	if got := withSession("POST", "/ui/projects/team-a/policy", url.Values{"policy": {policy}}); got != http.StatusForbidden {
+		t.Errorf("a policy form post without the CSRF token: %d, want 403", got)
+	}
+	apiCall(t, s, "GET", "/api/v1/projects/team-a/policy", nil, http.StatusNotFound, nil)
 	if got := withSession("GET", "/api/v1/users", nil); got != http.StatusOK {
 		t.Fatalf("the session cookie before logout: %d", got)
 	}

@@ -20,6 +20,8 @@ func (u *UI) adminRoutes() {
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/settings", u.saveSettings)
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/members", u.putMember)
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/members/{user}/remove", u.removeMember)
+	m.HandleFunc("POST "+Prefix+"/projects/{project}/policy", u.putPolicy)
+	m.HandleFunc("POST "+Prefix+"/projects/{project}/policy/delete", u.deletePolicy)
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/webhooks", u.createWebhook)
 	m.HandleFunc("GET "+Prefix+"/projects/{project}/webhooks/{id}", u.webhook)
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/webhooks/{id}/delete", u.deleteWebhook)
@@ -41,6 +43,11 @@ type settingsView struct {
 	// NoAccounts is set when authentication is off: no projects to
 	// manage.
 	NoAccounts bool
+	// Policy is the project's policy as it was put; PolicyVersion its
+	// version ("" when there is none). NoPolicies says the server
+	// enforces none.
+	Policy, PolicyVersion string
+	NoPolicies            bool
 }
 
 var webhookEvents = []string{"dev.berth.artifact.pushed", "dev.berth.artifact.deleted", "dev.berth.artifact.signed",
@@ -62,6 +69,17 @@ func (u *UI) settings(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, r, err)
 			return
 		}
+		raw, h, err := u.callRaw(r, "GET", apiPath("projects", name, "policy"), nil, "")
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			v.NoPolicies = strings.Contains(ae.Message, "does not enforce")
+		case err != nil:
+			u.fail(w, r, err)
+			return
+		default:
+			v.Policy, v.PolicyVersion = string(raw), strings.Trim(h.Get("ETag"), `"`)
+		}
 	}
 	u.render(w, r, http.StatusOK, "settings", name+" settings", v)
 }
@@ -82,6 +100,33 @@ func (u *UI) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back(w, r, settingsURL(project), "Settings saved.")
+}
+
+func (u *UI) putPolicy(w http.ResponseWriter, r *http.Request) {
+	csrf, ok := u.form(w, r)
+	if !ok {
+		return
+	}
+	project := r.PathValue("project")
+	doc := strings.ReplaceAll(r.PostForm.Get("policy"), "\r\n", "\n")
+	if err := u.call(r, "PUT", apiPath("projects", project, "policy"), yamlBody(doc), csrf, nil); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	back(w, r, settingsURL(project), "Policy saved: it is enforced from the next pull.")
+}
+
+func (u *UI) deletePolicy(w http.ResponseWriter, r *http.Request) {
+	csrf, ok := u.form(w, r)
+	if !ok {
+		return
+	}
+	project := r.PathValue("project")
+	if err := u.call(r, "DELETE", apiPath("projects", project, "policy"), nil, csrf, nil); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	back(w, r, settingsURL(project), "Policy removed: every pull is served.")
 }
 
 func (u *UI) putMember(w http.ResponseWriter, r *http.Request) {

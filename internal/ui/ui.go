@@ -207,9 +207,16 @@ func (u *UI) call(r *http.Request, method, path string, body any, csrf string, o
 	return nil
 }
 
+// yamlBody is a request body the API takes as YAML, sent as it is (a
+// project policy as the person wrote it).
+type yamlBody []byte
+
 func (u *UI) callRaw(r *http.Request, method, path string, body any, csrf string) ([]byte, http.Header, error) {
 	var rd io.Reader = http.NoBody
-	if body != nil {
+	contentType := "application/json"
+	if y, ok := body.(yamlBody); ok {
+		rd, contentType = bytes.NewReader(y), "application/yaml"
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, nil, err
@@ -229,7 +236,7 @@ func (u *UI) callRaw(r *http.Request, method, path string, body any, csrf string
 		}
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if csrf != "" {
 		req.Header.Set(auth.CSRFHeader, csrf)
