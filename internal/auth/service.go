@@ -235,6 +235,13 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (generated str
 		if generated != "" {
 			removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
 		}
+		if errors.Is(err, ErrExists) {
+			// Another replica sharing the store created it first: that
+			// one's password stands.
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return "", false, s.reload(ctx)
+		}
 		return "", false, fmt.Errorf("create the first administrator: %w", err)
 	}
 	if _, err := s.CreateProject(ctx, DefaultProject, true, InitialAdmin); err != nil && !errors.Is(err, ErrExists) {

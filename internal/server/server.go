@@ -25,6 +25,7 @@ import (
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/pgdb"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		base = slog.New(slog.DiscardHandler)
 	}
 	log := slog.New(requestIDHandler{base.Handler()})
-	storage, err := OpenStorage(ctx, cfg.Data)
+	storage, err := OpenBackends(ctx, cfg.Backends())
 	if err != nil {
 		return nil, err
 	}
@@ -365,13 +366,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) CollectGarbage(ctx context.Context) (gc.Report, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	rep, err := gc.Run(ctx, s.storage.Meta, s.storage.Blobs, gc.Options{
-		Untagged:   s.cfg.GC.Untagged,
-		Grace:      s.cfg.GC.Grace,
-		UploadTTL:  s.cfg.Registry.UploadTTL,
-		Notifier:   s.notify,
-		LockUpload: s.reg.LockUpload,
-		Logger:     s.log,
+	var rep gc.Report
+	// Replicas sharing a database collect one at a time.
+	err := s.storage.Backends.Exclusive(ctx, pgdb.LockGC, func(ctx context.Context) error {
+		var err error
+		rep, err = gc.Run(ctx, s.storage.Meta, s.storage.Blobs, gc.Options{
+			Untagged:   s.cfg.GC.Untagged,
+			Grace:      s.cfg.GC.Grace,
+			UploadTTL:  s.cfg.Registry.UploadTTL,
+			Notifier:   s.notify,
+			LockUpload: s.reg.LockUpload,
+			Logger:     s.log,
+		})
+		return err
 	})
 	result := "ok"
 	if err != nil {
