@@ -186,6 +186,14 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
+// Reload rebuilds the snapshot from the store, for a store shared with
+// other processes that changed it.
+func (s *Service) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reload(ctx)
+}
+
 // change runs fn, which writes to the store, and reloads the snapshot.
 func (s *Service) change(ctx context.Context, fn func() error) error {
 	s.mu.Lock()

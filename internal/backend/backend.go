@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,7 @@ import (
 	metapostgres "berth.dev/berth/internal/meta/postgres"
 	metasqlite "berth.dev/berth/internal/meta/sqlite"
 	"berth.dev/berth/internal/pgdb"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	reportspostgres "berth.dev/berth/internal/reports/postgres"
 	reportsqlite "berth.dev/berth/internal/reports/sqlite"
@@ -283,4 +285,108 @@ func (s *Set) Lead(ctx context.Context, key int32, retry time.Duration, fn func(
 		return
 	}
 	pgdb.Lead(ctx, s.Pool, key, retry, fn, onLead)
+}
+
+// Changes receives what other processes sharing the backends change, for
+// the caches a process keeps in memory.
+type Changes struct {
+	// Registry hears each registry change (manifest pushed or deleted,
+	// tag deleted) committed by any process, this one included; all says
+	// the change could not be described and everything cached must go.
+	Registry func(e event.Event, all bool)
+	// Accounts reloads what users, projects, memberships or robots
+	// changed; it runs once for a burst of changes, before a Sync waiting
+	// for them returns.
+	Accounts func(context.Context) error
+	// Listening hears true once changes are heard (at start and after a
+	// lost connection came back: what happened meanwhile was missed) and
+	// false when they may be missed.
+	Listening func(bool)
+}
+
+// Follower delivers changes to a process's caches.
+type Follower struct {
+	l      *pgdb.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Follow starts delivering changes and waits until they are heard (or
+// ctx ends: the database, which answered a moment ago, does not take
+// notifications). With SQLite no other process shares the stores, and it
+// returns nil (whose methods do nothing).
+func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
+	if !s.Shared() {
+		return nil, nil
+	}
+	var accountsChanged bool // on the listener's goroutine only
+	heard := make(chan struct{})
+	var heardOnce sync.Once
+	l := &pgdb.Listener{
+		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel},
+		Notify: func(channel, payload string) {
+			switch channel {
+			case metapostgres.ChangesChannel:
+				if c.Registry != nil {
+					e, all := metapostgres.DecodeChange(payload)
+					c.Registry(e, all)
+				}
+			case authpostgres.ChangesChannel:
+				accountsChanged = true
+			}
+		},
+		Settle: func(ctx context.Context) error {
+			if !accountsChanged || c.Accounts == nil {
+				return nil
+			}
+			if err := c.Accounts(ctx); err != nil {
+				return err
+			}
+			accountsChanged = false
+			return nil
+		},
+		Listening: func(on bool) {
+			// Whatever changed while deaf is unknown: reload it all.
+			accountsChanged = accountsChanged || on
+			if on {
+				heardOnce.Do(func() { close(heard) })
+			}
+			if c.Listening != nil {
+				c.Listening(on)
+			}
+		},
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	f := &Follower{l: l, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		l.Run(runCtx, s.Pool)
+	}()
+	select {
+	case <-heard:
+		return f, nil
+	case <-ctx.Done():
+		f.Stop()
+		return nil, fmt.Errorf("listen for other replicas' changes: %w", ctx.Err())
+	}
+}
+
+// Sync returns once every change committed before it was called has been
+// delivered (registry changes) and applied (accounts reloaded): a request
+// that waits for it sees every change acknowledged to anyone before it
+// arrived. It fails while changes cannot be heard.
+func (f *Follower) Sync(ctx context.Context) error {
+	if f == nil {
+		return nil
+	}
+	return f.l.Sync(ctx)
+}
+
+// Stop stops delivering changes.
+func (f *Follower) Stop() {
+	if f == nil {
+		return
+	}
+	f.cancel()
+	<-f.done
 }

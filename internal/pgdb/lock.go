@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -71,16 +72,18 @@ func Lead(ctx context.Context, pool *pgxpool.Pool, key int32, retry time.Duratio
 	}
 }
 
-// heldLock is a session advisory lock and the connection holding it.
+// heldLock is a session advisory lock and the connection holding it: one
+// of its own, not the pool's, so long work never takes a connection from
+// requests.
 type heldLock struct {
-	conn *pgxpool.Conn
+	conn *pgx.Conn
 	key  int32
 }
 
 // lock takes the lock, waiting for it when wait is set; without wait it
 // returns nil when another session holds it.
 func lock(ctx context.Context, pool *pgxpool.Pool, key int32, wait bool) (*heldLock, error) {
-	conn, err := pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("advisory lock %d: %w", key, err)
 	}
@@ -90,15 +93,14 @@ func lock(ctx context.Context, pool *pgxpool.Pool, key int32, wait bool) (*heldL
 		var got bool
 		err = conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", int32(lockClass), key).Scan(&got)
 		if err == nil && !got {
-			conn.Release()
+			conn.Close(context.Background())
 			return nil, nil
 		}
 	}
 	if err != nil {
 		// The session may hold the lock (a cancelled wait can race the
 		// grant): closing it releases whatever it holds.
-		conn.Conn().Close(context.Background())
-		conn.Release()
+		conn.Close(context.Background())
 		return nil, fmt.Errorf("advisory lock %d: %w", key, err)
 	}
 	return &heldLock{conn: conn, key: key}, nil
@@ -141,13 +143,10 @@ func (h *heldLock) run(ctx context.Context, fn func(context.Context) error) erro
 	return err
 }
 
-// release unlocks and returns the connection; a connection that fails to
-// unlock is closed, which releases the lock too.
+// release closes the connection, which ends the session and with it the
+// lock.
 func (h *heldLock) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", int32(lockClass), h.key); err != nil {
-		h.conn.Conn().Close(ctx)
-	}
-	h.conn.Release()
+	h.conn.Close(ctx)
 }

@@ -122,6 +122,13 @@ func (reg *Registry) Notify(_ context.Context, e event.Event) {
 	}
 }
 
+// ResetCache forgets every cached manifest and tag. A registry whose meta
+// store other processes change (replicas sharing a database) hears their
+// changes through Notify; it calls ResetCache(false) when it may miss
+// some (its cache then stays empty rather than serve what another process
+// deleted) and ResetCache(true) once it hears them again.
+func (reg *Registry) ResetCache(hearing bool) { reg.cache.reset(!hearing) }
+
 // LockUpload serialises work on one upload session; the garbage collector
 // takes it before expiring a session so that it never removes one a request
 // is writing to. It returns the unlock function.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -123,4 +125,77 @@ func TestBackendErrorsAtStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A tag deleted or moved through one replica is gone from the other's
+// cache at once: the other's next request after the change was
+// acknowledged sees it, every time.
+func TestTagChangesReachTheOtherReplicaAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+	tokA := a.token(adminCreds, "repository:team/app:pull,push,delete")
+	tokB := b.token(adminCreds, "repository:team/app:pull")
+	get := func(ref string) answer {
+		return b.do("GET", "/v2/team/app/manifests/"+ref, nil, append(tokB, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	}
+	for i := range 20 {
+		one, two := makeImage(fmt.Sprint("one ", i)), makeImage(fmt.Sprint("two ", i))
+		tag := fmt.Sprint("v", i)
+		a.expect(a.push("team/app", tag, one, tokA), 201, "push through A")
+		// Twice: the second answer comes from B's cache.
+		for range 2 {
+			if r := get(tag); r.status != 200 || r.body != string(one.manifest) {
+				t.Fatalf("round %d: B serves %d %.80s, want the first image", i, r.status, r.body)
+			}
+		}
+		a.expect(a.push("team/app", tag, two, tokA), 201, "move the tag through A")
+		if r := get(tag); r.status != 200 || r.body != string(two.manifest) {
+			t.Fatalf("round %d: after the tag moved B serves %d %.80s, want the second image", i, r.status, r.body)
+		}
+		a.expect(a.do("DELETE", "/v2/team/app/manifests/"+tag, nil, tokA...), 202, "delete the tag through A")
+		if r := get(tag); r.status != 404 {
+			t.Fatalf("round %d: the deleted tag is served by B: %d", i, r.status)
+		}
+		a.expect(a.do("DELETE", "/v2/team/app/manifests/"+two.digest(), nil, tokA...), 202, "delete the manifest through A")
+		if r := get(two.digest()); r.status != 404 {
+			t.Fatalf("round %d: the deleted manifest is served by B: %d", i, r.status)
+		}
+	}
+}
+
+// Accounts changed through one replica are the other's at once: a user
+// created on A logs in on B, a robot revoked on A is refused by B with
+// its secret and with a token B issued before.
+func TestAccountChangesReachTheOtherReplicaAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create project on A")
+	a.expect(a.push("team/app", "v1", makeImage("robot's"), adminCreds), 201, "push on A")
+	for i := range 10 {
+		name := fmt.Sprint("ci", i)
+		r := a.expect(a.api(adminCreds, "POST", "/robots", map[string]any{"name": name,
+			"permissions": []map[string]any{{"project": "team", "actions": []string{"pull"}}}}), 201, "create a robot on A")
+		var created struct {
+			Robot  struct{ Name string }
+			Secret string
+		}
+		if err := json.Unmarshal([]byte(r.body), &created); err != nil {
+			t.Fatal(err)
+		}
+		robot := basicAuth(created.Robot.Name, created.Secret)
+		b.expect(b.do("GET", "/v2/team/app/manifests/v1", nil, robot...), 200, "the new robot pulls through B")
+		tok := b.token(robot, "repository:team/app:pull")
+		b.expect(b.do("GET", "/v2/team/app/manifests/v1", nil, tok...), 200, "the robot's token from B")
+		a.expect(a.api(adminCreds, "POST", "/robots/"+url.PathEscape(created.Robot.Name)+"/revoke", nil), 200, "revoke it on A")
+		if r := b.do("GET", "/v2/team/app/manifests/v1", nil, robot...); r.status != 401 {
+			t.Fatalf("round %d: B let the revoked robot's secret pull: %d", i, r.status)
+		}
+		if r := b.do("GET", "/v2/team/app/manifests/v1", nil, tok...); r.status != 401 {
+			t.Fatalf("round %d: B let the revoked robot's token pull: %d", i, r.status)
+		}
+	}
+	a.expect(a.api(adminCreds, "POST", "/users", map[string]any{"name": "alice", "password": "alice-password-1"}), 201, "create alice on A")
+	b.token(basicAuth("alice", "alice-password-1"), "repository:team/app:pull")
 }

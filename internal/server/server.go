@@ -24,6 +24,7 @@ import (
 	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/backend"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/pgdb"
 	"berth.dev/berth/internal/registry"
@@ -68,6 +69,9 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// follower hears other replicas' changes (replicas.go); nil with
+	// SQLite.
+	follower *backend.Follower
 
 	limits   connectionLimits
 	exempt   []netip.Prefix                // trusted proxies: no per-address connection limit
@@ -178,6 +182,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		notifiers = append(notifiers, opts.Notifier)
 	}
 	s.notify = notifiers
+	if s.follower, err = s.followReplicas(ctx); err != nil {
+		s.bg.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -190,6 +200,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		s.follower.Stop()
 		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
 	})
 	return s.closeErr
@@ -234,6 +245,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if refuse := s.auditRefusal(r, route, registryRoute); refuse != nil {
 		next = refuse
+	} else if registryRoute || route == "token" || route == "api" {
+		next = s.synced(next)
 	}
 	uploading := (route == "upload" || route == "upload_start") &&
 		(r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost)

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -122,5 +125,53 @@ func TestBootstrapOnce(t *testing.T) {
 		if sub, err := s.Authenticate(r); err != nil || sub.Name != auth.InitialAdmin {
 			t.Errorf("replica %d: the generated password logs in as %q, %v", i, sub.Name, err)
 		}
+	}
+}
+
+// A change to what authorization reads is announced when it commits; a
+// refresh token or a lockout is not (authorization never caches them).
+func TestChangesAreAnnounced(t *testing.T) {
+	ctx := context.Background()
+	url := testpeers.Postgres(t)
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	listener, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+postgres.ChangesChannel); err != nil {
+		t.Fatal(err)
+	}
+	heard := func() string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			return ""
+		}
+		return n.Payload
+	}
+	if err := s.CreateUser(ctx, auth.User{ID: "u1", Name: "alice", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := heard(); got != "users" {
+		t.Errorf("user created: heard %q, want users", got)
+	}
+	if err := s.CreateRobot(ctx, auth.Robot{ID: "r1", Name: "robot$ci", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := heard(); got != "robots" {
+		t.Errorf("robot created: heard %q, want robots", got)
+	}
+	if err := s.PutLockout(ctx, auth.Lockout{AccountID: "u1", Level: 1, Until: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := heard(); got != "" {
+		t.Errorf("a lockout was announced: %q", got)
 	}
 }
