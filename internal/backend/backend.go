@@ -194,6 +194,17 @@ func nilOnError[I any, S any](store S, err error) (I, error) {
 	return any(store).(I), nil
 }
 
+// Unavailable reports whether err means a shared backend cannot be
+// reached or is failing for now (PostgreSQL restarting, S3 answering 5xx
+// or not at all), so a request is answered 503 with Retry-After. The
+// embedded backends have no such state: their errors are failures.
+func (s *Set) Unavailable(err error) bool {
+	if s.Shared() && pgdb.Unavailable(err) {
+		return true
+	}
+	return s.cfg.SharedBlobs() && s3.Unavailable(err)
+}
+
 // Stores the server closes.
 type (
 	AuthStore interface {

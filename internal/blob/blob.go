@@ -129,3 +129,18 @@ func Supported(d digest.Digest) bool {
 	}
 	return true
 }
+
+// MetaExistence is implemented by stores whose Stat is a network round
+// trip (S3): whether a blob exists, and its size, are to be answered from
+// the meta store, which records both once content is verified, rather
+// than asked of the store on every request.
+type MetaExistence interface {
+	ExistenceFromMeta() bool
+}
+
+// Redirector is implemented by stores whose content a client can fetch
+// directly (S3): RedirectURL returns a URL that serves blob d for a
+// while, signed so that it needs no credentials of the client's.
+type Redirector interface {
+	RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
+}

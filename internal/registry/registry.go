@@ -53,6 +53,15 @@ type Options struct {
 	// Retry-After. Zero does not limit.
 	MaxUploads           int
 	MaxUploadsPerAccount int
+	// RedirectBlobs answers a blob GET with a redirect to a URL of the
+	// blob store (blob.Redirector: a presigned S3 URL) instead of
+	// streaming the content through the registry; clients must reach the
+	// store. Ignored for stores that cannot.
+	RedirectBlobs bool
+	// Unavailable, if set, tells which errors mean a store cannot be
+	// reached or is failing for now: they are answered 503 with
+	// Retry-After rather than 500.
+	Unavailable func(error) bool
 	// SessionLimit bounds unfinished upload sessions per repository and
 	// per account (429 past it); zero fields do not limit.
 	SessionLimit meta.UploadLimit
@@ -71,6 +80,10 @@ type Registry struct {
 	sessions      sessionLocks
 	uploads       uploadSlots
 	sessionLimit  meta.UploadLimit
+	// metaExistence: blob HEADs are answered by the meta store alone.
+	metaExistence bool
+	redirector    blob.Redirector // nil unless RedirectBlobs and the store can
+	unavailable   func(error) bool
 }
 
 // New returns a Registry over the given stores.
@@ -88,6 +101,13 @@ func New(opts Options) (*Registry, error) {
 		requireLayers: opts.RequireLayers,
 		uploads:       uploadSlots{max: opts.MaxUploads, perAccount: opts.MaxUploadsPerAccount},
 		sessionLimit:  opts.SessionLimit,
+		unavailable:   opts.Unavailable,
+	}
+	if me, ok := opts.Blobs.(blob.MetaExistence); ok {
+		reg.metaExistence = me.ExistenceFromMeta()
+	}
+	if rd, ok := opts.Blobs.(blob.Redirector); ok && opts.RedirectBlobs {
+		reg.redirector = rd
 	}
 	if reg.authz == nil {
 		reg.authz = access.AllowAll{}

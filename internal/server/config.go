@@ -54,6 +54,10 @@ type StorageConfig struct {
 	Meta string `yaml:"meta"`
 	// Blobs is "file" or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION.
 	Blobs string `yaml:"blobs"`
+	// Redirect answers blob GETs with a redirect to a presigned URL of
+	// the bucket (clients must reach it), so content does not pass
+	// through berth.
+	Redirect bool `yaml:"redirect"`
 	// S3AccessKey and S3SecretKey are the bucket's credentials, from the
 	// file only; without them the AWS_* environment variables are used.
 	S3AccessKey string `yaml:"s3_access_key"`
@@ -467,6 +471,8 @@ func Settings() []Setting {
 			func(c *Config) *string { return &c.Storage.Meta }),
 		stringSetting("storage.blobs", "storage-blobs", "blob backend: file (in the data directory) or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from AWS_* or the file)",
 			func(c *Config) *string { return &c.Storage.Blobs }),
+		boolSetting("storage.redirect", "storage-redirect", "answer blob downloads with a redirect to a presigned S3 URL (clients must reach the bucket)",
+			func(c *Config) *bool { return &c.Storage.Redirect }),
 		optionalStringSetting("auth.signing_key", "signing-key", "ES256 key (PEM) signing tokens and audit checkpoints (default: generated in <data>/auth/; replicas sharing a database must share one)",
 			func(c *Config) *string { return &c.Auth.SigningKey }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
@@ -560,6 +566,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Backends().Check(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Storage.Redirect && !c.Backends().SharedBlobs() {
+		errs = append(errs, errors.New("storage.redirect needs blobs in S3 (storage.blobs s3://...): files are served by berth"))
 	}
 	if c.Backends().SharedMeta() && c.Auth.SigningKey == "" {
 		errs = append(errs, errors.New("storage.meta on PostgreSQL needs auth.signing_key: every replica must sign and verify "+

@@ -143,6 +143,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
 		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
 			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
+		RedirectBlobs: cfg.Storage.Redirect,
+		Unavailable:   storage.Backends.Unavailable,
 	})
 	if err != nil {
 		sec.Close()

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -136,6 +137,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Secure:       ep.Scheme == "https",
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
+		// minio retries a failing server ten times with backoff (~10 s);
+		// a registry request should rather answer 503 within a couple of
+		// seconds and let its client retry.
+		MaxRetries: 3,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("S3 %s: %w", cfg.Endpoint, err)
@@ -210,6 +215,39 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 	}
 	return &reader{s: s, ctx: ctx, key: key, size: oi.Size, body: body}, oi.Size, nil
 }
+
+// RedirectURL implements blob.Redirector with a presigned GET.
+func (s *Store) RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error) {
+	key, err := s.blobKey(d)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.c.PresignedGetObject(ctx, s.bucket, key, expiry, nil)
+	if err != nil {
+		return "", fmt.Errorf("presign %s: %w", d, err)
+	}
+	return u.String(), nil
+}
+
+// Unavailable reports whether err means the S3 server cannot be reached
+// or failed on its side (5xx, a timeout): a request should be answered
+// "try again later", not as broken.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return er.StatusCode >= 500 || er.Code == "SlowDown" || er.Code == "RequestTimeout"
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+var (
+	_ blob.MetaExistence = (*Store)(nil)
+	_ blob.Redirector    = (*Store)(nil)
+)
 
 // reader is an object's content as an io.ReadSeekCloser.
 type reader struct {
