@@ -144,3 +144,10 @@ type MetaExistence interface {
 type Redirector interface {
 	RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
 }
+
+// BatchDeleter is implemented by stores that delete many blobs in few
+// requests (S3's DeleteObjects). DeleteMany counts a blob already gone as
+// deleted and returns those whose deletion failed, with the first error.
+type BatchDeleter interface {
+	DeleteMany(ctx context.Context, ds []digest.Digest) (failed []digest.Digest, err error)
+}
