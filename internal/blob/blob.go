@@ -151,3 +151,10 @@ type Redirector interface {
 type BatchDeleter interface {
 	DeleteMany(ctx context.Context, ds []digest.Digest) (failed []digest.Digest, err error)
 }
+
+// IncompleteUploads is implemented by stores that may leave incomplete
+// multipart uploads behind when a process dies mid-commit (S3): invisible
+// and harmless, but they take space until aborted.
+type IncompleteUploads interface {
+	AbortIncompleteUploads(ctx context.Context, before time.Time) (int, error)
+}

@@ -249,6 +249,28 @@ var (
 	_ blob.Redirector    = (*Store)(nil)
 )
 
+// AbortIncompleteUploads implements blob.IncompleteUploads: it aborts the
+// multipart uploads of blob keys begun before the time given (a commit
+// whose process died; commits take seconds), returning how many.
+func (s *Store) AbortIncompleteUploads(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.prefix+"blobs/", true) {
+		if u.Err != nil {
+			return n, fmt.Errorf("list incomplete uploads: %w", u.Err)
+		}
+		if !u.Initiated.Before(before) {
+			continue
+		}
+		if err := s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err != nil && !isNotFound(err) {
+			return n, fmt.Errorf("abort incomplete upload of %s: %w", u.Key, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+var _ blob.IncompleteUploads = (*Store)(nil)
+
 // reader is an object's content as an io.ReadSeekCloser.
 type reader struct {
 	s       *Store
@@ -824,11 +846,37 @@ func (u *upload) assemble(ctx context.Context, key string) error {
 		_, err := u.s.c.ComposeObject(ctx, dst, srcs...)
 		return err
 	}
+	return u.stream(ctx, key)
+}
+
+// stream writes the parts' content as the object key through a multipart
+// upload, so that the object appears only when the upload completes,
+// whole. A plain PUT cut short (this process killed while it streams) is
+// kept half-written by some S3-compatible servers (versitygw 1.8's posix
+// backend), and would be served as the blob. An upload left incomplete by
+// a crash is invisible; AbortIncompleteUploads removes it.
+func (u *upload) stream(ctx context.Context, key string) error {
+	id, err := u.s.core.NewMultipartUpload(ctx, u.s.bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		return err
+	}
 	r := u.content()
 	defer r.Close()
-	_, err := u.s.c.PutObject(ctx, u.s.bucket, key, r, u.size,
-		minio.PutObjectOptions{PartSize: u.s.partSize, DisableContentSha256: true})
-	return err
+	var parts []minio.CompletePart
+	for off, n := int64(0), 1; off < u.size; n++ {
+		size := min(int64(u.s.partSize), u.size-off)
+		p, err := u.s.core.PutObjectPart(ctx, u.s.bucket, key, id, n, io.LimitReader(r, size), size,
+			minio.PutObjectPartOptions{DisableContentSha256: true})
+		if err != nil {
+			return errors.Join(err, u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.bucket, key, id))
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+		off += size
+	}
+	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.bucket, key, id, parts, minio.PutObjectOptions{}); err != nil {
+		return errors.Join(err, u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.bucket, key, id))
+	}
+	return nil
 }
 
 func composable(parts []part) bool {

@@ -130,6 +130,14 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	if rep.Uploads, err = ExpireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
 		return rep, err
 	}
+	// Commits a crash interrupted (S3 multipart uploads of blob keys).
+	if iu, ok := bs.(blob.IncompleteUploads); ok {
+		n, err := iu.AbortIncompleteUploads(ctx, start.Add(-opts.UploadTTL))
+		if err != nil {
+			return rep, err
+		}
+		rep.Uploads += n
+	}
 
 	sweeper, batched := ms.(meta.BatchSweeper)
 	deleter, deletesMany := bs.(blob.BatchDeleter)
