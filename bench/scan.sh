@@ -170,7 +170,7 @@ fi
 echo
 echo "== findings: record sweep, every version the OSV records name (Go, PyPI, npm, Maven)"
 "$work/recordsweep" -records "$vulndata/osv" -debian-tracker "$vulndata/debian-tracker" -alpine-secdb "$vulndata/alpine-secdb" -o "$work/sweep" >/dev/null
-"$berth" scan -q --log-level warn --db-dir "$work/db" -f json -o "$work/sweep/berth.json" --input "$work/sweep/inventory.json"
+"$berth" scan -q --log-level warn --db-dir "$work/db" -f json -o "$work/sweep/berth.json" --from-report "$work/sweep/inventory.json"
 osv_json "$work/sweep/osv.json" scan source --no-call-analysis=all -L "$work/sweep/sweep.cdx.json" -r "$work/sweep/gomod"
 "$work/findingscmp" -berth "$work/sweep/berth.json" -osv "$work/sweep/osv.json" | sed -n '1,/^only berth/p'
 echo

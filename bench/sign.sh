@@ -65,7 +65,7 @@ tar -xf "$image_tar" -C "$work/layout"
 image="127.0.0.1:$port/bench/debian@$("$crane" digest --insecure "$ref")"
 
 export COSIGN_PASSWORD=bench
-unset BERTH_PASSWORD
+unset BERTH_KEY_PASSWORD # it would win over COSIGN_PASSWORD
 for k in k1 k2 k3; do
 	"$berth" key generate --output-key-prefix "$work/$k" 2>/dev/null
 	"$berth" sign --key "$work/$k.key" "$image" >/dev/null 2>&1

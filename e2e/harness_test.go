@@ -31,7 +31,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	berthBin = filepath.Join(dir, "berth")
-	build := exec.Command("go", "build", "-o", berthBin, "../cmd/berth")
+	// Built as scripts/release.sh builds (static, -trimpath), so that the
+	// release test's build reuses these compiled packages.
+	build := exec.Command("go", "build", "-trimpath", "-o", berthBin, "../cmd/berth")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build berth:", err)

@@ -130,6 +130,7 @@ type storedReport struct {
 		Error       string    `json:"error"`
 	} `json:"scan"`
 	Findings []json.RawMessage `json:"findings"`
+	Secrets  []json.RawMessage `json:"secrets"`
 }
 
 // waitReport polls an artifact's stored report until its scan is done.
@@ -360,6 +361,20 @@ func TestScanOnPush(t *testing.T) {
 			break
 		}
 	}
+	// The server looks for secrets as berth scan does, by default, and
+	// finds the same (kitchen-sink's planted key, and the documentation
+	// example keys reported as allowed).
+	if len(reportA.Secrets) == 0 || len(reportA.Secrets) != len(cli.Secrets) {
+		t.Errorf("stored report has %d secrets, berth scan %d", len(reportA.Secrets), len(cli.Secrets))
+	}
+	for i := range min(len(reportA.Secrets), len(cli.Secrets)) {
+		var a, b any
+		json.Unmarshal(reportA.Secrets[i], &a)
+		json.Unmarshal(cli.Secrets[i], &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("secret %d differs:\n stored %s\n    cli %s", i, reportA.Secrets[i], cli.Secrets[i])
+		}
+	}
 	if !bytes.Contains(rawA, []byte(`"schemaVersion"`)) || !bytes.Contains(rawA, []byte(`"inventory"`)) {
 		t.Errorf("the stored report is not berth scan's document:\n%.300s", rawA)
 	}
@@ -420,6 +435,9 @@ func TestScanOnPush(t *testing.T) {
 		t.Errorf("vulnerabilities.new data: %s", ev.Event.Data)
 	}
 	after, _ := waitReport(t, s, pathA)
+	if len(after.Secrets) != len(reportA.Secrets) {
+		t.Errorf("the re-match lost the image's secrets: %d, were %d", len(after.Secrets), len(reportA.Secrets))
+	}
 	if after.Scan.DBUpdatedAt.Equal(firstDB) || !slices.Contains(findingKeys(t, after.Findings), "BERTH-E2E-2026-0001 node-fetch@2.6.0") {
 		t.Errorf("kitchen-sink's stored report was not re-matched: db %v, findings %v", after.Scan.DBUpdatedAt, findingKeys(t, after.Findings))
 	}

@@ -16,11 +16,16 @@ fi
 
 # The reference implementations the version-ordering corpus tests
 # (internal/match/version) compare berth with: dpkg's own Perl module,
-# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm).
+# rpm's vercmp, Python's packaging (all from Debian), node-semver (npm);
+# and SoftHSM2 for the PKCS #11 tests (internal/sign/hsm, berth key).
 missing=""
 perl -MDpkg::Version -e 1 >/dev/null 2>&1 || missing="$missing libdpkg-perl"
 command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
+# SoftHSM2: the PKCS #11 token the hardware-key tests sign and wrap with.
+{ command -v softhsm2-util >/dev/null 2>&1 && [ -f /usr/lib/softhsm/libsofthsm2.so ]; } || missing="$missing softhsm2"
 /usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
+# Headless Chromium drives the web UI's browser tests (e2e/ui_test.go).
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then
 	echo "peers: installing$missing with apt-get"
 	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -82,5 +87,42 @@ if [ ! -x "$BERTH_PEERS/oci-conformance" ]; then
 	work=$(mktemp -d)
 	cp -r "$dir"/. "$work"/ && chmod -R u+w "$work"
 	(cd "$work" && go build -o "$BERTH_PEERS/oci-conformance" .)
+	rm -rf "$work"
+fi
+
+# kube-apiserver and etcd for the admission e2e. k8s.io/kubernetes cannot be
+# `go install`ed (its go.mod replaces 33 modules with ./staging folders): a
+# tools module made here, in a temporary folder, requires it and points each
+# staging replace at the published k8s.io/<x> of the same release. etcd is a
+# tiny main calling etcdmain (Debian's etcd is too old for this apiserver).
+# Nothing of this is kept but the two binaries.
+KUBE_VERSION=v1.37.2
+KUBE_STAGING_VERSION=v0.37.2
+ETCD_VERSION=v3.7.0
+if [ ! -x "$BERTH_PEERS/kube-apiserver" ]; then
+	echo "peers: building kube-apiserver ($KUBE_VERSION)"
+	work=$(mktemp -d)
+	gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+	{
+		echo "module berth.dev/peers/kube"
+		echo
+		echo "go 1.26"
+		echo
+		echo "require k8s.io/kubernetes $KUBE_VERSION"
+		echo
+		echo "replace ("
+		sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$KUBE_STAGING_VERSION"'#p' "$gomod"
+		echo ")"
+	} >"$work/go.mod"
+	printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
+	(cd "$work" && go mod tidy >/dev/null && go build -o "$BERTH_PEERS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+	rm -rf "$work"
+fi
+if [ ! -x "$BERTH_PEERS/etcd" ]; then
+	echo "peers: building etcd ($ETCD_VERSION)"
+	work=$(mktemp -d)
+	printf 'module berth.dev/peers/etcd\n\ngo 1.26\n' >"$work/go.mod"
+	printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$work/main.go"
+	(cd "$work" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 && go mod tidy >/dev/null && go build -o "$BERTH_PEERS/etcd" .)
 	rm -rf "$work"
 fi

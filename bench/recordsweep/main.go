@@ -8,7 +8,7 @@
 //	recordsweep -records ../shared/vulndata/osv -o /tmp/sweep
 //
 // writes /tmp/sweep/inventory.json, berth's inventory of every package
-// (`berth scan --input`), and the same packages for osv-scanner: Go modules
+// (`berth scan --from-report`), and the same packages for osv-scanner: Go modules
 // as go.mod files (gomod/N/go.mod holds the Nth version of each module), the
 // rest as berth's CycloneDX SBOM, sweep.cdx.json (`osv-scanner scan source
 // -L sweep.cdx.json -r gomod`). Go modules are kept out of the SBOM because

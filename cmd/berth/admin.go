@@ -36,8 +36,8 @@ type apiFlags struct {
 func (f *apiFlags) register(cmd *cobra.Command) {
 	p := cmd.PersistentFlags()
 	p.StringVar(&f.server, "server", envOr("BERTH_SERVER", "http://127.0.0.1:5000"), "berth server URL (env BERTH_SERVER)")
-	p.StringVarP(&f.username, "username", "u", envOr("BERTH_USERNAME", "admin"), "user to act as (env BERTH_USERNAME)")
-	p.StringVarP(&f.password, "password", "p", "", "password or robot secret (env BERTH_PASSWORD; prefer it or --password-stdin to keep it out of the process list)")
+	p.StringVarP(&f.username, "username", "u", envOr("BERTH_USERNAME", "admin"), "user to act as (env BERTH_USERNAME; default: the one 'berth login' stored, else admin)")
+	p.StringVarP(&f.password, "password", "p", "", "password or robot secret (env BERTH_PASSWORD; default: what 'berth login' stored; prefer it or --password-stdin to keep it out of the process list)")
 	p.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from standard input")
 	p.StringVar(&f.caCert, "cacert", envOr("BERTH_CACERT", ""), "PEM certificate to trust for the server (e.g. <data>/tls/cert.pem of --tls-self-signed)")
 	p.BoolVar(&f.insecure, "insecure-skip-tls-verify", false, "do not verify the server's certificate")
@@ -47,26 +47,43 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 // apiClient calls the admin API.
 type apiClient struct {
 	base     string
+	host     string // the server's host:port, as 'berth login' names it
 	user     string
 	password string
 	http     *http.Client
+	// checkedAnonymous is set once a client without credentials has made
+	// sure the server lets anonymous callers in (--no-auth).
+	checkedAnonymous bool
 }
 
+// client reaches the server with credentials from, in order: --password,
+// --password-stdin or BERTH_PASSWORD (as --username); else what 'berth
+// login' stored for the server's host; else none, which only a server
+// without authentication accepts.
 func (f *apiFlags) client(cmd *cobra.Command) (*apiClient, error) {
 	u, err := url.Parse(f.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--server %q: want http://HOST:PORT or https://HOST:PORT", f.server)
 	}
-	password := f.password
+	user, password := f.username, f.password
 	if password == "" {
-		password = os.Getenv("BERTH_PASSWORD")
+		password = os.Getenv(loginPasswordEnv)
 	}
 	if f.passwordStdin {
-		raw, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
-		if err != nil {
-			return nil, fmt.Errorf("read the password from stdin: %w", err)
+		if password, err = readSecret(cmd.InOrStdin()); err != nil {
+			return nil, err
 		}
-		password = strings.TrimRight(string(raw), "\r\n")
+	}
+	if password == "" {
+		storedUser, storedPassword, err := storedLogin(u.Host)
+		if err != nil {
+			return nil, err
+		}
+		// An explicit --username names whom to act as: another user's
+		// stored password is not sent for it.
+		if storedPassword != "" && (!cmd.Flags().Changed("username") || storedUser == user) {
+			user, password = storedUser, storedPassword
+		}
 	}
 	tlsCfg := &tls.Config{InsecureSkipVerify: f.insecure}
 	if f.caCert != "" {
@@ -81,13 +98,41 @@ func (f *apiFlags) client(cmd *cobra.Command) (*apiClient, error) {
 		tlsCfg.RootCAs = pool
 	}
 	return &apiClient{
-		base: strings.TrimRight(f.server, "/") + api.Prefix, user: f.username, password: password,
+		base: strings.TrimRight(f.server, "/") + api.Prefix, host: u.Host, user: user, password: password,
 		http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}},
 	}, nil
 }
 
+// notLoggedIn is the error of a command run without credentials against
+// a server that requires them.
+func (c *apiClient) notLoggedIn() error {
+	return fmt.Errorf("not logged in to %s: run 'berth login %s' (or set BERTH_PASSWORD, or give --password-stdin)", c.host, c.host)
+}
+
+// checkAnonymous refuses to go on without credentials unless the server
+// lets anonymous callers in: otherwise a command would answer with what
+// an anonymous caller may see (public projects only) and exit 0.
+func (c *apiClient) checkAnonymous() error {
+	if c.password != "" || c.checkedAnonymous {
+		return nil
+	}
+	resp, err := c.http.Get(strings.TrimSuffix(c.base, api.Prefix) + "/v2/")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return c.notLoggedIn()
+	}
+	c.checkedAnonymous = true
+	return nil
+}
+
 // call sends a request and decodes a JSON answer into out (if not nil).
 func (c *apiClient) call(method, path string, body, out any) error {
+	if err := c.checkAnonymous(); err != nil {
+		return err
+	}
 	var r io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -120,8 +165,13 @@ func (c *apiClient) call(method, path string, body, out any) error {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			if resp.StatusCode == http.StatusUnauthorized && c.password == "" {
-				return fmt.Errorf("%s: %s (give a password with BERTH_PASSWORD, --password-stdin or --password)", e.Error.Code, e.Error.Message)
+			switch {
+			case resp.StatusCode == http.StatusUnauthorized && c.password == "":
+				return c.notLoggedIn()
+			case resp.StatusCode == http.StatusUnauthorized:
+				// The server does not say which: a disabled or expired
+				// account reads the same.
+				return fmt.Errorf("wrong username or password for %s at %s", c.user, c.host)
 			}
 			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
 		}
@@ -161,17 +211,17 @@ func newAdminCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
 		Short: "Manage users, projects, members and robot accounts of a running berth",
-		Long: `Manage users, projects, members and robot accounts through a running server's
-admin API (/api/v1/). Authenticate with --username (default admin) and the
-password in BERTH_PASSWORD, on standard input (--password-stdin) or in
---password.
+		Long: `Manage users, projects, members, robot accounts and repositories through a
+running server's admin API (/api/v1/). Log in once with 'berth login HOST';
+or give --username (default admin) and the password in BERTH_PASSWORD, on
+standard input (--password-stdin) or in --password.
 
 unlock and reset-password work instead on a stopped server's data directory
 (--data), for when no administrator can log in.`,
 	}
 	f.register(cmd)
 	cmd.AddCommand(newAdminUserCmd(f), newAdminProjectCmd(f), newAdminMemberCmd(f), newAdminRobotCmd(f),
-		newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
+		newAdminRepoCmd(f), newAdminUnlockCmd(), newAdminResetPasswordCmd(f))
 	return cmd
 }
 
@@ -415,6 +465,33 @@ func newAdminProjectCmd(f *apiFlags) *cobra.Command {
 	}
 	update.Flags().BoolVar(&setPublic, "public", false, "public (true) or private (false)")
 	update.Flags().BoolVar(&setAutoScan, "auto-scan", true, "scan images pushed to the project (true) or not (false)")
+	var force bool
+	del := &cobra.Command{
+		Use: "delete NAME [--force]", Short: "Delete a project (with --force, its repositories first)", Args: cobra.ExactArgs(1),
+		RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
+			project := args[0]
+			if force {
+				var rs []api.Repository
+				if err := c.call("GET", "/projects/"+url.PathEscape(project)+"/repositories", nil, &rs); err != nil {
+					return err
+				}
+				for _, r := range rs {
+					if err := deleteRepository(c, cmd.OutOrStdout(), project, r.Name); err != nil {
+						return fmt.Errorf("delete repository %s: %w", r.FullName, err)
+					}
+				}
+			}
+			if err := c.call("DELETE", "/projects/"+url.PathEscape(project), nil, nil); err != nil {
+				if !force && strings.Contains(err.Error(), "CONFLICT") {
+					return fmt.Errorf("%w\n--force deletes its repositories first", err)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted project %s\n", project)
+			return nil
+		}),
+	}
+	del.Flags().BoolVar(&force, "force", false, "delete the project's repositories (every artifact in them) first")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "list", Short: "List the projects you can see", Args: cobra.NoArgs,
@@ -437,14 +514,62 @@ func newAdminProjectCmd(f *apiFlags) *cobra.Command {
 			}),
 		},
 		create, update,
+		del,
+	)
+	return cmd
+}
+
+// deleteRepository deletes one repository (its name below the project)
+// and says what went.
+func deleteRepository(c *apiClient, w io.Writer, project, repository string) error {
+	var out api.RepositoryDeleted
+	if err := c.call("DELETE", "/projects/"+url.PathEscape(project)+"/repositories/"+url.PathEscape(repository), nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "deleted repository %s (%d manifests)\n", out.Repository, len(out.Deleted))
+	return nil
+}
+
+// splitRepository turns a repository's full name into its project and the
+// name below it; a one-component name lives in library, as in the
+// registry.
+func splitRepository(full string) (project, repository string) {
+	project, repository, ok := strings.Cut(full, "/")
+	if !ok {
+		return auth.DefaultProject, full
+	}
+	return project, repository
+}
+
+func newAdminRepoCmd(f *apiFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "repo", Short: "List and delete repositories"}
+	cmd.AddCommand(
 		&cobra.Command{
-			Use: "delete NAME", Short: "Delete an empty project", Args: cobra.ExactArgs(1),
-			RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
-				if err := c.call("DELETE", "/projects/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			Use: "list PROJECT", Short: "List a project's repositories", Args: cobra.ExactArgs(1),
+			RunE: withClient(f, func(c *apiClient, p printer, _ *cobra.Command, args []string) error {
+				var rs []api.Repository
+				if err := c.call("GET", "/projects/"+url.PathEscape(args[0])+"/repositories", nil, &rs); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted project %s\n", args[0])
-				return nil
+				return p.print(rs, "REPOSITORY", func(w io.Writer) {
+					for _, r := range rs {
+						fmt.Fprintln(w, r.FullName)
+					}
+				})
+			}),
+		},
+		&cobra.Command{
+			Use:   "delete PROJECT/REPOSITORY",
+			Short: "Delete a repository: every artifact, tag, signature and SBOM in it",
+			Long: `Delete a repository and everything it holds: its artifacts with their tags,
+platform manifests, signatures, attestations and SBOMs. Who may delete in the
+project may (project admins and maintainers). The blobs are freed by the next
+garbage collection, once nothing else links them. A one-component name (alpine)
+is library/alpine's repository, as in the registry.`,
+			Args: cobra.ExactArgs(1),
+			RunE: withClient(f, func(c *apiClient, _ printer, cmd *cobra.Command, args []string) error {
+				project, repository := splitRepository(args[0])
+				return deleteRepository(c, cmd.OutOrStdout(), project, repository)
 			}),
 		},
 	)

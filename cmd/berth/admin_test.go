@@ -15,6 +15,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"berth.dev/berth/internal/server"
@@ -64,6 +68,7 @@ func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 }
 
 func TestAdminCommands(t *testing.T) {
+	isolateCredentials(t)
 	url, _ := runningBerth(t, t.TempDir())
 	as := func(user, password string) func(args ...string) (string, error) {
 		return func(args ...string) (string, error) {
@@ -111,10 +116,10 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("project update --json:\n%s", out)
 	}
 	must(admin("user", "update", "alice", "--disabled"))
-	if _, err := alice("project", "list"); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+	if _, err := alice("project", "list"); err == nil || !strings.Contains(err.Error(), "wrong username or password for alice") {
 		t.Errorf("disabled user: %v", err)
 	}
-	if _, err := runCmd(t, newAdminCmd(), "user", "list", "--server", url); err == nil || !strings.Contains(err.Error(), "BERTH_PASSWORD") {
+	if _, err := runCmd(t, newAdminCmd(), "user", "list", "--server", url); err == nil || !strings.Contains(err.Error(), "not logged in") {
 		t.Errorf("no password: %v", err)
 	}
 	if _, err := admin("user", "update", "alice"); err == nil || !strings.Contains(err.Error(), "nothing to change") {
@@ -364,5 +369,74 @@ func TestServeOnATakenPortKeepsThePassword(t *testing.T) {
 	url, _ := runningBerthWith(t, dir, "")
 	if st := get(t, url+"/v2/", "admin", password); st != http.StatusOK {
 		t.Errorf("the kept password = %d, want 200", st)
+	}
+}
+
+// TestAdminRepoDelete is the Harbor user's day-one gap: a repository can be
+// deleted (berth admin repo delete), and a project with repositories with
+// --force; what was in them is gone from the registry.
+func TestAdminRepoDelete(t *testing.T) {
+	isolateCredentials(t)
+	srvURL, _ := runningBerth(t, t.TempDir())
+	host := strings.TrimPrefix(srvURL, "http://")
+	admin := func(args ...string) (string, error) {
+		t.Helper()
+		return runCmd(t, newAdminCmd(), append(args, "--server", srvURL, "--password", cmdAdminPassword)...)
+	}
+	creds := remote.WithAuth(&authn.Basic{Username: "admin", Password: cmdAdminPassword})
+	push := func(repo string) {
+		t.Helper()
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(host + "/" + repo + ":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, creds); err != nil {
+			t.Fatalf("push %s: %v", repo, err)
+		}
+	}
+	exists := func(repo string) bool {
+		t.Helper()
+		ref, err := name.ParseReference(host + "/" + repo + ":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = remote.Head(ref, creds)
+		return err == nil
+	}
+	push("team-a/app")
+	push("team-a/web/frontend")
+	push("team-b/tool")
+
+	if out, err := admin("repo", "list", "team-a"); err != nil || !strings.Contains(out, "team-a/app") || !strings.Contains(out, "team-a/web/frontend") {
+		t.Fatalf("repo list = %v\n%s", err, out)
+	}
+	out, err := admin("repo", "delete", "team-a/web/frontend")
+	if err != nil || out != "deleted repository team-a/web/frontend (1 manifests)\n" {
+		t.Fatalf("repo delete = %v\n%s", err, out)
+	}
+	if exists("team-a/web/frontend") || !exists("team-a/app") {
+		t.Errorf("after deleting team-a/web/frontend: it exists %v, team-a/app exists %v", exists("team-a/web/frontend"), exists("team-a/app"))
+	}
+	if _, err := admin("repo", "delete", "team-a/web/frontend"); err == nil || !strings.Contains(err.Error(), "NOT_FOUND") {
+		t.Errorf("second delete = %v", err)
+	}
+
+	if _, err := admin("project", "delete", "team-b"); err == nil || !strings.Contains(err.Error(), "--force deletes its repositories") {
+		t.Errorf("project delete of a project with repositories = %v", err)
+	}
+	out, err = admin("project", "delete", "team-b", "--force")
+	if err != nil || out != "deleted repository team-b/tool (1 manifests)\ndeleted project team-b\n" {
+		t.Fatalf("project delete --force = %v\n%s", err, out)
+	}
+	if exists("team-b/tool") {
+		t.Error("team-b/tool outlived its project")
+	}
+	out, err = runCmd(t, newAuditCmd(), "query", "--action", "repository.delete", "--server", srvURL, "--password", cmdAdminPassword)
+	if err != nil || !strings.Contains(out, "team-a/web/frontend: 1 manifests") || !strings.Contains(out, "team-b/tool: 1 manifests") {
+		t.Errorf("audit of the deletes = %v\n%s", err, out)
 	}
 }

@@ -25,6 +25,7 @@ func newAttestCmd() *cobra.Command {
 		referrers     bool
 		insecureKey   bool
 		reg           registryFlags
+		cf            cosignFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "attest IMAGE --predicate FILE --type TYPE --key KEY",
@@ -42,6 +43,12 @@ or a predicate type URI.`,
 			if keyPath == "" || predicatePath == "" {
 				return fmt.Errorf("--key and --predicate are required")
 			}
+			if err := cf.check(cmd); err != nil {
+				return err
+			}
+			if referrers {
+				warnReferrers(cmd)
+			}
 			if _, err := attestation.PredicateTypeURI(kind); err != nil {
 				return err
 			}
@@ -57,8 +64,12 @@ or a predicate type URI.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -67,7 +78,9 @@ or a predicate type URI.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", predicatePath, err)
 			}
+			pr.spin("attesting " + t.String())
 			w, err := sign.Attest(ctx, st, t, statement, key, sign.AttestOptions{Referrers: referrers})
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -82,6 +95,7 @@ or a predicate type URI.`,
 	cmd.Flags().BoolVar(&referrers, "referrers", false, "store a sigstore bundle as an OCI 1.1 referrer (cosign v3) instead of the .att tag (cosign v2)")
 	cmd.Flags().BoolVar(&insecureKey, "insecure-key", false, "accept an unencrypted private key")
 	reg.add(cmd)
+	cf.addSigning(cmd)
 	return cmd
 }
 
@@ -90,6 +104,7 @@ func newVerifyAttestationCmd() *cobra.Command {
 		tf   trustFlags
 		kind string
 		reg  registryFlags
+		cf   cosignFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify-attestation IMAGE --key KEY.pub [--type TYPE]",
@@ -100,6 +115,9 @@ referrers), keeping those of --type when given. Each verified statement is
 printed as one line of JSON.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.check(cmd); err != nil {
+				return err
+			}
 			var predicateType string
 			if kind != "" {
 				var err error
@@ -116,12 +134,17 @@ printed as one line of JSON.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("verifying the attestations of " + t.String())
 			res, err := sign.VerifyAttestations(ctx, st, t, trust, sign.VerifyOptions{PredicateType: predicateType})
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -139,6 +162,7 @@ printed as one line of JSON.`,
 	tf.add(cmd)
 	cmd.Flags().StringVar(&kind, "type", "", "keep only this predicate type (a cosign name or a URI)")
 	reg.add(cmd)
+	cf.addVerifying(cmd)
 	return cmd
 }
 
@@ -165,6 +189,9 @@ func (f *attestFlags) check(cmd *cobra.Command) error {
 	if f.on {
 		if f.keyPath == "" {
 			return errors.New("--attest needs --key")
+		}
+		if f.referrers {
+			warnReferrers(cmd)
 		}
 		return nil
 	}

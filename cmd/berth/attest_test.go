@@ -164,7 +164,7 @@ func writeKeys(t *testing.T, encrypt bool) testKeys {
 		if files[k.encrypted], err = keys.EncodeEncryptedPrivate(priv, []byte(testKeyPassword)); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("BERTH_PASSWORD", testKeyPassword)
+		t.Setenv("BERTH_KEY_PASSWORD", testKeyPassword)
 	}
 	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -269,8 +269,8 @@ func TestSBOMAttest(t *testing.T) {
 	t.Run("spdx attested while the output is berth's JSON", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "inventory.json")
 		if _, stderr, err := run(t, newSBOMCmd(), slices.Concat([]string{"--cache-dir", cache, "-f", "json", "-o", out,
-			"--attest", "--attest-type", "spdx", "docker://" + reg.host + "/team/app:v1"}, k.sign())...); err != nil {
-			t.Fatalf("%v\n%s", err, stderr)
+			"--attest", "--attest-type", "spdx-json", "docker://" + reg.host + "/team/app:v1"}, k.sign())...); err != nil {
+			t.Fatalf("%v\n%s", err, stderr) // spdx-json: Trivy's and syft's name for spdx
 		}
 		st := onlyStatement(t, k.pub, "spdxjson", app)
 		var doc struct {
@@ -405,14 +405,16 @@ func TestAttestBadInput(t *testing.T) {
 		{"wrong password", []string{"sbom", "scan"}, []string{"--attest", "--key", priv, image}, "wrong", "password"},
 		{"unencrypted key", []string{"sbom", "scan"}, []string{"--attest", "--key", k.plain, image}, "", "--insecure-key"},
 		{"missing image", []string{"sbom"}, []string{"--attest", "--key", k.plain, "--insecure-key", reg.host + "/team/app:nope"}, "", "resolve"},
-		{"stored report", []string{"scan"}, []string{"--attest", "--key", priv, "--input", archive}, "", "--attest needs an IMAGE"},
+		{"stored report", []string{"scan"}, []string{"--attest", "--key", priv, "--from-report", archive}, "", "--attest needs an IMAGE"},
+		{"image tarball", []string{"scan"}, []string{"--attest", "--key", priv, "--input", archive}, "", "not in a registry"},
+		{"SBOM file", []string{"scan"}, []string{"--attest", "--key", priv, "sbom:" + archive}, "", "--attest needs an IMAGE"},
 	}
 	dbDir := t.TempDir() // empty: scan must refuse before needing the DB
 	for _, tc := range tests {
 		for _, c := range tc.commands {
 			t.Run(c+" "+tc.name, func(t *testing.T) {
 				if tc.password != "" {
-					t.Setenv("BERTH_PASSWORD", tc.password)
+					t.Setenv("BERTH_KEY_PASSWORD", tc.password)
 				}
 				out := filepath.Join(t.TempDir(), "out.json")
 				args := append([]string{"--cache-dir", t.TempDir(), "-o", out}, tc.args...)

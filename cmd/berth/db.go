@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -50,7 +52,8 @@ func newDBUpdateCmd(resolve func() (string, error)) *cobra.Command {
 		Short: "Download vulnerability records and rebuild the database",
 		Long: `Download vulnerability records and rebuild the database.
 
---source may be repeated; without it the OSV feed at ` + update.DefaultSources[0] + ` is used.
+--source may be repeated; without it, the sources in $BERTH_DB_SOURCES
+(whitespace-separated), else the OSV feed at ` + update.DefaultSources[0] + `.
   URL or PATH, osv:URL|PATH         an OSV bulk feed (ecosystems.txt + <ECOSYSTEM>/all.zip),
                                      or a folder of <ECOSYSTEM>/all.zip; append #npm,PyPI
                                      to import only those ecosystems
@@ -67,7 +70,11 @@ new database replaces the old one only if every source succeeded.`,
 			if err != nil {
 				return err
 			}
-			info, err := update.Run(cmd.Context(), update.Options{Dir: dir, Sources: sources, Timeout: timeout})
+			opts := update.Options{Dir: dir, Sources: dbSources(sources), Timeout: timeout}
+			pr := newProgress(cmd)
+			showUpdateProgress(pr, &opts)
+			info, err := update.Run(cmd.Context(), opts)
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -86,6 +93,39 @@ new database replaces the old one only if every source succeeded.`,
 	cmd.Flags().StringArrayVar(&sources, "source", nil, "vulnerability source (repeatable; see above)")
 	cmd.Flags().DurationVar(&timeout, "timeout", fetch.DefaultTimeout, "give up on a source that sends nothing for this long")
 	return cmd
+}
+
+// dbSourcesEnv names the sources an update reads when given none (a
+// mirror, an air-gapped folder), so that every command that builds the
+// database, and every script, finds them without flags.
+const dbSourcesEnv = "BERTH_DB_SOURCES"
+
+// dbSources is what an update reads: the --source flags, else
+// $BERTH_DB_SOURCES, else nil (update.DefaultSources).
+func dbSources(flags []string) []string {
+	if len(flags) > 0 {
+		return flags
+	}
+	return strings.Fields(os.Getenv(dbSourcesEnv))
+}
+
+// showUpdateProgress draws a database update on pr: which source of how
+// many is loading, and each download's bytes.
+func showUpdateProgress(pr *progress, opts *update.Options) {
+	if pr == nil {
+		return
+	}
+	// The bar shows what the update's info lines say; warnings still
+	// print.
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var current string
+	opts.OnSource = func(name string, i, n int) {
+		current = fmt.Sprintf("[%d/%d] %s", i, n, name)
+		pr.spin(current)
+	}
+	opts.OnDownload = func(url string, size int64) func(int64) {
+		return pr.bytes(current+": "+path.Base(url), size)
+	}
 }
 
 func newDBStatusCmd(resolve func() (string, error)) *cobra.Command {
@@ -247,7 +287,10 @@ Registries on loopback or private addresses are reached over plain HTTP.`,
 			if err != nil {
 				return err
 			}
+			pr := newProgress(cmd)
+			pr.spin("pushing the database to " + args[0])
 			d, err := ociartifact.Push(cmd.Context(), dir, args[0], time.Now())
+			pr.done()
 			if err != nil {
 				return err
 			}

@@ -130,3 +130,21 @@ func TestDBStatusGolden(t *testing.T) {
 		t.Errorf("status output differs from %s (rerun with -update-db-golden):\n%s", golden, buf.String())
 	}
 }
+
+// TestDBSourcesVariable: without --source, db update reads the sources in
+// BERTH_DB_SOURCES (a mirror or an air-gapped folder); --source wins.
+func TestDBSourcesVariable(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("BERTH_DB_SOURCES", dbFeed(t))
+	out, _, err := runDB(t, "update", "--db-dir", dir)
+	if err != nil || !strings.Contains(out, "1 records in 1 packages") {
+		t.Fatalf("update from BERTH_DB_SOURCES = %v\n%s", err, out)
+	}
+	t.Setenv("BERTH_DB_SOURCES", filepath.Join(t.TempDir(), "missing"))
+	if _, _, err := runDB(t, "update", "--db-dir", dir); err == nil {
+		t.Error("a missing source in BERTH_DB_SOURCES was accepted")
+	}
+	if _, _, err := runDB(t, "update", "--db-dir", dir, "--source", dbFeed(t)); err != nil {
+		t.Errorf("--source did not win over BERTH_DB_SOURCES: %v", err)
+	}
+}

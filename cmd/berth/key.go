@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/keyref"
 	"berth.dev/berth/internal/sign/keys"
 )
 
@@ -19,12 +21,15 @@ func newKeyCmd() *cobra.Command {
 		Short: "Manage signing keys",
 	}
 	cmd.AddCommand(newKeyGenerateCmd())
+	addKeyCustodyCmds(cmd)
 	return cmd
 }
 
 func newKeyGenerateCmd() *cobra.Command {
 	var prefix string
 	var force bool
+	var tokenKey, keyType string
+	var master bool
 	cmd := &cobra.Command{
 		Use:   "generate",
 		Short: "Generate an ECDSA P-256 key pair in cosign's format",
@@ -32,10 +37,14 @@ func newKeyGenerateCmd() *cobra.Command {
 with a password (cosign's "ENCRYPTED SIGSTORE PRIVATE KEY" format, which cosign
 reads too), PREFIX.pub the public key.
 
-The password comes from BERTH_PASSWORD (or COSIGN_PASSWORD), or is asked for
-twice on the terminal.`,
+The password comes from BERTH_KEY_PASSWORD (else COSIGN_PASSWORD), or is
+asked for twice on the terminal. BERTH_PASSWORD, the login password, is never
+used for keys.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokenKey != "" || master {
+				return generateInToken(cmd, tokenKey, keyType, master, prefix, force)
+			}
 			privPath, pubPath := prefix+".key", prefix+".pub"
 			if !force {
 				for _, p := range []string{privPath, pubPath} {
@@ -48,7 +57,7 @@ twice on the terminal.`,
 			if err != nil {
 				return err
 			}
-			priv, err := keys.Generate()
+			priv, err := keys.GenerateKind(keyType)
 			if err != nil {
 				return err
 			}
@@ -75,21 +84,33 @@ twice on the terminal.`,
 	}
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "berth", "write PREFIX.key and PREFIX.pub")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	cmd.Flags().StringVar(&tokenKey, "key", "", "create the key pair inside a PKCS #11 token instead (pkcs11:token=…;object=…?module-path=…&pin-value=…); only PREFIX.pub is written")
+	cmd.Flags().StringVar(&keyType, "type", "ecdsa-p256", "key type: ecdsa-p256, ed25519 or rsa-3072 (in a token: ecdsa-p256, ecdsa-p384, rsa-3072)")
+	cmd.Flags().BoolVar(&master, "master", false, "with --key: create an AES-256 master key in the token for berth serve's keys.master_key")
 	return cmd
 }
 
-// readPassword returns the key password from BERTH_PASSWORD or
-// COSIGN_PASSWORD (set but empty means an empty password, as in cosign), or
-// asks on the terminal; confirm asks twice.
+// Key passwords come from these variables, in this order (set but empty
+// means an empty password, as in cosign). BERTH_PASSWORD is the login
+// password and deliberately not among them: one variable meaning two
+// secrets made key generate encrypt keys with the login password.
+var keyPasswordEnv = []string{"BERTH_KEY_PASSWORD", "COSIGN_PASSWORD"}
+
+// readPassword returns the key password from keyPasswordEnv, or asks on the
+// terminal; confirm asks twice.
 func readPassword(confirm bool) ([]byte, error) {
-	for _, env := range []string{"BERTH_PASSWORD", "COSIGN_PASSWORD"} {
+	for _, env := range keyPasswordEnv {
 		if v, ok := os.LookupEnv(env); ok {
 			return []byte(v), nil
 		}
 	}
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return nil, errors.New("no password: set BERTH_PASSWORD or run on a terminal")
+		msg := "no key password: set BERTH_KEY_PASSWORD (or COSIGN_PASSWORD), or run on a terminal"
+		if _, ok := os.LookupEnv("BERTH_PASSWORD"); ok {
+			msg += " (BERTH_PASSWORD is the login password; keys do not use it)"
+		}
+		return nil, errors.New(msg)
 	}
 	fmt.Fprint(os.Stderr, "Enter password for private key: ")
 	pw, err := term.ReadPassword(fd)
@@ -112,19 +133,16 @@ func readPassword(confirm bool) ([]byte, error) {
 	return pw, nil
 }
 
-// loadSigningKey reads a private key file; unencrypted keys need
-// allowUnencrypted (--insecure-key).
+// loadSigningKey opens a key reference: a private key file (unencrypted
+// ones need allowUnencrypted, --insecure-key), a pkcs11: URI or a KMS
+// reference. Close the key when done (it may hold a token's session).
 func loadSigningKey(path string, allowUnencrypted bool) (*sign.Key, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
+	key, err := keyref.Signing(context.Background(), path, keyref.Options{
+		Password:         func() ([]byte, error) { return readPassword(false) },
+		AllowUnencrypted: allowUnencrypted,
+	})
+	if errors.Is(err, keys.ErrUnencryptedKey) {
+		return nil, fmt.Errorf("%w; pass --insecure-key to use it anyway", err)
 	}
-	priv, err := keys.ParsePrivate(data, func() ([]byte, error) { return readPassword(false) }, allowUnencrypted)
-	if err != nil {
-		if errors.Is(err, keys.ErrUnencryptedKey) {
-			return nil, fmt.Errorf("%s: %w; pass --insecure-key to use it anyway", path, err)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return sign.NewKey(priv)
+	return key, err
 }

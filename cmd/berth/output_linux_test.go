@@ -26,7 +26,7 @@ func outputWriters(t *testing.T) map[string]func(t *testing.T, target string) st
 	if _, _, err := runDB(t, "update", "--db-dir", dbDir, "--source", dbFeed(t)); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("BERTH_PASSWORD", "test password")
+	t.Setenv("BERTH_KEY_PASSWORD", "test password")
 	return map[string]func(t *testing.T, target string) string{
 		"sbom": func(t *testing.T, target string) string {
 			cmd := newSBOMCmd()

@@ -153,7 +153,7 @@ func TestWriteOutputOwnStreams(t *testing.T) {
 // used to keep its mode (os.WriteFile applies the mode only on creation),
 // leaving the new private key readable by everyone.
 func TestKeyGenerateForceKeepsKeyPrivate(t *testing.T) {
-	t.Setenv("BERTH_PASSWORD", "test password")
+	t.Setenv("BERTH_KEY_PASSWORD", "test password")
 	prefix := filepath.Join(t.TempDir(), "release")
 	writeTestFile(t, prefix+".key", "old", 0o644)
 	writeTestFile(t, prefix+".pub", "old", 0o640)

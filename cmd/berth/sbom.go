@@ -55,12 +55,14 @@ default) as an in-toto attestation and attaches it to the image, as
 digest is read, and the attestation is about it. Registry images only.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format = sbomFormat(format, output)
 			if _, err := report.LookupSBOM(format); err != nil {
 				return fmt.Errorf("--format: %w", err)
 			}
 			if err := att.check(cmd); err != nil {
 				return err
 			}
+			attestType = canonicalSBOMFormat(attestType)
 			attestKind, ok := sbomAttestKinds[attestType]
 			switch {
 			case !ok:
@@ -95,7 +97,7 @@ digest is read, and the attestation is about it. Registry images only.`,
 			img.Source = args[0]
 			s := &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache}
 			var bar *progressbar.ProgressBar
-			if term.IsTerminal(int(os.Stderr.Fd())) {
+			if progressEnabled(cmd) {
 				s.OnPlan = func(toRead []image.Layer) {
 					var total int64
 					for _, l := range toRead {
@@ -148,15 +150,40 @@ digest is read, and the attestation is about it. Registry images only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&format, "format", "f", "cyclonedx", "output format: "+strings.Join(report.SBOMFormatNames(), ", "))
+	f.StringVarP(&format, "format", "f", "", "output format: "+strings.Join(report.SBOMFormatNames(), ", ")+
+		" (also cyclonedx-json, spdx-json); default: table on a terminal, cyclonedx into a pipe or -o")
 	f.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
 	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
 	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
 	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
 	att.add(cmd, "the SBOM")
-	f.StringVar(&attestType, "attest-type", "cyclonedx", "with --attest: the SBOM format attested, cyclonedx or spdx (whatever --format prints)")
+	f.StringVar(&attestType, "attest-type", "cyclonedx", "with --attest: the SBOM format attested, cyclonedx or spdx (also cyclonedx-json, spdx-json; whatever --format prints)")
 	return cmd
+}
+
+// sbomFormat is the format berth sbom writes: the one asked for (Trivy's
+// and syft's names spdx-json and cyclonedx-json too), else a table for a
+// person at a terminal and CycloneDX for a pipe or a file, as syft does.
+func sbomFormat(asked, output string) string {
+	if asked != "" {
+		return canonicalSBOMFormat(asked)
+	}
+	if output == "" && term.IsTerminal(int(os.Stdout.Fd())) {
+		return "table"
+	}
+	return "cyclonedx"
+}
+
+// canonicalSBOMFormat maps the format names other tools use to berth's.
+func canonicalSBOMFormat(name string) string {
+	switch strings.ToLower(name) {
+	case "cyclonedx-json":
+		return "cyclonedx"
+	case "spdx-json":
+		return "spdx"
+	}
+	return name
 }
 
 // sbomAttestKinds maps --attest-type to the predicate kind cosign names

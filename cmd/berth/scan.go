@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,11 +18,11 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/match/ignore"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/scan"
-	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/vex"
 	"berth.dev/berth/internal/vulndb"
 )
@@ -34,39 +35,63 @@ const exitDB = 3
 func newScanCmd() *cobra.Command {
 	var (
 		format, output, platform, cacheDir, dbDir string
-		severity, ignoreFile, input               string
+		severity, ignoreFile, input, fromReport   string
 		vexFiles                                  []string
 		insecure, noCache, ignoreUnfixed          bool
-		failOnStale, quiet                        bool
+		failOnStale, quiet, allowUncovered        bool
+		skipDBUpdate, offline                     bool
 		exitCode                                  int
 		maxAge                                    = ageFlag(vulndb.DefaultMaxAge)
 		att                                       attestFlags
+		creds                                     registryCreds
+		scanners                                  scannerFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "scan IMAGE | scan --input REPORT.json",
+		Use:   "scan IMAGE | scan --input ARCHIVE | scan sbom:FILE | scan --from-report REPORT.json",
 		Short: "Find the known vulnerabilities of the packages inside an image",
 		Long: `Find the known vulnerabilities of the packages inside an image.
 
 IMAGE is named as for 'berth sbom' (a registry reference, oci-archive:PATH,
-docker-archive:PATH, oci-dir:PATH, dir:PATH). Layer results are cached in
---cache-dir. The vulnerability database is the one 'berth db update' keeps in
---db-dir; it is never downloaded implicitly.
+docker-archive:PATH, oci-dir:PATH, dir:PATH). --input ARCHIVE reads an image
+tarball (docker save, crane pull, skopeo's oci-archive: which one is read
+from the file), as Trivy's --input does. sbom:FILE scans the packages a
+CycloneDX or SPDX JSON document lists (berth's own, syft's, Trivy's), as
+'trivy sbom' does. --from-report REPORT.json matches a stored report (berth
+scan --format json) or inventory (berth sbom --format json) against the
+current database without reading the image again. Layer results are cached
+in --cache-dir.
 
---input REPORT.json matches a stored report (berth scan --format json) or
-inventory (berth sbom --format json) against the current database without
-reading the image again.
+The vulnerability database is the one 'berth db update' keeps in --db-dir.
+When there is none at all, berth scan builds it first from the default
+sources ($BERTH_DB_SOURCES, else osv.dev), as 'berth db update' would;
+--skip-db-update or --offline stop with exit code 3 instead. An existing
+database is never updated by a scan.
 
-Filters: --severity keeps the listed ratings (LOW,HIGH,CRITICAL) or a rating
-and above (HIGH+); --ignore-unfixed drops findings without a fixed version;
-the ignore file (--ignorefile, else the first of .berthignore, .trivyignore,
-.trivyignore.yaml in the working directory) and --vex documents suppress
-findings, with the reason kept in the report.
+--scanners picks what to look for: vuln (known vulnerabilities), secret
+(credentials in every layer and the config), misconfig (image and
+Dockerfile rules), license (classes, --license-allow/--license-deny);
+default vuln,secret. Without vuln no database is needed. See
+docs/secrets.md.
+
+Registry credentials are those 'berth login' (or docker login) stored, or
+--username with --password, --password-stdin or BERTH_PASSWORD, or
+--registry-token, for the image's registry only.
+
+Filters: --severity keeps the listed ratings (HIGH,CRITICAL) or a rating and
+above (HIGH+); UNKNOWN only when named; --ignore-unfixed drops findings
+without a fixed version; the ignore file (--ignorefile, else the first of
+.berthignore, .trivyignore, .trivyignore.yaml in the working directory) and
+--vex documents suppress findings, with the reason kept in the report.
 
 Exit codes: 0 when done (also with findings unless --exit-code is set); the
 --exit-code value when findings remain after filtering; 1 for an operational
 error (bad flags, unreadable image or input); 3 when the vulnerability
 database is missing or unusable, or older than --db-max-age with
---fail-on-stale-db. See docs/scan.md.
+--fail-on-stale-db, and, with --exit-code, when packages of an OS release the
+database does not cover could not be judged (--allow-uncovered lets those
+pass). See docs/scan.md.
+
+-q prints nothing but the report (errors still go to standard error).
 
 --attest --key KEY also signs the report (the filtered findings, as
 --format json writes them) as cosign's vulnerability scan record (predicate
@@ -76,20 +101,56 @@ and the attestation is about it. Registry images only.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stderr := cmd.ErrOrStderr()
+			// info is where everything but errors goes: nowhere with -q.
+			info := stderr
+			if quiet {
+				info = io.Discard
+				cmd.SetErr(io.Discard)
+				slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+			}
+			sources := 0
+			for _, set := range []bool{len(args) > 0, input != "", fromReport != ""} {
+				if set {
+					sources++
+				}
+			}
 			switch {
-			case input == "" && len(args) == 0:
-				return errors.New("scan needs an IMAGE, or --input REPORT.json")
-			case input != "" && len(args) > 0:
-				return errors.New("give either an IMAGE or --input, not both")
-			case input != "" && att.on:
+			case sources == 0:
+				return errors.New("scan needs an IMAGE, --input ARCHIVE, sbom:FILE or --from-report REPORT.json")
+			case sources > 1:
+				return errors.New("give one of an IMAGE, --input ARCHIVE or --from-report REPORT.json, not several")
+			case fromReport != "" && att.on:
 				return errors.New("--attest needs an IMAGE: a stored report is not a scan of the image as it is now")
+			}
+			sbomFile, isSBOM := "", false
+			if len(args) > 0 {
+				sbomFile, isSBOM = strings.CutPrefix(args[0], "sbom:")
+				if isSBOM && att.on {
+					return errors.New("--attest needs an IMAGE: an SBOM file is not a scan of the image as it is now")
+				}
+			}
+			if input != "" {
+				src, err := inputArchive(input)
+				if err != nil {
+					return err
+				}
+				args = []string{src}
 			}
 			if err := att.check(cmd); err != nil {
 				return err
 			}
+			auth, err := creds.authenticator(cmd)
+			if err != nil {
+				return err
+			}
+			if err := scanners.parse(); err != nil {
+				return err
+			}
+			if att.on && !scanners.wants(scan.ScannerVuln) {
+				return errors.New("--attest attests a vulnerability scan: --scanners must include vuln")
+			}
 			var pending *pendingAttestation
 			if att.on {
-				var err error
 				if pending, err = att.prepare(cmd, args[0], insecure); err != nil {
 					return err
 				}
@@ -115,37 +176,75 @@ and the attestation is about it. Registry images only.`,
 				}
 			}
 
-			if dbDir == "" {
-				if dbDir, err = vulndb.DefaultDir(); err != nil {
-					return err
+			engine := &scan.Engine{}
+			if err := scanners.configure(engine); err != nil {
+				return err
+			}
+			var db *vulndb.DB
+			if scanners.wants(scan.ScannerVuln) {
+				if dbDir == "" {
+					if dbDir, err = vulndb.DefaultDir(); err != nil {
+						return err
+					}
 				}
-			}
-			db, err := vulndb.Open(dbDir)
-			if err != nil {
-				fmt.Fprintln(stderr, "berth:", err)
-				return exitError{exitDB}
-			}
-			defer db.Close()
-			if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
-				if failOnStale {
-					fmt.Fprintln(stderr, "berth:", w)
-					return exitError{exitDB}
+				db, err = vulndb.Open(dbDir)
+				if errors.Is(err, vulndb.ErrNoDB) && !skipDBUpdate && !offline {
+					db, err = buildFirstDB(cmd, info, dbDir, quiet)
 				}
-				fmt.Fprintln(stderr, "warning:", w)
+				if err != nil {
+					fmt.Fprintln(stderr, "berth:", err)
+					return exitError{code: exitDB}
+				}
+				defer db.Close()
+				if w := db.StaleWarning(time.Duration(maxAge), time.Now()); w != "" {
+					if failOnStale {
+						fmt.Fprintln(stderr, "berth:", w)
+						return exitError{code: exitDB}
+					}
+					fmt.Fprintln(info, "warning:", w)
+				}
+				engine.Matcher = match.New(db)
 			}
-
-			engine := &scan.Engine{Matcher: match.New(db)}
+			if quiet {
+				engine.Logger = slog.New(slog.DiscardHandler)
+			}
 			var full *match.Report
 			var started, finished time.Time
-			if input != "" {
-				stored, err := readStoredReport(input)
+			switch {
+			case fromReport != "":
+				stored, err := readStoredReport(fromReport)
 				if err != nil {
 					return err
 				}
 				if full, err = engine.Rematch(cmd.Context(), stored); err != nil {
 					return err
 				}
-			} else {
+			case isSBOM:
+				// An SBOM lists packages: what is matched against the
+				// database or a license policy. Secrets and
+				// misconfigurations need the image.
+				var kept []string
+				for _, n := range []string{scan.ScannerVuln, scan.ScannerLicense} {
+					if scanners.wants(n) {
+						kept = append(kept, n)
+					}
+				}
+				if len(kept) == 0 {
+					return errors.New("sbom:FILE lists packages: --scanners needs vuln or license (secrets and misconfigurations need the image)")
+				}
+				inv, err := readSBOMFile(sbomFile)
+				if err != nil {
+					return err
+				}
+				if full, err = engine.Match(cmd.Context(), inv); err != nil {
+					return err
+				}
+				full.Scanners = kept
+				if engine.Licenses != nil {
+					full.Licenses = licensepolicy.Check(&full.Inventory, *engine.Licenses)
+				}
+				full.Warnings = append(slices.Clone(inv.Warnings), full.Warnings...)
+			default:
 				s := &inventory.Scanner{Analyzers: analyzers.All()}
 				if !noCache {
 					if cacheDir == "" {
@@ -164,41 +263,64 @@ and the attestation is about it. Registry images only.`,
 					}
 					src = pending.source()
 				}
-				finish := showProgress(s)
+				finish := func() {}
+				if !quiet && progressEnabled(cmd) {
+					finish = showProgress(s)
+				}
 				engine.Inventory = s
 				started = time.Now()
-				full, err = engine.Scan(cmd.Context(), src, image.Options{Platform: platform, Insecure: insecure})
+				full, err = engine.Scan(cmd.Context(), src, image.Options{Platform: platform, Insecure: insecure, Auth: auth})
 				finished = time.Now()
 				finish()
 				if err != nil {
 					return err
 				}
 				full.Inventory.Source = args[0]
+				if input != "" {
+					full.Inventory.Source = input
+				}
 			}
 
 			shown := filter.Apply(full)
 			for _, w := range shown.Warnings {
-				fmt.Fprintln(stderr, "warning:", w)
+				fmt.Fprintln(info, "warning:", w)
 			}
 			if err := writeSBOMOutput(output, func(w io.Writer) error {
 				return report.EncodeReport(w, format, shown, report.Options{ToolVersion: version})
 			}); err != nil {
 				return err
 			}
-			if !quiet {
-				fmt.Fprintln(stderr, scan.Summarize(full, shown))
-			}
+			summary := scan.Summarize(full, shown)
+			summary.Unjudged = engine.Unjudged(&full.Inventory)
+			fmt.Fprintln(info, summary)
 			if pending != nil {
-				predicate, err := vulnPredicate(shown, db.Info(), scanParameters(cmd, ignorePath), started, finished)
+				info := db.Info()
+				sources := make([]string, len(info.Sources))
+				for i, s := range info.Sources {
+					sources[i] = s.Name
+				}
+				predicate, err := scan.VulnPredicate(shown, scan.PredicateInput{ToolVersion: version, DBSources: sources,
+					DBUpdatedAt: info.UpdatedAt, Parameters: scanParameters(cmd, ignorePath), Started: started, Finished: finished})
 				if err != nil {
-					return err
+					return fmt.Errorf("--attest: %w", err)
 				}
 				if err := pending.finish(full.Inventory.Digest, "vuln", predicate); err != nil {
 					return err
 				}
 			}
-			if exitCode != 0 && len(shown.Findings) > 0 {
-				return exitError{exitCode}
+			// A gate must not pass what the database could not judge: a
+			// Debian 12 image against a database without Debian 12 records
+			// looks clean.
+			if u := summary.Unjudged; exitCode != 0 && u.Packages > 0 && !allowUncovered {
+				release := "their OS release is unknown"
+				if u.Release != "" {
+					release = "the database holds no " + u.Release + " records"
+				}
+				fmt.Fprintf(stderr, "berth: %d packages could not be judged (%s): the gate fails; add a source that covers the release, or --allow-uncovered\n", u.Packages, release)
+				return exitError{code: exitDB}
+			}
+			if exitCode != 0 && (len(shown.Findings) > 0 || failing(shown)) {
+				return exitError{code: exitCode}
 			}
 			return nil
 		},
@@ -206,48 +328,28 @@ and the attestation is about it. Registry images only.`,
 	f := cmd.Flags()
 	f.StringVarP(&format, "format", "f", "table", "output format: "+strings.Join(report.ReportFormatNames(), ", "))
 	f.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
-	f.StringVar(&input, "input", "", "rematch a stored report or inventory JSON instead of reading an image")
-	f.StringVar(&severity, "severity", "", "ratings to report: a list (LOW,HIGH,CRITICAL) or a threshold (HIGH+); default all")
+	f.StringVar(&input, "input", "", "scan an image tarball (docker save, crane pull, oci-archive), as Trivy's --input")
+	f.StringVar(&fromReport, "from-report", "", "rematch a stored report or inventory JSON instead of reading an image")
+	f.StringVar(&severity, "severity", "", "ratings to report: a list (HIGH,CRITICAL) or a threshold (HIGH+); UNKNOWN only when named; default all")
 	f.BoolVar(&ignoreUnfixed, "ignore-unfixed", false, "leave out vulnerabilities without a fixed version")
-	f.IntVar(&exitCode, "exit-code", 0, "exit with this code when vulnerabilities remain after filtering")
+	f.IntVar(&exitCode, "exit-code", 0, "exit with this code when vulnerabilities remain after filtering (and 3 when packages could not be judged)")
+	f.BoolVar(&allowUncovered, "allow-uncovered", false, "with --exit-code: let packages of an OS release the database does not cover pass the gate")
 	f.StringVar(&ignoreFile, "ignorefile", "", "ignore file (.trivyignore text or YAML); default: the first of "+strings.Join(scan.DefaultIgnoreFiles, ", ")+" in the working directory; --ignorefile= for none")
 	f.StringArrayVar(&vexFiles, "vex", nil, "OpenVEX or CSAF VEX document whose statements suppress or annotate findings (repeatable)")
 	f.StringVar(&dbDir, "db-dir", "", "vulnerability database directory (default $BERTH_DB_DIR or <user cache dir>/berth/db)")
 	f.Var(&maxAge, "db-max-age", "warn when the database was last updated longer ago than this (e.g. 7d, 36h)")
 	f.BoolVar(&failOnStale, "fail-on-stale-db", false, "exit 3 instead of warning when the database is older than --db-max-age")
+	f.BoolVar(&skipDBUpdate, "skip-db-update", false, "never build the database: without one, exit 3 (a scan never updates an existing one)")
+	f.BoolVar(&offline, "offline", false, "download nothing for the database: without one, exit 3 (as --skip-db-update)")
 	f.StringVar(&cacheDir, "cache-dir", "", "layer cache directory (default $BERTH_CACHE_DIR or <user cache dir>/berth)")
 	f.BoolVar(&noCache, "no-cache", false, "neither read nor write the layer cache")
 	f.StringVar(&platform, "platform", image.DefaultPlatform, "platform to pick from a multi-arch image, os/arch[/variant]")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries off the loopback interface")
-	f.BoolVarP(&quiet, "quiet", "q", false, "do not print the summary line on standard error")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but the report (no summary, warnings or progress; errors still)")
+	creds.add(cmd)
 	att.add(cmd, "the report")
+	scanners.add(cmd)
 	return cmd
-}
-
-// vulnPredicate wraps the report in cosign's vulnerability scan record:
-// berth's JSON report is the result; the database is identified by its
-// sources and the time of the update that built it (berth builds its
-// database locally from several feeds, so no single URI names it).
-func vulnPredicate(shown *match.Report, info vulndb.Info, params []string, started, finished time.Time) ([]byte, error) {
-	var result bytes.Buffer
-	if err := report.EncodeReport(&result, "json", shown, report.Options{ToolVersion: version}); err != nil {
-		return nil, fmt.Errorf("--attest: %w", err)
-	}
-	sources := make([]string, len(info.Sources))
-	for i, s := range info.Sources {
-		sources[i] = s.Name
-	}
-	p := attestation.VulnPredicate{
-		Invocation: attestation.VulnInvocation{Parameters: params},
-		Scanner: attestation.VulnScanner{
-			URI:     "pkg:golang/berth.dev/berth@" + version,
-			Version: version,
-			DB:      attestation.VulnDB{URI: strings.Join(sources, ", "), Version: info.UpdatedAt.UTC().Format(time.RFC3339)},
-			Result:  result.Bytes(),
-		},
-		Metadata: attestation.VulnMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()},
-	}
-	return p.Marshal()
 }
 
 // scanParameters lists the flags that shaped the attested result, as
@@ -273,7 +375,7 @@ func scanParameters(cmd *cobra.Command, ignorePath string) []string {
 
 // loadIgnoreFile reads --ignorefile, or the default ignore file of the
 // working directory when the flag was not given, and says which file it
-// read. A named file must exist; `--ignorefile=` turns the default off.
+// read (on the command's standard error, nowhere with -q). A named file must exist; `--ignorefile=` turns the default off.
 func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, string, error) {
 	if !cmd.Flags().Changed("ignorefile") {
 		found, err := scan.FindIgnoreFile(".")
@@ -296,12 +398,12 @@ func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, string, erro
 func readStoredReport(path string) (*match.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--input: %w", err)
+		return nil, fmt.Errorf("--from-report: %w", err)
 	}
 	defer f.Close()
 	r, err := scan.ReadStored(f)
 	if err != nil {
-		return nil, fmt.Errorf("--input %s: %w", path, err)
+		return nil, fmt.Errorf("--from-report %s: %w", path, err)
 	}
 	return r, nil
 }

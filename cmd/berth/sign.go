@@ -122,6 +122,8 @@ func newSignCmd() *cobra.Command {
 		referrers   bool
 		insecureKey bool
 		reg         registryFlags
+		cf          cosignFlags
+		outputs     signOutputs
 	)
 	cmd := &cobra.Command{
 		Use:   "sign IMAGE --key KEY",
@@ -138,6 +140,15 @@ OCI 1.1 referrer of the image.`,
 			if keyPath == "" {
 				return fmt.Errorf("--key is required")
 			}
+			if err := cf.check(cmd); err != nil {
+				return err
+			}
+			if err := outputs.check(cmd, referrers); err != nil {
+				return err
+			}
+			if referrers {
+				warnReferrers(cmd)
+			}
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
 				return err
@@ -150,19 +161,25 @@ OCI 1.1 referrer of the image.`,
 			if err != nil {
 				return err
 			}
+			defer key.Close()
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("signing " + t.String())
 			w, err := sign.Sign(ctx, st, t, key, sign.SignOptions{Annotations: ann, Referrers: referrers})
+			pr.done()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signed %s\n", t)
 			fmt.Fprintf(cmd.ErrOrStderr(), "signature stored in %s\n", w.Ref)
-			return nil
+			return outputs.write(w)
 		},
 	}
 	cmd.Flags().StringVar(&keyPath, "key", "", "private key file (cosign or berth format)")
@@ -170,5 +187,7 @@ OCI 1.1 referrer of the image.`,
 	cmd.Flags().BoolVar(&referrers, "referrers", false, "store a sigstore bundle as an OCI 1.1 referrer (cosign v3) instead of the .sig tag (cosign v2)")
 	cmd.Flags().BoolVar(&insecureKey, "insecure-key", false, "accept an unencrypted private key")
 	reg.add(cmd)
+	cf.addSigning(cmd)
+	outputs.add(cmd)
 	return cmd
 }

@@ -98,3 +98,75 @@ func TestInsecureFlag(t *testing.T) {
 		t.Errorf("attest without --insecure: err = %v", err)
 	}
 }
+
+// TestKeyPasswordVariables holds each secret to its own variable: the key
+// password is BERTH_KEY_PASSWORD, else COSIGN_PASSWORD, and never
+// BERTH_PASSWORD (the login password), which key generate used to encrypt
+// keys with silently.
+func TestKeyPasswordVariables(t *testing.T) {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	saved := os.Stdin
+	os.Stdin = devNull // no terminal to ask on, whatever runs the tests
+	defer func() { os.Stdin = saved }()
+
+	generate := func(t *testing.T, env map[string]string) (string, error) {
+		t.Helper()
+		for _, v := range []string{"BERTH_KEY_PASSWORD", "COSIGN_PASSWORD", "BERTH_PASSWORD"} {
+			os.Unsetenv(v)
+			t.Cleanup(func() { os.Unsetenv(v) })
+		}
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		prefix := filepath.Join(t.TempDir(), "k")
+		cmd := newKeyCmd()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs([]string{"generate", "--output-key-prefix", prefix})
+		return prefix, cmd.Execute()
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		opensBy string // the password the key opens with
+	}{
+		{"BERTH_KEY_PASSWORD", map[string]string{"BERTH_KEY_PASSWORD": "key-pw", "BERTH_PASSWORD": "login-pw"}, "", "key-pw"},
+		{"COSIGN_PASSWORD", map[string]string{"COSIGN_PASSWORD": "cosign-pw", "BERTH_PASSWORD": "login-pw"}, "", "cosign-pw"},
+		{"BERTH_KEY_PASSWORD before COSIGN_PASSWORD", map[string]string{"BERTH_KEY_PASSWORD": "key-pw", "COSIGN_PASSWORD": "cosign-pw"}, "", "key-pw"},
+		{"only the login password", map[string]string{"BERTH_PASSWORD": "login-pw"}, "BERTH_PASSWORD is the login password", ""},
+		{"nothing", nil, "set BERTH_KEY_PASSWORD (or COSIGN_PASSWORD)", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix, err := generate(t, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if _, err := os.Stat(prefix + ".key"); !os.IsNotExist(err) {
+					t.Errorf("a key was written without a key password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Unsetenv("COSIGN_PASSWORD")
+			t.Setenv("BERTH_KEY_PASSWORD", tc.opensBy)
+			if _, err := loadSigningKey(prefix+".key", false); err != nil {
+				t.Errorf("the key does not open with %q: %v", tc.opensBy, err)
+			}
+			if login := tc.env["BERTH_PASSWORD"]; login != "" {
+				t.Setenv("BERTH_KEY_PASSWORD", login)
+				if _, err := loadSigningKey(prefix+".key", false); err == nil {
+					t.Errorf("the key opens with the login password %q", login)
+				}
+			}
+		})
+	}
+}

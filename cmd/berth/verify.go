@@ -68,6 +68,7 @@ func newVerifyCmd() *cobra.Command {
 		tf          trustFlags
 		annotations []string
 		reg         registryFlags
+		cf          cosignFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE --key KEY.pub",
@@ -82,6 +83,9 @@ command exits non-zero, saying why each signature was rejected, when fewer
 distinct keys vouch than --require asks.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.check(cmd); err != nil {
+				return err
+			}
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
 				return err
@@ -95,12 +99,17 @@ distinct keys vouch than --require asks.`,
 				return err
 			}
 			ctx := cmd.Context()
+			pr := newProgress(cmd)
+			pr.spin("resolving " + ref.String())
 			t, err := sign.Resolve(ctx, st, ref)
+			pr.done()
 			if err != nil {
 				return err
 			}
 			reportResolved(cmd, ref, t)
+			pr.spin("verifying " + t.String())
 			res, err := sign.Verify(ctx, st, t, trust, sign.VerifyOptions{Annotations: ann})
+			pr.done()
 			if err != nil {
 				return err
 			}
@@ -120,5 +129,6 @@ distinct keys vouch than --require asks.`,
 	tf.add(cmd)
 	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "require key=value in the signed payload (repeatable)")
 	reg.add(cmd)
+	cf.addVerifying(cmd)
 	return cmd
 }

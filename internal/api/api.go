@@ -27,10 +27,15 @@ import (
 
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/policy/pull"
 	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
+	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/vulndb/live"
 	"berth.dev/berth/internal/webhook"
 )
@@ -72,6 +77,24 @@ type Options struct {
 	Deliveries *webhook.Dispatcher
 	// Version is berth's version, written into SBOMs and reports.
 	Version string
+	// Notifier hears of the changes the API makes to the registry behind
+	// its back (a repository's deletion): the registry's cache and the
+	// outbox relay.
+	Notifier event.Notifier
+
+	// Blobs reads image configs and signature payloads (nil: artifact
+	// details leave them out).
+	Blobs blob.Store
+	// Trust returns the keys a project trusts to sign its images, or nil
+	// when it has none configured (then signatures are listed, not
+	// verified). Nil trusts nothing anywhere.
+	Trust func(project string) (*sign.Trust, error)
+	// Custody holds the projects' signing keys and stage rules; nil when
+	// the server has no master key (or authentication is off).
+	Custody *custody.Service
+	// Policies keeps and enforces project policies; nil when
+	// authentication is off (policies belong to projects).
+	Policies *pull.Enforcer
 }
 
 // API is the http.Handler for Prefix.
@@ -91,6 +114,9 @@ type route struct {
 	// accounts routes manage accounts and projects, which exist only with
 	// authentication on.
 	accounts bool
+	// yaml routes also take YAML bodies (application/yaml): like JSON, a
+	// type no cross-site form or simple fetch can send.
+	yaml bool
 }
 
 // routes lists every endpoint; the OpenAPI document must describe exactly
@@ -113,10 +139,15 @@ func (a *API) routes() []route {
 		{method: "PUT", path: "/projects/{project}/members/{user}", handler: a.putMember, accounts: true},
 		{method: "DELETE", path: "/projects/{project}/members/{user}", handler: a.removeMember, accounts: true},
 		{method: "GET", path: "/projects/{project}/repositories", handler: a.listRepositories, anonymous: true},
+		{method: "DELETE", path: "/projects/{project}/repositories/{repository}", handler: a.deleteRepository},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts", handler: a.listArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities", handler: a.artifactVulnerabilities, anonymous: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom", handler: a.artifactSBOM, anonymous: true},
 		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/scan", handler: a.scanArtifact},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}", handler: a.getArtifact, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures", handler: a.artifactSignatures, anonymous: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/policy", handler: a.artifactPolicy, anonymous: true},
+		{method: "GET", path: "/vulnerabilities/{id}/artifacts", handler: a.vulnerableArtifacts, anonymous: true},
 		{method: "GET", path: "/projects/{project}/webhooks", handler: a.listWebhooks, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks", handler: a.createWebhook, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}", handler: a.getWebhook, accounts: true},
@@ -124,6 +155,19 @@ func (a *API) routes() []route {
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/deliveries", handler: a.webhookDeliveries, accounts: true},
 		{method: "GET", path: "/projects/{project}/webhooks/{id}/dead-letters", handler: a.webhookDeadLetters, accounts: true},
 		{method: "POST", path: "/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver", handler: a.redeliverWebhook, accounts: true},
+		{method: "GET", path: "/projects/{project}/policy", handler: a.getPolicy, accounts: true},
+		{method: "PUT", path: "/projects/{project}/policy", handler: a.putPolicy, accounts: true, yaml: true},
+		{method: "DELETE", path: "/projects/{project}/policy", handler: a.deletePolicy, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys", handler: a.listKeys, anonymous: true, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys", handler: a.createKey, accounts: true},
+		{method: "POST", path: "/projects/{project}/keys/{purpose}/rotate", handler: a.rotateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/keys/{purpose}/private", handler: a.privateKey, accounts: true},
+		{method: "GET", path: "/projects/{project}/stages/{stage}", handler: a.getStage, anonymous: true, accounts: true},
+		{method: "PUT", path: "/projects/{project}/stages/{stage}", handler: a.putStage, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/stages/{stage}", handler: a.deleteStage, accounts: true},
+		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals", handler: a.artifactApprovals, anonymous: true, accounts: true},
+		{method: "POST", path: "/keys/backup", handler: a.backupKeys, accounts: true},
+		{method: "POST", path: "/keys/restore", handler: a.restoreKeys, accounts: true},
 		{method: "POST", path: "/scan-all", handler: a.scanAll},
 		{method: "GET", path: "/vulndb", handler: a.vulnDBStatus},
 		{method: "POST", path: "/vulndb/update", handler: a.updateVulnDB},
@@ -195,7 +239,7 @@ func (a *API) wrap(rt route) http.Handler {
 		r = r.WithContext(ctx)
 		// Before credentials are even read: a refused browser request
 		// must not count as a login either.
-		if err := a.guardBrowsers(r); err != nil {
+		if err := a.guardBrowsers(r, rt.yaml); err != nil {
 			a.fail(&call{w: w, r: r}, err)
 			return
 		}
@@ -216,6 +260,12 @@ func (a *API) wrap(rt route) http.Handler {
 		c := &call{w: w, r: r, who: who, addr: trace.ClientIP}
 		if err == nil && who == nil && !rt.anonymous {
 			err = errUnauthenticated
+		}
+		if err == nil && who != nil && who.Session && rt.method != http.MethodGet &&
+			!a.opts.Auth.ValidCSRF(r, r.Header.Get(auth.CSRFHeader)) {
+			// A session cookie rides along with any request the browser
+			// sends; only a page of berth's knows the session's token.
+			err = errCSRF
 		}
 		if err == nil {
 			err = rt.handler(c)
@@ -315,6 +365,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 var (
 	errCrossSite = &apiError{status: http.StatusForbidden, code: "DENIED",
 		message: "cross-site request refused: changes are accepted from this server's own origin or from clients that are not browsers"}
+	errCSRF = &apiError{status: http.StatusForbidden, code: "DENIED",
+		message: "a request authenticated by a browser session must carry the session's " + auth.CSRFHeader + " header"}
 	errMediaType = &apiError{status: http.StatusUnsupportedMediaType, code: "INVALID", message: "send the request body as application/json"}
 )
 
@@ -326,7 +378,7 @@ var (
 // what a cross-site HTML form or a "simple" fetch can send without a CORS
 // preflight (berth grants none). Clients that are not browsers send
 // neither header and are not affected.
-func (a *API) guardBrowsers(r *http.Request) error {
+func (a *API) guardBrowsers(r *http.Request, yamlBody bool) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
@@ -344,7 +396,8 @@ func (a *API) guardBrowsers(r *http.Request) error {
 		}
 	}
 	if r.ContentLength != 0 { // -1: a body of unknown length
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || (mt != "application/json" && !(yamlBody && (mt == "application/yaml" || mt == "application/x-yaml"))) {
 			return errMediaType
 		}
 	}
@@ -356,8 +409,11 @@ const maxBody = 64 << 10
 
 // decode reads a JSON body into v, refusing unknown fields: a typo must
 // not silently change nothing. (guardBrowsers checked the content type.)
-func decode(c *call, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+func decode(c *call, v any) error { return decodeLimited(c, v, maxBody) }
+
+// decodeLimited is decode with a body limit of its own.
+func decodeLimited(c *call, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("request body: %v", err)

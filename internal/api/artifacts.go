@@ -2,19 +2,23 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/registry/access"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/report"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
@@ -39,6 +43,22 @@ type Artifact struct {
 	Tags         []string         `json:"tags"`
 	Scan         *reports.Scan    `json:"scan,omitempty"`
 	Summary      *reports.Summary `json:"summary,omitempty"`
+	// Platforms are an image's (from its config) or an index's entries.
+	Platforms []Platform `json:"platforms"`
+	// Signatures says whether it is signed and by which trusted keys.
+	Signatures *SignatureSummary `json:"signatures,omitempty"`
+	// Policy is the project policy's decision on a pull of this digest;
+	// absent when the project has none.
+	Policy *PolicyDecision `json:"policy,omitempty"`
+}
+
+// PolicyDecision is what a pull by digest would get: "allowed",
+// "warned" (allowed, with warnings) or "denied", with the refusal's or
+// the warnings' text. .../artifacts/{reference}/policy tells it rule by
+// rule.
+type PolicyDecision struct {
+	Decision string `json:"decision"`
+	Message  string `json:"message,omitempty"`
 }
 
 // ArtifactPage is a page of a repository's artifacts, newest push first.
@@ -142,18 +162,53 @@ func (a *API) listArtifacts(c *call) error {
 			return badRequest("page_size %q: want 1 to %d", v, maxPageSize)
 		}
 	}
-	arts, total, err := a.opts.Meta.Artifacts(c.ctx(), repo, (page-1)*size, size)
-	if err != nil {
-		return err
+	sortBy := q.Get("sort")
+	less, ok := artifactOrders[strings.TrimPrefix(sortBy, "-")]
+	if sortBy != "" && !ok {
+		return badRequest("sort %q: want one of pushed_at, tag, size, severity, with - for descending", sortBy)
 	}
-	ds := make([]digest.Digest, len(arts))
-	for i, art := range arts {
-		ds[i] = art.Digest
+	var arts []meta.Artifact
+	var total int
+	var recs map[digest.Digest]*reports.Record
+	hideAttached := false
+	if v := q.Get("hide_attached"); v != "" {
+		if hideAttached, err = strconv.ParseBool(v); err != nil {
+			return badRequest("hide_attached %q: want true or false", v)
+		}
 	}
-	// One query for every artifact's scan summary, however many there are.
-	recs, err := a.opts.Reports.Records(c.ctx(), ds)
-	if err != nil {
-		return err
+	if !hideAttached && (sortBy == "" || sortBy == "-pushed_at") {
+		// The store's own order: read only the page.
+		if arts, total, err = a.opts.Meta.Artifacts(c.ctx(), repo, (page-1)*size, size); err != nil {
+			return err
+		}
+		if recs, err = a.opts.Reports.Records(c.ctx(), digestsOf(arts)); err != nil {
+			return err
+		}
+	} else {
+		// Another order needs every artifact and its summary (two queries),
+		// sorted here; a repository of thousands sorts in milliseconds.
+		if arts, _, err = a.opts.Meta.Artifacts(c.ctx(), repo, 0, -1); err != nil {
+			return err
+		}
+		if hideAttached {
+			arts = slices.DeleteFunc(arts, attached)
+		}
+		total = len(arts)
+		if recs, err = a.opts.Reports.Records(c.ctx(), digestsOf(arts)); err != nil {
+			return err
+		}
+		if less == nil {
+			less = artifactOrders["pushed_at"]
+			sortBy = "-pushed_at"
+		}
+		desc := strings.HasPrefix(sortBy, "-")
+		slices.SortStableFunc(arts, func(x, y meta.Artifact) int {
+			if desc {
+				x, y = y, x
+			}
+			return less(x, y, recs)
+		})
+		arts = arts[min((page-1)*size, len(arts)):min(page*size, len(arts))]
 	}
 	out := ArtifactPage{Artifacts: make([]Artifact, len(arts)), Total: total, Page: page, PageSize: size}
 	for i, art := range arts {
@@ -163,16 +218,98 @@ func (a *API) listArtifacts(c *call) error {
 		}
 		out.Artifacts[i] = Artifact{Digest: art.Digest, MediaType: art.MediaType, ArtifactType: art.ArtifactType,
 			Size: art.Size, PushedAt: art.PushedAt.UTC(), Tags: tags}
-		if rec, ok := recs[art.Digest]; ok {
-			sc := rec.Scan
-			out.Artifacts[i].Scan = &sc
-			if rec.HasReport() {
-				sum := rec.Summary
-				out.Artifacts[i].Summary = &sum
-			}
+		out.Artifacts[i].setScan(recs[art.Digest])
+		if out.Artifacts[i].Platforms, err = a.platformsOf(c.ctx(), repo, art.Digest); err != nil {
+			return err
+		}
+		if out.Artifacts[i].Platforms == nil {
+			out.Artifacts[i].Platforms = []Platform{}
+		}
+		if out.Artifacts[i].Signatures, err = a.signatureSummary(c.ctx(), repo, art.Digest, art.Size, types.MediaType(art.MediaType)); err != nil {
+			return err
+		}
+		if out.Artifacts[i].Policy, err = a.policyDecision(c, repo, art.Digest); err != nil {
+			return err
 		}
 	}
 	return respond(c, http.StatusOK, out)
+}
+
+// policyDecision is the pull-time decision on digest d of repo, from the
+// enforcer's verdict cache when it holds one; nil when no policy is
+// enforced in the project.
+func (a *API) policyDecision(c *call, repo string, d digest.Digest) (*PolicyDecision, error) {
+	if a.opts.Policies == nil || !a.opts.Policies.Enforced(repo) {
+		return nil, nil
+	}
+	m, err := a.opts.Meta.Manifest(c.ctx(), repo, d)
+	if err != nil {
+		return nil, err
+	}
+	deny, warnings := a.opts.Policies.CheckPull(c.ctx(), c.r.Host, repo, d.String(), m)
+	switch {
+	case deny != "":
+		return &PolicyDecision{Decision: "denied", Message: deny}, nil
+	case len(warnings) > 0:
+		return &PolicyDecision{Decision: "warned", Message: strings.Join(warnings, "; ")}, nil
+	}
+	return &PolicyDecision{Decision: "allowed"}, nil
+}
+
+// attached reports whether art is only there for another artifact:
+// tagged with nothing but cosign's tags for a digest (sha256-<hex>.sig,
+// .att, .sbom) or the referrers tag schema's (sha256-<hex>).
+func attached(art meta.Artifact) bool {
+	if len(art.Tags) == 0 {
+		return false
+	}
+	for _, t := range art.Tags {
+		base, _, _ := strings.Cut(t, ".")
+		if rest, ok := strings.CutPrefix(base, "sha256-"); !ok || len(rest) != 64 || strings.Trim(rest, "0123456789abcdef") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func digestsOf(arts []meta.Artifact) []digest.Digest {
+	ds := make([]digest.Digest, len(arts))
+	for i, art := range arts {
+		ds[i] = art.Digest
+	}
+	return ds
+}
+
+// artifactOrders are the listing's ascending orders by name; ties keep
+// the store's order (newest push first).
+var artifactOrders = map[string]func(x, y meta.Artifact, recs map[digest.Digest]*reports.Record) int{
+	"pushed_at": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int {
+		return x.PushedAt.Compare(y.PushedAt)
+	},
+	"size": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int { return cmp.Compare(x.Size, y.Size) },
+	"tag": func(x, y meta.Artifact, _ map[digest.Digest]*reports.Record) int {
+		first := func(a meta.Artifact) string {
+			if len(a.Tags) == 0 {
+				return "\uffff" // untagged last
+			}
+			return a.Tags[0]
+		}
+		return strings.Compare(first(x), first(y))
+	},
+	"severity": func(x, y meta.Artifact, recs map[digest.Digest]*reports.Record) int {
+		return cmp.Compare(severityRank(recs[x.Digest]), severityRank(recs[y.Digest]))
+	},
+}
+
+// severityRank orders artifacts by how bad their findings are: critical
+// count first, then high, medium, low; unscanned below clean.
+func severityRank(rec *reports.Record) int64 {
+	if rec == nil || !rec.HasReport() {
+		return -1
+	}
+	s := rec.Summary
+	clamp := func(n int) int64 { return int64(min(n, 9999)) }
+	return clamp(s.Critical)*1e12 + clamp(s.High)*1e8 + clamp(s.Medium)*1e4 + clamp(s.Low)
 }
 
 // artifactVulnerabilities answers with the stored report exactly as `berth
@@ -317,6 +454,50 @@ func (a *API) scanArtifact(c *call) error {
 		return err
 	}
 	return respond(c, http.StatusAccepted, ScanQueued{Digest: m.Digest, Scan: reports.Scan{Status: reports.Pending}})
+}
+
+// RepositoryDeleted answers a repository's deletion.
+type RepositoryDeleted struct {
+	Repository string `json:"repository"`
+	// Deleted lists every manifest deleted (artifacts, their platform
+	// manifests, signatures, attestations and SBOMs), in digest order.
+	Deleted []digest.Digest `json:"deleted"`
+}
+
+// deleteRepository deletes a repository and everything it holds, for
+// those who may delete in its project (the registry's delete action).
+// Blobs go at the next garbage collection, when nothing else links them.
+func (a *API) deleteRepository(c *call) error {
+	repo, err := a.pullable(c)
+	project := c.r.PathValue("project")
+	if err == nil && !a.can(c, auth.ProjectOf(repo), auth.Delete) {
+		err = errForbidden
+	}
+	var changes []event.Event
+	if err == nil {
+		changes, err = a.opts.Meta.DeleteRepository(event.WithActor(c.ctx(), c.actor()), repo)
+		if errors.Is(err, meta.ErrRepositoryUnknown) {
+			err = notFound("repository " + project + "/" + c.r.PathValue("repository"))
+		}
+	}
+	out := RepositoryDeleted{Repository: repo, Deleted: []digest.Digest{}}
+	for _, e := range changes {
+		// The registry's cache forgets them now, not when the outbox relay
+		// gets to them (which this also wakes).
+		if a.opts.Notifier != nil {
+			a.opts.Notifier.Notify(c.ctx(), e)
+		}
+		out.Deleted = append(out.Deleted, e.Digest)
+	}
+	detail := c.r.PathValue("repository")
+	if err == nil {
+		detail = fmt.Sprintf("%s: %d manifests", repo, len(out.Deleted))
+	}
+	a.audited(c, "repository.delete", project, detail, err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, out)
 }
 
 func kindOf(m *meta.Manifest) string {

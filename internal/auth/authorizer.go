@@ -203,8 +203,9 @@ func (s *Service) Authorize(ctx context.Context, sub access.Subject, req access.
 	return nil
 }
 
-// Identify authenticates a request to the admin API: Basic credentials or
-// a bearer token from /token. A request with neither is anonymous (nil).
+// Identify authenticates a request to the admin API: Basic credentials, a
+// bearer token from /token, or a web UI session cookie. A request with
+// none is anonymous (nil).
 // Errors are *access.Challenge, *access.Throttle or *access.Denial.
 func (s *Service) Identify(r *http.Request) (*Principal, error) {
 	sub, err := s.Authenticate(r)
@@ -212,7 +213,15 @@ func (s *Service) Identify(r *http.Request) (*Principal, error) {
 		return nil, err
 	}
 	if sub.Anonymous() {
-		return nil, nil
+		// No credentials in the headers: a browser's session cookie, if
+		// any (never on the registry's routes, only here).
+		p := s.SessionPrincipal(r)
+		if p != nil {
+			if t := traceOf(r.Context()); t != nil {
+				t.Actor = p.Name
+			}
+		}
+		return p, nil
 	}
 	c := sub.Details.(*credential)
 	u := s.snap.Load().user(c.name, c.id)

@@ -98,6 +98,9 @@ type Service struct {
 
 	mu   sync.Mutex // serialises changes and snapshot reloads
 	snap atomic.Pointer[snapshot]
+
+	sessOnce sync.Once
+	sess     *sessions // the web UI's logins (session.go)
 }
 
 // snapshot is an immutable copy of everything authorization reads.
@@ -301,6 +304,9 @@ type Principal struct {
 	// account was deleted stays unknown even if another account takes
 	// the name.
 	ID string `json:"-"`
+	// Session is set when a browser session cookie authenticated the
+	// request: changes then need the session's CSRF token.
+	Session bool `json:"-"`
 }
 
 // Can reports whether p may do action in project, by the current

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -42,6 +43,10 @@ type Options struct {
 	// are not on the loopback interface (loopback registries are always
 	// reached over plain HTTP when HTTPS fails, as crane does).
 	Insecure bool
+	// Auth, when set, is the registry's credentials (berth scan
+	// --username/--password, --registry-token), used instead of those the
+	// docker config holds.
+	Auth authn.Authenticator
 }
 
 // Image is an opened image: its metadata and its layers, bottom first.
@@ -147,11 +152,11 @@ func Open(ctx context.Context, src string, opts Options) (*Image, error) {
 	case strings.HasPrefix(src, transportDir):
 		im, err = openRootFS(strings.TrimPrefix(src, transportDir))
 	case strings.HasPrefix(src, transportRegistry):
-		im, err = openRemote(ctx, strings.TrimPrefix(src, transportRegistry), plat, opts.Insecure)
+		im, err = openRemote(ctx, strings.TrimPrefix(src, transportRegistry), plat, opts)
 	case strings.HasPrefix(src, transportRegistry2):
-		im, err = openRemote(ctx, strings.TrimPrefix(src, transportRegistry2), plat, opts.Insecure)
+		im, err = openRemote(ctx, strings.TrimPrefix(src, transportRegistry2), plat, opts)
 	default:
-		im, err = openBare(ctx, src, plat, opts.Insecure)
+		im, err = openBare(ctx, src, plat, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -162,7 +167,7 @@ func Open(ctx context.Context, src string, opts Options) (*Image, error) {
 
 // openBare handles a name without a transport: an existing file or
 // directory is read from disk, anything else is a registry reference.
-func openBare(ctx context.Context, src string, plat *v1.Platform, insecure bool) (*Image, error) {
+func openBare(ctx context.Context, src string, plat *v1.Platform, opts Options) (*Image, error) {
 	st, err := os.Stat(src)
 	switch {
 	case err == nil && st.IsDir():
@@ -175,7 +180,7 @@ func openBare(ctx context.Context, src string, plat *v1.Platform, insecure bool)
 	case looksLikePath(src):
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadSource, src, err)
 	}
-	return openRemote(ctx, src, plat, insecure)
+	return openRemote(ctx, src, plat, opts)
 }
 
 // looksLikePath tells a mistyped file name from a registry reference, so

@@ -13,11 +13,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// openRemote reads an image from a registry. Credentials come from the
-// docker config file (and its credential helpers), as docker, crane and
-// cosign read them. Loopback registries are tried over HTTPS, then plain
-// HTTP, without --insecure: go-containerregistry does that by itself.
-func openRemote(ctx context.Context, src string, plat *v1.Platform, insecure bool) (*Image, error) {
+// openRemote reads an image from a registry. Credentials are opts.Auth
+// when set, else they come from the docker config file (and its credential
+// helpers), as docker, crane and cosign read them. Loopback registries are
+// tried over HTTPS, then plain HTTP, without --insecure:
+// go-containerregistry does that by itself.
+func openRemote(ctx context.Context, src string, plat *v1.Platform, opts Options) (*Image, error) {
+	insecure := opts.Insecure
 	var nopts []name.Option
 	if insecure {
 		nopts = append(nopts, name.Insecure)
@@ -28,8 +30,12 @@ func openRemote(ctx context.Context, src string, plat *v1.Platform, insecure boo
 	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithPlatform(*plat),
+	}
+	if opts.Auth != nil {
+		ropts = append(ropts, remote.WithAuth(opts.Auth))
+	} else {
+		ropts = append(ropts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	}
 	if insecure {
 		// Self-signed registries are what --insecure is for, as with crane.

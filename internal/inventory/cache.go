@@ -89,6 +89,8 @@ type layerEntry struct {
 	// path leads to through symlinks, keyed "analyzerKey|fixed path|file"
 	// (see followFixedPaths). A key that is absent was never asked.
 	Probes map[string]*probe `json:"probes,omitempty"`
+	// Passes' results by Pass.Key, kept like Analyzers.
+	Passes map[string]json.RawMessage `json:"passes,omitempty"`
 }
 
 func (c *Cache) layerFile(diffID string) (string, bool) {
@@ -161,7 +163,7 @@ func (e *layerEntry) result(a Analyzer) (*analyzerEntry, bool) {
 // writes atomically: readers see the old file or the new one, never half
 // of one. Two scans finishing the same layer at once each write a whole
 // file; the loser's extra entries are recomputed by a later scan.
-func (c *Cache) putLayer(diffID string, changes *image.Changes, found map[string]*analyzerEntry) error {
+func (c *Cache) putLayer(diffID string, changes *image.Changes, found map[string]*analyzerEntry, passes map[string]json.RawMessage) error {
 	if c == nil {
 		return nil
 	}
@@ -179,6 +181,12 @@ func (c *Cache) putLayer(diffID string, changes *image.Changes, found map[string
 	e.Walker, e.Changes = walkerVersion, changes
 	for k, v := range found {
 		e.Analyzers[k] = v
+	}
+	if len(passes) > 0 && e.Passes == nil {
+		e.Passes = make(map[string]json.RawMessage, len(passes))
+	}
+	for k, v := range passes {
+		e.Passes[k] = v
 	}
 	return c.write(p, diffID, e)
 }

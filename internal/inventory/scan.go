@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,9 @@ type Scanner struct {
 	MaxSpoolBytes int64
 	// Stats, when set, receives the scan's accounting when Scan returns.
 	Stats *ScanStats
+	// Passes see every entry of every layer (pass.go); the secret
+	// scanner is one.
+	Passes []Pass
 }
 
 const (
@@ -112,6 +116,8 @@ type layerOutcome struct {
 	// aliases are what analyzers found in files their fixed paths lead
 	// to through symlinks, merged as if this layer held them there.
 	aliases []aliasResult
+
+	passes []json.RawMessage // by pass index
 }
 
 // Scan inventories img.
@@ -130,6 +136,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 	type job struct {
 		index   int
 		pending []int // analyzers without a cached result
+		passes  []int // passes without a cached result
 	}
 	var jobs []job
 	var toRead []image.Layer
@@ -145,14 +152,16 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				pending = append(pending, ai)
 			}
 		}
-		if ch, ok := cached.changes(); ok && len(pending) == 0 {
+		pendingPasses, passResults := s.passesOf(cached)
+		out.passes = passResults
+		if ch, ok := cached.changes(); ok && len(pending) == 0 && len(pendingPasses) == 0 {
 			if err := st.keepLinks(l.Name(), ch); err != nil {
 				return nil, err
 			}
 			out.changes = ch
 			continue
 		}
-		jobs = append(jobs, job{index: i, pending: pending})
+		jobs = append(jobs, job{index: i, pending: pending, passes: pendingPasses})
 		toRead = append(toRead, l)
 	}
 	if s.OnPlan != nil {
@@ -182,7 +191,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 				return
 			}
 			defer func() { <-sem }()
-			err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, &outcomes[j.index])
+			err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, j.passes, &outcomes[j.index])
 			if err != nil {
 				mu.Lock()
 				if errors.Is(err, errSpoolContended) {
@@ -207,7 +216,7 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 			continue
 		}
 		st.rereads++
-		if err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, &outcomes[j.index]); err != nil {
+		if err := s.readLayer(ctx, st, img.Layers[j.index], j.pending, j.passes, &outcomes[j.index]); err != nil {
 			return nil, err
 		}
 	}
@@ -218,12 +227,15 @@ func (s *Scanner) Scan(ctx context.Context, img *image.Image) (*Inventory, error
 		return nil, err
 	}
 	inv := s.merge(img, outcomes)
+	if err := s.donePasses(img, outcomes); err != nil {
+		return nil, err
+	}
 	return inv, nil
 }
 
 // readLayer walks one layer, buffering the files the pending analyzers
 // require, then runs those analyzers and caches what they found.
-func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, pending []int, out *layerOutcome) (err error) {
+func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, pending, pendingPasses []int, out *layerOutcome) (err error) {
 	// Required runs analyzer code on every entry; a panic there fails the
 	// scan with an error rather than the process.
 	defer func() {
@@ -244,12 +256,17 @@ func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, p
 			slog.Warn("removing spool file", "err", err)
 		}
 	}()
-	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, g.entry)
+	passes := s.startPasses(l, pendingPasses)
+	changes, err := image.Walk(ctx, l, image.WalkOptions{Limits: s.Limits, Progress: s.Progress}, passes.wrap(g.entry))
 	if err != nil {
 		return err
 	}
 	if err := st.keepLinks(l.Name(), changes); err != nil {
 		return err
+	}
+	passResults, err := passes.results(s, out.passes)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Name(), err)
 	}
 	changes.Warnings = append(changes.Warnings, g.warnings...)
 	out.changes = changes
@@ -306,7 +323,7 @@ func (s *Scanner) readLayer(ctx context.Context, st *scanState, l image.Layer, p
 			found[analyzerKey(a)] = e
 		}
 	}
-	if err := s.Cache.putLayer(l.DiffID, changes, found); err != nil {
+	if err := s.Cache.putLayer(l.DiffID, changes, found, passResults); err != nil {
 		slog.Warn("layer cache", "err", err)
 	}
 	return nil

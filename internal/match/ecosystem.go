@@ -22,6 +22,27 @@ type target struct {
 	distro     bool // an OS ecosystem, whose own severity ratings win
 }
 
+// memoKey identifies a target for Matcher's memo: everything matching it
+// depends on (the scheme follows from the ecosystems).
+func (t target) memoKey() string {
+	var b strings.Builder
+	for _, e := range t.ecosystems {
+		b.WriteString(e)
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	b.WriteString(t.name)
+	b.WriteByte(0)
+	b.WriteString(t.version)
+	if t.foldCase {
+		b.WriteString("\x00f")
+	}
+	if t.distro {
+		b.WriteString("\x00d")
+	}
+	return b.String()
+}
+
 // sameName reports whether a record's package name names this target.
 func (t target) sameName(recordName string) bool {
 	if recordName == t.name {

@@ -2,9 +2,13 @@ package match
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match/ignore"
+	"berth.dev/berth/internal/misconfig"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vex"
 )
 
@@ -77,6 +81,22 @@ func (f Filter) Apply(r *Report) *Report {
 			continue
 		}
 		out.Findings = append(out.Findings, fd)
+	}
+	if r.Secrets != nil {
+		// The severity filter applies to secrets too, as in Trivy.
+		out.Secrets = slices.DeleteFunc(slices.Clone(r.Secrets), func(s secret.Finding) bool {
+			return !f.keepsSeverity(Severity(s.Severity))
+		})
+	}
+	if r.Licenses != nil {
+		out.Licenses = slices.DeleteFunc(slices.Clone(r.Licenses), func(l licensepolicy.Finding) bool {
+			return !f.keepsSeverity(Severity(l.Severity))
+		})
+	}
+	if r.Misconfigurations != nil {
+		out.Misconfigurations = slices.DeleteFunc(slices.Clone(r.Misconfigurations), func(m misconfig.Finding) bool {
+			return !f.keepsSeverity(Severity(m.Severity))
+		})
 	}
 	return &out
 }

@@ -12,11 +12,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match/version"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/secret"
 )
 
 // Source is a vulnerability database.
@@ -55,6 +60,19 @@ type Report struct {
 	// Warnings name packages that could not be matched and other problems
 	// that make the result less than complete.
 	Warnings []string `json:"warnings,omitempty"`
+	// Scanners lists what the scan looked for ("vuln", "secret", ...),
+	// when it was not only vulnerabilities: an empty Secrets then means
+	// none were found, not that none were looked for.
+	Scanners []string `json:"scanners,omitempty"`
+	// Secrets are the credentials found in the image's layers and
+	// config, masked (internal/secret).
+	Secrets []secret.Finding `json:"secrets,omitempty"`
+	// Misconfigurations are failed checks of the image's config and
+	// layers (internal/misconfig).
+	Misconfigurations []misconfig.Finding `json:"misconfigurations,omitempty"`
+	// Licenses are the packages' licenses, classified and judged by the
+	// scan's license policy (internal/licensepolicy).
+	Licenses []licensepolicy.Finding `json:"licenses,omitempty"`
 }
 
 // Status says whether a fix exists.
@@ -112,6 +130,11 @@ type Matcher struct {
 	src   Source
 	now   func() time.Time
 	cache *version.Cache // parsed version strings, shared by all matches
+
+	// memo remembers each target's result (matchTarget); a Matcher reads
+	// one unchanging Source.
+	memo  sync.Map
+	memoN atomic.Int64
 }
 
 // New returns a Matcher reading from src.
@@ -125,7 +148,6 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 	pkgs := uniquePackages(inv.Packages)
 	// One lookup per (ecosystem, name): distro source packages are shared
 	// by many binary packages.
-	type lookupKey struct{ eco, name string }
 	lookups := make(map[lookupKey][]*osv.Vulnerability)
 	// Matching first, building after: the findings slice is then
 	// allocated once at its final size.
@@ -158,24 +180,14 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 			skippedNames[u] = append(skippedNames[u], p.Name)
 			continue
 		}
-		var recs []*osv.Vulnerability
-		for _, eco := range t.ecosystems {
-			k := lookupKey{eco, t.name}
-			got, ok := lookups[k]
-			if !ok {
-				if got, err = m.src.Vulnerabilities(ctx, eco, t.name); err != nil {
-					return nil, fmt.Errorf("looking up %s %s: %w", eco, t.name, err)
-				}
-				lookups[k] = got
-			}
-			recs = appendNewRecords(recs, got)
+		res, err := m.matchTarget(ctx, t, lookups)
+		if err != nil {
+			return nil, err
 		}
-		hits, warns := matchRecords(t, recs, m.cache)
-		r.Warnings = append(r.Warnings, warns...)
-		if len(hits) > 0 {
-			g := groupByAlias(hits)
-			work = append(work, pending{pkg: p, t: t, groups: g})
-			total += len(g)
+		r.Warnings = append(r.Warnings, res.warns...)
+		if len(res.groups) > 0 {
+			work = append(work, pending{pkg: p, t: t, groups: res.groups})
+			total += len(res.groups)
 		}
 	}
 	for _, u := range skipped {
@@ -195,6 +207,55 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 		slices.SortFunc(r.Findings[start:], func(a, b Finding) int { return strings.Compare(a.ID, b.ID) })
 	}
 	return r, nil
+}
+
+type lookupKey struct{ eco, name string }
+
+// targetResult is what matching one target found: the matched records
+// grouped by flaw, and the warnings they raised.
+type targetResult struct {
+	groups [][]*matched
+	warns  []string
+}
+
+// maxMemo bounds the targets a Matcher remembers.
+const maxMemo = 1 << 16
+
+// matchTarget matches one target, remembering the result: the same
+// package at the same version (a base image's packages, shared by most
+// images) has the same records, so its result is computed once per
+// Matcher, and a server re-matching thousands of stored inventories
+// against one database pays for each distinct package once. Results are
+// never modified after they are stored.
+func (m *Matcher) matchTarget(ctx context.Context, t target, lookups map[lookupKey][]*osv.Vulnerability) (*targetResult, error) {
+	key := t.memoKey()
+	if v, ok := m.memo.Load(key); ok {
+		return v.(*targetResult), nil
+	}
+	var recs []*osv.Vulnerability
+	for _, eco := range t.ecosystems {
+		k := lookupKey{eco, t.name}
+		got, ok := lookups[k]
+		if !ok {
+			var err error
+			if got, err = m.src.Vulnerabilities(ctx, eco, t.name); err != nil {
+				return nil, fmt.Errorf("looking up %s %s: %w", eco, t.name, err)
+			}
+			lookups[k] = got
+		}
+		recs = appendNewRecords(recs, got)
+	}
+	hits, warns := matchRecords(t, recs, m.cache)
+	res := &targetResult{warns: warns}
+	if len(hits) > 0 {
+		res.groups = groupByAlias(hits)
+	}
+	if m.memoN.Load() < maxMemo {
+		if _, loaded := m.memo.LoadOrStore(key, res); !loaded {
+			m.memoN.Add(1)
+		}
+	}
+	return res, nil
 }
 
 // covers reports whether the source holds records for t's ecosystems;

@@ -245,6 +245,14 @@ type Store interface {
 	// DeleteManifest deletes manifest d and every tag pointing at it,
 	// returning those tags, or ErrManifestUnknown.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) ([]string, error)
+	// DeleteRepository deletes every manifest of repo with its tags and
+	// every blob link of repo, in one transaction, recording a
+	// ManifestDeleted change per manifest (with the manifest's tags), and
+	// returns those changes in digest order, or ErrRepositoryUnknown. The repository itself goes too
+	// unless an upload session is open in it (PruneRepositories takes it
+	// once its sessions have expired). Blobs stay until garbage
+	// collection finds nothing else links them.
+	DeleteRepository(ctx context.Context, repo string) ([]event.Event, error)
 	// DeleteTag deletes a tag and returns the manifest it pointed at, or
 	// ErrTagUnknown. The manifest stays.
 	DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error)

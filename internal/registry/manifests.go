@@ -101,6 +101,15 @@ func (reg *Registry) getManifest(q *request) error {
 		return err
 	}
 	h := q.w.Header()
+	if reg.pullPolicy != nil {
+		deny, warnings := reg.pullPolicy.CheckPull(q.ctx(), q.r.Host, q.route.name, q.route.ref, m.Manifest)
+		if deny != "" {
+			return &apiError{code: errDenied, reason: deny}
+		}
+		for _, w := range warnings {
+			h.Add("Warning", warningHeader(w))
+		}
+	}
 	h["Content-Type"] = m.contentType
 	h["Content-Length"] = m.contentLength
 	h["Docker-Content-Digest"] = m.digest
@@ -116,6 +125,12 @@ func (reg *Registry) getManifest(q *request) error {
 		q.w.Write(m.Content)
 	}
 	return nil
+}
+
+// warningHeader formats a Warning header (RFC 9111: code 299, a
+// persistent warning) whose text is a quoted string.
+func warningHeader(text string) string {
+	return "299 - " + strconv.QuoteToASCII(text)
 }
 
 // etagMatches reports whether an If-None-Match header names d.

@@ -65,6 +65,17 @@ type Options struct {
 	// SessionLimit bounds unfinished upload sessions per repository and
 	// per account (429 past it); zero fields do not limit.
 	SessionLimit meta.UploadLimit
+	// PullPolicy, when set, decides after authorization whether a
+	// manifest may be served (pull-time policy).
+	PullPolicy PullPolicy
+}
+
+// PullPolicy is the registry's digest-aware pull step: the Authorizer
+// sees only the repository and the action, this sees the manifest a
+// GET or HEAD resolved to. deny refuses the pull with 403 DENIED and that
+// message; warnings are sent as Warning headers.
+type PullPolicy interface {
+	CheckPull(ctx context.Context, host, repo, reference string, m *meta.Manifest) (deny string, warnings []string)
 }
 
 // Registry is the http.Handler of the distribution API.
@@ -84,6 +95,7 @@ type Registry struct {
 	metaExistence bool
 	redirector    blob.Redirector // nil unless RedirectBlobs and the store can
 	unavailable   func(error) bool
+	pullPolicy    PullPolicy
 }
 
 // New returns a Registry over the given stores.
@@ -102,6 +114,7 @@ func New(opts Options) (*Registry, error) {
 		uploads:       uploadSlots{max: opts.MaxUploads, perAccount: opts.MaxUploadsPerAccount},
 		sessionLimit:  opts.SessionLimit,
 		unavailable:   opts.Unavailable,
+		pullPolicy:    opts.PullPolicy,
 	}
 	if me, ok := opts.Blobs.(blob.MetaExistence); ok {
 		reg.metaExistence = me.ExistenceFromMeta()

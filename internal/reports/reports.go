@@ -2,9 +2,11 @@
 // digest, the state of its scan and the match.Report it produced (the
 // inventory and the findings, exactly what `berth scan --format json`
 // writes before filtering), with a per-severity summary that listings read
-// without decoding reports, and an index from each (ecosystem, name) the
+// without decoding reports, an index from each (ecosystem, name) the
 // inventory looks up to the digests that look it up, so a database update
-// re-matches only the reports it can change (clair's AffectedManifests).
+// re-matches only the reports it can change (clair's AffectedManifests),
+// and an index from every vulnerability id and alias found to the digests
+// whose findings name it, so "which images have CVE-…" is one indexed read.
 //
 // Reports are keyed by manifest digest, not repository: the same image
 // pushed to ten repositories is inventoried and stored once. Who may read
@@ -61,11 +63,20 @@ type Summary struct {
 	Total    int `json:"total"`
 	Fixable  int `json:"fixable"`
 	Packages int `json:"packages"`
+	// Secrets counts the secrets found (allowed ones not counted) and
+	// Misconfigurations the failed checks, when those scanners ran.
+	Secrets           int `json:"secrets"`
+	Misconfigurations int `json:"misconfigurations"`
 }
 
 // Summarize counts r's findings. NONE-rated findings count as low.
 func Summarize(r *match.Report) Summary {
-	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages)}
+	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages), Misconfigurations: len(r.Misconfigurations)}
+	for _, f := range r.Secrets {
+		if f.Allowed == "" {
+			s.Secrets++
+		}
+	}
 	for _, f := range r.Findings {
 		switch f.Severity {
 		case match.SeverityCritical:
@@ -144,6 +155,11 @@ type Store interface {
 	Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
 	// Delete forgets a digest's record and its keys.
 	Delete(ctx context.Context, d digest.Digest) error
+	// Vulnerable returns the digests whose stored report has a finding
+	// naming id as its primary id or an alias (case-insensitively), in
+	// digest order: which images an advisory affects, answered from an
+	// index that Put and StoreRematches keep, without decoding a report.
+	Vulnerable(ctx context.Context, id string) ([]digest.Digest, error)
 	Close() error
 }
 

@@ -6,17 +6,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"berth.dev/berth/internal/match"
 )
 
 // SeverityFilter reads a --severity value into the severity fields of a
-// filter. Two forms are accepted:
-//
-//	LOW,HIGH,CRITICAL   exactly these ratings (Trivy's list form)
-//	HIGH+               this rating and above; UNKNOWN findings are kept,
-//	                    since a missing score must not hide a finding
+// filter: a comma-separated list of ratings (Trivy's form,
+// "HIGH,CRITICAL": exactly these), in which an item may be a threshold
+// ("HIGH+": that rating and every one above it). UNKNOWN is kept only when
+// named ("HIGH+,UNKNOWN"), as with Trivy: a threshold is a statement about
+// scores, and an unscored finding has none. The summary line counts what
+// was left out, so nothing disappears silently.
 //
 // An empty spec filters nothing.
 func SeverityFilter(spec string) (match.Filter, error) {
@@ -24,21 +26,43 @@ func SeverityFilter(spec string) (match.Filter, error) {
 	if spec == "" {
 		return match.Filter{}, nil
 	}
-	if min, ok := strings.CutSuffix(spec, "+"); ok {
-		if strings.Contains(min, ",") {
-			return match.Filter{}, fmt.Errorf("severity %q: a threshold (HIGH+) names one rating, a list (HIGH,CRITICAL) has no +", spec)
+	var out []match.Severity
+	add := func(s match.Severity) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
 		}
+	}
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		min, threshold := strings.CutSuffix(item, "+")
 		s, err := match.ParseSeverity(min)
 		if err != nil {
 			return match.Filter{}, fmt.Errorf("severity %q: %w", spec, err)
 		}
-		return match.Filter{MinSeverity: s}, nil
+		if !threshold {
+			add(s)
+			continue
+		}
+		for _, r := range thresholdOrder {
+			if r.Rank() >= s.Rank() && (r != match.SeverityUnknown || s == match.SeverityUnknown) {
+				add(r)
+			}
+		}
 	}
-	list, err := match.ParseSeverities(spec)
-	if err != nil {
-		return match.Filter{}, fmt.Errorf("severity %q: %w", spec, err)
+	if len(out) == 0 {
+		return match.Filter{}, fmt.Errorf("severity %q: empty severity list", spec)
 	}
-	return match.Filter{Severities: list}, nil
+	return match.Filter{Severities: out}, nil
+}
+
+// thresholdOrder lists the ratings a threshold expands to, worst first;
+// UNKNOWN+ alone takes every one, UNKNOWN included.
+var thresholdOrder = []match.Severity{
+	match.SeverityCritical, match.SeverityHigh, match.SeverityMedium,
+	match.SeverityLow, match.SeverityNone, match.SeverityUnknown,
 }
 
 // DefaultIgnoreFiles are looked for, in this order, in the working

@@ -12,20 +12,26 @@ import (
 )
 
 func TestSeverityFilter(t *testing.T) {
+	const (
+		C, H, M, L, N, U = match.SeverityCritical, match.SeverityHigh, match.SeverityMedium, match.SeverityLow, match.SeverityNone, match.SeverityUnknown
+	)
 	tests := []struct {
 		spec    string
-		min     match.Severity
 		list    []match.Severity
 		wantErr string
 	}{
 		{spec: ""},
-		{spec: "HIGH,CRITICAL", list: []match.Severity{match.SeverityHigh, match.SeverityCritical}},
-		{spec: "low, high", list: []match.Severity{match.SeverityLow, match.SeverityHigh}},
-		{spec: "UNKNOWN", list: []match.Severity{match.SeverityUnknown}},
-		{spec: "HIGH+", min: match.SeverityHigh},
-		{spec: " medium+ ", min: match.SeverityMedium},
+		{spec: "HIGH,CRITICAL", list: []match.Severity{H, C}},
+		{spec: "low, high", list: []match.Severity{L, H}},
+		{spec: "UNKNOWN", list: []match.Severity{U}},
+		// A threshold is that rating and above, never UNKNOWN unless named.
+		{spec: "HIGH+", list: []match.Severity{C, H}},
+		{spec: " medium+ ", list: []match.Severity{C, H, M}},
+		{spec: "HIGH+,UNKNOWN", list: []match.Severity{C, H, U}},
+		{spec: "NONE+", list: []match.Severity{C, H, M, L, N}},
+		{spec: "UNKNOWN+", list: []match.Severity{C, H, M, L, N, U}},
+		{spec: "CRITICAL,HIGH+", list: []match.Severity{C, H}},
 		{spec: "SEVERE", wantErr: "unknown severity"},
-		{spec: "HIGH,CRITICAL+", wantErr: "threshold"},
 		{spec: "+", wantErr: "unknown severity"},
 		{spec: ",", wantErr: "empty severity list"},
 	}
@@ -37,14 +43,15 @@ func TestSeverityFilter(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || f.MinSeverity != tc.min || !slices.Equal(f.Severities, tc.list) {
-			t.Errorf("%q: min %q list %v err %v; want min %q list %v", tc.spec, f.MinSeverity, f.Severities, err, tc.min, tc.list)
+		if err != nil || f.MinSeverity != "" || !slices.Equal(f.Severities, tc.list) {
+			t.Errorf("%q: min %q list %v err %v; want list %v", tc.spec, f.MinSeverity, f.Severities, err, tc.list)
 		}
 	}
 }
 
 // TestSeverityFilterApplied runs both forms through match.Filter: the list
-// keeps exactly its ratings, the threshold keeps UNKNOWN too.
+// keeps exactly its ratings, and so does a threshold: UNKNOWN only when
+// named (issue 18: HIGH+ had kept 17 UNKNOWN findings of 21).
 func TestSeverityFilterApplied(t *testing.T) {
 	r := &match.Report{}
 	for _, s := range []match.Severity{match.SeverityCritical, match.SeverityHigh, match.SeverityMedium, match.SeverityLow, match.SeverityUnknown} {
@@ -52,7 +59,8 @@ func TestSeverityFilterApplied(t *testing.T) {
 	}
 	for spec, want := range map[string][]string{
 		"HIGH,CRITICAL": {"CRITICAL", "HIGH"},
-		"MEDIUM+":       {"CRITICAL", "HIGH", "MEDIUM", "UNKNOWN"},
+		"MEDIUM+":       {"CRITICAL", "HIGH", "MEDIUM"},
+		"HIGH+,UNKNOWN": {"CRITICAL", "HIGH", "UNKNOWN"},
 		"UNKNOWN":       {"UNKNOWN"},
 		"":              {"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"},
 	} {

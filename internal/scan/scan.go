@@ -20,7 +20,9 @@ import (
 
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/secret"
 )
 
 // Engine turns images and stored inventories into reports. It is safe for
@@ -34,6 +36,15 @@ type Engine struct {
 	// Logger receives one line per scan about packages left to their OS
 	// package; nil means slog.Default().
 	Logger *slog.Logger
+	// Secrets, when set, finds secrets in every layer and in the config
+	// with these rules (scanners.go). A nil Matcher matches nothing: a
+	// scan for secrets alone needs no vulnerability database.
+	Secrets *secret.Ruleset
+	// Misconfig checks the image's config and layers (internal/misconfig).
+	Misconfig bool
+	// Licenses, when set, classifies every package's license and applies
+	// the policy (internal/licensepolicy).
+	Licenses *licensepolicy.Policy
 }
 
 // Scan opens the image named by src (any transport image.Open accepts),
@@ -44,11 +55,27 @@ func (e *Engine) Scan(ctx context.Context, src string, opts image.Options) (*mat
 		return nil, err
 	}
 	defer img.Close()
-	inv, err := e.Inventory.Scan(ctx, img)
+	r, err := e.ScanImage(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("inventory of %s: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	return e.Match(ctx, inv)
+	return r, nil
+}
+
+// ScanImage inventories an opened image (the server's own stores are an
+// image source too) and runs every scanner the engine has on it.
+func (e *Engine) ScanImage(ctx context.Context, img *image.Image) (*match.Report, error) {
+	invScanner, is := e.inventoryScanner()
+	inv, err := invScanner.Scan(ctx, img)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	r, err := e.Match(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	e.finish(r, img, is)
+	return r, nil
 }
 
 // Match finds the vulnerabilities of an inventory. The report keeps the
@@ -58,6 +85,9 @@ func (e *Engine) Scan(ctx context.Context, src string, opts image.Options) (*mat
 func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Report, error) {
 	if inv == nil {
 		return nil, fmt.Errorf("match: no inventory")
+	}
+	if e.Matcher == nil {
+		return inventoryOnly(inv), nil
 	}
 	toMatch := *inv
 	toMatch.Packages = make([]inventory.Package, 0, len(inv.Packages))
@@ -105,7 +135,20 @@ func (e *Engine) Rematch(ctx context.Context, stored *match.Report) (*match.Repo
 			stored.SchemaVersion, match.ReportSchemaVersion)
 	}
 	inv := stored.Inventory
-	return e.Match(ctx, &inv)
+	r, err := e.Match(ctx, &inv)
+	if err != nil {
+		return nil, err
+	}
+	// What was found in the image itself stays as stored: the database
+	// says nothing about it.
+	r.Scanners, r.Secrets, r.Misconfigurations = stored.Scanners, stored.Secrets, stored.Misconfigurations
+	if e.Licenses != nil {
+		// The policy is this run's; the licenses are the inventory's.
+		r.Licenses = licensepolicy.Check(&r.Inventory, *e.Licenses)
+	} else {
+		r.Licenses = stored.Licenses
+	}
+	return r, nil
 }
 
 func (e *Engine) logger() *slog.Logger {
@@ -113,4 +156,52 @@ func (e *Engine) logger() *slog.Logger {
 		return e.Logger
 	}
 	return slog.Default()
+}
+
+// Unjudged is what a report could not judge: the packages of an OS
+// release the database holds no records for (or of a release berth does
+// not know), with the language packages the OS package manager installed,
+// which are matched only through them. A clean report of such an image
+// says nothing about those packages, so a CI gate must not pass it.
+type Unjudged struct {
+	// Packages counts them.
+	Packages int
+	// Release names the OS release ("debian 12"), or "" when none is known.
+	Release string
+}
+
+// Unjudged finds what the database cannot judge in inv.
+func (e *Engine) Unjudged(inv *inventory.Inventory) Unjudged {
+	var u Unjudged
+	if e.Matcher == nil {
+		// No vulnerability scan: nothing was to be judged.
+		return u
+	}
+	if inv.Distro != nil {
+		u.Release = strings.TrimSpace(inv.Distro.ID + " " + inv.Distro.VersionID)
+	}
+	covered := map[inventory.Ecosystem]bool{}
+	judged := func(eco inventory.Ecosystem) bool {
+		c, ok := covered[eco]
+		if !ok {
+			c = e.Matcher.DistroCovered(inv.Distro, eco)
+			covered[eco] = c
+		}
+		return c
+	}
+	osManaged := osManagedRule(inv)
+	for i := range inv.Packages {
+		p := &inv.Packages[i]
+		switch {
+		case p.Ecosystem == inventory.Deb || p.Ecosystem == inventory.APK || p.Ecosystem == inventory.RPM:
+			if !judged(p.Ecosystem) {
+				u.Packages++
+			}
+		case osManaged(p):
+			if !judged(osEcosystem[inv.Distro.ID]) {
+				u.Packages++
+			}
+		}
+	}
+	return u
 }

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -449,5 +450,47 @@ func TestScanBadImage(t *testing.T) {
 	_, err := e.Scan(context.Background(), "oci-archive:"+filepath.Join(t.TempDir(), "missing.tar"), image.Options{})
 	if err == nil || !strings.Contains(err.Error(), "missing.tar") {
 		t.Errorf("scan of a missing archive: %v", err)
+	}
+}
+
+// TestUnjudged counts what the database cannot judge: kitchen-sink's
+// Debian 12 packages (the tracker fixture predates bookworm) with the
+// language packages left to them; nothing for a release the database
+// covers or an image without OS packages; everything OS for a release
+// berth does not know.
+func TestUnjudged(t *testing.T) {
+	dbDir, cacheDir, r := fixture(t)
+	e, closeDB, err := newEngine(dbDir, cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB()
+	apk := func(n int) []inventory.Package {
+		var out []inventory.Package
+		for i := range n {
+			out = append(out, inventory.Package{Ecosystem: inventory.APK, Name: fmt.Sprintf("pkg%d", i), Version: "1.0-r0"})
+		}
+		return append(out, inventory.Package{Ecosystem: inventory.NPM, Name: "lodash", Version: "4.17.15"})
+	}
+	tests := []struct {
+		name string
+		inv  *inventory.Inventory
+		want Unjudged
+	}{
+		{"debian 12 without its records", &r.Inventory, Unjudged{Packages: 123 + 8, Release: "debian 12"}},
+		{"alpine 3.10, covered", &inventory.Inventory{Distro: &inventory.Distro{ID: "alpine", VersionID: "3.10.9"}, Packages: apk(3)}, Unjudged{Release: "alpine 3.10.9"}},
+		{"alpine 3.20, not covered", &inventory.Inventory{Distro: &inventory.Distro{ID: "alpine", VersionID: "3.20.1"}, Packages: apk(3)}, Unjudged{Packages: 3, Release: "alpine 3.20.1"}},
+		{"no OS", &inventory.Inventory{Packages: apk(0)}, Unjudged{}},
+		{"OS packages, release unknown", &inventory.Inventory{Packages: apk(2)}, Unjudged{Packages: 2}},
+	}
+	for _, tc := range tests {
+		if got := e.Unjudged(tc.inv); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	s := Summarize(r, r)
+	s.Unjudged = e.Unjudged(&r.Inventory)
+	if !strings.HasSuffix(s.String(), "; 131 packages not judged (the database holds no debian 12 records)") {
+		t.Errorf("summary %q", s)
 	}
 }

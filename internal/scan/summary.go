@@ -2,6 +2,7 @@ package scan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -28,6 +29,13 @@ type Summary struct {
 	// Hidden counts findings the severity filter or --ignore-unfixed left
 	// out.
 	Hidden int
+	// Unjudged is what the database could not judge (set by the caller
+	// from Engine.Unjudged).
+	Unjudged Unjudged
+	// Others summarizes the scanners other than vuln (scanners.go); Vuln
+	// says whether vulnerabilities were looked for.
+	Vuln   bool
+	Others []string
 }
 
 // Summarize compares the report as matched (all) with the report the
@@ -40,16 +48,23 @@ func Summarize(all, shown *match.Report) Summary {
 	s.Total = len(shown.Findings)
 	s.Suppressed = len(shown.Suppressed) - len(all.Suppressed)
 	s.Hidden = len(all.Findings) - s.Total - s.Suppressed
+	s.Vuln = len(shown.Scanners) == 0 || slices.Contains(shown.Scanners, ScannerVuln)
+	s.Others = othersSummary(shown)
 	return s
 }
 
 // String is the one line `berth scan` prints on standard error:
 //
 //	kitchen-sink:latest: 25 vulnerabilities (CRITICAL 2, HIGH 10, MEDIUM 13), 1 suppressed, 4 hidden by filters
+//	debian:12: no vulnerabilities; 96 packages not judged (the database holds no debian 12 records)
 func (s Summary) String() string {
 	var b strings.Builder
 	b.WriteString(s.Image)
 	b.WriteString(": ")
+	if !s.Vuln {
+		b.WriteString(strings.Join(s.Others, "; "))
+		return b.String()
+	}
 	switch s.Total {
 	case 0:
 		b.WriteString("no vulnerabilities")
@@ -73,7 +88,26 @@ func (s Summary) String() string {
 	if s.Hidden > 0 {
 		fmt.Fprintf(&b, ", %d hidden by filters", s.Hidden)
 	}
+	if u := s.Unjudged; u.Packages > 0 {
+		fmt.Fprintf(&b, "; %d %s not judged", u.Packages, plural(u.Packages, "package", "packages"))
+		if u.Release != "" {
+			fmt.Fprintf(&b, " (the database holds no %s records)", u.Release)
+		} else {
+			b.WriteString(" (their OS release is unknown)")
+		}
+	}
+	for _, o := range s.Others {
+		b.WriteString("; ")
+		b.WriteString(o)
+	}
 	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // ImageName names the image of an inventory the way reports title it: the

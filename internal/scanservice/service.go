@@ -27,6 +27,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/blob"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/jobs"
@@ -35,6 +36,7 @@ import (
 	prom "berth.dev/berth/internal/metrics"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
 )
@@ -58,6 +60,8 @@ type Notice struct {
 	// New are the finding ids a re-match found that the artifact's stored
 	// report did not have, the most severe first.
 	New []NewFinding
+	// Approval is the revoked approval of NoticeApprovalRevoked.
+	Approval *custody.Approval
 }
 
 // NewFinding is one finding a re-match added.
@@ -81,15 +85,23 @@ type Options struct {
 	// Notify hears of completed and failed scans and of new findings; it
 	// must not block (hand the work to a queue).
 	Notify func(context.Context, Notice)
+	// Stored hears of every report stored or re-matched (for caches of
+	// decisions made on reports, such as pull-time policy verdicts).
+	Stored func(digest.Digest)
 	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
 	// an OCI 1.1 referrer.
 	SBOMReferrers bool
+	// Secrets and Misconfig add the secret and misconfiguration
+	// scanners to every scan (internal/secret, internal/misconfig).
+	Secrets, Misconfig bool
 	// RematchBatch is how many reports one re-match job handles; zero
 	// means 100.
 	RematchBatch int
-	ToolVersion  string
-	Logger       *slog.Logger
-	Metrics      *prom.Registry
+	// Stages signs for the scan stage; nil: the server signs nothing.
+	Stages      *Stages
+	ToolVersion string
+	Logger      *slog.Logger
+	Metrics     *prom.Registry
 }
 
 // Service runs scans and re-matches.
@@ -122,6 +134,7 @@ func (s *Service) Register(q *jobs.Queue) {
 	jobs.AddWorker(q, &rematchWorker{s: s})
 	jobs.AddWorker(q, &updateWorker{s: s})
 	jobs.AddWorker(q, &scanAllWorker{s: s})
+	jobs.AddWorker(q, &stageWorker{s: s})
 }
 
 // ScanArgs is the job that scans one manifest digest.
@@ -241,6 +254,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 			}
 		}
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, m.Digest, repo)
+		s.queueStages(ctx, m.Digest, []string{repo})
 		return nil
 	case rec.Scan.Status == reports.Pending || rec.Scan.Status == reports.Running:
 		// Queued already, most likely; but a crash between marking it
@@ -339,35 +353,38 @@ func (s *Service) open(ctx context.Context, repo string, d digest.Digest) (*imag
 
 // scan inventories manifest d (held by repo) and matches it.
 func (s *Service) scan(ctx context.Context, repo string, d digest.Digest) (*match.Report, *live.Generation, error) {
-	img, err := s.open(ctx, repo, d)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer img.Close()
-	inv, err := s.opts.Inventory.Scan(ctx, img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("inventory: %w", err)
-	}
-	inv.Source = repo + "@" + d.String()
-	// The report names the manifest asked for (an index's digest), as
-	// `berth scan repo@digest` does.
-	inv.Digest = d.String()
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
 		return nil, nil, errNoDB
 	}
-	r, err := s.engine(gen).Match(ctx, inv)
+	img, err := s.open(ctx, repo, d)
 	if err != nil {
 		gen.Release()
 		return nil, nil, err
 	}
+	defer img.Close()
+	r, err := s.engine(gen).ScanImage(ctx, img)
+	if err != nil {
+		gen.Release()
+		return nil, nil, err
+	}
+	r.Inventory.Source = repo + "@" + d.String()
+	// The report names the manifest asked for (an index's digest), as
+	// `berth scan repo@digest` does.
+	r.Inventory.Digest = d.String()
 	return r, gen, nil
 }
 
 var errNoDB = errors.New("the server has no vulnerability database yet")
 
+// engine is the scanning engine over one database generation: the CLI's,
+// with the scanners the server is configured for.
 func (s *Service) engine(g *live.Generation) *scan.Engine {
-	return &scan.Engine{Matcher: g.Matcher, Logger: s.log}
+	e := &scan.Engine{Inventory: s.opts.Inventory, Matcher: g.Matcher, Logger: s.log, Misconfig: s.opts.Misconfig}
+	if s.opts.Secrets {
+		e.Secrets, _ = secret.Default()
+	}
+	return e
 }
 
 // lookupKeys are the report's index keys.
@@ -424,6 +441,7 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 		// Announce it again, in case the crash came before the notice
 		// went out (a repeat is recognised and dropped).
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, d, "")
+		s.queueStages(ctx, d, nil)
 		return nil
 	}
 	start := time.Now().UTC()
@@ -458,6 +476,9 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if err := s.opts.Reports.Put(ctx, d, done, r, lookupKeys(r.Inventory), -1); err != nil {
 		return err
 	}
+	if s.opts.Stored != nil {
+		s.opts.Stored(d)
+	}
 	// A delete that landed while the report was stored: forget it again
 	// (the delete's own handling may have run before the Put).
 	if _, ok, err := s.holder(ctx, d, repo); err == nil && !ok {
@@ -475,6 +496,9 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	}
 	sum := reports.Summarize(r)
 	s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: done, Summary: &sum}, d, "")
+	// The stage judges the stored report: a crash after this point
+	// repeats the job, which finds the report and queues it again.
+	s.queueStages(ctx, d, nil)
 	s.log.InfoContext(ctx, "scanned", "repository", repo, "digest", d, "packages", len(r.Inventory.Packages),
 		"findings", len(r.Findings), "took", done.FinishedAt.Sub(start).Round(time.Millisecond))
 	return nil
@@ -606,11 +630,16 @@ func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
 	done := map[digest.Digest]bool{}
 	for _, d := range stored {
 		done[d] = true
+		if s.opts.Stored != nil {
+			s.opts.Stored(d)
+		}
 	}
 	for _, b := range batch {
 		if !done[b.Digest] {
 			continue
 		}
+		// The stage judges the new findings: it may revoke its approval.
+		s.queueStages(ctx, b.Digest, nil)
 		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
 			sum := reports.Summarize(b.Report)
 			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "")

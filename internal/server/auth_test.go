@@ -344,6 +344,7 @@ func TestAuditOfRegistryRequests(t *testing.T) {
 	a.expect(a.do("GET", "/v2/team-a/app/manifests/v1", nil, tok...), 200, "pull by tag")
 	a.expect(a.do("GET", "/v2/team-a/app/blobs/"+digest.FromBytes(img.layer).String(), nil, tok...), 200, "blob pull")
 	a.expect(a.do("GET", "/v2/team-a/app/manifests/v1", nil, olga...), 403, "olga pulls")
+	a.expect(a.do("GET", "/v2/team-a/app/tags/list", nil, olga...), 403, "olga lists tags")
 	a.expect(a.do("DELETE", "/v2/team-a/app/manifests/"+img.digest(), nil, tok...), 202, "delete")
 
 	var page struct{ Entries []audit.Entry }
@@ -363,6 +364,7 @@ func TestAuditOfRegistryRequests(t *testing.T) {
 		"admin push success team-a/app " + d + " tag v1",
 		"admin pull success team-a/app " + d + " tag v1",
 		"olga pull denied team-a/app  GET manifest tag v1",
+		"olga list denied team-a/app  GET tags",
 		"admin delete success team-a/app " + d,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"berth.dev/berth/internal/backend"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
 	"berth.dev/berth/internal/jobs"
@@ -43,6 +45,10 @@ type background struct {
 	// authentication is off (webhooks belong to projects).
 	hooks      backend.WebhookStore
 	deliveries *webhook.Dispatcher
+	// custody holds the projects' signing keys under master; nil without
+	// keys.master_key.
+	custody *custody.Service
+	master  custody.Master
 }
 
 // VulnDBDir is where a data directory keeps the server's vulnerability
@@ -86,10 +92,15 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		}
 		scanner = &inventory.Scanner{Analyzers: analyzers.All(), Cache: cache, Parallel: cfg.Scan.Workers}
 	}
+	stages, err := s.openCustody(ctx, bg, wake)
+	if err != nil {
+		return fail(err)
+	}
 	bg.scans = scanservice.New(scanservice.Options{
 		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
-		Notify: s.announce, Logger: s.log, Metrics: reg,
+		Secrets: slices.Contains(cfg.Scan.Scanners, "secret"), Misconfig: slices.Contains(cfg.Scan.Scanners, "misconfig"),
+		Notify: s.announce, Stored: s.policies.reportStored, Logger: s.log, Metrics: reg, Stages: stages,
 	})
 	if bg.vulndb != nil {
 		bg.scans.Register(q)
@@ -160,6 +171,12 @@ func (bg *background) close() error {
 	}
 	if bg.hooks != nil {
 		errs = append(errs, bg.hooks.Close())
+	}
+	if bg.custody != nil {
+		errs = append(errs, bg.custody.Close())
+	}
+	if bg.master != nil {
+		errs = append(errs, bg.master.Close())
 	}
 	return errors.Join(errs...)
 }

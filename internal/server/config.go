@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,11 +38,38 @@ type Config struct {
 	Auth            Auth          `yaml:"auth"`
 	TLS             TLS           `yaml:"tls"`
 	// InsecureHTTP allows plain HTTP on an address other than loopback.
-	InsecureHTTP bool          `yaml:"insecure_http"`
-	Audit        Audit         `yaml:"audit"`
-	Scan         Scan          `yaml:"scan"`
-	Jobs         Jobs          `yaml:"jobs"`
-	Storage      StorageConfig `yaml:"storage"`
+	InsecureHTTP bool  `yaml:"insecure_http"`
+	Audit        Audit `yaml:"audit"`
+	Scan         Scan  `yaml:"scan"`
+	Jobs         Jobs  `yaml:"jobs"`
+	// TrustDir holds each project's trusted signing keys as <project>.yaml
+	// (the trust file `berth verify --trust` reads); artifact pages and
+	// the API verify signatures against them.
+	TrustDir string `yaml:"trust_dir"`
+	Keys     Keys   `yaml:"keys"`
+	// Admission mounts the Kubernetes admission webhook under /admission/.
+	Admission Admission     `yaml:"admission"`
+	Storage   StorageConfig `yaml:"storage"`
+}
+
+// Admission configures the admission webhook berth serve mounts at
+// /admission/validate and /admission/mutate (docs/policy.md).
+type Admission struct {
+	// Policy is the policy file or directory; empty: no webhook.
+	Policy string `yaml:"policy"`
+	// PodSecurity adds the pod security rule set.
+	PodSecurity bool `yaml:"pod_security"`
+	// RegistryHosts are the names clients use for this registry: images
+	// under them are read from its own stores (with their stored reports)
+	// rather than over HTTP.
+	RegistryHosts []string `yaml:"registry_hosts"`
+}
+
+// Keys configures the custody of projects' signing keys (internal/custody).
+type Keys struct {
+	// MasterKey seals the stored private keys: file:PATH, env:VARIABLE or
+	// a pkcs11: URI. Empty: the server holds no keys and signs nothing.
+	MasterKey string `yaml:"master_key"`
 }
 
 // StorageConfig chooses the backends (internal/backend): the embedded SQLite
@@ -81,6 +109,9 @@ type Scan struct {
 	SBOMReferrers bool `yaml:"sbom_referrers"`
 	// Workers bounds the scans and re-matches running at once.
 	Workers int `yaml:"workers"`
+	// Scanners are what each scan looks for, with berth scan's names:
+	// vuln (always), secret, misconfig.
+	Scanners []string `yaml:"scanners"`
 }
 
 // Jobs tunes the background job queue.
@@ -240,7 +271,7 @@ func DefaultConfig() Config {
 		Limits:          Limits{MaxManifestSize: 4 << 20, BodyIdleTimeout: time.Minute, MaxUploadsPerAccount: 32},
 		Registry:        Registry{CacheSize: 32 << 20, UploadTTL: 24 * time.Hour, MaxUploadSessionsPerAccount: 256, MaxUploadSessionsPerRepository: 1024},
 		GC:              GC{Interval: 0, Grace: time.Hour},
-		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2},
+		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2, Scanners: []string{"vuln", "secret"}},
 		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
 		Storage:         StorageConfig{Meta: backend.SQLite, Blobs: backend.File},
 		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
@@ -443,6 +474,12 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Auth.LoginLockout }),
 		intSetting("auth.max_login_failures_global", "max-login-failures-global", "failed logins within the window in all before logins that need a password check get 429 (0: no limit)",
 			func(c *Config) *int { return &c.Auth.MaxLoginFailuresGlobal }),
+		optionalStringSetting("admission.policy", "admission-policy", "serve the Kubernetes admission webhook at /admission/validate and /admission/mutate with this policy file or directory",
+			func(c *Config) *string { return &c.Admission.Policy }),
+		boolSetting("admission.pod_security", "admission-pod-security", "the admission webhook also enforces the pod security rule set",
+			func(c *Config) *bool { return &c.Admission.PodSecurity }),
+		listSetting("admission.registry_hosts", "admission-registry-hosts", "names clients use for this registry; the webhook reads their images from its own stores (comma-separated)",
+			func(c *Config) *[]string { return &c.Admission.RegistryHosts }),
 		optionalStringSetting("tls.cert", "tls-cert", "TLS certificate (PEM) to serve HTTPS with",
 			func(c *Config) *string { return &c.TLS.Cert }),
 		optionalStringSetting("tls.key", "tls-key", "TLS private key (PEM) of --tls-cert",
@@ -463,6 +500,8 @@ func Settings() []Setting {
 			func(c *Config) *bool { return &c.Scan.SBOMReferrers }),
 		intSetting("scan.workers", "scan-workers", "scans and re-matches running at once",
 			func(c *Config) *int { return &c.Scan.Workers }),
+		listSetting("scan.scanners", "scanners", "what server scans look for: vuln (always), secret, misconfig (comma-separated)",
+			func(c *Config) *[]string { return &c.Scan.Scanners }),
 		durationSetting("jobs.retry_base", "job-retry-base", "first retry delay of a failed background job (doubling after)",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
@@ -475,6 +514,10 @@ func Settings() []Setting {
 			func(c *Config) *bool { return &c.Storage.Redirect }),
 		optionalStringSetting("auth.signing_key", "signing-key", "ES256 key (PEM) signing tokens and audit checkpoints (default: generated in <data>/auth/; replicas sharing a database must share one)",
 			func(c *Config) *string { return &c.Auth.SigningKey }),
+		optionalStringSetting("trust_dir", "trust-dir", "directory of trust files, <project>.yaml each, that artifact pages and the API verify signatures with",
+			func(c *Config) *string { return &c.TrustDir }),
+		optionalStringSetting("keys.master_key", "master-key", "master key sealing the projects' signing keys: file:PATH, env:VARIABLE or a pkcs11: URI (empty: no key custody, no scan-stage signing)",
+			func(c *Config) *string { return &c.Keys.MasterKey }),
 		optionalStringSetting("audit.anchor_url", "audit-anchor-url", "POST the audit log's signed tip here (JSON, best effort) as well as to <data>/"+audit.AnchorFileName,
 			func(c *Config) *string { return &c.Audit.AnchorURL }),
 	}
@@ -524,6 +567,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Scan.Workers <= 0 {
 		errs = append(errs, errors.New("scan.workers must be at least 1"))
+	}
+	if !slices.Contains(c.Scan.Scanners, "vuln") {
+		errs = append(errs, errors.New("scan.scanners must include vuln (the server's scans match vulnerabilities; add secret or misconfig)"))
+	}
+	for _, sc := range c.Scan.Scanners {
+		if sc != "vuln" && sc != "secret" && sc != "misconfig" {
+			errs = append(errs, fmt.Errorf("scan.scanners: unknown scanner %q (want vuln, secret, misconfig)", sc))
+		}
 	}
 	if c.Jobs.RetryBase <= 0 || c.Jobs.RetryMax < c.Jobs.RetryBase {
 		errs = append(errs, errors.New("jobs.retry_base must be positive and jobs.retry_max at least as long"))

@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,25 +44,53 @@ type endpointRule struct {
 // claimed by one or the other.
 func TestEndpointMatrix(t *testing.T) {
 	feed := t.TempDir()
-	a := startAuthServer(t, func(c *Config) { c.Scan.DBSources = []string{feed}; c.Scan.DBUpdateInterval = 0 })
+	master := masterKeyFile(t)
+	a := startAuthServer(t, func(c *Config) {
+		c.Scan.DBSources = []string{feed}
+		c.Scan.DBUpdateInterval = 0
+		c.Keys.MasterKey = "file:" + master
+	})
 	rules := map[string]endpointRule{
 		"GET /api/v1/projects/{project}/repositories":                                                    {action: auth.Pull, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts":                             {action: auth.Pull, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities": {action: auth.Pull, ok: 200},
 		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/sbom":            {action: auth.Pull, ok: 200},
 		"POST /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/scan":           {action: auth.Push, ok: 202},
-		"GET /api/v1/projects/{project}/webhooks":                                                        {action: auth.ManageProject, ok: 200},
-		"POST /api/v1/projects/{project}/webhooks":                                                       {action: auth.ManageProject, ok: 201},
-		"GET /api/v1/projects/{project}/webhooks/{id}":                                                   {action: auth.ManageProject, ok: 200},
-		"DELETE /api/v1/projects/{project}/webhooks/{id}":                                                {action: auth.ManageProject, ok: 204},
-		"GET /api/v1/projects/{project}/webhooks/{id}/deliveries":                                        {action: auth.ManageProject, ok: 200},
-		"GET /api/v1/projects/{project}/webhooks/{id}/dead-letters":                                      {action: auth.ManageProject, ok: 200},
-		"POST /api/v1/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver":                {action: auth.ManageProject, ok: 404},
-		"POST /api/v1/scan-all":      {admin: true, ok: 202},
-		"POST /api/v1/vulndb/update": {admin: true, ok: 202},
-		"GET /api/v1/vulndb":         {signedIn: true, ok: 200},
-		"GET /api/v1/openapi.json":   {anyone: true, ok: 200},
-		"GET /api/v1/me":             {signedIn: true, ok: 200},
+		"DELETE /api/v1/projects/{project}/repositories/{repository}":                                    {action: auth.Delete, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}":                 {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/signatures":      {action: auth.Pull, ok: 200},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/policy":          {action: auth.Pull, ok: 200},
+		// Everyone may ask; the answer holds only what the caller may pull
+		// (TestVulnerabilitySearchVisibility).
+		"GET /api/v1/vulnerabilities/{id}/artifacts":                                      {anyone: true, ok: 200},
+		"GET /api/v1/projects/{project}/webhooks":                                         {action: auth.ManageProject, ok: 200},
+		"POST /api/v1/projects/{project}/webhooks":                                        {action: auth.ManageProject, ok: 201},
+		"GET /api/v1/projects/{project}/webhooks/{id}":                                    {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/webhooks/{id}":                                 {action: auth.ManageProject, ok: 204},
+		"GET /api/v1/projects/{project}/webhooks/{id}/deliveries":                         {action: auth.ManageProject, ok: 200},
+		"GET /api/v1/projects/{project}/webhooks/{id}/dead-letters":                       {action: auth.ManageProject, ok: 200},
+		"POST /api/v1/projects/{project}/webhooks/{id}/dead-letters/{delivery}/redeliver": {action: auth.ManageProject, ok: 404},
+		"POST /api/v1/scan-all":                                                           {admin: true, ok: 202},
+		"POST /api/v1/vulndb/update":                                                      {admin: true, ok: 202},
+		"GET /api/v1/vulndb":                                                              {signedIn: true, ok: 200},
+		"GET /api/v1/openapi.json":                                                        {anyone: true, ok: 200},
+		"GET /api/v1/me":                                                                  {signedIn: true, ok: 200},
+		// Key custody: public halves to readers, changes to project
+		// administrators, backups to system administrators; a private
+		// key to nobody (the allowed answer is the refusal).
+		"GET /api/v1/projects/{project}/keys":                                                      {action: auth.Pull, ok: 200},
+		"POST /api/v1/projects/{project}/keys":                                                     {action: auth.ManageProject, ok: 201},
+		"POST /api/v1/projects/{project}/keys/{purpose}/rotate":                                    {action: auth.ManageProject, ok: 200},
+		"GET /api/v1/projects/{project}/keys/{purpose}/private":                                    {action: auth.ManageProject, ok: 403},
+		"GET /api/v1/projects/{project}/stages/{stage}":                                            {action: auth.Pull, ok: 200},
+		"PUT /api/v1/projects/{project}/stages/{stage}":                                            {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/stages/{stage}":                                         {action: auth.ManageProject, ok: 204},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals": {action: auth.Pull, ok: 200},
+		"POST /api/v1/keys/backup":                                                                 {admin: true, ok: 200},
+		"POST /api/v1/keys/restore":                                                                {admin: true, ok: 200},
+		"GET /api/v1/projects/{project}/policy":                                                    {action: auth.ReadMembers, ok: 200},
+		"PUT /api/v1/projects/{project}/policy":                                                    {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/policy":                                                 {action: auth.ManageProject, ok: 204},
 	}
 	// Proved elsewhere: the project-level ones by TestPermissionMatrix's
 	// probes of the permission table, the rest by internal/api's tests.
@@ -89,6 +121,9 @@ func TestEndpointMatrix(t *testing.T) {
 		own   string
 	}
 	seed := func(project string) {
+		// A scan key and a scan rule, for the key and stage endpoints.
+		a.expect(a.api(adminCreds, "POST", "/projects/"+project+"/keys", map[string]any{"purpose": "scan"}), 201, "key in "+project)
+		a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/stages/scan", map[string]any{"key": "scan", "fail_on": "critical"}), 200, "rule in "+project)
 		img := makeImage("img-" + project)
 		a.expect(a.push(project+"/app", "v1", img, adminCreds), 201, "seed "+project)
 		// A stored report, as a finished scan leaves it.
@@ -135,6 +170,9 @@ func TestEndpointMatrix(t *testing.T) {
 		hooks[p] = newHook(p, "http://127.0.0.1:9/"+p)
 	}
 
+	// keyBackup is the backup the matrix restores (forced, so every
+	// allowed call succeeds and puts the seeded keys and rules back).
+	var keyBackup string
 	call := func(s subject, ep, project string, n int) answer {
 		method, path, _ := strings.Cut(ep, " ")
 		path = strings.TrimPrefix(path, "/api/v1")
@@ -143,13 +181,34 @@ func TestEndpointMatrix(t *testing.T) {
 			// Each delete gets a hook of its own, so every caller finds one.
 			id = newHook(project, fmt.Sprintf("http://127.0.0.1:9/del-%d", n))
 		}
-		r := strings.NewReplacer("{project}", project, "{repository}", "app", "{reference}", "v1", "{id}", id, "{delivery}", "none")
+		repo := "app"
+		if method == "DELETE" && strings.HasSuffix(path, "{repository}") {
+			// Each delete gets a repository of its own, so every caller
+			// finds one and app stays for the other endpoints.
+			repo = fmt.Sprintf("del-%d", n)
+			a.expect(a.push(project+"/"+repo, "v1", makeImage(repo), adminCreds), 201, "seed "+project+"/"+repo)
+		}
+		r := strings.NewReplacer("{project}", project, "{repository}", repo, "{reference}", "v1", "{id}", id, "{delivery}", "none",
+			"{purpose}", "scan", "{stage}", "scan")
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
 		}
+		if strings.HasSuffix(path, "{project}/policy") {
+			// JSON is YAML: a policy document as a JSON object.
+			pol := map[string]any{"apiVersion": "berth.dev/v1", "kind": "ImagePolicy", "metadata": map[string]any{"name": "p"},
+				"spec": map[string]any{"tags": map[string]any{"deny": []string{"latest"}}}}
+			if method == "PUT" {
+				body = pol
+			} else {
+				// Every caller finds a policy to read or delete.
+				a.expect(a.api(adminCreds, "PUT", r.Replace(path), pol), 200, "policy in "+project)
+			}
+		}
+		body = keyEndpointBody(a, keyBackup, method, path, project, n, body)
 		return a.api(s.creds, method, r.Replace(path), body)
 	}
+	keyBackup = a.expect(a.api(adminCreds, "POST", "/keys/backup", map[string]any{"passphrase": matrixPassphrase}), 200, "backup").body
 	// A public project's artifacts and reports are everyone's to read, not
 	// to scan.
 	a.expect(a.api(adminCreds, "PATCH", "/projects/other", map[string]any{"public": true}), 200, "make other public")
@@ -217,3 +276,39 @@ func TestEndpointMatrix(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+const matrixPassphrase = "matrix test passphrase"
+
+// keyEndpointBody gives the key and stage endpoints their bodies, and
+// makes sure a stage rule is there for each call that reads or deletes one.
+func keyEndpointBody(a *authServer, keyBackup, method, path, project string, n int, body any) any {
+	switch {
+	case strings.HasSuffix(path, "/keys") && method == "POST":
+		return map[string]any{"purpose": fmt.Sprintf("p%d", n)}
+	case strings.Contains(path, "/stages/"):
+		rule := map[string]any{"key": "scan", "fail_on": "critical"}
+		if method == "PUT" {
+			return rule
+		}
+		a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/stages/scan", rule), 200, "rule in "+project)
+	case path == "/keys/backup":
+		return map[string]any{"passphrase": matrixPassphrase}
+	case path == "/keys/restore":
+		var b struct{ Backup string }
+		json.Unmarshal([]byte(keyBackup), &b)
+		return map[string]any{"backup": b.Backup, "passphrase": matrixPassphrase, "force": true}
+	}
+	return body
+}
+
+// masterKeyFile writes a fresh master key only its owner may read.
+func masterKeyFile(t testing.TB) string {
+	t.Helper()
+	k := make([]byte, 32)
+	rand.Read(k)
+	p := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString(k)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

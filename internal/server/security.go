@@ -165,10 +165,17 @@ func hasRepositories(ctx context.Context, st *Storage, project string) (bool, er
 func (s *Server) auditRegistry(r *http.Request, status int, header http.Header, trace *auth.Trace) {
 	route, repo, ref := registry.RouteOf(r.URL.Path)
 	var action string
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	switch {
+	// Listing is an action of its own in the permission table (a robot
+	// may pull without listing): a refused `crane ls` is a refused list,
+	// not a pull.
+	case route == "tags":
+		action = string(auth.ListTags)
+	case route == "catalog":
+		action = string(auth.Catalog)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		action = audit.ActionPull
-	case http.MethodDelete:
+	case r.Method == http.MethodDelete:
 		action = audit.ActionDelete
 	default:
 		action = audit.ActionPush

@@ -31,6 +31,7 @@ import (
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/registry/gc"
+	"berth.dev/berth/internal/ui"
 )
 
 // Options are what New needs beyond the configuration: the seams later
@@ -63,7 +64,10 @@ type Server struct {
 	version string
 	disk    diskCheck
 
-	api *api.API
+	api       *api.API
+	ui        *ui.UI
+	policies  *policies
+	admission http.Handler // nil unless admission.policy is set
 
 	gcMu sync.Mutex // one collection at a time
 
@@ -123,9 +127,18 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if cacheSize == 0 {
 		cacheSize = -1 // configured off
 	}
+	pols, err := openPolicies(ctx, storage, sec, log)
+	if err != nil {
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// Every change the registry commits wakes the outbox relay.
 	wake := newWake()
 	regNotify := event.Notifiers{wake}
+	if pols.enforcer != nil {
+		regNotify = append(regNotify, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		regNotify = append(regNotify, opts.Notifier)
 	}
@@ -145,8 +158,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
 		RedirectBlobs: cfg.Storage.Redirect,
 		Unavailable:   storage.Backends.Unavailable,
+		PullPolicy:    pols.pullPolicy(),
 	})
 	if err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -165,8 +180,10 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		exempt:   exempt,
 		idPrefix: hex.EncodeToString(prefix[:]) + "-",
 		version:  opts.Version,
+		policies: pols,
 	}
 	if s.bg, err = s.openBackground(ctx, s.metrics.reg, wake); err != nil {
+		pols.close()
 		sec.Close()
 		storage.Close()
 		return nil, err
@@ -176,10 +193,40 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	s.api = api.New(api.Options{Auth: sec.auth, Audit: sec.audit, AuditStore: anchored, AuditKey: &sec.key.PublicKey,
 		AutoCreateProjects: cfg.Auth.AutoCreateProjects, Logger: log,
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
-		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version})
+		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
+		Notifier: event.Notifiers{reg, wake},
+		Blobs:    storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody, Policies: pols.enforcer})
+	if pols.enforcer != nil {
+		pols.enforcer.SetReports(s.bg.reports)
+		pols.enforcer.SetKeys(s.policyKeys)
+		if err := pols.enforcer.LoadStored(ctx); err != nil {
+			s.bg.close()
+			pols.close()
+			sec.Close()
+			storage.Close()
+			return nil, err
+		}
+	}
+	if s.admission, err = s.openAdmission(); err != nil {
+		s.bg.close()
+		pols.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
+	if s.ui, err = s.newUI(opts.Version); err != nil {
+		s.bg.close()
+		pols.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	// The garbage collector's deletions reach the registry's cache first,
 	// then whoever else listens; every committed change wakes the relay.
 	notifiers := event.Notifiers{reg, wake}
+	if pols.enforcer != nil {
+		notifiers = append(notifiers, pols.enforcer)
+	}
 	if opts.Notifier != nil {
 		notifiers = append(notifiers, opts.Notifier)
 	}
@@ -203,13 +250,13 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.follower.Stop()
-		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.sec.Close(), s.storage.Close())
+		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.policies.close(), s.sec.Close(), s.storage.Close())
 	})
 	return s.closeErr
 }
 
-// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, and
-// serves /healthz, /readyz and /metrics, logging and measuring every
+// ServeHTTP routes /v2/ to the registry, /token and /api/v1/ to auth, /ui/
+// (and / to it) to the web UI, and serves /healthz, /readyz and /metrics, logging and measuring every
 // request and auditing registry ones. It does not use http.ServeMux: the
 // mux would clean "/v2/a/../b" into another path before the registry could
 // refuse it.
@@ -236,6 +283,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, next = "token", s.sec.auth.TokenHandler()
 	case path == api.Prefix || strings.HasPrefix(path, api.Prefix+"/"):
 		route, next = "api", s.api
+	case strings.HasPrefix(path, AdmissionPrefix) && s.admission != nil:
+		route, next = "admission", s.admission
+	case path == "/":
+		route, next = "ui", http.RedirectHandler(ui.Prefix+"/", http.StatusFound)
+	case path == ui.Prefix || strings.HasPrefix(path, ui.Prefix+"/"):
+		route, next = "ui", s.ui
 	case path == "/healthz":
 		route, next = "healthz", http.HandlerFunc(s.healthz)
 	case path == "/readyz":

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scanservice"
@@ -50,6 +51,8 @@ type ScanData struct {
 	Scan       reports.Scan             `json:"scan"`
 	Summary    *reports.Summary         `json:"summary,omitempty"`
 	New        []scanservice.NewFinding `json:"new,omitempty"`
+	// Approval is the revoked approval of dev.berth.approval.revoked.
+	Approval *custody.Approval `json:"approval,omitempty"`
 }
 
 // cosignBundle is the artifact type of cosign v3's bundle referrers.
@@ -100,6 +103,9 @@ func (s *Server) notifyWebhooks(ctx context.Context, n scanservice.Notice) {
 	if n.Type == scanservice.NoticeVulnerabilitiesNew {
 		at = n.Scan.DBUpdatedAt
 	}
+	if n.Approval != nil {
+		at = n.Approval.At
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -108,7 +114,8 @@ func (s *Server) notifyWebhooks(ctx context.Context, n scanservice.Notice) {
 		Type:    n.Type,
 		Subject: n.Repository + "@" + n.Digest.String(),
 		Time:    at,
-		Data:    ScanData{Repository: n.Repository, Digest: n.Digest, Tags: tags, Scan: n.Scan, Summary: n.Summary, New: n.New},
+		Data: ScanData{Repository: n.Repository, Digest: n.Digest, Tags: tags, Scan: n.Scan, Summary: n.Summary, New: n.New,
+			Approval: n.Approval},
 	})
 }
 

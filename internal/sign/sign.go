@@ -9,9 +9,11 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +22,7 @@ import (
 
 	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/sign/bundle"
+	"berth.dev/berth/internal/sign/keys"
 	"berth.dev/berth/internal/sign/store"
 )
 
@@ -56,7 +59,19 @@ func Sign(ctx context.Context, st store.Store, t Target, key *Key, opts SignOpti
 	if err != nil {
 		return Written{}, fmt.Errorf("store signature of %s: %w", t, err)
 	}
+	w.Signature, w.Payload = sig, p
 	return w, nil
+}
+
+// SignBlob signs the bytes r reads as cosign sign-blob does with a key:
+// the signature over their SHA-256 (Ed25519ph for Ed25519 keys), which
+// cosign verify-blob and VerifyBlob check.
+func SignBlob(ctx context.Context, key *Key, r io.Reader) ([]byte, error) {
+	sig, err := key.sv.SignMessage(r, options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("sign blob: %w", err)
+	}
+	return sig, nil
 }
 
 // SignReference resolves ref and signs the digest it resolved to; if the
@@ -131,4 +146,17 @@ func attachBundle(ctx context.Context, st store.Store, t Target, statement *atte
 		now = time.Now()
 	}
 	return writeBundleReferrer(ctx, st, t, b, statement.PredicateType, now)
+}
+
+// VerifyBlob checks a SignBlob (or cosign sign-blob) signature of the bytes
+// r reads against a public key.
+func VerifyBlob(pub crypto.PublicKey, sig []byte, r io.Reader) error {
+	v, err := keys.Verifier(pub)
+	if err != nil {
+		return err
+	}
+	if err := v.VerifySignature(bytes.NewReader(sig), r); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoMatchingKey, err)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"berth.dev/berth/internal/sign/attestation"
+	"berth.dev/berth/internal/sign/keys"
 	"berth.dev/berth/internal/sign/store"
 )
 
@@ -391,5 +392,32 @@ func TestVerifyReportsUnreadablePlacesButUsesTheOthers(t *testing.T) {
 	}
 	if len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Source, "referrers") {
 		t.Fatalf("rejected %+v", res.Rejected)
+	}
+}
+
+// TestSignBlob: a blob signature verifies against its key and its bytes,
+// and not against other bytes or another key; Sign reports what it signed.
+func TestSignBlob(t *testing.T) {
+	priv, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := NewKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := SignBlob(context.Background(), key, strings.NewReader("release checksums\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyBlob(priv.Public(), sig, strings.NewReader("release checksums\n")); err != nil {
+		t.Errorf("own signature: %v", err)
+	}
+	if err := VerifyBlob(priv.Public(), sig, strings.NewReader("release checksums!\n")); !errors.Is(err, ErrNoMatchingKey) {
+		t.Errorf("other bytes: %v", err)
+	}
+	other, _ := keys.Generate()
+	if err := VerifyBlob(other.Public(), sig, strings.NewReader("release checksums\n")); !errors.Is(err, ErrNoMatchingKey) {
+		t.Errorf("other key: %v", err)
 	}
 }

@@ -149,3 +149,6 @@ func LoadTrustFile(path string) (Trust, error) {
 	}
 	return t, nil
 }
+
+// Public returns the key itself.
+func (k TrustedKey) Public() crypto.PublicKey { return k.pub }

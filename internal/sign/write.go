@@ -24,6 +24,10 @@ type Written struct {
 	Ref string
 	// Manifest describes the manifest that now holds it.
 	Manifest v1.Descriptor
+	// Signature and Payload are what Sign signed with the tag scheme: the
+	// raw signature and the simple signing payload (cosign sign's
+	// --output-signature, base64, and --output-payload). Empty otherwise.
+	Signature, Payload []byte
 }
 
 // layer is one blob to attach with its descriptor annotations.

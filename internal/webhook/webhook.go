@@ -44,12 +44,16 @@ const (
 	TypeScanFailed         = "dev.berth.scan.failed"
 	TypeVulnerabilitiesNew = "dev.berth.vulnerabilities.new"
 	TypeArtifactSigned     = "dev.berth.artifact.signed"
+	// TypeApprovalRevoked: a stage's approval of an artifact (the scan
+	// stage's signature) no longer holds; a re-match found what its
+	// rule refuses.
+	TypeApprovalRevoked = "dev.berth.approval.revoked"
 )
 
 // EventTypes returns every event type a hook may subscribe to.
 func EventTypes() []string {
 	return []string{TypeArtifactPushed, TypeArtifactDeleted, TypeScanCompleted,
-		TypeScanFailed, TypeVulnerabilitiesNew, TypeArtifactSigned}
+		TypeScanFailed, TypeVulnerabilitiesNew, TypeArtifactSigned, TypeApprovalRevoked}
 }
 
 // KnownType tells whether t is one of EventTypes.

@@ -39,6 +39,7 @@ func Run(t *testing.T, f Factory) {
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"TagsMoveAndList", testTags},
 		{"DeleteTagAndManifest", testDeletes},
+		{"DeleteRepository", testDeleteRepository},
 		{"Referrers", testReferrers},
 		{"RepositoriesCatalog", testRepositories},
 		{"Uploads", testUploads},
@@ -454,6 +455,96 @@ func testDeletes(t *testing.T, f Factory) {
 	}
 	if _, err := s.DeleteManifest(ctx, "never/seen", m.Digest); !errors.Is(err, meta.ErrManifestUnknown) {
 		t.Errorf("DeleteManifest in an unknown repository: err = %v", err)
+	}
+}
+
+// testDeleteRepository deletes a repository holding an index, its
+// platform manifests, a referrer and tags: everything of it goes in one
+// change, each manifest is announced, and a repository of the same
+// prefix keeps everything.
+func testDeleteRepository(t *testing.T, f Factory) {
+	ctx := event.WithActor(context.Background(), "alice")
+	s, _ := f(t)
+	cfg, layer := dg("config"), dg("layer")
+	for _, repo := range []string{"p/app", "p/app-other"} {
+		mustLink(t, s, repo, cfg, 10)
+		mustLink(t, s, repo, layer, 20)
+	}
+	amd, arm := image("amd64", cfg, layer), image("arm64", cfg)
+	mustPut(t, s, "p/app", amd)
+	mustPut(t, s, "p/app", arm)
+	index := image("index")
+	index.MediaType = "application/vnd.oci.image.index.v1+json"
+	index.References = []meta.Reference{{Digest: amd.Digest, Kind: meta.RefManifest}, {Digest: arm.Digest, Kind: meta.RefManifest}}
+	mustPut(t, s, "p/app", index, "v1", "latest")
+	sig := image("signature", cfg)
+	sig.Subject = amd.Digest
+	mustPut(t, s, "p/app", sig)
+	other := image("other", cfg)
+	mustPut(t, s, "p/app-other", other, "v1")
+	before, err := s.Events(ctx, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	changes, err := s.DeleteRepository(ctx, "p/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted []digest.Digest
+	for _, e := range changes {
+		deleted = append(deleted, e.Digest)
+	}
+	want := []digest.Digest{amd.Digest, arm.Digest, index.Digest, sig.Digest}
+	slices.Sort(want)
+	if !slices.Equal(deleted, want) {
+		t.Errorf("deleted %v, want %v", deleted, want)
+	}
+	for _, d := range want {
+		if _, err := s.Manifest(ctx, "p/app", d); !errors.Is(err, meta.ErrManifestUnknown) {
+			t.Errorf("manifest %s outlived its repository: %v", d, err)
+		}
+	}
+	if _, err := s.Tags(ctx, "p/app", "", -1); !errors.Is(err, meta.ErrRepositoryUnknown) {
+		t.Errorf("tags of the deleted repository: %v", err)
+	}
+	if _, err := s.BlobSize(ctx, "p/app", layer); !errors.Is(err, meta.ErrBlobUnknown) {
+		t.Errorf("a blob is still readable from the deleted repository: %v", err)
+	}
+	if repos, err := s.Repositories(ctx, "", -1); err != nil || !slices.Equal(repos, []string{"p/app-other"}) {
+		t.Errorf("repositories after the delete: %v, %v", repos, err)
+	}
+	if _, err := s.Manifest(ctx, "p/app-other", other.Digest); err != nil {
+		t.Errorf("the other repository lost its manifest: %v", err)
+	}
+	if n, err := s.BlobSize(ctx, "p/app-other", layer); err != nil || n != 20 {
+		t.Errorf("the other repository lost its blob: %d, %v", n, err)
+	}
+	evs, err := s.Events(ctx, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagsOf := map[digest.Digest]string{}
+	for _, e := range evs[len(before):] {
+		if e.Kind != event.ManifestDeleted || e.Repository != "p/app" || e.Actor != "alice" {
+			t.Errorf("event %+v, want alice's deletion in p/app", e)
+		}
+		tagsOf[e.Digest] = fmt.Sprint(e.Tags)
+		if e.Digest == index.Digest && e.MediaType != index.MediaType {
+			t.Errorf("the index's deletion names media type %q", e.MediaType)
+		}
+	}
+	if len(tagsOf) != 4 || tagsOf[index.Digest] != "[latest v1]" || tagsOf[amd.Digest] != "[]" {
+		t.Errorf("deletion events: %v", tagsOf)
+	}
+	if _, err := s.DeleteRepository(ctx, "p/app"); !errors.Is(err, meta.ErrRepositoryUnknown) {
+		t.Errorf("second DeleteRepository: %v", err)
+	}
+	// The name can be pushed to again, from nothing.
+	mustLink(t, s, "p/app", cfg, 10)
+	mustPut(t, s, "p/app", image("again", cfg), "v1")
+	if tags, err := s.Tags(ctx, "p/app", "", -1); err != nil || !slices.Equal(tags, []string{"v1"}) {
+		t.Errorf("tags after pushing again: %v, %v", tags, err)
 	}
 }
 

@@ -614,6 +614,67 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	return tags, err
 }
 
+// DeleteRepository implements meta.Store. The repository's row is locked
+// for update first, as garbage collection locks it: pushes into it (which
+// hold it key-shared) finish before, or wait and then push into a new
+// repository of the same name.
+func (s *Store) DeleteRepository(ctx context.Context, repo string) ([]event.Event, error) {
+	var deleted []event.Event
+	err := s.inTx(ctx, "delete repository", func(tx pgx.Tx) error {
+		deleted = nil // a transaction run again starts over
+		var repoID int64
+		err := tx.QueryRow(ctx, "SELECT id FROM repositories WHERE name = $1 FOR UPDATE", repo).Scan(&repoID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s", meta.ErrRepositoryUnknown, repo)
+		}
+		if err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		rows, err := tx.Query(ctx, `SELECT m.digest, m.media_type, t.name FROM manifests m
+			LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+			WHERE m.repository_id = $1 ORDER BY m.digest, t.name`, repoID)
+		if err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		var events []event.Event
+		for rows.Next() {
+			var d, mediaType string
+			var tag *string
+			if err := rows.Scan(&d, &mediaType, &tag); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+			if n := len(events); n == 0 || events[n-1].Digest.String() != d {
+				events = append(events, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: digest.Digest(d), MediaType: mediaType})
+			}
+			if tag != nil {
+				events[len(events)-1].Tags = append(events[len(events)-1].Tags, *tag)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		for _, q := range []string{
+			// Tags and references go with their manifests (ON DELETE CASCADE).
+			"DELETE FROM manifests WHERE repository_id = $1",
+			"DELETE FROM repository_blobs WHERE repository_id = $1",
+			"DELETE FROM pruned_blob_links WHERE repository_id = $1",
+			"DELETE FROM repositories r WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.repository_id = r.id)",
+		} {
+			if _, err := tx.Exec(ctx, q, repoID); err != nil {
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+		}
+		if err := recordEvents(ctx, tx, events...); err != nil {
+			return err
+		}
+		deleted = events
+		return nil
+	})
+	return deleted, err
+}
+
 // DeleteTag implements meta.Store.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string

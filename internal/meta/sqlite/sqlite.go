@@ -528,7 +528,11 @@ func (s *Store) Artifacts(ctx context.Context, repo string, offset, n int) ([]me
 	const top = `FROM manifests m WHERE m.repository_id = (SELECT id FROM repositories WHERE name = ?)
 		AND m.subject IS NULL
 		AND NOT EXISTS (SELECT 1 FROM manifest_references r
-			WHERE r.repository_id = m.repository_id AND r.digest = m.digest AND r.kind = ?)`
+			WHERE r.digest = m.digest AND +r.repository_id = m.repository_id AND r.kind = ?)`
+	// The unary + keeps SQLite from looking the references up by the
+	// repository alone (its primary key's prefix: every reference of the
+	// repository, for every manifest, 1.6 s for 1,000 images) instead of
+	// by digest.
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) `+top, repo, int(meta.RefManifest)).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("artifacts of %s: %w", repo, err)
@@ -611,6 +615,61 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		return recordEvent(ctx, tx, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: d, Tags: tags})
 	})
 	return tags, err
+}
+
+// DeleteRepository implements meta.Store.
+func (s *Store) DeleteRepository(ctx context.Context, repo string) ([]event.Event, error) {
+	var deleted []event.Event
+	err := s.inTx(ctx, "delete repository", func(tx *sql.Tx) error {
+		deleted = nil // a retried transaction starts over
+		repoID, err := repositoryID(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT m.digest, m.media_type, t.name FROM manifests m
+			LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+			WHERE m.repository_id = ? ORDER BY m.digest, t.name`, repoID)
+		if err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		var events []event.Event
+		for rows.Next() {
+			var d, mediaType string
+			var tag sql.NullString
+			if err := rows.Scan(&d, &mediaType, &tag); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+			if n := len(events); n == 0 || events[n-1].Digest.String() != d {
+				events = append(events, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: digest.Digest(d), MediaType: mediaType})
+			}
+			if tag.Valid {
+				events[len(events)-1].Tags = append(events[len(events)-1].Tags, tag.String)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("delete repository %s: %w", repo, err)
+		}
+		for _, q := range []string{
+			// Tags and references go with their manifests (ON DELETE CASCADE).
+			"DELETE FROM manifests WHERE repository_id = ?",
+			"DELETE FROM repository_blobs WHERE repository_id = ?",
+			"DELETE FROM pruned_blob_links WHERE repository_id = ?",
+			"DELETE FROM repositories WHERE id = ? AND NOT EXISTS (SELECT 1 FROM uploads WHERE repository_id = repositories.id)",
+		} {
+			if _, err := tx.ExecContext(ctx, q, repoID); err != nil {
+				return fmt.Errorf("delete repository %s: %w", repo, err)
+			}
+		}
+		for _, e := range events {
+			if err := recordEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		deleted = events
+		return nil
+	})
+	return deleted, err
 }
 
 // DeleteTag implements meta.Store.
@@ -763,4 +822,41 @@ func (s *Store) Uploads(ctx context.Context) ([]meta.Upload, error) {
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// ManifestRepositoriesOf lists the repositories holding each of ds (in
+// lexical order), in one query per 500 digests: what ManifestRepositories
+// answers for one digest, for the many an advisory search resolves at
+// once. Digests no repository holds are left out. It is not part of
+// meta.Store; callers find it by type assertion and fall back to
+// ManifestRepositories.
+func (s *Store) ManifestRepositoriesOf(ctx context.Context, ds []digest.Digest) (map[digest.Digest][]string, error) {
+	out := make(map[digest.Digest][]string, len(ds))
+	const batch = 500
+	for start := 0; start < len(ds); start += batch {
+		part := ds[start:min(start+batch, len(ds))]
+		args := make([]any, len(part))
+		for i, d := range part {
+			args[i] = d.String()
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT m.digest, r.name FROM manifests m JOIN repositories r ON r.id = m.repository_id
+			WHERE m.digest IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`) ORDER BY m.digest, r.name`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("repositories of manifests: %w", err)
+		}
+		for rows.Next() {
+			var d, name string
+			if err := rows.Scan(&d, &name); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("repositories of manifests: %w", err)
+			}
+			out[digest.Digest(d)] = append(out[digest.Digest(d)], name)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("repositories of manifests: %w", err)
+		}
+	}
+	return out, nil
 }

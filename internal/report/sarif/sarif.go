@@ -196,6 +196,9 @@ func build(r *match.Report, meta Meta) *log {
 	for _, e := range entries {
 		results = append(results, makeResult(e, ruleIndex[e.f.ID], layers, image))
 	}
+	rules, results = addSecrets(r, rules, results, image)
+	rules, results = addMisconfig(r, rules, results, image)
+	rules, results = addLicenses(r, rules, results, image)
 	if rules == nil {
 		rules = []rule{}
 	}
@@ -361,8 +364,15 @@ func fileLocation(path, base string, p *inventory.Package) location {
 			ArtifactLocation: artifactLoc{URI: u, URIBaseID: base},
 			Region:           region{StartLine: 1, StartColumn: 1, EndLine: 1, EndColumn: 1},
 		},
-		Message: &text{Text: fmt.Sprintf("%s: %s@%s", path, p.Name, p.Version)},
+		Message: locationMessage(path, p),
 	}
+}
+
+func locationMessage(path string, p *inventory.Package) *text {
+	if p == nil {
+		return nil
+	}
+	return &text{Text: fmt.Sprintf("%s: %s@%s", path, p.Name, p.Version)}
 }
 
 // fingerprint identifies a finding across runs, whatever else changes in

@@ -1,12 +1,16 @@
 // Package vulntable writes a vulnerability report as a table for people:
-// one row per finding, grouped by package (worst first within a package),
-// with the installed version, the identifiers, the severity, the versions
-// that fix it, the short id of the layer that brought the package, and the
-// title. A legend below the table says which build step made each layer.
+// one row per finding, grouped by target as Trivy groups them (the OS
+// release, a lockfile or binary, the packages of a language installed one
+// per directory), the target with the worst finding first and the most
+// severe findings first within it, with the package, the installed
+// version, the identifiers, the severity, the versions that fix it, the
+// short id of the layer that brought the package, and the title. A legend
+// below the table says which build step made each layer.
 //
-// Piped output is plain aligned text in which every row stands alone, so
-// grep and awk can take it apart. On a terminal the table gets a title, a
-// package is named once for its group of rows, severities are coloured
+// Piped output is plain aligned text in which every row stands alone (its
+// target in the first column), so grep and awk can take it apart. On a
+// terminal the table gets a title, each target a heading with its count,
+// a package is named once for its group of rows, severities are coloured
 // when Color is set, columns that would overflow the width are cut with
 // "…", and a summary and the suppressed findings follow. Cells are escaped
 // as in the SBOM table, so a hostile package name or advisory title cannot
@@ -68,15 +72,22 @@ var summaryOrder = []match.Severity{
 // Encode writes r to w as a table; opts chooses the plain or the terminal
 // layout, as for the SBOM table. It does not modify r.
 func Encode(w io.Writer, r *match.Report, opts table.Options) error {
-	findings := sortedFindings(r.Findings)
+	findings, targets := sortedFindings(r.Findings, r.Inventory.Distro)
 	rows := make([][]string, 0, len(findings)+1)
 	rows = append(rows, header())
 	for i := range findings {
 		rows = append(rows, row(&findings[i]))
 	}
+	if !opts.Terminal {
+		// Piped, every row names its target; on a terminal, headings do.
+		rows[0] = append([]string{"TARGET"}, rows[0]...)
+		for i := range findings {
+			rows[i+1] = append([]string{table.Clean(targets[i])}, rows[i+1]...)
+		}
+	}
 	widths := columnWidths(rows)
 	if opts.Terminal {
-		blankRepeats(rows)
+		blankRepeats(rows, targets)
 		if opts.Width > 0 {
 			fit(widths, opts.Width)
 		}
@@ -87,10 +98,25 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 		sb.WriteString(fitLine(title(&r.Inventory), opts))
 		sb.WriteString("\n\n")
 	}
+	if !scanned(r, "vuln") {
+		writeOthers(&sb, r, opts)
+		return write(w, sb.String())
+	}
 	if opts.Terminal && len(findings) == 0 {
 		sb.WriteString("No vulnerabilities found.\n")
 	} else {
 		for i, cells := range rows {
+			if opts.Terminal && i > 0 && (i == 1 || targets[i-1] != targets[i-2]) {
+				if i > 1 {
+					sb.WriteByte('\n')
+				}
+				heading := fitLine(targetHeading(targets[i-1], findings, targets), opts)
+				if opts.Color {
+					heading = bold + heading + reset
+				}
+				sb.WriteString(heading)
+				sb.WriteByte('\n')
+			}
 			line := formatRow(cells, widths, opts, i == 0)
 			if i == 0 && opts.Terminal && opts.Color {
 				line = bold + line + reset
@@ -106,24 +132,101 @@ func Encode(w io.Writer, r *match.Report, opts table.Options) error {
 		sb.WriteString(fitLine(summary(findings, len(r.Suppressed)), opts))
 		sb.WriteByte('\n')
 	}
-	if _, err := io.WriteString(w, sb.String()); err != nil {
+	writeOthers(&sb, r, opts)
+	return write(w, sb.String())
+}
+
+// writeOthers writes the sections of the scanners other than vuln.
+func writeOthers(sb *strings.Builder, r *match.Report, opts table.Options) {
+	writeSecrets(sb, r, opts)
+	writeMisconfig(sb, r, opts)
+	writeLicenses(sb, r, opts)
+}
+
+func write(w io.Writer, s string) error {
+	if _, err := io.WriteString(w, s); err != nil {
 		return fmt.Errorf("write vulnerability table: %w", err)
 	}
 	return nil
 }
 
-// sortedFindings orders findings by package as every berth report lists
-// packages, then worst first, then by id.
-func sortedFindings(in []match.Finding) []match.Finding {
-	out := slices.Clone(in)
-	slices.SortStableFunc(out, func(a, b match.Finding) int {
+// sortedFindings orders findings by target, the target with the worst
+// finding first (then by name), and within a target worst first, then by
+// package as every berth report lists packages, then by id. It returns
+// each finding's target beside it.
+func sortedFindings(in []match.Finding, d *inventory.Distro) ([]match.Finding, []string) {
+	type item struct {
+		f      match.Finding
+		target string
+	}
+	items := make([]item, len(in))
+	worst := map[string]int{}
+	for i, f := range in {
+		t := target(&f.Package, d)
+		items[i] = item{f, t}
+		worst[t] = max(worst[t], f.Severity.Rank())
+	}
+	slices.SortStableFunc(items, func(a, b item) int {
 		return cmp.Or(
-			bom.Compare(&a.Package, &b.Package),
-			cmp.Compare(b.Severity.Rank(), a.Severity.Rank()),
-			cmp.Compare(a.ID, b.ID),
+			cmp.Compare(worst[b.target], worst[a.target]),
+			strings.Compare(a.target, b.target),
+			cmp.Compare(b.f.Severity.Rank(), a.f.Severity.Rank()),
+			bom.Compare(&a.f.Package, &b.f.Package),
+			cmp.Compare(a.f.ID, b.f.ID),
 		)
 	})
-	return out
+	findings, targets := make([]match.Finding, len(items)), make([]string, len(items))
+	for i, it := range items {
+		findings[i], targets[i] = it.f, it.target
+	}
+	return findings, targets
+}
+
+// installedLabels name the targets of packages installed one per
+// directory (each with its own metadata file), which Trivy groups by
+// language rather than listing every package.json as a target.
+var installedLabels = map[string]string{
+	"npm-installed":    "Node.js",
+	"python-installed": "Python",
+	"python-egg":       "Python",
+	"gemspec":          "Ruby",
+	"java-archive":     "Java",
+	"conda-meta":       "Conda",
+}
+
+// target names the group a package's findings are listed under, as
+// Trivy's table titles them: the OS release for OS packages ("debian 12
+// (deb)"), a language for packages installed one per directory ("Node.js
+// (npm)"), else the file that declares the package, a lockfile or a
+// binary ("app/package-lock.json (npm)", "usr/local/bin/app (golang)").
+func target(p *inventory.Package, d *inventory.Distro) string {
+	eco := string(p.Ecosystem)
+	switch p.Ecosystem {
+	case inventory.Deb, inventory.APK, inventory.RPM:
+		if d != nil && d.ID != "" {
+			return strings.TrimSpace(d.ID+" "+d.VersionID) + " (" + eco + ")"
+		}
+		return "OS packages (" + eco + ")"
+	}
+	if label, ok := installedLabels[p.Analyzer]; ok {
+		return label + " (" + eco + ")"
+	}
+	if len(p.Locations) > 0 {
+		return strings.TrimPrefix(p.Locations[0], "/") + " (" + eco + ")"
+	}
+	return eco
+}
+
+// targetHeading is a target's heading on a terminal: its name and what
+// was found in it, worst first.
+func targetHeading(target string, findings []match.Finding, targets []string) string {
+	var in []match.Finding
+	for i := range findings {
+		if targets[i] == target {
+			in = append(in, findings[i])
+		}
+	}
+	return table.Clean(target) + ": " + summary(in, 0)
 }
 
 func row(f *match.Finding) []string {
@@ -148,11 +251,12 @@ func row(f *match.Finding) []string {
 }
 
 // blankRepeats writes a package's ecosystem, name, version and layer only
-// on the first row of its group, as a person reads a grouped table.
-func blankRepeats(rows [][]string) {
+// on the first row of its group within a target, as a person reads a
+// grouped table.
+func blankRepeats(rows [][]string, targets []string) {
 	for i := len(rows) - 1; i >= 2; i-- {
 		cur, prev := rows[i], rows[i-1]
-		if cur[colEcosystem] == prev[colEcosystem] && cur[colPackage] == prev[colPackage] &&
+		if targets[i-1] == targets[i-2] && cur[colEcosystem] == prev[colEcosystem] && cur[colPackage] == prev[colPackage] &&
 			cur[colVersion] == prev[colVersion] && cur[colLayer] == prev[colLayer] {
 			cur[colEcosystem], cur[colPackage], cur[colVersion], cur[colLayer] = "", "", "", ""
 		}

@@ -122,7 +122,7 @@ func TestTerminalExtras(t *testing.T) {
 	if !strings.Contains(empty, "No vulnerabilities found.") || !strings.HasSuffix(empty, "0 vulnerabilities\n") {
 		t.Errorf("empty report:\n%s", empty)
 	}
-	if plain := encode(t, &match.Report{}, table.Options{}); plain != strings.Join(header(), "  ")+"\n" {
+	if plain := encode(t, &match.Report{}, table.Options{}); plain != "TARGET  "+strings.Join(header(), "  ")+"\n" {
 		t.Errorf("empty plain report is %q, want the header alone", plain)
 	}
 	out := encode(t, fixture.KitchenSinkReport(t), table.Options{Terminal: true, Width: 100})
@@ -187,4 +187,54 @@ func FuzzEncode(f *testing.F) {
 		}
 		encode(t, r, table.Options{})
 	})
+}
+
+// TestMostSevereFirstByTarget is issue 18's table: the one CRITICAL
+// finding used to be the last row. Rows are grouped by target (the target
+// with the worst finding first) and the worst first within each.
+func TestMostSevereFirstByTarget(t *testing.T) {
+	debian := &inventory.Distro{ID: "debian", VersionID: "12"}
+	pkg := func(eco inventory.Ecosystem, name, analyzer, location string) inventory.Package {
+		return inventory.Package{Ecosystem: eco, Name: name, Version: "1", Analyzer: analyzer, Locations: []string{location}}
+	}
+	libc := pkg(inventory.Deb, "libc6", "dpkg", "/var/lib/dpkg/status")
+	lodash := pkg(inventory.NPM, "lodash", "npm-installed", "/app/node_modules/lodash/package.json")
+	express := pkg(inventory.NPM, "express", "npm-lock", "/srv/package-lock.json")
+	r := &match.Report{Inventory: inventory.Inventory{Distro: debian}, Findings: []match.Finding{
+		{ID: "CVE-1", Package: libc, Severity: match.SeverityLow},
+		{ID: "CVE-2", Package: libc, Severity: match.SeverityMedium},
+		{ID: "CVE-3", Package: lodash, Severity: match.SeverityHigh},
+		{ID: "CVE-4", Package: express, Severity: match.SeverityUnknown},
+		{ID: "CVE-5", Package: express, Severity: match.SeverityCritical},
+	}}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(encode(t, r, table.Options{})), "\n")[1:] {
+		fields := strings.Split(line, "  ")
+		var cells []string
+		for _, f := range fields {
+			if f = strings.TrimSpace(f); f != "" {
+				cells = append(cells, f)
+			}
+		}
+		got = append(got, cells[0]+" "+cells[4]+" "+cells[5])
+	}
+	want := []string{
+		"srv/package-lock.json (npm) CVE-5 CRITICAL",
+		"srv/package-lock.json (npm) CVE-4 UNKNOWN",
+		"Node.js (npm) CVE-3 HIGH",
+		"debian 12 (deb) CVE-2 MEDIUM",
+		"debian 12 (deb) CVE-1 LOW",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	term := encode(t, r, table.Options{Terminal: true, Width: 120})
+	for _, heading := range []string{"srv/package-lock.json (npm): 2 vulnerabilities: CRITICAL 1, UNKNOWN 1\n", "Node.js (npm): 1 vulnerability: HIGH 1\n", "debian 12 (deb): 2 vulnerabilities: MEDIUM 1, LOW 1\n"} {
+		if !strings.Contains(term, heading) {
+			t.Errorf("terminal table lacks the heading %q:\n%s", heading, term)
+		}
+	}
+	if strings.Index(term, "CVE-5") > strings.Index(term, "CVE-1") {
+		t.Errorf("the critical finding is not listed first:\n%s", term)
+	}
 }

@@ -6,7 +6,9 @@
 // columns, the findings' identities beside them.
 //
 // Lookup keys and finding keys join an ecosystem and a name with a NUL
-// byte, which PostgreSQL's TEXT cannot hold: they are BYTEA.
+// byte, which PostgreSQL's TEXT cannot hold: they are BYTEA. The
+// vulnerability index keeps each finding's ids and aliases in lower case
+// beside the digest.
 //
 // SQLite's single writer serialised Put's read of the version and its
 // write; here Put locks the digest's row (creating it first if needed),
@@ -57,6 +59,19 @@ CREATE TABLE scan_report_keys (
 	PRIMARY KEY (lookup, digest)
 );
 CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
+`, `
+-- What the scan found in the image itself (secrets, misconfigurations,
+-- license verdicts), kept across re-matches.
+ALTER TABLE scan_reports ADD COLUMN image_results BYTEA;
+
+-- Which images a vulnerability (primary id or alias, lower case) is
+-- found in.
+CREATE TABLE scan_report_vulns (
+	vuln   TEXT COLLATE "C" NOT NULL,
+	digest TEXT COLLATE "C" NOT NULL,
+	PRIMARY KEY (vuln, digest)
+);
+CREATE INDEX scan_report_vulns_by_digest ON scan_report_vulns(digest);
 `}
 
 // Store is a reports.Store in PostgreSQL.
@@ -153,7 +168,7 @@ func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.
 
 // Put implements reports.Store.
 func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
-	inv, rest, findingKeys, err := s.codec.Encode(r)
+	inv, rest, findingKeys, img, err := s.codec.Encode(r)
 	if err != nil {
 		return fmt.Errorf("store report of %s: %w", d, err)
 	}
@@ -181,11 +196,15 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			return fmt.Errorf("store report of %s: %w (version %d, expected %d)", d, reports.ErrConflict, version, ifVersion)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE scan_reports SET status = $2, started_at = $3, finished_at = $4,
-				db_updated_at = $5, error = $6, summary = $7, version = $8, inventory = $9, results = $10, finding_keys = $11
+				db_updated_at = $5, error = $6, summary = $7, version = $8, inventory = $9, results = $10, finding_keys = $11,
+				image_results = $12
 			WHERE digest = $1`,
 			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), text(sc.Error),
-			string(summary), version+1, inv, rest, []byte(findingKeys)); err != nil {
+			string(summary), version+1, inv, rest, []byte(findingKeys), img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
+		}
+		if err := indexVulns(ctx, tx, d, r); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM scan_report_keys WHERE digest = $1`, d.String()); err != nil {
 			return fmt.Errorf("store report keys of %s: %w", d, err)
@@ -228,8 +247,15 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		batch := &pgx.Batch{}
 		for _, i := range order {
 			r, sc := rs[i], rs[i].Scan
+			// The summary's counts of what the image itself held (secrets,
+			// misconfigurations) are the stored ones: a re-match reads no
+			// image.
 			batch.Queue(`UPDATE scan_reports SET status = $1, started_at = $2, finished_at = $3,
-				db_updated_at = $4, error = $5, summary = $6, results = $7, finding_keys = $8, version = version + 1
+				db_updated_at = $4, error = $5,
+				summary = ($6::jsonb || jsonb_build_object(
+					'secrets', coalesce(summary::jsonb -> 'secrets', '0'::jsonb),
+					'misconfigurations', coalesce(summary::jsonb -> 'misconfigurations', '0'::jsonb)))::text,
+				results = $7, finding_keys = $8, version = version + 1
 				WHERE digest = $9 AND version = $10`,
 				string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), text(sc.Error),
 				string(enc[i].summary), enc[i].rest, enc[i].keys, r.Digest.String(), r.IfVersion)
@@ -245,7 +271,17 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 				updated[rs[i].Digest] = true
 			}
 		}
-		return res.Close()
+		if err := res.Close(); err != nil {
+			return err
+		}
+		for _, i := range order {
+			if updated[rs[i].Digest] {
+				if err := indexVulns(ctx, tx, rs[i].Digest, rs[i].Report); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -262,16 +298,16 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 
 const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
 
-func scanRecord(row pgx.Row, withReport bool) (*reports.Record, [2][]byte, error) {
+func scanRecord(row pgx.Row, withReport bool) (*reports.Record, [3][]byte, error) {
 	var (
 		rec                                   reports.Record
 		d, status, errText, summary           string
 		started, finished, dbUpdated, version int64
-		blobs                                 [2][]byte
+		blobs                                 [3][]byte
 		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
 	)
 	if withReport {
-		dest = append(dest, &blobs[0], &blobs[1])
+		dest = append(dest, &blobs[0], &blobs[1], &blobs[2])
 	}
 	if err := row.Scan(dest...); err != nil {
 		return nil, blobs, err
@@ -290,7 +326,7 @@ func scanRecord(row pgx.Row, withReport bool) (*reports.Record, [2][]byte, error
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
 	q := `SELECT ` + recordColumns
 	if withReport {
-		q += `, inventory, results`
+		q += `, inventory, results, image_results`
 	}
 	rec, blobs, err := scanRecord(s.pool.QueryRow(ctx, q+` FROM scan_reports WHERE digest = $1`, d.String()), withReport)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -300,7 +336,7 @@ func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*rep
 		return nil, fmt.Errorf("scan record of %s: %w", d, err)
 	}
 	if withReport && blobs[1] != nil {
-		if rec.Report, err = s.codec.DecodeReport(blobs[0], blobs[1]); err != nil {
+		if rec.Report, err = s.codec.DecodeReport(blobs[0], blobs[1], blobs[2]); err != nil {
 			return nil, fmt.Errorf("%s: %w", d, err)
 		}
 	}
@@ -408,9 +444,52 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM scan_report_keys WHERE digest = $1`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM scan_report_vulns WHERE digest = $1`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM scan_reports WHERE digest = $1`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
 		return nil
 	})
+}
+
+// indexVulns makes the vulnerability index name d under exactly the ids
+// and aliases of r's findings, in tx.
+func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, r *match.Report) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM scan_report_vulns WHERE digest = $1`, d.String()); err != nil {
+		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
+	}
+	var ids []string
+	for i := range r.Findings {
+		ids = append(ids, strings.ToLower(text(r.Findings[i].ID)))
+		for _, a := range r.Findings[i].Aliases {
+			ids = append(ids, strings.ToLower(text(a)))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO scan_report_vulns (vuln, digest)
+		SELECT DISTINCT v, $2 FROM unnest($1::text[]) AS v WHERE v <> ''`, ids, d.String()); err != nil {
+		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
+	}
+	return nil
+}
+
+// Vulnerable implements reports.Store.
+func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {
+	if id == "" {
+		return nil, nil
+	}
+	ds, err := pgdb.Strings(s.pool.Query(ctx, `SELECT digest FROM scan_report_vulns WHERE vuln = $1 ORDER BY digest`,
+		strings.ToLower(text(id))))
+	if err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	var out []digest.Digest
+	for _, d := range ds {
+		out = append(out, digest.Digest(d))
+	}
+	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/secret"
 )
 
 // RealReport is the path of a real stored report (kitchen-sink's), seen
@@ -43,6 +44,7 @@ func Run(t *testing.T, f Factory) {
 		{"RematchInputs", testRematchInputs},
 		{"RealReportRoundTrip", testRealReport},
 		{"MarkPending", testMarkPending},
+		{"VulnerabilityIndex", testVulnerable},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -352,6 +354,22 @@ func testRematchInputs(t *testing.T, f Factory) {
 	if fmt.Sprint(in.Findings) != fmt.Sprint(want) {
 		t.Errorf("finding keys %v, want %v", in.Findings, want)
 	}
+	// What the scan found in the image itself (secrets) survives re-matches.
+	withSecret := *report(4)
+	withSecret.Scanners = []string{"vuln", "secret"}
+	withSecret.Secrets = []secret.Finding{{RuleID: "private-key", Severity: "CRITICAL", Match: "-----BEGIN ****"}}
+	if err := s.Put(ctx, dg("s"), reports.Scan{Status: reports.Done}, &withSecret, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: dg("s"), Scan: reports.Scan{Status: reports.Done, DBUpdatedAt: db},
+		Report: report(4, "CVE-7 HIGH fixed"), IfVersion: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Get(ctx, dg("s"), true); len(rec.Report.Secrets) != 1 || rec.Report.Secrets[0].RuleID != "private-key" ||
+		len(rec.Report.Scanners) != 2 || len(rec.Report.Findings) != 1 || rec.Summary.Secrets != 1 {
+		t.Errorf("after a re-match the secrets are %+v (scanners %v, findings %d, summary %+v)",
+			rec.Report.Secrets, rec.Report.Scanners, len(rec.Report.Findings), rec.Summary)
+	}
 	// After a re-match the keys are the new findings'.
 	r2 := report(4, "CVE-3 CRITICAL fixed")
 	r2.Findings[0].Package = r.Inventory.Packages[1]
@@ -434,4 +452,63 @@ func testMarkPending(t *testing.T, f Factory) {
 	if rec, _ := s.Get(ctx, d, true); rec.Scan.Status != reports.Pending || rec.Report == nil || rec.Version != 1 {
 		t.Errorf("a rescan's mark: %+v (report kept: %v)", rec.Scan, rec.Report != nil)
 	}
+}
+
+// testVulnerable: the vulnerability index answers by primary id and by
+// alias, case-insensitively, follows Put, StoreRematches and Delete, and
+// survives a reopen.
+func testVulnerable(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, reopen := f(t)
+	done := reports.Scan{Status: reports.Done}
+	withAlias := func(r *match.Report, alias string) *match.Report {
+		r.Findings[0].Aliases = []string{alias}
+		return r
+	}
+	a, b, c := dg("a"), dg("b"), dg("c")
+	for _, p := range []struct {
+		d digest.Digest
+		r *match.Report
+	}{
+		{a, withAlias(report(1, "CVE-2026-1 CRITICAL fixed", "CVE-2026-2 LOW affected"), "GHSA-aaaa-bbbb-cccc")},
+		{b, report(1, "GHSA-aaaa-bbbb-cccc HIGH fixed")},
+		{c, report(1, "CVE-2026-2 LOW affected")},
+	} {
+		if err := s.Put(ctx, p.d, done, p.r, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted := func(ds ...digest.Digest) []digest.Digest { slices.Sort(ds); return ds }
+	check := func(st reports.Store, id string, want []digest.Digest) {
+		t.Helper()
+		got, err := st.Vulnerable(ctx, id)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Vulnerable(%q) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	check(s, "CVE-2026-1", []digest.Digest{a})
+	check(s, "cve-2026-1", []digest.Digest{a})
+	check(s, "GHSA-AAAA-BBBB-CCCC", sorted(a, b))
+	check(s, "CVE-2026-2", sorted(a, c))
+	check(s, "CVE-2026-404", nil)
+	check(s, "", nil)
+	// A rescan replaces the findings; a re-match too; a delete forgets.
+	if err := s.Put(ctx, a, done, report(1, "CVE-2026-3 MEDIUM fixed"), nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	check(s, "CVE-2026-1", nil)
+	check(s, "GHSA-aaaa-bbbb-cccc", []digest.Digest{b})
+	stored, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: c, Scan: done, Report: report(1, "CVE-2026-1 CRITICAL fixed"), IfVersion: 1}})
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("StoreRematches: %v, %v", stored, err)
+	}
+	check(s, "CVE-2026-2", nil)
+	check(s, "CVE-2026-1", []digest.Digest{c})
+	if err := s.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	check(s, "GHSA-aaaa-bbbb-cccc", nil)
+	r := reopen()
+	check(r, "CVE-2026-1", []digest.Digest{c})
+	check(r, "CVE-2026-3", []digest.Digest{a})
 }

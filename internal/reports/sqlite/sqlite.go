@@ -1,9 +1,9 @@
 // Package sqlite is the embedded reports.Store, in meta.db beside the
-// registry's metadata. A report is stored as reports.Codec writes it: two
-// zstd-compressed CBOR columns, the inventory and the rest (findings,
-// warnings), which a re-match rewrites alone, plus the findings'
-// identities as text. Summaries and states are columns, so listings never
-// decode a report.
+// registry's metadata. A report is stored as reports.Codec writes it: the
+// inventory, the rest (findings, warnings), which a re-match rewrites
+// alone, and the image results, as zstd-compressed CBOR columns, plus the
+// findings' identities as text. Summaries and states are columns, so
+// listings never decode a report.
 package sqlite
 
 import (
@@ -35,7 +35,8 @@ CREATE TABLE scan_reports (
 	version       INTEGER NOT NULL,
 	inventory     BLOB,
 	results       BLOB,
-	finding_keys  TEXT
+	finding_keys  TEXT,
+	image_results BLOB
 );
 
 CREATE TABLE scan_report_keys (
@@ -44,6 +45,22 @@ CREATE TABLE scan_report_keys (
 	PRIMARY KEY (lookup, digest)
 );
 CREATE INDEX scan_report_keys_by_digest ON scan_report_keys(digest);
+`, `
+CREATE TABLE scan_vuln_ids (
+	n  INTEGER PRIMARY KEY,
+	id TEXT NOT NULL UNIQUE COLLATE NOCASE
+);
+CREATE TABLE scan_report_nums (
+	n      INTEGER PRIMARY KEY,
+	digest TEXT NOT NULL UNIQUE
+);
+CREATE TABLE scan_report_vulns (
+	vuln   INTEGER NOT NULL,
+	report INTEGER NOT NULL,
+	PRIMARY KEY (vuln, report)
+) WITHOUT ROWID;
+CREATE INDEX scan_report_vulns_by_report ON scan_report_vulns(report);
+ALTER TABLE scan_reports ADD COLUMN vulns_indexed INTEGER NOT NULL DEFAULT 0;
 `}
 
 // Store is a reports.Store in SQLite.
@@ -66,7 +83,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, codec: codec}, nil
+	s := &Store{db: db, codec: codec}
+	if err := s.indexOlderReports(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close implements reports.Store.
@@ -118,7 +140,7 @@ func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.
 
 // Put implements reports.Store.
 func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *match.Report, keys []string, ifVersion int64) error {
-	inv, rest, findingKeys, err := s.codec.Encode(r)
+	inv, rest, findingKeys, img, err := s.codec.Encode(r)
 	if err != nil {
 		return fmt.Errorf("store report of %s: %w", d, err)
 	}
@@ -136,14 +158,14 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			return fmt.Errorf("store report of %s: %w (version %d, expected %d)", d, reports.ErrConflict, version, ifVersion)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO scan_reports
-			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, inventory, results, finding_keys)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(digest, status, started_at, finished_at, db_updated_at, error, summary, version, inventory, results, finding_keys, image_results)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
 				finished_at = excluded.finished_at, db_updated_at = excluded.db_updated_at, error = excluded.error,
 				summary = excluded.summary, version = excluded.version, inventory = excluded.inventory,
-				results = excluded.results, finding_keys = excluded.finding_keys`,
+				results = excluded.results, finding_keys = excluded.finding_keys, image_results = excluded.image_results`,
 			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error,
-			string(summary), version+1, inv, rest, findingKeys); err != nil {
+			string(summary), version+1, inv, rest, findingKeys, img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_keys WHERE digest = ?`, d.String()); err != nil {
@@ -159,7 +181,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				return fmt.Errorf("store report keys of %s: %w", d, err)
 			}
 		}
-		return nil
+		return indexVulns(ctx, tx, d, findingIDs(r))
 	})
 }
 
@@ -184,13 +206,23 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 	var stored []digest.Digest
 	err := s.db.InTx(ctx, "store re-matched reports", func(tx *sql.Tx) error {
 		stored = stored[:0]
+		// The summary's counts of what the image itself held (secrets,
+		// misconfigurations) are the stored ones: a re-match reads no image.
 		stmt, err := tx.PrepareContext(ctx, `UPDATE scan_reports SET status = ?, started_at = ?, finished_at = ?,
-			db_updated_at = ?, error = ?, summary = ?, results = ?, finding_keys = ?, version = version + 1
+			db_updated_at = ?, error = ?,
+			summary = json_set(?, '$.secrets', coalesce(json_extract(summary, '$.secrets'), 0),
+				'$.misconfigurations', coalesce(json_extract(summary, '$.misconfigurations'), 0)),
+			results = ?, finding_keys = ?, version = version + 1
 			WHERE digest = ? AND version = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
+		ix, err := newVulnIndexer(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
 			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
@@ -200,6 +232,9 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
+			}
+			if err := ix.index(ctx, r.Digest, findingIDs(r.Report)); err != nil {
+				return err
 			}
 			stored = append(stored, r.Digest)
 		}
@@ -213,16 +248,16 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 
 const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
 
-func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [2][]byte, error) {
+func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [3][]byte, error) {
 	var (
 		rec                                   reports.Record
 		d, status, errText, summary           string
 		started, finished, dbUpdated, version int64
-		blobs                                 [2][]byte
+		blobs                                 [3][]byte
 		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
 	)
 	if withReport {
-		dest = append(dest, &blobs[0], &blobs[1])
+		dest = append(dest, &blobs[0], &blobs[1], &blobs[2])
 	}
 	if err := row.Scan(dest...); err != nil {
 		return nil, blobs, err
@@ -241,7 +276,7 @@ func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
 	q := `SELECT ` + recordColumns
 	if withReport {
-		q += `, inventory, results`
+		q += `, inventory, results, image_results`
 	}
 	rec, blobs, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -251,7 +286,7 @@ func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*rep
 		return nil, fmt.Errorf("scan record of %s: %w", d, err)
 	}
 	if withReport && blobs[1] != nil {
-		if rec.Report, err = s.codec.DecodeReport(blobs[0], blobs[1]); err != nil {
+		if rec.Report, err = s.codec.DecodeReport(blobs[0], blobs[1], blobs[2]); err != nil {
 			return nil, fmt.Errorf("%s: %w", d, err)
 		}
 	}
@@ -403,6 +438,223 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_reports WHERE digest = ?`, d.String()); err != nil {
 			return fmt.Errorf("delete report of %s: %w", d, err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_vulns WHERE report IN
+			(SELECT n FROM scan_report_nums WHERE digest = ?)`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM scan_report_nums WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("delete report of %s: %w", d, err)
+		}
 		return nil
 	})
+}
+
+// findingIDs lists every id and alias r's findings name.
+func findingIDs(r *match.Report) []string {
+	var ids []string
+	for i := range r.Findings {
+		ids = append(ids, r.Findings[i].ID)
+		ids = append(ids, r.Findings[i].Aliases...)
+	}
+	return ids
+}
+
+// indexVulns makes the vulnerability index name d under exactly ids, in
+// tx. Ids and digests are numbered once (scan_vuln_ids,
+// scan_report_nums), so an index row is two integers: an image's few
+// hundred findings with their aliases cost kilobytes, not the megabytes
+// their text would.
+func indexVulns(ctx context.Context, tx *sql.Tx, d digest.Digest, ids []string) error {
+	ix, err := newVulnIndexer(ctx, tx)
+	if err != nil {
+		return err
+	}
+	defer ix.close()
+	return ix.index(ctx, d, ids)
+}
+
+// vulnIndexer keeps the vulnerability index of reports within one
+// transaction, its statements prepared once for a batch of reports. It
+// writes only what changed: a re-match that adds one finding to a report
+// of fifty adds one row.
+type vulnIndexer struct {
+	num, nums, current, findID, newID, link, unlink, indexed *sql.Stmt
+}
+
+func newVulnIndexer(ctx context.Context, tx *sql.Tx) (*vulnIndexer, error) {
+	ix := &vulnIndexer{}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&ix.num, `SELECT n FROM scan_report_nums WHERE digest = ?`},
+		{&ix.nums, `INSERT INTO scan_report_nums (digest) VALUES (?) RETURNING n`},
+		{&ix.current, `SELECT v.n, v.id FROM scan_report_vulns r JOIN scan_vuln_ids v ON v.n = r.vuln WHERE r.report = ?`},
+		{&ix.findID, `SELECT n FROM scan_vuln_ids WHERE id = ?`},
+		{&ix.newID, `INSERT INTO scan_vuln_ids (id) VALUES (?) RETURNING n`},
+		{&ix.link, `INSERT INTO scan_report_vulns (vuln, report) VALUES (?, ?) ON CONFLICT DO NOTHING`},
+		{&ix.unlink, `DELETE FROM scan_report_vulns WHERE vuln = ? AND report = ?`},
+		{&ix.indexed, `UPDATE scan_reports SET vulns_indexed = 1 WHERE digest = ? AND vulns_indexed = 0`},
+	} {
+		var err error
+		if *p.stmt, err = tx.PrepareContext(ctx, p.q); err != nil {
+			ix.close()
+			return nil, fmt.Errorf("index vulnerabilities: %w", err)
+		}
+	}
+	return ix, nil
+}
+
+func (ix *vulnIndexer) close() {
+	for _, st := range []*sql.Stmt{ix.num, ix.nums, ix.current, ix.findID, ix.newID, ix.link, ix.unlink, ix.indexed} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// index makes the index name d under exactly ids. Ids and digests are
+// numbered once (scan_vuln_ids, scan_report_nums), so an index row is two
+// integers; ids compare case-insensitively, as SQLite's NOCASE folds them
+// (ASCII only, which advisory ids are).
+func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string) error {
+	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
+	var report int64
+	err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ix.nums.QueryRowContext(ctx, d.String()).Scan(&report)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	want := make(map[string]string, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			if _, ok := want[strings.ToUpper(id)]; !ok {
+				want[strings.ToUpper(id)] = id
+			}
+		}
+	}
+	rows, err := ix.current.QueryContext(ctx, report)
+	if err != nil {
+		return fail(err)
+	}
+	have := map[string]bool{}
+	var gone []int64
+	for rows.Next() {
+		var n int64
+		var id string
+		if err := rows.Scan(&n, &id); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		key := strings.ToUpper(id)
+		have[key] = true
+		if _, ok := want[key]; !ok {
+			gone = append(gone, n)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fail(err)
+	}
+	for _, n := range gone {
+		if _, err := ix.unlink.ExecContext(ctx, n, report); err != nil {
+			return fail(err)
+		}
+	}
+	for key, id := range want {
+		if have[key] {
+			continue
+		}
+		var vuln int64
+		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := ix.link.ExecContext(ctx, vuln, report); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := ix.indexed.ExecContext(ctx, d.String()); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// indexOlderReports indexes the vulnerabilities of reports stored before
+// the index existed, from the findings' keys kept beside them (no report
+// is decoded), a batch per transaction.
+func (s *Store) indexOlderReports(ctx context.Context) error {
+	for {
+		type pending struct {
+			d   digest.Digest
+			ids []string
+		}
+		var batch []pending
+		rows, err := s.db.W.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
+			WHERE version > 0 AND vulns_indexed = 0 LIMIT 200`)
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		for rows.Next() {
+			var d string
+			var keys sql.NullString
+			if err := rows.Scan(&d, &keys); err != nil {
+				rows.Close()
+				return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+			}
+			p := pending{d: digest.Digest(d)}
+			for _, k := range reports.ParseFindingKeys(keys.String) {
+				p.ids = append(p.ids, k.IDs...)
+			}
+			batch = append(batch, p)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.db.InTx(ctx, "index vulnerabilities", func(tx *sql.Tx) error {
+			for _, p := range batch {
+				if err := indexVulns(ctx, tx, p.d, p.ids); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+}
+
+// Vulnerable implements reports.Store.
+func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT r.digest FROM scan_vuln_ids v
+		JOIN scan_report_vulns x ON x.vuln = v.n
+		JOIN scan_report_nums r ON r.n = x.report
+		WHERE v.id = ? ORDER BY r.digest`, id)
+	if err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []digest.Digest
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("images with %s: %w", id, err)
+		}
+		out = append(out, digest.Digest(d))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("images with %s: %w", id, err)
+	}
+	return out, nil
 }

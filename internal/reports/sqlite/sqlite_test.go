@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/reports/reportstest"
 )
@@ -22,4 +25,41 @@ func TestSuite(t *testing.T) {
 		}
 		return open(), open
 	})
+}
+
+// TestIndexesReportsStoredBeforeTheIndex: reports stored by a berth
+// without the vulnerability index are indexed when the store opens, from
+// the findings' keys kept beside them.
+func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("old")
+	r := &match.Report{SchemaVersion: match.ReportSchemaVersion, Findings: []match.Finding{{ID: "CVE-2026-7", Aliases: []string{"GHSA-xxxx-yyyy-zzzz"}, Severity: match.SeverityHigh}}}
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, r, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	// What an older berth left: no index rows, the report not marked.
+	for _, q := range []string{`DELETE FROM scan_report_vulns`, `UPDATE scan_reports SET vulns_indexed = 0`} {
+		if _, err := s.db.W.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.Vulnerable(ctx, "CVE-2026-7"); len(got) != 0 {
+		t.Fatalf("the index was not emptied: %v", got)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, id := range []string{"CVE-2026-7", "ghsa-xxxx-yyyy-zzzz"} {
+		if got, err := s.Vulnerable(ctx, id); err != nil || len(got) != 1 || got[0] != d {
+			t.Errorf("Vulnerable(%s) after reopening = %v, %v", id, got, err)
+		}
+	}
 }

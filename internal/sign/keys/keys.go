@@ -234,3 +234,42 @@ func Verifier(pub crypto.PublicKey) (signature.Verifier, error) {
 	}
 	return v, nil
 }
+
+// Kinds are the key types berth generates, the default first.
+var Kinds = []string{"ecdsa-p256", "ed25519", "rsa-3072"}
+
+// GenerateKind returns a new private key of kind (one of Kinds; "" is
+// ecdsa-p256). Ed25519 keys sign with Ed25519ph and RSA keys with PKCS #1
+// v1.5 over SHA-256, as cosign does.
+func GenerateKind(kind string) (crypto.Signer, error) {
+	switch kind {
+	case "", "ecdsa-p256":
+		return Generate()
+	case "ed25519":
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generate Ed25519 key: %w", err)
+		}
+		return k, nil
+	case "rsa-3072":
+		k, err := rsa.GenerateKey(rand.Reader, 3072)
+		if err != nil {
+			return nil, fmt.Errorf("generate RSA-3072 key: %w", err)
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("unknown key type %q (want one of %s)", kind, strings.Join(Kinds, ", "))
+}
+
+// Kind names the type of a public key as GenerateKind takes it.
+func Kind(pub crypto.PublicKey) string {
+	switch p := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ecdsa-" + strings.ToLower(strings.ReplaceAll(p.Curve.Params().Name, "-", ""))
+	case ed25519.PublicKey:
+		return "ed25519"
+	case *rsa.PublicKey:
+		return fmt.Sprintf("rsa-%d", p.N.BitLen())
+	}
+	return fmt.Sprintf("%T", pub)
+}

@@ -37,6 +37,7 @@ type Client struct {
 	timeout   time.Duration
 	userAgent string
 	log       *slog.Logger
+	progress  func(url string, size int64) func(n int64)
 
 	mu      sync.Mutex
 	changed bool
@@ -64,6 +65,13 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// WithProgress has every download announced as it starts, with its size
+// (-1 when the server does not say); the function returned, if not nil,
+// hears of each chunk of the body as it arrives (for a progress bar).
+func WithProgress(fn func(url string, size int64) func(n int64)) Option {
+	return func(c *Client) { c.progress = fn }
+}
 
 // New returns a Client that keeps downloads in cacheDir.
 func New(cacheDir string, opts ...Option) *Client {
@@ -214,6 +222,9 @@ func (c *Client) fetchHTTP(ctx context.Context, loc string) (string, error) {
 	defer os.Remove(tmp.Name()) // no-op once renamed
 	h := sha256.New()
 	body := &rearmReader{r: resp.Body, watchdog: watchdog, timeout: c.timeout}
+	if c.progress != nil {
+		body.progress = c.progress(loc, resp.ContentLength)
+	}
 	n, err := io.Copy(io.MultiWriter(tmp, h), body)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -311,16 +322,21 @@ func brief(b []byte) string {
 }
 
 // rearmReader pushes the request's watchdog back each time data arrives.
+// It also tells the progress callback, if any, of what arrived.
 type rearmReader struct {
 	r        io.Reader
 	watchdog *time.Timer
 	timeout  time.Duration
+	progress func(n int64)
 }
 
 func (r *rearmReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.watchdog.Reset(r.timeout)
+		if r.progress != nil {
+			r.progress(int64(n))
+		}
 	}
 	return n, err
 }

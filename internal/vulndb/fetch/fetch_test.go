@@ -231,3 +231,37 @@ func TestPrune(t *testing.T) {
 		t.Errorf("kept file: %q, %v", b, err)
 	}
 }
+
+// TestProgress: a download is announced with its size and every byte of
+// its body is counted; a 304 downloads nothing and announces nothing.
+func TestProgress(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	var announced []string
+	var sizes []int64
+	var counted int64
+	progress := fetch.WithProgress(func(url string, size int64) func(int64) {
+		announced, sizes = append(announced, url), append(sizes, size)
+		return func(n int64) { counted += n }
+	})
+	cache := t.TempDir()
+	if _, err := fetch.New(cache, progress).Fetch(context.Background(), srv.URL+"/all.zip"); err != nil {
+		t.Fatal(err)
+	}
+	if len(announced) != 1 || announced[0] != srv.URL+"/all.zip" || sizes[0] != int64(len(body)) || counted != int64(len(body)) {
+		t.Errorf("announced %v sizes %v counted %d, want one download of %d bytes", announced, sizes, counted, len(body))
+	}
+	if _, err := fetch.New(cache, progress).Fetch(context.Background(), srv.URL+"/all.zip"); err != nil {
+		t.Fatal(err)
+	}
+	if len(announced) != 1 || counted != int64(len(body)) {
+		t.Errorf("a 304 was announced: %v, %d bytes", announced, counted)
+	}
+}

@@ -125,6 +125,11 @@ type Options struct {
 	// Now stamps the new DB (time.Now when nil).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// OnSource, when set, hears of each source as its loading starts
+	// (index from 1 of total), and OnDownload of each download (see
+	// fetch.WithProgress): what a progress display needs.
+	OnSource   func(name string, index, total int)
+	OnDownload func(url string, size int64) func(n int64)
 }
 
 // Run updates the DB in opts.Dir and returns the Info of the new one.
@@ -177,7 +182,8 @@ func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
 		fetch.WithTimeout(opts.Timeout),
 		fetch.WithHTTPClient(httpClient(opts.HTTPClient)),
 		fetch.WithUserAgent("berth-vulndb"),
-		fetch.WithLogger(opts.Logger))
+		fetch.WithLogger(opts.Logger),
+		fetch.WithProgress(opts.OnDownload))
 	tmp, err := ws.TempPath()
 	if err != nil {
 		return nil, fmt.Errorf("vulnerability database directory: %w", err)
@@ -186,8 +192,11 @@ func Run(ctx context.Context, opts Options) (*vulndb.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sources {
+	for i, s := range sources {
 		start := time.Now()
+		if opts.OnSource != nil {
+			opts.OnSource(s.Name(), i+1, len(sources))
+		}
 		opts.Logger.Info("loading source", "source", s.Name())
 		if err := s.Load(ctx, client, b.Sink(s.Name())); err != nil {
 			b.Abort()

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/policy"
+	"berth.dev/berth/internal/report/sarif"
+	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/vulndb"
+)
+
+// exitDenied is `berth policy check`'s answer for an image the policy
+// refuses: apart from 1 (the check could not run) so CI can tell them.
+const exitDenied = 2
+
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Check images against a policy (the CI gate of what the registry and admission enforce)",
+	}
+	cmd.AddCommand(newPolicyCheckCmd())
+	return cmd
+}
+
+// policyLoadFlags load a policy the same way for every command that takes
+// one.
+type policyLoadFlags struct {
+	path  string
+	trust []string
+}
+
+func (f *policyLoadFlags) add(cmd *cobra.Command, what string) {
+	cmd.Flags().StringVar(&f.path, "policy", "", what)
+	cmd.Flags().StringArrayVar(&f.trust, "trust", nil, "berth trust file whose keys the policy may name (key.secretRef, keys[].ref) (repeatable)")
+}
+
+func (f *policyLoadFlags) load() (*policy.Policy, error) {
+	if f.path == "" {
+		return nil, errors.New("--policy is required")
+	}
+	var opts policy.Options
+	if len(f.trust) > 0 {
+		r, err := policy.TrustResolver(f.trust...)
+		if err != nil {
+			return nil, err
+		}
+		opts.Keys = r
+	}
+	return policy.Load(f.path, opts)
+}
+
+func newPolicyCheckCmd() *cobra.Command {
+	var (
+		pf                       policyLoadFlags
+		reg                      registryFlags
+		format, output, reportIn string
+		dbDir, cacheDir          string
+	)
+	cmd := &cobra.Command{
+		Use:   "check IMAGE --policy FILE",
+		Short: "Decide whether an image passes a policy",
+		Long: `Decide whether an image passes a policy: the same evaluation the registry runs
+at pull time and the admission webhook runs before a pod starts.
+
+--policy is a file or a directory of ClusterImagePolicy
+(policy.sigstore.dev/v1beta1) and ImagePolicy (berth.dev/v1) documents. Every
+document whose images match applies; all must pass. Signatures and
+attestations are verified cryptographically (cosign's tag scheme and sigstore
+bundles). Vulnerability and license rules read --report (berth scan --format
+json) or, without it, a scan made now with the database in --db-dir.
+
+Each failed rule is printed with its reason. Exit codes: 0 allowed (warn-mode
+failures are printed as warnings), 2 denied, 1 when the check could not run
+(bad policy, unreadable image).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "text", "json", "sarif":
+			default:
+				return fmt.Errorf("--format %q: want text, json or sarif", format)
+			}
+			p, err := pf.load()
+			if err != nil {
+				return err
+			}
+			ref, st, err := reg.open(args[0])
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := sign.Resolve(ctx, st, ref)
+			if err != nil {
+				return err
+			}
+			reportResolved(cmd, ref, t)
+			img := policyImage(ref, t)
+			facts := policy.Facts{Image: img, Store: st, Target: t,
+				Report: func(ctx context.Context) (*match.Report, error) {
+					return policyReport(ctx, cmd, reportIn, dbDir, cacheDir, img, reg.insecure)
+				}}
+			v, err := p.Evaluate(ctx, facts)
+			if err != nil {
+				return err
+			}
+			write := func(w io.Writer) error { return writeVerdict(w, format, v, p.Source) }
+			if output == "" {
+				err = write(cmd.OutOrStdout())
+			} else {
+				err = writeSBOMOutput(output, write)
+			}
+			if err != nil {
+				return err
+			}
+			if !v.Allowed {
+				return exitError{exitDenied}
+			}
+			return nil
+		},
+	}
+	pf.add(cmd, "policy file or directory (required)")
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or sarif")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the verdict to this file instead of standard output")
+	cmd.Flags().StringVar(&reportIn, "report", "", "vulnerability report of the image (berth scan --format json) for vulnerability and license rules")
+	cmd.Flags().StringVar(&dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	reg.add(cmd)
+	return cmd
+}
+
+// policyImage names the resolved image for the policy.
+func policyImage(ref name.Reference, t sign.Target) policy.Image {
+	img := policy.Image{Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr(), Digest: t.Manifest.Digest.String()}
+	switch r := ref.(type) {
+	case name.Tag:
+		img.Tag = r.TagStr()
+	case name.Digest:
+		img.Pinned = true
+	}
+	return img
+}
+
+// policyReport reads the given report, or scans the image (by its digest)
+// with the local database.
+func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir string, img policy.Image, insecure bool) (*match.Report, error) {
+	if path != "" {
+		r, err := readStoredReport(path)
+		if err != nil {
+			return nil, err
+		}
+		if d := r.Inventory.Digest; d != "" && d != img.Digest {
+			return nil, fmt.Errorf("--report %s is about %s, the image is %s", path, d, img.Digest)
+		}
+		return r, nil
+	}
+	var err error
+	if dbDir == "" {
+		if dbDir, err = vulndb.DefaultDir(); err != nil {
+			return nil, err
+		}
+	}
+	db, err := vulndb.Open(dbDir)
+	if err != nil {
+		return nil, fmt.Errorf("the policy has vulnerability or license rules: give --report, or a database (%w)", err)
+	}
+	defer db.Close()
+	s := &inventory.Scanner{Analyzers: analyzers.All()}
+	if cacheDir == "" {
+		if cacheDir, err = inventory.DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	if s.Cache, err = inventory.OpenCache(cacheDir); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's vulnerability rules\n", img.Name()+"@"+img.Digest)
+	engine := &scan.Engine{Matcher: match.New(db), Inventory: s}
+	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: insecure})
+}
+
+func writeVerdict(w io.Writer, format string, v *policy.Verdict, source string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "sarif":
+		var rs []sarif.PolicyResult
+		for _, x := range v.Violations {
+			rs = append(rs, sarif.PolicyResult{Policy: x.Policy, Rule: x.Rule, Image: v.Image, Message: x.Message, PolicyFile: source})
+		}
+		for _, x := range v.Warnings {
+			rs = append(rs, sarif.PolicyResult{Policy: x.Policy, Rule: x.Rule, Image: v.Image, Message: x.Message, Warning: true, PolicyFile: source})
+		}
+		return sarif.EncodePolicy(w, rs, sarif.Meta{ToolVersion: version})
+	}
+	verdict := "allowed"
+	if !v.Allowed {
+		verdict = "DENIED"
+	}
+	fmt.Fprintf(w, "%s: %s\n", v.Image, verdict)
+	if len(v.Policies) == 0 {
+		fmt.Fprintln(w, "  no policy document applies to this image")
+	}
+	for _, x := range v.Violations {
+		fmt.Fprintf(w, "  ✗ %s\n", x)
+	}
+	for _, x := range v.Warnings {
+		fmt.Fprintf(w, "  ! warning: %s\n", x)
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(w, "  • %s\n", n)
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"berth.dev/berth/internal/auth"
+)
+
+// TestSessionCookieNeedsCSRFToken: the API takes a web session's cookie
+// as credentials, for reading anything and for changes only with the
+// session's CSRF token in X-CSRF-Token (what a page of berth's sends and
+// a page of another site cannot know); after logout the cookie is
+// anonymous.
+func TestSessionCookieNeedsCSRFToken(t *testing.T) {
+	e := newEnv(t)
+	login := httptest.NewRequest("POST", "/ui/login", nil)
+	cookie, err := e.auth.StartSession(context.Background(), login, "admin", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCookie := func(method, path, body, csrf string) int {
+		req := httptest.NewRequest(method, path, bytes.NewReader([]byte(body)))
+		req.AddCookie(cookie)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if csrf != "" {
+			req.Header.Set(auth.CSRFHeader, csrf)
+		}
+		rec := httptest.NewRecorder()
+		e.api.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	token := e.auth.CSRFToken(func() *http.Request { r := httptest.NewRequest("GET", "/", nil); r.AddCookie(cookie); return r }())
+	if got := withCookie("GET", "/api/v1/users", "", ""); got != http.StatusOK {
+		t.Errorf("GET with the session cookie: %d", got)
+	}
+	body := `{"name":"carol","password":"carol-password"}`
+	if got := withCookie("POST", "/api/v1/users", body, ""); got != http.StatusForbidden {
+		t.Errorf("POST with the cookie and no CSRF token: %d, want 403", got)
+	}
+	if got := withCookie("POST", "/api/v1/users", body, "guessed"); got != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token: %d, want 403", got)
+	}
+	if got := withCookie("POST", "/api/v1/users", body, token); got != http.StatusCreated {
+		t.Errorf("POST with the session's CSRF token: %d, want 201", got)
+	}
+	logout := httptest.NewRequest("POST", "/ui/logout", nil)
+	logout.AddCookie(cookie)
+	e.auth.EndSession(logout)
+	if got := withCookie("GET", "/api/v1/users", "", ""); got != http.StatusUnauthorized {
+		t.Errorf("GET with the cookie after logout: %d, want 401", got)
+	}
+}

@@ -1,0 +1,175 @@
+package custody
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/match"
+)
+
+// StageScan is the stage the server's scanner signs for; signatures it
+// makes carry AnnotationStage=StageScan.
+const (
+	StageScan       = "scan"
+	AnnotationStage = "dev.berth.stage"
+)
+
+// Rule is a project's "sign with key KeyPurpose when the scan passes":
+// the scan passes when no finding is rated FailOn or higher (findings
+// without a fixed version left out with IgnoreUnfixed). Attest adds a
+// signed vulnerability attestation (cosign's vuln predicate) beside the
+// signature. Until policies exist, a severity threshold is the rule.
+type Rule struct {
+	Stage         string         `json:"stage"`
+	KeyPurpose    string         `json:"key"`
+	FailOn        match.Severity `json:"fail_on"`
+	IgnoreUnfixed bool           `json:"ignore_unfixed"`
+	Attest        bool           `json:"attest"`
+}
+
+// Check validates a rule.
+func (r Rule) Check() error {
+	if r.Stage != StageScan {
+		return fmt.Errorf("%w: stage %q: the server signs for the %q stage only", ErrInvalid, r.Stage, StageScan)
+	}
+	if !purposePattern.MatchString(r.KeyPurpose) {
+		return fmt.Errorf("%w: key %q is not a key purpose", ErrInvalid, r.KeyPurpose)
+	}
+	if _, err := match.ParseSeverity(string(r.FailOn)); err != nil || r.FailOn == "" {
+		return fmt.Errorf("%w: fail_on: want UNKNOWN, NONE, LOW, MEDIUM, HIGH or CRITICAL", ErrInvalid)
+	}
+	return nil
+}
+
+// Evaluate says whether report passes the rule, and if not, why.
+func (r Rule) Evaluate(report *match.Report) (bool, string) {
+	threshold := r.FailOn.Rank()
+	var worst *match.Finding
+	n := 0
+	for i := range report.Findings {
+		f := &report.Findings[i]
+		if f.Severity.Rank() < threshold || (r.IgnoreUnfixed && len(f.FixedVersions) == 0) {
+			continue
+		}
+		n++
+		if worst == nil || f.Severity.Rank() > worst.Severity.Rank() {
+			worst = f
+		}
+	}
+	if n == 0 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%d finding(s) rated %s or higher, e.g. %s (%s) in %s %s", n, r.FailOn, worst.ID, worst.Severity,
+		worst.Package.Name, worst.Package.Version)
+}
+
+// SetRule stores the project's rule for its stage.
+func (s *Service) SetRule(ctx context.Context, projectID, project string, r Rule) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	r.FailOn, _ = match.ParseSeverity(string(r.FailOn))
+	return s.db.InTx(ctx, "set stage rule", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
+			key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, attest = excluded.attest`,
+			projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Attest)
+		return err
+	})
+}
+
+// DeleteRule turns the stage off for the project.
+func (s *Service) DeleteRule(ctx context.Context, projectID, stage string) error {
+	res, err := s.db.W.ExecContext(ctx, "DELETE FROM stage_rules WHERE project_id = ? AND stage = ?", projectID, stage)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no %s stage rule", ErrNotFound, stage)
+	}
+	return nil
+}
+
+// GetRule returns the project's rule for stage.
+func (s *Service) GetRule(ctx context.Context, projectID, stage string) (Rule, error) {
+	r := Rule{Stage: stage}
+	var failOn string
+	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules WHERE project_id = ? AND stage = ?",
+		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Rule{}, fmt.Errorf("%w: no %s stage rule", ErrNotFound, stage)
+	}
+	r.FailOn = match.Severity(failOn)
+	return r, err
+}
+
+// Approval states.
+const (
+	Approved = "approved"
+	Revoked  = "revoked"
+)
+
+// Approval is what a stage said about an artifact in a repository: that
+// it signed it (approved), or that an approval it gave no longer holds
+// (revoked, with the reason). Policies read it beside the signatures:
+// a signature stays in the registry after its approval is revoked.
+type Approval struct {
+	Digest     digest.Digest `json:"digest"`
+	Repository string        `json:"repository"`
+	Stage      string        `json:"stage"`
+	KeyID      string        `json:"key"`
+	State      string        `json:"state"`
+	At         time.Time     `json:"at"`
+	Reason     string        `json:"reason,omitempty"`
+}
+
+// RecordApproval stores a stage's approval or its revocation.
+func (s *Service) RecordApproval(ctx context.Context, projectID string, a Approval) error {
+	return s.db.InTx(ctx, "record approval", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO stage_approvals (digest, repository, stage, project_id, key_id, state, at, reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest, repository, stage) DO UPDATE SET project_id = excluded.project_id,
+			key_id = excluded.key_id, state = excluded.state, at = excluded.at, reason = excluded.reason`,
+			a.Digest.String(), a.Repository, a.Stage, projectID, a.KeyID, a.State, a.At.UnixNano(), a.Reason)
+		return err
+	})
+}
+
+// Approvals lists the stages' word on an artifact in a repository.
+func (s *Service) Approvals(ctx context.Context, repo string, d digest.Digest) ([]Approval, error) {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT stage, key_id, state, at, reason FROM stage_approvals WHERE digest = ? AND repository = ? ORDER BY stage",
+		d.String(), repo)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Approval{}
+	for rows.Next() {
+		a := Approval{Digest: d, Repository: repo}
+		var at int64
+		if err := rows.Scan(&a.Stage, &a.KeyID, &a.State, &at, &a.Reason); err != nil {
+			return nil, err
+		}
+		a.At = *fromNanos(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Approval returns one stage's word on an artifact in a repository.
+func (s *Service) Approval(ctx context.Context, repo string, d digest.Digest, stage string) (Approval, error) {
+	all, err := s.Approvals(ctx, repo, d)
+	if err != nil {
+		return Approval{}, err
+	}
+	for _, a := range all {
+		if a.Stage == stage {
+			return a, nil
+		}
+	}
+	return Approval{}, fmt.Errorf("%w: no %s approval", ErrNotFound, stage)
+}

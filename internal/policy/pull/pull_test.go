@@ -1,0 +1,121 @@
+package pull
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/policy/sqlite"
+	"berth.dev/berth/internal/registry/event"
+)
+
+func newEnforcer(t testing.TB) *Enforcer {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := New(context.Background(), Options{Policies: st, ProjectID: func(string) string { return "id-team" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Set(context.Background(), "team", "id-team", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [latest]}\n"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+var image = &meta.Manifest{Digest: digest.FromString("image"), MediaType: "application/vnd.oci.image.manifest.v1+json",
+	Content: []byte(`{"schemaVersion":2,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}]}`)}
+
+// TestCacheAndInvalidation: a verdict is reused until something it
+// depends on changes: a signature tag of the digest, a referrer, a stored
+// report, the policy.
+func TestCacheAndInvalidation(t *testing.T) {
+	e := newEnforcer(t)
+	ctx := context.Background()
+	check := func(ref string) string {
+		deny, _ := e.CheckPull(ctx, "r.example", "team/app", ref, image)
+		return deny
+	}
+	if d := check("latest"); d == "" {
+		t.Fatal("latest served")
+	}
+	if d := check("v1"); d != "" {
+		t.Fatalf("v1 refused: %s", d)
+	}
+	n := e.Evaluations()
+	check("v1")
+	check("latest")
+	if e.Evaluations() != n {
+		t.Fatal("cached verdicts evaluated again")
+	}
+	sigTag := "sha256-" + image.Digest.Encoded() + ".sig"
+	for _, ev := range []event.Event{
+		{Kind: event.ManifestPushed, Repository: "team/app", Digest: digest.FromString("sig"), Tags: []string{sigTag}},
+		{Kind: event.ManifestPushed, Repository: "team/app", Digest: digest.FromString("bundle"), Subject: image.Digest},
+		{Kind: event.TagDeleted, Repository: "team/app", Tags: []string{"sha256-" + image.Digest.Encoded()}},
+	} {
+		n := e.Evaluations()
+		e.Notify(ctx, ev)
+		check("v1")
+		if e.Evaluations() != n+1 {
+			t.Errorf("%+v did not forget the verdict", ev)
+		}
+	}
+	// Events about other digests or repositories change nothing.
+	n = e.Evaluations()
+	e.Notify(ctx, event.Event{Kind: event.ManifestPushed, Repository: "team/other", Subject: image.Digest})
+	e.Notify(ctx, event.Event{Kind: event.ManifestPushed, Repository: "team/app", Digest: digest.FromString("x"), Tags: []string{"v2"}})
+	check("v1")
+	if e.Evaluations() != n {
+		t.Error("an unrelated event forgot the verdict")
+	}
+	e.ReportStored(image.Digest)
+	check("v1")
+	if e.Evaluations() != n+1 {
+		t.Error("a stored report did not forget the verdict")
+	}
+	// Attached artifacts are never judged: under a policy refusing
+	// cosign's tags, a signature manifest is still served by them.
+	if _, _, err := e.Set(ctx, "team", "id-team", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [\"sha256-*\"]}\n"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	sigTag = "sha256-" + image.Digest.Encoded() + ".sig"
+	sig := &meta.Manifest{Digest: digest.FromString("sig"), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Content: []byte(`{"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`)}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", sigTag, sig); deny != "" {
+		t.Errorf("a signature manifest refused: %s", deny)
+	}
+	// A runnable image does not pass for one by its tag or a subject
+	// (anyone who may push chooses both): it is judged.
+	for _, content := range []string{
+		`{"subject":{"digest":"` + image.Digest.String() + `"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}]}`,
+		`{"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"},{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip"}]}`,
+	} {
+		m := &meta.Manifest{Digest: digest.FromString(content), Subject: image.Digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte(content)}
+		if deny, _ := e.CheckPull(ctx, "r.example", "team/app", sigTag, m); deny == "" {
+			t.Errorf("a runnable image disguised as an attachment served: %s", content)
+		}
+	}
+}
+
+// BenchmarkCachedCheck is the pull-time step on a cached verdict: what it
+// adds to a manifest GET.
+func BenchmarkCachedCheck(b *testing.B) {
+	e := newEnforcer(b)
+	ctx := context.Background()
+	e.CheckPull(ctx, "r.example", "team/app", "v1", image)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "v1", image); deny != "" {
+				b.Error(deny)
+				return
+			}
+		}
+	})
+}

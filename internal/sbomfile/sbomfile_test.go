@@ -1,0 +1,130 @@
+package sbomfile
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"berth.dev/berth/internal/inventory"
+)
+
+func TestFromPURL(t *testing.T) {
+	tests := []struct {
+		purl   string
+		want   inventory.Package
+		distro string
+		ok     bool
+	}{
+		{"pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12&upstream=glibc",
+			inventory.Package{Ecosystem: inventory.Deb, Name: "libc6", Version: "2.36-9+deb12u4", Arch: "amd64", SourceName: "glibc", SourceVersion: "2.36-9+deb12u4"}, "debian 12", true},
+		{"pkg:deb/debian/bash@5.2.15-2%2Bb2?distro=debian-12&upstream=bash%405.2.15-2",
+			inventory.Package{Ecosystem: inventory.Deb, Name: "bash", Version: "5.2.15-2+b2", SourceName: "bash", SourceVersion: "5.2.15-2"}, "debian 12", true},
+		{"pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1",
+			inventory.Package{Ecosystem: inventory.APK, Name: "musl", Version: "1.2.4-r2", Arch: "x86_64", SourceName: "musl", SourceVersion: "1.2.4-r2"}, "alpine 3.19.1", true},
+		{"pkg:rpm/redhat/openssl@3.0.7-25.el9?epoch=1&distro=rhel-9.4",
+			inventory.Package{Ecosystem: inventory.RPM, Name: "openssl", Version: "1:3.0.7-25.el9", SourceName: "openssl", SourceVersion: "1:3.0.7-25.el9"}, "rhel 9.4", true},
+		{"pkg:npm/%40babel/core@7.22.0", inventory.Package{Ecosystem: inventory.NPM, Name: "@babel/core", Version: "7.22.0"}, "", true},
+		{"pkg:golang/golang.org/x/net@v0.7.0", inventory.Package{Ecosystem: inventory.Go, Name: "golang.org/x/net", Version: "v0.7.0"}, "", true},
+		{"pkg:golang/stdlib@1.26.8", inventory.Package{Ecosystem: inventory.Go, Name: "stdlib", Version: "go1.26.8"}, "", true},
+		{"pkg:maven/org.apache.commons/commons-text@1.9", inventory.Package{Ecosystem: inventory.Maven, Name: "org.apache.commons:commons-text", Version: "1.9"}, "", true},
+		{"pkg:pypi/requests@2.28.1", inventory.Package{Ecosystem: inventory.PyPI, Name: "requests", Version: "2.28.1"}, "", true},
+		{"pkg:generic/openssl@3.0", inventory.Package{}, "", false},
+		{"not a purl", inventory.Package{}, "", false},
+	}
+	for _, tc := range tests {
+		p, d, _, ok := fromPURL(tc.purl)
+		if ok != tc.ok {
+			t.Errorf("%s: ok = %v", tc.purl, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if p.Ecosystem != tc.want.Ecosystem || p.Name != tc.want.Name || p.Version != tc.want.Version || p.Arch != tc.want.Arch ||
+			p.SourceName != tc.want.SourceName || p.SourceVersion != tc.want.SourceVersion {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.purl, p, tc.want)
+		}
+		gotDistro := ""
+		if d != nil {
+			gotDistro = d.ID + " " + d.VersionID
+		}
+		if gotDistro != tc.distro {
+			t.Errorf("%s: distro %q, want %q", tc.purl, gotDistro, tc.distro)
+		}
+	}
+}
+
+// TestForeignDocuments reads documents as syft and Trivy write them: the
+// OS release from the operating-system component or the purl, the source
+// package from the purl's upstream or Trivy's properties, duplicates
+// folded, components berth cannot match counted.
+func TestForeignDocuments(t *testing.T) {
+	cdx := `{"bomFormat":"CycloneDX","specVersion":"1.5",
+	  "metadata":{"component":{"type":"container","name":"registry.example/app","version":"sha256:` + strings.Repeat("a", 64) + `"}},
+	  "components":[
+	    {"type":"operating-system","name":"debian","version":"12.5","description":"Debian GNU/Linux 12 (bookworm)"},
+	    {"type":"library","name":"libssl3","version":"3.0.11-1~deb12u2","purl":"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12.5",
+	     "properties":[{"name":"aquasecurity:trivy:SrcName","value":"openssl"},{"name":"aquasecurity:trivy:SrcVersion","value":"3.0.11"},{"name":"aquasecurity:trivy:SrcRelease","value":"1~deb12u2"}]},
+	    {"type":"library","name":"lodash","version":"4.17.15","purl":"pkg:npm/lodash@4.17.15","components":[
+	      {"type":"library","name":"minimist","version":"1.2.0","purl":"pkg:npm/minimist@1.2.0"}]},
+	    {"type":"library","name":"lodash","version":"4.17.15","purl":"pkg:npm/lodash@4.17.15"},
+	    {"type":"file","name":"app.jar"},
+	    {"type":"library","name":"zlib","purl":"pkg:generic/zlib@1.3"}
+	  ]}`
+	inv, err := Read(strings.NewReader(cdx), "app.cdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Source != "registry.example/app" || inv.Digest != "sha256:"+strings.Repeat("a", 64) {
+		t.Errorf("image %q %q", inv.Source, inv.Digest)
+	}
+	if inv.Distro == nil || inv.Distro.ID != "debian" || inv.Distro.VersionID != "12.5" {
+		t.Errorf("distro %+v", inv.Distro)
+	}
+	var names []string
+	for _, p := range inv.Packages {
+		names = append(names, p.Name)
+		if p.Name == "libssl3" && (p.SourceName != "openssl" || p.SourceVersion != "3.0.11-1~deb12u2") {
+			t.Errorf("libssl3's source: %s %s", p.SourceName, p.SourceVersion)
+		}
+		if p.PURL == "" {
+			t.Errorf("%s has no purl", p.Name)
+		}
+	}
+	if !slices.Equal(names, []string{"libssl3", "lodash", "minimist"}) {
+		t.Errorf("packages %v, want libssl3, lodash, minimist (lodash once)", names)
+	}
+	if len(inv.Warnings) != 1 || !strings.Contains(inv.Warnings[0], "1 without a package URL, 1 of type pkg:generic") {
+		t.Errorf("warnings %q", inv.Warnings)
+	}
+
+	spdx := `{"spdxVersion":"SPDX-2.3","name":"app","packages":[
+	  {"name":"alpine","versionInfo":"3.19.1","primaryPackagePurpose":"OPERATING-SYSTEM"},
+	  {"name":"musl","versionInfo":"1.2.4-r2","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&upstream=musl"}]},
+	  {"name":"requests","versionInfo":"2.28.1","sourceInfo":"acquired package info from /usr/lib/python3/site-packages/requests-2.28.1.dist-info/METADATA; in layer sha256:` + strings.Repeat("b", 64) + `",
+	   "externalRefs":[{"referenceCategory":"PACKAGE_MANAGER","referenceType":"purl","referenceLocator":"pkg:pypi/requests@2.28.1"}]}]}`
+	inv, err = Read(strings.NewReader(spdx), "app.spdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Source != "app.spdx.json" || inv.Distro == nil || inv.Distro.ID != "alpine" || len(inv.Packages) != 2 {
+		t.Fatalf("SPDX inventory: %+v", inv)
+	}
+	req := inv.Packages[1]
+	if req.Name != "requests" || len(req.Locations) != 1 || req.Layer != "sha256:"+strings.Repeat("b", 64) || len(inv.Layers) != 1 {
+		t.Errorf("requests from SPDX: %+v, layers %v", req, inv.Layers)
+	}
+}
+
+func TestNotAnSBOM(t *testing.T) {
+	for _, doc := range []string{`{"schemaVersion":1,"inventory":{}}`, `not json`, `{"bomFormat":"SWID"}`, `{"spdxVersion":"SPDX-3.0"}`} {
+		if _, err := Read(strings.NewReader(doc), "x.json"); !errors.Is(err, ErrNotSBOM) {
+			t.Errorf("%s: %v, want ErrNotSBOM", doc, err)
+		}
+	}
+	huge := strings.NewReader(`{"bomFormat":"CycloneDX","components":[` + strings.Repeat(" ", 4096) + `]}`)
+	if _, err := read(huge, "huge.json", 4096); err == nil || !strings.Contains(err.Error(), "larger than 4096 bytes") {
+		t.Errorf("an oversized document: %v", err)
+	}
+}

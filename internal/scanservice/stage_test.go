@@ -1,0 +1,151 @@
+package scanservice
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/custody"
+	"berth.dev/berth/internal/registry"
+	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/store"
+)
+
+// stageHarness adds the scan stage to a harness: project "team" has a
+// scan key and the rule "fail on HIGH", and the service signs through an
+// in-process registry over the harness's stores.
+func stageHarness(t *testing.T) (*harness, *custody.Service, *store.Remote) {
+	t.Helper()
+	h := newHarness(t)
+	ctx := context.Background()
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	m, _ := custody.NewAESMaster(mk, "test")
+	dir := filepath.Dir(h.feed)
+	c, err := custody.Open(ctx, custody.Options{Path: filepath.Join(dir, "meta.db"), Master: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Create(ctx, custody.NewKey{ProjectID: "id-team", Project: "team", Purpose: "scan"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetRule(ctx, "id-team", "team", custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", FailOn: "HIGH", Attest: true}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Options{Blobs: h.blobs, Meta: h.meta, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.NewInProcess(reg, "registry.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svc.opts.Stages = &Stages{Custody: c, Store: st, Host: "registry.test",
+		ProjectOf: func(repo string) (string, bool) {
+			if strings.HasPrefix(repo, "team/") {
+				return "id-team", true
+			}
+			return "", false
+		},
+		Audit: func(context.Context, string, string, string, error) {}}
+	return h, c, st
+}
+
+func verifyStage(ctx context.Context, c *custody.Service, st store.Store, repo string, d digest.Digest) (*sign.Result, error) {
+	trust, err := c.Trust(ctx, "id-team", "scan")
+	if err != nil {
+		return nil, err
+	}
+	desc, err := st.Resolve(ctx, repo, d.String())
+	if err != nil {
+		return nil, err
+	}
+	return sign.Verify(ctx, st, sign.Target{Name: "registry.test/" + repo, Repo: repo, Manifest: desc}, trust,
+		sign.VerifyOptions{Annotations: map[string]string{custody.AnnotationStage: custody.StageScan}})
+}
+
+// TestScanStageSigns: a push whose scan passes the rule is signed with
+// the project's scan key (annotated dev.berth.stage=scan) and attested;
+// one with a finding the rule refuses gets no signature; running the
+// stage again adds nothing; a re-match that makes the signed image fail
+// revokes its approval and announces it; a project without a rule gets
+// nothing.
+func TestScanStageSigns(t *testing.T) {
+	h, c, st := stageHarness(t)
+	ctx := context.Background()
+	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
+	if _, err := h.svc.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clean := h.push("team/clean", "v1", "qs 6.10.1")
+	vuln := h.push("team/vuln", "v1", "lodash 4.17.20")
+	other := h.push("other/app", "v1", "minimist 1.2.5")
+	h.waitIdle()
+
+	res, err := verifyStage(ctx, c, st, "team/clean", clean)
+	if err != nil || len(res.Verified) != 1 {
+		t.Fatalf("passing image: %v %+v", err, res)
+	}
+	trust, _ := c.Trust(ctx, "id-team", "scan")
+	desc, _ := st.Resolve(ctx, "team/clean", clean.String())
+	atts, err := sign.VerifyAttestations(ctx, st, sign.Target{Name: "registry.test/team/clean", Repo: "team/clean", Manifest: desc}, trust,
+		sign.VerifyOptions{PredicateType: "https://cosign.sigstore.dev/attestation/vuln/v1"})
+	if err != nil || len(atts.Verified) != 1 {
+		t.Errorf("vulnerability attestation: %v %+v", err, atts)
+	}
+	if _, err := verifyStage(ctx, c, st, "team/vuln", vuln); !errors.Is(err, sign.ErrNoSignatures) {
+		t.Errorf("image with a HIGH finding: %v, want no signatures", err)
+	}
+	if ap, err := c.Approvals(ctx, "team/vuln", vuln); err != nil || len(ap) != 0 {
+		t.Errorf("failing image has approvals %+v %v", ap, err)
+	}
+	if _, err := st.Resolve(ctx, "other/app", "sha256-"+other.Encoded()+".sig"); err == nil {
+		t.Error("a project without a scan rule got a signature")
+	}
+	a, err := c.Approval(ctx, "team/clean", clean, custody.StageScan)
+	if err != nil || a.State != custody.Approved {
+		t.Fatalf("approval %+v %v", a, err)
+	}
+
+	// Again (a retry, a crash before the approval was recorded): no
+	// second signature.
+	c.RecordApproval(ctx, "id-team", custody.Approval{Digest: clean, Repository: "team/clean", Stage: custody.StageScan, KeyID: "other", State: custody.Approved, At: a.At})
+	if _, err := h.queue.Insert(ctx, StageArgs{Digest: clean.String(), Repository: "team/clean"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIdle()
+	sig, err := st.Manifest(ctx, "team/clean", "sha256-"+clean.Encoded()+".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(sig.Body), "dev.cosignproject.cosign/signature"); n != 1 {
+		t.Errorf("%d signatures after the stage ran twice, want 1", n)
+	}
+	h.takeNotices()
+
+	// A new advisory about qs: the re-match makes the image fail.
+	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}, "GHSA-qs-1": {"qs", "6.10.3"}})
+	if _, err := h.svc.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIdle()
+	a, err = c.Approval(ctx, "team/clean", clean, custody.StageScan)
+	if err != nil || a.State != custody.Revoked || !strings.Contains(a.Reason, "GHSA-qs-1") {
+		t.Fatalf("after the re-match: %+v %v, want revoked naming GHSA-qs-1", a, err)
+	}
+	var revoked []Notice
+	for _, n := range h.takeNotices() {
+		if n.Type == NoticeApprovalRevoked {
+			revoked = append(revoked, n)
+		}
+	}
+	if len(revoked) != 1 || revoked[0].Repository != "team/clean" || revoked[0].Approval == nil || revoked[0].Approval.State != custody.Revoked {
+		t.Errorf("revocation notices: %+v", revoked)
+	}
+}

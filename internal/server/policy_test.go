@@ -1,0 +1,480 @@
+package server
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/policy/policytest"
+	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/store"
+)
+
+// policyServer is a server with project "team" and a store that signs
+// into it as the administrator.
+func policyServer(t *testing.T) (*authServer, *store.Remote, string) {
+	a := startAuthServer(t)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	u, err := url.Parse(a.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := name.NewRegistry(u.Host, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st, u.Host
+}
+
+func putPolicy(a *authServer, project, doc string) answer {
+	return a.do("PUT", "/api/v1/projects/"+project+"/policy", []byte(doc), append(adminCreds, "Content-Type", "application/yaml")...)
+}
+
+// TestPullTimePolicy: with a project policy requiring a signature by the
+// trusted key, a signed image is served, unsigned and wrongly signed ones
+// are refused with 403 DENIED naming the rule, by tag and by digest, GET
+// and HEAD; the signatures themselves stay pullable; a cached verdict
+// costs no evaluation and a new signature is seen at once.
+func TestPullTimePolicy(t *testing.T) {
+	a, st, host := policyServer(t)
+	ci, other := policytest.NewKey(t, "ci"), policytest.NewKey(t, "other")
+	signed := policytest.PushTo(t, st, host, "team/app", "signed", "signed")
+	policytest.SignTarget(t, st, signed, ci, false, nil)
+	bundled := policytest.PushTo(t, st, host, "team/app", "bundled", "bundled")
+	policytest.SignTarget(t, st, bundled, ci, true, nil)
+	unsigned := policytest.PushTo(t, st, host, "team/app", "unsigned", "unsigned")
+	wrong := policytest.PushTo(t, st, host, "team/app", "wrong", "wrong")
+	policytest.SignTarget(t, st, wrong, other, false, nil)
+
+	doc := fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: ImagePolicy
+metadata: {name: release}
+spec:
+  signers:
+    keys:
+    - name: ci
+      data: |
+%s
+`, ci.Indented(8))
+	r := a.expect(putPolicy(a, "team", doc), 200, "put policy")
+	if !strings.Contains(r.body, `"documents":["ImagePolicy/release"]`) {
+		t.Errorf("put answer %s", r.body)
+	}
+	got := a.expect(a.api(adminCreds, "GET", "/projects/team/policy", nil), 200, "get policy")
+	if got.body != doc || got.header.Get("Content-Type") != "application/yaml" {
+		t.Errorf("get policy: %q %s", got.body, got.header.Get("Content-Type"))
+	}
+
+	pull := func(method, ref string) answer {
+		return a.do(method, "/v2/team/app/manifests/"+ref, nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	}
+	for _, tc := range []struct {
+		name   string
+		target sign.Target
+		tag    string
+		status int
+		msg    string
+	}{
+		{"signed by the trusted key (berth sign, cosign v2 layout)", signed, "signed", 200, ""},
+		{"signed by the trusted key (sigstore bundle, cosign v3 layout)", bundled, "bundled", 200, ""},
+		{"unsigned", unsigned, "unsigned", 403, "denied by the policy of project team: ImagePolicy/release: signature: not signed by 1 of [ci]"},
+		{"signed by another key", wrong, "wrong", 403, "signature does not verify with any given key"},
+	} {
+		for _, ref := range []string{tc.tag, tc.target.Manifest.Digest.String()} {
+			for _, method := range []string{"GET", "HEAD"} {
+				r := pull(method, ref)
+				if r.status != tc.status {
+					t.Errorf("%s: %s %s: %d %s, want %d", tc.name, method, ref, r.status, r.body, tc.status)
+					continue
+				}
+				if tc.status == 403 && method == "GET" && (!strings.Contains(r.body, `"code":"DENIED"`) || !strings.Contains(r.body, tc.msg)) {
+					t.Errorf("%s: %s: body %s, want DENIED with %q", tc.name, ref, r.body, tc.msg)
+				}
+			}
+		}
+	}
+	// The signatures stay pullable, by tag and by digest, so verifiers
+	// can read them.
+	sigTag := sign.Tag(wrong.Manifest.Digest, "sig")
+	r = a.expect(pull("GET", sigTag), 200, "signature manifest by tag")
+	a.expect(pull("GET", r.header.Get("Docker-Content-Digest")), 200, "signature manifest by digest")
+	if _, err := sign.Verify(context.Background(), st, signed, sign.Trust{Keys: []sign.TrustedKey{trusted(t, ci)}, Require: 1}, sign.VerifyOptions{}); err != nil {
+		t.Errorf("cosign-style verification through the registry: %v", err)
+	}
+
+	// Cached: pulling again evaluates nothing.
+	e := a.s.policies.enforcer
+	before := e.Evaluations()
+	for range 5 {
+		a.expect(pull("GET", "signed"), 200, "cached pull")
+		a.expect(pull("GET", "unsigned"), 403, "cached refusal")
+	}
+	if n := e.Evaluations() - before; n != 0 {
+		t.Errorf("%d evaluations for cached pulls, want 0", n)
+	}
+	// Signing the refused image is seen by the next pull.
+	policytest.SignTarget(t, st, unsigned, ci, true, nil)
+	a.expect(pull("GET", "unsigned"), 200, "pull after signing")
+
+	// Warn mode serves and says why.
+	a.expect(putPolicy(a, "team", strings.Replace(doc, "spec:\n", "spec:\n  mode: warn\n", 1)), 200, "warn policy")
+	r = a.expect(pull("GET", "wrong"), 200, "warn mode")
+	if w := r.header.Get("Warning"); !strings.HasPrefix(w, `299 - "ImagePolicy/release: signature: not signed by 1 of [ci]`) {
+		t.Errorf("Warning header %q", w)
+	}
+
+	// A bad policy is refused with its line and the old one stays.
+	bad := a.expect(putPolicy(a, "team", strings.Replace(doc, "signers:", "signerz:", 1)), 400, "bad policy")
+	if !strings.Contains(bad.body, "policy of project team:5: field signerz not found") {
+		t.Errorf("bad policy answer %s", bad.body)
+	}
+	a.expect(pull("GET", "wrong"), 200, "old (warn) policy still enforced")
+
+	// Deleted: everything is served again.
+	a.expect(putPolicy(a, "team", doc), 200, "enforce again")
+	a.expect(pull("GET", "wrong"), 403, "enforced")
+	a.expect(a.api(adminCreds, "DELETE", "/projects/team/policy", nil), 204, "delete policy")
+	a.expect(pull("GET", "wrong"), 200, "no policy")
+	a.expect(a.api(adminCreds, "GET", "/projects/team/policy", nil), 404, "no policy to get")
+}
+
+func trusted(t *testing.T, k policytest.Key) sign.TrustedKey {
+	t.Helper()
+	tk, err := sign.NewTrustedKey(k.Name, k.Sign.Public(), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// TestPullTimeVulnerabilityRules: a policy with vulnerability rules
+// refuses an image the server has not scanned, and serves it once its
+// report is stored (the stored report forgets the cached refusal).
+func TestPullTimeVulnerabilityRules(t *testing.T) {
+	// An OSV feed holding no records: a database that finds nothing.
+	feed := t.TempDir()
+	var zipped bytes.Buffer
+	zip.NewWriter(&zipped).Close()
+	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644)
+	os.WriteFile(filepath.Join(feed, "npm", "all.zip"), zipped.Bytes(), 0o644)
+	a := startAuthServer(t, func(c *Config) {
+		c.Scan.DBSources = []string{feed}
+		c.Scan.DBUpdateInterval = time.Hour // and once at start
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	})
+	// The workers, as Serve starts them (Close stops them).
+	if err := a.s.bg.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	off := false
+	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
+	a.expect(a.push("team/app", "v1", scannableImage(t, "vulns"), adminCreds), 201, "push")
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), 200, "policy")
+	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, adminCreds...) }
+	r := a.expect(pull(), 403, "not scanned")
+	if !strings.Contains(r.body, "ImagePolicy/clean: vulnerability: the image has not been scanned yet") {
+		t.Errorf("refusal %s", r.body)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/v1/scan", nil), 202, "scan now")
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/vulnerabilities", nil)
+		var rep struct{ Scan struct{ Status string } }
+		if json.Unmarshal([]byte(r.body), &rep) == nil && rep.Scan.Status == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scan did not finish: %s\n%s", r.body, a.logs.String())
+		}
+	}
+	a.expect(pull(), 200, "scanned, no critical finding")
+}
+
+// scannableImage is a one-layer image whose layer is a real tar, with its
+// diffID in the config.
+func scannableImage(t *testing.T, seed string) testImage {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "seed.txt", Mode: 0o644, Size: int64(len(seed)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(seed))
+	tw.Close()
+	layer := buf.Bytes()
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`,
+		digest.FromBytes(config), len(config), digest.FromBytes(layer), len(layer))
+	return testImage{config, layer, []byte(manifest)}
+}
+
+// TestAdmissionMountedInServe: berth serve answers AdmissionReviews at
+// /admission/, reading its own images from its stores, and only those the
+// caller may pull: without credentials a private project's image is as
+// absent as a missing one.
+func TestAdmissionMountedInServe(t *testing.T) {
+	ci := policytest.NewKey(t, "ci")
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var host string
+	a := startAuthServer(t, func(c *Config) { c.Admission.Policy = pol })
+	u, _ := url.Parse(a.url)
+	host = u.Host
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	reg, _ := name.NewRegistry(host, name.Insecure)
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := policytest.PushTo(t, st, host, "team/app", "signed", "signed")
+	policytest.SignTarget(t, st, signed, ci, false, nil)
+	policytest.PushTo(t, st, host, "team/app", "unsigned", "unsigned")
+	review := func(image string, creds ...string) string {
+		body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"app","image":%q}]}}}}`, image)
+		r := a.do("POST", "/admission/validate", []byte(body), append(creds, "Content-Type", "application/json")...)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		return r.body
+	}
+	// The name the webhook is called by names the registry too.
+	ours := host
+	if got := review(ours+"/team/app:signed", adminCreds...); !strings.Contains(got, `"allowed":true`) {
+		t.Errorf("signed, as the administrator: %s", got)
+	}
+	if got := review(ours+"/team/app:unsigned", adminCreds...); !strings.Contains(got, "not signed by 1 of [ci]") {
+		t.Errorf("unsigned, as the administrator: %s", got)
+	}
+	if got := review(ours + "/team/app:signed"); !strings.Contains(got, `"allowed":false`) || !strings.Contains(got, "not found in its registry") {
+		t.Errorf("private image without credentials: %s", got)
+	}
+}
+
+// BenchmarkManifestGetWithPolicy measures a cached manifest GET through the
+// whole handler (auth on, Basic credentials) without a project policy and
+// with one requiring a verified signature: the difference is what the
+// pull-time step adds once its verdict is cached.
+func BenchmarkManifestGetWithPolicy(b *testing.B) {
+	for _, mode := range []string{"policy=none", "policy=signature"} {
+		b.Run(mode, func(b *testing.B) {
+			t := &testing.T{}
+			cfg := DefaultConfig()
+			cfg.Data = b.TempDir()
+			cfg.Auth.AdminPassword = testAdminPassword
+			s, err := New(context.Background(), cfg, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			srv := httptest.NewServer(s)
+			a := &authServer{t: t, s: s, url: srv.URL}
+			a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"})
+			u, _ := url.Parse(srv.URL)
+			reg, _ := name.NewRegistry(u.Host, name.Insecure)
+			st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ci := policytest.NewKey(b, "ci")
+			tgt := policytest.PushTo(b, st, u.Host, "team/app", "v1", "bench")
+			policytest.SignTarget(b, st, tgt, ci, false, nil)
+			if mode == "policy=signature" {
+				doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+				if r := putPolicy(a, "team", doc); r.status != 200 {
+					b.Fatalf("policy: %d %s", r.status, r.body)
+				}
+			}
+			srv.Close()
+			req := httptest.NewRequest("GET", "/v2/team/app/manifests/v1", nil)
+			req.Host = u.Host
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+			req.Header.Set(adminCreds[0], adminCreds[1])
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req.Clone(req.Context())) // the verdict is cached from here on
+			if w.Code != http.StatusOK {
+				b.Fatalf("GET = %d %s", w.Code, w.Body)
+			}
+			before := s.policies.enforcer.Evaluations()
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					s.ServeHTTP(w, req.Clone(req.Context()))
+					if w.Code != http.StatusOK {
+						b.Errorf("GET = %d %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if n := s.policies.enforcer.Evaluations() - before; n != 0 {
+				b.Errorf("%d evaluations while cached", n)
+			}
+		})
+	}
+}
+
+// TestPolicyKeysFromBerthsKeyStore: a project policy names its signers by
+// reference: a signing key the server holds for the project (by purpose)
+// and a key of the project's trust file. The policy survives a restart.
+func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
+	master := masterKeyFile(t)
+	trustDir := t.TempDir()
+	data := t.TempDir()
+	ci := policytest.NewKey(t, "ci")
+	if err := os.WriteFile(filepath.Join(trustDir, "team.yaml"), []byte("keys:\n- name: ci\n  key: |\n"+ci.Indented(4)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adjust := func(c *Config) {
+		c.Data = data
+		c.Keys.MasterKey = "file:" + master
+		c.TrustDir = trustDir
+	}
+	a := startAuthServer(t, adjust)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "release"}), 201, "release key")
+	u, _ := url.Parse(a.url)
+	reg, _ := name.NewRegistry(u.Host, name.Insecure)
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := policytest.PushTo(t, st, u.Host, "team/app", "both", "both")
+	onlyCI := policytest.PushTo(t, st, u.Host, "team/app", "ci", "ci")
+	p, _ := a.s.sec.auth.Project("team")
+	release, _, err := a.s.bg.custody.Signer(context.Background(), p.ID, "release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policytest.SignTarget(t, st, both, ci, false, nil)
+	policytest.SignTarget(t, st, both, policytest.Key{Name: "release", Sign: release}, true, nil)
+	policytest.SignTarget(t, st, onlyCI, ci, false, nil)
+	doc := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: two}\nspec:\n  signers:\n    keys:\n    - ref: ci\n    - ref: release\n"
+	a.expect(putPolicy(a, "team", doc), 200, "policy by reference")
+	bad := a.expect(putPolicy(a, "team", strings.Replace(doc, "ref: release", "ref: deploy", 1)), 400, "unknown reference")
+	if !strings.Contains(bad.body, `policy of project team:8: key reference \"deploy\": project team has no key`) {
+		t.Errorf("unknown reference: %s", bad.body)
+	}
+	pull := func(a *authServer, tag string) answer {
+		return a.do("GET", "/v2/team/app/manifests/"+tag, nil, adminCreds...)
+	}
+	a.expect(pull(a, "both"), 200, "signed by both")
+	r := a.expect(pull(a, "ci"), 403, "signed by ci only")
+	if !strings.Contains(r.body, "not signed by 2 of [ci, release] (signed by ci)") {
+		t.Errorf("refusal %s", r.body)
+	}
+	// Restarted on the same data directory, the policy is still enforced.
+	a.s.Close()
+	b := startAuthServer(t, adjust)
+	b.expect(pull(b, "ci"), 403, "after a restart")
+	b.expect(pull(b, "both"), 200, "after a restart")
+}
+
+// TestArtifactPolicyVerdict: the artifact's policy endpoint tells, rule by
+// rule, what a pull of it is told: the unsigned image's violation is the
+// one in the pull's refusal, the signed one names its signer, a signature
+// is exempt, and a project without a policy says so.
+func TestArtifactPolicyVerdict(t *testing.T) {
+	a, st, host := policyServer(t)
+	ci := policytest.NewKey(t, "ci")
+	signed := policytest.PushTo(t, st, host, "team/app", "signed", "signed")
+	policytest.SignTarget(t, st, signed, ci, false, nil)
+	policytest.PushTo(t, st, host, "team/app", "unsigned", "unsigned")
+
+	verdict := func(ref string) PolicyVerdictAnswer {
+		t.Helper()
+		r := a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/"+ref+"/policy", nil), 200, "policy of "+ref)
+		var v PolicyVerdictAnswer
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+			t.Fatalf("%s: %v", r.body, err)
+		}
+		return v
+	}
+	if v := verdict("unsigned"); v.Enforced || !strings.Contains(v.Reason, "has no policy") || v.Verdict != nil {
+		t.Errorf("before any policy: %+v", v)
+	}
+
+	doc := fmt.Sprintf(`apiVersion: berth.dev/v1
+kind: ImagePolicy
+metadata: {name: release}
+spec:
+  signers:
+    keys:
+    - name: ci
+      data: |
+%s
+`, ci.Indented(8))
+	put := a.expect(putPolicy(a, "team", doc), 200, "put policy")
+	version := strings.Trim(a.expect(a.api(adminCreds, "GET", "/projects/team/policy", nil), 200, "get policy").header.Get("ETag"), `"`)
+	if version == "" {
+		t.Fatalf("no policy version in %s", put.body)
+	}
+
+	v := verdict("unsigned")
+	if !v.Enforced || v.Version != version || v.Verdict == nil || v.Verdict.Allowed || len(v.Verdict.Violations) != 1 {
+		t.Fatalf("unsigned: %+v", v)
+	}
+	viol := v.Verdict.Violations[0]
+	if viol.Policy != "ImagePolicy/release" || viol.Rule != "signature" || viol.Mode != "enforce" {
+		t.Errorf("unsigned violation %+v", viol)
+	}
+	refusal := a.do("GET", "/v2/team/app/manifests/unsigned", nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	if refusal.status != 403 || !strings.Contains(refusal.body, viol.Message) {
+		t.Errorf("the pull's refusal %d %s does not carry the verdict's reason %q", refusal.status, refusal.body, viol.Message)
+	}
+
+	v = verdict("signed")
+	if v.Verdict == nil || !v.Verdict.Allowed || len(v.Verdict.Violations) != 0 || strings.Join(v.Verdict.Signers, ",") != "ci" ||
+		strings.Join(v.Verdict.Policies, ",") != "ImagePolicy/release" {
+		t.Errorf("signed: %+v", v.Verdict)
+	}
+	if v := verdict(sign.Tag(signed.Manifest.Digest, "sig")); v.Verdict != nil || !strings.Contains(v.Exempt, "always pullable") {
+		t.Errorf("signature manifest: %+v", v)
+	}
+}
+
+// PolicyVerdictAnswer is the endpoint's JSON as a client reads it.
+type PolicyVerdictAnswer struct {
+	Enforced bool   `json:"enforced"`
+	Reason   string `json:"reason"`
+	Version  string `json:"policy_version"`
+	Exempt   string `json:"exempt"`
+	Error    string `json:"error"`
+	Verdict  *struct {
+		Allowed    bool     `json:"allowed"`
+		Policies   []string `json:"policies"`
+		Signers    []string `json:"signers"`
+		Violations []struct {
+			Policy, Rule, Message, Mode string
+		} `json:"violations"`
+	} `json:"verdict"`
+}
