@@ -154,10 +154,16 @@ func launchBerth(t *testing.T, password string, extraArgs ...string) *server {
 // (a restart of a server that stopped or was killed).
 func launchBerthOn(t *testing.T, addr, data, password string, extraArgs ...string) *server {
 	t.Helper()
+	return launchBerthEnv(t, addr, data, password, nil, extraArgs...)
+}
+
+// launchBerthEnv is launchBerthOn with environment variables added.
+func launchBerthEnv(t *testing.T, addr, data, password string, env []string, extraArgs ...string) *server {
+	t.Helper()
 	s := &server{Addr: addr, Data: data, Password: password, logs: &bytes.Buffer{}}
 	args := append([]string{"serve", "--addr", s.Addr, "--data", s.Data}, extraArgs...)
 	s.cmd = exec.Command(berthBin, args...)
-	s.cmd.Env = os.Environ()
+	s.cmd.Env = append(os.Environ(), env...)
 	if password != "" {
 		s.cmd.Env = append(s.cmd.Env, "BERTH_ADMIN_PASSWORD="+password)
 	}

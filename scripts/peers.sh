@@ -57,6 +57,9 @@ goinstall crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 goinstall oras oras.land/oras/cmd/oras@v1.3.6
 goinstall regctl github.com/regclient/regclient/cmd/regctl@v0.11.7
 goinstall helm helm.sh/helm/v3/cmd/helm@v3.22.0
+# Validates the Helm chart's output (deploy/helm) against Kubernetes'
+# schemas, which the chart test generates from k8s.io/kubernetes' OpenAPI.
+goinstall kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 # The S3 server the scale-out tests store blobs in (scripts/services.sh).
 goinstall versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 

@@ -82,7 +82,9 @@ chain is broken.`,
 }
 
 func verifyOffline(cmd *cobra.Command, dir, anchors string) (audit.Report, error) {
-	st, err := openOffline(cmd, dir, "stop the server first, or verify through it: berth audit verify --server URL")
+	cfg := server.DefaultConfig()
+	cfg.Data = dir
+	st, err := openOffline(cmd, cfg, "stop the server first, or verify through it: berth audit verify --server URL")
 	if err != nil {
 		return audit.Report{}, err
 	}

@@ -39,7 +39,7 @@ the recorded size). It never deletes anything and cannot be combined with
 			if cmd.Flags().Changed("data") {
 				cfg.Data = data
 			}
-			st, err := openOffline(cmd, cfg.Data, "stop berth serve before checking its data directory")
+			st, err := openOffline(cmd, cfg, "stop berth serve before checking its data directory")
 			if err != nil {
 				return err
 			}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
+	"berth.dev/berth/internal/pgdb"
 	"berth.dev/berth/internal/registry/gc"
 )
 
@@ -44,13 +46,18 @@ directory no server is using.`,
 			}
 			opts.Untagged = untagged || (!cmd.Flags().Changed("untagged") && cfg.GC.Untagged)
 			opts.Logger = slog.Default()
-			st, err := openOffline(cmd, cfg.Data,
+			st, err := openOffline(cmd, cfg,
 				"berth serve collects garbage itself; send it SIGUSR1 (kill -USR1 <pid>) to collect now")
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			rep, err := gc.Run(cmd.Context(), st.Meta, st.Blobs, opts)
+			var rep gc.Report
+			// One collection at a time among replicas sharing a database.
+			err = st.Backends.Exclusive(cmd.Context(), pgdb.LockGC, func(ctx context.Context) error {
+				rep, err = gc.Run(ctx, st.Meta, st.Blobs, opts)
+				return err
+			})
 			if err != nil {
 				return err
 			}

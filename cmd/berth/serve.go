@@ -127,10 +127,11 @@ func loadConfig(path string) (server.Config, error) {
 	return cfg, nil
 }
 
-// openOffline opens a data directory for a command that must not run beside
-// a server.
-func openOffline(cmd *cobra.Command, dir, what string) (*server.Storage, error) {
-	st, err := server.OpenStorage(cmd.Context(), dir)
+// openOffline opens the storage cfg names for a command that must not run
+// beside a server on the same embedded data directory (a shared database
+// is not locked: its stores are safe for replicas and commands at once).
+func openOffline(cmd *cobra.Command, cfg server.Config, what string) (*server.Storage, error) {
+	st, err := server.OpenBackends(cmd.Context(), cfg.Backends())
 	if errors.Is(err, server.ErrDataDirInUse) {
 		return nil, fmt.Errorf("%w\n%s", err, what)
 	}

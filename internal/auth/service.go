@@ -189,6 +189,14 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
+// Reload rebuilds the snapshot from the store, for a store shared with
+// other processes that changed it.
+func (s *Service) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reload(ctx)
+}
+
 // change runs fn, which writes to the store, and reloads the snapshot.
 func (s *Service) change(ctx context.Context, fn func() error) error {
 	s.mu.Lock()
@@ -237,6 +245,13 @@ func (s *Service) Bootstrap(ctx context.Context, password string) (generated str
 	if _, err := s.CreateUser(ctx, InitialAdmin, password, true, nil); err != nil {
 		if generated != "" {
 			removeInitialPassword(s.cfg.InitialPasswordFile, s.log)
+		}
+		if errors.Is(err, ErrExists) {
+			// Another replica sharing the store created it first: that
+			// one's password stands.
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return "", false, s.reload(ctx)
 		}
 		return "", false, fmt.Errorf("create the first administrator: %w", err)
 	}

@@ -129,3 +129,32 @@ func Supported(d digest.Digest) bool {
 	}
 	return true
 }
+
+// MetaExistence is implemented by stores whose Stat is a network round
+// trip (S3): whether a blob exists, and its size, are to be answered from
+// the meta store, which records both once content is verified, rather
+// than asked of the store on every request.
+type MetaExistence interface {
+	ExistenceFromMeta() bool
+}
+
+// Redirector is implemented by stores whose content a client can fetch
+// directly (S3): RedirectURL returns a URL that serves blob d for a
+// while, signed so that it needs no credentials of the client's.
+type Redirector interface {
+	RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
+}
+
+// BatchDeleter is implemented by stores that delete many blobs in few
+// requests (S3's DeleteObjects). DeleteMany counts a blob already gone as
+// deleted and returns those whose deletion failed, with the first error.
+type BatchDeleter interface {
+	DeleteMany(ctx context.Context, ds []digest.Digest) (failed []digest.Digest, err error)
+}
+
+// IncompleteUploads is implemented by stores that may leave incomplete
+// multipart uploads behind when a process dies mid-commit (S3): invisible
+// and harmless, but they take space until aborted.
+type IncompleteUploads interface {
+	AbortIncompleteUploads(ctx context.Context, before time.Time) (int, error)
+}

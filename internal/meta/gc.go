@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"context"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -133,4 +134,27 @@ func FallbackTagSubject(tag string) (digest.Digest, bool) {
 		return digest.Digest(alg + ":" + hex), true
 	}
 	return "", false
+}
+
+// BatchSweeper is implemented by stores that sweep blobs in batches whose
+// content is removed outside any transaction, for blob stores that delete
+// over the network (S3's DeleteObjects, 1,000 keys a request): holding a
+// transaction open across those requests would hold connections and locks
+// for as long as the network takes. Instead, while a batch is swept, every
+// claim or link of its digests (TouchBlob, LinkBlob, LinkUploadedBlob,
+// MountBlob) waits: a push of the same content either came before (the
+// blob is in use and not swept) or writes it again after the removal, and
+// a push that linked content the removal then took is told to push again
+// by its check of the content after linking.
+type BatchSweeper interface {
+	// SweepBlobBatches finds blobs last used before the time given that
+	// no repository links and no manifest references, in batches of at
+	// most max; forgets those still unused (committed); calls remove with
+	// them outside any transaction while their claims wait; and returns
+	// every record forgotten. A failed removal leaves content that no row
+	// names, for RemoveUnrecordedBlobs.
+	SweepBlobBatches(ctx context.Context, before time.Time, max int, remove func([]BlobRecord) error) ([]BlobRecord, error)
+	// RemoveUnrecordedBlobs calls remove with those of ds the store has no
+	// record of, while claims of them wait, and returns them.
+	RemoveUnrecordedBlobs(ctx context.Context, ds []digest.Digest, remove func([]digest.Digest) error) ([]digest.Digest, error)
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +35,12 @@ func Open(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
 	// health check every few seconds finds dead idle ones before a
 	// request does.
 	cfg.HealthCheckPeriod = 5 * time.Second
+	// pgxpool's default is the number of CPUs (at least 4): a replica on
+	// two cores would queue its requests behind four connections. The
+	// URL's pool_max_conns still decides when given.
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
@@ -50,6 +57,12 @@ func Open(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
+// DefaultMaxConns bounds a pool's connections unless the URL's
+// pool_max_conns says otherwise. Each replica also opens up to three of
+// its own (notifications, the relay's and garbage collection's locks) and
+// river's; PostgreSQL's default max_connections of 100 fits four replicas.
+const DefaultMaxConns = 16
 
 // Redact returns rawURL without its password, for messages.
 func Redact(rawURL string) string {

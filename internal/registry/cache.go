@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -20,6 +21,9 @@ import (
 // commit is either stored before the invalidation (and removed by it) or
 // refused because the generation moved.
 type manifestCache struct {
+	// off keeps the cache empty while changes made elsewhere may go
+	// unheard (reset).
+	off      atomic.Bool
 	mu       sync.Mutex
 	gen      uint64
 	maxBytes int64
@@ -69,7 +73,22 @@ func newManifestCache(maxBytes int64) *manifestCache {
 	return &manifestCache{maxBytes: maxBytes, entries: map[cacheKey]*list.Element{}}
 }
 
-func (c *manifestCache) enabled() bool { return c != nil && c.maxBytes > 0 }
+func (c *manifestCache) enabled() bool { return c != nil && c.maxBytes > 0 && !c.off.Load() }
+
+// reset forgets everything and fails every fill that began before it;
+// with off set the cache stays empty until the next reset without it.
+func (c *manifestCache) reset(off bool) {
+	if c == nil || c.maxBytes <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off.Store(off)
+	c.gen++
+	clear(c.entries)
+	c.lru.Init()
+	c.bytes = 0
+}
 
 // tag returns a cached tag resolution, or the generation to pass to putTag.
 func (c *manifestCache) tag(repo, tag string) (digest.Digest, uint64, bool) {

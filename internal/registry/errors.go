@@ -38,6 +38,7 @@ var (
 	// clients know.
 	errPaginationInvalid = errorCode{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	errUnknown           = errorCode{"UNKNOWN", http.StatusInternalServerError, "internal server error"}
+	errUnavailable       = errorCode{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable; try again"}
 )
 
 // apiError is an error answered to the client as the spec's JSON error body.
@@ -93,6 +94,10 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 		ae = &apiError{code: errTooManyRequests, header: http.Header{"Retry-After": {throttle.RetryAfterSeconds()}}}
 	case errors.Is(err, access.ErrTooManyRequests):
 		ae = &apiError{code: errTooManyRequests}
+	case reg.unavailable != nil && reg.unavailable(err):
+		// A database or bucket unreachable or failing for now: the
+		// client's retry is the right answer, not a report of a bug.
+		ae = &apiError{code: errUnavailable, header: http.Header{"Retry-After": {"1"}}}
 	default:
 		// The cause is logged, never shown: it may name files or SQL.
 		ae = &apiError{code: errUnknown}

@@ -180,3 +180,32 @@ func TestCacheEvictsAndRefusesStaleFills(t *testing.T) {
 		t.Error("a disabled cache returned an entry")
 	}
 }
+
+// While changes made elsewhere may go unheard the cache stays empty, and
+// a fill that began before the reset is refused.
+func TestCacheResetWhileNotHearing(t *testing.T) {
+	c := newManifestCache(8 * 1024)
+	d := digest.FromString("manifest")
+	_, gen, _ := c.tag("r", "v1")
+	c.putTag("r", "v1", d, gen)
+	_, before, _ := c.tag("r", "other")
+	c.reset(true)
+	if _, _, ok := c.tag("r", "v1"); ok || c.bytes != 0 {
+		t.Errorf("entries survived a reset (%d bytes)", c.bytes)
+	}
+	_, gen, _ = c.tag("r", "v1")
+	c.putTag("r", "v1", d, gen)
+	if _, _, ok := c.tag("r", "v1"); ok {
+		t.Error("the cache filled while off")
+	}
+	c.reset(false)
+	c.putTag("r", "other", d, before)
+	if _, _, ok := c.tag("r", "other"); ok {
+		t.Error("a fill begun before the reset was cached")
+	}
+	_, gen, _ = c.tag("r", "v1")
+	c.putTag("r", "v1", d, gen)
+	if got, _, ok := c.tag("r", "v1"); !ok || got != d {
+		t.Error("the cache did not fill again once on")
+	}
+}

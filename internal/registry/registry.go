@@ -53,6 +53,15 @@ type Options struct {
 	// Retry-After. Zero does not limit.
 	MaxUploads           int
 	MaxUploadsPerAccount int
+	// RedirectBlobs answers a blob GET with a redirect to a URL of the
+	// blob store (blob.Redirector: a presigned S3 URL) instead of
+	// streaming the content through the registry; clients must reach the
+	// store. Ignored for stores that cannot.
+	RedirectBlobs bool
+	// Unavailable, if set, tells which errors mean a store cannot be
+	// reached or is failing for now: they are answered 503 with
+	// Retry-After rather than 500.
+	Unavailable func(error) bool
 	// SessionLimit bounds unfinished upload sessions per repository and
 	// per account (429 past it); zero fields do not limit.
 	SessionLimit meta.UploadLimit
@@ -82,6 +91,10 @@ type Registry struct {
 	sessions      sessionLocks
 	uploads       uploadSlots
 	sessionLimit  meta.UploadLimit
+	// metaExistence: blob HEADs are answered by the meta store alone.
+	metaExistence bool
+	redirector    blob.Redirector // nil unless RedirectBlobs and the store can
+	unavailable   func(error) bool
 	pullPolicy    PullPolicy
 }
 
@@ -100,7 +113,14 @@ func New(opts Options) (*Registry, error) {
 		requireLayers: opts.RequireLayers,
 		uploads:       uploadSlots{max: opts.MaxUploads, perAccount: opts.MaxUploadsPerAccount},
 		sessionLimit:  opts.SessionLimit,
+		unavailable:   opts.Unavailable,
 		pullPolicy:    opts.PullPolicy,
+	}
+	if me, ok := opts.Blobs.(blob.MetaExistence); ok {
+		reg.metaExistence = me.ExistenceFromMeta()
+	}
+	if rd, ok := opts.Blobs.(blob.Redirector); ok && opts.RedirectBlobs {
+		reg.redirector = rd
 	}
 	if reg.authz == nil {
 		reg.authz = access.AllowAll{}
@@ -134,6 +154,13 @@ func (reg *Registry) Notify(_ context.Context, e event.Event) {
 		reg.cache.invalidate(e.Repository, e.Tags)
 	}
 }
+
+// ResetCache forgets every cached manifest and tag. A registry whose meta
+// store other processes change (replicas sharing a database) hears their
+// changes through Notify; it calls ResetCache(false) when it may miss
+// some (its cache then stays empty rather than serve what another process
+// deleted) and ResetCache(true) once it hears them again.
+func (reg *Registry) ResetCache(hearing bool) { reg.cache.reset(!hearing) }
 
 // LockUpload serialises work on one upload session; the garbage collector
 // takes it before expiring a session so that it never removes one a request

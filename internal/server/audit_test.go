@@ -63,7 +63,8 @@ func TestAuditFullDiskRefusesChanges(t *testing.T) {
 	base := makeImage("before")
 	a.expect(a.push("team-a/app", "base", base, adminCreds), 201, "push before the disk fills")
 	acknowledged := []string{base.digest()}
-	if _, err := a.s.sec.auditStore.CapPages(ctx, 0); err != nil {
+	capped := a.s.sec.auditStore.(*auditsqlite.Store)
+	if _, err := capped.CapPages(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Push until the audit log has failed to store an entry: the
@@ -102,7 +103,7 @@ func TestAuditFullDiskRefusesChanges(t *testing.T) {
 	a.expect(a.do("GET", "/v2/team-a/app/manifests/base", nil, adminCreds...), 200, "pull while full")
 
 	// Space returns: the writer's retry stores what it held.
-	if _, err := a.s.sec.auditStore.CapPages(ctx, -1); err != nil {
+	if _, err := capped.CapPages(ctx, -1); err != nil {
 		t.Fatal(err)
 	}
 	a.waitReady(200)

@@ -12,18 +12,17 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"berth.dev/berth/internal/backend"
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
 	"berth.dev/berth/internal/jobs"
 	prom "berth.dev/berth/internal/metrics"
 	"berth.dev/berth/internal/reports"
-	reportsqlite "berth.dev/berth/internal/reports/sqlite"
 	"berth.dev/berth/internal/scanservice"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
 	"berth.dev/berth/internal/webhook"
-	webhooksqlite "berth.dev/berth/internal/webhook/sqlite"
 )
 
 // background is the server's background work: the job queue and what runs
@@ -32,7 +31,7 @@ import (
 //
 // Data directory layout added here:
 //
-//	<data>/jobs.db    the job queue (river, SQLite)
+//	<data>/jobs.db    the job queue (river, SQLite; on PostgreSQL, river's tables)
 //	<data>/vulndb/    the server's vulnerability database
 //	<data>/cache/     the layer cache of server-side scans
 type background struct {
@@ -44,7 +43,7 @@ type background struct {
 	relay   *relay
 	// hooks and deliveries are the project webhooks; nil when
 	// authentication is off (webhooks belong to projects).
-	hooks      *webhooksqlite.Store
+	hooks      backend.WebhookStore
 	deliveries *webhook.Dispatcher
 	// custody holds the projects' signing keys under master; nil without
 	// keys.master_key.
@@ -62,13 +61,13 @@ func VulnDBDir(dataDir string) string { return filepath.Join(dataDir, "vulndb") 
 func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *wake) (*background, error) {
 	cfg := s.cfg
 	dir := s.storage.Dir
-	q, err := jobs.Open(ctx, jobs.Config{
-		Path:        filepath.Join(dir, "jobs.db"),
+	// jobs.db in the data directory, whose lock is held; or river's
+	// tables in the shared database.
+	q, err := jobs.Open(ctx, s.storage.Backends.Jobs(jobs.Config{
 		ScanWorkers: cfg.Scan.Workers,
 		RetryBase:   cfg.Jobs.RetryBase, RetryMax: cfg.Jobs.RetryMax,
-		Exclusive: true, // the data directory's lock is held
-		Logger:    s.log, Metrics: reg,
-	})
+		Logger: s.log, Metrics: reg,
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +76,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		bg.close()
 		return nil, err
 	}
-	if bg.reports, err = reportsqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+	if bg.reports, err = s.storage.Backends.OpenReports(ctx); err != nil {
 		return fail(err)
 	}
 	if scanning(cfg, dir) {
@@ -112,7 +111,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		}
 	}
 	if s.sec.auth != nil {
-		if bg.hooks, err = webhooksqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+		if bg.hooks, err = s.storage.Backends.OpenWebhooks(ctx); err != nil {
 			return fail(err)
 		}
 		if bg.deliveries, err = webhook.New(webhook.Options{Store: bg.hooks, Queue: q, Metrics: reg, Logger: s.log,
@@ -145,7 +144,7 @@ func (bg *background) start(ctx context.Context) error {
 		return err
 	}
 	bg.started = true
-	go bg.relay.run()
+	bg.relay.start()
 	return nil
 }
 

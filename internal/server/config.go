@@ -19,6 +19,7 @@ import (
 
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/backend"
 )
 
 // Config is everything `berth serve` can be told. It is read, in increasing
@@ -47,7 +48,8 @@ type Config struct {
 	TrustDir string `yaml:"trust_dir"`
 	Keys     Keys   `yaml:"keys"`
 	// Admission mounts the Kubernetes admission webhook under /admission/.
-	Admission Admission `yaml:"admission"`
+	Admission Admission     `yaml:"admission"`
+	Storage   StorageConfig `yaml:"storage"`
 }
 
 // Admission configures the admission webhook berth serve mounts at
@@ -68,6 +70,26 @@ type Keys struct {
 	// MasterKey seals the stored private keys: file:PATH, env:VARIABLE or
 	// a pkcs11: URI. Empty: the server holds no keys and signs nothing.
 	MasterKey string `yaml:"master_key"`
+}
+
+// StorageConfig chooses the backends (internal/backend): the embedded SQLite
+// database and blob files in the data directory, or PostgreSQL and an S3
+// bucket that any number of replicas share.
+type StorageConfig struct {
+	// Meta is "sqlite" or a postgres:// URL (its password is better given
+	// through BERTH_STORAGE_META or the file than a flag, which other
+	// users may see).
+	Meta string `yaml:"meta"`
+	// Blobs is "file" or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION.
+	Blobs string `yaml:"blobs"`
+	// Redirect answers blob GETs with a redirect to a presigned URL of
+	// the bucket (clients must reach it), so content does not pass
+	// through berth.
+	Redirect bool `yaml:"redirect"`
+	// S3AccessKey and S3SecretKey are the bucket's credentials, from the
+	// file only; without them the AWS_* environment variables are used.
+	S3AccessKey string `yaml:"s3_access_key"`
+	S3SecretKey string `yaml:"s3_secret_key"`
 }
 
 // Scan configures the server's scanning (internal/scanservice).
@@ -128,6 +150,11 @@ type Auth struct {
 	// window in all before logins that need a password check get 429.
 	LoginLockout           time.Duration `yaml:"login_lockout"`
 	MaxLoginFailuresGlobal int           `yaml:"max_login_failures_global"`
+	// SigningKey is the ES256 key (PEM) that signs tokens and audit
+	// checkpoints; empty keeps a generated one in the data directory.
+	// Replicas sharing a database must share it: each one verifies the
+	// tokens the others issue.
+	SigningKey string `yaml:"signing_key"`
 	// AdminPassword is the first administrator's password on first
 	// start; only BERTH_ADMIN_PASSWORD sets it (never a file or a flag,
 	// which other users may read).
@@ -246,6 +273,7 @@ func DefaultConfig() Config {
 		GC:              GC{Interval: 0, Grace: time.Hour},
 		Scan:            Scan{DBUpdateInterval: 6 * time.Hour, OnPush: true, SBOMReferrers: true, Workers: 2, Scanners: []string{"vuln", "secret"}},
 		Jobs:            Jobs{RetryBase: time.Second, RetryMax: time.Hour},
+		Storage:         StorageConfig{Meta: backend.SQLite, Blobs: backend.File},
 		Auth: Auth{Service: "berth", TokenTTL: 5 * time.Minute, RefreshTokenTTL: 30 * 24 * time.Hour,
 			MaxLoginFailures: 10, MaxLoginFailuresPerAddress: 50, LoginFailureWindow: 5 * time.Minute,
 			LoginLockout: time.Minute, MaxLoginFailuresGlobal: 1000},
@@ -478,6 +506,14 @@ func Settings() []Setting {
 			func(c *Config) *time.Duration { return &c.Jobs.RetryBase }),
 		durationSetting("jobs.retry_max", "job-retry-max", "longest delay between retries of a background job",
 			func(c *Config) *time.Duration { return &c.Jobs.RetryMax }),
+		stringSetting("storage.meta", "storage-meta", "metadata backend: sqlite (in the data directory) or postgres://USER:PASS@HOST:PORT/DB?sslmode=... (shared by replicas)",
+			func(c *Config) *string { return &c.Storage.Meta }),
+		stringSetting("storage.blobs", "storage-blobs", "blob backend: file (in the data directory) or s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from AWS_* or the file)",
+			func(c *Config) *string { return &c.Storage.Blobs }),
+		boolSetting("storage.redirect", "storage-redirect", "answer blob downloads with a redirect to a presigned S3 URL (clients must reach the bucket)",
+			func(c *Config) *bool { return &c.Storage.Redirect }),
+		optionalStringSetting("auth.signing_key", "signing-key", "ES256 key (PEM) signing tokens and audit checkpoints (default: generated in <data>/auth/; replicas sharing a database must share one)",
+			func(c *Config) *string { return &c.Auth.SigningKey }),
 		optionalStringSetting("trust_dir", "trust-dir", "directory of trust files, <project>.yaml each, that artifact pages and the API verify signatures with",
 			func(c *Config) *string { return &c.TrustDir }),
 		optionalStringSetting("keys.master_key", "master-key", "master key sealing the projects' signing keys: file:PATH, env:VARIABLE or a pkcs11: URI (empty: no key custody, no scan-stage signing)",
@@ -579,6 +615,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("audit.anchor_url must be an http:// or https:// URL"))
 		}
 	}
+	if err := c.Backends().Check(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Storage.Redirect && !c.Backends().SharedBlobs() {
+		errs = append(errs, errors.New("storage.redirect needs blobs in S3 (storage.blobs s3://...): files are served by berth"))
+	}
+	if c.Backends().SharedMeta() && c.Auth.SigningKey == "" {
+		errs = append(errs, errors.New("storage.meta on PostgreSQL needs auth.signing_key: every replica must sign and verify "+
+			"tokens and audit checkpoints with the same key (an ECDSA P-256 PEM given to each replica)"))
+	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}
@@ -591,6 +637,12 @@ func (c *Config) Validate() error {
 			"--tls-self-signed for development) or allow it explicitly with --insecure-http (behind a TLS-terminating proxy)", c.Addr))
 	}
 	return errors.Join(errs...)
+}
+
+// Backends is the backend configuration the storage settings name.
+func (c *Config) Backends() backend.Config {
+	return backend.Config{Dir: c.Data, Meta: c.Storage.Meta, Blobs: c.Storage.Blobs,
+		S3AccessKey: c.Storage.S3AccessKey, S3SecretKey: c.Storage.S3SecretKey}
 }
 
 // TLSEnabled reports whether the server speaks HTTPS.

@@ -8,6 +8,7 @@ import (
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/pgdb"
 	"berth.dev/berth/internal/registry/event"
 )
 
@@ -19,12 +20,16 @@ import (
 // audited. A change is forgotten only after it was acted on, so a crash in
 // between repeats it (every action is idempotent: scans are unique per
 // digest, webhook deliveries per event) and never loses it.
+//
+// Replicas sharing a database relay one at a time (the leader of
+// pgdb.LockRelay): two relays would act on each change twice, and the
+// audit of a collection is not idempotent.
 type relay struct {
-	s     *Server
-	bg    *background
-	wake  *wake
-	done  chan struct{}
-	ended chan struct{}
+	s      *Server
+	bg     *background
+	wake   *wake
+	cancel context.CancelFunc
+	ended  chan struct{}
 	// poll bounds the wait for a change nobody kicked about (one made by
 	// `berth gc` while the server was down, or by a replica).
 	poll time.Duration
@@ -34,7 +39,7 @@ type relay struct {
 }
 
 func newRelay(s *Server, bg *background, w *wake) *relay {
-	return &relay{s: s, bg: bg, wake: w, done: make(chan struct{}), ended: make(chan struct{}), poll: time.Second}
+	return &relay{s: s, bg: bg, wake: w, ended: make(chan struct{}), poll: time.Second}
 }
 
 // wake is the registry's in-process word that it committed a change, so
@@ -51,13 +56,27 @@ func (w *wake) Notify(context.Context, event.Event) {
 	}
 }
 
+// start runs the relay until stop, whenever this process leads.
+func (r *relay) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		defer close(r.ended)
+		r.s.storage.Backends.Lead(ctx, pgdb.LockRelay, r.poll, r.run, func(leading bool) {
+			if r.s.storage.Backends.Shared() {
+				r.s.log.Info("outbox relay", "leading", leading)
+			}
+		})
+	}()
+}
+
 func (r *relay) stop() {
-	close(r.done)
+	r.cancel()
 	<-r.ended
 }
 
-func (r *relay) run() {
-	defer close(r.ended)
+// run relays until ctx ends.
+func (r *relay) run(ctx context.Context) {
 	t := time.NewTicker(r.poll)
 	defer t.Stop()
 	var after int64
@@ -74,7 +93,7 @@ func (r *relay) run() {
 			}
 		}
 		select {
-		case <-r.done:
+		case <-ctx.Done():
 			return
 		case <-r.wake.ch:
 		case <-t.C:

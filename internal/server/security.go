@@ -11,10 +11,9 @@ import (
 	"strings"
 
 	"berth.dev/berth/internal/audit"
-	auditsqlite "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/auth"
-	authsqlite "berth.dev/berth/internal/auth/sqlite"
 	"berth.dev/berth/internal/auth/token"
+	"berth.dev/berth/internal/backend"
 	"berth.dev/berth/internal/registry"
 )
 
@@ -30,28 +29,40 @@ func AuditAnchorsPath(dataDir string) string { return filepath.Join(dataDir, aud
 // server.
 type security struct {
 	key        *ecdsa.PrivateKey
-	auditStore *auditsqlite.Store
+	auditStore backend.AuditStore
 	audit      *audit.Log
-	authStore  *authsqlite.Store // nil when auth is off
+	authStore  backend.AuthStore // nil when auth is off
 	auth       *auth.Service     // nil when auth is off
 	// initialPassword is the first administrator's generated password,
 	// until Serve has shown it.
 	initialPassword string
 }
 
-// openSecurity opens the audit log and, unless auth is off, the auth
-// service and the admin API, all in the data directory's database.
-func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger) (*security, error) {
-	key, created, err := token.LoadOrCreateKey(SigningKeyPath(st.Dir))
+// loadSigningKey reads auth.signing_key, or the data directory's key,
+// generating that one on first start.
+func loadSigningKey(cfg Config, dir string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
+	if cfg.Auth.SigningKey != "" {
+		return token.LoadKey(cfg.Auth.SigningKey)
+	}
+	key, created, err := token.LoadOrCreateKey(SigningKeyPath(dir))
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		log.Info("generated the signing key for tokens and audit checkpoints", "path", SigningKeyPath(st.Dir))
+		log.Info("generated the signing key for tokens and audit checkpoints", "path", SigningKeyPath(dir))
 	}
-	dbPath := filepath.Join(st.Dir, "meta.db")
+	return key, nil
+}
+
+// openSecurity opens the audit log and, unless auth is off, the auth
+// service and the admin API, in the backends' database.
+func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger) (*security, error) {
+	key, err := loadSigningKey(cfg, st.Dir, log)
+	if err != nil {
+		return nil, err
+	}
 	sec := &security{key: key}
-	if sec.auditStore, err = auditsqlite.Open(ctx, dbPath); err != nil {
+	if sec.auditStore, err = st.Backends.OpenAudit(ctx); err != nil {
 		return nil, err
 	}
 	opts := audit.Options{Retention: cfg.Audit.Retention, Logger: log, AnchorFile: AuditAnchorsPath(st.Dir)}
@@ -67,7 +78,7 @@ func openSecurity(ctx context.Context, cfg Config, st *Storage, log *slog.Logger
 			" may push, pull and delete anything; use this for local experiments only")
 		return sec, nil
 	}
-	if sec.authStore, err = authsqlite.Open(ctx, dbPath); err != nil {
+	if sec.authStore, err = st.Backends.OpenAuth(ctx); err != nil {
 		sec.Close()
 		return nil, err
 	}

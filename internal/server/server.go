@@ -24,7 +24,9 @@ import (
 	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/audit"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/backend"
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/pgdb"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/registry/access"
 	"berth.dev/berth/internal/registry/event"
@@ -71,6 +73,9 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// follower hears other replicas' changes (replicas.go); nil with
+	// SQLite.
+	follower *backend.Follower
 
 	limits   connectionLimits
 	exempt   []netip.Prefix                // trusted proxies: no per-address connection limit
@@ -91,7 +96,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		base = slog.New(slog.DiscardHandler)
 	}
 	log := slog.New(requestIDHandler{base.Handler()})
-	storage, err := OpenStorage(ctx, cfg.Data)
+	storage, err := OpenBackends(ctx, cfg.Backends())
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +156,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		MaxUploadsPerAccount: cfg.Limits.MaxUploadsPerAccount,
 		SessionLimit: meta.UploadLimit{PerAccount: cfg.Registry.MaxUploadSessionsPerAccount,
 			PerRepository: cfg.Registry.MaxUploadSessionsPerRepository},
-		PullPolicy: pols.pullPolicy(),
+		RedirectBlobs: cfg.Storage.Redirect,
+		Unavailable:   storage.Backends.Unavailable,
+		PullPolicy:    pols.pullPolicy(),
 	})
 	if err != nil {
 		pols.close()
@@ -224,6 +231,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		notifiers = append(notifiers, opts.Notifier)
 	}
 	s.notify = notifiers
+	if s.follower, err = s.followReplicas(ctx); err != nil {
+		s.bg.close()
+		sec.Close()
+		storage.Close()
+		return nil, err
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -236,6 +249,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		s.follower.Stop()
 		s.closeErr = errors.Join(s.bg.stop(ctx), s.bg.close(), s.policies.close(), s.sec.Close(), s.storage.Close())
 	})
 	return s.closeErr
@@ -286,6 +300,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if refuse := s.auditRefusal(r, route, registryRoute); refuse != nil {
 		next = refuse
+	} else if registryRoute || route == "token" || route == "api" {
+		next = s.synced(next)
 	}
 	uploading := (route == "upload" || route == "upload_start") &&
 		(r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost)
@@ -418,13 +434,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) CollectGarbage(ctx context.Context) (gc.Report, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	rep, err := gc.Run(ctx, s.storage.Meta, s.storage.Blobs, gc.Options{
-		Untagged:   s.cfg.GC.Untagged,
-		Grace:      s.cfg.GC.Grace,
-		UploadTTL:  s.cfg.Registry.UploadTTL,
-		Notifier:   s.notify,
-		LockUpload: s.reg.LockUpload,
-		Logger:     s.log,
+	var rep gc.Report
+	// Replicas sharing a database collect one at a time.
+	err := s.storage.Backends.Exclusive(ctx, pgdb.LockGC, func(ctx context.Context) error {
+		var err error
+		rep, err = gc.Run(ctx, s.storage.Meta, s.storage.Blobs, gc.Options{
+			Untagged:   s.cfg.GC.Untagged,
+			Grace:      s.cfg.GC.Grace,
+			UploadTTL:  s.cfg.Registry.UploadTTL,
+			Notifier:   s.notify,
+			LockUpload: s.reg.LockUpload,
+			Logger:     s.log,
+		})
+		return err
 	})
 	result := "ok"
 	if err != nil {

@@ -81,7 +81,30 @@ CREATE TABLE login_lockouts (
 	level        INTEGER NOT NULL,
 	locked_until BIGINT NOT NULL
 );
+`, `
+-- Every change to what authorization reads is announced on
+-- ChangesChannel when it commits, whoever makes it (a replica, an offline
+-- berth admin command).
+CREATE FUNCTION berth_auth_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('` + ChangesChannel + `', TG_TABLE_NAME);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
+CREATE TRIGGER projects_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON projects
+	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
+CREATE TRIGGER memberships_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON memberships
+	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
+CREATE TRIGGER robots_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON robots
+	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
 `}
+
+// ChangesChannel is where a change to users, projects, memberships or
+// robots is announced (by triggers, when it commits), so that every
+// replica reloads the snapshot its authorization reads
+// (auth.Service.Reload): a robot revoked on one replica is refused by all.
+const ChangesChannel = "berth_auth"
 
 // Store is an auth.Store in PostgreSQL.
 type Store struct {

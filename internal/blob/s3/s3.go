@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -136,6 +137,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Secure:       ep.Scheme == "https",
 		Region:       cfg.Region,
 		BucketLookup: minio.BucketLookupPath,
+		// minio retries a failing server ten times with backoff (~10 s);
+		// a registry request should rather answer 503 within a couple of
+		// seconds and let its client retry.
+		MaxRetries: 3,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("S3 %s: %w", cfg.Endpoint, err)
@@ -210,6 +215,61 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 	}
 	return &reader{s: s, ctx: ctx, key: key, size: oi.Size, body: body}, oi.Size, nil
 }
+
+// RedirectURL implements blob.Redirector with a presigned GET.
+func (s *Store) RedirectURL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error) {
+	key, err := s.blobKey(d)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.c.PresignedGetObject(ctx, s.bucket, key, expiry, nil)
+	if err != nil {
+		return "", fmt.Errorf("presign %s: %w", d, err)
+	}
+	return u.String(), nil
+}
+
+// Unavailable reports whether err means the S3 server cannot be reached
+// or failed on its side (5xx, a timeout): a request should be answered
+// "try again later", not as broken.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return er.StatusCode >= 500 || er.Code == "SlowDown" || er.Code == "RequestTimeout"
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+var (
+	_ blob.MetaExistence = (*Store)(nil)
+	_ blob.Redirector    = (*Store)(nil)
+)
+
+// AbortIncompleteUploads implements blob.IncompleteUploads: it aborts the
+// multipart uploads of blob keys begun before the time given (a commit
+// whose process died; commits take seconds), returning how many.
+func (s *Store) AbortIncompleteUploads(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.prefix+"blobs/", true) {
+		if u.Err != nil {
+			return n, fmt.Errorf("list incomplete uploads: %w", u.Err)
+		}
+		if !u.Initiated.Before(before) {
+			continue
+		}
+		if err := s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err != nil && !isNotFound(err) {
+			return n, fmt.Errorf("abort incomplete upload of %s: %w", u.Key, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+var _ blob.IncompleteUploads = (*Store)(nil)
 
 // reader is an object's content as an io.ReadSeekCloser.
 type reader struct {
@@ -786,11 +846,37 @@ func (u *upload) assemble(ctx context.Context, key string) error {
 		_, err := u.s.c.ComposeObject(ctx, dst, srcs...)
 		return err
 	}
+	return u.stream(ctx, key)
+}
+
+// stream writes the parts' content as the object key through a multipart
+// upload, so that the object appears only when the upload completes,
+// whole. A plain PUT cut short (this process killed while it streams) is
+// kept half-written by some S3-compatible servers (versitygw 1.8's posix
+// backend), and would be served as the blob. An upload left incomplete by
+// a crash is invisible; AbortIncompleteUploads removes it.
+func (u *upload) stream(ctx context.Context, key string) error {
+	id, err := u.s.core.NewMultipartUpload(ctx, u.s.bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		return err
+	}
 	r := u.content()
 	defer r.Close()
-	_, err := u.s.c.PutObject(ctx, u.s.bucket, key, r, u.size,
-		minio.PutObjectOptions{PartSize: u.s.partSize, DisableContentSha256: true})
-	return err
+	var parts []minio.CompletePart
+	for off, n := int64(0), 1; off < u.size; n++ {
+		size := min(int64(u.s.partSize), u.size-off)
+		p, err := u.s.core.PutObjectPart(ctx, u.s.bucket, key, id, n, io.LimitReader(r, size), size,
+			minio.PutObjectPartOptions{DisableContentSha256: true})
+		if err != nil {
+			return errors.Join(err, u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.bucket, key, id))
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+		off += size
+	}
+	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.bucket, key, id, parts, minio.PutObjectOptions{}); err != nil {
+		return errors.Join(err, u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.bucket, key, id))
+	}
+	return nil
 }
 
 func composable(parts []part) bool {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/registry/event"
 )
@@ -41,8 +42,50 @@ func recordEvents(ctx context.Context, tx pgx.Tx, es ...event.Event) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO events (at, payload) VALUES ($1, $2)`, e.At.UnixNano(), payload); err != nil {
 			return fmt.Errorf("record %s event: %w", e.Kind, err)
 		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChangesChannel, encodeChange(e)); err != nil {
+			return fmt.Errorf("announce %s event: %w", e.Kind, err)
+		}
 	}
 	return nil
+}
+
+// ChangesChannel is the channel every registry change is announced on,
+// by a NOTIFY in the transaction that makes it: PostgreSQL delivers it to
+// every listening replica when, and only if, the change commits, so each
+// replica's manifest cache forgets what another replica changed.
+const ChangesChannel = "berth_registry"
+
+// change is a notification's payload: what a cache must forget.
+type change struct {
+	Kind       event.Kind    `json:"k"`
+	Repository string        `json:"r"`
+	Digest     digest.Digest `json:"d,omitempty"`
+	Tags       []string      `json:"t,omitempty"`
+	// All says the change was too large to describe (PostgreSQL bounds a
+	// payload to 8000 bytes): forget everything.
+	All bool `json:"all,omitempty"`
+}
+
+// maxPayload keeps a notification under PostgreSQL's 8000-byte limit.
+const maxPayload = 7900
+
+func encodeChange(e event.Event) string {
+	raw, _ := json.Marshal(change{Kind: e.Kind, Repository: e.Repository, Digest: e.Digest, Tags: e.Tags})
+	if len(raw) > maxPayload {
+		return `{"all":true}`
+	}
+	return string(raw)
+}
+
+// DecodeChange reads a notification of ChangesChannel: the change, or
+// all when a cache must forget everything (a change too large to
+// describe, or a payload it cannot read).
+func DecodeChange(payload string) (e event.Event, all bool) {
+	var c change
+	if err := json.Unmarshal([]byte(payload), &c); err != nil || c.All || c.Repository == "" {
+		return event.Event{}, true
+	}
+	return event.Event{Kind: c.Kind, Repository: c.Repository, Digest: c.Digest, Tags: c.Tags}, false
 }
 
 // Events implements meta.Store.

@@ -402,3 +402,149 @@ func (s *Store) CheckIntegrity(ctx context.Context) ([]string, error) {
 	}
 	return problems, nil
 }
+
+var _ meta.BatchSweeper = (*Store)(nil)
+
+// blobLocks holds the exclusive lockBlob locks of a batch of digests on a
+// connection of its own (session locks, outside any transaction), so that
+// their claims and links wait while the batch's content is removed.
+type blobLocks struct {
+	conn *pgx.Conn
+}
+
+func (s *Store) openBlobLocks(ctx context.Context) (*blobLocks, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	return &blobLocks{conn: conn}, nil
+}
+
+// lock takes the digests' locks in key order (every taker of several uses
+// this order, so none deadlocks), waiting for claims in flight to commit.
+func (l *blobLocks) lock(ctx context.Context, ds []string) error {
+	keys := make([]int32, 0, len(ds))
+	for _, d := range ds {
+		keys = append(keys, lockKey(d))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_lock($1, k) FROM (SELECT unnest($2::int4[]) AS k ORDER BY 1) AS keys`,
+		int32(lockBlob), keys); err != nil {
+		return fmt.Errorf("sweep: lock blobs: %w", err)
+	}
+	return nil
+}
+
+func (l *blobLocks) unlock(ctx context.Context) error {
+	if _, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()"); err != nil {
+		return fmt.Errorf("sweep: unlock blobs: %w", err)
+	}
+	return nil
+}
+
+// close ends the session, which releases whatever it still holds.
+func (l *blobLocks) close() { l.conn.Close(context.Background()) }
+
+// SweepBlobBatches implements meta.BatchSweeper: per batch, the digests'
+// locks are taken, the rows still unused are deleted in one short
+// transaction, remove runs with no transaction open, and the locks go.
+func (s *Store) SweepBlobBatches(ctx context.Context, before time.Time, max int, remove func([]meta.BlobRecord) error) ([]meta.BlobRecord, error) {
+	locks, err := s.openBlobLocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer locks.close()
+	var swept []meta.BlobRecord
+	var firstErr error
+	cursor := ""
+	for {
+		candidates, err := pgdb.Strings(s.pool.Query(ctx, `SELECT digest FROM blobs b WHERE digest > $1 AND `+unusedBlob+`
+			ORDER BY digest LIMIT $3`, cursor, before.UnixNano(), max))
+		if err != nil {
+			return swept, fmt.Errorf("sweep blobs: %w", err)
+		}
+		if len(candidates) == 0 {
+			return swept, firstErr
+		}
+		cursor = candidates[len(candidates)-1]
+		if err := locks.lock(ctx, candidates); err != nil {
+			return swept, err
+		}
+		var batch []meta.BlobRecord
+		err = s.inTx(ctx, "sweep blobs", func(tx pgx.Tx) error {
+			batch = batch[:0]
+			rows, err := tx.Query(ctx, `DELETE FROM blobs b WHERE digest = ANY($1) AND `+unusedBlob+` RETURNING digest, size, last_used`,
+				candidates, before.UnixNano())
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var d string
+				var size, used int64
+				if err := rows.Scan(&d, &size, &used); err != nil {
+					return err
+				}
+				batch = append(batch, meta.BlobRecord{Digest: digest.Digest(d), Size: size, LastUsed: fromNanos(used)})
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return swept, err
+		}
+		if len(batch) > 0 {
+			if err := remove(batch); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			swept = append(swept, batch...)
+		}
+		if err := locks.unlock(ctx); err != nil {
+			return swept, err
+		}
+		if len(candidates) < max {
+			return swept, firstErr
+		}
+	}
+}
+
+// RemoveUnrecordedBlobs implements meta.BatchSweeper.
+func (s *Store) RemoveUnrecordedBlobs(ctx context.Context, ds []digest.Digest, remove func([]digest.Digest) error) ([]digest.Digest, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	locks, err := s.openBlobLocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer locks.close()
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.String()
+	}
+	if err := locks.lock(ctx, names); err != nil {
+		return nil, err
+	}
+	// Checked under the locks: a claim that committed before is seen, one
+	// that comes after waits for the removal and writes the content anew.
+	recorded, err := pgdb.Strings(s.pool.Query(ctx, "SELECT digest FROM blobs WHERE digest = ANY($1)", names))
+	if err != nil {
+		return nil, fmt.Errorf("unrecorded blobs: %w", err)
+	}
+	known := make(map[string]bool, len(recorded))
+	for _, d := range recorded {
+		known[d] = true
+	}
+	var unrecorded []digest.Digest
+	for _, d := range ds {
+		if !known[d.String()] {
+			unrecorded = append(unrecorded, d)
+		}
+	}
+	if len(unrecorded) > 0 {
+		if err := remove(unrecorded); err != nil {
+			return nil, err
+		}
+	}
+	return unrecorded, locks.unlock(ctx)
+}

@@ -49,6 +49,10 @@ const (
 	// second key a hash of the account or the repository id.
 	lockUploadAccount    = 3
 	lockUploadRepository = 4
+	// lockBlob: a claim or link of a blob holds it shared (the second key
+	// a hash of the digest); SweepBlobBatches holds a batch's exclusively
+	// while it removes their content outside any transaction.
+	lockBlob = 5
 )
 
 // Store is a meta.Store in a PostgreSQL database.
@@ -229,14 +233,25 @@ const upsertLink = `INSERT INTO repository_blobs (repository_id, digest, linked_
 // claimBlob: a new record has no size yet (-1); an existing one keeps its
 // verified size and only its last use moves. Moving it also makes a
 // concurrent sweep that selected the blob skip it (its DELETE re-checks
-// last_used on the row this update leaves).
-const claimBlob = `INSERT INTO blobs (digest, size, last_used) VALUES ($1, -1, $2)
+// last_used on the row this update leaves). The blob's shared lock comes
+// first, in the same statement (its transaction holds it to the commit):
+// a batch sweep removing the content holds it exclusively.
+const claimBlob = `WITH l AS (SELECT pg_advisory_xact_lock_shared($3, $4))
+	INSERT INTO blobs (digest, size, last_used) SELECT $1, -1, $2 FROM l
 	ON CONFLICT (digest) DO UPDATE SET last_used = excluded.last_used`
 
 // TouchBlob implements meta.Store.
 func (s *Store) TouchBlob(ctx context.Context, d digest.Digest) error {
-	if _, err := s.pool.Exec(ctx, claimBlob, d.String(), now()); err != nil {
+	if _, err := s.pool.Exec(ctx, claimBlob, d.String(), now(), int32(lockBlob), lockKey(d.String())); err != nil {
 		return fmt.Errorf("touch blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// lockBlobShared waits while a sweep removes d's content (lockBlob).
+func lockBlobShared(ctx context.Context, tx pgx.Tx, d digest.Digest) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", int32(lockBlob), lockKey(d.String())); err != nil {
+		return fmt.Errorf("blob %s: lock: %w", d, err)
 	}
 	return nil
 }
@@ -254,6 +269,9 @@ func (s *Store) SetBlobSize(ctx context.Context, d digest.Digest, size int64) er
 }
 
 func link(ctx context.Context, tx pgx.Tx, repoID int64, d digest.Digest, size int64) error {
+	if err := lockBlobShared(ctx, tx, d); err != nil {
+		return err
+	}
 	t := now()
 	if _, err := tx.Exec(ctx, upsertBlob, d.String(), size, t); err != nil {
 		return fmt.Errorf("record blob %s: %w", d, err)

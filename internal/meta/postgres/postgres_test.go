@@ -2,15 +2,20 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
 	"berth.dev/berth/internal/meta/metatest"
 	"berth.dev/berth/internal/meta/postgres"
+	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/testpeers"
 )
 
@@ -93,5 +98,71 @@ func TestWrongCredentialsFailAtOpen(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "nobody") {
 		t.Errorf("error does not say which role failed: %v", err)
+	}
+}
+
+// Every registry change is announced on ChangesChannel when it commits,
+// with what a replica's cache must forget; a change that fails announces
+// nothing.
+func TestChangesAreAnnounced(t *testing.T) {
+	ctx := context.Background()
+	url := testpeers.Postgres(t)
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	listener, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+postgres.ChangesChannel); err != nil {
+		t.Fatal(err)
+	}
+	next := func() (event.Event, bool) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return postgres.DecodeChange(n.Payload)
+	}
+	content := []byte(`{"schemaVersion":2}`)
+	config := digest.FromString("config")
+	m := &meta.Manifest{Digest: digest.FromBytes(content), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Content: content, References: []meta.Reference{{Digest: config, Kind: meta.RefBlob}}}
+	// Refused (the config is not linked yet): no announcement.
+	if err := s.PutManifest(ctx, "team/app", m, []string{"v1"}); err == nil {
+		t.Fatal("PutManifest without its config succeeded")
+	}
+	if err := s.LinkBlob(ctx, "team/app", config, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutManifest(ctx, "team/app", m, []string{"v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, all := next(); all || e.Kind != event.ManifestPushed || e.Repository != "team/app" || e.Digest != m.Digest ||
+		!slices.Equal(e.Tags, []string{"v1"}) {
+		t.Errorf("push announced as %+v (all %v)", e, all)
+	}
+	if _, err := s.DeleteTag(ctx, "team/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if e, all := next(); all || e.Kind != event.TagDeleted || !slices.Equal(e.Tags, []string{"v1"}) {
+		t.Errorf("tag deletion announced as %+v (all %v)", e, all)
+	}
+	// A change too large for a notification says to forget everything.
+	many := make([]string, 400)
+	for i := range many {
+		many[i] = fmt.Sprintf("tag-with-a-long-name-%04d", i)
+	}
+	if err := s.PutManifest(ctx, "team/app", m, many); err != nil {
+		t.Fatal(err)
+	}
+	if _, all := next(); !all {
+		t.Error("a push of 400 tags was announced in full, past PostgreSQL's payload limit")
 	}
 }

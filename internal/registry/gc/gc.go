@@ -19,8 +19,14 @@
 //     before its content lands and checks the content after linking it, so
 //     a concurrent push of the same blob either keeps it alive or writes it
 //     again.
-//  5. Blob files the meta store has no record of (left by a crash), older
-//     than the grace period, and empty repositories.
+//     Over a network blob store (S3) whose meta store sweeps in batches
+//     (meta.BatchSweeper, blob.BatchDeleter), blobs go a thousand at a
+//     time: their rows in one short transaction, their content in one
+//     DeleteObjects request made outside any transaction, while claims
+//     and links of those digests wait.
+//  5. Blob files the meta store has no record of (left by a crash, or a
+//     batch whose deletion failed), older than the grace period: the
+//     reconciliation; and empty repositories.
 //
 // Nothing needs the registry read-only: every decision is re-checked inside
 // the transaction that acts on it.
@@ -31,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -123,28 +130,46 @@ func Run(ctx context.Context, ms meta.Store, bs blob.Store, opts Options) (Repor
 	if rep.Uploads, err = ExpireUploads(ctx, ms, bs, start.Add(-opts.UploadTTL), opts.LockUpload); err != nil {
 		return rep, err
 	}
-
-	removed, err := ms.SweepBlobs(ctx, before, func(d digest.Digest) error {
-		info, err := bs.Stat(ctx, d)
-		if errors.Is(err, blob.ErrNotFound) {
-			return nil // claimed but never written: only the record goes
-		}
+	// Commits a crash interrupted (S3 multipart uploads of blob keys).
+	if iu, ok := bs.(blob.IncompleteUploads); ok {
+		n, err := iu.AbortIncompleteUploads(ctx, start.Add(-opts.UploadTTL))
 		if err != nil {
-			return err
+			return rep, err
 		}
-		if err := bs.Delete(ctx, d); err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return err
-		}
-		rep.BytesFreed += info.Size
-		return nil
-	})
-	rep.Blobs = len(removed)
-	if err != nil {
-		return rep, fmt.Errorf("sweep blobs: %w", err)
+		rep.Uploads += n
 	}
 
-	if rep.StrayFiles, err = removeStrayFiles(ctx, ms, bs, before, &rep.BytesFreed); err != nil {
-		return rep, err
+	sweeper, batched := ms.(meta.BatchSweeper)
+	deleter, deletesMany := bs.(blob.BatchDeleter)
+	if batched && deletesMany {
+		if err := sweepBatches(ctx, sweeper, deleter, before, &rep, log); err != nil {
+			return rep, err
+		}
+		if rep.StrayFiles, err = removeStrayBatches(ctx, ms, sweeper, bs, deleter, before, &rep.BytesFreed); err != nil {
+			return rep, err
+		}
+	} else {
+		removed, err := ms.SweepBlobs(ctx, before, func(d digest.Digest) error {
+			info, err := bs.Stat(ctx, d)
+			if errors.Is(err, blob.ErrNotFound) {
+				return nil // claimed but never written: only the record goes
+			}
+			if err != nil {
+				return err
+			}
+			if err := bs.Delete(ctx, d); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return err
+			}
+			rep.BytesFreed += info.Size
+			return nil
+		})
+		rep.Blobs = len(removed)
+		if err != nil {
+			return rep, fmt.Errorf("sweep blobs: %w", err)
+		}
+		if rep.StrayFiles, err = removeStrayFiles(ctx, ms, bs, before, &rep.BytesFreed); err != nil {
+			return rep, err
+		}
 	}
 
 	pruned, err := ms.PruneRepositories(ctx, before)
@@ -224,6 +249,84 @@ func expire(ctx context.Context, ms meta.Store, bs blob.Store, id string) error 
 		return err
 	}
 	return bs.RemoveUpload(ctx, id)
+}
+
+// deleteBatch is how many blobs one batch of a batched sweep removes: one
+// S3 DeleteObjects request's worth.
+const deleteBatch = 1000
+
+// sweepBatches is step 4 over a network blob store (S3): blobs are
+// forgotten a batch at a time and their content deleted with one request
+// per batch, outside any transaction (meta.BatchSweeper says how pushes
+// stay safe meanwhile). Content whose deletion failed is left to the
+// reconciliation that follows, which finds objects no row names.
+func sweepBatches(ctx context.Context, ms meta.BatchSweeper, bs blob.BatchDeleter, before time.Time, rep *Report, log *slog.Logger) error {
+	var failedTotal int
+	swept, err := ms.SweepBlobBatches(ctx, before, deleteBatch, func(batch []meta.BlobRecord) error {
+		ds := make([]digest.Digest, len(batch))
+		for i, r := range batch {
+			ds[i] = r.Digest
+		}
+		failed, err := bs.DeleteMany(ctx, ds)
+		failedTotal += len(failed)
+		gone := make(map[digest.Digest]bool, len(failed))
+		for _, d := range failed {
+			gone[d] = true
+		}
+		for _, r := range batch {
+			if !gone[r.Digest] && r.Size > 0 {
+				rep.BytesFreed += r.Size
+			}
+		}
+		return err
+	})
+	rep.Blobs = len(swept) - failedTotal
+	if err != nil {
+		log.WarnContext(ctx, "gc: some blob content could not be deleted; the next collection removes it", "failed", failedTotal, "error", err)
+		return fmt.Errorf("sweep blobs: %w", err)
+	}
+	return nil
+}
+
+// removeStrayBatches is removeStrayFiles over a network blob store: the
+// objects no row names, older than before, deleted a batch at a time.
+func removeStrayBatches(ctx context.Context, ms meta.Store, sweeper meta.BatchSweeper, bs blob.Store, deleter blob.BatchDeleter,
+	before time.Time, freed *int64) (int, error) {
+	recorded := map[digest.Digest]bool{}
+	if err := ms.WalkBlobs(ctx, func(r meta.BlobRecord) error { recorded[r.Digest] = true; return nil }); err != nil {
+		return 0, err
+	}
+	sizes := map[digest.Digest]int64{}
+	var candidates []digest.Digest
+	if err := bs.Walk(ctx, func(i blob.Info) error {
+		if !recorded[i.Digest] && i.ModTime.Before(before) {
+			candidates = append(candidates, i.Digest)
+			sizes[i.Digest] = i.Size
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for start := 0; start < len(candidates); start += deleteBatch {
+		part := candidates[start:min(start+deleteBatch, len(candidates))]
+		var failed []digest.Digest
+		removed, err := sweeper.RemoveUnrecordedBlobs(ctx, part, func(ds []digest.Digest) error {
+			var err error
+			failed, err = deleter.DeleteMany(ctx, ds)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		n += len(removed) - len(failed)
+		for _, d := range removed {
+			if !slices.Contains(failed, d) {
+				*freed += sizes[d]
+			}
+		}
+	}
+	return n, nil
 }
 
 // removeStrayFiles deletes blob files the meta store does not know, older

@@ -1,0 +1,165 @@
+package reports
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/klauspost/compress/zstd"
+
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/licensepolicy"
+	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/misconfig"
+	"berth.dev/berth/internal/secret"
+)
+
+// Codec is how the stores write a report: three zstd-compressed CBOR
+// (RFC 8949) values, the inventory (written once per scan), the rest
+// (findings, warnings, which a re-match rewrites alone) and what the scan
+// found in the image itself besides packages (secrets,
+// misconfigurations, license verdicts: a re-match reads no image and
+// leaves them), plus the findings' identities as text, so a re-match
+// never decodes the findings it replaces.
+//
+// CBOR rather than JSON: decoding an inventory is most of a re-match's
+// cost, and fxamacker/cbor decodes one four times faster than
+// encoding/json (0.19 ms against 0.84 ms for 150 packages), from half the
+// bytes, with the same struct tags.
+//
+// A Codec is safe for concurrent use.
+type Codec struct {
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+	cenc cbor.EncMode
+	cdec cbor.DecMode
+}
+
+// NewCodec returns a Codec; Close releases its decoder.
+func NewCodec() (*Codec, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return nil, err
+	}
+	// Times keep their nanoseconds and zone, as in JSON.
+	cenc, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano}.EncMode()
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	cdec, err := cbor.DecOptions{MaxArrayElements: 1 << 24, MaxMapPairs: 1 << 20}.DecMode()
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	return &Codec{enc: enc, dec: dec, cenc: cenc, cdec: cdec}, nil
+}
+
+// Close releases the decoder's goroutines.
+func (c *Codec) Close() { c.dec.Close() }
+
+// imageResults are what a scan found in the image itself besides the
+// packages.
+type imageResults struct {
+	Scanners          []string                `json:"scanners,omitempty"`
+	Secrets           []secret.Finding        `json:"secrets,omitempty"`
+	Misconfigurations []misconfig.Finding     `json:"misconfigurations,omitempty"`
+	Licenses          []licensepolicy.Finding `json:"licenses,omitempty"`
+}
+
+// Encode splits r into its compressed inventory, the compressed rest, the
+// findings' keys and the compressed image results.
+func (c *Codec) Encode(r *match.Report) (inv, rest []byte, keys string, img []byte, err error) {
+	raw, err := c.cenc.Marshal(&r.Inventory)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	if rest, keys, err = c.EncodeRest(r); err != nil {
+		return nil, nil, "", nil, err
+	}
+	ir := imageResults{Scanners: r.Scanners, Secrets: r.Secrets, Misconfigurations: r.Misconfigurations, Licenses: r.Licenses}
+	rawImg, err := c.cenc.Marshal(&ir)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), rest, keys, c.enc.EncodeAll(rawImg, nil), nil
+}
+
+// EncodeRest compresses r without its inventory and image results, and
+// lists its findings' keys one per line: the package key, a tab, the ids
+// separated by tabs.
+func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
+	rest := *r
+	rest.Inventory = inventory.Inventory{}
+	rest.Scanners, rest.Secrets, rest.Misconfigurations, rest.Licenses = nil, nil, nil, nil
+	raw, err := c.cenc.Marshal(&rest)
+	if err != nil {
+		return nil, "", err
+	}
+	var keys strings.Builder
+	for i := range r.Findings {
+		k := KeyOf(&r.Findings[i])
+		keys.WriteString(k.Package)
+		for _, id := range k.IDs {
+			keys.WriteByte('\t')
+			keys.WriteString(id)
+		}
+		keys.WriteByte('\n')
+	}
+	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
+}
+
+// DecodeInventory decodes what Encode returned as inv.
+func (c *Codec) DecodeInventory(packed []byte, inv *inventory.Inventory) error {
+	raw, err := c.dec.DecodeAll(packed, nil)
+	if err != nil {
+		return err
+	}
+	return c.cdec.Unmarshal(raw, inv)
+}
+
+// DecodeReport decodes what Encode returned as inv, rest and img (nil for
+// a report stored before image results were).
+func (c *Codec) DecodeReport(inv, rest, img []byte) (*match.Report, error) {
+	raw, err := c.dec.DecodeAll(rest, nil)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	r := new(match.Report)
+	if err := c.cdec.Unmarshal(raw, r); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	r.Inventory = inventory.Inventory{}
+	if err := c.DecodeInventory(inv, &r.Inventory); err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	if img != nil {
+		raw, err := c.dec.DecodeAll(img, nil)
+		if err != nil {
+			return nil, fmt.Errorf("image results: %w", err)
+		}
+		var ir imageResults
+		if err := c.cdec.Unmarshal(raw, &ir); err != nil {
+			return nil, fmt.Errorf("image results: %w", err)
+		}
+		r.Scanners, r.Secrets, r.Misconfigurations, r.Licenses = ir.Scanners, ir.Secrets, ir.Misconfigurations, ir.Licenses
+	}
+	return r, nil
+}
+
+// ParseFindingKeys reads the keys EncodeRest listed.
+func ParseFindingKeys(text string) []FindingKey {
+	var out []FindingKey
+	for line := range strings.SplitSeq(text, "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		out = append(out, FindingKey{Package: f[0], IDs: f[1:]})
+	}
+	return out
+}

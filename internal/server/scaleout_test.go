@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"berth.dev/berth/internal/auth/token"
+	"berth.dev/berth/internal/testpeers"
+)
+
+// sharedBackends returns a configuration change that puts a server on one
+// PostgreSQL database and one S3 bucket, made for the test, with a signing
+// key every replica shares: call it once and apply it to every replica.
+func sharedBackends(t *testing.T) func(*Config) {
+	t.Helper()
+	db := testpeers.Postgres(t)
+	srv, bucket := testpeers.Bucket(t)
+	key := filepath.Join(t.TempDir(), "signing-key.pem")
+	if _, _, err := token.LoadOrCreateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	return func(c *Config) {
+		c.Storage = StorageConfig{Meta: db, Blobs: "s3://" + bucket + "?endpoint=" + srv.Endpoint + "&region=us-east-1",
+			S3AccessKey: srv.AccessKey, S3SecretKey: srv.SecretKey}
+		c.Auth.SigningKey = key
+	}
+}
+
+// Two replicas on one database and bucket serve one registry: an image
+// pushed through one is pulled through the other, with a token the first
+// issued; neither locks its data directory.
+func TestReplicasShareOneRegistry(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+
+	img := makeImage("replicated")
+	a.expect(a.push("team/app", "v1", img, adminCreds), 201, "push through replica A")
+
+	tok := a.token(adminCreds, "repository:team/app:pull")
+	m := b.expect(b.do("GET", "/v2/team/app/manifests/v1", nil, append(tok,
+		"Accept", "application/vnd.oci.image.manifest.v1+json")...), 200, "pull through replica B with A's token")
+	if m.body != string(img.manifest) {
+		t.Errorf("B served another manifest: %s", m.body)
+	}
+	layer := b.expect(b.do("GET", "/v2/team/app/blobs/"+digest.FromBytes(img.layer).String(), nil, tok...), 200, "layer through B")
+	if layer.body != string(img.layer) {
+		t.Errorf("B served another layer: %q", layer.body)
+	}
+	tags := b.expect(b.do("GET", "/v2/team/app/tags/list", nil, tok...), 200, "tags through B")
+	if !strings.Contains(tags.body, `"v1"`) {
+		t.Errorf("tags through B: %s", tags.body)
+	}
+	// Each replica's own data directory is not locked: a third process may
+	// open the same one (a replica restarting in place).
+	c := startAuthServer(t, shared, func(cfg *Config) { cfg.Data = a.s.cfg.Data })
+	c.expect(c.do("GET", "/v2/team/app/manifests/v1", nil, append(tok,
+		"Accept", "application/vnd.oci.image.manifest.v1+json")...), 200, "pull through a replica on A's directory")
+}
+
+// A replica refuses to start on a shared database without a signing key
+// of its own configuration: a generated one would differ per replica and
+// each would refuse the others' tokens.
+func TestSharedDatabaseNeedsASigningKey(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.Storage.Meta = "postgres://berth@127.0.0.1:1/berth"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "auth.signing_key") {
+		t.Errorf("Validate without a signing key: %v", err)
+	}
+}
+
+// Backends that are misnamed or refuse the credentials stop the start
+// with the reason, never at the first request, and never print a
+// password.
+func TestBackendErrorsAtStart(t *testing.T) {
+	shared := sharedBackends(t)
+	good := DefaultConfig()
+	shared(&good)
+	dbURL, err := url.Parse(good.Storage.Meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPassword := *dbURL
+	withPassword.User = url.UserPassword("berth", "hunter2-secret")
+	missingDB := *dbURL
+	missingDB.Path = "/no_such_database"
+	for _, tc := range []struct {
+		name   string
+		adjust func(*Config)
+		want   string
+	}{
+		{"unknown meta backend", func(c *Config) { c.Storage.Meta = "mysql://root:hunter2-secret@db/berth" }, "storage.meta"},
+		{"unknown blob backend", func(c *Config) { c.Storage.Blobs = "gs://bucket" }, "storage.blobs"},
+		{"credentials in the bucket URL", func(c *Config) { c.Storage.Blobs = "s3://AKIA:hunter2-secret@bucket" }, "credentials do not belong in the URL"},
+		{"missing database", func(c *Config) { c.Storage.Meta = missingDB.String() }, "no_such_database"},
+		{"unreachable database, password in the URL", func(c *Config) {
+			c.Storage.Meta = strings.Replace(withPassword.String(), dbURL.Host, "127.0.0.1:1", 1)
+		}, "storage.meta"},
+		{"wrong S3 secret", func(c *Config) { c.Storage.S3SecretKey = "hunter2-secret" }, "S3 bucket"},
+		{"missing bucket", func(c *Config) {
+			c.Storage.Blobs = strings.Replace(c.Storage.Blobs, "s3://", "s3://no-such-bucket-", 1)
+		}, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			cfg.Data = t.TempDir()
+			tc.adjust(&cfg)
+			s, err := New(context.Background(), cfg, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("started")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2-secret") {
+				t.Errorf("error %q: want it to name %q and hide the password", err, tc.want)
+			}
+		})
+	}
+}
+
+// A tag deleted or moved through one replica is gone from the other's
+// cache at once: the other's next request after the change was
+// acknowledged sees it, every time.
+func TestTagChangesReachTheOtherReplicaAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+	tokA := a.token(adminCreds, "repository:team/app:pull,push,delete")
+	tokB := b.token(adminCreds, "repository:team/app:pull")
+	get := func(ref string) answer {
+		return b.do("GET", "/v2/team/app/manifests/"+ref, nil, append(tokB, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	}
+	for i := range 20 {
+		one, two := makeImage(fmt.Sprint("one ", i)), makeImage(fmt.Sprint("two ", i))
+		tag := fmt.Sprint("v", i)
+		a.expect(a.push("team/app", tag, one, tokA), 201, "push through A")
+		// Twice: the second answer comes from B's cache.
+		for range 2 {
+			if r := get(tag); r.status != 200 || r.body != string(one.manifest) {
+				t.Fatalf("round %d: B serves %d %.80s, want the first image", i, r.status, r.body)
+			}
+		}
+		a.expect(a.push("team/app", tag, two, tokA), 201, "move the tag through A")
+		if r := get(tag); r.status != 200 || r.body != string(two.manifest) {
+			t.Fatalf("round %d: after the tag moved B serves %d %.80s, want the second image", i, r.status, r.body)
+		}
+		a.expect(a.do("DELETE", "/v2/team/app/manifests/"+tag, nil, tokA...), 202, "delete the tag through A")
+		if r := get(tag); r.status != 404 {
+			t.Fatalf("round %d: the deleted tag is served by B: %d", i, r.status)
+		}
+		a.expect(a.do("DELETE", "/v2/team/app/manifests/"+two.digest(), nil, tokA...), 202, "delete the manifest through A")
+		if r := get(two.digest()); r.status != 404 {
+			t.Fatalf("round %d: the deleted manifest is served by B: %d", i, r.status)
+		}
+	}
+}
+
+// Accounts changed through one replica are the other's at once: a user
+// created on A logs in on B, a robot revoked on A is refused by B with
+// its secret and with a token B issued before.
+func TestAccountChangesReachTheOtherReplicaAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create project on A")
+	a.expect(a.push("team/app", "v1", makeImage("robot's"), adminCreds), 201, "push on A")
+	for i := range 10 {
+		name := fmt.Sprint("ci", i)
+		r := a.expect(a.api(adminCreds, "POST", "/robots", map[string]any{"name": name,
+			"permissions": []map[string]any{{"project": "team", "actions": []string{"pull"}}}}), 201, "create a robot on A")
+		var created struct {
+			Robot  struct{ Name string }
+			Secret string
+		}
+		if err := json.Unmarshal([]byte(r.body), &created); err != nil {
+			t.Fatal(err)
+		}
+		robot := basicAuth(created.Robot.Name, created.Secret)
+		b.expect(b.do("GET", "/v2/team/app/manifests/v1", nil, robot...), 200, "the new robot pulls through B")
+		tok := b.token(robot, "repository:team/app:pull")
+		b.expect(b.do("GET", "/v2/team/app/manifests/v1", nil, tok...), 200, "the robot's token from B")
+		a.expect(a.api(adminCreds, "POST", "/robots/"+url.PathEscape(created.Robot.Name)+"/revoke", nil), 200, "revoke it on A")
+		if r := b.do("GET", "/v2/team/app/manifests/v1", nil, robot...); r.status != 401 {
+			t.Fatalf("round %d: B let the revoked robot's secret pull: %d", i, r.status)
+		}
+		if r := b.do("GET", "/v2/team/app/manifests/v1", nil, tok...); r.status != 401 {
+			t.Fatalf("round %d: B let the revoked robot's token pull: %d", i, r.status)
+		}
+	}
+	a.expect(a.api(adminCreds, "POST", "/users", map[string]any{"name": "alice", "password": "alice-password-1"}), 201, "create alice on A")
+	b.token(basicAuth("alice", "alice-password-1"), "repository:team/app:pull")
+}
