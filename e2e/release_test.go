@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
@@ -14,6 +15,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // TestRelease runs scripts/release.sh for this machine's target only (all
@@ -34,7 +39,12 @@ func TestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := run(t, nil, script, "-o", out, "--version", version, target)
+	args := []string{"-o", out, "--version", version, target}
+	imageName := "berth_" + version + "_image.oci.tar"
+	if runtime.GOOS == "linux" {
+		args = append(args, "--image")
+	}
+	log := run(t, nil, script, args...)
 	t.Logf("release.sh:\n%s", log)
 
 	entries, err := os.ReadDir(out)
@@ -46,6 +56,10 @@ func TestRelease(t *testing.T) {
 		files = append(files, e.Name())
 	}
 	want := []string{"SHA256SUMS", "SHA256SUMS.sig", "berth-release.pub", name + ".cdx.json", name + ".tar.gz"}
+	if runtime.GOOS == "linux" {
+		want = append(want, imageName)
+		slices.Sort(want)
+	}
 	if !slices.Equal(files, want) {
 		t.Fatalf("release files %v, want %v", files, want)
 	}
@@ -71,7 +85,7 @@ func TestRelease(t *testing.T) {
 		}
 		listed[file] = true
 	}
-	if !listed[name+".tar.gz"] || !listed[name+".cdx.json"] {
+	if !listed[name+".tar.gz"] || !listed[name+".cdx.json"] || (runtime.GOOS == "linux" && !listed[imageName]) {
 		t.Errorf("SHA256SUMS lists %v", listed)
 	}
 
@@ -140,6 +154,145 @@ func TestRelease(t *testing.T) {
 	}
 	if strings.Contains(string(raw), out) || strings.Contains(string(raw), os.TempDir()+"/") {
 		t.Errorf("the SBOM names a path of the build machine")
+	}
+
+	if runtime.GOOS == "linux" {
+		checkReleaseImage(t, filepath.Join(out, imageName), version, bin)
+	}
+}
+
+// checkReleaseImage does with the release's container image what its
+// README paragraph says: skopeo pushes it to a berth, which scans it on
+// push; berth signs it, berth and cosign verify the signature. The binary
+// in the image is the archive's, byte for byte.
+func checkReleaseImage(t *testing.T, archive, version, archiveBin string) {
+	skopeo, crane, cosign := peer(t, "skopeo"), peer(t, "crane"), peer(t, "cosign2")
+	lay, err := layout.FromPath(untar(t, archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer, err := lay.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, err := outer.IndexManifest()
+	if err != nil || len(om.Manifests) != 1 || om.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != version {
+		t.Fatalf("the image archive's index %+v, %v", om, err)
+	}
+	indexDigest := om.Manifests[0].Digest
+	idx, err := outer.ImageIndex(indexDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(hostImage(t, idx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Config.User != "65532:65532" || !slices.Equal(cf.Config.Entrypoint, []string{"/usr/local/bin/berth"}) ||
+		cf.Config.Labels["org.opencontainers.image.version"] != version {
+		t.Errorf("image config %+v", cf.Config)
+	}
+	want, err := os.ReadFile(archiveBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileInImage(t, img, "usr/local/bin/berth"); !bytes.Equal(got, want) {
+		t.Errorf("the image's berth (%d bytes) is not the archive's (%d bytes)", len(got), len(want))
+	}
+
+	s := startBerthAuth(t)
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=release-image-key"}
+	if _, stderr, code := berthRun(t, env, s.Password, "login", s.Addr, "-u", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("berth login: %s", stderr)
+	}
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := s.Addr + "/library/berth:" + version
+	run(t, env, skopeo, "--policy", policy, "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+		"oci-archive:"+archive+":"+version, "docker://"+ref)
+	if got := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", ref)); got != indexDigest.String() {
+		t.Fatalf("pushed index %s, the archive's %s", got, indexDigest)
+	}
+
+	// Scanned from the registry, for this machine's platform: berth's own
+	// modules are found (the findings depend on the day's advisories).
+	vulndata, err := filepath.Abs(filepath.Join("..", "..", "shared", "vulndata", "osv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanEnv := append(env, "BERTH_DB_SOURCES="+vulndata, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
+	stdout, stderr, code := berthRun(t, scanEnv, "", "scan", "-q", "-f", "json", "--platform", cf.OS+"/"+cf.Architecture, ref)
+	if code != 0 {
+		t.Fatalf("berth scan %s: exit %d\n%s", ref, code, stderr)
+	}
+	var rep struct {
+		Inventory struct {
+			Packages []struct{ PURL string }
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("scan report: %v\n%s", err, stdout)
+	}
+	var purls []string
+	for _, p := range rep.Inventory.Packages {
+		purls = append(purls, p.PURL)
+	}
+	for _, want := range []string{"pkg:golang/berth.dev/berth", "pkg:golang/github.com/google/go-containerregistry@", "pkg:golang/stdlib@"} {
+		if !slices.ContainsFunc(purls, func(p string) bool { return strings.HasPrefix(p, want) }) {
+			t.Errorf("the scan of berth's image lacks %s: %v", want, purls)
+		}
+	}
+
+	keys := t.TempDir()
+	run(t, env, berthBin, "key", "generate", "--output-key-prefix", filepath.Join(keys, "release"))
+	pub := filepath.Join(keys, "release.pub")
+	signed := s.Addr + "/library/berth@" + indexDigest.String()
+	run(t, env, berthBin, "sign", "--key", filepath.Join(keys, "release.key"), signed)
+	run(t, env, berthBin, "verify", "--key", pub, signed)
+	run(t, append(env, "COSIGN_PASSWORD="), cosign, "verify", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", signed)
+}
+
+// hostImage returns the digest of idx's image for this machine.
+func hostImage(t *testing.T, idx v1.ImageIndex) v1.Hash {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.Platform.OS == runtime.GOOS && d.Platform.Architecture == runtime.GOARCH {
+			return d.Digest
+		}
+	}
+	t.Fatalf("no %s/%s image in %+v", runtime.GOOS, runtime.GOARCH, im.Manifests)
+	return v1.Hash{}
+}
+
+// fileInImage returns the content of name in img's flattened filesystem.
+func fileInImage(t *testing.T, img v1.Image, name string) []byte {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s not in the image: %v", name, err)
+		}
+		if h.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
 	}
 }
 

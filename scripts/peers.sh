@@ -26,6 +26,8 @@ command -v rpm >/dev/null 2>&1 || missing="$missing rpm"
 /usr/bin/python3 -c 'import packaging.version' >/dev/null 2>&1 || missing="$missing python3-packaging"
 # Headless Chromium drives the web UI's browser tests (e2e/ui_test.go).
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# The CA bundle scripts/release.sh --image puts in berth's container image.
+[ -r /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
 if [ -n "$missing" ]; then
 	echo "peers: installing$missing with apt-get"
 	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

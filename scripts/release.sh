@@ -5,10 +5,16 @@
 #   SHA256SUMS                     checksums of the archives and SBOMs
 #   SHA256SUMS.sig                 berth sign-blob's signature of SHA256SUMS (base64)
 #   berth-release.pub              the public key that verifies it
+#   berth_VERSION_image.oci.tar    with --image: berth's container image, an
+#                                  OCI layout (tar) of one image per linux
+#                                  target, made without a container engine
+#                                  (scripts/imagebuild); push it with
+#                                  `crane push --index DIR REF` once untarred,
+#                                  or `skopeo copy --all oci-archive:FILE docker://REF`
 # then checks every one of them (checksums, signature, and the host's binary
 # runs and reports the version).
 #
-# Usage: scripts/release.sh [-o DIR] [--version VERSION] [TARGET...]
+# Usage: scripts/release.sh [-o DIR] [--version VERSION] [--image] [TARGET...]
 #   TARGET is OS/ARCH; without any, all four: linux/amd64 linux/arm64
 #   darwin/amd64 darwin/arm64 (on 2 cores each takes minutes on a cold
 #   build cache; the e2e test builds only linux/amd64).
@@ -29,11 +35,13 @@ cd "$(dirname "$0")/.."
 out=dist
 version=""
 targets=()
+image=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out="$2"; shift 2 ;;
 	--version) version="$2"; shift 2 ;;
-	-h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+	--image) image=1; shift ;;
+	-h | --help) sed -n '2,32p' "$0"; exit 0 ;;
 	-*) echo "release: unknown flag $1" >&2; exit 2 ;;
 	*) targets+=("$1"); shift ;;
 	esac
@@ -72,6 +80,7 @@ host_os=$(go env GOHOSTOS)
 host_arch=$(go env GOHOSTARCH)
 host_berth=""
 archives=()
+image_args=()
 for target in "${targets[@]}"; do
 	os=${target%/*}
 	arch=${target#*/}
@@ -84,6 +93,7 @@ for target in "${targets[@]}"; do
 	build "$os" "$arch" "$work/$name/berth"
 	cp README.md "$work/$name/"
 	[ "$os/$arch" = "$host_os/$host_arch" ] && host_berth="$work/$name/berth"
+	[ "$os" = linux ] && image_args+=("$os/$arch=$work/$name/berth")
 	# Reproducible archives: sorted names, fixed times and owners, no gzip
 	# timestamp.
 	tar --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner \
@@ -105,7 +115,20 @@ for name in "${archives[@]}"; do
 	(cd "$work" && "$host_berth" sbom --no-cache -f cyclonedx -o "$out/$name.cdx.json" "dir:$name")
 done
 
-(cd "$out" && sha256 *.tar.gz *.cdx.json >SHA256SUMS)
+images=()
+if [ -n "$image" ]; then
+	[ ${#image_args[@]} -gt 0 ] || { echo "release: --image needs a linux target" >&2; exit 2; }
+	ca=${BERTH_IMAGE_CA:-/etc/ssl/certs/ca-certificates.crt}
+	[ -r "$ca" ] || { echo "release: no CA bundle at $ca (install ca-certificates or set BERTH_IMAGE_CA)" >&2; exit 2; }
+	echo "release: container image for ${image_args[*]%%=*}"
+	go run ./scripts/imagebuild -o "$work/image" --version "$version" --revision "$commit" \
+		--created "$epoch" --ca "$ca" "${image_args[@]}" >/dev/null
+	tar --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner \
+		-C "$work/image" -cf "$out/berth_${version}_image.oci.tar" oci-layout index.json blobs
+	images=("berth_${version}_image.oci.tar")
+fi
+
+(cd "$out" && sha256 *.tar.gz *.cdx.json "${images[@]}" >SHA256SUMS)
 
 key="${BERTH_RELEASE_KEY:-}"
 pub="${BERTH_RELEASE_PUB:-}"
@@ -126,4 +149,4 @@ cp "$pub" "$out/berth-release.pub"
 "$host_berth" verify-blob --key "$out/berth-release.pub" --signature "$out/SHA256SUMS.sig" "$out/SHA256SUMS"
 "$host_berth" version | head -1 | grep -qx "berth $version" || { echo "release: the binary does not report $version" >&2; exit 1; }
 echo "release: $version in $out:"
-(cd "$out" && ls -1 SHA256SUMS SHA256SUMS.sig berth-release.pub "${archives[@]/%/.tar.gz}" "${archives[@]/%/.cdx.json}")
+(cd "$out" && ls -1 SHA256SUMS SHA256SUMS.sig berth-release.pub "${archives[@]/%/.tar.gz}" "${archives[@]/%/.cdx.json}" "${images[@]}")
