@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/audit"
 	auditpostgres "berth.dev/berth/internal/audit/postgres"
@@ -328,6 +329,10 @@ type Changes struct {
 	// (every project's when all), as Accounts does: once for a burst of
 	// changes, before a Sync waiting for them returns.
 	Policies func(ctx context.Context, projectIDs []string, all bool) error
+	// Report hears of each digest whose scan report was stored,
+	// re-matched or deleted by any process, this one included (what
+	// changed while not listening is for Listening to forget).
+	Report func(d digest.Digest)
 	// Listening hears true once changes are heard (at start and after a
 	// lost connection came back: what happened meanwhile was missed) and
 	// false when they may be missed.
@@ -355,7 +360,8 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 	heard := make(chan struct{})
 	var heardOnce sync.Once
 	l := &pgdb.Listener{
-		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel, policypostgres.ChangesChannel},
+		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel, policypostgres.ChangesChannel,
+			reportspostgres.ChangesChannel},
 		Notify: func(channel, payload string) {
 			switch channel {
 			case metapostgres.ChangesChannel:
@@ -365,6 +371,10 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 				}
 			case authpostgres.ChangesChannel:
 				accountsChanged = true
+			case reportspostgres.ChangesChannel:
+				if c.Report != nil {
+					c.Report(digest.Digest(payload))
+				}
 			case policypostgres.ChangesChannel:
 				if payload == "" {
 					allPolicies = true

@@ -59,6 +59,7 @@ func (s *Server) followReplicas(ctx context.Context) (*backend.Follower, error) 
 		},
 		Accounts: reload,
 		Policies: reloadPolicies,
+		Report:   s.policies.reportStored,
 		Listening: func(on bool) {
 			s.reg.ResetCache(on)
 			if enforcer != nil {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/policy/policytest"
+	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/store"
 )
@@ -101,4 +106,48 @@ func signOn(st *store.Remote, target sign.Target, k policytest.Key, bundle bool)
 		return "", err
 	}
 	return w.Manifest.Digest.String(), nil
+}
+
+// A scan report stored through one replica (the one that ran the scan)
+// changes the other's cached verdicts on vulnerability rules at once:
+// the refusal of an image not yet scanned goes, and a re-match that finds
+// a critical vulnerability refuses an image served a moment before.
+func TestReportChangesReachTheOtherReplicasPolicyAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	a := startAuthServer(t, shared)
+	b := startAuthServer(t, shared)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create project on A")
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), 200, "policy")
+	pull := func(tag string) answer {
+		return b.do("GET", "/v2/team/app/manifests/"+tag, nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	}
+	ctx := context.Background()
+	for i := range 5 {
+		img := makeImage(fmt.Sprint("scanned ", i))
+		tag := fmt.Sprint("v", i)
+		a.expect(a.push("team/app", tag, img, adminCreds), 201, "push through A")
+		for range 2 {
+			if r := pull(tag); r.status != 403 || !strings.Contains(r.body, "not been scanned") {
+				t.Fatalf("round %d: B's answer for an image not scanned: %d %s", i, r.status, r.body)
+			}
+		}
+		d := digest.Digest(img.digest())
+		clean := &match.Report{SchemaVersion: match.ReportSchemaVersion, MatchedAt: time.Now().UTC(), Findings: []match.Finding{}}
+		if err := a.s.bg.reports.Put(ctx, d, reports.Scan{Status: reports.Done}, clean, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if r := pull(tag); r.status != 200 {
+				t.Fatalf("round %d: B refuses the image whose clean report A stored: %d %s", i, r.status, r.body)
+			}
+		}
+		critical := &match.Report{SchemaVersion: match.ReportSchemaVersion, MatchedAt: time.Now().UTC(),
+			Findings: []match.Finding{{ID: "CVE-2026-0001", Severity: match.SeverityCritical, Status: match.StatusAffected}}}
+		if err := a.s.bg.reports.Put(ctx, d, reports.Scan{Status: reports.Done}, critical, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+		if r := pull(tag); r.status != 403 || !strings.Contains(r.body, "CVE-2026-0001") {
+			t.Fatalf("round %d: B serves the image A found a critical vulnerability in: %d %s", i, r.status, r.body)
+		}
+	}
 }
