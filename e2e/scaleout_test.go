@@ -239,6 +239,56 @@ func TestScaleOutDeletedTagGoneAtOnce(t *testing.T) {
 	}
 }
 
+// A project policy put through one replica through the API refuses crane's
+// very next pull through the other, which served the image a moment
+// before; deleted through the first, the other serves it again.
+func TestScaleOutPolicyEnforcedAtOnce(t *testing.T) {
+	crane := peer(t, "crane")
+	dep := newDeployment(t)
+	r1, r2 := dep.replica(t), dep.replica(t)
+	env := []string{"HOME=" + t.TempDir()}
+	for _, r := range []*server{r1, r2} {
+		run(t, env, crane, "auth", "login", r.Addr, "-u", "admin", "-p", r.Password)
+	}
+	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	run(t, env, crane, "push", "--insecure", layout, r1.Addr+"/team-a/debian:release")
+	pull := func() (string, error) {
+		return runErr(env, crane, "pull", "--insecure", r2.Addr+"/team-a/debian:release", filepath.Join(t.TempDir(), "img.tar"))
+	}
+	policyURL := "http://" + r1.Addr + "/api/v1/projects/team-a/policy"
+	api := func(method string, body []byte, want int) {
+		t.Helper()
+		req, err := http.NewRequest(method, policyURL, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("admin", r1.Password)
+		req.Header.Set("Content-Type", "application/yaml")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s policy through replica 1: %s %s", method, resp.Status, msg)
+		}
+	}
+	doc := []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: no-release}\nspec:\n  tags: {deny: [release]}\n")
+	for i := range 3 {
+		if out, err := pull(); err != nil {
+			t.Fatalf("round %d: crane pull through replica 2 without a policy: %v\n%s", i, err, out)
+		}
+		api("PUT", doc, http.StatusOK)
+		out, err := pull()
+		expectRefusal(t, "crane pull through replica 2 under the policy put through replica 1", out, err, "DENIED")
+		if !strings.Contains(out, "no-release") {
+			t.Errorf("round %d: the refusal does not name the policy: %s", i, out)
+		}
+		api("DELETE", nil, http.StatusNoContent)
+	}
+}
+
 // The OCI conformance suite, every workflow and option on, against one
 // replica of a two-replica deployment with auth on.
 func TestScaleOutConformance(t *testing.T) {

@@ -7,7 +7,8 @@
 //	               s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION
 //
 // The metadata URL decides where everything else shared lives too: with
-// PostgreSQL the reports, accounts, audit log, webhooks and the job queue
+// PostgreSQL the reports, accounts, audit log, webhooks, project policies
+// and the job queue
 // are tables of the same database (one pool), so any replica serves any
 // request; with SQLite they are meta.db's (and jobs.db's) as before.
 //
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/audit"
 	auditpostgres "berth.dev/berth/internal/audit/postgres"
@@ -40,6 +42,9 @@ import (
 	metapostgres "berth.dev/berth/internal/meta/postgres"
 	metasqlite "berth.dev/berth/internal/meta/sqlite"
 	"berth.dev/berth/internal/pgdb"
+	"berth.dev/berth/internal/policy"
+	policypostgres "berth.dev/berth/internal/policy/postgres"
+	policysqlite "berth.dev/berth/internal/policy/sqlite"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	reportspostgres "berth.dev/berth/internal/reports/postgres"
@@ -231,6 +236,8 @@ var (
 	_ AuditStore    = (*auditsqlite.Store)(nil)
 	_ WebhookStore  = (*webhookpostgres.Store)(nil)
 	_ WebhookStore  = (*webhooksqlite.Store)(nil)
+	_ policy.Store  = (*policypostgres.Store)(nil)
+	_ policy.Store  = (*policysqlite.Store)(nil)
 )
 
 // OpenAuth opens the accounts store.
@@ -256,6 +263,15 @@ func (s *Set) OpenWebhooks(ctx context.Context) (WebhookStore, error) {
 		return nilOnError[WebhookStore](webhookpostgres.New(ctx, s.Pool))
 	}
 	return nilOnError[WebhookStore](webhooksqlite.Open(ctx, s.sqlitePath()))
+}
+
+// OpenPolicies opens the project policies' store. The shared one
+// announces every change (Changes.Policies).
+func (s *Set) OpenPolicies(ctx context.Context) (policy.Store, error) {
+	if s.Shared() {
+		return nilOnError[policy.Store](policypostgres.New(ctx, s.Pool))
+	}
+	return nilOnError[policy.Store](policysqlite.Open(ctx, s.sqlitePath()))
 }
 
 // Jobs returns c with the queue's place filled in: river's tables in the
@@ -309,6 +325,14 @@ type Changes struct {
 	// changed; it runs once for a burst of changes, before a Sync waiting
 	// for them returns.
 	Accounts func(context.Context) error
+	// Policies reloads the policies of the projects whose ids it is given
+	// (every project's when all), as Accounts does: once for a burst of
+	// changes, before a Sync waiting for them returns.
+	Policies func(ctx context.Context, projectIDs []string, all bool) error
+	// Report hears of each digest whose scan report was stored,
+	// re-matched or deleted by any process, this one included (what
+	// changed while not listening is for Listening to forget).
+	Report func(d digest.Digest)
 	// Listening hears true once changes are heard (at start and after a
 	// lost connection came back: what happened meanwhile was missed) and
 	// false when they may be missed.
@@ -330,11 +354,14 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 	if !s.Shared() {
 		return nil, nil
 	}
-	var accountsChanged bool // on the listener's goroutine only
+	// On the listener's goroutine only.
+	var accountsChanged, allPolicies bool
+	policiesChanged := map[string]struct{}{}
 	heard := make(chan struct{})
 	var heardOnce sync.Once
 	l := &pgdb.Listener{
-		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel},
+		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel, policypostgres.ChangesChannel,
+			reportspostgres.ChangesChannel},
 		Notify: func(channel, payload string) {
 			switch channel {
 			case metapostgres.ChangesChannel:
@@ -344,21 +371,44 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 				}
 			case authpostgres.ChangesChannel:
 				accountsChanged = true
+			case reportspostgres.ChangesChannel:
+				if c.Report != nil {
+					c.Report(digest.Digest(payload))
+				}
+			case policypostgres.ChangesChannel:
+				if payload == "" {
+					allPolicies = true
+				} else {
+					policiesChanged[payload] = struct{}{}
+				}
 			}
 		},
 		Settle: func(ctx context.Context) error {
-			if !accountsChanged || c.Accounts == nil {
-				return nil
-			}
-			if err := c.Accounts(ctx); err != nil {
-				return err
+			// Accounts first: a policy belongs to a project by id, which
+			// the accounts snapshot maps its name to.
+			if accountsChanged && c.Accounts != nil {
+				if err := c.Accounts(ctx); err != nil {
+					return err
+				}
 			}
 			accountsChanged = false
+			if (allPolicies || len(policiesChanged) > 0) && c.Policies != nil {
+				ids := make([]string, 0, len(policiesChanged))
+				for id := range policiesChanged {
+					ids = append(ids, id)
+				}
+				if err := c.Policies(ctx, ids, allPolicies); err != nil {
+					return err
+				}
+			}
+			allPolicies = false
+			clear(policiesChanged)
 			return nil
 		},
 		Listening: func(on bool) {
 			// Whatever changed while deaf is unknown: reload it all.
 			accountsChanged = accountsChanged || on
+			allPolicies = allPolicies || on
 			if on {
 				heardOnce.Do(func() { close(heard) })
 			}

@@ -22,7 +22,8 @@ type Stored struct {
 	UpdatedBy string
 }
 
-// Store keeps project policies. Implementations: internal/policy/sqlite.
+// Store keeps project policies. Implementations: internal/policy/sqlite
+// and internal/policy/postgres; policystoretest is the suite both pass.
 type Store interface {
 	Put(ctx context.Context, s Stored) error
 	// Get returns the project's policy or ErrNoPolicy.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -13,16 +12,16 @@ import (
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/pull"
-	policysqlite "berth.dev/berth/internal/policy/sqlite"
 	"berth.dev/berth/internal/registry"
 	"berth.dev/berth/internal/sign"
 )
 
 // policies are the projects' pull-time policies: their store (in
-// meta.db) and the enforcer the registry asks before serving a manifest.
-// Both nil when authentication is off: policies belong to projects.
+// meta.db, or the shared database) and the enforcer the registry asks
+// before serving a manifest. Both nil when authentication is off:
+// policies belong to projects.
 type policies struct {
-	store    *policysqlite.Store
+	store    policy.Store
 	enforcer *pull.Enforcer
 }
 
@@ -30,7 +29,7 @@ func openPolicies(ctx context.Context, storage *Storage, sec *security, log *slo
 	if sec.auth == nil {
 		return &policies{}, nil
 	}
-	st, err := policysqlite.Open(ctx, filepath.Join(storage.Dir, "meta.db"))
+	st, err := storage.Backends.OpenPolicies(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,10 @@ import (
 // database it shares with others: the registry's manifest cache forgets
 // what any replica changed, and the accounts snapshot (which every
 // request's rights are checked against, and which the token and login
-// caches defer to) is reloaded when any replica changes accounts.
+// caches defer to) is reloaded when any replica changes accounts, and the
+// pull-time policy enforcer reloads a project's policy any replica put or
+// deleted and forgets the verdicts any replica's registry change (a
+// signature or attestation pushed, a tag moved) could change.
 //
 // Every registry, token and API request first waits for the follower's
 // Sync (synced): so a tag deleted or a robot revoked through one replica
@@ -33,19 +36,35 @@ func (s *Server) followReplicas(ctx context.Context) (*backend.Follower, error) 
 	if s.sec.auth != nil {
 		reload = s.sec.auth.Reload
 	}
+	enforcer := s.policies.enforcer
+	var reloadPolicies func(context.Context, []string, bool) error
+	if enforcer != nil {
+		reloadPolicies = enforcer.Reload
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return s.storage.Backends.Follow(ctx, backend.Changes{
 		Registry: func(e event.Event, all bool) {
 			if all {
 				s.reg.ResetCache(true)
+				if enforcer != nil {
+					enforcer.ForgetAll()
+				}
 				return
 			}
 			s.reg.Notify(context.Background(), e)
+			if enforcer != nil {
+				enforcer.Notify(context.Background(), e)
+			}
 		},
 		Accounts: reload,
+		Policies: reloadPolicies,
+		Report:   s.policies.reportStored,
 		Listening: func(on bool) {
 			s.reg.ResetCache(on)
+			if enforcer != nil {
+				enforcer.ForgetAll()
+			}
 			level := slog.LevelInfo
 			if !on {
 				level = slog.LevelWarn

@@ -78,6 +78,34 @@ func TestSharedDatabaseNeedsASigningKey(t *testing.T) {
 	}
 }
 
+// Key custody is refused on a shared database: its keys would be each
+// replica's own. berth serve stops with the reason before opening
+// anything (the database here is unreachable and never asked).
+func TestSharedDatabaseRefusesKeyCustody(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.Auth.AdminPassword = testAdminPassword
+	cfg.Storage.Meta = "postgres://berth@127.0.0.1:1/berth"
+	cfg.Auth.SigningKey = filepath.Join(t.TempDir(), "signing-key.pem")
+	cfg.Keys.MasterKey = "env:BERTH_TEST_MASTER_KEY"
+	_, err := New(context.Background(), cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "keys.master_key is not supported with storage.meta on PostgreSQL") ||
+		!strings.Contains(err.Error(), "replicas would hold different keys") {
+		t.Errorf("New with key custody on PostgreSQL: %v", err)
+	}
+	// Without the master key the same configuration passes validation.
+	cfg.Keys.MasterKey = ""
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate without key custody: %v", err)
+	}
+	// On SQLite key custody stays available.
+	cfg.Storage.Meta = ""
+	cfg.Keys.MasterKey = "env:BERTH_TEST_MASTER_KEY"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate with key custody on SQLite: %v", err)
+	}
+}
+
 // Backends that are misnamed or refuse the credentials stop the start
 // with the reason, never at the first request, and never print a
 // password.

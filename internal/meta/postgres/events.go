@@ -61,6 +61,10 @@ type change struct {
 	Repository string        `json:"r"`
 	Digest     digest.Digest `json:"d,omitempty"`
 	Tags       []string      `json:"t,omitempty"`
+	// Subject is the manifest's subject: a signature or attestation
+	// pushed as a referrer changes what the pull-time policy decides
+	// about it.
+	Subject digest.Digest `json:"s,omitempty"`
 	// All says the change was too large to describe (PostgreSQL bounds a
 	// payload to 8000 bytes): forget everything.
 	All bool `json:"all,omitempty"`
@@ -70,7 +74,7 @@ type change struct {
 const maxPayload = 7900
 
 func encodeChange(e event.Event) string {
-	raw, _ := json.Marshal(change{Kind: e.Kind, Repository: e.Repository, Digest: e.Digest, Tags: e.Tags})
+	raw, _ := json.Marshal(change{Kind: e.Kind, Repository: e.Repository, Digest: e.Digest, Tags: e.Tags, Subject: e.Subject})
 	if len(raw) > maxPayload {
 		return `{"all":true}`
 	}
@@ -85,7 +89,7 @@ func DecodeChange(payload string) (e event.Event, all bool) {
 	if err := json.Unmarshal([]byte(payload), &c); err != nil || c.All || c.Repository == "" {
 		return event.Event{}, true
 	}
-	return event.Event{Kind: c.Kind, Repository: c.Repository, Digest: c.Digest, Tags: c.Tags}, false
+	return event.Event{Kind: c.Kind, Repository: c.Repository, Digest: c.Digest, Tags: c.Tags, Subject: c.Subject}, false
 }
 
 // Events implements meta.Store.

@@ -602,14 +602,21 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err != nil {
 			return fmt.Errorf("delete manifest %s: %w", d, err)
 		}
-		tag, err := tx.Exec(ctx, "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2", repoID, d.String())
+		// The subject goes into the announcement: a signature deleted on
+		// one replica changes the other replicas' policy verdicts on it.
+		var subject *string
+		err = tx.QueryRow(ctx, "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 RETURNING subject", repoID, d.String()).Scan(&subject)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
+		}
 		if err != nil {
 			return fmt.Errorf("delete manifest %s: %w", d, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("%w: %s in %s", meta.ErrManifestUnknown, d, repo)
+		e := event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: d, Tags: tags}
+		if subject != nil {
+			e.Subject = digest.Digest(*subject)
 		}
-		return recordEvents(ctx, tx, event.Event{Kind: event.ManifestDeleted, Repository: repo, Digest: d, Tags: tags})
+		return recordEvents(ctx, tx, e)
 	})
 	return tags, err
 }

@@ -154,6 +154,24 @@ func TestChangesAreAnnounced(t *testing.T) {
 	if e, all := next(); all || e.Kind != event.TagDeleted || !slices.Equal(e.Tags, []string{"v1"}) {
 		t.Errorf("tag deletion announced as %+v (all %v)", e, all)
 	}
+	// A referrer (a signature) carries its subject, pushed and deleted:
+	// it changes what another replica's pull-time policy decides on the
+	// subject.
+	sigContent := []byte(`{"schemaVersion":2,"subject":{}}`)
+	sig := &meta.Manifest{Digest: digest.FromBytes(sigContent), MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Content: sigContent, Subject: m.Digest, References: []meta.Reference{{Digest: config, Kind: meta.RefBlob}}}
+	if err := s.PutManifest(ctx, "team/app", sig, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e, all := next(); all || e.Kind != event.ManifestPushed || e.Subject != m.Digest {
+		t.Errorf("referrer push announced as %+v (all %v)", e, all)
+	}
+	if _, err := s.DeleteManifest(ctx, "team/app", sig.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if e, all := next(); all || e.Kind != event.ManifestDeleted || e.Digest != sig.Digest || e.Subject != m.Digest {
+		t.Errorf("referrer deletion announced as %+v (all %v)", e, all)
+	}
 	// A change too large for a notification says to forget everything.
 	many := make([]string, 400)
 	for i := range many {

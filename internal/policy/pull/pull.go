@@ -75,9 +75,10 @@ type Enforcer struct {
 }
 
 type projectPolicy struct {
-	id     string
-	p      *policy.Policy
-	broken error // a stored policy that no longer loads: every pull refused
+	id      string
+	project string
+	p       *policy.Policy
+	broken  error // a stored policy that no longer loads: every pull refused
 }
 
 type key struct {
@@ -112,23 +113,72 @@ func New(ctx context.Context, opts Options) (*Enforcer, error) {
 // LoadStored loads every stored policy (once what their key references
 // resolve through is open).
 func (e *Enforcer) LoadStored(ctx context.Context) error {
-	all, err := e.opts.Policies.All(ctx)
-	if err != nil {
-		return fmt.Errorf("load project policies: %w", err)
+	return e.Reload(ctx, nil, true)
+}
+
+// Reload enforces what the store now holds for the projects with ids
+// projectIDs, or for every project when all: another process sharing the
+// store changed them (backend.Changes.Policies).
+func (e *Enforcer) Reload(ctx context.Context, projectIDs []string, all bool) error {
+	var found []policy.Stored
+	if all {
+		var err error
+		if found, err = e.opts.Policies.All(ctx); err != nil {
+			return fmt.Errorf("load project policies: %w", err)
+		}
+	} else {
+		for _, id := range projectIDs {
+			s, err := e.opts.Policies.Get(ctx, id)
+			if errors.Is(err, policy.ErrNoPolicy) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("load project policy: %w", err)
+			}
+			found = append(found, s)
+		}
 	}
-	for _, s := range all {
-		pp := &projectPolicy{id: s.ProjectID}
+	loaded := make([]*projectPolicy, 0, len(found))
+	for _, s := range found {
+		pp := &projectPolicy{id: s.ProjectID, project: s.Project}
+		var err error
 		if pp.p, err = e.parse(s.Project, s.Body); err != nil {
 			// Fail closed: a policy that loaded once and does not now
 			// (a key reference gone) refuses pulls until it is fixed.
 			e.log.Error("stored project policy does not load; pulls of the project are refused until it is replaced", "project", s.Project, "error", err)
 			pp.broken = err
 		}
-		e.mu.Lock()
-		e.policies[s.Project] = pp
-		e.mu.Unlock()
+		loaded = append(loaded, pp)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if all {
+		clear(e.policies)
+	} else {
+		for _, id := range projectIDs {
+			for name, pp := range e.policies {
+				if pp.id == id {
+					delete(e.policies, name)
+				}
+			}
+		}
+	}
+	for _, pp := range loaded {
+		// A project deleted and created again under its name may leave
+		// its old policy stored: the policy of the project that now
+		// has the name wins over it.
+		if cur := e.policies[pp.project]; cur != nil && e.current(cur) && !e.current(pp) {
+			continue
+		}
+		e.policies[pp.project] = pp
+	}
+	e.gen.Add(1) // evaluations under way may have used the old policy
 	return nil
+}
+
+// current reports whether pp belongs to the project that has its name now.
+func (e *Enforcer) current(pp *projectPolicy) bool {
+	return e.opts.ProjectID == nil || e.opts.ProjectID(pp.project) == pp.id
 }
 
 func (e *Enforcer) parse(project string, body []byte) (*policy.Policy, error) {
@@ -150,7 +200,7 @@ func (e *Enforcer) Set(ctx context.Context, project, projectID string, body []by
 		return policy.Stored{}, nil, err
 	}
 	e.mu.Lock()
-	e.policies[project] = &projectPolicy{id: projectID, p: p}
+	e.policies[project] = &projectPolicy{id: projectID, project: project, p: p}
 	e.mu.Unlock()
 	e.gen.Add(1) // entries carry the version they were made for
 	return s, p, nil
@@ -424,6 +474,16 @@ func (e *Enforcer) Notify(_ context.Context, ev event.Event) {
 			e.forget(ev.Repository, d)
 		}
 	}
+}
+
+// ForgetAll drops every cached verdict: a change too large to describe,
+// or changes that may have been missed.
+func (e *Enforcer) ForgetAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gen.Add(1)
+	clear(e.cache)
+	clear(e.byDigest)
 }
 
 // ReportStored forgets verdicts about a digest whose scan report changed

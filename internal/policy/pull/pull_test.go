@@ -4,10 +4,12 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/sqlite"
 	"berth.dev/berth/internal/registry/event"
 )
@@ -118,4 +120,81 @@ func BenchmarkCachedCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestReload: what another process put or deleted in the store is
+// enforced once reloaded, by project id or all; a policy left stored by
+// a deleted project of the same name never shadows the current one's,
+// whatever order the store lists them in.
+func TestReload(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := New(ctx, Options{Policies: st, ProjectID: func(string) string { return "id-new" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denyLatest := []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [latest]}\n")
+	denyV1 := []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [v1]}\n")
+	put := func(id string, body []byte, at time.Time) {
+		t.Helper()
+		if err := st.Put(ctx, policy.Stored{ProjectID: id, Project: "team", Body: body, Version: id, UpdatedAt: at, UpdatedBy: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	denied := func(ref string) bool {
+		deny, _ := e.CheckPull(ctx, "r.example", "team/app", ref, image)
+		return deny != ""
+	}
+	// Stored by another process: not enforced until reloaded.
+	put("id-new", denyV1, time.Unix(2, 0))
+	if denied("v1") {
+		t.Fatal("enforced before the reload")
+	}
+	if err := e.Reload(ctx, []string{"id-new"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !denied("v1") || denied("latest") {
+		t.Fatal("the reloaded policy is not enforced")
+	}
+	// The deleted project's policy, listed after the current one's.
+	put("id-old", denyLatest, time.Unix(3, 0))
+	for _, reload := range []func() error{
+		func() error { return e.Reload(ctx, nil, true) },
+		func() error { return e.LoadStored(ctx) },
+		func() error { return e.Reload(ctx, []string{"id-old"}, false) },
+	} {
+		if err := reload(); err != nil {
+			t.Fatal(err)
+		}
+		if !denied("v1") || denied("latest") {
+			t.Fatal("a deleted project's policy shadows the current project's")
+		}
+	}
+	// Deleted by another process.
+	if err := st.Delete(ctx, "id-new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(ctx, []string{"id-new"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if denied("v1") || e.Enforced("team/app") {
+		t.Fatal("a deleted policy is still enforced")
+	}
+}
+
+// TestForgetAll: every cached verdict goes.
+func TestForgetAll(t *testing.T) {
+	e := newEnforcer(t)
+	ctx := context.Background()
+	e.CheckPull(ctx, "r.example", "team/app", "v1", image)
+	n := e.Evaluations()
+	e.ForgetAll()
+	e.CheckPull(ctx, "r.example", "team/app", "v1", image)
+	if e.Evaluations() != n+1 {
+		t.Error("ForgetAll kept the verdict")
+	}
 }

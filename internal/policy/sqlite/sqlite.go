@@ -82,7 +82,7 @@ func (s *Store) Delete(ctx context.Context, projectID string) error {
 
 // All implements policy.Store.
 func (s *Store) All(ctx context.Context) ([]policy.Stored, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT "+columns+" FROM project_policies ORDER BY project")
+	rows, err := s.db.R.QueryContext(ctx, "SELECT "+columns+" FROM project_policies ORDER BY project, updated_at")
 	if err != nil {
 		return nil, err
 	}

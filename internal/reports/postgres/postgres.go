@@ -72,7 +72,27 @@ CREATE TABLE scan_report_vulns (
 	PRIMARY KEY (vuln, digest)
 );
 CREATE INDEX scan_report_vulns_by_digest ON scan_report_vulns(digest);
+`, `
+-- A report stored, re-matched or deleted (every such change sets version)
+-- is announced on ChangesChannel when it commits, so every replica's
+-- pull-time policy forgets its verdicts on the digest.
+CREATE FUNCTION berth_report_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		PERFORM pg_notify('` + ChangesChannel + `', OLD.digest);
+	ELSE
+		PERFORM pg_notify('` + ChangesChannel + `', NEW.digest);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER scan_reports_changed AFTER UPDATE OF version OR DELETE ON scan_reports
+	FOR EACH ROW EXECUTE FUNCTION berth_report_changed();
 `}
+
+// ChangesChannel is where a change to a digest's report is announced (by
+// a trigger, when it commits; the payload is the digest), for the caches
+// of verdicts made on reports (internal/policy/pull).
+const ChangesChannel = "berth_reports"
 
 // Store is a reports.Store in PostgreSQL.
 type Store struct {
