@@ -289,6 +289,90 @@ func TestScaleOutPolicyEnforcedAtOnce(t *testing.T) {
 	}
 }
 
+// A web UI login through one replica is good on the other, with the same
+// CSRF token, and survives the first replica's restart; a logout through
+// the second ends it on the first. Browsers behind a load balancer need no
+// sticky sessions.
+func TestScaleOutWebSession(t *testing.T) {
+	dep := newDeployment(t)
+	r1, r2 := dep.replica(t), dep.replica(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm("http://"+r1.Addr+"/ui/login", url.Values{"name": {"admin"}, "password": {r1.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "berth_session" && c.Value != "" {
+			cookie = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || cookie == nil {
+		t.Fatalf("login through replica 1: %d, session cookie %v", resp.StatusCode, cookie)
+	}
+	csrfField := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	// page loads path from r with the cookie and returns the page's CSRF
+	// token ("" when the page is not a logged-in one).
+	page := func(r *server, path string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+r.Addr+path, nil)
+		req.AddCookie(cookie)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`action="/ui/logout"`)) {
+			return ""
+		}
+		m := csrfField.FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("%s on %s: a logged-in page without a CSRF token", path, r.Addr)
+		}
+		return string(m[1])
+	}
+	token := page(r1, "/ui/projects")
+	if token == "" {
+		t.Fatal("the session does not open the UI on replica 1, where it logged in")
+	}
+	if got := page(r2, "/ui/admin/users"); got != token {
+		t.Fatalf("on replica 2 the session's page has CSRF token %q, want replica 1's %q", got, token)
+	}
+
+	r1.stop()
+	r1 = launchBerthEnv(t, r1.Addr, r1.Data, adminPassword, dep.env)
+	if got := page(r1, "/ui/projects"); got != token {
+		t.Fatalf("after replica 1 restarted, its page has CSRF token %q, want %q", got, token)
+	}
+
+	req, _ := http.NewRequest("POST", "http://"+r2.Addr+"/ui/logout", strings.NewReader(url.Values{"csrf": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(cookie)
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login" {
+		t.Fatalf("logout through replica 2: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if page(r1, "/ui/projects") != "" {
+		t.Error("after logging out through replica 2 the cookie still opens the UI on replica 1")
+	}
+	req, _ = http.NewRequest("GET", "http://"+r1.Addr+"/api/v1/users", nil)
+	req.AddCookie(cookie)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the logged-out cookie on replica 1's API: %d, want 401", resp.StatusCode)
+	}
+}
+
 // The OCI conformance suite, every workflow and option on, against one
 // replica of a two-replica deployment with auth on.
 func TestScaleOutConformance(t *testing.T) {

@@ -79,3 +79,36 @@ func BenchmarkAuthCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSessionPrincipal is what a web UI request's session cookie
+// costs now that sessions are read from the store (SQLite here) on every
+// request rather than from memory.
+func BenchmarkSessionPrincipal(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "meta.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cfg := DefaultConfig()
+	cfg.BcryptCost = bcrypt.MinCost
+	svc, err := New(ctx, st, key, nil, cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, "dev", "dev-password", false, nil); err != nil {
+		b.Fatal(err)
+	}
+	c, err := svc.StartSession(ctx, sessionRequest(nil), "dev", "dev-password")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := sessionRequest(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if svc.SessionPrincipal(r) == nil {
+			b.Fatal("no session")
+		}
+	}
+}

@@ -98,9 +98,6 @@ type Service struct {
 
 	mu   sync.Mutex // serialises changes and snapshot reloads
 	snap atomic.Pointer[snapshot]
-
-	sessOnce sync.Once
-	sess     *sessions // the web UI's logins (session.go)
 }
 
 // snapshot is an immutable copy of everything authorization reads.

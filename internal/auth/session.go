@@ -6,21 +6,23 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"berth.dev/berth/internal/audit"
 )
 
 // Browser sessions: the web UI's login form trades a user's password for
-// a random session id in a cookie. The server keeps each session (by the
-// SHA-256 of its id) in memory with the account's id and password hash at
-// login, so logging out, a password change, disabling or deleting the
-// account ends it at once, server-side; a restart ends every session.
-// Robots have no sessions: they are for machines.
+// a random session id in a cookie. The store keeps each session (by the
+// SHA-256 of its id, never the id itself) with the account's id and
+// password hash at login and the session's CSRF token, so every replica
+// sharing the store knows it and a restart keeps it. Logging out, a
+// password change, disabling or deleting the account end it at once,
+// server-side, on every replica: each request reads the session from the
+// store. Robots have no sessions: they are for machines.
 
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "berth_session"
@@ -38,36 +40,53 @@ const (
 	// maxSessionsPerAccount one account's.
 	maxSessions           = 10000
 	maxSessionsPerAccount = 32
+	// sessionTouchEvery is how stale a session's last-seen time may get
+	// before a request writes it again. Writing it on every request would
+	// make each page view and API call of a browser a database write (on
+	// PostgreSQL, one shared by every replica); a minute late costs only
+	// that an idle session may end up to a minute before SessionIdle.
+	sessionTouchEvery = time.Minute
 )
 
 // ErrBadCredentials is what a failed login answers, whatever failed.
 var ErrBadCredentials = errBadCredentials
 
-type session struct {
-	name, id     string // the account
-	passwordHash string // at login: a changed password ends the session
-	csrf         string
-	created      time.Time
-	lastSeen     time.Time
+// ErrSessionUnavailable is StartSession's answer when the password was
+// right but the session could not be stored: try again later.
+var ErrSessionUnavailable = errors.New("the session could not be stored; try again later")
+
+// Session is a web UI login as the Store keeps it.
+type Session struct {
+	// Hash is the hex SHA-256 of the cookie's session id.
+	Hash        string
+	AccountID   string
+	AccountName string
+	// PasswordHash is the account's at login: a changed password ends
+	// the session.
+	PasswordHash string
+	CSRF         string
+	CreatedAt    time.Time
+	LastSeen     time.Time
 }
 
-type sessions struct {
-	mu sync.Mutex
-	m  map[[32]byte]*session
+// SessionLimits is what Store.CreateSession keeps: sessions last seen
+// before IdleSince or created before CreatedSince have expired; of the
+// rest the oldest (by creation) go, so that with the new session its
+// account has at most PerAccount and all accounts together at most Total.
+type SessionLimits struct {
+	IdleSince, CreatedSince time.Time
+	PerAccount, Total       int
 }
 
-func sessionKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+func sessionHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
 
 func randomToken() string {
 	var b [32]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// sessionStore returns the Service's sessions, made on first use.
-func (s *Service) sessionStore() *sessions {
-	s.sessOnce.Do(func() { s.sess = &sessions{m: map[[32]byte]*session{}} })
-	return s.sess
 }
 
 // StartSession checks a user's name and password as any login (throttled
@@ -93,60 +112,36 @@ func (s *Service) StartSession(ctx context.Context, r *http.Request, name, passw
 		return nil, errBadCredentials
 	}
 	token, now := randomToken(), s.now()
-	st := s.sessionStore()
-	st.mu.Lock()
-	st.evict(now, u.ID)
-	st.m[sessionKey(token)] = &session{name: p.Name, id: p.ID, passwordHash: u.PasswordHash, csrf: randomToken(), created: now, lastSeen: now}
-	st.mu.Unlock()
+	v := Session{Hash: sessionHash(token), AccountID: u.ID, AccountName: p.Name, PasswordHash: u.PasswordHash,
+		CSRF: randomToken(), CreatedAt: now, LastSeen: now}
+	lim := SessionLimits{IdleSince: now.Add(-SessionIdle), CreatedSince: now.Add(-SessionMax),
+		PerAccount: maxSessionsPerAccount, Total: maxSessions}
+	if err := s.store.CreateSession(ctx, v, lim); err != nil {
+		s.log.Error("store a web session", "user", p.Name, "error", err)
+		return nil, ErrSessionUnavailable
+	}
 	scheme, _ := originOf(r, s.cfg.TrustedProxies)
 	return &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, Secure: scheme == "https",
 		SameSite: http.SameSiteStrictMode}, nil
 }
 
-// evict drops expired sessions and keeps room for one more, overall and
-// for the account. Callers hold st.mu.
-func (st *sessions) evict(now time.Time, accountID string) {
-	var oldest, oldestOwn [32]byte
-	var oldestAt, oldestOwnAt time.Time
-	own := 0
-	for k, v := range st.m {
-		if v.expired(now) {
-			delete(st.m, k)
-			continue
-		}
-		if oldestAt.IsZero() || v.created.Before(oldestAt) {
-			oldest, oldestAt = k, v.created
-		}
-		if v.id == accountID {
-			own++
-			if oldestOwnAt.IsZero() || v.created.Before(oldestOwnAt) {
-				oldestOwn, oldestOwnAt = k, v.created
-			}
-		}
-	}
-	if own >= maxSessionsPerAccount {
-		delete(st.m, oldestOwn)
-	}
-	if len(st.m) >= maxSessions {
-		delete(st.m, oldest)
-	}
-}
-
-func (v *session) expired(now time.Time) bool {
-	return now.Sub(v.lastSeen) > SessionIdle || now.Sub(v.created) > SessionMax
+func (v *Session) expired(now time.Time) bool {
+	return now.Sub(v.LastSeen) > SessionIdle || now.Sub(v.CreatedAt) > SessionMax
 }
 
 // EndSession forgets the request's session (logging out), so its cookie
-// opens nothing any more, and returns a cookie that clears it.
+// opens nothing any more on any replica, and returns a cookie that clears
+// it.
 func (s *Service) EndSession(r *http.Request) *http.Cookie {
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		st := s.sessionStore()
-		st.mu.Lock()
-		v := st.m[sessionKey(c.Value)]
-		delete(st.m, sessionKey(c.Value))
-		st.mu.Unlock()
-		if v != nil {
-			s.record(audit.Entry{Actor: v.name, SourceIP: clientAddr(r, s.cfg.TrustedProxies).String(), Action: "logout", Detail: "web session ended"})
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		v, err := s.store.DeleteSession(r.Context(), sessionHash(c.Value))
+		switch {
+		case err == nil:
+			s.record(audit.Entry{Actor: v.AccountName, SourceIP: clientAddr(r, s.cfg.TrustedProxies).String(), Action: "logout", Detail: "web session ended"})
+		case !errors.Is(err, ErrNotFound):
+			// The cookie is cleared all the same; the session ends at
+			// its expiry at the latest.
+			s.log.Error("end a web session", "error", err)
 		}
 	}
 	scheme, _ := originOf(r, s.cfg.TrustedProxies)
@@ -155,29 +150,54 @@ func (s *Service) EndSession(r *http.Request) *http.Cookie {
 }
 
 // sessionOf returns the live session of the request's cookie, touching
-// it, or nil.
-func (s *Service) sessionOf(r *http.Request) *session {
+// it, or nil. A store that cannot be read opens no session.
+func (s *Service) sessionOf(r *http.Request) *Session {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
+	ctx := r.Context()
+	hash := sessionHash(c.Value)
+	v, err := s.store.Session(ctx, hash)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			s.log.Error("read a web session", "error", err)
+		}
+		return nil
+	}
 	now := s.now()
-	st := s.sessionStore()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	k := sessionKey(c.Value)
-	v := st.m[k]
-	if v == nil {
+	u := s.snap.Load().user(v.AccountName, v.AccountID)
+	switch {
+	case v.expired(now):
+		s.dropSession(ctx, hash)
+		return nil
+	case u == nil || u.Disabled || u.PasswordHash != v.PasswordHash:
+		// Deleting, disabling the account or changing its password
+		// deleted its sessions in the store already; a session that gets
+		// here is one this replica's snapshot has not caught up with
+		// (an account or password made on another replica moments ago),
+		// so it is refused for now but kept.
+		return nil
+	case !allowedFrom(u.AllowedCIDRs, clientAddr(r, s.cfg.TrustedProxies)):
+		s.dropSession(ctx, hash)
 		return nil
 	}
-	u := s.snap.Load().user(v.name, v.id)
-	if v.expired(now) || u == nil || u.Disabled || u.PasswordHash != v.passwordHash ||
-		!allowedFrom(u.AllowedCIDRs, clientAddr(r, s.cfg.TrustedProxies)) {
-		delete(st.m, k)
-		return nil
+	if now.Sub(v.LastSeen) >= sessionTouchEvery {
+		if err := s.store.TouchSession(ctx, hash, now); err != nil && !errors.Is(err, ErrNotFound) {
+			// The session stays good for this request; the next one
+			// tries again.
+			s.log.Warn("touch a web session", "error", err)
+		}
+		v.LastSeen = now
 	}
-	v.lastSeen = now
-	return v
+	return &v
+}
+
+// dropSession deletes a session found dead.
+func (s *Service) dropSession(ctx context.Context, hash string) {
+	if _, err := s.store.DeleteSession(ctx, hash); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("delete a dead web session", "error", err)
+	}
 }
 
 // SessionPrincipal returns who the request's session cookie belongs to,
@@ -187,15 +207,16 @@ func (s *Service) SessionPrincipal(r *http.Request) *Principal {
 	if v == nil {
 		return nil
 	}
-	u := s.snap.Load().user(v.name, v.id)
-	return &Principal{Name: v.name, ID: v.id, Admin: u != nil && u.Admin, Session: true}
+	u := s.snap.Load().user(v.AccountName, v.AccountID)
+	return &Principal{Name: v.AccountName, ID: v.AccountID, Admin: u != nil && u.Admin, Session: true}
 }
 
 // CSRFToken returns the CSRF token of the request's session ("" without
-// one): pages put it in every form that changes something.
+// one): pages put it in every form that changes something. It is the
+// stored session's, the same on every replica.
 func (s *Service) CSRFToken(r *http.Request) string {
 	if v := s.sessionOf(r); v != nil {
-		return v.csrf
+		return v.CSRF
 	}
 	return ""
 }
@@ -204,5 +225,5 @@ func (s *Service) CSRFToken(r *http.Request) string {
 // session.
 func (s *Service) ValidCSRF(r *http.Request, token string) bool {
 	v := s.sessionOf(r)
-	return v != nil && token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(v.csrf)) == 1
+	return v != nil && token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(v.CSRF)) == 1
 }

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Store keeps accounts, projects, memberships and refresh tokens.
+// Store keeps accounts, projects, memberships, refresh tokens, login
+// lockouts and web UI sessions.
 // Implementations: internal/auth/sqlite (and a PostgreSQL one later);
 // internal/auth/authtest is the suite both run. Lookups of missing rows
 // return ErrNotFound, creations of existing ones ErrExists (both wrapped).
@@ -19,10 +20,12 @@ type Store interface {
 	User(ctx context.Context, name string) (User, error)
 	Users(ctx context.Context) ([]User, error)
 	// UpdateUser replaces everything but the id, name and creation time
-	// of the user with u's id.
+	// of the user with u's id and, in the same transaction, deletes its
+	// sessions: all of them when u is disabled, else those started with
+	// another password hash than u's.
 	UpdateUser(ctx context.Context, u User) error
-	// DeleteUser removes the user, its memberships, refresh tokens and
-	// lockout.
+	// DeleteUser removes the user, its memberships, refresh tokens,
+	// lockout and sessions.
 	DeleteUser(ctx context.Context, name string) error
 
 	// CreateProject creates p and, when adminID is not empty, makes that
@@ -69,4 +72,17 @@ type Store interface {
 	PutLockout(ctx context.Context, l Lockout) error
 	// DeleteLockout forgets an account's lockout (ErrNotFound if none).
 	DeleteLockout(ctx context.Context, accountID string) error
+
+	// CreateSession stores a web UI session for an existing user
+	// (ErrNotFound if there is none with its AccountID, ErrExists if its
+	// hash is taken), first deleting, in the same transaction, the
+	// sessions lim says must go to make room.
+	CreateSession(ctx context.Context, v Session, lim SessionLimits) error
+	// Session returns the session with the hash (ErrNotFound if none).
+	Session(ctx context.Context, hash string) (Session, error)
+	// TouchSession sets a session's last-seen time (ErrNotFound if none).
+	TouchSession(ctx context.Context, hash string, lastSeen time.Time) error
+	// DeleteSession removes the session with the hash and returns it
+	// (ErrNotFound if none).
+	DeleteSession(ctx context.Context, hash string) (Session, error)
 }

@@ -73,6 +73,8 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &th):
 			status, msg = http.StatusTooManyRequests, "Too many failed logins; try again later."
 			w.Header().Set("Retry-After", th.RetryAfterSeconds())
+		case errors.Is(err, auth.ErrSessionUnavailable):
+			status, msg = http.StatusServiceUnavailable, "Login failed: "+err.Error()
 		case !errors.Is(err, auth.ErrBadCredentials):
 			msg = "Login refused: " + err.Error()
 			status = http.StatusForbidden

@@ -24,6 +24,9 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, factory(t)) })
 	t.Run("DeletedProjectLeavesNothing", func(t *testing.T) { testDeletedProjectLeavesNothing(t, factory(t)) })
 	t.Run("Lockouts", func(t *testing.T) { testLockouts(t, factory(t)) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, factory(t)) })
+	t.Run("SessionLimits", func(t *testing.T) { testSessionLimits(t, factory(t)) })
+	t.Run("SessionsEndWithTheAccount", func(t *testing.T) { testSessionsEndWithTheAccount(t, factory(t)) })
 }
 
 func must(t testing.TB, err error) {
@@ -303,5 +306,159 @@ func testLockouts(t *testing.T, s auth.Store) {
 	must(t, s.DeleteRobot(ctx, "robot$ci"))
 	if got, _ := s.Lockouts(ctx); len(got) != 0 {
 		t.Errorf("a lockout outlived its robot: %+v", got)
+	}
+}
+
+// session is a session of alice (u-alice) created at created.
+func session(hash string, created time.Time) auth.Session {
+	return auth.Session{Hash: hash, AccountID: "u-alice", AccountName: "alice", PasswordHash: "$2a$one",
+		CSRF: "csrf-" + hash, CreatedAt: created, LastSeen: created}
+}
+
+// noLimits lets CreateSession delete nothing.
+var noLimits = auth.SessionLimits{PerAccount: 100, Total: 100}
+
+// sessionHashes returns which of hashes the store still has.
+func sessionHashes(t testing.TB, s auth.Store, hashes ...string) []string {
+	t.Helper()
+	var out []string
+	for _, h := range hashes {
+		_, err := s.Session(context.Background(), h)
+		switch {
+		case err == nil:
+			out = append(out, h)
+		case !errors.Is(err, auth.ErrNotFound):
+			t.Fatalf("Session(%s): %v", h, err)
+		}
+	}
+	return out
+}
+
+func testSessions(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", PasswordHash: "$2a$one", CreatedAt: at}))
+	v := session("h1", at)
+	must(t, s.CreateSession(ctx, v, noLimits))
+	wantErr(t, s.CreateSession(ctx, v, noLimits), auth.ErrExists, "duplicate session hash")
+	ghost := session("h-ghost", at)
+	ghost.AccountID = "u-nobody"
+	wantErr(t, s.CreateSession(ctx, ghost, noLimits), auth.ErrNotFound, "session of a missing user")
+	got, err := s.Session(ctx, "h1")
+	must(t, err)
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("Session = %+v\nwant      %+v", got, v)
+	}
+	_, err = s.Session(ctx, "h-none")
+	wantErr(t, err, auth.ErrNotFound, "missing session")
+
+	must(t, s.TouchSession(ctx, "h1", at.Add(time.Minute)))
+	got, _ = s.Session(ctx, "h1")
+	if want := at.Add(time.Minute); !got.LastSeen.Equal(want) || !got.CreatedAt.Equal(at) {
+		t.Errorf("after a touch: created %v, last seen %v; want %v, %v", got.CreatedAt, got.LastSeen, at, want)
+	}
+	wantErr(t, s.TouchSession(ctx, "h-none", at), auth.ErrNotFound, "touch a missing session")
+
+	must(t, s.CreateSession(ctx, session("h2", at), noLimits))
+	deleted, err := s.DeleteSession(ctx, "h1")
+	must(t, err)
+	if deleted.Hash != "h1" || deleted.AccountName != "alice" || deleted.AccountID != "u-alice" {
+		t.Errorf("DeleteSession returned %+v", deleted)
+	}
+	_, err = s.DeleteSession(ctx, "h1")
+	wantErr(t, err, auth.ErrNotFound, "delete a deleted session")
+	if got := sessionHashes(t, s, "h1", "h2"); !reflect.DeepEqual(got, []string{"h2"}) {
+		t.Errorf("after logging out h1 the store has %v, want [h2]", got)
+	}
+}
+
+// testSessionLimits: CreateSession deletes expired sessions, then the
+// oldest of the account beyond its limit, then the oldest of all beyond
+// the total, keeping room for the new one.
+func testSessionLimits(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-alice", Name: "alice", PasswordHash: "$2a$one", CreatedAt: at}))
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-bob", Name: "bob", PasswordHash: "$2a$bob", CreatedAt: at}))
+	minute := func(n int) time.Time { return at.Add(time.Duration(n) * time.Minute) }
+
+	// Expiry: idle (last seen before IdleSince) or old (created before
+	// CreatedSince) sessions go; one touched recently stays.
+	idle, old, touched := session("idle", minute(10)), session("old", minute(1)), session("touched", minute(2))
+	idle.LastSeen = minute(10)
+	old.LastSeen = minute(50)
+	touched.LastSeen = minute(40)
+	for _, v := range []auth.Session{idle, old, touched} {
+		must(t, s.CreateSession(ctx, v, noLimits))
+	}
+	must(t, s.CreateSession(ctx, session("new", minute(60)),
+		auth.SessionLimits{IdleSince: minute(30), CreatedSince: minute(2), PerAccount: 100, Total: 100}))
+	if got := sessionHashes(t, s, "idle", "old", "touched", "new"); !reflect.DeepEqual(got, []string{"touched", "new"}) {
+		t.Errorf("after expiry the store has %v, want [touched new]", got)
+	}
+
+	// Per account: with a limit of 3, alice's oldest go; bob's stay.
+	bob := session("bob1", minute(0))
+	bob.AccountID, bob.AccountName, bob.PasswordHash = "u-bob", "bob", "$2a$bob"
+	must(t, s.CreateSession(ctx, bob, noLimits))
+	perAccount := auth.SessionLimits{PerAccount: 3, Total: 100}
+	must(t, s.CreateSession(ctx, session("a3", minute(61)), perAccount))
+	must(t, s.CreateSession(ctx, session("a4", minute(62)), perAccount))
+	want := []string{"new", "a3", "a4", "bob1"}
+	if got := sessionHashes(t, s, "touched", "new", "a3", "a4", "bob1"); !reflect.DeepEqual(got, want) {
+		t.Errorf("with 3 per account the store has %v, want %v", got, want)
+	}
+
+	// In all: with a total of 3, the oldest go whoever they belong to.
+	must(t, s.CreateSession(ctx, session("a5", minute(63)), auth.SessionLimits{PerAccount: 100, Total: 3}))
+	want = []string{"a3", "a4", "a5"}
+	if got := sessionHashes(t, s, "new", "a3", "a4", "a5", "bob1"); !reflect.DeepEqual(got, want) {
+		t.Errorf("with 3 in all the store has %v, want %v", got, want)
+	}
+}
+
+// testSessionsEndWithTheAccount: a password change ends the sessions
+// started with the old password, disabling the user ends all, deleting it
+// too; other changes and other users' sessions are left alone.
+func testSessionsEndWithTheAccount(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	alice := auth.User{ID: "u-alice", Name: "alice", PasswordHash: "$2a$one", CreatedAt: at}
+	must(t, s.CreateUser(ctx, alice))
+	must(t, s.CreateUser(ctx, auth.User{ID: "u-bob", Name: "bob", PasswordHash: "$2a$bob", CreatedAt: at}))
+	bob := session("bob1", at)
+	bob.AccountID, bob.AccountName, bob.PasswordHash = "u-bob", "bob", "$2a$bob"
+	must(t, s.CreateSession(ctx, bob, noLimits))
+	must(t, s.CreateSession(ctx, session("a1", at), noLimits))
+
+	alice.Admin = true
+	must(t, s.UpdateUser(ctx, alice))
+	if got := sessionHashes(t, s, "a1"); len(got) != 1 {
+		t.Errorf("making alice an administrator ended her session")
+	}
+	alice.PasswordHash = "$2a$two"
+	must(t, s.UpdateUser(ctx, alice))
+	if got := sessionHashes(t, s, "a1"); len(got) != 0 {
+		t.Errorf("a session survived a password change")
+	}
+	withNew := session("a2", at)
+	withNew.PasswordHash = "$2a$two"
+	must(t, s.CreateSession(ctx, withNew, noLimits))
+	alice.Admin = false
+	must(t, s.UpdateUser(ctx, alice))
+	if got := sessionHashes(t, s, "a2"); len(got) != 1 {
+		t.Errorf("a session started with the current password ended on another change")
+	}
+	alice.Disabled = true
+	must(t, s.UpdateUser(ctx, alice))
+	if got := sessionHashes(t, s, "a2"); len(got) != 0 {
+		t.Errorf("a session survived disabling its user")
+	}
+	alice.Disabled = false
+	must(t, s.UpdateUser(ctx, alice))
+	must(t, s.CreateSession(ctx, withNew, noLimits))
+	must(t, s.DeleteUser(ctx, "alice"))
+	if got := sessionHashes(t, s, "a2"); len(got) != 0 {
+		t.Errorf("a session survived deleting its user")
+	}
+	if got := sessionHashes(t, s, "bob1"); len(got) != 1 {
+		t.Errorf("another user's session ended with alice's")
 	}
 }

@@ -1,6 +1,7 @@
 // Package postgres is the auth.Store of a scale-out deployment: users,
-// projects, memberships, robots, refresh tokens and lockouts in the shared
-// PostgreSQL database, so every replica sees one set of accounts. The
+// projects, memberships, robots, refresh tokens, lockouts and web UI
+// sessions in the shared PostgreSQL database, so every replica sees one
+// set of accounts and sessions. The
 // model is the SQLite store's (booleans as integers, times as Unix
 // nanoseconds, lists as text), created here in one migration from the
 // schema SQLite reached through its four.
@@ -98,6 +99,22 @@ CREATE TRIGGER memberships_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
 CREATE TRIGGER robots_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON robots
 	FOR EACH STATEMENT EXECUTE FUNCTION berth_auth_changed();
+`, `
+-- Web UI sessions, shared by every replica so that a login on one is
+-- known to all and a logout on one ends it on all. hash is the SHA-256 of
+-- the cookie's session id, which is never stored. No trigger: nothing
+-- caches sessions, each request reads its own.
+CREATE TABLE web_sessions (
+	hash          TEXT PRIMARY KEY,
+	account_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	account_name  TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	csrf          TEXT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	last_seen     BIGINT NOT NULL
+);
+CREATE INDEX web_sessions_by_account ON web_sessions(account_id, created_at);
+CREATE INDEX web_sessions_by_created ON web_sessions(created_at);
 `}
 
 // ChangesChannel is where a change to users, projects, memberships or
@@ -282,9 +299,19 @@ func (s *Store) Users(ctx context.Context) ([]auth.User, error) {
 
 // UpdateUser implements auth.Store.
 func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
-	res, err := s.pool.Exec(ctx, "UPDATE users SET password_hash = $1, admin = $2, disabled = $3, allowed_cidrs = $4 WHERE id = $5",
-		u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
-	return exactlyOne(res, err, "update user "+u.Name)
+	what := "update user " + u.Name
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		res, err := tx.Exec(ctx, "UPDATE users SET password_hash = $1, admin = $2, disabled = $3, allowed_cidrs = $4 WHERE id = $5",
+			u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
+		if err := exactlyOne(res, err, what); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 OR password_hash <> $3)",
+			u.ID, u.Disabled, u.PasswordHash); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		return nil
+	})
 }
 
 // DeleteUser implements auth.Store.
@@ -423,6 +450,7 @@ func deleteAccount(ctx context.Context, tx pgx.Tx, table, name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	// Sessions go with their user (ON DELETE CASCADE).
 	for _, q := range []string{"DELETE FROM refresh_tokens WHERE account_id = $1", "DELETE FROM login_lockouts WHERE account_id = $1"} {
 		if _, err := tx.Exec(ctx, q, id); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -673,4 +701,86 @@ func (s *Store) PutLockout(ctx context.Context, l auth.Lockout) error {
 func (s *Store) DeleteLockout(ctx context.Context, accountID string) error {
 	res, err := s.pool.Exec(ctx, "DELETE FROM login_lockouts WHERE account_id = $1", accountID)
 	return exactlyOne(res, err, "delete lockout")
+}
+
+const sessionColumns = "hash, account_id, account_name, password_hash, csrf, created_at, last_seen"
+
+func scanSession(row scanner) (auth.Session, error) {
+	var v auth.Session
+	var created, seen int64
+	err := row.Scan(&v.Hash, &v.AccountID, &v.AccountName, &v.PasswordHash, &v.CSRF, &created, &seen)
+	v.CreatedAt, v.LastSeen = fromNanos(created), fromNanos(seen)
+	return v, err
+}
+
+// sessionLock is the transaction advisory lock (class, key) that session
+// creations take, so that replicas logging users in at the same moment
+// cannot each make room for one session and together exceed the limits.
+// Only creations wait for it: reads, touches and logouts do not.
+const sessionLockClass, sessionLockKey int32 = 0x61757468, 1 // "auth"
+
+// CreateSession implements auth.Store.
+func (s *Store) CreateSession(ctx context.Context, v auth.Session, lim auth.SessionLimits) error {
+	const what = "create web session"
+	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", sessionLockClass, sessionLockKey); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		// Each query keeps the newest sessions and deletes the rest,
+		// leaving one place for v.
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"DELETE FROM web_sessions WHERE last_seen < $1 OR created_at < $2", []any{nanos(lim.IdleSince), nanos(lim.CreatedSince)}},
+			{`DELETE FROM web_sessions WHERE account_id = $1 AND hash NOT IN
+				(SELECT hash FROM web_sessions WHERE account_id = $1 ORDER BY created_at DESC, hash DESC LIMIT $2)`,
+				[]any{v.AccountID, max(lim.PerAccount-1, 0)}},
+			{`DELETE FROM web_sessions WHERE hash NOT IN
+				(SELECT hash FROM web_sessions ORDER BY created_at DESC, hash DESC LIMIT $1)`, []any{max(lim.Total-1, 0)}},
+		} {
+			if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
+				return fmt.Errorf("make room: %w", err)
+			}
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO web_sessions ("+sessionColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			v.Hash, v.AccountID, v.AccountName, v.PasswordHash, v.CSRF, nanos(v.CreatedAt), nanos(v.LastSeen))
+		switch {
+		case isUnique(err):
+			return fmt.Errorf("%s: %w", what, auth.ErrExists)
+		case isForeignKey(err):
+			return fmt.Errorf("%s: user %s: %w", what, v.AccountName, auth.ErrNotFound)
+		}
+		return err
+	})
+}
+
+// Session implements auth.Store.
+func (s *Store) Session(ctx context.Context, hash string) (auth.Session, error) {
+	v, err := scanSession(s.pool.QueryRow(ctx, "SELECT "+sessionColumns+" FROM web_sessions WHERE hash = $1", hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, fmt.Errorf("web session: %w", auth.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("web session: %w", err)
+	}
+	return v, nil
+}
+
+// TouchSession implements auth.Store.
+func (s *Store) TouchSession(ctx context.Context, hash string, lastSeen time.Time) error {
+	res, err := s.pool.Exec(ctx, "UPDATE web_sessions SET last_seen = $1 WHERE hash = $2", nanos(lastSeen), hash)
+	return exactlyOne(res, err, "touch web session")
+}
+
+// DeleteSession implements auth.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash string) (auth.Session, error) {
+	v, err := scanSession(s.pool.QueryRow(ctx, "DELETE FROM web_sessions WHERE hash = $1 RETURNING "+sessionColumns, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, fmt.Errorf("delete web session: %w", auth.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("delete web session: %w", err)
+	}
+	return v, nil
 }

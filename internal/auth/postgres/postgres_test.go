@@ -129,7 +129,8 @@ func TestBootstrapOnce(t *testing.T) {
 }
 
 // A change to what authorization reads is announced when it commits; a
-// refresh token or a lockout is not (authorization never caches them).
+// refresh token, a lockout or a web session is not (authorization never
+// caches them).
 func TestChangesAreAnnounced(t *testing.T) {
 	ctx := context.Background()
 	url := testpeers.Postgres(t)
@@ -173,5 +174,12 @@ func TestChangesAreAnnounced(t *testing.T) {
 	}
 	if got := heard(); got != "" {
 		t.Errorf("a lockout was announced: %q", got)
+	}
+	if err := s.CreateSession(ctx, auth.Session{Hash: "h", AccountID: "u1", AccountName: "alice", CreatedAt: time.Now(), LastSeen: time.Now()},
+		auth.SessionLimits{PerAccount: 1, Total: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := heard(); got != "" {
+		t.Errorf("a web session was announced: %q", got)
 	}
 }

@@ -131,6 +131,22 @@ CREATE TABLE login_lockouts (
 	// default.
 	`
 ALTER TABLE projects ADD COLUMN auto_scan INTEGER NOT NULL DEFAULT 1;
+`,
+	// 5: web UI sessions, kept here rather than in memory so that a
+	// restart keeps them. hash is the SHA-256 of the cookie's session id,
+	// which is never stored.
+	`
+CREATE TABLE web_sessions (
+	hash          TEXT PRIMARY KEY,
+	account_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	account_name  TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	csrf          TEXT NOT NULL,
+	created_at    INTEGER NOT NULL,
+	last_seen     INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_account ON web_sessions(account_id, created_at);
+CREATE INDEX web_sessions_by_created ON web_sessions(created_at);
 `}
 
 // Store is an auth.Store in SQLite.
@@ -279,9 +295,19 @@ func (s *Store) Users(ctx context.Context) ([]auth.User, error) {
 
 // UpdateUser implements auth.Store.
 func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
-	res, err := s.db.W.ExecContext(ctx, "UPDATE users SET password_hash = ?, admin = ?, disabled = ?, allowed_cidrs = ? WHERE id = ?",
-		u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
-	return exactlyOne(res, err, "update user "+u.Name)
+	what := "update user " + u.Name
+	return s.db.InTx(ctx, what, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ?, admin = ?, disabled = ?, allowed_cidrs = ? WHERE id = ?",
+			u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
+		if err := exactlyOne(res, err, what); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM web_sessions WHERE account_id = ? AND (? = 1 OR password_hash <> ?)",
+			u.ID, boolInt(u.Disabled), u.PasswordHash); err != nil {
+			return fmt.Errorf("%s: end sessions: %w", what, err)
+		}
+		return nil
+	})
 }
 
 // DeleteUser implements auth.Store.
@@ -420,6 +446,7 @@ func deleteAccount(ctx context.Context, tx *sql.Tx, table, name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	// Sessions go with their user (ON DELETE CASCADE).
 	for _, q := range []string{"DELETE FROM refresh_tokens WHERE account_id = ?", "DELETE FROM login_lockouts WHERE account_id = ?"} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -674,4 +701,79 @@ func (s *Store) PutLockout(ctx context.Context, l auth.Lockout) error {
 func (s *Store) DeleteLockout(ctx context.Context, accountID string) error {
 	res, err := s.db.W.ExecContext(ctx, "DELETE FROM login_lockouts WHERE account_id = ?", accountID)
 	return exactlyOne(res, err, "delete lockout")
+}
+
+const sessionColumns = "hash, account_id, account_name, password_hash, csrf, created_at, last_seen"
+
+func scanSession(row scanner) (auth.Session, error) {
+	var v auth.Session
+	var created, seen int64
+	err := row.Scan(&v.Hash, &v.AccountID, &v.AccountName, &v.PasswordHash, &v.CSRF, &created, &seen)
+	v.CreatedAt, v.LastSeen = fromNanos(created), fromNanos(seen)
+	return v, err
+}
+
+// CreateSession implements auth.Store.
+func (s *Store) CreateSession(ctx context.Context, v auth.Session, lim auth.SessionLimits) error {
+	const what = "create web session"
+	return s.db.InTx(ctx, what, func(tx *sql.Tx) error {
+		// Each query keeps the newest sessions and deletes the rest,
+		// leaving one place for v.
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"DELETE FROM web_sessions WHERE last_seen < ? OR created_at < ?", []any{nanos(lim.IdleSince), nanos(lim.CreatedSince)}},
+			{`DELETE FROM web_sessions WHERE account_id = ? AND hash NOT IN
+				(SELECT hash FROM web_sessions WHERE account_id = ? ORDER BY created_at DESC, hash DESC LIMIT ?)`,
+				[]any{v.AccountID, v.AccountID, max(lim.PerAccount-1, 0)}},
+			{`DELETE FROM web_sessions WHERE hash NOT IN
+				(SELECT hash FROM web_sessions ORDER BY created_at DESC, hash DESC LIMIT ?)`, []any{max(lim.Total-1, 0)}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+				return fmt.Errorf("%s: make room: %w", what, err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO web_sessions ("+sessionColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+			v.Hash, v.AccountID, v.AccountName, v.PasswordHash, v.CSRF, nanos(v.CreatedAt), nanos(v.LastSeen))
+		switch {
+		case isUnique(err):
+			return fmt.Errorf("%s: %w", what, auth.ErrExists)
+		case isForeignKey(err):
+			return fmt.Errorf("%s: user %s: %w", what, v.AccountName, auth.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// Session implements auth.Store.
+func (s *Store) Session(ctx context.Context, hash string) (auth.Session, error) {
+	v, err := scanSession(s.db.R.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM web_sessions WHERE hash = ?", hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("web session: %w", auth.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("web session: %w", err)
+	}
+	return v, nil
+}
+
+// TouchSession implements auth.Store.
+func (s *Store) TouchSession(ctx context.Context, hash string, lastSeen time.Time) error {
+	res, err := s.db.W.ExecContext(ctx, "UPDATE web_sessions SET last_seen = ? WHERE hash = ?", nanos(lastSeen), hash)
+	return exactlyOne(res, err, "touch web session")
+}
+
+// DeleteSession implements auth.Store.
+func (s *Store) DeleteSession(ctx context.Context, hash string) (auth.Session, error) {
+	v, err := scanSession(s.db.W.QueryRowContext(ctx, "DELETE FROM web_sessions WHERE hash = ? RETURNING "+sessionColumns, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("delete web session: %w", auth.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("delete web session: %w", err)
+	}
+	return v, nil
 }
