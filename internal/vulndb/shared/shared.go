@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"berth.dev/berth/internal/vulndb/live"
@@ -69,7 +70,7 @@ type Replica struct {
 	// updating is set while this replica updates (and then publishes) the
 	// database: it started from the published one, so jobs use the local
 	// one meanwhile rather than wait for the update.
-	updating chan struct{}
+	updating atomic.Bool
 	kick     chan struct{}
 }
 
@@ -79,8 +80,7 @@ func NewReplica(store Store, db *live.DB, log *slog.Logger) *Replica {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Replica{store: store, db: db, log: log.With("component", "vulndb"), kick: make(chan struct{}, 1),
-		updating: make(chan struct{}, 1)}
+	return &Replica{store: store, db: db, log: log.With("component", "vulndb"), kick: make(chan struct{}, 1)}
 }
 
 // Sync makes the live database the published one, downloading it if it
@@ -89,7 +89,7 @@ func NewReplica(store Store, db *live.DB, log *slog.Logger) *Replica {
 // updates the database, Sync returns at once: the update began from the
 // published database and publishes its own.
 func (r *Replica) Sync(ctx context.Context) error {
-	if len(r.updating) > 0 {
+	if r.updating.Load() {
 		return nil
 	}
 	p, err := r.store.Latest(ctx)
@@ -150,8 +150,8 @@ func (r *Replica) Update(ctx context.Context, update func(context.Context) (*liv
 	if err := r.syncLocked(ctx); err != nil {
 		return nil, err
 	}
-	r.updating <- struct{}{}
-	defer func() { <-r.updating }()
+	r.updating.Store(true)
+	defer r.updating.Store(false)
 	ch, err := update(ctx)
 	if err != nil {
 		return nil, err

@@ -67,12 +67,14 @@ func newReplica(t *testing.T, store shared.Store) *replica {
 }
 
 // update builds a database of ids on r and publishes it.
-func (r *replica) update(t *testing.T, ids ...string) {
+func (r *replica) update(t *testing.T, ids ...string) *live.Change {
 	t.Helper()
 	writeFeed(t, r.feed, ids...)
-	if _, err := r.sync.Update(context.Background(), r.db.Update); err != nil {
+	ch, err := r.sync.Update(context.Background(), r.db.Update)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return ch
 }
 
 // has reports whether r's live database holds the record id.
@@ -190,6 +192,18 @@ func TestPublishFetchRoundTrip(t *testing.T) {
 	}
 	if a.db.Digest() != second || !a.has(t, "VULN-2") {
 		t.Errorf("A after sync: %s, want %s", a.db.Digest(), second)
+	}
+
+	// An update on a replica that missed the last publication starts
+	// from it: its change is measured from the published database.
+	b.update(t, "VULN-1", "VULN-2", "VULN-3")
+	published, err := store.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := a.update(t, "VULN-1", "VULN-2", "VULN-3", "VULN-4")
+	if !ch.From.Equal(published.UpdatedAt) || ch.Added != 1 || ch.KeysChanged != 1 {
+		t.Errorf("A's update changed %+v; want it measured from %s (one record added)", ch, published.UpdatedAt)
 	}
 }
 
