@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -539,4 +541,59 @@ func randomBlob(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// An update of the vulnerability database asked for through replica 1
+// gives both replicas one database: replica 2's GET /api/v1/vulndb shows
+// the one replica 1 shows, whichever replica ran the update job.
+func TestScaleOutVulnDBShared(t *testing.T) {
+	feed := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	w, _ := zw.Create("E2E-1.json")
+	w.Write([]byte(`{"id":"E2E-1","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"lodash"},` +
+		`"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"2.0.0"}]}]}]}`))
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(feed, "npm", "all.zip"), zipped.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dep := newDeployment(t)
+	args := []string{"--db-source", feed, "--db-update-interval", "0"}
+	r1, r2 := dep.replica(t, args...), dep.replica(t, args...)
+
+	c := &httpClient{t: t}
+	basic := func(r *server) []string {
+		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+r.Password))}
+	}
+	status := func(r *server) (st struct {
+		Digest   string `json:"digest"`
+		Database struct {
+			UpdatedAt time.Time `json:"updated_at"`
+			Records   int       `json:"records"`
+		} `json:"database"`
+	}) {
+		t.Helper()
+		resp := c.expect(c.do("GET", "http://"+r.Addr+"/api/v1/vulndb", nil, basic(r)...), http.StatusOK, "vulndb status")
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	c.expect(c.do("POST", "http://"+r1.Addr+"/api/v1/vulndb/update", nil, basic(r1)...), http.StatusAccepted, "update through replica 1").Body.Close()
+	for deadline := time.Now().Add(60 * time.Second); status(r1).Digest == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no database on replica 1 after the update\n%s\n%s", r1.logs, r2.logs)
+		}
+	}
+	s1, s2 := status(r1), status(r2)
+	if s1 != s2 || s1.Database.Records != 1 {
+		t.Errorf("replica 1 shows %+v, replica 2 %+v", s1, s2)
+	}
 }

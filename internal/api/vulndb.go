@@ -11,10 +11,17 @@ type JobQueued struct {
 
 // vulnDBStatus tells the state of the server's vulnerability database:
 // its sources, the last update and its records. Any signed-in caller may
-// read it (it is what their scans are matched against).
+// read it (it is what their scans are matched against). A replica of a
+// scale-out deployment first installs the published database if it has
+// another, so every replica answers the same one.
 func (a *API) vulnDBStatus(c *call) error {
 	if a.opts.VulnDB == nil {
 		return errNotScanning
+	}
+	if a.opts.Scans != nil {
+		if err := a.opts.Scans.SyncDB(c.ctx()); err != nil {
+			return err
+		}
 	}
 	st := a.opts.VulnDB.Status()
 	if st.Sources == nil {

@@ -49,6 +49,8 @@ import (
 	"berth.dev/berth/internal/reports"
 	reportspostgres "berth.dev/berth/internal/reports/postgres"
 	reportsqlite "berth.dev/berth/internal/reports/sqlite"
+	"berth.dev/berth/internal/vulndb/shared"
+	vulndbpostgres "berth.dev/berth/internal/vulndb/shared/postgres"
 	"berth.dev/berth/internal/webhook"
 	webhookpostgres "berth.dev/berth/internal/webhook/postgres"
 	webhooksqlite "berth.dev/berth/internal/webhook/sqlite"
@@ -274,6 +276,16 @@ func (s *Set) OpenPolicies(ctx context.Context) (policy.Store, error) {
 	return nilOnError[policy.Store](policysqlite.Open(ctx, s.sqlitePath()))
 }
 
+// OpenSharedVulnDB opens the store of the vulnerability database every
+// replica scans with: the shared database's, or nil with SQLite (the
+// replica's own database is the only one).
+func (s *Set) OpenSharedVulnDB(ctx context.Context) (shared.Store, error) {
+	if !s.Shared() {
+		return nil, nil
+	}
+	return nilOnError[shared.Store](vulndbpostgres.New(ctx, s.Pool))
+}
+
 // Jobs returns c with the queue's place filled in: river's tables in the
 // shared database, or jobs.db in the data directory, which this process
 // alone uses (its lock is held), so jobs a crash left running are run
@@ -333,6 +345,9 @@ type Changes struct {
 	// re-matched or deleted by any process, this one included (what
 	// changed while not listening is for Listening to forget).
 	Report func(d digest.Digest)
+	// VulnDB hears of each vulnerability database published by any
+	// process, this one included (its digest).
+	VulnDB func(digest string)
 	// Listening hears true once changes are heard (at start and after a
 	// lost connection came back: what happened meanwhile was missed) and
 	// false when they may be missed.
@@ -361,7 +376,7 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 	var heardOnce sync.Once
 	l := &pgdb.Listener{
 		Channels: []string{metapostgres.ChangesChannel, authpostgres.ChangesChannel, policypostgres.ChangesChannel,
-			reportspostgres.ChangesChannel},
+			reportspostgres.ChangesChannel, vulndbpostgres.ChangesChannel},
 		Notify: func(channel, payload string) {
 			switch channel {
 			case metapostgres.ChangesChannel:
@@ -374,6 +389,10 @@ func (s *Set) Follow(ctx context.Context, c Changes) (*Follower, error) {
 			case reportspostgres.ChangesChannel:
 				if c.Report != nil {
 					c.Report(digest.Digest(payload))
+				}
+			case vulndbpostgres.ChangesChannel:
+				if c.VulnDB != nil {
+					c.VulnDB(payload)
 				}
 			case policypostgres.ChangesChannel:
 				if payload == "" {

@@ -79,7 +79,10 @@ type Options struct {
 	Blobs   blob.Store
 	Reports reports.Store
 	DB      *live.DB
-	Queue   *jobs.Queue
+	// Shared is the database every replica scans with (scale-out); nil
+	// when this process's database is the only one.
+	Shared SharedDB
+	Queue  *jobs.Queue
 	// Inventory builds inventories; its Cache is the server's layer cache.
 	Inventory *inventory.Scanner
 	// Notify hears of completed and failed scans and of new findings; it
@@ -102,6 +105,16 @@ type Options struct {
 	ToolVersion string
 	Logger      *slog.Logger
 	Metrics     *prom.Registry
+}
+
+// SharedDB keeps the live database the one every replica scans with
+// (internal/vulndb/shared.Replica).
+type SharedDB interface {
+	// Sync makes the live database the published one.
+	Sync(ctx context.Context) error
+	// Update runs update from the published database and publishes what
+	// it built.
+	Update(ctx context.Context, update func(context.Context) (*live.Change, error)) (*live.Change, error)
 }
 
 // Service runs scans and re-matches.
@@ -161,6 +174,10 @@ func (ScanArgs) InsertOpts() river.InsertOpts {
 // current database.
 type RematchArgs struct {
 	Digests []string `json:"digests"`
+	// DBUpdatedAt is the database the update that queued the job built:
+	// a replica whose database is older syncs first, and fails the job
+	// (to be retried) rather than re-match against the old one.
+	DBUpdatedAt time.Time `json:"db_updated_at,omitzero"`
 }
 
 // Kind implements river.JobArgs.
@@ -448,6 +465,11 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	if err := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Running, StartedAt: start}); err != nil {
 		return err
 	}
+	// Never a report from a database older than the published one: a
+	// replica that cannot install it fails the attempt, to be retried.
+	if err := s.syncDB(ctx); err != nil {
+		return s.failed(ctx, j, d, repo, start, err)
+	}
 	r, gen, err := s.scan(ctx, repo, d)
 	if err != nil {
 		return s.failed(ctx, j, d, repo, start, err)
@@ -581,15 +603,45 @@ func (s *Service) notify(ctx context.Context, n Notice, d digest.Digest, repo st
 	}
 }
 
+// SyncDB makes the live database the published one, on a replica of a
+// scale-out deployment (what GET /api/v1/vulndb shows); it does nothing
+// on a single server.
+func (s *Service) SyncDB(ctx context.Context) error { return s.syncDB(ctx) }
+
+// syncDB makes the live database the published one, on a replica of a
+// scale-out deployment.
+func (s *Service) syncDB(ctx context.Context) error {
+	if s.opts.Shared == nil {
+		return nil
+	}
+	return s.opts.Shared.Sync(ctx)
+}
+
 // Rematch re-matches the stored reports of ds against the current
 // database (reports already matched against it are left alone), stores
 // them in one transaction, and announces findings they did not have.
 func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
+	return s.rematch(ctx, time.Time{}, ds)
+}
+
+// rematch is Rematch against a database updated at atLeast or later,
+// which the replica installs first if it has an older one.
+func (s *Service) rematch(ctx context.Context, atLeast time.Time, ds []digest.Digest) error {
+	if err := s.syncDB(ctx); err != nil {
+		return err
+	}
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
+		if !atLeast.IsZero() {
+			return fmt.Errorf("re-match for the vulnerability database of %s: %w", atLeast.Format(time.RFC3339Nano), errNoDB)
+		}
 		return errNoDB
 	}
 	defer gen.Release()
+	if gen.Info.UpdatedAt.Before(atLeast) {
+		return fmt.Errorf("re-match for the vulnerability database of %s: this replica has the older one of %s",
+			atLeast.Format(time.RFC3339Nano), gen.Info.UpdatedAt.Format(time.RFC3339Nano))
+	}
 	engine := s.engine(gen)
 	start := time.Now()
 	inputs, err := s.opts.Reports.RematchInputs(ctx, ds)
@@ -691,10 +743,11 @@ func (w *rematchWorker) Work(ctx context.Context, j *river.Job[RematchArgs]) err
 			ds = append(ds, d)
 		}
 	}
-	if err := w.s.Rematch(ctx, ds...); err != nil && !errors.Is(err, errNoDB) {
-		return err
+	err := w.s.rematch(ctx, j.Args.DBUpdatedAt, ds)
+	if errors.Is(err, errNoDB) && j.Args.DBUpdatedAt.IsZero() {
+		return nil
 	}
-	return nil
+	return err
 }
 
 type updateWorker struct {
@@ -712,8 +765,18 @@ func (w *updateWorker) Work(ctx context.Context, _ *river.Job[UpdateDBArgs]) err
 // UpdateDB updates the database and queues what the change calls for:
 // re-matches of the reports that look up a changed key, or, for the first
 // database, scans of every image that has no report.
+//
+// On a replica of a scale-out deployment the update starts from the
+// published database (so the change is measured from what every replica
+// has) and publishes the new one before the re-matches are queued.
 func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
-	ch, err := s.opts.DB.Update(ctx)
+	var ch *live.Change
+	var err error
+	if s.opts.Shared != nil {
+		ch, err = s.opts.Shared.Update(ctx, s.opts.DB.Update)
+	} else {
+		ch, err = s.opts.DB.Update(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -725,19 +788,20 @@ func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
 	if err != nil {
 		return ch, err
 	}
-	if err := s.queueRematch(ctx, affected); err != nil {
+	if err := s.queueRematch(ctx, affected, ch.To); err != nil {
 		return ch, err
 	}
 	s.log.InfoContext(ctx, "re-matching the reports the update can change", "reports", len(affected))
 	return ch, nil
 }
 
-// queueRematch queues re-matches of the reports of ds, in batches.
-func (s *Service) queueRematch(ctx context.Context, affected []digest.Digest) error {
+// queueRematch queues re-matches of the reports of ds, in batches, for
+// the database updated at dbUpdatedAt.
+func (s *Service) queueRematch(ctx context.Context, affected []digest.Digest, dbUpdatedAt time.Time) error {
 	var params []river.InsertManyParams
 	for start := 0; start < len(affected); start += s.opts.RematchBatch {
 		part := affected[start:min(start+s.opts.RematchBatch, len(affected))]
-		args := RematchArgs{Digests: make([]string, len(part))}
+		args := RematchArgs{Digests: make([]string, len(part)), DBUpdatedAt: dbUpdatedAt}
 		for i, d := range part {
 			args.Digests[i] = d.String()
 		}

@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/internal/scanservice"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/live"
+	"berth.dev/berth/internal/vulndb/shared"
 	"berth.dev/berth/internal/webhook"
 )
 
@@ -41,6 +42,12 @@ type background struct {
 	vulndb  *live.DB // nil when the server does not scan
 	scans   *scanservice.Service
 	relay   *relay
+	// sharedDB keeps vulndb the database every replica scans with; nil
+	// on SQLite or when the server does not scan.
+	sharedDB      *shared.Replica
+	sharedDBStore shared.Store
+	stopSharedDB  context.CancelFunc
+	sharedDBDone  chan struct{}
 	// hooks and deliveries are the project webhooks; nil when
 	// authentication is off (webhooks belong to projects).
 	hooks      backend.WebhookStore
@@ -80,8 +87,18 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		return fail(err)
 	}
 	if scanning(cfg, dir) {
-		if bg.vulndb, err = live.Open(live.Config{Dir: VulnDBDir(dir), Sources: cfg.Scan.DBSources, Logger: s.log}); err != nil {
+		// On a shared database the replicas compare digests with the
+		// published database's.
+		shareDB := s.storage.Backends.Shared()
+		if bg.vulndb, err = live.Open(live.Config{Dir: VulnDBDir(dir), Sources: cfg.Scan.DBSources, Logger: s.log,
+			Digests: shareDB}); err != nil {
 			return fail(err)
+		}
+		if shareDB {
+			if bg.sharedDBStore, err = s.storage.Backends.OpenSharedVulnDB(ctx); err != nil {
+				return fail(err)
+			}
+			bg.sharedDB = shared.NewReplica(bg.sharedDBStore, bg.vulndb, s.log)
 		}
 	}
 	var scanner *inventory.Scanner
@@ -97,7 +114,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		return fail(err)
 	}
 	bg.scans = scanservice.New(scanservice.Options{
-		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Queue: q,
+		Meta: s.storage.Meta, Blobs: s.storage.Blobs, Reports: bg.reports, DB: bg.vulndb, Shared: bg.scanShared(), Queue: q,
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
 		Secrets: slices.Contains(cfg.Scan.Scanners, "secret"), Misconfig: slices.Contains(cfg.Scan.Scanners, "misconfig"),
 		Notify: s.announce, Stored: s.policies.reportStored, Logger: s.log, Metrics: reg, Stages: stages,
@@ -137,6 +154,15 @@ func scanning(cfg Config, dir string) bool {
 	return err == nil
 }
 
+// scanShared is the shared database as the scan service takes it: nil
+// when there is none (a nil *Replica in the interface would not be nil).
+func (bg *background) scanShared() scanservice.SharedDB {
+	if bg.sharedDB == nil {
+		return nil
+	}
+	return bg.sharedDB
+}
+
 // start starts the workers and the relay; they run until stop, whatever
 // becomes of ctx.
 func (bg *background) start(ctx context.Context) error {
@@ -145,7 +171,24 @@ func (bg *background) start(ctx context.Context) error {
 	}
 	bg.started = true
 	bg.relay.start()
+	if bg.sharedDB != nil {
+		// Installs the published database now and whenever another is
+		// announced, in the background.
+		run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		bg.stopSharedDB, bg.sharedDBDone = cancel, make(chan struct{})
+		go func() {
+			defer close(bg.sharedDBDone)
+			bg.sharedDB.Run(run)
+		}()
+	}
 	return nil
+}
+
+// vulnDBPublished hears of a database published by any replica.
+func (bg *background) vulnDBPublished() {
+	if bg != nil && bg.sharedDB != nil {
+		bg.sharedDB.Kick()
+	}
 }
 
 // stop ends the relay, then lets running jobs finish until ctx ends.
@@ -155,6 +198,10 @@ func (bg *background) stop(ctx context.Context) error {
 	}
 	bg.started = false
 	bg.relay.stop()
+	if bg.stopSharedDB != nil {
+		bg.stopSharedDB()
+		<-bg.sharedDBDone
+	}
 	return bg.queue.Stop(ctx)
 }
 
@@ -165,6 +212,9 @@ func (bg *background) close() error {
 	}
 	if bg.vulndb != nil {
 		errs = append(errs, bg.vulndb.Close())
+	}
+	if bg.sharedDBStore != nil {
+		errs = append(errs, bg.sharedDBStore.Close())
 	}
 	if bg.reports != nil {
 		errs = append(errs, bg.reports.Close())

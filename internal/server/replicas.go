@@ -60,7 +60,12 @@ func (s *Server) followReplicas(ctx context.Context) (*backend.Follower, error) 
 		Accounts: reload,
 		Policies: reloadPolicies,
 		Report:   s.policies.reportStored,
+		VulnDB:   func(string) { s.bg.vulnDBPublished() },
 		Listening: func(on bool) {
+			if on {
+				// A publication missed while deaf is installed now.
+				s.bg.vulnDBPublished()
+			}
 			s.reg.ResetCache(on)
 			if enforcer != nil {
 				enforcer.ForgetAll()

@@ -11,10 +11,14 @@ package live
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +36,10 @@ type Config struct {
 	Sources    []string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Digests computes the sha256 digest of every database file opened
+	// or built (Generation.Digest): replicas sharing one database compare
+	// theirs with the published one's (internal/vulndb/shared).
+	Digests bool
 }
 
 // Generation is one opened database with its matcher. Acquire one, use it
@@ -40,6 +48,9 @@ type Generation struct {
 	DB      *vulndb.DB
 	Matcher *match.Matcher
 	Info    vulndb.Info
+	// Digest is the sha256 digest of the database file ("sha256:hex"),
+	// when Config.Digests is set or the file was installed by digest.
+	Digest  string
 	refs    atomic.Int64
 	retired atomic.Bool
 	closed  sync.Once
@@ -75,6 +86,9 @@ type Status struct {
 	Ready bool `json:"ready"`
 	// Info describes the database answering now.
 	Info *vulndb.Info `json:"database,omitempty"`
+	// Digest is the sha256 digest of its file, when known (replicas
+	// sharing a database: every replica answers the same one).
+	Digest string `json:"digest,omitempty"`
 	// Updating is set while an update runs.
 	Updating      bool      `json:"updating"`
 	LastAttemptAt time.Time `json:"last_attempt_at,omitzero"`
@@ -119,17 +133,38 @@ func Open(cfg Config) (*DB, error) {
 		d.status.LastError = err.Error()
 		return d, nil
 	}
-	d.install(db)
+	var sum string
+	if cfg.Digests {
+		if sum, err = fileDigest(vulndb.Path(cfg.Dir)); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	d.install(db, sum)
 	return d, nil
 }
 
-func (d *DB) install(db *vulndb.DB) *Generation {
-	g := &Generation{DB: db, Matcher: match.New(db), Info: db.Info()}
+// fileDigest is the sha256 digest of the file at path.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("digest of the vulnerability database: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("digest of the vulnerability database: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (d *DB) install(db *vulndb.DB, sum string) *Generation {
+	g := &Generation{DB: db, Matcher: match.New(db), Info: db.Info(), Digest: sum}
 	g.refs.Store(1) // the DB's own reference, dropped when replaced
 	old := d.cur.Swap(g)
 	info := g.Info
 	d.statusMu.Lock()
-	d.status.Ready, d.status.Info = true, &info
+	d.status.Ready, d.status.Info, d.status.Digest = true, &info, sum
 	d.statusMu.Unlock()
 	if old != nil {
 		old.retired.Store(true)
@@ -194,6 +229,14 @@ func (d *DB) update(ctx context.Context) (*Change, error) {
 		Logger: d.log.With("component", "vulndb")}); err != nil {
 		return nil, err
 	}
+	// Updates are serialised (d.mu), so the file is the one just built.
+	var sum string
+	if d.cfg.Digests {
+		var err error
+		if sum, err = fileDigest(vulndb.Path(d.cfg.Dir)); err != nil {
+			return nil, err
+		}
+	}
 	db, err := vulndb.Open(d.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open the updated vulnerability database: %w", err)
@@ -213,10 +256,97 @@ func (d *DB) update(ctx context.Context) (*Change, error) {
 		ch.Keys, ch.KeysChanged = diff.Keys, len(diff.Keys)
 		ch.Added, ch.Changed, ch.Removed = diff.Added, diff.Changed, diff.Removed
 	}
-	d.install(db)
+	d.install(db, sum)
 	d.log.Info("vulnerability database updated", "records", db.Info().Records, "keys_changed", ch.KeysChanged,
 		"added", ch.Added, "changed", ch.Changed, "removed", ch.Removed, "took", time.Since(start).Round(time.Millisecond))
 	return ch, nil
+}
+
+// Digest returns the digest of the database answering now ("" when there
+// is none, or it is not known).
+func (d *DB) Digest() string {
+	if g := d.cur.Load(); g != nil {
+		return g.Digest
+	}
+	return ""
+}
+
+// Install makes a database file built elsewhere (by another replica) the
+// live one, as an update would: fill writes the file (a temporary file
+// beside the database), which must have digest want and be a database
+// this berth reads; it is then renamed into place and swapped in for new
+// readers. Anything else (a failed or interrupted fill, another digest, a
+// damaged file) leaves the database that was answering in place. Nothing
+// is done when the live database already has digest want.
+//
+// The returned change is nil when nothing was installed; its Keys are
+// not computed (the replica that built the database queued the
+// re-matches).
+func (d *DB) Install(ctx context.Context, want string, fill func(context.Context, io.Writer) error) (*Change, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Digest() == want {
+		return nil, nil
+	}
+	ws, err := vulndb.OpenWorkspace(d.cfg.Dir, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer ws.Close()
+	tmp, err := ws.TempPath()
+	if err != nil {
+		return nil, fmt.Errorf("vulnerability database directory: %w", err)
+	}
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("vulnerability database directory: %w", err)
+	}
+	h := sha256.New()
+	err = fill(ctx, io.MultiWriter(f, h))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// Checked here too, whatever fill checked: what is installed is
+		// exactly the file asked for.
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != want {
+			err = fmt.Errorf("vulnerability database %s arrived with digest %s", want, got)
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("install vulnerability database %s, previous database kept: %w", want, err)
+	}
+	info, err := ws.Install(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("install vulnerability database %s: %w", want, err)
+	}
+	db, err := vulndb.Open(d.cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open the installed vulnerability database: %w", err)
+	}
+	ch := &Change{To: info.UpdatedAt}
+	if old := d.cur.Load(); old == nil {
+		ch.First = true
+	} else {
+		ch.From = old.Info.UpdatedAt
+	}
+	d.install(db, want)
+	d.log.Info("vulnerability database installed", "digest", want, "updated_at", info.UpdatedAt, "records", info.Records)
+	return ch, nil
+}
+
+// WithFile calls fn with the database answering now and the path of its
+// file, which no update or install replaces until fn returns (to publish
+// the file). fn is not called when there is no database.
+func (d *DB) WithFile(fn func(g *Generation, path string) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.cur.Load()
+	if g == nil {
+		return errors.New("no vulnerability database")
+	}
+	return fn(g, vulndb.Path(d.cfg.Dir))
 }
 
 // Close closes the current database once its readers are done.
