@@ -253,7 +253,7 @@ func TestScanOnPush(t *testing.T) {
 	crane, oras := peer(t, "crane"), peer(t, "oras")
 	feed, feedSrv := copyFeed(t)
 	sources := []string{"--db-source", feedSrv.URL + "/osv", "--db-source", "nodejs-wg:" + feedSrv.URL + "/nodejs-security-wg/vuln.zip"}
-	s := startBerthAuth(t, append(sources, "--db-update-interval", "0")...)
+	s := startBerthAuth(t, append(sources, "--db-update-interval", "0", "--webhooks-allow-private")...)
 	env := []string{"HOME=" + t.TempDir()}
 
 	// The database is built on request; wait until it is in place.
@@ -457,7 +457,7 @@ func TestScanOnPush(t *testing.T) {
 // finds every image scanned, each announced once.
 func TestScansSurviveKill9(t *testing.T) {
 	_, feedSrv := copyFeed(t)
-	args := []string{"--db-source", feedSrv.URL + "/osv", "--db-update-interval", "0", "--scan-workers", "1"}
+	args := []string{"--db-source", feedSrv.URL + "/osv", "--db-update-interval", "0", "--scan-workers", "1", "--webhooks-allow-private"}
 	s := startBerthAuth(t, args...)
 	apiCall(t, s, "POST", "/api/v1/vulndb/update", nil, http.StatusAccepted, nil)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {

@@ -37,7 +37,7 @@ const (
 	xssPackage    = `xss-<img src=x onerror=window.__xss=1>`
 	xssSummary    = `<script>window.__xss=2</script><img src=x onerror=window.__xss=2> summary`
 	xssAnnotation = `"><img src=x onerror=window.__xss=3><script>window.__xss=3</script>`
-	xssWebhook    = `http://127.0.0.1:9/hook?x="><img src=x onerror=window.__xss=4>`
+	xssWebhook    = `http://hooks.invalid/hook?x="><img src=x onerror=window.__xss=4>`
 	xssAdvisory   = "BERTH-XSS-2026-0001"
 )
 

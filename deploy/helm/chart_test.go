@@ -271,3 +271,25 @@ func TestKubeconform(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Private webhook receivers stay refused unless the values allow them.
+func TestWebhooksAllowPrivate(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--set", "webhooks.allowPrivate=true"}, true},
+	} {
+		_, objs := render(t, c.args...)
+		pod := dig(find(objs, "StatefulSet"), "spec", "template").(map[string]any)
+		env := dig(pod, "spec", "containers").([]any)[0].(map[string]any)["env"].([]any)
+		got := slices.ContainsFunc(env, func(e any) bool {
+			m := e.(map[string]any)
+			return m["name"] == "BERTH_WEBHOOKS_ALLOW_PRIVATE" && m["value"] == "true"
+		})
+		if got != c.want {
+			t.Errorf("%v: BERTH_WEBHOOKS_ALLOW_PRIVATE=true set %v, want %v", c.args, got, c.want)
+		}
+	}
+}

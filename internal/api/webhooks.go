@@ -82,6 +82,13 @@ func (a *API) createWebhook(c *call) error {
 		return err
 	}
 	n.ProjectID, n.Project, n.CreatedBy = p.ID, p.Name, c.actor()
+	if a.opts.Deliveries != nil {
+		// Refused here rather than only at delivery: the admin learns now.
+		if err := a.opts.Deliveries.CheckReceiver(n.URL); err != nil {
+			a.audited(c, "webhook.create", p.Name, webhook.RedactURL(n.URL), err)
+			return webhookError(err)
+		}
+	}
 	h, err := a.opts.Webhooks.Create(c.ctx(), n)
 	a.audited(c, "webhook.create", p.Name, webhook.RedactURL(n.URL), err)
 	if err != nil {

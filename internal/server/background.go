@@ -132,7 +132,7 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 			return fail(err)
 		}
 		if bg.deliveries, err = webhook.New(webhook.Options{Store: bg.hooks, Queue: q, Metrics: reg, Logger: s.log,
-			Version: s.version}); err != nil {
+			Version: s.version, AllowPrivate: cfg.Webhooks.AllowPrivate}); err != nil {
 			return fail(err)
 		}
 	}

@@ -50,6 +50,15 @@ type Config struct {
 	// Admission mounts the Kubernetes admission webhook under /admission/.
 	Admission Admission     `yaml:"admission"`
 	Storage   StorageConfig `yaml:"storage"`
+	Webhooks  Webhooks      `yaml:"webhooks"`
+}
+
+// Webhooks configures the delivery of project webhooks.
+type Webhooks struct {
+	// AllowPrivate lets project webhooks reach loopback, private and
+	// link-local addresses. Off by default: a project administrator must
+	// not be able to make the server call its own network (SSRF).
+	AllowPrivate bool `yaml:"allow_private"`
 }
 
 // Admission configures the admission webhook berth serve mounts at
@@ -478,6 +487,8 @@ func Settings() []Setting {
 			func(c *Config) *string { return &c.Admission.Policy }),
 		boolSetting("admission.pod_security", "admission-pod-security", "the admission webhook also enforces the pod security rule set",
 			func(c *Config) *bool { return &c.Admission.PodSecurity }),
+		boolSetting("webhooks.allow_private", "webhooks-allow-private", "let project webhooks reach loopback, private and link-local addresses (off: a project admin cannot make berth call its own network)",
+			func(c *Config) *bool { return &c.Webhooks.AllowPrivate }),
 		listSetting("admission.registry_hosts", "admission-registry-hosts", "names clients use for this registry; the webhook reads their images from its own stores (comma-separated)",
 			func(c *Config) *[]string { return &c.Admission.RegistryHosts }),
 		optionalStringSetting("tls.cert", "tls-cert", "TLS certificate (PEM) to serve HTTPS with",

@@ -167,7 +167,7 @@ func TestEndpointMatrix(t *testing.T) {
 		}
 		return out
 	}()...) {
-		hooks[p] = newHook(p, "http://127.0.0.1:9/"+p)
+		hooks[p] = newHook(p, "https://hooks.invalid/"+p)
 	}
 
 	// keyBackup is the backup the matrix restores (forced, so every
@@ -179,7 +179,7 @@ func TestEndpointMatrix(t *testing.T) {
 		id := hooks[project]
 		if method == "DELETE" && strings.HasSuffix(path, "{id}") {
 			// Each delete gets a hook of its own, so every caller finds one.
-			id = newHook(project, fmt.Sprintf("http://127.0.0.1:9/del-%d", n))
+			id = newHook(project, fmt.Sprintf("https://hooks.invalid/del-%d", n))
 		}
 		repo := "app"
 		if method == "DELETE" && strings.HasSuffix(path, "{repository}") {
@@ -192,7 +192,7 @@ func TestEndpointMatrix(t *testing.T) {
 			"{purpose}", "scan", "{stage}", "scan")
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
-			body = map[string]any{"url": fmt.Sprintf("http://127.0.0.1:9/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
+			body = map[string]any{"url": fmt.Sprintf("https://hooks.invalid/new-%d", n), "events": []string{"dev.berth.scan.failed"}}
 		}
 		if strings.HasSuffix(path, "{project}/policy") {
 			// JSON is YAML: a policy document as a JSON object.

@@ -98,6 +98,12 @@ type Options struct {
 	Retention     time.Duration
 	KeepPerHook   int
 	PruneInterval time.Duration
+	// AllowPrivate lets deliveries reach loopback, private and link-local
+	// addresses (receiver.go says why they are refused by default).
+	AllowPrivate bool
+	// Proxy chooses the HTTP proxy of a delivery; nil:
+	// http.ProxyFromEnvironment.
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // Dispatcher turns events into delivery jobs and works them.
@@ -113,6 +119,8 @@ type Dispatcher struct {
 	retention   time.Duration
 	keep        int
 	metrics     *deliveryMetrics
+	// allowPrivate: see Options.AllowPrivate.
+	allowPrivate bool
 }
 
 // New returns a Dispatcher and registers its workers on opts.Queue.
@@ -139,7 +147,12 @@ func New(opts Options) (*Dispatcher, error) {
 		retention:   positive(opts.Retention, DefaultRetention),
 		keep:        positive(opts.KeepPerHook, DefaultKeepPerHook),
 	}
-	d.client = newClient(d.timeout)
+	d.allowPrivate = opts.AllowPrivate
+	proxy := opts.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	d.client = newClient(d.timeout, receiverTransport(d.timeout, opts.AllowPrivate, proxy))
 	if opts.Metrics != nil {
 		d.metrics = newDeliveryMetrics(opts.Metrics)
 	}
@@ -151,14 +164,11 @@ func New(opts Options) (*Dispatcher, error) {
 	return d, nil
 }
 
-// newClient is an HTTP client that never follows a redirect (a receiver
-// must not be able to send berth's signed request, or berth itself, to
-// another address) and gives up on an attempt after timeout whatever the
-// receiver does.
-func newClient(timeout time.Duration) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = timeout
-	tr.MaxIdleConnsPerHost = 2
+// newClient is an HTTP client over tr that never follows a redirect (a
+// receiver must not be able to send berth's signed request, or berth
+// itself, to another address) and gives up on an attempt after timeout
+// whatever the receiver does.
+func newClient(timeout time.Duration, tr *http.Transport) *http.Client {
 	return &http.Client{
 		Transport:     tr,
 		Timeout:       timeout,

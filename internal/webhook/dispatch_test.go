@@ -46,6 +46,10 @@ type setup struct {
 	logger  *slog.Logger
 	// stopped leaves the queue unstarted; start it with harness.start.
 	stopped bool
+	// guarded keeps private receivers refused, as a server does by
+	// default; otherwise the harness allows them, since every test
+	// receiver listens on loopback.
+	guarded bool
 }
 
 func newHarness(t *testing.T, s setup) *harness {
@@ -72,6 +76,7 @@ func newHarness(t *testing.T, s setup) *harness {
 	})
 	opts := s.opts
 	opts.Store, opts.Queue, opts.Metrics, opts.Logger = store, q, reg, s.logger
+	opts.AllowPrivate = !s.guarded
 	if opts.Timeout == 0 {
 		// Generous: only the hung receivers' tests wait for it.
 		opts.Timeout = 5 * time.Second

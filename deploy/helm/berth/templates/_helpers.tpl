@@ -110,6 +110,10 @@ spec:
         - name: BERTH_TLS_KEY
           value: /etc/berth/tls/tls.key
         {{- end }}
+        {{- if .Values.webhooks.allowPrivate }}
+        - name: BERTH_WEBHOOKS_ALLOW_PRIVATE
+          value: "true"
+        {{- end }}
         {{- range $name, $value := .Values.extraEnv }}
         - name: {{ $name }}
           value: {{ $value | quote }}
