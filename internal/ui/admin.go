@@ -103,7 +103,7 @@ func (u *UI) saveSettings(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) putPolicy(w http.ResponseWriter, r *http.Request) {
-	csrf, ok := u.form(w, r)
+	csrf, ok := u.formUpTo(w, r, maxPolicyForm)
 	if !ok {
 		return
 	}

@@ -295,12 +295,31 @@ func (u *UI) sameOrigin(r *http.Request) bool {
 	return err == nil && strings.EqualFold(o.Host, r.Host)
 }
 
-// form reads a posted form and checks it came from one of berth's pages:
-// same origin, and (with authentication on) the session's CSRF token.
-// It returns the token to pass on to the API.
+// maxForm bounds a posted form of names and settings.
+const maxForm = 64 << 10
+
+// maxPolicyForm bounds the policy form: the API takes a policy document
+// of up to 1 MiB, which the browser sends percent-encoded (at worst three
+// bytes for one), beside the form's other fields. A smaller bound would
+// refuse through the UI a policy the API accepts.
+const maxPolicyForm = 3<<20 + maxForm
+
+// form reads a posted form of up to maxForm bytes and checks it came from
+// one of berth's pages: same origin, and (with authentication on) the
+// session's CSRF token. It returns the token to pass on to the API.
 func (u *UI) form(w http.ResponseWriter, r *http.Request) (string, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	return u.formUpTo(w, r, maxForm)
+}
+
+// formUpTo is form for a form of up to limit bytes.
+func (u *UI) formUpTo(w http.ResponseWriter, r *http.Request, limit int64) (string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := r.ParseForm(); err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			u.render(w, r, http.StatusRequestEntityTooLarge, "error", "Too large", errorView{Status: http.StatusRequestEntityTooLarge,
+				Message: fmt.Sprintf("the form is larger than the %d KiB this page takes", limit>>10)})
+			return "", false
+		}
 		u.render(w, r, http.StatusBadRequest, "error", "Bad request", errorView{Status: 400, Message: "the form could not be read"})
 		return "", false
 	}
