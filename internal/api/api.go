@@ -95,6 +95,18 @@ type Options struct {
 	// Policies keeps and enforces project policies; nil when
 	// authentication is off (policies belong to projects).
 	Policies *pull.Enforcer
+	// KeysChanged is told that signing keys of the projects with ids
+	// projectIDs (of every project when all) were created, rotated or
+	// restored: policies resolve their key references when they load, so
+	// they must load again to count the new keys. Nil: nobody is told.
+	KeysChanged func(ctx context.Context, projectIDs []string, all bool)
+}
+
+// keysChanged tells Options.KeysChanged, if any.
+func (a *API) keysChanged(c *call, projectIDs []string, all bool) {
+	if a.opts.KeysChanged != nil {
+		a.opts.KeysChanged(c.ctx(), projectIDs, all)
+	}
 }
 
 // API is the http.Handler for Prefix.

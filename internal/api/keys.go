@@ -187,6 +187,7 @@ func (a *API) createKey(c *call) error {
 	if err != nil {
 		return err
 	}
+	a.keysChanged(c, []string{id}, false)
 	return respond(c, http.StatusCreated, k)
 }
 
@@ -209,6 +210,7 @@ func (a *API) rotateKey(c *call) error {
 	if err != nil {
 		return err
 	}
+	a.keysChanged(c, []string{id}, false)
 	return respond(c, http.StatusOK, res)
 }
 
@@ -336,6 +338,7 @@ func (a *API) restoreKeys(c *call) error {
 	if err != nil {
 		return err
 	}
+	a.keysChanged(c, nil, true)
 	return respond(c, http.StatusOK, res)
 }
 

@@ -126,7 +126,9 @@ func (w *rotateWorker) Work(ctx context.Context, _ *river.Job[RotateKeysArgs]) e
 			fmt.Sprintf("purpose=%s retired=%s current=%s (scheduled, every %s)", k.Purpose, old.ID, next.ID, time.Duration(k.RotateEvery)), err)
 		if err != nil {
 			failed = err
+			continue
 		}
+		w.s.keysChanged(ctx, []string{k.ProjectID}, false)
 	}
 	return failed
 }

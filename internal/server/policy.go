@@ -86,6 +86,21 @@ func (s *Server) policyKeys(project string) policy.KeyResolver {
 	}
 }
 
+// keysChanged loads again the policies of projects whose signing keys
+// the server holds changed (all: every project's), so that a key
+// reference counts a key created, rotated in or restored since the
+// policy loaded. A policy that no longer loads refuses its project's
+// pulls (fail closed) and is logged by the enforcer; an error reading the
+// store keeps the policies as they were and is logged here.
+func (s *Server) keysChanged(ctx context.Context, projectIDs []string, all bool) {
+	if s.policies == nil || s.policies.enforcer == nil {
+		return
+	}
+	if err := s.policies.enforcer.Reload(ctx, projectIDs, all); err != nil {
+		s.log.ErrorContext(ctx, "policies not loaded again after a change of signing keys; they count the keys they loaded with", "error", err)
+	}
+}
+
 // pullPolicy is the registry's pull step, or nil (a nil *Enforcer in the
 // interface would not be nil).
 func (p *policies) pullPolicy() registry.PullPolicy {

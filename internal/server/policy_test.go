@@ -24,6 +24,7 @@ import (
 	"berth.dev/berth/internal/policy/policytest"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/store"
+	"berth.dev/berth/internal/sign/store/storetest"
 )
 
 // policyServer is a server with project "team" and a store that signs
@@ -397,6 +398,27 @@ func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
 	b := startAuthServer(t, adjust)
 	b.expect(pull(b, "ci"), 403, "after a restart")
 	b.expect(pull(b, "both"), 200, "after a restart")
+
+	// The release key rotated, an image signed by ci and the new key is
+	// served at once, without putting the policy again: a reference means
+	// every key of the rotation, now as when the policy was put.
+	b.expect(b.api(adminCreds, "POST", "/projects/team/keys/release/rotate", nil), 200, "rotate release")
+	next, _, err := b.s.bg.custody.Signer(context.Background(), p.ID, "release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ = url.Parse(b.url)
+	reg, _ = name.NewRegistry(u.Host, name.Insecure)
+	if st, err = store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	// Pushed and signed by digest: the policy refuses the unsigned image's
+	// tag to the signer too.
+	rotated := sign.Target{Name: u.Host + "/team/app", Repo: "team/app", Manifest: storetest.Image(t, st, "team/app", "rotated", "rotated")}
+	policytest.SignTarget(t, st, rotated, ci, false, nil)
+	policytest.SignTarget(t, st, rotated, policytest.Key{Name: "release", Sign: next}, true, nil)
+	b.expect(pull(b, "rotated"), 200, "signed by ci and the rotated release key")
+	b.expect(pull(b, "both"), 200, "signed by the release key in its overlap")
 }
 
 // TestArtifactPolicyVerdict: the artifact's policy endpoint tells, rule by
