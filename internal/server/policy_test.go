@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -389,6 +390,25 @@ func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
 		return a.do("GET", "/v2/team/app/manifests/"+tag, nil, adminCreds...)
 	}
 	a.expect(pull(a, "both"), 200, "signed by both")
+	// The API and the web UI verify with the keys the server holds too.
+	var sigs struct {
+		Signatures []struct {
+			Verified bool
+			Keys     []string
+		}
+	}
+	if r := a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/both/signatures", nil), 200, "signatures"); json.Unmarshal([]byte(r.body), &sigs) != nil {
+		t.Fatalf("signatures: %s", r.body)
+	}
+	var vouched []string
+	for _, s := range sigs.Signatures {
+		if s.Verified {
+			vouched = append(vouched, s.Keys...)
+		}
+	}
+	if slices.Sort(vouched); strings.Join(vouched, ",") != "ci,release" {
+		t.Errorf("signatures verified by %v, want ci and release: %+v", vouched, sigs)
+	}
 	r := a.expect(pull(a, "ci"), 403, "signed by ci only")
 	if !strings.Contains(r.body, "not signed by 2 of [ci, release] (signed by ci)") {
 		t.Errorf("refusal %s", r.body)

@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 		Meta: storage.Meta, Reports: s.bg.reports, Scans: s.bg.scans, VulnDB: s.bg.vulndb,
 		Webhooks: s.bg.webhookStore(), Deliveries: s.bg.deliveries, Version: opts.Version,
 		Notifier: event.Notifiers{reg, wake},
-		Blobs:    storage.Blobs, Trust: s.projectTrust, Custody: s.bg.custody, Policies: pols.enforcer,
+		Blobs:    storage.Blobs, Trust: s.signatureTrust, Custody: s.bg.custody, Policies: pols.enforcer,
 		KeysChanged: s.keysChanged})
 	if pols.enforcer != nil {
 		pols.enforcer.SetReports(s.bg.reports)
