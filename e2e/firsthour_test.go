@@ -115,7 +115,7 @@ func TestFirstHourHarborGaps(t *testing.T) {
 	}
 
 	out = berthAdmin(t, s, "repo", "delete", "team-a/app")
-	if !strings.Contains(out, "deleted repository team-a/app (1 manifests)") {
+	if !strings.Contains(out, "deleted repository team-a/app (1 manifest)") {
 		t.Errorf("repo delete said %q", out)
 	}
 	out, err = runErr(admin, crane, "ls", s.Addr+"/team-a/app")

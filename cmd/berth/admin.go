@@ -526,7 +526,11 @@ func deleteRepository(c *apiClient, w io.Writer, project, repository string) err
 	if err := c.call("DELETE", "/projects/"+url.PathEscape(project)+"/repositories/"+url.PathEscape(repository), nil, &out); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "deleted repository %s (%d manifests)\n", out.Repository, len(out.Deleted))
+	noun := "manifests"
+	if len(out.Deleted) == 1 {
+		noun = "manifest"
+	}
+	fmt.Fprintf(w, "deleted repository %s (%d %s)\n", out.Repository, len(out.Deleted), noun)
 	return nil
 }
 

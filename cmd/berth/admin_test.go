@@ -415,7 +415,7 @@ func TestAdminRepoDelete(t *testing.T) {
 		t.Fatalf("repo list = %v\n%s", err, out)
 	}
 	out, err := admin("repo", "delete", "team-a/web/frontend")
-	if err != nil || out != "deleted repository team-a/web/frontend (1 manifests)\n" {
+	if err != nil || out != "deleted repository team-a/web/frontend (1 manifest)\n" {
 		t.Fatalf("repo delete = %v\n%s", err, out)
 	}
 	if exists("team-a/web/frontend") || !exists("team-a/app") {
@@ -429,7 +429,7 @@ func TestAdminRepoDelete(t *testing.T) {
 		t.Errorf("project delete of a project with repositories = %v", err)
 	}
 	out, err = admin("project", "delete", "team-b", "--force")
-	if err != nil || out != "deleted repository team-b/tool (1 manifests)\ndeleted project team-b\n" {
+	if err != nil || out != "deleted repository team-b/tool (1 manifest)\ndeleted project team-b\n" {
 		t.Fatalf("project delete --force = %v\n%s", err, out)
 	}
 	if exists("team-b/tool") {
