@@ -10,12 +10,13 @@ import (
 	"testing"
 )
 
-// TestPullTimePolicyCrane: a project policy trusting one key; crane pulls
-// through the registry. Images signed by that key, with berth sign and
-// with cosign v2 (tag scheme) and cosign v3 (sigstore bundle), are
-// served; an unsigned image and one signed by another key are refused with
-// DENIED and the rule; the signatures stay pullable, so cosign still
-// verifies.
+// TestPullTimePolicyCrane: a project policy trusting one key; images
+// pushed before it are signed while it is enforced (signers may read what
+// they sign); crane pulls through the registry as a robot that may only
+// pull. Images signed by that key, with berth sign and with cosign v2 (tag
+// scheme) and cosign v3 (sigstore bundle), are served; an unsigned image
+// and one signed by another key are refused with DENIED and the rule; the
+// signatures stay pullable, so cosign still verifies.
 func TestPullTimePolicyCrane(t *testing.T) {
 	crane := peer(t, "crane")
 	cosign2 := peer(t, "cosign2")
@@ -39,12 +40,6 @@ func TestPullTimePolicyCrane(t *testing.T) {
 	run(t, env, berthBin, "key", "generate", "--output-key-prefix", filepath.Join(keys, "other"))
 	trustedKey, otherKey := filepath.Join(keys, "trusted.key"), filepath.Join(keys, "other.key")
 	flags := []string{"--allow-http-registry", "--allow-insecure-registry"}
-	run(t, env, berthBin, "sign", base+"@"+digests["berth"], "--key", trustedKey)
-	run(t, env, berthBin, "sign", base+"@"+digests["wrong"], "--key", otherKey)
-	run(t, env, cosign2, append(append([]string{"sign", "--key", trustedKey, "-y", "--tlog-upload=false"}, flags...), base+"@"+digests["cosign2"])...)
-	sc := filepath.Join(home, "sc.json")
-	run(t, env, cosign3, "signing-config", "create", "--out", sc)
-	run(t, env, cosign3, append(append([]string{"sign", "--key", trustedKey, "-y", "--signing-config", sc}, flags...), base+"@"+digests["cosign3"])...)
 
 	pub, err := os.ReadFile(filepath.Join(keys, "trusted.pub"))
 	if err != nil {
@@ -78,6 +73,22 @@ spec:
 		t.Fatalf("put policy: %s", resp.Status)
 	}
 
+	// Signed while the policy is enforced, as a pipeline pushes, then
+	// signs: the signers, who may push, read the unsigned images (by tag
+	// too) with the refusal as a warning.
+	run(t, env, berthBin, "sign", base+":berth", "--key", trustedKey)
+	run(t, env, berthBin, "sign", base+"@"+digests["wrong"], "--key", otherKey)
+	run(t, env, cosign2, append(append([]string{"sign", "--key", trustedKey, "-y", "--tlog-upload=false"}, flags...), base+":cosign2")...)
+	sc := filepath.Join(home, "sc.json")
+	run(t, env, cosign3, "signing-config", "create", "--out", sc)
+	run(t, env, cosign3, append(append([]string{"sign", "--key", trustedKey, "-y", "--signing-config", sc}, flags...), base+"@"+digests["cosign3"])...)
+
+	// The runtime pulls with an identity that may only pull.
+	robot, secret := newRobot(t, s, "runtime", "prod=pull")
+	runtimeHome := t.TempDir()
+	env = []string{"HOME=" + runtimeHome}
+	run(t, env, crane, "auth", "login", s.Addr, "-u", robot, "-p", secret)
+
 	for _, tag := range []string{"berth", "cosign2", "cosign3"} {
 		for _, ref := range []string{base + ":" + tag, base + "@" + digests[tag]} {
 			out, err := runErr(env, crane, "manifest", "--insecure", ref)
@@ -106,6 +117,7 @@ spec:
 	}
 	// The signatures themselves stay pullable: cosign verifies through
 	// the policy.
+	env = append(env, "TUF_ROOT="+filepath.Join(runtimeHome, "tuf"))
 	out = run(t, env, cosign2, append(append([]string{"verify", "--key", filepath.Join(keys, "trusted.pub"), "--insecure-ignore-tlog"}, flags...), base+"@"+digests["cosign2"])...)
 	if !strings.Contains(out, digests["cosign2"]) {
 		t.Errorf("cosign verify through the policy:\n%s", out)

@@ -254,8 +254,13 @@ func TestScaleOutPolicyEnforcedAtOnce(t *testing.T) {
 	}
 	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
 	run(t, env, crane, "push", "--insecure", layout, r1.Addr+"/team-a/debian:release")
+	// The runtime pulls with an identity that may only pull (one that may
+	// push is served with a warning).
+	robot, secret := newRobot(t, r1, "runtime", "team-a=pull")
+	runtime := []string{"HOME=" + t.TempDir()}
+	run(t, runtime, crane, "auth", "login", r2.Addr, "-u", robot, "-p", secret)
 	pull := func() (string, error) {
-		return runErr(env, crane, "pull", "--insecure", r2.Addr+"/team-a/debian:release", filepath.Join(t.TempDir(), "img.tar"))
+		return runErr(runtime, crane, "pull", "--insecure", r2.Addr+"/team-a/debian:release", filepath.Join(t.TempDir(), "img.tar"))
 	}
 	policyURL := "http://" + r1.Addr + "/api/v1/projects/team-a/policy"
 	api := func(method string, body []byte, want int) {

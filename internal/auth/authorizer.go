@@ -203,6 +203,17 @@ func (s *Service) Authorize(ctx context.Context, sub access.Subject, req access.
 	return nil
 }
 
+// MayPush reports whether the identity behind sub may push to repo,
+// whatever its token was granted for this request: cosign and berth sign
+// read the manifest they sign with a pull-scoped token (registry.Signers).
+func (s *Service) MayPush(sub access.Subject, repo string) bool {
+	c, _ := sub.Details.(*credential)
+	if c == nil || c.name == "" {
+		return false
+	}
+	return s.snap.Load().permits(c.name, c.id, c.robot, ProjectOf(repo), Push, s.now())
+}
+
 // Identify authenticates a request to the admin API: Basic credentials, a
 // bearer token from /token, or a web UI session cookie. A request with
 // none is anonymous (nil).

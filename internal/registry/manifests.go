@@ -104,7 +104,11 @@ func (reg *Registry) getManifest(q *request) error {
 	if reg.pullPolicy != nil {
 		deny, warnings := reg.pullPolicy.CheckPull(q.ctx(), q.r.Host, q.route.name, q.route.ref, m.Manifest)
 		if deny != "" {
-			return &apiError{code: errDenied, reason: deny}
+			signers, _ := reg.authz.(Signers)
+			if signers == nil || !signers.MayPush(q.subject, q.route.name) {
+				return &apiError{code: errDenied, reason: deny}
+			}
+			warnings = append([]string{deny + " (served to you because you may push to " + q.route.name + ")"}, warnings...)
 		}
 		for _, w := range warnings {
 			h.Add("Warning", warningHeader(w))

@@ -78,6 +78,16 @@ type PullPolicy interface {
 	CheckPull(ctx context.Context, host, repo, reference string, m *meta.Manifest) (deny string, warnings []string)
 }
 
+// Signers is implemented by an Authorizer that can tell who may push to a
+// repository whatever a request's token was granted. The pull policy does
+// not refuse them a manifest, only warns: a signer must read an image to
+// sign it (cosign and berth sign fetch its manifest, with a pull-scoped
+// token), and an image is unsigned until it is signed. The runtimes a
+// policy guards pull with identities that may only pull.
+type Signers interface {
+	MayPush(s access.Subject, repo string) bool
+}
+
 // Registry is the http.Handler of the distribution API.
 type Registry struct {
 	blobs         blob.Store

@@ -48,6 +48,19 @@ func policyServer(t *testing.T) (*authServer, *store.Remote, string) {
 	return a, st, u.Host
 }
 
+// puller makes a robot that may only pull in project, as the runtimes a
+// pull-time policy guards are, and returns its credentials.
+func puller(t *testing.T, a *authServer, project string) []string {
+	t.Helper()
+	var created struct{ Secret string }
+	r := a.expect(a.api(adminCreds, "POST", "/robots", map[string]any{"name": "runtime-" + project,
+		"permissions": []map[string]any{{"project": project, "actions": []string{"pull"}}}}), 201, "create a pull-only robot")
+	if err := json.Unmarshal([]byte(r.body), &created); err != nil || created.Secret == "" {
+		t.Fatalf("robot: %s", r.body)
+	}
+	return basicAuth("robot$runtime-"+project, created.Secret)
+}
+
 func putPolicy(a *authServer, project, doc string) answer {
 	return a.do("PUT", "/api/v1/projects/"+project+"/policy", []byte(doc), append(adminCreds, "Content-Type", "application/yaml")...)
 }
@@ -87,8 +100,9 @@ spec:
 		t.Errorf("get policy: %q %s", got.body, got.header.Get("Content-Type"))
 	}
 
+	runtime := puller(t, a, "team")
 	pull := func(method, ref string) answer {
-		return a.do(method, "/v2/team/app/manifests/"+ref, nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+		return a.do(method, "/v2/team/app/manifests/"+ref, nil, append(runtime, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -115,6 +129,21 @@ spec:
 			}
 		}
 	}
+	// Whoever may push to the repository is served what the policy
+	// refuses, told so in a warning: a signer reads the image it signs.
+	// An image pushed after the policy is signed through the registry
+	// (resolved by tag and fetched as cosign and berth sign do) and is
+	// then served to the runtime.
+	r = a.expect(a.do("GET", "/v2/team/app/manifests/unsigned", nil, adminCreds...), 200, "an identity that may push")
+	if w := r.header.Get("Warning"); !strings.Contains(w, "not signed by 1 of [ci]") || !strings.Contains(w, "you may push to team/app") {
+		t.Errorf("warning to a pusher: %q", w)
+	}
+	a.expect(pull("GET", "late"), 404, "not pushed yet")
+	late := policytest.PushTo(t, st, host, "team/app", "late", "late")
+	a.expect(pull("GET", "late"), 403, "pushed, not signed yet")
+	policytest.SignTarget(t, st, late, ci, false, nil)
+	a.expect(pull("GET", "late"), 200, "signed after the policy was put")
+
 	// The signatures stay pullable, by tag and by digest, so verifiers
 	// can read them.
 	sigTag := sign.Tag(wrong.Manifest.Digest, "sig")
@@ -196,7 +225,8 @@ func TestPullTimeVulnerabilityRules(t *testing.T) {
 	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
 	a.expect(a.push("team/app", "v1", scannableImage(t, "vulns"), adminCreds), 201, "push")
 	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), 200, "policy")
-	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, adminCreds...) }
+	runtime := puller(t, a, "team")
+	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...) }
 	r := a.expect(pull(), 403, "not scanned")
 	if !strings.Contains(r.body, "ImagePolicy/clean: vulnerability: the image has not been scanned yet") {
 		t.Errorf("refusal %s", r.body)
@@ -386,8 +416,9 @@ func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
 	if !strings.Contains(bad.body, `policy of project team:8: key reference \"deploy\": project team has no key`) {
 		t.Errorf("unknown reference: %s", bad.body)
 	}
+	runtime := puller(t, a, "team")
 	pull := func(a *authServer, tag string) answer {
-		return a.do("GET", "/v2/team/app/manifests/"+tag, nil, adminCreds...)
+		return a.do("GET", "/v2/team/app/manifests/"+tag, nil, runtime...)
 	}
 	a.expect(pull(a, "both"), 200, "signed by both")
 	// The API and the web UI verify with the keys the server holds too.
@@ -489,7 +520,7 @@ spec:
 	if viol.Policy != "ImagePolicy/release" || viol.Rule != "signature" || viol.Mode != "enforce" {
 		t.Errorf("unsigned violation %+v", viol)
 	}
-	refusal := a.do("GET", "/v2/team/app/manifests/unsigned", nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+	refusal := a.do("GET", "/v2/team/app/manifests/unsigned", nil, append(puller(t, a, "team"), "Accept", "application/vnd.oci.image.manifest.v1+json")...)
 	if refusal.status != 403 || !strings.Contains(refusal.body, viol.Message) {
 		t.Errorf("the pull's refusal %d %s does not carry the verdict's reason %q", refusal.status, refusal.body, viol.Message)
 	}

@@ -47,6 +47,7 @@ func TestPolicyChangesReachTheOtherReplicaAtOnce(t *testing.T) {
 	a := startAuthServer(t, shared)
 	b := startAuthServer(t, shared)
 	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create project on A")
+	runtime := puller(t, a, "team")
 	st, host := adminStore(t, a)
 	ci := policytest.NewKey(t, "ci")
 	doc := fmt.Sprintf(`apiVersion: berth.dev/v1
@@ -60,7 +61,7 @@ spec:
 %s
 `, ci.Indented(8))
 	pull := func(ref string) answer {
-		return b.do("GET", "/v2/team/app/manifests/"+ref, nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+		return b.do("GET", "/v2/team/app/manifests/"+ref, nil, append(runtime, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
 	}
 	for i := range 10 {
 		tag := fmt.Sprint("v", i)
@@ -117,9 +118,10 @@ func TestReportChangesReachTheOtherReplicasPolicyAtOnce(t *testing.T) {
 	a := startAuthServer(t, shared)
 	b := startAuthServer(t, shared)
 	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create project on A")
+	runtime := puller(t, a, "team")
 	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), 200, "policy")
 	pull := func(tag string) answer {
-		return b.do("GET", "/v2/team/app/manifests/"+tag, nil, append(adminCreds, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
+		return b.do("GET", "/v2/team/app/manifests/"+tag, nil, append(runtime, "Accept", "application/vnd.oci.image.manifest.v1+json")...)
 	}
 	ctx := context.Background()
 	for i := range 5 {
