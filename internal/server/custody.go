@@ -39,7 +39,11 @@ func (s *Server) openCustody(ctx context.Context, bg *background, wake *wake) (*
 		return nil, fmt.Errorf("keys.master_key: %w", err)
 	}
 	bg.master = m
-	if bg.custody, err = custody.Open(ctx, custody.Options{Path: filepath.Join(s.storage.Dir, "meta.db"), Master: m}); err != nil {
+	keyStore, err := custody.OpenSQLite(ctx, filepath.Join(s.storage.Dir, "meta.db"))
+	if err != nil {
+		return nil, fmt.Errorf("keys.master_key: %w", err)
+	}
+	if bg.custody, err = custody.Open(ctx, custody.Options{Store: keyStore, Master: m}); err != nil {
 		return nil, fmt.Errorf("keys.master_key: %w", err)
 	}
 	inner, err := registry.New(registry.Options{Blobs: s.storage.Blobs, Meta: s.storage.Meta, Authorizer: serverWriter{},
