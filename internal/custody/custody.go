@@ -98,8 +98,9 @@ type Service struct {
 	beforeCommit func(what string) error
 }
 
-// checkValue is sealed under the master key when the first key is stored,
-// so that a server started with another master key says so at once.
+// checkValue is sealed under the master key when the store is first
+// opened, so that a server (or replica) started with another master key
+// says so at once.
 var checkValue = []byte("berth key custody")
 
 // Open opens the custody records and checks the master key against them.
