@@ -16,7 +16,11 @@ func custodyEnv(t *testing.T) *env {
 	mk := make([]byte, 32)
 	rand.Read(mk)
 	m, _ := custody.NewAESMaster(mk, "test")
-	c, err := custody.Open(context.Background(), custody.Options{Path: filepath.Join(t.TempDir(), "keys.db"), Master: m})
+	st, err := custody.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := custody.Open(context.Background(), custody.Options{Store: st, Master: m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,8 @@
 //	               s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION
 //
 // The metadata URL decides where everything else shared lives too: with
-// PostgreSQL the reports, accounts, audit log, webhooks, project policies
-// and the job queue
-// are tables of the same database (one pool), so any replica serves any
+// PostgreSQL the reports, accounts, audit log, webhooks, project policies,
+// key custody and the job queue are tables of the same database (one pool), so any replica serves any
 // request; with SQLite they are meta.db's (and jobs.db's) as before.
 //
 // Each store lives beside the interface it implements; this package only
@@ -37,6 +36,8 @@ import (
 	"berth.dev/berth/internal/blob"
 	"berth.dev/berth/internal/blob/filesystem"
 	"berth.dev/berth/internal/blob/s3"
+	"berth.dev/berth/internal/custody"
+	custodypostgres "berth.dev/berth/internal/custody/postgres"
 	"berth.dev/berth/internal/jobs"
 	"berth.dev/berth/internal/meta"
 	metapostgres "berth.dev/berth/internal/meta/postgres"
@@ -240,6 +241,8 @@ var (
 	_ WebhookStore  = (*webhooksqlite.Store)(nil)
 	_ policy.Store  = (*policypostgres.Store)(nil)
 	_ policy.Store  = (*policysqlite.Store)(nil)
+	_ custody.Store = (*custodypostgres.Store)(nil)
+	_ custody.Store = (*custody.SQLiteStore)(nil)
 )
 
 // OpenAuth opens the accounts store.
@@ -274,6 +277,16 @@ func (s *Set) OpenPolicies(ctx context.Context) (policy.Store, error) {
 		return nilOnError[policy.Store](policypostgres.New(ctx, s.Pool))
 	}
 	return nilOnError[policy.Store](policysqlite.Open(ctx, s.sqlitePath()))
+}
+
+// OpenCustody opens the key custody store: the projects' signing keys
+// (sealed under the master key), stage rules and approvals. The shared
+// one gives every replica the same keys.
+func (s *Set) OpenCustody(ctx context.Context) (custody.Store, error) {
+	if s.Shared() {
+		return nilOnError[custody.Store](custodypostgres.New(ctx, s.Pool))
+	}
+	return nilOnError[custody.Store](custody.OpenSQLite(ctx, s.sqlitePath()))
 }
 
 // OpenSharedVulnDB opens the store of the vulnerability database every

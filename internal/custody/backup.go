@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 
-	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/sign/keys"
 )
 
@@ -66,49 +64,28 @@ func (s *Service) Backup(ctx context.Context, passphrase []byte) (data []byte, n
 		return nil, 0, fmt.Errorf("%w: the passphrase must be at least %d characters", ErrInvalid, MinPassphrase)
 	}
 	doc := backupDoc{Version: 1, CreatedAt: s.now().UTC()}
-	rows, err := s.db.R.QueryContext(ctx, "SELECT "+keyColumns+", wrapped_dek, ciphertext FROM signing_keys ORDER BY project, purpose, created_at, id")
+	all, err := s.store.AllKeys(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("read keys: %w", err)
 	}
 	defer func() {
 		for _, k := range doc.Keys {
 			clear(k.Private)
 		}
 	}()
-	for rows.Next() {
-		var wrapped, ciphertext []byte
-		k, err := scanKey(rows, &wrapped, &ciphertext)
+	for _, k := range all {
+		der, err := unseal(s.master, k.WrappedDEK, k.Ciphertext, []byte(k.ID))
 		if err != nil {
-			rows.Close()
-			return nil, 0, err
-		}
-		der, err := unseal(s.master, wrapped, ciphertext, []byte(k.ID))
-		if err != nil {
-			rows.Close()
 			return nil, 0, fmt.Errorf("key %s: %w", k.ID, err)
 		}
-		doc.Keys = append(doc.Keys, backupKey{Key: k, Private: der})
+		doc.Keys = append(doc.Keys, backupKey{Key: k.Key, Private: der})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	rrows, err := s.db.R.QueryContext(ctx, "SELECT project, stage, key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules ORDER BY project, stage")
+	rules, err := s.store.AllRules(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("read stage rules: %w", err)
 	}
-	defer rrows.Close()
-	for rrows.Next() {
-		var r backupRule
-		var failOn string
-		if err := rrows.Scan(&r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest); err != nil {
-			return nil, 0, err
-		}
-		r.FailOn = match.Severity(failOn)
-		doc.Rules = append(doc.Rules, r)
-	}
-	if err := rrows.Err(); err != nil {
-		return nil, 0, err
+	for _, r := range rules {
+		doc.Rules = append(doc.Rules, backupRule{Project: r.Project, Rule: r.Rule})
 	}
 	plain, err := json.Marshal(doc)
 	if err != nil {
@@ -189,7 +166,7 @@ func (s *Service) Restore(ctx context.Context, data, passphrase []byte, force bo
 	}
 	// Every key is opened, checked against its recorded public key and
 	// sealed under this server's master key before anything is written.
-	var rows []sealed
+	var rows []SealedKey
 	current := map[[2]string]int{}
 	for _, bk := range doc.Keys {
 		priv, err := x509.ParsePKCS8PrivateKey(bk.Private)
@@ -212,27 +189,31 @@ func (s *Service) Restore(ctx context.Context, data, passphrase []byte, force bo
 		if err != nil {
 			return RestoreResult{}, err
 		}
-		rows = append(rows, sealed{Key: k, wrapped: w, ciphertext: c})
+		rows = append(rows, SealedKey{Key: k, WrappedDEK: w, Ciphertext: c})
 	}
 	for pp, n := range current {
 		if n > 1 {
 			return RestoreResult{}, fmt.Errorf("%w: project %s has %d signing %s keys", ErrBadBackup, pp[0], n, pp[1])
 		}
 	}
+	for _, r := range doc.Rules {
+		if err := r.Rule.Check(); err != nil {
+			return RestoreResult{}, fmt.Errorf("%w: rule of %s: %v", ErrBadBackup, r.Project, err)
+		}
+	}
 	var res RestoreResult
-	err = s.db.InTx(ctx, "restore keys", func(tx *sql.Tx) error {
-		var have int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM signing_keys").Scan(&have); err != nil {
+	err = s.store.Update(ctx, "restore keys", func(tx Tx) error {
+		// The store may run this again: it starts from nothing each time.
+		res = RestoreResult{}
+		have, err := tx.CountKeys(ctx)
+		if err != nil {
 			return err
 		}
 		if have > 0 && !force {
 			return fmt.Errorf("%w (%d); restoring would mix two key sets: pass force to replace the restored projects' keys", ErrHasKeys, have)
 		}
 		for project, id := range ids {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM signing_keys WHERE project_id = ?", id); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "DELETE FROM stage_rules WHERE project_id = ?", id); err != nil {
+			if err := tx.DeleteProject(ctx, id); err != nil {
 				return err
 			}
 			res.Projects = append(res.Projects, project)
@@ -240,20 +221,16 @@ func (s *Service) Restore(ctx context.Context, data, passphrase []byte, force bo
 		for _, k := range rows {
 			// A key id from the backup may be held by another project
 			// of this server only if that server restored it before.
-			if _, err := tx.ExecContext(ctx, "DELETE FROM signing_keys WHERE id = ?", k.ID); err != nil {
+			if err := tx.DeleteKey(ctx, k.ID); err != nil {
 				return err
 			}
-			if err := insertKey(ctx, tx, k); err != nil {
+			if err := tx.InsertKey(ctx, k); err != nil {
 				return err
 			}
 			res.Keys++
 		}
 		for _, r := range doc.Rules {
-			if err := r.Rule.Check(); err != nil {
-				return fmt.Errorf("%w: rule of %s: %v", ErrBadBackup, r.Project, err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, ids[r.Project], r.Project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Attest); err != nil {
+			if err := tx.PutRule(ctx, ids[r.Project], r.Project, r.Rule); err != nil {
 				return err
 			}
 			res.Rules++

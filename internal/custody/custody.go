@@ -6,7 +6,9 @@
 // ("sign with key K when the scan passes rule R") and the approvals the
 // stages gave, so that an approval withdrawn later is on record.
 //
-// Tables live in meta.db as the "custody" component.
+// Its records live in a Store: meta.db's tables as the "custody"
+// component (OpenSQLite), or the shared PostgreSQL database's
+// (internal/custody/postgres), so every replica holds the same keys.
 package custody
 
 import (
@@ -14,72 +16,15 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
-	sqlitedb "berth.dev/berth/internal/audit/sqlite"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/keys"
 )
-
-var migrations = []string{`
-CREATE TABLE custody_check (
-	id     INTEGER PRIMARY KEY CHECK (id = 1),
-	sealed BLOB NOT NULL
-);
-
-CREATE TABLE signing_keys (
-	id           TEXT PRIMARY KEY,
-	project_id   TEXT NOT NULL,
-	project      TEXT NOT NULL,
-	purpose      TEXT NOT NULL,
-	algorithm    TEXT NOT NULL,
-	public_pem   TEXT NOT NULL,
-	key_hint     TEXT NOT NULL,
-	wrapped_dek  BLOB NOT NULL,
-	ciphertext   BLOB NOT NULL,
-	created_at   INTEGER NOT NULL,
-	not_before   INTEGER NOT NULL,
-	not_after    INTEGER NOT NULL,
-	retired_at   INTEGER NOT NULL,
-	rotate_every INTEGER NOT NULL,
-	overlap      INTEGER NOT NULL,
-	predecessor  TEXT NOT NULL
-);
-CREATE INDEX signing_keys_by_project ON signing_keys(project_id, purpose, created_at);
--- At most one key of a purpose signs; rotation swaps it in one
--- transaction, so there is never none either.
-CREATE UNIQUE INDEX signing_keys_current ON signing_keys(project_id, purpose) WHERE retired_at = 0;
-
-CREATE TABLE stage_rules (
-	project_id     TEXT NOT NULL,
-	project        TEXT NOT NULL,
-	stage          TEXT NOT NULL,
-	key_purpose    TEXT NOT NULL,
-	fail_on        TEXT NOT NULL,
-	ignore_unfixed INTEGER NOT NULL,
-	attest         INTEGER NOT NULL,
-	PRIMARY KEY (project_id, stage)
-);
-
-CREATE TABLE stage_approvals (
-	digest     TEXT NOT NULL,
-	repository TEXT NOT NULL,
-	stage      TEXT NOT NULL,
-	project_id TEXT NOT NULL,
-	key_id     TEXT NOT NULL,
-	state      TEXT NOT NULL,
-	at         INTEGER NOT NULL,
-	reason     TEXT NOT NULL,
-	PRIMARY KEY (digest, repository, stage)
-);
-CREATE INDEX stage_approvals_by_project ON stage_approvals(project_id);
-`}
 
 var (
 	// ErrNotFound means no such key, rule or approval.
@@ -136,8 +81,8 @@ const DefaultOverlap = 30 * 24 * time.Hour
 
 // Options wire the service.
 type Options struct {
-	// Path is meta.db.
-	Path   string
+	// Store holds the records; the Service closes it.
+	Store  Store
 	Master Master
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -145,7 +90,7 @@ type Options struct {
 
 // Service is the key custody of one server.
 type Service struct {
-	db     *sqlitedb.DB
+	store  Store
 	master Master
 	now    func() time.Time
 	// beforeCommit lets tests interrupt a rotation inside its
@@ -153,44 +98,55 @@ type Service struct {
 	beforeCommit func(what string) error
 }
 
-// checkValue is sealed under the master key when the first key is stored,
-// so that a server started with another master key says so at once.
+// checkValue is sealed under the master key when the store is first
+// opened, so that a server (or replica) started with another master key
+// says so at once.
 var checkValue = []byte("berth key custody")
 
-// Open opens the custody tables and checks the master key against them.
+// Open opens the custody records and checks the master key against them.
+// The store is the Service's from then on, closed with it (or at once
+// when Open fails).
 func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Master == nil {
+		if opts.Store != nil {
+			opts.Store.Close()
+		}
 		return nil, fmt.Errorf("%w: none configured", ErrMasterKey)
 	}
-	db, err := sqlitedb.OpenDB(ctx, opts.Path, "custody", migrations)
-	if err != nil {
-		return nil, err
-	}
-	s := &Service{db: db, master: opts.Master, now: opts.Now}
+	s := &Service{store: opts.Store, master: opts.Master, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	var sealed []byte
-	err = db.R.QueryRowContext(ctx, "SELECT sealed FROM custody_check WHERE id = 1").Scan(&sealed)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if sealed, err = opts.Master.Seal(checkValue, nil); err == nil {
-			_, err = db.W.ExecContext(ctx, "INSERT INTO custody_check (id, sealed) VALUES (1, ?)", sealed)
-		}
-	case err == nil:
-		if _, oerr := opts.Master.Open(sealed, nil); oerr != nil {
-			err = fmt.Errorf("%w: %s is not the master key this data directory's signing keys are sealed under", ErrMasterKey, opts.Master.Describe())
-		}
-	}
-	if err != nil {
-		db.Close()
+	if err := s.checkMaster(ctx); err != nil {
+		opts.Store.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the database (not the master key, which its opener owns).
-func (s *Service) Close() error { return s.db.Close() }
+// checkMaster seals the check value when the store has none and makes
+// sure the master key opens the stored one (which another replica may
+// have stored first).
+func (s *Service) checkMaster(ctx context.Context) error {
+	stored, err := s.store.CheckValue(ctx)
+	if errors.Is(err, ErrNotFound) {
+		var fresh []byte
+		if fresh, err = s.master.Seal(checkValue, nil); err != nil {
+			return fmt.Errorf("%w: seal the check value: %v", ErrMasterKey, err)
+		}
+		stored, err = s.store.InitCheckValue(ctx, fresh)
+	}
+	if err != nil {
+		return fmt.Errorf("read the master key check value: %w", err)
+	}
+	if _, err := s.master.Open(stored, nil); err != nil {
+		return fmt.Errorf("%w: %s is not the master key the stored signing keys are sealed under", ErrMasterKey, s.master.Describe())
+	}
+	return nil
+}
+
+// Close closes the store (not the master key, which its opener owns).
+func (s *Service) Close() error { return s.store.Close() }
 
 var purposePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -209,22 +165,16 @@ func newID() string {
 	return "key-" + hex.EncodeToString(b)
 }
 
-// sealed is a generated key ready to insert.
-type sealed struct {
-	Key
-	wrapped, ciphertext []byte
-}
-
 // prepare generates and seals a key; nothing is stored yet.
-func (s *Service) prepare(n NewKey, priv crypto.Signer, now time.Time) (sealed, error) {
+func (s *Service) prepare(n NewKey, priv crypto.Signer, now time.Time) (SealedKey, error) {
 	if !purposePattern.MatchString(n.Purpose) {
-		return sealed{}, fmt.Errorf("%w: purpose %q: lower-case letters, digits, '.', '_' and '-', at most 64", ErrInvalid, n.Purpose)
+		return SealedKey{}, fmt.Errorf("%w: purpose %q: lower-case letters, digits, '.', '_' and '-', at most 64", ErrInvalid, n.Purpose)
 	}
 	if n.RotateEvery < 0 || (n.RotateEvery > 0 && n.RotateEvery < time.Hour) {
-		return sealed{}, fmt.Errorf("%w: rotate_every must be at least an hour", ErrInvalid)
+		return SealedKey{}, fmt.Errorf("%w: rotate_every must be at least an hour", ErrInvalid)
 	}
 	if n.Overlap < 0 {
-		return sealed{}, fmt.Errorf("%w: overlap must not be negative", ErrInvalid)
+		return SealedKey{}, fmt.Errorf("%w: overlap must not be negative", ErrInvalid)
 	}
 	if n.Overlap == 0 {
 		n.Overlap = DefaultOverlap
@@ -232,20 +182,20 @@ func (s *Service) prepare(n NewKey, priv crypto.Signer, now time.Time) (sealed, 
 	var err error
 	if priv == nil {
 		if priv, err = keys.GenerateKind(n.Algorithm); err != nil {
-			return sealed{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return SealedKey{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	pubPEM, err := keys.EncodePublic(priv.Public())
 	if err != nil {
-		return sealed{}, err
+		return SealedKey{}, err
 	}
 	hint, err := keys.ID(priv.Public())
 	if err != nil {
-		return sealed{}, err
+		return SealedKey{}, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return sealed{}, fmt.Errorf("encode private key: %w", err)
+		return SealedKey{}, fmt.Errorf("encode private key: %w", err)
 	}
 	defer clear(der)
 	k := Key{ID: newID(), ProjectID: n.ProjectID, Project: n.Project, Purpose: n.Purpose, Algorithm: keys.Kind(priv.Public()),
@@ -253,41 +203,9 @@ func (s *Service) prepare(n NewKey, priv crypto.Signer, now time.Time) (sealed, 
 		RotateEvery: Duration(n.RotateEvery), Overlap: Duration(n.Overlap)}
 	w, c, err := seal(s.master, der, []byte(k.ID))
 	if err != nil {
-		return sealed{}, err
+		return SealedKey{}, err
 	}
-	return sealed{Key: k, wrapped: w, ciphertext: c}, nil
-}
-
-func nanos(t *time.Time) int64 {
-	if t == nil || t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) *time.Time {
-	if n == 0 {
-		return nil
-	}
-	t := time.Unix(0, n).UTC()
-	return &t
-}
-
-func insertKey(ctx context.Context, tx *sql.Tx, k sealed) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (id, project_id, project, purpose, algorithm, public_pem, key_hint,
-		wrapped_dek, ciphertext, created_at, not_before, not_after, retired_at, rotate_every, overlap, predecessor)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.ProjectID, k.Project, k.Purpose, k.Algorithm, k.PublicKey, k.KeyHint, k.wrapped, k.ciphertext,
-		k.CreatedAt.UnixNano(), k.NotBefore.UnixNano(), nanos(k.NotAfter), nanos(k.RetiredAt),
-		int64(k.RotateEvery), int64(k.Overlap), k.Predecessor)
-	if err != nil && isUnique(err) {
-		return fmt.Errorf("%w: project %s already has a %s key; rotate it instead", ErrExists, k.Project, k.Purpose)
-	}
-	return err
-}
-
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	return SealedKey{Key: k, WrappedDEK: w, Ciphertext: c}, nil
 }
 
 // Create generates a key for a purpose that has none.
@@ -296,54 +214,27 @@ func (s *Service) Create(ctx context.Context, n NewKey) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	err = s.db.InTx(ctx, "create key", func(tx *sql.Tx) error { return insertKey(ctx, tx, k) })
-	return k.Key, err
-}
-
-const keyColumns = `id, project_id, project, purpose, algorithm, public_pem, key_hint, created_at, not_before, not_after,
-	retired_at, rotate_every, overlap, predecessor`
-
-type scanner interface{ Scan(...any) error }
-
-func scanKey(row scanner, extra ...any) (Key, error) {
-	var k Key
-	var created, nb, na, retired, every, overlap int64
-	err := row.Scan(append([]any{&k.ID, &k.ProjectID, &k.Project, &k.Purpose, &k.Algorithm, &k.PublicKey, &k.KeyHint,
-		&created, &nb, &na, &retired, &every, &overlap, &k.Predecessor}, extra...)...)
-	if err != nil {
-		return k, err
+	if err := s.store.Update(ctx, "create key", func(tx Tx) error { return tx.InsertKey(ctx, k) }); err != nil {
+		return Key{}, err
 	}
-	k.CreatedAt, k.NotBefore = *fromNanos(created), *fromNanos(nb)
-	k.NotAfter, k.RetiredAt = fromNanos(na), fromNanos(retired)
-	k.Signing = retired == 0
-	k.RotateEvery, k.Overlap = Duration(every), Duration(overlap)
-	return k, nil
+	return k.Key, nil
 }
 
 // List returns the project's keys, every version, oldest first.
 func (s *Service) List(ctx context.Context, projectID string) ([]Key, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT "+keyColumns+" FROM signing_keys WHERE project_id = ? ORDER BY purpose, created_at, id", projectID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Key{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return s.store.Keys(ctx, projectID)
 }
 
 // Current returns the key that signs for the purpose.
 func (s *Service) Current(ctx context.Context, projectID, purpose string) (Key, error) {
-	k, err := scanKey(s.db.R.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM signing_keys WHERE project_id = ? AND purpose = ? AND retired_at = 0",
-		projectID, purpose))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Key{}, fmt.Errorf("%w: no %s key", ErrNotFound, purpose)
+	k, err := s.current(ctx, projectID, purpose)
+	return k.Key, err
+}
+
+func (s *Service) current(ctx context.Context, projectID, purpose string) (SealedKey, error) {
+	k, err := s.store.Current(ctx, projectID, purpose)
+	if errors.Is(err, ErrNotFound) {
+		return SealedKey{}, fmt.Errorf("%w: no %s key", ErrNotFound, purpose)
 	}
 	return k, err
 }
@@ -351,21 +242,16 @@ func (s *Service) Current(ctx context.Context, projectID, purpose string) (Key, 
 // Signer opens the current key of the purpose for signing. The private
 // key exists in the clear only in this process's memory.
 func (s *Service) Signer(ctx context.Context, projectID, purpose string) (*sign.Key, Key, error) {
-	var wrapped, ciphertext []byte
-	k, err := scanKey(s.db.R.QueryRowContext(ctx, "SELECT "+keyColumns+", wrapped_dek, ciphertext FROM signing_keys WHERE project_id = ? AND purpose = ? AND retired_at = 0",
-		projectID, purpose), &wrapped, &ciphertext)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, Key{}, fmt.Errorf("%w: no %s key", ErrNotFound, purpose)
-	}
+	k, err := s.current(ctx, projectID, purpose)
 	if err != nil {
 		return nil, Key{}, err
 	}
-	priv, err := s.open(k.ID, wrapped, ciphertext)
+	priv, err := s.open(k.ID, k.WrappedDEK, k.Ciphertext)
 	if err != nil {
 		return nil, Key{}, fmt.Errorf("key %s: %w", k.ID, err)
 	}
 	sk, err := sign.NewKey(priv)
-	return sk, k, err
+	return sk, k.Key, err
 }
 
 func (s *Service) open(id string, wrapped, ciphertext []byte) (crypto.Signer, error) {
@@ -408,18 +294,17 @@ func (s *Service) Rotate(ctx context.Context, projectID, purpose string, overlap
 	}
 	next.Predecessor = old.ID
 	end := now.Add(overlap)
-	err = s.db.InTx(ctx, "rotate key", func(tx *sql.Tx) error {
+	err = s.store.Update(ctx, "rotate key", func(tx Tx) error {
 		// Only the key read above may be retired: a rotation that raced
-		// this one has already replaced it.
-		res, err := tx.ExecContext(ctx, "UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE id = ? AND retired_at = 0",
-			now.UnixNano(), end.UnixNano(), old.ID)
+		// this one (through any replica) has already replaced it.
+		retired, err := tx.RetireKey(ctx, old.ID, now, end)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
+		if !retired {
 			return fmt.Errorf("%w: the %s key was rotated meanwhile", ErrExists, purpose)
 		}
-		if err := insertKey(ctx, tx, next); err != nil {
+		if err := tx.InsertKey(ctx, next); err != nil {
 			return err
 		}
 		if s.beforeCommit != nil {
@@ -436,21 +321,7 @@ func (s *Service) Rotate(ctx context.Context, projectID, purpose string, overlap
 
 // Due lists the keys whose scheduled rotation is due at now.
 func (s *Service) Due(ctx context.Context) ([]Key, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT "+keyColumns+" FROM signing_keys WHERE retired_at = 0 AND rotate_every > 0 AND not_before + rotate_every <= ?",
-		s.now().UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return s.store.Due(ctx, s.now())
 }
 
 // Trust returns the purpose's keys as a verifier's trust set: every key

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"database/sql"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -29,9 +28,19 @@ func master(t *testing.T) Master {
 	return m
 }
 
+// openSQLite opens dir's meta.db for custody.
+func openSQLite(t *testing.T, dir string) Store {
+	t.Helper()
+	st, err := OpenSQLite(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func openService(t *testing.T, dir string, m Master) *Service {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Path: filepath.Join(dir, "meta.db"), Master: m})
+	s, err := Open(context.Background(), Options{Store: openSQLite(t, dir), Master: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +79,7 @@ func TestPrivateKeysSealedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.InTx(ctx, "t", func(tx *sql.Tx) error { return insertKey(ctx, tx, k) }); err != nil {
+	if err := s.store.Update(ctx, "t", func(tx Tx) error { return tx.InsertKey(ctx, k) }); err != nil {
 		t.Fatal(err)
 	}
 	for _, alg := range []string{"", "ed25519", "rsa-3072"} {
@@ -86,7 +95,7 @@ func TestPrivateKeysSealedAtRest(t *testing.T) {
 	}
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
 	secret := priv.D.Bytes()
-	s.db.W.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	s.store.(*SQLiteStore).db.W.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	files, _ := filepath.Glob(filepath.Join(dir, "meta.db*"))
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
@@ -102,7 +111,7 @@ func TestPrivateKeysSealedAtRest(t *testing.T) {
 		t.Errorf("list: %+v", list)
 	}
 	s.Close()
-	if _, err := Open(ctx, Options{Path: filepath.Join(dir, "meta.db"), Master: master(t)}); !errors.Is(err, ErrMasterKey) {
+	if _, err := Open(ctx, Options{Store: openSQLite(t, dir), Master: master(t)}); !errors.Is(err, ErrMasterKey) {
 		t.Errorf("another master key: %v, want ErrMasterKey", err)
 	}
 }
@@ -113,7 +122,7 @@ func TestPrivateKeysSealedAtRest(t *testing.T) {
 func TestRotation(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "meta.db"), Master: master(t), Now: func() time.Time { return now }})
+	s, err := Open(ctx, Options{Store: openSQLite(t, t.TempDir()), Master: master(t), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

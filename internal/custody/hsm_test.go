@@ -5,7 +5,6 @@ package custody
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,7 +34,7 @@ func TestSoftHSMMasterKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Open(ctx, Options{Path: filepath.Join(dir, "meta.db"), Master: m})
+		s, err := Open(ctx, Options{Store: openSQLite(t, dir), Master: m})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package custody
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -74,37 +73,26 @@ func (s *Service) SetRule(ctx context.Context, projectID, project string, r Rule
 		return err
 	}
 	r.FailOn, _ = match.ParseSeverity(string(r.FailOn))
-	return s.db.InTx(ctx, "set stage rule", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
-			key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, attest = excluded.attest`,
-			projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Attest)
-		return err
-	})
+	return s.store.Update(ctx, "set stage rule", func(tx Tx) error { return tx.PutRule(ctx, projectID, project, r) })
 }
 
 // DeleteRule turns the stage off for the project.
 func (s *Service) DeleteRule(ctx context.Context, projectID, stage string) error {
-	res, err := s.db.W.ExecContext(ctx, "DELETE FROM stage_rules WHERE project_id = ? AND stage = ?", projectID, stage)
-	if err != nil {
+	return s.store.Update(ctx, "delete stage rule", func(tx Tx) error {
+		deleted, err := tx.DeleteRule(ctx, projectID, stage)
+		if err == nil && !deleted {
+			err = fmt.Errorf("%w: no %s stage rule", ErrNotFound, stage)
+		}
 		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("%w: no %s stage rule", ErrNotFound, stage)
-	}
-	return nil
+	})
 }
 
 // GetRule returns the project's rule for stage.
 func (s *Service) GetRule(ctx context.Context, projectID, stage string) (Rule, error) {
-	r := Rule{Stage: stage}
-	var failOn string
-	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules WHERE project_id = ? AND stage = ?",
-		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
-	if errors.Is(err, sql.ErrNoRows) {
+	r, err := s.store.Rule(ctx, projectID, stage)
+	if errors.Is(err, ErrNotFound) {
 		return Rule{}, fmt.Errorf("%w: no %s stage rule", ErrNotFound, stage)
 	}
-	r.FailOn = match.Severity(failOn)
 	return r, err
 }
 
@@ -130,34 +118,12 @@ type Approval struct {
 
 // RecordApproval stores a stage's approval or its revocation.
 func (s *Service) RecordApproval(ctx context.Context, projectID string, a Approval) error {
-	return s.db.InTx(ctx, "record approval", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO stage_approvals (digest, repository, stage, project_id, key_id, state, at, reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest, repository, stage) DO UPDATE SET project_id = excluded.project_id,
-			key_id = excluded.key_id, state = excluded.state, at = excluded.at, reason = excluded.reason`,
-			a.Digest.String(), a.Repository, a.Stage, projectID, a.KeyID, a.State, a.At.UnixNano(), a.Reason)
-		return err
-	})
+	return s.store.Update(ctx, "record approval", func(tx Tx) error { return tx.PutApproval(ctx, projectID, a) })
 }
 
 // Approvals lists the stages' word on an artifact in a repository.
 func (s *Service) Approvals(ctx context.Context, repo string, d digest.Digest) ([]Approval, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT stage, key_id, state, at, reason FROM stage_approvals WHERE digest = ? AND repository = ? ORDER BY stage",
-		d.String(), repo)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Approval{}
-	for rows.Next() {
-		a := Approval{Digest: d, Repository: repo}
-		var at int64
-		if err := rows.Scan(&a.Stage, &a.KeyID, &a.State, &at, &a.Reason); err != nil {
-			return nil, err
-		}
-		a.At = *fromNanos(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return s.store.Approvals(ctx, repo, d)
 }
 
 // Approval returns one stage's word on an artifact in a repository.

@@ -27,7 +27,11 @@ func stageHarness(t *testing.T) (*harness, *custody.Service, *store.Remote) {
 	rand.Read(mk)
 	m, _ := custody.NewAESMaster(mk, "test")
 	dir := filepath.Dir(h.feed)
-	c, err := custody.Open(ctx, custody.Options{Path: filepath.Join(dir, "meta.db"), Master: m})
+	st0, err := custody.OpenSQLite(ctx, filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := custody.Open(ctx, custody.Options{Store: st0, Master: m})
 	if err != nil {
 		t.Fatal(err)
 	}

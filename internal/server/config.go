@@ -636,16 +636,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("storage.meta on PostgreSQL needs auth.signing_key: every replica must sign and verify "+
 			"tokens and audit checkpoints with the same key (an ECDSA P-256 PEM given to each replica)"))
 	}
-	if c.Backends().SharedMeta() && c.Keys.MasterKey != "" {
-		// Refused rather than half-working: custody keeps the keys in the
-		// data directory's meta.db, so each replica would hold keys of its
-		// own, and a key created, rotated or restored through one would be
-		// unknown to the others (signatures made by one replica's scan stage
-		// would not verify with the keys another serves).
-		errs = append(errs, errors.New("keys.master_key is not supported with storage.meta on PostgreSQL: the projects' "+
-			"signing keys are kept in each replica's own data directory, not in the shared database, so replicas would "+
-			"hold different keys; run key custody on one replica with storage.meta sqlite, or sign outside berth"))
-	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls.cert and tls.key go together"))
 	}

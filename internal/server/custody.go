@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -24,6 +23,8 @@ import (
 // openCustody opens the projects' signing keys when a master key is
 // configured (keys.master_key) and authentication is on (keys belong to
 // projects), and returns the scan stage's wiring; nil when there is none.
+// The keys are in the store storage.meta names: meta.db, or the shared
+// database, where every replica holds the same keys.
 // The stage signs through a second registry handler over the same stores,
 // in process: its writes are validated, recorded in the outbox and
 // announced like any push, and invalidate the serving registry's cache.
@@ -39,7 +40,11 @@ func (s *Server) openCustody(ctx context.Context, bg *background, wake *wake) (*
 		return nil, fmt.Errorf("keys.master_key: %w", err)
 	}
 	bg.master = m
-	if bg.custody, err = custody.Open(ctx, custody.Options{Path: filepath.Join(s.storage.Dir, "meta.db"), Master: m}); err != nil {
+	keyStore, err := s.storage.Backends.OpenCustody(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keys.master_key: %w", err)
+	}
+	if bg.custody, err = custody.Open(ctx, custody.Options{Store: keyStore, Master: m}); err != nil {
 		return nil, fmt.Errorf("keys.master_key: %w", err)
 	}
 	inner, err := registry.New(registry.Options{Blobs: s.storage.Blobs, Meta: s.storage.Meta, Authorizer: serverWriter{},

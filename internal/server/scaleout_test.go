@@ -3,15 +3,24 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/auth/token"
+	"berth.dev/berth/internal/custody"
+	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/keys"
+	"berth.dev/berth/internal/sign/store"
 	"berth.dev/berth/internal/testpeers"
 )
 
@@ -78,31 +87,100 @@ func TestSharedDatabaseNeedsASigningKey(t *testing.T) {
 	}
 }
 
-// Key custody is refused on a shared database: its keys would be each
-// replica's own. berth serve stops with the reason before opening
-// anything (the database here is unreachable and never asked).
-func TestSharedDatabaseRefusesKeyCustody(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Data = t.TempDir()
-	cfg.Auth.AdminPassword = testAdminPassword
-	cfg.Storage.Meta = "postgres://berth@127.0.0.1:1/berth"
-	cfg.Auth.SigningKey = filepath.Join(t.TempDir(), "signing-key.pem")
-	cfg.Keys.MasterKey = "env:BERTH_TEST_MASTER_KEY"
-	_, err := New(context.Background(), cfg, Options{})
-	if err == nil || !strings.Contains(err.Error(), "keys.master_key is not supported with storage.meta on PostgreSQL") ||
-		!strings.Contains(err.Error(), "replicas would hold different keys") {
-		t.Errorf("New with key custody on PostgreSQL: %v", err)
+// Two replicas on one database hold one key custody: a key made through
+// A is the key B lists, the rule set through A is the rule B's scan stage
+// applies, and B's stage signs with that key (the signature verifies with
+// the public key A answered). A rotation through B is what A lists, and a
+// replica started with another master key refuses to start.
+func TestReplicasShareKeyCustody(t *testing.T) {
+	ctx := context.Background()
+	shared := sharedBackends(t)
+	master := masterKeyFile(t)
+	feed := t.TempDir()
+	replica := func(c *Config) {
+		shared(c)
+		c.Keys.MasterKey = "file:" + master
+		c.Scan.DBSources = []string{feed}
+		c.Scan.DBUpdateInterval = 0
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	}
-	// Without the master key the same configuration passes validation.
-	cfg.Keys.MasterKey = ""
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("Validate without key custody: %v", err)
+	a := startAuthServer(t, replica)
+	b := startAuthServer(t, replica)
+	// B works every job (A's queue is not started): B scans and signs.
+	if err := b.s.bg.start(ctx); err != nil {
+		t.Fatal(err)
 	}
-	// On SQLite key custody stays available.
-	cfg.Storage.Meta = ""
-	cfg.Keys.MasterKey = "env:BERTH_TEST_MASTER_KEY"
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("Validate with key custody on SQLite: %v", err)
+	decode := func(r answer, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(r.body), v); err != nil {
+			t.Fatalf("%v: %s", err, r.body)
+		}
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	var made custody.Key
+	decode(a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "scan"}), 201, "scan key through A"), &made)
+	var listed []custody.Key
+	decode(b.expect(b.api(adminCreds, "GET", "/projects/team/keys", nil), 200, "keys through B"), &listed)
+	if len(listed) != 1 || listed[0].ID != made.ID || listed[0].PublicKey != made.PublicKey || !listed[0].Signing {
+		t.Fatalf("B lists %+v, want A's key %+v", listed, made)
+	}
+	a.expect(a.api(adminCreds, "PUT", "/projects/team/stages/scan", map[string]any{"key": "scan", "fail_on": "critical"}), 200, "rule through A")
+
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash"})
+	if _, err := a.s.bg.scans.UpdateDB(ctx); err != nil {
+		t.Fatalf("update on A: %v", err)
+	}
+	a.expect(a.push("team/app", "v1", npmImage("lodash"), adminCreds), 201, "push through A")
+	b.expect(b.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/v1/scan", nil), 202, "scan through B")
+	var approvals []custody.Approval
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		decode(a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/approvals", nil), 200, "approvals through A"), &approvals)
+		if len(approvals) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(approvals) != 1 || approvals[0].State != custody.Approved || approvals[0].KeyID != made.ID {
+		t.Fatalf("approvals through A: %+v, want approved with %s\n%s", approvals, made.ID, b.logs.String())
+	}
+
+	u, _ := url.Parse(a.url)
+	reg, _ := name.NewRegistry(u.Host, name.Insecure)
+	st, err := store.NewRemote(reg, remote.WithAuth(&authn.Basic{Username: "admin", Password: testAdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := sign.Resolve(ctx, st, reg.Repo("team", "app").Tag("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := keys.ParsePublic([]byte(made.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := sign.NewTrustedKey("scan", pub, made.NotBefore, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sign.Verify(ctx, st, target, sign.Trust{Keys: []sign.TrustedKey{tk}, Require: 1},
+		sign.VerifyOptions{Annotations: map[string]string{custody.AnnotationStage: custody.StageScan}})
+	if err != nil || len(res.Verified) != 1 || res.Verified[0].KeyID != made.KeyHint {
+		t.Fatalf("B's scan stage signature with A's key: %+v %v", res, err)
+	}
+
+	var rotated struct{ Retired, Current custody.Key }
+	decode(b.expect(b.api(adminCreds, "POST", "/projects/team/keys/scan/rotate", nil), 200, "rotate through B"), &rotated)
+	decode(a.expect(a.api(adminCreds, "GET", "/projects/team/keys", nil), 200, "keys through A"), &listed)
+	if len(listed) != 2 || listed[1].ID != rotated.Current.ID || !listed[1].Signing || listed[0].Signing || listed[1].Predecessor != made.ID {
+		t.Errorf("A lists %+v after B rotated to %s", listed, rotated.Current.ID)
+	}
+
+	other := DefaultConfig()
+	other.Data = t.TempDir()
+	other.Auth.AdminPassword = testAdminPassword
+	replica(&other)
+	other.Keys.MasterKey = "file:" + masterKeyFile(t)
+	if _, err := New(ctx, other, Options{}); !errors.Is(err, custody.ErrMasterKey) {
+		t.Errorf("a replica with another master key: %v, want ErrMasterKey", err)
 	}
 }
 
