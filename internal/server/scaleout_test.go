@@ -167,12 +167,33 @@ func TestReplicasShareKeyCustody(t *testing.T) {
 		t.Fatalf("B's scan stage signature with A's key: %+v %v", res, err)
 	}
 
+	// A's policy names the scan key; the rotation through B reaches it.
+	runtime := puller(t, a, "team")
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scanned}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"), 200, "policy through A")
+	a.expect(a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...), 200, "signed by the scan stage, pulled through A")
 	var rotated struct{ Retired, Current custody.Key }
 	decode(b.expect(b.api(adminCreds, "POST", "/projects/team/keys/scan/rotate", nil), 200, "rotate through B"), &rotated)
 	decode(a.expect(a.api(adminCreds, "GET", "/projects/team/keys", nil), 200, "keys through A"), &listed)
 	if len(listed) != 2 || listed[1].ID != rotated.Current.ID || !listed[1].Signing || listed[0].Signing || listed[1].Predecessor != made.ID {
 		t.Errorf("A lists %+v after B rotated to %s", listed, rotated.Current.ID)
 	}
+	p, err := a.s.sec.auth.Project("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _, err := a.s.bg.custody.Signer(ctx, p.ID, "scan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.push("team/app", "v2", npmImage("minimist"), adminCreds), 201, "push v2 through A")
+	v2, err := sign.Resolve(ctx, st, reg.Repo("team", "app").Tag("v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign.Sign(ctx, st, v2, next, sign.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.do("GET", "/v2/team/app/manifests/v2", nil, runtime...), 200, "signed by the key rotated in through B, pulled through A")
 
 	other := DefaultConfig()
 	other.Data = t.TempDir()

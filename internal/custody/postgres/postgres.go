@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/pgdb"
+	policypostgres "berth.dev/berth/internal/policy/postgres"
 )
 
 const component = "custody"
@@ -77,6 +78,22 @@ CREATE TABLE stage_approvals (
 	PRIMARY KEY (digest, repository, stage)
 );
 CREATE INDEX stage_approvals_by_project ON stage_approvals(project_id);
+`, `
+-- A project's signing keys made, rotated, restored or deleted are
+-- announced as a change of its policy (policypostgres.ChangesChannel),
+-- when the change commits: every replica loads the project's policy
+-- again, so a key reference counts the keys the project holds now.
+CREATE FUNCTION berth_signing_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		PERFORM pg_notify('` + policypostgres.ChangesChannel + `', OLD.project_id);
+	ELSE
+		PERFORM pg_notify('` + policypostgres.ChangesChannel + `', NEW.project_id);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+	FOR EACH ROW EXECUTE FUNCTION berth_signing_keys_changed();
 `}
 
 // writeLock is the transaction-level advisory lock every custody write
