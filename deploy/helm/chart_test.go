@@ -7,6 +7,7 @@ package helm_test
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,7 +250,8 @@ func TestKubeconform(t *testing.T) {
 		{"--set", "tls.existingSecret=berth-tls", "--set", "persistence.storageClass=fast", "--set", "extraEnv.BERTH_GC_INTERVAL=24h",
 			"--set", "nodeSelector.disk=ssd", "--set", "podAnnotations.team=registry"},
 		scaleOut,
-		append(slices.Clone(scaleOut), "--set", "s3.redirect=true", "--set", "admin.existingSecret=admin", "--set", "signingKey.existingSecret=key"),
+		append(slices.Clone(scaleOut), "--set", "s3.redirect=true", "--set", "admin.existingSecret=admin", "--set", "signingKey.existingSecret=key",
+			"--set", "masterKey.existingSecret=berth-master"),
 	} {
 		manifests, objs := render(t, values...)
 		out, err := validate(manifests)
@@ -290,6 +292,42 @@ func TestWebhooksAllowPrivate(t *testing.T) {
 		})
 		if got != c.want {
 			t.Errorf("%v: BERTH_WEBHOOKS_ALLOW_PRIVATE=true set %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
+// Key custody: a master key Secret reaches berth as keys.master_key
+// through the environment (berth refuses a group-readable key file, which
+// a Secret volume under fsGroup is); without one, custody stays off.
+func TestMasterKey(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		kind string
+		want bool
+	}{
+		{nil, "StatefulSet", false},
+		{[]string{"--set", "masterKey.existingSecret=berth-master"}, "StatefulSet", true},
+		{append(slices.Clone(scaleOut), "--set", "masterKey.existingSecret=berth-master"), "Deployment", true},
+	} {
+		_, objs := render(t, c.args...)
+		pod := dig(find(objs, c.kind), "spec", "template").(map[string]any)
+		env := dig(pod, "spec", "containers").([]any)[0].(map[string]any)["env"].([]any)
+		var spec, secret string
+		for _, e := range env {
+			m := e.(map[string]any)
+			switch m["name"] {
+			case "BERTH_KEYS_MASTER_KEY":
+				spec, _ = m["value"].(string)
+			case "BERTH_MASTER":
+				ref, _ := dig(m, "valueFrom", "secretKeyRef").(map[string]any)
+				secret = fmt.Sprint(ref["name"], "/", ref["key"])
+			}
+		}
+		if got := spec != "" || secret != ""; got != c.want {
+			t.Errorf("%v: master key set %v (%q from %q), want %v", c.args, got, spec, secret, c.want)
+		}
+		if c.want && (spec != "env:BERTH_MASTER" || secret != "berth-master/master.key") {
+			t.Errorf("%v: keys.master_key %q from %q, want env:BERTH_MASTER from berth-master/master.key", c.args, spec, secret)
 		}
 	}
 }

@@ -83,6 +83,18 @@ spec:
               key: admin-password
         - name: BERTH_AUTH_SIGNING_KEY
           value: /etc/berth/signing-key/signing-key.pem
+        {{- if .Values.masterKey.existingSecret }}
+        # From the environment, not a mounted file: with fsGroup a
+        # Secret's files are group-readable, which berth refuses for a
+        # master key file.
+        - name: BERTH_MASTER
+          valueFrom:
+            secretKeyRef:
+              name: {{ .Values.masterKey.existingSecret }}
+              key: master.key
+        - name: BERTH_KEYS_MASTER_KEY
+          value: env:BERTH_MASTER
+        {{- end }}
         {{- if eq .Values.mode "scaleout" }}
         - name: BERTH_STORAGE_META
           valueFrom:
