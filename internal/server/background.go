@@ -125,7 +125,11 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 	})
 	if bg.vulndb != nil {
 		bg.scans.Register(q)
-		if cfg.Scan.DBUpdateInterval > 0 && len(cfg.Scan.DBSources) > 0 {
+		// River's elected leader inserts periodic jobs, and may be a
+		// replica without sources: on a shared database every replica
+		// schedules the update (one is queued at a time) and a replica
+		// with sources runs it.
+		if cfg.Scan.DBUpdateInterval > 0 && (len(cfg.Scan.DBSources) > 0 || shareDB) {
 			q.Every(cfg.Scan.DBUpdateInterval, true, func() (river.JobArgs, *river.InsertOpts) {
 				return scanservice.UpdateDBArgs{}, nil
 			})

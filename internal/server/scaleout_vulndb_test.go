@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/osv"
@@ -222,5 +223,39 @@ func TestReplicaWithoutSourcesWorksScanJobs(t *testing.T) {
 		!job.ScheduledAt.After(time.Now()) {
 		t.Errorf("update job on B: state %s, attempt %d (attempted at %v), errors %v, scheduled %s\n%s",
 			job.State, job.Attempt, job.AttemptedAt, job.Errors, job.ScheduledAt, b.logs.String())
+	}
+}
+
+// TestLeaderWithoutSourcesSchedulesUpdates: river's leader, which inserts
+// the periodic jobs, may be a replica without database sources; it still
+// queues the periodic update (and, unable to run it, puts it back for a
+// replica with sources), or no database update would ever be scheduled.
+func TestLeaderWithoutSourcesSchedulesUpdates(t *testing.T) {
+	ctx := context.Background()
+	shared := sharedBackends(t)
+	feed := t.TempDir()
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash"})
+	// A has sources but is not started: B is the only replica working
+	// jobs, so river elects it.
+	startAuthServer(t, shared, func(c *Config) { c.Scan.DBSources, c.Scan.DBUpdateInterval = []string{feed}, 0 })
+	b := startAuthServer(t, shared, func(c *Config) { c.Scan.DBUpdateInterval = time.Hour })
+	if err := b.s.bg.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*rivertype.JobRow
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var err error
+		if jobs, err = b.s.bg.queue.List(ctx, river.NewJobListParams().Kinds(scanservice.UpdateDBArgs{}.Kind())); err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) == 1 && jobs[0].State == rivertype.JobStateScheduled {
+			break
+		}
+	}
+	if len(jobs) != 1 || jobs[0].State != rivertype.JobStateScheduled || len(jobs[0].Errors) != 0 {
+		for _, j := range jobs {
+			t.Logf("job %d: %s, errors %v", j.ID, j.State, j.Errors)
+		}
+		t.Fatalf("the leader without sources queued %d updates, want one put back for a replica with sources\n%s", len(jobs), b.logs.String())
 	}
 }
