@@ -139,6 +139,14 @@ func (a *API) deleteProject(c *call) error {
 			a.log.ErrorContext(c.ctx(), "could not delete the webhooks of a deleted project", "project", project, "error", herr)
 		}
 	}
+	if err == nil && a.opts.Policies != nil && id != "" {
+		// So is its policy. Bound to the id, a row left behind would not
+		// apply to a project created again under the name, but it would
+		// be kept, listed and loaded by every replica for nothing.
+		if perr := a.opts.Policies.Delete(c.ctx(), project, id); perr != nil {
+			a.log.ErrorContext(c.ctx(), "could not delete the policy of a deleted project", "project", project, "error", perr)
+		}
+	}
 	detail := ""
 	if len(robots) > 0 {
 		detail = "deleted its robots " + strings.Join(robots, " ")

@@ -101,7 +101,12 @@ type Options struct {
 	// means 100.
 	RematchBatch int
 	// Stages signs for the scan stage; nil: the server signs nothing.
-	Stages      *Stages
+	Stages *Stages
+	// NoUpdate says this replica has no database sources of its own: it
+	// scans with the published database but leaves vulndb_update jobs to
+	// a replica configured with sources (it would otherwise build from
+	// the default sources, which the operator did not choose).
+	NoUpdate    bool
 	ToolVersion string
 	Logger      *slog.Logger
 	Metrics     *prom.Registry
@@ -757,7 +762,16 @@ type updateWorker struct {
 
 func (w *updateWorker) Timeout(*river.Job[UpdateDBArgs]) time.Duration { return 30 * time.Minute }
 
+// noUpdateSnooze is how long a replica without sources puts back an
+// update job it was handed, for a replica with sources to take.
+const noUpdateSnooze = 30 * time.Second
+
 func (w *updateWorker) Work(ctx context.Context, _ *river.Job[UpdateDBArgs]) error {
+	if w.s.opts.NoUpdate {
+		// Snoozing neither fails the job nor uses up its attempts.
+		w.s.log.InfoContext(ctx, "left the vulnerability database update to a replica with scan.db_sources")
+		return river.JobSnooze(noUpdateSnooze)
+	}
 	_, err := w.s.UpdateDB(ctx)
 	return err
 }

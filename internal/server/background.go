@@ -86,10 +86,13 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 	if bg.reports, err = s.storage.Backends.OpenReports(ctx); err != nil {
 		return fail(err)
 	}
-	if scanning(cfg, dir) {
+	// On a shared database every replica scans, sources or not: river
+	// hands scan and re-match jobs to any replica, and each installs the
+	// published database before a job.
+	shareDB := s.storage.Backends.Shared()
+	if scanning(cfg, dir) || shareDB {
 		// On a shared database the replicas compare digests with the
 		// published database's.
-		shareDB := s.storage.Backends.Shared()
 		if bg.vulndb, err = live.Open(live.Config{Dir: VulnDBDir(dir), Sources: cfg.Scan.DBSources, Logger: s.log,
 			Digests: shareDB}); err != nil {
 			return fail(err)
@@ -118,10 +121,15 @@ func (s *Server) openBackground(ctx context.Context, reg *prom.Registry, wake *w
 		Inventory: scanner, SBOMReferrers: cfg.Scan.SBOMReferrers, ToolVersion: s.version,
 		Secrets: slices.Contains(cfg.Scan.Scanners, "secret"), Misconfig: slices.Contains(cfg.Scan.Scanners, "misconfig"),
 		Notify: s.announce, Stored: s.policies.reportStored, Logger: s.log, Metrics: reg, Stages: stages,
+		NoUpdate: shareDB && len(cfg.Scan.DBSources) == 0,
 	})
 	if bg.vulndb != nil {
 		bg.scans.Register(q)
-		if cfg.Scan.DBUpdateInterval > 0 && len(cfg.Scan.DBSources) > 0 {
+		// River's elected leader inserts periodic jobs, and may be a
+		// replica without sources: on a shared database every replica
+		// schedules the update (one is queued at a time) and a replica
+		// with sources runs it.
+		if cfg.Scan.DBUpdateInterval > 0 && (len(cfg.Scan.DBSources) > 0 || shareDB) {
 			q.Every(cfg.Scan.DBUpdateInterval, true, func() (river.JobArgs, *river.InsertOpts) {
 				return scanservice.UpdateDBArgs{}, nil
 			})

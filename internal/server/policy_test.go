@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/policytest"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/store"
@@ -550,4 +552,46 @@ type PolicyVerdictAnswer struct {
 			Policy, Rule, Message, Mode string
 		} `json:"violations"`
 	} `json:"verdict"`
+}
+
+// TestDeletedProjectTakesItsPolicy: deleting a project deletes its stored
+// policy, on SQLite and on PostgreSQL; a project created again under the
+// name starts without one, and no replica loads the old one.
+func TestDeletedProjectTakesItsPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		backend func(t *testing.T) func(*Config)
+	}{
+		{"sqlite", func(*testing.T) func(*Config) { return func(*Config) {} }},
+		{"postgres", sharedBackends},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			a := startAuthServer(t, tc.backend(t))
+			a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+			old, err := a.s.sec.auth.Project("team")
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"
+			a.expect(putPolicy(a, "team", doc), 200, "put the policy")
+			if _, err := a.s.policies.store.Get(ctx, old.ID); err != nil {
+				t.Fatalf("the policy put is not stored: %v", err)
+			}
+
+			a.expect(a.api(adminCreds, "DELETE", "/projects/team", nil), 204, "delete team")
+			if s, err := a.s.policies.store.Get(ctx, old.ID); !errors.Is(err, policy.ErrNoPolicy) {
+				t.Errorf("the deleted project's policy is still stored: %s of %s, %v", s.Version, s.Project, err)
+			}
+			if all, err := a.s.policies.store.All(ctx); err != nil || len(all) != 0 {
+				t.Errorf("%d policies stored after the project was deleted, %v", len(all), err)
+			}
+
+			a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team again")
+			a.expect(a.api(adminCreds, "GET", "/projects/team/policy", nil), 404, "policy of the project created again")
+			if a.s.policies.enforcer.Enforced("team/app") {
+				t.Error("a policy is enforced in the project created again")
+			}
+		})
+	}
 }

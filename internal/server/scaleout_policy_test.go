@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,53 @@ func TestReportChangesReachTheOtherReplicasPolicyAtOnce(t *testing.T) {
 		}
 		if r := pull(tag); r.status != 403 || !strings.Contains(r.body, "CVE-2026-0001") {
 			t.Fatalf("round %d: B serves the image A found a critical vulnerability in: %d %s", i, r.status, r.body)
+		}
+	}
+}
+
+// Admission reviews answered by one replica see what was changed through
+// another at once, as registry and API requests do: the admission policy
+// is each replica's file, but who may see which image (a project made
+// public or private) and the images and signatures are shared. Each round
+// reviews references not reviewed before, so no cached decision answers.
+func TestAdmissionSeesTheOtherReplicasChangesAtOnce(t *testing.T) {
+	shared := sharedBackends(t)
+	ci := policytest.NewKey(t, "ci")
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admit := func(c *Config) { c.Admission.Policy = pol }
+	a := startAuthServer(t, shared, admit)
+	b := startAuthServer(t, shared, admit)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team on A")
+	st, _ := adminStore(t, a)
+	bu, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Images named by B's address: B reads them from the shared stores.
+	review := func(image string) string {
+		t.Helper()
+		body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"app","image":%q}]}}}}`, bu.Host+"/"+image)
+		r := b.do("POST", "/admission/validate", []byte(body), "Content-Type", "application/json")
+		if r.status != 200 {
+			t.Fatalf("review of %s on B: %d %s", image, r.status, r.body)
+		}
+		return r.body
+	}
+	for i := range 20 {
+		tag := fmt.Sprint("v", i)
+		target := policytest.PushTo(t, st, bu.Host, "team/app", tag, fmt.Sprint("image ", i))
+		policytest.SignTarget(t, st, target, ci, false, nil)
+		a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"public": true}), 200, "make team public through A")
+		if got := review("team/app:" + tag); !strings.Contains(got, `"allowed":true`) {
+			t.Fatalf("round %d: B does not see the signed image of the project made public through A: %s", i, got)
+		}
+		a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"public": false}), 200, "make team private through A")
+		if got := review("team/app@" + target.Manifest.Digest.String()); !strings.Contains(got, "not found in its registry") {
+			t.Fatalf("round %d: B shows an anonymous caller the image of the project made private through A: %s", i, got)
 		}
 	}
 }

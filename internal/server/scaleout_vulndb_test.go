@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/scanservice"
 )
 
 // writeNPMFeed writes an OSV feed folder with one npm record per id,
@@ -110,7 +113,7 @@ func TestReplicasScanWithThePublishedDatabase(t *testing.T) {
 	}
 	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
 
-	update(map[string]string{"VULN-1": "lodash"})
+	update(map[string]string{"VULN-1": "lodash", "VULN-M": "minimist"})
 	a.expect(a.push("team/app", "lodash", npmImage("lodash"), adminCreds), 201, "push lodash")
 	b.expect(b.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/lodash/scan", nil), 202, "scan lodash")
 	findings("lodash", "VULN-1")
@@ -141,5 +144,118 @@ func TestReplicasScanWithThePublishedDatabase(t *testing.T) {
 	sa, sb := status(a), status(b)
 	if sa.Digest == "" || sa != sb || sa.Digest != a.s.bg.vulndb.Digest() {
 		t.Errorf("GET /api/v1/vulndb: A %+v, B %+v", sa, sb)
+	}
+}
+
+// TestReplicaWithoutSourcesWorksScanJobs: only replica A is configured
+// with database sources; B, without any and with an empty data
+// directory, is the replica that runs the jobs. B scans with the
+// database A published (a scan asked through A, and one asked through B
+// itself) and runs the re-match A's next update queued, instead of
+// failing them as jobs of an unknown kind; a database update handed to
+// B is put back for a replica with sources, not failed or run from
+// sources nobody configured.
+func TestReplicaWithoutSourcesWorksScanJobs(t *testing.T) {
+	ctx := context.Background()
+	shared := sharedBackends(t)
+	feed := t.TempDir()
+	fast := func(c *Config) {
+		shared(c)
+		c.Scan.DBUpdateInterval = 0
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	}
+	a := startAuthServer(t, fast, func(c *Config) { c.Scan.DBSources = []string{feed} })
+	b := startAuthServer(t, fast)
+	if err := b.s.bg.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	update := func(recs map[string]string) {
+		t.Helper()
+		writeNPMFeed(t, feed, recs)
+		if _, err := a.s.bg.scans.UpdateDB(ctx); err != nil {
+			t.Fatalf("update on A: %v", err)
+		}
+	}
+	findings := func(tag, want string) {
+		t.Helper()
+		var body string
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			body = a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/"+tag+"/vulnerabilities", nil).body
+			var rep struct{ Scan struct{ Status string } }
+			if json.Unmarshal([]byte(body), &rep) == nil && rep.Scan.Status == "done" && strings.Contains(body, `"`+want+`"`) {
+				return
+			}
+		}
+		t.Fatalf("%s: no %s in the report B made: %s\n%s", tag, want, body, b.logs.String())
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	update(map[string]string{"VULN-1": "lodash", "VULN-M": "minimist"})
+
+	a.expect(a.push("team/app", "lodash", npmImage("lodash"), adminCreds), 201, "push lodash")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/lodash/scan", nil), 202, "scan lodash through A")
+	findings("lodash", "VULN-1")
+
+	a.expect(a.push("team/app", "minimist", npmImage("minimist"), adminCreds), 201, "push minimist")
+	b.expect(b.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/minimist/scan", nil), 202, "scan minimist through B")
+	findings("minimist", "VULN-M")
+
+	// The re-match A's update queues runs on B.
+	update(map[string]string{"VULN-1": "lodash", "VULN-M": "minimist", "VULN-2": "lodash"})
+	findings("lodash", "VULN-2")
+
+	// An update job reaching B waits for a replica with sources.
+	res, err := b.s.bg.queue.Insert(ctx, scanservice.UpdateDBArgs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A snoozed job is scheduled again, its attempt given back (river
+	// does not count snoozes): it was worked, without error.
+	var job *rivertype.JobRow
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if job, err = b.s.bg.queue.Job(ctx, res.Job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if job.State != rivertype.JobStateAvailable && job.State != rivertype.JobStateRunning {
+			break
+		}
+	}
+	if job.State != rivertype.JobStateScheduled || job.AttemptedAt == nil || job.Attempt != 0 || len(job.Errors) != 0 ||
+		!job.ScheduledAt.After(time.Now()) {
+		t.Errorf("update job on B: state %s, attempt %d (attempted at %v), errors %v, scheduled %s\n%s",
+			job.State, job.Attempt, job.AttemptedAt, job.Errors, job.ScheduledAt, b.logs.String())
+	}
+}
+
+// TestLeaderWithoutSourcesSchedulesUpdates: river's leader, which inserts
+// the periodic jobs, may be a replica without database sources; it still
+// queues the periodic update (and, unable to run it, puts it back for a
+// replica with sources), or no database update would ever be scheduled.
+func TestLeaderWithoutSourcesSchedulesUpdates(t *testing.T) {
+	ctx := context.Background()
+	shared := sharedBackends(t)
+	feed := t.TempDir()
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash"})
+	// A has sources but is not started: B is the only replica working
+	// jobs, so river elects it.
+	startAuthServer(t, shared, func(c *Config) { c.Scan.DBSources, c.Scan.DBUpdateInterval = []string{feed}, 0 })
+	b := startAuthServer(t, shared, func(c *Config) { c.Scan.DBUpdateInterval = time.Hour })
+	if err := b.s.bg.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*rivertype.JobRow
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var err error
+		if jobs, err = b.s.bg.queue.List(ctx, river.NewJobListParams().Kinds(scanservice.UpdateDBArgs{}.Kind())); err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) == 1 && jobs[0].State == rivertype.JobStateScheduled {
+			break
+		}
+	}
+	if len(jobs) != 1 || jobs[0].State != rivertype.JobStateScheduled || len(jobs[0].Errors) != 0 {
+		for _, j := range jobs {
+			t.Logf("job %d: %s, errors %v", j.ID, j.State, j.Errors)
+		}
+		t.Fatalf("the leader without sources queued %d updates, want one put back for a replica with sources\n%s", len(jobs), b.logs.String())
 	}
 }

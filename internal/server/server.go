@@ -301,7 +301,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if refuse := s.auditRefusal(r, route, registryRoute); refuse != nil {
 		next = refuse
-	} else if registryRoute || route == "token" || route == "api" {
+	} else if registryRoute || route == "token" || route == "api" || route == "admission" {
+		// Admission reviews read the shared images and rights too.
 		next = s.synced(next)
 	}
 	uploading := (route == "upload" || route == "upload_start") &&

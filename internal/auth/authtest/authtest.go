@@ -4,8 +4,10 @@ package authtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Robots", func(t *testing.T) { testRobots(t, factory(t)) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, factory(t)) })
 	t.Run("DeletedProjectLeavesNothing", func(t *testing.T) { testDeletedProjectLeavesNothing(t, factory(t)) })
+	t.Run("RobotsRacingProjectDeletion", func(t *testing.T) { testRobotsRacingProjectDeletion(t, factory(t)) })
 	t.Run("Lockouts", func(t *testing.T) { testLockouts(t, factory(t)) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, factory(t)) })
 	t.Run("SessionLimits", func(t *testing.T) { testSessionLimits(t, factory(t)) })
@@ -168,6 +171,10 @@ func testMembers(t *testing.T, s auth.Store) {
 
 func testRobots(t *testing.T, s auth.Store) {
 	ctx := context.Background()
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-team-a", Name: "team-a", CreatedAt: at}, ""))
+	wantErr(t, s.CreateRobot(ctx, auth.Robot{ID: "r-gone", Name: "robot$gone", CreatedAt: at,
+		Permissions: []auth.RobotPermission{{Project: "gone", ProjectID: "p-gone", Actions: []auth.Action{auth.Pull}}}}),
+		auth.ErrNotFound, "robot of a project that does not exist")
 	r := auth.Robot{ID: "r-ci", Name: "robot$ci", Description: "CI pushes", CreatedBy: "admin", CreatedAt: at, SecretHash: "abc",
 		Permissions:  []auth.RobotPermission{{Project: "team-a", ProjectID: "p-team-a", Actions: []auth.Action{auth.Pull, auth.Push}}},
 		ExpiresAt:    at.Add(time.Hour),
@@ -281,6 +288,70 @@ func testDeletedProjectLeavesNothing(t *testing.T, s auth.Store) {
 			}
 		}
 	}
+}
+
+// testRobotsRacingProjectDeletion creates a robot in a project, and
+// updates one read before, while the project is being deleted: whichever
+// commits first, no robot is left with a permission in the deleted
+// project (permissions are not foreign keys: the store must order the
+// two itself). The caller's check that the project exists is long past.
+func testRobotsRacingProjectDeletion(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	must(t, s.CreateProject(ctx, auth.Project{ID: "p-kept", Name: "kept", CreatedAt: at}, ""))
+	kept := auth.RobotPermission{Project: "kept", ProjectID: "p-kept", Actions: []auth.Action{auth.Pull}}
+	const rounds = 50
+	created, refused := 0, 0
+	for i := range rounds {
+		project := fmt.Sprint("doomed-", i)
+		id := "p-" + project
+		must(t, s.CreateProject(ctx, auth.Project{ID: id, Name: project, CreatedAt: at}, ""))
+		perm := auth.RobotPermission{Project: project, ProjectID: id, Actions: []auth.Action{auth.Pull, auth.Push}}
+		// Read before the deletion: in both projects.
+		older := auth.Robot{ID: fmt.Sprint("r-older-", i), Name: fmt.Sprint("robot$older-", i), CreatedAt: at,
+			Permissions: []auth.RobotPermission{perm, kept}}
+		must(t, s.CreateRobot(ctx, older))
+		older.Revoked = true
+		fresh := auth.Robot{ID: fmt.Sprint("r-new-", i), Name: fmt.Sprint("robot$new-", i), CreatedAt: at,
+			Permissions: []auth.RobotPermission{perm}}
+
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		var delErr, createErr, updateErr error
+		wg.Add(3)
+		go func() { defer wg.Done(); <-start; _, delErr = s.DeleteProject(ctx, id) }()
+		go func() { defer wg.Done(); <-start; createErr = s.CreateRobot(ctx, fresh) }()
+		go func() { defer wg.Done(); <-start; updateErr = s.UpdateRobot(ctx, older) }()
+		close(start)
+		wg.Wait()
+		must(t, delErr)
+		for what, err := range map[string]error{"create": createErr, "update": updateErr} {
+			if err != nil && !errors.Is(err, auth.ErrNotFound) {
+				t.Fatalf("round %d: %s racing the deletion: %v, want success or ErrNotFound", i, what, err)
+			}
+		}
+		if createErr == nil {
+			created++
+		} else {
+			refused++
+		}
+		robots, err := s.Robots(ctx)
+		must(t, err)
+		for _, r := range robots {
+			for _, p := range r.Permissions {
+				if p.ProjectID == id {
+					t.Fatalf("round %d: robot %s outlives project %s with %+v (create: %v, update: %v)",
+						i, r.Name, project, p, createErr, updateErr)
+				}
+			}
+		}
+		if _, err := s.Robot(ctx, fresh.Name); err == nil {
+			t.Fatalf("round %d: robot %s, whose only project was deleted, exists", i, fresh.Name)
+		}
+		if o, err := s.Robot(ctx, older.Name); err != nil || !reflect.DeepEqual(o.Permissions, []auth.RobotPermission{kept}) {
+			t.Fatalf("round %d: robot of two projects after one was deleted: %+v, %v", i, o, err)
+		}
+	}
+	t.Logf("%d rounds: robot created before the deletion %d times, refused after it %d times", rounds, created, refused)
 }
 
 func testLockouts(t *testing.T, s auth.Store) {

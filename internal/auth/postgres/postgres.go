@@ -557,13 +557,48 @@ func (s *Store) CreateRobot(ctx context.Context, r auth.Robot) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, "INSERT INTO robots ("+robotColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		r.ID, r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
-	if isUnique(err) {
-		return fmt.Errorf("robot %s: %w", r.Name, auth.ErrExists)
+	return s.inTx(ctx, "create robot "+r.Name, func(tx pgx.Tx) error {
+		if err := lockProjects(ctx, tx, r); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO robots ("+robotColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			r.ID, r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("robot %s: %w", r.Name, auth.ErrExists)
+		}
+		return err
+	})
+}
+
+// lockProjects checks that the projects r's permissions name exist and
+// keeps them from being deleted until the transaction ends. Permissions
+// are not foreign keys, so without it a DeleteProject committing between
+// the caller's check and the robot's write would miss the robot, which
+// would outlive the project with its permission (DeleteProject's DELETE
+// waits for the share lock; a robot written first is then seen by
+// DeleteProject's next statement and its permission removed).
+func lockProjects(ctx context.Context, tx pgx.Tx, r auth.Robot) error {
+	var ids []string
+	for _, p := range r.Permissions {
+		if p.ProjectID != "" && !slices.Contains(ids, p.ProjectID) {
+			ids = append(ids, p.ProjectID)
+		}
 	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, "SELECT id FROM projects WHERE id = ANY($1) ORDER BY id FOR SHARE", ids)
 	if err != nil {
-		return fmt.Errorf("create robot %s: %w", r.Name, err)
+		return fmt.Errorf("robot %s: lock its projects: %w", r.Name, err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("robot %s: lock its projects: %w", r.Name, err)
+	}
+	for _, p := range r.Permissions {
+		if p.ProjectID != "" && !slices.Contains(found, p.ProjectID) {
+			return fmt.Errorf("robot %s: project %s: %w", r.Name, p.Project, auth.ErrNotFound)
+		}
 	}
 	return nil
 }
@@ -608,10 +643,17 @@ func (s *Store) UpdateRobot(ctx context.Context, r auth.Robot) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.pool.Exec(ctx, `UPDATE robots SET description = $1, permissions = $2, expires_at = $3, revoked = $4,
-		allowed_cidrs = $5, secret_hash = $6 WHERE id = $7`,
-		r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.ID)
-	return exactlyOne(res, err, "update robot "+r.Name)
+	// A robot read before its project was deleted must not put the
+	// permission back.
+	return s.inTx(ctx, "update robot "+r.Name, func(tx pgx.Tx) error {
+		if err := lockProjects(ctx, tx, r); err != nil {
+			return err
+		}
+		res, err := tx.Exec(ctx, `UPDATE robots SET description = $1, permissions = $2, expires_at = $3, revoked = $4,
+			allowed_cidrs = $5, secret_hash = $6 WHERE id = $7`,
+			r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.ID)
+		return exactlyOne(res, err, "update robot "+r.Name)
+	})
 }
 
 // DeleteRobot implements auth.Store.

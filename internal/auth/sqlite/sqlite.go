@@ -553,13 +553,39 @@ func (s *Store) CreateRobot(ctx context.Context, r auth.Robot) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.W.ExecContext(ctx, "INSERT INTO robots ("+robotColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		r.ID, r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
-	if isUnique(err) {
-		return fmt.Errorf("robot %s: %w", r.Name, auth.ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create robot %s: %w", r.Name, err)
+	return s.db.InTx(ctx, "create robot "+r.Name, func(tx *sql.Tx) error {
+		if err := projectsExist(ctx, tx, r); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO robots ("+robotColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			r.ID, r.Name, r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.CreatedBy, nanos(r.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("robot %s: %w", r.Name, auth.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create robot %s: %w", r.Name, err)
+		}
+		return nil
+	})
+}
+
+// projectsExist checks, inside the write transaction (which excludes
+// every other writer, another process's included), that the projects r's
+// permissions name still exist: permissions are not foreign keys, and a
+// robot written after its project's DeleteProject would outlive it.
+func projectsExist(ctx context.Context, tx *sql.Tx, r auth.Robot) error {
+	for _, p := range r.Permissions {
+		if p.ProjectID == "" {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM projects WHERE id = ?", p.ProjectID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("robot %s: project %s: %w", r.Name, p.Project, auth.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("robot %s: project %s: %w", r.Name, p.Project, err)
+		}
 	}
 	return nil
 }
@@ -608,10 +634,17 @@ func (s *Store) UpdateRobot(ctx context.Context, r auth.Robot) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.W.ExecContext(ctx, `UPDATE robots SET description = ?, permissions = ?, expires_at = ?, revoked = ?,
-		allowed_cidrs = ?, secret_hash = ? WHERE id = ?`,
-		r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.ID)
-	return exactlyOne(res, err, "update robot "+r.Name)
+	// A robot read before its project was deleted must not put the
+	// permission back.
+	return s.db.InTx(ctx, "update robot "+r.Name, func(tx *sql.Tx) error {
+		if err := projectsExist(ctx, tx, r); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE robots SET description = ?, permissions = ?, expires_at = ?, revoked = ?,
+			allowed_cidrs = ?, secret_hash = ? WHERE id = ?`,
+			r.Description, perms, nanos(r.ExpiresAt), boolInt(r.Revoked), cidrText(r.AllowedCIDRs), r.SecretHash, r.ID)
+		return exactlyOne(res, err, "update robot "+r.Name)
+	})
 }
 
 // DeleteRobot implements auth.Store.
