@@ -22,7 +22,8 @@ const (
 // the scan passes when no finding is rated FailOn or higher (findings
 // without a fixed version left out with IgnoreUnfixed). Attest adds a
 // signed vulnerability attestation (cosign's vuln predicate) beside the
-// signature. Until policies exist, a severity threshold is the rule.
+// signature. The rule is a severity threshold, not a project policy: the
+// stage vouches for the scan, and policies then require its signature.
 type Rule struct {
 	Stage         string         `json:"stage"`
 	KeyPurpose    string         `json:"key"`
