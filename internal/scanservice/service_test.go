@@ -72,7 +72,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	if h.queue, err = jobs.Open(ctx, jobs.Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
-		RetryBase: 20 * time.Millisecond, Exclusive: true}); err != nil {
+		RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Exclusive: true}); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := inventory.OpenCache(filepath.Join(dir, "cache"))
@@ -216,7 +216,22 @@ func (h *harness) waitIdle() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	h.t.Fatal("queue still busy after 5 minutes")
+	// Say which jobs, and why they were retried, so a failure on a loaded
+	// machine can be told from a job that never ends.
+	busy, err := h.queue.List(context.Background(), river.NewJobListParams().States(rivertype.JobStateAvailable,
+		rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending).First(50))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var jobs []string
+	for _, j := range busy {
+		line := fmt.Sprintf("%s #%d %s attempt %d", j.Kind, j.ID, j.State, j.Attempt)
+		if n := len(j.Errors); n > 0 {
+			line += ": " + j.Errors[n-1].Error
+		}
+		jobs = append(jobs, line)
+	}
+	h.t.Fatalf("queue still busy after 5 minutes:\n%s", strings.Join(jobs, "\n"))
 }
 
 func (h *harness) report(d digest.Digest) *reports.Record {
