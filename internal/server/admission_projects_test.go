@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -127,5 +128,23 @@ func TestAdmissionEnforcesProjectPolicies(t *testing.T) {
 			a.expect(a.api(adminCreds, "DELETE", "/projects/open/policy", nil), 204, "delete open's policy")
 			check("policy deleted since", host+"/open/app:unsigned", openRuntime, want{allowed: true})
 		})
+	}
+}
+
+// TestAdmissionProjectPoliciesNeedAuthentication: with authentication off
+// projects have no policies, so a webhook for them alone is a
+// configuration error rather than one that admits everything.
+func TestAdmissionProjectPoliciesNeedAuthentication(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Data = t.TempDir()
+	cfg.Auth.Disabled = true
+	cfg.Admission.ProjectPolicies = true
+	s, err := New(context.Background(), cfg, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), "admission.project_policies: projects have no policies with authentication off") {
+		t.Errorf("error %v", err)
 	}
 }
