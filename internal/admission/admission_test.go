@@ -379,6 +379,8 @@ func TestProjectPolicy(t *testing.T) {
 	type asked struct{ registry, repo, reference, digest string }
 	var mu sync.Mutex
 	var calls []asked
+	slow := make(chan struct{})
+	t.Cleanup(func() { close(slow) })
 	opts := Options{
 		Local: func(_ context.Context, registry, _ string) (store.Reader, func(string) func(context.Context) (*match.Report, error), bool) {
 			return f.reg.Store, nil, registry == f.reg.Host
@@ -394,6 +396,8 @@ func TestProjectPolicy(t *testing.T) {
 				return "", []string{"ImagePolicy/p: signature: not signed"}, nil
 			case d == f.targets["tampered"].Manifest.Digest.String():
 				return "", nil, errors.New("store unavailable")
+			case d == f.targets["bundle"].Manifest.Digest.String():
+				<-slow // an evaluation longer than the review may take
 			}
 			return "", nil, nil
 		},
@@ -462,5 +466,17 @@ func TestProjectPolicy(t *testing.T) {
 				t.Error("an image no policy applies to was looked up")
 			}
 		})
+	}
+
+	// An evaluation that outlasts the apiserver's time is a refusal in
+	// time, with berth's message.
+	start := time.Now()
+	a := post(t, projectsOnly, "/validate?timeout=300ms", fixtureReview(t, "pod.json", f.image("bundle"), ""))
+	if a.resp == nil || a.resp.Allowed || a.resp.Result == nil ||
+		!strings.Contains(a.resp.Result.Message, "its project's policy could not be checked: no decision within the webhook's time: context deadline exceeded") {
+		t.Errorf("slow project policy: %+v %s", a.resp, a.text)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v", took)
 	}
 }

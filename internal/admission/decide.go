@@ -189,13 +189,30 @@ func (dc *decider) project(ctx context.Context, d *decision) *projectCheck {
 	if dc.opts.ProjectPolicy == nil || !d.local || d.problem != "" || d.digest == "" {
 		return nil
 	}
-	deny, warnings, err := dc.opts.ProjectPolicy(ctx, d.registry, d.repository, d.reference, d.digest)
-	if err != nil {
-		// Fail closed: no decision is a refusal.
-		dc.log.WarnContext(ctx, "project policy not checked; the image is refused", "image", d.image, "error", err)
-		return &projectCheck{deny: "its project's policy could not be checked: " + err.Error()}
+	type answer struct {
+		deny     string
+		warnings []string
+		err      error
 	}
-	return &projectCheck{deny: deny, warnings: warnings}
+	// The enforcer's evaluation may outlive the review (others may share
+	// it): the review is answered within its time all the same.
+	ch := make(chan answer, 1)
+	go func() {
+		deny, warnings, err := dc.opts.ProjectPolicy(ctx, d.registry, d.repository, d.reference, d.digest)
+		ch <- answer{deny, warnings, err}
+	}()
+	var a answer
+	select {
+	case a = <-ch:
+	case <-ctx.Done():
+		a.err = fmt.Errorf("no decision within the webhook's time: %w", ctx.Err())
+	}
+	if a.err != nil {
+		// Fail closed: no decision is a refusal.
+		dc.log.WarnContext(ctx, "project policy not checked; the image is refused", "image", d.image, "error", a.err)
+		return &projectCheck{deny: "its project's policy could not be checked: " + a.err.Error()}
+	}
+	return &projectCheck{deny: a.deny, warnings: a.warnings}
 }
 
 func (dc *decider) lookup(ctx context.Context, p *policy.Policy, image string) *decision {
