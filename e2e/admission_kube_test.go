@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +165,44 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 	}
 }
 
+func pod(name, image string) map[string]any {
+	return map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name},
+		"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": image}}}}
+}
+
+// registerBerth registers berth's webhooks at url as berth admission
+// manifests prints them, makes the namespace prod that opts in, and
+// waits until the apiserver (which picks configurations up
+// asynchronously) sends berth the reviews: until a pod naming refused
+// is refused. It returns that answer.
+func (k *kube) registerBerth(t *testing.T, env []string, url, ca, refused string) (int, []byte) {
+	t.Helper()
+	out := run(t, env, berthBin, "admission", "manifests", "--url", url, "--ca-bundle", ca, "--timeout", "10")
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		kind := strings.ToLower(fmt.Sprint(doc["kind"])) + "s"
+		k.must(t, "POST", "/apis/admissionregistration.k8s.io/v1/"+kind, doc, 201)
+	}
+	k.must(t, "POST", "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": "prod", "labels": map[string]any{"berth.dev/admission": "enabled"}}}, 201)
+	k.must(t, "POST", "/api/v1/namespaces/prod/serviceaccounts", map[string]any{"apiVersion": "v1", "kind": "ServiceAccount",
+		"metadata": map[string]any{"name": "default"}}, 201)
+	var status int
+	var body []byte
+	for i := 0; ; i++ {
+		status, body = k.do(t, "POST", "/api/v1/namespaces/prod/pods", pod(fmt.Sprintf("probe-%d", i), refused))
+		if status != 201 || i > 150 {
+			return status, body
+		}
+		k.do(t, "DELETE", fmt.Sprintf("/api/v1/namespaces/prod/pods/probe-%d", i), nil)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestAdmissionWithKubeAPIServer: a real kube-apiserver sends the
 // AdmissionReviews. berth's webhooks are registered by URL with the CA
 // bundle berth wrote; a Pod and a Deployment with unsigned images are
@@ -218,38 +259,7 @@ spec:
 	})
 	waitFor(t, "webhook", 30*time.Second, func() bool { _, err := os.Stat(ca); return err == nil })
 
-	// The configurations as berth prints them, pointing at the URL.
-	out := run(t, env, berthBin, "admission", "manifests", "--url", "https://"+hookAddr, "--ca-bundle", ca, "--timeout", "10")
-	dec := yaml.NewDecoder(strings.NewReader(out))
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			break
-		}
-		kind := strings.ToLower(fmt.Sprint(doc["kind"])) + "s"
-		k.must(t, "POST", "/apis/admissionregistration.k8s.io/v1/"+kind, doc, 201)
-	}
-	k.must(t, "POST", "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]any{"name": "prod", "labels": map[string]any{"berth.dev/admission": "enabled"}}}, 201)
-	k.must(t, "POST", "/api/v1/namespaces/prod/serviceaccounts", map[string]any{"apiVersion": "v1", "kind": "ServiceAccount",
-		"metadata": map[string]any{"name": "default"}}, 201)
-
-	pod := func(name, image string) map[string]any {
-		return map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name},
-			"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": image}}}}
-	}
-	// The apiserver picks webhook configurations up asynchronously: wait
-	// until an unsigned pod is refused by berth.
-	var status int
-	var body []byte
-	for i := 0; ; i++ {
-		status, body = k.do(t, "POST", "/api/v1/namespaces/prod/pods", pod(fmt.Sprintf("probe-%d", i), base+":unsigned"))
-		if status != 201 || i > 150 {
-			break
-		}
-		k.do(t, "DELETE", fmt.Sprintf("/api/v1/namespaces/prod/pods/probe-%d", i), nil)
-		time.Sleep(200 * time.Millisecond)
-	}
+	status, body := k.registerBerth(t, env, "https://"+hookAddr, ca, base+":unsigned")
 	if status != 403 || !strings.Contains(string(body), `denied the request: berth: containers[0] (app): `+base+":unsigned@"+digests["unsigned"]+
 		" is not allowed: ClusterImagePolicy/signed-only: authority: no authority passed: authority release: not signed by [release]") {
 		t.Fatalf("unsigned pod: %d %s", status, body)
@@ -293,4 +303,88 @@ spec:
 	k.must(t, "POST", "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "dev"}}, 201)
 	k.must(t, "POST", "/api/v1/namespaces/dev/serviceaccounts", map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": "default"}}, 201)
 	k.must(t, "POST", "/api/v1/namespaces/dev/pods", pod("free", base+":unsigned"), 201)
+}
+
+// TestAdmissionProjectPolicyWithKubeAPIServer: berth serve mounts its
+// webhook for the projects' policies alone (--admission-project-policies);
+// a real kube-apiserver refuses a pod naming an image of berth's that the
+// project's policy refuses, with the refusal the pull gets, and admits
+// the signed one, pinned. The webhook is reached through a TLS proxy (the
+// apiserver calls webhooks over HTTPS; berth serves plain HTTP on
+// loopback here), as an ingress would front it.
+func TestAdmissionProjectPolicyWithKubeAPIServer(t *testing.T) {
+	crane := peer(t, "crane")
+	k := startKube(t)
+	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	s := startBerthAuth(t, "--admission-project-policies")
+	home := t.TempDir()
+	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=e2e"}
+	if _, stderr, code := berthRun(t, env, s.Password+"\n", "login", s.Addr, "-u", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	// Public: the apiserver presents no credentials to the webhook.
+	apiCall(t, s, "POST", "/api/v1/projects", map[string]any{"name": "prod"}, 201, nil)
+	apiCall(t, s, "PATCH", "/api/v1/projects/prod", map[string]any{"public": true}, 200, nil)
+	base := s.Addr + "/prod/app"
+	run(t, env, crane, "push", "--insecure", layout, base+":base")
+	digests := map[string]string{}
+	for _, tag := range []string{"signed", "unsigned"} {
+		out := strings.TrimSpace(run(t, env, crane, "mutate", "--insecure", "--label", "variant="+tag, "-t", base+":"+tag, base+":base"))
+		digests[tag] = out[strings.LastIndex(out, "@")+1:]
+	}
+	keys := t.TempDir()
+	run(t, env, berthBin, "key", "generate", "--output-key-prefix", filepath.Join(keys, "release"))
+	run(t, env, berthBin, "sign", base+"@"+digests["signed"], "--key", filepath.Join(keys, "release.key"))
+	pub, _ := os.ReadFile(filepath.Join(keys, "release.pub"))
+	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: release}\nspec:\n  signers:\n    keys:\n    - name: release\n      data: |\n        %s\n",
+		strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n        "))
+	req, _ := http.NewRequest("PUT", "http://"+s.Addr+"/api/v1/projects/prod/policy", strings.NewReader(doc))
+	req.Header.Set("Content-Type", "application/yaml")
+	req.SetBasicAuth("admin", s.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("put the project's policy: %d %s", resp.StatusCode, b)
+	}
+
+	// The refusal an anonymous pull gets.
+	req, _ = http.NewRequest("GET", "http://"+s.Addr+"/v2/prod/app/manifests/unsigned", nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pulled struct{ Errors []struct{ Message string } }
+	json.NewDecoder(resp.Body).Decode(&pulled)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || len(pulled.Errors) != 1 || !strings.HasPrefix(pulled.Errors[0].Message, "denied by the policy of project prod: ImagePolicy/release: signature: not signed by 1 of [release]") {
+		t.Fatalf("anonymous pull of the unsigned image: %d %+v", resp.StatusCode, pulled)
+	}
+
+	target, err := neturl.Parse("http://" + s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
+	t.Cleanup(proxy.Close)
+	ca := filepath.Join(keys, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	status, body := k.registerBerth(t, env, proxy.URL+"/admission", ca, base+":unsigned")
+	if status != 403 || !strings.Contains(string(body), `denied the request: berth: containers[0] (app): `+base+":unsigned@"+digests["unsigned"]+" is not allowed: "+pulled.Errors[0].Message) {
+		t.Fatalf("unsigned pod: %d %s", status, body)
+	}
+	b = k.must(t, "POST", "/api/v1/namespaces/prod/pods", pod("signed", base+":signed"), 201)
+	var created struct {
+		Spec struct{ Containers []struct{ Image string } }
+	}
+	json.Unmarshal(b, &created)
+	if want := base + ":signed@" + digests["signed"]; len(created.Spec.Containers) != 1 || created.Spec.Containers[0].Image != want {
+		t.Errorf("signed pod's image %+v, want it pinned to %s", created.Spec.Containers, want)
+	}
 }

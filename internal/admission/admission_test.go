@@ -2,7 +2,9 @@ package admission
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/policytest"
 	"berth.dev/berth/internal/sign"
+	"berth.dev/berth/internal/sign/store"
 )
 
 // fixture is a registry with images signed in every way the issue lists,
@@ -363,5 +367,116 @@ spec:
 		"containers[0] (app): set seccompProfile.type: RuntimeDefault"
 	if a.resp == nil || a.resp.Allowed || a.resp.Result.Message != want {
 		t.Errorf("unrestricted pod:\n got %+v\nwant %q", a.resp.Result, want)
+	}
+}
+
+// TestProjectPolicy: images Local answers for are also decided by their
+// project's policy, asked at every review by reference and digest;
+// without a policy of the webhook's own, only the project's decides and
+// other registries' images are not looked up.
+func TestProjectPolicy(t *testing.T) {
+	f := newFixture(t)
+	type asked struct{ registry, repo, reference, digest string }
+	var mu sync.Mutex
+	var calls []asked
+	slow := make(chan struct{})
+	t.Cleanup(func() { close(slow) })
+	opts := Options{
+		Local: func(_ context.Context, registry, _ string) (store.Reader, func(string) func(context.Context) (*match.Report, error), bool) {
+			return f.reg.Store, nil, registry == f.reg.Host
+		},
+		ProjectPolicy: func(_ context.Context, registry, repo, reference, d string) (string, []string, error) {
+			mu.Lock()
+			calls = append(calls, asked{registry, repo, reference, d})
+			mu.Unlock()
+			switch {
+			case d == f.targets["unsigned"].Manifest.Digest.String():
+				return "denied by the policy of project team: ImagePolicy/p: signature: not signed", nil, nil
+			case d == f.targets["untrusted"].Manifest.Digest.String():
+				return "", []string{"ImagePolicy/p: signature: not signed"}, nil
+			case d == f.targets["tampered"].Manifest.Digest.String():
+				return "", nil, errors.New("store unavailable")
+			case d == f.targets["bundle"].Manifest.Digest.String():
+				<-slow // an evaluation longer than the review may take
+			}
+			return "", nil, nil
+		},
+	}
+	projectsOnly := New(opts)
+	both := handlerFor(f.policy(t, ""), opts)
+	digestOf := func(tag string) string { return f.targets[tag].Manifest.Digest.String() }
+	for _, tc := range []struct {
+		name    string
+		h       *Handler
+		image   string
+		allowed bool
+		message string
+		warning string
+		asked   []asked
+	}{
+		{"refused by the project, by tag", projectsOnly, f.image("unsigned"), false,
+			"berth: containers[0] (app): " + f.pinned("unsigned") + " is not allowed: denied by the policy of project team: ImagePolicy/p: signature: not signed", "",
+			[]asked{{f.reg.Host, "team/app", "unsigned", digestOf("unsigned")}}},
+		{"refused by the project, by digest", projectsOnly, f.pinned("unsigned"), false,
+			"berth: containers[0] (app): " + f.pinned("unsigned") + " is not allowed: denied by the policy of project team: ImagePolicy/p: signature: not signed", "",
+			[]asked{{f.reg.Host, "team/app", digestOf("unsigned"), digestOf("unsigned")}}},
+		{"warned by the project", projectsOnly, f.image("untrusted"), true, "", "containers[0] (app): ImagePolicy/p: signature: not signed",
+			[]asked{{f.reg.Host, "team/app", "untrusted", digestOf("untrusted")}}},
+		{"the project's policy cannot be checked", projectsOnly, f.image("tampered"), false,
+			"berth: containers[0] (app): " + f.pinned("tampered") + " is not allowed: its project's policy could not be checked: store unavailable", "",
+			[]asked{{f.reg.Host, "team/app", "tampered", digestOf("tampered")}}},
+		{"allowed by the project", projectsOnly, f.image("signed"), true, "", "",
+			[]asked{{f.reg.Host, "team/app", "signed", digestOf("signed")}}},
+		{"allowed by the project, asked again", projectsOnly, f.image("signed"), true, "", "",
+			[]asked{{f.reg.Host, "team/app", "signed", digestOf("signed")}}},
+		{"another registry, projects only", projectsOnly, "registry.invalid/team/app:v1", true, "", "", nil},
+		{"refused by both", both, f.image("unsigned"), false,
+			"berth: containers[0] (app): " + f.pinned("unsigned") + " is not allowed: ClusterImagePolicy/signed: authority: no authority passed: authority ci: not signed by [ci]; denied by the policy of project team: ImagePolicy/p: signature: not signed", "",
+			[]asked{{f.reg.Host, "team/app", "unsigned", digestOf("unsigned")}}},
+		{"allowed by the project, refused by the webhook's policy", both, f.image("untrusted"), false,
+			"berth: containers[0] (app): " + f.pinned("untrusted") + " is not allowed: ClusterImagePolicy/signed: authority: no authority passed: authority ci: not signed by [ci] (rejected: signature does not verify with any given key)", "containers[0] (app): ImagePolicy/p: signature: not signed",
+			[]asked{{f.reg.Host, "team/app", "untrusted", digestOf("untrusted")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			calls = nil
+			mu.Unlock()
+			hits := f.hits.Load()
+			a := post(t, tc.h, "/validate", fixtureReview(t, "pod.json", tc.image, ""))
+			if a.resp == nil {
+				t.Fatalf("%d %s", a.status, a.text)
+			}
+			r := a.resp
+			var msg string
+			if r.Result != nil {
+				msg = r.Result.Message
+			}
+			if r.Allowed != tc.allowed || msg != tc.message {
+				t.Errorf("allowed %v %q\nwant %v %q", r.Allowed, msg, tc.allowed, tc.message)
+			}
+			if got := strings.Join(r.Warnings, "\n"); got != tc.warning {
+				t.Errorf("warnings %q, want %q", got, tc.warning)
+			}
+			mu.Lock()
+			if fmt.Sprint(calls) != fmt.Sprint(tc.asked) {
+				t.Errorf("the project's policy was asked %v, want %v", calls, tc.asked)
+			}
+			mu.Unlock()
+			if tc.asked == nil && f.hits.Load() != hits {
+				t.Error("an image no policy applies to was looked up")
+			}
+		})
+	}
+
+	// An evaluation that outlasts the apiserver's time is a refusal in
+	// time, with berth's message.
+	start := time.Now()
+	a := post(t, projectsOnly, "/validate?timeout=300ms", fixtureReview(t, "pod.json", f.image("bundle"), ""))
+	if a.resp == nil || a.resp.Allowed || a.resp.Result == nil ||
+		!strings.Contains(a.resp.Result.Message, "its project's policy could not be checked: no decision within the webhook's time: context deadline exceeded") {
+		t.Errorf("slow project policy: %+v %s", a.resp, a.text)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v", took)
 	}
 }

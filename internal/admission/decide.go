@@ -25,10 +25,25 @@ import (
 // caller decides there who may see the repository.
 type Local func(ctx context.Context, registry, repository string) (r store.Reader, report func(digest string) func(context.Context) (*match.Report, error), ok bool)
 
+// ProjectPolicy decides an image of berth's own registry (one Local
+// answered for) under its project's stored policy, as the registry
+// decides its pull: by the name of the registry, the repository, the
+// reference (a tag, or the digest when the image is pinned) and the
+// digest it resolved to. deny is the refusal the pull would get ("":
+// allowed), warnings those it would carry; an error is no decision (a
+// refusal).
+type ProjectPolicy func(ctx context.Context, registry, repository, reference, digest string) (deny string, warnings []string, err error)
+
 // Options configure a Handler.
 type Options struct {
-	// Policy returns the policy in force.
+	// Policy returns the policy in force (nil from it: no policy could be
+	// loaded, every review refused). Unset, only ProjectPolicy decides.
 	Policy func() *policy.Policy
+	// ProjectPolicy, when set, decides the images Local answers for under
+	// their project's policy too: an image is admitted when both allow
+	// it. It is asked at every review (it keeps its own verdict cache),
+	// so a project policy put since is seen by the next review.
+	ProjectPolicy ProjectPolicy
 	// Keychain gives registry credentials (docker config files,
 	// imagePullSecrets); nil is anonymous.
 	Keychain authn.Keychain
@@ -62,6 +77,14 @@ type decision struct {
 	pinned  string // name[:tag]@digest
 	digest  string
 	verdict *policy.Verdict
+	// local is an image of berth's own registry (Local answered for it),
+	// named by registry, repository and reference (the tag, or the
+	// digest when pinned): what ProjectPolicy is asked about.
+	local                           bool
+	registry, repository, reference string
+	// unchecked is an image no policy applies to: another registry's
+	// when only project policies are enforced.
+	unchecked bool
 	// problem is why no verdict could be reached (the reference does not
 	// parse, the registry failed or timed out): a refusal.
 	problem string
@@ -114,7 +137,11 @@ func newDecider(opts Options) *decider {
 // decide returns the decision about image under p, from the cache, from a
 // lookup already running for it, or by looking it up.
 func (dc *decider) decide(ctx context.Context, p *policy.Policy, image string) *decision {
-	key := p.Version + "\x00" + image
+	var key string
+	if p != nil {
+		key = p.Version
+	}
+	key += "\x00" + image
 	if dc.opts.Viewer != nil {
 		key += "\x00" + dc.opts.Viewer(ctx)
 	}
@@ -150,6 +177,44 @@ func (dc *decider) decide(ctx context.Context, p *policy.Policy, image string) *
 	}
 }
 
+// projectCheck is what the project's policy said about a decided image.
+type projectCheck struct {
+	deny     string
+	warnings []string
+}
+
+// project asks ProjectPolicy about d, an image of berth's own registry
+// that resolved; nil when there is nothing to ask.
+func (dc *decider) project(ctx context.Context, d *decision) *projectCheck {
+	if dc.opts.ProjectPolicy == nil || !d.local || d.problem != "" || d.digest == "" {
+		return nil
+	}
+	type answer struct {
+		deny     string
+		warnings []string
+		err      error
+	}
+	// The enforcer's evaluation may outlive the review (others may share
+	// it): the review is answered within its time all the same.
+	ch := make(chan answer, 1)
+	go func() {
+		deny, warnings, err := dc.opts.ProjectPolicy(ctx, d.registry, d.repository, d.reference, d.digest)
+		ch <- answer{deny, warnings, err}
+	}()
+	var a answer
+	select {
+	case a = <-ch:
+	case <-ctx.Done():
+		a.err = fmt.Errorf("no decision within the webhook's time: %w", ctx.Err())
+	}
+	if a.err != nil {
+		// Fail closed: no decision is a refusal.
+		dc.log.WarnContext(ctx, "project policy not checked; the image is refused", "image", d.image, "error", a.err)
+		return &projectCheck{deny: "its project's policy could not be checked: " + a.err.Error()}
+	}
+	return &projectCheck{deny: a.deny, warnings: a.warnings}
+}
+
 func (dc *decider) lookup(ctx context.Context, p *policy.Policy, image string) *decision {
 	d := &decision{image: image}
 	now := time.Now()
@@ -165,11 +230,20 @@ func (dc *decider) lookup(ctx context.Context, p *policy.Policy, image string) *
 	if dc.opts.Local != nil {
 		if r, rep, ok := dc.opts.Local(ctx, registry, ref.Context().RepositoryStr()); ok {
 			st = r
+			d.local, d.registry, d.repository = true, registry, ref.Context().RepositoryStr()
 			if rep != nil {
 				// The report is the digest's, known once resolved below.
 				report = func(ctx context.Context) (*match.Report, error) { return rep(d.digest)(ctx) }
 			}
 		}
+	}
+	if st == nil && p == nil {
+		// Only project policies are enforced, and this image is no
+		// project's: nothing to look up.
+		d.pinned, d.unchecked = image, true
+		d.verdict = &policy.Verdict{Image: image, Allowed: true}
+		d.until = now.Add(dc.opts.PositiveTTL)
+		return d
 	}
 	if st == nil {
 		opts := []remote.Option{remote.WithAuthFromKeychain(dc.opts.Keychain), remote.WithUserAgent("berth-admission")}
@@ -209,10 +283,19 @@ func (dc *decider) lookup(ctx context.Context, p *policy.Policy, image string) *
 	case name.Tag:
 		img.Tag = r.TagStr()
 		d.pinned = r.Name() + "@" + d.digest
+		d.reference = r.TagStr()
 	case name.Digest:
 		// Already pinned (perhaps with its tag too): kept as written.
 		img.Pinned = true
 		d.pinned = image
+		d.reference = r.DigestStr()
+	}
+	if p == nil {
+		// Only its project's policy decides (ProjectPolicy, at each
+		// review); the resolution is what is remembered.
+		d.verdict = &policy.Verdict{Image: image, Digest: d.digest, Allowed: true}
+		d.until = now.Add(dc.opts.PositiveTTL)
+		return d
 	}
 	v, err := p.Evaluate(ctx, policy.Facts{Image: img, Store: st, Target: t, Report: report, Now: now})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"berth.dev/berth/internal/policy"
 )
 
 // maxReview bounds a request body: the apiserver sends at most ~3 MiB
@@ -129,9 +131,16 @@ func (h *Handler) decideRequest(ctx context.Context, req *Request, mutate bool) 
 	if err != nil {
 		return deny(resp, "berth: "+err.Error())
 	}
-	p := h.dc.opts.Policy()
-	if p == nil {
-		return deny(resp, "berth: no policy is loaded (fail closed)")
+	// Without an admission policy of its own (Options.Policy unset), only
+	// the projects' policies decide.
+	var p *policy.Policy
+	if h.dc.opts.Policy != nil || h.dc.opts.ProjectPolicy == nil {
+		if h.dc.opts.Policy != nil {
+			p = h.dc.opts.Policy()
+		}
+		if p == nil {
+			return deny(resp, "berth: no policy is loaded (fail closed)")
+		}
 	}
 	// Each image once, however many containers name it, all at once.
 	var unique []string
@@ -143,30 +152,43 @@ func (h *Handler) decideRequest(ctx context.Context, req *Request, mutate bool) 
 		}
 	}
 	results := make([]*decision, len(unique))
+	checks := make([]*projectCheck, len(unique))
 	var wg sync.WaitGroup
 	for i, image := range unique {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			results[i] = h.dc.decide(ctx, p, image)
+			checks[i] = h.dc.project(ctx, results[i])
 		}()
 	}
 	wg.Wait()
+	projects := map[string]*projectCheck{}
 	for i, image := range unique {
-		decisions[image] = results[i]
+		decisions[image], projects[image] = results[i], checks[i]
 	}
 
 	var refusals, audit []string
 	var patch []patchOp
 	for _, c := range wl.containers {
-		d := decisions[c.image]
+		d, pc := decisions[c.image], projects[c.image]
 		switch {
 		case d.problem != "":
 			refusals = append(refusals, fmt.Sprintf("%s: %s", c.field, d.problem))
 			audit = append(audit, c.image+" refused")
-		case !d.verdict.Allowed:
-			refusals = append(refusals, fmt.Sprintf("%s: %s is not allowed: %s", c.field, d.pinned, d.verdict.Message()))
+		case !d.verdict.Allowed || (pc != nil && pc.deny != ""):
+			// Both refusals, the project's worded as its pull's.
+			var why []string
+			if !d.verdict.Allowed {
+				why = append(why, d.verdict.Message())
+			}
+			if pc != nil && pc.deny != "" {
+				why = append(why, pc.deny)
+			}
+			refusals = append(refusals, fmt.Sprintf("%s: %s is not allowed: %s", c.field, d.pinned, strings.Join(why, "; ")))
 			audit = append(audit, d.pinned+" denied")
+		case d.unchecked:
+			audit = append(audit, c.image+" not checked (not hosted here)")
 		default:
 			audit = append(audit, d.pinned+" allowed")
 			if mutate && c.image != d.pinned {
@@ -178,12 +200,19 @@ func (h *Handler) decideRequest(ctx context.Context, req *Request, mutate bool) 
 				resp.Warnings = append(resp.Warnings, fmt.Sprintf("%s: %s", c.field, w))
 			}
 		}
+		if pc != nil {
+			for _, w := range pc.warnings {
+				resp.Warnings = append(resp.Warnings, fmt.Sprintf("%s: %s", c.field, w))
+			}
+		}
 	}
 	if h.dc.opts.PodSecurity {
 		refusals = append(refusals, podSecurity(wl.spec)...)
 	}
 	resp.AuditAnnotations["images"] = strings.Join(audit, ", ")
-	resp.AuditAnnotations["policy"] = p.Version
+	if p != nil {
+		resp.AuditAnnotations["policy"] = p.Version
+	}
 	sort.Strings(resp.Warnings)
 	if len(refusals) > 0 {
 		return deny(resp, "berth: "+strings.Join(refusals, "; "))

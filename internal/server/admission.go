@@ -23,21 +23,33 @@ import (
 // AdmissionPrefix is where berth serve mounts the admission webhook.
 const AdmissionPrefix = "/admission/"
 
-// openAdmission builds the webhook when admission.policy is set. Images
-// of this registry (its address, the name the webhook is called by,
-// admission.registry_hosts) are read from
-// its own stores, and only as far as the caller may pull them: the
-// apiserver can present credentials (a token in its admission
+// openAdmission builds the webhook when admission.policy or
+// admission.project_policies is set. Images of this registry (its
+// address, the name the webhook is called by, admission.registry_hosts)
+// are read from its own stores, and only as far as the caller may pull
+// them: the apiserver can present credentials (a token in its admission
 // kubeconfig); without them, only public projects' images are visible,
-// exactly as to an anonymous pull.
+// exactly as to an anonymous pull. They must satisfy their project's
+// stored policy too, decided by the enforcer the registry's pulls ask
+// (and its verdict cache): a pod is refused with the pull's refusal
+// rather than admitted to fail pulling. Unlike a pull, the refusal holds
+// for whoever may push: the kubelet pulls as the runtime.
 func (s *Server) openAdmission() (http.Handler, error) {
 	cfg := s.cfg.Admission
-	if cfg.Policy == "" {
+	if cfg.Policy == "" && !cfg.ProjectPolicies {
 		return nil, nil
 	}
-	p, err := policy.Load(cfg.Policy, policy.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("admission.policy: %w", err)
+	enforcer := s.policies.enforcer
+	if cfg.ProjectPolicies && enforcer == nil {
+		return nil, errors.New("admission.project_policies: projects have no policies with authentication off (auth.disabled)")
+	}
+	var ownPolicy func() *policy.Policy
+	if cfg.Policy != "" {
+		p, err := policy.Load(cfg.Policy, policy.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("admission.policy: %w", err)
+		}
+		ownPolicy = func() *policy.Policy { return p }
 	}
 	hosts := map[string]bool{s.cfg.Addr: true}
 	if _, port, err := net.SplitHostPort(s.cfg.Addr); err == nil {
@@ -47,7 +59,7 @@ func (s *Server) openAdmission() (http.Handler, error) {
 		hosts[h] = true
 	}
 	reader := local.Reader{Meta: s.storage.Meta, Blobs: s.storage.Blobs}
-	opts := admission.Options{Policy: func() *policy.Policy { return p }, PodSecurity: cfg.PodSecurity, Logger: s.log,
+	opts := admission.Options{Policy: ownPolicy, PodSecurity: cfg.PodSecurity, Logger: s.log,
 		Local: func(ctx context.Context, registry, repo string) (store.Reader, func(string) func(context.Context) (*match.Report, error), bool) {
 			if !hosts[registry] && registry != ctx.Value(admissionHost{}) {
 				return nil, nil, false
@@ -68,6 +80,13 @@ func (s *Server) openAdmission() (http.Handler, error) {
 			}
 			return ""
 		}}
+	if enforcer != nil {
+		opts.ProjectPolicy = func(ctx context.Context, registry, repo, reference, d string) (string, []string, error) {
+			// Named as the kubelet will name it when it pulls: the
+			// registry is the Host its pull carries.
+			return enforcer.CheckImage(ctx, registry, repo, reference, digest.Digest(d))
+		}
+	}
 	h := admission.New(opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The name the webhook was called by names this registry too.

@@ -64,8 +64,13 @@ type Webhooks struct {
 // Admission configures the admission webhook berth serve mounts at
 // /admission/validate and /admission/mutate (docs/policy.md).
 type Admission struct {
-	// Policy is the policy file or directory; empty: no webhook.
+	// Policy is the policy file or directory; empty: no webhook unless
+	// ProjectPolicies.
 	Policy string `yaml:"policy"`
+	// ProjectPolicies mounts the webhook without a policy file: it then
+	// enforces only the projects' stored policies on this registry's
+	// images (which it enforces with a policy file too).
+	ProjectPolicies bool `yaml:"project_policies"`
 	// PodSecurity adds the pod security rule set.
 	PodSecurity bool `yaml:"pod_security"`
 	// RegistryHosts are the names clients use for this registry: images
@@ -485,6 +490,8 @@ func Settings() []Setting {
 			func(c *Config) *int { return &c.Auth.MaxLoginFailuresGlobal }),
 		optionalStringSetting("admission.policy", "admission-policy", "serve the Kubernetes admission webhook at /admission/validate and /admission/mutate with this policy file or directory",
 			func(c *Config) *string { return &c.Admission.Policy }),
+		boolSetting("admission.project_policies", "admission-project-policies", "serve the admission webhook even without --admission-policy, enforcing the projects' policies on this registry's images",
+			func(c *Config) *bool { return &c.Admission.ProjectPolicies }),
 		boolSetting("admission.pod_security", "admission-pod-security", "the admission webhook also enforces the pod security rule set",
 			func(c *Config) *bool { return &c.Admission.PodSecurity }),
 		boolSetting("webhooks.allow_private", "webhooks-allow-private", "let project webhooks reach loopback, private and link-local addresses (off: a project admin cannot make berth call its own network)",

@@ -202,3 +202,44 @@ func TestAdmissionSeesTheOtherReplicasChangesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A project policy put or deleted through one replica decides the next
+// admission review answered by another, as it does the next pull there:
+// the review asks the replica's enforcer, which the policy's change
+// notification reloads before the review is answered.
+func TestAdmissionSeesProjectPoliciesPutThroughAnotherReplica(t *testing.T) {
+	shared := sharedBackends(t)
+	ci := policytest.NewKey(t, "ci")
+	admit := func(c *Config) { c.Admission.ProjectPolicies = true }
+	a := startAuthServer(t, shared, admit)
+	b := startAuthServer(t, shared, admit)
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team on A")
+	// Public: the review carries no credentials.
+	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"public": true}), 200, "make team public through A")
+	st, _ := adminStore(t, a)
+	bu, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policytest.PushTo(t, st, bu.Host, "team/app", "unsigned", "unsigned")
+	doc := fmt.Sprintf("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  signers:\n    keys:\n    - name: ci\n      data: |\n%s\n", ci.Indented(8))
+	review := func() string {
+		t.Helper()
+		body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"app","image":%q}]}}}}`, bu.Host+"/team/app:unsigned")
+		r := b.do("POST", "/admission/validate", []byte(body), "Content-Type", "application/json")
+		if r.status != 200 {
+			t.Fatalf("review on B: %d %s", r.status, r.body)
+		}
+		return r.body
+	}
+	for i := range 10 {
+		a.expect(putPolicy(a, "team", doc), 200, "put team's policy through A")
+		if got := review(); !strings.Contains(got, `"allowed":false`) || !strings.Contains(got, "denied by the policy of project team: ImagePolicy/p: signature: not signed by 1 of [ci]") {
+			t.Fatalf("round %d: B admits the image the policy put through A refuses: %s", i, got)
+		}
+		a.expect(a.api(adminCreds, "DELETE", "/projects/team/policy", nil), 204, "delete team's policy through A")
+		if got := review(); !strings.Contains(got, `"allowed":true`) {
+			t.Fatalf("round %d: B refuses the image after the policy was deleted through A: %s", i, got)
+		}
+	}
+}

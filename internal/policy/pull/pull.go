@@ -290,6 +290,25 @@ func (e *Enforcer) CheckPull(ctx context.Context, host, repo, reference string, 
 	return en.deny, en.warn
 }
 
+// CheckImage decides, as CheckPull would, the pull of the manifest with
+// digest d in repo, named by reference through host, reading the
+// manifest from the store: the admission webhook asks it about images of
+// this registry before a pod that names them is admitted, and shares the
+// verdict cache with the registry's pulls. An error is a manifest that
+// could not be read (meta.ErrNotFound when it is not there).
+func (e *Enforcer) CheckImage(ctx context.Context, host, repo, reference string, d digest.Digest) (deny string, warnings []string, err error) {
+	if e.policyFor(repo) == nil {
+		// Nothing to enforce: no manifest to read.
+		return "", nil, nil
+	}
+	m, err := e.opts.Meta.Manifest(ctx, repo, d)
+	if err != nil {
+		return "", nil, fmt.Errorf("manifest %s of %s: %w", d, repo, err)
+	}
+	deny, warnings = e.CheckPull(ctx, host, repo, reference, m)
+	return deny, warnings, nil
+}
+
 func (e *Enforcer) evaluate(ctx context.Context, p *policy.Policy, k key, m *meta.Manifest, reference string, gen uint64) *entry {
 	now := time.Now()
 	if attached(k.tag, m) {

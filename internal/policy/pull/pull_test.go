@@ -2,13 +2,16 @@ package pull
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	metasqlite "berth.dev/berth/internal/meta/sqlite"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/sqlite"
 	"berth.dev/berth/internal/registry/event"
@@ -196,5 +199,53 @@ func TestForgetAll(t *testing.T) {
 	e.CheckPull(ctx, "r.example", "team/app", "v1", image)
 	if e.Evaluations() != n+1 {
 		t.Error("ForgetAll kept the verdict")
+	}
+}
+
+// TestCheckImage: the admission webhook's question (a digest of the
+// registry's own) is answered as the pull's, from the same verdict cache;
+// a manifest that is not there is an error, unless the project has no
+// policy and nothing needs reading.
+func TestCheckImage(t *testing.T) {
+	ctx := context.Background()
+	e := newEnforcer(t)
+	ms, err := metasqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	e.opts.Meta = ms
+	if err := ms.PutManifest(ctx, "team/app", image, []string{"latest", "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, repo, ref string
+		d               digest.Digest
+		deny            string
+		err             error
+	}{
+		{"refused tag", "team/app", "latest", image.Digest, `denied by the policy of project team: ImagePolicy/p: tag: tag "latest" is refused`, nil},
+		{"allowed tag", "team/app", "v1", image.Digest, "", nil},
+		{"by digest", "team/app", image.Digest.String(), image.Digest, "", nil},
+		{"not there", "team/app", "v2", digest.FromString("absent"), "", meta.ErrManifestUnknown},
+		{"project without a policy", "other/app", "latest", digest.FromString("absent"), "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, _ := e.CheckPull(ctx, "r.example", tc.repo, tc.ref, &meta.Manifest{Digest: tc.d, MediaType: image.MediaType, Content: image.Content})
+			n := e.Evaluations()
+			deny, _, err := e.CheckImage(ctx, "r.example", tc.repo, tc.ref, tc.d)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("error %v, want %v", err, tc.err)
+			}
+			if tc.err != nil {
+				return
+			}
+			if deny != want || !strings.HasPrefix(deny, tc.deny) {
+				t.Errorf("deny %q, want %q (the pull's: %q)", deny, tc.deny, want)
+			}
+			if e.Evaluations() != n {
+				t.Error("the pull's cached verdict was evaluated again")
+			}
+		})
 	}
 }
