@@ -1046,7 +1046,11 @@ func (e *evaluation) allowedFinding(entries []findingAllowEntry, id, path, what 
 		}
 		if a.expires.IsZero() || e.now.Before(a.expires) {
 			e.v.until(a.expires)
-			e.v.Notes = append(e.v.Notes, fmt.Sprintf("%s %s allowed%s", what, id, untilText(a.expires, a.reason)))
+			// One note per entry: an allowed rule often matches several
+			// files.
+			if n := fmt.Sprintf("%s %s allowed%s", what, id, untilText(a.expires, a.reason)); !slices.Contains(e.v.Notes, n) {
+				e.v.Notes = append(e.v.Notes, n)
+			}
 			return true, ""
 		}
 		note = fmt.Sprintf(" (allow-list entry expired at %s)", a.expires.Format(time.RFC3339))
