@@ -66,10 +66,10 @@ func (f *policyLoadFlags) load() (*policy.Policy, error) {
 
 func newPolicyCheckCmd() *cobra.Command {
 	var (
-		pf                       policyLoadFlags
-		reg                      registryFlags
-		format, output, reportIn string
-		dbDir, cacheDir          string
+		pf             policyLoadFlags
+		reg            registryFlags
+		format, output string
+		ps             policyScan
 	)
 	cmd := &cobra.Command{
 		Use:   "check IMAGE --policy FILE",
@@ -113,7 +113,8 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 			img := policyImage(ref, t)
 			facts := policy.Facts{Image: img, Store: st, Target: t,
 				Report: func(ctx context.Context) (*match.Report, error) {
-					return policyReport(ctx, cmd, reportIn, dbDir, cacheDir, img, reg.insecure, p.Scanners())
+					ps.insecure, ps.scanners = reg.insecure, p.Scanners()
+					return ps.report(ctx, cmd, img)
 				}}
 			v, err := p.Evaluate(ctx, facts)
 			if err != nil {
@@ -137,9 +138,10 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 	pf.add(cmd, "policy file or directory (required)")
 	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or sarif")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the verdict to this file instead of standard output")
-	cmd.Flags().StringVar(&reportIn, "report", "", "scan report of the image (berth scan --format json) for vulnerability, secret, misconfiguration and license rules")
-	cmd.Flags().StringVar(&dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
-	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	cmd.Flags().StringVar(&ps.reportPath, "report", "", "scan report of the image (berth scan --format json) for vulnerability, secret, misconfiguration and license rules")
+	cmd.Flags().StringVar(&ps.dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
+	cmd.Flags().StringVar(&ps.cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	cmd.Flags().StringVar(&ps.secretConfig, "secret-config", "", "secret rules file for that scan, as berth scan --secret-config (gitleaks' TOML format, see docs/secrets.md)")
 	reg.add(cmd)
 	return cmd
 }
@@ -156,10 +158,20 @@ func policyImage(ref name.Reference, t sign.Target) policy.Image {
 	return img
 }
 
-// policyReport reads the given report, or scans the image (by its digest)
-// with the scanners the policy's rules read: the vulnerability database
-// only when a rule reads vulnerabilities or licenses.
-func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir string, img policy.Image, insecure bool, scanners []string) (*match.Report, error) {
+// policyScan is where `berth policy check` gets its report from.
+type policyScan struct {
+	reportPath      string // --report: a report made before
+	dbDir, cacheDir string
+	secretConfig    string
+	insecure        bool
+	scanners        []string // what the policy's rules read
+}
+
+// report reads the given report, or scans the image (by its digest) with
+// the scanners the policy's rules read: the vulnerability database only
+// when a rule reads vulnerabilities or licenses.
+func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy.Image) (*match.Report, error) {
+	path, dbDir, cacheDir, scanners := ps.reportPath, ps.dbDir, ps.cacheDir, ps.scanners
 	if path != "" {
 		r, err := readStoredReport(path)
 		if err != nil {
@@ -187,8 +199,12 @@ func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir
 		engine.Matcher = match.New(db)
 	}
 	if slices.Contains(scanners, scan.ScannerSecret) {
-		if engine.Secrets, err = secret.Default(); err != nil {
-			return nil, fmt.Errorf("secret rules: %w", err)
+		engine.Secrets, err = secret.Default()
+		if ps.secretConfig != "" {
+			engine.Secrets, err = secret.LoadFile(ps.secretConfig)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--secret-config: %w", err)
 		}
 	}
 	if cacheDir == "" {
@@ -200,7 +216,7 @@ func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir
 		return nil, err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's rules (%s)\n", img.Name()+"@"+img.Digest, strings.Join(scanners, ", "))
-	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: insecure})
+	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: ps.insecure})
 }
 
 func writeVerdict(w io.Writer, format string, v *policy.Verdict, source string) error {

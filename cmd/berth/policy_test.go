@@ -150,6 +150,7 @@ func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
 	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
 	strict := write("strict.yaml", header+"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n")
 	allowKey := write("allow.yaml", header+"  secrets:\n    deny: true\n    allow: [{id: private-key, path: \"srv/*.key\", reason: test fixture}]\n")
+	noKeyRule := write("secrets.toml", "disabledRules = [\"private-key\"]\n")
 	bareReport := write("report.json", fmt.Sprintf(`{"schemaVersion": 1, "inventory": {"digest": %q}, "findings": []}`, leaky))
 	body := strings.Split(string(keyPEM), "\n")[1] // a line of the key itself
 
@@ -160,18 +161,21 @@ func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
 		code    int // 0 allowed, exitDenied
 		want    []string
 		wantErr string // on standard error
+		absent  string // not in the output
 	}{
 		{"a planted key and root", "leaky", []string{"--policy", strict}, exitDenied, []string{
 			": DENIED\n",
 			"✗ ImagePolicy/hygiene: secret: private-key (",
 			") in srv/deploy.key:1\n",
 			"✗ ImagePolicy/hygiene: misconfiguration: BI001 Image runs as root (HIGH)",
-		}, "for the policy's rules (secret, misconfig)"},
-		{"neither", "clean", []string{"--policy", strict}, 0, []string{": allowed\n"}, "(secret, misconfig)"},
+		}, "for the policy's rules (secret, misconfig)", ""},
+		{"neither", "clean", []string{"--policy", strict}, 0, []string{": allowed\n"}, "(secret, misconfig)", ""},
 		{"the key allowed by rule id and path", "leaky", []string{"--policy", allowKey}, 0,
-			[]string{": allowed\n", "• secret private-key allowed: test fixture"}, "(secret)"},
+			[]string{": allowed\n", "• secret private-key allowed: test fixture"}, "(secret)", ""},
+		{"the key rule disabled by --secret-config", "leaky", []string{"--policy", strict, "--secret-config", noKeyRule}, exitDenied,
+			[]string{"✗ ImagePolicy/hygiene: misconfiguration: BI001"}, "(secret, misconfig)", "secret: private-key"},
 		{"a report without the secret scanner", "leaky", []string{"--policy", allowKey, "--report", bareReport}, exitDenied,
-			[]string{"✗ ImagePolicy/hygiene: secret: not scanned for secrets: add secret to scan.scanners"}, ""},
+			[]string{"✗ ImagePolicy/hygiene: secret: not scanned for secrets: add secret to scan.scanners"}, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,6 +192,9 @@ func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
+			}
+			if tc.absent != "" && strings.Contains(out, tc.absent) {
+				t.Errorf("output has %q:\n%s", tc.absent, out)
 			}
 			if !strings.Contains(stderr, tc.wantErr) {
 				t.Errorf("standard error lacks %q:\n%s", tc.wantErr, stderr)
