@@ -198,7 +198,7 @@ func compileFindingAllow(what string, line int, entries []findingAllow) ([]findi
 	var out []findingAllowEntry
 	for _, a := range entries {
 		if a.ID.S == "" {
-			return nil, fmt.Errorf("%d: %s.allow: an entry needs an id (the scanner's rule id)", max(a.ID.Line, a.Path.Line, line), what)
+			return nil, fmt.Errorf("%d: %s.allow: an entry needs an id (the scanner's rule id)", max(a.ID.Line, a.Path.Line, a.Expires.Line, line), what)
 		}
 		exp, err := parseTime(a.Expires)
 		if err != nil {
