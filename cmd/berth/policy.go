@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
@@ -17,6 +19,7 @@ import (
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/report/sarif"
 	"berth.dev/berth/internal/scan"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/vulndb"
 )
@@ -63,10 +66,10 @@ func (f *policyLoadFlags) load() (*policy.Policy, error) {
 
 func newPolicyCheckCmd() *cobra.Command {
 	var (
-		pf                       policyLoadFlags
-		reg                      registryFlags
-		format, output, reportIn string
-		dbDir, cacheDir          string
+		pf             policyLoadFlags
+		reg            registryFlags
+		format, output string
+		ps             policyScan
 	)
 	cmd := &cobra.Command{
 		Use:   "check IMAGE --policy FILE",
@@ -78,8 +81,10 @@ at pull time and the admission webhook runs before a pod starts.
 (policy.sigstore.dev/v1beta1) and ImagePolicy (berth.dev/v1) documents. Every
 document whose images match applies; all must pass. Signatures and
 attestations are verified cryptographically (cosign's tag scheme and sigstore
-bundles). Vulnerability and license rules read --report (berth scan --format
-json) or, without it, a scan made now with the database in --db-dir.
+bundles). Vulnerability, secret, misconfiguration and license rules read
+--report (berth scan --format json) or, without it, a scan made now with the
+scanners the policy needs (vuln with the database in --db-dir, secret,
+misconfig). A report made without a scanner a rule reads fails that rule.
 
 Each failed rule is printed with its reason. Exit codes: 0 allowed (warn-mode
 failures are printed as warnings), 2 denied, 1 when the check could not run
@@ -108,7 +113,8 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 			img := policyImage(ref, t)
 			facts := policy.Facts{Image: img, Store: st, Target: t,
 				Report: func(ctx context.Context) (*match.Report, error) {
-					return policyReport(ctx, cmd, reportIn, dbDir, cacheDir, img, reg.insecure)
+					ps.insecure, ps.scanners = reg.insecure, p.Scanners()
+					return ps.report(ctx, cmd, img)
 				}}
 			v, err := p.Evaluate(ctx, facts)
 			if err != nil {
@@ -132,9 +138,10 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 	pf.add(cmd, "policy file or directory (required)")
 	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or sarif")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the verdict to this file instead of standard output")
-	cmd.Flags().StringVar(&reportIn, "report", "", "vulnerability report of the image (berth scan --format json) for vulnerability and license rules")
-	cmd.Flags().StringVar(&dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
-	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	cmd.Flags().StringVar(&ps.reportPath, "report", "", "scan report of the image (berth scan --format json) for vulnerability, secret, misconfiguration and license rules")
+	cmd.Flags().StringVar(&ps.dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
+	cmd.Flags().StringVar(&ps.cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	cmd.Flags().StringVar(&ps.secretConfig, "secret-config", "", "secret rules file for that scan, as berth scan --secret-config (gitleaks' TOML format, see docs/secrets.md)")
 	reg.add(cmd)
 	return cmd
 }
@@ -151,9 +158,20 @@ func policyImage(ref name.Reference, t sign.Target) policy.Image {
 	return img
 }
 
-// policyReport reads the given report, or scans the image (by its digest)
-// with the local database.
-func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir string, img policy.Image, insecure bool) (*match.Report, error) {
+// policyScan is where `berth policy check` gets its report from.
+type policyScan struct {
+	reportPath      string // --report: a report made before
+	dbDir, cacheDir string
+	secretConfig    string
+	insecure        bool
+	scanners        []string // what the policy's rules read
+}
+
+// report reads the given report, or scans the image (by its digest) with
+// the scanners the policy's rules read: the vulnerability database only
+// when a rule reads vulnerabilities or licenses.
+func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy.Image) (*match.Report, error) {
+	path, dbDir, cacheDir, scanners := ps.reportPath, ps.dbDir, ps.cacheDir, ps.scanners
 	if path != "" {
 		r, err := readStoredReport(path)
 		if err != nil {
@@ -164,18 +182,31 @@ func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir
 		}
 		return r, nil
 	}
+	s := &inventory.Scanner{Analyzers: analyzers.All()}
+	engine := &scan.Engine{Inventory: s, Misconfig: slices.Contains(scanners, scan.ScannerMisconfig)}
 	var err error
-	if dbDir == "" {
-		if dbDir, err = vulndb.DefaultDir(); err != nil {
-			return nil, err
+	if slices.Contains(scanners, scan.ScannerVuln) {
+		if dbDir == "" {
+			if dbDir, err = vulndb.DefaultDir(); err != nil {
+				return nil, err
+			}
+		}
+		db, err := vulndb.Open(dbDir)
+		if err != nil {
+			return nil, fmt.Errorf("the policy has vulnerability or license rules: give --report, or a database (%w)", err)
+		}
+		defer db.Close()
+		engine.Matcher = match.New(db)
+	}
+	if slices.Contains(scanners, scan.ScannerSecret) {
+		engine.Secrets, err = secret.Default()
+		if ps.secretConfig != "" {
+			engine.Secrets, err = secret.LoadFile(ps.secretConfig)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--secret-config: %w", err)
 		}
 	}
-	db, err := vulndb.Open(dbDir)
-	if err != nil {
-		return nil, fmt.Errorf("the policy has vulnerability or license rules: give --report, or a database (%w)", err)
-	}
-	defer db.Close()
-	s := &inventory.Scanner{Analyzers: analyzers.All()}
 	if cacheDir == "" {
 		if cacheDir, err = inventory.DefaultCacheDir(); err != nil {
 			return nil, err
@@ -184,9 +215,8 @@ func policyReport(ctx context.Context, cmd *cobra.Command, path, dbDir, cacheDir
 	if s.Cache, err = inventory.OpenCache(cacheDir); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's vulnerability rules\n", img.Name()+"@"+img.Digest)
-	engine := &scan.Engine{Matcher: match.New(db), Inventory: s}
-	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: insecure})
+	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's rules (%s)\n", img.Name()+"@"+img.Digest, strings.Join(scanners, ", "))
+	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: ps.insecure})
 }
 
 func writeVerdict(w io.Writer, format string, v *policy.Verdict, source string) error {

@@ -1,13 +1,25 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"berth.dev/berth/internal/policy/policytest"
 )
@@ -74,5 +86,122 @@ spec:
 	_, _, err = run(t, newRootCmd(), "policy", "check", reg.Host+"/team/app:signed", "--policy", bad)
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:13: field tagz not found") {
 		t.Errorf("bad policy: %v", err)
+	}
+}
+
+// pushFiles pushes a one-layer image of files with config cfg to
+// host/repo:tag and returns its digest.
+func pushFiles(t *testing.T, host, repo, tag string, files map[string][]byte, cfg v1.Config) string {
+	t.Helper()
+	layer, err := crane.Layer(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// TestPolicyCheckSecretsAndMisconfigurations is the CI gate on an image
+// with a private key planted in a layer and no USER (root): with no
+// report given, berth policy check scans for secrets and
+// misconfigurations itself (no vulnerability database: the policy has no
+// rule that needs one), denies with the rule id and the file, never the
+// key, and allows an image without either. A report made without the
+// secret scanner is refused, not read as clean.
+func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
+	reg := policytest.NewRegistry(t, nil)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	leaky := pushFiles(t, reg.Host, "team/app", "leaky", map[string][]byte{"srv/deploy.key": keyPEM, "srv/app": []byte("#!/bin/sh\n")}, v1.Config{})
+	pushFiles(t, reg.Host, "team/app", "clean", map[string][]byte{"srv/app": []byte("#!/bin/sh\n")}, v1.Config{User: "1000"})
+
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
+	strict := write("strict.yaml", header+"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n")
+	allowKey := write("allow.yaml", header+"  secrets:\n    deny: true\n    allow: [{id: private-key, path: \"srv/*.key\", reason: test fixture}]\n")
+	noKeyRule := write("secrets.toml", "disabledRules = [\"private-key\"]\n")
+	bareReport := write("report.json", fmt.Sprintf(`{"schemaVersion": 1, "inventory": {"digest": %q}, "findings": []}`, leaky))
+	body := strings.Split(string(keyPEM), "\n")[1] // a line of the key itself
+
+	cases := []struct {
+		name    string
+		image   string
+		args    []string
+		code    int // 0 allowed, exitDenied
+		want    []string
+		wantErr string // on standard error
+		absent  string // not in the output
+	}{
+		{"a planted key and root", "leaky", []string{"--policy", strict}, exitDenied, []string{
+			": DENIED\n",
+			"✗ ImagePolicy/hygiene: secret: private-key (",
+			") in srv/deploy.key:1\n",
+			"✗ ImagePolicy/hygiene: misconfiguration: BI001 Image runs as root (HIGH)",
+		}, "for the policy's rules (secret, misconfig)", ""},
+		{"neither", "clean", []string{"--policy", strict}, 0, []string{": allowed\n"}, "(secret, misconfig)", ""},
+		{"the key allowed by rule id and path", "leaky", []string{"--policy", allowKey}, 0,
+			[]string{": allowed\n", "• secret private-key allowed: test fixture"}, "(secret)", ""},
+		{"the key rule disabled by --secret-config", "leaky", []string{"--policy", strict, "--secret-config", noKeyRule}, exitDenied,
+			[]string{"✗ ImagePolicy/hygiene: misconfiguration: BI001"}, "(secret, misconfig)", "secret: private-key"},
+		{"a report without the secret scanner", "leaky", []string{"--policy", allowKey, "--report", bareReport}, exitDenied,
+			[]string{"✗ ImagePolicy/hygiene: secret: not scanned for secrets: add secret to scan.scanners"}, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"policy", "check", reg.Host + "/team/app:" + tc.image, "--cache-dir", t.TempDir()}, tc.args...)
+			out, stderr, err := run(t, newRootCmd(), args...)
+			var ee exitError
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Fatalf("err %v, want allowed\n%s%s", err, out, stderr)
+			case tc.code != 0 && (!errors.As(err, &ee) || ee.code != tc.code):
+				t.Fatalf("err %v, want exit %d\n%s%s", err, tc.code, out, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.absent != "" && strings.Contains(out, tc.absent) {
+				t.Errorf("output has %q:\n%s", tc.absent, out)
+			}
+			if !strings.Contains(stderr, tc.wantErr) {
+				t.Errorf("standard error lacks %q:\n%s", tc.wantErr, stderr)
+			}
+			if strings.Contains(out+stderr, body) || strings.Contains(out+stderr, "BEGIN EC PRIVATE KEY") {
+				t.Errorf("the verdict shows the key:\n%s%s", out, stderr)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/policytest"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/store"
 )
@@ -478,5 +479,58 @@ func TestProjectPolicy(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("answered after %v", took)
+	}
+}
+
+// TestSecretAndMisconfigurationRules: admission reads the stored report of
+// berth's own images (Local) for ImagePolicy's secrets and
+// misconfigurations rules, as the registry does at pull time: a stored
+// secret refuses the pod by rule id and file; a report made without the
+// misconfig scanner refuses a misconfigurations rule with the setting to
+// change; an image of another registry, with no report, is refused as
+// not scanned.
+func TestSecretAndMisconfigurationRules(t *testing.T) {
+	f := newFixture(t)
+	stored := &match.Report{Scanners: []string{"vuln", "secret"}, Secrets: []secret.Finding{{RuleID: "private-key",
+		Severity: secret.SeverityCritical, Kind: secret.KindFile, Path: "srv/deploy.key", StartLine: 1, Secret: "MIIEv****"}}}
+	local := func(_ context.Context, registry, repository string) (store.Reader, func(string) func(context.Context) (*match.Report, error), bool) {
+		if registry != f.reg.Host || repository != "team/app" {
+			return nil, nil, false
+		}
+		return f.reg.Store, func(d string) func(context.Context) (*match.Report, error) {
+			return func(context.Context) (*match.Report, error) {
+				if d != f.targets["signed"].Manifest.Digest.String() {
+					return nil, policy.ErrNotScanned
+				}
+				return stored, nil
+			}
+		}, true
+	}
+	p, err := policy.Parse("p.yaml", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"+
+		"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n"), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlerFor(p, Options{Local: local})
+	for _, tc := range []struct {
+		name, image string
+		message     string
+	}{
+		{"a stored secret", f.image("signed"), "berth: containers[0] (app): " + f.pinned("signed") + " is not allowed: " +
+			"ImagePolicy/hygiene: secret: private-key (CRITICAL) in srv/deploy.key:1; " +
+			"ImagePolicy/hygiene: misconfiguration: not scanned for misconfigurations: add misconfig to scan.scanners (berth scan --scanners ...,misconfig)"},
+		{"not scanned", f.image("unsigned"), "berth: containers[0] (app): " + f.pinned("unsigned") + " is not allowed: " +
+			"ImagePolicy/hygiene: secret: the image has not been scanned yet, so its secrets are unknown; " +
+			"ImagePolicy/hygiene: misconfiguration: the image has not been scanned yet, so its misconfigurations are unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := post(t, h, "/validate", fixtureReview(t, "pod.json", tc.image, ""))
+			if a.resp == nil || a.resp.Allowed || a.resp.Result == nil || a.resp.Result.Message != tc.message {
+				t.Errorf("%d %s\nwant %q", a.status, a.text, tc.message)
+			}
+			if strings.Contains(a.text, "MIIEv") {
+				t.Errorf("the refusal shows the masked secret: %s", a.text)
+			}
+		})
 	}
 }

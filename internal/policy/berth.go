@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/misconfig"
 	"berth.dev/berth/internal/sign"
 )
 
@@ -48,6 +49,25 @@ type berthDocument struct {
 				Reason  string `yaml:"reason"`
 			} `yaml:"allow"`
 		} `yaml:"vulnerabilities"`
+		// Secrets denies credentials the secret scanner found (berth scan
+		// --scanners secret; the server's scan.scanners).
+		Secrets *struct {
+			// Deny: true denies every secret; Severity only those at or
+			// above it.
+			Deny     bool `yaml:"deny"`
+			Severity Text `yaml:"severity"`
+			// Allow lists accepted secrets by rule id (and path).
+			Allow []findingAllow `yaml:"allow"`
+		} `yaml:"secrets"`
+		// Misconfigurations denies failed image checks (BI001 …) the
+		// misconfig scanner found.
+		Misconfigurations *struct {
+			// Deny lists the rule ids that are refused; Severity refuses
+			// every rule at or above it. Either or both.
+			Deny     []Text         `yaml:"deny"`
+			Severity Text           `yaml:"severity"`
+			Allow    []findingAllow `yaml:"allow"`
+		} `yaml:"misconfigurations"`
 		Licenses *struct {
 			Deny []string `yaml:"deny"`
 		} `yaml:"licenses"`
@@ -77,6 +97,29 @@ type berthDocument struct {
 	} `yaml:"spec"`
 }
 
+// findingAllow accepts a secret or misconfiguration finding: a rule id
+// alone ("private-key", "BI006"), or an entry that narrows it to a path
+// and lets it expire, as vulnerabilities.allow does.
+type findingAllow struct {
+	ID      Text   `yaml:"id"`
+	Path    Text   `yaml:"path"`
+	Expires Text   `yaml:"expires"`
+	Reason  string `yaml:"reason"`
+}
+
+// UnmarshalYAML implements yaml.v3's older Unmarshaler form on purpose
+// (see rawDocument): the mapping form is decoded by the strict decoder,
+// so unknown fields are refused with their line.
+func (a *findingAllow) UnmarshalYAML(unmarshal func(any) error) error {
+	var id Text
+	if err := unmarshal(&id); err == nil {
+		*a = findingAllow{ID: id}
+		return nil
+	}
+	type plain findingAllow // without this method, so no recursion
+	return unmarshal((*plain)(a))
+}
+
 type berthKey struct {
 	Name      Text `yaml:"name"`
 	Data      Text `yaml:"data"`
@@ -92,6 +135,8 @@ const (
 	RuleAttestation   = "attestation"
 	RuleVulnerability = "vulnerability"
 	RuleLicense       = "license"
+	RuleSecret        = "secret"
+	RuleMisconfig     = "misconfiguration"
 	RuleRegistry      = "registry"
 	RuleTag           = "tag"
 	RuleCondition     = "condition"
@@ -100,7 +145,7 @@ const (
 )
 
 var ruleNames = map[string]bool{RuleSignature: true, RuleAttestation: true, RuleVulnerability: true, RuleLicense: true,
-	RuleRegistry: true, RuleTag: true, RuleCondition: true, "*": true}
+	RuleSecret: true, RuleMisconfig: true, RuleRegistry: true, RuleTag: true, RuleCondition: true, "*": true}
 
 // berthSpec is a compiled ImagePolicy.
 type berthSpec struct {
@@ -109,6 +154,8 @@ type berthSpec struct {
 	maxAge       time.Duration
 	attestations []*attestRule
 	vulns        *vulnRule
+	secrets      *findingRule
+	misconfig    *findingRule
 	licenseDeny  []Glob
 	registries   []Glob
 	tagDeny      []Glob
@@ -122,6 +169,55 @@ type vulnRule struct {
 	fixableOnly bool
 	maxCVSS     *float64
 	allow       []allowEntry
+}
+
+// findingRule is a compiled secrets or misconfigurations rule: a finding
+// is denied when its rule id is listed, or when it is at or above the
+// severity, unless an allow entry in force covers it.
+type findingRule struct {
+	all      bool            // secrets.deny: true
+	ids      map[string]bool // misconfigurations.deny
+	severity match.Severity  // "" when not set
+	allow    []findingAllowEntry
+}
+
+type findingAllowEntry struct {
+	allowEntry
+	path string // a glob over the finding's path; "" any
+}
+
+func (r *findingRule) denies(id, severity string) bool {
+	if r.all || r.ids[strings.ToUpper(id)] {
+		return true
+	}
+	return r.severity != "" && match.Severity(strings.ToUpper(severity)).Rank() >= r.severity.Rank()
+}
+
+// compileFindingAllow compiles allow entries of the rule named what.
+func compileFindingAllow(what string, line int, entries []findingAllow) ([]findingAllowEntry, error) {
+	var out []findingAllowEntry
+	for _, a := range entries {
+		if a.ID.S == "" {
+			return nil, fmt.Errorf("%d: %s.allow: an entry needs an id (the scanner's rule id)", max(a.ID.Line, a.Path.Line, a.Expires.Line, line), what)
+		}
+		exp, err := parseTime(a.Expires)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, findingAllowEntry{allowEntry: allowEntry{id: a.ID.S, expires: exp, reason: a.Reason}, path: strings.TrimPrefix(a.Path.S, "/")})
+	}
+	return out, nil
+}
+
+func compileSeverity(what string, t Text) (match.Severity, error) {
+	if t.S == "" {
+		return "", nil
+	}
+	sev, err := match.ParseSeverity(t.S)
+	if err != nil {
+		return "", fmt.Errorf("%d: %s.severity: %v", t.Line, what, err)
+	}
+	return sev, nil
 }
 
 type allowEntry struct {
@@ -220,6 +316,42 @@ func (b *berthDocument) compile(line int, opts Options) (*Document, error) {
 		}
 		bs.vulns = r
 	}
+	if sc := s.Secrets; sc != nil {
+		r := &findingRule{all: sc.Deny}
+		if r.severity, err = compileSeverity("secrets", sc.Severity); err != nil {
+			return nil, err
+		}
+		switch {
+		case r.all && r.severity != "":
+			return nil, fmt.Errorf("%d: secrets: give deny: true (every secret) or severity, not both", sc.Severity.Line)
+		case !r.all && r.severity == "":
+			return nil, fmt.Errorf("%d: secrets needs deny: true or severity", line)
+		}
+		if r.allow, err = compileFindingAllow("secrets", line, sc.Allow); err != nil {
+			return nil, err
+		}
+		bs.secrets = r
+	}
+	if mc := s.Misconfigurations; mc != nil {
+		r := &findingRule{ids: map[string]bool{}}
+		if r.severity, err = compileSeverity("misconfigurations", mc.Severity); err != nil {
+			return nil, err
+		}
+		for _, id := range mc.Deny {
+			rule, ok := misconfig.Lookup(strings.ToUpper(id.S))
+			if !ok {
+				return nil, fmt.Errorf("%d: misconfigurations.deny: %q is not a misconfiguration rule (BI001 … BI010, see docs/secrets.md)", id.Line, id.S)
+			}
+			r.ids[rule.ID] = true
+		}
+		if len(r.ids) == 0 && r.severity == "" {
+			return nil, fmt.Errorf("%d: misconfigurations needs deny (rule ids) or severity", line)
+		}
+		if r.allow, err = compileFindingAllow("misconfigurations", line, mc.Allow); err != nil {
+			return nil, err
+		}
+		bs.misconfig = r
+	}
 	if s.Licenses != nil {
 		for _, l := range s.Licenses.Deny {
 			bs.licenseDeny = append(bs.licenseDeny, Glob{Pattern: l, norm: strings.ToLower(l)})
@@ -274,14 +406,14 @@ func (b *berthDocument) compile(line int, opts Options) (*Document, error) {
 		}
 		bs.exceptions = append(bs.exceptions, ex)
 	}
-	if len(bs.keys) == 0 && bs.vulns == nil && bs.licenseDeny == nil && bs.registries == nil && s.Tags == nil && bs.conditions == nil {
+	if len(bs.keys) == 0 && bs.vulns == nil && bs.secrets == nil && bs.misconfig == nil && bs.licenseDeny == nil && bs.registries == nil && s.Tags == nil && bs.conditions == nil {
 		return nil, fmt.Errorf("%d: %s %s has no rules", line, KindImagePolicy, d.Name)
 	}
 	return d, nil
 }
 
 func ruleList() []string {
-	return []string{RuleSignature, RuleAttestation, RuleVulnerability, RuleLicense, RuleRegistry, RuleTag, RuleCondition}
+	return []string{RuleSignature, RuleAttestation, RuleVulnerability, RuleSecret, RuleMisconfig, RuleLicense, RuleRegistry, RuleTag, RuleCondition}
 }
 
 func (k berthKey) compile(i int, opts Options) ([]sign.TrustedKey, error) {

@@ -142,6 +142,8 @@ func celEnv() (*cel.Env, error) {
 		cel.Variable("attestations", cel.ListType(cel.StringType)),
 		cel.Variable("vulnerabilities", cel.ListType(cel.MapType(cel.StringType, cel.DynType))),
 		cel.Variable("licenses", cel.ListType(cel.StringType)),
+		cel.Variable("secrets", cel.ListType(cel.MapType(cel.StringType, cel.DynType))),
+		cel.Variable("misconfigurations", cel.ListType(cel.MapType(cel.StringType, cel.DynType))),
 		cel.Variable("scanned", cel.BoolType),
 		cel.Variable("now", cel.TimestampType),
 	)
@@ -155,6 +157,12 @@ type condition struct {
 	// needs says which facts the expression reads, so that an image is
 	// not scanned or verified for a condition that does not look.
 	needsReport, needsSigs bool
+	// needsVulns: it reads what a vulnerability scan reports.
+	needsVulns bool
+	// needsScanners are the scanners the expression reads the findings
+	// of besides vulnerabilities ("secret", "misconfig"): a report
+	// without them fails the condition rather than reading as clean.
+	needsScanners []string
 }
 
 func newCondition(name string, expr Text, message string) (*condition, error) {
@@ -174,7 +182,14 @@ func newCondition(name string, expr Text, message string) (*condition, error) {
 		return nil, fmt.Errorf("%d: condition %s: %v", expr.Line, name, err)
 	}
 	c := &condition{name: name, message: message, prog: prog}
-	c.needsReport = strings.Contains(expr.S, "vulnerabilities") || strings.Contains(expr.S, "licenses") || strings.Contains(expr.S, "scanned")
+	if strings.Contains(expr.S, "secrets") {
+		c.needsScanners = append(c.needsScanners, scannerSecret)
+	}
+	if strings.Contains(expr.S, "misconfigurations") {
+		c.needsScanners = append(c.needsScanners, scannerMisconfig)
+	}
+	c.needsVulns = strings.Contains(expr.S, "vulnerabilities") || strings.Contains(expr.S, "licenses") || strings.Contains(expr.S, "scanned")
+	c.needsReport = c.needsVulns || len(c.needsScanners) > 0
 	c.needsSigs = strings.Contains(expr.S, "signers") || strings.Contains(expr.S, "attestations")
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/misconfig"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/sign"
 	"berth.dev/berth/internal/sign/store"
 )
@@ -638,23 +641,30 @@ func (e *evaluation) berth(ctx context.Context, d *Document) []Violation {
 			fail(RuleAttestation, why)
 		}
 	}
-	if b.vulns != nil || len(b.licenseDeny) > 0 {
+	if rules := b.reportRules(); len(rules) > 0 {
 		rep, err := e.getReport(ctx)
 		switch {
 		case errors.Is(err, ErrNotScanned):
-			if b.vulns != nil {
-				fail(RuleVulnerability, "the image has not been scanned yet, so its vulnerabilities are unknown")
-			}
-			if len(b.licenseDeny) > 0 {
-				fail(RuleLicense, "the image has not been scanned yet, so its licenses are unknown")
+			for _, r := range rules {
+				fail(r, "the image has not been scanned yet, so its "+ruleFacts[r]+" are unknown")
 			}
 		case err != nil:
 			e.v.Transient = true
-			fail(RuleVulnerability, "reading the scan report: "+err.Error())
+			fail(rules[0], "reading the scan report: "+err.Error())
 		default:
 			if b.vulns != nil {
 				if msg := e.vulnerabilities(b.vulns, rep); msg != "" {
 					fail(RuleVulnerability, msg)
+				}
+			}
+			if b.secrets != nil {
+				if msg := e.secrets(b.secrets, rep); msg != "" {
+					fail(RuleSecret, msg)
+				}
+			}
+			if b.misconfig != nil {
+				if msg := e.misconfigurations(b.misconfig, rep); msg != "" {
+					fail(RuleMisconfig, msg)
 				}
 			}
 			if len(b.licenseDeny) > 0 {
@@ -667,6 +677,10 @@ func (e *evaluation) berth(ctx context.Context, d *Document) []Violation {
 	if len(b.conditions) > 0 {
 		vars := e.celVars(ctx, b)
 		for _, c := range b.conditions {
+			if why := e.unscanned(ctx, c.needsScanners); why != "" {
+				fail(RuleCondition, c.name+": "+why)
+				continue
+			}
 			ok, err := c.eval(vars)
 			switch {
 			case err != nil:
@@ -679,6 +693,59 @@ func (e *evaluation) berth(ctx context.Context, d *Document) []Violation {
 				fail(RuleCondition, c.name+": "+msg)
 			}
 		}
+	}
+	return out
+}
+
+// Scanners are what a scan report must hold for the policy's rules, in
+// the scanners' order: "vuln" for vulnerability and license rules (and
+// conditions reading them), "secret" and "misconfig" for secrets and
+// misconfigurations rules. A CLI that scans for the policy runs these.
+func (p *Policy) Scanners() []string {
+	need := map[string]bool{}
+	for _, d := range p.Docs {
+		b := d.berth
+		if b == nil {
+			continue
+		}
+		need["vuln"] = need["vuln"] || b.vulns != nil || len(b.licenseDeny) > 0
+		need[scannerSecret] = need[scannerSecret] || b.secrets != nil
+		need[scannerMisconfig] = need[scannerMisconfig] || b.misconfig != nil
+		for _, c := range b.conditions {
+			need["vuln"] = need["vuln"] || c.needsVulns
+			for _, s := range c.needsScanners {
+				need[s] = true
+			}
+		}
+	}
+	var out []string
+	for _, s := range []string{"vuln", scannerSecret, scannerMisconfig} {
+		if need[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ruleFacts name what a report rule reads, for "not scanned" messages.
+var ruleFacts = map[string]string{RuleVulnerability: "vulnerabilities", RuleSecret: "secrets",
+	RuleMisconfig: "misconfigurations", RuleLicense: "licenses"}
+
+// reportRules are the rules of b that read the scan report, in the order
+// they are evaluated.
+func (b *berthSpec) reportRules() []string {
+	var out []string
+	if b.vulns != nil {
+		out = append(out, RuleVulnerability)
+	}
+	if b.secrets != nil {
+		out = append(out, RuleSecret)
+	}
+	if b.misconfig != nil {
+		out = append(out, RuleMisconfig)
+	}
+	if len(b.licenseDeny) > 0 {
+		out = append(out, RuleLicense)
 	}
 	return out
 }
@@ -861,7 +928,8 @@ func (e *evaluation) celVars(ctx context.Context, b *berthSpec) map[string]any {
 		"image": map[string]string{"registry": img.Registry, "repository": img.Repository, "name": img.Name(),
 			"tag": img.Tag, "digest": img.Digest, "reference": img.Reference()},
 		"signers": []string{}, "attestations": []string{}, "vulnerabilities": []map[string]any{},
-		"licenses": []string{}, "scanned": false, "now": e.now,
+		"licenses": []string{}, "secrets": []map[string]any{}, "misconfigurations": []map[string]any{},
+		"scanned": false, "now": e.now,
 	}
 	if needSigs {
 		e.signatures(ctx)
@@ -912,7 +980,175 @@ func (e *evaluation) celVars(ctx context.Context, b *berthSpec) map[string]any {
 			}
 			sort.Strings(ls)
 			vars["licenses"] = ls
+			secrets := make([]map[string]any, 0, len(rep.Secrets))
+			for _, f := range rep.Secrets {
+				if f.Allowed == "" { // the scanner's allow rules: no secret
+					secrets = append(secrets, map[string]any{"ruleId": f.RuleID, "severity": f.Severity,
+						"kind": f.Kind, "path": f.Path, "line": f.StartLine, "removed": f.RemovedBy != ""})
+				}
+			}
+			vars["secrets"] = secrets
+			mis := make([]map[string]any, 0, len(rep.Misconfigurations))
+			for _, f := range rep.Misconfigurations {
+				mis = append(mis, map[string]any{"id": f.ID, "severity": f.Severity, "title": f.Title,
+					"target": f.Target, "path": f.Path})
+			}
+			vars["misconfigurations"] = mis
 		}
 	}
 	return vars
+}
+
+// Scanner names as reports list them (internal/scan's, which reads
+// images; policy only reads reports).
+const (
+	scannerSecret    = "secret"
+	scannerMisconfig = "misconfig"
+)
+
+// notScanned says why a report holds no findings of a scanner: the
+// configuration to change. A report without findings of it is not a
+// clean image, so rules that read them refuse (fail closed).
+func notScanned(scanner string) string {
+	what := map[string]string{scannerSecret: "secrets", scannerMisconfig: "misconfigurations"}[scanner]
+	return fmt.Sprintf("not scanned for %s: add %s to scan.scanners (berth scan --scanners ...,%s)", what, scanner, scanner)
+}
+
+// unscanned says why the report cannot answer for the scanners a
+// condition reads, or "" when it can.
+func (e *evaluation) unscanned(ctx context.Context, scanners []string) string {
+	if len(scanners) == 0 {
+		return ""
+	}
+	rep, err := e.getReport(ctx)
+	switch {
+	case errors.Is(err, ErrNotScanned):
+		return "the image has not been scanned yet"
+	case err != nil:
+		e.v.Transient = true
+		return "reading the scan report: " + err.Error()
+	}
+	for _, s := range scanners {
+		if !slices.Contains(rep.Scanners, s) {
+			return notScanned(s)
+		}
+	}
+	return ""
+}
+
+// allowedFinding finds the allow entry in force for a finding, noting it;
+// the string is the note of an expired entry.
+func (e *evaluation) allowedFinding(entries []findingAllowEntry, id, path, what string) (bool, string) {
+	note := ""
+	for _, a := range entries {
+		if !strings.EqualFold(a.id, id) || a.path != "" && !globMatch(a.path, path) {
+			continue
+		}
+		if a.expires.IsZero() || e.now.Before(a.expires) {
+			e.v.until(a.expires)
+			// One note per entry: an allowed rule often matches several
+			// files.
+			if n := fmt.Sprintf("%s %s allowed%s", what, id, untilText(a.expires, a.reason)); !slices.Contains(e.v.Notes, n) {
+				e.v.Notes = append(e.v.Notes, n)
+			}
+			return true, ""
+		}
+		note = fmt.Sprintf(" (allow-list entry expired at %s)", a.expires.Format(time.RFC3339))
+	}
+	return false, note
+}
+
+// listHits joins up to three descriptions, worst first.
+func listHits(parts []string) string {
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("and %d more", len(parts)-3))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// secrets lists the secrets the rule denies, by rule id and where they
+// are; never the secret, not even masked.
+func (e *evaluation) secrets(r *findingRule, rep *match.Report) string {
+	if !slices.Contains(rep.Scanners, scannerSecret) {
+		return notScanned(scannerSecret)
+	}
+	fs := slices.Clone(rep.Secrets)
+	slices.SortStableFunc(fs, func(a, b secret.Finding) int {
+		return secret.SeverityRank(a.Severity) - secret.SeverityRank(b.Severity)
+	})
+	var parts []string
+	for _, f := range fs {
+		// The scanner's own allow rules (placeholders, documentation
+		// examples) already say the match is no secret.
+		if f.Allowed != "" || !r.denies(f.RuleID, f.Severity) {
+			continue
+		}
+		ok, note := e.allowedFinding(r.allow, f.RuleID, f.Path, "secret")
+		if ok {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s) in %s%s", f.RuleID, f.Severity, secretPlace(f), note))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return listHits(parts)
+}
+
+// secretPlace says where a secret is, as the scanner located it.
+func secretPlace(f secret.Finding) string {
+	switch f.Kind {
+	case secret.KindEnv:
+		return "ENV " + f.Path
+	case secret.KindLabel:
+		return "LABEL " + f.Path
+	case secret.KindHistory:
+		if f.History != nil {
+			return fmt.Sprintf("history entry %d", *f.History)
+		}
+		return "the image history"
+	case secret.KindName:
+		return "the file name " + f.Path
+	}
+	s := f.Path
+	if f.StartLine > 0 {
+		s += ":" + strconv.Itoa(f.StartLine)
+	}
+	if f.RemovedBy != "" {
+		s += " (deleted by a later layer, still in the image)"
+	}
+	return s
+}
+
+// misconfigurations lists the failed checks the rule denies.
+func (e *evaluation) misconfigurations(r *findingRule, rep *match.Report) string {
+	if !slices.Contains(rep.Scanners, scannerMisconfig) {
+		return notScanned(scannerMisconfig)
+	}
+	fs := slices.Clone(rep.Misconfigurations)
+	slices.SortStableFunc(fs, func(a, b misconfig.Finding) int {
+		if d := misconfig.SeverityRank(a.Severity) - misconfig.SeverityRank(b.Severity); d != 0 {
+			return d
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var parts []string
+	for _, f := range fs {
+		if !r.denies(f.ID, f.Severity) {
+			continue
+		}
+		ok, note := e.allowedFinding(r.allow, f.ID, f.Path, "misconfiguration")
+		if ok {
+			continue
+		}
+		s := fmt.Sprintf("%s %s (%s)", f.ID, f.Title, f.Severity)
+		if f.Path != "" {
+			s += ": " + f.Path
+		}
+		parts = append(parts, s+note)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return listHits(parts)
 }

@@ -15,6 +15,8 @@ func FuzzParse(f *testing.F) {
 		"apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [latest]}\n  licenses: {deny: [GPL-*]}\n",
 		"apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  conditions:\n  - expression: \"image.tag != 'latest'\"\n",
 		"apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: \"**\"}]\n  authorities:\n  - static: {action: pass}\n",
+		"apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  secrets:\n    deny: true\n    allow: [private-key, {id: aws-access-token, path: \"etc/**\", expires: 2030-01-01, reason: r}]\n",
+		"apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  secrets: {severity: HIGH}\n  misconfigurations:\n    deny: [BI001]\n    severity: medium\n    allow: [{id: BI003, path: \"**\"}]\n  conditions:\n  - expression: \"secrets.size() == 0 && misconfigurations.all(m, m.id != 'BI001')\"\n",
 		"---\n---\n",
 		"{}",
 		"apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  registries: {allow: [\"*a*a*a*a*a*\"]}\n  exceptions:\n  - name: x\n    rules: [\"*\"]\n    expires: 2030-01-01\n",

@@ -5,7 +5,12 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -204,17 +209,8 @@ func trusted(t *testing.T, k policytest.Key) sign.TrustedKey {
 // refuses an image the server has not scanned, and serves it once its
 // report is stored (the stored report forgets the cached refusal).
 func TestPullTimeVulnerabilityRules(t *testing.T) {
-	// An OSV feed holding no records: a database that finds nothing.
-	feed := t.TempDir()
-	var zipped bytes.Buffer
-	zip.NewWriter(&zipped).Close()
-	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644)
-	os.WriteFile(filepath.Join(feed, "npm", "all.zip"), zipped.Bytes(), 0o644)
 	a := startAuthServer(t, func(c *Config) {
-		c.Scan.DBSources = []string{feed}
+		c.Scan.DBSources = []string{emptyFeed(t)}
 		c.Scan.DBUpdateInterval = time.Hour // and once at start
 		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	})
@@ -233,29 +229,116 @@ func TestPullTimeVulnerabilityRules(t *testing.T) {
 	if !strings.Contains(r.body, "ImagePolicy/clean: vulnerability: the image has not been scanned yet") {
 		t.Errorf("refusal %s", r.body)
 	}
-	a.expect(a.api(adminCreds, "POST", "/projects/team/repositories/app/artifacts/v1/scan", nil), 202, "scan now")
+	scanNow(t, a, "team", "app", "v1")
+	a.expect(pull(), 200, "scanned, no critical finding")
+}
+
+// emptyFeed is an OSV feed holding no records: a database that finds
+// nothing.
+func emptyFeed(t *testing.T) string {
+	feed := t.TempDir()
+	var zipped bytes.Buffer
+	zip.NewWriter(&zipped).Close()
+	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(feed, "ecosystems.txt"), []byte("npm\n"), 0o644)
+	os.WriteFile(filepath.Join(feed, "npm", "all.zip"), zipped.Bytes(), 0o644)
+	return feed
+}
+
+// scanNow scans an artifact through the API and waits for its report.
+func scanNow(t *testing.T, a *authServer, project, repo, tag string) {
+	t.Helper()
+	base := "/projects/" + project + "/repositories/" + repo + "/artifacts/" + tag
+	a.expect(a.api(adminCreds, "POST", base+"/scan", nil), 202, "scan now")
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r := a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/vulnerabilities", nil)
+		r := a.api(adminCreds, "GET", base+"/vulnerabilities", nil)
 		var rep struct{ Scan struct{ Status string } }
 		if json.Unmarshal([]byte(r.body), &rep) == nil && rep.Scan.Status == "done" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("scan did not finish: %s\n%s", r.body, a.logs.String())
 		}
 	}
-	a.expect(pull(), 200, "scanned, no critical finding")
+}
+
+// TestPullTimeSecretAndMisconfigurationRules: the stored report's secrets
+// refuse a pull, named by rule id and file, never the key; a server
+// scanning without misconfig (the default scanners) refuses a
+// misconfigurations rule with the configuration to change, rather than
+// reading the missing scan as clean; an allow-list entry serves the image.
+func TestPullTimeSecretAndMisconfigurationRules(t *testing.T) {
+	a := startAuthServer(t, func(c *Config) {
+		c.Scan.DBSources = []string{emptyFeed(t)}
+		c.Scan.DBUpdateInterval = time.Hour
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	})
+	if got := a.s.cfg.Scan.Scanners; !slices.Equal(got, []string{"vuln", "secret"}) {
+		t.Fatalf("default scanners %v, the test is about vuln,secret", got)
+	}
+	if err := a.s.bg.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	off := false
+	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	a.expect(a.push("team/app", "v1", imageOfFile(t, "srv/deploy.key", keyPEM), adminCreds), 201, "push")
+	scanNow(t, a, "team", "app", "v1")
+	runtime := puller(t, a, "team")
+	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...) }
+	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
+	cases := []struct {
+		name, spec string
+		status     int
+		want       []string
+	}{
+		{"a planted key", "  secrets: {deny: true}\n", 403,
+			[]string{"ImagePolicy/hygiene: secret: private-key (CRITICAL) in srv/deploy.key:1"}},
+		{"misconfigurations not scanned", "  misconfigurations: {deny: [BI001]}\n", 403,
+			[]string{"ImagePolicy/hygiene: misconfiguration: not scanned for misconfigurations: add misconfig to scan.scanners"}},
+		{"the key allowed", "  secrets: {deny: true, allow: [{id: private-key, path: srv/deploy.key}]}\n", 200, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a.expect(putPolicy(a, "team", header+tc.spec), 200, "policy")
+			r := a.expect(pull(), tc.status, tc.name)
+			for _, w := range tc.want {
+				if !strings.Contains(r.body, w) {
+					t.Errorf("refusal lacks %q: %s", w, r.body)
+				}
+			}
+			if strings.Contains(r.body, "PRIVATE KEY") || strings.Contains(r.body, strings.Split(keyPEM, "\n")[1]) {
+				t.Errorf("the refusal shows the key: %s", r.body)
+			}
+		})
+	}
 }
 
 // scannableImage is a one-layer image whose layer is a real tar, with its
 // diffID in the config.
 func scannableImage(t *testing.T, seed string) testImage {
+	return imageOfFile(t, "seed.txt", seed)
+}
+
+// imageOfFile is a one-layer image of one file, with no USER (root).
+func imageOfFile(t *testing.T, path, content string) testImage {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "seed.txt", Mode: 0o644, Size: int64(len(seed)), Typeflag: tar.TypeReg}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
-	tw.Write([]byte(seed))
+	tw.Write([]byte(content))
 	tw.Close()
 	layer := buf.Bytes()
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
