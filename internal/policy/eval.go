@@ -90,10 +90,11 @@ type Facts struct {
 	Now time.Time
 	// StageRevoked says whether the approval that a stage's signature of
 	// the image stands for (a signature annotated StageAnnotation=stage,
-	// made by the key named key) was revoked since, and why: the
-	// signature stays in the registry, but it does not count then. nil
-	// when nothing revokes stage signatures (they count as any other).
-	StageRevoked func(ctx context.Context, stage, key string) (reason string, revoked bool, err error)
+	// made by the key whose id, sigstore's key hint, is keyID) was revoked
+	// since, and why: the signature stays in the registry, but it does
+	// not count then. nil when nothing revokes stage signatures (they
+	// count as any other).
+	StageRevoked func(ctx context.Context, stage, keyID string) (reason string, revoked bool, err error)
 }
 
 // Violation is one failed rule.
@@ -277,10 +278,10 @@ func (e *evaluation) dropRevoked(ctx context.Context) {
 			kept = append(kept, vf)
 			continue
 		}
-		q := [2]string{stage, vf.Key}
+		q := [2]string{stage, vf.KeyID}
 		a, ok := asked[q]
 		if !ok {
-			reason, revoked, err := e.f.StageRevoked(ctx, stage, vf.Key)
+			reason, revoked, err := e.f.StageRevoked(ctx, stage, vf.KeyID)
 			switch {
 			case err != nil:
 				a.err = fmt.Errorf("%s stage approval of the signature by %s: %w", stage, vf.Key, err)

@@ -569,8 +569,8 @@ func TestStageRevoked(t *testing.T) {
 			policytest.SignTarget(t, f.reg.Store, tgt, f.scan, tc.bundle, tc.annotations)
 			var asked []string
 			fs := facts(f, tgt, tag, nil)
-			fs.StageRevoked = func(_ context.Context, stage, key string) (string, bool, error) {
-				asked = append(asked, stage+"/"+key)
+			fs.StageRevoked = func(_ context.Context, stage, keyID string) (string, bool, error) {
+				asked = append(asked, stage+"/"+keyID)
 				return "1 finding(s) rated HIGH or higher", tc.revoked, tc.err
 			}
 			for _, p := range []*policy.Policy{signers, authority} {
@@ -582,7 +582,7 @@ func TestStageRevoked(t *testing.T) {
 				if !strings.Contains(v.Message(), tc.message) {
 					t.Errorf("%s: message %q does not say %q", p.Docs[0].Kind, v.Message(), tc.message)
 				}
-				wantAsked := "scan/scan"
+				wantAsked := "scan/" + f.scan.Sign.ID()
 				if tc.annotations == nil {
 					wantAsked = ""
 				}

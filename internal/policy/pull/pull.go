@@ -53,11 +53,11 @@ type Options struct {
 	Keys func(project string) policy.KeyResolver
 	// Revoked says whether the approval a stage signature of digest d in
 	// repo stands for (annotated dev.berth.stage=stage, made by the key
-	// named key) was revoked, and why; such a signature then does not
+	// with id keyID, sigstore's key hint) was revoked, and why; such a signature then does not
 	// count (policy.Facts.StageRevoked). nil: every signature counts.
 	// Whoever revokes calls ReportStored(d) after, as the verdicts made
 	// with the approval standing are stale.
-	Revoked func(ctx context.Context, repo string, d digest.Digest, stage, key string) (reason string, revoked bool, err error)
+	Revoked func(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (reason string, revoked bool, err error)
 	Logger  *slog.Logger
 	// Timeout bounds one evaluation (default 10 s); past it the pull is
 	// refused, not served.
@@ -240,7 +240,7 @@ func (e *Enforcer) SetReports(r reports.Store) { e.opts.Reports = r }
 
 // SetRevoked sets how stage approvals are read (opened after the
 // enforcer); call before serving.
-func (e *Enforcer) SetRevoked(revoked func(ctx context.Context, repo string, d digest.Digest, stage, key string) (string, bool, error)) {
+func (e *Enforcer) SetRevoked(revoked func(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (string, bool, error)) {
 	e.opts.Revoked = revoked
 }
 
@@ -379,8 +379,8 @@ func (e *Enforcer) verdict(ctx context.Context, p *policy.Policy, img policy.Ima
 		Target: sign.Target{Name: img.Name(), Repo: img.Repository, Manifest: v1.Descriptor{MediaType: types.MediaType(m.MediaType), Digest: h, Size: int64(len(m.Content))}},
 		Report: e.report(m.Digest), Now: now}
 	if revoked := e.opts.Revoked; revoked != nil {
-		facts.StageRevoked = func(ctx context.Context, stage, key string) (string, bool, error) {
-			return revoked(ctx, img.Repository, m.Digest, stage, key)
+		facts.StageRevoked = func(ctx context.Context, stage, keyID string) (string, bool, error) {
+			return revoked(ctx, img.Repository, m.Digest, stage, keyID)
 		}
 	}
 	return p.Evaluate(ctx, facts)
