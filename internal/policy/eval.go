@@ -31,6 +31,17 @@ var ErrNotScanned = errors.New("no scan report")
 // what there is.
 const SignedAtAnnotation = "dev.berth.signed-at"
 
+// StageAnnotation is the signed payload annotation of a signature a
+// stage of berth serve made (custody.AnnotationStage, "dev.berth.stage":
+// the value is the stage, "scan"). Such a signature stands for the
+// stage's approval, and counts only while the approval does
+// (Facts.StageRevoked).
+const StageAnnotation = "dev.berth.stage"
+
+// ErrStageRevoked rejects a valid signature whose stage approval was
+// revoked.
+var ErrStageRevoked = errors.New("stage approval revoked")
+
 // MaxValidity bounds how long a verdict may be reused even when nothing it
 // depends on changes.
 const MaxValidity = 10 * time.Minute
@@ -77,6 +88,13 @@ type Facts struct {
 	Report func(ctx context.Context) (*match.Report, error)
 	// Now is the time of the decision; zero is time.Now.
 	Now time.Time
+	// StageRevoked says whether the approval that a stage's signature of
+	// the image stands for (a signature annotated StageAnnotation=stage,
+	// made by the key whose id, sigstore's key hint, is keyID) was revoked
+	// since, and why: the signature stays in the registry, but it does
+	// not count then. nil when nothing revokes stage signatures (they
+	// count as any other).
+	StageRevoked func(ctx context.Context, stage, keyID string) (reason string, revoked bool, err error)
 }
 
 // Violation is one failed rule.
@@ -210,6 +228,8 @@ type evaluation struct {
 	reportErr        error
 	reportRead       bool
 	transientReasons []string
+	// revoked says, by key id, why a key's stage signatures do not count.
+	revoked map[string]string
 }
 
 // union is the trust set of every key of the policy, without validity
@@ -230,12 +250,75 @@ func (e *evaluation) signatures(ctx context.Context) *sign.Result {
 		if len(e.p.keys) > 0 {
 			e.sigs, _ = sign.Verify(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now})
 			e.noteTransient(e.sigs)
+			e.dropRevoked(ctx)
 		}
 		if e.sigs == nil {
 			e.sigs = &sign.Result{Target: e.f.Target}
 		}
 	}
 	return e.sigs
+}
+
+// dropRevoked moves the verified stage signatures whose approval was
+// revoked to the rejected ones. A revocation that cannot be read refuses
+// for now (Transient), as a signature that cannot be read does.
+func (e *evaluation) dropRevoked(ctx context.Context) {
+	if e.f.StageRevoked == nil || e.sigs == nil {
+		return
+	}
+	type answer struct {
+		why string
+		err error
+	}
+	asked := map[[2]string]answer{} // by stage and key: a key may have signed more than once
+	kept := e.sigs.Verified[:0]
+	for _, vf := range e.sigs.Verified {
+		stage := payloadAnnotation(vf.Payload, StageAnnotation)
+		if stage == "" {
+			kept = append(kept, vf)
+			continue
+		}
+		q := [2]string{stage, vf.KeyID}
+		a, ok := asked[q]
+		if !ok {
+			reason, revoked, err := e.f.StageRevoked(ctx, stage, vf.KeyID)
+			switch {
+			case err != nil:
+				a.err = fmt.Errorf("%s stage approval of the signature by %s: %w", stage, vf.Key, err)
+			case revoked:
+				a.why = fmt.Sprintf("%s stage approval revoked: %s", stage, reason)
+			}
+			asked[q] = a
+		}
+		switch {
+		case a.err != nil:
+			e.v.Transient = true
+			e.transientReasons = append(e.transientReasons, a.err.Error())
+			e.sigs.Rejected = append(e.sigs.Rejected, sign.Rejected{Source: vf.Source, Err: a.err})
+		case a.why != "":
+			if e.revoked == nil {
+				e.revoked = map[string]string{}
+			}
+			e.revoked[vf.KeyID] = a.why
+			e.sigs.Rejected = append(e.sigs.Rejected, sign.Rejected{Source: vf.Source, Err: fmt.Errorf("%w: %s", ErrStageRevoked, a.why)})
+		default:
+			kept = append(kept, vf)
+		}
+	}
+	e.sigs.Verified = kept
+}
+
+// payloadAnnotation reads an annotation from a simple signing payload's
+// optional section; "" when it has none.
+func payloadAnnotation(payload json.RawMessage, name string) string {
+	var doc struct {
+		Optional map[string]any `json:"optional"`
+	}
+	if json.Unmarshal(payload, &doc) != nil {
+		return ""
+	}
+	v, _ := doc.Optional[name].(string)
+	return v
 }
 
 func (e *evaluation) attestations(ctx context.Context) *sign.Result {
@@ -267,7 +350,7 @@ func (e *evaluation) noteTransient(r *sign.Result) {
 }
 
 func isJudgement(err error) bool {
-	for _, s := range []error{sign.ErrNoMatchingKey, sign.ErrDigestMismatch, sign.ErrLayerMissing, sign.ErrMalformedSignature,
+	for _, s := range []error{ErrStageRevoked, sign.ErrNoMatchingKey, sign.ErrDigestMismatch, sign.ErrLayerMissing, sign.ErrMalformedSignature,
 		sign.ErrAnnotationMismatch, sign.ErrKeyNotValid, store.ErrNotFound} {
 		if errors.Is(err, s) {
 			return true
@@ -313,6 +396,9 @@ func (e *evaluation) vouching(ctx context.Context, ks []sign.TrustedKey, maxAge 
 			}
 		}
 		if _, ok := byID[k.ID()]; !ok {
+			if msg, revoked := e.revoked[k.ID()]; revoked && !slices.Contains(why, msg) {
+				why = append(why, msg)
+			}
 			continue
 		}
 		if !k.NotBefore.IsZero() && e.now.Before(k.NotBefore) {

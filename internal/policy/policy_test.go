@@ -535,3 +535,64 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStageRevoked: a stage's signature (annotated dev.berth.stage)
+// counts while the approval it stands for does; revoked, it is refused
+// with the revocation's reason, in either signature format and in either
+// policy kind. Signatures without the annotation are not the hook's to
+// judge, and a revocation that cannot be read refuses for now.
+func TestStageRevoked(t *testing.T) {
+	f := newFixture(t)
+	signers := mustParse(t, berthPolicy(fmt.Sprintf("  signers:\n    keys:\n    - name: scan\n      data: |\n%s\n", f.scan.Indented(8))))
+	authority := mustParse(t, cip("enforce", f.scan))
+	stage := map[string]string{policy.StageAnnotation: "scan"}
+	cases := []struct {
+		name        string
+		annotations map[string]string
+		bundle      bool
+		revoked     bool
+		err         error
+		allowed     bool
+		message     string
+		transient   bool
+	}{
+		{"approval stands", stage, false, false, nil, true, "", false},
+		{"approval revoked", stage, false, true, nil, false, "scan stage approval revoked: 1 finding(s) rated HIGH or higher", false},
+		{"approval revoked, bundle signature", stage, true, true, nil, false, "scan stage approval revoked: 1 finding(s) rated HIGH or higher", false},
+		{"no stage annotation", nil, false, true, nil, true, "", false},
+		{"approval unreadable", stage, false, false, errors.New("database down"), false, "database down", true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tag := fmt.Sprintf("stage%d", i)
+			tgt := f.push(t, "team/app", tag, tag)
+			policytest.SignTarget(t, f.reg.Store, tgt, f.scan, tc.bundle, tc.annotations)
+			var asked []string
+			fs := facts(f, tgt, tag, nil)
+			fs.StageRevoked = func(_ context.Context, stage, keyID string) (string, bool, error) {
+				asked = append(asked, stage+"/"+keyID)
+				return "1 finding(s) rated HIGH or higher", tc.revoked, tc.err
+			}
+			for _, p := range []*policy.Policy{signers, authority} {
+				asked = nil
+				v := evaluate(t, p, fs)
+				if v.Allowed != tc.allowed || v.Transient != tc.transient {
+					t.Fatalf("%s: allowed=%v transient=%v, want %v %v: %s", p.Docs[0].Kind, v.Allowed, v.Transient, tc.allowed, tc.transient, v.Message())
+				}
+				if !strings.Contains(v.Message(), tc.message) {
+					t.Errorf("%s: message %q does not say %q", p.Docs[0].Kind, v.Message(), tc.message)
+				}
+				wantAsked := "scan/" + f.scan.Sign.ID()
+				if tc.annotations == nil {
+					wantAsked = ""
+				}
+				if got := strings.Join(asked, ","); got != wantAsked {
+					t.Errorf("%s: asked about %q, want %q (once per stage and key)", p.Docs[0].Kind, got, wantAsked)
+				}
+				if wantSigners := tc.allowed; (len(v.Signers) == 1) != wantSigners {
+					t.Errorf("%s: signers %v", p.Docs[0].Kind, v.Signers)
+				}
+			}
+		})
+	}
+}

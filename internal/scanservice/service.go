@@ -88,8 +88,10 @@ type Options struct {
 	// Notify hears of completed and failed scans and of new findings; it
 	// must not block (hand the work to a queue).
 	Notify func(context.Context, Notice)
-	// Stored hears of every report stored or re-matched (for caches of
-	// decisions made on reports, such as pull-time policy verdicts).
+	// Stored hears of every report stored or re-matched, and of every
+	// stage approval given or revoked on a digest (for caches of
+	// decisions made on reports and approvals, such as pull-time policy
+	// verdicts).
 	Stored func(digest.Digest)
 	// SBOMReferrers attaches a CycloneDX SBOM to every scanned image as
 	// an OCI 1.1 referrer.

@@ -51,6 +51,8 @@ type harness struct {
 
 	mu      sync.Mutex
 	notices []Notice
+	// onStored, when set, hears Options.Stored (stageHarness).
+	onStored func(digest.Digest)
 }
 
 func newHarness(t testing.TB) *harness {

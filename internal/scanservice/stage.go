@@ -151,6 +151,7 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 			if err := st.Custody.RecordApproval(ctx, pid, a); err != nil {
 				return 0, err
 			}
+			s.approvalChanged(d)
 			st.Audit(ctx, "stage.revoke", repo, fmt.Sprintf("%s@%s: scan approval revoked: %s", repo, d, why), nil)
 			s.notify(ctx, Notice{Type: NoticeApprovalRevoked, Scan: rec.Scan, Summary: &rec.Summary, Approval: &a}, d, repo)
 			s.log.InfoContext(ctx, "scan approval revoked", "repository", repo, "digest", d, "reason", why)
@@ -191,8 +192,19 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 	if err := st.Custody.RecordApproval(ctx, pid, a); err != nil {
 		return 0, err
 	}
+	s.approvalChanged(d)
 	s.log.InfoContext(ctx, "scan stage signed", "repository", repo, "digest", d, "key", krec.ID)
 	return rec.Version, nil
+}
+
+// approvalChanged forgets the verdicts made on d while its approval was
+// what it no longer is: policies count a stage's signature only while its
+// approval stands. (With PostgreSQL the approval's change is announced to
+// every replica as well.)
+func (s *Service) approvalChanged(d digest.Digest) {
+	if s.opts.Stored != nil {
+		s.opts.Stored(d)
+	}
 }
 
 // signedBy reports whether the registry already holds a scan-stage

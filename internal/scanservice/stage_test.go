@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,14 @@ func stageHarness(t *testing.T) (*harness, *custody.Service, *store.Remote) {
 			return "", false
 		},
 		Audit: func(context.Context, string, string, string, error) {}}
+	h.svc.opts.Stored = func(d digest.Digest) {
+		h.mu.Lock()
+		f := h.onStored
+		h.mu.Unlock()
+		if f != nil {
+			f(d)
+		}
+	}
 	return h, c, st
 }
 
@@ -132,6 +141,21 @@ func TestScanStageSigns(t *testing.T) {
 		t.Errorf("%d signatures after the stage ran twice, want 1", n)
 	}
 	h.takeNotices()
+	// Verdicts made on the image are forgotten once the revocation is
+	// recorded, not only when the report that caused it is: a pull in
+	// between would have counted the signature.
+	var seen []string
+	h.mu.Lock()
+	h.onStored = func(d digest.Digest) {
+		if d != clean {
+			return
+		}
+		a, err := c.Approval(ctx, "team/clean", clean, custody.StageScan)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		seen = append(seen, fmt.Sprintf("%s %v", a.State, err))
+	}
+	h.mu.Unlock()
 
 	// A new advisory about qs: the re-match makes the image fail.
 	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}, "GHSA-qs-1": {"qs", "6.10.3"}})
@@ -143,6 +167,11 @@ func TestScanStageSigns(t *testing.T) {
 	if err != nil || a.State != custody.Revoked || !strings.Contains(a.Reason, "GHSA-qs-1") {
 		t.Fatalf("after the re-match: %+v %v, want revoked naming GHSA-qs-1", a, err)
 	}
+	h.mu.Lock()
+	if len(seen) == 0 || seen[len(seen)-1] != custody.Revoked+" <nil>" {
+		t.Errorf("Stored heard the image with its approval %q; the last, after the revocation, should see it revoked", seen)
+	}
+	h.mu.Unlock()
 	var revoked []Notice
 	for _, n := range h.takeNotices() {
 		if n.Type == NoticeApprovalRevoked {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/auth"
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/pull"
@@ -84,6 +85,39 @@ func (s *Server) policyKeys(project string) policy.KeyResolver {
 		}
 		return found, nil
 	}
+}
+
+// stageRevoked reads the approval a stage signature stands for
+// (pull.Options.Revoked): a signature annotated with the stage, made by
+// a signing key the server holds for repo's project (any of its
+// versions: keyID is the public key's id), does not count once
+// the server revoked its approval of d in repo for that stage. Signatures
+// by other keys are not the server's to withdraw.
+func (s *Server) stageRevoked(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (string, bool, error) {
+	a, err := s.bg.custody.Approval(ctx, repo, d, stage)
+	if errors.Is(err, custody.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read the %s approval of %s@%s: %w", stage, repo, d, err)
+	}
+	if a.State != custody.Revoked {
+		return "", false, nil
+	}
+	pid := s.projectID(repo)
+	if pid == "" {
+		return "", false, nil
+	}
+	held, err := s.bg.custody.List(ctx, pid)
+	if err != nil {
+		return "", false, fmt.Errorf("list the signing keys of %s: %w", auth.ProjectOf(repo), err)
+	}
+	for _, k := range held {
+		if k.KeyHint == keyID {
+			return a.Reason, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // keysChanged loads again the policies of projects whose signing keys

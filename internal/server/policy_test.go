@@ -27,7 +27,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
+	"github.com/riverqueue/river/rivertype"
 
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/policytest"
 	"berth.dev/berth/internal/sign"
@@ -231,6 +233,113 @@ func TestPullTimeVulnerabilityRules(t *testing.T) {
 	}
 	scanNow(t, a, "team", "app", "v1")
 	a.expect(pull(), 200, "scanned, no critical finding")
+}
+
+// TestRevokedStageApprovalRefusesPulls: a policy requiring the scan
+// key serves an image the scan stage signed; a database update whose
+// re-match makes the image fail the stage rule revokes the approval, and
+// the next pull is refused with the revocation's reason although the
+// signature is still in the registry; an update that clears the image
+// approves it again, and it is served.
+func TestRevokedStageApprovalRefusesPulls(t *testing.T) {
+	if policy.StageAnnotation != custody.AnnotationStage {
+		t.Fatalf("policies read the stage from %q, the stage signs with %q", policy.StageAnnotation, custody.AnnotationStage)
+	}
+	ctx := context.Background()
+	feed := t.TempDir()
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash"})
+	a := startAuthServer(t, func(c *Config) {
+		c.Keys.MasterKey = "file:" + masterKeyFile(t)
+		c.Scan.DBSources = []string{feed}
+		c.Scan.DBUpdateInterval = 0
+		c.Jobs.RetryBase, c.Jobs.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	})
+	if err := a.s.bg.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.s.bg.scans.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	off := false
+	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "scan"}), 201, "scan key")
+	a.expect(a.api(adminCreds, "PUT", "/projects/team/stages/scan", map[string]any{"key": "scan", "fail_on": "high"}), 200, "scan stage rule")
+	a.expect(a.push("team/app", "v1", npmImage("minimist"), adminCreds), 201, "push a clean image")
+	approval := func(want string) custody.Approval {
+		t.Helper()
+		var approvals []custody.Approval
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			r := a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/approvals", nil), 200, "approvals")
+			if err := json.Unmarshal([]byte(r.body), &approvals); err != nil {
+				t.Fatalf("approvals: %v %s", err, r.body)
+			}
+			if len(approvals) == 1 && approvals[0].State == want {
+				return approvals[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("approvals %+v, want one %s\n%s", approvals, want, a.logs.String())
+			}
+		}
+	}
+	scanNow(t, a, "team", "app", "v1")
+	approval(custody.Approved)
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scanned}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"), 200, "policy")
+	runtime := puller(t, a, "team")
+	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...) }
+	a.expect(pull(), 200, "signed by the scan stage")
+
+	// The signing job finished, not merely signed: a re-match's stage job
+	// queued while it is still recorded as running would be absorbed by
+	// it (unique jobs), and the revocation missed.
+	jobsIdle(t, a)
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash", "VULN-2": "minimist"})
+	if _, err := a.s.bg.scans.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	revoked := approval(custody.Revoked)
+	if !strings.Contains(revoked.Reason, "VULN-2") {
+		t.Fatalf("revoked for %q, want VULN-2 named", revoked.Reason)
+	}
+	r := a.expect(pull(), 403, "scan stage approval revoked")
+	if want := "scan stage approval revoked: " + revoked.Reason; !strings.Contains(r.body, want) {
+		t.Errorf("refusal %s, want it to say %q", r.body, want)
+	}
+	// The signature itself is still there: the approval, not the
+	// registry, withdrew it.
+	a.expect(a.do("GET", "/v2/team/app/manifests/sha256-"+revoked.Digest.Encoded()+".sig", nil, runtime...), 200, "the stage's signature")
+
+	jobsIdle(t, a)
+	writeNPMFeed(t, feed, map[string]string{"VULN-1": "lodash"})
+	if _, err := a.s.bg.scans.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	approval(custody.Approved)
+	a.expect(pull(), 200, "approved again")
+}
+
+// jobsIdle waits until the server's queue holds no job to run or running.
+func jobsIdle(t *testing.T, a *authServer) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		counts, err := a.s.bg.queue.Counts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy := 0
+		for _, q := range counts {
+			for _, st := range []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning,
+				rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending} {
+				busy += q[st]
+			}
+		}
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still to run: %v\n%s", counts, a.logs.String())
+		}
+	}
 }
 
 // emptyFeed is an OSV feed holding no records: a database that finds

@@ -171,6 +171,25 @@ func TestReplicasShareKeyCustody(t *testing.T) {
 	runtime := puller(t, a, "team")
 	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scanned}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"), 200, "policy through A")
 	a.expect(a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...), 200, "signed by the scan stage, pulled through A")
+	// B records a revocation (as its stage does when a re-match fails the
+	// image) with no report changed: A forgets the verdict it cached and
+	// refuses the next pull with the reason; approved again, it serves.
+	team, err := a.s.sec.auth.Project("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withdrawn := approvals[0]
+	withdrawn.State, withdrawn.Reason = custody.Revoked, "1 finding(s) rated CRITICAL or higher, e.g. VULN-9"
+	if err := b.s.bg.custody.RecordApproval(ctx, team.ID, withdrawn); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.expect(a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...), 403, "approval revoked through B, pulled through A"); !strings.Contains(r.body, "scan stage approval revoked: "+withdrawn.Reason) {
+		t.Errorf("refusal through A: %s", r.body)
+	}
+	if err := b.s.bg.custody.RecordApproval(ctx, team.ID, approvals[0]); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...), 200, "approved again through B, pulled through A")
 	var rotated struct{ Retired, Current custody.Key }
 	decode(b.expect(b.api(adminCreds, "POST", "/projects/team/keys/scan/rotate", nil), 200, "rotate through B"), &rotated)
 	decode(a.expect(a.api(adminCreds, "GET", "/projects/team/keys", nil), 200, "keys through A"), &listed)

@@ -200,6 +200,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Server, error) {
 	if pols.enforcer != nil {
 		pols.enforcer.SetReports(s.bg.reports)
 		pols.enforcer.SetKeys(s.policyKeys)
+		if s.bg.custody != nil {
+			pols.enforcer.SetRevoked(s.stageRevoked)
+		}
 		if err := pols.enforcer.LoadStored(ctx); err != nil {
 			s.bg.close()
 			pols.close()

@@ -19,6 +19,7 @@ import (
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/pgdb"
 	policypostgres "berth.dev/berth/internal/policy/postgres"
+	reportspostgres "berth.dev/berth/internal/reports/postgres"
 )
 
 const component = "custody"
@@ -94,6 +95,24 @@ BEGIN
 END $$;
 CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
 	FOR EACH ROW EXECUTE FUNCTION berth_signing_keys_changed();
+`, `
+-- A stage approval given or revoked is announced as a change of the
+-- digest's report (reportspostgres.ChangesChannel), when it commits:
+-- every replica's pull-time policy forgets its verdicts on the digest,
+-- which counted the stage's signature as the approval then stood. A
+-- revocation commits after the re-match that caused it, so the report's
+-- own announcement comes too early for that.
+CREATE FUNCTION berth_stage_approval_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'DELETE' THEN
+		PERFORM pg_notify('` + reportspostgres.ChangesChannel + `', OLD.digest);
+	ELSE
+		PERFORM pg_notify('` + reportspostgres.ChangesChannel + `', NEW.digest);
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER stage_approvals_changed AFTER INSERT OR UPDATE OR DELETE ON stage_approvals
+	FOR EACH ROW EXECUTE FUNCTION berth_stage_approval_changed();
 `}
 
 // writeLock is the transaction-level advisory lock every custody write

@@ -6,7 +6,8 @@
 // Verdicts are cached per (host, repository, digest, tag) for the
 // project's policy version; an entry goes when a signature, attestation or
 // referrer of that digest is pushed or deleted in the repository, when
-// the digest's scan report is stored, when the policy changes, or when
+// the digest's scan report is stored or a stage approval of it given or
+// revoked (Options.Revoked), when the policy changes, or when
 // time alone could change it (Verdict.ValidUntil). A cached pull costs a
 // map lookup, no signature verification.
 package pull
@@ -49,8 +50,15 @@ type Options struct {
 	ProjectID func(name string) string
 	// Keys resolves the key references of a project's policy (berth's
 	// key store, trust files); nil refuses them.
-	Keys   func(project string) policy.KeyResolver
-	Logger *slog.Logger
+	Keys func(project string) policy.KeyResolver
+	// Revoked says whether the approval a stage signature of digest d in
+	// repo stands for (annotated dev.berth.stage=stage, made by the key
+	// with id keyID, sigstore's key hint) was revoked, and why; such a signature then does not
+	// count (policy.Facts.StageRevoked). nil: every signature counts.
+	// Whoever revokes calls ReportStored(d) after, as the verdicts made
+	// with the approval standing are stale.
+	Revoked func(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (reason string, revoked bool, err error)
+	Logger  *slog.Logger
 	// Timeout bounds one evaluation (default 10 s); past it the pull is
 	// refused, not served.
 	Timeout time.Duration
@@ -230,6 +238,12 @@ func (e *Enforcer) SetKeys(keys func(project string) policy.KeyResolver) { e.opt
 // call before serving.
 func (e *Enforcer) SetReports(r reports.Store) { e.opts.Reports = r }
 
+// SetRevoked sets how stage approvals are read (opened after the
+// enforcer); call before serving.
+func (e *Enforcer) SetRevoked(revoked func(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (string, bool, error)) {
+	e.opts.Revoked = revoked
+}
+
 // Evaluations counts the evaluations run (cache misses), for tests and
 // benchmarks.
 func (e *Enforcer) Evaluations() uint64 { return e.evaluations.Load() }
@@ -364,6 +378,11 @@ func (e *Enforcer) verdict(ctx context.Context, p *policy.Policy, img policy.Ima
 	facts := policy.Facts{Image: img, Store: e.store,
 		Target: sign.Target{Name: img.Name(), Repo: img.Repository, Manifest: v1.Descriptor{MediaType: types.MediaType(m.MediaType), Digest: h, Size: int64(len(m.Content))}},
 		Report: e.report(m.Digest), Now: now}
+	if revoked := e.opts.Revoked; revoked != nil {
+		facts.StageRevoked = func(ctx context.Context, stage, keyID string) (string, bool, error) {
+			return revoked(ctx, img.Repository, m.Digest, stage, keyID)
+		}
+	}
 	return p.Evaluate(ctx, facts)
 }
 
@@ -506,7 +525,8 @@ func (e *Enforcer) ForgetAll() {
 }
 
 // ReportStored forgets verdicts about a digest whose scan report changed
-// (a scan, a re-match after a database update).
+// (a scan, a re-match after a database update), or whose stage approval
+// was given or revoked on it.
 func (e *Enforcer) ReportStored(d digest.Digest) { e.forget("", d) }
 
 // attachedTagSubject reads cosign's tag forms: sha256-<hex>.sig, .att,

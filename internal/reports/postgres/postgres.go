@@ -91,7 +91,8 @@ CREATE TRIGGER scan_reports_changed AFTER UPDATE OF version OR DELETE ON scan_re
 
 // ChangesChannel is where a change to a digest's report is announced (by
 // a trigger, when it commits; the payload is the digest), for the caches
-// of verdicts made on reports (internal/policy/pull).
+// of verdicts made on reports (internal/policy/pull). Custody's store
+// announces a stage approval given or revoked on it the same way.
 const ChangesChannel = "berth_reports"
 
 // Store is a reports.Store in PostgreSQL.
