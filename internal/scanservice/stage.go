@@ -45,6 +45,12 @@ type Stages struct {
 type StageArgs struct {
 	Digest     string `json:"digest" river:"unique"`
 	Repository string `json:"repository" river:"unique"`
+	// Version is the report version that called for the job. It is part
+	// of the job's identity: a job queued for a newer report is not
+	// absorbed by one still running for an older report, which may have
+	// made its last check before the newer report was stored (a
+	// revocation would then wait for the next report).
+	Version int64 `json:"version,omitempty" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
@@ -98,6 +104,10 @@ func (s *Service) queueStages(ctx context.Context, d digest.Digest, repos []stri
 			return
 		}
 	}
+	var version int64
+	if rec, err := s.opts.Reports.Get(ctx, d, false); err == nil {
+		version = rec.Version
+	}
 	for _, repo := range repos {
 		pid, ok := st.ProjectOf(repo)
 		if !ok {
@@ -106,7 +116,7 @@ func (s *Service) queueStages(ctx context.Context, d digest.Digest, repos []stri
 		if _, err := st.Custody.GetRule(ctx, pid, custody.StageScan); err != nil {
 			continue
 		}
-		if _, err := s.opts.Queue.Insert(ctx, StageArgs{Digest: d.String(), Repository: repo}, nil); err != nil {
+		if _, err := s.opts.Queue.Insert(ctx, StageArgs{Digest: d.String(), Repository: repo, Version: version}, nil); err != nil {
 			s.log.WarnContext(ctx, "scan stage not queued", "repository", repo, "digest", d, "error", err)
 		}
 	}

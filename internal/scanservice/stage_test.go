@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/riverqueue/river"
 
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/registry"
@@ -180,5 +182,34 @@ func TestScanStageSigns(t *testing.T) {
 	}
 	if len(revoked) != 1 || revoked[0].Repository != "team/clean" || revoked[0].Approval == nil || revoked[0].Approval.State != custody.Revoked {
 		t.Errorf("revocation notices: %+v", revoked)
+	}
+}
+
+// TestStageJobsOfNewerReportsAreNotAbsorbed: a stage job waiting (or
+// running) for one report version absorbs another for the same version,
+// but not one for a newer report: that job may already have made its last
+// check, and the newer report (a re-match that fails the rule) must still
+// be judged.
+func TestStageJobsOfNewerReportsAreNotAbsorbed(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	// Scheduled an hour ahead, so that no worker takes them meanwhile.
+	later := &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)}
+	d := "sha256:" + strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		version int64
+		skipped bool
+	}{
+		{1, false},
+		{1, true},
+		{2, false},
+	} {
+		res, err := h.queue.Insert(ctx, StageArgs{Digest: d, Repository: "team/app", Version: c.version}, later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.UniqueSkippedAsDuplicate != c.skipped {
+			t.Errorf("stage job for report version %d: skipped as a duplicate %v, want %v", c.version, res.UniqueSkippedAsDuplicate, c.skipped)
+		}
 	}
 }
