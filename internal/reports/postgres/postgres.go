@@ -142,20 +142,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // text makes s storable as TEXT: a scan's error can quote a file name or
 // a parser's message, and PostgreSQL refuses a NUL byte in text.
 func text(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
@@ -167,7 +153,7 @@ func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) e
 		VALUES ($1, $2, $3, $4, $5, $6, '{}', 0)
 		ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, error = excluded.error`,
-		d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), text(sc.Error))
+		d.String(), string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), text(sc.Error))
 	if err != nil {
 		return fmt.Errorf("record scan state of %s: %w", d, err)
 	}
@@ -180,7 +166,7 @@ func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.
 		(digest, status, started_at, finished_at, db_updated_at, error, summary, version)
 		VALUES ($1, 'pending', 0, 0, 0, '', '{}', 0)
 		ON CONFLICT (digest) DO UPDATE SET status = 'pending', started_at = 0, finished_at = 0, error = ''
-		WHERE scan_reports.started_at < $2`, d.String(), nanos(queuedAt))
+		WHERE scan_reports.started_at < $2`, d.String(), reports.Nanos(queuedAt))
 	if err != nil {
 		return fmt.Errorf("record queued scan of %s: %w", d, err)
 	}
@@ -220,7 +206,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				db_updated_at = $5, error = $6, summary = $7, version = $8, inventory = $9, results = $10, finding_keys = $11,
 				image_results = $12
 			WHERE digest = $1`,
-			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), text(sc.Error),
+			d.String(), string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), text(sc.Error),
 			string(summary), version+1, inv, rest, []byte(findingKeys), img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
@@ -278,7 +264,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 					'misconfigurations', coalesce(summary::jsonb -> 'misconfigurations', '0'::jsonb)))::text,
 				results = $7, finding_keys = $8, version = version + 1
 				WHERE digest = $9 AND version = $10`,
-				string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), text(sc.Error),
+				string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), text(sc.Error),
 				string(enc[i].summary), enc[i].rest, enc[i].keys, r.Digest.String(), r.IfVersion)
 		}
 		res := tx.SendBatch(ctx, batch)
@@ -317,39 +303,13 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 	return stored, nil
 }
 
-const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
-
-func scanRecord(row pgx.Row, withReport bool) (*reports.Record, [3][]byte, error) {
-	var (
-		rec                                   reports.Record
-		d, status, errText, summary           string
-		started, finished, dbUpdated, version int64
-		blobs                                 [3][]byte
-		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
-	)
-	if withReport {
-		dest = append(dest, &blobs[0], &blobs[1], &blobs[2])
-	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, blobs, err
-	}
-	rec.Digest = digest.Digest(d)
-	rec.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
-		DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
-	rec.Version = version
-	if err := json.Unmarshal([]byte(summary), &rec.Summary); err != nil {
-		return nil, blobs, fmt.Errorf("summary of %s: %w", d, err)
-	}
-	return &rec, blobs, nil
-}
-
 // Get implements reports.Store.
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
-	q := `SELECT ` + recordColumns
+	q := `SELECT ` + reports.RecordColumns
 	if withReport {
 		q += `, inventory, results, image_results`
 	}
-	rec, blobs, err := scanRecord(s.pool.QueryRow(ctx, q+` FROM scan_reports WHERE digest = $1`, d.String()), withReport)
+	rec, blobs, err := reports.ScanRecord(s.pool.QueryRow(ctx, q+` FROM scan_reports WHERE digest = $1`, d.String()), withReport)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", reports.ErrNotFound, d)
 	}
@@ -375,13 +335,13 @@ func digestStrings(ds []digest.Digest) []string {
 // Records implements reports.Store.
 func (s *Store) Records(ctx context.Context, ds []digest.Digest) (map[digest.Digest]*reports.Record, error) {
 	out := make(map[digest.Digest]*reports.Record, len(ds))
-	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM scan_reports WHERE digest = ANY($1)`, digestStrings(ds))
+	rows, err := s.pool.Query(ctx, `SELECT `+reports.RecordColumns+` FROM scan_reports WHERE digest = ANY($1)`, digestStrings(ds))
 	if err != nil {
 		return nil, fmt.Errorf("scan records: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		rec, _, err := scanRecord(rows, false)
+		rec, _, err := reports.ScanRecord(rows, false)
 		if err != nil {
 			return nil, fmt.Errorf("scan records: %w", err)
 		}
@@ -413,8 +373,8 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 			return nil, fmt.Errorf("read reports to re-match: %w", err)
 		}
 		in.Digest, in.Version = digest.Digest(d), version
-		in.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
-			DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
+		in.Scan = reports.Scan{Status: reports.Status(status), StartedAt: reports.FromNanos(started), FinishedAt: reports.FromNanos(finished),
+			DBUpdatedAt: reports.FromNanos(dbUpdated), Error: errText}
 		if err := s.codec.DecodeInventory(inv, &in.Inventory); err != nil {
 			return nil, fmt.Errorf("inventory of %s: %w", d, err)
 		}

@@ -97,20 +97,6 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // SetScan implements reports.Store.
 func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) error {
 	_, err := s.db.W.ExecContext(ctx, `INSERT INTO scan_reports
@@ -118,7 +104,7 @@ func (s *Store) SetScan(ctx context.Context, d digest.Digest, sc reports.Scan) e
 		VALUES (?, ?, ?, ?, ?, ?, '{}', 0)
 		ON CONFLICT (digest) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, error = excluded.error`,
-		d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error)
+		d.String(), string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), sc.Error)
 	if err != nil {
 		return fmt.Errorf("record scan state of %s: %w", d, err)
 	}
@@ -131,7 +117,7 @@ func (s *Store) MarkPending(ctx context.Context, d digest.Digest, queuedAt time.
 		(digest, status, started_at, finished_at, db_updated_at, error, summary, version)
 		VALUES (?, 'pending', 0, 0, 0, '', '{}', 0)
 		ON CONFLICT (digest) DO UPDATE SET status = 'pending', started_at = 0, finished_at = 0, error = ''
-		WHERE scan_reports.started_at < ?`, d.String(), nanos(queuedAt))
+		WHERE scan_reports.started_at < ?`, d.String(), reports.Nanos(queuedAt))
 	if err != nil {
 		return fmt.Errorf("record queued scan of %s: %w", d, err)
 	}
@@ -164,7 +150,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				finished_at = excluded.finished_at, db_updated_at = excluded.db_updated_at, error = excluded.error,
 				summary = excluded.summary, version = excluded.version, inventory = excluded.inventory,
 				results = excluded.results, finding_keys = excluded.finding_keys, image_results = excluded.image_results`,
-			d.String(), string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt), sc.Error,
+			d.String(), string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), sc.Error,
 			string(summary), version+1, inv, rest, findingKeys, img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
@@ -225,7 +211,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
-			res, err := stmt.ExecContext(ctx, string(sc.Status), nanos(sc.StartedAt), nanos(sc.FinishedAt), nanos(sc.DBUpdatedAt),
+			res, err := stmt.ExecContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
 				sc.Error, string(enc[i].summary), enc[i].rest, enc[i].keys, r.Digest.String(), r.IfVersion)
 			if err != nil {
 				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
@@ -246,39 +232,13 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 	return stored, nil
 }
 
-const recordColumns = `digest, status, started_at, finished_at, db_updated_at, error, summary, version`
-
-func scanRecord(row interface{ Scan(...any) error }, withReport bool) (*reports.Record, [3][]byte, error) {
-	var (
-		rec                                   reports.Record
-		d, status, errText, summary           string
-		started, finished, dbUpdated, version int64
-		blobs                                 [3][]byte
-		dest                                  = []any{&d, &status, &started, &finished, &dbUpdated, &errText, &summary, &version}
-	)
-	if withReport {
-		dest = append(dest, &blobs[0], &blobs[1], &blobs[2])
-	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, blobs, err
-	}
-	rec.Digest = digest.Digest(d)
-	rec.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
-		DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
-	rec.Version = version
-	if err := json.Unmarshal([]byte(summary), &rec.Summary); err != nil {
-		return nil, blobs, fmt.Errorf("summary of %s: %w", d, err)
-	}
-	return &rec, blobs, nil
-}
-
 // Get implements reports.Store.
 func (s *Store) Get(ctx context.Context, d digest.Digest, withReport bool) (*reports.Record, error) {
-	q := `SELECT ` + recordColumns
+	q := `SELECT ` + reports.RecordColumns
 	if withReport {
 		q += `, inventory, results, image_results`
 	}
-	rec, blobs, err := scanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
+	rec, blobs, err := reports.ScanRecord(s.db.R.QueryRowContext(ctx, q+` FROM scan_reports WHERE digest = ?`, d.String()), withReport)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", reports.ErrNotFound, d)
 	}
@@ -309,12 +269,12 @@ func (s *Store) Records(ctx context.Context, ds []digest.Digest) (map[digest.Dig
 		for i, d := range part {
 			args[i] = d.String()
 		}
-		rows, err := s.db.R.QueryContext(ctx, `SELECT `+recordColumns+` FROM scan_reports WHERE digest IN (`+placeholders(len(part))+`)`, args...)
+		rows, err := s.db.R.QueryContext(ctx, `SELECT `+reports.RecordColumns+` FROM scan_reports WHERE digest IN (`+placeholders(len(part))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("scan records: %w", err)
 		}
 		for rows.Next() {
-			rec, _, err := scanRecord(rows, false)
+			rec, _, err := reports.ScanRecord(rows, false)
 			if err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("scan records: %w", err)
@@ -357,8 +317,8 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 				return nil, fmt.Errorf("read reports to re-match: %w", err)
 			}
 			in.Digest, in.Version = digest.Digest(d), version
-			in.Scan = reports.Scan{Status: reports.Status(status), StartedAt: fromNanos(started), FinishedAt: fromNanos(finished),
-				DBUpdatedAt: fromNanos(dbUpdated), Error: errText}
+			in.Scan = reports.Scan{Status: reports.Status(status), StartedAt: reports.FromNanos(started), FinishedAt: reports.FromNanos(finished),
+				DBUpdatedAt: reports.FromNanos(dbUpdated), Error: errText}
 			if err := s.codec.DecodeInventory(inv, &in.Inventory); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("inventory of %s: %w", d, err)
