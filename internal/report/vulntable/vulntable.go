@@ -277,7 +277,8 @@ func columnWidths(rows [][]string) []int {
 // the order a reader misses them least: the aliases first, then long
 // names, versions and fixed versions (down to a common cap of
 // readableColumn), then the title, then those three again down to
-// minColumn. If even that does not fit, the terminal wraps.
+// minColumn, and last the ID (real ones are short; a record can carry any
+// string). If even that does not fit, the terminal wraps.
 func fit(widths []int, termWidth int) {
 	total := func() int {
 		t := gap * (len(widths) - 1)
@@ -304,6 +305,7 @@ func fit(widths []int, termWidth int) {
 	capFlexible(readableColumn)
 	shrink(colTitle)
 	capFlexible(minColumn)
+	shrink(colID)
 }
 
 func formatRow(cells []string, widths []int, opts table.Options, isHeader bool) string {
