@@ -173,7 +173,7 @@ type policyScan struct {
 func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy.Image) (*match.Report, error) {
 	path, dbDir, cacheDir, scanners := ps.reportPath, ps.dbDir, ps.cacheDir, ps.scanners
 	if path != "" {
-		r, err := readStoredReport(path)
+		r, err := readStoredReport("--report", path)
 		if err != nil {
 			return nil, err
 		}

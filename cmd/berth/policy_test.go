@@ -205,3 +205,31 @@ func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyCheckReportErrorsNameTheFlag: an unreadable --report denies,
+// and the reason names the flag the user gave, not berth scan's
+// --from-report.
+func TestPolicyCheckReportErrorsNameTheFlag(t *testing.T) {
+	reg := policytest.NewRegistry(t, nil)
+	pushFiles(t, reg.Host, "team/app", "v1", map[string][]byte{"srv/app": []byte("#!/bin/sh\n")}, v1.Config{})
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(pol, []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: s}\nspec:\n  secrets: {deny: true}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbled := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(garbled, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "absent.json"), garbled} {
+		out, _, err := run(t, newRootCmd(), "policy", "check", reg.Host+"/team/app:v1", "--policy", pol, "--report", path)
+		// A report that cannot be read fails the rules that read it.
+		var ee exitError
+		if !errors.As(err, &ee) || ee.code != exitDenied {
+			t.Errorf("--report %s: err %v, want exit %d", filepath.Base(path), err, exitDenied)
+		}
+		if !strings.Contains(out, "reading the scan report: --report") || strings.Contains(out, "--from-report") {
+			t.Errorf("--report %s: the verdict does not name --report:\n%s", filepath.Base(path), out)
+		}
+	}
+}

@@ -212,7 +212,7 @@ and the attestation is about it. Registry images only.`,
 			var started, finished time.Time
 			switch {
 			case fromReport != "":
-				stored, err := readStoredReport(fromReport)
+				stored, err := readStoredReport("--from-report", fromReport)
 				if err != nil {
 					return err
 				}
@@ -395,15 +395,17 @@ func loadIgnoreFile(cmd *cobra.Command, path string) (*ignore.List, string, erro
 	return l, path, nil
 }
 
-func readStoredReport(path string) (*match.Report, error) {
+// readStoredReport reads the report given with flag (named in errors, as
+// the user typed it).
+func readStoredReport(flag, path string) (*match.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--from-report: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	defer f.Close()
 	r, err := scan.ReadStored(f)
 	if err != nil {
-		return nil, fmt.Errorf("--from-report %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	return r, nil
 }
