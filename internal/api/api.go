@@ -344,6 +344,9 @@ func (a *API) fail(c *call, err error) {
 		ae = &apiError{status: http.StatusConflict, code: "CONFLICT", message: err.Error()}
 	case errors.Is(err, auth.ErrNotFound):
 		ae = &apiError{status: http.StatusNotFound, code: "NOT_FOUND", message: err.Error()}
+	case errors.Is(err, auth.ErrSessionsUnreadable):
+		ae = &apiError{status: http.StatusServiceUnavailable, code: "UNAVAILABLE", message: err.Error(),
+			header: http.Header{"Retry-After": {"5"}}}
 	default:
 		a.log.ErrorContext(c.ctx(), "admin API", "method", c.r.Method, "path", c.r.URL.Path, "error", err)
 		ae = &apiError{status: http.StatusInternalServerError, code: "INTERNAL", message: "internal error"}

@@ -74,6 +74,8 @@ type env struct {
 	store  *auditsqlite.Store
 	key    *ecdsa.PrivateKey
 	router routers.Router
+	// metaPath is the SQLite file of the accounts, sessions and audit log.
+	metaPath string
 }
 
 const adminPassword = "admin-password"
@@ -116,7 +118,7 @@ func newEnv(t *testing.T, adjust ...func(*auth.Config, *Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, api: New(opts), auth: svc, log: log, store: st, key: key, router: router}
+	return &env{t: t, api: New(opts), auth: svc, log: log, store: st, key: key, router: router, metaPath: path}
 }
 
 type result struct {

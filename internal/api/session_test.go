@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -54,5 +55,45 @@ func TestSessionCookieNeedsCSRFToken(t *testing.T) {
 	e.auth.EndSession(logout)
 	if got := withCookie("GET", "/api/v1/users", "", ""); got != http.StatusUnauthorized {
 		t.Errorf("GET with the cookie after logout: %d, want 401", got)
+	}
+}
+
+// TestSessionStoreDown: while the session store cannot be read, a request
+// with a session cookie gets 503 with Retry-After, not 401 (which sends the
+// browser to log in again, with a session that is still good); when the
+// store is back, the same cookie works.
+func TestSessionStoreDown(t *testing.T) {
+	e := newEnv(t)
+	cookie, err := e.auth.StartSession(context.Background(), httptest.NewRequest("POST", "/ui/login", nil), "admin", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/api/v1/users", nil)
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		e.api.ServeHTTP(rec, req)
+		return rec
+	}
+	db, err := sql.Open("sqlite", "file:"+e.metaPath+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("ALTER TABLE web_sessions RENAME TO web_sessions_away")
+	rec := get()
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		!bytes.Contains(rec.Body.Bytes(), []byte(`"UNAVAILABLE"`)) || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Errorf("with the session store unreadable: %d %v %s, want 503 UNAVAILABLE with Retry-After", rec.Code, rec.Header(), rec.Body)
+	}
+	exec("ALTER TABLE web_sessions_away RENAME TO web_sessions")
+	if rec := get(); rec.Code != http.StatusOK {
+		t.Errorf("with the store back: %d %s, want 200", rec.Code, rec.Body)
 	}
 }

@@ -217,7 +217,8 @@ func (s *Service) MayPush(sub access.Subject, repo string) bool {
 // Identify authenticates a request to the admin API: Basic credentials, a
 // bearer token from /token, or a web UI session cookie. A request with
 // none is anonymous (nil).
-// Errors are *access.Challenge, *access.Throttle or *access.Denial.
+// Errors are *access.Challenge, *access.Throttle, *access.Denial or
+// ErrSessionsUnreadable.
 func (s *Service) Identify(r *http.Request) (*Principal, error) {
 	sub, err := s.Authenticate(r)
 	if err != nil {
@@ -226,11 +227,13 @@ func (s *Service) Identify(r *http.Request) (*Principal, error) {
 	if sub.Anonymous() {
 		// No credentials in the headers: a browser's session cookie, if
 		// any (never on the registry's routes, only here).
-		p := s.SessionPrincipal(r)
-		if p != nil {
-			if t := traceOf(r.Context()); t != nil {
-				t.Actor = p.Name
-			}
+		v, err := s.liveSession(r)
+		if err != nil || v == nil {
+			return nil, err
+		}
+		p := s.principalOf(v)
+		if t := traceOf(r.Context()); t != nil {
+			t.Actor = p.Name
 		}
 		return p, nil
 	}

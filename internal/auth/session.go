@@ -55,6 +55,11 @@ var ErrBadCredentials = errBadCredentials
 // right but the session could not be stored: try again later.
 var ErrSessionUnavailable = errors.New("the session could not be stored; try again later")
 
+// ErrSessionsUnreadable is the answer to a request whose session cookie
+// cannot be checked because the session store cannot be read: the
+// session may be good, so the caller is not sent to log in again.
+var ErrSessionsUnreadable = errors.New("web sessions cannot be read right now; try again later")
+
 // Session is a web UI login as the Store keeps it.
 type Session struct {
 	// Hash is the hex SHA-256 of the cookie's session id.
@@ -150,37 +155,46 @@ func (s *Service) EndSession(r *http.Request) *http.Cookie {
 }
 
 // sessionOf returns the live session of the request's cookie, touching
-// it, or nil. A store that cannot be read opens no session.
+// it, or nil.
 func (s *Service) sessionOf(r *http.Request) *Session {
+	v, _ := s.liveSession(r)
+	return v
+}
+
+// liveSession is sessionOf that tells a store that cannot be read
+// (ErrSessionsUnreadable) from a
+// cookie that opens nothing (nil, nil).
+func (s *Service) liveSession(r *http.Request) (*Session, error) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, nil
 	}
 	ctx := r.Context()
 	hash := sessionHash(c.Value)
 	v, err := s.store.Session(ctx, hash)
 	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
-			s.log.Error("read a web session", "error", err)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
 		}
-		return nil
+		s.log.Error("read a web session", "error", err)
+		return nil, ErrSessionsUnreadable
 	}
 	now := s.now()
 	u := s.snap.Load().user(v.AccountName, v.AccountID)
 	switch {
 	case v.expired(now):
 		s.dropSession(ctx, hash)
-		return nil
+		return nil, nil
 	case u == nil || u.Disabled || u.PasswordHash != v.PasswordHash:
 		// Deleting, disabling the account or changing its password
 		// deleted its sessions in the store already; a session that gets
 		// here is one this replica's snapshot has not caught up with
 		// (an account or password made on another replica moments ago),
 		// so it is refused for now but kept.
-		return nil
+		return nil, nil
 	case !allowedFrom(u.AllowedCIDRs, clientAddr(r, s.cfg.TrustedProxies)):
 		s.dropSession(ctx, hash)
-		return nil
+		return nil, nil
 	}
 	if now.Sub(v.LastSeen) >= sessionTouchEvery {
 		if err := s.store.TouchSession(ctx, hash, now); err != nil && !errors.Is(err, ErrNotFound) {
@@ -190,7 +204,7 @@ func (s *Service) sessionOf(r *http.Request) *Session {
 		}
 		v.LastSeen = now
 	}
-	return &v
+	return &v, nil
 }
 
 // dropSession deletes a session found dead.
@@ -207,6 +221,10 @@ func (s *Service) SessionPrincipal(r *http.Request) *Principal {
 	if v == nil {
 		return nil
 	}
+	return s.principalOf(v)
+}
+
+func (s *Service) principalOf(v *Session) *Principal {
 	u := s.snap.Load().user(v.AccountName, v.AccountID)
 	return &Principal{Name: v.AccountName, ID: v.AccountID, Admin: u != nil && u.Admin, Session: true}
 }
