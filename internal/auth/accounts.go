@@ -65,13 +65,10 @@ func (s *Service) UpdateUser(ctx context.Context, name string, ch UserChange) (U
 		if wasAdmin && !(u.Admin && !u.Disabled) && s.lastAdmin(name) {
 			return fmt.Errorf("%w: %s is the only enabled administrator", ErrInvalid, name)
 		}
+		// The store ends the refresh tokens in the same transaction: a
+		// password change must not leave them working if it half fails.
 		if err := s.store.UpdateUser(ctx, u); err != nil {
 			return err
-		}
-		if ch.Password != nil || u.Disabled {
-			if err := s.store.DeleteRefreshTokens(ctx, u.ID); err != nil {
-				return err
-			}
 		}
 		out = u
 		return nil

@@ -21,8 +21,9 @@ type Store interface {
 	Users(ctx context.Context) ([]User, error)
 	// UpdateUser replaces everything but the id, name and creation time
 	// of the user with u's id and, in the same transaction, deletes its
-	// sessions: all of them when u is disabled, else those started with
-	// another password hash than u's.
+	// sessions (all of them when u is disabled, else those started with
+	// another password hash than u's) and, when u is disabled or its
+	// password hash changes, its refresh tokens.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser removes the user, its memberships, refresh tokens,
 	// lockout and sessions.

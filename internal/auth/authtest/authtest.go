@@ -73,6 +73,29 @@ func testUsers(t *testing.T, s auth.Store) {
 	if len(all) != 2 || all[0].Name != "admin" || !all[0].Admin || all[1].Name != "alice" {
 		t.Errorf("Users = %+v", all)
 	}
+	// Refresh tokens end with the password or the account, in the
+	// update's transaction; other changes keep them.
+	refresh := func(hash string) {
+		must(t, s.PutRefreshToken(ctx, auth.RefreshToken{Hash: hash, Subject: "alice", AccountID: alice.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}))
+	}
+	kept := func(hash string, want bool, what string) {
+		t.Helper()
+		_, err := s.RefreshToken(ctx, hash)
+		if got := err == nil; got != want {
+			t.Errorf("%s: refresh token kept = %v (%v), want %v", what, got, err, want)
+		}
+	}
+	refresh("r1")
+	alice.AllowedCIDRs = nil
+	must(t, s.UpdateUser(ctx, alice))
+	kept("r1", true, "same password")
+	alice.PasswordHash = "$2a$changed"
+	must(t, s.UpdateUser(ctx, alice))
+	kept("r1", false, "password changed")
+	refresh("r2")
+	alice.Disabled = true
+	must(t, s.UpdateUser(ctx, alice))
+	kept("r2", false, "disabled")
 	alice.Disabled, alice.Admin, alice.PasswordHash, alice.AllowedCIDRs = true, true, "$2a$new", nil
 	must(t, s.UpdateUser(ctx, alice))
 	got, _ = s.User(ctx, "alice")

@@ -301,6 +301,13 @@ func (s *Store) Users(ctx context.Context) ([]auth.User, error) {
 func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
 	what := "update user " + u.Name
 	return s.inTx(ctx, what, func(tx pgx.Tx) error {
+		var oldHash string
+		switch err := tx.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1 FOR UPDATE", u.ID).Scan(&oldHash); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%s: %w", what, auth.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		res, err := tx.Exec(ctx, "UPDATE users SET password_hash = $1, admin = $2, disabled = $3, allowed_cidrs = $4 WHERE id = $5",
 			u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
 		if err := exactlyOne(res, err, what); err != nil {
@@ -309,6 +316,11 @@ func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM web_sessions WHERE account_id = $1 AND ($2 OR password_hash <> $3)",
 			u.ID, u.Disabled, u.PasswordHash); err != nil {
 			return fmt.Errorf("end sessions: %w", err)
+		}
+		if u.Disabled || oldHash != u.PasswordHash {
+			if _, err := tx.Exec(ctx, "DELETE FROM refresh_tokens WHERE account_id = $1", u.ID); err != nil {
+				return fmt.Errorf("end refresh tokens: %w", err)
+			}
 		}
 		return nil
 	})

@@ -297,6 +297,13 @@ func (s *Store) Users(ctx context.Context) ([]auth.User, error) {
 func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
 	what := "update user " + u.Name
 	return s.db.InTx(ctx, what, func(tx *sql.Tx) error {
+		var oldHash string
+		switch err := tx.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", u.ID).Scan(&oldHash); {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%s: %w", what, auth.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		res, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ?, admin = ?, disabled = ?, allowed_cidrs = ? WHERE id = ?",
 			u.PasswordHash, boolInt(u.Admin), boolInt(u.Disabled), cidrText(u.AllowedCIDRs), u.ID)
 		if err := exactlyOne(res, err, what); err != nil {
@@ -305,6 +312,11 @@ func (s *Store) UpdateUser(ctx context.Context, u auth.User) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM web_sessions WHERE account_id = ? AND (? = 1 OR password_hash <> ?)",
 			u.ID, boolInt(u.Disabled), u.PasswordHash); err != nil {
 			return fmt.Errorf("%s: end sessions: %w", what, err)
+		}
+		if u.Disabled || oldHash != u.PasswordHash {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE account_id = ?", u.ID); err != nil {
+				return fmt.Errorf("%s: end refresh tokens: %w", what, err)
+			}
 		}
 		return nil
 	})
