@@ -17,7 +17,9 @@ import (
 // TrustedKey is a public key a verifier accepts, optionally only within a
 // validity window. The window is checked against the time of verification:
 // signatures carry no trusted timestamp when made offline, so a signature's
-// own claim of when it was made cannot be believed.
+// own claim of when it was made cannot be believed. Where the registry that
+// received a signature says when it arrived (VerifyOptions.ArrivedAt), the
+// window is also checked at that time.
 type TrustedKey struct {
 	// Name labels the key in messages (a file name or a trust-file name).
 	Name      string
