@@ -107,6 +107,24 @@ type Reference struct {
 	Present bool
 }
 
+// ArrivalLookup answers sign.VerifyOptions.ArrivedAt from s's signature
+// arrivals (nil for no store). A lookup that fails answers "not known":
+// the key's window is then judged at the time of verification, which
+// refuses rather than admits.
+func ArrivalLookup(s Store) func(ctx context.Context, key string) (time.Time, bool) {
+	if s == nil {
+		return nil
+	}
+	return func(ctx context.Context, key string) (time.Time, bool) {
+		got, err := s.SignatureArrivals(ctx, []string{key})
+		if err != nil {
+			return time.Time{}, false
+		}
+		at, ok := got[key]
+		return at, ok
+	}
+}
+
 // Manifest is a stored manifest with what the registry needs to serve it,
 // list it as a referrer and collect garbage around it.
 type Manifest struct {

@@ -61,6 +61,17 @@ func (k TrustedKey) validAt(now time.Time) error {
 	return nil
 }
 
+// Counts reports why k's signature v does not count at time now, or nil:
+// it counts when k is valid now, or was when v reached the registry (a
+// retired key keeps vouching for what it signed in its window).
+func (k TrustedKey) Counts(v Verified, now time.Time) error {
+	err := k.validAt(now)
+	if err != nil && !v.ArrivedAt.IsZero() && k.validAt(v.ArrivedAt) == nil {
+		return nil
+	}
+	return err
+}
+
 // Trust is who must vouch for an image: Require distinct keys among Keys.
 type Trust struct {
 	Keys    []TrustedKey

@@ -50,6 +50,9 @@ type Verified struct {
 	// PredicateType is the statement's predicate type (attestations and
 	// bundle signatures); empty for simple signing payloads.
 	PredicateType string
+	// ArrivedAt is when the registry first stored it, when
+	// VerifyOptions.ArrivedAt knows; zero otherwise.
+	ArrivedAt time.Time
 	// Payload is what cosign prints: for a signature the simple signing
 	// payload (bundle signatures are shown in that shape, as cosign v3
 	// does); for an attestation the in-toto statement.
@@ -295,13 +298,12 @@ func vouchers(trust Trust, now time.Time, arrived *arrival, verifies func(Truste
 		if !verifies(k) {
 			continue
 		}
-		if err := k.validAt(now); err != nil {
-			if at := arrived.time(); at.IsZero() || k.validAt(at) != nil {
-				invalid = append(invalid, err)
-				continue
-			}
+		v := Verified{Key: k.Name, KeyID: k.id, ArrivedAt: arrived.time()}
+		if err := k.Counts(v, now); err != nil {
+			invalid = append(invalid, err)
+			continue
 		}
-		vs = append(vs, Verified{Key: k.Name, KeyID: k.id})
+		vs = append(vs, v)
 	}
 	if len(vs) > 0 {
 		return vs, nil
