@@ -461,7 +461,7 @@ func (a *API) signatures(ctx context.Context, repo string, d digest.Digest, size
 		if kind == "attestation" {
 			verify, list = sign.VerifyAttestations, &rep.Attestations
 		}
-		res, verr := verify(ctx, st, t, *trust, sign.VerifyOptions{})
+		res, verr := verify(ctx, st, t, *trust, sign.VerifyOptions{ArrivedAt: meta.ArrivalLookup(a.opts.Meta)})
 		if res == nil {
 			return nil, verr
 		}

@@ -107,6 +107,24 @@ type Reference struct {
 	Present bool
 }
 
+// ArrivalLookup answers sign.VerifyOptions.ArrivedAt from s's signature
+// arrivals (nil for no store). A lookup that fails answers "not known":
+// the key's window is then judged at the time of verification, which
+// refuses rather than admits.
+func ArrivalLookup(s Store) func(ctx context.Context, key string) (time.Time, bool) {
+	if s == nil {
+		return nil
+	}
+	return func(ctx context.Context, key string) (time.Time, bool) {
+		got, err := s.SignatureArrivals(ctx, []string{key})
+		if err != nil {
+			return time.Time{}, false
+		}
+		at, ok := got[key]
+		return at, ok
+	}
+}
+
 // Manifest is a stored manifest with what the registry needs to serve it,
 // list it as a referrer and collect garbage around it.
 type Manifest struct {
@@ -123,6 +141,11 @@ type Manifest struct {
 	// References is filled by PutManifest's caller and by WalkManifests;
 	// Manifest() leaves it empty.
 	References []Reference
+	// Signatures are the arrival keys (sign.ArrivalKey) of the signatures
+	// and attestations the manifest carries, filled by PutManifest's
+	// caller: PutManifest records when each was first stored, the time a
+	// verifier may judge a signing key's validity window at.
+	Signatures []string
 }
 
 // Descriptor is one entry of a referrers list.
@@ -227,6 +250,11 @@ type Store interface {
 	// is claimed in the same transaction: garbage collection cannot take
 	// a blob between this check and the manifest being stored.
 	PutManifest(ctx context.Context, repo string, m *Manifest, tags []string) error
+	// SignatureArrivals returns when each of keys (Manifest.Signatures)
+	// was first stored, in any repository; keys never stored are absent.
+	// The time stays when the manifests carrying a key are deleted, so a
+	// signature pushed again later keeps its first arrival.
+	SignatureArrivals(ctx context.Context, keys []string) (map[string]time.Time, error)
 	// Manifest returns the manifest d of repo without its References, or
 	// ErrManifestUnknown.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)

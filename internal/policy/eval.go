@@ -95,6 +95,10 @@ type Facts struct {
 	// not count then. nil when nothing revokes stage signatures (they
 	// count as any other).
 	StageRevoked func(ctx context.Context, stage, keyID string) (reason string, revoked bool, err error)
+	// ArrivedAt says when the registry first stored a signature (see
+	// sign.VerifyOptions.ArrivedAt): a key whose window has closed still
+	// vouches for what arrived inside it. nil judges every window at Now.
+	ArrivedAt func(ctx context.Context, key string) (time.Time, bool)
 }
 
 // Violation is one failed rule.
@@ -248,7 +252,7 @@ func (e *evaluation) signatures(ctx context.Context) *sign.Result {
 	if !e.sigsRead {
 		e.sigsRead = true
 		if len(e.p.keys) > 0 {
-			e.sigs, _ = sign.Verify(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now})
+			e.sigs, _ = sign.Verify(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now, ArrivedAt: e.f.ArrivedAt})
 			e.noteTransient(e.sigs)
 			e.dropRevoked(ctx)
 		}
@@ -325,7 +329,7 @@ func (e *evaluation) attestations(ctx context.Context) *sign.Result {
 	if !e.attsRead {
 		e.attsRead = true
 		if len(e.p.keys) > 0 {
-			e.atts, _ = sign.VerifyAttestations(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now})
+			e.atts, _ = sign.VerifyAttestations(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now, ArrivedAt: e.f.ArrivedAt})
 			e.noteTransient(e.atts)
 		}
 		if e.atts == nil {
@@ -376,7 +380,7 @@ func (e *evaluation) getReport(ctx context.Context) (*match.Report, error) {
 // notes why others do not count.
 func (e *evaluation) vouching(ctx context.Context, ks []sign.TrustedKey, maxAge time.Duration) (names []string, why []string) {
 	res := e.signatures(ctx)
-	byID := map[string]sign.Verified{}
+	byID := map[string][]sign.Verified{}
 	var payloads = map[string][]json.RawMessage{}
 	otherRepo := map[string]string{}
 	for _, vf := range res.Verified {
@@ -386,7 +390,7 @@ func (e *evaluation) vouching(ctx context.Context, ks []sign.TrustedKey, maxAge 
 			otherRepo[vf.KeyID] = other
 			continue
 		}
-		byID[vf.KeyID] = vf
+		byID[vf.KeyID] = append(byID[vf.KeyID], vf)
 		payloads[vf.KeyID] = append(payloads[vf.KeyID], vf.Payload)
 	}
 	for _, k := range ks {
@@ -395,7 +399,8 @@ func (e *evaluation) vouching(ctx context.Context, ks []sign.TrustedKey, maxAge 
 				why = append(why, fmt.Sprintf("the signature by %s is for %s, not %s", k.Name, other, e.f.Image.Repository))
 			}
 		}
-		if _, ok := byID[k.ID()]; !ok {
+		vfs, ok := byID[k.ID()]
+		if !ok {
 			if msg, revoked := e.revoked[k.ID()]; revoked && !slices.Contains(why, msg) {
 				why = append(why, msg)
 			}
@@ -406,7 +411,9 @@ func (e *evaluation) vouching(ctx context.Context, ks []sign.TrustedKey, maxAge 
 			e.v.until(k.NotBefore)
 			continue
 		}
-		if !k.NotAfter.IsZero() && e.now.After(k.NotAfter) {
+		// A key past its window still vouches for a signature the
+		// registry received inside it (sign.TrustedKey.Counts).
+		if !slices.ContainsFunc(vfs, func(vf sign.Verified) bool { return k.Counts(vf, e.now) == nil }) {
 			why = append(why, fmt.Sprintf("key %s expired at %s", k.Name, k.NotAfter.Format(time.RFC3339)))
 			continue
 		}
@@ -545,7 +552,7 @@ func (e *evaluation) checkAttestation(ctx context.Context, r *attestRule, ks []s
 		if !ok || vf.PredicateType != r.predicateType {
 			continue
 		}
-		if !k.NotBefore.IsZero() && e.now.Before(k.NotBefore) || !k.NotAfter.IsZero() && e.now.After(k.NotAfter) {
+		if k.Counts(vf, e.now) != nil {
 			failures = append(failures, "key "+k.Name+" is outside its validity window")
 			continue
 		}

@@ -7,9 +7,12 @@ import (
 	"mime"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/meta"
+	"berth.dev/berth/internal/sign"
 )
 
 // The manifest media types berth stores.
@@ -19,6 +22,18 @@ const (
 	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
+
+// arrivalKey names the signature or attestation a layer carries (cosign
+// v2 signatures and attestations, sigstore bundles), so the meta store can
+// record when it first arrived: the trusted time a rotated key's window is
+// judged at (sign.VerifyOptions.ArrivedAt).
+func arrivalKey(l wireDescriptor) (string, bool) {
+	h, err := v1.NewHash(l.Digest)
+	if err != nil {
+		return "", false
+	}
+	return sign.ArrivalKey(v1.Descriptor{MediaType: types.MediaType(l.MediaType), Digest: h, Annotations: l.Annotations})
+}
 
 func isIndex(mediaType string) bool {
 	return mediaType == mediaTypeOCIIndex || mediaType == mediaTypeDockerList
@@ -114,6 +129,9 @@ func parseManifest(body []byte, contentType string, requireLayers bool) (*meta.M
 				kind = meta.RefBlob
 			}
 			m.References = append(m.References, meta.Reference{Digest: digest.Digest(l.Digest), Kind: kind})
+			if key, ok := arrivalKey(l); ok {
+				m.Signatures = append(m.Signatures, key)
+			}
 		}
 		m.ArtifactType = doc.ArtifactType
 		if m.ArtifactType == "" {

@@ -664,6 +664,34 @@ func TestPolicyKeysFromBerthsKeyStore(t *testing.T) {
 	policytest.SignTarget(t, st, rotated, policytest.Key{Name: "release", Sign: next}, true, nil)
 	b.expect(pull(b, "rotated"), 200, "signed by ci and the rotated release key")
 	b.expect(pull(b, "both"), 200, "signed by the release key in its overlap")
+
+	// Rotated again with a one-second overlap: once it has passed, the
+	// second key still vouches for what the registry received while the
+	// key was valid, but not for a signature it made since (a leaked
+	// retired key signs nothing new).
+	b.expect(b.api(adminCreds, "POST", "/projects/team/keys/release/rotate", map[string]any{"overlap": "1s"}), 200, "rotate release again")
+	time.Sleep(1500 * time.Millisecond)
+	late := sign.Target{Name: u.Host + "/team/app", Repo: "team/app", Manifest: storetest.Image(t, st, "team/app", "late", "late")}
+	policytest.SignTarget(t, st, late, ci, false, nil)
+	policytest.SignTarget(t, st, late, policytest.Key{Name: "release", Sign: next}, true, nil)
+	explain := func(ref string) PolicyVerdictAnswer {
+		t.Helper()
+		r := b.expect(b.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/"+ref+"/policy", nil), 200, "policy of "+ref)
+		var v PolicyVerdictAnswer
+		if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.Verdict == nil {
+			t.Fatalf("policy of %s: %s (%v)", ref, r.body, err)
+		}
+		return v
+	}
+	if v := explain("rotated").Verdict; !v.Allowed {
+		t.Errorf("signed inside the retired key's window, judged after it: %+v", v.Violations)
+	}
+	if v := explain("late").Verdict; v.Allowed || len(v.Violations) != 1 || !strings.Contains(v.Violations[0].Message, "expired") {
+		t.Errorf("signed by the retired key after its window: %+v", v)
+	}
+	if r := b.expect(pull(b, "late"), 403, "signed by the retired key after its window"); !strings.Contains(r.body, "expired") {
+		t.Errorf("refusal %s", r.body)
+	}
 }
 
 // TestArtifactPolicyVerdict: the artifact's policy endpoint tells, rule by

@@ -17,7 +17,9 @@ import (
 // TrustedKey is a public key a verifier accepts, optionally only within a
 // validity window. The window is checked against the time of verification:
 // signatures carry no trusted timestamp when made offline, so a signature's
-// own claim of when it was made cannot be believed.
+// own claim of when it was made cannot be believed. Where the registry that
+// received a signature says when it arrived (VerifyOptions.ArrivedAt), the
+// window is also checked at that time.
 type TrustedKey struct {
 	// Name labels the key in messages (a file name or a trust-file name).
 	Name      string
@@ -57,6 +59,17 @@ func (k TrustedKey) validAt(now time.Time) error {
 		return fmt.Errorf("%w: %s expired at %s", ErrKeyNotValid, k.Name, k.NotAfter.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// Counts reports why k's signature v does not count at time now, or nil:
+// it counts when k is valid now, or was when v reached the registry (a
+// retired key keeps vouching for what it signed in its window).
+func (k TrustedKey) Counts(v Verified, now time.Time) error {
+	err := k.validAt(now)
+	if err != nil && !v.ArrivedAt.IsZero() && k.validAt(v.ArrivedAt) == nil {
+		return nil
+	}
+	return err
 }
 
 // Trust is who must vouch for an image: Require distinct keys among Keys.

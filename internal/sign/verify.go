@@ -31,6 +31,14 @@ type VerifyOptions struct {
 	// Now is the time key validity windows are checked at; zero means
 	// time.Now.
 	Now time.Time
+	// ArrivedAt, when set, says when the registry first stored the
+	// signature or attestation named by an ArrivalKey: a trusted time,
+	// which a signature's own claim is not. A key whose window has closed
+	// by Now still vouches for what arrived inside its window, so a
+	// rotated key's signatures keep counting after its overlap. Only the
+	// registry that received them can say (berth serve does); nil checks
+	// every window at Now.
+	ArrivedAt func(ctx context.Context, key string) (time.Time, bool)
 }
 
 // Verified is one signature or attestation that a trusted key vouches for.
@@ -42,6 +50,9 @@ type Verified struct {
 	// PredicateType is the statement's predicate type (attestations and
 	// bundle signatures); empty for simple signing payloads.
 	PredicateType string
+	// ArrivedAt is when the registry first stored it, when
+	// VerifyOptions.ArrivedAt knows; zero otherwise.
+	ArrivedAt time.Time
 	// Payload is what cosign prints: for a signature the simple signing
 	// payload (bundle signatures are shown in that shape, as cosign v3
 	// does); for an attestation the in-toto statement.
@@ -106,7 +117,8 @@ func Verify(ctx context.Context, r store.Reader, t Target, trust Trust, opts Ver
 	for i, l := range layers {
 		candidates++
 		src := fmt.Sprintf("%s:%s layer %d", t.Name, tag, i)
-		vs, err := verifySimpleSigning(ctx, r, t, l, trust, now, opts.Annotations)
+		key, _ := ArrivalKey(l)
+		vs, err := verifySimpleSigning(ctx, r, t, l, trust, now, opts.Annotations, newArrival(ctx, opts, key))
 		res.add(src, vs, err)
 	}
 
@@ -121,7 +133,7 @@ func Verify(ctx context.Context, r store.Reader, t Target, trust Trust, opts Ver
 			res.Rejected = append(res.Rejected, Rejected{c.source, c.err})
 			continue
 		}
-		vs, st, err := verifyStatement(ctx, c, t, trust, now)
+		vs, st, err := verifyStatement(ctx, c, t, trust, now, newArrival(ctx, opts, c.arrival))
 		if err == nil && st.PredicateType != attestation.PredicateCosignSign {
 			continue // an attestation, not a signature
 		}
@@ -174,12 +186,13 @@ func VerifyAttestations(ctx context.Context, r store.Reader, t Target, trust Tru
 	for i, l := range layers {
 		src := fmt.Sprintf("%s:%s layer %d", t.Name, tag, i)
 		c := envelopeCandidate{source: src}
+		c.arrival, _ = ArrivalKey(l)
 		c.env, c.err = fetchEnvelope(ctx, r, t.Repo, l)
 		if c.err != nil {
 			keep(src, nil, nil, c.err)
 			continue
 		}
-		vs, st, err := verifyStatement(ctx, c, t, trust, now)
+		vs, st, err := verifyStatement(ctx, c, t, trust, now, newArrival(ctx, opts, c.arrival))
 		keep(src, vs, st, err)
 	}
 
@@ -193,7 +206,7 @@ func VerifyAttestations(ctx context.Context, r store.Reader, t Target, trust Tru
 			keep(c.source, nil, nil, c.err)
 			continue
 		}
-		vs, st, err := verifyStatement(ctx, c, t, trust, now)
+		vs, st, err := verifyStatement(ctx, c, t, trust, now, newArrival(ctx, opts, c.arrival))
 		if err == nil && st.PredicateType == attestation.PredicateCosignSign {
 			continue // a signature, not an attestation
 		}
@@ -235,7 +248,7 @@ func (res *Result) judge(trust Trust, candidates int, none error) error {
 }
 
 // verifySimpleSigning checks one layer of a cosign v2 signature manifest.
-func verifySimpleSigning(ctx context.Context, r store.Reader, t Target, l v1.Descriptor, trust Trust, now time.Time, want map[string]string) ([]Verified, error) {
+func verifySimpleSigning(ctx context.Context, r store.Reader, t Target, l v1.Descriptor, trust Trust, now time.Time, want map[string]string, arrived *arrival) ([]Verified, error) {
 	b64, ok := l.Annotations[SignatureAnnotation]
 	if !ok || b64 == "" {
 		return nil, fmt.Errorf("%w: no %s annotation", ErrMalformedSignature, SignatureAnnotation)
@@ -248,7 +261,7 @@ func verifySimpleSigning(ctx context.Context, r store.Reader, t Target, l v1.Des
 	if err != nil {
 		return nil, err
 	}
-	vs, err := vouchers(trust, now, func(k TrustedKey) bool {
+	vs, err := vouchers(trust, now, arrived, func(k TrustedKey) bool {
 		return k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(p), options.WithContext(ctx)) == nil
 	})
 	if err != nil {
@@ -274,8 +287,9 @@ func verifySimpleSigning(ctx context.Context, r store.Reader, t Target, l v1.Des
 }
 
 // vouchers returns a Verified for each trusted key that verifies and is
-// valid now; the error says why none does.
-func vouchers(trust Trust, now time.Time, verifies func(TrustedKey) bool) ([]Verified, error) {
+// valid now, or was when the signature arrived (when that is known); the
+// error says why none does.
+func vouchers(trust Trust, now time.Time, arrived *arrival, verifies func(TrustedKey) bool) ([]Verified, error) {
 	var (
 		vs      []Verified
 		invalid []error
@@ -284,11 +298,12 @@ func vouchers(trust Trust, now time.Time, verifies func(TrustedKey) bool) ([]Ver
 		if !verifies(k) {
 			continue
 		}
-		if err := k.validAt(now); err != nil {
+		v := Verified{Key: k.Name, KeyID: k.id, ArrivedAt: arrived.time()}
+		if err := k.Counts(v, now); err != nil {
 			invalid = append(invalid, err)
 			continue
 		}
-		vs = append(vs, Verified{Key: k.Name, KeyID: k.id})
+		vs = append(vs, v)
 	}
 	if len(vs) > 0 {
 		return vs, nil
@@ -344,7 +359,9 @@ type envelopeCandidate struct {
 	source string
 	env    *attestation.Envelope
 	hint   string
-	err    error
+	// arrival is the envelope's ArrivalKey ("" when it has none).
+	arrival string
+	err     error
 }
 
 // bundleCandidates reads the sigstore bundles among the target's referrers.
@@ -389,6 +406,7 @@ func bundleCandidates(ctx context.Context, r store.Reader, t Target, signatures 
 				continue
 			}
 			c := envelopeCandidate{source: src}
+			c.arrival, _ = ArrivalKey(l)
 			b, err := fetchBlob(ctx, r, t.Repo, l)
 			if err == nil {
 				var bd *bundle.Bundle
@@ -407,9 +425,9 @@ func bundleCandidates(ctx context.Context, r store.Reader, t Target, signatures 
 
 // verifyStatement verifies a DSSE envelope with the trusted keys and checks
 // that the in-toto statement inside is about the target.
-func verifyStatement(ctx context.Context, c envelopeCandidate, t Target, trust Trust, now time.Time) ([]Verified, *attestation.Statement, error) {
+func verifyStatement(ctx context.Context, c envelopeCandidate, t Target, trust Trust, now time.Time, arrived *arrival) ([]Verified, *attestation.Statement, error) {
 	var body []byte
-	vs, err := vouchers(trust, now, func(k TrustedKey) bool {
+	vs, err := vouchers(trust, now, arrived, func(k TrustedKey) bool {
 		p, err := attestation.Verify(ctx, c.env, k.verifier)
 		if err != nil {
 			return false

@@ -41,6 +41,7 @@ func Run(t *testing.T, f Factory) {
 		{"DeleteTagAndManifest", testDeletes},
 		{"DeleteRepository", testDeleteRepository},
 		{"Referrers", testReferrers},
+		{"SignatureArrivals", testSignatureArrivals},
 		{"RepositoriesCatalog", testRepositories},
 		{"Uploads", testUploads},
 		{"UploadLimits", testUploadLimits},
@@ -545,6 +546,44 @@ func testDeleteRepository(t *testing.T, f Factory) {
 	mustPut(t, s, "p/app", image("again", cfg), "v1")
 	if tags, err := s.Tags(ctx, "p/app", "", -1); err != nil || !slices.Equal(tags, []string{"v1"}) {
 		t.Errorf("tags after pushing again: %v, %v", tags, err)
+	}
+}
+
+// testSignatureArrivals: the first push of a signature is remembered,
+// across repositories, re-pushes and the deletion of what carried it.
+func testSignatureArrivals(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, _ := f(t)
+	first := time.Unix(1_700_000_000, 0).UTC()
+	sig := image("sig v1")
+	sig.PushedAt, sig.Signatures = first, []string{"sig-a"}
+	mustPut(t, s, "r", sig, "sha256-x.sig")
+	// The same signature appended to later manifests, elsewhere too,
+	// arrived at first.
+	sig2 := image("sig v2")
+	sig2.PushedAt, sig2.Signatures = first.Add(time.Hour), []string{"sig-a", "sig-b"}
+	mustPut(t, s, "r", sig2, "sha256-x.sig")
+	other := image("sig other repo")
+	other.PushedAt, other.Signatures = first.Add(2*time.Hour), []string{"sig-a", "sig-c"}
+	mustPut(t, s, "elsewhere", other)
+	if _, err := s.DeleteManifest(ctx, "r", sig.Digest); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SignatureArrivals(ctx, []string{"sig-a", "sig-b", "sig-c", "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"sig-a": first, "sig-b": first.Add(time.Hour), "sig-c": first.Add(2 * time.Hour)}
+	if len(got) != len(want) {
+		t.Errorf("SignatureArrivals = %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if !got[k].Equal(w) {
+			t.Errorf("arrival of %s = %v, want %v", k, got[k], w)
+		}
+	}
+	if none, err := s.SignatureArrivals(ctx, nil); err != nil || len(none) != 0 {
+		t.Errorf("SignatureArrivals(nil) = %v, %v", none, err)
 	}
 }
 

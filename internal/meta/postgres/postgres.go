@@ -477,6 +477,12 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 				return fmt.Errorf("put manifest %s: reference %s: %w", m.Digest, d, err)
 			}
 		}
+		for _, key := range slices.Sorted(slices.Values(m.Signatures)) {
+			if _, err := tx.Exec(ctx, `INSERT INTO signature_arrivals (key, first_seen) VALUES ($1, $2)
+				ON CONFLICT (key) DO NOTHING`, key, pushed); err != nil {
+				return fmt.Errorf("put manifest %s: signature arrival: %w", m.Digest, err)
+			}
+		}
 		for _, tag := range sortedTags {
 			if _, err := tx.Exec(ctx, `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
@@ -487,6 +493,31 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 		return recordEvents(ctx, tx, event.Event{Kind: event.ManifestPushed, Repository: repo, Digest: m.Digest,
 			MediaType: m.MediaType, ArtifactType: m.ArtifactType, Subject: m.Subject, Tags: tags})
 	})
+}
+
+// SignatureArrivals implements meta.Store.
+func (s *Store) SignatureArrivals(ctx context.Context, keys []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, "SELECT key, first_seen FROM signature_arrivals WHERE key = ANY($1)", keys)
+	if err != nil {
+		return nil, fmt.Errorf("signature arrivals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var at int64
+		if err := rows.Scan(&key, &at); err != nil {
+			return nil, fmt.Errorf("signature arrivals: %w", err)
+		}
+		out[key] = fromNanos(at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("signature arrivals: %w", err)
+	}
+	return out, nil
 }
 
 // Manifest implements meta.Store. Annotations are not loaded: serving a

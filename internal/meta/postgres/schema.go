@@ -94,4 +94,13 @@ CREATE TABLE events (
 	payload BYTEA NOT NULL
 );
 `,
+	// 2: when each signature or attestation was first stored
+	// (meta.Manifest.Signatures). Rows outlive their manifests: a
+	// signature's arrival is history, and it is small.
+	`
+CREATE TABLE signature_arrivals (
+	key        TEXT COLLATE "C" PRIMARY KEY,
+	first_seen BIGINT NOT NULL
+);
+`,
 }

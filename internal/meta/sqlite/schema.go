@@ -108,4 +108,13 @@ CREATE TABLE events (
 );
 CREATE INDEX manifests_by_digest ON manifests(digest);
 `,
+	// 5: when each signature or attestation was first stored
+	// (meta.Manifest.Signatures). Rows outlive their manifests: a
+	// signature's arrival is history, and it is small.
+	`
+CREATE TABLE signature_arrivals (
+	key        TEXT PRIMARY KEY,
+	first_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 }

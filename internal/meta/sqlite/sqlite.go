@@ -482,6 +482,12 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 				return fmt.Errorf("put manifest %s: reference %s: %w", m.Digest, d, err)
 			}
 		}
+		for _, key := range m.Signatures {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO signature_arrivals (key, first_seen) VALUES (?, ?)
+				ON CONFLICT DO NOTHING`, key, pushed); err != nil {
+				return fmt.Errorf("put manifest %s: signature arrival: %w", m.Digest, err)
+			}
+		}
 		for _, tag := range tags {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
@@ -492,6 +498,23 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *meta.Manifest, 
 		return recordEvent(ctx, tx, event.Event{Kind: event.ManifestPushed, Repository: repo, Digest: m.Digest,
 			MediaType: m.MediaType, ArtifactType: m.ArtifactType, Subject: m.Subject, Tags: tags})
 	})
+}
+
+// SignatureArrivals implements meta.Store.
+func (s *Store) SignatureArrivals(ctx context.Context, keys []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(keys))
+	for _, key := range keys {
+		var at int64
+		err := s.r.QueryRowContext(ctx, "SELECT first_seen FROM signature_arrivals WHERE key = ?", key).Scan(&at)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("signature arrivals: %w", err)
+		default:
+			out[key] = fromNanos(at)
+		}
+	}
+	return out, nil
 }
 
 // Manifest implements meta.Store. Annotations are not loaded: serving a

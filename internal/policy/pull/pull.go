@@ -378,6 +378,10 @@ func (e *Enforcer) verdict(ctx context.Context, p *policy.Policy, img policy.Ima
 	facts := policy.Facts{Image: img, Store: e.store,
 		Target: sign.Target{Name: img.Name(), Repo: img.Repository, Manifest: v1.Descriptor{MediaType: types.MediaType(m.MediaType), Digest: h, Size: int64(len(m.Content))}},
 		Report: e.report(m.Digest), Now: now}
+	if e.opts.Meta != nil {
+		// This registry received the signatures: it knows when.
+		facts.ArrivedAt = meta.ArrivalLookup(e.opts.Meta)
+	}
 	if revoked := e.opts.Revoked; revoked != nil {
 		facts.StageRevoked = func(ctx context.Context, stage, keyID string) (string, bool, error) {
 			return revoked(ctx, img.Repository, m.Digest, stage, keyID)
