@@ -596,3 +596,52 @@ func TestStageRevoked(t *testing.T) {
 		})
 	}
 }
+
+// A report-only policy (a scan stage's rule) refuses every rule that
+// reads signatures, before any key is read, and keeps every rule that
+// reads the report.
+func TestReportOnly(t *testing.T) {
+	k := policytest.NewKey(t, "k")
+	static := `apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: open}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - static: {action: pass}
+`
+	cases := []struct {
+		name, doc, want string // want "": accepted
+	}{
+		{"vulnerabilities", berthPolicy("  vulnerabilities: {severity: HIGH}\n"), ""},
+		{"secrets, misconfigurations, licenses", berthPolicy("  secrets: {deny: true}\n  misconfigurations: {severity: HIGH}\n  licenses: {deny: [AGPL-*]}\n"), ""},
+		{"a condition on the report", berthPolicy("  conditions:\n  - expression: vulnerabilities.all(v, v.severity != 'CRITICAL')\n"), ""},
+		{"a static authority", static, ""},
+		{"signers", berthPolicy("  signers:\n    keys:\n    - ref: ci\n"), "policy.yaml:1: ImagePolicy prod: signers: a policy that judges a scan report alone"},
+		{"a key file is not read", berthPolicy("  signers:\n    keys:\n    - path: /nonexistent/key.pub\n"), "signers: a policy that judges a scan report alone"},
+		{"attestations", berthPolicy("  attestations:\n  - name: sbom\n    predicateType: spdxjson\n"), "policy.yaml:6: ImagePolicy prod: attestations: a policy that judges"},
+		{"a condition on signers", berthPolicy("  conditions:\n  - expression: \"'ci' in signers\"\n"), "policy.yaml:6: condition condition-0 reads signers or attestations"},
+		{"a condition on attestations", berthPolicy("  conditions:\n  - expression: size(attestations) > 0\n"), "reads signers or attestations"},
+		{"a key authority", cip("enforce", k), "policy.yaml:10: authority k: a policy that judges a scan report alone"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := policy.Parse("policy.yaml", []byte(tc.doc), policy.Options{ReportOnly: true})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (!errors.Is(err, policy.ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+			// Without ReportOnly the same documents load (the refusal is
+			// the option's, not a broken document's), or fail for their
+			// own reasons: the reference needs a key store, the missing
+			// file is missing, attestations need signers.
+			if _, err := policy.Parse("policy.yaml", []byte(tc.doc), policy.Options{}); err != nil &&
+				!strings.Contains(err.Error(), "no key store") && !strings.Contains(err.Error(), "nonexistent") &&
+				!strings.Contains(err.Error(), "give signers") {
+				t.Errorf("without ReportOnly: %v", err)
+			}
+		})
+	}
+}
