@@ -12,6 +12,7 @@ import (
 
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/jobs"
+	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scan"
@@ -24,7 +25,8 @@ import (
 const NoticeApprovalRevoked = "dev.berth.approval.revoked"
 
 // Stages wires the scan stage's signing: after a report is stored, an
-// image of a project with a scan rule (custody.Rule) that passes it is
+// image of a project with a scan rule (custody.Rule: a severity threshold,
+// a report-only policy, or both) that passes it is
 // signed with the project's key, annotated dev.berth.stage=scan; one that
 // fails it is not, and an approval given before is revoked.
 type Stages struct {
@@ -148,7 +150,11 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 	} else if err != nil {
 		return 0, err
 	}
-	pass, why := rule.Evaluate(rec.Report)
+	img := policy.Image{Registry: st.Host, Repository: repo, Digest: d.String(), Pinned: true}
+	pass, why, err := rule.Evaluate(ctx, img, rec.Report)
+	if err != nil {
+		return 0, err
+	}
 	prior, perr := st.Custody.Approval(ctx, repo, d, custody.StageScan)
 	if perr != nil && !errors.Is(perr, custody.ErrNotFound) {
 		return 0, perr
@@ -252,9 +258,15 @@ func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string
 		}
 		gen.Release()
 	}
-	params := []string{"--fail-on=" + string(rule.FailOn)}
+	var params []string
+	if rule.FailOn != "" {
+		params = append(params, "--fail-on="+string(rule.FailOn))
+	}
 	if rule.IgnoreUnfixed {
 		params = append(params, "--ignore-unfixed=true")
+	}
+	if v := rule.PolicyVersion(); v != "" {
+		params = append(params, "--policy="+v) // the stage policy's SHA-256: GET …/stages/scan shows the document
 	}
 	pred, err := scan.VulnPredicate(rec.Report, scan.PredicateInput{ToolVersion: s.opts.ToolVersion, DBSources: sources,
 		DBUpdatedAt: rec.Scan.DBUpdatedAt, Parameters: params, Started: rec.Scan.StartedAt, Finished: rec.Scan.FinishedAt})
