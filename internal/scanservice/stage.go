@@ -197,7 +197,7 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 			return 0, fmt.Errorf("scan stage: sign %s@%s: %w", repo, d, err)
 		}
 		if rule.Attest {
-			if err := s.attestVuln(ctx, svc, repo, d, rec, rule); err != nil {
+			if err := s.attestVuln(ctx, svc, repo, d, rec, rule, ann); err != nil {
 				st.Audit(ctx, "key.use", repo, fmt.Sprintf("attest %s@%s (vuln) with key %s", repo, d, krec.ID), err)
 				return 0, err
 			}
@@ -249,8 +249,10 @@ func (s *Service) signedBy(ctx context.Context, repo string, d digest.Digest, k 
 }
 
 // attestVuln attaches the stored report as cosign's vulnerability
-// attestation, signed by the stage's key.
-func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string, d digest.Digest, rec *reports.Record, rule custody.Rule) error {
+// attestation, signed by the stage's key, its subject annotated as the
+// signature is (ann): a revoked approval stops it counting too.
+func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string, d digest.Digest, rec *reports.Record, rule custody.Rule,
+	ann map[string]string) error {
 	var sources []string
 	if gen := s.opts.DB.Acquire(); gen != nil {
 		for _, src := range gen.Info.Sources {
@@ -273,7 +275,7 @@ func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string
 	if err != nil {
 		return err
 	}
-	if _, err := svc.AttestManifest(ctx, repo, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, "vuln", pred); err != nil {
+	if _, err := svc.AttestManifest(ctx, repo, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, "vuln", pred, ann); err != nil {
 		return fmt.Errorf("scan stage: attest %s@%s: %w", repo, d, err)
 	}
 	return nil

@@ -263,7 +263,7 @@ func TestRevokedStageApprovalRefusesPulls(t *testing.T) {
 	off := false
 	a.expect(a.api(adminCreds, "PATCH", "/projects/team", map[string]any{"auto_scan": off}), 200, "no scan on push")
 	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "scan"}), 201, "scan key")
-	a.expect(a.api(adminCreds, "PUT", "/projects/team/stages/scan", map[string]any{"key": "scan", "fail_on": "high"}), 200, "scan stage rule")
+	a.expect(a.api(adminCreds, "PUT", "/projects/team/stages/scan", map[string]any{"key": "scan", "fail_on": "high", "attest": true}), 200, "scan stage rule")
 	a.expect(a.push("team/app", "v1", npmImage("minimist"), adminCreds), 201, "push a clean image")
 	approval := func(want string) custody.Approval {
 		t.Helper()
@@ -283,7 +283,11 @@ func TestRevokedStageApprovalRefusesPulls(t *testing.T) {
 	}
 	scanNow(t, a, "team", "app", "v1")
 	approval(custody.Approved)
-	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scanned}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"), 200, "policy")
+	// The stage's signature, and (another document) its vulnerability
+	// attestation: a revocation withdraws both.
+	a.expect(putPolicy(a, "team", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scanned}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"+
+		"---\napiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: attested}\nspec:\n  images: [{glob: \"**\"}]\n"+
+		"  authorities:\n  - name: scan\n    key: {secretRef: {name: scan}}\n    attestations: [{name: vulns, predicateType: vuln}]\n"), 200, "policy")
 	runtime := puller(t, a, "team")
 	pull := func() answer { return a.do("GET", "/v2/team/app/manifests/v1", nil, runtime...) }
 	a.expect(pull(), 200, "signed by the scan stage")
@@ -300,8 +304,11 @@ func TestRevokedStageApprovalRefusesPulls(t *testing.T) {
 		t.Fatalf("revoked for %q, want VULN-2 named", revoked.Reason)
 	}
 	r := a.expect(pull(), 403, "scan stage approval revoked")
-	if want := "scan stage approval revoked: " + revoked.Reason; !strings.Contains(r.body, want) {
-		t.Errorf("refusal %s, want it to say %q", r.body, want)
+	want := "scan stage approval revoked: " + revoked.Reason
+	for _, doc := range []string{"ImagePolicy/scanned: signature: ", "ClusterImagePolicy/attested: authority: "} {
+		if i := strings.Index(r.body, doc); i < 0 || !strings.Contains(r.body[i:], want) {
+			t.Errorf("refusal %s, want %s… to say %q", r.body, doc, want)
+		}
 	}
 	// The signature itself is still there: the approval, not the
 	// registry, withdrew it.
