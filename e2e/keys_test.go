@@ -102,7 +102,9 @@ func digestOf(t *testing.T, env []string, crane, ref string) string {
 // whose scan passes is signed by the server, and the signature verifies
 // with `cosign verify --key` and `berth verify` given the public key
 // fetched from the API; an image with a CRITICAL finding gets no
-// signature; a production policy requiring the ci key and the scan key
+// signature (the stage's rule is a policy: no CRITICAL finding and no
+// secret; one requiring signatures is refused); a production policy
+// requiring the ci key and the scan key
 // (berth verify --require 2 with a trust file) admits only the first.
 // Then the disaster drill: back up the keys, destroy the data directory,
 // restore into a new server under another master key; the old signature
@@ -122,7 +124,17 @@ func TestScanStageSignature(t *testing.T) {
 	if out, err := berthKey(t, s, env, "create", "team", "scan"); err != nil || !strings.Contains(out, "BEGIN PUBLIC KEY") {
 		t.Fatalf("key create: %v\n%s", err, out)
 	}
-	if out, err := berthKey(t, s, env, "stage", "team", "--key", "scan", "--fail-on", "critical", "--attest"); err != nil {
+	// The stage's rule is a policy (judged by the policy engine, as a
+	// project policy is); one that requires signatures is refused.
+	stagePolicy := filepath.Join(t.TempDir(), "stage.yaml")
+	os.WriteFile(stagePolicy, []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: stage}\nspec:\n"+
+		"  vulnerabilities: {severity: CRITICAL}\n  secrets: {deny: true}\n"), 0o644)
+	signers := filepath.Join(t.TempDir(), "signers.yaml")
+	os.WriteFile(signers, []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: prod}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"), 0o644)
+	if out, err := berthKey(t, s, env, "stage", "team", "--key", "scan", "--policy", signers); err == nil || !strings.Contains(out, "cannot require signatures") {
+		t.Errorf("key stage with a policy requiring signatures: %v\n%s", err, out)
+	}
+	if out, err := berthKey(t, s, env, "stage", "team", "--key", "scan", "--policy", stagePolicy, "--attest"); err != nil {
 		t.Fatalf("key stage: %v\n%s", err, out)
 	}
 	good, bad := s.Addr+"/team/good:v1", s.Addr+"/team/bad:v1"

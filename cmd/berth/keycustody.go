@@ -141,30 +141,54 @@ the server (berth key list PROJECT --trust PURPOSE) until then.`, cobra.ExactArg
 func newKeyStageCmd() *cobra.Command {
 	var rule api.StageRule
 	var off bool
+	var policyFile string
 	cmd, _ := serverKeyCmd("stage PROJECT", "Have the server sign PROJECT's images that pass their scan",
-		`Set PROJECT's scan stage: after every scan, an image with no finding rated
---fail-on or higher (with --ignore-unfixed, findings without a fix left out)
-is signed with the project's --key key, annotated dev.berth.stage=scan; with
+		`Set PROJECT's scan stage: after every scan, an image that passes the rule is
+signed with the project's --key key, annotated dev.berth.stage=scan; with
 --attest a signed vulnerability attestation (cosign's vuln predicate) is
-attached too. An image that fails gets nothing, and one whose approval a later
-re-match withdraws is recorded as revoked (GET .../artifacts/REF/approvals,
+attached too. The rule is --fail-on (no finding rated that or higher; with
+--ignore-unfixed, findings without a fix left out), --policy FILE (a policy
+document as "berth policy" takes, judged against the stored report: its
+vulnerabilities, secrets, misconfigurations, licenses rules and conditions;
+signers and attestations are refused, since the stage vouches for the scan),
+or both; without --policy, --fail-on defaults to CRITICAL. An image that
+fails gets nothing, and one whose approval a later re-match withdraws is
+recorded as revoked, with the reason (GET .../artifacts/REF/approvals,
 webhook dev.berth.approval.revoked). --off stops it.`, cobra.ExactArgs(1),
 		func(cmd *cobra.Command, args []string, c *apiClient, p printer) error {
 			path := "/projects/" + url.PathEscape(args[0]) + "/stages/scan"
 			if off {
 				return c.call("DELETE", path, nil, nil)
 			}
+			if policyFile != "" {
+				data, err := os.ReadFile(policyFile)
+				if err != nil {
+					return fmt.Errorf("stage policy: %w", err)
+				}
+				rule.Policy = string(data)
+				if !cmd.Flags().Changed("fail-on") {
+					rule.FailOn = "" // the policy alone
+				}
+			}
 			var out custody.Rule
 			if err := c.call("PUT", path, rule, &out); err != nil {
 				return err
 			}
-			return p.print(out, "STAGE\tKEY\tFAIL ON\tIGNORE UNFIXED\tATTEST", func(w io.Writer) {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\n", out.Stage, out.KeyPurpose, out.FailOn, out.IgnoreUnfixed, out.Attest)
+			return p.print(out, "STAGE\tKEY\tFAIL ON\tIGNORE UNFIXED\tPOLICY\tATTEST", func(w io.Writer) {
+				failOn, pol := string(out.FailOn), out.PolicyVersion()
+				if failOn == "" {
+					failOn = "-"
+				}
+				if pol == "" {
+					pol = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\t%v\n", out.Stage, out.KeyPurpose, failOn, out.IgnoreUnfixed, pol, out.Attest)
 			})
 		})
 	cmd.Flags().StringVar(&rule.Key, "key", "scan", "purpose of the project key that signs")
-	cmd.Flags().StringVar(&rule.FailOn, "fail-on", "CRITICAL", "lowest severity that fails the stage")
-	cmd.Flags().BoolVar(&rule.IgnoreUnfixed, "ignore-unfixed", false, "leave out findings without a fixed version")
+	cmd.Flags().StringVar(&rule.FailOn, "fail-on", "CRITICAL", "lowest severity that fails the stage (not set with --policy unless given)")
+	cmd.Flags().BoolVar(&rule.IgnoreUnfixed, "ignore-unfixed", false, "leave out findings without a fixed version (with --fail-on)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy document (YAML or JSON) the stored report must pass")
 	cmd.Flags().BoolVar(&rule.Attest, "attest", false, "also attach a signed vulnerability attestation")
 	cmd.Flags().BoolVar(&off, "off", false, "stop signing for the scan stage")
 	return cmd

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/custody"
+	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/sign/hsm/hsmtest"
 )
 
@@ -109,5 +116,62 @@ func TestKeyGenerateKinds(t *testing.T) {
 	}
 	if _, _, err := run(t, newKeyCmd(), "generate", "--master", "--output-key-prefix", prefix); err == nil {
 		t.Error("--master overwrote an existing master key")
+	}
+}
+
+// TestKeyStageBody: `berth key stage` sends --policy's file as the rule's
+// policy, fail_on only when given (or, without --policy, CRITICAL), and
+// prints the rule the server answers with.
+func TestKeyStageBody(t *testing.T) {
+	isolateCredentials(t)
+	var got api.StageRule
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = api.StageRule{}
+		if r.Method != http.MethodPut || r.URL.Path != "/api/v1/projects/team/stages/scan" {
+			http.Error(w, r.Method+" "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		json.NewEncoder(w).Encode(custody.Rule{Stage: custody.StageScan, KeyPurpose: got.Key, FailOn: match.Severity(strings.ToUpper(got.FailOn)),
+			Policy: got.Policy, Attest: got.Attest})
+	}))
+	t.Cleanup(srv.Close)
+	doc := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: stage}\nspec:\n  secrets: {deny: true}\n"
+	file := filepath.Join(t.TempDir(), "stage.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(doc))
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		want   api.StageRule
+		output string
+	}{
+		{"a threshold by default", nil, api.StageRule{Key: "scan", FailOn: "CRITICAL"}, "scan\tscan\tCRITICAL\tfalse\t-\tfalse"},
+		{"a policy alone", []string{"--policy", file, "--attest"}, api.StageRule{Key: "scan", Policy: doc, Attest: true}, "scan\tscan\t-\tfalse\t" + digest + "\ttrue"},
+		{"a policy and a threshold", []string{"--policy", file, "--fail-on", "high"}, api.StageRule{Key: "scan", FailOn: "high", Policy: doc},
+			"scan\tscan\tHIGH\tfalse\t" + digest + "\tfalse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"stage", "team", "--server", srv.URL, "--password", "x"}, tc.args...)
+			out, err := runCmd(t, newKeyCmd(), args...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if got != tc.want {
+				t.Errorf("sent %+v, want %+v", got, tc.want)
+			}
+			if fields := strings.Join(strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]), "\t"); fields != tc.output {
+				t.Errorf("printed %q, want the row %q", out, tc.output)
+			}
+		})
+	}
+	if out, err := runCmd(t, newKeyCmd(), "stage", "team", "--server", srv.URL, "--password", "x", "--policy", filepath.Join(t.TempDir(), "none.yaml")); err == nil {
+		t.Errorf("a missing policy file: no error\n%s", out)
 	}
 }

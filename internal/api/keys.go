@@ -36,11 +36,14 @@ type RotateResponse struct {
 	Current custody.Key `json:"current"`
 }
 
-// StageRule is the body of PUT /projects/{project}/stages/{stage}.
+// StageRule is the body of PUT /projects/{project}/stages/{stage}:
+// FailOn, Policy (a policy document, YAML or JSON, of report rules only),
+// or both.
 type StageRule struct {
 	Key           string `json:"key"`
-	FailOn        string `json:"fail_on"`
+	FailOn        string `json:"fail_on,omitempty"`
 	IgnoreUnfixed bool   `json:"ignore_unfixed,omitempty"`
+	Policy        string `json:"policy,omitempty"`
 	Attest        bool   `json:"attest,omitempty"`
 }
 
@@ -244,14 +247,17 @@ func (a *API) putStage(c *call) error {
 	stage := c.r.PathValue("stage")
 	project, id, err := a.keyProject(c, auth.ManageProject)
 	if err == nil {
-		err = decode(c, &req)
+		// Room for the largest policy document the rule takes, escaped.
+		err = decodeLimited(c, &req, 2*custody.MaxRulePolicy+maxBody)
 	}
 	r := custody.Rule{Stage: stage, KeyPurpose: req.Key, FailOn: match.Severity(strings.ToUpper(req.FailOn)),
-		IgnoreUnfixed: req.IgnoreUnfixed, Attest: req.Attest}
+		IgnoreUnfixed: req.IgnoreUnfixed, Policy: req.Policy, Attest: req.Attest}
 	if err == nil {
 		err = custodyError(a.opts.Custody.SetRule(c.ctx(), id, project, r))
 	}
-	a.audited(c, "stage.update", project, fmt.Sprintf("stage=%s key=%s fail_on=%s ignore_unfixed=%v attest=%v", stage, req.Key, req.FailOn, req.IgnoreUnfixed, req.Attest), err)
+	// The audit names the policy by its digest: the document is the rule's.
+	a.audited(c, "stage.update", project, fmt.Sprintf("stage=%s key=%s fail_on=%s ignore_unfixed=%v policy=%s attest=%v", stage, req.Key, req.FailOn,
+		req.IgnoreUnfixed, r.PolicyVersion(), req.Attest), err)
 	if err != nil {
 		return err
 	}

@@ -103,10 +103,19 @@ func TestKeysAPI(t *testing.T) {
 	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/deploy", StageRule{Key: "scan", FailOn: "high"}), 400, "INVALID", "unknown stage")
 	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "severe"}), 400, "INVALID", "bad severity")
 	e.expect(e.do(dev, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "high"}), 403, "DENIED", "developer sets a rule")
-	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "critical", Attest: true}), 200, "", "set rule")
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan"}), 400, "INVALID", "neither fail_on nor a policy")
+	signers := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: prod}\nspec:\n  signers:\n    keys:\n    - ref: scan\n"
+	refusal := e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", Policy: signers}), 400, "INVALID", "a policy requiring signatures")
+	if !strings.Contains(string(refusal.body), "cannot require signatures or attestations") {
+		t.Errorf("refusal of a policy requiring signatures does not say why: %s", refusal.body)
+	}
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", Policy: "kind: [\n"}), 400, "INVALID", "a policy that does not parse")
+	e.expect(e.do(dev, "GET", "/api/v1/projects/team/stages/scan", nil), 404, "NOT_FOUND", "no rule after the refusals")
+	secrets := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scan}\nspec:\n  secrets: {deny: true}\n"
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "critical", Policy: secrets, Attest: true}), 200, "", "set rule")
 	var rule custody.Rule
 	e.expect(e.do(dev, "GET", "/api/v1/projects/team/stages/scan", nil), 200, "", "get rule").decode(t, &rule)
-	if rule.FailOn != "CRITICAL" || !rule.Attest || rule.KeyPurpose != "scan" {
+	if rule.FailOn != "CRITICAL" || rule.Policy != secrets || !rule.Attest || rule.KeyPurpose != "scan" {
 		t.Errorf("rule %+v", rule)
 	}
 
@@ -124,6 +133,10 @@ func TestKeysAPI(t *testing.T) {
 	e.expect(e.do(admin, "POST", "/api/v1/keys/restore", RestoreRequest{Backup: b.Backup, Passphrase: "a long passphrase", Force: true}), 200, "", "forced restore").decode(t, &res)
 	if res.Keys != 3 || res.Rules != 1 {
 		t.Errorf("restore: %+v", res)
+	}
+	e.expect(e.do(dev, "GET", "/api/v1/projects/team/stages/scan", nil), 200, "", "get restored rule").decode(t, &rule)
+	if rule.Policy != secrets {
+		t.Errorf("restored rule lost its policy: %+v", rule)
 	}
 	for _, a := range []string{"key.backup", "key.restore"} {
 		if !e.audited(a, "success") {

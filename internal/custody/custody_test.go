@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/policy"
+	"berth.dev/berth/internal/secret"
 	"berth.dev/berth/internal/sign/keys"
 )
 
@@ -183,7 +185,7 @@ func TestBackupRestore(t *testing.T) {
 	if _, _, err := a.Rotate(ctx, "a-team", "scan", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SetRule(ctx, "a-team", "team", Rule{Stage: StageScan, KeyPurpose: "scan", FailOn: "critical", Attest: true}); err != nil {
+	if err := a.SetRule(ctx, "a-team", "team", Rule{Stage: StageScan, KeyPurpose: "scan", FailOn: "critical", Policy: secretPolicy, Attest: true}); err != nil {
 		t.Fatal(err)
 	}
 	pass := []byte("correct horse battery")
@@ -253,7 +255,7 @@ func TestBackupRestore(t *testing.T) {
 	if signs(t, b, "b-team", "scan") == k.ID {
 		t.Error("the rotated-out key signs after restore")
 	}
-	if r, err := b.GetRule(ctx, "b-team", StageScan); err != nil || r.FailOn != match.SeverityCritical || !r.Attest {
+	if r, err := b.GetRule(ctx, "b-team", StageScan); err != nil || r.FailOn != match.SeverityCritical || r.Policy != secretPolicy || !r.Attest {
 		t.Errorf("restored rule: %+v %v", r, err)
 	}
 	if _, err := b.Restore(ctx, backup, pass, false, resolve); !errors.Is(err, ErrHasKeys) {
@@ -267,31 +269,99 @@ func TestBackupRestore(t *testing.T) {
 	}
 }
 
+// Stage policies used by the rule tests: a vulnerabilities rule with an
+// allow-list entry, and a secrets rule.
+const (
+	vulnPolicy = `apiVersion: berth.dev/v1
+kind: ImagePolicy
+metadata: {name: scan}
+spec:
+  vulnerabilities:
+    severity: HIGH
+    allow: [{id: CVE-ALLOWED, reason: not reachable}]
+`
+	secretPolicy = `apiVersion: berth.dev/v1
+kind: ImagePolicy
+metadata: {name: no-secrets}
+spec:
+  secrets: {deny: true}
+`
+)
+
 func TestRuleEvaluate(t *testing.T) {
-	f := func(sev match.Severity, fixed ...string) match.Finding {
-		return match.Finding{ID: "CVE-1", Severity: sev, FixedVersions: fixed}
+	f := func(id string, sev match.Severity, fixed ...string) match.Finding {
+		return match.Finding{ID: id, Severity: sev, FixedVersions: fixed}
 	}
+	key := secret.Finding{RuleID: "private-key", Severity: secret.SeverityHigh, Kind: secret.KindFile, Path: "etc/app.key", StartLine: 1}
+	img := policy.Image{Registry: "registry.example", Repository: "team/app", Digest: "sha256:" + strings.Repeat("a", 64), Pinned: true}
 	for _, tc := range []struct {
+		name     string
 		rule     Rule
-		findings []match.Finding
+		report   match.Report
 		pass     bool
+		reasonIn string
 	}{
-		{Rule{FailOn: "CRITICAL"}, nil, true},
-		{Rule{FailOn: "CRITICAL"}, []match.Finding{f("HIGH", "1")}, true},
-		{Rule{FailOn: "CRITICAL"}, []match.Finding{f("HIGH"), f("CRITICAL", "2")}, false},
-		{Rule{FailOn: "HIGH"}, []match.Finding{f("HIGH")}, false},
-		{Rule{FailOn: "HIGH", IgnoreUnfixed: true}, []match.Finding{f("CRITICAL")}, true},
+		{"nothing found", Rule{FailOn: "CRITICAL"}, match.Report{}, true, ""},
+		{"below the threshold", Rule{FailOn: "CRITICAL"}, match.Report{Findings: []match.Finding{f("CVE-1", "HIGH", "1")}}, true, ""},
+		{"at the threshold", Rule{FailOn: "CRITICAL"}, match.Report{Findings: []match.Finding{f("CVE-1", "HIGH"), f("CVE-2", "CRITICAL", "2")}},
+			false, "1 finding(s) rated CRITICAL or higher, e.g. CVE-2"},
+		{"unfixed left out", Rule{FailOn: "HIGH", IgnoreUnfixed: true}, match.Report{Findings: []match.Finding{f("CVE-1", "CRITICAL")}}, true, ""},
+		{"policy: allowed finding", Rule{Policy: vulnPolicy}, match.Report{Findings: []match.Finding{f("CVE-ALLOWED", "CRITICAL")}}, true, ""},
+		{"policy: denied finding", Rule{Policy: vulnPolicy}, match.Report{Findings: []match.Finding{f("CVE-3", "HIGH")}},
+			false, "ImagePolicy/scan: vulnerability: "},
+		{"policy passes, threshold fails", Rule{FailOn: "MEDIUM", Policy: vulnPolicy}, match.Report{Findings: []match.Finding{f("CVE-4", "MEDIUM")}},
+			false, "rated MEDIUM or higher"},
+		{"both fail, both say why", Rule{FailOn: "HIGH", Policy: vulnPolicy}, match.Report{Findings: []match.Finding{f("CVE-5", "HIGH")}},
+			false, "; ImagePolicy/scan: vulnerability: CVE-5"},
+		{"secrets: none", Rule{Policy: secretPolicy}, match.Report{Scanners: []string{"vuln", "secret"}}, true, ""},
+		{"secrets: a key", Rule{Policy: secretPolicy}, match.Report{Scanners: []string{"vuln", "secret"}, Secrets: []secret.Finding{key}},
+			false, "ImagePolicy/no-secrets: secret: private-key (HIGH) in etc/app.key:1"},
+		{"secrets: not scanned for them", Rule{Policy: secretPolicy}, match.Report{Scanners: []string{"vuln"}},
+			false, "not scanned for secrets"},
+		{"a policy that no longer loads fails", Rule{Policy: "kind: nope\n"}, match.Report{}, false, "the stage's policy does not load"},
 	} {
-		pass, why := tc.rule.Evaluate(&match.Report{Findings: tc.findings})
-		if pass != tc.pass || (!pass && why == "") {
-			t.Errorf("%+v on %v: %v %q", tc.rule, tc.findings, pass, why)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			tc.rule.Stage = StageScan
+			pass, why, err := tc.rule.Evaluate(context.Background(), img, &tc.report)
+			if err != nil || pass != tc.pass || !strings.Contains(why, tc.reasonIn) || (!pass && why == "") {
+				t.Errorf("%v %q %v, want %v with %q", pass, why, err, tc.pass, tc.reasonIn)
+			}
+		})
 	}
-	if err := (Rule{Stage: "deploy", KeyPurpose: "x", FailOn: "HIGH"}).Check(); !errors.Is(err, ErrInvalid) {
-		t.Errorf("unknown stage: %v", err)
+}
+
+func TestRuleCheck(t *testing.T) {
+	rule := func(failOn match.Severity, unfixed bool, pol string) Rule {
+		return Rule{Stage: StageScan, KeyPurpose: "scan", FailOn: failOn, IgnoreUnfixed: unfixed, Policy: pol}
 	}
-	if err := (Rule{Stage: StageScan, KeyPurpose: "x", FailOn: "severe"}).Check(); !errors.Is(err, ErrInvalid) {
-		t.Errorf("bad severity: %v", err)
+	signers := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: prod}\nspec:\n  signers:\n    keys:\n    - ref: ci\n"
+	for _, tc := range []struct {
+		name string
+		rule Rule
+		want string // "": valid
+	}{
+		{"a threshold", rule("HIGH", true, ""), ""},
+		{"a policy", rule("", false, vulnPolicy), ""},
+		{"both", rule("CRITICAL", true, secretPolicy), ""},
+		{"neither", rule("", false, ""), "give fail_on"},
+		{"another stage", Rule{Stage: "deploy", KeyPurpose: "scan", FailOn: "HIGH"}, `stage "deploy"`},
+		{"a bad purpose", Rule{Stage: StageScan, KeyPurpose: "Scan Key", FailOn: "HIGH"}, "not a key purpose"},
+		{"a bad severity", rule("severe", false, ""), "fail_on: want"},
+		{"ignore_unfixed without fail_on", rule("", true, vulnPolicy), "ignore_unfixed applies to fail_on"},
+		{"a policy that does not parse", rule("", false, "kind: [\n"), "scan stage policy"},
+		{"a policy without rules", rule("", false, "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {mode: warn}\n"), "has no rules"},
+		{"a policy requiring signatures", rule("", false, signers), "cannot require signatures or attestations"},
+		{"a policy too large", rule("", false, vulnPolicy+"#"+strings.Repeat("x", MaxRulePolicy)), "at most"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.rule.Check()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want ErrInvalid saying %q", err, tc.want)
+			}
+		})
 	}
 }
 

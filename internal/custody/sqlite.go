@@ -67,6 +67,10 @@ CREATE TABLE stage_approvals (
 	PRIMARY KEY (digest, repository, stage)
 );
 CREATE INDEX stage_approvals_by_project ON stage_approvals(project_id);
+`, `
+-- A stage rule may name a policy document (the YAML as it was put) beside
+-- or instead of fail_on ('' then).
+ALTER TABLE stage_rules ADD COLUMN policy TEXT NOT NULL DEFAULT '';
 `}
 
 // SQLiteStore is the Store of a server on its own: the custody tables
@@ -186,8 +190,8 @@ func (s *SQLiteStore) AllKeys(ctx context.Context) ([]SealedKey, error) {
 func (s *SQLiteStore) Rule(ctx context.Context, projectID, stage string) (Rule, error) {
 	r := Rule{Stage: stage}
 	var failOn string
-	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules WHERE project_id = ? AND stage = ?",
-		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
+	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules WHERE project_id = ? AND stage = ?",
+		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rule{}, ErrNotFound
 	}
@@ -197,12 +201,12 @@ func (s *SQLiteStore) Rule(ctx context.Context, projectID, stage string) (Rule, 
 
 // AllRules implements Store.
 func (s *SQLiteStore) AllRules(ctx context.Context) ([]ProjectRule, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules "+
+	rows, err := s.db.R.QueryContext(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules "+
 		"ORDER BY project, stage")
 	return sqliteCollect(rows, err, func(row sqliteScanner) (ProjectRule, error) {
 		var r ProjectRule
 		var failOn string
-		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
+		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
 		r.FailOn = match.Severity(failOn)
 		return r, err
 	})
@@ -287,10 +291,11 @@ func (t sqliteTx) DeleteKey(ctx context.Context, id string) error {
 
 // PutRule implements Tx.
 func (t sqliteTx) PutRule(ctx context.Context, projectID, project string, r Rule) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
-		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, attest = excluded.attest`,
-		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Attest)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
+		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, policy = excluded.policy,
+		attest = excluded.attest`,
+		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest)
 	if err != nil {
 		return fmt.Errorf("put %s rule of project %s: %w", r.Stage, project, err)
 	}

@@ -2,13 +2,17 @@ package custody
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/policy"
 )
 
 // StageScan is the stage the server's scanner signs for; signatures it
@@ -20,17 +24,28 @@ const (
 
 // Rule is a project's "sign with key KeyPurpose when the scan passes":
 // the scan passes when no finding is rated FailOn or higher (findings
-// without a fixed version left out with IgnoreUnfixed). Attest adds a
-// signed vulnerability attestation (cosign's vuln predicate) beside the
-// signature. The rule is a severity threshold, not a project policy: the
-// stage vouches for the scan, and policies then require its signature.
+// without a fixed version left out with IgnoreUnfixed) and the report
+// passes Policy, a policy document in the formats a project policy takes
+// (berth's ImagePolicy, sigstore's ClusterImagePolicy; docs/policy.md),
+// judged by the same engine. Either or both may be given. The policy
+// judges what the scan found, so it may not require signatures or
+// attestations (policy.Options.ReportOnly): the stage vouches for the
+// scan, and project policies then require its signature beside the
+// others. Attest adds a signed vulnerability attestation (cosign's vuln
+// predicate) beside the signature.
 type Rule struct {
 	Stage         string         `json:"stage"`
 	KeyPurpose    string         `json:"key"`
-	FailOn        match.Severity `json:"fail_on"`
+	FailOn        match.Severity `json:"fail_on,omitempty"`
 	IgnoreUnfixed bool           `json:"ignore_unfixed"`
-	Attest        bool           `json:"attest"`
+	// Policy is the policy document as it was put (YAML or JSON); ""
+	// when the rule is a severity threshold alone.
+	Policy string `json:"policy,omitempty"`
+	Attest bool   `json:"attest"`
 }
+
+// MaxRulePolicy bounds a stage policy document's size.
+const MaxRulePolicy = 256 << 10
 
 // Check validates a rule.
 func (r Rule) Check() error {
@@ -40,14 +55,76 @@ func (r Rule) Check() error {
 	if !purposePattern.MatchString(r.KeyPurpose) {
 		return fmt.Errorf("%w: key %q is not a key purpose", ErrInvalid, r.KeyPurpose)
 	}
-	if _, err := match.ParseSeverity(string(r.FailOn)); err != nil || r.FailOn == "" {
-		return fmt.Errorf("%w: fail_on: want UNKNOWN, NONE, LOW, MEDIUM, HIGH or CRITICAL", ErrInvalid)
+	if r.FailOn == "" && r.Policy == "" {
+		return fmt.Errorf("%w: give fail_on (a severity threshold), policy (a policy document), or both", ErrInvalid)
+	}
+	if r.FailOn != "" {
+		if _, err := match.ParseSeverity(string(r.FailOn)); err != nil {
+			return fmt.Errorf("%w: fail_on: want UNKNOWN, NONE, LOW, MEDIUM, HIGH or CRITICAL", ErrInvalid)
+		}
+	} else if r.IgnoreUnfixed {
+		return fmt.Errorf("%w: ignore_unfixed applies to fail_on, which is not given (a policy says it with vulnerabilities.fixableOnly)", ErrInvalid)
+	}
+	if r.Policy != "" {
+		if len(r.Policy) > MaxRulePolicy {
+			return fmt.Errorf("%w: policy: %d bytes, at most %d", ErrInvalid, len(r.Policy), MaxRulePolicy)
+		}
+		if _, err := r.parsePolicy(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	return nil
 }
 
-// Evaluate says whether report passes the rule, and if not, why.
-func (r Rule) Evaluate(report *match.Report) (bool, string) {
+// parsePolicy loads the rule's policy: report rules only, and no key
+// store, so nothing outside the document is read.
+func (r Rule) parsePolicy() (*policy.Policy, error) {
+	return policy.Parse(r.Stage+" stage policy", []byte(r.Policy), policy.Options{ReportOnly: true})
+}
+
+// Evaluate says whether the report of img passes the rule, and if not,
+// why: the severity threshold's reason and the policy's violations. A
+// stored policy that no longer loads fails the rule (fail closed), with
+// the reason. The error is for evaluations that could not run (a
+// cancelled context).
+func (r Rule) Evaluate(ctx context.Context, img policy.Image, report *match.Report) (bool, string, error) {
+	var why []string
+	if r.FailOn != "" {
+		if msg := r.threshold(report); msg != "" {
+			why = append(why, msg)
+		}
+	}
+	if r.Policy != "" {
+		p, err := r.parsePolicy()
+		if err != nil {
+			why = append(why, "the stage's policy does not load: "+err.Error())
+		} else {
+			v, err := p.Evaluate(ctx, policy.Facts{Image: img,
+				Report: func(context.Context) (*match.Report, error) { return report, nil }})
+			if err != nil {
+				return false, "", fmt.Errorf("evaluate the %s stage policy: %w", r.Stage, err)
+			}
+			if !v.Allowed {
+				why = append(why, v.Message())
+			}
+		}
+	}
+	return len(why) == 0, strings.Join(why, "; "), nil
+}
+
+// PolicyVersion identifies the rule's policy (SHA-256 of the document),
+// or "" without one: the vulnerability attestation names it among its
+// parameters.
+func (r Rule) PolicyVersion() string {
+	if r.Policy == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(r.Policy))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// threshold says which findings fail FailOn, or "" when none does.
+func (r Rule) threshold(report *match.Report) string {
 	threshold := r.FailOn.Rank()
 	var worst *match.Finding
 	n := 0
@@ -62,9 +139,9 @@ func (r Rule) Evaluate(report *match.Report) (bool, string) {
 		}
 	}
 	if n == 0 {
-		return true, ""
+		return ""
 	}
-	return false, fmt.Sprintf("%d finding(s) rated %s or higher, e.g. %s (%s) in %s %s", n, r.FailOn, worst.ID, worst.Severity,
+	return fmt.Sprintf("%d finding(s) rated %s or higher, e.g. %s (%s) in %s %s", n, r.FailOn, worst.ID, worst.Severity,
 		worst.Package.Name, worst.Package.Version)
 }
 
@@ -73,7 +150,9 @@ func (s *Service) SetRule(ctx context.Context, projectID, project string, r Rule
 	if err := r.Check(); err != nil {
 		return err
 	}
-	r.FailOn, _ = match.ParseSeverity(string(r.FailOn))
+	if r.FailOn != "" {
+		r.FailOn, _ = match.ParseSeverity(string(r.FailOn))
+	}
 	return s.store.Update(ctx, "set stage rule", func(tx Tx) error { return tx.PutRule(ctx, projectID, project, r) })
 }
 

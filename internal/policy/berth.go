@@ -245,6 +245,14 @@ func (b *berthDocument) compile(line int, opts Options) (*Document, error) {
 		return nil, err
 	}
 	bs := d.berth
+	if opts.ReportOnly {
+		if s.Signers != nil {
+			return nil, fmt.Errorf("%d: %s %s: signers: %s", line, KindImagePolicy, d.Name, errReportOnly)
+		}
+		if len(s.Attestations) > 0 {
+			return nil, fmt.Errorf("%d: %s %s: attestations: %s", max(s.Attestations[0].Name.Line, line), KindImagePolicy, d.Name, errReportOnly)
+		}
+	}
 	if s.Signers != nil {
 		for i, k := range s.Signers.Keys {
 			ks, err := k.compile(i, opts)
@@ -379,6 +387,9 @@ func (b *berthDocument) compile(line int, opts Options) (*Document, error) {
 		cond, err := newCondition(name, c.Expression, c.Message)
 		if err != nil {
 			return nil, err
+		}
+		if opts.ReportOnly && cond.needsSigs {
+			return nil, fmt.Errorf("%d: condition %s reads signers or attestations: %s", c.Expression.Line, name, errReportOnly)
 		}
 		bs.conditions = append(bs.conditions, cond)
 	}

@@ -184,6 +184,9 @@ func (a *cipAuthority) compile(i int, opts Options) (*authority, error) {
 	if set != 1 {
 		return nil, fmt.Errorf("%d: authority %s: give exactly one of key, keyless or static", a.line, out.name)
 	}
+	if opts.ReportOnly && a.Static == nil {
+		return nil, fmt.Errorf("%d: authority %s: %s", a.line, out.name, errReportOnly)
+	}
 	switch {
 	case a.Keyless != nil:
 		return nil, fmt.Errorf("%d: authority %s: keyless verification (Fulcio certificates, Rekor) is not supported offline; use key authorities", a.Keyless.Line, out.name)

@@ -33,7 +33,8 @@ const SignedAtAnnotation = "dev.berth.signed-at"
 
 // StageAnnotation is the signed payload annotation of a signature a
 // stage of berth serve made (custody.AnnotationStage, "dev.berth.stage":
-// the value is the stage, "scan"). Such a signature stands for the
+// the value is the stage, "scan"), and the subject annotation of an
+// attestation it made. Such a signature or attestation stands for the
 // stage's approval, and counts only while the approval does
 // (Facts.StageRevoked).
 const StageAnnotation = "dev.berth.stage"
@@ -88,8 +89,8 @@ type Facts struct {
 	Report func(ctx context.Context) (*match.Report, error)
 	// Now is the time of the decision; zero is time.Now.
 	Now time.Time
-	// StageRevoked says whether the approval that a stage's signature of
-	// the image stands for (a signature annotated StageAnnotation=stage,
+	// StageRevoked says whether the approval that a stage's signature or
+	// attestation of the image stands for (annotated StageAnnotation=stage,
 	// made by the key whose id, sigstore's key hint, is keyID) was revoked
 	// since, and why: the signature stays in the registry, but it does
 	// not count then. nil when nothing revokes stage signatures (they
@@ -254,7 +255,7 @@ func (e *evaluation) signatures(ctx context.Context) *sign.Result {
 		if len(e.p.keys) > 0 {
 			e.sigs, _ = sign.Verify(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now, ArrivedAt: e.f.ArrivedAt})
 			e.noteTransient(e.sigs)
-			e.dropRevoked(ctx)
+			e.dropRevoked(ctx, e.sigs, "signature", signatureStage)
 		}
 		if e.sigs == nil {
 			e.sigs = &sign.Result{Target: e.f.Target}
@@ -263,11 +264,13 @@ func (e *evaluation) signatures(ctx context.Context) *sign.Result {
 	return e.sigs
 }
 
-// dropRevoked moves the verified stage signatures whose approval was
-// revoked to the rejected ones. A revocation that cannot be read refuses
-// for now (Transient), as a signature that cannot be read does.
-func (e *evaluation) dropRevoked(ctx context.Context) {
-	if e.f.StageRevoked == nil || e.sigs == nil {
+// dropRevoked moves the verified stage signatures or attestations (what
+// says which kind; stageOf reads the stage a payload was made for) whose
+// approval was revoked to the rejected ones. A revocation that cannot be
+// read refuses for now (Transient), as a signature that cannot be read
+// does.
+func (e *evaluation) dropRevoked(ctx context.Context, r *sign.Result, what string, stageOf func(json.RawMessage) string) {
+	if e.f.StageRevoked == nil || r == nil {
 		return
 	}
 	type answer struct {
@@ -275,9 +278,9 @@ func (e *evaluation) dropRevoked(ctx context.Context) {
 		err error
 	}
 	asked := map[[2]string]answer{} // by stage and key: a key may have signed more than once
-	kept := e.sigs.Verified[:0]
-	for _, vf := range e.sigs.Verified {
-		stage := payloadAnnotation(vf.Payload, StageAnnotation)
+	kept := r.Verified[:0]
+	for _, vf := range r.Verified {
+		stage := stageOf(vf.Payload)
 		if stage == "" {
 			kept = append(kept, vf)
 			continue
@@ -288,7 +291,7 @@ func (e *evaluation) dropRevoked(ctx context.Context) {
 			reason, revoked, err := e.f.StageRevoked(ctx, stage, vf.KeyID)
 			switch {
 			case err != nil:
-				a.err = fmt.Errorf("%s stage approval of the signature by %s: %w", stage, vf.Key, err)
+				a.err = fmt.Errorf("%s stage approval of the %s by %s: %w", stage, what, vf.Key, err)
 			case revoked:
 				a.why = fmt.Sprintf("%s stage approval revoked: %s", stage, reason)
 			}
@@ -298,18 +301,43 @@ func (e *evaluation) dropRevoked(ctx context.Context) {
 		case a.err != nil:
 			e.v.Transient = true
 			e.transientReasons = append(e.transientReasons, a.err.Error())
-			e.sigs.Rejected = append(e.sigs.Rejected, sign.Rejected{Source: vf.Source, Err: a.err})
+			r.Rejected = append(r.Rejected, sign.Rejected{Source: vf.Source, Err: a.err})
 		case a.why != "":
 			if e.revoked == nil {
 				e.revoked = map[string]string{}
 			}
 			e.revoked[vf.KeyID] = a.why
-			e.sigs.Rejected = append(e.sigs.Rejected, sign.Rejected{Source: vf.Source, Err: fmt.Errorf("%w: %s", ErrStageRevoked, a.why)})
+			r.Rejected = append(r.Rejected, sign.Rejected{Source: vf.Source, Err: fmt.Errorf("%w: %s", ErrStageRevoked, a.why)})
 		default:
 			kept = append(kept, vf)
 		}
 	}
-	e.sigs.Verified = kept
+	r.Verified = kept
+}
+
+// signatureStage reads the stage a simple signing payload was made for.
+func signatureStage(payload json.RawMessage) string {
+	return payloadAnnotation(payload, StageAnnotation)
+}
+
+// statementStage reads the stage an in-toto statement was made for: the
+// annotation on its subject (berth serve's stage attests so), inside what
+// is signed.
+func statementStage(statement json.RawMessage) string {
+	var doc struct {
+		Subject []struct {
+			Annotations map[string]any `json:"annotations"`
+		} `json:"subject"`
+	}
+	if json.Unmarshal(statement, &doc) != nil {
+		return ""
+	}
+	for _, sub := range doc.Subject {
+		if v, _ := sub.Annotations[StageAnnotation].(string); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // payloadAnnotation reads an annotation from a simple signing payload's
@@ -331,6 +359,7 @@ func (e *evaluation) attestations(ctx context.Context) *sign.Result {
 		if len(e.p.keys) > 0 {
 			e.atts, _ = sign.VerifyAttestations(ctx, e.f.Store, e.f.Target, e.union(), sign.VerifyOptions{Now: e.now, ArrivedAt: e.f.ArrivedAt})
 			e.noteTransient(e.atts)
+			e.dropRevoked(ctx, e.atts, "attestation", statementStage)
 		}
 		if e.atts == nil {
 			e.atts = &sign.Result{Target: e.f.Target}

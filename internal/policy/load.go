@@ -61,7 +61,17 @@ type Options struct {
 	Keys KeyResolver
 	// Dir is where relative key paths are read from; "" refuses them.
 	Dir string
+	// ReportOnly refuses every rule that reads signatures or
+	// attestations (signers, attestations, key authorities, conditions
+	// reading signers or attestations): the policy judges a scan report
+	// alone, as a scan stage's rule does (custody.Rule). Its keys are
+	// refused before they are read.
+	ReportOnly bool
 }
+
+// errReportOnly is why Options.ReportOnly refuses a rule.
+const errReportOnly = "a policy that judges a scan report alone (a scan stage's) cannot require signatures or attestations: " +
+	"the stage vouches for what the scan found; require the stage's signature beside the others in the project policy"
 
 // Policy is a loaded policy: every document of a file (or directory), in
 // order. Every document whose images match applies, and all that apply

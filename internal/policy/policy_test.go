@@ -109,9 +109,9 @@ func TestSeedExampleVerbatim(t *testing.T) {
 	f := newFixture(t)
 	p := mustParse(t, fmt.Sprintf(seedExample, f.ci.Indented(8)))
 	with := f.push(t, "team/app", "with", "with-spdx")
-	policytest.AttestTarget(t, f.reg.Store, with, f.ci, "spdxjson", `{"spdxVersion":"SPDX-2.3"}`, false)
+	policytest.AttestTarget(t, f.reg.Store, with, f.ci, "spdxjson", `{"spdxVersion":"SPDX-2.3"}`, false, nil)
 	without := f.push(t, "team/app", "without", "without-spdx")
-	policytest.AttestTarget(t, f.reg.Store, without, f.ci, "cyclonedx", `{"bomFormat":"CycloneDX"}`, false)
+	policytest.AttestTarget(t, f.reg.Store, without, f.ci, "cyclonedx", `{"bomFormat":"CycloneDX"}`, false, nil)
 
 	if v := evaluate(t, p, facts(f, with, "with", nil)); !v.Allowed {
 		t.Errorf("image with a signed SPDX attestation refused: %s", v.Message())
@@ -346,7 +346,7 @@ func TestRegistriesTagsConditionsAndWarn(t *testing.T) {
 func TestAttestationPolicies(t *testing.T) {
 	f := newFixture(t)
 	tgt := f.push(t, "team/app", "v1", "attested")
-	policytest.AttestTarget(t, f.reg.Store, tgt, f.ci, "slsaprovenance", `{"builder":{"id":"https://ci.example/builder"},"buildType":"make"}`, true)
+	policytest.AttestTarget(t, f.reg.Store, tgt, f.ci, "slsaprovenance", `{"builder":{"id":"https://ci.example/builder"},"buildType":"make"}`, true, nil)
 	rego := func(builder string) string {
 		// policy-controller's examples are Rego v0; both syntaxes load.
 		return fmt.Sprintf(`package sigstore
@@ -592,6 +592,128 @@ func TestStageRevoked(t *testing.T) {
 				if wantSigners := tc.allowed; (len(v.Signers) == 1) != wantSigners {
 					t.Errorf("%s: signers %v", p.Docs[0].Kind, v.Signers)
 				}
+			}
+		})
+	}
+}
+
+// TestStageRevokedAttestations: a stage's attestation (its subject
+// annotated dev.berth.stage, inside what is signed) counts while the
+// approval does, as the stage's signature does: revoked, an attestation
+// rule is refused with the revocation's reason, in either format and
+// either policy kind; attestations without the annotation are not the
+// hook's to judge.
+func TestStageRevokedAttestations(t *testing.T) {
+	f := newFixture(t)
+	// The berth kind verifies attestations with its signers' keys, so
+	// the image is signed too, without the annotation: only the
+	// attestation rule can fail.
+	berthDoc := mustParse(t, berthPolicy(fmt.Sprintf("  signers:\n    keys:\n    - name: scan\n      data: |\n%s\n"+
+		"  attestations:\n  - name: scanned\n    predicateType: vuln\n", f.scan.Indented(8))))
+	cipDoc := mustParse(t, fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: scanned}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - name: scan
+    key:
+      data: |
+%s
+    attestations:
+    - name: scanned
+      predicateType: vuln
+`, f.scan.Indented(8)))
+	stage := map[string]string{policy.StageAnnotation: "scan"}
+	cases := []struct {
+		name        string
+		annotations map[string]string
+		bundle      bool
+		revoked     bool
+		allowed     bool
+		message     string
+	}{
+		{"approval stands", stage, false, false, true, ""},
+		{"approval revoked", stage, false, true, false, "scan stage approval revoked: GHSA-1 HIGH"},
+		{"approval revoked, bundle", stage, true, true, false, "scan stage approval revoked: GHSA-1 HIGH"},
+		{"no stage annotation", nil, false, true, true, ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tag := fmt.Sprintf("attested%d", i)
+			tgt := f.push(t, "team/app", tag, tag)
+			policytest.SignTarget(t, f.reg.Store, tgt, f.scan, tc.bundle, nil)
+			policytest.AttestTarget(t, f.reg.Store, tgt, f.scan, "vuln", `{"scanner":{"uri":"berth"}}`, tc.bundle, tc.annotations)
+			fs := facts(f, tgt, tag, nil)
+			asked := 0
+			fs.StageRevoked = func(_ context.Context, stage, keyID string) (string, bool, error) {
+				asked++
+				if stage != "scan" || keyID != f.scan.Sign.ID() {
+					t.Errorf("asked about %s/%s", stage, keyID)
+				}
+				return "GHSA-1 HIGH", tc.revoked, nil
+			}
+			for _, p := range []*policy.Policy{berthDoc, cipDoc} {
+				asked = 0
+				v := evaluate(t, p, fs)
+				if v.Allowed != tc.allowed || !strings.Contains(v.Message(), tc.message) {
+					t.Errorf("%s: allowed=%v %q, want %v with %q", p.Docs[0].Kind, v.Allowed, v.Message(), tc.allowed, tc.message)
+				}
+				if !tc.allowed && !strings.Contains(v.Message(), "attestation") {
+					t.Errorf("%s: %q, want the attestation refused", p.Docs[0].Kind, v.Message())
+				}
+				if want := tc.annotations != nil; (asked > 0) != want {
+					t.Errorf("%s: asked %d times about the approval", p.Docs[0].Kind, asked)
+				}
+			}
+		})
+	}
+}
+
+// A report-only policy (a scan stage's rule) refuses every rule that
+// reads signatures, before any key is read, and keeps every rule that
+// reads the report.
+func TestReportOnly(t *testing.T) {
+	k := policytest.NewKey(t, "k")
+	static := `apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: open}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - static: {action: pass}
+`
+	cases := []struct {
+		name, doc, want string // want "": accepted
+	}{
+		{"vulnerabilities", berthPolicy("  vulnerabilities: {severity: HIGH}\n"), ""},
+		{"secrets, misconfigurations, licenses", berthPolicy("  secrets: {deny: true}\n  misconfigurations: {severity: HIGH}\n  licenses: {deny: [AGPL-*]}\n"), ""},
+		{"a condition on the report", berthPolicy("  conditions:\n  - expression: vulnerabilities.all(v, v.severity != 'CRITICAL')\n"), ""},
+		{"a static authority", static, ""},
+		{"signers", berthPolicy("  signers:\n    keys:\n    - ref: ci\n"), "policy.yaml:1: ImagePolicy prod: signers: a policy that judges a scan report alone"},
+		{"a key file is not read", berthPolicy("  signers:\n    keys:\n    - path: /nonexistent/key.pub\n"), "signers: a policy that judges a scan report alone"},
+		{"attestations", berthPolicy("  attestations:\n  - name: sbom\n    predicateType: spdxjson\n"), "policy.yaml:6: ImagePolicy prod: attestations: a policy that judges"},
+		{"a condition on signers", berthPolicy("  conditions:\n  - expression: \"'ci' in signers\"\n"), "policy.yaml:6: condition condition-0 reads signers or attestations"},
+		{"a condition on attestations", berthPolicy("  conditions:\n  - expression: size(attestations) > 0\n"), "reads signers or attestations"},
+		{"a key authority", cip("enforce", k), "policy.yaml:10: authority k: a policy that judges a scan report alone"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := policy.Parse("policy.yaml", []byte(tc.doc), policy.Options{ReportOnly: true})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (!errors.Is(err, policy.ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+			// Without ReportOnly the same documents load (the refusal is
+			// the option's, not a broken document's), or fail for their
+			// own reasons: the reference needs a key store, the missing
+			// file is missing, attestations need signers.
+			if _, err := policy.Parse("policy.yaml", []byte(tc.doc), policy.Options{}); err != nil &&
+				!strings.Contains(err.Error(), "no key store") && !strings.Contains(err.Error(), "nonexistent") &&
+				!strings.Contains(err.Error(), "give signers") {
+				t.Errorf("without ReportOnly: %v", err)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/jobs"
+	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/registry/event"
 	"berth.dev/berth/internal/reports"
 	"berth.dev/berth/internal/scan"
@@ -24,7 +25,8 @@ import (
 const NoticeApprovalRevoked = "dev.berth.approval.revoked"
 
 // Stages wires the scan stage's signing: after a report is stored, an
-// image of a project with a scan rule (custody.Rule) that passes it is
+// image of a project with a scan rule (custody.Rule: a severity threshold,
+// a report-only policy, or both) that passes it is
 // signed with the project's key, annotated dev.berth.stage=scan; one that
 // fails it is not, and an approval given before is revoked.
 type Stages struct {
@@ -148,7 +150,11 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 	} else if err != nil {
 		return 0, err
 	}
-	pass, why := rule.Evaluate(rec.Report)
+	img := policy.Image{Registry: st.Host, Repository: repo, Digest: d.String(), Pinned: true}
+	pass, why, err := rule.Evaluate(ctx, img, rec.Report)
+	if err != nil {
+		return 0, err
+	}
 	prior, perr := st.Custody.Approval(ctx, repo, d, custody.StageScan)
 	if perr != nil && !errors.Is(perr, custody.ErrNotFound) {
 		return 0, perr
@@ -191,7 +197,7 @@ func (s *Service) stage(ctx context.Context, repo string, d digest.Digest) (int6
 			return 0, fmt.Errorf("scan stage: sign %s@%s: %w", repo, d, err)
 		}
 		if rule.Attest {
-			if err := s.attestVuln(ctx, svc, repo, d, rec, rule); err != nil {
+			if err := s.attestVuln(ctx, svc, repo, d, rec, rule, ann); err != nil {
 				st.Audit(ctx, "key.use", repo, fmt.Sprintf("attest %s@%s (vuln) with key %s", repo, d, krec.ID), err)
 				return 0, err
 			}
@@ -243,8 +249,10 @@ func (s *Service) signedBy(ctx context.Context, repo string, d digest.Digest, k 
 }
 
 // attestVuln attaches the stored report as cosign's vulnerability
-// attestation, signed by the stage's key.
-func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string, d digest.Digest, rec *reports.Record, rule custody.Rule) error {
+// attestation, signed by the stage's key, its subject annotated as the
+// signature is (ann): a revoked approval stops it counting too.
+func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string, d digest.Digest, rec *reports.Record, rule custody.Rule,
+	ann map[string]string) error {
 	var sources []string
 	if gen := s.opts.DB.Acquire(); gen != nil {
 		for _, src := range gen.Info.Sources {
@@ -252,16 +260,22 @@ func (s *Service) attestVuln(ctx context.Context, svc *sign.Service, repo string
 		}
 		gen.Release()
 	}
-	params := []string{"--fail-on=" + string(rule.FailOn)}
+	var params []string
+	if rule.FailOn != "" {
+		params = append(params, "--fail-on="+string(rule.FailOn))
+	}
 	if rule.IgnoreUnfixed {
 		params = append(params, "--ignore-unfixed=true")
+	}
+	if v := rule.PolicyVersion(); v != "" {
+		params = append(params, "--policy="+v) // the stage policy's SHA-256: GET …/stages/scan shows the document
 	}
 	pred, err := scan.VulnPredicate(rec.Report, scan.PredicateInput{ToolVersion: s.opts.ToolVersion, DBSources: sources,
 		DBUpdatedAt: rec.Scan.DBUpdatedAt, Parameters: params, Started: rec.Scan.StartedAt, Finished: rec.Scan.FinishedAt})
 	if err != nil {
 		return err
 	}
-	if _, err := svc.AttestManifest(ctx, repo, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, "vuln", pred); err != nil {
+	if _, err := svc.AttestManifest(ctx, repo, v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}, "vuln", pred, ann); err != nil {
 		return fmt.Errorf("scan stage: attest %s@%s: %w", repo, d, err)
 	}
 	return nil

@@ -1,8 +1,14 @@
 package scanservice
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	"github.com/riverqueue/river"
 
@@ -20,9 +27,9 @@ import (
 )
 
 // stageHarness adds the scan stage to a harness: project "team" has a
-// scan key and the rule "fail on HIGH", and the service signs through an
-// in-process registry over the harness's stores.
-func stageHarness(t *testing.T) (*harness, *custody.Service, *store.Remote) {
+// scan key and the rule, and the service signs through an in-process
+// registry over the harness's stores.
+func stageHarness(t *testing.T, rule custody.Rule) (*harness, *custody.Service, *store.Remote) {
 	t.Helper()
 	h := newHarness(t)
 	ctx := context.Background()
@@ -42,7 +49,7 @@ func stageHarness(t *testing.T) (*harness, *custody.Service, *store.Remote) {
 	if _, err := c.Create(ctx, custody.NewKey{ProjectID: "id-team", Project: "team", Purpose: "scan"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetRule(ctx, "id-team", "team", custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", FailOn: "HIGH", Attest: true}); err != nil {
+	if err := c.SetRule(ctx, "id-team", "team", rule); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := registry.New(registry.Options{Blobs: h.blobs, Meta: h.meta, CacheSize: -1})
@@ -92,7 +99,7 @@ func verifyStage(ctx context.Context, c *custody.Service, st store.Store, repo s
 // revokes its approval and announces it; a project without a rule gets
 // nothing.
 func TestScanStageSigns(t *testing.T) {
-	h, c, st := stageHarness(t)
+	h, c, st := stageHarness(t, custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", FailOn: "HIGH", Attest: true})
 	ctx := context.Background()
 	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
 	if _, err := h.svc.UpdateDB(ctx); err != nil {
@@ -212,4 +219,122 @@ func TestStageJobsOfNewerReportsAreNotAbsorbed(t *testing.T) {
 			t.Errorf("stage job for report version %d: skipped as a duplicate %v, want %v", c.version, res.UniqueSkippedAsDuplicate, c.skipped)
 		}
 	}
+}
+
+// stagePolicy is a scan stage's policy document with spec.
+func stagePolicy(spec string) string {
+	return "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: stage}\nspec:\n" + spec
+}
+
+// TestScanStagePolicy: a rule that names a policy signs what passes it
+// (an allow-listed advisory included) and nothing that fails it (a denied
+// advisory, a private key in the image), and a re-match that makes a
+// signed image fail revokes its approval with the policy's own reason.
+func TestScanStagePolicy(t *testing.T) {
+	t.Run("vulnerabilities", func(t *testing.T) {
+		rule := custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", Attest: true,
+			Policy: stagePolicy("  vulnerabilities:\n    severity: HIGH\n    allow: [{id: GHSA-minimist-1, reason: not reachable}]\n")}
+		h, c, st := stageHarness(t, rule)
+		ctx := context.Background()
+		h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}, "GHSA-minimist-1": {"minimist", "1.2.6"}})
+		if _, err := h.svc.UpdateDB(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clean := h.push("team/clean", "v1", "qs 6.10.1")
+		allowed := h.push("team/allowed", "v1", "minimist 1.2.5")
+		vuln := h.push("team/vuln", "v1", "lodash 4.17.20")
+		h.waitIdle()
+		for repo, d := range map[string]digest.Digest{"team/clean": clean, "team/allowed": allowed} {
+			if res, err := verifyStage(ctx, c, st, repo, d); err != nil || len(res.Verified) != 1 {
+				t.Errorf("%s passes the policy, want it signed: %v %+v", repo, err, res)
+			}
+		}
+		if _, err := verifyStage(ctx, c, st, "team/vuln", vuln); !errors.Is(err, sign.ErrNoSignatures) {
+			t.Errorf("image the policy denies: %v, want no signatures", err)
+		}
+		// The attestation names the policy it passed.
+		desc, _ := st.Resolve(ctx, "team/clean", clean.String())
+		trust, _ := c.Trust(ctx, "id-team", "scan")
+		atts, err := sign.VerifyAttestations(ctx, st, sign.Target{Name: "registry.test/team/clean", Repo: "team/clean", Manifest: desc}, trust,
+			sign.VerifyOptions{PredicateType: "https://cosign.sigstore.dev/attestation/vuln/v1"})
+		// Its subject carries the stage's annotation, so a revocation
+		// stops it counting as it stops the signature.
+		if err != nil || len(atts.Verified) != 1 || !strings.Contains(string(atts.Verified[0].Payload), "--policy="+rule.PolicyVersion()) ||
+			strings.Contains(string(atts.Verified[0].Payload), "--fail-on") ||
+			!strings.Contains(string(atts.Verified[0].Payload), `"annotations":{"dev.berth.stage":"scan"}`) {
+			t.Errorf("vulnerability attestation: %v %+v", err, atts)
+		}
+		h.takeNotices()
+
+		h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}, "GHSA-minimist-1": {"minimist", "1.2.6"},
+			"GHSA-qs-1": {"qs", "6.10.3"}})
+		if _, err := h.svc.UpdateDB(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.waitIdle()
+		const why = "ImagePolicy/stage: vulnerability: GHSA-qs-1"
+		a, err := c.Approval(ctx, "team/clean", clean, custody.StageScan)
+		if err != nil || a.State != custody.Revoked || !strings.Contains(a.Reason, why) {
+			t.Fatalf("after the re-match: %+v %v, want revoked with %q", a, err, why)
+		}
+		if a, err := c.Approval(ctx, "team/allowed", allowed, custody.StageScan); err != nil || a.State != custody.Approved {
+			t.Errorf("the allow-listed image after the re-match: %+v %v, want still approved", a, err)
+		}
+		var revoked []Notice
+		for _, n := range h.takeNotices() {
+			if n.Type == NoticeApprovalRevoked {
+				revoked = append(revoked, n)
+			}
+		}
+		if len(revoked) != 1 || revoked[0].Repository != "team/clean" || revoked[0].Approval == nil || !strings.Contains(revoked[0].Approval.Reason, why) {
+			t.Errorf("revocation notices: %+v", revoked)
+		}
+	})
+	t.Run("secrets", func(t *testing.T) {
+		// No fail_on: the vulnerable image passes a policy about secrets.
+		h, c, st := stageHarness(t, custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", Policy: stagePolicy("  secrets: {deny: true}\n")})
+		h.svc.opts.Secrets = true
+		ctx := context.Background()
+		h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
+		if _, err := h.svc.UpdateDB(ctx); err != nil {
+			t.Fatal(err)
+		}
+		plain := h.push("team/plain", "v1", "lodash 4.17.20")
+		keyed := h.pushLayer("team/keyed", "v1", layerWithKey(t), types.OCIUncompressedLayer)
+		h.waitIdle()
+		if res, err := verifyStage(ctx, c, st, "team/plain", plain); err != nil || len(res.Verified) != 1 {
+			t.Errorf("image without secrets: %v %+v, want it signed", err, res)
+		}
+		if _, err := verifyStage(ctx, c, st, "team/keyed", keyed); !errors.Is(err, sign.ErrNoSignatures) {
+			t.Errorf("image with a private key: %v, want no signatures", err)
+		}
+		if rec := h.report(keyed); len(rec.Report.Secrets) == 0 {
+			t.Fatalf("the scan found no secret in the keyed image: the test proves nothing")
+		}
+		if ap, err := c.Approvals(ctx, "team/keyed", keyed); err != nil || len(ap) != 0 {
+			t.Errorf("failing image has approvals %+v %v", ap, err)
+		}
+	})
+}
+
+// layerWithKey is an uncompressed layer holding an npm package and an EC
+// private key.
+func layerWithKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalECPrivateKey(k)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, f := range []struct{ name, body string }{
+		{"app/node_modules/qs/package.json", `{"name":"qs","version":"6.10.1","license":"MIT"}`},
+		{"etc/ssl/private/app.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: int64(len(f.body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	return tb.Bytes()
 }

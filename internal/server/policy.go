@@ -87,8 +87,8 @@ func (s *Server) policyKeys(project string) policy.KeyResolver {
 	}
 }
 
-// stageRevoked reads the approval a stage signature stands for
-// (pull.Options.Revoked): a signature annotated with the stage, made by
+// stageRevoked reads the approval a stage signature or attestation
+// stands for (pull.Options.Revoked): one annotated with the stage, made by
 // a signing key the server holds for repo's project (any of its
 // versions: keyID is the public key's id), does not count once
 // the server revoked its approval of d in repo for that stage. Signatures

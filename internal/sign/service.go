@@ -47,8 +47,10 @@ func (s *Service) SignManifest(ctx context.Context, repo string, digest v1.Hash,
 }
 
 // AttestManifest attaches a predicate of the given kind (a cosign --type
-// name or a URI) about the manifest with digest in repo.
-func (s *Service) AttestManifest(ctx context.Context, repo string, digest v1.Hash, kind string, predicate []byte) (Written, error) {
+// name or a URI) about the manifest with digest in repo. annotations go
+// on the statement's subject (in-toto v1 ResourceDescriptor annotations),
+// inside what is signed, as SignManifest's go in the signed payload.
+func (s *Service) AttestManifest(ctx context.Context, repo string, digest v1.Hash, kind string, predicate []byte, annotations map[string]string) (Written, error) {
 	t, err := s.target(ctx, repo, digest)
 	if err != nil {
 		return Written{}, err
@@ -56,6 +58,14 @@ func (s *Service) AttestManifest(ctx context.Context, repo string, digest v1.Has
 	st, err := NewStatement(t, kind, predicate, time.Now())
 	if err != nil {
 		return Written{}, err
+	}
+	for i := range st.Subject {
+		for k, v := range annotations {
+			if st.Subject[i].Annotations == nil {
+				st.Subject[i].Annotations = map[string]any{}
+			}
+			st.Subject[i].Annotations[k] = v
+		}
 	}
 	return Attest(ctx, s.store, t, st, s.key, AttestOptions{Referrers: s.referrers})
 }

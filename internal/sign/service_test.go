@@ -2,6 +2,7 @@ package sign
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"berth.dev/berth/internal/sign/attestation"
@@ -24,12 +25,18 @@ func TestServiceSignsAndAttestsByDigest(t *testing.T) {
 		if _, err := Verify(ctx, reg.store, img, trustOf(1, k), VerifyOptions{Annotations: map[string]string{"scan": "clean"}}); err != nil {
 			t.Fatalf("referrers=%v: %v", referrers, err)
 		}
-		if _, err := svc.AttestManifest(ctx, "team/app", img.Manifest.Digest, "vuln", []byte(`{"scanner":{"uri":"berth"}}`)); err != nil {
+		if _, err := svc.AttestManifest(ctx, "team/app", img.Manifest.Digest, "vuln", []byte(`{"scanner":{"uri":"berth"}}`),
+			map[string]string{"dev.berth.stage": "scan"}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := VerifyAttestations(ctx, reg.store, img, trustOf(1, k), VerifyOptions{PredicateType: attestation.PredicateVuln})
 		if err != nil || len(res.Verified) != 1 {
 			t.Fatalf("referrers=%v: %v %+v", referrers, err, res)
+		}
+		// The annotations are on the subject, inside what is signed.
+		var st attestation.Statement
+		if err := json.Unmarshal(res.Verified[0].Payload, &st); err != nil || len(st.Subject) != 1 || st.Subject[0].Annotations["dev.berth.stage"] != "scan" {
+			t.Errorf("referrers=%v: attested statement %s (%v), want its subject annotated dev.berth.stage=scan", referrers, res.Verified[0].Payload, err)
 		}
 	}
 }

@@ -257,18 +257,27 @@ func testRules(t *testing.T, factory Factory) {
 	}
 	first := custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", FailOn: match.SeverityHigh}
 	second := custody.Rule{Stage: custody.StageScan, KeyPurpose: "prod", FailOn: match.SeverityCritical, IgnoreUnfixed: true, Attest: true}
+	// A policy alone (no fail_on), kept as it was put, comments and all.
+	withPolicy := custody.Rule{Stage: custody.StageScan, KeyPurpose: "scan", Attest: true,
+		Policy: "# no secrets\napiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: scan}\nspec:\n  secrets: {deny: true}\n"}
 	put := func(id, project string, r custody.Rule) {
 		must(t, s.Update(ctx, "put", func(tx custody.Tx) error { return tx.PutRule(ctx, id, project, r) }))
 	}
 	put("p1", "zeta", first)
-	put("p1", "zeta", second)
+	put("p1", "zeta", withPolicy)
+	put("p1", "zeta", second) // the policy goes with the rule it replaces
 	put("p2", "alpha", first)
+	put("p4", "mid", withPolicy)
 	if got, err := reopen().Rule(ctx, "p1", custody.StageScan); err != nil || !reflect.DeepEqual(got, second) {
 		t.Errorf("replaced rule: %+v %v, want %+v", got, err, second)
 	}
+	if got, err := reopen().Rule(ctx, "p4", custody.StageScan); err != nil || !reflect.DeepEqual(got, withPolicy) {
+		t.Errorf("rule with a policy: %+v %v, want %+v", got, err, withPolicy)
+	}
 	all, err := s.AllRules(ctx)
 	must(t, err)
-	want := []custody.ProjectRule{{ProjectID: "p2", Project: "alpha", Rule: first}, {ProjectID: "p1", Project: "zeta", Rule: second}}
+	want := []custody.ProjectRule{{ProjectID: "p2", Project: "alpha", Rule: first}, {ProjectID: "p4", Project: "mid", Rule: withPolicy},
+		{ProjectID: "p1", Project: "zeta", Rule: second}}
 	if !reflect.DeepEqual(all, want) {
 		t.Errorf("all rules %+v\nwant %+v", all, want)
 	}

@@ -113,6 +113,10 @@ BEGIN
 END $$;
 CREATE TRIGGER stage_approvals_changed AFTER INSERT OR UPDATE OR DELETE ON stage_approvals
 	FOR EACH ROW EXECUTE FUNCTION berth_stage_approval_changed();
+`, `
+-- A stage rule may name a policy document (the YAML as it was put) beside
+-- or instead of fail_on ('' then).
+ALTER TABLE stage_rules ADD COLUMN policy TEXT NOT NULL DEFAULT '';
 `}
 
 // writeLock is the transaction-level advisory lock every custody write
@@ -262,8 +266,8 @@ func (s *Store) AllKeys(ctx context.Context) ([]custody.SealedKey, error) {
 func (s *Store) Rule(ctx context.Context, projectID, stage string) (custody.Rule, error) {
 	r := custody.Rule{Stage: stage}
 	var failOn string
-	err := s.pool.QueryRow(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules WHERE project_id = $1 AND stage = $2",
-		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
+	err := s.pool.QueryRow(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules WHERE project_id = $1 AND stage = $2",
+		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return custody.Rule{}, custody.ErrNotFound
 	}
@@ -276,12 +280,12 @@ func (s *Store) Rule(ctx context.Context, projectID, stage string) (custody.Rule
 
 // AllRules implements custody.Store.
 func (s *Store) AllRules(ctx context.Context) ([]custody.ProjectRule, error) {
-	rows, err := s.pool.Query(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest FROM stage_rules "+
+	rows, err := s.pool.Query(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules "+
 		"ORDER BY project, stage")
 	return collect(rows, err, "list stage rules", func(row pgx.Row) (custody.ProjectRule, error) {
 		var r custody.ProjectRule
 		var failOn string
-		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Attest)
+		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
 		r.FailOn = match.Severity(failOn)
 		return r, err
 	})
@@ -390,10 +394,11 @@ func (t pgTx) DeleteKey(ctx context.Context, id string) error {
 
 // PutRule implements custody.Tx.
 func (t pgTx) PutRule(ctx context.Context, projectID, project string, r custody.Rule) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, attest)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
-		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, attest = excluded.attest`,
-		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Attest)
+	_, err := t.tx.Exec(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
+		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, policy = excluded.policy,
+		attest = excluded.attest`,
+		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest)
 	if err != nil {
 		return fmt.Errorf("put %s rule of project %s: %w", r.Stage, project, err)
 	}

@@ -126,12 +126,22 @@ func SignTarget(t testing.TB, st store.Store, target sign.Target, k Key, bundle 
 	}
 }
 
-// AttestTarget attaches a predicate of kind (a cosign --type name or URI).
-func AttestTarget(t testing.TB, st store.Store, target sign.Target, k Key, kind, predicate string, bundle bool) {
+// AttestTarget attaches a predicate of kind (a cosign --type name or URI),
+// with annotations on the statement's subject (as berth serve's scan
+// stage marks its attestations).
+func AttestTarget(t testing.TB, st store.Store, target sign.Target, k Key, kind, predicate string, bundle bool, annotations map[string]string) {
 	t.Helper()
 	s, err := sign.NewStatement(target, kind, []byte(predicate), time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := range s.Subject {
+		for name, v := range annotations {
+			if s.Subject[i].Annotations == nil {
+				s.Subject[i].Annotations = map[string]any{}
+			}
+			s.Subject[i].Annotations[name] = v
+		}
 	}
 	if _, err := sign.Attest(context.Background(), st, target, s, k.Sign, sign.AttestOptions{Referrers: bundle}); err != nil {
 		t.Fatal(err)

@@ -51,10 +51,11 @@ type Options struct {
 	// Keys resolves the key references of a project's policy (berth's
 	// key store, trust files); nil refuses them.
 	Keys func(project string) policy.KeyResolver
-	// Revoked says whether the approval a stage signature of digest d in
-	// repo stands for (annotated dev.berth.stage=stage, made by the key
-	// with id keyID, sigstore's key hint) was revoked, and why; such a signature then does not
-	// count (policy.Facts.StageRevoked). nil: every signature counts.
+	// Revoked says whether the approval a stage signature or attestation
+	// of digest d in repo stands for (annotated dev.berth.stage=stage,
+	// made by the key with id keyID, sigstore's key hint) was revoked, and
+	// why; it then does not count (policy.Facts.StageRevoked). nil: every
+	// signature and attestation counts.
 	// Whoever revokes calls ReportStored(d) after, as the verdicts made
 	// with the approval standing are stale.
 	Revoked func(ctx context.Context, repo string, d digest.Digest, stage, keyID string) (reason string, revoked bool, err error)
