@@ -1,0 +1,322 @@
+package main
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// testCase is one extraction test of a peer's: the fixture it reads and
+// the packages the test expects from it.
+type testCase struct {
+	Source  string // the source's label
+	Pos     string // file:line of the test case, inside the module
+	Fixture string // path relative to the test's package directory
+	Want    []pkg
+}
+
+// pkg is a package as the comparison sees it.
+type pkg struct {
+	Eco, Name, Version string
+}
+
+// skipped is a test case the harness found but cannot use, and why.
+type skipped struct {
+	Pos, Fixture, Why string
+}
+
+// Keys under which the peers' test tables name the fixture and the
+// expected packages. A table entry is a test case only when it has a
+// fixture key whose value is a string literal under testdata/.
+var (
+	fixtureKeys = []string{"Path", "path", "file", "inputPath", "InputPath", "filePath"}
+	wantKeys    = []string{"WantPackages", "wantPackages", "want", "wantPkgs", "pkgList", "WantInventory", "wantInventory"}
+	errKeys     = []string{"WantErr", "wantErr", "wantError"}
+)
+
+// purlTypes maps the purl type selectors of osv-scalibr's tests
+// (purl.TypeNPM) to berth's ecosystems.
+var purlTypes = map[string]string{
+	"TypeNPM": "npm", "TypePyPi": "pypi", "TypeGolang": "golang", "TypeCargo": "cargo",
+	"TypeComposer": "composer", "TypeGem": "gem", "TypeMaven": "maven", "TypeNuget": "nuget",
+	"TypeHex": "hex", "TypePub": "pub", "TypeConan": "conan", "TypeConda": "conda",
+	"TypeDebian": "deb", "TypeApk": "apk", "TypeRPM": "rpm",
+}
+
+// positional reads expected packages written as unkeyed struct literals
+// (go-rpmdb's PackageInfo): the field indexes of epoch, name, version and
+// release; a negative index is absent.
+type positional struct{ Epoch, Name, Version, Release int }
+
+// readCases parses every .go file of dir (test tables often name a list
+// declared in another file of the package) and returns the test cases of
+// the test functions whose names match funcs.
+func readCases(label, moduleDir, dir string, funcs *regexp.Regexp, pos *positional, defEco string) ([]testCase, []skipped, error) {
+	fset := token.NewFileSet()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var files []*ast.File
+	vars := map[string]ast.Expr{}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse %s: %w", e.Name(), err)
+		}
+		files = append(files, f)
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, s := range gd.Specs {
+				vs := s.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if i < len(vs.Values) {
+						vars[n.Name] = vs.Values[i]
+					}
+				}
+			}
+		}
+	}
+	r := &reader{label: label, fset: fset, moduleDir: moduleDir, vars: vars, pos: pos, defEco: defEco}
+	for _, f := range files {
+		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
+			continue
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") || !funcs.MatchString(fd.Name.Name) {
+				continue
+			}
+			ast.Inspect(fd.Body, r.visit)
+		}
+	}
+	return r.cases, r.skips, nil
+}
+
+type reader struct {
+	label, moduleDir, defEco string
+	fset                     *token.FileSet
+	vars                     map[string]ast.Expr
+	pos                      *positional
+	cases                    []testCase
+	skips                    []skipped
+}
+
+func (r *reader) where(n ast.Node) string {
+	p := r.fset.Position(n.Pos())
+	rel, err := filepath.Rel(r.moduleDir, p.Filename)
+	if err != nil {
+		rel = p.Filename
+	}
+	return fmt.Sprintf("%s:%d", filepath.ToSlash(rel), p.Line)
+}
+
+func (r *reader) visit(n ast.Node) bool {
+	lit, ok := n.(*ast.CompositeLit)
+	if !ok {
+		return true
+	}
+	kv := keyed(lit)
+	fixture := fixtureOf(kv)
+	if fixture == "" {
+		return true
+	}
+	c := testCase{Source: r.label, Pos: r.where(lit), Fixture: fixture}
+	if e, ok := kv["wantRequired"]; ok && e != nil {
+		return false // a FileRequired test, not an extraction
+	}
+	for _, k := range errKeys {
+		if e, ok := kv[k]; ok && !isNil(e) && !isFalse(e) {
+			r.skips = append(r.skips, skipped{c.Pos, fixture, "expects an error"})
+			return false
+		}
+	}
+	var want ast.Expr
+	for _, k := range wantKeys {
+		if e, ok := kv[k]; ok {
+			want = e
+			break
+		}
+	}
+	if want == nil {
+		r.skips = append(r.skips, skipped{c.Pos, fixture, "no expected package list (the test checks only a metric or a log)"})
+		return false
+	}
+	pkgs, why := r.packages(want)
+	if why != "" {
+		r.skips = append(r.skips, skipped{c.Pos, fixture, why})
+		return false
+	}
+	c.Want = pkgs
+	r.cases = append(r.cases, c)
+	return false
+}
+
+// fixtureOf finds the fixture path of a table entry, directly or in its
+// InputConfig (osv-scalibr's extracttest.ScanInputMockConfig).
+func fixtureOf(kv map[string]ast.Expr) string {
+	if ic, ok := kv["InputConfig"].(*ast.CompositeLit); ok {
+		kv = keyed(ic)
+	}
+	for _, k := range fixtureKeys {
+		if s, ok := stringLit(kv[k]); ok && strings.HasPrefix(s, "testdata/") {
+			return s
+		}
+	}
+	return ""
+}
+
+// packages reads an expected list; why says what made it unreadable.
+func (r *reader) packages(e ast.Expr) ([]pkg, string) {
+	if isNil(e) {
+		return nil, ""
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		v, ok := r.vars[id.Name]
+		if !ok {
+			return nil, "expected list is " + id.Name + ", not a package-level variable"
+		}
+		e = v
+	}
+	lit, ok := e.(*ast.CompositeLit)
+	if !ok {
+		return nil, fmt.Sprintf("expected list is built by code (%T)", e)
+	}
+	// An inventory.Inventory{Packages: [...]}.
+	if p, ok := keyed(lit)["Packages"]; ok {
+		return r.packages(p)
+	}
+	if _, ok := lit.Type.(*ast.ArrayType); !ok && lit.Type != nil {
+		return nil, "expected value is not a list of packages"
+	}
+	var out []pkg
+	for _, el := range lit.Elts {
+		if u, ok := el.(*ast.UnaryExpr); ok && u.Op == token.AND {
+			el = u.X
+		}
+		pl, ok := el.(*ast.CompositeLit)
+		if !ok {
+			return nil, fmt.Sprintf("an expected package is built by code (%T)", el)
+		}
+		p, why := r.onePackage(pl)
+		if why != "" {
+			return nil, why
+		}
+		out = append(out, p)
+	}
+	return out, ""
+}
+
+func (r *reader) onePackage(pl *ast.CompositeLit) (pkg, string) {
+	p := pkg{Eco: r.defEco}
+	if r.pos != nil && len(pl.Elts) > 0 {
+		if _, isKV := pl.Elts[0].(*ast.KeyValueExpr); !isKV {
+			at := func(i int) (string, bool) {
+				if i < 0 || i >= len(pl.Elts) {
+					return "", i < 0
+				}
+				if s, ok := stringLit(pl.Elts[i]); ok {
+					return s, true
+				}
+				if b, ok := pl.Elts[i].(*ast.BasicLit); ok && b.Kind == token.INT {
+					return b.Value, true
+				}
+				return "", false
+			}
+			name, ok1 := at(r.pos.Name)
+			ver, ok2 := at(r.pos.Version)
+			rel, ok3 := at(r.pos.Release)
+			epoch, ok4 := at(r.pos.Epoch)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				return p, "an expected package's fields are not literals"
+			}
+			p.Name, p.Version = name, ver
+			if rel != "" {
+				p.Version += "-" + rel
+			}
+			if epoch != "" && epoch != "0" {
+				p.Version = epoch + ":" + p.Version
+			}
+			return p, ""
+		}
+	}
+	kv := keyed(pl)
+	name, ok := stringLit(kv["Name"])
+	if !ok {
+		return p, "an expected package's Name is not a string literal"
+	}
+	p.Name = name
+	if v, has := kv["Version"]; has {
+		s, ok := stringLit(v)
+		if !ok {
+			return p, "an expected package's Version is not a string literal"
+		}
+		p.Version = s
+	}
+	if sel, ok := kv["PURLType"].(*ast.SelectorExpr); ok {
+		eco, known := purlTypes[sel.Sel.Name]
+		if !known {
+			return p, "purl type " + sel.Sel.Name + " has no berth ecosystem"
+		}
+		p.Eco = eco
+	}
+	// osv-scalibr keeps an rpm epoch in the metadata; berth writes it
+	// into the version as rpm does (E:V-R).
+	if m, ok := kv["Metadata"]; ok && p.Eco == "rpm" {
+		if u, ok := m.(*ast.UnaryExpr); ok {
+			m = u.X
+		}
+		if ml, ok := m.(*ast.CompositeLit); ok {
+			if b, ok := keyed(ml)["Epoch"].(*ast.BasicLit); ok && b.Kind == token.INT && b.Value != "0" {
+				p.Version = b.Value + ":" + p.Version
+			}
+		}
+	}
+	return p, ""
+}
+
+func keyed(lit *ast.CompositeLit) map[string]ast.Expr {
+	m := map[string]ast.Expr{}
+	for _, el := range lit.Elts {
+		kv, ok := el.(*ast.KeyValueExpr)
+		if !ok {
+			continue
+		}
+		if id, ok := kv.Key.(*ast.Ident); ok {
+			m[id.Name] = kv.Value
+		}
+	}
+	return m
+}
+
+func stringLit(e ast.Expr) (string, bool) {
+	b, ok := e.(*ast.BasicLit)
+	if !ok || b.Kind != token.STRING {
+		return "", false
+	}
+	s, err := strconv.Unquote(b.Value)
+	return s, err == nil
+}
+
+func isNil(e ast.Expr) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == "nil"
+}
+
+// isFalse is a wantErr: false.
+func isFalse(e ast.Expr) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == "false"
+}
