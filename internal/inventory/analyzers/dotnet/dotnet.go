@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -22,7 +23,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "dotnet-deps" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -55,7 +56,9 @@ type depsFile struct {
 // under its NuGet name Microsoft.NETCore.App.Runtime.linux-x64: the
 // runtime's advisories are filed there); the application's own projects
 // and framework references are not packages.
-// Dependency edges come from the targets section.
+// Dependency edges come from the targets section. A library key that is
+// not Name/Version is skipped and named in the error; the others are
+// still read.
 func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var deps depsFile
 	if err := json.Unmarshal(data, &deps); err != nil {
@@ -81,6 +84,7 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 	}
 	sort.Strings(keys)
 	var pkgs []inventory.Package
+	var bad []string
 	for _, key := range keys {
 		typ := strings.ToLower(deps.Libraries[key].Type)
 		if typ != "package" && typ != "runtimepack" {
@@ -91,7 +95,8 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 			name = strings.TrimPrefix(name, "runtimepack.")
 		}
 		if !ok || name == "" || version == "" {
-			return nil, fmt.Errorf("library %q is not Name/Version", key)
+			bad = append(bad, strconv.Quote(key))
+			continue
 		}
 		p := inventory.Package{
 			Ecosystem: inventory.NuGet,
@@ -105,6 +110,9 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 		}
 		sort.Strings(p.DependsOn)
 		pkgs = append(pkgs, p)
+	}
+	if len(bad) > 0 {
+		return pkgs, fmt.Errorf("libraries not Name/Version, skipped: %s", strings.Join(bad, ", "))
 	}
 	return pkgs, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzertest"
 )
 
 func TestGolden(t *testing.T) {
@@ -51,6 +52,7 @@ func TestBadInput(t *testing.T) {
 		"no libraries": []byte(`{"runtimeTarget": {}}`),
 		"bad key":      []byte(`{"libraries": {"NoVersion": {"type": "package"}}}`),
 	} {
+		// A file whose only library is unreadable gives no set.
 		files := fstest.MapFS{"app/Shop.deps.json": {Data: good}, "bad/Bad.deps.json": {Data: data}}
 		res, err := Analyzer{}.Analyze(context.Background(), files)
 		if err != nil {
@@ -62,6 +64,32 @@ func TestBadInput(t *testing.T) {
 		if len(res.Sets) != 1 || res.Sets[0].Origin != "app/Shop.deps.json" {
 			t.Errorf("%s: sets = %+v", name, res.Sets)
 		}
+	}
+}
+
+// TestDepsJSONSkipsBadKeys: a library key that is not Name/Version is
+// named in the error; the other libraries are still read.
+func TestDepsJSONSkipsBadKeys(t *testing.T) {
+	tests := []struct {
+		name, deps string
+		want       []string
+		wantErr    string
+	}{
+		{"one bad key", `{"libraries": {"A/1.0": {"type": "package"}, "NoVersion": {"type": "package"}, "B/": {"type": "package"}}}`,
+			[]string{"A@1.0"}, `libraries not Name/Version, skipped: "B/", "NoVersion"`},
+		{"projects are not packages", `{"libraries": {"App/1.0.0": {"type": "project"}, "A/1.0": {"type": "package"}}}`,
+			[]string{"A@1.0"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseDepsJSON([]byte(tt.deps), "/app/App.deps.json", "dotnet-deps")
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -137,10 +165,9 @@ func FuzzParseDepsJSON(f *testing.F) {
 	}
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pkgs, err := ParseDepsJSON(data, "/x", "fuzz")
-		if err != nil && pkgs != nil {
-			t.Fatal("packages returned with an error")
-		}
+		// Libraries it cannot read are skipped, the others returned
+		// with the error that names them.
+		pkgs, _ := ParseDepsJSON(data, "/x", "fuzz")
 		for _, p := range pkgs {
 			if p.Name == "" || p.Version == "" {
 				t.Fatalf("package without name or version: %+v", p)
