@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"berth.dev/berth/internal/inventory/analyzertest"
 )
 
 // TestRequirementsIncludes: -r files add their pins (relative to the
@@ -95,5 +97,31 @@ func TestMetadataHeadersAnyCase(t *testing.T) {
 	}
 	if len(pkgs) != 1 || pkgs[0].Name != "Foo" || pkgs[0].Version != "1.2.3" || !reflect.DeepEqual(pkgs[0].Licenses, []string{"MIT"}) {
 		t.Errorf("got %+v", pkgs)
+	}
+}
+
+// TestRequirementsPins: what is a pin and what is not, line by line.
+func TestRequirementsPins(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"options after the pin", "foo==1.0 --hash=sha256:123 --config-settings=bar\n", []string{"foo@1.0"}},
+		{"an option where the version should be", "foo10== --hash=sha256:123\nfoo15== --config-settings --hash=sha256:1\n", nil},
+		{"arbitrary equality", "yolo===1.0\nlegacy===2013b0\n", []string{"legacy@2013b0", "yolo@1.0"}},
+		{"backslash on the last line", "pkg1==1.0 \\", []string{"pkg1@1.0"}},
+		{"backslash joining a hash", "pkg2==2.0 \\\n  --hash=sha256:456\n", []string{"pkg2@2.0"}},
+		{"ranges are not pins", "a>=1.0\nb==1.*\nc~=1.1\nd==1.0,<2\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseRequirements([]byte(tt.file), "/app/requirements.txt", "pip-requirements")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }

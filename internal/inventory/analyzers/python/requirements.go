@@ -28,7 +28,7 @@ type RequirementsAnalyzer struct{}
 func (RequirementsAnalyzer) Name() string { return "pip-requirements" }
 
 // Version implements inventory.Analyzer.
-func (RequirementsAnalyzer) Version() int { return 2 }
+func (RequirementsAnalyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (RequirementsAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -61,7 +61,9 @@ func isRequirements(p string) bool {
 	if !strings.HasSuffix(base, ".txt") {
 		return false
 	}
-	return strings.HasPrefix(base, "requirements") || path.Base(path.Dir(p)) == "requirements"
+	// requirements.txt, requirements-dev.txt, dev-requirements.txt and
+	// other-requirements.txt are all common (syft reads *requirements*.txt).
+	return strings.Contains(base, "requirements") || path.Base(path.Dir(p)) == "requirements"
 }
 
 func isConstraints(p string) bool {
@@ -110,6 +112,11 @@ func readRequirements(data []byte, location, analyzer string) (*requirements, er
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read requirements: %w", err)
+	}
+	// A backslash on the last line continues onto nothing: the line
+	// still counts.
+	if logical.Len() > 0 {
+		r.line(logical.String(), location, analyzer)
 	}
 	return r, nil
 }
@@ -169,9 +176,12 @@ func pinned(line string) (name, version string, ok bool) {
 		return "", "", false
 	}
 	name, rest, ok := strings.Cut(line, "==")
-	if !ok || strings.HasPrefix(rest, "=") { // "===" is arbitrary equality
+	if !ok {
 		return "", "", false
 	}
+	// "===" is arbitrary equality: the version string exactly as
+	// written, still a pin.
+	rest = strings.TrimPrefix(rest, "=")
 	name, _, _ = strings.Cut(name, "[")
 	name = strings.TrimSpace(name)
 	fields := strings.Fields(rest)
@@ -179,7 +189,8 @@ func pinned(line string) (name, version string, ok bool) {
 		return "", "", false
 	}
 	version = fields[0]
-	if strings.ContainsAny(version, "*,<>!~") { // "==1.*" is a range
+	// "name== --hash=…" pins nothing: the option is not a version.
+	if strings.HasPrefix(version, "-") || strings.ContainsAny(version, "*,<>!~=") { // "==1.*" is a range
 		return "", "", false
 	}
 	return name, version, true
