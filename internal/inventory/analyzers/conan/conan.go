@@ -24,7 +24,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "conan-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -52,11 +52,14 @@ type lock struct {
 			// Pref is the package reference the lock formats before
 			// Conan 1.22 (lock versions 0.1–0.3) write instead of ref:
 			// the reference and ":package_id".
-			Pref     string   `json:"pref"`
-			Requires []string `json:"requires"`
+			Pref string `json:"pref"`
+			// Path is set on the consumer: the conanfile of the
+			// project itself, not a package.
+			Path string `json:"path"`
 			// BuildRequires lists node ids of tools needed only to
-			// build (Conan 1 "build_requires").
-			BuildRequires []string `json:"build_requires"`
+			// build (Conan 1 "build_requires"): a list, or in the
+			// early formats an object from reference to node id.
+			BuildRequires json.RawMessage `json:"build_requires"`
 		} `json:"nodes"`
 	} `json:"graph_lock"`
 }
@@ -72,11 +75,12 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	out := &collector{location: location, analyzer: analyzer, seen: map[string]int{}}
 	switch {
 	case l.GraphLock != nil:
-		// Node "0" is the consumer (the project itself, often with no
-		// ref); a node only other nodes' build_requires reach is dev.
+		// Node "0" (in the early formats, the node with a path) is the
+		// consumer, the project itself, often with no ref; a node only
+		// other nodes' build_requires reach is dev.
 		build := map[string]bool{}
 		for _, n := range l.GraphLock.Nodes {
-			for _, id := range n.BuildRequires {
+			for _, id := range nodeIDs(n.BuildRequires) {
 				build[id] = true
 			}
 		}
@@ -91,7 +95,7 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 			if ref == "" {
 				ref = n.Pref
 			}
-			if ref != "" && id != "0" {
+			if ref != "" && id != "0" && n.Path == "" {
 				out.add(ref, build[id])
 			}
 		}
@@ -108,6 +112,22 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		return nil, errors.New("not a conan.lock: no version or graph_lock")
 	}
 	return out.pkgs, errors.Join(out.errs...)
+}
+
+// nodeIDs reads a node's list of node ids, written as a list or as an
+// object whose values are the ids.
+func nodeIDs(raw json.RawMessage) []string {
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return list
+	}
+	var byRef map[string]string
+	if json.Unmarshal(raw, &byRef) == nil {
+		for _, id := range byRef {
+			list = append(list, id)
+		}
+	}
+	return list
 }
 
 type collector struct {

@@ -20,6 +20,9 @@ func TestParse(t *testing.T) {
 		// Conan 1 before 1.22 writes package references ("pref", with
 		// ":package_id"); node 0 is the project itself.
 		{"testdata/v0.2/conan.lock", []string{"libcurl@7.78.0", "openssl@1.1.1k"}},
+		// Lock 0.1 names nodes by UUID, marks the consumer by its
+		// conanfile path and writes requirements as objects.
+		{"testdata/v0.1/conan.lock", []string{"cmake@3.20.0 dev", "libcurl@7.78.0"}},
 	}
 	for _, tt := range tests {
 		data, err := os.ReadFile(tt.file)
