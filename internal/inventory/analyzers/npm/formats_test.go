@@ -155,6 +155,18 @@ snapshots:
 
   ms@2.0.0: {}
 `, []string{"debug@2.6.9", "ms@2.0.0"}},
+		{"yarn v1 entry keyed by the bare name", ParseYarnLock, `# yarn lockfile v1
+
+
+balanced-match:
+  version "1.0.2"
+
+"@scope/pkg":
+  version "2.0.0"
+
+ms@^2.1.0:
+  version "2.1.3"
+`, []string{"@scope/pkg@2.0.0", "balanced-match@1.0.2", "ms@2.1.3"}},
 		{"pnpm v9 without snapshots", ParsePNPMLock, `lockfileVersion: '9.0'
 packages:
   debug@2.6.9:
