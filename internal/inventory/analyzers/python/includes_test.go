@@ -100,6 +100,32 @@ func TestMetadataHeadersAnyCase(t *testing.T) {
 	}
 }
 
+// TestMetadataBodyWithoutSeparator: a line that is no header ends the
+// headers, as in Python's email parser, so the name and version before
+// it still count; garbage before any header is still an error.
+func TestMetadataBodyWithoutSeparator(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       []string
+		wantErr    bool
+	}{
+		{"keywords continued unindented", "Metadata-Version: 2.1\nName: passlib\nVersion: 1.7.4\nKeywords: password hash\ncrypt md5-crypt\nPlatform: UNKNOWN\n", []string{"passlib@1.7.4"}, false},
+		{"version after the break is body", "Name: x\nnot a header\nVersion: 1.0\n", nil, true},
+		{"no header at all", "just some text\nName: x\n", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseMetadata([]byte(tt.data), "/usr/lib/python3/dist-packages/x-1.dist-info/METADATA", "python-installed")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want error %v", err, tt.wantErr)
+			}
+			if got := analyzertest.Summary(pkgs); len(got)+len(tt.want) > 0 && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestRequirementsPins: what is a pin and what is not, line by line.
 func TestRequirementsPins(t *testing.T) {
 	tests := []struct {
