@@ -16,6 +16,7 @@ import (
 // the packages the test expects from it.
 type testCase struct {
 	Source  string // the source's label
+	Func    string // the test function holding it
 	Pos     string // file:line of the test case, inside the module
 	Fixture string // path relative to the test's package directory
 	Want    []pkg
@@ -57,7 +58,7 @@ type positional struct{ Epoch, Name, Version, Release int }
 // readCases parses every .go file of dir (test tables often name a list
 // declared in another file of the package) and returns the test cases of
 // the test functions whose names match funcs.
-func readCases(label, moduleDir, dir string, funcs *regexp.Regexp, pos *positional, defEco string) ([]testCase, []skipped, error) {
+func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos *positional, defEco string) ([]testCase, []skipped, error) {
 	fset := token.NewFileSet()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -96,9 +97,10 @@ func readCases(label, moduleDir, dir string, funcs *regexp.Regexp, pos *position
 		}
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") || !funcs.MatchString(fd.Name.Name) {
+			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") || !funcs.MatchString(fd.Name.Name) || notFuncs.MatchString(fd.Name.Name) {
 				continue
 			}
+			r.fn = fd.Name.Name
 			ast.Inspect(fd.Body, r.visit)
 		}
 	}
@@ -106,7 +108,7 @@ func readCases(label, moduleDir, dir string, funcs *regexp.Regexp, pos *position
 }
 
 type reader struct {
-	label, moduleDir, defEco string
+	label, moduleDir, defEco, fn string
 	fset                     *token.FileSet
 	vars                     map[string]ast.Expr
 	pos                      *positional
@@ -133,7 +135,7 @@ func (r *reader) visit(n ast.Node) bool {
 	if fixture == "" {
 		return true
 	}
-	c := testCase{Source: r.label, Pos: r.where(lit), Fixture: fixture}
+	c := testCase{Source: r.label, Func: r.fn, Pos: r.where(lit), Fixture: fixture}
 	if e, ok := kv["wantRequired"]; ok && e != nil {
 		return false // a FileRequired test, not an extraction
 	}

@@ -75,12 +75,14 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			fmt.Fprintf(w, "%-40s not measured: no -%s directory\n", label, src.module)
 			continue
 		}
-		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, src.pos, src.eco)
+		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, notExtractFuncs, src.pos, src.eco)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
 		used := 0
+		perFunc := map[string]int{}
 		for _, c := range cases {
+			perFunc[c.Func]++
 			dest, exec, why := src.place(c.Fixture)
 			if dest == "" {
 				skips = append(skips, skipped{c.Pos, c.Fixture, why})
@@ -162,6 +164,11 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			}
 		}
 		fmt.Fprintf(w, "%-40s %3d cases measured, %3d skipped\n", label, used, len(skips))
+		var fns []string
+		for _, f := range sortedKeys(perFunc) {
+			fns = append(fns, fmt.Sprintf("%s (%d)", f, perFunc[f]))
+		}
+		fmt.Fprintf(w, "    from %s\n", strings.Join(fns, ", "))
 		if src.sample != "" {
 			fmt.Fprintf(w, "    only the expected names are compared: %s\n", src.sample)
 		}

@@ -30,7 +30,14 @@ type source struct {
 	includes func(data []byte) []string
 }
 
-var extractFuncs = regexp.MustCompile(`Extract`)
+// extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
+// among them that run the extractor with a configuration other than its
+// default (ExcludeIndirect), repeat another table to check line numbers,
+// or test cancellation and fake files rather than a fixture's packages.
+var (
+	extractFuncs    = regexp.MustCompile(`Extract`)
+	notExtractFuncs = regexp.MustCompile(`Config|LineNumbers|ContextCancelled|FakeFiles|VirtualFilesystem|WithoutReadAt|NoLimit`)
+)
 
 // at puts every fixture at one path.
 func at(dest string) func(string) (string, bool, string) {
