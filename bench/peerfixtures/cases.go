@@ -109,11 +109,11 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 
 type reader struct {
 	label, moduleDir, defEco, fn string
-	fset                     *token.FileSet
-	vars                     map[string]ast.Expr
-	pos                      *positional
-	cases                    []testCase
-	skips                    []skipped
+	fset                         *token.FileSet
+	vars                         map[string]ast.Expr
+	pos                          *positional
+	cases                        []testCase
+	skips                        []skipped
 }
 
 func (r *reader) where(n ast.Node) string {

@@ -93,13 +93,13 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				skips = append(skips, skipped{c.Pos, c.Fixture, "fixture is missing or a directory"})
 				continue
 			}
-			var includes []string
-			if src.includes != nil {
+			var companions map[string]string
+			if src.companions != nil {
 				if data, err := os.ReadFile(fixture); err == nil {
-					includes = src.includes(data)
+					companions = src.companions(c.Fixture, data)
 				}
 			}
-			found, warns, err := scan(ctx, fixture, dest, exec, includes)
+			found, warns, err := scan(ctx, fixture, dest, exec, companions)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
@@ -236,7 +236,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // scan copies the fixture to dest inside an empty root filesystem and
 // runs the scan berth sbom runs on dir:ROOT.
-func scan(ctx context.Context, fixture, dest string, exec bool, includes []string) ([]pkg, []string, error) {
+func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]pkg, []string, error) {
 	root, err := os.MkdirTemp("", "peerfixtures-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("temp dir: %w", err)
@@ -257,17 +257,17 @@ func scan(ctx context.Context, fixture, dest string, exec bool, includes []strin
 	if err := os.WriteFile(target, data, mode); err != nil {
 		return nil, nil, fmt.Errorf("place fixture: %w", err)
 	}
-	for _, inc := range includes {
-		// Only files beside the fixture: an include that leaves its
-		// folder is not copied.
-		if !filepath.IsLocal(inc) {
+	for from, to := range companions {
+		// Only files beside the fixture: a path that leaves its folder
+		// is not copied.
+		if !filepath.IsLocal(from) || !filepath.IsLocal(to) {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(fixture), inc))
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(fixture), from))
 		if err != nil {
-			continue // the fixture includes a file it does not ship
+			continue // the test names a file its module does not ship
 		}
-		p := filepath.Join(filepath.Dir(target), inc)
+		p := filepath.Join(filepath.Dir(target), to)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("place include: %w", err)
 		}

@@ -25,9 +25,10 @@ type source struct {
 	// their case, e.g. one-package.v1.json). An empty dest skips the case
 	// with why.
 	place func(fixture string) (dest string, exec bool, why string)
-	// includes, when set, lists the files a fixture includes (pip's -r
-	// and -c), copied beside it under their own names.
-	includes func(data []byte) []string
+	// companions, when set, lists the files the peer's test reads with
+	// the fixture: from their path beside the fixture to their name
+	// beside dest (pip's -r and -c includes; the go.sum of a go.mod).
+	companions func(fixture string, data []byte) map[string]string
 }
 
 // extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
@@ -54,7 +55,7 @@ func sources() []source {
 		lang("javascript/pnpmlock", "npm", "app/pnpm-lock.yaml"),
 		lang("javascript/bunlock", "npm", "app/bun.lock"),
 		{module: "scalibr", dir: "extractor/filesystem/language/python/requirements", eco: "pypi", funcs: extractFuncs,
-			place: at("app/requirements.txt"), includes: pipIncludes},
+			place: at("app/requirements.txt"), companions: pipIncludes},
 		lang("python/poetrylock", "pypi", "app/poetry.lock"),
 		lang("python/pipfilelock", "pypi", "app/Pipfile.lock"),
 		lang("python/pdmlock", "pypi", "app/pdm.lock"),
@@ -62,7 +63,8 @@ func sources() []source {
 		lang("python/pylock", "pypi", "app/pylock.toml"),
 		{module: "scalibr", dir: "extractor/filesystem/language/python/wheelegg", eco: "pypi", funcs: extractFuncs, place: placePython},
 		lang("python/condameta", "conda", "opt/conda/conda-meta/fixture.json"),
-		lang("golang/gomod", "golang", "app/go.mod"),
+		{module: "scalibr", dir: "extractor/filesystem/language/golang/gomod", eco: "golang", funcs: extractFuncs,
+			place: at("app/go.mod"), companions: goSum},
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gobinary", eco: "golang", funcs: extractFuncs,
 			place: func(f string) (string, bool, string) { return "usr/local/bin/" + path.Base(f), true, "" }},
 		lang("rust/cargolock", "cargo", "app/Cargo.lock"),
@@ -137,14 +139,21 @@ func placeRPM(f string) (string, bool, string) {
 	}
 }
 
-// pipIncludes lists the -r and -c files of a requirements file.
-func pipIncludes(data []byte) []string {
-	var out []string
+// pipIncludes lists the -r and -c files of a requirements file, kept
+// under their own names.
+func pipIncludes(_ string, data []byte) map[string]string {
+	out := map[string]string{}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && (f[0] == "-r" || f[0] == "-c" || f[0] == "--requirement" || f[0] == "--constraint") {
-			out = append(out, f[1])
+			out[f[1]] = f[1]
 		}
 	}
 	return out
+}
+
+// goSum is the X.sum osv-scalibr's gomod test reads beside X.mod, which
+// the go command names go.sum.
+func goSum(fixture string, _ []byte) map[string]string {
+	return map[string]string{strings.TrimSuffix(path.Base(fixture), ".mod") + ".sum": "go.sum"}
 }
