@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,7 +28,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "maven-pom" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -80,16 +79,14 @@ type project struct {
 const maxExpansions = 8
 
 // Parse reads a pom.xml's declared dependencies. Test-scoped ones are
-// dev.
+// dev. A POM without its own artifactId (a fragment Maven would not
+// build) still declares them, as Trivy reads it.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var p project
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.CharsetReader = charsetReader
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("parse pom.xml: %w", err)
-	}
-	if p.ArtifactID == "" {
-		return nil, errors.New("pom.xml has no artifactId")
 	}
 	props := map[string]string{}
 	for _, e := range p.Properties.Entries {
