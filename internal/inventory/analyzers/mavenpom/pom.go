@@ -28,7 +28,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "maven-pom" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -63,15 +63,24 @@ type dependency struct {
 type project struct {
 	XMLName xml.Name `xml:"project"`
 	coords
-	Parent     coords `xml:"parent"`
-	Properties struct {
-		Entries []struct {
-			XMLName xml.Name
-			Value   string `xml:",chardata"`
-		} `xml:",any"`
-	} `xml:"properties"`
+	Parent       coords       `xml:"parent"`
+	Properties   properties   `xml:"properties"`
 	Dependencies []dependency `xml:"dependencies>dependency"`
 	Managed      []dependency `xml:"dependencyManagement>dependencies>dependency"`
+	// Profiles active by default add their dependencies (and
+	// properties) to every build that activates no other profile.
+	Profiles []struct {
+		ActiveByDefault string       `xml:"activation>activeByDefault"`
+		Properties      properties   `xml:"properties"`
+		Dependencies    []dependency `xml:"dependencies>dependency"`
+	} `xml:"profiles>profile"`
+}
+
+type properties struct {
+	Entries []struct {
+		XMLName xml.Name
+		Value   string `xml:",chardata"`
+	} `xml:",any"`
 }
 
 // maxExpansions bounds ${…} substitution rounds: properties may refer to
@@ -79,7 +88,7 @@ type project struct {
 const maxExpansions = 8
 
 // Parse reads a pom.xml's declared dependencies. Test-scoped ones are
-// dev. A POM without its own artifactId (a fragment Maven would not
+// dev; so are those of the profiles active by default. A POM without its own artifactId (a fragment Maven would not
 // build) still declares them, as Trivy reads it.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var p project
@@ -91,6 +100,16 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	props := map[string]string{}
 	for _, e := range p.Properties.Entries {
 		props[e.XMLName.Local] = strings.TrimSpace(e.Value)
+	}
+	deps := p.Dependencies
+	for _, prof := range p.Profiles {
+		if strings.TrimSpace(prof.ActiveByDefault) != "true" {
+			continue
+		}
+		for _, e := range prof.Properties.Entries {
+			props[e.XMLName.Local] = strings.TrimSpace(e.Value)
+		}
+		deps = append(deps, prof.Dependencies...)
 	}
 	group, version := first(p.GroupID, p.Parent.GroupID), first(p.Version, p.Parent.Version)
 	for _, k := range []string{"project.", "pom.", ""} {
@@ -122,7 +141,7 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	}
 	var pkgs []inventory.Package
 	seen := map[string]bool{}
-	for _, d := range p.Dependencies {
+	for _, d := range deps {
 		name := resolve(d.GroupID) + ":" + resolve(d.ArtifactID)
 		v := resolve(d.Version)
 		if v == "" {

@@ -63,6 +63,12 @@ func TestParseWithoutOwnCoordinates(t *testing.T) {
 		{"own version unresolved", `<project><groupId>g</groupId><dependencies><dependency><groupId>g</groupId><artifactId>sibling</artifactId><version>${project.version}</version></dependency></dependencies></project>`,
 			[]string{}},
 		{"nothing declared", `<project><groupId>g</groupId></project>`, []string{}},
+		{"profile active by default", `<project><artifactId>x</artifactId><profiles>
+<profile><id>on</id><activation><activeByDefault>true</activeByDefault></activation><properties><dep.version>1.2.3</dep.version></properties>
+<dependencies><dependency><groupId>org.profile</groupId><artifactId>on-dep</artifactId><version>${dep.version}</version></dependency></dependencies></profile>
+<profile><id>off</id><activation><property><name>env</name></property></activation>
+<dependencies><dependency><groupId>org.profile</groupId><artifactId>off-dep</artifactId><version>2.0</version></dependency></dependencies></profile>
+</profiles></project>`, []string{"org.profile:on-dep@1.2.3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
