@@ -280,7 +280,7 @@ func resolveRequirements(files fs.FS, p string, data []byte, analyzer string) ([
 			if err != nil {
 				why := err.Error()
 				if errors.Is(err, fs.ErrNotExist) {
-					why = "not in this layer, or not a name berth reads (requirements*.txt, requirements/*.txt, *constraints*.txt)"
+					why = "not in this layer, or not a name berth reads (*requirements*.txt, requirements/*.txt, *constraints*.txt)"
 				}
 				warns = append(warns, fmt.Sprintf("/%s: include /%s: %s", cur.path, next, why))
 				continue
