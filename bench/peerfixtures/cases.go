@@ -20,6 +20,9 @@ type testCase struct {
 	Pos     string // file:line of the test case, inside the module
 	Fixture string // path relative to the test's package directory
 	Want    []pkg
+	// WantDev says the test expects at least one package flagged dev
+	// (Trivy's Dev: true): the parser reports dev dependencies.
+	WantDev bool
 }
 
 // pkg is a package as the comparison sees it.
@@ -36,9 +39,13 @@ type skipped struct {
 // expected packages. A table entry is a test case only when it has a
 // fixture key whose value is a string literal under testdata/.
 var (
-	fixtureKeys = []string{"Path", "path", "file", "inputPath", "InputPath", "filePath"}
+	fixtureKeys = []string{"Path", "path", "file", "inputPath", "InputPath", "filePath", "inputFile", "input"}
 	wantKeys    = []string{"WantPackages", "wantPackages", "want", "wantPkgs", "pkgList", "WantInventory", "wantInventory"}
 	errKeys     = []string{"WantErr", "wantErr", "wantError"}
+	// optionKeys are fields of a table entry that run the parser with an
+	// option other than its default (Trivy's pub parser taking the
+	// lowest version of a range).
+	optionKeys = []string{"useMinVersion"}
 )
 
 // purlTypes maps the purl type selectors of osv-scalibr's tests
@@ -112,6 +119,7 @@ type reader struct {
 	fset                         *token.FileSet
 	vars                         map[string]ast.Expr
 	pos                          *positional
+	dev                          bool // an expected package of the current case is dev
 	cases                        []testCase
 	skips                        []skipped
 }
@@ -140,7 +148,7 @@ func (r *reader) visit(n ast.Node) bool {
 		return false // a FileRequired test, not an extraction
 	}
 	for _, k := range errKeys {
-		if e, ok := kv[k]; ok && !isNil(e) && !isFalse(e) {
+		if e, ok := kv[k]; ok && !noError(e) {
 			r.skips = append(r.skips, skipped{c.Pos, fixture, "expects an error"})
 			return false
 		}
@@ -152,16 +160,26 @@ func (r *reader) visit(n ast.Node) bool {
 			break
 		}
 	}
+	for _, k := range optionKeys {
+		if e, ok := kv[k]; ok && !noError(e) {
+			r.skips = append(r.skips, skipped{c.Pos, fixture, "runs the parser with a non-default option (" + k + ")"})
+			return false
+		}
+	}
+	// A table entry that leaves the expected list out expects none: the
+	// tests compare the field's zero value with what was extracted.
 	if want == nil {
-		r.skips = append(r.skips, skipped{c.Pos, fixture, "no expected package list (the test checks only a metric or a log)"})
+		r.cases = append(r.cases, c)
 		return false
 	}
+	r.dev = false
 	pkgs, why := r.packages(want)
 	if why != "" {
 		r.skips = append(r.skips, skipped{c.Pos, fixture, why})
 		return false
 	}
 	c.Want = pkgs
+	c.WantDev = r.dev
 	r.cases = append(r.cases, c)
 	return false
 }
@@ -267,6 +285,9 @@ func (r *reader) onePackage(pl *ast.CompositeLit) (pkg, string) {
 		}
 		p.Version = s
 	}
+	if id, ok := kv["Dev"].(*ast.Ident); ok && id.Name == "true" {
+		r.dev = true
+	}
 	if sel, ok := kv["PURLType"].(*ast.SelectorExpr); ok {
 		eco, known := purlTypes[sel.Sel.Name]
 		if !known {
@@ -317,8 +338,15 @@ func isNil(e ast.Expr) bool {
 	return ok && id.Name == "nil"
 }
 
-// isFalse is a wantErr: false.
-func isFalse(e ast.Expr) bool {
-	id, ok := e.(*ast.Ident)
-	return ok && id.Name == "false"
+// noError reads a test's wantErr that expects none: nil, false, "" or
+// testify's assert.NoError.
+func noError(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.Ident:
+		return x.Name == "nil" || x.Name == "false"
+	case *ast.SelectorExpr:
+		return x.Sel.Name == "NoError"
+	}
+	s, ok := stringLit(e)
+	return ok && s == ""
 }

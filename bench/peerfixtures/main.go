@@ -1,5 +1,6 @@
 // Command peerfixtures measures berth's package inventory on the fixture
-// files of the peers' own test suites (osv-scalibr's extractors, go-rpmdb)
+// files of the peers' own test suites (osv-scalibr's extractors, Trivy's
+// dependency parsers, go-rpmdb)
 // against the packages those tests expect. It reads each test package's
 // *_test.go with go/ast, takes every table entry that names a fixture
 // under testdata/ and lists the expected packages as literals, puts the
@@ -9,7 +10,7 @@
 // The modules are not vendored: bench/peerfixtures.sh downloads them into
 // the Go module cache and passes their directories.
 //
-//	peerfixtures -scalibr DIR -rpmdb DIR [-v]
+//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR [-v]
 package main
 
 import (
@@ -34,9 +35,10 @@ import (
 func main() {
 	scalibr := flag.String("scalibr", "", "directory of the github.com/google/osv-scalibr module")
 	rpmdb := flag.String("rpmdb", "", "directory of the github.com/knqyf263/go-rpmdb module")
+	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
 	verbose := flag.Bool("v", false, "list every skipped test case")
 	flag.Parse()
-	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb}
+	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir}
 	if err := run(context.Background(), os.Stdout, modules, *verbose); err != nil {
 		slog.Error("peerfixtures", "err", err)
 		os.Exit(1)
@@ -90,7 +92,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			}
 			fixture := filepath.Join(modDir, filepath.FromSlash(src.dir), filepath.FromSlash(c.Fixture))
 			if st, err := os.Stat(fixture); err != nil || st.IsDir() {
-				skips = append(skips, skipped{c.Pos, c.Fixture, "fixture is missing or a directory"})
+				// Module zips leave out folders holding a go.mod (they
+				// are other modules), so such fixtures never arrive.
+				skips = append(skips, skipped{c.Pos, c.Fixture, "fixture is a directory or not in the module download"})
 				continue
 			}
 			var companions map[string]string
@@ -99,7 +103,7 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 					companions = src.companions(c.Fixture, data)
 				}
 			}
-			found, warns, err := scan(ctx, fixture, dest, exec, companions)
+			berth, warns, err := scan(ctx, fixture, dest, exec, companions)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
@@ -114,7 +118,13 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				names[p.Name] = true
 			}
 			got := map[pkg]bool{}
-			for p := range set(found) {
+			var counted []pkg
+			for _, f := range berth {
+				if src.noDev == "" || c.WantDev || !f.dev {
+					counted = append(counted, f.pkg)
+				}
+			}
+			for p := range set(counted) {
 				if ecos[p.Eco] && (src.sample == "" || names[p.Name]) {
 					got[p] = true
 				}
@@ -171,6 +181,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		fmt.Fprintf(w, "    from %s\n", strings.Join(fns, ", "))
 		if src.sample != "" {
 			fmt.Fprintf(w, "    only the expected names are compared: %s\n", src.sample)
+		}
+		if src.noDev != "" {
+			fmt.Fprintf(w, "    %s\n", src.noDev)
 		}
 		reasons := map[string]int{}
 		for _, s := range skips {
@@ -236,7 +249,13 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // scan copies the fixture to dest inside an empty root filesystem and
 // runs the scan berth sbom runs on dir:ROOT.
-func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]pkg, []string, error) {
+// found is a package berth reported, with its dev flag.
+type found struct {
+	pkg
+	dev bool
+}
+
+func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]found, []string, error) {
 	root, err := os.MkdirTemp("", "peerfixtures-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("temp dir: %w", err)
@@ -285,9 +304,9 @@ func scan(ctx context.Context, fixture, dest string, exec bool, companions map[s
 	if err != nil {
 		return nil, nil, fmt.Errorf("scan: %w", err)
 	}
-	var out []pkg
+	var out []found
 	for _, p := range inv.Packages {
-		out = append(out, pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version})
+		out = append(out, found{pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version}, p.Dev})
 	}
 	return out, inv.Warnings, nil
 }

@@ -20,6 +20,11 @@ type source struct {
 	// findings count only under the names the test expects, so precision
 	// there says nothing about the packages the test does not list.
 	sample string
+	// noDev says the peer leaves development dependencies out (Trivy's
+	// pnpm parser before lockfile v9, its conan and packages.config
+	// parsers; berth reports them flagged dev): berth's dev packages are
+	// then not counted, unless the case expects a package flagged dev.
+	noDev string
 	// place says where in a root filesystem berth finds the fixture: the
 	// file name and folder the analyzer claims (fixtures are named after
 	// their case, e.g. one-package.v1.json). An empty dest skips the case
@@ -34,11 +39,19 @@ type source struct {
 // extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
 // among them that run the extractor with a configuration other than its
 // default (ExcludeIndirect), repeat another table to check line numbers,
-// or test cancellation and fake files rather than a fixture's packages.
+// or test file selection, cancellation and fake files rather than a
+// fixture's packages.
 var (
 	extractFuncs    = regexp.MustCompile(`Extract`)
-	notExtractFuncs = regexp.MustCompile(`Config|LineNumbers|ContextCancelled|FakeFiles|VirtualFilesystem|WithoutReadAt|NoLimit`)
+	notExtractFuncs = regexp.MustCompile(`FileRequired|Config|LineNumbers|ContextCancelled|FakeFiles|VirtualFilesystem|WithoutReadAt|NoLimit`)
 )
+
+// trivyFuncs are Trivy's parser tests (pkg/dependency/parser/*/*).
+var trivyFuncs = regexp.MustCompile(`^TestParse$|^TestParser_Parse$`)
+
+func trivy(dir, eco, dest string) source {
+	return source{module: "trivy", dir: "pkg/dependency/parser/" + dir, eco: eco, funcs: trivyFuncs, place: at(dest)}
+}
 
 // at puts every fixture at one path.
 func at(dest string) func(string) (string, bool, string) {
@@ -84,6 +97,34 @@ func sources() []source {
 		{module: "scalibr", dir: "extractor/filesystem/os/apk", eco: "apk", funcs: extractFuncs, place: at("lib/apk/db/installed")},
 		{module: "scalibr", dir: "extractor/filesystem/os/rpm", eco: "rpm", funcs: extractFuncs, place: placeRPM,
 			sample: "the test compares only the first three packages of each database"},
+		trivy("nodejs/npm", "npm", "app/package-lock.json"),
+		trivy("nodejs/yarn", "npm", "app/yarn.lock"),
+		{module: "trivy", dir: "pkg/dependency/parser/nodejs/pnpm", eco: "npm", funcs: trivyFuncs, place: at("app/pnpm-lock.yaml"),
+			noDev: "Trivy's pnpm parser leaves dev dependencies out before lockfile v9; berth's, flagged dev, are not counted where the test expects none"},
+		trivy("nodejs/bun", "npm", "app/bun.lock"),
+		{module: "trivy", dir: "pkg/dependency/parser/python/pip", eco: "pypi", funcs: trivyFuncs,
+			place: at("app/requirements.txt"), companions: pipIncludes},
+		trivy("python/pipenv", "pypi", "app/Pipfile.lock"),
+		trivy("python/poetry", "pypi", "app/poetry.lock"),
+		trivy("python/uv", "pypi", "app/uv.lock"),
+		trivy("python/pylock", "pypi", "app/pylock.toml"),
+		{module: "trivy", dir: "pkg/dependency/parser/python/packaging", eco: "pypi", funcs: trivyFuncs, place: placePython},
+		{module: "trivy", dir: "pkg/dependency/parser/golang/mod", eco: "golang", funcs: trivyFuncs,
+			place: at("app/go.mod"), companions: goSum},
+		trivy("rust/cargo", "cargo", "app/Cargo.lock"),
+		trivy("php/composer", "composer", "app/composer.lock"),
+		trivy("ruby/bundler", "gem", "app/Gemfile.lock"),
+		{module: "trivy", dir: "pkg/dependency/parser/ruby/gemspec", eco: "gem", funcs: trivyFuncs, place: placeGemspec},
+		trivy("gradle/lockfile", "maven", "app/gradle.lockfile"),
+		{module: "trivy", dir: "pkg/dependency/parser/nuget/config", eco: "nuget", funcs: trivyFuncs, place: at("app/packages.config"),
+			noDev: "Trivy's packages.config parser leaves developmentDependency packages out; berth's, flagged dev, are not counted"},
+		trivy("nuget/lock", "nuget", "app/packages.lock.json"),
+		trivy("dotnet/core_deps", "nuget", "app/fixture.deps.json"),
+		trivy("hex/mix", "hex", "app/mix.lock"),
+		trivy("dart/pub", "pub", "app/pubspec.lock"),
+		{module: "trivy", dir: "pkg/dependency/parser/c/conan", eco: "conan", funcs: trivyFuncs, place: at("app/conan.lock"),
+			noDev: "Trivy's conan parser leaves build requirements out; berth's, flagged dev, are not counted"},
+		trivy("conda/meta", "conda", "opt/conda/conda-meta/fixture.json"),
 		{module: "rpmdb", dir: "pkg", eco: "rpm", funcs: regexp.MustCompile(`^TestPackageList$`),
 			pos: &positional{Epoch: 0, Name: 1, Version: 2, Release: 3}, place: placeRPM},
 	}
