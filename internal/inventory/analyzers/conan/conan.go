@@ -24,7 +24,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "conan-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 3 }
+func (Analyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -75,9 +75,8 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	out := &collector{location: location, analyzer: analyzer, seen: map[string]int{}}
 	switch {
 	case l.GraphLock != nil:
-		// Node "0" (in the early formats, the node with a path) is the
-		// consumer, the project itself, often with no ref; a node only
-		// other nodes' build_requires reach is dev.
+		// The consumer is the project itself, often with no ref; a node
+		// only other nodes' build_requires reach is dev.
 		build := map[string]bool{}
 		for _, n := range l.GraphLock.Nodes {
 			for _, id := range nodeIDs(n.BuildRequires) {
@@ -95,7 +94,11 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 			if ref == "" {
 				ref = n.Pref
 			}
-			if ref != "" && id != "0" && n.Path == "" {
+			// The early formats mark the consumer by its conanfile
+			// path; since 0.4 node "0" is the consumer, and a node
+			// with a ref and a path is an editable package.
+			consumer := id == "0" || n.Ref == "" && n.Path != ""
+			if ref != "" && !consumer {
 				out.add(ref, build[id])
 			}
 		}
@@ -144,7 +147,7 @@ func (c *collector) add(ref string, dev bool) {
 	ref, _, _ = strings.Cut(ref, "#")
 	ref, _, _ = strings.Cut(ref, "@")
 	name, version, ok := strings.Cut(ref, "/")
-	if !ok || name == "" || version == "" {
+	if !ok || name == "" || version == "" || strings.ContainsAny(name+version, "/ \t") {
 		c.errs = append(c.errs, fmt.Errorf("reference %q is not name/version", ref))
 		return
 	}

@@ -57,6 +57,10 @@ func TestParseSkipsBadReferences(t *testing.T) {
 		{"graph node without version", `{"graph_lock": {"nodes": {"1": {"ref": "zlib/1.2.11"}, "2": {"ref": "bzip2"}}}}`,
 			[]string{"zlib@1.2.11"}, `reference "bzip2" is not name/version`},
 		{"all good", `{"version": "0.5", "requires": ["zlib/1.2.13"]}`, []string{"zlib@1.2.13"}, ""},
+		{"too many parts", `{"graph_lock": {"nodes": {"0": {"path": "conanfile.txt"}, "1": {"ref": "wrong/ref/format"}, "2": {"ref": "zlib/1.2.11"}}}, "version": "0.4"}`,
+			[]string{"zlib@1.2.11"}, `reference "wrong/ref/format" is not name/version`},
+		{"0.4 editable node with a ref and a path", `{"graph_lock": {"nodes": {"0": {"path": "conanfile.txt", "requires": ["1"]}, "1": {"ref": "pkgc/0.1.1@user/testing", "path": "conanfile.txt"}}}, "version": "0.4"}`,
+			[]string{"pkgc@0.1.1"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
