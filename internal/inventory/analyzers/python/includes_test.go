@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf16"
 
 	"berth.dev/berth/internal/inventory/analyzertest"
 )
@@ -138,6 +139,10 @@ func TestRequirementsPins(t *testing.T) {
 		{"backslash on the last line", "pkg1==1.0 \\", []string{"pkg1@1.0"}},
 		{"backslash joining a hash", "pkg2==2.0 \\\n  --hash=sha256:456\n", []string{"pkg2@2.0"}},
 		{"ranges are not pins", "a>=1.0\nb==1.*\nc~=1.1\nd==1.0,<2\n", nil},
+		{"template syntax is no name", "{%if x|lower=='click'-%}\nfoo|bar=='1.2.4'\nfoo{bar}==%%\nfoo,bar&&foobar==1.2.3\nfoo=='invalid-version'\nok-name==1.0+local.1\n", []string{"ok-name@1.0+local.1"}},
+		{"UTF-8 byte order mark", "\xEF\xBB\xBFattrs==20.3.0\n", []string{"attrs@20.3.0"}},
+		{"UTF-16 LE", utf16LE("attrs==20.3.0\r\nsix==1.16.0\r\n"), []string{"attrs@20.3.0", "six@1.16.0"}},
+		{"UTF-16 BE", utf16BE("attrs==20.3.0\n"), []string{"attrs@20.3.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,4 +155,22 @@ func TestRequirementsPins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// utf16LE and utf16BE encode s as Windows editors save a requirements
+// file: a byte order mark, then UTF-16.
+func utf16LE(s string) string {
+	out := []byte{0xFF, 0xFE}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u), byte(u>>8))
+	}
+	return string(out)
+}
+
+func utf16BE(s string) string {
+	out := []byte{0xFE, 0xFF}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u>>8), byte(u))
+	}
+	return string(out)
 }

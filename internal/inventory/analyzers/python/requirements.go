@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf16"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -28,7 +30,7 @@ type RequirementsAnalyzer struct{}
 func (RequirementsAnalyzer) Name() string { return "pip-requirements" }
 
 // Version implements inventory.Analyzer.
-func (RequirementsAnalyzer) Version() int { return 3 }
+func (RequirementsAnalyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (RequirementsAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -95,6 +97,7 @@ type requirements struct {
 
 func readRequirements(data []byte, location, analyzer string) (*requirements, error) {
 	r := &requirements{}
+	data = decodeBOM(data)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var logical strings.Builder
@@ -167,6 +170,41 @@ func stripComment(line string) string {
 	return line
 }
 
+// decodeBOM returns data as UTF-8: pip reads a file that starts with a
+// UTF-16 byte order mark in that encoding (Windows editors write UTF-16),
+// and drops a UTF-8 one.
+func decodeBOM(data []byte) []byte {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		return data[3:]
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		order = binary.BigEndian
+	default:
+		return data
+	}
+	units := make([]uint16, 0, len(data)/2)
+	for i := 2; i+1 < len(data); i += 2 {
+		units = append(units, order.Uint16(data[i:]))
+	}
+	return []byte(string(utf16.Decode(units)))
+}
+
+// pepName is a project name as PEP 508 allows it; a line whose name is
+// anything else (a template's {{ … }}, shell syntax) names no package.
+var pepName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+})
+
+// pepVersion is the alphabet of a version pip would accept after ==
+// (PEP 440, with local versions and epochs); quotes and template syntax
+// are not in it.
+var pepVersion = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+!_-]*$`)
+})
+
 // pinned returns the name and version of a "name[extras]==version ; marker
 // --hash=…" line.
 func pinned(line string) (name, version string, ok bool) {
@@ -185,12 +223,12 @@ func pinned(line string) (name, version string, ok bool) {
 	name, _, _ = strings.Cut(name, "[")
 	name = strings.TrimSpace(name)
 	fields := strings.Fields(rest)
-	if len(fields) == 0 || name == "" || strings.ContainsAny(name, " <>!~=@/:") {
+	if len(fields) == 0 || !pepName().MatchString(name) {
 		return "", "", false
 	}
 	version = fields[0]
 	// "name== --hash=…" pins nothing: the option is not a version.
-	if strings.HasPrefix(version, "-") || strings.ContainsAny(version, "*,<>!~=") { // "==1.*" is a range
+	if !pepVersion().MatchString(version) || strings.Contains(version, "*") { // "==1.*" is a range
 		return "", "", false
 	}
 	return name, version, true
