@@ -44,8 +44,9 @@ var (
 	errKeys     = []string{"WantErr", "wantErr", "wantError"}
 	// optionKeys are fields of a table entry that run the parser with an
 	// option other than its default (Trivy's pub parser taking the
-	// lowest version of a range).
-	optionKeys = []string{"useMinVersion"}
+	// lowest version of a range; osv-scalibr's gobinary test reading the
+	// version from the binary's content).
+	optionKeys = []string{"useMinVersion", "cfg"}
 )
 
 // purlTypes maps the purl type selectors of osv-scalibr's tests
@@ -57,6 +58,20 @@ var purlTypes = map[string]string{
 	"TypeDebian": "deb", "TypeApk": "apk", "TypeRPM": "rpm",
 }
 
+// helper is what one of a test's own helper functions does with its
+// arguments, for the few tests whose expected lists are built by calls:
+// osv-scalibr's gobinary test writes goPackage(name, version),
+// createPackages(list, location) and createPackagesWithMain(list,
+// location), which adds the binary's main module at "(devel)", named
+// after the fixture up to its first "-".
+type helper int
+
+const (
+	helperPackage      helper = iota + 1 // (name, version) → one package
+	helperList                           // (list, …) → the list
+	helperListWithMain                   // (list, "testdata/NAME-…") → the list and NAME (devel)
+)
+
 // positional reads expected packages written as unkeyed struct literals
 // (go-rpmdb's PackageInfo): the field indexes of epoch, name, version and
 // release; a negative index is absent.
@@ -65,7 +80,7 @@ type positional struct{ Epoch, Name, Version, Release int }
 // readCases parses every .go file of dir (test tables often name a list
 // declared in another file of the package) and returns the test cases of
 // the test functions whose names match funcs.
-func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos *positional, defEco string) ([]testCase, []skipped, error) {
+func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos *positional, defEco string, helpers map[string]helper) ([]testCase, []skipped, error) {
 	fset := token.NewFileSet()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -97,7 +112,7 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 			}
 		}
 	}
-	r := &reader{label: label, fset: fset, moduleDir: moduleDir, vars: vars, pos: pos, defEco: defEco}
+	r := &reader{label: label, fset: fset, moduleDir: moduleDir, vars: vars, pos: pos, defEco: defEco, helpers: helpers}
 	for _, f := range files {
 		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
 			continue
@@ -119,6 +134,7 @@ type reader struct {
 	fset                         *token.FileSet
 	vars                         map[string]ast.Expr
 	pos                          *positional
+	helpers                      map[string]helper
 	dev                          bool // an expected package of the current case is dev
 	cases                        []testCase
 	skips                        []skipped
@@ -210,6 +226,9 @@ func (r *reader) packages(e ast.Expr) ([]pkg, string) {
 		}
 		e = v
 	}
+	if call, ok := e.(*ast.CallExpr); ok {
+		return r.call(call)
+	}
 	lit, ok := e.(*ast.CompositeLit)
 	if !ok {
 		return nil, fmt.Sprintf("expected list is built by code (%T)", e)
@@ -223,20 +242,98 @@ func (r *reader) packages(e ast.Expr) ([]pkg, string) {
 	}
 	var out []pkg
 	for _, el := range lit.Elts {
-		if u, ok := el.(*ast.UnaryExpr); ok && u.Op == token.AND {
-			el = u.X
-		}
-		pl, ok := el.(*ast.CompositeLit)
-		if !ok {
-			return nil, fmt.Sprintf("an expected package is built by code (%T)", el)
-		}
-		p, why := r.onePackage(pl)
+		p, why := r.element(el)
 		if why != "" {
 			return nil, why
 		}
 		out = append(out, p)
 	}
 	return out, ""
+}
+
+// element reads one expected package: a literal, a package-level
+// variable holding one, or a call of a helper that makes one.
+func (r *reader) element(el ast.Expr) (pkg, string) {
+	if id, ok := el.(*ast.Ident); ok {
+		v, ok := r.vars[id.Name]
+		if !ok {
+			return pkg{}, "an expected package is " + id.Name + ", not a package-level variable"
+		}
+		el = v
+	}
+	if u, ok := el.(*ast.UnaryExpr); ok && u.Op == token.AND {
+		el = u.X
+	}
+	if call, ok := el.(*ast.CallExpr); ok {
+		if fn, ok := call.Fun.(*ast.Ident); ok && r.helpers[fn.Name] == helperPackage && len(call.Args) == 2 {
+			name, ok1 := stringLit(call.Args[0])
+			version, ok2 := stringLit(call.Args[1])
+			if ok1 && ok2 {
+				return pkg{Eco: r.defEco, Name: name, Version: version}, ""
+			}
+		}
+		return pkg{}, fmt.Sprintf("an expected package is built by code (%s)", callName(call))
+	}
+	pl, ok := el.(*ast.CompositeLit)
+	if !ok {
+		return pkg{}, fmt.Sprintf("an expected package is built by code (%T)", el)
+	}
+	return r.onePackage(pl)
+}
+
+// call reads an expected list built by append or by a known helper.
+func (r *reader) call(call *ast.CallExpr) ([]pkg, string) {
+	fn, ok := call.Fun.(*ast.Ident)
+	if !ok || len(call.Args) == 0 {
+		return nil, fmt.Sprintf("expected list is built by code (%s)", callName(call))
+	}
+	switch {
+	case fn.Name == "append":
+		out, why := r.packages(call.Args[0])
+		if why != "" {
+			return nil, why
+		}
+		for i, a := range call.Args[1:] {
+			if call.Ellipsis.IsValid() && i == len(call.Args)-2 {
+				more, why := r.packages(a)
+				if why != "" {
+					return nil, why
+				}
+				out = append(out, more...)
+				continue
+			}
+			p, why := r.element(a)
+			if why != "" {
+				return nil, why
+			}
+			out = append(out, p)
+		}
+		return out, ""
+	case r.helpers[fn.Name] == helperList:
+		return r.packages(call.Args[0])
+	case r.helpers[fn.Name] == helperListWithMain && len(call.Args) == 2:
+		out, why := r.packages(call.Args[0])
+		if why != "" {
+			return nil, why
+		}
+		loc, ok := stringLit(call.Args[1])
+		if !ok {
+			return nil, "the main module's location is not a string literal"
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(loc, "testdata/"), "-")
+		return append(out, pkg{Eco: r.defEco, Name: name, Version: "(devel)"}), ""
+	}
+	return nil, fmt.Sprintf("expected list is built by code (%s)", callName(call))
+}
+
+func callName(call *ast.CallExpr) string {
+	switch f := call.Fun.(type) {
+	case *ast.Ident:
+		return f.Name + "(…)"
+	case *ast.SelectorExpr:
+		return f.Sel.Name + "(…)"
+	}
+	return "a call"
 }
 
 func (r *reader) onePackage(pl *ast.CompositeLit) (pkg, string) {

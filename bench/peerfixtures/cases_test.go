@@ -71,7 +71,7 @@ func writePeer(t *testing.T) string {
 
 func TestReadCases(t *testing.T) {
 	dir := writePeer(t)
-	cases, skips, err := readCases("peer", dir, dir, extractFuncs, notExtractFuncs, nil, "npm")
+	cases, skips, err := readCases("peer", dir, dir, extractFuncs, notExtractFuncs, nil, "npm", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestReadCases(t *testing.T) {
 	}
 	wantWhy := map[string]string{
 		"testdata/bad.json": "expects an error",
-		"testdata/code.txt": "expected list is built by code (*ast.CallExpr)",
+		"testdata/code.txt": "expected list is built by code (makePackages(…))",
 		"testdata/git.json": "purl type TypeGit has no berth ecosystem",
 		"testdata/pub.lock": "runs the parser with a non-default option (useMinVersion)",
 	}
@@ -118,7 +118,7 @@ func TestReadCasesPositional(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cases, _, err := readCases("rpmdb", dir, dir, regexp.MustCompile(`^TestPackageList$`), notExtractFuncs, &positional{Epoch: 0, Name: 1, Version: 2, Release: 3}, "rpm")
+	cases, _, err := readCases("rpmdb", dir, dir, regexp.MustCompile(`^TestPackageList$`), notExtractFuncs, &positional{Epoch: 0, Name: 1, Version: 2, Release: 3}, "rpm", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +134,18 @@ func TestSetNormalisesNotation(t *testing.T) {
 		{"nuget", "Newtonsoft.Json", "13.0.1"},
 		{"golang", "golang.org/x/net", "v0.5.6"},
 		{"npm", "Foo", "v1.0.0"},
+		{"golang", "go", "1.22.0"},
+		{"golang", "stdlib", "go1.23.4"},
+		{"golang", "app", "(devel)"},
 	})
 	want := map[pkg]bool{
 		{"pypi", "foo-bar-baz", "1.0"}:          true,
 		{"nuget", "newtonsoft.json", "13.0.1"}:  true,
 		{"golang", "golang.org/x/net", "0.5.6"}: true,
 		{"npm", "Foo", "v1.0.0"}:                true,
+		{"golang", "stdlib", "1.22.0"}:          true,
+		{"golang", "stdlib", "1.23.4"}:          true,
+		{"golang", "app", ""}:                   true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
@@ -158,5 +164,46 @@ func TestPlacePython(t *testing.T) {
 		if got, _, _ := placePython(fixture); got != want {
 			t.Errorf("placePython(%q) = %q, want %q", fixture, got, want)
 		}
+	}
+}
+
+// TestReadCasesHelpers: expected lists built with append and the test's
+// own helpers, as osv-scalibr's gobinary test builds them.
+func TestReadCasesHelpers(t *testing.T) {
+	dir := t.TempDir()
+	test := `package x
+var (
+	Deps      = []*extractor.Package{goPackage("github.com/a/b", "1.0.0")}
+	Toolchain = goPackage("go", "1.22.0")
+)
+func TestExtract(t *testing.T) {
+	_ = []struct{}{
+		{path: "testdata/app-linux-amd64", wantPackages: createPackagesWithMain(append(Deps, Toolchain), "testdata/app-linux-amd64")},
+		{path: "testdata/other", wantPackages: createPackages(append(Deps, goPackage("x.io/y", "(devel)")), "testdata/other")},
+		{path: "testdata/unknown", wantPackages: somethingElse(Deps)},
+	}
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "x_test.go"), []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	helpers := map[string]helper{"goPackage": helperPackage, "createPackages": helperList, "createPackagesWithMain": helperListWithMain}
+	cases, skips, err := readCases("gobinary", dir, dir, extractFuncs, notExtractFuncs, nil, "golang", helpers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]pkg{}
+	for _, c := range cases {
+		got[c.Fixture] = c.Want
+	}
+	want := map[string][]pkg{
+		"testdata/app-linux-amd64": {{"golang", "github.com/a/b", "1.0.0"}, {"golang", "go", "1.22.0"}, {"golang", "app", "(devel)"}},
+		"testdata/other":           {{"golang", "github.com/a/b", "1.0.0"}, {"golang", "x.io/y", "(devel)"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cases:\n got %v\nwant %v", got, want)
+	}
+	if len(skips) != 1 || skips[0].Why != "expected list is built by code (somethingElse(…))" {
+		t.Errorf("skips = %+v", skips)
 	}
 }

@@ -77,7 +77,7 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			fmt.Fprintf(w, "%-40s not measured: no -%s directory\n", label, src.module)
 			continue
 		}
-		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, notExtractFuncs, src.pos, src.eco)
+		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, notExtractFuncs, src.pos, src.eco, src.helpers)
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
@@ -207,7 +207,7 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 	}
 	byEco["TOTAL"] = total
 	printTable(w, append(ecos, "TOTAL"), byEco)
-	fmt.Fprintln(w, "\nNames compared as the ecosystem compares them: pypi by PEP 503 (lower case, runs of -_. as -), nuget case-insensitively; Go versions without the leading v; versions otherwise exactly.")
+	fmt.Fprintln(w, "\nNames compared as the ecosystem compares them: pypi by PEP 503 (lower case, runs of -_. as -), nuget case-insensitively; Go versions without the leading v, (devel) as no version, the toolchain go as stdlib and its version without go; versions otherwise exactly.")
 
 	sort.Strings(misses)
 	sort.Strings(phantoms)
@@ -322,8 +322,20 @@ func set(ps []pkg) map[pkg]bool {
 		case "nuget":
 			p.Name = strings.ToLower(p.Name)
 		case "golang":
-			// osv-scalibr writes module versions without Go's "v".
+			// osv-scalibr writes module versions without Go's "v", the
+			// toolchain as "go" at "1.22.0" (berth: "stdlib" at
+			// "go1.22.0"), and keeps a main
+			// module's "(devel)", which berth writes as no version.
 			p.Version = strings.TrimPrefix(p.Version, "v")
+			if p.Name == "go" {
+				p.Name = "stdlib"
+			}
+			if p.Name == "stdlib" {
+				p.Version = strings.TrimPrefix(p.Version, "go") // berth, as syft: go1.22.0
+			}
+			if p.Version == "(devel)" {
+				p.Version = ""
+			}
 		}
 		m[p] = true
 	}

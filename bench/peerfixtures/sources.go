@@ -34,6 +34,8 @@ type source struct {
 	// the fixture: from their path beside the fixture to their name
 	// beside dest (pip's -r and -c includes; the go.sum of a go.mod).
 	companions func(fixture string, data []byte) map[string]string
+	// helpers names the test's own functions that build expected lists.
+	helpers map[string]helper
 }
 
 // extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
@@ -79,7 +81,8 @@ func sources() []source {
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gomod", eco: "golang", funcs: extractFuncs,
 			place: at("app/go.mod"), companions: goSum},
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gobinary", eco: "golang", funcs: extractFuncs,
-			place: func(f string) (string, bool, string) { return "usr/local/bin/" + path.Base(f), true, "" }},
+			place:   func(f string) (string, bool, string) { return "usr/local/bin/" + path.Base(f), true, "" },
+			helpers: map[string]helper{"goPackage": helperPackage, "createPackages": helperList, "createPackagesWithMain": helperListWithMain}},
 		lang("rust/cargolock", "cargo", "app/Cargo.lock"),
 		lang("php/composerlock", "composer", "app/composer.lock"),
 		lang("ruby/gemfilelock", "gem", "app/Gemfile.lock"),
