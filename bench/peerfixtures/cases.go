@@ -59,17 +59,24 @@ var purlTypes = map[string]string{
 }
 
 // helper is what one of a test's own helper functions does with its
-// arguments, for the few tests whose expected lists are built by calls:
+// arguments, for the tests whose expected lists are built by calls:
 // osv-scalibr's gobinary test writes goPackage(name, version),
 // createPackages(list, location) and createPackagesWithMain(list,
 // location), which adds the binary's main module at "(devel)", named
-// after the fixture up to its first "-".
-type helper int
+// after the fixture up to its first "-"; its apk test getPackage(path,
+// name, origin, version, …); its uv test pkg(t, name, version, …).
+type helper struct {
+	kind helperKind
+	// Name and Version are the argument indexes of a helperPackage.
+	Name, Version int
+}
+
+type helperKind int
 
 const (
-	helperPackage      helper = iota + 1 // (name, version) → one package
-	helperList                           // (list, …) → the list
-	helperListWithMain                   // (list, "testdata/NAME-…") → the list and NAME (devel)
+	helperPackage      helperKind = iota + 1 // → one package
+	helperList                               // (list, …) → the list
+	helperListWithMain                       // (list, "testdata/NAME-…") → the list and NAME (devel)
 )
 
 // positional reads expected packages written as unkeyed struct literals
@@ -265,11 +272,13 @@ func (r *reader) element(el ast.Expr) (pkg, string) {
 		el = u.X
 	}
 	if call, ok := el.(*ast.CallExpr); ok {
-		if fn, ok := call.Fun.(*ast.Ident); ok && r.helpers[fn.Name] == helperPackage && len(call.Args) == 2 {
-			name, ok1 := stringLit(call.Args[0])
-			version, ok2 := stringLit(call.Args[1])
-			if ok1 && ok2 {
-				return pkg{Eco: r.defEco, Name: name, Version: version}, ""
+		if fn, ok := call.Fun.(*ast.Ident); ok {
+			if h := r.helpers[fn.Name]; h.kind == helperPackage && h.Name < len(call.Args) && h.Version < len(call.Args) {
+				name, ok1 := stringLit(call.Args[h.Name])
+				version, ok2 := stringLit(call.Args[h.Version])
+				if ok1 && ok2 {
+					return pkg{Eco: r.defEco, Name: name, Version: version}, ""
+				}
 			}
 		}
 		return pkg{}, fmt.Sprintf("an expected package is built by code (%s)", callName(call))
@@ -309,9 +318,9 @@ func (r *reader) call(call *ast.CallExpr) ([]pkg, string) {
 			out = append(out, p)
 		}
 		return out, ""
-	case r.helpers[fn.Name] == helperList:
+	case r.helpers[fn.Name].kind == helperList:
 		return r.packages(call.Args[0])
-	case r.helpers[fn.Name] == helperListWithMain && len(call.Args) == 2:
+	case r.helpers[fn.Name].kind == helperListWithMain && len(call.Args) == 2:
 		out, why := r.packages(call.Args[0])
 		if why != "" {
 			return nil, why
