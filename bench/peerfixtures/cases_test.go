@@ -207,3 +207,75 @@ func TestExtract(t *testing.T) {
 		t.Errorf("skips = %+v", skips)
 	}
 }
+
+func TestCompare(t *testing.T) {
+	tests := []struct {
+		name             string
+		src              source
+		c                testCase
+		berth            []found
+		wantTally        map[string]tally
+		misses, phantoms int
+	}{
+		{
+			name: "one miss, one phantom, notation normalised",
+			src:  source{eco: "pypi"},
+			c:    testCase{Want: []pkg{{"pypi", "Foo_Bar", "1.0"}, {"pypi", "gone", "2.0"}}},
+			berth: []found{{pkg: pkg{"pypi", "foo-bar", "1.0"}}, {pkg: pkg{"pypi", "extra", "3.0"}},
+				{pkg: pkg{"npm", "other-ecosystem", "1.0"}}},
+			wantTally: map[string]tally{"pypi": {cases: 1, want: 2, found: 2, tp: 1}},
+			misses:    1, phantoms: 1,
+		},
+		{
+			name:      "dev packages left out where the peer drops them",
+			src:       source{eco: "npm", noDev: "x"},
+			c:         testCase{Want: []pkg{{"npm", "a", "1.0"}}},
+			berth:     []found{{pkg: pkg{"npm", "a", "1.0"}}, {pkg: pkg{"npm", "devonly", "1.0"}, dev: true}},
+			wantTally: map[string]tally{"npm": {cases: 1, want: 1, found: 1, tp: 1}},
+		},
+		{
+			name:      "dev packages counted where the test expects some",
+			src:       source{eco: "npm", noDev: "x"},
+			c:         testCase{Want: []pkg{{"npm", "a", "1.0"}}, WantDev: true},
+			berth:     []found{{pkg: pkg{"npm", "a", "1.0"}}, {pkg: pkg{"npm", "devonly", "1.0"}, dev: true}},
+			wantTally: map[string]tally{"npm": {cases: 1, want: 1, found: 2, tp: 1}},
+			phantoms:  1,
+		},
+		{
+			name:      "a sample compares only the names it lists",
+			src:       source{eco: "rpm", sample: "x"},
+			c:         testCase{Want: []pkg{{"rpm", "bash", "5.1-1"}}},
+			berth:     []found{{pkg: pkg{"rpm", "bash", "5.1-2"}}, {pkg: pkg{"rpm", "zlib", "1.2-1"}}},
+			wantTally: map[string]tally{"rpm": {cases: 1, want: 1, found: 1, tp: 0}},
+			misses:    1, phantoms: 1,
+		},
+		{
+			name:      "a case of another ecosystem counts once",
+			src:       source{eco: "conda"},
+			c:         testCase{Want: []pkg{{"pypi", "jupyterlab", "3.1.12"}}},
+			berth:     []found{{pkg: pkg{"conda", "jupyterlab", "3.1.12"}}},
+			wantTally: map[string]tally{"conda": {cases: 1, found: 1}, "pypi": {want: 1}},
+			misses:    1, phantoms: 1,
+		},
+		{
+			name:      "nothing expected, nothing found",
+			src:       source{eco: "gem"},
+			wantTally: map[string]tally{"gem": {cases: 1}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := compare(tt.src, tt.c, tt.berth)
+			got := map[string]tally{}
+			for eco, x := range out.per {
+				got[eco] = *x
+			}
+			if !reflect.DeepEqual(got, tt.wantTally) {
+				t.Errorf("tallies %+v, want %+v", got, tt.wantTally)
+			}
+			if len(out.misses) != tt.misses || len(out.phantoms) != tt.phantoms {
+				t.Errorf("misses %q, phantoms %q; want %d and %d", out.misses, out.phantoms, tt.misses, tt.phantoms)
+			}
+		})
+	}
+}

@@ -108,57 +108,8 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
 			used++
-			ecos := map[string]bool{src.eco: true}
-			for _, p := range c.Want {
-				ecos[p.Eco] = true
-			}
-			want := set(c.Want)
-			names := map[string]bool{}
-			for p := range want {
-				names[p.Name] = true
-			}
-			got := map[pkg]bool{}
-			var counted []pkg
-			for _, f := range berth {
-				if src.noDev == "" || c.WantDev || !f.dev {
-					counted = append(counted, f.pkg)
-				}
-			}
-			for p := range set(counted) {
-				if ecos[p.Eco] && (src.sample == "" || names[p.Name]) {
-					got[p] = true
-				}
-			}
-			per := map[string]*tally{}
-			row := func(eco string) *tally {
-				if per[eco] == nil {
-					per[eco] = &tally{}
-				}
-				return per[eco]
-			}
-			for p := range want {
-				row(p.Eco).want++
-				if got[p] {
-					row(p.Eco).tp++
-				} else {
-					misses = append(misses, fmt.Sprintf("%s\t%s\t%s %s\t%s", p.Eco, c.Pos, p.Name, p.Version, c.Fixture))
-				}
-			}
-			for p := range got {
-				row(p.Eco).found++
-				if !want[p] {
-					phantoms = append(phantoms, fmt.Sprintf("%s\t%s\t%s %s\t%s", p.Eco, c.Pos, p.Name, p.Version, c.Fixture))
-				}
-			}
-			if len(want) == 0 && len(got) == 0 {
-				row(src.eco)
-			}
-			first := true
-			for eco, t := range per {
-				if first {
-					t.cases = 1 // a case counts once, under one of its ecosystems
-					first = false
-				}
+			out := compare(src, c, berth)
+			for eco, t := range out.per {
 				if byEco[eco] == nil {
 					byEco[eco] = &tally{}
 				}
@@ -169,7 +120,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				}
 				bySource[label].add(*t)
 			}
-			if len(warns) > 0 && len(want) != len(got) {
+			misses = append(misses, out.misses...)
+			phantoms = append(phantoms, out.phantoms...)
+			if len(warns) > 0 && len(out.misses)+len(out.phantoms) > 0 {
 				notes = append(notes, fmt.Sprintf("%s %s: berth warned: %s", c.Pos, c.Fixture, strings.Join(warns, "; ")))
 			}
 		}
@@ -226,6 +179,71 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		}
 	}
 	return nil
+}
+
+// outcome is one case compared: its tallies per ecosystem and its misses
+// and phantoms, one line each.
+type outcome struct {
+	per              map[string]*tally
+	misses, phantoms []string
+}
+
+// compare sets what berth found in one case against what the peer's test
+// expects, in the ecosystems the case is about.
+func compare(src source, c testCase, berth []found) outcome {
+	ecos := map[string]bool{src.eco: true}
+	for _, p := range c.Want {
+		ecos[p.Eco] = true
+	}
+	want := set(c.Want)
+	names := map[string]bool{}
+	for p := range want {
+		names[p.Name] = true
+	}
+	var counted []pkg
+	for _, f := range berth {
+		if src.noDev == "" || c.WantDev || !f.dev {
+			counted = append(counted, f.pkg)
+		}
+	}
+	got := map[pkg]bool{}
+	for p := range set(counted) {
+		if ecos[p.Eco] && (src.sample == "" || names[p.Name]) {
+			got[p] = true
+		}
+	}
+	out := outcome{per: map[string]*tally{}}
+	row := func(eco string) *tally {
+		if out.per[eco] == nil {
+			out.per[eco] = &tally{}
+		}
+		return out.per[eco]
+	}
+	line := func(p pkg) string {
+		return fmt.Sprintf("%s\t%s\t%s %s\t%s", p.Eco, c.Pos, p.Name, p.Version, c.Fixture)
+	}
+	for p := range want {
+		row(p.Eco).want++
+		if got[p] {
+			row(p.Eco).tp++
+		} else {
+			out.misses = append(out.misses, line(p))
+		}
+	}
+	for p := range got {
+		row(p.Eco).found++
+		if !want[p] {
+			out.phantoms = append(out.phantoms, line(p))
+		}
+	}
+	// A case counts once: under the source's ecosystem when it has
+	// packages there, else under the first of the others.
+	if out.per[src.eco] != nil || len(out.per) == 0 {
+		row(src.eco).cases = 1
+	} else {
+		out.per[sortedKeys(out.per)[0]].cases = 1
+	}
+	return out
 }
 
 func printTable(w io.Writer, rows []string, t map[string]*tally) {
