@@ -93,6 +93,54 @@ func TestDepsJSONSkipsBadKeys(t *testing.T) {
 	}
 }
 
+// TestDepsJSONMetaPackages: a package whose entry in the runtime target
+// lists no runtime, per-RID or native asset ships no code (a
+// meta-package) and is left out; a package the runtime target does not
+// list, or every package when there is no runtime target, is kept.
+func TestDepsJSONMetaPackages(t *testing.T) {
+	libs := `"libraries": {
+    "App/1.0.0": {"type": "project"},
+    "JsonDiffPatch/2.0.61": {"type": "package"},
+    "Libuv/1.9.1": {"type": "package"},
+    "Native.Only/1.0.0": {"type": "package"},
+    "Microsoft.NETCore.App/1.1.2": {"type": "package"},
+    "NETStandard.Library/1.6.0": {"type": "package"},
+    "Not.In.Target/2.0.0": {"type": "package"}
+  }`
+	target := `{
+      "App/1.0.0": {"dependencies": {"JsonDiffPatch": "2.0.61"}, "runtime": {"App.dll": {}}},
+      "JsonDiffPatch/2.0.61": {"dependencies": {"Microsoft.NETCore.App": "1.1.2"}, "runtime": {"lib/netcoreapp1.1/JsonDiffPatch.dll": {}}},
+      "Libuv/1.9.1": {"runtimeTargets": {"runtimes/debian-x64/native/libuv.so": {"rid": "debian-x64", "assetType": "native"}}},
+      "Native.Only/1.0.0": {"native": {"runtimes/linux-x64/native/libx.so": {}}},
+      "Microsoft.NETCore.App/1.1.2": {"dependencies": {"Libuv": "1.9.1", "NETStandard.Library": "1.6.0"}},
+      "NETStandard.Library/1.6.0": {"runtime": {}}
+    }`
+	tests := []struct {
+		name, deps string
+		want       []string
+	}{
+		{"runtime target", `{"runtimeTarget": {"name": ".NETCoreApp,Version=v6.0"}, "targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
+			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+		{"no runtime target", `{"targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
+			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Microsoft.NETCore.App@1.1.2", "NETStandard.Library@1.6.0", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseDepsJSON([]byte(tt.deps), "/app/App.deps.json", "dotnet-deps")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range pkgs {
+				got = append(got, p.Name+"@"+p.Version)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBadPackagesLock(t *testing.T) {
 	good, err := os.ReadFile("testdata/src/packages.lock.json")
 	if err != nil {
@@ -196,7 +244,7 @@ func TestRuntimePack(t *testing.T) {
       "app/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3", "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64": "8.0.1"}},
       "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.1": {"runtime": {"System.Private.CoreLib.dll": {}}},
       "runtimepack.Microsoft.AspNetCore.App.Runtime.linux-x64/8.0.1": {"runtime": {}},
-      "Newtonsoft.Json/13.0.3": {}
+      "Newtonsoft.Json/13.0.3": {"runtime": {"lib/net6.0/Newtonsoft.Json.dll": {}}}
     }
   },
   "libraries": {
