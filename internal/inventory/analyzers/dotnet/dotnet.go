@@ -45,7 +45,7 @@ type depsFile struct {
 		Name string `json:"name"`
 	} `json:"runtimeTarget"`
 	// Targets maps a target framework to its "Name/Version" entries.
-	Targets map[string]map[string]targetEntry `json:"targets"`
+	Targets   map[string]map[string]targetEntry `json:"targets"`
 	Libraries map[string]struct {
 		Type string `json:"type"`
 	} `json:"libraries"`
