@@ -67,8 +67,9 @@ var purlTypes = map[string]string{
 // name, origin, version, …); its uv test pkg(t, name, version, …).
 type helper struct {
 	kind helperKind
-	// Name and Version are the argument indexes of a helperPackage.
-	Name, Version int
+	// nameArg and versionArg are the argument indexes of a
+	// helperPackage.
+	nameArg, versionArg int
 }
 
 type helperKind int
@@ -273,9 +274,9 @@ func (r *reader) element(el ast.Expr) (pkg, string) {
 	}
 	if call, ok := el.(*ast.CallExpr); ok {
 		if fn, ok := call.Fun.(*ast.Ident); ok {
-			if h := r.helpers[fn.Name]; h.kind == helperPackage && h.Name < len(call.Args) && h.Version < len(call.Args) {
-				name, ok1 := stringLit(call.Args[h.Name])
-				version, ok2 := stringLit(call.Args[h.Version])
+			if h := r.helpers[fn.Name]; h.kind == helperPackage && h.nameArg < len(call.Args) && h.versionArg < len(call.Args) {
+				name, ok1 := stringLit(call.Args[h.nameArg])
+				version, ok2 := stringLit(call.Args[h.versionArg])
 				if ok1 && ok2 {
 					return pkg{Eco: r.defEco, Name: name, Version: version}, ""
 				}

@@ -187,7 +187,7 @@ func TestExtract(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x_test.go"), []byte(test), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	helpers := map[string]helper{"goPackage": {kind: helperPackage, Name: 0, Version: 1}, "createPackages": {kind: helperList}, "createPackagesWithMain": {kind: helperListWithMain}}
+	helpers := map[string]helper{"goPackage": {kind: helperPackage, nameArg: 0, versionArg: 1}, "createPackages": {kind: helperList}, "createPackagesWithMain": {kind: helperListWithMain}}
 	cases, skips, err := readCases("gobinary", dir, dir, extractFuncs, notExtractFuncs, nil, "golang", helpers)
 	if err != nil {
 		t.Fatal(err)

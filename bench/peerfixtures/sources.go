@@ -8,7 +8,7 @@ import (
 
 // source is one peer test package whose extraction tests are measured.
 type source struct {
-	module string // the -modules key: scalibr, rpmdb
+	module string // which module: scalibr, trivy or rpmdb, each given by its flag
 	dir    string // the test package, inside the module
 	eco    string // ecosystem of expected packages that do not say
 	// funcs selects the test functions read (the others test file
@@ -75,7 +75,7 @@ func sources() []source {
 		lang("python/pipfilelock", "pypi", "app/Pipfile.lock"),
 		lang("python/pdmlock", "pypi", "app/pdm.lock"),
 		{module: "scalibr", dir: "extractor/filesystem/language/python/uvlock", eco: "pypi", funcs: extractFuncs, place: at("app/uv.lock"),
-			helpers: map[string]helper{"pkg": {kind: helperPackage, Name: 1, Version: 2}}},
+			helpers: map[string]helper{"pkg": {kind: helperPackage, nameArg: 1, versionArg: 2}}},
 		lang("python/pylock", "pypi", "app/pylock.toml"),
 		{module: "scalibr", dir: "extractor/filesystem/language/python/wheelegg", eco: "pypi", funcs: extractFuncs, place: placePython},
 		lang("python/condameta", "conda", "opt/conda/conda-meta/fixture.json"),
@@ -83,7 +83,7 @@ func sources() []source {
 			place: at("app/go.mod"), companions: goSum},
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gobinary", eco: "golang", funcs: extractFuncs,
 			place: func(f string) (string, bool, string) { return "usr/local/bin/" + path.Base(f), true, "" },
-			helpers: map[string]helper{"goPackage": {kind: helperPackage, Name: 0, Version: 1},
+			helpers: map[string]helper{"goPackage": {kind: helperPackage, nameArg: 0, versionArg: 1},
 				"createPackages": {kind: helperList}, "createPackagesWithMain": {kind: helperListWithMain}}},
 		lang("rust/cargolock", "cargo", "app/Cargo.lock"),
 		lang("php/composerlock", "composer", "app/composer.lock"),
@@ -100,7 +100,7 @@ func sources() []source {
 		lang("cpp/conanlock", "conan", "app/conan.lock"),
 		{module: "scalibr", dir: "extractor/filesystem/os/dpkg", eco: "deb", funcs: extractFuncs, place: placeDpkg},
 		{module: "scalibr", dir: "extractor/filesystem/os/apk", eco: "apk", funcs: extractFuncs, place: at("lib/apk/db/installed"),
-			helpers: map[string]helper{"getPackage": {kind: helperPackage, Name: 1, Version: 3}}},
+			helpers: map[string]helper{"getPackage": {kind: helperPackage, nameArg: 1, versionArg: 3}}},
 		{module: "scalibr", dir: "extractor/filesystem/os/rpm", eco: "rpm", funcs: extractFuncs, place: placeRPM,
 			sample: "the test compares only the first three packages of each database"},
 		trivy("nodejs/npm", "npm", "app/package-lock.json"),
