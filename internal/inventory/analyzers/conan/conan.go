@@ -24,7 +24,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "conan-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -48,17 +48,25 @@ type lock struct {
 	PythonRequires []string `json:"python_requires"`
 	GraphLock      *struct {
 		Nodes map[string]struct {
-			Ref      string   `json:"ref"`
-			Requires []string `json:"requires"`
+			Ref string `json:"ref"`
+			// Pref is the package reference the lock formats before
+			// Conan 1.22 (lock versions 0.1–0.3) write instead of ref:
+			// the reference and ":package_id".
+			Pref string `json:"pref"`
+			// Path is set on the consumer: the conanfile of the
+			// project itself, not a package.
+			Path string `json:"path"`
 			// BuildRequires lists node ids of tools needed only to
-			// build (Conan 1 "build_requires").
-			BuildRequires []string `json:"build_requires"`
+			// build (Conan 1 "build_requires"): a list, or in the
+			// early formats an object from reference to node id.
+			BuildRequires json.RawMessage `json:"build_requires"`
 		} `json:"nodes"`
 	} `json:"graph_lock"`
 }
 
 // Parse reads a conan.lock. Build and python requirements (tools used to
-// build, not linked) are dev.
+// build, not linked) are dev. A reference that is not name/version is
+// skipped and named in the error; the others are still returned.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var l lock
 	if err := json.Unmarshal(data, &l); err != nil {
@@ -67,11 +75,11 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	out := &collector{location: location, analyzer: analyzer, seen: map[string]int{}}
 	switch {
 	case l.GraphLock != nil:
-		// Node "0" is the consumer (the project itself, often with no
-		// ref); a node only other nodes' build_requires reach is dev.
+		// The consumer is the project itself, often with no ref; a node
+		// only other nodes' build_requires reach is dev.
 		build := map[string]bool{}
 		for _, n := range l.GraphLock.Nodes {
-			for _, id := range n.BuildRequires {
+			for _, id := range nodeIDs(n.BuildRequires) {
 				build[id] = true
 			}
 		}
@@ -81,10 +89,17 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		}
 		sort.Strings(ids)
 		for _, id := range ids {
-			if ref := l.GraphLock.Nodes[id].Ref; ref != "" && id != "0" {
-				if err := out.add(ref, build[id]); err != nil {
-					return nil, err
-				}
+			n := l.GraphLock.Nodes[id]
+			ref := n.Ref
+			if ref == "" {
+				ref = n.Pref
+			}
+			// The early formats mark the consumer by its conanfile
+			// path; since 0.4 node "0" is the consumer, and a node
+			// with a ref and a path is an editable package.
+			consumer := id == "0" || n.Ref == "" && n.Path != ""
+			if ref != "" && !consumer {
+				out.add(ref, build[id])
 			}
 		}
 	case l.Version != "":
@@ -93,40 +108,57 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 			dev  bool
 		}{{l.Requires, false}, {l.BuildRequires, true}, {l.PythonRequires, true}} {
 			for _, ref := range list.refs {
-				if err := out.add(ref, list.dev); err != nil {
-					return nil, err
-				}
+				out.add(ref, list.dev)
 			}
 		}
 	default:
 		return nil, errors.New("not a conan.lock: no version or graph_lock")
 	}
-	return out.pkgs, nil
+	return out.pkgs, errors.Join(out.errs...)
+}
+
+// nodeIDs reads a node's list of node ids, written as a list or as an
+// object whose values are the ids.
+func nodeIDs(raw json.RawMessage) []string {
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return list
+	}
+	var byRef map[string]string
+	if json.Unmarshal(raw, &byRef) == nil {
+		for _, id := range byRef {
+			list = append(list, id)
+		}
+	}
+	return list
 }
 
 type collector struct {
 	location, analyzer string
 	pkgs               []inventory.Package
 	seen               map[string]int
+	errs               []error
 }
 
-// add reads a reference "name/version[@user/channel][#revision[%time]]".
-func (c *collector) add(ref string, dev bool) error {
+// add reads a reference "name/version[@user/channel][#revision[%time]]"
+// or a package reference, which adds ":package_id[#revision]".
+func (c *collector) add(ref string, dev bool) {
+	ref, _, _ = strings.Cut(ref, ":")
 	ref, _, _ = strings.Cut(ref, "#")
 	ref, _, _ = strings.Cut(ref, "@")
 	name, version, ok := strings.Cut(ref, "/")
-	if !ok || name == "" || version == "" {
-		return fmt.Errorf("reference %q is not name/version", ref)
+	if !ok || name == "" || version == "" || strings.ContainsAny(name+version, "/ \t") {
+		c.errs = append(c.errs, fmt.Errorf("reference %q is not name/version", ref))
+		return
 	}
 	key := name + "/" + version
 	if i, ok := c.seen[key]; ok {
 		c.pkgs[i].Dev = c.pkgs[i].Dev && dev
-		return nil
+		return
 	}
 	c.seen[key] = len(c.pkgs)
 	c.pkgs = append(c.pkgs, inventory.Package{
 		Ecosystem: inventory.Conan, Name: name, Version: version,
 		Locations: []string{c.location}, Analyzer: c.analyzer, Dev: dev,
 	})
-	return nil
 }

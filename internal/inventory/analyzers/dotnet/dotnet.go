@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -22,7 +23,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "dotnet-deps" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -40,13 +41,46 @@ func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, 
 }
 
 type depsFile struct {
+	RuntimeTarget struct {
+		Name string `json:"name"`
+	} `json:"runtimeTarget"`
 	// Targets maps a target framework to its "Name/Version" entries.
-	Targets map[string]map[string]struct {
-		Dependencies map[string]string `json:"dependencies"`
-	} `json:"targets"`
+	Targets   map[string]map[string]targetEntry `json:"targets"`
 	Libraries map[string]struct {
 		Type string `json:"type"`
 	} `json:"libraries"`
+}
+
+type targetEntry struct {
+	Dependencies map[string]string `json:"dependencies"`
+	// The assets the entry puts into the application: managed
+	// assemblies, per-RID assets, native libraries.
+	Runtime        json.RawMessage `json:"runtime"`
+	RuntimeTargets json.RawMessage `json:"runtimeTargets"`
+	Native         json.RawMessage `json:"native"`
+}
+
+// shipsNothing reports whether a library's entry in the runtime target
+// lists no runtime, per-RID or native asset: a meta-package (such as
+// NETStandard.Library, or Microsoft.NETCore.App as a package) that puts
+// no code of its own into the application, as Trivy reads it. A library
+// the runtime target does not list is kept.
+func (d *depsFile) shipsNothing(key string) bool {
+	target, ok := d.Targets[d.RuntimeTarget.Name]
+	if !ok {
+		return false
+	}
+	e, ok := target[key]
+	if !ok {
+		return false
+	}
+	return empty(e.Runtime) && empty(e.RuntimeTargets) && empty(e.Native)
+}
+
+// empty is an absent, null or {} asset list.
+func empty(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null" || strings.ReplaceAll(s, " ", "") == "{}"
 }
 
 // ParseDepsJSON reads the libraries of type "package" (from NuGet) and
@@ -54,8 +88,11 @@ type depsFile struct {
 // runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.0, reported
 // under its NuGet name Microsoft.NETCore.App.Runtime.linux-x64: the
 // runtime's advisories are filed there); the application's own projects
-// and framework references are not packages.
-// Dependency edges come from the targets section.
+// and framework references are not packages, nor are NuGet meta-packages
+// that ship no asset (shipsNothing; a runtime pack is always kept).
+// Dependency edges come from the targets section. A library key that is
+// not Name/Version is skipped and named in the error; the others are
+// still read.
 func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var deps depsFile
 	if err := json.Unmarshal(data, &deps); err != nil {
@@ -81,9 +118,10 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 	}
 	sort.Strings(keys)
 	var pkgs []inventory.Package
+	var bad []string
 	for _, key := range keys {
 		typ := strings.ToLower(deps.Libraries[key].Type)
-		if typ != "package" && typ != "runtimepack" {
+		if typ != "package" && typ != "runtimepack" || typ == "package" && deps.shipsNothing(key) {
 			continue
 		}
 		name, version, ok := strings.Cut(key, "/")
@@ -91,7 +129,8 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 			name = strings.TrimPrefix(name, "runtimepack.")
 		}
 		if !ok || name == "" || version == "" {
-			return nil, fmt.Errorf("library %q is not Name/Version", key)
+			bad = append(bad, strconv.Quote(key))
+			continue
 		}
 		p := inventory.Package{
 			Ecosystem: inventory.NuGet,
@@ -105,6 +144,9 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 		}
 		sort.Strings(p.DependsOn)
 		pkgs = append(pkgs, p)
+	}
+	if len(bad) > 0 {
+		return pkgs, fmt.Errorf("libraries not Name/Version, skipped: %s", strings.Join(bad, ", "))
 	}
 	return pkgs, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzertest"
 )
 
 func TestGolden(t *testing.T) {
@@ -51,6 +52,7 @@ func TestBadInput(t *testing.T) {
 		"no libraries": []byte(`{"runtimeTarget": {}}`),
 		"bad key":      []byte(`{"libraries": {"NoVersion": {"type": "package"}}}`),
 	} {
+		// A file whose only library is unreadable gives no set.
 		files := fstest.MapFS{"app/Shop.deps.json": {Data: good}, "bad/Bad.deps.json": {Data: data}}
 		res, err := Analyzer{}.Analyze(context.Background(), files)
 		if err != nil {
@@ -62,6 +64,80 @@ func TestBadInput(t *testing.T) {
 		if len(res.Sets) != 1 || res.Sets[0].Origin != "app/Shop.deps.json" {
 			t.Errorf("%s: sets = %+v", name, res.Sets)
 		}
+	}
+}
+
+// TestDepsJSONSkipsBadKeys: a library key that is not Name/Version is
+// named in the error; the other libraries are still read.
+func TestDepsJSONSkipsBadKeys(t *testing.T) {
+	tests := []struct {
+		name, deps string
+		want       []string
+		wantErr    string
+	}{
+		{"one bad key", `{"libraries": {"A/1.0": {"type": "package"}, "NoVersion": {"type": "package"}, "B/": {"type": "package"}}}`,
+			[]string{"A@1.0"}, `libraries not Name/Version, skipped: "B/", "NoVersion"`},
+		{"projects are not packages", `{"libraries": {"App/1.0.0": {"type": "project"}, "A/1.0": {"type": "package"}}}`,
+			[]string{"A@1.0"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseDepsJSON([]byte(tt.deps), "/app/App.deps.json", "dotnet-deps")
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestDepsJSONMetaPackages: a package whose entry in the runtime target
+// lists no runtime, per-RID or native asset ships no code (a
+// meta-package) and is left out; a package the runtime target does not
+// list, or every package when there is no runtime target, is kept.
+func TestDepsJSONMetaPackages(t *testing.T) {
+	libs := `"libraries": {
+    "App/1.0.0": {"type": "project"},
+    "JsonDiffPatch/2.0.61": {"type": "package"},
+    "Libuv/1.9.1": {"type": "package"},
+    "Native.Only/1.0.0": {"type": "package"},
+    "Microsoft.NETCore.App/1.1.2": {"type": "package"},
+    "NETStandard.Library/1.6.0": {"type": "package"},
+    "Not.In.Target/2.0.0": {"type": "package"}
+  }`
+	target := `{
+      "App/1.0.0": {"dependencies": {"JsonDiffPatch": "2.0.61"}, "runtime": {"App.dll": {}}},
+      "JsonDiffPatch/2.0.61": {"dependencies": {"Microsoft.NETCore.App": "1.1.2"}, "runtime": {"lib/netcoreapp1.1/JsonDiffPatch.dll": {}}},
+      "Libuv/1.9.1": {"runtimeTargets": {"runtimes/debian-x64/native/libuv.so": {"rid": "debian-x64", "assetType": "native"}}},
+      "Native.Only/1.0.0": {"native": {"runtimes/linux-x64/native/libx.so": {}}},
+      "Microsoft.NETCore.App/1.1.2": {"dependencies": {"Libuv": "1.9.1", "NETStandard.Library": "1.6.0"}},
+      "NETStandard.Library/1.6.0": {"runtime": {}}
+    }`
+	tests := []struct {
+		name, deps string
+		want       []string
+	}{
+		{"runtime target", `{"runtimeTarget": {"name": ".NETCoreApp,Version=v6.0"}, "targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
+			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+		{"no runtime target", `{"targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
+			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Microsoft.NETCore.App@1.1.2", "NETStandard.Library@1.6.0", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseDepsJSON([]byte(tt.deps), "/app/App.deps.json", "dotnet-deps")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range pkgs {
+				got = append(got, p.Name+"@"+p.Version)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -137,10 +213,9 @@ func FuzzParseDepsJSON(f *testing.F) {
 	}
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pkgs, err := ParseDepsJSON(data, "/x", "fuzz")
-		if err != nil && pkgs != nil {
-			t.Fatal("packages returned with an error")
-		}
+		// Libraries it cannot read are skipped, the others returned
+		// with the error that names them.
+		pkgs, _ := ParseDepsJSON(data, "/x", "fuzz")
 		for _, p := range pkgs {
 			if p.Name == "" || p.Version == "" {
 				t.Fatalf("package without name or version: %+v", p)
@@ -169,7 +244,7 @@ func TestRuntimePack(t *testing.T) {
       "app/1.0.0": {"dependencies": {"Newtonsoft.Json": "13.0.3", "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64": "8.0.1"}},
       "runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.1": {"runtime": {"System.Private.CoreLib.dll": {}}},
       "runtimepack.Microsoft.AspNetCore.App.Runtime.linux-x64/8.0.1": {"runtime": {}},
-      "Newtonsoft.Json/13.0.3": {}
+      "Newtonsoft.Json/13.0.3": {"runtime": {"lib/net6.0/Newtonsoft.Json.dll": {}}}
     }
   },
   "libraries": {

@@ -22,7 +22,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "gradle-lockfile" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -47,12 +47,15 @@ func isLockfile(p string) bool {
 
 // Parse reads "group:artifact:version=configuration,configuration" lines;
 // comments and the "empty=" line (configurations that resolve nothing)
-// are skipped. A dependency locked only in test configurations is dev.
+// are skipped. A dependency locked only in test configurations is dev. A
+// line that is no coordinate (a merge conflict marker left in the file) is
+// skipped and named in the error; the other lines are still read.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var pkgs []inventory.Package
 	seen := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	firstBad, bad := 0, 0
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "empty=") {
@@ -61,7 +64,10 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		coord, confs, _ := strings.Cut(line, "=")
 		parts := strings.Split(coord, ":")
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-			return nil, fmt.Errorf("line %d: want group:artifact:version", n)
+			if bad++; firstBad == 0 {
+				firstBad = n
+			}
+			continue
 		}
 		name := parts[0] + ":" + parts[1]
 		dev := confs != ""
@@ -83,6 +89,12 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read gradle lockfile: %w", err)
+	}
+	switch {
+	case bad == 1:
+		return pkgs, fmt.Errorf("line %d: want group:artifact:version", firstBad)
+	case bad > 1:
+		return pkgs, fmt.Errorf("line %d and %d more: want group:artifact:version", firstBad, bad-1)
 	}
 	return pkgs, nil
 }

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,7 +28,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "maven-pom" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -64,15 +63,24 @@ type dependency struct {
 type project struct {
 	XMLName xml.Name `xml:"project"`
 	coords
-	Parent     coords `xml:"parent"`
-	Properties struct {
-		Entries []struct {
-			XMLName xml.Name
-			Value   string `xml:",chardata"`
-		} `xml:",any"`
-	} `xml:"properties"`
+	Parent       coords       `xml:"parent"`
+	Properties   properties   `xml:"properties"`
 	Dependencies []dependency `xml:"dependencies>dependency"`
 	Managed      []dependency `xml:"dependencyManagement>dependencies>dependency"`
+	// Profiles active by default add their dependencies (and
+	// properties) to every build that activates no other profile.
+	Profiles []struct {
+		ActiveByDefault string       `xml:"activation>activeByDefault"`
+		Properties      properties   `xml:"properties"`
+		Dependencies    []dependency `xml:"dependencies>dependency"`
+	} `xml:"profiles>profile"`
+}
+
+type properties struct {
+	Entries []struct {
+		XMLName xml.Name
+		Value   string `xml:",chardata"`
+	} `xml:",any"`
 }
 
 // maxExpansions bounds ${…} substitution rounds: properties may refer to
@@ -80,7 +88,8 @@ type project struct {
 const maxExpansions = 8
 
 // Parse reads a pom.xml's declared dependencies. Test-scoped ones are
-// dev.
+// dev; so are those of the profiles active by default. A POM without its own artifactId (a fragment Maven would not
+// build) still declares them, as Trivy reads it.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var p project
 	dec := xml.NewDecoder(bytes.NewReader(data))
@@ -88,12 +97,19 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("parse pom.xml: %w", err)
 	}
-	if p.ArtifactID == "" {
-		return nil, errors.New("pom.xml has no artifactId")
-	}
 	props := map[string]string{}
 	for _, e := range p.Properties.Entries {
 		props[e.XMLName.Local] = strings.TrimSpace(e.Value)
+	}
+	deps := p.Dependencies
+	for _, prof := range p.Profiles {
+		if strings.TrimSpace(prof.ActiveByDefault) != "true" {
+			continue
+		}
+		for _, e := range prof.Properties.Entries {
+			props[e.XMLName.Local] = strings.TrimSpace(e.Value)
+		}
+		deps = append(deps, prof.Dependencies...)
 	}
 	group, version := first(p.GroupID, p.Parent.GroupID), first(p.Version, p.Parent.Version)
 	for _, k := range []string{"project.", "pom.", ""} {
@@ -125,7 +141,7 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	}
 	var pkgs []inventory.Package
 	seen := map[string]bool{}
-	for _, d := range p.Dependencies {
+	for _, d := range deps {
 		name := resolve(d.GroupID) + ":" + resolve(d.ArtifactID)
 		v := resolve(d.Version)
 		if v == "" {

@@ -25,7 +25,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "mix-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -64,13 +64,15 @@ var (
 // Parse reads a mix.lock: hex packages with their version and the names
 // of their dependencies; git and path dependencies under their key,
 // without a version (a commit is not one, and the URL may hold a
-// token).
+// token). A hex entry that names no package and version is skipped and
+// named in the error; the other entries are still read.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	trimmed := bytes.TrimSpace(data)
 	if !bytes.HasPrefix(trimmed, []byte("%{")) {
 		return nil, fmt.Errorf("not a mix.lock: no %%{ map")
 	}
 	var pkgs []inventory.Package
+	var bad []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -83,7 +85,8 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		if scm == "hex" {
 			h := hexRE().FindStringSubmatch(rest)
 			if h == nil {
-				return nil, fmt.Errorf("line %d: hex entry %q has no package name and version", n, key)
+				bad = append(bad, fmt.Sprintf("line %d: hex entry %q has no package name and version", n, key))
+				continue
 			}
 			p.Name, p.Version = h[1]+h[2], h[3]
 			for _, d := range depRE().FindAllStringSubmatch(rest[len(h[0]):], -1) {
@@ -95,6 +98,9 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read mix.lock: %w", err)
+	}
+	if len(bad) > 0 {
+		return pkgs, fmt.Errorf("skipped: %s", strings.Join(bad, "; "))
 	}
 	return pkgs, nil
 }

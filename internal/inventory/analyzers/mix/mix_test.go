@@ -37,10 +37,35 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseSkipsBadEntries: a hex entry without name and version is
+// named in the error; the entries around it are still read.
+func TestParseSkipsBadEntries(t *testing.T) {
+	tests := []struct {
+		name, lock string
+		want       []string
+		wantErr    string
+	}{
+		{"truncated tuple", "%{\n  \"bunt\": {:hex, :bunt, \"1.0.0\", \"081c\", [:mix], [], \"hexpm\", \"dc5f\"},\n  \"certifi\": {:hex, },\n}\n",
+			[]string{"bunt@1.0.0"}, `skipped: line 3: hex entry "certifi" has no package name and version`},
+		{"clean", "%{\n  \"bunt\": {:hex, :bunt, \"1.0.0\", \"081c\", [:mix], [], \"hexpm\", \"dc5f\"},\n}\n", []string{"bunt@1.0.0"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := Parse([]byte(tt.lock), "/app/mix.lock", "mix-lock")
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	data, err := os.ReadFile("testdata/app/mix.lock")
 	if err != nil {
 		f.Fatal(err)
 	}
-	analyzertest.FuzzParse(f, Parse, data)
+	analyzertest.FuzzParsePartial(f, Parse, data)
 }

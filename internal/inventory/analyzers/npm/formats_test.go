@@ -155,6 +155,18 @@ snapshots:
 
   ms@2.0.0: {}
 `, []string{"debug@2.6.9", "ms@2.0.0"}},
+		{"yarn v1 entry keyed by the bare name", ParseYarnLock, `# yarn lockfile v1
+
+
+balanced-match:
+  version "1.0.2"
+
+"@scope/pkg":
+  version "2.0.0"
+
+ms@^2.1.0:
+  version "2.1.3"
+`, []string{"@scope/pkg@2.0.0", "balanced-match@1.0.2", "ms@2.1.3"}},
 		{"pnpm v9 without snapshots", ParsePNPMLock, `lockfileVersion: '9.0'
 packages:
   debug@2.6.9:
@@ -233,5 +245,61 @@ func TestLockfileSetsNameTheirInstallDir(t *testing.T) {
 		if len(res.Sets) != 1 || res.Sets[0].InstalledUnder != want[res.Sets[0].Origin] {
 			t.Errorf("%s: sets %+v", a.Name(), res.Sets)
 		}
+	}
+}
+
+// TestPNPMSkipsUnnamedEntries: an entry whose key and fields name no
+// package and version is skipped and named in the error; the rest of the
+// file is still read.
+func TestPNPMSkipsUnnamedEntries(t *testing.T) {
+	tests := []struct {
+		name, lock string
+		want       []string
+		wantErr    string
+	}{
+		{"v5 git keys", `lockfileVersion: 5.3
+packages:
+  /foo/1.0.0:
+    dev: false
+  github.com/kevva/is-positive:
+    dev: false
+  /foo/bar:
+    dev: false
+  example.com/foo/1.3.0_bar@2.0.0:
+    dev: false
+`, []string{"foo@1.0.0", "foo@1.3.0"}, `package keys not name@version, skipped: "/foo/bar", "github.com/kevva/is-positive"`},
+		{"local folder without a name", `lockfileVersion: 5.4
+packages:
+  file:../pkg:
+    resolution: {directory: ../pkg, type: directory}
+    name: local-pkg
+    version: 1.0.0
+  file:../nameless:
+    resolution: {directory: ../nameless, type: directory}
+    version: 1.0.0
+`, []string{"local-pkg@1.0.0"}, `package keys not name@version, skipped: "file:../nameless"`},
+		{"v6 scoped key without a version", `lockfileVersion: '6.0'
+packages:
+  /@x:
+    dev: false
+  /acorn@8.7.0:
+    dev: false
+`, []string{"acorn@8.7.0"}, `package keys not name@version, skipped: "/@x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParsePNPMLock([]byte(tt.lock), "/app/pnpm-lock.yaml", "pnpm-lock")
+			var got []string
+			for _, p := range pkgs {
+				got = append(got, p.Name+"@"+p.Version)
+			}
+			sort.Strings(got)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -25,7 +25,7 @@ type PNPMAnalyzer struct{}
 func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 
 // Version implements inventory.Analyzer.
-func (PNPMAnalyzer) Version() int { return 2 }
+func (PNPMAnalyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -93,8 +93,9 @@ type pnpmPackage struct {
 func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var (
-		s    set
-		docs int
+		s       set
+		docs    int
+		unnamed []string
 	)
 	for {
 		var doc yaml.Node
@@ -115,17 +116,24 @@ func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package,
 			continue
 		}
 		docs++
-		if err := pnpmDocument(&s, &lock, location, analyzer); err != nil {
+		if err := pnpmDocument(&s, &lock, location, analyzer, &unnamed); err != nil {
 			return nil, err
 		}
 	}
 	if docs == 0 {
 		return nil, errors.New("pnpm-lock.yaml holds no lockfile")
 	}
+	if len(unnamed) > 0 {
+		return s.pkgs, fmt.Errorf("package keys not name@version, skipped: %s", strings.Join(unnamed, ", "))
+	}
 	return s.pkgs, nil
 }
 
-func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string) error {
+// pnpmDocument adds the packages of one lockfile document to s. An entry
+// whose key and fields name no package and version (a git or local
+// folder dependency without its name: field) is skipped and its key
+// added to unnamed: one such entry must not hide the rest of the file.
+func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string, unnamed *[]string) error {
 	major, err := pnpmMajor(lock.LockfileVersion.Value)
 	if err != nil {
 		return err
@@ -154,7 +162,8 @@ func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string) error {
 			}
 		}
 		if !ok || name == "" {
-			return fmt.Errorf("package key %q is not name@version", key)
+			*unnamed = append(*unnamed, strconv.Quote(key))
+			continue
 		}
 		p := pkg(name, plainVersion(version), location, analyzer)
 		if e.Dev != nil {
@@ -207,7 +216,9 @@ func pnpmKey(key string, major int) (name, version string, ok bool) {
 	}
 	name, version = key[:i], key[i+1:]
 	version, _, _ = strings.Cut(version, "_")
-	return name, version, version != ""
+	// A registry version starts with a digit; "github.com/user/repo"
+	// and "/foo/bar" (a git dependency, host stripped) name no version.
+	return name, version, version != "" && version[0] >= '0' && version[0] <= '9'
 }
 
 // stripPeers removes the "(peer@version)" suffixes of v6+ keys.

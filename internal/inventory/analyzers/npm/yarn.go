@@ -29,7 +29,7 @@ type YarnAnalyzer struct{}
 func (YarnAnalyzer) Name() string { return "yarn-lock" }
 
 // Version implements inventory.Analyzer.
-func (YarnAnalyzer) Version() int { return 3 }
+func (YarnAnalyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (YarnAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -328,15 +328,16 @@ func yarnV1Header(header string) (yarnEntry, error) {
 	}
 	spec := e.specs[0]
 	// The first "@" after a scope's leading one separates name and
-	// range; the range itself may hold more (aliases, tarball URLs).
-	i := 0
-	if spec != "" {
-		i = strings.Index(spec[1:], "@") + 1
-	}
-	if i <= 0 {
+	// range; the range itself may hold more (aliases, tarball URLs). A
+	// spec without a range ("balanced-match:") is the bare name, which
+	// the entry's version field completes.
+	if spec == "" || spec == "@" {
 		return e, fmt.Errorf("no package name in %q", header)
 	}
-	name, rng := spec[:i], spec[i+1:]
+	name, rng := spec, ""
+	if i := strings.Index(spec[1:], "@") + 1; i > 0 {
+		name, rng = spec[:i], spec[i+1:]
+	}
 	if real, ok := strings.CutPrefix(rng, "npm:"); ok {
 		if n, _, ok := splitNameVersion(real); ok {
 			name = n

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
@@ -21,7 +22,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "nuget-packages-config" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -49,23 +50,30 @@ type config struct {
 	} `xml:"package"`
 }
 
-// Parse reads the <package id version> elements of a packages.config.
+// Parse reads the <package id version> elements of a packages.config. An
+// element without an id or version is skipped and named in the error; the
+// others are still read.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var c config
 	if err := xml.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {
 		return nil, fmt.Errorf("parse packages.config: %w", err)
 	}
 	var pkgs []inventory.Package
+	var bad []string
 	for _, p := range c.Packages {
 		id, v := strings.TrimSpace(p.ID), strings.TrimSpace(p.Version)
 		if id == "" || v == "" {
-			return nil, fmt.Errorf("package %q without an id or version", id)
+			bad = append(bad, strconv.Quote(id))
+			continue
 		}
 		pkgs = append(pkgs, inventory.Package{
 			Ecosystem: inventory.NuGet, Name: id, Version: v,
 			Locations: []string{location}, Analyzer: analyzer,
 			Dev: strings.EqualFold(strings.TrimSpace(p.DevelopmentDependency), "true"),
 		})
+	}
+	if len(bad) > 0 {
+		return pkgs, fmt.Errorf("packages without an id or version, skipped: %s", strings.Join(bad, ", "))
 	}
 	return pkgs, nil
 }

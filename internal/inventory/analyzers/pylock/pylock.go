@@ -23,7 +23,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "pylock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -61,12 +61,17 @@ type lock struct {
 		// Dependencies name other entries of packages (PEP 751 leaves
 		// the form to the tool; pip and uv write name tables).
 		Dependencies []map[string]any `toml:"dependencies"`
+		Directory    *struct {
+			Path string `toml:"path"`
+		} `toml:"directory"`
 	} `toml:"packages"`
 }
 
 // Parse reads the packages of a pylock.toml. A package from a VCS, a
 // directory or an archive may have no version (PEP 751 makes it
-// optional there); it is reported without one.
+// optional there); it is reported without one. The project the file
+// locks (pip lock . writes it as the directory ".") is the project, not
+// one of its packages, as uv.lock's root is not.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var l lock
 	if _, err := toml.Decode(string(data), &l); err != nil {
@@ -82,6 +87,9 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	for _, e := range l.Packages {
 		if e.Name == "" {
 			return nil, errors.New("a package without a name")
+		}
+		if e.Directory != nil && path.Clean(e.Directory.Path) == "." {
+			continue
 		}
 		p := inventory.Package{
 			Ecosystem: inventory.PyPI, Name: e.Name, Version: e.Version,

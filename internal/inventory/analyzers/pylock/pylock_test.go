@@ -33,6 +33,31 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseLeavesOutTheProject: the directory "." is the project the
+// file locks; other directories and VCS entries are packages, reported
+// without a version when they have none.
+func TestParseLeavesOutTheProject(t *testing.T) {
+	tests := []struct {
+		name, lock string
+		want       []string
+	}{
+		{"editable project", "lock-version = \"1.0\"\npackages = [\n  { name = \"site\", directory = { path = \".\", editable = true } },\n  { name = \"attrs\", version = \"25.1.0\" },\n]\n", []string{"attrs@25.1.0"}},
+		{"project written ./", "lock-version = \"1.0\"\n[[packages]]\nname = \"site\"\ndirectory = { path = \"./\" }\n", []string{}},
+		{"sibling directory", "lock-version = \"1.0\"\n[[packages]]\nname = \"lib\"\ndirectory = { path = \"../lib\" }\n", []string{"lib@"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := Parse([]byte(tt.lock), "/app/pylock.toml", "pylock")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	data, err := os.ReadFile("testdata/app/pylock.toml")
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf16"
+
+	"berth.dev/berth/internal/inventory/analyzertest"
 )
 
 // TestRequirementsIncludes: -r files add their pins (relative to the
@@ -96,4 +99,78 @@ func TestMetadataHeadersAnyCase(t *testing.T) {
 	if len(pkgs) != 1 || pkgs[0].Name != "Foo" || pkgs[0].Version != "1.2.3" || !reflect.DeepEqual(pkgs[0].Licenses, []string{"MIT"}) {
 		t.Errorf("got %+v", pkgs)
 	}
+}
+
+// TestMetadataBodyWithoutSeparator: a line that is no header ends the
+// headers, as in Python's email parser, so the name and version before
+// it still count; garbage before any header is still an error.
+func TestMetadataBodyWithoutSeparator(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       []string
+		wantErr    bool
+	}{
+		{"keywords continued unindented", "Metadata-Version: 2.1\nName: passlib\nVersion: 1.7.4\nKeywords: password hash\ncrypt md5-crypt\nPlatform: UNKNOWN\n", []string{"passlib@1.7.4"}, false},
+		{"version after the break is body", "Name: x\nnot a header\nVersion: 1.0\n", nil, true},
+		{"no header at all", "just some text\nName: x\n", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseMetadata([]byte(tt.data), "/usr/lib/python3/dist-packages/x-1.dist-info/METADATA", "python-installed")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want error %v", err, tt.wantErr)
+			}
+			if got := analyzertest.Summary(pkgs); len(got)+len(tt.want) > 0 && !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRequirementsPins: what is a pin and what is not, line by line.
+func TestRequirementsPins(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"options after the pin", "foo==1.0 --hash=sha256:123 --config-settings=bar\n", []string{"foo@1.0"}},
+		{"an option where the version should be", "foo10== --hash=sha256:123\nfoo15== --config-settings --hash=sha256:1\n", nil},
+		{"arbitrary equality", "yolo===1.0\nlegacy===2013b0\n", []string{"legacy@2013b0", "yolo@1.0"}},
+		{"backslash on the last line", "pkg1==1.0 \\", []string{"pkg1@1.0"}},
+		{"backslash joining a hash", "pkg2==2.0 \\\n  --hash=sha256:456\n", []string{"pkg2@2.0"}},
+		{"ranges are not pins", "a>=1.0\nb==1.*\nc~=1.1\nd==1.0,<2\n", nil},
+		{"template syntax is no name", "{%if x|lower=='click'-%}\nfoo|bar=='1.2.4'\nfoo{bar}==%%\nfoo,bar&&foobar==1.2.3\nfoo=='invalid-version'\nok-name==1.0+local.1\n", []string{"ok-name@1.0+local.1"}},
+		{"UTF-8 byte order mark", "\xEF\xBB\xBFattrs==20.3.0\n", []string{"attrs@20.3.0"}},
+		{"UTF-16 LE", utf16LE("attrs==20.3.0\r\nsix==1.16.0\r\n"), []string{"attrs@20.3.0", "six@1.16.0"}},
+		{"UTF-16 BE", utf16BE("attrs==20.3.0\n"), []string{"attrs@20.3.0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := ParseRequirements([]byte(tt.file), "/app/requirements.txt", "pip-requirements")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// utf16LE and utf16BE encode s as Windows editors save a requirements
+// file: a byte order mark, then UTF-16.
+func utf16LE(s string) string {
+	out := []byte{0xFF, 0xFE}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u), byte(u>>8))
+	}
+	return string(out)
+}
+
+func utf16BE(s string) string {
+	out := []byte{0xFE, 0xFF}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u>>8), byte(u))
+	}
+	return string(out)
 }

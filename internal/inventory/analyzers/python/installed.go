@@ -21,7 +21,7 @@ type InstalledAnalyzer struct{}
 func (InstalledAnalyzer) Name() string { return "python-installed" }
 
 // Version implements inventory.Analyzer.
-func (InstalledAnalyzer) Version() int { return 2 }
+func (InstalledAnalyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (InstalledAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -98,7 +98,8 @@ func first(vs []string) string {
 }
 
 // parseHeaders reads RFC 822 style "Key: value" lines with indented
-// continuation lines, up to the first blank line. Header names are case
+// continuation lines, up to the first blank line or the first line past
+// a header that is no header. Header names are case
 // insensitive (as in email, and as pip reads them); the map is keyed by
 // their canonical form, "Version", "License-Expression".
 func parseHeaders(data []byte) (map[string][]string, error) {
@@ -126,6 +127,13 @@ func parseHeaders(data []byte) (map[string][]string, error) {
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			// Past the first header, a line that is no header starts
+			// the body, as Python's email parser (which pip and
+			// importlib.metadata use) reads it: passlib 1.7.4 ships
+			// Keywords continued on unindented lines.
+			if len(h) > 0 {
+				break
+			}
 			return nil, fmt.Errorf("line %d: not a metadata header", n)
 		}
 		key = textproto.CanonicalMIMEHeaderKey(k)

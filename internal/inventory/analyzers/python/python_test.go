@@ -190,6 +190,8 @@ func TestRequired(t *testing.T) {
 		{InstalledAnalyzer{}, "src/project/PKG-INFO", false},
 		{RequirementsAnalyzer{}, "app/requirements.txt", true},
 		{RequirementsAnalyzer{}, "app/requirements-dev.txt", true},
+		{RequirementsAnalyzer{}, "app/dev-requirements.txt", true},
+		{RequirementsAnalyzer{}, "app/other-requirements.txt", true},
 		{RequirementsAnalyzer{}, "app/requirements/base.txt", true},
 		{RequirementsAnalyzer{}, "app/constraints.txt", true},
 		{RequirementsAnalyzer{}, "app/notes.txt", false},

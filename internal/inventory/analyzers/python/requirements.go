@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf16"
 
 	"berth.dev/berth/internal/inventory"
 )
@@ -28,7 +30,7 @@ type RequirementsAnalyzer struct{}
 func (RequirementsAnalyzer) Name() string { return "pip-requirements" }
 
 // Version implements inventory.Analyzer.
-func (RequirementsAnalyzer) Version() int { return 2 }
+func (RequirementsAnalyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (RequirementsAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -61,7 +63,9 @@ func isRequirements(p string) bool {
 	if !strings.HasSuffix(base, ".txt") {
 		return false
 	}
-	return strings.HasPrefix(base, "requirements") || path.Base(path.Dir(p)) == "requirements"
+	// requirements.txt, requirements-dev.txt, dev-requirements.txt and
+	// other-requirements.txt are all common (syft reads *requirements*.txt).
+	return strings.Contains(base, "requirements") || path.Base(path.Dir(p)) == "requirements"
 }
 
 func isConstraints(p string) bool {
@@ -93,6 +97,7 @@ type requirements struct {
 
 func readRequirements(data []byte, location, analyzer string) (*requirements, error) {
 	r := &requirements{}
+	data = decodeBOM(data)
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var logical strings.Builder
@@ -110,6 +115,11 @@ func readRequirements(data []byte, location, analyzer string) (*requirements, er
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read requirements: %w", err)
+	}
+	// A backslash on the last line continues onto nothing: the line
+	// still counts.
+	if logical.Len() > 0 {
+		r.line(logical.String(), location, analyzer)
 	}
 	return r, nil
 }
@@ -160,6 +170,41 @@ func stripComment(line string) string {
 	return line
 }
 
+// decodeBOM returns data as UTF-8: pip reads a file that starts with a
+// UTF-16 byte order mark in that encoding (Windows editors write UTF-16),
+// and drops a UTF-8 one.
+func decodeBOM(data []byte) []byte {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		return data[3:]
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		order = binary.BigEndian
+	default:
+		return data
+	}
+	units := make([]uint16, 0, len(data)/2)
+	for i := 2; i+1 < len(data); i += 2 {
+		units = append(units, order.Uint16(data[i:]))
+	}
+	return []byte(string(utf16.Decode(units)))
+}
+
+// pepName is a project name as PEP 508 allows it; a line whose name is
+// anything else (a template's {{ … }}, shell syntax) names no package.
+var pepName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+})
+
+// pepVersion is the alphabet of a version pip would accept after ==
+// (PEP 440, with local versions and epochs); quotes and template syntax
+// are not in it.
+var pepVersion = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+!_-]*$`)
+})
+
 // pinned returns the name and version of a "name[extras]==version ; marker
 // --hash=…" line.
 func pinned(line string) (name, version string, ok bool) {
@@ -169,17 +214,21 @@ func pinned(line string) (name, version string, ok bool) {
 		return "", "", false
 	}
 	name, rest, ok := strings.Cut(line, "==")
-	if !ok || strings.HasPrefix(rest, "=") { // "===" is arbitrary equality
+	if !ok {
 		return "", "", false
 	}
+	// "===" is arbitrary equality: the version string exactly as
+	// written, still a pin.
+	rest = strings.TrimPrefix(rest, "=")
 	name, _, _ = strings.Cut(name, "[")
 	name = strings.TrimSpace(name)
 	fields := strings.Fields(rest)
-	if len(fields) == 0 || name == "" || strings.ContainsAny(name, " <>!~=@/:") {
+	if len(fields) == 0 || !pepName().MatchString(name) {
 		return "", "", false
 	}
 	version = fields[0]
-	if strings.ContainsAny(version, "*,<>!~") { // "==1.*" is a range
+	// "name== --hash=…" pins nothing: the option is not a version.
+	if !pepVersion().MatchString(version) || strings.Contains(version, "*") { // "==1.*" is a range
 		return "", "", false
 	}
 	return name, version, true
@@ -269,7 +318,7 @@ func resolveRequirements(files fs.FS, p string, data []byte, analyzer string) ([
 			if err != nil {
 				why := err.Error()
 				if errors.Is(err, fs.ErrNotExist) {
-					why = "not in this layer, or not a name berth reads (requirements*.txt, requirements/*.txt, *constraints*.txt)"
+					why = "not in this layer, or not a name berth reads (*requirements*.txt, requirements/*.txt, *constraints*.txt)"
 				}
 				warns = append(warns, fmt.Sprintf("/%s: include /%s: %s", cur.path, next, why))
 				continue

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# berth's package inventory against the packages the peers' own tests
+# expect on their fixture files (osv-scalibr's extractor tests, Trivy's
+# dependency parser tests, go-rpmdb's TestPackageList): recall and precision per ecosystem, every miss and
+# every phantom. The peers' modules are downloaded into the Go module
+# cache at the versions pinned here; nothing of theirs is kept in berth.
+# Usage: bench/peerfixtures.sh [-v]   (-v lists every skipped test case)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALIBR=github.com/google/osv-scalibr@v0.5.3
+TRIVY=github.com/aquasecurity/trivy@v0.74.0
+RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# moddir MODULE@VERSION: download outside berth's module (so go.mod is
+# not touched) and print where the module cache holds it.
+moddir() {
+	(cd "$work" && GOFLAGS=-mod=mod go mod download -json "$1") | jq -r .Dir
+}
+scalibr=$(moddir "$SCALIBR")
+trivy=$(moddir "$TRIVY")
+rpmdb=$(moddir "$RPMDB")
+echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $(date -u +%Y-%m-%d)"
+go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" "$@"

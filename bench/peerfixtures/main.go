@@ -1,0 +1,363 @@
+// Command peerfixtures measures berth's package inventory on the fixture
+// files of the peers' own test suites (osv-scalibr's extractors, Trivy's
+// dependency parsers, go-rpmdb)
+// against the packages those tests expect. It reads each test package's
+// *_test.go with go/ast, takes every table entry that names a fixture
+// under testdata/ and lists the expected packages as literals, puts the
+// fixture into an empty root filesystem where berth's analyzer looks for
+// it, runs the same scan `berth sbom dir:PATH` runs, and compares.
+//
+// The modules are not vendored: bench/peerfixtures.sh downloads them into
+// the Go module cache and passes their directories.
+//
+//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR [-v]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"berth.dev/berth/internal/image"
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers"
+)
+
+func main() {
+	scalibr := flag.String("scalibr", "", "directory of the github.com/google/osv-scalibr module")
+	rpmdb := flag.String("rpmdb", "", "directory of the github.com/knqyf263/go-rpmdb module")
+	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
+	verbose := flag.Bool("v", false, "list every skipped test case")
+	flag.Parse()
+	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir}
+	if err := run(context.Background(), os.Stdout, modules, *verbose); err != nil {
+		slog.Error("peerfixtures", "err", err)
+		os.Exit(1)
+	}
+}
+
+// tally is one row of the table.
+type tally struct {
+	cases, want, found, tp int
+}
+
+func (t *tally) add(o tally) {
+	t.cases += o.cases
+	t.want += o.want
+	t.found += o.found
+	t.tp += o.tp
+}
+
+func ratio(a, b int) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", float64(a)/float64(b))
+}
+
+func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bool) error {
+	byEco := map[string]*tally{}
+	bySource := map[string]*tally{}
+	var order []string
+	var misses, phantoms, notes []string
+	fmt.Fprintln(w, "# Test cases read, per source")
+	for _, src := range sources() {
+		modDir := modules[src.module]
+		label := src.module + ":" + strings.TrimPrefix(src.dir, "extractor/filesystem/")
+		if modDir == "" {
+			fmt.Fprintf(w, "%-40s not measured: no -%s directory\n", label, src.module)
+			continue
+		}
+		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, notExtractFuncs, src.pos, src.eco, src.helpers)
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		used := 0
+		perFunc := map[string]int{}
+		for _, c := range cases {
+			perFunc[c.Func]++
+			dest, exec, why := src.place(c.Fixture)
+			if dest == "" {
+				skips = append(skips, skipped{c.Pos, c.Fixture, why})
+				continue
+			}
+			fixture := filepath.Join(modDir, filepath.FromSlash(src.dir), filepath.FromSlash(c.Fixture))
+			if st, err := os.Stat(fixture); err != nil || st.IsDir() {
+				// Module zips leave out folders holding a go.mod (they
+				// are other modules), so such fixtures never arrive.
+				skips = append(skips, skipped{c.Pos, c.Fixture, "fixture is a directory or not in the module download"})
+				continue
+			}
+			var companions map[string]string
+			if src.companions != nil {
+				if data, err := os.ReadFile(fixture); err == nil {
+					companions = src.companions(c.Fixture, data)
+				}
+			}
+			berth, warns, err := scan(ctx, fixture, dest, exec, companions)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
+			}
+			used++
+			out := compare(src, c, berth)
+			for eco, t := range out.per {
+				if byEco[eco] == nil {
+					byEco[eco] = &tally{}
+				}
+				byEco[eco].add(*t)
+				if bySource[label] == nil {
+					bySource[label] = &tally{}
+					order = append(order, label)
+				}
+				bySource[label].add(*t)
+			}
+			misses = append(misses, out.misses...)
+			phantoms = append(phantoms, out.phantoms...)
+			if len(warns) > 0 && len(out.misses)+len(out.phantoms) > 0 {
+				notes = append(notes, fmt.Sprintf("%s %s: berth warned: %s", c.Pos, c.Fixture, strings.Join(warns, "; ")))
+			}
+		}
+		fmt.Fprintf(w, "%-40s %3d cases measured, %3d skipped\n", label, used, len(skips))
+		var fns []string
+		for _, f := range sortedKeys(perFunc) {
+			fns = append(fns, fmt.Sprintf("%s (%d)", f, perFunc[f]))
+		}
+		fmt.Fprintf(w, "    from %s\n", strings.Join(fns, ", "))
+		if src.sample != "" {
+			fmt.Fprintf(w, "    only the expected names are compared: %s\n", src.sample)
+		}
+		if src.noDev != "" {
+			fmt.Fprintf(w, "    %s\n", src.noDev)
+		}
+		reasons := map[string]int{}
+		for _, s := range skips {
+			reasons[s.Why]++
+			if verbose {
+				fmt.Fprintf(w, "    skipped %s %s: %s\n", s.Pos, s.Fixture, s.Why)
+			}
+		}
+		for _, why := range sortedKeys(reasons) {
+			fmt.Fprintf(w, "    %3d skipped: %s\n", reasons[why], why)
+		}
+	}
+
+	fmt.Fprintln(w, "\n# Per source")
+	printTable(w, order, bySource)
+	fmt.Fprintln(w, "\n# Per ecosystem")
+	ecos := sortedKeys(byEco)
+	total := &tally{}
+	for _, e := range ecos {
+		total.add(*byEco[e])
+	}
+	byEco["TOTAL"] = total
+	printTable(w, append(ecos, "TOTAL"), byEco)
+	fmt.Fprintln(w, "\nNames compared as the ecosystem compares them: pypi by PEP 503 (lower case, runs of -_. as -), nuget case-insensitively; Go versions without the leading v, (devel) as no version, the toolchain go as stdlib and its version without go; versions otherwise exactly.")
+
+	sort.Strings(misses)
+	sort.Strings(phantoms)
+	fmt.Fprintf(w, "\n# Misses (expected by the peer's test, not found by berth): %d\n", len(misses))
+	for _, m := range misses {
+		fmt.Fprintln(w, m)
+	}
+	fmt.Fprintf(w, "\n# Phantoms (found by berth, not expected by the peer's test): %d\n", len(phantoms))
+	for _, p := range phantoms {
+		fmt.Fprintln(w, p)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n# Warnings berth gave on cases that differ\n")
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+	}
+	return nil
+}
+
+// outcome is one case compared: its tallies per ecosystem and its misses
+// and phantoms, one line each.
+type outcome struct {
+	per              map[string]*tally
+	misses, phantoms []string
+}
+
+// compare sets what berth found in one case against what the peer's test
+// expects, in the ecosystems the case is about.
+func compare(src source, c testCase, berth []found) outcome {
+	ecos := map[string]bool{src.eco: true}
+	for _, p := range c.Want {
+		ecos[p.Eco] = true
+	}
+	want := set(c.Want)
+	names := map[string]bool{}
+	for p := range want {
+		names[p.Name] = true
+	}
+	var counted []pkg
+	for _, f := range berth {
+		if src.noDev == "" || c.WantDev || !f.dev {
+			counted = append(counted, f.pkg)
+		}
+	}
+	got := map[pkg]bool{}
+	for p := range set(counted) {
+		if ecos[p.Eco] && (src.sample == "" || names[p.Name]) {
+			got[p] = true
+		}
+	}
+	out := outcome{per: map[string]*tally{}}
+	row := func(eco string) *tally {
+		if out.per[eco] == nil {
+			out.per[eco] = &tally{}
+		}
+		return out.per[eco]
+	}
+	line := func(p pkg) string {
+		return fmt.Sprintf("%s\t%s\t%s %s\t%s", p.Eco, c.Pos, p.Name, p.Version, c.Fixture)
+	}
+	for p := range want {
+		row(p.Eco).want++
+		if got[p] {
+			row(p.Eco).tp++
+		} else {
+			out.misses = append(out.misses, line(p))
+		}
+	}
+	for p := range got {
+		row(p.Eco).found++
+		if !want[p] {
+			out.phantoms = append(out.phantoms, line(p))
+		}
+	}
+	// A case counts once: under the source's ecosystem when it has
+	// packages there, else under the first of the others.
+	if out.per[src.eco] != nil || len(out.per) == 0 {
+		row(src.eco).cases = 1
+	} else {
+		out.per[sortedKeys(out.per)[0]].cases = 1
+	}
+	return out
+}
+
+func printTable(w io.Writer, rows []string, t map[string]*tally) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tcases\texpected\tfound\ttrue pos.\trecall\tprecision\t")
+	for _, r := range rows {
+		x := t[r]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r, x.cases, x.want, x.found, x.tp, ratio(x.tp, x.want), ratio(x.tp, x.found))
+	}
+	tw.Flush()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// scan copies the fixture to dest inside an empty root filesystem and
+// runs the scan berth sbom runs on dir:ROOT.
+// found is a package berth reported, with its dev flag.
+type found struct {
+	pkg
+	dev bool
+}
+
+func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]found, []string, error) {
+	root, err := os.MkdirTemp("", "peerfixtures-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(root)
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read fixture: %w", err)
+	}
+	target := filepath.Join(root, filepath.FromSlash(dest))
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("place fixture: %w", err)
+	}
+	mode := os.FileMode(0o644)
+	if exec {
+		mode = 0o755
+	}
+	if err := os.WriteFile(target, data, mode); err != nil {
+		return nil, nil, fmt.Errorf("place fixture: %w", err)
+	}
+	for from, to := range companions {
+		// Only files beside the fixture: a path that leaves its folder
+		// is not copied.
+		if !filepath.IsLocal(from) || !filepath.IsLocal(to) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(fixture), from))
+		if err != nil {
+			continue // the test names a file its module does not ship
+		}
+		p := filepath.Join(filepath.Dir(target), to)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("place include: %w", err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return nil, nil, fmt.Errorf("place include: %w", err)
+		}
+	}
+	img, err := image.Open(ctx, "dir:"+root, image.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	defer img.Close()
+	sc := inventory.Scanner{Analyzers: analyzers.All()}
+	inv, err := sc.Scan(ctx, img)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scan: %w", err)
+	}
+	var out []found
+	for _, p := range inv.Packages {
+		out = append(out, found{pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version}, p.Dev})
+	}
+	return out, inv.Warnings, nil
+}
+
+// set normalises names where the ecosystem itself treats spellings as
+// one name.
+func set(ps []pkg) map[pkg]bool {
+	m := map[pkg]bool{}
+	for _, p := range ps {
+		switch p.Eco {
+		case "pypi":
+			p.Name = pep503.ReplaceAllString(strings.ToLower(p.Name), "-")
+		case "nuget":
+			p.Name = strings.ToLower(p.Name)
+		case "golang":
+			// osv-scalibr writes module versions without Go's "v", the
+			// toolchain as "go" at "1.22.0" (berth: "stdlib" at
+			// "go1.22.0"), and keeps a main
+			// module's "(devel)", which berth writes as no version.
+			p.Version = strings.TrimPrefix(p.Version, "v")
+			if p.Name == "go" {
+				p.Name = "stdlib"
+			}
+			if p.Name == "stdlib" {
+				p.Version = strings.TrimPrefix(p.Version, "go") // berth, as syft: go1.22.0
+			}
+			if p.Version == "(devel)" {
+				p.Version = ""
+			}
+		}
+		m[p] = true
+	}
+	return m
+}
+
+var pep503 = regexp.MustCompile(`[-_.]+`)
