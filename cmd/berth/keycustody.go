@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -27,7 +28,7 @@ import (
 func addKeyCustodyCmds(cmd *cobra.Command) {
 	cmd.AddCommand(newKeyPublicCmd())
 	for _, c := range []*cobra.Command{newKeyListCmd(), newKeyCreateCmd(), newKeyRotateCmd(), newKeyStageCmd(),
-		newKeyBackupCmd(), newKeyRestoreCmd()} {
+		newKeyApproveCmd(), newKeyBackupCmd(), newKeyRestoreCmd()} {
 		cmd.AddCommand(c)
 	}
 }
@@ -141,8 +142,8 @@ the server (berth key list PROJECT --trust PURPOSE) until then.`, cobra.ExactArg
 func newKeyStageCmd() *cobra.Command {
 	var rule api.StageRule
 	var off bool
-	var policyFile string
-	cmd, _ := serverKeyCmd("stage PROJECT", "Have the server sign PROJECT's images that pass their scan",
+	var policyFile, stage string
+	cmd, _ := serverKeyCmd("stage PROJECT", "Have the server sign PROJECT's images that pass their scan, or that people approve",
 		`Set PROJECT's scan stage: after every scan, an image that passes the rule is
 signed with the project's --key key, annotated dev.berth.stage=scan; with
 --attest a signed vulnerability attestation (cosign's vuln predicate) is
@@ -154,9 +155,21 @@ signers and attestations are refused, since the stage vouches for the scan),
 or both; without --policy, --fail-on defaults to CRITICAL. An image that
 fails gets nothing, and one whose approval a later re-match withdraws is
 recorded as revoked, with the reason (GET .../artifacts/REF/approvals,
-webhook dev.berth.approval.revoked). --off stops it.`, cobra.ExactArgs(1),
+webhook dev.berth.approval.revoked). --off stops it.
+
+--stage NAME (staging, prod, ...) sets a stage people approve instead
+(berth key approve): an approval is signed with --key when the stages named
+by --requires have approved the image and its stored scan passes --fail-on
+and --policy, when given (none is needed; here the policy may also require
+signatures).`, cobra.ExactArgs(1),
 		func(cmd *cobra.Command, args []string, c *apiClient, p printer) error {
-			path := "/projects/" + url.PathEscape(args[0]) + "/stages/scan"
+			path := "/projects/" + url.PathEscape(args[0]) + "/stages/" + url.PathEscape(stage)
+			if stage != custody.StageScan && !cmd.Flags().Changed("fail-on") {
+				rule.FailOn = "" // people approve; a threshold only when asked for
+			}
+			if stage != custody.StageScan && !cmd.Flags().Changed("key") {
+				rule.Key = stage
+			}
 			if off {
 				return c.call("DELETE", path, nil, nil)
 			}
@@ -174,15 +187,14 @@ webhook dev.berth.approval.revoked). --off stops it.`, cobra.ExactArgs(1),
 			if err := c.call("PUT", path, rule, &out); err != nil {
 				return err
 			}
-			return p.print(out, "STAGE\tKEY\tFAIL ON\tIGNORE UNFIXED\tPOLICY\tATTEST", func(w io.Writer) {
-				failOn, pol := string(out.FailOn), out.PolicyVersion()
-				if failOn == "" {
-					failOn = "-"
+			return p.print(out, "STAGE\tKEY\tFAIL ON\tIGNORE UNFIXED\tPOLICY\tATTEST\tREQUIRES", func(w io.Writer) {
+				failOn, pol, requires := string(out.FailOn), out.PolicyVersion(), strings.Join(out.Requires, ",")
+				for _, v := range []*string{&failOn, &pol, &requires} {
+					if *v == "" {
+						*v = "-"
+					}
 				}
-				if pol == "" {
-					pol = "-"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\t%v\n", out.Stage, out.KeyPurpose, failOn, out.IgnoreUnfixed, pol, out.Attest)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\t%v\t%s\n", out.Stage, out.KeyPurpose, failOn, out.IgnoreUnfixed, pol, out.Attest, requires)
 			})
 		})
 	cmd.Flags().StringVar(&rule.Key, "key", "scan", "purpose of the project key that signs")
@@ -190,8 +202,67 @@ webhook dev.berth.approval.revoked). --off stops it.`, cobra.ExactArgs(1),
 	cmd.Flags().BoolVar(&rule.IgnoreUnfixed, "ignore-unfixed", false, "leave out findings without a fixed version (with --fail-on)")
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy document (YAML or JSON) the stored report must pass")
 	cmd.Flags().BoolVar(&rule.Attest, "attest", false, "also attach a signed vulnerability attestation")
-	cmd.Flags().BoolVar(&off, "off", false, "stop signing for the scan stage")
+	cmd.Flags().BoolVar(&off, "off", false, "stop signing for the stage")
+	cmd.Flags().StringVar(&stage, "stage", custody.StageScan, "the stage: scan, or one people approve (staging, prod, ...)")
+	cmd.Flags().StringSliceVar(&rule.Requires, "requires", nil, "stages whose approval must stand first (a stage people approve)")
 	return cmd
+}
+
+func newKeyApproveCmd() *cobra.Command {
+	var revoke bool
+	var reason string
+	cmd, _ := serverKeyCmd("approve PROJECT/REPOSITORY(:TAG|@DIGEST) STAGE", "Approve an image for a stage people sign off; the server signs it",
+		`Approve an image for STAGE (staging, prod, ...: a stage set with berth key
+stage --stage). The server checks the stage's rule (the stages it requires
+have approved the image; its stored scan passes the threshold and policy)
+and signs the image with the project's key for the stage, annotated
+dev.berth.stage=STAGE; a project policy requiring that key then admits it.
+It needs stage.approve in the project (project admins, maintainers, robots
+granted it). --revoke withdraws an approval (--reason says why): the
+signature stays in the registry, but policies stop counting it.`, cobra.ExactArgs(2),
+		func(cmd *cobra.Command, args []string, c *apiClient, p printer) error {
+			project, repo, ref, err := splitImageRef(args[0])
+			if err != nil {
+				return err
+			}
+			path := "/projects/" + url.PathEscape(project) + "/repositories/" + url.PathEscape(repo) +
+				"/artifacts/" + url.PathEscape(ref) + "/approvals/" + url.PathEscape(args[1])
+			method := "POST"
+			if revoke {
+				method = "DELETE"
+				if reason != "" {
+					path += "?reason=" + url.QueryEscape(reason)
+				}
+			}
+			var out custody.Approval
+			if err := c.call(method, path, nil, &out); err != nil {
+				return err
+			}
+			return p.print(out, "STAGE\tSTATE\tKEY\tDIGEST\tREASON", func(w io.Writer) {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", out.Stage, out.State, out.KeyID, out.Digest, cmp.Or(out.Reason, "-"))
+			})
+		})
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "withdraw the approval")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the approval is withdrawn (with --revoke)")
+	return cmd
+}
+
+// splitImageRef splits PROJECT/REPOSITORY:TAG or PROJECT/REPOSITORY@DIGEST
+// (no registry host: the server is --server's) for the API's paths.
+func splitImageRef(s string) (project, repo, ref string, err error) {
+	name, ref, ok := strings.Cut(s, "@")
+	if !ok {
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 || strings.Contains(s[i:], "/") {
+			return "", "", "", fmt.Errorf("%s: want PROJECT/REPOSITORY:TAG or PROJECT/REPOSITORY@DIGEST", s)
+		}
+		name, ref = s[:i], s[i+1:]
+	}
+	project, repo, ok = strings.Cut(name, "/")
+	if !ok || project == "" || repo == "" || ref == "" {
+		return "", "", "", fmt.Errorf("%s: want PROJECT/REPOSITORY:TAG or PROJECT/REPOSITORY@DIGEST", s)
+	}
+	return project, repo, ref, nil
 }
 
 // readPassphrase returns a backup's passphrase from

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -127,7 +128,8 @@ func TestKeyStageBody(t *testing.T) {
 	var got api.StageRule
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = api.StageRule{}
-		if r.Method != http.MethodPut || r.URL.Path != "/api/v1/projects/team/stages/scan" {
+		stage, ok := strings.CutPrefix(r.URL.Path, "/api/v1/projects/team/stages/")
+		if r.Method != http.MethodPut || !ok {
 			http.Error(w, r.Method+" "+r.URL.Path, http.StatusNotFound)
 			return
 		}
@@ -135,8 +137,8 @@ func TestKeyStageBody(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		json.NewEncoder(w).Encode(custody.Rule{Stage: custody.StageScan, KeyPurpose: got.Key, FailOn: match.Severity(strings.ToUpper(got.FailOn)),
-			Policy: got.Policy, Attest: got.Attest})
+		json.NewEncoder(w).Encode(custody.Rule{Stage: stage, KeyPurpose: got.Key, FailOn: match.Severity(strings.ToUpper(got.FailOn)),
+			Policy: got.Policy, Attest: got.Attest, Requires: got.Requires})
 	}))
 	t.Cleanup(srv.Close)
 	doc := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: stage}\nspec:\n  secrets: {deny: true}\n"
@@ -152,10 +154,12 @@ func TestKeyStageBody(t *testing.T) {
 		want   api.StageRule
 		output string
 	}{
-		{"a threshold by default", nil, api.StageRule{Key: "scan", FailOn: "CRITICAL"}, "scan\tscan\tCRITICAL\tfalse\t-\tfalse"},
-		{"a policy alone", []string{"--policy", file, "--attest"}, api.StageRule{Key: "scan", Policy: doc, Attest: true}, "scan\tscan\t-\tfalse\t" + digest + "\ttrue"},
+		{"a threshold by default", nil, api.StageRule{Key: "scan", FailOn: "CRITICAL"}, "scan\tscan\tCRITICAL\tfalse\t-\tfalse\t-"},
+		{"a policy alone", []string{"--policy", file, "--attest"}, api.StageRule{Key: "scan", Policy: doc, Attest: true}, "scan\tscan\t-\tfalse\t" + digest + "\ttrue\t-"},
 		{"a policy and a threshold", []string{"--policy", file, "--fail-on", "high"}, api.StageRule{Key: "scan", FailOn: "high", Policy: doc},
-			"scan\tscan\tHIGH\tfalse\t" + digest + "\tfalse"},
+			"scan\tscan\tHIGH\tfalse\t" + digest + "\tfalse\t-"},
+		{"a stage people approve", []string{"--stage", "prod", "--requires", "scan,staging"}, api.StageRule{Key: "prod", Requires: []string{"scan", "staging"}},
+			"prod\tprod\t-\tfalse\t-\tfalse\tscan,staging"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"stage", "team", "--server", srv.URL, "--password", "x"}, tc.args...)
@@ -163,7 +167,7 @@ func TestKeyStageBody(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("sent %+v, want %+v", got, tc.want)
 			}
 			if fields := strings.Join(strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1]), "\t"); fields != tc.output {
@@ -173,5 +177,46 @@ func TestKeyStageBody(t *testing.T) {
 	}
 	if out, err := runCmd(t, newKeyCmd(), "stage", "team", "--server", srv.URL, "--password", "x", "--policy", filepath.Join(t.TempDir(), "none.yaml")); err == nil {
 		t.Errorf("a missing policy file: no error\n%s", out)
+	}
+}
+
+// TestKeyApproveRequests: berth key approve sends the approval (or, with
+// --revoke, its withdrawal and reason) for the image to the API's path,
+// and refuses a reference it cannot split.
+func TestKeyApproveRequests(t *testing.T) {
+	isolateCredentials(t)
+	var method, uri string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		method, uri = r.Method, r.URL.RequestURI()
+		json.NewEncoder(w).Encode(custody.Approval{Stage: "prod", State: custody.Approved, KeyID: "k1"})
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name, ref   string
+		args        []string
+		method, uri string
+	}{
+		{"by tag", "team/app/web:v1", nil, "POST", "/api/v1/projects/team/repositories/app%2Fweb/artifacts/v1/approvals/prod"},
+		{"by digest", "team/app@sha256:" + strings.Repeat("a", 64), nil, "POST", "/api/v1/projects/team/repositories/app/artifacts/sha256:" + strings.Repeat("a", 64) + "/approvals/prod"},
+		{"revoked", "team/app:v1", []string{"--revoke", "--reason", "rolled back"}, "DELETE", "/api/v1/projects/team/repositories/app/artifacts/v1/approvals/prod?reason=rolled+back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"approve", tc.ref, "prod", "--server", srv.URL, "--password", "x"}, tc.args...)
+			out, err := runCmd(t, newKeyCmd(), args...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if method != tc.method || uri != tc.uri {
+				t.Errorf("sent %s %s, want %s %s", method, uri, tc.method, tc.uri)
+			}
+			if !strings.Contains(out, "prod") || !strings.Contains(out, "approved") {
+				t.Errorf("printed %q", out)
+			}
+		})
+	}
+	for _, bad := range []string{"app:v1", "team/app", "team/app@", ":v1"} {
+		if out, err := runCmd(t, newKeyCmd(), "approve", bad, "prod", "--server", srv.URL, "--password", "x"); err == nil {
+			t.Errorf("%s: no error\n%s", bad, out)
+		}
 	}
 }

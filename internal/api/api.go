@@ -178,6 +178,8 @@ func (a *API) routes() []route {
 		{method: "PUT", path: "/projects/{project}/stages/{stage}", handler: a.putStage, accounts: true},
 		{method: "DELETE", path: "/projects/{project}/stages/{stage}", handler: a.deleteStage, accounts: true},
 		{method: "GET", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals", handler: a.artifactApprovals, anonymous: true, accounts: true},
+		{method: "POST", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals/{stage}", handler: a.approveStage, accounts: true},
+		{method: "DELETE", path: "/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals/{stage}", handler: a.revokeStage, accounts: true},
 		{method: "POST", path: "/keys/backup", handler: a.backupKeys, accounts: true},
 		{method: "POST", path: "/keys/restore", handler: a.restoreKeys, accounts: true},
 		{method: "POST", path: "/scan-all", handler: a.scanAll},

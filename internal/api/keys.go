@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"gopkg.in/yaml.v3"
 
 	"berth.dev/berth/internal/auth"
@@ -45,6 +46,9 @@ type StageRule struct {
 	IgnoreUnfixed bool   `json:"ignore_unfixed,omitempty"`
 	Policy        string `json:"policy,omitempty"`
 	Attest        bool   `json:"attest,omitempty"`
+	// Requires: for a stage people approve, the stages whose approval
+	// must stand first.
+	Requires []string `json:"requires,omitempty"`
 }
 
 // BackupRequest asks for a key backup sealed under Passphrase.
@@ -80,6 +84,8 @@ func custodyError(err error) error {
 		return &apiError{status: http.StatusConflict, code: "CONFLICT", message: err.Error()}
 	case errors.Is(err, custody.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", message: err.Error()}
+	case errors.Is(err, custody.ErrUnmet):
+		return &apiError{status: http.StatusConflict, code: "UNMET", message: err.Error()}
 	case errors.Is(err, custody.ErrWrongPassphrase), errors.Is(err, custody.ErrBadBackup):
 		return &apiError{status: http.StatusBadRequest, code: "INVALID", message: err.Error()}
 	}
@@ -251,13 +257,13 @@ func (a *API) putStage(c *call) error {
 		err = decodeLimited(c, &req, 2*custody.MaxRulePolicy+maxBody)
 	}
 	r := custody.Rule{Stage: stage, KeyPurpose: req.Key, FailOn: match.Severity(strings.ToUpper(req.FailOn)),
-		IgnoreUnfixed: req.IgnoreUnfixed, Policy: req.Policy, Attest: req.Attest}
+		IgnoreUnfixed: req.IgnoreUnfixed, Policy: req.Policy, Attest: req.Attest, Requires: req.Requires}
 	if err == nil {
 		err = custodyError(a.opts.Custody.SetRule(c.ctx(), id, project, r))
 	}
 	// The audit names the policy by its digest: the document is the rule's.
-	a.audited(c, "stage.update", project, fmt.Sprintf("stage=%s key=%s fail_on=%s ignore_unfixed=%v policy=%s attest=%v", stage, req.Key, req.FailOn,
-		req.IgnoreUnfixed, r.PolicyVersion(), req.Attest), err)
+	a.audited(c, "stage.update", project, fmt.Sprintf("stage=%s key=%s fail_on=%s ignore_unfixed=%v policy=%s attest=%v requires=%s", stage, req.Key, req.FailOn,
+		req.IgnoreUnfixed, r.PolicyVersion(), req.Attest, strings.Join(req.Requires, ",")), err)
 	if err != nil {
 		return err
 	}
@@ -298,6 +304,63 @@ func (a *API) artifactApprovals(c *call) error {
 		return err
 	}
 	return respond(c, http.StatusOK, list)
+}
+
+// approveStage approves an artifact for a stage people sign off (staging,
+// prod): when the stage's conditions hold, the server signs it with the
+// project's key for the stage.
+func (a *API) approveStage(c *call) error {
+	repo, d, stage, err := a.stageArtifact(c)
+	var ap custody.Approval
+	if err == nil {
+		ap, err = a.opts.Scans.Approve(c.ctx(), repo, d, stage, c.actor())
+		err = custodyError(err)
+	}
+	a.audited(c, "stage.approve", auth.ProjectOf(repo), fmt.Sprintf("%s@%s stage=%s key=%s", repo, d, stage, ap.KeyID), err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, ap)
+}
+
+// revokeStage withdraws an approval given for a stage people sign off,
+// for the reason in the query (?reason=…).
+func (a *API) revokeStage(c *call) error {
+	repo, d, stage, err := a.stageArtifact(c)
+	reason := c.r.URL.Query().Get("reason")
+	if err == nil && len(reason) > 1024 {
+		err = badRequest("reason: at most 1024 bytes")
+	}
+	var ap custody.Approval
+	if err == nil {
+		ap, err = a.opts.Scans.Revoke(c.ctx(), repo, d, stage, c.actor(), reason)
+		err = custodyError(err)
+	}
+	a.audited(c, "stage.revoke", auth.ProjectOf(repo), fmt.Sprintf("%s@%s stage=%s reason=%q", repo, d, stage, reason), err)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, ap)
+}
+
+// stageArtifact resolves the artifact and stage of an approval request
+// that the caller may make (stage.approve in the project).
+func (a *API) stageArtifact(c *call) (string, digest.Digest, string, error) {
+	if a.opts.Custody == nil || a.opts.Scans == nil {
+		return "", "", "", errNoCustody
+	}
+	repo, err := a.pullable(c)
+	if err != nil {
+		return repo, "", "", err
+	}
+	if !a.can(c, auth.ProjectOf(repo), auth.ApproveStage) {
+		return repo, "", "", errForbidden
+	}
+	m, err := a.resolve(c, repo)
+	if err != nil {
+		return repo, "", "", err
+	}
+	return repo, m.Digest, c.r.PathValue("stage"), nil
 }
 
 func (a *API) backupKeys(c *call) error {

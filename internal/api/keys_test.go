@@ -100,7 +100,10 @@ func TestKeysAPI(t *testing.T) {
 		}
 	}
 
-	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/deploy", StageRule{Key: "scan", FailOn: "high"}), 400, "INVALID", "unknown stage")
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/Deploy_Now", StageRule{Key: "scan", FailOn: "high"}), 400, "INVALID", "a stage name that is not one")
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/deploy", StageRule{Key: "deploy", Attest: true}), 400, "INVALID", "a stage people approve, attesting")
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/deploy", StageRule{Key: "deploy", Requires: []string{"scan"}}), 200, "", "a stage people approve")
+	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "high", Requires: []string{"build"}}), 400, "INVALID", "the scan stage requiring another")
 	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "severe"}), 400, "INVALID", "bad severity")
 	e.expect(e.do(dev, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan", FailOn: "high"}), 403, "DENIED", "developer sets a rule")
 	e.expect(e.do(owner, "PUT", "/api/v1/projects/team/stages/scan", StageRule{Key: "scan"}), 400, "INVALID", "neither fail_on nor a policy")
@@ -131,8 +134,13 @@ func TestKeysAPI(t *testing.T) {
 	e.expect(e.do(admin, "POST", "/api/v1/keys/restore", RestoreRequest{Backup: b.Backup, Passphrase: "a long passphrase"}), 409, "CONFLICT", "restore over keys")
 	var res custody.RestoreResult
 	e.expect(e.do(admin, "POST", "/api/v1/keys/restore", RestoreRequest{Backup: b.Backup, Passphrase: "a long passphrase", Force: true}), 200, "", "forced restore").decode(t, &res)
-	if res.Keys != 3 || res.Rules != 1 {
+	if res.Keys != 3 || res.Rules != 2 {
 		t.Errorf("restore: %+v", res)
+	}
+	var deploy custody.Rule
+	e.expect(e.do(dev, "GET", "/api/v1/projects/team/stages/deploy", nil), 200, "", "get the restored stage people approve").decode(t, &deploy)
+	if deploy.KeyPurpose != "deploy" || len(deploy.Requires) != 1 || deploy.Requires[0] != "scan" {
+		t.Errorf("restored deploy rule %+v", deploy)
 	}
 	e.expect(e.do(dev, "GET", "/api/v1/projects/team/stages/scan", nil), 200, "", "get restored rule").decode(t, &rule)
 	if rule.Policy != secrets {

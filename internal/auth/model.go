@@ -47,8 +47,8 @@ func (r Role) Valid() bool { return slices.Contains(Roles, r) }
 // Action is something done to or in a project.
 type Action string
 
-// Actions. The first five are registry actions (robots may hold them);
-// the rest manage a project.
+// Actions. The first five are registry actions; the rest manage a
+// project. Robots may hold the registry actions and ApproveStage.
 const (
 	Pull          Action = "pull"           // read manifests and blobs
 	Push          Action = "push"           // write manifests, blobs and tags
@@ -60,13 +60,17 @@ const (
 	ManageProject Action = "project.manage" // change settings (public), delete the project
 	ManageRobots  Action = "robots.manage"  // create, revoke and delete the project's robots
 	ReadAudit     Action = "audit.read"     // read the project's audit entries
+	// ApproveStage approves artifacts for the stages people sign off
+	// (staging, prod), and revokes such approvals: the server then signs
+	// with the project's key for the stage. A CI robot may hold it.
+	ApproveStage Action = "stage.approve"
 )
 
 // Actions lists every action.
-var Actions = []Action{Pull, Push, Delete, ListTags, Catalog, ReadMembers, ManageMembers, ManageProject, ManageRobots, ReadAudit}
+var Actions = []Action{Pull, Push, Delete, ListTags, Catalog, ReadMembers, ManageMembers, ManageProject, ManageRobots, ReadAudit, ApproveStage}
 
 // RobotActions are the actions a robot may be granted.
-var RobotActions = []Action{Pull, Push, Delete, ListTags, Catalog}
+var RobotActions = []Action{Pull, Push, Delete, ListTags, Catalog, ApproveStage}
 
 // permissions is the permission table: for each action, the roles that
 // may do it. It follows Harbor's project roles: a developer pushes but
@@ -88,6 +92,7 @@ var permissions = map[Action][]Role{
 	ManageProject: {ProjectAdmin},
 	ManageRobots:  {ProjectAdmin},
 	ReadAudit:     {ProjectAdmin, Maintainer, Developer, Guest},
+	ApproveStage:  {ProjectAdmin, Maintainer},
 }
 
 // publicActions are what anyone, anonymous included, may do in a public

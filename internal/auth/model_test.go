@@ -25,6 +25,7 @@ members.manage  x . . . .
 project.manage  x . . . .
 robots.manage   x . . . .
 audit.read      x x x x .
+stage.approve   x x . . .
 `
 
 func TestPermissionTable(t *testing.T) {

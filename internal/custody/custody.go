@@ -33,6 +33,10 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrInvalid means a request berth cannot carry out as given.
 	ErrInvalid = errors.New("invalid")
+	// ErrUnmet means a stage's conditions do not hold for the artifact
+	// someone asked to approve: a required stage has not approved it, or
+	// its scan fails the rule.
+	ErrUnmet = errors.New("the stage's conditions are not met")
 )
 
 // Key is a stored key's public record: what the API publishes.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -71,6 +72,10 @@ CREATE INDEX stage_approvals_by_project ON stage_approvals(project_id);
 -- A stage rule may name a policy document (the YAML as it was put) beside
 -- or instead of fail_on ('' then).
 ALTER TABLE stage_rules ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+`, `
+-- A stage people approve may require other stages' approvals first: their
+-- names, one per line ('' for none).
+ALTER TABLE stage_rules ADD COLUMN requires TEXT NOT NULL DEFAULT '';
 `}
 
 // SQLiteStore is the Store of a server on its own: the custody tables
@@ -190,24 +195,26 @@ func (s *SQLiteStore) AllKeys(ctx context.Context) ([]SealedKey, error) {
 func (s *SQLiteStore) Rule(ctx context.Context, projectID, stage string) (Rule, error) {
 	r := Rule{Stage: stage}
 	var failOn string
-	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules WHERE project_id = ? AND stage = ?",
-		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
+	var requires string
+	err := s.db.R.QueryRowContext(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest, requires FROM stage_rules WHERE project_id = ? AND stage = ?",
+		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest, &requires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rule{}, ErrNotFound
 	}
-	r.FailOn = match.Severity(failOn)
+	r.FailOn, r.Requires = match.Severity(failOn), SplitStages(requires)
 	return r, err
 }
 
 // AllRules implements Store.
 func (s *SQLiteStore) AllRules(ctx context.Context) ([]ProjectRule, error) {
-	rows, err := s.db.R.QueryContext(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules "+
+	rows, err := s.db.R.QueryContext(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest, requires FROM stage_rules "+
 		"ORDER BY project, stage")
 	return sqliteCollect(rows, err, func(row sqliteScanner) (ProjectRule, error) {
 		var r ProjectRule
 		var failOn string
-		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
-		r.FailOn = match.Severity(failOn)
+		var requires string
+		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest, &requires)
+		r.FailOn, r.Requires = match.Severity(failOn), SplitStages(requires)
 		return r, err
 	})
 }
@@ -291,11 +298,11 @@ func (t sqliteTx) DeleteKey(ctx context.Context, id string) error {
 
 // PutRule implements Tx.
 func (t sqliteTx) PutRule(ctx context.Context, projectID, project string, r Rule) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest, requires)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
 		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, policy = excluded.policy,
-		attest = excluded.attest`,
-		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest)
+		attest = excluded.attest, requires = excluded.requires`,
+		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest, strings.Join(r.Requires, "\n"))
 	if err != nil {
 		return fmt.Errorf("put %s rule of project %s: %w", r.Stage, project, err)
 	}

@@ -42,6 +42,25 @@ type Rule struct {
 	// when the rule is a severity threshold alone.
 	Policy string `json:"policy,omitempty"`
 	Attest bool   `json:"attest"`
+	// Requires names the stages whose approval of an artifact must stand
+	// before a person may approve it for this one (staging requires scan,
+	// prod requires staging). Stages other than scan only: the scan stage
+	// signs on its own.
+	Requires []string `json:"requires,omitempty"`
+}
+
+// Manual reports whether people approve artifacts for the stage (every
+// stage but scan, e.g. staging or prod: POST …/approvals/{stage}), with
+// the rule's conditions checked at that moment; the scan stage approves
+// on its own after each scan.
+func (r Rule) Manual() bool { return r.Stage != StageScan }
+
+// SplitStages reads Rule.Requires as the stores keep it, one per line.
+func SplitStages(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 // MaxRulePolicy bounds a stage policy document's size.
@@ -49,14 +68,36 @@ const MaxRulePolicy = 256 << 10
 
 // Check validates a rule.
 func (r Rule) Check() error {
-	if r.Stage != StageScan {
-		return fmt.Errorf("%w: stage %q: the server signs for the %q stage only", ErrInvalid, r.Stage, StageScan)
+	if !purposePattern.MatchString(r.Stage) {
+		return fmt.Errorf("%w: stage %q: lower-case letters, digits, '.', '_' and '-'", ErrInvalid, r.Stage)
 	}
 	if !purposePattern.MatchString(r.KeyPurpose) {
 		return fmt.Errorf("%w: key %q is not a key purpose", ErrInvalid, r.KeyPurpose)
 	}
-	if r.FailOn == "" && r.Policy == "" {
-		return fmt.Errorf("%w: give fail_on (a severity threshold), policy (a policy document), or both", ErrInvalid)
+	if r.Manual() {
+		// An approval is a person's word; the conditions are optional.
+		if r.Attest {
+			return fmt.Errorf("%w: attest: only the scan stage attests (its vulnerability report)", ErrInvalid)
+		}
+		seen := map[string]bool{}
+		for _, req := range r.Requires {
+			switch {
+			case !purposePattern.MatchString(req):
+				return fmt.Errorf("%w: requires: %q is not a stage", ErrInvalid, req)
+			case req == r.Stage:
+				return fmt.Errorf("%w: requires: the %s stage cannot require itself", ErrInvalid, r.Stage)
+			case seen[req]:
+				return fmt.Errorf("%w: requires: %s named twice", ErrInvalid, req)
+			}
+			seen[req] = true
+		}
+	} else {
+		if len(r.Requires) > 0 {
+			return fmt.Errorf("%w: requires: the scan stage signs after each scan, on its own; only stages people approve require others", ErrInvalid)
+		}
+		if r.FailOn == "" && r.Policy == "" {
+			return fmt.Errorf("%w: give fail_on (a severity threshold), policy (a policy document), or both", ErrInvalid)
+		}
 	}
 	if r.FailOn != "" {
 		if _, err := match.ParseSeverity(string(r.FailOn)); err != nil {

@@ -78,19 +78,21 @@ func TestEndpointMatrix(t *testing.T) {
 		// Key custody: public halves to readers, changes to project
 		// administrators, backups to system administrators; a private
 		// key to nobody (the allowed answer is the refusal).
-		"GET /api/v1/projects/{project}/keys":                                                      {action: auth.Pull, ok: 200},
-		"POST /api/v1/projects/{project}/keys":                                                     {action: auth.ManageProject, ok: 201},
-		"POST /api/v1/projects/{project}/keys/{purpose}/rotate":                                    {action: auth.ManageProject, ok: 200},
-		"GET /api/v1/projects/{project}/keys/{purpose}/private":                                    {action: auth.ManageProject, ok: 403},
-		"GET /api/v1/projects/{project}/stages/{stage}":                                            {action: auth.Pull, ok: 200},
-		"PUT /api/v1/projects/{project}/stages/{stage}":                                            {action: auth.ManageProject, ok: 200},
-		"DELETE /api/v1/projects/{project}/stages/{stage}":                                         {action: auth.ManageProject, ok: 204},
-		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals": {action: auth.Pull, ok: 200},
-		"POST /api/v1/keys/backup":                                                                 {admin: true, ok: 200},
-		"POST /api/v1/keys/restore":                                                                {admin: true, ok: 200},
-		"GET /api/v1/projects/{project}/policy":                                                    {action: auth.ReadMembers, ok: 200},
-		"PUT /api/v1/projects/{project}/policy":                                                    {action: auth.ManageProject, ok: 200},
-		"DELETE /api/v1/projects/{project}/policy":                                                 {action: auth.ManageProject, ok: 204},
+		"GET /api/v1/projects/{project}/keys":                                                                 {action: auth.Pull, ok: 200},
+		"POST /api/v1/projects/{project}/keys":                                                                {action: auth.ManageProject, ok: 201},
+		"POST /api/v1/projects/{project}/keys/{purpose}/rotate":                                               {action: auth.ManageProject, ok: 200},
+		"GET /api/v1/projects/{project}/keys/{purpose}/private":                                               {action: auth.ManageProject, ok: 403},
+		"GET /api/v1/projects/{project}/stages/{stage}":                                                       {action: auth.Pull, ok: 200},
+		"PUT /api/v1/projects/{project}/stages/{stage}":                                                       {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/stages/{stage}":                                                    {action: auth.ManageProject, ok: 204},
+		"GET /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals":            {action: auth.Pull, ok: 200},
+		"POST /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals/{stage}":   {action: auth.ApproveStage, ok: 200},
+		"DELETE /api/v1/projects/{project}/repositories/{repository}/artifacts/{reference}/approvals/{stage}": {action: auth.ApproveStage, ok: 200},
+		"POST /api/v1/keys/backup":                                                                            {admin: true, ok: 200},
+		"POST /api/v1/keys/restore":                                                                           {admin: true, ok: 200},
+		"GET /api/v1/projects/{project}/policy":                                                               {action: auth.ReadMembers, ok: 200},
+		"PUT /api/v1/projects/{project}/policy":                                                               {action: auth.ManageProject, ok: 200},
+		"DELETE /api/v1/projects/{project}/policy":                                                            {action: auth.ManageProject, ok: 204},
 	}
 	// Proved elsewhere: the project-level ones by TestPermissionMatrix's
 	// probes of the permission table, the rest by internal/api's tests.
@@ -124,6 +126,9 @@ func TestEndpointMatrix(t *testing.T) {
 		// A scan key and a scan rule, for the key and stage endpoints.
 		a.expect(a.api(adminCreds, "POST", "/projects/"+project+"/keys", map[string]any{"purpose": "scan"}), 201, "key in "+project)
 		a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/stages/scan", map[string]any{"key": "scan", "fail_on": "critical"}), 200, "rule in "+project)
+		// And a stage people approve, for the approval endpoints.
+		a.expect(a.api(adminCreds, "POST", "/projects/"+project+"/keys", map[string]any{"purpose": "staging"}), 201, "staging key in "+project)
+		a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/stages/staging", map[string]any{"key": "staging"}), 200, "staging rule in "+project)
 		img := makeImage("img-" + project)
 		a.expect(a.push(project+"/app", "v1", img, adminCreds), 201, "seed "+project)
 		// A stored report, as a finished scan leaves it.
@@ -188,8 +193,17 @@ func TestEndpointMatrix(t *testing.T) {
 			repo = fmt.Sprintf("del-%d", n)
 			a.expect(a.push(project+"/"+repo, "v1", makeImage(repo), adminCreds), 201, "seed "+project+"/"+repo)
 		}
+		stage := "scan"
+		if strings.Contains(path, "/approvals/{stage}") {
+			stage = "staging"
+			if method == "DELETE" {
+				// Every caller finds an approval to revoke.
+				a.expect(a.api(adminCreds, "POST", strings.NewReplacer("{project}", project, "{repository}", repo, "{reference}", "v1",
+					"{stage}", stage).Replace(path), nil), 200, "approve in "+project)
+			}
+		}
 		r := strings.NewReplacer("{project}", project, "{repository}", repo, "{reference}", "v1", "{id}", id, "{delivery}", "none",
-			"{purpose}", "scan", "{stage}", "scan")
+			"{purpose}", "scan", "{stage}", stage)
 		var body any
 		if method == "POST" && strings.HasSuffix(path, "/webhooks") {
 			body = map[string]any{"url": fmt.Sprintf("https://hooks.invalid/new-%d", n), "events": []string{"dev.berth.scan.failed"}}

@@ -274,10 +274,16 @@ func testRules(t *testing.T, factory Factory) {
 	if got, err := reopen().Rule(ctx, "p4", custody.StageScan); err != nil || !reflect.DeepEqual(got, withPolicy) {
 		t.Errorf("rule with a policy: %+v %v, want %+v", got, err, withPolicy)
 	}
+	// A stage people approve, requiring two others.
+	prod := custody.Rule{Stage: "prod", KeyPurpose: "prod", Requires: []string{"scan", "staging"}}
+	put("p4", "mid", prod)
+	if got, err := reopen().Rule(ctx, "p4", "prod"); err != nil || !reflect.DeepEqual(got, prod) {
+		t.Errorf("rule requiring stages: %+v %v, want %+v", got, err, prod)
+	}
 	all, err := s.AllRules(ctx)
 	must(t, err)
-	want := []custody.ProjectRule{{ProjectID: "p2", Project: "alpha", Rule: first}, {ProjectID: "p4", Project: "mid", Rule: withPolicy},
-		{ProjectID: "p1", Project: "zeta", Rule: second}}
+	want := []custody.ProjectRule{{ProjectID: "p2", Project: "alpha", Rule: first}, {ProjectID: "p4", Project: "mid", Rule: prod},
+		{ProjectID: "p4", Project: "mid", Rule: withPolicy}, {ProjectID: "p1", Project: "zeta", Rule: second}}
 	if !reflect.DeepEqual(all, want) {
 		t.Errorf("all rules %+v\nwant %+v", all, want)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,6 +118,10 @@ CREATE TRIGGER stage_approvals_changed AFTER INSERT OR UPDATE OR DELETE ON stage
 -- A stage rule may name a policy document (the YAML as it was put) beside
 -- or instead of fail_on ('' then).
 ALTER TABLE stage_rules ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+`, `
+-- A stage people approve may require other stages' approvals first: their
+-- names, one per line ('' for none).
+ALTER TABLE stage_rules ADD COLUMN requires TEXT NOT NULL DEFAULT '';
 `}
 
 // writeLock is the transaction-level advisory lock every custody write
@@ -266,27 +271,29 @@ func (s *Store) AllKeys(ctx context.Context) ([]custody.SealedKey, error) {
 func (s *Store) Rule(ctx context.Context, projectID, stage string) (custody.Rule, error) {
 	r := custody.Rule{Stage: stage}
 	var failOn string
-	err := s.pool.QueryRow(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules WHERE project_id = $1 AND stage = $2",
-		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
+	var requires string
+	err := s.pool.QueryRow(ctx, "SELECT key_purpose, fail_on, ignore_unfixed, policy, attest, requires FROM stage_rules WHERE project_id = $1 AND stage = $2",
+		projectID, stage).Scan(&r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest, &requires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return custody.Rule{}, custody.ErrNotFound
 	}
 	if err != nil {
 		return custody.Rule{}, fmt.Errorf("read the %s rule: %w", stage, err)
 	}
-	r.FailOn = match.Severity(failOn)
+	r.FailOn, r.Requires = match.Severity(failOn), custody.SplitStages(requires)
 	return r, nil
 }
 
 // AllRules implements custody.Store.
 func (s *Store) AllRules(ctx context.Context) ([]custody.ProjectRule, error) {
-	rows, err := s.pool.Query(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest FROM stage_rules "+
+	rows, err := s.pool.Query(ctx, "SELECT project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest, requires FROM stage_rules "+
 		"ORDER BY project, stage")
 	return collect(rows, err, "list stage rules", func(row pgx.Row) (custody.ProjectRule, error) {
 		var r custody.ProjectRule
 		var failOn string
-		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest)
-		r.FailOn = match.Severity(failOn)
+		var requires string
+		err := row.Scan(&r.ProjectID, &r.Project, &r.Stage, &r.KeyPurpose, &failOn, &r.IgnoreUnfixed, &r.Policy, &r.Attest, &requires)
+		r.FailOn, r.Requires = match.Severity(failOn), custody.SplitStages(requires)
 		return r, err
 	})
 }
@@ -394,11 +401,11 @@ func (t pgTx) DeleteKey(ctx context.Context, id string) error {
 
 // PutRule implements custody.Tx.
 func (t pgTx) PutRule(ctx context.Context, projectID, project string, r custody.Rule) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
+	_, err := t.tx.Exec(ctx, `INSERT INTO stage_rules (project_id, project, stage, key_purpose, fail_on, ignore_unfixed, policy, attest, requires)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (project_id, stage) DO UPDATE SET project = excluded.project,
 		key_purpose = excluded.key_purpose, fail_on = excluded.fail_on, ignore_unfixed = excluded.ignore_unfixed, policy = excluded.policy,
-		attest = excluded.attest`,
-		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest)
+		attest = excluded.attest, requires = excluded.requires`,
+		projectID, project, r.Stage, r.KeyPurpose, string(r.FailOn), r.IgnoreUnfixed, r.Policy, r.Attest, strings.Join(r.Requires, "\n"))
 	if err != nil {
 		return fmt.Errorf("put %s rule of project %s: %w", r.Stage, project, err)
 	}
