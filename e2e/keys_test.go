@@ -199,6 +199,32 @@ func TestScanStageSignature(t *testing.T) {
 		t.Fatalf("berth verify --trust with the served trust file: %v\n%s", err, out)
 	}
 
+	// A stage people approve: staging requires the scan stage; an
+	// approval is the server's signature with the staging key, which
+	// cosign verifies.
+	if out, err := berthKey(t, s, env, "create", "team", "staging"); err != nil {
+		t.Fatalf("key create staging: %v\n%s", err, out)
+	}
+	if out, err := berthKey(t, s, env, "stage", "team", "--stage", "staging", "--requires", "scan"); err != nil || !strings.Contains(out, "scan") {
+		t.Fatalf("key stage --stage staging: %v\n%s", err, out)
+	}
+	if out, err := berthKey(t, s, env, "approve", "team/bad:v1", "staging"); err == nil || !strings.Contains(out, "the scan stage has not approved it") {
+		t.Errorf("approving the image the scan stage refused: %v\n%s", err, out)
+	}
+	if out, err := berthKey(t, s, env, "approve", "team/good:v1", "staging"); err != nil || !strings.Contains(out, "approved") {
+		t.Fatalf("key approve: %v\n%s", err, out)
+	}
+	stagingPub := filepath.Join(dir, "staging.pub")
+	if pem, err := berthKey(t, s, env, "list", "team", "--pem", "staging"); err != nil {
+		t.Fatalf("key list --pem staging: %v\n%s", err, pem)
+	} else {
+		os.WriteFile(stagingPub, []byte(pem), 0o644)
+	}
+	if out, err := runErr(cosignEnv, cosign, "verify", "--key", stagingPub, "--insecure-ignore-tlog", "--allow-http-registry",
+		"-a", "dev.berth.stage=staging", goodRef); err != nil {
+		t.Fatalf("cosign verify of the staging approval's signature: %v\n%s", err, out)
+	}
+
 	// Nobody gets a private key.
 	apiCall(t, s, "GET", "/api/v1/projects/team/keys/scan/private", nil, http.StatusForbidden, nil)
 
