@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +117,78 @@ func TestStageApprovals(t *testing.T) {
 	r = a.expect(a.api(adminCreds, "GET", "/projects/team/repositories/app/artifacts/v1/approvals", nil), 200, "approvals")
 	if err := json.Unmarshal([]byte(r.body), &list); err != nil || len(list) != 2 || list[0].Stage != "prod" || list[1].Stage != "staging" {
 		t.Errorf("approvals %s", r.body)
+	}
+}
+
+// TestScheduledRotation: the hourly job rotates a key whose rotate_every
+// has passed (and no other), audited as berth:scheduler; the project's
+// policy then counts the successor at once.
+func TestScheduledRotation(t *testing.T) {
+	master := masterKeyFile(t)
+	data := t.TempDir()
+	a := startAuthServer(t, func(c *Config) { c.Data = data; c.Keys.MasterKey = "file:" + master })
+	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "team"}), 201, "create team")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "release", "rotate_every": "24h"}), 201, "scheduled key")
+	a.expect(a.api(adminCreds, "POST", "/projects/team/keys", map[string]any{"purpose": "manual"}), 201, "unscheduled key")
+	rotate := func() {
+		t.Helper()
+		if err := (&rotateWorker{s: a.s}).Work(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() map[string][]custody.Key {
+		t.Helper()
+		var ks []custody.Key
+		r := a.expect(a.api(adminCreds, "GET", "/projects/team/keys", nil), 200, "keys")
+		if err := json.Unmarshal([]byte(r.body), &ks); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]custody.Key{}
+		for _, k := range ks {
+			out[k.Purpose] = append(out[k.Purpose], k)
+		}
+		return out
+	}
+	rotate()
+	if ks := list(); len(ks["release"]) != 1 || len(ks["manual"]) != 1 {
+		t.Fatalf("rotated before its time: %+v", ks)
+	}
+	// A day passes (for the key: its window started 25 hours ago).
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "meta.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE signing_keys SET not_before = not_before - ? WHERE purpose = 'release'", int64(25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	rotate()
+	ks := list()
+	if len(ks["release"]) != 2 || len(ks["manual"]) != 1 {
+		t.Fatalf("after the interval: %+v", ks)
+	}
+	var signing, retired int
+	for _, k := range ks["release"] {
+		if k.Signing {
+			signing++
+		} else if k.NotAfter != nil {
+			retired++
+		}
+	}
+	if signing != 1 || retired != 1 {
+		t.Errorf("release keys %+v: want one signing and one retired with a not_after", ks["release"])
+	}
+	found := false
+	for _, e := range a.auditEntries("action=key.rotate") {
+		if e.Actor == "berth:scheduler" && strings.Contains(e.Detail, "purpose=release") && strings.Contains(e.Detail, "scheduled, every 24h0m0s") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no scheduled key.rotate audit entry: %+v", a.auditEntries("action=key.rotate"))
+	}
+	rotate()
+	if ks := list(); len(ks["release"]) != 2 {
+		t.Errorf("rotated again at once: %+v", ks["release"])
 	}
 }
