@@ -49,6 +49,12 @@ func (f *policyLoadFlags) add(cmd *cobra.Command, what string) {
 	cmd.Flags().StringArrayVar(&f.trust, "trust", nil, "berth trust file whose keys the policy may name (key.secretRef, keys[].ref) (repeatable)")
 }
 
+// loadReportOnly loads the policy as one that judges a scan report
+// alone: it fails when a rule reads signatures or attestations.
+func (f *policyLoadFlags) loadReportOnly() (*policy.Policy, error) {
+	return policy.Load(f.path, policy.Options{ReportOnly: true})
+}
+
 func (f *policyLoadFlags) load() (*policy.Policy, error) {
 	if f.path == "" {
 		return nil, errors.New("--policy is required")
@@ -70,6 +76,7 @@ func newPolicyCheckCmd() *cobra.Command {
 		reg            registryFlags
 		format, output string
 		ps             policyScan
+		localName      string
 	)
 	cmd := &cobra.Command{
 		Use:   "check IMAGE --policy FILE",
@@ -86,6 +93,14 @@ bundles). Vulnerability, secret, misconfiguration and license rules read
 scanners the policy needs (vuln with the database in --db-dir, secret,
 misconfig). A report made without a scanner a rule reads fails that rule.
 
+An image not yet in a registry (oci-archive:, docker-archive:, oci:, a tar
+file) is checked against a policy whose rules read the scan alone
+(vulnerabilities, secrets, misconfigurations, licenses, tags, conditions on
+them): the CI gate before the push. --name gives the reference it will be
+pushed as, for the documents' images globs and tag rules. A policy that
+requires signatures or attestations cannot be checked there: they are
+attached to an image in a registry.
+
 Each failed rule is printed with its reason. Exit codes: 0 allowed (warn-mode
 failures are printed as warnings), 2 denied, 1 when the check could not run
 (bad policy, unreadable image).`,
@@ -100,22 +115,32 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 			if err != nil {
 				return err
 			}
-			ref, st, err := reg.open(args[0])
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			t, err := sign.Resolve(ctx, st, ref)
-			if err != nil {
-				return err
+			var facts policy.Facts
+			if isLocalImage(args[0]) {
+				if facts, err = localFacts(cmd, &pf, p, &ps, args[0], localName); err != nil {
+					return err
+				}
+			} else {
+				if localName != "" {
+					return errors.New("--name names an image that is not in a registry yet; this one is")
+				}
+				ref, st, err := reg.open(args[0])
+				if err != nil {
+					return err
+				}
+				t, err := sign.Resolve(ctx, st, ref)
+				if err != nil {
+					return err
+				}
+				reportResolved(cmd, ref, t)
+				img := policyImage(ref, t)
+				facts = policy.Facts{Image: img, Store: st, Target: t,
+					Report: func(ctx context.Context) (*match.Report, error) {
+						ps.insecure, ps.scanners = reg.insecure, p.Scanners()
+						return ps.report(ctx, cmd, img, "registry:"+img.Name()+"@"+img.Digest)
+					}}
 			}
-			reportResolved(cmd, ref, t)
-			img := policyImage(ref, t)
-			facts := policy.Facts{Image: img, Store: st, Target: t,
-				Report: func(ctx context.Context) (*match.Report, error) {
-					ps.insecure, ps.scanners = reg.insecure, p.Scanners()
-					return ps.report(ctx, cmd, img)
-				}}
 			v, err := p.Evaluate(ctx, facts)
 			if err != nil {
 				return err
@@ -141,6 +166,7 @@ failures are printed as warnings), 2 denied, 1 when the check could not run
 	cmd.Flags().StringVar(&ps.reportPath, "report", "", "scan report of the image (berth scan --format json) for vulnerability, secret, misconfiguration and license rules")
 	cmd.Flags().StringVar(&ps.dbDir, "db-dir", "", "vulnerability database directory, for a scan when --report is not given (default: berth db update's)")
 	cmd.Flags().StringVar(&ps.cacheDir, "cache-dir", "", "layer cache directory for that scan")
+	cmd.Flags().StringVar(&localName, "name", "", "for an image not in a registry yet: the reference it will be pushed as (registry/repository[:tag])")
 	cmd.Flags().StringVar(&ps.secretConfig, "secret-config", "", "secret rules file for that scan, as berth scan --secret-config (gitleaks' TOML format, see docs/secrets.md)")
 	reg.add(cmd)
 	return cmd
@@ -170,14 +196,14 @@ type policyScan struct {
 // report reads the given report, or scans the image (by its digest) with
 // the scanners the policy's rules read: the vulnerability database only
 // when a rule reads vulnerabilities or licenses.
-func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy.Image) (*match.Report, error) {
+func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy.Image, src string) (*match.Report, error) {
 	path, dbDir, cacheDir, scanners := ps.reportPath, ps.dbDir, ps.cacheDir, ps.scanners
 	if path != "" {
 		r, err := readStoredReport("--report", path)
 		if err != nil {
 			return nil, err
 		}
-		if d := r.Inventory.Digest; d != "" && d != img.Digest {
+		if d := r.Inventory.Digest; d != "" && img.Digest != "" && d != img.Digest {
 			return nil, fmt.Errorf("--report %s is about %s, the image is %s", path, d, img.Digest)
 		}
 		return r, nil
@@ -215,8 +241,43 @@ func (ps *policyScan) report(ctx context.Context, cmd *cobra.Command, img policy
 	if s.Cache, err = inventory.OpenCache(cacheDir); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's rules (%s)\n", img.Name()+"@"+img.Digest, strings.Join(scanners, ", "))
-	return engine.Scan(ctx, "registry:"+img.Name()+"@"+img.Digest, image.Options{Insecure: ps.insecure})
+	what := src
+	if img.Digest != "" {
+		what = img.Name() + "@" + img.Digest
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "scanning %s for the policy's rules (%s)\n", what, strings.Join(scanners, ", "))
+	return engine.Scan(ctx, src, image.Options{Insecure: ps.insecure})
+}
+
+// localFacts are what a policy check of an image not yet in a registry
+// knows: the scan of the archive or layout, under the name it will be
+// pushed as. There are no signatures to read, so a policy that requires
+// them is refused before anything is scanned.
+func localFacts(cmd *cobra.Command, pf *policyLoadFlags, p *policy.Policy, ps *policyScan, src, pushedAs string) (policy.Facts, error) {
+	if _, err := pf.loadReportOnly(); err != nil {
+		return policy.Facts{}, fmt.Errorf("%s is not in a registry, and the policy reads signatures or attestations, which are attached to an image in a registry: push it and check its registry reference (%w)", src, err)
+	}
+	var img policy.Image
+	if pushedAs != "" {
+		ref, err := name.ParseReference(pushedAs)
+		if err != nil {
+			return policy.Facts{}, fmt.Errorf("--name: %w", err)
+		}
+		// Not pushed yet: no digest it could be pinned by.
+		img = policyImage(ref, sign.Target{})
+		img.Pinned, img.Digest = false, ""
+	} else {
+		img = policy.Image{Repository: src}
+		for _, d := range p.Docs {
+			if len(d.Images) > 0 {
+				return policy.Facts{}, fmt.Errorf("%s is not in a registry and the policy's documents apply to images by name (%s/%s): give --name, the reference it will be pushed as", src, d.Kind, d.Name)
+			}
+		}
+	}
+	ps.scanners = p.Scanners()
+	return policy.Facts{Image: img, Report: func(ctx context.Context) (*match.Report, error) {
+		return ps.report(ctx, cmd, img, src)
+	}}, nil
 }
 
 func writeVerdict(w io.Writer, format string, v *policy.Verdict, source string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"berth.dev/berth/internal/policy/policytest"
 )
@@ -231,5 +232,103 @@ func TestPolicyCheckReportErrorsNameTheFlag(t *testing.T) {
 		if !strings.Contains(out, "reading the scan report: --report") || strings.Contains(out, "--from-report") {
 			t.Errorf("--report %s: the verdict does not name --report:\n%s", filepath.Base(path), out)
 		}
+	}
+}
+
+// archiveOf writes an image of files and cfg as a docker-archive tarball
+// (what `docker save` and skopeo write) and returns its path.
+func archiveOf(t *testing.T, files map[string][]byte, cfg v1.Config) string {
+	t.Helper()
+	layer, err := crane.Layer(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag("local/app:build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	if err := tarball.WriteToFile(path, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestPolicyCheckLocalImage is the CI gate before the push: an image in an
+// archive is judged by a policy of report rules (its own scan), under the
+// name --name gives it; a policy that requires signatures is refused with
+// the reason, as is a policy naming images when no --name is given.
+func TestPolicyCheckLocalImage(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	leaky := archiveOf(t, map[string][]byte{"srv/deploy.key": keyPEM, "srv/app": []byte("#!/bin/sh\n")}, v1.Config{})
+	clean := archiveOf(t, map[string][]byte{"srv/app": []byte("#!/bin/sh\n")}, v1.Config{User: "1000"})
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
+	strict := write("strict.yaml", header+"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n")
+	named := write("named.yaml", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: team}\nspec:\n  images: [registry.example/team/*]\n  secrets: {deny: true}\n")
+	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})))
+	signers := write("signers.yaml", header+"  signers:\n    keys:\n    - name: ci\n      data: |\n        "+strings.ReplaceAll(pubPEM, "\n", "\n        ")+"\n")
+
+	cases := []struct {
+		name string
+		args []string
+		code int // 0 allowed, exitDenied, or 1: the check could not run
+		want string
+	}{
+		{"a planted key and root, by path", []string{leaky, "--policy", strict}, exitDenied, "✗ ImagePolicy/hygiene: secret: private-key ("},
+		{"root, by transport", []string{"docker-archive:" + leaky, "--policy", strict}, exitDenied, "misconfiguration: BI001 Image runs as root"},
+		{"clean", []string{clean, "--policy", strict}, 0, ": allowed\n"},
+		{"named, as pushed", []string{leaky, "--policy", named, "--name", "registry.example/team/app:v1"}, exitDenied, "registry.example/team/app:v1: DENIED"},
+		{"named, elsewhere", []string{leaky, "--policy", named, "--name", "other.example/x/app:v1"}, 0, ": allowed\n"},
+		{"named, no --name", []string{leaky, "--policy", named}, 1, "give --name"},
+		{"a policy requiring signatures", []string{clean, "--policy", signers}, 1, "the policy reads signatures or attestations"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"policy", "check", "--cache-dir", t.TempDir()}, tc.args...)
+			out, stderr, err := run(t, newRootCmd(), args...)
+			var ee exitError
+			switch {
+			case tc.code == 0 && err != nil:
+				t.Fatalf("err %v, want allowed\n%s%s", err, out, stderr)
+			case tc.code == exitDenied && (!errors.As(err, &ee) || ee.code != exitDenied):
+				t.Fatalf("err %v, want exit %d\n%s%s", err, exitDenied, out, stderr)
+			case tc.code == 1 && (err == nil || errors.As(err, &ee)):
+				t.Fatalf("err %v, want an error\n%s%s", err, out, stderr)
+			}
+			got := out
+			if tc.code == 1 {
+				got = err.Error()
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("%q lacks %q", got, tc.want)
+			}
+		})
 	}
 }

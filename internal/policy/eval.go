@@ -63,8 +63,14 @@ type Image struct {
 	Digest string
 }
 
-// Name is registry/repository.
-func (i Image) Name() string { return i.Registry + "/" + i.Repository }
+// Name is registry/repository; the repository alone without a registry
+// (an image not pushed yet, named by its file).
+func (i Image) Name() string {
+	if i.Registry == "" {
+		return i.Repository
+	}
+	return i.Registry + "/" + i.Repository
+}
 
 // Reference is the name with the tag and the digest.
 func (i Image) Reference() string {
