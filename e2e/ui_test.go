@@ -270,7 +270,7 @@ func TestWebUI(t *testing.T) {
 	addXSSAdvisory(t, feed)
 	trustDir := t.TempDir()
 	s := startBerthAuth(t, "--db-source", feedSrv.URL+"/osv", "--db-source", "nodejs-wg:"+feedSrv.URL+"/nodejs-security-wg/vuln.zip",
-		"--db-update-interval", "0", "--trust-dir", trustDir)
+		"--db-update-interval", "0", "--trust-dir", trustDir, "--master-key", "file:"+newMasterKey(t))
 	base := "http://" + s.Addr
 	env := []string{"HOME=" + t.TempDir(), "BERTH_KEY_PASSWORD=key-password"}
 
@@ -335,7 +335,33 @@ func TestWebUI(t *testing.T) {
 	text = visit(t, ctx, shots, base, artPage+"?tab=layers", "06-artifact-layers")
 	mustContain(t, "layers tab", text, "COPY app/ /app/", "/usr/local/bin/ks-app", "org.opencontainers.image.title")
 	text = visit(t, ctx, shots, base, artPage+"?tab=signatures", "07-artifact-signatures")
-	mustContain(t, "signatures tab", text, "verified", "release-key", "cosign-v2")
+	mustContain(t, "signatures tab", text, "verified", "release-key", "cosign-v2", "Stage approvals", "No stage has approved this artifact")
+	// A stage people approve: approved and revoked through the forms; the
+	// server signs with the project's staging key.
+	apiCall(t, s, "POST", "/api/v1/projects/team-a/keys", map[string]any{"purpose": "staging"}, http.StatusCreated, nil)
+	apiCall(t, s, "PUT", "/api/v1/projects/team-a/stages/staging", map[string]any{"key": "staging"}, http.StatusOK, nil)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+artPage+"?tab=signatures"),
+		chromedp.SendKeys(chromedp.ID("approve-stage"), "staging"),
+		chromedp.Submit(chromedp.ID("approve-stage")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = visit(t, ctx, shots, base, artPage+"?tab=signatures", "07-artifact-approved")
+	mustContain(t, "signatures tab after approving", text, "staging", "approved", "dev.berth.stage=staging")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+artPage+"?tab=signatures"),
+		chromedp.SendKeys(chromedp.CSS(`form[action$="/revoke"] input[name="reason"]`), "rolled back"),
+		chromedp.Submit(chromedp.CSS(`form[action$="/revoke"] input[name="reason"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = visit(t, ctx, shots, base, artPage+"?tab=signatures", "07-artifact-revoked")
+	mustContain(t, "signatures tab after revoking", text, "revoked", "revoked by admin: rolled back")
 	text = visit(t, ctx, shots, base, artPage+"?tab=secrets", "08-artifact-secrets")
 	mustContain(t, "secrets tab", text, "private-key", "root/.ssh/id_rsa", "allowed", "AWS's documentation example credentials")
 	mustNotContain(t, "secrets tab (masked)", text, "wJalrXUtnFEMI")
@@ -518,6 +544,9 @@ func TestWebUI(t *testing.T) {
 	}
 	text = visit(t, ctx, shots, base, "/ui/admin/users", "")
 	mustContain(t, "viewer opening the users page", text, "you may not do this")
+	text = visit(t, ctx, shots, base, artPage+"?tab=signatures", "")
+	mustContain(t, "viewer's signatures tab", text, "Stage approvals", "revoked by admin: rolled back")
+	mustNotContain(t, "viewer's signatures tab (a guest approves nothing)", text, "Approve for stage")
 	text = visit(t, ctx, shots, base, artPage, "19-viewer-artifact")
 	mustContain(t, "viewer's artifact page", text, "CVE-2021-44906")
 	mustNotContain(t, "viewer's artifact page", text, "Scan now")

@@ -11,6 +11,7 @@ import (
 
 	"berth.dev/berth/internal/api"
 	"berth.dev/berth/internal/auth"
+	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/registry/access"
@@ -31,6 +32,8 @@ func (u *UI) routes() {
 	m.HandleFunc("GET "+Prefix+"/projects/{project}/repositories/{repository}", u.repository)
 	m.HandleFunc("GET "+Prefix+"/projects/{project}/repositories/{repository}/artifacts/{digest}", u.artifact)
 	m.HandleFunc("POST "+Prefix+"/projects/{project}/repositories/{repository}/artifacts/{digest}/scan", u.scan)
+	m.HandleFunc("POST "+Prefix+"/projects/{project}/repositories/{repository}/artifacts/{digest}/approve", u.approve)
+	m.HandleFunc("POST "+Prefix+"/projects/{project}/repositories/{repository}/artifacts/{digest}/revoke", u.approve)
 	m.HandleFunc("GET "+Prefix+"/vulnerabilities", u.vulnerabilities)
 	u.adminRoutes()
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -252,6 +255,12 @@ type artifactView struct {
 	SBOM       map[string]string
 	// MayScan shows the "scan now" button.
 	MayScan bool
+	// Approvals are what the stages said about the artifact (signatures
+	// tab); Custody says the server holds signing keys at all, and
+	// MayApprove shows the approve and revoke forms (stage.approve).
+	Approvals  []custody.Approval
+	Custody    bool
+	MayApprove bool
 }
 
 type tab struct {
@@ -320,6 +329,20 @@ func (u *UI) artifact(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, r, err)
 			return
 		}
+		err := u.call(r, "GET", base+"/approvals", nil, "", &v.Approvals)
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+			// The server holds no signing keys: there are no stages.
+		case err != nil:
+			u.fail(w, r, err)
+			return
+		default:
+			v.Custody = true
+			if p := u.sessionUser(r); p != nil {
+				v.MayApprove = u.opts.Auth.Can(p, project, auth.ApproveStage)
+			}
+		}
 	}
 	if u.opts.Auth == nil {
 		v.MayScan = true
@@ -386,6 +409,33 @@ func (u *UI) scan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	back(w, r, repoURL(project, repo)+"/artifacts/"+url.PathEscape(ref), "Scan queued.")
+}
+
+// approve approves the artifact for the form's stage, or (posted to
+// …/revoke) withdraws that approval for the form's reason, through the
+// API, which checks the stage's conditions and who may.
+func (u *UI) approve(w http.ResponseWriter, r *http.Request) {
+	csrf, ok := u.form(w, r)
+	if !ok {
+		return
+	}
+	project, repo, ref := r.PathValue("project"), r.PathValue("repository"), r.PathValue("digest")
+	stage := strings.TrimSpace(r.PostForm.Get("stage"))
+	if stage == "" {
+		u.render(w, r, http.StatusBadRequest, "error", "Bad request", errorView{Status: 400, Message: "name the stage to approve for"})
+		return
+	}
+	path := apiPath("projects", project, "repositories", repo, "artifacts", ref, "approvals", stage)
+	method, done := "POST", "Approved for "+stage+"."
+	if strings.HasSuffix(r.URL.Path, "/revoke") {
+		method, done = "DELETE", "The "+stage+" approval is revoked."
+		path += "?" + url.Values{"reason": {r.PostForm.Get("reason")}}.Encode()
+	}
+	if err := u.call(r, method, path, nil, csrf, nil); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	back(w, r, repoURL(project, repo)+"/artifacts/"+url.PathEscape(ref)+"?tab=signatures", done)
 }
 
 type vulnerabilitiesView struct {
