@@ -390,6 +390,11 @@ func TestScanOnPush(t *testing.T) {
 	if !strings.Contains(out, "application/vnd.cyclonedx+json") {
 		t.Errorf("oras discover shows no CycloneDX referrer:\n%s", out)
 	}
+	// So does cosign tree, through the referrers API.
+	out = run(t, env, peer(t, "cosign2"), "tree", "--experimental-oci11", "--allow-http-registry", s.Addr+"/team-a/kitchen-sink:latest")
+	if !strings.Contains(out, "application/vnd.cyclonedx+json") {
+		t.Errorf("cosign tree shows no CycloneDX referrer:\n%s", out)
+	}
 
 	// Receivers got a correctly signed scan.completed for their image.
 	for _, c := range []struct {
