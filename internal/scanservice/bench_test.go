@@ -205,7 +205,7 @@ func BenchmarkRematchAfterUpdate(b *testing.B) {
 						all = append(all, page...)
 						after = page[len(page)-1]
 					}
-					if err := h.svc.queueRematch(ctx, all, time.Time{}); err != nil {
+					if err := h.svc.queueRematch(ctx, all, RematchArgs{}); err != nil {
 						b.Fatal(err)
 					}
 				}
