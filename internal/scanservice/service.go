@@ -701,7 +701,9 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 				rm.Report, rm.Kept, rm.Prev = r, kept, in
 				deltas++
 			case errors.Is(err, match.ErrNoDelta):
-				s.log.InfoContext(ctx, "re-matching in full", "digest", in.Digest, "reason", err)
+				// A report stored by a berth that listed findings otherwise:
+				// correct either way, so not worth a line per report.
+				s.log.DebugContext(ctx, "re-matching in full", "digest", in.Digest, "reason", err)
 			default:
 				return 0, fmt.Errorf("rematch %s: %w", in.Digest, err)
 			}
