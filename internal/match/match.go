@@ -144,30 +144,67 @@ func New(src Source) *Matcher {
 
 // Match finds the vulnerabilities of every package of inv.
 func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, error) {
+	r, pkgs, err := m.matchPackages(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for i := range pkgs {
+		total += len(pkgs[i].groups)
+	}
+	r.Findings = make([]Finding, 0, total)
+	for i := range pkgs {
+		r.Findings = pkgs[i].appendFindings(r.Findings, m.cache)
+	}
+	return r, nil
+}
+
+// matchedPackage is one package of an inventory, in the order findings
+// are listed, with what matching it found.
+type matchedPackage struct {
+	pkg *inventory.Package
+	t   target
+	// ok says t is set: the package has a target (its lookups), whether
+	// or not the database covers it.
+	ok     bool
+	groups [][]*matched // nil when nothing matched or it was not matched
+}
+
+// appendFindings appends the package's findings to fs, sorted by id.
+func (p *matchedPackage) appendFindings(fs []Finding, cache *version.Cache) []Finding {
+	start := len(fs)
+	for _, g := range p.groups {
+		fs = append(fs, buildFinding(*p.pkg, p.t, g, cache))
+	}
+	slices.SortFunc(fs[start:], func(a, b Finding) int { return strings.Compare(a.ID, b.ID) })
+	return fs
+}
+
+// matchPackages matches every package of inv and returns the report
+// without its findings (its warnings are complete) and the packages in
+// finding order with their matched records, for the caller to build the
+// findings of.
+func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory) (*Report, []matchedPackage, error) {
 	r := &Report{SchemaVersion: ReportSchemaVersion, Inventory: inv, MatchedAt: m.now().UTC()}
 	pkgs := uniquePackages(inv.Packages)
 	// One lookup per (ecosystem, name): distro source packages are shared
 	// by many binary packages.
 	lookups := make(map[lookupKey][]*osv.Vulnerability)
-	// Matching first, building after: the findings slice is then
-	// allocated once at its final size.
-	type pending struct {
-		pkg    *inventory.Package
-		t      target
-		groups [][]*matched
-	}
-	var work []pending
-	total := 0
+	out := make([]matchedPackage, len(pkgs))
 	var skipped []unmatchable
 	skippedNames := make(map[unmatchable][]string)
 	for i := range pkgs {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		p := &pkgs[i]
+		out[i].pkg = p
 		t, err := targetFor(*p, inv.Distro)
-		if err == nil && !m.covers(t) {
-			err = unmatchable{p.Ecosystem, fmt.Sprintf("the database holds no %s records", strings.TrimSuffix(t.ecosystems[0], ":LTS"))}
+		if err == nil {
+			out[i].t, out[i].ok = t, true
+			if !m.covers(t) {
+				err = unmatchable{p.Ecosystem, fmt.Sprintf("the database holds no %s records", strings.TrimSuffix(t.ecosystems[0], ":LTS"))}
+			}
 		}
 		if err != nil {
 			var u unmatchable
@@ -182,13 +219,10 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 		}
 		res, err := m.matchTarget(ctx, t, lookups)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r.Warnings = append(r.Warnings, res.warns...)
-		if len(res.groups) > 0 {
-			work = append(work, pending{pkg: p, t: t, groups: res.groups})
-			total += len(res.groups)
-		}
+		out[i].groups = res.groups
 	}
 	for _, u := range skipped {
 		names := skippedNames[u]
@@ -198,15 +232,7 @@ func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, 
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d %s packages not matched (%s): %s", len(names), u.eco, list, u.reason))
 	}
-	r.Findings = make([]Finding, 0, total)
-	for _, w := range work {
-		start := len(r.Findings)
-		for _, g := range w.groups {
-			r.Findings = append(r.Findings, buildFinding(*w.pkg, w.t, g, m.cache))
-		}
-		slices.SortFunc(r.Findings[start:], func(a, b Finding) int { return strings.Compare(a.ID, b.ID) })
-	}
-	return r, nil
+	return r, out, nil
 }
 
 type lookupKey struct{ eco, name string }

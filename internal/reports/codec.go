@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/zstd"
@@ -102,15 +103,115 @@ func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
 	}
 	var keys strings.Builder
 	for i := range r.Findings {
-		k := KeyOf(&r.Findings[i])
-		keys.WriteString(k.Package)
-		for _, id := range k.IDs {
-			keys.WriteByte('\t')
-			keys.WriteString(id)
-		}
-		keys.WriteByte('\n')
+		writeKey(&keys, KeyOf(&r.Findings[i]))
 	}
 	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
+}
+
+// writeKey writes one line of the findings' keys.
+func writeKey(b *strings.Builder, k FindingKey) {
+	b.WriteString(k.Package)
+	for _, id := range k.IDs {
+		b.WriteByte('\t')
+		b.WriteString(id)
+	}
+	b.WriteByte('\n')
+}
+
+// storedRest is what EncodeRest writes, with the findings left encoded:
+// the same fields under the same names, so either decodes the other.
+type storedRest struct {
+	SchemaVersion int                 `json:"schemaVersion"`
+	Inventory     inventory.Inventory `json:"inventory"`
+	MatchedAt     time.Time           `json:"matchedAt"`
+	Findings      []cbor.RawMessage   `json:"findings"`
+	Suppressed    []match.Suppressed  `json:"suppressed,omitempty"`
+	Warnings      []string            `json:"warnings,omitempty"`
+}
+
+// Rematch is a re-matched report as StoreRematches writes it.
+type Rematch struct {
+	Rest    []byte // compressed, as EncodeRest
+	Keys    string // as EncodeRest
+	Summary Summary
+	// IDs are every id and alias of the findings.
+	IDs []string
+}
+
+// EncodeRematch encodes r for StoreRematches. A delta re-match (r.Kept
+// set) keeps the findings of r.Prev it names as they are encoded, adds
+// the new ones and counts the summary from r.Prev's, so that only the
+// findings of the packages matched again are encoded and the findings
+// dropped decoded; the result decodes to the report a full re-match
+// stores.
+func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
+	if r.Kept == nil {
+		rest, keys, err := c.EncodeRest(r.Report)
+		if err != nil {
+			return nil, err
+		}
+		return &Rematch{Rest: rest, Keys: keys, Summary: Summarize(r.Report), IDs: FindingIDs(r.Report)}, nil
+	}
+	if r.Prev == nil {
+		return nil, fmt.Errorf("delta re-match of %s without the stored report", r.Digest)
+	}
+	raw, err := c.dec.DecodeAll(r.Prev.Results, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stored findings of %s: %w", r.Digest, err)
+	}
+	var prev storedRest
+	if err := c.cdec.Unmarshal(raw, &prev); err != nil {
+		return nil, fmt.Errorf("stored findings of %s: %w", r.Digest, err)
+	}
+	if len(prev.Findings) != len(r.Prev.Findings) {
+		return nil, fmt.Errorf("stored findings of %s: %d findings, %d keys", r.Digest, len(prev.Findings), len(r.Prev.Findings))
+	}
+	rest := storedRest{SchemaVersion: r.Report.SchemaVersion, MatchedAt: r.Report.MatchedAt, Findings: []cbor.RawMessage{},
+		Suppressed: r.Report.Suppressed, Warnings: r.Report.Warnings}
+	out := &Rematch{Summary: r.Prev.Summary}
+	out.Summary.Packages = len(r.Report.Inventory.Packages)
+	var keys strings.Builder
+	kept := make([]bool, len(prev.Findings))
+	for _, p := range r.Kept {
+		if !p.New {
+			rest.Findings = append(rest.Findings, prev.Findings[p.Start:p.End]...)
+			for i := p.Start; i < p.End; i++ {
+				kept[i] = true
+				writeKey(&keys, r.Prev.Findings[i])
+				out.IDs = append(out.IDs, r.Prev.Findings[i].IDs...)
+			}
+			continue
+		}
+		for i := p.Start; i < p.End; i++ {
+			f := &r.Report.Findings[i]
+			enc, err := c.cenc.Marshal(f)
+			if err != nil {
+				return nil, err
+			}
+			rest.Findings = append(rest.Findings, enc)
+			k := KeyOf(f)
+			writeKey(&keys, k)
+			out.IDs = append(out.IDs, k.IDs...)
+			out.Summary.count(f, 1)
+		}
+	}
+	// The findings dropped leave the counts: only they are decoded.
+	for i, k := range kept {
+		if k {
+			continue
+		}
+		var f match.Finding
+		if err := c.cdec.Unmarshal(prev.Findings[i], &f); err != nil {
+			return nil, fmt.Errorf("stored finding %d of %s: %w", i, r.Digest, err)
+		}
+		out.Summary.count(&f, -1)
+	}
+	enc, err := c.cenc.Marshal(&rest)
+	if err != nil {
+		return nil, err
+	}
+	out.Rest, out.Keys = c.enc.EncodeAll(enc, make([]byte, 0, len(enc)/4)), keys.String()
+	return out, nil
 }
 
 // DecodeInventory decodes what Encode returned as inv.

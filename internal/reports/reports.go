@@ -71,30 +71,36 @@ type Summary struct {
 
 // Summarize counts r's findings. NONE-rated findings count as low.
 func Summarize(r *match.Report) Summary {
-	s := Summary{Total: len(r.Findings), Packages: len(r.Inventory.Packages), Misconfigurations: len(r.Misconfigurations)}
+	s := Summary{Packages: len(r.Inventory.Packages), Misconfigurations: len(r.Misconfigurations)}
 	for _, f := range r.Secrets {
 		if f.Allowed == "" {
 			s.Secrets++
 		}
 	}
-	for _, f := range r.Findings {
-		switch f.Severity {
-		case match.SeverityCritical:
-			s.Critical++
-		case match.SeverityHigh:
-			s.High++
-		case match.SeverityMedium:
-			s.Medium++
-		case match.SeverityLow, match.SeverityNone:
-			s.Low++
-		default:
-			s.Unknown++
-		}
-		if f.Status == match.StatusFixed {
-			s.Fixable++
-		}
+	for i := range r.Findings {
+		s.count(&r.Findings[i], 1)
 	}
 	return s
+}
+
+// count adds n (1 or -1) times f to the counts.
+func (s *Summary) count(f *match.Finding, n int) {
+	s.Total += n
+	switch f.Severity {
+	case match.SeverityCritical:
+		s.Critical += n
+	case match.SeverityHigh:
+		s.High += n
+	case match.SeverityMedium:
+		s.Medium += n
+	case match.SeverityLow, match.SeverityNone:
+		s.Low += n
+	default:
+		s.Unknown += n
+	}
+	if f.Status == match.StatusFixed {
+		s.Fixable += n
+	}
 }
 
 // Record is what the store holds for one digest.
@@ -137,9 +143,9 @@ type Store interface {
 	// read at is skipped. It returns the digests stored.
 	StoreRematches(ctx context.Context, rs []Rematched) ([]digest.Digest, error)
 	// RematchInputs returns what re-matching the reports of ds needs, in
-	// one read: their inventories and the identities of their findings
-	// (not the findings themselves). Digests without a report are left
-	// out.
+	// one read: their inventories, summaries, the identities of their
+	// findings and the findings as stored (not decoded). Digests without
+	// a report are left out.
 	RematchInputs(ctx context.Context, ds []digest.Digest) ([]RematchInput, error)
 	// Get returns the digest's record, with its Report decoded when
 	// withReport is set, or ErrNotFound.
@@ -170,8 +176,15 @@ type RematchInput struct {
 	Version   int64
 	Inventory inventory.Inventory
 	// Findings identify the stored findings: a package and the ids of
-	// one flaw, for telling which findings a re-match adds.
+	// one flaw, for telling which findings a re-match adds and which
+	// package each belongs to.
 	Findings []FindingKey
+	// Summary is the stored report's.
+	Summary Summary
+	// Results are the stored findings and warnings as the store encoded
+	// them (Codec.EncodeRest), for a delta re-match to keep findings
+	// without decoding them.
+	Results []byte
 }
 
 // FindingKey identifies one finding: the package (its purl, else its
@@ -184,6 +197,16 @@ type FindingKey struct {
 // KeyOf returns f's key.
 func KeyOf(f *match.Finding) FindingKey {
 	return FindingKey{Package: PackageKey(&f.Package), IDs: f.IDs()}
+}
+
+// FindingIDs lists every id and alias r's findings name.
+func FindingIDs(r *match.Report) []string {
+	var ids []string
+	for i := range r.Findings {
+		ids = append(ids, r.Findings[i].ID)
+		ids = append(ids, r.Findings[i].Aliases...)
+	}
+	return ids
 }
 
 // PackageKey identifies a package across reports.
@@ -200,6 +223,15 @@ type Rematched struct {
 	Scan      Scan
 	Report    *match.Report
 	IfVersion int64
+	// Kept, when not nil, says the re-match was a delta
+	// (scan.Engine.MatchDelta): Report's findings are those of the
+	// packages matched again, and Kept says how they interleave with the
+	// findings of Prev, the input the re-match read, which the store
+	// keeps as they are encoded.
+	Kept []match.Piece
+	Prev *RematchInput
+	// Summary is set by StoreRematches to the summary stored.
+	Summary Summary
 }
 
 // ErrConflict is returned by Put when the stored version moved on.

@@ -83,11 +83,39 @@ func (e *Engine) ScanImage(ctx context.Context, img *image.Image) (*match.Report
 // manager installed are not matched against their language's feed (see
 // OSManaged): their OS package is, against the distro's feed.
 func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Report, error) {
+	r, _, err := e.match(ctx, inv, func(toMatch inventory.Inventory) (*match.Report, []match.Piece, error) {
+		r, err := e.Matcher.Match(ctx, toMatch)
+		return r, nil, err
+	})
+	return r, err
+}
+
+// MatchDelta is Match for an inventory whose report was matched against a
+// database that differs from the engine's only under the lookups changed
+// reports (match.Matcher.MatchDelta): prev are reports.PackageKey of that
+// report's findings' packages, in order. The report holds the findings of
+// the packages matched again, and pieces how they interleave with prev's
+// (match.Splice); it fails with match.ErrNoDelta when prev does not line
+// up with the inventory.
+func (e *Engine) MatchDelta(ctx context.Context, inv *inventory.Inventory, prev []string, keyOf func(*inventory.Package) string,
+	changed func(match.Lookup) bool) (*match.Report, []match.Piece, error) {
+	if e.Matcher == nil {
+		return nil, nil, fmt.Errorf("match: %w: no vulnerability database", match.ErrNoDelta)
+	}
+	return e.match(ctx, inv, func(toMatch inventory.Inventory) (*match.Report, []match.Piece, error) {
+		return e.Matcher.MatchDelta(ctx, toMatch, prev, keyOf, changed)
+	})
+}
+
+// match runs do on the packages of inv that are matched (what the OS
+// package manager installed left out) and completes its report.
+func (e *Engine) match(ctx context.Context, inv *inventory.Inventory,
+	do func(inventory.Inventory) (*match.Report, []match.Piece, error)) (*match.Report, []match.Piece, error) {
 	if inv == nil {
-		return nil, fmt.Errorf("match: no inventory")
+		return nil, nil, fmt.Errorf("match: no inventory")
 	}
 	if e.Matcher == nil {
-		return inventoryOnly(inv), nil
+		return inventoryOnly(inv), nil, nil
 	}
 	toMatch := *inv
 	toMatch.Packages = make([]inventory.Package, 0, len(inv.Packages))
@@ -100,9 +128,9 @@ func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Re
 		}
 		toMatch.Packages = append(toMatch.Packages, p)
 	}
-	r, err := e.Matcher.Match(ctx, toMatch)
+	r, pieces, err := do(toMatch)
 	if err != nil {
-		return nil, fmt.Errorf("match %s: %w", cmp.Or(inv.Source, "inventory"), err)
+		return nil, nil, fmt.Errorf("match %s: %w", cmp.Or(inv.Source, "inventory"), err)
 	}
 	r.Inventory = *inv
 	if len(skipped) > 0 {
@@ -120,7 +148,7 @@ func (e *Engine) Match(ctx context.Context, inv *inventory.Inventory) (*match.Re
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s packages installed by the OS package manager were not matched either: they are matched through their OS packages, not their language feeds", list))
 		}
 	}
-	return r, nil
+	return r, pieces, nil
 }
 
 // Rematch recomputes the findings of a stored report against the current

@@ -185,7 +185,19 @@ type RematchArgs struct {
 	// a replica whose database is older syncs first, and fails the job
 	// (to be retried) rather than re-match against the old one.
 	DBUpdatedAt time.Time `json:"db_updated_at,omitzero"`
+	// From and Keys are the update's previous database and the lookup
+	// keys whose records it changed (at most maxDeltaKeys): a report
+	// matched against From is matched again only for the packages that
+	// look one of them up, keeping its other findings. Without them every
+	// report is matched in full.
+	From time.Time `json:"db_from,omitzero"`
+	Keys []string  `json:"keys,omitempty"`
 }
+
+// maxDeltaKeys bounds the changed keys a re-match job carries (each job
+// of a batch carries them all); an update that changed more re-matches
+// its reports in full.
+const maxDeltaKeys = 2000
 
 // Kind implements river.JobArgs.
 func (RematchArgs) Kind() string { return "rematch" }
@@ -628,32 +640,45 @@ func (s *Service) syncDB(ctx context.Context) error {
 // database (reports already matched against it are left alone), stores
 // them in one transaction, and announces findings they did not have.
 func (s *Service) Rematch(ctx context.Context, ds ...digest.Digest) error {
-	return s.rematch(ctx, time.Time{}, ds)
+	_, err := s.rematch(ctx, RematchArgs{}, ds)
+	return err
 }
 
-// rematch is Rematch against a database updated at atLeast or later,
-// which the replica installs first if it has an older one.
-func (s *Service) rematch(ctx context.Context, atLeast time.Time, ds []digest.Digest) error {
+// rematch is Rematch against a database updated at a.DBUpdatedAt or
+// later, which the replica installs first if it has an older one; with
+// a.From and a.Keys, reports matched against a.From are matched again
+// only for the packages whose keys changed (when the database is exactly
+// the one the update built: a later one may have changed other keys).
+func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest) (deltas int, err error) {
+	atLeast := a.DBUpdatedAt
 	if err := s.syncDB(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	gen := s.opts.DB.Acquire()
 	if gen == nil {
 		if !atLeast.IsZero() {
-			return fmt.Errorf("re-match for the vulnerability database of %s: %w", atLeast.Format(time.RFC3339Nano), errNoDB)
+			return 0, fmt.Errorf("re-match for the vulnerability database of %s: %w", atLeast.Format(time.RFC3339Nano), errNoDB)
 		}
-		return errNoDB
+		return 0, errNoDB
 	}
 	defer gen.Release()
 	if gen.Info.UpdatedAt.Before(atLeast) {
-		return fmt.Errorf("re-match for the vulnerability database of %s: this replica has the older one of %s",
+		return 0, fmt.Errorf("re-match for the vulnerability database of %s: this replica has the older one of %s",
 			atLeast.Format(time.RFC3339Nano), gen.Info.UpdatedAt.Format(time.RFC3339Nano))
 	}
 	engine := s.engine(gen)
 	start := time.Now()
 	inputs, err := s.opts.Reports.RematchInputs(ctx, ds)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	var changed func(match.Lookup) bool
+	if !a.From.IsZero() && len(a.Keys) > 0 && gen.Info.UpdatedAt.Equal(a.DBUpdatedAt) {
+		keys := make(map[string]bool, len(a.Keys))
+		for _, k := range a.Keys {
+			keys[k] = true
+		}
+		changed = func(l match.Lookup) bool { return keys[vulndb.Key(l.Ecosystem, l.Name)] }
 	}
 	batch := make([]reports.Rematched, 0, len(inputs))
 	old := make(map[digest.Digest][]reports.FindingKey, len(inputs))
@@ -662,25 +687,47 @@ func (s *Service) rematch(ctx context.Context, atLeast time.Time, ds []digest.Di
 		if in.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
 			continue
 		}
-		r, err := engine.Match(ctx, &in.Inventory)
-		if err != nil {
-			return fmt.Errorf("rematch %s: %w", in.Digest, err)
+		rm := reports.Rematched{Digest: in.Digest, IfVersion: in.Version}
+		// Only a report matched against the update's previous database
+		// differs from a full match just where the update's keys say.
+		if changed != nil && in.Scan.DBUpdatedAt.Equal(a.From) {
+			prev := make([]string, len(in.Findings))
+			for j, f := range in.Findings {
+				prev[j] = f.Package
+			}
+			r, kept, err := engine.MatchDelta(ctx, &in.Inventory, prev, reports.PackageKey, changed)
+			switch {
+			case err == nil:
+				rm.Report, rm.Kept, rm.Prev = r, kept, in
+				deltas++
+			case errors.Is(err, match.ErrNoDelta):
+				// A report stored by a berth that listed findings otherwise:
+				// correct either way, so not worth a line per report.
+				s.log.DebugContext(ctx, "re-matching in full", "digest", in.Digest, "reason", err)
+			default:
+				return 0, fmt.Errorf("rematch %s: %w", in.Digest, err)
+			}
+		}
+		if rm.Report == nil {
+			if rm.Report, err = engine.Match(ctx, &in.Inventory); err != nil {
+				return 0, fmt.Errorf("rematch %s: %w", in.Digest, err)
+			}
 		}
 		// The scan state stays what it was (a rescan may be queued); the
 		// report is the last good one, matched against the new database.
-		st := in.Scan
-		st.DBUpdatedAt = gen.Info.UpdatedAt
-		batch = append(batch, reports.Rematched{Digest: in.Digest, Scan: st, Report: r, IfVersion: in.Version})
+		rm.Scan = in.Scan
+		rm.Scan.DBUpdatedAt = gen.Info.UpdatedAt
+		batch = append(batch, rm)
 		old[in.Digest] = in.Findings
 	}
 	if len(batch) == 0 {
-		return nil
+		return 0, nil
 	}
 	// A report a scan replaced meanwhile is skipped: that scan matched
 	// against a database at least as new.
 	stored, err := s.opts.Reports.StoreRematches(ctx, batch)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if s.m != nil {
 		s.m.rematches.WithLabelValues().Add(float64(len(stored)))
@@ -699,12 +746,15 @@ func (s *Service) rematch(ctx context.Context, atLeast time.Time, ds []digest.Di
 		}
 		// The stage judges the new findings: it may revoke its approval.
 		s.queueStages(ctx, b.Digest, nil)
+		// A delta's report holds only the findings of the packages matched
+		// again: the ones it kept are known, so they are never new.
 		if added := newFindings(old[b.Digest], b.Report.Findings); len(added) > 0 {
-			sum := reports.Summarize(b.Report)
+			sum := b.Summary
 			s.notify(ctx, Notice{Type: NoticeVulnerabilitiesNew, Scan: b.Scan, Summary: &sum, New: added}, b.Digest, "")
 		}
 	}
-	return nil
+	s.log.DebugContext(ctx, "re-matched", "reports", len(stored), "delta", deltas, "full", len(batch)-deltas)
+	return deltas, nil
 }
 
 // newFindings lists the findings of cur whose flaw old did not have for
@@ -750,7 +800,7 @@ func (w *rematchWorker) Work(ctx context.Context, j *river.Job[RematchArgs]) err
 			ds = append(ds, d)
 		}
 	}
-	err := w.s.rematch(ctx, j.Args.DBUpdatedAt, ds)
+	_, err := w.s.rematch(ctx, j.Args, ds)
 	if errors.Is(err, errNoDB) && j.Args.DBUpdatedAt.IsZero() {
 		return nil
 	}
@@ -804,20 +854,30 @@ func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
 	if err != nil {
 		return ch, err
 	}
-	if err := s.queueRematch(ctx, affected, ch.To); err != nil {
+	if err := s.queueRematch(ctx, affected, RematchArgs{DBUpdatedAt: ch.To, From: ch.From, Keys: deltaKeys(ch.Keys)}); err != nil {
 		return ch, err
 	}
 	s.log.InfoContext(ctx, "re-matching the reports the update can change", "reports", len(affected))
 	return ch, nil
 }
 
-// queueRematch queues re-matches of the reports of ds, in batches, for
-// the database updated at dbUpdatedAt.
-func (s *Service) queueRematch(ctx context.Context, affected []digest.Digest, dbUpdatedAt time.Time) error {
+// deltaKeys are the keys a re-match job carries: all of them, or none
+// (a full re-match) when there are more than maxDeltaKeys.
+func deltaKeys(keys []string) []string {
+	if len(keys) > maxDeltaKeys {
+		return nil
+	}
+	return keys
+}
+
+// queueRematch queues re-matches of the reports of ds, in batches, with
+// the database and changed keys of base.
+func (s *Service) queueRematch(ctx context.Context, affected []digest.Digest, base RematchArgs) error {
 	var params []river.InsertManyParams
 	for start := 0; start < len(affected); start += s.opts.RematchBatch {
 		part := affected[start:min(start+s.opts.RematchBatch, len(affected))]
-		args := RematchArgs{Digests: make([]string, len(part)), DBUpdatedAt: dbUpdatedAt}
+		args := base
+		args.Digests = make([]string, len(part))
 		for i, d := range part {
 			args.Digests[i] = d.String()
 		}

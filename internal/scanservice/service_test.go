@@ -58,9 +58,14 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
+	// Not t.TempDir: a fuzz target's test names hold '#', which a SQLite
+	// path must not.
+	dir, err := os.MkdirTemp("", "scanservice-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	h := &harness{t: t, feed: filepath.Join(dir, "feed")}
-	var err error
 	if h.meta, err = metasqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
 		t.Fatal(err)
 	}

@@ -210,7 +210,7 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			string(summary), version+1, inv, rest, []byte(findingKeys), img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
-		if err := indexVulns(ctx, tx, d, r); err != nil {
+		if err := indexVulns(ctx, tx, d, reports.FindingIDs(r)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM scan_report_keys WHERE digest = $1`, d.String()); err != nil {
@@ -227,19 +227,21 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 // StoreRematches implements reports.Store.
 func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]digest.Digest, error) {
 	type encoded struct {
-		rest, summary, keys []byte
+		*reports.Rematch
+		summary []byte
 	}
 	enc := make([]encoded, len(rs))
-	for i, r := range rs {
-		rest, keys, err := s.codec.EncodeRest(r.Report)
+	for i := range rs {
+		e, err := s.codec.EncodeRematch(&rs[i])
 		if err != nil {
-			return nil, fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
+			return nil, fmt.Errorf("store re-matched report of %s: %w", rs[i].Digest, err)
 		}
-		summary, err := json.Marshal(reports.Summarize(r.Report))
+		summary, err := json.Marshal(e.Summary)
 		if err != nil {
 			return nil, err
 		}
-		enc[i] = encoded{rest, summary, []byte(keys)}
+		enc[i] = encoded{e, summary}
+		rs[i].Summary = e.Summary
 	}
 	// Rows are updated in digest order, so two batches sharing digests
 	// lock them alike and never deadlock.
@@ -265,7 +267,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 				results = $7, finding_keys = $8, version = version + 1
 				WHERE digest = $9 AND version = $10`,
 				string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt), text(sc.Error),
-				string(enc[i].summary), enc[i].rest, enc[i].keys, r.Digest.String(), r.IfVersion)
+				string(enc[i].summary), enc[i].Rest, []byte(enc[i].Keys), r.Digest.String(), r.IfVersion)
 		}
 		res := tx.SendBatch(ctx, batch)
 		for _, i := range order {
@@ -283,7 +285,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		}
 		for _, i := range order {
 			if updated[rs[i].Digest] {
-				if err := indexVulns(ctx, tx, rs[i].Digest, rs[i].Report); err != nil {
+				if err := indexVulns(ctx, tx, rs[i].Digest, enc[i].IDs); err != nil {
 					return err
 				}
 			}
@@ -356,7 +358,7 @@ func (s *Store) Records(ctx context.Context, ds []digest.Digest) (map[digest.Dig
 // RematchInputs implements reports.Store.
 func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]reports.RematchInput, error) {
 	rows, err := s.pool.Query(ctx, `SELECT digest, status, started_at, finished_at, db_updated_at, error, version,
-		inventory, finding_keys FROM scan_reports WHERE version > 0 AND digest = ANY($1)`, digestStrings(ds))
+		inventory, finding_keys, summary, results FROM scan_reports WHERE version > 0 AND digest = ANY($1)`, digestStrings(ds))
 	if err != nil {
 		return nil, fmt.Errorf("read reports to re-match: %w", err)
 	}
@@ -368,8 +370,9 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 			d, status, errText                    string
 			started, finished, dbUpdated, version int64
 			inv, keys                             []byte
+			summary                               string
 		)
-		if err := rows.Scan(&d, &status, &started, &finished, &dbUpdated, &errText, &version, &inv, &keys); err != nil {
+		if err := rows.Scan(&d, &status, &started, &finished, &dbUpdated, &errText, &version, &inv, &keys, &summary, &in.Results); err != nil {
 			return nil, fmt.Errorf("read reports to re-match: %w", err)
 		}
 		in.Digest, in.Version = digest.Digest(d), version
@@ -379,6 +382,9 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 			return nil, fmt.Errorf("inventory of %s: %w", d, err)
 		}
 		in.Findings = reports.ParseFindingKeys(string(keys))
+		if err := json.Unmarshal([]byte(summary), &in.Summary); err != nil {
+			return nil, fmt.Errorf("summary of %s: %w", d, err)
+		}
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {
@@ -437,17 +443,15 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 
 // indexVulns makes the vulnerability index name d under exactly the ids
 // and aliases of r's findings, in tx.
-func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, r *match.Report) error {
+func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, ids []string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM scan_report_vulns WHERE digest = $1`, d.String()); err != nil {
 		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
 	}
-	var ids []string
-	for i := range r.Findings {
-		ids = append(ids, strings.ToLower(text(r.Findings[i].ID)))
-		for _, a := range r.Findings[i].Aliases {
-			ids = append(ids, strings.ToLower(text(a)))
-		}
+	lower := make([]string, len(ids))
+	for i, id := range ids {
+		lower[i] = strings.ToLower(text(id))
 	}
+	ids = lower
 	if len(ids) == 0 {
 		return nil
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, f Factory) {
 		{"ConcurrentPuts", testConcurrent},
 		{"StoreRematches", testStoreRematches},
 		{"RematchInputs", testRematchInputs},
+		{"DeltaRematch", testDeltaRematch},
 		{"RealReportRoundTrip", testRealReport},
 		{"MarkPending", testMarkPending},
 		{"VulnerabilityIndex", testVulnerable},
@@ -511,4 +512,98 @@ func testVulnerable(t *testing.T, f Factory) {
 	r := reopen()
 	check(r, "CVE-2026-1", []digest.Digest{c})
 	check(r, "CVE-2026-3", []digest.Digest{a})
+}
+
+// testDeltaRematch stores a delta re-match of a real report (some stored
+// findings kept as they are encoded, some dropped, one added) and reads
+// back exactly what storing the whole re-matched report gives: findings,
+// warnings, summary, finding keys and the vulnerability index.
+func testDeltaRematch(t *testing.T, f Factory) {
+	raw, err := os.ReadFile(RealReport)
+	if err != nil {
+		t.Fatalf("real report fixture: %v", err)
+	}
+	var r match.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) < 10 {
+		t.Fatalf("fixture has %d findings", len(r.Findings))
+	}
+	ctx := context.Background()
+	s, reopen := f(t)
+	delta, full := dg("delta"), dg("full")
+	for _, d := range []digest.Digest{delta, full} {
+		if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, &r, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins, err := s.RematchInputs(ctx, []digest.Digest{delta})
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("RematchInputs = %d, %v", len(ins), err)
+	}
+	if want := reports.Summarize(&r); ins[0].Summary != want {
+		t.Errorf("input summary %+v, want %+v", ins[0].Summary, want)
+	}
+	// Findings 3 and 4 are matched again: 3 is gone, 4 comes back with
+	// another severity and a new flaw beside it.
+	dropped := r.Findings[3]
+	again := r.Findings[4]
+	again.Severity = match.SeverityCritical
+	added := again
+	added.ID, added.Aliases = "CVE-2099-1", nil
+	cur := &match.Report{SchemaVersion: r.SchemaVersion, Inventory: r.Inventory, MatchedAt: time.Date(2026, 12, 7, 1, 2, 3, 4, time.UTC),
+		Findings: []match.Finding{again, added}, Warnings: []string{"a warning of the new match"}}
+	kept := []match.Piece{{Start: 0, End: 3}, {New: true, Start: 0, End: 2}, {Start: 5, End: len(r.Findings)}}
+	whole := *cur
+	whole.Findings = match.Splice(r.Findings, cur.Findings, kept)
+	db := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	st := reports.Scan{Status: reports.Done, DBUpdatedAt: db}
+	batch := []reports.Rematched{
+		{Digest: delta, Scan: st, Report: cur, IfVersion: 1, Kept: kept, Prev: &ins[0]},
+		{Digest: full, Scan: st, Report: &whole, IfVersion: 1},
+	}
+	if stored, err := s.StoreRematches(ctx, batch); err != nil || len(stored) != 2 {
+		t.Fatalf("StoreRematches = %v, %v", stored, err)
+	}
+	if batch[0].Summary != batch[1].Summary {
+		t.Errorf("summary of the delta %+v, of the whole report %+v", batch[0].Summary, batch[1].Summary)
+	}
+	for _, st := range []reports.Store{s, reopen()} {
+		a, err := st.Get(ctx, delta, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Get(ctx, full, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(a.Report)
+		want, _ := json.Marshal(b.Report)
+		if string(got) != string(want) {
+			t.Errorf("delta stored:\n%.600s\nwhole stored:\n%.600s", got, want)
+		}
+		if a.Summary != b.Summary || a.Summary.Critical != reports.Summarize(&whole).Critical {
+			t.Errorf("summaries: delta %+v, whole %+v", a.Summary, b.Summary)
+		}
+		ia, _ := st.RematchInputs(ctx, []digest.Digest{delta})
+		ib, _ := st.RematchInputs(ctx, []digest.Digest{full})
+		if fmt.Sprint(ia[0].Findings) != fmt.Sprint(ib[0].Findings) {
+			t.Errorf("finding keys: delta %v, whole %v", ia[0].Findings, ib[0].Findings)
+		}
+		for _, id := range []string{added.ID, dropped.ID, r.Findings[0].ID} {
+			ds, err := st.Vulnerable(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(ds, delta) != slices.Contains(ds, full) {
+				t.Errorf("index of %s: %v", id, ds)
+			}
+		}
+	}
+	// A delta whose stored findings are not what it read is refused.
+	ins[0].Findings = ins[0].Findings[1:]
+	if _, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: delta, Scan: st, Report: cur, IfVersion: 2, Kept: kept, Prev: &ins[0]}}); err == nil {
+		t.Error("a delta over findings that do not match their keys was stored")
+	}
 }

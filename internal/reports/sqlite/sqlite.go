@@ -167,27 +167,28 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 				return fmt.Errorf("store report keys of %s: %w", d, err)
 			}
 		}
-		return indexVulns(ctx, tx, d, findingIDs(r))
+		return indexVulns(ctx, tx, d, reports.FindingIDs(r))
 	})
 }
 
 // StoreRematches implements reports.Store.
 func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]digest.Digest, error) {
 	type encoded struct {
-		rest, summary []byte
-		keys          string
+		*reports.Rematch
+		summary []byte
 	}
 	enc := make([]encoded, len(rs))
-	for i, r := range rs {
-		rest, keys, err := s.codec.EncodeRest(r.Report)
+	for i := range rs {
+		e, err := s.codec.EncodeRematch(&rs[i])
 		if err != nil {
-			return nil, fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
+			return nil, fmt.Errorf("store re-matched report of %s: %w", rs[i].Digest, err)
 		}
-		summary, err := json.Marshal(reports.Summarize(r.Report))
+		summary, err := json.Marshal(e.Summary)
 		if err != nil {
 			return nil, err
 		}
-		enc[i] = encoded{rest, summary, keys}
+		enc[i] = encoded{e, summary}
+		rs[i].Summary = e.Summary
 	}
 	var stored []digest.Digest
 	err := s.db.InTx(ctx, "store re-matched reports", func(tx *sql.Tx) error {
@@ -212,14 +213,14 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		for i, r := range rs {
 			sc := r.Scan
 			res, err := stmt.ExecContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
-				sc.Error, string(enc[i].summary), enc[i].rest, enc[i].keys, r.Digest.String(), r.IfVersion)
+				sc.Error, string(enc[i].summary), enc[i].Rest, enc[i].Keys, r.Digest.String(), r.IfVersion)
 			if err != nil {
 				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // replaced by a newer scan meanwhile
 			}
-			if err := ix.index(ctx, r.Digest, findingIDs(r.Report)); err != nil {
+			if err := ix.index(ctx, r.Digest, enc[i].IDs); err != nil {
 				return err
 			}
 			stored = append(stored, r.Digest)
@@ -300,7 +301,7 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 			args[i] = d.String()
 		}
 		rows, err := s.db.R.QueryContext(ctx, `SELECT digest, status, started_at, finished_at, db_updated_at, error, version,
-			inventory, finding_keys FROM scan_reports WHERE version > 0 AND digest IN (`+placeholders(len(part))+`)`, args...)
+			inventory, finding_keys, summary, results FROM scan_reports WHERE version > 0 AND digest IN (`+placeholders(len(part))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read reports to re-match: %w", err)
 		}
@@ -311,8 +312,9 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 				started, finished, dbUpdated, version int64
 				inv                                   []byte
 				keys                                  sql.NullString
+				summary                               string
 			)
-			if err := rows.Scan(&d, &status, &started, &finished, &dbUpdated, &errText, &version, &inv, &keys); err != nil {
+			if err := rows.Scan(&d, &status, &started, &finished, &dbUpdated, &errText, &version, &inv, &keys, &summary, &in.Results); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("read reports to re-match: %w", err)
 			}
@@ -324,6 +326,10 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 				return nil, fmt.Errorf("inventory of %s: %w", d, err)
 			}
 			in.Findings = reports.ParseFindingKeys(keys.String)
+			if err := json.Unmarshal([]byte(summary), &in.Summary); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("summary of %s: %w", d, err)
+			}
 			out = append(out, in)
 		}
 		err = rows.Err()
@@ -407,16 +413,6 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 		}
 		return nil
 	})
-}
-
-// findingIDs lists every id and alias r's findings name.
-func findingIDs(r *match.Report) []string {
-	var ids []string
-	for i := range r.Findings {
-		ids = append(ids, r.Findings[i].ID)
-		ids = append(ids, r.Findings[i].Aliases...)
-	}
-	return ids
 }
 
 // indexVulns makes the vulnerability index name d under exactly ids, in
