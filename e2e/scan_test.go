@@ -174,7 +174,7 @@ func copyFeed(t *testing.T) (dir string, srv *httptest.Server) {
 		t.Fatalf("fixture %s missing: %v", src, err)
 	}
 	dir = t.TempDir()
-	for _, sub := range []string{"osv", "nodejs-security-wg"} {
+	for _, sub := range []string{"osv", "nodejs-security-wg", "debian-tracker", "alpine-secdb"} {
 		err := filepath.WalkDir(filepath.Join(src, sub), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -252,7 +252,10 @@ func findingKeys(t *testing.T, raw []json.RawMessage) []string {
 func TestScanOnPush(t *testing.T) {
 	crane, oras := peer(t, "crane"), peer(t, "oras")
 	feed, feedSrv := copyFeed(t)
-	sources := []string{"--db-source", feedSrv.URL + "/osv", "--db-source", "nodejs-wg:" + feedSrv.URL + "/nodejs-security-wg/vuln.zip"}
+	// Every kind of source in ../shared/vulndata: OSV and the Node.js WG
+	// over HTTP, the Debian tracker and the Alpine secdb from disk.
+	sources := []string{"--db-source", feedSrv.URL + "/osv", "--db-source", "nodejs-wg:" + feedSrv.URL + "/nodejs-security-wg/vuln.zip",
+		"--db-source", "debian-tracker:" + filepath.Join(feed, "debian-tracker"), "--db-source", "alpine-secdb:" + filepath.Join(feed, "alpine-secdb")}
 	s := startBerthAuth(t, append(sources, "--db-update-interval", "0", "--webhooks-allow-private")...)
 	env := []string{"HOME=" + t.TempDir()}
 
@@ -262,8 +265,9 @@ func TestScanOnPush(t *testing.T) {
 		Ready    bool `json:"ready"`
 		Updating bool `json:"updating"`
 		Database struct {
-			UpdatedAt time.Time `json:"updated_at"`
-			Records   int       `json:"records"`
+			UpdatedAt  time.Time      `json:"updated_at"`
+			Records    int            `json:"records"`
+			Ecosystems map[string]int `json:"ecosystems"`
 		} `json:"database"`
 		LastError string `json:"last_error"`
 	}
@@ -274,6 +278,11 @@ func TestScanOnPush(t *testing.T) {
 	}
 	if !status.Ready || status.Database.Records == 0 {
 		t.Fatalf("vulnerability database not ready: %+v", status)
+	}
+	for _, eco := range []string{"npm", "PyPI", "Go", "Debian:11", "Alpine:v3.10"} {
+		if status.Database.Ecosystems[eco] == 0 {
+			t.Errorf("the server's database has no %s records: %v", eco, status.Database.Ecosystems)
+		}
 	}
 	firstDB := status.Database.UpdatedAt
 
@@ -337,7 +346,8 @@ func TestScanOnPush(t *testing.T) {
 		}
 		return out
 	}
-	runBerth("db", "update", "--db-dir", dbDir, "--source", feedSrv.URL+"/osv", "--source", "nodejs-wg:"+feedSrv.URL+"/nodejs-security-wg/vuln.zip")
+	runBerth("db", "update", "--db-dir", dbDir, "--source", feedSrv.URL+"/osv", "--source", "nodejs-wg:"+feedSrv.URL+"/nodejs-security-wg/vuln.zip",
+		"--source", "debian-tracker:"+filepath.Join(feed, "debian-tracker"), "--source", "alpine-secdb:"+filepath.Join(feed, "alpine-secdb"))
 	cliOut := filepath.Join(t.TempDir(), "cli.json")
 	runBerth("scan", "oci-archive:"+sharedImage(t, "kitchen-sink.oci.tar"), "--db-dir", dbDir, "--format", "json", "-o", cliOut,
 		"--ignorefile=", "--cache-dir", t.TempDir())
