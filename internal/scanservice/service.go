@@ -209,14 +209,23 @@ func (RematchArgs) InsertOpts() river.InsertOpts {
 
 // UpdateDBArgs is the job that updates the vulnerability database and
 // queues the re-matches its changes call for.
-type UpdateDBArgs struct{}
+type UpdateDBArgs struct {
+	// RequestedAt, set by a request (POST /api/v1/vulndb/update), is part
+	// of the job's identity: a request made while an update runs (which
+	// may have read the feeds before they changed) queues one more update
+	// instead of being absorbed by the running one, and runs unless an
+	// update started after it. Scheduled updates leave it zero: one of
+	// them is queued at a time.
+	RequestedAt time.Time `json:"requested_at,omitzero" river:"unique"`
+}
 
 // Kind implements river.JobArgs.
 func (UpdateDBArgs) Kind() string { return "vulndb_update" }
 
-// InsertOpts: one update queued at a time.
+// InsertOpts: one scheduled update queued at a time (see RequestedAt).
 func (UpdateDBArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{
+		ByArgs:  true,
 		ByState: queuedOrRunning,
 	}}
 }
@@ -242,9 +251,10 @@ func (ScanAllArgs) InsertOpts() river.InsertOpts {
 // configured to build one.
 func (s *Service) Enabled() bool { return s.opts.DB != nil }
 
-// QueueUpdate queues an update of the database (one at a time).
+// QueueUpdate queues an update of the database, after the one running if
+// any (see UpdateDBArgs.RequestedAt).
 func (s *Service) QueueUpdate(ctx context.Context) error {
-	_, err := s.opts.Queue.Insert(ctx, UpdateDBArgs{}, nil)
+	_, err := s.opts.Queue.Insert(ctx, UpdateDBArgs{RequestedAt: time.Now().UTC()}, nil)
 	return err
 }
 
@@ -818,7 +828,12 @@ func (w *updateWorker) Timeout(*river.Job[UpdateDBArgs]) time.Duration { return 
 // update job it was handed, for a replica with sources to take.
 const noUpdateSnooze = 30 * time.Second
 
-func (w *updateWorker) Work(ctx context.Context, _ *river.Job[UpdateDBArgs]) error {
+func (w *updateWorker) Work(ctx context.Context, j *river.Job[UpdateDBArgs]) error {
+	if at := j.Args.RequestedAt; !at.IsZero() && w.s.opts.DB.Status().LastAttemptAt.After(at) {
+		// An update that started after the request read the feeds as
+		// the requester saw them, or later.
+		return nil
+	}
 	if w.s.opts.NoUpdate {
 		// Snoozing neither fails the job nor uses up its attempts.
 		w.s.log.InfoContext(ctx, "left the vulnerability database update to a replica with scan.db_sources")
