@@ -36,8 +36,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"berth.dev/berth/bench/benchimage"
 )
 
 func main() {
@@ -153,19 +154,7 @@ func addAdvisory(path, id, pkg string) {
 }
 
 func kitchenSink(dir string) v1.Image {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		log.Fatal(err)
-	}
-	img, err := idx.Image(m.Manifests[0].Digest)
+	img, err := benchimage.FromLayout(dir)
 	if err != nil {
 		log.Fatal(err)
 	}

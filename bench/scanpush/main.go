@@ -32,12 +32,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"berth.dev/berth/bench/benchimage"
 )
 
 func main() {
@@ -79,19 +80,7 @@ func report(what string, ds []time.Duration) {
 }
 
 func kitchenSink(dir string) v1.Image {
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		log.Fatal(err)
-	}
-	img, err := idx.Image(m.Manifests[0].Digest)
+	img, err := benchimage.FromLayout(dir)
 	if err != nil {
 		log.Fatal(err)
 	}

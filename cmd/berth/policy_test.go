@@ -94,17 +94,7 @@ spec:
 // host/repo:tag and returns its digest.
 func pushFiles(t *testing.T, host, repo, tag string, files map[string][]byte, cfg v1.Config) string {
 	t.Helper()
-	layer, err := crane.Layer(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.Config(img, cfg); err != nil {
-		t.Fatal(err)
-	}
+	img := imageOf(t, files, cfg)
 	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
@@ -235,9 +225,8 @@ func TestPolicyCheckReportErrorsNameTheFlag(t *testing.T) {
 	}
 }
 
-// archiveOf writes an image of files and cfg as a docker-archive tarball
-// (what `docker save` and skopeo write) and returns its path.
-func archiveOf(t *testing.T, files map[string][]byte, cfg v1.Config) string {
+// imageOf is a one-layer image of files with config cfg.
+func imageOf(t *testing.T, files map[string][]byte, cfg v1.Config) v1.Image {
 	t.Helper()
 	layer, err := crane.Layer(files)
 	if err != nil {
@@ -250,6 +239,14 @@ func archiveOf(t *testing.T, files map[string][]byte, cfg v1.Config) string {
 	if img, err = mutate.Config(img, cfg); err != nil {
 		t.Fatal(err)
 	}
+	return img
+}
+
+// archiveOf writes an image of files and cfg as a docker-archive tarball
+// (what `docker save` and skopeo write) and returns its path.
+func archiveOf(t *testing.T, files map[string][]byte, cfg v1.Config) string {
+	t.Helper()
+	img := imageOf(t, files, cfg)
 	tag, err := name.NewTag("local/app:build")
 	if err != nil {
 		t.Fatal(err)
