@@ -13,6 +13,7 @@ package scanservice
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,7 +192,10 @@ type RematchArgs struct {
 	// look one of them up, keeping its other findings. Without them every
 	// report is matched in full.
 	From time.Time `json:"db_from,omitzero"`
-	Keys []string  `json:"keys,omitempty"`
+	// Keys are base64 (standard, unpadded) of the vulndb.Key strings: a
+	// key holds a NUL, which PostgreSQL's jsonb, where river keeps job
+	// arguments, refuses.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // maxDeltaKeys bounds the changed keys a re-match job carries (each job
@@ -686,9 +690,17 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 	if !a.From.IsZero() && len(a.Keys) > 0 && gen.Info.UpdatedAt.Equal(a.DBUpdatedAt) {
 		keys := make(map[string]bool, len(a.Keys))
 		for _, k := range a.Keys {
-			keys[k] = true
+			b, err := base64.RawStdEncoding.DecodeString(k)
+			if err != nil {
+				// Not a key this version wrote: match in full.
+				keys = nil
+				break
+			}
+			keys[string(b)] = true
 		}
-		changed = func(l match.Lookup) bool { return keys[vulndb.Key(l.Ecosystem, l.Name)] }
+		if keys != nil {
+			changed = func(l match.Lookup) bool { return keys[vulndb.Key(l.Ecosystem, l.Name)] }
+		}
 	}
 	batch := make([]reports.Rematched, 0, len(inputs))
 	old := make(map[digest.Digest][]reports.FindingKey, len(inputs))
@@ -882,7 +894,11 @@ func deltaKeys(keys []string) []string {
 	if len(keys) > maxDeltaKeys {
 		return nil
 	}
-	return keys
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = base64.RawStdEncoding.EncodeToString([]byte(k))
+	}
+	return out
 }
 
 // queueRematch queues re-matches of the reports of ds, in batches, with

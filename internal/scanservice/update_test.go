@@ -1,12 +1,16 @@
 package scanservice
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"berth.dev/berth/internal/vulndb"
 )
 
 // TestUpdateRequestedWhileOneRuns: a requested update is not absorbed by
@@ -62,5 +66,18 @@ func TestUpdateRequestedWhileOneRuns(t *testing.T) {
 	}
 	if got := h.db.Status().Info; got.UpdatedAt.Equal(first) || got.Records != 2 {
 		t.Errorf("a request made after the last update did not update: %d records, database of %v", got.Records, got.UpdatedAt)
+	}
+}
+
+// TestRematchArgsHoldNoNUL: the changed keys a re-match job carries are
+// stored as river job arguments, which PostgreSQL keeps as jsonb: it
+// refuses the NUL every vulndb key holds, so none may reach the JSON.
+func TestRematchArgsHoldNoNUL(t *testing.T) {
+	b, err := json.Marshal(RematchArgs{Keys: deltaKeys([]string{vulndb.Key("npm", "lodash"), vulndb.Key("Debian:12", "openssl")})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		t.Errorf("job arguments hold a NUL: %s", b)
 	}
 }

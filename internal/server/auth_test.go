@@ -527,11 +527,18 @@ func TestPlainHTTPOffLoopbackRefused(t *testing.T) {
 // one where it has none, through the real handler, and expects exactly
 // what the permission table says.
 func TestPermissionMatrix(t *testing.T) {
-	a := startAuthServer(t)
+	master := masterKeyFile(t)
+	a := startAuthServer(t, func(c *Config) { c.Keys.MasterKey = "file:" + master })
+	// Every project has a stage people approve, for stage.approve's probe.
+	stage := func(project string) {
+		a.expect(a.api(adminCreds, "POST", "/projects/"+project+"/keys", map[string]any{"purpose": "staging"}), 201, "staging key in "+project)
+		a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/stages/staging", map[string]any{"key": "staging"}), 200, "staging rule in "+project)
+	}
 	roles := append([]auth.Role{}, auth.Roles...)
 	const sysadmin = auth.Role("system-admin")
 	roles = append(roles, sysadmin)
 	a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": "other"}), 201, "create other")
+	stage("other")
 	a.expect(a.api(adminCreds, "POST", "/users", map[string]any{"name": "spare", "password": "spare-password"}), 201, "create spare")
 	type subject struct {
 		role          auth.Role
@@ -544,6 +551,7 @@ func TestPermissionMatrix(t *testing.T) {
 		name, project := fmt.Sprintf("u%d", i), fmt.Sprintf("own%d", i)
 		a.expect(a.api(adminCreds, "POST", "/users", map[string]any{"name": name, "password": name + "-password", "admin": role == sysadmin}), 201, "create "+name)
 		a.expect(a.api(adminCreds, "POST", "/projects", map[string]any{"name": project}), 201, "create "+project)
+		stage(project)
 		if role != sysadmin {
 			a.expect(a.api(adminCreds, "PUT", "/projects/"+project+"/members/"+name, map[string]any{"role": role}), 200, "member "+name)
 		}
@@ -626,6 +634,9 @@ func TestPermissionMatrix(t *testing.T) {
 		},
 		auth.ReadAudit: func(s subject, p string, _ testImage) bool {
 			return apiStatus(a.api(s.creds, "GET", "/audit?project="+p, nil), 200, p, s.own, "audit "+p)
+		},
+		auth.ApproveStage: func(s subject, p string, _ testImage) bool {
+			return apiStatus(a.api(s.creds, "POST", "/projects/"+p+"/repositories/app/artifacts/v1/approvals/staging", nil), 200, p, s.own, "approve "+p)
 		},
 	}
 	for _, action := range auth.Actions {
