@@ -25,7 +25,13 @@ type target struct {
 // memoKey identifies a target for Matcher's memo: everything matching it
 // depends on (the scheme follows from the ecosystems).
 func (t target) memoKey() string {
+	// Sized up front: a re-match builds one per package of every report.
+	n := len(t.name) + len(t.version) + 6
+	for _, e := range t.ecosystems {
+		n += len(e) + 1
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, e := range t.ecosystems {
 		b.WriteString(e)
 		b.WriteByte(',')

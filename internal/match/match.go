@@ -307,16 +307,30 @@ func (m *Matcher) DistroCovered(d *inventory.Distro, eco inventory.Ecosystem) bo
 // version, purl), each once: the same package found twice (node_modules
 // and a lockfile) is one package with all the places it was found.
 func uniquePackages(in []inventory.Package) []inventory.Package {
+	// The packages are sorted by pointer and copied once, at the end: a
+	// Package is a few hundred bytes, and a re-match orders the packages
+	// of thousands of inventories. The merged locations of a package
+	// found more than once wait in locs meanwhile (in is not modified).
 	seen := make(map[string]int, len(in))
-	pkgs := make([]inventory.Package, 0, len(in))
-	for _, p := range in {
-		k := packageKey(p)
-		if i, ok := seen[k]; ok {
-			pkgs[i].Locations = mergeSorted(pkgs[i].Locations, p.Locations)
+	order := make([]*inventory.Package, 0, len(in))
+	var locs map[*inventory.Package][]string
+	for i := range in {
+		p := &in[i]
+		k := packageKey(*p)
+		if j, ok := seen[k]; ok {
+			if locs == nil {
+				locs = map[*inventory.Package][]string{}
+			}
+			first := order[j]
+			merged, ok := locs[first]
+			if !ok {
+				merged = first.Locations
+			}
+			locs[first] = mergeSorted(merged, p.Locations)
 			continue
 		}
-		seen[k] = len(pkgs)
-		pkgs = append(pkgs, p)
+		seen[k] = len(order)
+		order = append(order, p)
 	}
 	byOrder := func(a, b *inventory.Package) int {
 		if c := strings.Compare(string(a.Ecosystem), string(b.Ecosystem)); c != 0 {
@@ -330,16 +344,13 @@ func uniquePackages(in []inventory.Package) []inventory.Package {
 		}
 		return strings.Compare(a.PURL, b.PURL)
 	}
-	// Sort pointers, then move each package once: a Package is a few
-	// hundred bytes, and a stable sort moves its elements many times.
-	order := make([]*inventory.Package, len(pkgs))
-	for i := range pkgs {
-		order[i] = &pkgs[i]
-	}
 	slices.SortStableFunc(order, byOrder)
-	sorted := make([]inventory.Package, len(pkgs))
+	sorted := make([]inventory.Package, len(order))
 	for i, p := range order {
 		sorted[i] = *p
+		if l, ok := locs[p]; ok {
+			sorted[i].Locations = l
+		}
 	}
 	return sorted
 }

@@ -117,16 +117,29 @@ func (e *Engine) match(ctx context.Context, inv *inventory.Inventory,
 	if e.Matcher == nil {
 		return inventoryOnly(inv), nil, nil
 	}
+	// The matcher does not modify the packages: most inventories, with
+	// no package to leave out, are matched without a copy (a re-match
+	// matches thousands).
 	toMatch := *inv
-	toMatch.Packages = make([]inventory.Package, 0, len(inv.Packages))
 	skipped := map[inventory.Ecosystem]int{}
 	osManaged := osManagedRule(inv)
-	for _, p := range inv.Packages {
-		if osManaged(&p) {
-			skipped[p.Ecosystem]++
-			continue
+	first := -1
+	for i := range inv.Packages {
+		if osManaged(&inv.Packages[i]) {
+			first = i
+			break
 		}
-		toMatch.Packages = append(toMatch.Packages, p)
+	}
+	if first >= 0 {
+		toMatch.Packages = append(make([]inventory.Package, 0, len(inv.Packages)), inv.Packages[:first]...)
+		for i := first; i < len(inv.Packages); i++ {
+			p := &inv.Packages[i]
+			if osManaged(p) {
+				skipped[p.Ecosystem]++
+				continue
+			}
+			toMatch.Packages = append(toMatch.Packages, *p)
+		}
 	}
 	r, pieces, err := do(toMatch)
 	if err != nil {
