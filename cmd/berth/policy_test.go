@@ -118,26 +118,11 @@ func pushFiles(t *testing.T, host, repo, tag string, files map[string][]byte, cf
 // secret scanner is refused, not read as clean.
 func TestPolicyCheckSecretsAndMisconfigurations(t *testing.T) {
 	reg := policytest.NewRegistry(t, nil)
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	_, keyPEM := plantedKey(t)
 	leaky := pushFiles(t, reg.Host, "team/app", "leaky", map[string][]byte{"srv/deploy.key": keyPEM, "srv/app": []byte("#!/bin/sh\n")}, v1.Config{})
 	pushFiles(t, reg.Host, "team/app", "clean", map[string][]byte{"srv/app": []byte("#!/bin/sh\n")}, v1.Config{User: "1000"})
 
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t)
 	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
 	strict := write("strict.yaml", header+"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n")
 	allowKey := write("allow.yaml", header+"  secrets:\n    deny: true\n    allow: [{id: private-key, path: \"srv/*.key\", reason: test fixture}]\n")
@@ -225,6 +210,34 @@ func TestPolicyCheckReportErrorsNameTheFlag(t *testing.T) {
 	}
 }
 
+// plantedKey is a private key to plant in an image, and its PEM.
+func plantedKey(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// fileWriter returns a function that writes a file into a new temporary
+// folder and returns its path.
+func fileWriter(t *testing.T) func(name, content string) string {
+	dir := t.TempDir()
+	return func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
 // imageOf is a one-layer image of files with config cfg.
 func imageOf(t *testing.T, files map[string][]byte, cfg v1.Config) v1.Image {
 	t.Helper()
@@ -263,25 +276,10 @@ func archiveOf(t *testing.T, files map[string][]byte, cfg v1.Config) string {
 // name --name gives it; a policy that requires signatures is refused with
 // the reason, as is a policy naming images when no --name is given.
 func TestPolicyCheckLocalImage(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	priv, keyPEM := plantedKey(t)
 	leaky := archiveOf(t, map[string][]byte{"srv/deploy.key": keyPEM, "srv/app": []byte("#!/bin/sh\n")}, v1.Config{})
 	clean := archiveOf(t, map[string][]byte{"srv/app": []byte("#!/bin/sh\n")}, v1.Config{User: "1000"})
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t)
 	header := "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: hygiene}\nspec:\n"
 	strict := write("strict.yaml", header+"  secrets: {deny: true}\n  misconfigurations: {deny: [BI001]}\n")
 	named := write("named.yaml", "apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: team}\nspec:\n  images: [registry.example/team/*]\n  secrets: {deny: true}\n")

@@ -28,13 +28,9 @@ var errNoStages = fmt.Errorf("%w: this server holds no signing keys (keys.master
 // approval. Approving again with the same key changes nothing. An unmet
 // condition is custody.ErrUnmet, saying which.
 func (s *Service) Approve(ctx context.Context, repo string, d digest.Digest, stage, actor string) (custody.Approval, error) {
-	st := s.opts.Stages
-	if st == nil || st.Custody == nil {
-		return custody.Approval{}, errNoStages
-	}
-	pid, ok := st.ProjectOf(repo)
-	if !ok {
-		return custody.Approval{}, fmt.Errorf("%w: repository %s has no project", custody.ErrNotFound, repo)
+	st, pid, err := s.stageProject(repo)
+	if err != nil {
+		return custody.Approval{}, err
 	}
 	if !(custody.Rule{Stage: stage}).Manual() {
 		return custody.Approval{}, fmt.Errorf("%w: the %s stage approves on its own after each scan", custody.ErrInvalid, stage)
@@ -109,13 +105,9 @@ func (s *Service) Approve(ctx context.Context, repo string, d digest.Digest, sta
 // policies stop counting it, and the webhook event
 // dev.berth.approval.revoked is sent.
 func (s *Service) Revoke(ctx context.Context, repo string, d digest.Digest, stage, actor, reason string) (custody.Approval, error) {
-	st := s.opts.Stages
-	if st == nil || st.Custody == nil {
-		return custody.Approval{}, errNoStages
-	}
-	pid, ok := st.ProjectOf(repo)
-	if !ok {
-		return custody.Approval{}, fmt.Errorf("%w: repository %s has no project", custody.ErrNotFound, repo)
+	st, pid, err := s.stageProject(repo)
+	if err != nil {
+		return custody.Approval{}, err
 	}
 	if stage == custody.StageScan {
 		return custody.Approval{}, fmt.Errorf("%w: the scan stage's approval follows its scans; change the rule or rescan", custody.ErrInvalid)
@@ -143,4 +135,18 @@ func (s *Service) Revoke(ctx context.Context, repo string, d digest.Digest, stag
 	s.notify(ctx, Notice{Type: NoticeApprovalRevoked, Scan: scan, Approval: &a}, d, repo)
 	s.log.InfoContext(ctx, "stage approval revoked", "stage", stage, "repository", repo, "digest", d, "actor", actor)
 	return a, nil
+}
+
+// stageProject returns the stage wiring and the identity of repo's
+// project, or why approvals cannot be given there.
+func (s *Service) stageProject(repo string) (*Stages, string, error) {
+	st := s.opts.Stages
+	if st == nil || st.Custody == nil {
+		return nil, "", errNoStages
+	}
+	pid, ok := st.ProjectOf(repo)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: repository %s has no project", custody.ErrNotFound, repo)
+	}
+	return st, pid, nil
 }

@@ -45,9 +45,7 @@ func TestDeletedWhileItsScanRunsStoresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The harness's own workers stop, so only the scan below runs.
-	stop, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	h.queue.Stop(stop)
+	h.stopWorkers()
 	d := h.push("team/going", "v1", "lodash 4.17.20")
 
 	gated := &gatedBlobs{Store: h.blobs, opened: make(chan struct{}), release: make(chan struct{})}

@@ -109,6 +109,17 @@ func newHarness(t testing.TB) *harness {
 	return h
 }
 
+// stopWorkers stops the harness's job workers: jobs queued from then on
+// wait, so a test can run one by hand.
+func (h *harness) stopWorkers() {
+	h.t.Helper()
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.queue.Stop(stop); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // feedOf writes the OSV feed with the given npm records: id → (package, fixed).
 func (h *harness) writeFeed(recs map[string][2]string) {
 	h.t.Helper()
@@ -398,9 +409,7 @@ func TestDeletedBeforeItsScanStoresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Stop the workers so the scan waits, delete the image, then let it run.
-	stop, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	h.queue.Stop(stop)
+	h.stopWorkers()
 	d := h.push("team/gone", "v1", "lodash 4.17.20")
 	if _, err := h.meta.DeleteManifest(ctx, "team/gone", d); err != nil {
 		t.Fatal(err)

@@ -21,9 +21,7 @@ func TestUpdateRequestedWhileOneRuns(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	// The harness's workers stop: the jobs below are inserted, not run.
-	stop, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	h.queue.Stop(stop)
+	h.stopWorkers()
 	insert := func(args UpdateDBArgs) *rivertype.JobInsertResult {
 		t.Helper()
 		res, err := h.queue.Insert(ctx, args, nil)
