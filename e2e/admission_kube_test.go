@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // kube is a real kube-apiserver (with its etcd) on loopback, spoken to
@@ -39,7 +41,7 @@ type kube struct {
 // run, which is all admission needs.
 func startKube(t *testing.T) *kube {
 	t.Helper()
-	etcd, apiserver := peer(t, "etcd"), peer(t, "kube-apiserver")
+	etcd, apiserver := testpeers.Tool(t, "etcd"), testpeers.Tool(t, "kube-apiserver")
 	dir := t.TempDir()
 	clientAddr, peerAddr := freeAddr(t), freeAddr(t)
 	startProc(t, "etcd", etcd, "--name", "default", "--data-dir", filepath.Join(dir, "etcd"),
@@ -209,9 +211,9 @@ func (k *kube) registerBerth(t *testing.T, env []string, url, ca, refused string
 // rejected with berth's message; signed ones are admitted with their
 // images pinned to the verified digests.
 func TestAdmissionWithKubeAPIServer(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	k := startKube(t)
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	reg := startBerth(t)
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=e2e"}
@@ -313,9 +315,9 @@ spec:
 // apiserver calls webhooks over HTTPS; berth serves plain HTTP on
 // loopback here), as an ingress would front it.
 func TestAdmissionProjectPolicyWithKubeAPIServer(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	k := startKube(t)
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerthAuth(t, "--admission-project-policies")
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "BERTH_KEY_PASSWORD=e2e"}

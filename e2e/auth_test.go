@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // berthAdmin runs `berth admin …` against s as the administrator.
@@ -65,8 +67,8 @@ func expectRefusal(t *testing.T, what, out string, err error, codes ...string) {
 }
 
 func TestAuthCrane(t *testing.T) {
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
 	s := startBerthAuth(t)
 	devPassword := newUser(t, s, "dev", "team-a", "developer")
 	admin := []string{"HOME=" + t.TempDir()}
@@ -117,8 +119,8 @@ func TestAuthCrane(t *testing.T) {
 }
 
 func TestAuthSkopeo(t *testing.T) {
-	skopeo := peer(t, "skopeo")
-	archive := sharedImage(t, "debian-bookworm-minbase.oci.tar")
+	skopeo := testpeers.Tool(t, "skopeo")
+	archive := testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar")
 	s := startBerthAuth(t)
 	env := []string{"HOME=" + t.TempDir()}
 	policy := filepath.Join(t.TempDir(), "policy.json")
@@ -141,7 +143,7 @@ func TestAuthSkopeo(t *testing.T) {
 }
 
 func TestAuthOras(t *testing.T) {
-	oras := peer(t, "oras")
+	oras := testpeers.Tool(t, "oras")
 	s := startBerthAuth(t)
 	work := t.TempDir()
 	env := []string{"HOME=" + t.TempDir()}
@@ -173,9 +175,9 @@ func TestAuthOras(t *testing.T) {
 }
 
 func TestAuthRegctl(t *testing.T) {
-	regctl := peer(t, "regctl")
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	regctl := testpeers.Tool(t, "regctl")
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerthAuth(t)
 	env := []string{"HOME=" + t.TempDir()}
 	run(t, env, crane, "auth", "login", s.Addr, "-u", "admin", "-p", s.Password)
@@ -198,9 +200,9 @@ func TestAuthRegctl(t *testing.T) {
 }
 
 func TestAuthCosign(t *testing.T) {
-	cosign := peer(t, "cosign2")
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	cosign := testpeers.Tool(t, "cosign2")
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerthAuth(t)
 	berthAdmin(t, s, "project", "create", "signed")
 	robot, secret := newRobot(t, s, "signer", "signed=pull,push,list")
@@ -236,8 +238,8 @@ func TestAuthCosign(t *testing.T) {
 // log, queried with the CLI, and that the chain verifies offline after
 // the server stops.
 func TestAuthAuditTrail(t *testing.T) {
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerthAuth(t)
 	env := []string{"HOME=" + t.TempDir()}
 	run(t, env, crane, "auth", "login", s.Addr, "-u", "admin", "-p", s.Password)

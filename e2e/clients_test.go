@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // Manifest digests of the fixture images, from ../shared/images/README.md.
@@ -52,8 +54,8 @@ func blobSet(t *testing.T, layout string) []string {
 }
 
 func TestCrane(t *testing.T) {
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
 	s := startBerth(t)
 	ref := s.Addr + "/team-a/kitchen-sink:latest"
 	env := []string{"HOME=" + t.TempDir()}
@@ -92,8 +94,8 @@ func TestCrane(t *testing.T) {
 }
 
 func TestSkopeo(t *testing.T) {
-	skopeo := peer(t, "skopeo")
-	archive := sharedImage(t, "debian-bookworm-minbase.oci.tar")
+	skopeo := testpeers.Tool(t, "skopeo")
+	archive := testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar")
 	s := startBerth(t)
 	ref := "docker://" + s.Addr + "/library/debian:bookworm"
 	env := []string{"HOME=" + t.TempDir()}
@@ -116,7 +118,7 @@ func TestSkopeo(t *testing.T) {
 }
 
 func TestOras(t *testing.T) {
-	oras := peer(t, "oras")
+	oras := testpeers.Tool(t, "oras")
 	s := startBerth(t)
 	work := t.TempDir()
 	env := []string{"HOME=" + t.TempDir()}
@@ -164,9 +166,9 @@ func TestOras(t *testing.T) {
 }
 
 func TestRegctl(t *testing.T) {
-	regctl := peer(t, "regctl")
-	crane := peer(t, "crane")
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	regctl := testpeers.Tool(t, "regctl")
+	crane := testpeers.Tool(t, "crane")
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerth(t)
 	env := []string{"HOME=" + t.TempDir()}
 	run(t, env, crane, "push", "--insecure", layout, s.Addr+"/base/debian:12")

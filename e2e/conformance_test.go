@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // junitReport is the part of the conformance suite's junit.xml we read.
@@ -31,7 +33,7 @@ type junitReport struct {
 // TestConformance runs the OCI distribution-spec conformance suite with every
 // workflow and every optional feature enabled against a fresh berth.
 func TestConformance(t *testing.T) {
-	suite := peer(t, "oci-conformance")
+	suite := testpeers.Tool(t, "oci-conformance")
 	runConformance(t, suite, startBerth(t))
 }
 
@@ -39,7 +41,7 @@ func TestConformance(t *testing.T) {
 // as the administrator: token auth through /token, every request
 // authorized.
 func TestConformanceWithAuth(t *testing.T) {
-	suite := peer(t, "oci-conformance")
+	suite := testpeers.Tool(t, "oci-conformance")
 	s := startBerthAuth(t)
 	runConformance(t, suite, s, "OCI_USERNAME=admin", "OCI_PASSWORD="+s.Password)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // berthRun runs the berth binary and returns its standard output and
@@ -44,7 +46,7 @@ func cleanEnv() []string {
 // wrong, and exits 1; after berth login the same commands work, crane
 // included; after berth logout they fail again.
 func TestFirstHourLogin(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	s := startBerthAuth(t)
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}
@@ -72,7 +74,7 @@ func TestFirstHourLogin(t *testing.T) {
 		t.Fatalf("login: exit %d\n%s%s", code, stdout, stderr)
 	}
 	// crane reads what berth login stored.
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	run(t, env, crane, "push", layout, image)
 	if _, stderr, code := berthRun(t, env, "", "admin", "project", "list", server); code != 0 {
 		t.Errorf("admin after login: exit %d\n%s", code, stderr)
@@ -94,9 +96,9 @@ func TestFirstHourLogin(t *testing.T) {
 // --force, and a robot's refused `crane ls` is in the audit log as the
 // list it was.
 func TestFirstHourHarborGaps(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	s := startBerthAuth(t)
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	admin := []string{"HOME=" + t.TempDir()}
 	run(t, admin, crane, "auth", "login", s.Addr, "-u", "admin", "-p", s.Password)
 	run(t, admin, crane, "push", layout, s.Addr+"/team-a/app:1")
@@ -139,13 +141,10 @@ func TestFirstHourHarborGaps(t *testing.T) {
 // against records without bookworm) unless --allow-uncovered, and the
 // image's own SBOM scanned with sbom:FILE.
 func TestFirstHourTrivyHabits(t *testing.T) {
-	crane := peer(t, "crane")
-	vulndata, err := filepath.Abs(filepath.Join("..", "..", "shared", "vulndata"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	crane := testpeers.Tool(t, "crane")
+	vulndata := testpeers.Shared(t, "vulndata")
 	s := startBerth(t)
-	layout := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
 		"BERTH_DB_SOURCES=" + filepath.Join(vulndata, "osv") + " debian-tracker:" + filepath.Join(vulndata, "debian-tracker") +

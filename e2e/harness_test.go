@@ -1,9 +1,10 @@
 // Package e2e drives a real berth binary with the real clients users run
 // against registries: the OCI conformance suite, crane, skopeo, oras, regctl,
 // cosign and helm.
-// scripts/peers.sh installs them into $BERTH_PEERS; scripts/test.sh sets
-// BERTH_REQUIRE_PEERS=1 so that a missing tool fails the run instead of
-// skipping it.
+// scripts/peers.sh installs them into $BERTH_PEERS; the tests find them
+// with testpeers.Tool, and scripts/test.sh sets BERTH_REQUIRE_PEERS=1 so
+// that a missing tool fails the run instead of skipping it. The shared
+// fixtures (../shared) come from testpeers.Shared: missing, they fail.
 package e2e
 
 import (
@@ -43,43 +44,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// peer returns the path of a peer tool, skipping the test when it is absent
-// unless BERTH_REQUIRE_PEERS is set.
-func peer(t *testing.T, name string) string {
-	t.Helper()
-	if dir := os.Getenv("BERTH_PEERS"); dir != "" {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-		t.Fatalf("peer tool %s not found (run scripts/peers.sh)", name)
-	}
-	t.Skipf("peer tool %s not found; run scripts/peers.sh", name)
-	return ""
-}
-
-// sharedImage returns the path of a fixture image under ../shared/images.
-func sharedImage(t *testing.T, name string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "shared", "images", name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-			t.Fatalf("fixture %s missing: %v", p, err)
-		}
-		t.Skipf("fixture %s missing", p)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
 }
 
 // server is a running berth serve.

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // The media types of a Helm chart in an OCI registry
@@ -135,7 +137,7 @@ func registryGet(t *testing.T, s *server, user, password, repo, kind, ref string
 // TestHelmPushPull is a chart's round trip through a private project with
 // auth on: login, push, the manifest berth serves, pull, show.
 func TestHelmPushPull(t *testing.T) {
-	helm := newHelm(t, peer(t, "helm"))
+	helm := newHelm(t, testpeers.Tool(t, "helm"))
 	s := startBerthAuth(t)
 	devPassword := newUser(t, s, "dev", "charts", "developer")
 	tgz := helmChart(t, helm, "berth-demo", "0.3.1")
@@ -246,7 +248,7 @@ func TestHelmPushPull(t *testing.T) {
 // pull from a public project only, guests pull but do not push, outsiders
 // reach nothing private.
 func TestHelmAccess(t *testing.T) {
-	bin := peer(t, "helm")
+	bin := testpeers.Tool(t, "helm")
 	s := startBerthAuth(t)
 	berthAdmin(t, s, "project", "create", "public-charts", "--public")
 	guestPassword := newUser(t, s, "guest", "charts", "guest")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // keyServer starts a server with a master key and a database built from
@@ -112,7 +114,7 @@ func digestOf(t *testing.T, env []string, crane, ref string) string {
 // the new server signs with the same identity. A wrong passphrase
 // restores nothing; the private key is never served.
 func TestScanStageSignature(t *testing.T) {
-	crane, cosign := peer(t, "crane"), peer(t, "cosign2")
+	crane, cosign := testpeers.Tool(t, "crane"), testpeers.Tool(t, "cosign2")
 	feed, feedSrv := copyFeed(t)
 	addAdvisory(t, feed, "GHSA-e2e-crit-0001", "berth-e2e-bad", "2.0.0")
 	s := keyServer(t, feedSrv.URL, newMasterKey(t))

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestPullTimePolicyCrane: a project policy trusting one key; images
@@ -18,10 +20,10 @@ import (
 // and one signed by another key are refused with DENIED and the rule; the
 // signatures stay pullable, so cosign still verifies.
 func TestPullTimePolicyCrane(t *testing.T) {
-	crane := peer(t, "crane")
-	cosign2 := peer(t, "cosign2")
-	cosign3 := peer(t, "cosign3")
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	crane := testpeers.Tool(t, "crane")
+	cosign2 := testpeers.Tool(t, "cosign2")
+	cosign3 := testpeers.Tool(t, "cosign3")
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	s := startBerthAuth(t)
 	berthAdmin(t, s, "project", "create", "prod")
 	home := t.TempDir()

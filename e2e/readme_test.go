@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // The README's walkthrough, as the test runs it. The commands are the
@@ -139,17 +141,8 @@ func readmeImageFixture(t *testing.T) string {
 // directory and a fresh home: start, log in, push with crane, scan with a
 // gate, sign, verify with berth and with cosign.
 func TestReadmeWalkthrough(t *testing.T) {
-	craneBin, cosignBin := peer(t, "crane"), peer(t, "cosign2")
-	osvFeed, err := filepath.Abs(filepath.Join("..", "..", "shared", "vulndata", "osv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(osvFeed); err != nil {
-		if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-			t.Fatalf("fixture %s missing: %v", osvFeed, err)
-		}
-		t.Skipf("fixture %s missing", osvFeed)
-	}
+	craneBin, cosignBin := testpeers.Tool(t, "crane"), testpeers.Tool(t, "cosign2")
+	osvFeed := testpeers.Shared(t, "vulndata", "osv")
 	image := readmeImageFixture(t)
 	addr := freeAddr(t)
 	script := walkthroughScript(t, readmeCommands(t), addr, image)
@@ -182,7 +175,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
+	err := cmd.Run()
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	serveLog, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
 	if err != nil {

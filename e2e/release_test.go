@@ -19,6 +19,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestRelease runs scripts/release.sh for this machine's target only (all
@@ -30,7 +32,7 @@ func TestRelease(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skip("release targets are linux and darwin")
 	}
-	cosign := peer(t, "cosign2")
+	cosign := testpeers.Tool(t, "cosign2")
 	const version = "v0.0.0-e2e"
 	target := runtime.GOOS + "/" + runtime.GOARCH
 	name := "berth_" + version + "_" + runtime.GOOS + "_" + runtime.GOARCH
@@ -166,7 +168,7 @@ func TestRelease(t *testing.T) {
 // push; berth signs it, berth and cosign verify the signature. The binary
 // in the image is the archive's, byte for byte.
 func checkReleaseImage(t *testing.T, archive, version, archiveBin string) {
-	skopeo, crane, cosign := peer(t, "skopeo"), peer(t, "crane"), peer(t, "cosign2")
+	skopeo, crane, cosign := testpeers.Tool(t, "skopeo"), testpeers.Tool(t, "crane"), testpeers.Tool(t, "cosign2")
 	lay, err := layout.FromPath(untar(t, archive))
 	if err != nil {
 		t.Fatal(err)
@@ -223,10 +225,7 @@ func checkReleaseImage(t *testing.T, archive, version, archiveBin string) {
 
 	// Scanned from the registry, for this machine's platform: berth's own
 	// modules are found (the findings depend on the day's advisories).
-	vulndata, err := filepath.Abs(filepath.Join("..", "..", "shared", "vulndata", "osv"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	vulndata := testpeers.Shared(t, "vulndata", "osv")
 	scanEnv := append(env, "BERTH_DB_SOURCES="+vulndata, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
 	stdout, stderr, code := berthRun(t, scanEnv, "", "scan", "-q", "-f", "json", "--platform", cf.OS+"/"+cf.Architecture, ref)
 	if code != 0 {

@@ -71,8 +71,8 @@ func (d *deployment) replica(t *testing.T, extraArgs ...string) *server {
 // Push through one replica, pull through the other, with crane and
 // skopeo: the image and every blob arrive whole.
 func TestScaleOutPushPull(t *testing.T) {
-	crane := peer(t, "crane")
-	skopeo := peer(t, "skopeo")
+	crane := testpeers.Tool(t, "crane")
+	skopeo := testpeers.Tool(t, "skopeo")
 	dep := newDeployment(t)
 	r1, r2 := dep.replica(t), dep.replica(t)
 	env := []string{"HOME=" + t.TempDir()}
@@ -80,7 +80,7 @@ func TestScaleOutPushPull(t *testing.T) {
 		run(t, env, crane, "auth", "login", r.Addr, "-u", "admin", "-p", r.Password)
 	}
 
-	layout := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
 	run(t, env, crane, "push", "--insecure", layout, r1.Addr+"/team-a/kitchen-sink:latest")
 	if got := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", r2.Addr+"/team-a/kitchen-sink:latest")); got != kitchenSinkDigest {
 		t.Fatalf("digest through replica 2 = %s, want %s", got, kitchenSinkDigest)
@@ -96,7 +96,7 @@ func TestScaleOutPushPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds := "admin:" + r1.Password
-	archive := sharedImage(t, "debian-bookworm-minbase.oci.tar")
+	archive := testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar")
 	run(t, env, skopeo, "--policy", policy, "copy", "--dest-tls-verify=false", "--dest-creds", creds,
 		"oci-archive:"+archive+":latest", "docker://"+r2.Addr+"/library/debian:bookworm")
 	if got := strings.TrimSpace(run(t, env, skopeo, "inspect", "--tls-verify=false", "--creds", creds, "--format", "{{.Digest}}",
@@ -215,14 +215,14 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // A tag deleted through one replica is gone on the other for the very
 // next request, whose cache held it a moment before; crane sees it.
 func TestScaleOutDeletedTagGoneAtOnce(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	dep := newDeployment(t)
 	r1, r2 := dep.replica(t), dep.replica(t)
 	env := []string{"HOME=" + t.TempDir()}
 	for _, r := range []*server{r1, r2} {
 		run(t, env, crane, "auth", "login", r.Addr, "-u", "admin", "-p", r.Password)
 	}
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	c := &httpClient{t: t, token: tokenFrom(t, r1, "repository:team-a/debian:pull,push,delete")}
 	for i := range 5 {
 		tag := "v" + itoa(i)
@@ -245,14 +245,14 @@ func TestScaleOutDeletedTagGoneAtOnce(t *testing.T) {
 // very next pull through the other, which served the image a moment
 // before; deleted through the first, the other serves it again.
 func TestScaleOutPolicyEnforcedAtOnce(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	dep := newDeployment(t)
 	r1, r2 := dep.replica(t), dep.replica(t)
 	env := []string{"HOME=" + t.TempDir()}
 	for _, r := range []*server{r1, r2} {
 		run(t, env, crane, "auth", "login", r.Addr, "-u", "admin", "-p", r.Password)
 	}
-	layout := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	layout := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	run(t, env, crane, "push", "--insecure", layout, r1.Addr+"/team-a/debian:release")
 	// The runtime pulls with an identity that may only pull (one that may
 	// push is served with a warning).
@@ -383,7 +383,7 @@ func TestScaleOutWebSession(t *testing.T) {
 // The OCI conformance suite, every workflow and option on, against one
 // replica of a two-replica deployment with auth on.
 func TestScaleOutConformance(t *testing.T) {
-	suite := peer(t, "oci-conformance")
+	suite := testpeers.Tool(t, "oci-conformance")
 	dep := newDeployment(t)
 	dep.replica(t)
 	r2 := dep.replica(t)

@@ -25,6 +25,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // receiver is a webhook receiver that records what it is sent.
@@ -169,10 +171,7 @@ func waitReport(t *testing.T, s *server, path string) (storedReport, []byte) {
 // serves them.
 func copyFeed(t *testing.T) (dir string, srv *httptest.Server) {
 	t.Helper()
-	src := filepath.Join("..", "..", "shared", "vulndata")
-	if _, err := os.Stat(src); err != nil {
-		t.Fatalf("fixture %s missing: %v", src, err)
-	}
+	src := testpeers.Shared(t, "vulndata")
 	dir = t.TempDir()
 	for _, sub := range []string{"osv", "nodejs-security-wg", "debian-tracker", "alpine-secdb"} {
 		err := filepath.WalkDir(filepath.Join(src, sub), func(p string, d fs.DirEntry, err error) error {
@@ -250,7 +249,7 @@ func findingKeys(t *testing.T, raw []json.RawMessage) []string {
 // SBOM referrer seen by oras, a signed scan.completed webhook, and a new
 // advisory that reaches exactly the affected image's receiver.
 func TestScanOnPush(t *testing.T) {
-	crane, oras := peer(t, "crane"), peer(t, "oras")
+	crane, oras := testpeers.Tool(t, "crane"), testpeers.Tool(t, "oras")
 	feed, feedSrv := copyFeed(t)
 	// Every kind of source in ../shared/vulndata: OSV and the Node.js WG
 	// over HTTP, the Debian tracker and the Alpine secdb from disk.
@@ -297,8 +296,8 @@ func TestScanOnPush(t *testing.T) {
 
 	login := []string{"--insecure"}
 	run(t, env, crane, "auth", "login", "-u", "admin", "-p", s.Password, s.Addr)
-	kitchen := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
-	minbase := untar(t, sharedImage(t, "debian-bookworm-minbase.oci.tar"))
+	kitchen := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
+	minbase := untar(t, testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar"))
 	run(t, env, crane, append([]string{"push", kitchen, s.Addr + "/team-a/kitchen-sink:latest"}, login...)...)
 	run(t, env, crane, append([]string{"push", minbase, s.Addr + "/team-b/debian:12"}, login...)...)
 	// An image of its own in a project that does not scan its pushes.
@@ -349,7 +348,7 @@ func TestScanOnPush(t *testing.T) {
 	runBerth("db", "update", "--db-dir", dbDir, "--source", feedSrv.URL+"/osv", "--source", "nodejs-wg:"+feedSrv.URL+"/nodejs-security-wg/vuln.zip",
 		"--source", "debian-tracker:"+filepath.Join(feed, "debian-tracker"), "--source", "alpine-secdb:"+filepath.Join(feed, "alpine-secdb"))
 	cliOut := filepath.Join(t.TempDir(), "cli.json")
-	runBerth("scan", "oci-archive:"+sharedImage(t, "kitchen-sink.oci.tar"), "--db-dir", dbDir, "--format", "json", "-o", cliOut,
+	runBerth("scan", "oci-archive:"+testpeers.Shared(t, "images", "kitchen-sink.oci.tar"), "--db-dir", dbDir, "--format", "json", "-o", cliOut,
 		"--ignorefile=", "--cache-dir", t.TempDir())
 	var cli storedReport
 	cliRaw, _ := os.ReadFile(cliOut)
@@ -401,7 +400,7 @@ func TestScanOnPush(t *testing.T) {
 		t.Errorf("oras discover shows no CycloneDX referrer:\n%s", out)
 	}
 	// So does cosign tree, through the referrers API.
-	out = run(t, env, peer(t, "cosign2"), "tree", "--experimental-oci11", "--allow-http-registry", s.Addr+"/team-a/kitchen-sink:latest")
+	out = run(t, env, testpeers.Tool(t, "cosign2"), "tree", "--experimental-oci11", "--allow-http-registry", s.Addr+"/team-a/kitchen-sink:latest")
 	if !strings.Contains(out, "application/vnd.cyclonedx+json") {
 		t.Errorf("cosign tree shows no CycloneDX referrer:\n%s", out)
 	}

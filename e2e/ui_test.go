@@ -30,6 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // XSS payloads: each, if a page ever ran it, would set window.__xss.
@@ -53,10 +55,7 @@ func chromium(t *testing.T) string {
 	if p, err := exec.LookPath("chromium"); err == nil {
 		return p
 	}
-	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-		t.Fatal("chromium is not installed (scripts/peers.sh installs it)")
-	}
-	t.Skip("chromium is not installed; run scripts/peers.sh")
+	testpeers.Missing(t, "chromium (/usr/bin/chromium, or chromium on PATH)", "run scripts/peers.sh, which installs Debian's chromium")
 	return ""
 }
 
@@ -258,7 +257,7 @@ func pushXSSImage(t *testing.T, s *server, ref string) {
 // visibility in every page and search, CSRF refused, a session cookie
 // dead after logout, and a screenshot of every page.
 func TestWebUI(t *testing.T) {
-	crane := peer(t, "crane")
+	crane := testpeers.Tool(t, "crane")
 	ctx, dialogs := browser(t)
 	defer func() {
 		if n := dialogs.Load(); n > 0 {
@@ -292,7 +291,7 @@ func TestWebUI(t *testing.T) {
 	apiCall(t, s, "POST", "/api/v1/projects/team-a/webhooks", map[string]any{"url": xssWebhook, "events": []string{"dev.berth.scan.completed"}}, http.StatusCreated, nil)
 
 	run(t, env, crane, "auth", "login", "-u", "admin", "-p", s.Password, s.Addr)
-	kitchen := untar(t, sharedImage(t, "kitchen-sink.oci.tar"))
+	kitchen := untar(t, testpeers.Shared(t, "images", "kitchen-sink.oci.tar"))
 	run(t, env, crane, "push", kitchen, s.Addr+"/team-a/kitchen-sink:latest", "--insecure")
 	run(t, env, crane, "push", kitchen, s.Addr+"/hidden/secret-app:v1", "--insecure")
 	pushXSSImage(t, s, s.Addr+"/team-a/xss:v1")

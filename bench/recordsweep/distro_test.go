@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/apk"
 	"berth.dev/berth/internal/inventory/analyzers/dpkg"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestImagesReadBack: the image of a release holds os-release and a
@@ -103,10 +104,7 @@ func layerFiles(t *testing.T, path string) map[string]string {
 // image per release, leaving out Debian 3.0 and 3.1, which predate
 // os-release; the records zip holds what the source converted.
 func TestSweepDistroFixtures(t *testing.T) {
-	tracker := filepath.Join("..", "..", "..", "shared", "vulndata", "debian-tracker")
-	if _, err := os.Stat(tracker); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
+	tracker := testpeers.Shared(t, "vulndata", "debian-tracker")
 	out := t.TempDir()
 	if err := sweepDistro(context.Background(), debianFeed(tracker), out); err != nil {
 		t.Fatal(err)

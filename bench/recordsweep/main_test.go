@@ -10,6 +10,7 @@ import (
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/testpeers"
 )
 
 func TestRequirable(t *testing.T) {
@@ -80,16 +81,12 @@ func TestMentioned(t *testing.T) {
 // TestSweepNPMFixture sweeps the npm records of the shared fixtures: every
 // version they name is in the inventory and the SBOM, none in go.mod files.
 func TestSweepNPMFixture(t *testing.T) {
-	records := filepath.Join("..", "..", "..", "shared", "vulndata", "osv")
-	if _, err := os.Stat(filepath.Join(records, "npm", "all.zip")); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
 	// Only npm: a folder holding just the npm feed.
 	in := t.TempDir()
 	if err := os.Mkdir(filepath.Join(in, "npm"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(records, "npm", "all.zip"))
+	data, err := os.ReadFile(testpeers.Shared(t, "vulndata", "osv", "npm", "all.zip"))
 	if err != nil {
 		t.Fatal(err)
 	}

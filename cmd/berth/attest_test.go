@@ -36,6 +36,7 @@ import (
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/sign/attestation"
 	"berth.dev/berth/internal/sign/keys"
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb/update"
 )
 
@@ -437,10 +438,9 @@ func TestAttestBadInput(t *testing.T) {
 // vulndata, through the update path, and returns its directory.
 func npmDB(t *testing.T) string {
 	t.Helper()
-	zipPath := filepath.Join("..", "..", "..", "shared", "vulndata", "osv", "npm", "all.zip")
-	data, err := os.ReadFile(zipPath)
+	data, err := os.ReadFile(testpeers.Shared(t, "vulndata", "osv", "npm", "all.zip"))
 	if err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
+		t.Fatal(err)
 	}
 	feed := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(feed, "npm"), 0o755); err != nil {
@@ -521,36 +521,10 @@ func TestScanAttest(t *testing.T) {
 	})
 }
 
-// cosignV2 finds cosign v2 as internal/sign/interop does: cosign2 in
-// $BERTH_PEERS (default ~/.cache/berth-peers) or on PATH.
-func cosignV2(t *testing.T) string {
-	t.Helper()
-	var dirs []string
-	if dir := os.Getenv("BERTH_PEERS"); dir != "" {
-		dirs = append(dirs, dir)
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "berth-peers"))
-	}
-	for _, d := range dirs {
-		if st, err := os.Stat(filepath.Join(d, "cosign2")); err == nil && !st.IsDir() {
-			return filepath.Join(d, "cosign2")
-		}
-	}
-	p, err := exec.LookPath("cosign2")
-	if err != nil {
-		if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-			t.Fatal("cosign2 not found in $BERTH_PEERS or on PATH (run scripts/peers.sh)")
-		}
-		t.Skip("cosign2 not found in $BERTH_PEERS or on PATH")
-	}
-	return p
-}
-
 // TestAttestCosignVerifies: cosign v2 verifies what `berth sbom --attest`
 // and `berth scan --attest` attached, with the --type names its users know.
 func TestAttestCosignVerifies(t *testing.T) {
-	cosign := cosignV2(t)
+	cosign := testpeers.Tool(t, "cosign2")
 	dbDir := npmDB(t)
 	reg := newAttestRegistry(t)
 	k := writeKeys(t, false)

@@ -17,6 +17,7 @@ import (
 	"berth.dev/berth/internal/custody"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/sign/hsm/hsmtest"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestPKCS11Keys drives the commands with a key inside SoftHSM2: `key
@@ -61,7 +62,7 @@ func TestPKCS11Keys(t *testing.T) {
 	if _, stderr, err := run(t, newVerifyAttestationCmd(), "--key", prefix+".pub", "--type", "slsaprovenance", app); err != nil {
 		t.Fatalf("berth verify-attestation of the token's attestation: %v\n%s", err, stderr)
 	}
-	cosign := cosignV2(t)
+	cosign := testpeers.Tool(t, "cosign2")
 	c := exec.Command(cosign, "verify", "--key", prefix+".pub", "--insecure-ignore-tlog", "--allow-http-registry", app)
 	c.Env = append(os.Environ(), "COSIGN_EXPERIMENTAL=0")
 	if out, err := c.CombinedOutput(); err != nil {

@@ -20,13 +20,11 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/image/imagetest"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/testpeers"
 )
 
 func TestSBOMCommand(t *testing.T) {
-	img := filepath.Join("..", "..", "..", "shared", "images", "debian-bookworm-minbase.oci.tar")
-	if _, err := os.Stat(img); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
+	img := testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar")
 	out := filepath.Join(t.TempDir(), "sbom.json")
 	cmd := newSBOMCmd()
 	cmd.SetArgs([]string{"--cache-dir", t.TempDir(), "--format", "json", "-o", out, "oci-archive:" + img})
@@ -70,10 +68,7 @@ func TestSBOMCommandBadInput(t *testing.T) {
 
 // Without a usable default cache directory the scan goes on uncached.
 func TestSBOMWithoutUsableCache(t *testing.T) {
-	img := filepath.Join("..", "..", "..", "shared", "images", "debian-bookworm-minbase.oci.tar")
-	if _, err := os.Stat(img); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
+	img := testpeers.Shared(t, "images", "debian-bookworm-minbase.oci.tar")
 	blocker := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)

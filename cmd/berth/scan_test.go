@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/match"
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb/update"
 	"berth.dev/berth/internal/vulndb/vulndbtest"
 )
@@ -82,15 +83,9 @@ func suppressedBy(r *match.Report) map[string]string {
 // expected ids come from reading the records (see
 // internal/scan/scan_test.go); the counts are those of this data.
 func TestScanCommand(t *testing.T) {
-	sharedDir := filepath.Join("..", "..", "..", "shared")
-	vulndata, _ := filepath.Abs(filepath.Join(sharedDir, "vulndata"))
-	img, _ := filepath.Abs(filepath.Join(sharedDir, "images", "kitchen-sink.oci.tar"))
+	vulndata := testpeers.Shared(t, "vulndata")
+	img := testpeers.Shared(t, "images", "kitchen-sink.oci.tar")
 	testdata, _ := filepath.Abs("testdata/scan")
-	for _, p := range []string{vulndata, img} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("shared fixtures not present: %v", err)
-		}
-	}
 	srv := vulndbtest.NewServer(t, vulndata)
 	dbDir := t.TempDir()
 	if _, err := update.Run(context.Background(), update.Options{

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestScanSecretsOnly scans kitchen-sink for secrets alone: no database
@@ -18,10 +20,7 @@ import (
 // and the documentation example is listed as allowed, no output shows a
 // secret, and --exit-code fails on the secret.
 func TestScanSecretsOnly(t *testing.T) {
-	img, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images", "kitchen-sink.oci.tar"))
-	if _, err := os.Stat(img); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
+	img := testpeers.Shared(t, "images", "kitchen-sink.oci.tar")
 	noDB := filepath.Join(t.TempDir(), "no-db")
 	base := []string{"--db-dir", noDB, "--cache-dir", t.TempDir(), "--scanners", "secret"}
 	dir := t.TempDir()
@@ -92,10 +91,7 @@ func runCommand(t *testing.T, cmd interface {
 // fails the gate on a denied license; --scanners misconfig on the root
 // user; the flags refuse what they cannot read.
 func TestScanLicensesAndMisconfig(t *testing.T) {
-	img, _ := filepath.Abs(filepath.Join("..", "..", "..", "shared", "images", "kitchen-sink.oci.tar"))
-	if _, err := os.Stat(img); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
+	img := testpeers.Shared(t, "images", "kitchen-sink.oci.tar")
 	base := []string{"--db-dir", filepath.Join(t.TempDir(), "no-db"), "--cache-dir", t.TempDir()}
 	out := filepath.Join(t.TempDir(), "r.json")
 	r := runScan(t, slices.Concat(base, []string{"--scanners", "license", "--license-deny", "MIT", "--exit-code", "6", "-f", "json", "-o", out, "oci-archive:" + img})...)

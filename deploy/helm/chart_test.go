@@ -19,30 +19,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"berth.dev/berth/internal/auth/token"
+	"berth.dev/berth/internal/testpeers"
 )
 
 const chart = "berth"
-
-// peer returns a peer tool's path, failing under BERTH_REQUIRE_PEERS and
-// skipping otherwise when it is missing.
-func peer(t *testing.T, name string) string {
-	t.Helper()
-	if dir := os.Getenv("BERTH_PEERS"); dir != "" {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-		t.Fatalf("peer tool %s not found (run scripts/peers.sh)", name)
-	}
-	t.Skipf("peer tool %s not found; run scripts/peers.sh", name)
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // scaleOut are the values a scale-out install gives.
 var scaleOut = []string{"--set", "mode=scaleout", "--set", "postgres.existingSecret=berth-postgres",
@@ -50,7 +30,7 @@ var scaleOut = []string{"--set", "mode=scaleout", "--set", "postgres.existingSec
 
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(peer(t, "helm"), args...)
+	cmd := exec.Command(testpeers.Tool(t, "helm"), args...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -236,7 +216,7 @@ func TestRefusesIncompleteValues(t *testing.T) {
 // (strict: no unknown field), with and without the optional parts; a
 // misspelt field is caught, so the schemas are really used.
 func TestKubeconform(t *testing.T) {
-	kubeconform := peer(t, "kubeconform")
+	kubeconform := testpeers.Tool(t, "kubeconform")
 	location := kubeSchemas(t)
 	validate := func(manifests string) (string, error) {
 		cmd := exec.Command(kubeconform, "-strict", "-summary", "-kubernetes-version", kubernetesVersion,

@@ -15,17 +15,14 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/testpeers"
 )
 
-// sharedImages is the fixtures folder beside the project; tests skip
+// sharedImages is the images folder of the shared fixtures; tests fail
 // without it.
 func sharedImages(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "images")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared fixtures not present: %v", err)
-	}
-	return dir
+	return testpeers.Shared(t, "images")
 }
 
 const (

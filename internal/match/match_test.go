@@ -193,7 +193,6 @@ func debPkg(name, ver, srcName, srcVer string) inventory.Package {
 // 1.1.1n-0+deb10u4), both naming CVE-2022-2097, -4304, -4450, 2023-0215
 // and -0286.
 func TestDebianAdvisories(t *testing.T) {
-	needVulndata(t)
 	src := newMemSource(debianAdvisory(t, "DSA", "DSA-5343-1"), debianAdvisory(t, "DLA", "DLA-3325-1"))
 	m := New(src)
 	tests := []struct {
@@ -258,7 +257,6 @@ func apkPkg(name, ver, origin string) inventory.Package {
 // v3.10 busybox lists CVE-2019-5747 under 1.29.3-r10 (carried over from
 // v3.9) and again under 1.30.1-r2, the fix in v3.10's own line.
 func TestAlpineSecdb(t *testing.T) {
-	needVulndata(t)
 	src := newMemSource(append(alpineRecords(t, "openssl", "v3.9", "v3.10"), alpineRecords(t, "busybox", "v3.9", "v3.10")...)...)
 	m := New(src)
 	tests := []struct {

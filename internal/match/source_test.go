@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,10 +17,15 @@ import (
 
 	"berth.dev/berth/internal/match/version"
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/testpeers"
 )
 
-// vulndata is the shared fixture folder, seen from this package.
-const vulndata = "../../../shared/vulndata"
+// vulndata is the path of elem inside the shared fixtures' vulndata
+// folder; the test fails when it is missing.
+func vulndata(tb testing.TB, elem ...string) string {
+	tb.Helper()
+	return testpeers.Shared(tb, append([]string{"vulndata"}, elem...)...)
+}
 
 // memSource is an in-memory Source indexed like the real DB: by
 // (ecosystem, name), PyPI names normalised.
@@ -59,13 +65,6 @@ func (s *memSource) Vulnerabilities(_ context.Context, eco, name string) ([]*osv
 	return s.byKey[sourceKey(eco, name)], nil
 }
 
-func needVulndata(tb testing.TB) {
-	tb.Helper()
-	if _, err := os.Stat(vulndata); err != nil {
-		tb.Skipf("shared fixtures not found at %s", vulndata)
-	}
-}
-
 var (
 	osvOnce sync.Once
 	osvSrc  *memSource
@@ -75,10 +74,13 @@ var (
 // osvSource loads every OSV all.zip under vulndata/osv once.
 func osvSource(tb testing.TB) *memSource {
 	tb.Helper()
-	needVulndata(tb)
+	feed := vulndata(tb, "osv")
 	osvOnce.Do(func() {
 		osvSrc = newMemSource()
-		zips, _ := filepath.Glob(filepath.Join(vulndata, "osv", "*", "all.zip"))
+		zips, _ := filepath.Glob(filepath.Join(feed, "*", "all.zip"))
+		if len(zips) == 0 {
+			osvErr = fmt.Errorf("no */all.zip in %s", feed)
+		}
 		for _, z := range zips {
 			if osvErr = loadZip(osvSrc, z); osvErr != nil {
 				return
@@ -124,7 +126,7 @@ var debianReleaseNumbers = map[string]string{"bullseye": "11", "buster": "10", "
 // introduced 0, fixed the version named.
 func debianAdvisory(t *testing.T, list, id string) *osv.Vulnerability {
 	t.Helper()
-	f, err := os.Open(filepath.Join(vulndata, "debian-tracker", "data", list, "list"))
+	f, err := os.Open(vulndata(t, "debian-tracker", "data", list, "list"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func alpineRecords(t *testing.T, pkg string, branches ...string) []*osv.Vulnerab
 	byCVE := make(map[string]*osv.Vulnerability)
 	var order []string
 	for _, br := range branches {
-		data, err := os.ReadFile(filepath.Join(vulndata, "alpine-secdb", br, "main.json"))
+		data, err := os.ReadFile(vulndata(t, "alpine-secdb", br, "main.json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -21,14 +20,8 @@ var _ Source = (*vulndb.DB)(nil)
 // through the real update path into a DB under dir.
 func realDB(tb testing.TB, dir string) *vulndb.DB {
 	tb.Helper()
-	if _, err := os.Stat(vulndata); err != nil {
-		tb.Skipf("shared fixtures not found at %s", vulndata)
-	}
-	abs, err := filepath.Abs(vulndata)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_, err = vulndbupdate.Run(context.Background(), vulndbupdate.Options{
+	abs := vulndata(tb)
+	_, err := vulndbupdate.Run(context.Background(), vulndbupdate.Options{
 		Dir: dir,
 		Sources: []string{
 			filepath.Join(abs, "osv"),
@@ -53,7 +46,7 @@ func realDB(tb testing.TB, dir string) *vulndb.DB {
 // must agree on ecosystems, names and versions.
 func TestAgainstLocalDB(t *testing.T) {
 	if testing.Short() {
-		t.Skip("imports the whole fixture DB")
+		t.Skip("-short: imports the whole fixture DB (scripts/test.sh, as CI runs, does not pass -short)")
 	}
 	db := realDB(t, t.TempDir())
 	m := New(db)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -26,6 +25,7 @@ import (
 // (target: under 100 ms).
 func BenchmarkScanKitchenSinkWarm(b *testing.B) {
 	dbDir, cacheDir, _ := fixture(b)
+	img := "oci-archive:" + kitchenSink(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	cpu0 := cpuTime()
@@ -34,7 +34,7 @@ func BenchmarkScanKitchenSinkWarm(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := e.Scan(ctx, "oci-archive:"+kitchenSink, image.Options{})
+		r, err := e.Scan(ctx, img, image.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func recordNamedInventory(tb testing.TB, n int) inventory.Inventory {
 	seen := map[key]bool{}
 	var keys []key
 	for dir := range ecos {
-		zr, err := zip.OpenReader(filepath.Join(vulndata, "osv", dir, "all.zip"))
+		zr, err := zip.OpenReader(vulndata(tb, "osv", dir, "all.zip"))
 		if err != nil {
 			tb.Fatal(err)
 		}

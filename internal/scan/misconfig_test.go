@@ -137,11 +137,10 @@ func TestMisconfigurationsOfAnImage(t *testing.T) {
 // health check; the Debian base too; neither adds setuid files or
 // leaves apt lists.
 func TestMisconfigurationsOfSharedImages(t *testing.T) {
-	needShared(t)
 	e := secretEngine(t, t.TempDir())
 	e.Secrets, e.Misconfig = nil, true
 	for _, name := range []string{"debian-bookworm-minbase", "kitchen-sink"} {
-		r, err := e.Scan(context.Background(), "oci-archive:"+filepath.Join(shared, "images", name+".oci.tar"), image.Options{})
+		r, err := e.Scan(context.Background(), "oci-archive:"+sharedImage(t, name+".oci.tar"), image.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +190,6 @@ func TestMisconfigDirFindsDockerfiles(t *testing.T) {
 // TestLicensesOfKitchenSink: every package gets a class; a deny list
 // marks exactly the packages whose every license choice it refuses.
 func TestLicensesOfKitchenSink(t *testing.T) {
-	needShared(t)
 	e := secretEngine(t, t.TempDir())
 	e.Secrets = nil
 	p, err := licensepolicy.ParsePolicy(nil, []string{"MIT"})
@@ -199,7 +197,7 @@ func TestLicensesOfKitchenSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Licenses = &p
-	r, err := e.Scan(context.Background(), "oci-archive:"+kitchenSink, image.Options{})
+	r, err := e.Scan(context.Background(), "oci-archive:"+kitchenSink(t), image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,27 +20,29 @@ import (
 	"berth.dev/berth/internal/inventory/analyzers"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/report/reportjson"
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/update"
 	"berth.dev/berth/internal/vulndb/vulndbtest"
 )
 
-const shared = "../../../shared"
-
-var (
-	vulndata    = filepath.Join(shared, "vulndata")
-	kitchenSink = filepath.Join(shared, "images", "kitchen-sink.oci.tar")
-)
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func needShared(tb testing.TB) {
+// vulndata, sharedImage and kitchenSink are paths in the shared fixtures;
+// a missing one fails the test.
+func vulndata(tb testing.TB, elem ...string) string {
 	tb.Helper()
-	for _, p := range []string{vulndata, kitchenSink} {
-		if _, err := os.Stat(p); err != nil {
-			tb.Skipf("shared fixtures not present: %v", err)
-		}
-	}
+	return testpeers.Shared(tb, append([]string{"vulndata"}, elem...)...)
+}
+
+func sharedImage(tb testing.TB, name string) string {
+	tb.Helper()
+	return testpeers.Shared(tb, "images", name)
+}
+
+func kitchenSink(tb testing.TB) string {
+	tb.Helper()
+	return sharedImage(tb, "kitchen-sink.oci.tar")
 }
 
 // The fixture DB and the layer cache are built once per test binary: the
@@ -66,12 +68,12 @@ func TestMain(m *testing.M) {
 // layer cache directory, and the report of a cold scan of kitchen-sink.
 func fixture(tb testing.TB) (dbDir, cacheDir string, r *match.Report) {
 	tb.Helper()
-	needShared(tb)
+	feed, img := vulndata(tb), kitchenSink(tb)
 	fixtureOnce.Do(func() {
 		if fixtureDir, fixtureErr = os.MkdirTemp("", "berth-scan-test-"); fixtureErr != nil {
 			return
 		}
-		srv := vulndbtest.NewServer(tb, vulndata)
+		srv := vulndbtest.NewServer(tb, feed)
 		_, fixtureErr = update.Run(context.Background(), update.Options{
 			Dir: filepath.Join(fixtureDir, "db"),
 			Sources: []string{
@@ -91,7 +93,7 @@ func fixture(tb testing.TB) (dbDir, cacheDir string, r *match.Report) {
 			return
 		}
 		defer closeDB()
-		kitchenReport, fixtureErr = e.Scan(context.Background(), "oci-archive:"+kitchenSink, image.Options{})
+		kitchenReport, fixtureErr = e.Scan(context.Background(), "oci-archive:"+img, image.Options{})
 	})
 	if fixtureErr != nil {
 		tb.Fatal(fixtureErr)
@@ -320,7 +322,7 @@ func TestRematchWithoutImage(t *testing.T) {
 	}
 
 	img := filepath.Join(t.TempDir(), "kitchen-sink.oci.tar")
-	copyFile(t, kitchenSink, img)
+	copyFile(t, kitchenSink(t), img)
 	e, closeDB, err := newEngine(dbDir, cacheDir)
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +383,7 @@ func TestRematchWithoutImage(t *testing.T) {
 // keep accepts.
 func writeNPMFeed(t *testing.T, dir string, keep func(name string) bool) {
 	t.Helper()
-	src, err := zip.OpenReader(filepath.Join(vulndata, "osv", "npm", "all.zip"))
+	src, err := zip.OpenReader(vulndata(t, "osv", "npm", "all.zip"))
 	if err != nil {
 		t.Fatal(err)
 	}

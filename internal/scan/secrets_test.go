@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"io"
 	mrand "math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -259,9 +258,8 @@ func TestSecretScanAfterInventoryOnlyScanReadsLayers(t *testing.T) {
 }
 
 func TestSecretsOfSharedImages(t *testing.T) {
-	needShared(t)
 	e := secretEngine(t, t.TempDir())
-	base := filepath.Join(shared, "images", "debian-bookworm-minbase.oci.tar")
+	base := sharedImage(t, "debian-bookworm-minbase.oci.tar")
 	r, err := e.Scan(context.Background(), "oci-archive:"+base, image.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +267,7 @@ func TestSecretsOfSharedImages(t *testing.T) {
 	if len(r.Secrets) != 0 {
 		t.Errorf("the plain Debian base reports %d secrets: %+v", len(r.Secrets), r.Secrets)
 	}
-	r, err = e.Scan(context.Background(), "oci-archive:"+kitchenSink, image.Options{})
+	r, err = e.Scan(context.Background(), "oci-archive:"+kitchenSink(t), image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"berth.dev/berth/internal/image"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // BenchmarkScanText scans Go's own source tree (text with every keyword
@@ -86,10 +87,7 @@ func BenchmarkScanLogLines(b *testing.B) {
 // and without the secret pass: the difference is what secret scanning
 // adds to a cold `berth scan`.
 func BenchmarkKitchenSinkCold(b *testing.B) {
-	src := "oci-archive:" + filepath.Join("..", "..", "..", "shared", "images", "kitchen-sink.oci.tar")
-	if _, err := os.Stat(strings.TrimPrefix(src, "oci-archive:")); err != nil {
-		b.Skipf("shared fixtures not present: %v", err)
-	}
+	src := "oci-archive:" + testpeers.Shared(b, "images", "kitchen-sink.oci.tar")
 	rs, _ := Default()
 	for _, withSecrets := range []bool{false, true} {
 		name := "inventory"

@@ -120,7 +120,7 @@ func (c *crashPush) push(base string) {
 // problem.
 func TestKill9DuringParallelPushes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the berth binary")
+		t.Skip("-short: builds the berth binary and kills it during parallel pushes (scripts/test.sh, as CI runs, does not pass -short)")
 	}
 	bin := filepath.Join(t.TempDir(), "berth")
 	if out, err := exec.Command("go", "build", "-o", bin, "berth.dev/berth/cmd/berth").CombinedOutput(); err != nil {

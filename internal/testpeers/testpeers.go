@@ -1,11 +1,14 @@
-// Package testpeers gives tests the real services the scale-out backends
-// run on: a fresh PostgreSQL database or S3 bucket per test, on the
-// throwaway servers scripts/services.sh starts (scripts/test.sh exports
-// BERTH_TEST_POSTGRES and BERTH_TEST_S3).
+// Package testpeers gives tests what lies outside the repository: the real
+// services the scale-out backends run on (a fresh PostgreSQL database or S3
+// bucket per test, on the throwaway servers scripts/services.sh starts;
+// scripts/test.sh exports BERTH_TEST_POSTGRES and BERTH_TEST_S3), the peer
+// tools scripts/peers.sh installs (Tool), and the shared fixtures in
+// ../shared (Shared).
 //
-// Without them a test is skipped with the reason, unless
-// BERTH_REQUIRE_PEERS is set (as scripts/test.sh does): then it fails, so
-// a CI run without the services cannot pass by testing nothing.
+// Without a service or a tool a test is skipped with the reason and how to
+// get it, unless BERTH_REQUIRE_PEERS is set (as scripts/test.sh does): then
+// it fails, so a CI run without its peers cannot pass by testing nothing
+// (Missing). A missing shared fixture always fails the test.
 package testpeers
 
 import (
@@ -34,10 +37,7 @@ const (
 
 func missing(t testing.TB, env, what string) {
 	t.Helper()
-	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-		t.Fatalf("%s is not set: no %s to test against (scripts/test.sh starts one with scripts/services.sh)", env, what)
-	}
-	t.Skipf("%s is not set: no %s to test against; run the tests through scripts/test.sh, or eval \"$(scripts/services.sh start DIR)\"", env, what)
+	Missing(t, what+" ("+env+" is not set)", "run the tests through scripts/test.sh, which starts one, or eval \"$(scripts/services.sh start DIR)\"")
 }
 
 func name(prefix string) string {
@@ -47,9 +47,6 @@ func name(prefix string) string {
 	}
 	return prefix + hex.EncodeToString(b[:])
 }
-
-// PostgresAvailable reports whether BERTH_TEST_POSTGRES is set.
-func PostgresAvailable() bool { return os.Getenv(PostgresEnv) != "" }
 
 // Postgres creates an empty database for the test, dropped when it ends,
 // and returns its connection URL.

@@ -3,12 +3,12 @@ package vulndb_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/fetch"
 	"berth.dev/berth/internal/vulndb/source"
@@ -18,12 +18,8 @@ import (
 	"berth.dev/berth/internal/vulndb/vulndbtest"
 )
 
-const vulndata = "../../../shared/vulndata"
-
 func vulndataSources(tb testing.TB) []source.Source {
-	if _, err := os.Stat(vulndata); err != nil {
-		tb.Skipf("shared vulndata not available: %v", err)
-	}
+	vulndata := testpeers.Shared(tb, "vulndata")
 	return []source.Source{
 		osvfeed.New(filepath.Join(vulndata, "osv")),
 		debian.New(filepath.Join(vulndata, "debian-tracker")),

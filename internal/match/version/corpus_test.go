@@ -19,6 +19,8 @@ import (
 	"testing"
 
 	modsemver "golang.org/x/mod/semver"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // The corpus tests compare berth's orderings with each ecosystem's
@@ -99,11 +101,7 @@ func (c corpus) pairs(n int, edges []pair) []pair {
 
 func vulndata(t *testing.T, parts ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{"..", "..", "..", "..", "shared", "vulndata"}, parts...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared vulnerability data: %v", err)
-	}
-	return p
+	return testpeers.Shared(t, append([]string{"vulndata"}, parts...)...)
 }
 
 // debianCorpus reads the fixed versions of the Debian security tracker's
@@ -282,17 +280,13 @@ func runReference(t *testing.T, cmd *exec.Cmd, pairs []pair) []int {
 	return answers
 }
 
-// requireTool returns the path of a tool, or skips (fails under
-// BERTH_REQUIRE_PEERS) when check says it is missing.
+// requireTool ends the test as testpeers.Missing does (skip, or fail
+// under BERTH_REQUIRE_PEERS) unless ok says the reference tool works.
 func requireTool(t *testing.T, what string, ok bool) {
 	t.Helper()
-	if ok {
-		return
+	if !ok {
+		testpeers.Missing(t, what, "run scripts/peers.sh, which installs it")
 	}
-	if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-		t.Fatalf("%s is not installed (scripts/peers.sh installs it)", what)
-	}
-	t.Skipf("%s is not installed; run scripts/peers.sh (BERTH_REQUIRE_PEERS=1 makes this a failure)", what)
 }
 
 func runs(name string, args ...string) bool {

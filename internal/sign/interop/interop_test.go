@@ -32,6 +32,7 @@ import (
 	"berth.dev/berth/internal/sign/keys"
 	"berth.dev/berth/internal/sign/store"
 	"berth.dev/berth/internal/sign/store/storetest"
+	"berth.dev/berth/internal/testpeers"
 )
 
 const cosignPassword = "interop"
@@ -47,31 +48,7 @@ type cosign struct {
 
 func findCosign(t *testing.T, major int) *cosign {
 	t.Helper()
-	name := fmt.Sprintf("cosign%d", major)
-	var dirs []string
-	if dir := os.Getenv("BERTH_PEERS"); dir != "" {
-		dirs = append(dirs, dir)
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, ".cache", "berth-peers"))
-	}
-	bin := ""
-	for _, d := range dirs {
-		if st, err := os.Stat(filepath.Join(d, name)); err == nil && !st.IsDir() {
-			bin = filepath.Join(d, name)
-			break
-		}
-	}
-	if bin == "" {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-				t.Fatalf("%s not found in $BERTH_PEERS or on PATH (run scripts/peers.sh)", name)
-			}
-			t.Skipf("%s not found in $BERTH_PEERS or on PATH", name)
-		}
-		bin = p
-	}
+	bin := testpeers.Tool(t, fmt.Sprintf("cosign%d", major))
 	c := &cosign{bin: bin, major: major, workdir: t.TempDir()}
 	if major == 3 {
 		// A signing config without services: sign with the key and upload

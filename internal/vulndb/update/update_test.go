@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb"
 	"berth.dev/berth/internal/vulndb/source/alpine"
 	"berth.dev/berth/internal/vulndb/source/debian"
@@ -20,15 +21,6 @@ import (
 	"berth.dev/berth/internal/vulndb/update"
 	"berth.dev/berth/internal/vulndb/vulndbtest"
 )
-
-const vulndata = "../../../../shared/vulndata"
-
-func needVulndata(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(vulndata); err != nil {
-		t.Skipf("shared vulndata not available: %v", err)
-	}
-}
 
 // upstreamSources are --source specs for every feed in the fixture, served
 // by srv laid out as upstream serves them.
@@ -55,7 +47,7 @@ func lookup(t *testing.T, db *vulndb.DB, eco, name string) []string {
 }
 
 func TestUpdateOverHTTP(t *testing.T) {
-	needVulndata(t)
+	vulndata := testpeers.Shared(t, "vulndata")
 	srv := vulndbtest.NewServer(t, vulndata)
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -187,7 +179,7 @@ func checkPrevious(t *testing.T, dir string, old *vulndb.DB) {
 }
 
 func TestFailedUpdatesKeepThePreviousDB(t *testing.T) {
-	needVulndata(t)
+	vulndata := testpeers.Shared(t, "vulndata")
 	t.Run("server error", func(t *testing.T) {
 		dir, old := previousDB(t)
 		srv := vulndbtest.NewServer(t, vulndata)

@@ -3,7 +3,6 @@ package vulndbtest
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/osv"
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb/fetch"
 	"berth.dev/berth/internal/vulndb/source"
 )
@@ -19,7 +19,9 @@ import (
 // Harness describes one source to the suite.
 type Harness struct {
 	// Fixture is the folder served as the upstream, laid out as the real
-	// upstream serves it. The suite skips when it is absent.
+	// upstream serves it: a slash-separated path inside the shared fixtures
+	// (testpeers.Shared), such as "vulndata/osv". The suite fails when it
+	// is absent.
 	Fixture string
 	// New returns the source reading from base, a URL or a local folder.
 	New func(base string) source.Source
@@ -75,9 +77,7 @@ func Load(ctx context.Context, s source.Source, cacheDir string, timeout time.Du
 
 // Run is the contract every source meets.
 func Run(t *testing.T, h Harness) {
-	if _, err := os.Stat(h.Fixture); err != nil {
-		t.Skipf("fixture %s not available: %v", h.Fixture, err)
-	}
+	h.Fixture = testpeers.Shared(t, filepath.FromSlash(h.Fixture))
 	ctx := context.Background()
 
 	// Loading a large fixture is the slow part (much more so under -race):
@@ -116,7 +116,9 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("LocalFolder", func(t *testing.T) {
 		if viaHTTP == nil {
-			t.Skip("the HTTP load failed")
+			// Not a skip: under -run without the HTTP subtest this one
+			// would otherwise pass by testing nothing.
+			t.Fatal("compares with the HTTP subtest's load, which failed or did not run")
 		}
 		local, _, err := Load(ctx, h.New(h.Fixture), t.TempDir(), 5*time.Second)
 		if err != nil {
@@ -225,9 +227,7 @@ func hasPackage(v *osv.Vulnerability, k Known) bool {
 
 // Bench measures loading the fixture from a local folder.
 func Bench(b *testing.B, h Harness) {
-	if _, err := os.Stat(h.Fixture); err != nil {
-		b.Skipf("fixture %s not available: %v", h.Fixture, err)
-	}
+	h.Fixture = testpeers.Shared(b, filepath.FromSlash(h.Fixture))
 	ctx := context.Background()
 	for b.Loop() {
 		if _, _, err := Load(ctx, h.New(h.Fixture), b.TempDir(), 5*time.Second); err != nil {

@@ -11,13 +11,22 @@ import (
 	"testing/fstest"
 	"time"
 
+	"berth.dev/berth/internal/image/imagetest"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/testpeers"
 )
 
 const ksApp = "usr/local/bin/ks-app"
 
+// kitchenSinkFile is a file of the shared kitchen-sink image, whose README
+// lists the ground truth; the test fails without the image.
+func kitchenSinkFile(tb testing.TB, name string) []byte {
+	tb.Helper()
+	return imagetest.ArchiveFiles(tb, testpeers.Shared(tb, "images", "kitchen-sink.oci.tar"), name)[name]
+}
+
 func TestKitchenSinkBinary(t *testing.T) {
-	bin := imageFiles(t, kitchenSink, ksApp)[ksApp]
+	bin := kitchenSinkFile(t, ksApp)
 	res, err := Analyzer{}.Analyze(context.Background(), fstest.MapFS{ksApp: {Data: bin, Mode: 0o755}})
 	if err != nil {
 		t.Fatal(err)
@@ -135,13 +144,11 @@ func TestNotGoBinaries(t *testing.T) {
 		"bin/script":  {Data: []byte("#!/bin/sh\necho hi\n"), Mode: 0o755},
 		"bin/garbage": {Data: bytes.Repeat([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1}, 100), Mode: 0o755},
 	}
-	if _, err := os.Stat(kitchenSink); err == nil {
-		bin := imageFiles(t, kitchenSink, ksApp)[ksApp]
-		// The same Go binary with its build-info magic scrubbed: a Go
-		// program that no longer carries build info.
-		files["bin/scrubbed"] = &fstest.MapFile{Data: bytes.ReplaceAll(bin, []byte("\xff Go buildinf:"), []byte("\xff Go xxxxxxxx:")), Mode: 0o755}
-		files["bin/ks-app"] = &fstest.MapFile{Data: bin, Mode: 0o755}
-	}
+	bin := kitchenSinkFile(t, ksApp)
+	// The same Go binary with its build-info magic scrubbed: a Go program
+	// that no longer carries build info.
+	files["bin/scrubbed"] = &fstest.MapFile{Data: bytes.ReplaceAll(bin, []byte("\xff Go buildinf:"), []byte("\xff Go xxxxxxxx:")), Mode: 0o755}
+	files["bin/ks-app"] = &fstest.MapFile{Data: bin, Mode: 0o755}
 	res, err := Analyzer{}.Analyze(context.Background(), files)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +216,7 @@ func FuzzAnalyze(f *testing.F) {
 }
 
 func BenchmarkAnalyze(b *testing.B) {
-	bin := imageFiles(b, kitchenSink, ksApp)[ksApp]
+	bin := kitchenSinkFile(b, ksApp)
 	files := fstest.MapFS{ksApp: {Data: bin, Mode: 0o755}}
 	b.SetBytes(int64(len(bin)))
 	for b.Loop() {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/golden"
+	"berth.dev/berth/internal/image/imagetest"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // TestGolden reads the archives testdata/gen.sh builds: a Spring Boot
@@ -35,11 +37,18 @@ func TestGolden(t *testing.T) {
 
 const commonsLang3 = "usr/share/java/commons-lang3.jar"
 
+// kitchenSinkFile is a file of the shared kitchen-sink image, whose README
+// lists the ground truth; the test fails without the image.
+func kitchenSinkFile(tb testing.TB, name string) []byte {
+	tb.Helper()
+	return imagetest.ArchiveFiles(tb, testpeers.Shared(tb, "images", "kitchen-sink.oci.tar"), name)[name]
+}
+
 // TestKitchenSink reads Debian's commons-lang3 jar from the shared image.
 // Its symlink commons-lang3-3.12.0.jar is not a regular file, so the walker
 // never offers it and the jar is counted once.
 func TestKitchenSink(t *testing.T) {
-	jar := imageFiles(t, kitchenSink, commonsLang3)[commonsLang3]
+	jar := kitchenSinkFile(t, commonsLang3)
 	res, err := Analyzer{}.Analyze(context.Background(), fstest.MapFS{commonsLang3: {Data: jar, Mode: 0o644}})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +174,7 @@ func FuzzAnalyze(f *testing.F) {
 }
 
 func BenchmarkAnalyze(b *testing.B) {
-	jar := imageFiles(b, kitchenSink, commonsLang3)[commonsLang3]
+	jar := kitchenSinkFile(b, commonsLang3)
 	files := fstest.MapFS{commonsLang3: {Data: jar}}
 	b.SetBytes(int64(len(jar)))
 	for b.Loop() {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"berth.dev/berth/internal/testpeers"
 )
 
 // Module is where Debian installs SoftHSM2's PKCS #11 module.
@@ -45,10 +47,7 @@ func New(t testing.TB, label string) Token {
 		_, err = os.Stat(Module)
 	}
 	if err != nil {
-		if os.Getenv("BERTH_REQUIRE_PEERS") != "" {
-			t.Fatalf("SoftHSM2 is required (BERTH_REQUIRE_PEERS is set) but missing: %v; run scripts/peers.sh", err)
-		}
-		t.Skipf("SoftHSM2 is not installed (%v); run scripts/peers.sh (BERTH_REQUIRE_PEERS=1 makes this a failure)", err)
+		testpeers.Missing(t, fmt.Sprintf("SoftHSM2 (%v)", err), "run scripts/peers.sh, which installs Debian's softhsm2")
 	}
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")

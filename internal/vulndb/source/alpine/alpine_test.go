@@ -12,7 +12,7 @@ import (
 )
 
 var harness = vulndbtest.Harness{
-	Fixture:    "../../../../../shared/vulndata/alpine-secdb",
+	Fixture:    "vulndata/alpine-secdb",
 	New:        func(base string) source.Source { return alpine.New(base) },
 	MinRecords: 2000,
 	Known: []vulndbtest.Known{

@@ -13,7 +13,7 @@ import (
 )
 
 var harness = vulndbtest.Harness{
-	Fixture:    "../../../../../shared/vulndata/debian-tracker",
+	Fixture:    "vulndata/debian-tracker",
 	New:        func(base string) source.Source { return debian.New(base) },
 	MinRecords: 8900,
 	Known: []vulndbtest.Known{

@@ -11,7 +11,7 @@ import (
 )
 
 var harness = vulndbtest.Harness{
-	Fixture:    "../../../../../shared/vulndata/nodejs-security-wg",
+	Fixture:    "vulndata/nodejs-security-wg",
 	New:        func(base string) source.Source { return nodejs.New(source.Join(base, "vuln.zip")) },
 	MinRecords: 360,
 	Known: []vulndbtest.Known{

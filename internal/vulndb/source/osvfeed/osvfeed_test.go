@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"berth.dev/berth/internal/testpeers"
 	"berth.dev/berth/internal/vulndb/source"
 	"berth.dev/berth/internal/vulndb/source/osvfeed"
 	"berth.dev/berth/internal/vulndb/vulndbtest"
 )
 
-const fixture = "../../../../../shared/vulndata/osv"
+// fixture is the OSV feed of the shared fixtures (testpeers.Shared).
+const fixture = "vulndata/osv"
 
 var harness = vulndbtest.Harness{
 	Fixture:    fixture,
@@ -96,9 +98,9 @@ func TestBadRecordIsSkipped(t *testing.T) {
 }
 
 func TestCorruptZipFails(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(fixture, "npm", "all.zip"))
+	src, err := os.ReadFile(testpeers.Shared(t, fixture, "npm", "all.zip"))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	cases := map[string][]byte{
 		"truncated": src[:len(src)/2],
@@ -125,10 +127,7 @@ func TestCorruptZipFails(t *testing.T) {
 }
 
 func TestEcosystemFilter(t *testing.T) {
-	if _, err := os.Stat(fixture); err != nil {
-		t.Skip(err)
-	}
-	s := osvfeed.New(fixture)
+	s := osvfeed.New(testpeers.Shared(t, fixture))
 	s.Ecosystems = []string{"npm"}
 	got, _, err := vulndbtest.Load(context.Background(), s, t.TempDir(), 0)
 	if err != nil {

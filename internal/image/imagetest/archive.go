@@ -1,4 +1,4 @@
-package java
+package imagetest
 
 import (
 	"archive/tar"
@@ -7,24 +7,21 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// kitchenSink is the shared OCI archive whose README lists the ground truth.
-var kitchenSink = filepath.Join("..", "..", "..", "..", "..", "shared", "images", "kitchen-sink.oci.tar")
-
-// imageFiles returns the named files (paths without a leading slash) as the
-// topmost layer of the OCI archive holds them, reading the layers from the
-// top down and stopping once all are found. It skips the test when the
-// shared fixtures are absent.
-func imageFiles(t testing.TB, archive string, want ...string) map[string][]byte {
+// ArchiveFiles returns the named files (paths without a leading slash) as
+// the topmost layer of the OCI archive (an image layout in a tar, one
+// manifest) holds them, reading the layers from the top down and stopping
+// once all are found. It fails the test when the archive cannot be read or
+// a file is not in it.
+func ArchiveFiles(t testing.TB, archive string, want ...string) map[string][]byte {
 	t.Helper()
 	f, err := os.Open(archive)
 	if err != nil {
-		t.Skipf("shared fixture %s absent", archive)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	// archive/tar reads the data of an entry straight from f, so the
