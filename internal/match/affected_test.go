@@ -88,7 +88,7 @@ func record(id string, aliases []string, eco, name string, evs ...osv.Event) *os
 
 func TestMatchPackageRules(t *testing.T) {
 	p := pkg("npm", "left-pad", "1.0.0")
-	tgt, err := targetFor(p, nil)
+	tgt, err := targetFor(&p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,8 @@ func TestTargetFor(t *testing.T) {
 		{pkgSpec{"maven", "org.apache.commons:commons-text", "1.9", "", ""}, nil, "Maven", "org.apache.commons:commons-text", "1.9"},
 	}
 	for _, tc := range tests {
-		tg, err := targetFor(tc.p.pkg(), tc.d.distro())
+		pk := tc.p.pkg()
+		tg, err := targetFor(&pk, tc.d.distro())
 		if err != nil {
 			t.Errorf("%v: %v", tc.p, err)
 			continue
@@ -203,7 +204,7 @@ func TestTargetFor(t *testing.T) {
 			t.Errorf("%v: got %v %s %s, want %s %s %s", tc.p, tg.ecosystems, tg.name, tg.version, tc.eco, tc.name, tc.version)
 		}
 	}
-	if _, err := targetFor(pkgSpec{"rpm", "bash", "5.1-1.el9", "", ""}.pkg(), (&inventoryDistro{"rhel", "9.4"}).distro()); err == nil {
+	if _, err := targetFor(&inventory.Package{Ecosystem: "rpm", Name: "bash", Version: "5.1-1.el9"}, (&inventoryDistro{"rhel", "9.4"}).distro()); err == nil {
 		t.Errorf("rhel without a CPE-scoped feed should be reported")
 	}
 }

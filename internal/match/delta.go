@@ -50,7 +50,18 @@ type Piece struct {
 // again together when any of them is.
 func (m *Matcher) MatchDelta(ctx context.Context, inv inventory.Inventory, prev []string, keyOf func(*inventory.Package) string,
 	changed func(Lookup) bool) (*Report, []Piece, error) {
-	r, pkgs, err := m.matchPackages(ctx, inv)
+	// Only the packages that had findings (for their warnings, which are
+	// not stored per package, and to check that prev lines up) and those
+	// that look up a changed key are looked up: any other had no match
+	// and its records did not change, so it has none now.
+	hadFindings := make(map[string]bool, len(prev))
+	for _, k := range prev {
+		hadFindings[k] = true
+	}
+	need := func(p *inventory.Package, t *target) bool {
+		return hadFindings[keyOf(p)] || t.looksUp(changed)
+	}
+	r, pkgs, err := m.matchPackages(ctx, inv, need)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +84,7 @@ func (m *Matcher) MatchDelta(ctx context.Context, inv inventory.Inventory, prev 
 		key := keyOf(pkgs[i].pkg)
 		j, again, groups := i, false, 0
 		for ; j < len(pkgs) && (j == i || keyOf(pkgs[j].pkg) == key); j++ {
-			again = again || pkgs[j].looksUp(changed)
+			again = again || pkgs[j].ok && pkgs[j].t.looksUp(changed)
 			groups += len(pkgs[j].groups)
 		}
 		start := cursor
@@ -106,13 +117,10 @@ func (m *Matcher) MatchDelta(ctx context.Context, inv inventory.Inventory, prev 
 	return r, pieces, nil
 }
 
-// looksUp reports whether the package looks up a key changed reports.
-func (p *matchedPackage) looksUp(changed func(Lookup) bool) bool {
-	if !p.ok {
-		return false // no lookups: nothing found under any database
-	}
-	for _, eco := range p.t.ecosystems {
-		if changed(Lookup{eco, p.t.name}) {
+// looksUp reports whether the target looks up a key changed reports.
+func (t *target) looksUp(changed func(Lookup) bool) bool {
+	for _, eco := range t.ecosystems {
+		if changed(Lookup{eco, t.name}) {
 			return true
 		}
 	}

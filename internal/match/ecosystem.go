@@ -73,21 +73,22 @@ func (t target) hasEcosystem(eco string) bool {
 }
 
 // languageEcosystems maps language package ecosystems to OSV's; each is
-// one line to add.
+// one line to add. The ecosystem lists are shared by every target and
+// never modified.
 var languageEcosystems = map[inventory.Ecosystem]struct {
-	osv      string
+	osv      []string
 	foldCase bool
 }{
-	inventory.NPM:      {osv: "npm"},
-	inventory.Go:       {osv: "Go"},
-	inventory.PyPI:     {osv: "PyPI"},
-	inventory.Maven:    {osv: "Maven"},
-	inventory.Gem:      {osv: "RubyGems"},
-	inventory.Cargo:    {osv: "crates.io"},
-	inventory.Composer: {osv: "Packagist", foldCase: true},
-	inventory.NuGet:    {osv: "NuGet", foldCase: true},
-	inventory.Hex:      {osv: "Hex"},
-	inventory.Pub:      {osv: "Pub"},
+	inventory.NPM:      {osv: []string{"npm"}},
+	inventory.Go:       {osv: []string{"Go"}},
+	inventory.PyPI:     {osv: []string{"PyPI"}},
+	inventory.Maven:    {osv: []string{"Maven"}},
+	inventory.Gem:      {osv: []string{"RubyGems"}},
+	inventory.Cargo:    {osv: []string{"crates.io"}},
+	inventory.Composer: {osv: []string{"Packagist"}, foldCase: true},
+	inventory.NuGet:    {osv: []string{"NuGet"}, foldCase: true},
+	inventory.Hex:      {osv: []string{"Hex"}},
+	inventory.Pub:      {osv: []string{"Pub"}},
 }
 
 // debianReleases maps codenames to release numbers for images whose
@@ -113,10 +114,28 @@ func (u unmatchable) Error() string { return string(u.eco) + " packages: " + u.r
 // targetFor maps an inventory package (and the image's distro) to how its
 // vulnerabilities are looked up. The error says why a package cannot be
 // matched at all; the caller reports it rather than dropping it silently.
-func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
+func targetFor(p *inventory.Package, d *inventory.Distro) (target, error) {
+	tf := targeter{distro: d}
+	return tf.target(p)
+}
+
+// targeter is targetFor for the packages of one inventory: the OSV
+// ecosystems of its distro's packages are worked out once, not once a
+// package (a re-match maps the packages of thousands of inventories).
+type targeter struct {
+	distro *inventory.Distro
+	osEcos map[inventory.Ecosystem]distroEcosystems
+}
+
+type distroEcosystems struct {
+	ecos []string // shared by the targets, never modified
+	err  error
+}
+
+func (tf *targeter) target(p *inventory.Package) (target, error) {
 	if le, ok := languageEcosystems[p.Ecosystem]; ok {
-		s, _ := version.ForEcosystem(le.osv)
-		t := target{ecosystems: []string{le.osv}, name: p.Name, version: p.Version, scheme: s, foldCase: le.foldCase}
+		s, _ := version.ForEcosystem(le.osv[0])
+		t := target{ecosystems: le.osv, name: p.Name, version: p.Version, scheme: s, foldCase: le.foldCase}
 		switch p.Ecosystem {
 		case inventory.PyPI:
 			t.name = normalizePyPI(p.Name)
@@ -138,17 +157,44 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 	if ver == "" {
 		ver = p.Version
 	}
-	if p.Ecosystem != inventory.Deb && p.Ecosystem != inventory.APK && p.Ecosystem != inventory.RPM {
-		return target{}, unmatchable{p.Ecosystem, "no advisory source for this ecosystem"}
+	de, ok := tf.osEcos[p.Ecosystem]
+	if !ok {
+		de.ecos, de.err = osEcosystems(p.Ecosystem, tf.distro)
+		if tf.osEcos == nil {
+			tf.osEcos = map[inventory.Ecosystem]distroEcosystems{}
+		}
+		tf.osEcos[p.Ecosystem] = de
 	}
-	if d == nil || d.ID == "" {
-		return target{}, unmatchable{p.Ecosystem, "the image's distro is unknown, so no vulnerability feed applies"}
+	if de.err != nil {
+		return target{}, de.err
 	}
-	t := target{name: name, version: ver, distro: true}
+	t := target{ecosystems: de.ecos, name: name, version: ver, distro: true}
 	switch p.Ecosystem {
 	case inventory.Deb:
 		t.scheme = version.Dpkg
-		t.version = binNMU().ReplaceAllString(ver, "")
+		if strings.Contains(ver, "+b") {
+			t.version = binNMU().ReplaceAllString(ver, "")
+		}
+	case inventory.APK:
+		t.scheme = version.APK
+	case inventory.RPM:
+		t.scheme = version.RPM
+	}
+	return t, nil
+}
+
+// osEcosystems returns the OSV ecosystems of the OS packages of ecosystem
+// eco on distro d, or why they cannot be matched.
+func osEcosystems(eco inventory.Ecosystem, d *inventory.Distro) ([]string, error) {
+	if eco != inventory.Deb && eco != inventory.APK && eco != inventory.RPM {
+		return nil, unmatchable{eco, "no advisory source for this ecosystem"}
+	}
+	if d == nil || d.ID == "" {
+		return nil, unmatchable{eco, "the image's distro is unknown, so no vulnerability feed applies"}
+	}
+	var ecos []string
+	switch eco {
+	case inventory.Deb:
 		switch d.ID {
 		case "debian":
 			rel := majorOf(d.VersionID)
@@ -156,51 +202,49 @@ func targetFor(p inventory.Package, d *inventory.Distro) (target, error) {
 				rel = debianReleases[d.Codename]
 			}
 			if rel == "" {
-				return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("Debian release of %q unknown", d.PrettyName)}
+				return nil, unmatchable{eco, fmt.Sprintf("Debian release of %q unknown", d.PrettyName)}
 			}
-			t.ecosystems = []string{"Debian:" + rel}
+			ecos = []string{"Debian:" + rel}
 		case "ubuntu":
 			if d.VersionID == "" {
-				return target{}, unmatchable{p.Ecosystem, "Ubuntu release unknown"}
+				return nil, unmatchable{eco, "Ubuntu release unknown"}
 			}
 			// OSV marks LTS releases with a suffix; the feed may or may not.
-			t.ecosystems = []string{"Ubuntu:" + d.VersionID + ":LTS", "Ubuntu:" + d.VersionID}
+			ecos = []string{"Ubuntu:" + d.VersionID + ":LTS", "Ubuntu:" + d.VersionID}
 		}
 	case inventory.APK:
-		t.scheme = version.APK
 		switch d.ID {
 		case "alpine":
 			mm := majorMinorOf(d.VersionID)
 			if mm == "" {
-				return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("Alpine release of %q unknown", d.VersionID)}
+				return nil, unmatchable{eco, fmt.Sprintf("Alpine release of %q unknown", d.VersionID)}
 			}
-			t.ecosystems = []string{"Alpine:v" + mm}
+			ecos = []string{"Alpine:v" + mm}
 		case "wolfi":
-			t.ecosystems = []string{"Wolfi"}
+			ecos = []string{"Wolfi"}
 		case "chainguard":
-			t.ecosystems = []string{"Chainguard"}
+			ecos = []string{"Chainguard"}
 		}
 	case inventory.RPM:
-		t.scheme = version.RPM
 		switch d.ID {
 		case "rocky":
-			t.ecosystems = []string{"Rocky Linux:" + majorOf(d.VersionID)}
+			ecos = []string{"Rocky Linux:" + majorOf(d.VersionID)}
 		case "almalinux":
-			t.ecosystems = []string{"AlmaLinux:" + majorOf(d.VersionID)}
+			ecos = []string{"AlmaLinux:" + majorOf(d.VersionID)}
 		case "mageia":
-			t.ecosystems = []string{"Mageia:" + majorOf(d.VersionID)}
+			ecos = []string{"Mageia:" + majorOf(d.VersionID)}
 		case "photon":
-			t.ecosystems = []string{"Photon OS:" + d.VersionID}
+			ecos = []string{"Photon OS:" + d.VersionID}
 		case "opensuse-leap", "opensuse-tumbleweed":
-			t.ecosystems = []string{"openSUSE:" + d.PrettyName}
+			ecos = []string{"openSUSE:" + d.PrettyName}
 		case "sles":
-			t.ecosystems = []string{"SUSE:" + d.PrettyName}
+			ecos = []string{"SUSE:" + d.PrettyName}
 		}
 	}
-	if len(t.ecosystems) == 0 {
-		return target{}, unmatchable{p.Ecosystem, fmt.Sprintf("no vulnerability feed for distro %s %s", d.ID, d.VersionID)}
+	if len(ecos) == 0 {
+		return nil, unmatchable{eco, fmt.Sprintf("no vulnerability feed for distro %s %s", d.ID, d.VersionID)}
 	}
-	return t, nil
+	return ecos, nil
 }
 
 // normalizePyPI is PEP 503's name normalisation.

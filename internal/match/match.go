@@ -144,7 +144,7 @@ func New(src Source) *Matcher {
 
 // Match finds the vulnerabilities of every package of inv.
 func (m *Matcher) Match(ctx context.Context, inv inventory.Inventory) (*Report, error) {
-	r, pkgs, err := m.matchPackages(ctx, inv)
+	r, pkgs, err := m.matchPackages(ctx, inv, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +183,10 @@ func (p *matchedPackage) appendFindings(fs []Finding, cache *version.Cache) []Fi
 // matchPackages matches every package of inv and returns the report
 // without its findings (its warnings are complete) and the packages in
 // finding order with their matched records, for the caller to build the
-// findings of.
-func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory) (*Report, []matchedPackage, error) {
+// findings of. When need is not nil, only the packages it accepts are
+// looked up; the others are left unmatched, which is right only for
+// packages that had no matches and whose records did not change.
+func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory, need func(*inventory.Package, *target) bool) (*Report, []matchedPackage, error) {
 	r := &Report{SchemaVersion: ReportSchemaVersion, Inventory: inv, MatchedAt: m.now().UTC()}
 	pkgs := uniquePackages(inv.Packages)
 	// One lookup per (ecosystem, name): distro source packages are shared
@@ -193,13 +195,13 @@ func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory) (*
 	out := make([]matchedPackage, len(pkgs))
 	var skipped []unmatchable
 	skippedNames := make(map[unmatchable][]string)
-	for i := range pkgs {
+	tf := targeter{distro: inv.Distro}
+	for i, p := range pkgs {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		p := &pkgs[i]
 		out[i].pkg = p
-		t, err := targetFor(*p, inv.Distro)
+		t, err := tf.target(p)
 		if err == nil {
 			out[i].t, out[i].ok = t, true
 			if !m.covers(t) {
@@ -215,6 +217,9 @@ func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory) (*
 				skipped = append(skipped, u)
 			}
 			skippedNames[u] = append(skippedNames[u], p.Name)
+			continue
+		}
+		if need != nil && !need(p, &t) {
 			continue
 		}
 		res, err := m.matchTarget(ctx, t, lookups)
@@ -299,40 +304,37 @@ func (m *Matcher) covers(t target) bool {
 // rpm) on distro d can be matched: the release is known and the source
 // holds records for it.
 func (m *Matcher) DistroCovered(d *inventory.Distro, eco inventory.Ecosystem) bool {
-	t, err := targetFor(inventory.Package{Ecosystem: eco}, d)
+	t, err := targetFor(&inventory.Package{Ecosystem: eco}, d)
 	return err == nil && m.covers(t)
 }
 
 // uniquePackages returns the packages in a stable order (ecosystem, name,
 // version, purl), each once: the same package found twice (node_modules
 // and a lockfile) is one package with all the places it was found.
-func uniquePackages(in []inventory.Package) []inventory.Package {
-	// The packages are sorted by pointer and copied once, at the end: a
-	// Package is a few hundred bytes, and a re-match orders the packages
-	// of thousands of inventories. The merged locations of a package
-	// found more than once wait in locs meanwhile (in is not modified).
+// Packages found once are returned as they are in in (not copied: a
+// Package is a few hundred bytes, and a re-match orders the packages of
+// thousands of inventories); one found more than once is a copy with
+// the merged locations. in is not modified.
+func uniquePackages(in []inventory.Package) []*inventory.Package {
 	seen := make(map[string]int, len(in))
 	order := make([]*inventory.Package, 0, len(in))
-	var locs map[*inventory.Package][]string
+	merged := map[int]bool{}
 	for i := range in {
 		p := &in[i]
-		k := packageKey(*p)
-		if j, ok := seen[k]; ok {
-			if locs == nil {
-				locs = map[*inventory.Package][]string{}
-			}
-			first := order[j]
-			merged, ok := locs[first]
-			if !ok {
-				merged = first.Locations
-			}
-			locs[first] = mergeSorted(merged, p.Locations)
+		k := packageKey(p)
+		j, ok := seen[k]
+		if !ok {
+			seen[k] = len(order)
+			order = append(order, p)
 			continue
 		}
-		seen[k] = len(order)
-		order = append(order, p)
+		if !merged[j] {
+			cp := *order[j]
+			order[j], merged[j] = &cp, true
+		}
+		order[j].Locations = mergeSorted(order[j].Locations, p.Locations)
 	}
-	byOrder := func(a, b *inventory.Package) int {
+	slices.SortStableFunc(order, func(a, b *inventory.Package) int {
 		if c := strings.Compare(string(a.Ecosystem), string(b.Ecosystem)); c != 0 {
 			return c
 		}
@@ -343,16 +345,8 @@ func uniquePackages(in []inventory.Package) []inventory.Package {
 			return c
 		}
 		return strings.Compare(a.PURL, b.PURL)
-	}
-	slices.SortStableFunc(order, byOrder)
-	sorted := make([]inventory.Package, len(order))
-	for i, p := range order {
-		sorted[i] = *p
-		if l, ok := locs[p]; ok {
-			sorted[i].Locations = l
-		}
-	}
-	return sorted
+	})
+	return order
 }
 
 // appendNewRecords appends the records of more that are not in recs yet
@@ -382,8 +376,9 @@ type Lookup struct{ Ecosystem, Name string }
 func Lookups(inv inventory.Inventory) []Lookup {
 	seen := map[Lookup]bool{}
 	var out []Lookup
-	for _, p := range inv.Packages {
-		t, err := targetFor(p, inv.Distro)
+	tf := targeter{distro: inv.Distro}
+	for i := range inv.Packages {
+		t, err := tf.target(&inv.Packages[i])
 		if err != nil {
 			continue
 		}
@@ -399,7 +394,7 @@ func Lookups(inv inventory.Inventory) []Lookup {
 }
 
 // packageKey identifies a package across the places it was found.
-func packageKey(p inventory.Package) string {
+func packageKey(p *inventory.Package) string {
 	if p.PURL != "" {
 		return p.PURL
 	}

@@ -16,13 +16,13 @@ func TestNewEcosystems(t *testing.T) {
 		eco  inventory.Ecosystem
 		want string
 	}{{inventory.Hex, "Hex"}, {inventory.Pub, "Pub"}} {
-		tg, err := targetFor(inventory.Package{Ecosystem: tt.eco, Name: "x", Version: "1.2.3"}, debian)
+		tg, err := targetFor(&inventory.Package{Ecosystem: tt.eco, Name: "x", Version: "1.2.3"}, debian)
 		if err != nil || len(tg.ecosystems) != 1 || tg.ecosystems[0] != tt.want || tg.scheme == nil {
 			t.Errorf("%s: %+v, %v", tt.eco, tg, err)
 		}
 	}
 	for _, eco := range []inventory.Ecosystem{inventory.Conda, inventory.Conan} {
-		_, err := targetFor(inventory.Package{Ecosystem: eco, Name: "x", Version: "1"}, debian)
+		_, err := targetFor(&inventory.Package{Ecosystem: eco, Name: "x", Version: "1"}, debian)
 		if err == nil || !strings.Contains(err.Error(), "no advisory source") {
 			t.Errorf("%s: %v", eco, err)
 		}
