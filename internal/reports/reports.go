@@ -226,9 +226,10 @@ type Rematched struct {
 	// Kept, when not nil, says the re-match was a delta
 	// (scan.Engine.MatchDelta): Report's findings are those of the
 	// packages matched again, and Kept says how they interleave with the
-	// findings of Prev, the input the re-match read, which the store
-	// keeps as they are encoded.
+	// findings of Prev, which the store keeps as they are encoded.
 	Kept []match.Piece
+	// Prev is the input the re-match read (required with Kept): a store
+	// may write only what changed since.
 	Prev *RematchInput
 	// Summary is set by StoreRematches to the summary stored.
 	Summary Summary

@@ -261,6 +261,7 @@ func checkDelta(t testing.TB, seed uint64, images, rounds int) int {
 	r := rand.New(rand.NewPCG(seed, 7))
 	pool := deltaPool(r)
 	feed := deltaFeed{}
+	known := map[string]bool{}
 	for range 3 {
 		feed.change(r, pool, 0)
 	}
@@ -317,7 +318,7 @@ func checkDelta(t testing.TB, seed uint64, images, rounds int) int {
 		deltas += n
 		gen := h.db.Acquire()
 		for _, d := range some {
-			compareWithFull(t, h, codec, gen, d, fmt.Sprintf("seed %d round %d", seed, round))
+			compareWithFull(t, h, codec, gen, d, fmt.Sprintf("seed %d round %d", seed, round), known)
 		}
 		gen.Release()
 	}
@@ -325,8 +326,11 @@ func checkDelta(t testing.TB, seed uint64, images, rounds int) int {
 }
 
 // compareWithFull checks the stored report of d against a full match of
-// its inventory against gen, as the store would keep it.
-func compareWithFull(t testing.TB, h *harness, codec *reports.Codec, gen *live.Generation, d digest.Digest, what string) {
+// its inventory against gen, as the store would keep it, and the
+// vulnerability index: d is indexed under exactly the ids of the full
+// match among known, which gathers every id found so far (so an id a
+// re-match dropped is checked to be gone).
+func compareWithFull(t testing.TB, h *harness, codec *reports.Codec, gen *live.Generation, d digest.Digest, what string, known map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
 	rec, err := h.reports.Get(ctx, d, true)
@@ -355,13 +359,17 @@ func compareWithFull(t testing.TB, h *harness, codec *reports.Codec, gen *live.G
 	if sum := reports.Summarize(full); rec.Summary != sum {
 		t.Fatalf("%s: %s: summary %+v, a full match's %+v", what, d, rec.Summary, sum)
 	}
+	has := map[string]bool{}
 	for _, id := range reports.FindingIDs(full) {
+		has[id], known[id] = true, true
+	}
+	for id := range known {
 		vuln, err := h.reports.Vulnerable(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(vuln, d) {
-			t.Fatalf("%s: %s is not indexed under %s", what, d, id)
+		if slices.Contains(vuln, d) != has[id] {
+			t.Fatalf("%s: %s indexed under %s: %t, a full match's findings name it: %t", what, d, id, !has[id], has[id])
 		}
 	}
 }

@@ -709,7 +709,7 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 		if in.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
 			continue
 		}
-		rm := reports.Rematched{Digest: in.Digest, IfVersion: in.Version}
+		rm := reports.Rematched{Digest: in.Digest, IfVersion: in.Version, Prev: in}
 		// Only a report matched against the update's previous database
 		// differs from a full match just where the update's keys say.
 		if changed != nil && in.Scan.DBUpdatedAt.Equal(a.From) {
@@ -720,7 +720,7 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 			r, kept, err := engine.MatchDelta(ctx, &in.Inventory, prev, reports.PackageKey, changed)
 			switch {
 			case err == nil:
-				rm.Report, rm.Kept, rm.Prev = r, kept, in
+				rm.Report, rm.Kept = r, kept
 				deltas++
 			case errors.Is(err, match.ErrNoDelta):
 				// A report stored by a berth that listed findings otherwise:

@@ -200,7 +200,7 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 			summary = json_set(?, '$.secrets', coalesce(json_extract(summary, '$.secrets'), 0),
 				'$.misconfigurations', coalesce(json_extract(summary, '$.misconfigurations'), 0)),
 			results = ?, finding_keys = ?, version = version + 1
-			WHERE digest = ? AND version = ?`)
+			WHERE digest = ? AND version = ? RETURNING vulns_indexed`)
 		if err != nil {
 			return err
 		}
@@ -212,15 +212,28 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
-			res, err := stmt.ExecContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
-				sc.Error, string(enc[i].summary), enc[i].Rest, enc[i].Keys, r.Digest.String(), r.IfVersion)
+			var indexed bool
+			err := stmt.QueryRowContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
+				sc.Error, string(enc[i].summary), enc[i].Rest, enc[i].Keys, r.Digest.String(), r.IfVersion).Scan(&indexed)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // replaced by a newer scan meanwhile
+			}
 			if err != nil {
 				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
 			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				continue // replaced by a newer scan meanwhile
+			// A report whose index is complete and whose read findings are
+			// known has only what the re-match changed written: most
+			// re-matches add or drop an id or two of a report's dozens.
+			if indexed && r.Prev != nil {
+				var was []string
+				for _, k := range r.Prev.Findings {
+					was = append(was, k.IDs...)
+				}
+				err = ix.change(ctx, r.Digest, was, enc[i].IDs)
+			} else {
+				err = ix.index(ctx, r.Digest, enc[i].IDs)
 			}
-			if err := ix.index(ctx, r.Digest, enc[i].IDs); err != nil {
+			if err != nil {
 				return err
 			}
 			stored = append(stored, r.Digest)
@@ -524,15 +537,7 @@ func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string)
 		if have[key] {
 			continue
 		}
-		var vuln int64
-		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := ix.link.ExecContext(ctx, vuln, report); err != nil {
+		if err := ix.link1(ctx, id, report); err != nil {
 			return fail(err)
 		}
 	}
@@ -540,6 +545,76 @@ func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string)
 		return fail(err)
 	}
 	return nil
+}
+
+// change updates the complete index of d from ids was to ids now, writing
+// only the differences (ids compare case-insensitively, as in index).
+func (ix *vulnIndexer) change(ctx context.Context, d digest.Digest, was, now []string) error {
+	fold := func(ids []string) map[string]string {
+		m := make(map[string]string, len(ids))
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			if k := strings.ToUpper(id); m[k] == "" {
+				m[k] = id
+			}
+		}
+		return m
+	}
+	old, cur := fold(was), fold(now)
+	var added, gone []string
+	for k, id := range cur {
+		if _, ok := old[k]; !ok {
+			added = append(added, id)
+		}
+	}
+	for k, id := range old {
+		if _, ok := cur[k]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	if len(added) == 0 && len(gone) == 0 {
+		return nil
+	}
+	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
+	var report int64
+	if err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report); err != nil {
+		return fail(err) // an indexed report has its number
+	}
+	for _, id := range gone {
+		var vuln int64
+		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := ix.unlink.ExecContext(ctx, vuln, report); err != nil {
+			return fail(err)
+		}
+	}
+	for _, id := range added {
+		if err := ix.link1(ctx, id, report); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// link1 links id, numbered if it is new, to the report numbered report.
+func (ix *vulnIndexer) link1(ctx context.Context, id string, report int64) error {
+	var vuln int64
+	err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = ix.link.ExecContext(ctx, vuln, report)
+	return err
 }
 
 // indexOlderReports indexes the vulnerabilities of reports stored before
