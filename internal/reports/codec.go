@@ -1,9 +1,10 @@
 package reports
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/zstd"
@@ -93,18 +94,144 @@ func (c *Codec) Encode(r *match.Report) (inv, rest []byte, keys string, img []by
 // lists its findings' keys one per line: the package key, a tab, the ids
 // separated by tabs.
 func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
-	rest := *r
-	rest.Inventory = inventory.Inventory{}
-	rest.Scanners, rest.Secrets, rest.Misconfigurations, rest.Licenses = nil, nil, nil, nil
-	raw, err := c.cenc.Marshal(&rest)
+	findings := make([][]byte, len(r.Findings))
+	var keys strings.Builder
+	for i := range r.Findings {
+		enc, err := c.cenc.Marshal(&r.Findings[i])
+		if err != nil {
+			return nil, "", err
+		}
+		findings[i] = enc
+		writeKey(&keys, KeyOf(&r.Findings[i]))
+	}
+	raw, err := c.frameRest(r, r.Findings == nil, findings)
 	if err != nil {
 		return nil, "", err
 	}
-	var keys strings.Builder
-	for i := range r.Findings {
-		writeKey(&keys, KeyOf(&r.Findings[i]))
-	}
 	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
+}
+
+// restMagic starts the stored rest: the report without its findings (a
+// CBOR value, length first), then the findings' count plus one (zero for
+// none at all) and each finding as its own CBOR value, length first. A
+// delta re-match splices stored findings by slicing, without decoding
+// them. Rests stored before were one CBOR value, which never starts with
+// a zero byte, and still decode.
+const restMagic = "\x00brst1"
+
+// frameRest writes r's rest with the findings already encoded.
+func (c *Codec) frameRest(r *match.Report, nilFindings bool, findings [][]byte) ([]byte, error) {
+	head := *r
+	head.Inventory = inventory.Inventory{}
+	head.Findings = nil
+	head.Scanners, head.Secrets, head.Misconfigurations, head.Licenses = nil, nil, nil, nil
+	hb, err := c.cenc.Marshal(&head)
+	if err != nil {
+		return nil, err
+	}
+	n := len(restMagic) + len(hb) + 2*binary.MaxVarintLen64
+	for _, f := range findings {
+		n += len(f) + binary.MaxVarintLen64
+	}
+	out := make([]byte, 0, n)
+	out = append(out, restMagic...)
+	out = binary.AppendUvarint(out, uint64(len(hb)))
+	out = append(out, hb...)
+	if nilFindings {
+		out = append(out, 0)
+	} else {
+		out = binary.AppendUvarint(out, uint64(len(findings))+1)
+	}
+	for _, f := range findings {
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		out = append(out, f...)
+	}
+	return out, nil
+}
+
+// errCorruptRest is wrapped by the errors of a stored rest that does not
+// parse.
+var errCorruptRest = errors.New("corrupt stored findings")
+
+// parseRest splits a framed rest into the report's CBOR and the
+// findings' (slices of raw, not copies). nilFindings says the report had
+// none at all (not an empty list).
+func parseRest(raw []byte) (head []byte, findings [][]byte, nilFindings bool, err error) {
+	b := raw[len(restMagic):]
+	next := func(what string) ([]byte, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: %s", errCorruptRest, what)
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, nil
+	}
+	if head, err = next("report"); err != nil {
+		return nil, nil, false, err
+	}
+	count, k := binary.Uvarint(b)
+	// Every finding takes at least two bytes.
+	if k <= 0 || count > uint64(len(b)-k)/2+1 {
+		return nil, nil, false, fmt.Errorf("%w: findings count", errCorruptRest)
+	}
+	b = b[k:]
+	if count == 0 {
+		nilFindings = true
+	} else {
+		findings = make([][]byte, count-1)
+	}
+	for i := range findings {
+		if findings[i], err = next(fmt.Sprintf("finding %d", i)); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	if len(b) != 0 {
+		return nil, nil, false, fmt.Errorf("%w: %d bytes after the findings", errCorruptRest, len(b))
+	}
+	return head, findings, nilFindings, nil
+}
+
+// decodeRest decodes a stored rest, framed or one CBOR value, into r.
+func (c *Codec) decodeRest(raw []byte, r *match.Report) error {
+	if len(raw) < len(restMagic) || string(raw[:len(restMagic)]) != restMagic {
+		return c.cdec.Unmarshal(raw, r)
+	}
+	head, findings, nilFindings, err := parseRest(raw)
+	if err != nil {
+		return err
+	}
+	if err := c.cdec.Unmarshal(head, r); err != nil {
+		return err
+	}
+	r.Findings = nil
+	if nilFindings {
+		return nil
+	}
+	r.Findings = make([]match.Finding, len(findings))
+	for i, f := range findings {
+		if err := c.cdec.Unmarshal(f, &r.Findings[i]); err != nil {
+			return fmt.Errorf("finding %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// storedFindings returns the encoded findings of a stored rest.
+func (c *Codec) storedFindings(raw []byte) ([][]byte, error) {
+	if len(raw) >= len(restMagic) && string(raw[:len(restMagic)]) == restMagic {
+		_, findings, _, err := parseRest(raw)
+		return findings, err
+	}
+	var prev storedRest
+	if err := c.cdec.Unmarshal(raw, &prev); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(prev.Findings))
+	for i, f := range prev.Findings {
+		out[i] = f
+	}
+	return out, nil
 }
 
 // writeKey writes one line of the findings' keys.
@@ -117,15 +244,10 @@ func writeKey(b *strings.Builder, k FindingKey) {
 	b.WriteByte('\n')
 }
 
-// storedRest is what EncodeRest writes, with the findings left encoded:
-// the same fields under the same names, so either decodes the other.
+// storedRest is how rests were stored before they were framed (one CBOR
+// value), with the findings left encoded.
 type storedRest struct {
-	SchemaVersion int                 `json:"schemaVersion"`
-	Inventory     inventory.Inventory `json:"inventory"`
-	MatchedAt     time.Time           `json:"matchedAt"`
-	Findings      []cbor.RawMessage   `json:"findings"`
-	Suppressed    []match.Suppressed  `json:"suppressed,omitempty"`
-	Warnings      []string            `json:"warnings,omitempty"`
+	Findings []cbor.RawMessage `json:"findings"`
 }
 
 // Rematch is a re-matched report as StoreRematches writes it.
@@ -158,22 +280,21 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored findings of %s: %w", r.Digest, err)
 	}
-	var prev storedRest
-	if err := c.cdec.Unmarshal(raw, &prev); err != nil {
+	prev, err := c.storedFindings(raw)
+	if err != nil {
 		return nil, fmt.Errorf("stored findings of %s: %w", r.Digest, err)
 	}
-	if len(prev.Findings) != len(r.Prev.Findings) {
-		return nil, fmt.Errorf("stored findings of %s: %d findings, %d keys", r.Digest, len(prev.Findings), len(r.Prev.Findings))
+	if len(prev) != len(r.Prev.Findings) {
+		return nil, fmt.Errorf("stored findings of %s: %d findings, %d keys", r.Digest, len(prev), len(r.Prev.Findings))
 	}
-	rest := storedRest{SchemaVersion: r.Report.SchemaVersion, MatchedAt: r.Report.MatchedAt, Findings: []cbor.RawMessage{},
-		Suppressed: r.Report.Suppressed, Warnings: r.Report.Warnings}
+	findings := [][]byte{}
 	out := &Rematch{Summary: r.Prev.Summary}
 	out.Summary.Packages = len(r.Report.Inventory.Packages)
 	var keys strings.Builder
-	kept := make([]bool, len(prev.Findings))
+	kept := make([]bool, len(prev))
 	for _, p := range r.Kept {
 		if !p.New {
-			rest.Findings = append(rest.Findings, prev.Findings[p.Start:p.End]...)
+			findings = append(findings, prev[p.Start:p.End]...)
 			for i := p.Start; i < p.End; i++ {
 				kept[i] = true
 				writeKey(&keys, r.Prev.Findings[i])
@@ -187,7 +308,7 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 			if err != nil {
 				return nil, err
 			}
-			rest.Findings = append(rest.Findings, enc)
+			findings = append(findings, enc)
 			k := KeyOf(f)
 			writeKey(&keys, k)
 			out.IDs = append(out.IDs, k.IDs...)
@@ -200,16 +321,16 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 			continue
 		}
 		var f match.Finding
-		if err := c.cdec.Unmarshal(prev.Findings[i], &f); err != nil {
+		if err := c.cdec.Unmarshal(prev[i], &f); err != nil {
 			return nil, fmt.Errorf("stored finding %d of %s: %w", i, r.Digest, err)
 		}
 		out.Summary.count(&f, -1)
 	}
-	enc, err := c.cenc.Marshal(&rest)
+	rest, err := c.frameRest(r.Report, false, findings)
 	if err != nil {
 		return nil, err
 	}
-	out.Rest, out.Keys = c.enc.EncodeAll(enc, make([]byte, 0, len(enc)/4)), keys.String()
+	out.Rest, out.Keys = c.enc.EncodeAll(rest, make([]byte, 0, len(rest)/4)), keys.String()
 	return out, nil
 }
 
@@ -234,7 +355,7 @@ func (c *Codec) DecodeReport(inv, rest, img []byte) (*match.Report, error) {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	r := new(match.Report)
-	if err := c.cdec.Unmarshal(raw, r); err != nil {
+	if err := c.decodeRest(raw, r); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	r.Inventory = inventory.Inventory{}
