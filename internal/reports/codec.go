@@ -33,7 +33,10 @@ import (
 //
 // A Codec is safe for concurrent use.
 type Codec struct {
-	enc  *zstd.Encoder
+	enc *zstd.Encoder
+	// fast compresses the rest, which every re-match writes again, at
+	// zstd's fastest level (the inventory, written once, gets the default).
+	fast *zstd.Encoder
 	dec  *zstd.Decoder
 	cenc cbor.EncMode
 	cdec cbor.DecMode
@@ -42,6 +45,10 @@ type Codec struct {
 // NewCodec returns a Codec; Close releases its decoder.
 func NewCodec() (*Codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	fast, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +67,7 @@ func NewCodec() (*Codec, error) {
 		dec.Close()
 		return nil, err
 	}
-	return &Codec{enc: enc, dec: dec, cenc: cenc, cdec: cdec}, nil
+	return &Codec{enc: enc, fast: fast, dec: dec, cenc: cenc, cdec: cdec}, nil
 }
 
 // Close releases the decoder's goroutines.
@@ -108,7 +115,7 @@ func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return c.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
+	return c.fast.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
 }
 
 // restMagic starts the stored rest: the report without its findings (a
@@ -330,7 +337,7 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Rest, out.Keys = c.enc.EncodeAll(rest, make([]byte, 0, len(rest)/4)), keys.String()
+	out.Rest, out.Keys = c.fast.EncodeAll(rest, make([]byte, 0, len(rest)/4)), keys.String()
 	return out, nil
 }
 

@@ -699,7 +699,18 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 			keys[string(b)] = true
 		}
 		if keys != nil {
-			changed = func(l match.Lookup) bool { return keys[vulndb.Key(l.Ecosystem, l.Name)] }
+			// Asked once a package of every report: the answers are kept
+			// (the reports of a batch share most packages) so that the
+			// normalised key is built once a lookup, not once a package.
+			seen := map[match.Lookup]bool{}
+			changed = func(l match.Lookup) bool {
+				v, ok := seen[l]
+				if !ok {
+					v = keys[vulndb.Key(l.Ecosystem, l.Name)]
+					seen[l] = v
+				}
+				return v
+			}
 		}
 	}
 	batch := make([]reports.Rematched, 0, len(inputs))
