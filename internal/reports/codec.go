@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/klauspost/compress/zstd"
@@ -40,6 +42,27 @@ type Codec struct {
 	dec  *zstd.Decoder
 	cenc cbor.EncMode
 	cdec cbor.DecMode
+	// bufs holds the buffers of decompressed and framed values that do
+	// not outlive a call (a re-match would otherwise allocate tens of
+	// kilobytes a report only for the garbage collector).
+	bufs sync.Pool
+}
+
+// buf returns a buffer from the pool, empty.
+func (c *Codec) buf() []byte {
+	if b, ok := c.bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+// release returns b to the pool; nothing may use it afterwards. Buffers
+// grown very large (a report with thousands of findings) are left to
+// the garbage collector.
+func (c *Codec) release(b []byte) {
+	if cap(b) > 0 && cap(b) <= 1<<20 {
+		c.bufs.Put(&b)
+	}
 }
 
 // NewCodec returns a Codec; Close releases its decoder.
@@ -111,10 +134,11 @@ func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
 		findings[i] = enc
 		writeKey(&keys, KeyOf(&r.Findings[i]))
 	}
-	raw, err := c.frameRest(r, r.Findings == nil, findings)
+	raw, err := c.frameRest(c.buf(), r, r.Findings == nil, findings)
 	if err != nil {
 		return nil, "", err
 	}
+	defer c.release(raw)
 	return c.fast.EncodeAll(raw, make([]byte, 0, len(raw)/4)), keys.String(), nil
 }
 
@@ -127,7 +151,7 @@ func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
 const restMagic = "\x00brst1"
 
 // frameRest writes r's rest with the findings already encoded.
-func (c *Codec) frameRest(r *match.Report, nilFindings bool, findings [][]byte) ([]byte, error) {
+func (c *Codec) frameRest(dst []byte, r *match.Report, nilFindings bool, findings [][]byte) ([]byte, error) {
 	head := *r
 	head.Inventory = inventory.Inventory{}
 	head.Findings = nil
@@ -140,7 +164,7 @@ func (c *Codec) frameRest(r *match.Report, nilFindings bool, findings [][]byte) 
 	for _, f := range findings {
 		n += len(f) + binary.MaxVarintLen64
 	}
-	out := make([]byte, 0, n)
+	out := slices.Grow(dst[:0], n)
 	out = append(out, restMagic...)
 	out = binary.AppendUvarint(out, uint64(len(hb)))
 	out = append(out, hb...)
@@ -283,7 +307,10 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 	if r.Prev == nil {
 		return nil, fmt.Errorf("delta re-match of %s without the stored report", r.Digest)
 	}
-	raw, err := c.dec.DecodeAll(r.Prev.Results, nil)
+	// The stored findings kept are sliced from raw and copied into the
+	// new rest before raw goes back to the pool.
+	raw, err := c.dec.DecodeAll(r.Prev.Results, c.buf())
+	defer func() { c.release(raw) }()
 	if err != nil {
 		return nil, fmt.Errorf("stored findings of %s: %w", r.Digest, err)
 	}
@@ -333,10 +360,11 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 		}
 		out.Summary.count(&f, -1)
 	}
-	rest, err := c.frameRest(r.Report, false, findings)
+	rest, err := c.frameRest(c.buf(), r.Report, false, findings)
 	if err != nil {
 		return nil, err
 	}
+	defer c.release(rest)
 	out.Rest, out.Keys = c.fast.EncodeAll(rest, make([]byte, 0, len(rest)/4)), keys.String()
 	return out, nil
 }
@@ -344,7 +372,9 @@ func (c *Codec) EncodeRematch(r *Rematched) (*Rematch, error) {
 // DecodeInventory decodes what Encode returned as inv, or an inventory
 // stored before as CBOR.
 func (c *Codec) DecodeInventory(packed []byte, inv *inventory.Inventory) error {
-	raw, err := c.dec.DecodeAll(packed, nil)
+	// Both decoders copy what they keep: raw goes back to the pool.
+	raw, err := c.dec.DecodeAll(packed, c.buf())
+	defer func() { c.release(raw) }()
 	if err != nil {
 		return err
 	}

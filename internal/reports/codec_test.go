@@ -141,7 +141,7 @@ func FuzzParseRest(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer c.Close()
-	framed, err := c.frameRest(sampleReport(), false, [][]byte{{0xa0}, {0x61, 'x'}})
+	framed, err := c.frameRest(nil, sampleReport(), false, [][]byte{{0xa0}, {0x61, 'x'}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func FuzzParseRest(f *testing.F) {
 			}
 			return
 		}
-		again, err := c.frameRest(&match.Report{}, findings == nil, findings)
+		again, err := c.frameRest(nil, &match.Report{}, findings == nil, findings)
 		if err != nil {
 			t.Fatal(err)
 		}
