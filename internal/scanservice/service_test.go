@@ -55,7 +55,10 @@ type harness struct {
 	onStored func(digest.Digest)
 }
 
-func newHarness(t testing.TB) *harness {
+// newHarness starts a service on fresh stores. Its job queue polls every
+// 20 ms, so that tests see retried and scheduled jobs soon; configure
+// changes that (the benchmarks take the server's defaults).
+func newHarness(t testing.TB, configure ...func(*jobs.Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	// Not t.TempDir: a fuzz target's test names hold '#', which a SQLite
@@ -78,8 +81,12 @@ func newHarness(t testing.TB) *harness {
 	if h.db, err = live.Open(live.Config{Dir: filepath.Join(dir, "vulndb"), Sources: []string{h.feed}}); err != nil {
 		t.Fatal(err)
 	}
-	if h.queue, err = jobs.Open(ctx, jobs.Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
-		RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Exclusive: true}); err != nil {
+	qcfg := jobs.Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
+		RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Exclusive: true}
+	for _, c := range configure {
+		c(&qcfg)
+	}
+	if h.queue, err = jobs.Open(ctx, qcfg); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := inventory.OpenCache(filepath.Join(dir, "cache"))
