@@ -156,6 +156,11 @@ type Store interface {
 	// Affected returns the digests of stored reports whose inventories
 	// look up at least one of keys, each once, in digest order.
 	Affected(ctx context.Context, keys []string) ([]digest.Digest, error)
+	// AffectedEcosystems returns the digests of stored reports whose
+	// inventories look up at least one key in any of ecosystems (as
+	// vulndb.Key normalises them), each once, in digest order: those a
+	// database that gained or lost an ecosystem's records can change.
+	AffectedEcosystems(ctx context.Context, ecosystems []string) ([]digest.Digest, error)
 	// Digests returns up to n digests that have a stored report, after
 	// the digest given, in order.
 	Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)

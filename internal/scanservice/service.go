@@ -895,6 +895,19 @@ func (s *Service) UpdateDB(ctx context.Context) (*live.Change, error) {
 	if err != nil {
 		return ch, err
 	}
+	if len(ch.Coverage) > 0 {
+		// An ecosystem that gained or lost all its records changes the
+		// reports of its packages even under unchanged keys (a package
+		// of a release the database did not cover is reported
+		// unmatchable, not clean).
+		more, err := s.opts.Reports.AffectedEcosystems(ctx, ch.Coverage)
+		if err != nil {
+			return ch, err
+		}
+		affected = append(affected, more...)
+		slices.Sort(affected)
+		affected = slices.Compact(affected)
+	}
 	if err := s.queueRematch(ctx, affected, RematchArgs{DBUpdatedAt: ch.To, From: ch.From, Keys: deltaKeys(ch.Keys)}); err != nil {
 		return ch, err
 	}

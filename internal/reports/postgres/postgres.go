@@ -411,6 +411,26 @@ func (s *Store) Affected(ctx context.Context, keys []string) ([]digest.Digest, e
 	return out, nil
 }
 
+// AffectedEcosystems implements reports.Store: a key is the ecosystem, a
+// NUL and the name, so an ecosystem's keys are one range of the index.
+func (s *Store) AffectedEcosystems(ctx context.Context, ecosystems []string) ([]digest.Digest, error) {
+	from, to := make([][]byte, len(ecosystems)), make([][]byte, len(ecosystems))
+	for i, eco := range ecosystems {
+		from[i], to[i] = []byte(eco+"\x00"), []byte(eco+"\x01")
+	}
+	ds, err := pgdb.Strings(s.pool.Query(ctx, `SELECT DISTINCT k.digest FROM scan_report_keys k
+		JOIN unnest($1::bytea[], $2::bytea[]) AS r(lo, hi) ON k.lookup >= r.lo AND k.lookup < r.hi
+		ORDER BY k.digest`, from, to))
+	if err != nil {
+		return nil, fmt.Errorf("affected reports: %w", err)
+	}
+	out := make([]digest.Digest, len(ds))
+	for i, d := range ds {
+		out[i] = digest.Digest(d)
+	}
+	return out, nil
+}
+
 // Digests implements reports.Store.
 func (s *Store) Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	ds, err := pgdb.Strings(s.pool.Query(ctx, `SELECT digest FROM scan_reports WHERE digest > $1 AND version > 0

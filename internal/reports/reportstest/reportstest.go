@@ -175,6 +175,29 @@ func testAffected(t *testing.T, f Factory) {
 	if got, err := s.Affected(ctx, nil); err != nil || len(got) != 0 {
 		t.Errorf("Affected(none) = %v, %v", got, err)
 	}
+
+	// By ecosystem: a, b and c now look up npm/lodash, npm/lodash and
+	// PyPI/jinja2; d looks up an ecosystem whose name extends another's.
+	if err := s.Put(ctx, a, done, report(1), []string{"Debian:12\x00openssl", "npm\x00zlib"}, -1); err != nil {
+		t.Fatal(err)
+	}
+	d := put("d", "Debian:12.1\x00openssl")
+	for _, tc := range []struct {
+		ecos []string
+		want []digest.Digest
+	}{
+		{[]string{"Debian:12"}, []digest.Digest{a}},
+		{[]string{"npm", "PyPI"}, []digest.Digest{a, b, c}},
+		{[]string{"Debian:12.1"}, []digest.Digest{d}},
+		{[]string{"Debian"}, nil},
+		{nil, nil},
+	} {
+		slices.Sort(tc.want)
+		got, err := s.AffectedEcosystems(ctx, tc.ecos)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("AffectedEcosystems(%q) = %v, %v; want %v", tc.ecos, got, err, tc.want)
+		}
+	}
 }
 
 func testVersionGuard(t *testing.T, f Factory) {

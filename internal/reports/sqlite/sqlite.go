@@ -389,6 +389,38 @@ func (s *Store) Affected(ctx context.Context, keys []string) ([]digest.Digest, e
 	return out, nil
 }
 
+// AffectedEcosystems implements reports.Store: a key is the ecosystem, a
+// NUL and the name, so an ecosystem's keys are one range of the index.
+func (s *Store) AffectedEcosystems(ctx context.Context, ecosystems []string) ([]digest.Digest, error) {
+	seen := map[string]bool{}
+	for _, eco := range ecosystems {
+		rows, err := s.db.R.QueryContext(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup >= ? AND lookup < ?`,
+			eco+"\x00", eco+"\x01")
+		if err != nil {
+			return nil, fmt.Errorf("affected reports: %w", err)
+		}
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("affected reports: %w", err)
+			}
+			seen[d] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("affected reports: %w", err)
+		}
+	}
+	out := make([]digest.Digest, 0, len(seen))
+	for d := range seen {
+		out = append(out, digest.Digest(d))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // Digests implements reports.Store.
 func (s *Store) Digests(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT digest FROM scan_reports WHERE digest > ? AND version > 0 ORDER BY digest LIMIT ?`,

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +107,11 @@ type Change struct {
 	Keys                    []string `json:"-"`
 	KeysChanged             int      `json:"keys_changed"`
 	Added, Changed, Removed int
+	// Coverage lists the ecosystems (as vulndb normalises them) that have
+	// records in one database and none in the other: a package of such an
+	// ecosystem is matched, or reported unmatchable, differently even
+	// where none of its keys changed.
+	Coverage []string `json:"coverage,omitempty"`
 	// First is set when there was no database before.
 	First bool `json:"first,omitempty"`
 }
@@ -254,12 +260,31 @@ func (d *DB) update(ctx context.Context) (*Change, error) {
 		}
 		ch.From = old.Info.UpdatedAt
 		ch.Keys, ch.KeysChanged = diff.Keys, len(diff.Keys)
+		ch.Coverage = coverageChange(old.Info.Ecosystems, db.Info().Ecosystems)
 		ch.Added, ch.Changed, ch.Removed = diff.Added, diff.Changed, diff.Removed
 	}
 	d.install(db, sum)
 	d.log.Info("vulnerability database updated", "records", db.Info().Records, "keys_changed", ch.KeysChanged,
 		"added", ch.Added, "changed", ch.Changed, "removed", ch.Removed, "took", time.Since(start).Round(time.Millisecond))
 	return ch, nil
+}
+
+// coverageChange lists the ecosystems with records in exactly one of a
+// and b, sorted.
+func coverageChange(a, b map[string]int) []string {
+	var out []string
+	for eco, n := range a {
+		if n > 0 && b[eco] == 0 {
+			out = append(out, eco)
+		}
+	}
+	for eco, n := range b {
+		if n > 0 && a[eco] == 0 {
+			out = append(out, eco)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Digest returns the digest of the database answering now ("" when there
