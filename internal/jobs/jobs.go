@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -40,10 +41,12 @@ import (
 )
 
 // Queue names. Each has its own worker limit, so a burst of scans (CPU and
-// disk bound) never delays webhook deliveries (waiting on the network), and
-// neither delays maintenance.
+// disk bound) never delays webhook deliveries (waiting on the network), the
+// re-matches a database update queues (thousands of reports) never delay
+// the scans of new pushes, and none delays maintenance.
 const (
 	QueueScan        = "scan"
+	QueueRematch     = "rematch"
 	QueueDeliver     = "deliver"
 	QueueMaintenance = river.QueueDefault
 )
@@ -61,9 +64,9 @@ type Config struct {
 	// for interrupted (its replica died) and runs it again. Zero means the
 	// job timeout plus a minute.
 	RescueAfter time.Duration
-	// ScanWorkers, DeliverWorkers and MaintenanceWorkers bound the jobs
-	// running at once per queue; zero means the default.
-	ScanWorkers, DeliverWorkers, MaintenanceWorkers int
+	// ScanWorkers, RematchWorkers, DeliverWorkers and MaintenanceWorkers
+	// bound the jobs running at once per queue; zero means the default.
+	ScanWorkers, RematchWorkers, DeliverWorkers, MaintenanceWorkers int
 	// RetryBase is the first retry's delay; each further attempt doubles
 	// it, up to RetryMax. Zero means 1s and 1h.
 	RetryBase, RetryMax time.Duration
@@ -251,7 +254,11 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	client, err := q.newClient(&river.Config{
 		Queues: map[string]river.QueueConfig{
-			QueueScan:        {MaxWorkers: orDefault(cfg.ScanWorkers, 2)},
+			QueueScan: {MaxWorkers: orDefault(cfg.ScanWorkers, 2)},
+			// Re-matching is CPU work with a short write at the end of
+			// each job, which the database takes one job at a time: one
+			// worker more than the CPUs keeps them busy while one writes.
+			QueueRematch:     {MaxWorkers: orDefault(cfg.RematchWorkers, runtime.GOMAXPROCS(0)+1)},
 			QueueDeliver:     {MaxWorkers: orDefault(cfg.DeliverWorkers, 8)},
 			QueueMaintenance: {MaxWorkers: orDefault(cfg.MaintenanceWorkers, 2)},
 		},

@@ -84,7 +84,7 @@ func (q *Queue) sampleDepthOnce() {
 	if err != nil {
 		return
 	}
-	for _, queue := range []string{QueueScan, QueueDeliver, QueueMaintenance} {
+	for _, queue := range []string{QueueScan, QueueRematch, QueueDeliver, QueueMaintenance} {
 		for _, st := range allStates {
 			q.metrics.depth.WithLabelValues(queue, string(st)).Set(float64(counts[queue][st]))
 		}

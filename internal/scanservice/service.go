@@ -211,7 +211,7 @@ func (RematchArgs) Kind() string { return "rematch" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (RematchArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: jobs.QueueScan, MaxAttempts: 5}
+	return river.InsertOpts{Queue: jobs.QueueRematch, MaxAttempts: 5}
 }
 
 // UpdateDBArgs is the job that updates the vulnerability database and
