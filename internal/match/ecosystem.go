@@ -249,6 +249,14 @@ func osEcosystems(eco inventory.Ecosystem, d *inventory.Distro) ([]string, error
 
 // normalizePyPI is PEP 503's name normalisation.
 func normalizePyPI(name string) string {
+	if isNormalPyPI(name) {
+		return name // most names are already: no copy
+	}
+	return normalizePyPIName(name)
+}
+
+// normalizePyPIName is normalizePyPI for any name (it copies).
+func normalizePyPIName(name string) string {
 	var b strings.Builder
 	sep := false
 	for _, c := range strings.ToLower(name) {
@@ -263,6 +271,20 @@ func normalizePyPI(name string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// isNormalPyPI reports whether name is its own PEP 503 normalisation:
+// lower-case ASCII, with single hyphens between other characters.
+func isNormalPyPI(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 0x80, c >= 'A' && c <= 'Z', c == '_', c == '.':
+			return false
+		case c == '-' && (i == 0 || i == len(name)-1 || name[i-1] == '-'):
+			return false
+		}
+	}
+	return true
 }
 
 func majorOf(v string) string {

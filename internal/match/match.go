@@ -219,7 +219,9 @@ func (m *Matcher) matchPackages(ctx context.Context, inv inventory.Inventory, ne
 			skippedNames[u] = append(skippedNames[u], p.Name)
 			continue
 		}
-		if need != nil && !need(p, &t) {
+		// out[i].t, not t: the address of t would move every target to
+		// the heap.
+		if need != nil && !need(p, &out[i].t) {
 			continue
 		}
 		res, err := m.matchTarget(ctx, t, lookups)

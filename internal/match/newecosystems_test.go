@@ -28,3 +28,19 @@ func TestNewEcosystems(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalPyPINames: a name the fast path returns as it is is its own
+// normalisation.
+func FuzzNormalPyPINames(f *testing.F) {
+	for _, s := range []string{"requests", "Django", "zope.interface", "a--b", "-x", "x-", "ruamel_yaml", "ünï", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if isNormalPyPI(name) && normalizePyPIName(name) != name {
+			t.Fatalf("%q is taken as normalised, but normalises to %q", name, normalizePyPIName(name))
+		}
+		if got, want := normalizePyPI(name), normalizePyPIName(name); got != want {
+			t.Fatalf("normalizePyPI(%q) = %q, want %q", name, got, want)
+		}
+	})
+}
