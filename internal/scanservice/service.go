@@ -201,6 +201,10 @@ type RematchArgs struct {
 	Keys []string `json:"keys,omitempty"`
 }
 
+// rematchChunkSize is how many reports a re-match job decodes, matches and
+// stores at a time.
+const rematchChunkSize = 50
+
 // maxDeltaKeys bounds the changed keys a re-match job carries (each job
 // of a batch carries them all); an update that changed more re-matches
 // its reports in full.
@@ -685,10 +689,6 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 	}
 	engine := s.engine(gen)
 	start := time.Now()
-	inputs, err := s.opts.Reports.RematchInputs(ctx, ds)
-	if err != nil {
-		return 0, err
-	}
 	var changed func(match.Lookup) bool
 	if !a.From.IsZero() && len(a.Keys) > 0 && gen.Info.UpdatedAt.Equal(a.DBUpdatedAt) {
 		keys := make(map[string]bool, len(a.Keys))
@@ -716,17 +716,44 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 			}
 		}
 	}
+	// A chunk at a time, each stored in its own transaction: a job's
+	// memory stays that of a chunk's decoded inventories and reports,
+	// whatever its batch (a full re-match builds every finding). A job
+	// retried after a failure skips the chunks it stored (their reports
+	// are matched against this database already).
+	for from := 0; from < len(ds); from += rematchChunkSize {
+		n, err := s.rematchChunk(ctx, engine, gen.Info.UpdatedAt, a.From, changed, ds[from:min(from+rematchChunkSize, len(ds))])
+		deltas += n
+		if err != nil {
+			return deltas, err
+		}
+	}
+	if s.m != nil {
+		s.m.rematchDuration.WithLabelValues().Observe(time.Since(start).Seconds())
+	}
+	return deltas, nil
+}
+
+// rematchChunk is the reports of up to rematchChunkSize digests re-matched
+// (the delta where changed is set and a report was matched against the
+// database of from) against the database of dbAt, stored and announced.
+func (s *Service) rematchChunk(ctx context.Context, engine *scan.Engine, dbAt, from time.Time, changed func(match.Lookup) bool,
+	ds []digest.Digest) (deltas int, err error) {
+	inputs, err := s.opts.Reports.RematchInputs(ctx, ds)
+	if err != nil {
+		return 0, err
+	}
 	batch := make([]reports.Rematched, 0, len(inputs))
 	old := make(map[digest.Digest][]reports.FindingKey, len(inputs))
 	for i := range inputs {
 		in := &inputs[i]
-		if in.Scan.DBUpdatedAt.Equal(gen.Info.UpdatedAt) {
+		if in.Scan.DBUpdatedAt.Equal(dbAt) {
 			continue
 		}
 		rm := reports.Rematched{Digest: in.Digest, IfVersion: in.Version, Prev: in}
 		// Only a report matched against the update's previous database
 		// differs from a full match just where the update's keys say.
-		if changed != nil && in.Scan.DBUpdatedAt.Equal(a.From) {
+		if changed != nil && in.Scan.DBUpdatedAt.Equal(from) {
 			prev := make([]string, len(in.Findings))
 			for j, f := range in.Findings {
 				prev[j] = f.Package
@@ -752,7 +779,7 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 		// The scan state stays what it was (a rescan may be queued); the
 		// report is the last good one, matched against the new database.
 		rm.Scan = in.Scan
-		rm.Scan.DBUpdatedAt = gen.Info.UpdatedAt
+		rm.Scan.DBUpdatedAt = dbAt
 		batch = append(batch, rm)
 		old[in.Digest] = in.Findings
 	}
@@ -767,7 +794,6 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 	}
 	if s.m != nil {
 		s.m.rematches.WithLabelValues().Add(float64(len(stored)))
-		s.m.rematchDuration.WithLabelValues().Observe(time.Since(start).Seconds())
 	}
 	done := map[digest.Digest]bool{}
 	for _, d := range stored {
