@@ -480,6 +480,10 @@ func indexVulns(ctx context.Context, tx *sql.Tx, d digest.Digest, ids []string) 
 // of fifty adds one row.
 type vulnIndexer struct {
 	num, nums, current, findID, newID, link, unlink, indexed *sql.Stmt
+	// vulnNums caches the numbers of ids (upper-cased, as NOCASE folds
+	// them) within the transaction: a batch of re-matched reports names
+	// the same new advisories again and again.
+	vulnNums map[string]int64
 }
 
 func newVulnIndexer(ctx context.Context, tx *sql.Tx) (*vulnIndexer, error) {
@@ -615,13 +619,12 @@ func (ix *vulnIndexer) change(ctx context.Context, d digest.Digest, was, now []s
 		return fail(err) // an indexed report has its number
 	}
 	for _, id := range gone {
-		var vuln int64
-		err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		vuln, ok, err := ix.vulnNum(ctx, id, false)
 		if err != nil {
 			return fail(err)
+		}
+		if !ok {
+			continue
 		}
 		if _, err := ix.unlink.ExecContext(ctx, vuln, report); err != nil {
 			return fail(err)
@@ -637,16 +640,36 @@ func (ix *vulnIndexer) change(ctx context.Context, d digest.Digest, was, now []s
 
 // link1 links id, numbered if it is new, to the report numbered report.
 func (ix *vulnIndexer) link1(ctx context.Context, id string, report int64) error {
-	var vuln int64
-	err := ix.findID.QueryRowContext(ctx, id).Scan(&vuln)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = ix.newID.QueryRowContext(ctx, id).Scan(&vuln)
-	}
+	vuln, _, err := ix.vulnNum(ctx, id, true)
 	if err != nil {
 		return err
 	}
 	_, err = ix.link.ExecContext(ctx, vuln, report)
 	return err
+}
+
+// vulnNum returns the number of id, numbering it if it has none and
+// create is set (ok is false when it has none and create is not).
+func (ix *vulnIndexer) vulnNum(ctx context.Context, id string, create bool) (n int64, ok bool, err error) {
+	key := strings.ToUpper(id)
+	if n, ok := ix.vulnNums[key]; ok {
+		return n, true, nil
+	}
+	err = ix.findID.QueryRowContext(ctx, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		if !create {
+			return 0, false, nil
+		}
+		err = ix.newID.QueryRowContext(ctx, id).Scan(&n)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if ix.vulnNums == nil {
+		ix.vulnNums = map[string]int64{}
+	}
+	ix.vulnNums[key] = n
+	return n, true, nil
 }
 
 // indexOlderReports indexes the vulnerabilities of reports stored before
