@@ -399,8 +399,12 @@ func (s *Store) Affected(ctx context.Context, keys []string) ([]digest.Digest, e
 	for i, k := range keys {
 		lookups[i] = []byte(k)
 	}
-	ds, err := pgdb.Strings(s.pool.Query(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup = ANY($1::bytea[])
-		ORDER BY digest`, lookups))
+	return digests(pgdb.Strings(s.pool.Query(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup = ANY($1::bytea[])
+		ORDER BY digest`, lookups)))
+}
+
+// digests converts what a query for affected digests returned.
+func digests(ds []string, err error) ([]digest.Digest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("affected reports: %w", err)
 	}
@@ -418,17 +422,9 @@ func (s *Store) AffectedEcosystems(ctx context.Context, ecosystems []string) ([]
 	for i, eco := range ecosystems {
 		from[i], to[i] = []byte(eco+"\x00"), []byte(eco+"\x01")
 	}
-	ds, err := pgdb.Strings(s.pool.Query(ctx, `SELECT DISTINCT k.digest FROM scan_report_keys k
+	return digests(pgdb.Strings(s.pool.Query(ctx, `SELECT DISTINCT k.digest FROM scan_report_keys k
 		JOIN unnest($1::bytea[], $2::bytea[]) AS r(lo, hi) ON k.lookup >= r.lo AND k.lookup < r.hi
-		ORDER BY k.digest`, from, to))
-	if err != nil {
-		return nil, fmt.Errorf("affected reports: %w", err)
-	}
-	out := make([]digest.Digest, len(ds))
-	for i, d := range ds {
-		out[i] = digest.Digest(d)
-	}
-	return out, nil
+		ORDER BY k.digest`, from, to)))
 }
 
 // Digests implements reports.Store.

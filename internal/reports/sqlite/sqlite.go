@@ -356,46 +356,40 @@ func (s *Store) RematchInputs(ctx context.Context, ds []digest.Digest) ([]report
 
 // Affected implements reports.Store.
 func (s *Store) Affected(ctx context.Context, keys []string) ([]digest.Digest, error) {
-	seen := map[string]bool{}
+	var queries []digestQuery
 	for start := 0; start < len(keys); start += batch {
 		part := keys[start:min(start+batch, len(keys))]
 		args := make([]any, len(part))
 		for i, k := range part {
 			args[i] = k
 		}
-		rows, err := s.db.R.QueryContext(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup IN (`+placeholders(len(part))+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("affected reports: %w", err)
-		}
-		for rows.Next() {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("affected reports: %w", err)
-			}
-			seen[d] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("affected reports: %w", err)
-		}
+		queries = append(queries, digestQuery{`SELECT DISTINCT digest FROM scan_report_keys WHERE lookup IN (` + placeholders(len(part)) + `)`, args})
 	}
-	out := make([]digest.Digest, 0, len(seen))
-	for d := range seen {
-		out = append(out, digest.Digest(d))
-	}
-	slices.Sort(out)
-	return out, nil
+	return s.affected(ctx, queries)
 }
 
 // AffectedEcosystems implements reports.Store: a key is the ecosystem, a
 // NUL and the name, so an ecosystem's keys are one range of the index.
 func (s *Store) AffectedEcosystems(ctx context.Context, ecosystems []string) ([]digest.Digest, error) {
+	queries := make([]digestQuery, len(ecosystems))
+	for i, eco := range ecosystems {
+		queries[i] = digestQuery{`SELECT DISTINCT digest FROM scan_report_keys WHERE lookup >= ? AND lookup < ?`, []any{eco + "\x00", eco + "\x01"}}
+	}
+	return s.affected(ctx, queries)
+}
+
+// digestQuery is a query for digests and its arguments.
+type digestQuery struct {
+	q    string
+	args []any
+}
+
+// affected runs queries and returns the digests they find, each once, in
+// order.
+func (s *Store) affected(ctx context.Context, queries []digestQuery) ([]digest.Digest, error) {
 	seen := map[string]bool{}
-	for _, eco := range ecosystems {
-		rows, err := s.db.R.QueryContext(ctx, `SELECT DISTINCT digest FROM scan_report_keys WHERE lookup >= ? AND lookup < ?`,
-			eco+"\x00", eco+"\x01")
+	for _, dq := range queries {
+		rows, err := s.db.R.QueryContext(ctx, dq.q, dq.args...)
 		if err != nil {
 			return nil, fmt.Errorf("affected reports: %w", err)
 		}
