@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -60,6 +61,48 @@ func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 	for _, id := range []string{"CVE-2026-7", "ghsa-xxxx-yyyy-zzzz"} {
 		if got, err := s.Vulnerable(ctx, id); err != nil || len(got) != 1 || got[0] != d {
 			t.Errorf("Vulnerable(%s) after reopening = %v, %v", id, got, err)
+		}
+	}
+}
+
+// TestIndexOfManyIDs: a report naming more ids than one insert carries
+// (linkRows) is indexed under every one of them, and a report stored
+// again without half of them leaves those.
+func TestIndexOfManyIDs(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 2*linkRows + 7
+	r := &match.Report{SchemaVersion: match.ReportSchemaVersion}
+	for i := range n {
+		r.Findings = append(r.Findings, match.Finding{ID: fmt.Sprintf("CVE-2026-%05d", i), Severity: match.SeverityLow})
+	}
+	d := digest.FromString("many")
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, r, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	indexed := func(i int) bool {
+		got, err := s.Vulnerable(ctx, fmt.Sprintf("cve-2026-%05d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got) == 1 && got[0] == d
+	}
+	for i := range n {
+		if !indexed(i) {
+			t.Fatalf("CVE-2026-%05d is not indexed", i)
+		}
+	}
+	r.Findings = r.Findings[:n/2]
+	if err := s.Put(ctx, d, reports.Scan{Status: reports.Done}, r, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if indexed(i) != (i < n/2) {
+			t.Fatalf("CVE-2026-%05d indexed: %t after the report dropped the second half", i, indexed(i))
 		}
 	}
 }
