@@ -201,8 +201,8 @@ type RematchArgs struct {
 	Keys []string `json:"keys,omitempty"`
 }
 
-// rematchChunkSize is how many reports a re-match job decodes, matches and
-// stores at a time.
+// rematchChunkSize is how many reports a full re-match job decodes,
+// matches and stores at a time.
 const rematchChunkSize = 50
 
 // maxDeltaKeys bounds the changed keys a re-match job carries (each job
@@ -718,11 +718,16 @@ func (s *Service) rematch(ctx context.Context, a RematchArgs, ds []digest.Digest
 	}
 	// A chunk at a time, each stored in its own transaction: a job's
 	// memory stays that of a chunk's decoded inventories and reports,
-	// whatever its batch (a full re-match builds every finding). A job
+	// whatever its batch (a full re-match builds every finding; a delta
+	// builds only the new ones, so it takes its batch at once). A job
 	// retried after a failure skips the chunks it stored (their reports
 	// are matched against this database already).
-	for from := 0; from < len(ds); from += rematchChunkSize {
-		n, err := s.rematchChunk(ctx, engine, gen.Info.UpdatedAt, a.From, changed, ds[from:min(from+rematchChunkSize, len(ds))])
+	chunk := rematchChunkSize
+	if changed != nil {
+		chunk = max(chunk, len(ds))
+	}
+	for from := 0; from < len(ds); from += chunk {
+		n, err := s.rematchChunk(ctx, engine, gen.Info.UpdatedAt, a.From, changed, ds[from:min(from+chunk, len(ds))])
 		deltas += n
 		if err != nil {
 			return deltas, err
