@@ -31,5 +31,10 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
 
+# The 2 GiB streaming tests skip under -race (they would take many
+# minutes there); without it they take ~30 s.
+echo "== go test (the tests too slow for -race)"
+go test -count=1 -timeout 10m -run '^TestTwoGiB' ./internal/scan/ ./internal/secret/
+
 echo "== fuzz (bounded)"
 scripts/fuzz.sh "${BERTH_FUZZTIME:-3s}"
