@@ -16,17 +16,14 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -35,10 +32,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"berth.dev/berth/bench/benchimage"
+	"berth.dev/berth/bench/benchserver"
 )
 
 func main() {
@@ -64,19 +61,23 @@ func main() {
 	hooks := newReceiver()
 	defer hooks.srv.Close()
 
-	s := start(*berth, feed.URL)
-	defer s.stop()
-	s.call("POST", "/api/v1/projects", map[string]any{"name": "bench"}, 201)
-	s.call("POST", "/api/v1/projects/bench/webhooks", map[string]any{"url": hooks.srv.URL + "/hook",
-		"events": []string{"dev.berth.vulnerabilities.new"}}, 201)
-	ref, err := name.ParseReference(s.addr+"/bench/kitchen-sink:latest", name.Insecure)
+	img, err := benchimage.FromLayout(*layoutDir)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := remote.Write(ref, kitchenSink(*layoutDir), remote.WithAuth(&authn.Basic{Username: "admin", Password: s.password})); err != nil {
+	s := benchserver.Start(*berth, feed.URL, "--webhooks-allow-private")
+	defer s.Stop()
+	s.Call("POST", "/api/v1/projects", map[string]any{"name": "bench"}, 201)
+	s.Call("POST", "/api/v1/projects/bench/webhooks", map[string]any{"url": hooks.srv.URL + "/hook",
+		"events": []string{"dev.berth.vulnerabilities.new"}}, 201)
+	ref, err := name.ParseReference(s.Addr+"/bench/kitchen-sink:latest", name.Insecure)
+	if err != nil {
 		log.Fatal(err)
 	}
-	s.waitReport("/api/v1/projects/bench/repositories/kitchen-sink/artifacts/latest/vulnerabilities")
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: s.Password})); err != nil {
+		log.Fatal(err)
+	}
+	s.WaitReport("bench/kitchen-sink", "latest")
 
 	var took []time.Duration
 	for r := range *rounds {
@@ -90,10 +91,10 @@ func main() {
 			log.Fatal(err)
 		}
 		start := time.Now()
-		s.call("POST", "/api/v1/vulndb/update", nil, 202)
+		s.Call("POST", "/api/v1/vulndb/update", nil, 202)
 		at, ok := hooks.wait(id, 2*time.Minute)
 		if !ok {
-			log.Fatalf("no dev.berth.vulnerabilities.new naming %s within 2 minutes; berth's log:\n%s", id, s.logs.String())
+			log.Fatalf("no dev.berth.vulnerabilities.new naming %s within 2 minutes; berth's log:\n%s", id, s.Logs())
 		}
 		took = append(took, at.Sub(start))
 	}
@@ -153,14 +154,6 @@ func addAdvisory(path, id, pkg string) {
 	}
 }
 
-func kitchenSink(dir string) v1.Image {
-	img, err := benchimage.FromLayout(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return img
-}
-
 // receiver notes when each event body first named an id.
 type receiver struct {
 	srv *httptest.Server
@@ -198,117 +191,4 @@ func (r *receiver) wait(id string, within time.Duration) (time.Time, bool) {
 		r.mu.Unlock()
 	}
 	return time.Time{}, false
-}
-
-type server struct {
-	addr, password, data string
-	cmd                  *exec.Cmd
-	logs                 bytes.Buffer
-}
-
-func start(berth, feed string) *server {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	data, err := os.MkdirTemp("", "advisory-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	s := &server{addr: addr, data: data}
-	s.cmd = exec.Command(berth, "serve", "--addr", addr, "--data", data, "--db-update-interval", "0", "--webhooks-allow-private",
-		"--db-source", feed+"/osv", "--db-source", "nodejs-wg:"+feed+"/nodejs-security-wg/vuln.zip")
-	s.cmd.Stdout, s.cmd.Stderr = &s.logs, &s.logs
-	if err := s.cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil && resp.StatusCode == 200 {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log.Fatalf("berth did not start:\n%s", s.logs.String())
-		}
-	}
-	pw, err := os.ReadFile(filepath.Join(data, "initial-admin-password"))
-	if err != nil {
-		log.Fatalf("the first admin password: %v", err)
-	}
-	s.password = strings.TrimSpace(string(pw))
-	// The first database is built before anything is measured.
-	s.call("POST", "/api/v1/vulndb/update", nil, 202)
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		var st struct{ Ready bool }
-		s.get("/api/v1/vulndb", &st)
-		if st.Ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			log.Fatalf("no vulnerability database:\n%s", s.logs.String())
-		}
-	}
-	return s
-}
-
-func (s *server) stop() {
-	s.cmd.Process.Signal(os.Interrupt)
-	s.cmd.Wait()
-	os.RemoveAll(s.data)
-}
-
-func (s *server) call(method, path string, body any, want int) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+s.addr+path, rd)
-	req.SetBasicAuth("admin", s.password)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		b, _ := io.ReadAll(resp.Body)
-		log.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-}
-
-func (s *server) get(path string, v any) int {
-	req, _ := http.NewRequest("GET", "http://"+s.addr+path, nil)
-	req.SetBasicAuth("admin", s.password)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == 200 && v != nil {
-		json.NewDecoder(resp.Body).Decode(v)
-	}
-	return resp.StatusCode
-}
-
-// waitReport waits until the stored report's scan is done.
-func (s *server) waitReport(path string) {
-	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		var r struct {
-			Scan struct{ Status, Error string }
-		}
-		if s.get(path, &r) == 200 && r.Scan.Status == "done" {
-			return
-		}
-		if r.Scan.Status == "failed" {
-			log.Fatalf("scan failed: %s", r.Scan.Error)
-		}
-		if time.Now().After(deadline) {
-			log.Fatalf("no report:\n%s", s.logs.String())
-		}
-	}
 }
