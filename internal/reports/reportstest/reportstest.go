@@ -406,17 +406,24 @@ func testRematchInputs(t *testing.T, f Factory) {
 	}
 }
 
-// testRealReport stores a real report (kitchen-sink's, every kind of
-// field) and reads it back unchanged.
-func testRealReport(t *testing.T, f Factory) {
+// realReport reads the RealReport fixture.
+func realReport(t *testing.T) match.Report {
+	t.Helper()
 	raw, err := os.ReadFile(RealReport)
 	if err != nil {
 		t.Fatalf("real report fixture: %v", err)
 	}
 	var r match.Report
 	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
+		t.Fatalf("real report fixture: %v", err)
 	}
+	return r
+}
+
+// testRealReport stores a real report (kitchen-sink's, every kind of
+// field) and reads it back unchanged.
+func testRealReport(t *testing.T, f Factory) {
+	r := realReport(t)
 	if len(r.Findings) == 0 || len(r.Inventory.Packages) < 100 {
 		t.Fatalf("fixture has %d findings, %d packages: not the real report", len(r.Findings), len(r.Inventory.Packages))
 	}
@@ -542,14 +549,7 @@ func testVulnerable(t *testing.T, f Factory) {
 // back exactly what storing the whole re-matched report gives: findings,
 // warnings, summary, finding keys and the vulnerability index.
 func testDeltaRematch(t *testing.T, f Factory) {
-	raw, err := os.ReadFile(RealReport)
-	if err != nil {
-		t.Fatalf("real report fixture: %v", err)
-	}
-	var r match.Report
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := realReport(t)
 	if len(r.Findings) < 10 {
 		t.Fatalf("fixture has %d findings", len(r.Findings))
 	}
