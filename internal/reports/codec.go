@@ -202,8 +202,9 @@ func parseRest(raw []byte) (head []byte, findings [][]byte, nilFindings bool, er
 		return nil, nil, false, err
 	}
 	count, k := binary.Uvarint(b)
-	// Every finding takes at least two bytes.
-	if k <= 0 || count > uint64(len(b)-k)/2+1 {
+	// Every finding takes at least a byte (its length): a larger count
+	// is corrupt, not an allocation.
+	if k <= 0 || count > uint64(len(b)-k)+1 {
 		return nil, nil, false, fmt.Errorf("%w: findings count", errCorruptRest)
 	}
 	b = b[k:]
