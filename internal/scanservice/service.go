@@ -167,6 +167,11 @@ type ScanArgs struct {
 	// Repository is one repository holding the manifest when the job was
 	// queued; another is used if it is gone by then.
 	Repository string `json:"repository"`
+	// FirstDB marks the scans the first database queues. It is part of
+	// the job's identity so that a scan of the same digest that found no
+	// database, and whose end river has not recorded yet (it records ends
+	// asynchronously), cannot absorb it and leave the image pending.
+	FirstDB bool `json:"first_db,omitempty" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
@@ -243,7 +248,8 @@ func (UpdateDBArgs) InsertOpts() river.InsertOpts {
 
 // ScanAllArgs queues a scan of every stored image (Harbor's "scan all").
 type ScanAllArgs struct {
-	// Missing limits it to images without a report.
+	// Missing limits it to images without a report; the first database
+	// queues it, and its scans are marked ScanArgs.FirstDB.
 	Missing bool `json:"missing,omitempty"`
 }
 
@@ -282,8 +288,13 @@ func (s *Service) QueueScanAll(ctx context.Context) error {
 // the request (its result is what the caller would get), and must not see
 // its state overwritten with "pending" after it stored its report.
 func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) error {
+	return s.enqueue(ctx, ScanArgs{Digest: d.String(), Repository: repo})
+}
+
+func (s *Service) enqueue(ctx context.Context, args ScanArgs) error {
+	d := digest.Digest(args.Digest)
 	queued := time.Now()
-	res, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: d.String(), Repository: repo}, nil)
+	res, err := s.opts.Queue.Insert(ctx, args, nil)
 	if err != nil || res.UniqueSkippedAsDuplicate {
 		return err
 	}
@@ -588,7 +599,16 @@ func (s *Service) failed(ctx context.Context, j *river.Job[ScanArgs], d digest.D
 	if errors.Is(err, errNoDB) {
 		// Scanned once the first database is in place (UpdateDB queues
 		// every image without a report).
-		s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Pending, Error: err.Error()})
+		if serr := s.opts.Reports.SetScan(ctx, d, reports.Scan{Status: reports.Pending, Error: err.Error()}); serr != nil {
+			return errors.Join(err, serr)
+		}
+		// The first database may have arrived since, and its scan may
+		// have finished before the pending status above was written:
+		// scan again now (a snooze spends no attempt).
+		if gen := s.opts.DB.Acquire(); gen != nil {
+			gen.Release()
+			return river.JobSnooze(0)
+		}
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -1013,7 +1033,8 @@ func (s *Service) ScanAll(ctx context.Context, missing bool) (int, error) {
 				continue
 			}
 		}
-		if err := s.Enqueue(ctx, t.repo, t.d); err != nil {
+		// Only the first database queues the scans of missing reports.
+		if err := s.enqueue(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, FirstDB: missing}); err != nil {
 			return n, err
 		}
 		n++

@@ -7,6 +7,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -431,6 +432,101 @@ func TestDeletedBeforeItsScanStoresNothing(t *testing.T) {
 	}
 	if _, err := h.reports.Get(ctx, d, false); err == nil {
 		t.Error("a report was stored for a manifest deleted before its scan")
+	}
+}
+
+// The first database scans an image whose push's scan found no database,
+// even while river has not yet recorded that scan's end (it records ends
+// asynchronously, and a unique job still "running" absorbs a new one).
+// The test runs the jobs by hand: the push's job stays queued in river's
+// table after it ran, as it does between its end and the record of it.
+func TestFirstDatabaseScansWhatItsPushCouldNot(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.stopWorkers()
+	d := h.push("team/early", "v1", "lodash 4.17.20")
+	w := &scanWorker{s: h.svc}
+	pushed := &river.Job[ScanArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: ScanArgs{Digest: d.String(), Repository: "team/early"}}
+	if err := w.Work(ctx, pushed); err != nil {
+		t.Fatalf("the scan without a database: %v", err)
+	}
+	if rec := h.report(d); rec.Scan.Status != reports.Pending {
+		t.Fatalf("without a database the scan is %+v, want pending", rec.Scan)
+	}
+
+	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
+	if ch, err := h.svc.UpdateDB(ctx); err != nil || !ch.First {
+		t.Fatalf("first update: %+v, %v", ch, err)
+	}
+	if _, err := h.svc.ScanAll(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := h.queue.List(ctx, river.NewJobListParams().Kinds(ScanArgs{}.Kind()).States(rivertype.JobStateAvailable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range queued {
+		var args ScanArgs
+		if err := json.Unmarshal(row.EncodedArgs, &args); err != nil {
+			t.Fatal(err)
+		}
+		if args == pushed.Args {
+			continue // the push's, which already ran
+		}
+		if err := w.Work(ctx, &river.Job[ScanArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: args}); err != nil {
+			t.Fatalf("scan %+v: %v", args, err)
+		}
+	}
+	rec := h.report(d)
+	if rec.Scan.Status != reports.Done || rec.Report == nil {
+		t.Fatalf("after the first database the image's scan is %+v, want done", rec.Scan)
+	}
+	if got := findingIDs(rec.Report); !slices.Equal(got, []string{"GHSA-lodash-1@lodash"}) {
+		t.Errorf("findings %v, want GHSA-lodash-1", got)
+	}
+}
+
+// arrivingDB is a report store over which the first database arrives
+// just before a pending status is written.
+type arrivingDB struct {
+	reports.Store
+	arrive func()
+}
+
+func (a *arrivingDB) SetScan(ctx context.Context, d digest.Digest, st reports.Scan) error {
+	if st.Status == reports.Pending && a.arrive != nil {
+		a.arrive()
+		a.arrive = nil
+	}
+	return a.Store.SetScan(ctx, d, st)
+}
+
+// A scan that found no database, when the first one arrives before it
+// records so, runs again rather than leave the image pending.
+func TestScanRunsAgainWhenTheDatabaseArrivesAsItEnds(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.stopWorkers()
+	d := h.push("team/early", "v1", "lodash 4.17.20")
+	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
+	store := &arrivingDB{Store: h.reports, arrive: func() {
+		if _, err := h.db.Update(ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	svc := New(Options{Meta: h.meta, Blobs: h.blobs, Reports: store, DB: h.db, Queue: h.queue,
+		Inventory: &inventory.Scanner{Analyzers: analyzers.All()}, ToolVersion: "test"})
+	w := &scanWorker{s: svc}
+	job := &river.Job[ScanArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3}, Args: ScanArgs{Digest: d.String(), Repository: "team/early"}}
+	var snooze *river.JobSnoozeError
+	if err := w.Work(ctx, job); !errors.As(err, &snooze) || snooze.Duration != 0 {
+		t.Fatalf("the scan ended with %v, want to be run again at once", err)
+	}
+	if err := w.Work(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.report(d); rec.Scan.Status != reports.Done || rec.Report == nil {
+		t.Fatalf("the scan is %+v, want done", rec.Scan)
 	}
 }
 
