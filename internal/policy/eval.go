@@ -138,8 +138,9 @@ type Verdict struct {
 	// ValidUntil is when the verdict may change by time alone (a key's
 	// window, an exception's expiry, a signature growing too old).
 	ValidUntil time.Time `json:"-"`
-	// Transient is set when reading the registry failed: the verdict is
-	// a refusal for now, not a judgement of the image.
+	// Transient is set when reading the registry failed, or the image
+	// has no scan report yet: the verdict is a refusal for now, not a
+	// judgement of the image, and is not cached.
 	Transient bool `json:"-"`
 }
 
@@ -773,6 +774,10 @@ func (e *evaluation) berth(ctx context.Context, d *Document) []Violation {
 		rep, err := e.getReport(ctx)
 		switch {
 		case errors.Is(err, ErrNotScanned):
+			// Refused for now: the report is on its way, and a cached
+			// refusal could outlive its arrival (the cache forgets a
+			// digest's verdicts only after its report is stored).
+			e.v.Transient = true
 			for _, r := range rules {
 				fail(r, "the image has not been scanned yet, so its "+ruleFacts[r]+" are unknown")
 			}

@@ -8,8 +8,10 @@
 // referrer of that digest is pushed or deleted in the repository, when
 // the digest's scan report is stored or a stage approval of it given or
 // revoked (Options.Revoked), when the policy changes, or when
-// time alone could change it (Verdict.ValidUntil). A cached pull costs a
-// map lookup, no signature verification.
+// time alone could change it (Verdict.ValidUntil). A refusal that may
+// change at any moment (a place that could not be read, an image not yet
+// scanned: Verdict.Transient) is not cached. A cached pull costs a map
+// lookup, no signature verification.
 package pull
 
 import (

@@ -10,11 +10,15 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/meta"
 	metasqlite "berth.dev/berth/internal/meta/sqlite"
 	"berth.dev/berth/internal/policy"
 	"berth.dev/berth/internal/policy/sqlite"
 	"berth.dev/berth/internal/registry/event"
+	"berth.dev/berth/internal/reports"
+	reportsqlite "berth.dev/berth/internal/reports/sqlite"
 )
 
 func newEnforcer(t testing.TB) *Enforcer {
@@ -247,5 +251,40 @@ func TestCheckImage(t *testing.T) {
 				t.Error("the pull's cached verdict was evaluated again")
 			}
 		})
+	}
+}
+
+// TestNotScannedIsNotCached: a refusal for want of a scan report is not
+// remembered, so the pull after the report is stored is judged on it,
+// even before the store's ReportStored reaches the cache.
+func TestNotScannedIsNotCached(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reps, err := reportsqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reps.Close() })
+	e, err := New(ctx, Options{Policies: st, Reports: reps, ProjectID: func(string) string { return "id-team" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Set(ctx, "team", "id-team", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: clean}\nspec:\n  vulnerabilities: {severity: CRITICAL}\n"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "v1", image); !strings.Contains(deny, "has not been scanned yet") {
+		t.Fatalf("unscanned image: %q", deny)
+	}
+	clean := &match.Report{SchemaVersion: match.ReportSchemaVersion, Inventory: inventory.Inventory{Packages: []inventory.Package{}}}
+	if err := reps.Put(ctx, image.Digest, reports.Scan{Status: reports.Done}, clean, nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "v1", image); deny != "" {
+		t.Errorf("scanned clean image refused: %s", deny)
 	}
 }
