@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ type Codec struct {
 	// zstd's fastest level (the inventory, written once, gets the default).
 	fast *zstd.Encoder
 	dec  *zstd.Decoder
-	cenc cbor.EncMode
+	cenc cbor.UserBufferEncMode
 	cdec cbor.DecMode
 	// bufs holds the buffers of decompressed and framed values that do
 	// not outlive a call (a re-match would otherwise allocate tens of
@@ -80,7 +81,7 @@ func NewCodec() (*Codec, error) {
 		return nil, err
 	}
 	// Times keep their nanoseconds and zone, as in JSON.
-	cenc, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano}.EncMode()
+	cenc, err := cbor.EncOptions{Time: cbor.TimeRFC3339Nano}.UserBufferEncMode()
 	if err != nil {
 		dec.Close()
 		return nil, err
@@ -124,15 +125,25 @@ func (c *Codec) Encode(r *match.Report) (inv, rest []byte, keys string, img []by
 // lists its findings' keys one per line: the package key, a tab, the ids
 // separated by tabs.
 func (c *Codec) EncodeRest(r *match.Report) ([]byte, string, error) {
-	findings := make([][]byte, len(r.Findings))
+	// The findings are encoded one after another into one buffer (one
+	// allocation, not one a finding), then framed.
+	scratch := bytes.NewBuffer(c.buf())
+	ends := make([]int, len(r.Findings))
 	var keys strings.Builder
 	for i := range r.Findings {
-		enc, err := c.cenc.Marshal(&r.Findings[i])
-		if err != nil {
+		if err := c.cenc.MarshalToBuffer(&r.Findings[i], scratch); err != nil {
 			return nil, "", err
 		}
-		findings[i] = enc
+		ends[i] = scratch.Len()
 		writeKey(&keys, KeyOf(&r.Findings[i]))
+	}
+	encoded := scratch.Bytes()
+	defer c.release(encoded)
+	findings := make([][]byte, len(r.Findings))
+	start := 0
+	for i, end := range ends {
+		findings[i] = encoded[start:end]
+		start = end
 	}
 	raw, err := c.frameRest(c.buf(), r, r.Findings == nil, findings)
 	if err != nil {

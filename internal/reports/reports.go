@@ -169,8 +169,14 @@ type Store interface {
 	// Vulnerable returns the digests whose stored report has a finding
 	// naming id as its primary id or an alias (case-insensitively), in
 	// digest order: which images an advisory affects, answered from an
-	// index that Put and StoreRematches keep, without decoding a report.
+	// index, without decoding a report. It is exact even while the index
+	// is behind (IndexVulnerabilities).
 	Vulnerable(ctx context.Context, id string) ([]digest.Digest, error)
+	// IndexVulnerabilities brings the vulnerability index up to date for
+	// up to max reports (all when max is negative) whose index is behind
+	// their findings, and returns how many it indexed. A store may leave
+	// the index of re-matched reports to it, to keep re-matches fast.
+	IndexVulnerabilities(ctx context.Context, max int) (int, error)
 	Close() error
 }
 

@@ -12,6 +12,7 @@ package scanservice
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -159,7 +160,15 @@ func (s *Service) Register(q *jobs.Queue) {
 	jobs.AddWorker(q, &updateWorker{s: s})
 	jobs.AddWorker(q, &scanAllWorker{s: s})
 	jobs.AddWorker(q, &stageWorker{s: s})
+	jobs.AddWorker(q, &indexWorker{s: s})
+	// A re-match that ends while the index job finishes its last batch
+	// may find it still running, and queue none: catch up now and then.
+	q.Every(indexInterval, false, func() (river.JobArgs, *river.InsertOpts) { return IndexArgs{}, nil })
 }
+
+// indexInterval is how often the vulnerability index is caught up
+// besides after re-matches.
+const indexInterval = 10 * time.Minute
 
 // ScanArgs is the job that scans one manifest digest.
 type ScanArgs struct {
@@ -167,11 +176,17 @@ type ScanArgs struct {
 	// Repository is one repository holding the manifest when the job was
 	// queued; another is used if it is gone by then.
 	Repository string `json:"repository"`
-	// FirstDB marks the scans the first database queues. It is part of
-	// the job's identity so that a scan of the same digest that found no
-	// database, and whose end river has not recorded yet (it records ends
-	// asynchronously), cannot absorb it and leave the image pending.
+	// FirstDB marks a scan the first database queues for an image whose
+	// scan found no database. It is part of the job's identity so that
+	// the scan that found none, whose end river may not have recorded yet
+	// (it records ends asynchronously), cannot absorb it and leave the
+	// image pending.
 	FirstDB bool `json:"first_db,omitempty" river:"unique"`
+	// Seen, set by a push that found the digest's scan pending or
+	// running, is when it looked: a report finished since answers it (the
+	// scan it saw may end, and river record so, before this job is
+	// queued, which would otherwise scan the image again).
+	Seen time.Time `json:"seen,omitzero"`
 }
 
 // Kind implements river.JobArgs.
@@ -223,6 +238,23 @@ func (RematchArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueRematch, MaxAttempts: 5}
 }
 
+// IndexArgs is the job that catches the vulnerability index up with the
+// reports re-matched since it last ran (reports.Store.IndexVulnerabilities).
+type IndexArgs struct{}
+
+// Kind implements river.JobArgs.
+func (IndexArgs) Kind() string { return "vuln_index" }
+
+// InsertOpts: on the re-match queue behind every re-match (a lower
+// priority), so that the index never delays a report or its notices; one
+// queued at a time.
+func (IndexArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: jobs.QueueRematch, Priority: 4, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{
+		ByArgs:  true,
+		ByState: queuedOrRunning,
+	}}
+}
+
 // UpdateDBArgs is the job that updates the vulnerability database and
 // queues the re-matches its changes call for.
 type UpdateDBArgs struct {
@@ -249,7 +281,7 @@ func (UpdateDBArgs) InsertOpts() river.InsertOpts {
 // ScanAllArgs queues a scan of every stored image (Harbor's "scan all").
 type ScanAllArgs struct {
 	// Missing limits it to images without a report; the first database
-	// queues it, and its scans are marked ScanArgs.FirstDB.
+	// queues it.
 	Missing bool `json:"missing,omitempty"`
 }
 
@@ -292,13 +324,20 @@ func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) err
 }
 
 func (s *Service) enqueue(ctx context.Context, args ScanArgs) error {
+	_, err := s.enqueued(ctx, args)
+	return err
+}
+
+// enqueued queues a scan and says whether it was queued (not absorbed by
+// one of the same identity).
+func (s *Service) enqueued(ctx context.Context, args ScanArgs) (bool, error) {
 	d := digest.Digest(args.Digest)
 	queued := time.Now()
 	res, err := s.opts.Queue.Insert(ctx, args, nil)
 	if err != nil || res.UniqueSkippedAsDuplicate {
-		return err
+		return false, err
 	}
-	return s.opts.Reports.MarkPending(ctx, d, queued)
+	return true, s.opts.Reports.MarkPending(ctx, d, queued)
 }
 
 // OnPush decides what a pushed manifest needs: a scan if it is a
@@ -308,6 +347,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 	if !Scannable(m) {
 		return nil
 	}
+	seen := time.Now()
 	rec, err := s.opts.Reports.Get(ctx, m.Digest, false)
 	switch {
 	case errors.Is(err, reports.ErrNotFound):
@@ -329,7 +369,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 		// pending and queueing its job would leave it unscanned. The job
 		// is unique per digest: queueing it again adds nothing if it is
 		// there.
-		_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo}, nil)
+		_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen}, nil)
 		return err
 	}
 	return s.Enqueue(ctx, repo, m.Digest)
@@ -504,8 +544,17 @@ func (w *scanWorker) Work(ctx context.Context, j *river.Job[ScanArgs]) error {
 	// A report stored after this job was queued is this job's own work,
 	// done before a crash kept its completion from being recorded (or a
 	// concurrent scan's): scanning again would announce it twice.
+	since := j.CreatedAt
+	switch {
+	case j.Args.FirstDB:
+		// It scans what had no report: any report answers it (a push's
+		// scan may have run since the scan-all read the image as missing).
+		since = time.Time{}
+	case !j.Args.Seen.IsZero() && j.Args.Seen.Before(since):
+		since = j.Args.Seen
+	}
 	if rec, err := s.opts.Reports.Get(ctx, d, false); err == nil && rec.HasReport() &&
-		rec.Scan.Status == reports.Done && rec.Scan.FinishedAt.After(j.CreatedAt) {
+		rec.Scan.Status == reports.Done && rec.Scan.FinishedAt.After(since) {
 		// Announce it again, in case the crash came before the notice
 		// went out (a repeat is recognised and dropped).
 		s.notify(ctx, Notice{Type: NoticeScanCompleted, Scan: rec.Scan, Summary: &rec.Summary}, d, "")
@@ -866,13 +915,24 @@ func newFindings(old []reports.FindingKey, cur []match.Finding) []NewFinding {
 		seen[key{f.ID, pkg}] = true
 		out = append(out, NewFinding{ID: f.ID, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version, Fixed: f.FixedVersions})
 	}
-	slices.SortStableFunc(out, func(a, b NewFinding) int {
+	// The most severe first, then by id, package and version (a total
+	// order, so no stable sort is needed); compared through pointers, as
+	// every re-matched report sorts its new findings.
+	ptrs := make([]*NewFinding, len(out))
+	for i := range out {
+		ptrs[i] = &out[i]
+	}
+	slices.SortFunc(ptrs, func(a, b *NewFinding) int {
 		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
 			return rb - ra
 		}
-		return strings.Compare(a.ID, b.ID)
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Package, b.Package), strings.Compare(a.Version, b.Version))
 	})
-	return out
+	sorted := make([]NewFinding, len(out))
+	for i, p := range ptrs {
+		sorted[i] = *p
+	}
+	return sorted
 }
 
 type rematchWorker struct {
@@ -890,6 +950,38 @@ func (w *rematchWorker) Work(ctx context.Context, j *river.Job[RematchArgs]) err
 	_, err := w.s.rematch(ctx, j.Args, ds)
 	if errors.Is(err, errNoDB) && j.Args.DBUpdatedAt.IsZero() {
 		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.s.opts.Queue.Insert(ctx, IndexArgs{}, nil)
+	return err
+}
+
+type indexWorker struct {
+	river.WorkerDefaults[IndexArgs]
+	s *Service
+}
+
+func (w *indexWorker) Timeout(*river.Job[IndexArgs]) time.Duration { return 30 * time.Minute }
+
+// indexYield is how long the index job waits for running re-matches.
+const indexYield = time.Second
+
+func (w *indexWorker) Work(ctx context.Context, _ *river.Job[IndexArgs]) error {
+	// Re-matches first: the index's transactions would hold the write
+	// lock their reports wait for.
+	left, err := w.s.opts.Queue.List(ctx, river.NewJobListParams().Kinds(RematchArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateRunning).First(1))
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return river.JobSnooze(indexYield)
+	}
+	n, err := w.s.opts.Reports.IndexVulnerabilities(ctx, -1)
+	if n > 0 {
+		w.s.log.InfoContext(ctx, "vulnerability index caught up", "reports", n)
 	}
 	return err
 }
@@ -1028,14 +1120,24 @@ func (s *Service) ScanAll(ctx context.Context, missing bool) (int, error) {
 	}
 	n := 0
 	for _, t := range queue {
+		var rec *reports.Record
 		if missing {
-			if rec, err := s.opts.Reports.Get(ctx, t.d, false); err == nil && rec.HasReport() {
+			var err error
+			if rec, err = s.opts.Reports.Get(ctx, t.d, false); err == nil && rec.HasReport() {
 				continue
 			}
 		}
-		// Only the first database queues the scans of missing reports.
-		if err := s.enqueue(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, FirstDB: missing}); err != nil {
+		queued, err := s.enqueued(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo})
+		if err != nil {
 			return n, err
+		}
+		// Only the first database queues the scans of missing reports.
+		// One absorbed by a scan that found no database, which river has
+		// not yet recorded as ended, is queued under its own identity.
+		if !queued && rec != nil && rec.Scan.Status == reports.Pending && rec.Scan.Error == errNoDB.Error() {
+			if err := s.enqueue(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, FirstDB: true}); err != nil {
+				return n, err
+			}
 		}
 		n++
 	}

@@ -232,8 +232,7 @@ func (h *harness) waitIdle() {
 		}
 		busy := 0
 		for _, q := range counts {
-			for _, st := range []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning,
-				rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending} {
+			for _, st := range unfinished {
 				busy += q[st]
 			}
 		}
@@ -244,8 +243,7 @@ func (h *harness) waitIdle() {
 	}
 	// Say which jobs, and why they were retried, so a failure on a loaded
 	// machine can be told from a job that never ends.
-	busy, err := h.queue.List(context.Background(), river.NewJobListParams().States(rivertype.JobStateAvailable,
-		rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending).First(50))
+	busy, err := h.queue.List(context.Background(), river.NewJobListParams().States(unfinished...).First(50))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -258,6 +256,27 @@ func (h *harness) waitIdle() {
 		jobs = append(jobs, line)
 	}
 	h.t.Fatalf("queue still busy after 5 minutes:\n%s", strings.Join(jobs, "\n"))
+}
+
+// unfinished are the states of a job that has yet to end.
+var unfinished = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStatePending}
+
+// waitKind waits until no job of kind is left to run.
+func (h *harness) waitKind(kind string) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		left, err := h.queue.List(context.Background(), river.NewJobListParams().Kinds(kind).States(unfinished...).First(1))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if len(left) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.t.Fatalf("%s jobs still queued after 5 minutes", kind)
 }
 
 func (h *harness) report(d digest.Digest) *reports.Record {
@@ -301,7 +320,7 @@ func TestScanOnPushAndRematch(t *testing.T) {
 
 	ra := h.report(a)
 	if ra.Scan.Status != reports.Done || !slices.Equal(findingIDs(ra.Report), []string{"GHSA-lodash-1@lodash"}) || ra.Version != 1 {
-		t.Fatalf("image a: %+v, findings %v", ra.Scan, findingIDs(ra.Report))
+		t.Fatalf("image a: %+v, findings %v, version %d", ra.Scan, findingIDs(ra.Report), ra.Version)
 	}
 	if rb := h.report(b); rb.Scan.Status != reports.Done || len(rb.Report.Findings) != 0 || rb.Summary.Packages != 1 {
 		t.Fatalf("image b: %+v, findings %v", rb.Scan, findingIDs(rb.Report))

@@ -7,6 +7,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -61,6 +62,8 @@ CREATE TABLE scan_report_vulns (
 ) WITHOUT ROWID;
 CREATE INDEX scan_report_vulns_by_report ON scan_report_vulns(report);
 ALTER TABLE scan_reports ADD COLUMN vulns_indexed INTEGER NOT NULL DEFAULT 0;
+`, `
+CREATE INDEX scan_reports_vulns_unindexed ON scan_reports(digest) WHERE vulns_indexed = 0 AND version > 0;
 `}
 
 // Store is a reports.Store in SQLite.
@@ -84,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, codec: codec}
-	if err := s.indexOlderReports(ctx); err != nil {
+	if _, err := s.IndexVulnerabilities(ctx, -1); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -195,46 +198,29 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		stored = stored[:0]
 		// The summary's counts of what the image itself held (secrets,
 		// misconfigurations) are the stored ones: a re-match reads no image.
+		// The vulnerability index is left to IndexVulnerabilities (see
+		// there why), and marked behind.
 		stmt, err := tx.PrepareContext(ctx, `UPDATE scan_reports SET status = ?, started_at = ?, finished_at = ?,
 			db_updated_at = ?, error = ?,
 			summary = json_set(?, '$.secrets', coalesce(json_extract(summary, '$.secrets'), 0),
 				'$.misconfigurations', coalesce(json_extract(summary, '$.misconfigurations'), 0)),
-			results = ?, finding_keys = ?, version = version + 1
-			WHERE digest = ? AND version = ? RETURNING vulns_indexed`)
+			results = ?, finding_keys = ?, version = version + 1, vulns_indexed = 0
+			WHERE digest = ? AND version = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
-		ix, err := newVulnIndexer(ctx, tx)
-		if err != nil {
-			return err
-		}
-		defer ix.close()
 		for i, r := range rs {
 			sc := r.Scan
-			var indexed bool
-			err := stmt.QueryRowContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
-				sc.Error, string(enc[i].summary), enc[i].Rest, enc[i].Keys, r.Digest.String(), r.IfVersion).Scan(&indexed)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // replaced by a newer scan meanwhile
-			}
+			res, err := stmt.ExecContext(ctx, string(sc.Status), reports.Nanos(sc.StartedAt), reports.Nanos(sc.FinishedAt), reports.Nanos(sc.DBUpdatedAt),
+				sc.Error, string(enc[i].summary), enc[i].Rest, enc[i].Keys, r.Digest.String(), r.IfVersion)
 			if err != nil {
 				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
 			}
-			// A report whose index is complete and whose read findings are
-			// known has only what the re-match changed written: most
-			// re-matches add or drop an id or two of a report's dozens.
-			if indexed && r.Prev != nil {
-				var was []string
-				for _, k := range r.Prev.Findings {
-					was = append(was, k.IDs...)
-				}
-				err = ix.change(ctx, r.Digest, was, enc[i].IDs)
-			} else {
-				err = ix.index(ctx, r.Digest, enc[i].IDs)
-			}
-			if err != nil {
-				return err
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store re-matched report of %s: %w", r.Digest, err)
+			} else if n == 0 {
+				continue // replaced by a newer scan meanwhile
 			}
 			stored = append(stored, r.Digest)
 		}
@@ -479,6 +465,9 @@ type vulnIndexer struct {
 	// them) within the transaction: a batch of re-matched reports names
 	// the same new advisories again and again.
 	vulnNums map[string]int64
+	// links (vulnerability, report) and the digests staged wait for flush.
+	links  [][2]int64
+	staged []string
 }
 
 func newVulnIndexer(ctx context.Context, tx *sql.Tx) (*vulnIndexer, error) {
@@ -517,6 +506,16 @@ func (ix *vulnIndexer) close() {
 // integers; ids compare case-insensitively, as SQLite's NOCASE folds them
 // (ASCII only, which advisory ids are).
 func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string) error {
+	if err := ix.stage(ctx, d, ids); err != nil {
+		return err
+	}
+	return ix.flush(ctx)
+}
+
+// stage unlinks the ids d is indexed under and no longer has, and keeps
+// the links it lacks for flush, which writes the links of many reports in
+// the index's order.
+func (ix *vulnIndexer) stage(ctx context.Context, d digest.Digest, ids []string) error {
 	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
 	var report int64
 	err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report)
@@ -563,84 +562,38 @@ func (ix *vulnIndexer) index(ctx context.Context, d digest.Digest, ids []string)
 			return fail(err)
 		}
 	}
-	var add []string
 	for key, id := range want {
-		if !have[key] {
-			add = append(add, id)
+		if have[key] {
+			continue
 		}
-	}
-	if err := ix.linkAll(ctx, add, report); err != nil {
-		return fail(err)
-	}
-	if _, err := ix.indexed.ExecContext(ctx, d.String()); err != nil {
-		return fail(err)
-	}
-	return nil
-}
-
-// change updates the complete index of d from ids was to ids now, writing
-// only the differences (ids compare case-insensitively, as in index).
-func (ix *vulnIndexer) change(ctx context.Context, d digest.Digest, was, now []string) error {
-	fold := func(ids []string) map[string]string {
-		m := make(map[string]string, len(ids))
-		for _, id := range ids {
-			if id == "" {
-				continue
-			}
-			if k := strings.ToUpper(id); m[k] == "" {
-				m[k] = id
-			}
-		}
-		return m
-	}
-	old, cur := fold(was), fold(now)
-	var added, gone []string
-	for k, id := range cur {
-		if _, ok := old[k]; !ok {
-			added = append(added, id)
-		}
-	}
-	for k, id := range old {
-		if _, ok := cur[k]; !ok {
-			gone = append(gone, id)
-		}
-	}
-	if len(added) == 0 && len(gone) == 0 {
-		return nil
-	}
-	fail := func(err error) error { return fmt.Errorf("index the vulnerabilities of %s: %w", d, err) }
-	var report int64
-	if err := ix.num.QueryRowContext(ctx, d.String()).Scan(&report); err != nil {
-		return fail(err) // an indexed report has its number
-	}
-	for _, id := range gone {
-		vuln, ok, err := ix.vulnNum(ctx, id, false)
+		vuln, _, err := ix.vulnNum(ctx, id, true)
 		if err != nil {
 			return fail(err)
 		}
-		if !ok {
-			continue
-		}
-		if _, err := ix.unlink.ExecContext(ctx, vuln, report); err != nil {
-			return fail(err)
-		}
+		ix.links = append(ix.links, [2]int64{vuln, report})
 	}
-	if err := ix.linkAll(ctx, added, report); err != nil {
-		return fail(err)
-	}
+	ix.staged = append(ix.staged, d.String())
 	return nil
 }
 
 // linkRows bounds the rows of one insert (two parameters each).
 const linkRows = 250
 
-// linkAll links ids, numbered where they are new, to the report numbered
-// report, many rows a statement: a full re-match adds about a hundred ids
-// to every report, and one statement a row cost ~11 µs a row under the
-// write lock.
-func (ix *vulnIndexer) linkAll(ctx context.Context, ids []string, report int64) error {
-	args := make([]any, 0, 2*min(len(ids), linkRows))
-	flush := func() error {
+// flush writes the links stage kept, sorted as the index is (vulnerability
+// first), many rows a statement, and marks their reports indexed: a full
+// re-match adds about a hundred ids to every report, and written in a
+// report's order they land all over the index (a page written for every
+// few rows), and one statement a row cost ~11 µs a row under the write
+// lock.
+func (ix *vulnIndexer) flush(ctx context.Context) error {
+	slices.SortFunc(ix.links, func(a, b [2]int64) int {
+		if c := cmp.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a[1], b[1])
+	})
+	args := make([]any, 0, 2*min(len(ix.links), linkRows))
+	insert := func() error {
 		if len(args) == 0 {
 			return nil
 		}
@@ -649,19 +602,24 @@ func (ix *vulnIndexer) linkAll(ctx context.Context, ids []string, report int64) 
 		args = args[:0]
 		return err
 	}
-	for _, id := range ids {
-		vuln, _, err := ix.vulnNum(ctx, id, true)
-		if err != nil {
-			return err
-		}
-		args = append(args, vuln, report)
+	for _, l := range ix.links {
+		args = append(args, l[0], l[1])
 		if len(args) == 2*linkRows {
-			if err := flush(); err != nil {
-				return err
+			if err := insert(); err != nil {
+				return fmt.Errorf("index vulnerabilities: %w", err)
 			}
 		}
 	}
-	return flush()
+	if err := insert(); err != nil {
+		return fmt.Errorf("index vulnerabilities: %w", err)
+	}
+	for _, d := range ix.staged {
+		if _, err := ix.indexed.ExecContext(ctx, d); err != nil {
+			return fmt.Errorf("index the vulnerabilities of %s: %w", d, err)
+		}
+	}
+	ix.links, ix.staged = ix.links[:0], ix.staged[:0]
+	return nil
 }
 
 // vulnNum returns the number of id, numbering it if it has none and
@@ -688,75 +646,152 @@ func (ix *vulnIndexer) vulnNum(ctx context.Context, id string, create bool) (n i
 	return n, true, nil
 }
 
-// indexOlderReports indexes the vulnerabilities of reports stored before
-// the index existed, from the findings' keys kept beside them (no report
-// is decoded), a batch per transaction.
-func (s *Store) indexOlderReports(ctx context.Context) error {
-	for {
-		type pending struct {
-			d   digest.Digest
-			ids []string
+// indexBatch is how many reports IndexVulnerabilities indexes a
+// transaction.
+const indexBatch = 500
+
+// IndexVulnerabilities implements reports.Store. StoreRematches leaves the
+// index of the reports it stores behind: an update that adds an advisory
+// to most packages adds a hundred rows to every report's index, scattered
+// over the whole (vulnerability, report) tree, and writing them with the
+// re-match tripled its time (33 s against 10 s for 10,000 reports, see
+// docs/benchmarks.md). The index is caught up here, a batch a
+// transaction, from the findings' keys kept beside each report (no report
+// is decoded); Vulnerable stays exact meanwhile. Open catches up reports
+// stored before the index existed, or left behind by a stop.
+func (s *Store) IndexVulnerabilities(ctx context.Context, max int) (int, error) {
+	done := 0
+	for max < 0 || done < max {
+		n := indexBatch
+		if max >= 0 {
+			n = min(n, max-done)
 		}
-		var batch []pending
-		rows, err := s.db.W.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
-			WHERE version > 0 AND vulns_indexed = 0 LIMIT 200`)
-		if err != nil {
-			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
-		}
-		for rows.Next() {
-			var d string
-			var keys sql.NullString
-			if err := rows.Scan(&d, &keys); err != nil {
-				rows.Close()
-				return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		indexed := 0
+		// Read and index in one write transaction: a report re-matched
+		// between the two would be marked indexed under its old findings.
+		err := s.db.InTx(ctx, "index vulnerabilities", func(tx *sql.Tx) error {
+			indexed = 0
+			type pending struct {
+				d   digest.Digest
+				ids []string
 			}
-			p := pending{d: digest.Digest(d)}
-			for _, k := range reports.ParseFindingKeys(keys.String) {
-				p.ids = append(p.ids, k.IDs...)
+			var batch []pending
+			rows, err := tx.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
+				WHERE vulns_indexed = 0 AND version > 0 LIMIT ?`, n)
+			if err != nil {
+				return err
 			}
-			batch = append(batch, p)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.db.InTx(ctx, "index vulnerabilities", func(tx *sql.Tx) error {
+			for rows.Next() {
+				var d string
+				var keys sql.NullString
+				if err := rows.Scan(&d, &keys); err != nil {
+					rows.Close()
+					return err
+				}
+				p := pending{d: digest.Digest(d)}
+				for _, k := range reports.ParseFindingKeys(keys.String) {
+					p.ids = append(p.ids, k.IDs...)
+				}
+				batch = append(batch, p)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+			ix, err := newVulnIndexer(ctx, tx)
+			if err != nil {
+				return err
+			}
+			defer ix.close()
 			for _, p := range batch {
-				if err := indexVulns(ctx, tx, p.d, p.ids); err != nil {
+				if err := ix.stage(ctx, p.d, p.ids); err != nil {
 					return err
 				}
 			}
+			if err := ix.flush(ctx); err != nil {
+				return err
+			}
+			indexed = len(batch)
 			return nil
-		}); err != nil {
-			return err
+		})
+		if err != nil {
+			return done, fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
+		}
+		done += indexed
+		if indexed < n {
+			break
 		}
 	}
+	return done, nil
 }
 
-// Vulnerable implements reports.Store.
+// Vulnerable implements reports.Store: the index answers for the reports
+// it is up to date with, and the findings' keys of those it is behind.
 func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT r.digest FROM scan_vuln_ids v
+	fail := func(err error) error { return fmt.Errorf("images with %s: %w", id, err) }
+	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer tx.Rollback()
+	// One read transaction, so that a report indexed meanwhile is seen on
+	// exactly one side.
+	rows, err := tx.QueryContext(ctx, `SELECT r.digest FROM scan_vuln_ids v
 		JOIN scan_report_vulns x ON x.vuln = v.n
 		JOIN scan_report_nums r ON r.n = x.report
-		WHERE v.id = ? ORDER BY r.digest`, id)
+		JOIN scan_reports s ON s.digest = r.digest AND s.vulns_indexed = 1
+		WHERE v.id = ?`, id)
 	if err != nil {
-		return nil, fmt.Errorf("images with %s: %w", id, err)
+		return nil, fail(err)
 	}
-	defer rows.Close()
 	var out []digest.Digest
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("images with %s: %w", id, err)
+			rows.Close()
+			return nil, fail(err)
 		}
 		out = append(out, digest.Digest(d))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("images with %s: %w", id, err)
+		rows.Close()
+		return nil, fail(err)
 	}
+	rows.Close()
+	// instr narrows the reports behind to those that may name id; the
+	// keys are then read exactly (ids compare case-insensitively).
+	rows, err = tx.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
+		WHERE vulns_indexed = 0 AND version > 0 AND instr(upper(finding_keys), upper(?)) > 0`, id)
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		var keys sql.NullString
+		if err := rows.Scan(&d, &keys); err != nil {
+			return nil, fail(err)
+		}
+		if namesID(reports.ParseFindingKeys(keys.String), id) {
+			out = append(out, digest.Digest(d))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(err)
+	}
+	slices.Sort(out)
 	return out, nil
+}
+
+// namesID reports whether one of keys has id among its ids.
+func namesID(keys []reports.FindingKey, id string) bool {
+	for _, k := range keys {
+		for _, x := range k.IDs {
+			if strings.EqualFold(x, id) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -49,8 +49,15 @@ func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, _ := s.Vulnerable(ctx, "CVE-2026-7"); len(got) != 0 {
-		t.Fatalf("the index was not emptied: %v", got)
+	// The report is found from its findings' keys while it is not
+	// indexed.
+	for _, id := range []string{"CVE-2026-7", "ghsa-xxxx-yyyy-zzzz"} {
+		if got, err := s.Vulnerable(ctx, id); err != nil || len(got) != 1 || got[0] != d {
+			t.Errorf("Vulnerable(%s) before indexing = %v, %v", id, got, err)
+		}
+	}
+	if got, err := s.Vulnerable(ctx, "CVE-2026-70"); err != nil || len(got) != 0 {
+		t.Errorf("Vulnerable(CVE-2026-70), a prefix of none of its ids = %v, %v", got, err)
 	}
 	s.Close()
 	s, err = Open(ctx, path)
@@ -58,6 +65,10 @@ func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	var rows int
+	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM scan_report_vulns`).Scan(&rows); err != nil || rows != 2 {
+		t.Errorf("index rows after reopening: %d, %v; want 2", rows, err)
+	}
 	for _, id := range []string{"CVE-2026-7", "ghsa-xxxx-yyyy-zzzz"} {
 		if got, err := s.Vulnerable(ctx, id); err != nil || len(got) != 1 || got[0] != d {
 			t.Errorf("Vulnerable(%s) after reopening = %v, %v", id, got, err)
