@@ -161,9 +161,10 @@ func (s *Service) Register(q *jobs.Queue) {
 	jobs.AddWorker(q, &scanAllWorker{s: s})
 	jobs.AddWorker(q, &stageWorker{s: s})
 	jobs.AddWorker(q, &indexWorker{s: s})
-	// A re-match that ends while the index job finishes its last batch
-	// may find it still running, and queue none: catch up now and then.
-	q.Every(indexInterval, false, func() (river.JobArgs, *river.InsertOpts) { return IndexArgs{}, nil })
+	// At start (what a stop left behind, reports stored before the index
+	// existed), and now and then: a re-match that ends while the index job
+	// finishes its last batch may find it still running, and queue none.
+	q.Every(indexInterval, true, func() (river.JobArgs, *river.InsertOpts) { return IndexArgs{}, nil })
 }
 
 // indexInterval is how often the vulnerability index is caught up

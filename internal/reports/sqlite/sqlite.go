@@ -86,12 +86,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, codec: codec}
-	if _, err := s.IndexVulnerabilities(ctx, -1); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return &Store{db: db, codec: codec}, nil
 }
 
 // Close implements reports.Store.
@@ -657,8 +652,10 @@ const indexBatch = 500
 // re-match tripled its time (33 s against 10 s for 10,000 reports, see
 // docs/benchmarks.md). The index is caught up here, a batch a
 // transaction, from the findings' keys kept beside each report (no report
-// is decoded); Vulnerable stays exact meanwhile. Open catches up reports
-// stored before the index existed, or left behind by a stop.
+// is decoded); Vulnerable stays exact meanwhile. The same catches up the
+// reports stored before the index existed, and those a stop left behind
+// (the server runs it at start, in the background: a large backlog would
+// otherwise hold the start for minutes).
 func (s *Store) IndexVulnerabilities(ctx context.Context, max int) (int, error) {
 	done := 0
 	for max < 0 || done < max {

@@ -29,8 +29,8 @@ func TestSuite(t *testing.T) {
 }
 
 // TestIndexesReportsStoredBeforeTheIndex: reports stored by a berth
-// without the vulnerability index are indexed when the store opens, from
-// the findings' keys kept beside them.
+// without the vulnerability index are found from the findings' keys kept
+// beside them, and indexed from them by IndexVulnerabilities.
 func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "meta.db")
@@ -65,13 +65,16 @@ func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if n, err := s.IndexVulnerabilities(ctx, -1); err != nil || n != 1 {
+		t.Fatalf("IndexVulnerabilities after reopening = %d, %v; want the one report", n, err)
+	}
 	var rows int
 	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM scan_report_vulns`).Scan(&rows); err != nil || rows != 2 {
-		t.Errorf("index rows after reopening: %d, %v; want 2", rows, err)
+		t.Errorf("index rows: %d, %v; want 2", rows, err)
 	}
 	for _, id := range []string{"CVE-2026-7", "ghsa-xxxx-yyyy-zzzz"} {
 		if got, err := s.Vulnerable(ctx, id); err != nil || len(got) != 1 || got[0] != d {
-			t.Errorf("Vulnerable(%s) after reopening = %v, %v", id, got, err)
+			t.Errorf("Vulnerable(%s) after indexing = %v, %v", id, got, err)
 		}
 	}
 }
