@@ -183,10 +183,12 @@ type ScanArgs struct {
 	// (it records ends asynchronously), cannot absorb it and leave the
 	// image pending.
 	FirstDB bool `json:"first_db,omitempty" river:"unique"`
-	// Seen, set by a push that found the digest's scan pending or
-	// running, is when it looked: a report finished since answers it (the
-	// scan it saw may end, and river record so, before this job is
-	// queued, which would otherwise scan the image again).
+	// Seen, set when the job is queued because the digest had no report
+	// (a push, the first database's scan of what is missing), is when that
+	// was read: a report finished since answers it (a scan running then
+	// may end, and river record so, before this job is queued, which
+	// would otherwise scan the image again). A rescan asked for leaves it
+	// zero.
 	Seen time.Time `json:"seen,omitzero"`
 }
 
@@ -373,7 +375,7 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 		_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen}, nil)
 		return err
 	}
-	return s.Enqueue(ctx, repo, m.Digest)
+	return s.enqueue(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen})
 }
 
 // OnDelete forgets the report of a manifest no repository holds any more.
@@ -1122,13 +1124,15 @@ func (s *Service) ScanAll(ctx context.Context, missing bool) (int, error) {
 	n := 0
 	for _, t := range queue {
 		var rec *reports.Record
+		var seen time.Time // a forced rescan when zero
 		if missing {
+			seen = time.Now()
 			var err error
 			if rec, err = s.opts.Reports.Get(ctx, t.d, false); err == nil && rec.HasReport() {
 				continue
 			}
 		}
-		queued, err := s.enqueued(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo})
+		queued, err := s.enqueued(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, Seen: seen})
 		if err != nil {
 			return n, err
 		}

@@ -512,6 +512,41 @@ func TestFirstDatabaseScansWhatItsPushCouldNot(t *testing.T) {
 	}
 }
 
+// A scan queued because the image had no report, when a scan running
+// then has stored one since, does not scan again; a rescan asked for
+// does.
+func TestScanQueuedForAMissingReportIsNotRepeated(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.writeFeed(map[string][2]string{"GHSA-lodash-1": {"lodash", "4.17.21"}})
+	if _, err := h.svc.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.stopWorkers()
+	seen := time.Now() // a push reads "no report" here, while another scan runs
+	d := h.push("team/a", "v1", "lodash 4.17.20")
+	w := &scanWorker{s: h.svc}
+	run := func(args ScanArgs) {
+		t.Helper()
+		job := &river.Job[ScanArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 3, CreatedAt: time.Now()}, Args: args}
+		if err := w.Work(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(ScanArgs{Digest: d.String(), Repository: "team/a"})
+	if v := h.report(d).Version; v != 1 {
+		t.Fatalf("first scan stored version %d", v)
+	}
+	run(ScanArgs{Digest: d.String(), Repository: "other/a", Seen: seen})
+	if v := h.report(d).Version; v != 1 {
+		t.Errorf("a scan queued for the missing report scanned again (version %d)", v)
+	}
+	run(ScanArgs{Digest: d.String(), Repository: "team/a"})
+	if v := h.report(d).Version; v != 2 {
+		t.Errorf("a rescan asked for did not scan (version %d)", v)
+	}
+}
+
 // arrivingDB is a report store over which the first database arrives
 // just before a pending status is written.
 type arrivingDB struct {
