@@ -173,10 +173,10 @@ type Store interface {
 	// is behind (IndexVulnerabilities).
 	Vulnerable(ctx context.Context, id string) ([]digest.Digest, error)
 	// IndexVulnerabilities brings the vulnerability index up to date for
-	// up to max reports (all when max is negative) whose index is behind
-	// their findings, and returns how many it indexed. A store may leave
-	// the index of re-matched reports to it, to keep re-matches fast.
-	IndexVulnerabilities(ctx context.Context, max int) (int, error)
+	// every report whose index is behind its findings, and returns how
+	// many it indexed. A store may leave the index of re-matched reports
+	// to it, to keep re-matches fast.
+	IndexVulnerabilities(ctx context.Context) (int, error)
 	Close() error
 }
 

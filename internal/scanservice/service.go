@@ -323,11 +323,7 @@ func (s *Service) QueueScanAll(ctx context.Context) error {
 // the request (its result is what the caller would get), and must not see
 // its state overwritten with "pending" after it stored its report.
 func (s *Service) Enqueue(ctx context.Context, repo string, d digest.Digest) error {
-	return s.enqueue(ctx, ScanArgs{Digest: d.String(), Repository: repo})
-}
-
-func (s *Service) enqueue(ctx context.Context, args ScanArgs) error {
-	_, err := s.enqueued(ctx, args)
+	_, err := s.enqueued(ctx, ScanArgs{Digest: d.String(), Repository: repo})
 	return err
 }
 
@@ -375,7 +371,8 @@ func (s *Service) OnPush(ctx context.Context, repo string, m *meta.Manifest) err
 		_, err := s.opts.Queue.Insert(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen}, nil)
 		return err
 	}
-	return s.enqueue(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen})
+	_, err = s.enqueued(ctx, ScanArgs{Digest: m.Digest.String(), Repository: repo, Seen: seen})
+	return err
 }
 
 // OnDelete forgets the report of a manifest no repository holds any more.
@@ -918,24 +915,15 @@ func newFindings(old []reports.FindingKey, cur []match.Finding) []NewFinding {
 		seen[key{f.ID, pkg}] = true
 		out = append(out, NewFinding{ID: f.ID, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version, Fixed: f.FixedVersions})
 	}
-	// The most severe first, then by id, package and version (a total
-	// order, so no stable sort is needed); compared through pointers, as
-	// every re-matched report sorts its new findings.
-	ptrs := make([]*NewFinding, len(out))
-	for i := range out {
-		ptrs[i] = &out[i]
-	}
-	slices.SortFunc(ptrs, func(a, b *NewFinding) int {
+	// The most severe first, then by id, package and version: a total
+	// order, so no stable sort is needed.
+	slices.SortFunc(out, func(a, b NewFinding) int {
 		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
 			return rb - ra
 		}
 		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Package, b.Package), strings.Compare(a.Version, b.Version))
 	})
-	sorted := make([]NewFinding, len(out))
-	for i, p := range ptrs {
-		sorted[i] = *p
-	}
-	return sorted
+	return out
 }
 
 type rematchWorker struct {
@@ -982,7 +970,7 @@ func (w *indexWorker) Work(ctx context.Context, _ *river.Job[IndexArgs]) error {
 	if len(left) > 0 {
 		return river.JobSnooze(indexYield)
 	}
-	n, err := w.s.opts.Reports.IndexVulnerabilities(ctx, -1)
+	n, err := w.s.opts.Reports.IndexVulnerabilities(ctx)
 	if n > 0 {
 		w.s.log.InfoContext(ctx, "vulnerability index caught up", "reports", n)
 	}
@@ -1140,7 +1128,7 @@ func (s *Service) ScanAll(ctx context.Context, missing bool) (int, error) {
 		// One absorbed by a scan that found no database, which river has
 		// not yet recorded as ended, is queued under its own identity.
 		if !queued && rec != nil && rec.Scan.Status == reports.Pending && rec.Scan.Error == errNoDB.Error() {
-			if err := s.enqueue(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, FirstDB: true}); err != nil {
+			if _, err := s.enqueued(ctx, ScanArgs{Digest: t.d.String(), Repository: t.repo, FirstDB: true}); err != nil {
 				return n, err
 			}
 		}

@@ -374,7 +374,7 @@ func TestScanOnPushAndRematch(t *testing.T) {
 		t.Errorf("image b was re-matched (version %d) though no key of it changed", rb.Version)
 	}
 	// The vulnerability index caught up behind the re-match.
-	if n, err := h.reports.IndexVulnerabilities(ctx, -1); err != nil || n != 0 {
+	if n, err := h.reports.IndexVulnerabilities(ctx); err != nil || n != 0 {
 		t.Errorf("after the re-match %d reports were still to index (%v)", n, err)
 	}
 	if got, err := h.reports.Vulnerable(ctx, "GHSA-minimist-2"); err != nil || !slices.Equal(got, []digest.Digest{a}) {

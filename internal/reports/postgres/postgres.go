@@ -480,7 +480,7 @@ func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, ids []string) e
 
 // IndexVulnerabilities implements reports.Store: this store writes the
 // index with every report, so it is never behind.
-func (s *Store) IndexVulnerabilities(context.Context, int) (int, error) { return 0, nil }
+func (s *Store) IndexVulnerabilities(context.Context) (int, error) { return 0, nil }
 
 // Vulnerable implements reports.Store.
 func (s *Store) Vulnerable(ctx context.Context, id string) ([]digest.Digest, error) {

@@ -596,10 +596,10 @@ func testDeltaRematch(t *testing.T, f Factory) {
 	// The index answers exactly while a store leaves it behind, once it
 	// is caught up, and after reopening.
 	caughtUp := func() reports.Store {
-		if _, err := s.IndexVulnerabilities(ctx, -1); err != nil {
+		if _, err := s.IndexVulnerabilities(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := s.IndexVulnerabilities(ctx, -1); err != nil || n != 0 {
+		if n, err := s.IndexVulnerabilities(ctx); err != nil || n != 0 {
 			t.Fatalf("IndexVulnerabilities after catching up = %d, %v", n, err)
 		}
 		return s

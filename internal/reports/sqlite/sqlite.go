@@ -561,7 +561,7 @@ func (ix *vulnIndexer) stage(ctx context.Context, d digest.Digest, ids []string)
 		if have[key] {
 			continue
 		}
-		vuln, _, err := ix.vulnNum(ctx, id, true)
+		vuln, err := ix.vulnNum(ctx, id)
 		if err != nil {
 			return fail(err)
 		}
@@ -617,28 +617,25 @@ func (ix *vulnIndexer) flush(ctx context.Context) error {
 	return nil
 }
 
-// vulnNum returns the number of id, numbering it if it has none and
-// create is set (ok is false when it has none and create is not).
-func (ix *vulnIndexer) vulnNum(ctx context.Context, id string, create bool) (n int64, ok bool, err error) {
+// vulnNum returns the number of id, numbering it if it has none.
+func (ix *vulnIndexer) vulnNum(ctx context.Context, id string) (int64, error) {
 	key := strings.ToUpper(id)
 	if n, ok := ix.vulnNums[key]; ok {
-		return n, true, nil
+		return n, nil
 	}
-	err = ix.findID.QueryRowContext(ctx, id).Scan(&n)
+	var n int64
+	err := ix.findID.QueryRowContext(ctx, id).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
-		if !create {
-			return 0, false, nil
-		}
 		err = ix.newID.QueryRowContext(ctx, id).Scan(&n)
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	if ix.vulnNums == nil {
 		ix.vulnNums = map[string]int64{}
 	}
 	ix.vulnNums[key] = n
-	return n, true, nil
+	return n, nil
 }
 
 // indexBatch is how many reports IndexVulnerabilities indexes a
@@ -656,13 +653,9 @@ const indexBatch = 500
 // reports stored before the index existed, and those a stop left behind
 // (the server runs it at start, in the background: a large backlog would
 // otherwise hold the start for minutes).
-func (s *Store) IndexVulnerabilities(ctx context.Context, max int) (int, error) {
+func (s *Store) IndexVulnerabilities(ctx context.Context) (int, error) {
 	done := 0
-	for max < 0 || done < max {
-		n := indexBatch
-		if max >= 0 {
-			n = min(n, max-done)
-		}
+	for {
 		indexed := 0
 		// Read and index in one write transaction: a report re-matched
 		// between the two would be marked indexed under its old findings.
@@ -674,7 +667,7 @@ func (s *Store) IndexVulnerabilities(ctx context.Context, max int) (int, error) 
 			}
 			var batch []pending
 			rows, err := tx.QueryContext(ctx, `SELECT digest, finding_keys FROM scan_reports
-				WHERE vulns_indexed = 0 AND version > 0 LIMIT ?`, n)
+				WHERE vulns_indexed = 0 AND version > 0 LIMIT ?`, indexBatch)
 			if err != nil {
 				return err
 			}
@@ -716,11 +709,10 @@ func (s *Store) IndexVulnerabilities(ctx context.Context, max int) (int, error) 
 			return done, fmt.Errorf("index the vulnerabilities of stored reports: %w", err)
 		}
 		done += indexed
-		if indexed < n {
-			break
+		if indexed < indexBatch {
+			return done, nil
 		}
 	}
-	return done, nil
 }
 
 // Vulnerable implements reports.Store: the index answers for the reports

@@ -65,7 +65,7 @@ func TestIndexesReportsStoredBeforeTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if n, err := s.IndexVulnerabilities(ctx, -1); err != nil || n != 1 {
+	if n, err := s.IndexVulnerabilities(ctx); err != nil || n != 1 {
 		t.Fatalf("IndexVulnerabilities after reopening = %d, %v; want the one report", n, err)
 	}
 	var rows int
