@@ -198,6 +198,7 @@ func collapse(pkgs []Package, layerIndex map[string]int) []Package {
 			q.Layer = p.Layer
 		}
 		q.Dev = q.Dev && p.Dev
+		q.Local = q.Local && p.Local
 		if q.SourceName == "" {
 			q.SourceName, q.SourceVersion = p.SourceName, p.SourceVersion
 		}
@@ -343,7 +344,9 @@ func dropUninstalled(sets []liveSet) {
 		}
 		kept := make([]Package, 0, len(lock.pkgs))
 		for _, p := range lock.pkgs {
-			if installed[nameVersion{p.Name, p.Version}] {
+			// A workspace member is the project's own folder, linked
+			// from node_modules, never a copy installed there.
+			if p.Local || installed[nameVersion{p.Name, p.Version}] {
 				kept = append(kept, p)
 			}
 		}

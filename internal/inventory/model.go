@@ -71,6 +71,14 @@ type Package struct {
 	// Dev marks a development-only dependency of a lockfile; after the
 	// merge, a package that every finding marks so.
 	Dev bool `json:"dev,omitempty"`
+	// Local marks a package that does not come from its ecosystem's
+	// registry: the project itself or a member of its workspace (an npm
+	// workspace folder, the application a deps.json describes), or a
+	// package shipped inside an SDK (Flutter's flutter_test). It is listed,
+	// as the peers list it, but never matched: an advisory about a
+	// registry package of the same name is not about it. After the merge,
+	// a package that every finding marks so.
+	Local bool `json:"local,omitempty"`
 }
 
 // Distro identifies the operating system of an image, from os-release.

@@ -133,6 +133,14 @@ type distroEcosystems struct {
 }
 
 func (tf *targeter) target(p *inventory.Package) (target, error) {
+	if p.Local {
+		return target{}, unmatchable{p.Ecosystem, "the project's own or shipped with its SDK, not from the registry"}
+	}
+	if p.Ecosystem == inventory.RPM && p.Name == "gpg-pubkey" {
+		// rpm keeps the keys it trusts as header entries; their
+		// "version" is a key id, and no advisory is about them.
+		return target{}, unmatchable{p.Ecosystem, "signing keys, not software"}
+	}
 	if le, ok := languageEcosystems[p.Ecosystem]; ok {
 		s, _ := version.ForEcosystem(le.osv[0])
 		t := target{ecosystems: le.osv, name: p.Name, version: p.Version, scheme: s, foldCase: le.foldCase}

@@ -316,6 +316,52 @@ func TestUnmatchablePackagesAreReported(t *testing.T) {
 	}
 }
 
+// TestLocalPackagesAndKeysAreNotMatched: a workspace member, an
+// application or an SDK package shares its name with a registry package
+// by chance, and an rpm database's gpg-pubkey entries are keys. Each is
+// listed and named in a warning, and no advisory about the registry
+// package of its name becomes a finding; the same name from the registry
+// still is matched.
+func TestLocalPackagesAndKeysAreNotMatched(t *testing.T) {
+	src := newMemSource(
+		record("GHSA-cccc-cccc-cccc", nil, "npm", "client", ev("i", "0")),
+		record("GHSA-tttt-tttt-tttt", nil, "Pub", "flutter_test", ev("i", "0")),
+	)
+	local := func(p inventory.Package) inventory.Package { p.Local = true; return p }
+	rhel := &inventory.Distro{ID: "rhel", VersionID: "9.4"}
+	for _, tc := range []struct {
+		name     string
+		pkgs     []inventory.Package
+		findings []string
+		warning  string
+	}{
+		{"workspace member", []inventory.Package{local(pkg(inventory.NPM, "client", "1.0.0"))}, nil,
+			"1 npm packages not matched (client): the project's own or shipped with its SDK, not from the registry"},
+		{"SDK package", []inventory.Package{local(pkg(inventory.Pub, "flutter_test", "0.0.0"))}, nil,
+			"1 pub packages not matched (flutter_test): the project's own or shipped with its SDK, not from the registry"},
+		{"registry package of the same name", []inventory.Package{pkg(inventory.NPM, "client", "1.0.0")}, []string{"GHSA-cccc-cccc-cccc"}, ""},
+		{"rpm signing key", []inventory.Package{{Ecosystem: inventory.RPM, Name: "gpg-pubkey", Version: "fd431d51-4ae0493b"}}, nil,
+			"1 rpm packages not matched (gpg-pubkey): signing keys, not software"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(src).Match(context.Background(), inventory.Inventory{Distro: rhel, Packages: tc.pkgs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, f := range r.Findings {
+				ids = append(ids, f.ID)
+			}
+			if !slices.Equal(ids, tc.findings) {
+				t.Errorf("findings %v, want %v", ids, tc.findings)
+			}
+			if tc.warning == "" && len(r.Warnings) > 0 || tc.warning != "" && !slices.Contains(r.Warnings, tc.warning) {
+				t.Errorf("warnings %q, want %q", r.Warnings, tc.warning)
+			}
+		})
+	}
+}
+
 // coveringSource is a memSource that says which ecosystems it holds, as
 // the real DB does.
 type coveringSource struct{ *memSource }

@@ -297,6 +297,7 @@ func (b *builder) cdxComponent(c *cdxComponent) {
 		p.Layer = ps.first("berth:package:layerDiffID")
 		p.Locations = ps["berth:package:location"]
 		p.Dev = ps.first("berth:package:dev") == "true"
+		p.Local = ps.first("berth:package:local") == "true"
 		if v := ps.first("berth:package:arch"); v != "" {
 			p.Arch = v
 		}

@@ -1,12 +1,16 @@
 package sbomfile
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/report/bom"
+	"berth.dev/berth/internal/report/cyclonedx"
 )
 
 func TestFromPURL(t *testing.T) {
@@ -126,5 +130,34 @@ func TestNotAnSBOM(t *testing.T) {
 	huge := strings.NewReader(`{"bomFormat":"CycloneDX","components":[` + strings.Repeat(" ", 4096) + `]}`)
 	if _, err := read(huge, "huge.json", 4096); err == nil || !strings.Contains(err.Error(), "larger than 4096 bytes") {
 		t.Errorf("an oversized document: %v", err)
+	}
+}
+
+// TestBerthsOwnFlagsSurvive: an SBOM that berth wrote, read back for
+// `berth scan sbom:…`, keeps which packages are dev-only and which are not
+// from the registry, so a scan of the SBOM matches what a scan of the
+// image matched.
+func TestBerthsOwnFlagsSurvive(t *testing.T) {
+	inv := &inventory.Inventory{Packages: []inventory.Package{
+		{Ecosystem: inventory.NPM, Name: "@my-monorepo/client", Version: "1.0.0", PURL: "pkg:npm/%40my-monorepo/client@1.0.0", Analyzer: "npm-lock", Local: true},
+		{Ecosystem: inventory.NPM, Name: "jest", Version: "29.0.0", PURL: "pkg:npm/jest@29.0.0", Analyzer: "npm-lock", Dev: true},
+		{Ecosystem: inventory.NPM, Name: "lodash", Version: "4.17.21", PURL: "pkg:npm/lodash@4.17.21", Analyzer: "npm-lock"},
+	}}
+	var doc bytes.Buffer
+	if err := cyclonedx.Encode(&doc, inv, bom.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(&doc, "berth.cdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for _, p := range got.Packages {
+		flags = append(flags, fmt.Sprintf("%s dev=%v local=%v", p.Name, p.Dev, p.Local))
+	}
+	slices.Sort(flags)
+	want := []string{"@my-monorepo/client dev=false local=true", "jest dev=true local=false", "lodash dev=false local=false"}
+	if !slices.Equal(flags, want) {
+		t.Errorf("got %q\nwant %q", flags, want)
 	}
 }

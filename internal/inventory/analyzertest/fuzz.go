@@ -39,7 +39,8 @@ func fuzzParse(f *testing.F, parse inventory.ParseFunc, partial bool, seeds [][]
 }
 
 // Summary lists packages as "name@version", with " dev" for dev-only
-// ones and " -> a,b" for their dependencies, sorted: a compact form to
+// ones, " local" for those not from the registry and " -> a,b" for their
+// dependencies, sorted: a compact form to
 // compare in tests.
 func Summary(pkgs []inventory.Package) []string {
 	out := make([]string, 0, len(pkgs))
@@ -47,6 +48,9 @@ func Summary(pkgs []inventory.Package) []string {
 		s := p.Name + "@" + p.Version
 		if p.Dev {
 			s += " dev"
+		}
+		if p.Local {
+			s += " local"
 		}
 		if len(p.DependsOn) > 0 {
 			s += fmt.Sprintf(" -> %v", p.DependsOn)

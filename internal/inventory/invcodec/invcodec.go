@@ -71,14 +71,28 @@ func Append(dst []byte, inv *inventory.Inventory) []byte {
 		e.str(p.Layer)
 		e.str(p.Analyzer)
 		e.list(p.DependsOn)
-		if p.Dev {
-			e.buf = append(e.buf, 1)
-		} else {
-			e.buf = append(e.buf, 0)
-		}
+		e.buf = append(e.buf, flags(p))
 	}
 	e.list(inv.Warnings)
 	return e.buf
+}
+
+// A package's booleans share one byte. Encodings written before Local
+// existed hold 0 or 1 there (Dev), which decode as they did.
+const (
+	flagDev   = 1 << 0
+	flagLocal = 1 << 1
+)
+
+func flags(p *inventory.Package) byte {
+	var f byte
+	if p.Dev {
+		f |= flagDev
+	}
+	if p.Local {
+		f |= flagLocal
+	}
+	return f
 }
 
 type encoder struct{ buf []byte }
@@ -159,12 +173,10 @@ func Decode(b []byte, inv *inventory.Inventory) error {
 			p.Locations, lists = d.list(lists)
 			p.Layer, p.Analyzer = d.str(), d.str()
 			p.DependsOn, lists = d.list(lists)
-			switch d.byte() {
-			case 0:
-			case 1:
-				p.Dev = true
-			default:
-				d.fail("dev marker")
+			if f := d.byte(); f&^(flagDev|flagLocal) != 0 {
+				d.fail("package flags")
+			} else {
+				p.Dev, p.Local = f&flagDev != 0, f&flagLocal != 0
 			}
 			if d.err != nil {
 				break

@@ -47,6 +47,8 @@ func sample() inventory.Inventory {
 			{Ecosystem: inventory.NPM, Name: "@scope/ünïcode", Version: "1.0.0-beta.1", Locations: []string{"/app/package-lock.json", "/app/node_modules/@scope/ünïcode/package.json"},
 				Analyzer: "npm", DependsOn: []string{"left-pad"}, Dev: true},
 			{Ecosystem: inventory.Go, Name: "stdlib", Licenses: []string{}, Analyzer: "gobinary"},
+			{Ecosystem: inventory.NPM, Name: "@my-monorepo/client", Version: "1.0.0", Analyzer: "npm-lock", Local: true},
+			{Ecosystem: inventory.Pub, Name: "flutter_test", Version: "0.0.0", Analyzer: "pub", Local: true, Dev: true},
 		},
 		Warnings: []string{"a warning", ""},
 	}

@@ -124,6 +124,7 @@ func Compare(x, y *inventory.Package) int {
 		cmp.Compare(x.SourceName, y.SourceName),
 		cmp.Compare(x.SourceVersion, y.SourceVersion),
 		compareBool(x.Dev, y.Dev),
+		compareBool(x.Local, y.Local),
 		slices.Compare(x.Licenses, y.Licenses),
 		slices.Compare(x.DependsOn, y.DependsOn),
 	)

@@ -133,7 +133,7 @@ func packageComponent(p *bom.Package) component {
 		// not part of the runtime, which is what a dev dependency is.
 		c.Scope = scopeExcluded
 	}
-	props := make(properties, 0, 7+len(p.Locations)) // at most, and in one allocation
+	props := make(properties, 0, 8+len(p.Locations)) // at most, and in one allocation
 	props.add("berth:package:analyzer", p.Analyzer)
 	props.add("berth:package:arch", p.Arch)
 	if p.Dev {
@@ -141,6 +141,9 @@ func packageComponent(p *bom.Package) component {
 	}
 	props.add("berth:package:ecosystem", string(p.Ecosystem))
 	props.add("berth:package:layerDiffID", p.Layer)
+	if p.Local {
+		props.add("berth:package:local", "true")
+	}
 	for _, l := range p.Locations {
 		props.add("berth:package:location", l)
 	}

@@ -168,6 +168,9 @@ func sourceInfo(p *bom.Package) string {
 	if p.Dev {
 		parts = append(parts, "development dependency")
 	}
+	if p.Local {
+		parts = append(parts, "not from the registry (the project's own, or shipped with its SDK), so not matched")
+	}
 	return strings.Join(parts, "; ")
 }
 
