@@ -258,6 +258,13 @@ func TestCompare(t *testing.T) {
 			misses:    1, phantoms: 1,
 		},
 		{
+			name:      "a peer's other name for the ecosystem, allowed",
+			src:       source{eco: "conda", ecoAs: struct{ from, why string }{"pypi", "x"}},
+			c:         testCase{Want: []pkg{{"pypi", "jupyterlab", "3.1.12"}}},
+			berth:     []found{{pkg: pkg{"conda", "jupyterlab", "3.1.12"}}},
+			wantTally: map[string]tally{"conda": {cases: 1, want: 1, found: 1, tp: 1}},
+		},
+		{
 			name:      "nothing expected, nothing found",
 			src:       source{eco: "gem"},
 			wantTally: map[string]tally{"gem": {cases: 1}},

@@ -138,6 +138,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		if src.noDev != "" {
 			fmt.Fprintf(w, "    %s\n", src.noDev)
 		}
+		if src.ecoAs.why != "" {
+			fmt.Fprintf(w, "    %s\n", src.ecoAs.why)
+		}
 		reasons := map[string]int{}
 		for _, s := range skips {
 			reasons[s.Why]++
@@ -191,11 +194,21 @@ type outcome struct {
 // compare sets what berth found in one case against what the peer's test
 // expects, in the ecosystems the case is about.
 func compare(src source, c testCase, berth []found) outcome {
+	wanted := c.Want
+	if src.ecoAs.from != "" {
+		wanted = make([]pkg, len(c.Want))
+		for i, p := range c.Want {
+			if p.Eco == src.ecoAs.from {
+				p.Eco = src.eco
+			}
+			wanted[i] = p
+		}
+	}
 	ecos := map[string]bool{src.eco: true}
-	for _, p := range c.Want {
+	for _, p := range wanted {
 		ecos[p.Eco] = true
 	}
-	want := set(c.Want)
+	want := set(wanted)
 	names := map[string]bool{}
 	for p := range want {
 		names[p.Name] = true

@@ -25,6 +25,10 @@ type source struct {
 	// parsers; berth reports them flagged dev): berth's dev packages are
 	// then not counted, unless the case expects a package flagged dev.
 	noDev string
+	// ecoAs says the peer files these packages under another ecosystem
+	// than the other peer and berth do: expected packages of ecosystem
+	// ecoAs.from count as the source's ecosystem; ecoAs.why is printed.
+	ecoAs struct{ from, why string }
 	// place says where in a root filesystem berth finds the fixture: the
 	// file name and folder the analyzer claims (fixtures are named after
 	// their case, e.g. one-package.v1.json). An empty dest skips the case
@@ -78,7 +82,9 @@ func sources() []source {
 			helpers: map[string]helper{"pkg": {kind: helperPackage, nameArg: 1, versionArg: 2}}},
 		lang("python/pylock", "pypi", "app/pylock.toml"),
 		{module: "scalibr", dir: "extractor/filesystem/language/python/wheelegg", eco: "pypi", funcs: extractFuncs, place: placePython},
-		lang("python/condameta", "conda", "opt/conda/conda-meta/fixture.json"),
+		{module: "scalibr", dir: "extractor/filesystem/language/python/condameta", eco: "conda", funcs: extractFuncs,
+			place: at("opt/conda/conda-meta/fixture.json"),
+			ecoAs: struct{ from, why string }{"pypi", "osv-scalibr files a conda-meta record under PyPI, Trivy under conda, as berth does: compared as conda"}},
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gomod", eco: "golang", funcs: extractFuncs,
 			place: at("app/go.mod"), companions: goSum},
 		{module: "scalibr", dir: "extractor/filesystem/language/golang/gobinary", eco: "golang", funcs: extractFuncs,

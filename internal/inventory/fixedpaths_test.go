@@ -256,6 +256,7 @@ func TestFixedPathsLinkingToEachOther(t *testing.T) {
 			"beta@2:4.5-1.el9@1 /usr/lib/sysimage/rpm/rpmdb.sqlite",
 			"gamma-libs@7.0-3.el9@1 /usr/lib/sysimage/rpm/rpmdb.sqlite",
 			"gamma@7.0-3.el9@1 /usr/lib/sysimage/rpm/rpmdb.sqlite",
+			"gpg-pubkey@123e6514-6b169b37@1 /usr/lib/sysimage/rpm/rpmdb.sqlite",
 		}},
 		{"usr-merged apk database updated by a later layer", [][]entry{
 			{{name: "lib", symlink: "usr/lib"}, {name: "usr/lib/apk/db/installed", body: "P:e\nV:1\n"}},

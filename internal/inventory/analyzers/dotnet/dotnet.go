@@ -23,7 +23,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "dotnet-deps" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 4 }
+func (Analyzer) Version() int { return 5 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -87,9 +87,12 @@ func empty(raw json.RawMessage) bool {
 // "runtimepack" (the .NET runtime a self-contained app bundles, such as
 // runtimepack.Microsoft.NETCore.App.Runtime.linux-x64/8.0.0, reported
 // under its NuGet name Microsoft.NETCore.App.Runtime.linux-x64: the
-// runtime's advisories are filed there); the application's own projects
-// and framework references are not packages, nor are NuGet meta-packages
-// that ship no asset (shipsNothing; a runtime pack is always kept).
+// runtime's advisories are filed there), and "project": the application
+// itself and the projects of its solution, which the peers list too,
+// marked Local (their names are the developer's, not NuGet's, so they are
+// never matched). Framework references are not packages, nor are NuGet
+// meta-packages that ship no asset (shipsNothing; a runtime pack is always
+// kept).
 // Dependency edges come from the targets section. A library key that is
 // not Name/Version is skipped and named in the error; the others are
 // still read.
@@ -121,7 +124,7 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 	var bad []string
 	for _, key := range keys {
 		typ := strings.ToLower(deps.Libraries[key].Type)
-		if typ != "package" && typ != "runtimepack" || typ == "package" && deps.shipsNothing(key) {
+		if typ != "package" && typ != "runtimepack" && typ != "project" || typ == "package" && deps.shipsNothing(key) {
 			continue
 		}
 		name, version, ok := strings.Cut(key, "/")
@@ -138,6 +141,7 @@ func ParseDepsJSON(data []byte, location, analyzer string) ([]inventory.Package,
 			Version:   version,
 			Locations: []string{location},
 			Analyzer:  analyzer,
+			Local:     typ == "project",
 		}
 		for dep := range edges[key] {
 			p.DependsOn = append(p.DependsOn, dep)

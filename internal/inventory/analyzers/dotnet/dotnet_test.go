@@ -77,7 +77,9 @@ func TestDepsJSONSkipsBadKeys(t *testing.T) {
 	}{
 		{"one bad key", `{"libraries": {"A/1.0": {"type": "package"}, "NoVersion": {"type": "package"}, "B/": {"type": "package"}}}`,
 			[]string{"A@1.0"}, `libraries not Name/Version, skipped: "B/", "NoVersion"`},
-		{"projects are not packages", `{"libraries": {"App/1.0.0": {"type": "project"}, "A/1.0": {"type": "package"}}}`,
+		{"projects are the application's own, listed local", `{"libraries": {"App/1.0.0": {"type": "project"}, "A/1.0": {"type": "package"}}}`,
+			[]string{"A@1.0", "App@1.0.0 local"}, ""},
+		{"framework references are not packages", `{"libraries": {"System.Net.Http/4.0.0.0": {"type": "referenceassembly"}, "mscorlib/4.0.0.0": {"type": "reference"}, "A/1.0": {"type": "package"}}}`,
 			[]string{"A@1.0"}, ""},
 	}
 	for _, tt := range tests {
@@ -120,9 +122,9 @@ func TestDepsJSONMetaPackages(t *testing.T) {
 		want       []string
 	}{
 		{"runtime target", `{"runtimeTarget": {"name": ".NETCoreApp,Version=v6.0"}, "targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
-			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+			[]string{"App@1.0.0 local", "JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
 		{"no runtime target", `{"targets": {".NETCoreApp,Version=v6.0": ` + target + `}, ` + libs + `}`,
-			[]string{"JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Microsoft.NETCore.App@1.1.2", "NETStandard.Library@1.6.0", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
+			[]string{"App@1.0.0 local", "JsonDiffPatch@2.0.61", "Libuv@1.9.1", "Microsoft.NETCore.App@1.1.2", "NETStandard.Library@1.6.0", "Native.Only@1.0.0", "Not.In.Target@2.0.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ func TestDepsJSONMetaPackages(t *testing.T) {
 			}
 			var got []string
 			for _, p := range pkgs {
-				got = append(got, p.Name+"@"+p.Version)
+				got = append(got, p.Name+"@"+p.Version+localMark(p))
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %q\nwant %q", got, tt.want)
@@ -260,11 +262,19 @@ func TestRuntimePack(t *testing.T) {
 	}
 	var got []string
 	for _, p := range pkgs {
-		got = append(got, p.Name+"@"+p.Version)
+		got = append(got, p.Name+"@"+p.Version+localMark(p))
 	}
-	want := []string{"Microsoft.AspNetCore.App.Runtime.linux-x64@8.0.1", "Microsoft.NETCore.App.Runtime.linux-x64@8.0.1", "Newtonsoft.Json@13.0.3"}
+	want := []string{"Microsoft.AspNetCore.App.Runtime.linux-x64@8.0.1", "Microsoft.NETCore.App.Runtime.linux-x64@8.0.1", "Newtonsoft.Json@13.0.3", "app@1.0.0 local"}
 	sort.Strings(got)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// localMark is " local" for a package not from the registry.
+func localMark(p inventory.Package) string {
+	if p.Local {
+		return " local"
+	}
+	return ""
 }

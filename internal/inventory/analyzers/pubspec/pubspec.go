@@ -21,7 +21,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "pubspec-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -51,9 +51,11 @@ type lock struct {
 }
 
 // Parse reads the packages of a pubspec.lock. Packages of the Flutter SDK
-// (source sdk) come with the SDK and carry its placeholder version
-// 0.0.0; they are not reported. A direct dev dependency is dev (the lock
-// does not say which transitive packages only dev dependencies reach).
+// (source sdk, such as flutter_test) come with the SDK and carry its
+// placeholder version 0.0.0: they are listed, as the peers list them,
+// but Local, since pub.dev's advisories are not about them. A direct dev
+// dependency is dev (the lock does not say which transitive packages only
+// dev dependencies reach).
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var l lock
 	if err := yamlmap.Unmarshal(data, &l); err != nil {
@@ -65,16 +67,14 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 	var pkgs []inventory.Package
 	for _, name := range sortedKeys(l.Packages) {
 		e := l.Packages[name]
-		if e.Source == "sdk" {
-			continue
-		}
 		if e.Version == "" {
 			return nil, fmt.Errorf("package %q has no version", name)
 		}
 		pkgs = append(pkgs, inventory.Package{
 			Ecosystem: inventory.Pub, Name: name, Version: e.Version,
 			Locations: []string{location}, Analyzer: analyzer,
-			Dev: e.Dependency == "direct dev",
+			Dev:   e.Dependency == "direct dev",
+			Local: e.Source == "sdk",
 		})
 	}
 	return pkgs, nil

@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"async@2.11.0", "http@0.13.6", "lints@2.1.1 dev", "my_plugin@1.2.0"}
+	want := []string{"async@2.11.0", "flutter@0.0.0 local", "http@0.13.6", "lints@2.1.1 dev", "my_plugin@1.2.0"}
 	if got := analyzertest.Summary(pkgs); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}

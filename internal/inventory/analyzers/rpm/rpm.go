@@ -40,7 +40,7 @@ var dbFiles = []string{
 type Analyzer struct{}
 
 func (Analyzer) Name() string { return "rpm" }
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer: the database of a large
 // server install is a few hundred MiB; a container's, tens.
@@ -141,8 +141,11 @@ func readDB(ctx context.Context, src io.Reader, location string) (pkgs []invento
 			problem("entry %d: %v", entry, err)
 			continue
 		}
-		// gpg-pubkey entries are imported signing keys, not packages.
-		if h.name == "gpg-pubkey" || h.name == "" {
+		// gpg-pubkey entries are the signing keys rpm trusts. They are
+		// listed, as `rpm -qa`, go-rpmdb and Trivy list them (the
+		// matcher leaves them out), since which keys an image trusts
+		// is part of what it holds.
+		if h.name == "" {
 			continue
 		}
 		pkgs = append(pkgs, toPackage(h, location))
