@@ -68,6 +68,19 @@ func TestLockfileEntriesWithoutInstalledCopy(t *testing.T) {
 			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
 			"minimist@1.2.0@1 /app/packages/web/node_modules/minimist/package.json /app/package-lock.json",
 		}},
+		{"a workspace member is linked, never installed: it stays", []v1.Layer{layerTar(t,
+			file{name: "app/package-lock.json", body: `{"lockfileVersion": 3, "packages": {
+				"": {"name": "app", "workspaces": ["packages/*"]},
+				"packages/web": {"name": "@app/web", "version": "0.4.0", "dependencies": {"lodash": "4.17.15"}},
+				"node_modules/@app/web": {"resolved": "packages/web", "link": true},
+				"node_modules/lodash": {"version": "4.17.15"},
+				"node_modules/jest": {"version": "29.0.0", "dev": true}
+			}}`},
+			installed("app/node_modules", "lodash", "4.17.15"),
+		)}, []string{
+			"@app/web@0.4.0@1 local /app/package-lock.json",
+			"lodash@4.17.15@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+		}},
 		{"yarn.lock with a pnpm-style store", []v1.Layer{layerTar(t,
 			file{name: "srv/yarn.lock", body: yarn},
 			installed("srv/node_modules/.pnpm/lodash@4.17.15/node_modules", "lodash", "4.17.15"),

@@ -433,6 +433,9 @@ func located(inv *inventory.Inventory) []string {
 		if p.Dev {
 			s += " dev"
 		}
+		if p.Local {
+			s += " local"
+		}
 		out = append(out, s+" "+strings.Join(p.Locations, " "))
 	}
 	sort.Strings(out)

@@ -23,7 +23,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "bun-lock" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -52,6 +52,8 @@ func isLock(p string) bool {
 }
 
 type deps struct {
+	// Version is a workspace's own, from its package.json.
+	Version              string            `json:"version"`
 	Dependencies         map[string]string `json:"dependencies"`
 	OptionalDependencies map[string]string `json:"optionalDependencies"`
 	PeerDependencies     map[string]string `json:"peerDependencies"`
@@ -66,16 +68,21 @@ type lock struct {
 
 type entry struct {
 	key, name, version string
-	deps               deps
+	// local marks a workspace member or a local folder (file:, link:),
+	// the project's own code.
+	local bool
+	deps  deps
 }
 
 // Parse reads a bun.lock. Each "packages" entry is an array whose first
 // element is the resolution "name@version" (or name@github:…,
 // name@https://…, name@workspace:…); for registry packages the third is
-// the package's metadata with its dependencies. Workspace and link
-// entries are the project's own code and are skipped; git, tarball and
-// file entries are reported without a version. A package that only the
-// workspaces' devDependencies reach is dev.
+// the package's metadata with its dependencies. Workspace members
+// (name@workspace:PATH, with the version the workspaces section gives
+// PATH) and local folders (file:, link:) are the project's own code and
+// are listed as local; the project itself is not in "packages". Git,
+// tarball and file entries are reported without a version. A package
+// that only the workspaces' devDependencies reach is dev.
 func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	var l lock
 	if err := json.Unmarshal(stripJSONC(data), &l); err != nil {
@@ -98,11 +105,13 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		if !ok {
 			return nil, fmt.Errorf("package %q: resolution %q is not name@version", key, res)
 		}
-		if strings.HasPrefix(ref, "workspace:") || strings.HasPrefix(ref, "link:") {
-			continue
-		}
 		e := &entry{key: key, name: name, version: ref}
-		if strings.ContainsAny(ref, ":/") {
+		if dir, ok := strings.CutPrefix(ref, "workspace:"); ok {
+			e.version, e.local = l.Workspaces[path.Clean(dir)].Version, true
+		} else {
+			e.local = isLocalFolder(ref)
+		}
+		if strings.ContainsAny(e.version, ":/") {
 			e.version = ""
 		}
 		for _, el := range arr[1:] {
@@ -128,12 +137,13 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		id := e.name + "@" + e.version
 		if i, ok := seen[id]; ok {
 			pkgs[i].Dev = pkgs[i].Dev && dev[k]
+			pkgs[i].Local = pkgs[i].Local && e.local
 			continue
 		}
 		seen[id] = len(pkgs)
 		p := inventory.Package{
 			Ecosystem: inventory.NPM, Name: e.name, Version: e.version,
-			Locations: []string{location}, Analyzer: analyzer, Dev: dev[k],
+			Locations: []string{location}, Analyzer: analyzer, Dev: dev[k], Local: e.local,
 		}
 		for _, m := range []map[string]string{e.deps.Dependencies, e.deps.OptionalDependencies} {
 			for d := range m {
@@ -217,6 +227,17 @@ func parentKey(k string) string {
 		names = append(names, parts[i])
 	}
 	return strings.Join(names[:len(names)-1], "/")
+}
+
+// isLocalFolder reports whether a resolution's reference names a local
+// folder: link:, or file: that is not a packed tarball.
+func isLocalFolder(ref string) bool {
+	if strings.HasPrefix(ref, "link:") {
+		return true
+	}
+	p, ok := strings.CutPrefix(ref, "file:")
+	p = strings.ToLower(p)
+	return ok && !strings.HasSuffix(p, ".tgz") && !strings.HasSuffix(p, ".tar.gz") && !strings.HasSuffix(p, ".tar")
 }
 
 // splitDescriptor splits "name@ref" at the first "@" after the name (a

@@ -154,7 +154,7 @@ snapshots:
       ms: 2.0.0
 
   ms@2.0.0: {}
-`, []string{"debug@2.6.9", "ms@2.0.0"}},
+`, []string{"debug@2.6.9", "ms@2.0.0", "pnpm@10.12.1"}},
 		{"yarn v1 entry keyed by the bare name", ParseYarnLock, `# yarn lockfile v1
 
 

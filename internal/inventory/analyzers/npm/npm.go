@@ -64,6 +64,27 @@ func plainVersion(v string) string {
 	return v
 }
 
+// isLocalFolder reports whether the reference ref names a folder of the
+// local file system through one of the given protocols ("file:",
+// "link:", "portal:"): the project's own code, not a registry package. A
+// file: tarball (.tgz, .tar.gz, .tar) is a packed package, usually one
+// from the registry, and is not a folder.
+func isLocalFolder(ref string, protocols ...string) bool {
+	for _, proto := range protocols {
+		p, ok := strings.CutPrefix(ref, proto)
+		if !ok {
+			continue
+		}
+		// Yarn Berry appends "#path" and "::locator=…" to file: and
+		// portal: references.
+		p, _, _ = strings.Cut(p, "::")
+		p, _, _ = strings.Cut(p, "#")
+		p = strings.ToLower(p)
+		return !strings.HasSuffix(p, ".tgz") && !strings.HasSuffix(p, ".tar.gz") && !strings.HasSuffix(p, ".tar")
+	}
+	return false
+}
+
 // markInstalledUnder tells the merge where each lockfile's packages get
 // installed: node_modules beside the lockfile. When that directory holds
 // installed packages, a lockfile entry without a copy there is not
@@ -79,7 +100,8 @@ func markInstalledUnder(res *inventory.Result) *inventory.Result {
 }
 
 // set collects packages, keeping one of each name and version; a package
-// that any occurrence needs at run time is not dev-only.
+// that any occurrence needs at run time is not dev-only, and one that any
+// occurrence takes from the registry is not local.
 type set struct {
 	pkgs []inventory.Package
 	seen map[string]int
@@ -92,6 +114,7 @@ func (s *set) add(p inventory.Package) {
 	key := p.Name + "@" + p.Version
 	if i, ok := s.seen[key]; ok {
 		s.pkgs[i].Dev = s.pkgs[i].Dev && p.Dev
+		s.pkgs[i].Local = s.pkgs[i].Local && p.Local
 		return
 	}
 	s.seen[key] = len(s.pkgs)

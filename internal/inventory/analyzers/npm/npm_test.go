@@ -231,20 +231,33 @@ func TestRequired(t *testing.T) {
 }
 
 func FuzzParsePackageLock(f *testing.F) {
+	addLocalSeeds(f, fmtPackageLock)
 	fuzzParser(f, ParsePackageLock, "lock-v1/package-lock.json", "lock-v2/package-lock.json", "lock-v3/package-lock.json")
 }
 
 func FuzzParseYarnLock(f *testing.F) {
+	addLocalSeeds(f, fmtYarnLock)
 	fuzzParser(f, ParseYarnLock, "yarn-v1/yarn.lock", "yarn-berry/yarn.lock")
 }
 
 func FuzzParsePNPMLock(f *testing.F) {
 	// Entries it cannot name are skipped, the others returned with the
 	// error that lists them.
+	addLocalSeeds(f, fmtPNPMLock)
 	fuzzParser(f, func(data []byte, location, analyzer string) ([]inventory.Package, error) {
 		pkgs, _ := ParsePNPMLock(data, location, analyzer)
 		return pkgs, nil
 	}, "pnpm-v5.4/pnpm-lock.yaml", "pnpm-v6/pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml")
+}
+
+// addLocalSeeds seeds a fuzz target with the workspace and local folder
+// lockfiles of TestLocalPackages in its format.
+func addLocalSeeds(f *testing.F, format string) {
+	for _, c := range localCases {
+		if c.format == format {
+			f.Add([]byte(c.data))
+		}
+	}
 }
 
 // fuzzParser seeds a fuzz target with the real fixtures and checks that

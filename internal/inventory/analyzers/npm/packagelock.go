@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -22,7 +23,7 @@ type LockAnalyzer struct{}
 func (LockAnalyzer) Name() string { return "npm-lock" }
 
 // Version implements inventory.Analyzer.
-func (LockAnalyzer) Version() int { return 2 }
+func (LockAnalyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -55,8 +56,11 @@ type lockPackage struct {
 	License              json.RawMessage   `json:"license"`
 	Dev                  bool              `json:"dev"`
 	Link                 bool              `json:"link"`
+	Resolved             string            `json:"resolved"`
 	Dependencies         map[string]string `json:"dependencies"`
 	OptionalDependencies map[string]string `json:"optionalDependencies"`
+	DevDependencies      map[string]string `json:"devDependencies"`
+	PeerDependencies     map[string]string `json:"peerDependencies"`
 }
 
 // lockDepV1 is an entry of the nested "dependencies" tree (v1).
@@ -93,29 +97,80 @@ func packagesV2(s *set, entries map[string]lockPackage, location, analyzer strin
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	folderNames := folderPackageNames(entries)
 	for _, k := range keys {
 		e := entries[k]
-		// "" is the project itself; keys without node_modules are
-		// workspace folders, whose links are listed under node_modules
-		// with "link": true. Neither is a dependency from the registry.
-		// A git dependency may lack "version"; it is still installed.
-		i := strings.LastIndex(k, "node_modules/")
-		if i < 0 || e.Link {
+		// "" is the project itself, which the peers do not list either;
+		// a link (a workspace member's or a file: folder's entry under
+		// node_modules) only points at the folder's own entry, read
+		// below. A git dependency may lack "version"; it is still
+		// installed.
+		if k == "" || e.Link {
 			continue
 		}
-		name := k[i+len("node_modules/"):]
+		var name string
+		local := false
+		if i := strings.LastIndex(k, "node_modules/"); i >= 0 {
+			name = k[i+len("node_modules/"):]
+		} else {
+			// A key without node_modules is a folder of the project: a
+			// workspace member or a file: dependency. It is named by
+			// its own "name", else by the link or dependency that
+			// points at it; a folder nothing names is not listed (its
+			// base name would be a guess).
+			name, local = folderNames[k], true
+		}
 		if e.Name != "" {
-			name = e.Name // an alias installed under another folder name
+			// The package's own name: an alias is installed under
+			// another folder name, a folder may hold any package.
+			name = e.Name
 		}
 		if name == "" {
 			continue
 		}
 		p := pkg(name, plainVersion(e.Version), location, analyzer)
 		p.Dev = e.Dev
+		p.Local = local
 		p.Licenses = licenses(e.License, nil)
 		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
 		s.add(p)
 	}
+}
+
+// folderPackageNames maps the project's folders that the lockfile lists
+// (keys without node_modules) to the package name something gives them:
+// a link entry "node_modules/NAME" whose "resolved" is the folder, or a
+// dependency NAME: "file:PATH" whose path, from the depending entry's
+// folder, is the folder.
+func folderPackageNames(entries map[string]lockPackage) map[string]string {
+	names := map[string]string{}
+	keys := sortedKeys(entries)
+	for _, k := range keys {
+		e := entries[k]
+		i := strings.LastIndex(k, "node_modules/")
+		if !e.Link || i < 0 || e.Resolved == "" {
+			continue
+		}
+		if dir := path.Clean(strings.TrimPrefix(e.Resolved, "file:")); names[dir] == "" {
+			names[dir] = k[i+len("node_modules/"):]
+		}
+	}
+	for _, k := range keys {
+		e := entries[k]
+		for _, deps := range []map[string]string{e.Dependencies, e.OptionalDependencies, e.DevDependencies, e.PeerDependencies} {
+			for _, name := range sortedKeys(deps) {
+				dir, ok := strings.CutPrefix(deps[name], "file:")
+				if !ok {
+					continue
+				}
+				dir = path.Join(k, dir)
+				if _, listed := entries[dir]; listed && names[dir] == "" {
+					names[dir] = name
+				}
+			}
+		}
+	}
+	return names
 }
 
 func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string) {
@@ -134,11 +189,14 @@ func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string
 			pname = pname[i+len("node_modules/"):]
 		}
 		// A git, tarball or file dependency's "version" is its URL (with
-		// any token in it): it names no version.
+		// any token in it): it names no version. A file: folder is the
+		// project's own code.
+		local := isLocalFolder(version, "file:")
 		version = plainVersion(version)
 		if pname != "" {
 			p := pkg(pname, version, location, analyzer)
 			p.Dev = d.Dev
+			p.Local = local
 			p.DependsOn = sortedKeys(d.Requires)
 			s.add(p)
 		}

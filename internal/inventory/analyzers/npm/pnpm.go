@@ -25,7 +25,7 @@ type PNPMAnalyzer struct{}
 func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 
 // Version implements inventory.Analyzer.
-func (PNPMAnalyzer) Version() int { return 3 }
+func (PNPMAnalyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -65,7 +65,7 @@ type pnpmImporter struct {
 
 // isEnvDocument reports whether lock is the document pnpm 10 writes
 // before the lockfile proper to pin pnpm itself: its packages are the
-// package manager, not the project's dependencies.
+// package manager, a build tool, not the application's dependencies.
 func (lock *pnpmLock) isEnvDocument() bool {
 	env := false
 	for _, imp := range lock.Importers {
@@ -85,11 +85,16 @@ type pnpmPackage struct {
 	Dev                  *bool               `yaml:"dev"`
 	Dependencies         yamlmap.Map[string] `yaml:"dependencies"`
 	OptionalDependencies yamlmap.Map[string] `yaml:"optionalDependencies"`
+	// Resolution is a mapping with a directory key for a local folder
+	// dependency (file:); read only for that, so a resolution of
+	// another shape costs nothing.
+	Resolution yaml.Node `yaml:"resolution"`
 }
 
 // ParsePNPMLock reads a pnpm lockfile. pnpm 10 may write two YAML
-// documents, the first pinning pnpm itself; every document but that one
-// is read.
+// documents, the first pinning pnpm itself: its packages are listed as
+// dev, like the other tools that build the application but are not part
+// of it (they come from the registry, so they are matched).
 func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var (
@@ -112,11 +117,11 @@ func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package,
 				return nil, fmt.Errorf("parse pnpm-lock.yaml: %w", err)
 			}
 		}
-		if lock.isEnvDocument() {
-			continue
+		env := lock.isEnvDocument()
+		if !env {
+			docs++
 		}
-		docs++
-		if err := pnpmDocument(&s, &lock, location, analyzer, &unnamed); err != nil {
+		if err := pnpmDocument(&s, &lock, env, location, analyzer, &unnamed); err != nil {
 			return nil, err
 		}
 	}
@@ -129,11 +134,14 @@ func ParsePNPMLock(data []byte, location, analyzer string) ([]inventory.Package,
 	return s.pkgs, nil
 }
 
-// pnpmDocument adds the packages of one lockfile document to s. An entry
-// whose key and fields name no package and version (a git or local
-// folder dependency without its name: field) is skipped and its key
-// added to unnamed: one such entry must not hide the rest of the file.
-func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string, unnamed *[]string) error {
+// pnpmDocument adds the packages of one lockfile document to s, all dev
+// when allDev is set. An entry whose key and fields name no package and
+// version (a git or local folder dependency without its name: field) is
+// skipped and its key added to unnamed: one such entry must not hide the
+// rest of the file. A local folder dependency (its resolution is a
+// directory) is listed as local; pnpm does not name the workspace's
+// member projects (importers), so they are not listed.
+func pnpmDocument(s *set, lock *pnpmLock, allDev bool, location, analyzer string, unnamed *[]string) error {
 	major, err := pnpmMajor(lock.LockfileVersion.Value)
 	if err != nil {
 		return err
@@ -153,6 +161,7 @@ func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string, unnamed *[]
 		// A package from a tarball, git or a local folder is keyed by its
 		// URL or path; its entry (or, since v9, its packages entry) names
 		// it and its version.
+		local := false
 		for _, meta := range []pnpmPackage{lock.Packages[stripPeers(key)], e} {
 			if meta.Name != "" {
 				name, ok = meta.Name, true
@@ -160,21 +169,40 @@ func pnpmDocument(s *set, lock *pnpmLock, location, analyzer string, unnamed *[]
 			if meta.Version != "" {
 				version = meta.Version
 			}
+			local = local || isDirectoryResolution(&meta.Resolution)
 		}
 		if !ok || name == "" {
 			*unnamed = append(*unnamed, strconv.Quote(key))
 			continue
 		}
 		p := pkg(name, plainVersion(version), location, analyzer)
-		if e.Dev != nil {
+		switch {
+		case allDev:
+			p.Dev = true
+		case e.Dev != nil:
 			p.Dev = *e.Dev
-		} else {
+		default:
 			p.Dev = dev[key]
 		}
+		p.Local = local
 		p.DependsOn = sortedKeys(e.Dependencies, e.OptionalDependencies)
 		s.add(p)
 	}
 	return nil
+}
+
+// isDirectoryResolution reports whether a packages entry's resolution
+// ({directory: ../pkg, type: directory}) is a local folder.
+func isDirectoryResolution(n *yaml.Node) bool {
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "directory" && n.Content[i+1].Value != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func pnpmMajor(v string) (int, error) {

@@ -29,7 +29,7 @@ type YarnAnalyzer struct{}
 func (YarnAnalyzer) Name() string { return "yarn-lock" }
 
 // Version implements inventory.Analyzer.
-func (YarnAnalyzer) Version() int { return 4 }
+func (YarnAnalyzer) Version() int { return 5 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (YarnAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -99,6 +99,7 @@ func parseYarnLock(data, manifest []byte, location, analyzer string) ([]inventor
 		p := pkg(e.name, e.version, location, analyzer)
 		p.DependsOn = sortedKeys(e.deps)
 		p.Dev = dev[i]
+		p.Local = e.local
 		s.add(p)
 	}
 	return s.pkgs, nil
@@ -107,6 +108,9 @@ func parseYarnLock(data, manifest []byte, location, analyzer string) ([]inventor
 // yarnEntry is one resolved package of a yarn.lock, in either format.
 type yarnEntry struct {
 	name, version string
+	// local marks a workspace member or a local folder (file:, link:,
+	// portal:), the project's own code.
+	local bool
 	// specs are the "name@range" descriptors the entry resolves, as its
 	// header lists them.
 	specs []string
@@ -206,16 +210,23 @@ func parseBerry(data []byte) ([]yarnEntry, error) {
 		}
 		// resolution is a descriptor "name@protocol:reference"; the
 		// reference may hold more "@" (patch:, ssh://git@…). The project
-		// and its workspaces resolve to workspace: and are not
-		// dependencies.
+		// itself resolves to "workspace:." and is not listed (nor do the
+		// peers list it); its other workspaces, version
+		// "0.0.0-use.local", and the local folders it depends on are
+		// listed as local. A patch: of a registry package is still that
+		// package, and a git dependency is listed as the lockfile names
+		// it.
 		name, ref, ok := splitDescriptor(e.Resolution)
 		if !ok || e.Version == "" {
 			return nil, fmt.Errorf("yarn.lock entry %q has no resolution or version", key)
 		}
-		if strings.HasPrefix(ref, "workspace:") {
+		if ref == "workspace:." {
 			continue
 		}
-		entry := yarnEntry{name: name, version: plainVersion(e.Version), deps: map[string]string{}}
+		entry := yarnEntry{
+			name: name, version: plainVersion(e.Version), deps: map[string]string{},
+			local: strings.HasPrefix(ref, "workspace:") || isLocalFolder(ref, "file:", "link:", "portal:"),
+		}
 		for _, spec := range strings.Split(key, ",") {
 			entry.specs = append(entry.specs, strings.TrimSpace(spec))
 		}
@@ -344,6 +355,13 @@ func yarnV1Header(header string) (yarnEntry, error) {
 		}
 	}
 	e.name = name
+	// A folder dependency (file:, link:) is the project's own code;
+	// Yarn classic lists no workspace members.
+	for _, spec := range e.specs {
+		if _, r, ok := splitDescriptor(spec); ok && isLocalFolder(r, "file:", "link:") {
+			e.local = true
+		}
+	}
 	return e, nil
 }
 
