@@ -108,6 +108,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
 			used++
+			if src.fixtureOnly {
+				berth = slices.DeleteFunc(berth, func(f found) bool { return !slices.Contains(f.locations, "/"+dest) })
+			}
 			out := compare(src, c, berth)
 			for eco, t := range out.per {
 				if byEco[eco] == nil {
@@ -137,6 +140,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		}
 		if src.noDev != "" {
 			fmt.Fprintf(w, "    %s\n", src.noDev)
+		}
+		if src.fixtureOnly {
+			fmt.Fprintf(w, "    only the packages berth read from the fixture itself count: the test extracts that file alone\n")
 		}
 		if src.ecoAs.why != "" {
 			fmt.Fprintf(w, "    %s\n", src.ecoAs.why)
@@ -283,7 +289,8 @@ func sortedKeys[V any](m map[string]V) []string {
 // found is a package berth reported, with its dev flag.
 type found struct {
 	pkg
-	dev bool
+	dev       bool
+	locations []string
 }
 
 func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]found, []string, error) {
@@ -337,7 +344,7 @@ func scan(ctx context.Context, fixture, dest string, exec bool, companions map[s
 	}
 	var out []found
 	for _, p := range inv.Packages {
-		out = append(out, found{pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version}, p.Dev})
+		out = append(out, found{pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version}, p.Dev, p.Locations})
 	}
 	return out, inv.Warnings, nil
 }

@@ -29,6 +29,10 @@ type source struct {
 	// than the other peer and berth do: expected packages of ecosystem
 	// ecoAs.from count as the source's ecosystem; ecoAs.why is printed.
 	ecoAs struct{ from, why string }
+	// fixtureOnly counts only the packages berth read from the fixture
+	// itself: the peer's test extracts that one file, while berth scans
+	// the folder its companions were placed in too.
+	fixtureOnly bool
 	// place says where in a root filesystem berth finds the fixture: the
 	// file name and folder the analyzer claims (fixtures are named after
 	// their case, e.g. one-package.v1.json). An empty dest skips the case
@@ -69,7 +73,8 @@ func sources() []source {
 		return source{module: "scalibr", dir: "extractor/filesystem/language/" + dir, eco: eco, funcs: extractFuncs, place: at(dest)}
 	}
 	return []source{
-		lang("javascript/packagelockjson", "npm", "app/package-lock.json"),
+		{module: "scalibr", dir: "extractor/filesystem/language/javascript/packagelockjson", eco: "npm", funcs: extractFuncs,
+			place: at("app/package-lock.json"), companions: shrinkwrap, fixtureOnly: true},
 		lang("javascript/yarnlock", "npm", "app/yarn.lock"),
 		lang("javascript/pnpmlock", "npm", "app/pnpm-lock.yaml"),
 		lang("javascript/bunlock", "npm", "app/bun.lock"),
@@ -207,6 +212,15 @@ func pipIncludes(_ string, data []byte) map[string]string {
 
 // goSum is the X.sum osv-scalibr's gomod test reads beside X.mod, which
 // the go command names go.sum.
+// shrinkwrap places the npm-shrinkwrap.json beside a package-lock.json
+// fixture, which npm (and osv-scalibr's test) then reads instead.
+func shrinkwrap(fixture string, _ []byte) map[string]string {
+	if path.Base(fixture) != "package-lock.json" {
+		return nil
+	}
+	return map[string]string{"npm-shrinkwrap.json": "npm-shrinkwrap.json"}
+}
+
 func goSum(fixture string, _ []byte) map[string]string {
 	return map[string]string{strings.TrimSuffix(path.Base(fixture), ".mod") + ".sum": "go.sum"}
 }

@@ -320,3 +320,31 @@ func TestSetKeepsRuntimeOverDev(t *testing.T) {
 		t.Errorf("got %+v, want one runtime ms", s.pkgs)
 	}
 }
+
+// TestShrinkwrapWinsOverPackageLock: npm installs from npm-shrinkwrap.json
+// and ignores the package-lock.json beside it; a package-lock.json alone
+// in another project is still read.
+func TestShrinkwrapWinsOverPackageLock(t *testing.T) {
+	lock := func(name, version string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte(`{"lockfileVersion": 3, "packages": {"": {"name": "app"}, "node_modules/` + name + `": {"version": "` + version + `"}}}`)}
+	}
+	files := fstest.MapFS{
+		"app/package-lock.json":   lock("stale", "1.0.0"),
+		"app/npm-shrinkwrap.json": lock("wrappy", "1.0.2"),
+		"other/package-lock.json": lock("left-pad", "1.3.0"),
+	}
+	res, err := LockAnalyzer{}.Analyze(context.Background(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range res.Sets {
+		for _, p := range s.Packages {
+			got = append(got, s.Origin+" "+p.Name+"@"+p.Version)
+		}
+	}
+	want := []string{"app/npm-shrinkwrap.json wrappy@1.0.2", "other/package-lock.json left-pad@1.3.0"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

@@ -34,8 +34,23 @@ func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 }
 
 // Analyze implements inventory.Analyzer.
+//
+// npm reads only npm-shrinkwrap.json where both it and package-lock.json
+// lie in a project, so a package-lock.json beside a shrinkwrap is not
+// read (within the layer: a shrinkwrap added by a later layer leaves the
+// earlier package-lock.json in the inventory).
 func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+	read := func(p string) bool {
+		if !isPackageLock(p) {
+			return false
+		}
+		if path.Base(p) != "package-lock.json" {
+			return true
+		}
+		_, err := fs.Stat(files, path.Join(path.Dir(p), "npm-shrinkwrap.json"))
+		return err != nil
+	}
+	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), read, ParsePackageLock)
 	return markInstalledUnder(res), err
 }
 
