@@ -167,6 +167,34 @@ func TestPlacePython(t *testing.T) {
 	}
 }
 
+// TestPomParent: the parent a pom.xml names by relativePath comes along,
+// a directory as its pom.xml; none without the element or with an empty
+// one.
+func TestPomParent(t *testing.T) {
+	pom := func(parent string) []byte {
+		return []byte("<project><parent><groupId>g</groupId><artifactId>p</artifactId>" + parent + "</parent></project>")
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want map[string]string
+	}{
+		{"file", pom("<relativePath>./parent/pom.xml</relativePath>"), map[string]string{"parent/pom.xml": "parent/pom.xml"}},
+		{"directory", pom("<relativePath>../build</relativePath>"), map[string]string{"../build/pom.xml": "../build/pom.xml"}},
+		{"absent", pom(""), nil},
+		{"empty", pom("<relativePath/>"), nil},
+		{"no parent", []byte("<project><artifactId>a</artifactId></project>"), nil},
+		{"not XML", []byte("<project"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pomParent("testdata/x.xml", tt.data); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestReadCasesHelpers: expected lists built with append and the test's
 // own helpers, as osv-scalibr's gobinary test builds them.
 func TestReadCasesHelpers(t *testing.T) {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/xml"
+	"io"
 	"path"
 	"regexp"
 	"strings"
@@ -40,7 +43,8 @@ type source struct {
 	place func(fixture string) (dest string, exec bool, why string)
 	// companions, when set, lists the files the peer's test reads with
 	// the fixture: from their path beside the fixture to their name
-	// beside dest (pip's -r and -c includes; the go.sum of a go.mod).
+	// beside dest (pip's -r and -c includes; the go.sum of a go.mod; a
+	// POM's parent at its relativePath).
 	companions func(fixture string, data []byte) map[string]string
 	// helpers names the test's own functions that build expected lists.
 	helpers map[string]helper
@@ -100,7 +104,8 @@ func sources() []source {
 		lang("php/composerlock", "composer", "app/composer.lock"),
 		lang("ruby/gemfilelock", "gem", "app/Gemfile.lock"),
 		{module: "scalibr", dir: "extractor/filesystem/language/ruby/gemspec", eco: "gem", funcs: extractFuncs, place: placeGemspec},
-		lang("java/pomxml", "maven", "app/pom.xml"),
+		{module: "scalibr", dir: "extractor/filesystem/language/java/pomxml", eco: "maven", funcs: extractFuncs,
+			place: at("app/pom.xml"), companions: pomParent},
 		lang("java/gradlelockfile", "maven", "app/gradle.lockfile"),
 		lang("dotnet/depsjson", "nuget", "app/fixture.deps.json"),
 		lang("dotnet/packagesconfig", "nuget", "app/packages.config"),
@@ -223,4 +228,28 @@ func shrinkwrap(fixture string, _ []byte) map[string]string {
 
 func goSum(fixture string, _ []byte) map[string]string {
 	return map[string]string{strings.TrimSuffix(path.Base(fixture), ".mod") + ".sum": "go.sum"}
+}
+
+// pomParent is the parent POM a pom.xml names by its relativePath, kept
+// at that path beside it (a directory means its pom.xml). Without the
+// element Maven looks at ../pom.xml, which lies outside a fixture's
+// folder and is not copied.
+func pomParent(_ string, data []byte) map[string]string {
+	var p struct {
+		RelativePath string `xml:"parent>relativePath"`
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	if dec.Decode(&p) != nil {
+		return nil
+	}
+	rel := strings.TrimSpace(p.RelativePath)
+	if rel == "" {
+		return nil
+	}
+	if path.Ext(rel) == "" {
+		rel = path.Join(rel, "pom.xml")
+	}
+	rel = path.Clean(rel)
+	return map[string]string{rel: rel}
 }
