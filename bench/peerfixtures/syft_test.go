@@ -84,6 +84,28 @@ func TestBuiltByCode(t *testing.T) {
 	pkgtest.TestFileParser(t, "test-fixtures/call.json", parse, makePackages(), nil)
 	pkgtest.TestFileParser(t, "test-fixtures/noname.json", parse, []pkg.Package{{Version: "1"}}, nil)
 }
+
+func TestGrown(t *testing.T) {
+	var grown []pkg.Package
+	grown = append(grown, pkg.Package{Name: "x"})
+	pkgtest.TestFileParser(t, "test-fixtures/grown.json", parse, grown, nil)
+	built, err := makeExpected()
+	pkgtest.TestFileParser(t, constFixture, parse, built, nil)
+}
+
+const constFixture = "test-fixtures/const.json"
+
+func TestParsesItself(t *testing.T) {
+	f, _ := os.Open("test-fixtures/status.d/single")
+	want := []pkg.DpkgDBEntry{{Package: "apt", Version: "1.8.2"}}
+	got, _ := parseDpkgStatus(f)
+	assert.Equal(t, want, got)
+}
+
+func TestMetadataOnly(t *testing.T) {
+	f, _ := os.Open("test-fixtures/copyright/libc6")
+	assert.Equal(t, []string{"GPL-2"}, parseLicenses(f))
+}
 `
 
 func TestReadSyft(t *testing.T) {
@@ -131,9 +153,12 @@ func TestReadSyft(t *testing.T) {
 		"test-fixtures/nix":                       "package type pkg.NixPkg has no berth ecosystem",
 		"test-fixtures/three.mod":                 "runs the parser with a non-default option (cfg)",
 		"test-fixtures/bad.mod":                   "expects an error",
-		"test-fixtures/twice.json":                "expected list: expected is assigned more than once",
+		"test-fixtures/twice.json":                "expected list built by code (expected is assigned more than once)",
 		"test-fixtures/call.json":                 "expected list built by code (makePackages())",
 		"test-fixtures/noname.json":               "expects a package without a name",
+		"test-fixtures/status.d/single":           "calls the parser itself, not through pkgtest: not read",
+		"test-fixtures/grown.json":                "expected list built by code (grown is assigned more than once)",
+		"test-fixtures/const.json":                "expected list built by code (makeExpected())",
 	}
 	if !reflect.DeepEqual(why, wantWhy) {
 		t.Errorf("skips:\n got %v\nwant %v", why, wantWhy)
