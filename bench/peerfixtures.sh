@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # berth's package inventory against the packages the peers' own tests
 # expect on their fixture files (osv-scalibr's extractor tests, Trivy's
-# dependency parser tests, go-rpmdb's TestPackageList): recall and precision per ecosystem, every miss and
-# every phantom. The peers' modules are downloaded into the Go module
+# dependency parser tests, go-rpmdb's TestPackageList, syft's cataloger
+# tests): recall and precision per ecosystem, every miss and every
+# phantom. The peers' modules are downloaded into the Go module
 # cache at the versions pinned here; nothing of theirs is kept in berth.
 # Usage: bench/peerfixtures.sh [-v]   (-v lists every skipped test case)
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 SCALIBR=github.com/google/osv-scalibr@v0.5.3
 TRIVY=github.com/aquasecurity/trivy@v0.74.0
 RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
+SYFT=github.com/anchore/syft@v1.30.0
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,5 +23,6 @@ moddir() {
 scalibr=$(moddir "$SCALIBR")
 trivy=$(moddir "$TRIVY")
 rpmdb=$(moddir "$RPMDB")
-echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $(date -u +%Y-%m-%d)"
-go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" "$@"
+syft=$(moddir "$SYFT")
+echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $(date -u +%Y-%m-%d)"
+go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" "$@"

@@ -23,6 +23,12 @@ type testCase struct {
 	// WantDev says the test expects at least one package flagged dev
 	// (Trivy's Dev: true): the parser reports dev dependencies.
 	WantDev bool
+	// Runner is the parser or cataloger a syft test runs (its placement
+	// follows it: a parser of package-lock.json files takes fixtures of
+	// any name); Tree says the fixture is a directory the test scans as
+	// a whole (syft's FromDirectory).
+	Runner string
+	Tree   bool
 }
 
 // pkg is a package as the comparison sees it.

@@ -1,16 +1,17 @@
 // Command peerfixtures measures berth's package inventory on the fixture
 // files of the peers' own test suites (osv-scalibr's extractors, Trivy's
-// dependency parsers, go-rpmdb)
+// dependency parsers, go-rpmdb, syft's catalogers)
 // against the packages those tests expect. It reads each test package's
 // *_test.go with go/ast, takes every table entry that names a fixture
-// under testdata/ and lists the expected packages as literals, puts the
+// under testdata/ and lists the expected packages as literals (syft's
+// pkgtest calls: syft.go), puts the
 // fixture into an empty root filesystem where berth's analyzer looks for
 // it, runs the same scan `berth sbom dir:PATH` runs, and compares.
 //
 // The modules are not vendored: bench/peerfixtures.sh downloads them into
 // the Go module cache and passes their directories.
 //
-//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR [-v]
+//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR -syft DIR [-v]
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -36,9 +38,10 @@ func main() {
 	scalibr := flag.String("scalibr", "", "directory of the github.com/google/osv-scalibr module")
 	rpmdb := flag.String("rpmdb", "", "directory of the github.com/knqyf263/go-rpmdb module")
 	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
+	syft := flag.String("syft", "", "directory of the github.com/anchore/syft module")
 	verbose := flag.Bool("v", false, "list every skipped test case")
 	flag.Parse()
-	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir}
+	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir, "syft": *syft}
 	if err := run(context.Background(), os.Stdout, modules, *verbose); err != nil {
 		slog.Error("peerfixtures", "err", err)
 		os.Exit(1)
@@ -72,12 +75,20 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 	fmt.Fprintln(w, "# Test cases read, per source")
 	for _, src := range sources() {
 		modDir := modules[src.module]
-		label := src.module + ":" + strings.TrimPrefix(src.dir, "extractor/filesystem/")
+		label := src.module + ":" + strings.TrimPrefix(strings.TrimPrefix(src.dir, "extractor/filesystem/"), "syft/pkg/cataloger/")
 		if modDir == "" {
 			fmt.Fprintf(w, "%-40s not measured: no -%s directory\n", label, src.module)
 			continue
 		}
-		cases, skips, err := readCases(label, modDir, filepath.Join(modDir, filepath.FromSlash(src.dir)), src.funcs, notExtractFuncs, src.pos, src.eco, src.helpers)
+		testDir := filepath.Join(modDir, filepath.FromSlash(src.dir))
+		var cases []testCase
+		var skips []skipped
+		var err error
+		if src.module == "syft" {
+			cases, skips, err = readSyft(label, modDir, testDir, src.eco)
+		} else {
+			cases, skips, err = readCases(label, modDir, testDir, src.funcs, notExtractFuncs, src.pos, src.eco, src.helpers)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
@@ -85,13 +96,19 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		perFunc := map[string]int{}
 		for _, c := range cases {
 			perFunc[c.Func]++
-			dest, exec, why := src.place(c.Fixture)
+			var dest, why string
+			var exec bool
+			if src.placeCase != nil {
+				dest, exec, why = src.placeCase(c)
+			} else {
+				dest, exec, why = src.place(c.Fixture)
+			}
 			if dest == "" {
 				skips = append(skips, skipped{c.Pos, c.Fixture, why})
 				continue
 			}
 			fixture := filepath.Join(modDir, filepath.FromSlash(src.dir), filepath.FromSlash(c.Fixture))
-			if st, err := os.Stat(fixture); err != nil || st.IsDir() {
+			if st, err := os.Stat(fixture); err != nil || st.IsDir() != c.Tree {
 				// Module zips leave out folders holding a go.mod (they
 				// are other modules), so such fixtures never arrive.
 				skips = append(skips, skipped{c.Pos, c.Fixture, "fixture is a directory or not in the module download"})
@@ -284,8 +301,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-// scan copies the fixture to dest inside an empty root filesystem and
-// runs the scan berth sbom runs on dir:ROOT.
 // found is a package berth reported, with its dev flag.
 type found struct {
 	pkg
@@ -293,25 +308,17 @@ type found struct {
 	locations []string
 }
 
+// scan copies the fixture (a file, or a directory with everything under
+// it) to dest inside an empty root filesystem and runs the scan berth
+// sbom runs on dir:ROOT.
 func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]found, []string, error) {
 	root, err := os.MkdirTemp("", "peerfixtures-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(root)
-	data, err := os.ReadFile(fixture)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read fixture: %w", err)
-	}
 	target := filepath.Join(root, filepath.FromSlash(dest))
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("place fixture: %w", err)
-	}
-	mode := os.FileMode(0o644)
-	if exec {
-		mode = 0o755
-	}
-	if err := os.WriteFile(target, data, mode); err != nil {
+	if err := copyFixture(fixture, target, exec); err != nil {
 		return nil, nil, fmt.Errorf("place fixture: %w", err)
 	}
 	for from, to := range companions {
@@ -347,6 +354,39 @@ func scan(ctx context.Context, fixture, dest string, exec bool, companions map[s
 		out = append(out, found{pkg{Eco: string(p.Ecosystem), Name: p.Name, Version: p.Version}, p.Dev, p.Locations})
 	}
 	return out, inv.Warnings, nil
+}
+
+// copyFixture copies a fixture file, or a directory fixture with
+// everything under it, to target; exec makes the copies executable.
+func copyFixture(fixture, target string, exec bool) error {
+	mode := os.FileMode(0o644)
+	if exec {
+		mode = 0o755
+	}
+	return filepath.WalkDir(fixture, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(fixture, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(target, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil // the module cache holds no links; nothing else is copied
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, mode)
+	})
 }
 
 // set normalises names where the ecosystem itself treats spellings as

@@ -48,6 +48,10 @@ type source struct {
 	companions func(fixture string, data []byte) map[string]string
 	// helpers names the test's own functions that build expected lists.
 	helpers map[string]helper
+	// placeCase, when set, places a case instead of place: syft's
+	// placement follows the parser the test runs, and a directory
+	// fixture (Tree) is copied whole under dest.
+	placeCase func(c testCase) (dest string, exec bool, why string)
 }
 
 // extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
@@ -76,7 +80,7 @@ func sources() []source {
 	lang := func(dir, eco, dest string) source {
 		return source{module: "scalibr", dir: "extractor/filesystem/language/" + dir, eco: eco, funcs: extractFuncs, place: at(dest)}
 	}
-	return []source{
+	return append([]source{
 		{module: "scalibr", dir: "extractor/filesystem/language/javascript/packagelockjson", eco: "npm", funcs: extractFuncs,
 			place: at("app/package-lock.json"), companions: shrinkwrap, fixtureOnly: true},
 		lang("javascript/yarnlock", "npm", "app/yarn.lock"),
@@ -149,7 +153,7 @@ func sources() []source {
 		trivy("conda/meta", "conda", "opt/conda/conda-meta/fixture.json"),
 		{module: "rpmdb", dir: "pkg", eco: "rpm", funcs: regexp.MustCompile(`^TestPackageList$`),
 			pos: &positional{Epoch: 0, Name: 1, Version: 2, Release: 3}, place: placeRPM},
-	}
+	}, syftSources()...)
 }
 
 // placePython puts installed-package metadata where pip would: a
