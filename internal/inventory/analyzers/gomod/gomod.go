@@ -40,7 +40,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "gomod" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return maxFileBytes }
@@ -84,11 +84,27 @@ type module struct{ name, version string }
 // location. The module itself is the first package, without a version (as
 // the gobinary analyzer reports a "(devel)" main module), depending on the
 // modules its go.mod requires directly.
+//
+// A requirement on a version the go.mod excludes is not built: the go
+// command ignores it (before Go 1.16 it took the next higher version).
+// What is built instead, if anything, is the higher version go.sum holds
+// content hashes for; without one no file here names a version, the
+// requirement is not reported, and the error names it (the rest are
+// returned).
 func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, error) {
 	f, err := modfile.Parse(location, mod, nil)
 	if err != nil {
 		return nil, err
 	}
+	excluded := map[module]bool{}
+	for _, e := range f.Exclude {
+		excluded[module{e.Mod.Path, e.Mod.Version}] = true
+	}
+	var built map[string]string
+	if sum != nil {
+		built = builtVersions(sum)
+	}
+	var skipped []string
 	var required []module
 	var direct []string
 	seen := map[string]bool{}
@@ -98,10 +114,19 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 		if err := modpath.CheckImportPath(r.Mod.Path); err != nil {
 			return nil, fmt.Errorf("require %q: %w", r.Mod.Path, err)
 		}
-		required = append(required, module{r.Mod.Path, r.Mod.Version})
 		seen[r.Mod.Path] = true
+		v := r.Mod.Version
+		if excluded[module{r.Mod.Path, v}] {
+			if b, ok := built[r.Mod.Path]; ok && semver.Compare(b, v) > 0 && !excluded[module{r.Mod.Path, b}] {
+				v = b
+			} else {
+				skipped = append(skipped, r.Mod.Path+"@"+v)
+				continue
+			}
+		}
+		required = append(required, module{r.Mod.Path, v})
 		if !r.Indirect {
-			direct = append(direct, replaced(f.Replace, r.Mod.Path, r.Mod.Version).name)
+			direct = append(direct, replaced(f.Replace, r.Mod.Path, v).name)
 		}
 	}
 	for _, r := range f.Replace {
@@ -124,8 +149,8 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 		if f.Module != nil {
 			main = f.Module.Mod.Path
 		}
-		for name, v := range builtVersions(sum) {
-			if !seen[name] && name != main {
+		for name, v := range built {
+			if !seen[name] && name != main && !excluded[module{name, v}] {
 				required = append(required, module{name, v})
 			}
 		}
@@ -157,6 +182,9 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 		}
 		return semver.Compare(a.Version, b.Version)
 	})
+	if len(skipped) > 0 {
+		return pkgs, fmt.Errorf("required versions the go.mod excludes, not reported (the go command ignores them): %s", strings.Join(skipped, ", "))
+	}
 	return pkgs, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"berth.dev/berth/internal/golden"
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzertest"
 )
 
 func TestGolden(t *testing.T) {
@@ -217,3 +218,54 @@ func (f fileInfo) Mode() fs.FileMode  { return f.mode }
 func (f fileInfo) ModTime() time.Time { return time.Time{} }
 func (f fileInfo) IsDir() bool        { return f.mode.IsDir() }
 func (f fileInfo) Sys() any           { return nil }
+
+// TestExcludedVersions: the go command never builds a version its go.mod
+// excludes. go.sum names the higher version built instead when it holds
+// its content hash; otherwise the requirement is not reported, and a
+// warning says so.
+func TestExcludedVersions(t *testing.T) {
+	mod := `module example.com/app
+
+go 1.22
+
+require (
+	github.com/adrg/xdg v0.2.1
+	golang.org/x/text v0.3.7
+	golang.org/x/net v0.17.0
+)
+
+exclude (
+	github.com/adrg/xdg v0.2.1
+	golang.org/x/text v0.3.7
+	golang.org/x/text v0.3.8
+)
+`
+	tests := []struct {
+		name    string
+		sum     string
+		want    []string
+		wantErr string
+	}{
+		{"no go.sum", "", []string{"example.com/app@ -> [golang.org/x/net]", "golang.org/x/net@v0.17.0"},
+			"required versions the go.mod excludes, not reported (the go command ignores them): github.com/adrg/xdg@v0.2.1, golang.org/x/text@v0.3.7"},
+		{"go.sum names the version built", "github.com/adrg/xdg v0.2.3 h1:x=\ngithub.com/adrg/xdg v0.2.3/go.mod h1:y=\n" +
+			"golang.org/x/text v0.3.8 h1:z=\n",
+			[]string{"example.com/app@ -> [github.com/adrg/xdg golang.org/x/net]", "github.com/adrg/xdg@v0.2.3", "golang.org/x/net@v0.17.0"},
+			"required versions the go.mod excludes, not reported (the go command ignores them): golang.org/x/text@v0.3.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sum []byte
+			if tt.sum != "" {
+				sum = []byte(tt.sum)
+			}
+			pkgs, err := Parse([]byte(mod), sum, "/app/go.mod", "gomod")
+			if got := analyzertest.Summary(pkgs); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("error %v\nwant %s", err, tt.wantErr)
+			}
+		})
+	}
+}
