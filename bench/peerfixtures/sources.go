@@ -109,7 +109,7 @@ func sources() []source {
 		lang("ruby/gemfilelock", "gem", "app/Gemfile.lock"),
 		{module: "scalibr", dir: "extractor/filesystem/language/ruby/gemspec", eco: "gem", funcs: extractFuncs, place: placeGemspec},
 		{module: "scalibr", dir: "extractor/filesystem/language/java/pomxml", eco: "maven", funcs: extractFuncs,
-			place: at("app/pom.xml"), companions: pomParent},
+			place: at("app/pom.xml"), companions: pomParent, fixtureOnly: true},
 		lang("java/gradlelockfile", "maven", "app/gradle.lockfile"),
 		lang("dotnet/depsjson", "nuget", "app/fixture.deps.json"),
 		lang("dotnet/packagesconfig", "nuget", "app/packages.config"),

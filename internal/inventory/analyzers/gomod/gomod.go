@@ -82,8 +82,9 @@ type module struct{ name, version string }
 
 // Parse reads one go.mod (and its go.sum, which may be nil) found at
 // location. The module itself is the first package, without a version (as
-// the gobinary analyzer reports a "(devel)" main module), depending on the
-// modules its go.mod requires directly.
+// the gobinary analyzer reports a "(devel)" main module) and Local (it is
+// the project, not a module from the proxy), depending on the modules its
+// go.mod requires directly.
 //
 // A requirement on a version the go.mod excludes is not built: the go
 // command ignores it (before Go 1.16 it took the next higher version).
@@ -162,6 +163,7 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 	}
 	if f.Module != nil {
 		root := add(f.Module.Mod.Path, "")
+		root.Local = true
 		slices.Sort(direct)
 		root.DependsOn = slices.Compact(direct)
 		pkgs = append(pkgs, root)

@@ -246,11 +246,11 @@ exclude (
 		want    []string
 		wantErr string
 	}{
-		{"no go.sum", "", []string{"example.com/app@ -> [golang.org/x/net]", "golang.org/x/net@v0.17.0"},
+		{"no go.sum", "", []string{"example.com/app@ local -> [golang.org/x/net]", "golang.org/x/net@v0.17.0"},
 			"required versions the go.mod excludes, not reported (the go command ignores them): github.com/adrg/xdg@v0.2.1, golang.org/x/text@v0.3.7"},
 		{"go.sum names the version built", "github.com/adrg/xdg v0.2.3 h1:x=\ngithub.com/adrg/xdg v0.2.3/go.mod h1:y=\n" +
 			"golang.org/x/text v0.3.8 h1:z=\n",
-			[]string{"example.com/app@ -> [github.com/adrg/xdg golang.org/x/net]", "github.com/adrg/xdg@v0.2.3", "golang.org/x/net@v0.17.0"},
+			[]string{"example.com/app@ local -> [github.com/adrg/xdg golang.org/x/net]", "github.com/adrg/xdg@v0.2.3", "golang.org/x/net@v0.17.0"},
 			"required versions the go.mod excludes, not reported (the go command ignores them): golang.org/x/text@v0.3.7"},
 	}
 	for _, tt := range tests {
