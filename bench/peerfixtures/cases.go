@@ -91,19 +91,19 @@ const (
 // release; a negative index is absent.
 type positional struct{ Epoch, Name, Version, Release int }
 
-// readCases parses every .go file of dir (test tables often name a list
-// declared in another file of the package) and returns the test cases of
-// the test functions whose names match funcs.
-func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos *positional, defEco string, helpers map[string]helper) ([]testCase, []skipped, error) {
-	fset := token.NewFileSet()
+// parsePackage parses the files of dir whose names end in suffix and
+// returns them with the package-level variables and constants they
+// declare, by name (a test table often names a list, or a fixture path, declared
+// elsewhere in the package).
+func parsePackage(fset *token.FileSet, dir, suffix string) ([]*ast.File, map[string]ast.Expr, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", dir, err)
 	}
 	var files []*ast.File
-	vars := map[string]ast.Expr{}
+	decls := map[string]ast.Expr{}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), suffix) {
 			continue
 		}
 		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, 0)
@@ -113,18 +113,30 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 		files = append(files, f)
 		for _, d := range f.Decls {
 			gd, ok := d.(*ast.GenDecl)
-			if !ok || gd.Tok != token.VAR {
+			if !ok || gd.Tok != token.VAR && gd.Tok != token.CONST {
 				continue
 			}
 			for _, s := range gd.Specs {
 				vs := s.(*ast.ValueSpec)
 				for i, n := range vs.Names {
 					if i < len(vs.Values) {
-						vars[n.Name] = vs.Values[i]
+						decls[n.Name] = vs.Values[i]
 					}
 				}
 			}
 		}
+	}
+	return files, decls, nil
+}
+
+// readCases parses every .go file of dir (test tables often name a list
+// declared in another file of the package) and returns the test cases of
+// the test functions whose names match funcs.
+func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos *positional, defEco string, helpers map[string]helper) ([]testCase, []skipped, error) {
+	fset := token.NewFileSet()
+	files, vars, err := parsePackage(fset, dir, ".go")
+	if err != nil {
+		return nil, nil, err
 	}
 	r := &reader{label: label, fset: fset, moduleDir: moduleDir, vars: vars, pos: pos, defEco: defEco, helpers: helpers}
 	for _, f := range files {

@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"go/ast"
-	"go/parser"
 	"go/token"
 	"go/types"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -76,34 +74,11 @@ type syftReader struct {
 // readSyft reads the cataloger tests of one syft package directory.
 func readSyft(label, moduleDir, dir, defEco string) ([]testCase, []skipped, error) {
 	fset := token.NewFileSet()
-	entries, err := os.ReadDir(dir)
+	files, globals, err := parsePackage(fset, dir, "_test.go")
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", dir, err)
+		return nil, nil, err
 	}
-	r := &syftReader{label: label, moduleDir: moduleDir, defEco: defEco, fset: fset, globals: map[string]ast.Expr{}}
-	var files []*ast.File
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, 0)
-		if err != nil {
-			return nil, nil, fmt.Errorf("parse %s: %w", e.Name(), err)
-		}
-		files = append(files, f)
-		for _, d := range f.Decls {
-			if gd, ok := d.(*ast.GenDecl); ok && (gd.Tok == token.VAR || gd.Tok == token.CONST) {
-				for _, s := range gd.Specs {
-					vs := s.(*ast.ValueSpec)
-					for i, n := range vs.Names {
-						if i < len(vs.Values) {
-							r.globals[n.Name] = vs.Values[i]
-						}
-					}
-				}
-			}
-		}
-	}
+	r := &syftReader{label: label, moduleDir: moduleDir, defEco: defEco, fset: fset, globals: globals}
 	for _, f := range files {
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
