@@ -161,3 +161,27 @@ func TestBerthsOwnFlagsSurvive(t *testing.T) {
 		t.Errorf("got %q\nwant %q", flags, want)
 	}
 }
+
+// TestOverlongVersionComesBackFromThePurl: berth's CycloneDX leaves out a
+// version longer than the schema allows; reading the SBOM back takes it
+// from the purl, so a scan of the SBOM sees the package as the image had it.
+func TestOverlongVersionComesBackFromThePurl(t *testing.T) {
+	long := strings.Repeat("1.", 700)
+	inv := &inventory.Inventory{Packages: []inventory.Package{
+		{Ecosystem: inventory.NPM, Name: "x", Version: long, PURL: "pkg:npm/x@" + long, Analyzer: "npm-lock"},
+	}}
+	var doc bytes.Buffer
+	if err := cyclonedx.Encode(&doc, inv, bom.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(&doc, "berth.cdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Packages) != 1 {
+		t.Fatalf("%d packages, want 1", len(got.Packages))
+	}
+	if v := got.Packages[0].Version; v != long {
+		t.Errorf("version of %d bytes, want the %d of the image", len(v), len(long))
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/report/bom"
@@ -124,7 +125,7 @@ func packageComponent(p *bom.Package) component {
 		Type:       typeLibrary,
 		Group:      group,
 		Name:       name,
-		Version:    p.Version,
+		Version:    schemaVersion(p.Version),
 		PackageURL: p.PURL,
 		Licenses:   licenses(p.Licenses),
 	}
@@ -223,4 +224,20 @@ func (p *properties) add(name, value string) {
 	if value != "" {
 		*p = append(*p, property{Name: name, Value: value})
 	}
+}
+
+// maxVersionLen is the longest version CycloneDX 1.6 allows (its
+// "version" definition, for components and affected versions alike), in
+// characters.
+const maxVersionLen = 1024
+
+// schemaVersion is v, or "" when v is longer than the schema allows: no
+// ecosystem writes such a version, but an image's lockfile can, and one
+// over-long string must not make the whole document invalid. The purl
+// still carries the version, and berth reads it back from there.
+func schemaVersion(v string) string {
+	if len(v) > maxVersionLen && utf8.RuneCountInString(v) > maxVersionLen {
+		return ""
+	}
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -460,4 +461,35 @@ func FuzzEncode(f *testing.F) {
 			refs[c.BOMRef] = true
 		}
 	})
+}
+
+// TestOverlongVersion: CycloneDX allows versions of at most 1,024
+// characters. A longer one (no ecosystem writes it; a hostile lockfile
+// can) is left out of the component, whose purl keeps it, so that the
+// document stays valid; 1,024 characters, multi-byte ones too, stay.
+func TestOverlongVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name, version string
+		kept          bool
+	}{
+		{"1,024 characters", strings.Repeat("1", 1024), true},
+		{"1,024 two-byte characters", strings.Repeat("é", 1024), true},
+		{"1,025 characters", strings.Repeat("1", 1025), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			purl := "pkg:npm/x@" + tc.version
+			inv := &inventory.Inventory{Packages: []inventory.Package{{Ecosystem: inventory.NPM, Name: "x", Version: tc.version, PURL: purl, Analyzer: "npm-lock"}}}
+			doc := checkDocument(t, encode(t, inv), inv)
+			c := (*doc.Components)[0]
+			if got := c.Version == tc.version; got != tc.kept {
+				t.Errorf("version kept = %v, want %v (got %d bytes)", got, tc.kept, len(c.Version))
+			}
+			if !tc.kept && c.Version != "" {
+				t.Errorf("version cut to %d bytes, not left out", len(c.Version))
+			}
+			if c.PackageURL != purl {
+				t.Errorf("purl changed: %.40s…", c.PackageURL)
+			}
+		})
+	}
 }

@@ -175,12 +175,14 @@ func newVulnerability(g *vulnGroup, refs map[string][]string) vulnerability {
 		// CycloneDX wants a version in every entry: a package without one
 		// (an unversioned main module) is affected as a whole. Every
 		// component of the package shares the one list.
+		// A version longer than the schema allows is left out of the
+		// list (schemaVersion).
 		var versions []affectedVersion
-		if p.Version != "" {
+		if schemaVersion(p.Version) != "" {
 			versions = append(versions, affectedVersion{Version: p.Version, Status: statusAffected})
 		}
 		for _, fixed := range f.FixedVersions {
-			if fixed != "" {
+			if schemaVersion(fixed) != "" {
 				versions = append(versions, affectedVersion{Version: fixed, Status: statusUnaffected})
 			}
 		}
