@@ -262,6 +262,21 @@ func TestCompare(t *testing.T) {
 			wantTally: map[string]tally{"npm": {cases: 1, want: 1, found: 1, tp: 1}},
 		},
 		{
+			name:      "dev packages left out in a case that runs the parser that drops them",
+			src:       source{eco: "npm", noDev: "x", noDevRunners: map[string]bool{"parsePackageLock": true}},
+			c:         testCase{Want: []pkg{{"npm", "a", "1.0"}}, Runner: "parsePackageLock"},
+			berth:     []found{{pkg: pkg{"npm", "a", "1.0"}}, {pkg: pkg{"npm", "devonly", "1.0"}, dev: true}},
+			wantTally: map[string]tally{"npm": {cases: 1, want: 1, found: 1, tp: 1}},
+		},
+		{
+			name:      "dev packages counted in a case that runs another parser",
+			src:       source{eco: "npm", noDev: "x", noDevRunners: map[string]bool{"parsePackageLock": true}},
+			c:         testCase{Want: []pkg{{"npm", "a", "1.0"}}, Runner: "parsePnpmLock"},
+			berth:     []found{{pkg: pkg{"npm", "a", "1.0"}}, {pkg: pkg{"npm", "devonly", "1.0"}, dev: true}},
+			wantTally: map[string]tally{"npm": {cases: 1, want: 1, found: 2, tp: 1}},
+			phantoms:  1,
+		},
+		{
 			name:      "dev packages counted where the test expects some",
 			src:       source{eco: "npm", noDev: "x"},
 			c:         testCase{Want: []pkg{{"npm", "a", "1.0"}}, WantDev: true},

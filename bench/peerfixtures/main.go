@@ -238,7 +238,8 @@ func compare(src source, c testCase, berth []found) outcome {
 	}
 	var counted []pkg
 	for _, f := range berth {
-		if src.noDev == "" || c.WantDev || !f.dev {
+		noDev := src.noDev != "" && (src.noDevRunners == nil || src.noDevRunners[c.Runner])
+		if !noDev || c.WantDev || !f.dev {
 			counted = append(counted, f.pkg)
 		}
 	}

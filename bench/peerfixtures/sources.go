@@ -28,6 +28,10 @@ type source struct {
 	// parsers; berth reports them flagged dev): berth's dev packages are
 	// then not counted, unless the case expects a package flagged dev.
 	noDev string
+	// noDevRunners, when set, limits noDev to the cases that run these
+	// parsers (syft leaves development dependencies out in some parsers
+	// and not in others).
+	noDevRunners map[string]bool
 	// ecoAs says the peer files these packages under another ecosystem
 	// than the other peer and berth do: expected packages of ecosystem
 	// ecoAs.from count as the source's ecosystem; ecoAs.why is printed.

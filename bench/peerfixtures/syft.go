@@ -727,14 +727,17 @@ func syftSources() []source {
 		src("golang", "golang", placeSyft(map[string]string{"parseGoModFile": "app/go.mod", "NewGoModuleFileCataloger()": "/"})),
 		// cat is Test_parsePomXML's NewPomCataloger.
 		src("java", "maven", placeSyft(map[string]string{"parseGradleLockfile": "app/gradle.lockfile", "cat": "/"})),
-		src("javascript", "npm", placeSyft(map[string]string{"parsePackageJSON": "app/node_modules/fixture/package.json",
+		noDev(src("javascript", "npm", placeSyft(map[string]string{"parsePackageJSON": "app/node_modules/fixture/package.json",
 			"parsePackageLock": "app/package-lock.json", "parsePnpmLock": "app/pnpm-lock.yaml", "parseYarnLock": "app/yarn.lock", "NewLockCataloger()": "/"})),
-		src("php", "composer", placeSyft(map[string]string{"parseComposerLock": "app/composer.lock",
+			"parsePackageLock", "package-lock.json's dev entries (IncludeDevDependencies is off by default)"),
+		noDev(src("php", "composer", placeSyft(map[string]string{"parseComposerLock": "app/composer.lock",
 			"parseInstalledJSON": "app/vendor/composer/installed.json"})),
-		{module: "syft", dir: "syft/pkg/cataloger/python", eco: "pypi", companions: pipIncludes,
+			"parseComposerLock", "composer.lock's packages-dev"),
+		noDev(source{module: "syft", dir: "syft/pkg/cataloger/python", eco: "pypi", companions: pipIncludes,
 			placeCase: placeSyft(map[string]string{"parsePipfileLock": "app/Pipfile.lock", "parsePoetryLock": "app/poetry.lock",
 				"parseRequirementsTxt": "app/requirements.txt", "parseUvLock": "app/uv.lock", "NewInstalledPackageCataloger()": "/+",
 				"parseSetup": "-setup.py (a build script; berth reads installed metadata and lockfiles)"})},
+			"parsePipfileLock", "Pipfile.lock's develop section"),
 		src("redhat", "rpm", placeSyft(map[string]string{"parseRpmDB": "rpmdb",
 			"parseRpmManifest": "-CBL-Mariner's container-manifest-2", "NewArchiveCataloger()": "-.rpm package files"})),
 		src("ruby", "gem", placeSyft(map[string]string{"parseGemFileLockEntries": "app/Gemfile.lock", "parseGemSpecEntries": "gemspec"})),
@@ -788,4 +791,15 @@ func placeSyft(byRunner map[string]string) func(testCase) (string, bool, string)
 			return dest, false, ""
 		}
 	}
+}
+
+// noDev says that syft's parser runner leaves development dependencies
+// out (what), where berth lists them flagged dev: those are not counted
+// in the cases that run it, as for Trivy's pnpm, conan and
+// packages.config parsers. syft's other parsers (pnpm's, for one) list
+// them, so the allowance is per parser.
+func noDev(s source, runner, what string) source {
+	s.noDev = "syft's " + runner + " leaves out " + what + "; berth's, flagged dev, are not counted there"
+	s.noDevRunners = map[string]bool{runner: true}
+	return s
 }
