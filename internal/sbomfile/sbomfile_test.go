@@ -143,14 +143,7 @@ func TestBerthsOwnFlagsSurvive(t *testing.T) {
 		{Ecosystem: inventory.NPM, Name: "jest", Version: "29.0.0", PURL: "pkg:npm/jest@29.0.0", Analyzer: "npm-lock", Dev: true},
 		{Ecosystem: inventory.NPM, Name: "lodash", Version: "4.17.21", PURL: "pkg:npm/lodash@4.17.21", Analyzer: "npm-lock"},
 	}}
-	var doc bytes.Buffer
-	if err := cyclonedx.Encode(&doc, inv, bom.Meta{}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Read(&doc, "berth.cdx.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := throughCycloneDX(t, inv)
 	var flags []string
 	for _, p := range got.Packages {
 		flags = append(flags, fmt.Sprintf("%s dev=%v local=%v", p.Name, p.Dev, p.Local))
@@ -170,6 +163,19 @@ func TestOverlongVersionComesBackFromThePurl(t *testing.T) {
 	inv := &inventory.Inventory{Packages: []inventory.Package{
 		{Ecosystem: inventory.NPM, Name: "x", Version: long, PURL: "pkg:npm/x@" + long, Analyzer: "npm-lock"},
 	}}
+	got := throughCycloneDX(t, inv)
+	if len(got.Packages) != 1 {
+		t.Fatalf("%d packages, want 1", len(got.Packages))
+	}
+	if v := got.Packages[0].Version; v != long {
+		t.Errorf("version of %d bytes, want the %d of the image", len(v), len(long))
+	}
+}
+
+// throughCycloneDX writes inv as berth's CycloneDX and reads it back, as
+// `berth scan sbom:…` reads an SBOM berth wrote.
+func throughCycloneDX(t *testing.T, inv *inventory.Inventory) *inventory.Inventory {
+	t.Helper()
 	var doc bytes.Buffer
 	if err := cyclonedx.Encode(&doc, inv, bom.Meta{}); err != nil {
 		t.Fatal(err)
@@ -178,10 +184,5 @@ func TestOverlongVersionComesBackFromThePurl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Packages) != 1 {
-		t.Fatalf("%d packages, want 1", len(got.Packages))
-	}
-	if v := got.Packages[0].Version; v != long {
-		t.Errorf("version of %d bytes, want the %d of the image", len(v), len(long))
-	}
+	return got
 }

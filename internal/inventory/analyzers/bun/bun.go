@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"berth.dev/berth/internal/inventory"
+	"berth.dev/berth/internal/inventory/analyzers/npm"
 )
 
 // Analyzer reads bun.lock files.
@@ -109,7 +110,7 @@ func Parse(data []byte, location, analyzer string) ([]inventory.Package, error) 
 		if dir, ok := strings.CutPrefix(ref, "workspace:"); ok {
 			e.version, e.local = l.Workspaces[path.Clean(dir)].Version, true
 		} else {
-			e.local = isLocalFolder(ref)
+			e.local = npm.IsLocalFolder(ref, "file:", "link:")
 		}
 		if strings.ContainsAny(e.version, ":/") {
 			e.version = ""
@@ -227,17 +228,6 @@ func parentKey(k string) string {
 		names = append(names, parts[i])
 	}
 	return strings.Join(names[:len(names)-1], "/")
-}
-
-// isLocalFolder reports whether a resolution's reference names a local
-// folder: link:, or file: that is not a packed tarball.
-func isLocalFolder(ref string) bool {
-	if strings.HasPrefix(ref, "link:") {
-		return true
-	}
-	p, ok := strings.CutPrefix(ref, "file:")
-	p = strings.ToLower(p)
-	return ok && !strings.HasSuffix(p, ".tgz") && !strings.HasSuffix(p, ".tar.gz") && !strings.HasSuffix(p, ".tar")
 }
 
 // splitDescriptor splits "name@ref" at the first "@" after the name (a

@@ -64,12 +64,12 @@ func plainVersion(v string) string {
 	return v
 }
 
-// isLocalFolder reports whether the reference ref names a folder of the
+// IsLocalFolder reports whether the reference ref names a folder of the
 // local file system through one of the given protocols ("file:",
 // "link:", "portal:"): the project's own code, not a registry package. A
 // file: tarball (.tgz, .tar.gz, .tar) is a packed package, usually one
 // from the registry, and is not a folder.
-func isLocalFolder(ref string, protocols ...string) bool {
+func IsLocalFolder(ref string, protocols ...string) bool {
 	for _, proto := range protocols {
 		p, ok := strings.CutPrefix(ref, proto)
 		if !ok {

@@ -206,7 +206,7 @@ func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string
 		// A git, tarball or file dependency's "version" is its URL (with
 		// any token in it): it names no version. A file: folder is the
 		// project's own code.
-		local := isLocalFolder(version, "file:")
+		local := IsLocalFolder(version, "file:")
 		version = plainVersion(version)
 		if pname != "" {
 			p := pkg(pname, version, location, analyzer)

@@ -225,7 +225,7 @@ func parseBerry(data []byte) ([]yarnEntry, error) {
 		}
 		entry := yarnEntry{
 			name: name, version: plainVersion(e.Version), deps: map[string]string{},
-			local: strings.HasPrefix(ref, "workspace:") || isLocalFolder(ref, "file:", "link:", "portal:"),
+			local: strings.HasPrefix(ref, "workspace:") || IsLocalFolder(ref, "file:", "link:", "portal:"),
 		}
 		for _, spec := range strings.Split(key, ",") {
 			entry.specs = append(entry.specs, strings.TrimSpace(spec))
@@ -358,7 +358,7 @@ func yarnV1Header(header string) (yarnEntry, error) {
 	// A folder dependency (file:, link:) is the project's own code;
 	// Yarn classic lists no workspace members.
 	for _, spec := range e.specs {
-		if _, r, ok := splitDescriptor(spec); ok && isLocalFolder(r, "file:", "link:") {
+		if _, r, ok := splitDescriptor(spec); ok && IsLocalFolder(r, "file:", "link:") {
 			e.local = true
 		}
 	}
