@@ -5,7 +5,9 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"berth.dev/berth/internal/image"
 )
@@ -135,6 +137,9 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		sets = append(sets, set)
 	}
 	slices.SortFunc(sets, func(a, b liveSet) int { return slices.Compare(a.order[:], b.order[:]) })
+	if w := dropOverlong(sets); w != "" {
+		inv.Warnings = append(inv.Warnings, w)
+	}
 	dropUninstalled(sets)
 	var pkgs []Package
 	for _, set := range sets {
@@ -352,4 +357,93 @@ func dropUninstalled(sets []liveSet) {
 		}
 		lock.pkgs = kept
 	}
+}
+
+// maxNameVersionBytes bounds a package's name and version. Analyzers take
+// them from files the image's author wrote and accept any length, so one
+// lockfile could carry a version of megabytes into every stored
+// inventory and report, SPDX and CycloneDX documents and the matcher's
+// lookups. No registry's names or versions come near it; 1,024 is also
+// the longest version CycloneDX 1.6 allows.
+const maxNameVersionBytes = 1024
+
+// overlongShown is how many names of one ecosystem the warning about
+// overlong packages quotes, and overlongHead how many bytes of each: the
+// warning must not carry what the bound keeps out.
+const (
+	overlongShown = 5
+	overlongHead  = 40
+)
+
+// dropOverlong removes from the live sets every package whose name or
+// version is longer than maxNameVersionBytes, and the dependency names
+// that long (they name a package no set can list). It is the one place
+// every analyzer's output passes, so no analyzer needs a bound of its
+// own. It returns the scan's one warning about them, or "".
+func dropOverlong(sets []liveSet) string {
+	type key struct {
+		eco           Ecosystem
+		name, version string
+	}
+	seen := map[key]bool{}
+	byEco := map[Ecosystem][]string{}
+	tooLong := func(s string) bool { return len(s) > maxNameVersionBytes }
+	for i := range sets {
+		s := &sets[i]
+		if !slices.ContainsFunc(s.pkgs, func(p Package) bool {
+			return tooLong(p.Name) || tooLong(p.Version) || slices.ContainsFunc(p.DependsOn, tooLong)
+		}) {
+			continue
+		}
+		kept := make([]Package, 0, len(s.pkgs))
+		for _, p := range s.pkgs {
+			if tooLong(p.Name) || tooLong(p.Version) {
+				if k := (key{p.Ecosystem, p.Name, p.Version}); !seen[k] {
+					seen[k] = true
+					byEco[p.Ecosystem] = append(byEco[p.Ecosystem], p.Name)
+				}
+				continue
+			}
+			p.DependsOn = slices.DeleteFunc(slices.Clone(p.DependsOn), tooLong)
+			kept = append(kept, p)
+		}
+		s.pkgs = kept
+	}
+	if len(seen) == 0 {
+		return ""
+	}
+	ecos := make([]Ecosystem, 0, len(byEco))
+	for eco := range byEco {
+		ecos = append(ecos, eco)
+	}
+	slices.Sort(ecos)
+	parts := make([]string, 0, len(ecos))
+	for _, eco := range ecos {
+		names := byEco[eco]
+		quoted := make([]string, 0, min(len(names), overlongShown)+1)
+		for _, n := range names[:min(len(names), overlongShown)] {
+			quoted = append(quoted, quoteHead(n, overlongHead))
+		}
+		if len(names) > overlongShown {
+			quoted = append(quoted, "…")
+		}
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(names), eco, strings.Join(quoted, ", ")))
+	}
+	counted := fmt.Sprintf("%d packages left out, their", len(seen))
+	if len(seen) == 1 {
+		counted = "1 package left out, its"
+	}
+	return fmt.Sprintf("%s name or version longer than %d bytes: %s", counted, maxNameVersionBytes, strings.Join(parts, "; "))
+}
+
+// quoteHead quotes the first n bytes of s (fewer, to end on a whole
+// character), followed by "…" when that is not all of s.
+func quoteHead(s string, n int) string {
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strconv.Quote(s[:n]) + "…"
 }

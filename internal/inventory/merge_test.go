@@ -12,6 +12,7 @@ import (
 
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers/npm"
+	"berth.dev/berth/internal/inventory/analyzers/python"
 	"berth.dev/berth/internal/report"
 )
 
@@ -97,6 +98,77 @@ func TestLockfileEntriesWithoutInstalledCopy(t *testing.T) {
 			}
 			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOverlongNamesAndVersionsLeftOut: a package whose name or version is
+// longer than 1,024 bytes, from whichever analyzer, is not in the
+// inventory; one warning says how many, of which ecosystems, and quotes
+// no more than the head of each name.
+func TestOverlongNamesAndVersionsLeftOut(t *testing.T) {
+	long := strings.Repeat("9", 2000)
+	// Byte 40 of this name falls inside an "é": the quoted head ends
+	// before it.
+	wideName := "a" + strings.Repeat("é", 1000)
+	npmLock := func(entries string) file {
+		return file{name: "app/package-lock.json", body: `{"lockfileVersion": 3, "packages": {"": {"name": "app"},` + entries + `}}`}
+	}
+	tests := []struct {
+		name    string
+		files   []file
+		want    []string
+		deps    string // lodash's DependsOn, when lodash is listed
+		warning string // the scan's warnings, joined
+	}{
+		{
+			name:    "version in a package-lock",
+			files:   []file{npmLock(`"node_modules/lodash": {"version": "4.17.21"}, "node_modules/evil": {"version": "` + long + `"}`)},
+			want:    []string{"lodash@4.17.21@1 /app/package-lock.json"},
+			warning: `1 package left out, its name or version longer than 1024 bytes: 1 npm ("evil")`,
+		},
+		{
+			name: "name in a package-lock, and the dependency naming it",
+			files: []file{npmLock(`"node_modules/lodash": {"version": "4.17.21", "dependencies": {"` + wideName + `": "1.0.0", "ms": "2.1.3"}},
+				"node_modules/` + wideName + `": {"version": "1.0.0"}, "node_modules/ms": {"version": "2.1.3"}`)},
+			want:    []string{"lodash@4.17.21@1 /app/package-lock.json", "ms@2.1.3@1 /app/package-lock.json"},
+			deps:    "ms",
+			warning: `1 package left out, its name or version longer than 1024 bytes: 1 npm ("a` + strings.Repeat("é", 19) + `"…)`,
+		},
+		{
+			name: "a requirements file and a package-lock",
+			files: []file{
+				npmLock(`"node_modules/lodash": {"version": "4.17.21"}, "node_modules/evil": {"version": "` + long + `"}, "node_modules/worse": {"version": "` + long + `"}`),
+				{name: "srv/requirements.txt", body: "requests==2.31.0\n" + strings.Repeat("x", 2000) + "==1.0\n"},
+			},
+			want: []string{"lodash@4.17.21@1 /app/package-lock.json", "requests@2.31.0@1 /srv/requirements.txt"},
+			warning: `3 packages left out, their name or version longer than 1024 bytes: 2 npm ("evil", "worse"); 1 pypi ("` +
+				strings.Repeat("x", 40) + `"…)`,
+		},
+		{
+			name:  "1,024 bytes is not too long",
+			files: []file{npmLock(`"node_modules/lodash": {"version": "4.17.21"}, "node_modules/edge": {"version": "` + long[:1024] + `"}`)},
+			want:  []string{"edge@" + long[:1024] + "@1 /app/package-lock.json", "lodash@4.17.21@1 /app/package-lock.json"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.LockAnalyzer{}, python.RequirementsAnalyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, layerTar(t, tt.files...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+			for _, p := range inv.Packages {
+				if p.Name == "lodash" && strings.Join(p.DependsOn, " ") != tt.deps {
+					t.Errorf("lodash depends on %q, want %q", p.DependsOn, tt.deps)
+				}
+			}
+			if got := strings.Join(inv.Warnings, "\n"); got != tt.warning {
+				t.Errorf("warnings\n%s\nwant\n%s", got, tt.warning)
 			}
 		})
 	}

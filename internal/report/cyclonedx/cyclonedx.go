@@ -232,9 +232,12 @@ func (p *properties) add(name, value string) {
 const maxVersionLen = 1024
 
 // schemaVersion is v, or "" when v is longer than the schema allows: no
-// ecosystem writes such a version, but an image's lockfile can, and one
-// over-long string must not make the whole document invalid. The purl
-// still carries the version, and berth reads it back from there.
+// ecosystem writes such a version, and one over-long string must not make
+// the whole document invalid. A scanned image's versions are bounded by
+// the inventory's merge already (in bytes, so never past this), but an
+// inventory read from an SBOM file, a report stored before that bound, or
+// a fixed version from the vulnerability database did not pass it. The
+// purl still carries the version, and berth reads it back from there.
 func schemaVersion(v string) string {
 	if len(v) > maxVersionLen && utf8.RuneCountInString(v) > maxVersionLen {
 		return ""
