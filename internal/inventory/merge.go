@@ -23,8 +23,9 @@ type nameVersion struct{ name, version string }
 // has removed.
 type liveSet struct {
 	pkgs []Package
-	// installedUnder is the PackageSet's InstalledUnder; origin its Origin.
-	origin, installedUnder string
+	// origin, installedUnder and shadowedBy are the PackageSet's Origin,
+	// InstalledUnder and ShadowedBy.
+	origin, installedUnder, shadowedBy string
 	// The layer, analyzer and position in the analyzer's result of the
 	// set: the order in which packages are listed and collapsed.
 	order [3]int
@@ -50,6 +51,11 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 	}
 	live := map[setKey]liveSet{}
 	licenses := map[setKey]LicenseFile{}
+	// The files a set's ShadowedBy names that are still in the image,
+	// whether or not they held packages. Only the paths some set names
+	// are tracked: every deletion walks the map.
+	shadowing := shadowingPaths(outcomes)
+	files := map[setKey]struct{}{}
 	layerIndex := map[string]int{}
 	for i, out := range outcomes {
 		l := img.Layers[i]
@@ -61,10 +67,12 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			for _, w := range out.changes.Whiteouts {
 				deleteUnder(live, w, true)
 				deleteUnder(licenses, w, true)
+				deleteUnder(files, w, true)
 			}
 			for _, d := range out.changes.Opaque {
 				deleteUnder(live, d, false)
 				deleteUnder(licenses, d, false)
+				deleteUnder(files, d, false)
 			}
 			inv.Warnings = append(inv.Warnings, out.changes.Warnings...)
 		}
@@ -73,6 +81,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			// there and under it are no longer reachable by that path.
 			deleteUnderLinks(live, out.changes.Links)
 			deleteUnderLinks(licenses, out.changes.Links)
+			deleteUnderLinks(files, out.changes.Links)
 		}
 		apply := func(ai int, e *analyzerEntry) {
 			name := s.Analyzers[ai].Name()
@@ -97,7 +106,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 					}
 					pkgs[pi] = p
 				}
-				live[key] = liveSet{pkgs: pkgs, origin: set.Origin, installedUnder: set.InstalledUnder, order: [3]int{i, ai, si}}
+				live[key] = liveSet{pkgs: pkgs, origin: set.Origin, installedUnder: set.InstalledUnder, shadowedBy: set.ShadowedBy, order: [3]int{i, ai, si}}
 				produced[set.Origin] = true
 			}
 			for _, lf := range e.Result.Licenses {
@@ -107,6 +116,9 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 			// A file the analyzer read again in this layer but found nothing
 			// in no longer holds what it held below.
 			for _, in := range e.Inputs {
+				if shadowing[setKey{ai, in}] {
+					files[setKey{ai, in}] = struct{}{}
+				}
 				if !produced[in] {
 					delete(live, setKey{ai, in})
 					delete(licenses, setKey{ai, in})
@@ -137,6 +149,7 @@ func (s *Scanner) merge(img *image.Image, outcomes []layerOutcome) *Inventory {
 		sets = append(sets, set)
 	}
 	slices.SortFunc(sets, func(a, b liveSet) int { return slices.Compare(a.order[:], b.order[:]) })
+	sets = dropShadowed(sets, files)
 	if w := dropOverlong(sets); w != "" {
 		inv.Warnings = append(inv.Warnings, w)
 	}
@@ -309,6 +322,47 @@ func firstLocation(p Package) string {
 		return p.Locations[0]
 	}
 	return ""
+}
+
+// shadowingPaths is every (analyzer, path) that a package set of any
+// layer names as its ShadowedBy.
+func shadowingPaths(outcomes []layerOutcome) map[setKey]bool {
+	out := map[setKey]bool{}
+	add := func(ai int, e *analyzerEntry) {
+		if e == nil || e.Result == nil {
+			return
+		}
+		for _, set := range e.Result.Sets {
+			if set.ShadowedBy != "" {
+				out[setKey{ai, set.ShadowedBy}] = true
+			}
+		}
+	}
+	for _, o := range outcomes {
+		for ai, e := range o.results {
+			add(ai, e)
+		}
+		for _, al := range o.aliases {
+			add(al.analyzer, al.entry)
+		}
+	}
+	return out
+}
+
+// dropShadowed removes the sets whose ShadowedBy names a file the same
+// analyzer read that is still in the image: npm reads only the
+// npm-shrinkwrap.json of a project that holds both it and a
+// package-lock.json. It works on what is live after every layer, so the
+// two files may come from any layers, in either order, and a later
+// layer's deletion of the shrinkwrap gives the package-lock.json back.
+func dropShadowed(sets []liveSet, files map[setKey]struct{}) []liveSet {
+	return slices.DeleteFunc(sets, func(s liveSet) bool {
+		if s.shadowedBy == "" {
+			return false
+		}
+		_, ok := files[setKey{s.order[1], s.shadowedBy}]
+		return ok
+	})
 }
 
 // dropUninstalled removes from each lockfile set (one with InstalledUnder)

@@ -174,6 +174,64 @@ func TestOverlongNamesAndVersionsLeftOut(t *testing.T) {
 	}
 }
 
+// TestShrinkwrapShadowsPackageLockAcrossLayers: npm reads only the
+// npm-shrinkwrap.json of a project holding both it and a
+// package-lock.json, so the inventory lists only the shrinkwrap's
+// packages for that folder, whichever layers added the two files and in
+// whichever order, for as long as the shrinkwrap is in the image.
+func TestShrinkwrapShadowsPackageLockAcrossLayers(t *testing.T) {
+	lock := func(name, p, pkg, version string) file {
+		return file{name: p + "/" + name, body: `{"lockfileVersion": 3, "packages": {"": {"name": "app"}, "node_modules/` + pkg + `": {"version": "` + version + `"}}}`}
+	}
+	packageLock := lock("package-lock.json", "app", "stale", "1.0.0")
+	shrinkwrap := lock("npm-shrinkwrap.json", "app", "wrappy", "1.0.2")
+	noDependencies := file{name: "app/npm-shrinkwrap.json", body: `{"lockfileVersion": 3, "packages": {"": {"name": "app"}}}`}
+	whiteout := file{name: "app/.wh.npm-shrinkwrap.json"}
+	tests := []struct {
+		name   string
+		layers [][]file
+		want   []string
+	}{
+		{"one layer", [][]file{{packageLock, shrinkwrap}}, []string{
+			"wrappy@1.0.2@1 /app/npm-shrinkwrap.json",
+		}},
+		{"shrinkwrap added by a later layer", [][]file{{packageLock}, {shrinkwrap}}, []string{
+			"wrappy@1.0.2@2 /app/npm-shrinkwrap.json",
+		}},
+		{"package-lock added by a later layer", [][]file{{shrinkwrap}, {packageLock}}, []string{
+			"wrappy@1.0.2@1 /app/npm-shrinkwrap.json",
+		}},
+		{"shrinkwrap deleted by a later layer", [][]file{{packageLock}, {shrinkwrap}, {whiteout}}, []string{
+			"stale@1.0.0@1 /app/package-lock.json",
+		}},
+		{"shrinkwrap of the same layer deleted by a later one", [][]file{{packageLock, shrinkwrap}, {whiteout}}, []string{
+			"stale@1.0.0@1 /app/package-lock.json",
+		}},
+		{"a shrinkwrap without dependencies still shadows", [][]file{{packageLock}, {noDependencies}}, nil},
+		{"so does one that does not parse", [][]file{{packageLock}, {{name: "app/npm-shrinkwrap.json", body: "{"}}}, nil},
+		{"a shrinkwrap in another folder does not", [][]file{{packageLock}, {lock("npm-shrinkwrap.json", "other", "wrappy", "1.0.2")}}, []string{
+			"stale@1.0.0@1 /app/package-lock.json",
+			"wrappy@1.0.2@2 /other/npm-shrinkwrap.json",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var layers []v1.Layer
+			for _, files := range tt.layers {
+				layers = append(layers, layerTar(t, files...))
+			}
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.LockAnalyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestNoCredentialsInAnyOutput scans an image whose lockfile names a git
 // dependency by a URL with a token, and writes every SBOM format: the
 // token is in none of them, nor in the inventory's purls and versions.

@@ -102,6 +102,13 @@ type PackageSet struct {
 	// installed copy (same name and version) was pruned or deleted and is
 	// not reported.
 	InstalledUnder string `json:"installedUnder,omitempty"`
+	// ShadowedBy, set by lockfile analyzers, is the path of a file that
+	// the package manager reads instead of this one when it is there
+	// ("app/npm-shrinkwrap.json" for "app/package-lock.json"). While the
+	// same analyzer's input at that path is in the merged image (put
+	// there by any layer, not removed by a later one), the set is not
+	// reported; once a later layer deletes that file, it is again.
+	ShadowedBy string `json:"shadowedBy,omitempty"`
 }
 
 // LicenseFile is licenses read from a file of their own rather than from

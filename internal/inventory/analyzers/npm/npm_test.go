@@ -321,10 +321,11 @@ func TestSetKeepsRuntimeOverDev(t *testing.T) {
 	}
 }
 
-// TestShrinkwrapWinsOverPackageLock: npm installs from npm-shrinkwrap.json
-// and ignores the package-lock.json beside it; a package-lock.json alone
-// in another project is still read.
-func TestShrinkwrapWinsOverPackageLock(t *testing.T) {
+// TestPackageLockNamesTheShrinkwrapBesideIt: npm installs from
+// npm-shrinkwrap.json and ignores the package-lock.json beside it. Both
+// are read; each package-lock.json's set names the shrinkwrap that would
+// shadow it, for the merge to look up in the whole image.
+func TestPackageLockNamesTheShrinkwrapBesideIt(t *testing.T) {
 	lock := func(name, version string) *fstest.MapFile {
 		return &fstest.MapFile{Data: []byte(`{"lockfileVersion": 3, "packages": {"": {"name": "app"}, "node_modules/` + name + `": {"version": "` + version + `"}}}`)}
 	}
@@ -332,6 +333,7 @@ func TestShrinkwrapWinsOverPackageLock(t *testing.T) {
 		"app/package-lock.json":   lock("stale", "1.0.0"),
 		"app/npm-shrinkwrap.json": lock("wrappy", "1.0.2"),
 		"other/package-lock.json": lock("left-pad", "1.3.0"),
+		"package-lock.json":       lock("ms", "2.1.3"),
 	}
 	res, err := LockAnalyzer{}.Analyze(context.Background(), files)
 	if err != nil {
@@ -340,10 +342,15 @@ func TestShrinkwrapWinsOverPackageLock(t *testing.T) {
 	var got []string
 	for _, s := range res.Sets {
 		for _, p := range s.Packages {
-			got = append(got, s.Origin+" "+p.Name+"@"+p.Version)
+			got = append(got, s.Origin+" "+p.Name+"@"+p.Version+" shadowed by "+s.ShadowedBy)
 		}
 	}
-	want := []string{"app/npm-shrinkwrap.json wrappy@1.0.2", "other/package-lock.json left-pad@1.3.0"}
+	want := []string{
+		"app/npm-shrinkwrap.json wrappy@1.0.2 shadowed by ",
+		"app/package-lock.json stale@1.0.0 shadowed by app/npm-shrinkwrap.json",
+		"other/package-lock.json left-pad@1.3.0 shadowed by other/npm-shrinkwrap.json",
+		"package-lock.json ms@2.1.3 shadowed by npm-shrinkwrap.json",
+	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got %q\nwant %q", got, want)
 	}

@@ -23,7 +23,7 @@ type LockAnalyzer struct{}
 func (LockAnalyzer) Name() string { return "npm-lock" }
 
 // Version implements inventory.Analyzer.
-func (LockAnalyzer) Version() int { return 3 }
+func (LockAnalyzer) Version() int { return 4 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -36,21 +36,20 @@ func (LockAnalyzer) Required(p string, info fs.FileInfo) bool {
 // Analyze implements inventory.Analyzer.
 //
 // npm reads only npm-shrinkwrap.json where both it and package-lock.json
-// lie in a project, so a package-lock.json beside a shrinkwrap is not
-// read (within the layer: a shrinkwrap added by a later layer leaves the
-// earlier package-lock.json in the inventory).
+// lie in a project. Both are read here, and a package-lock.json's set
+// names the shrinkwrap beside it (ShadowedBy): the merge leaves the set
+// out while that shrinkwrap is in the image, whichever layers put the
+// two there, and counts it again once a later layer deletes the
+// shrinkwrap. Skipping the file here would see only this layer.
 func (a LockAnalyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, error) {
-	read := func(p string) bool {
-		if !isPackageLock(p) {
-			return false
+	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), isPackageLock, ParsePackageLock)
+	if res != nil {
+		for i := range res.Sets {
+			if dir, base := path.Split(res.Sets[i].Origin); base == "package-lock.json" {
+				res.Sets[i].ShadowedBy = dir + "npm-shrinkwrap.json"
+			}
 		}
-		if path.Base(p) != "package-lock.json" {
-			return true
-		}
-		_, err := fs.Stat(files, path.Join(path.Dir(p), "npm-shrinkwrap.json"))
-		return err != nil
 	}
-	res, err := inventory.AnalyzeFiles(ctx, files, a.Name(), read, ParsePackageLock)
 	return markInstalledUnder(res), err
 }
 
