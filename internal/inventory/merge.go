@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -435,45 +436,76 @@ const (
 // every analyzer's output passes, so no analyzer needs a bound of its
 // own. It returns the scan's one warning about them, or "".
 func dropOverlong(sets []liveSet) string {
-	type key struct {
-		eco           Ecosystem
-		name, version string
-	}
-	seen := map[key]bool{}
-	byEco := map[Ecosystem][]string{}
-	tooLong := func(s string) bool { return len(s) > maxNameVersionBytes }
+	var o overlong
 	for i := range sets {
-		s := &sets[i]
-		if !slices.ContainsFunc(s.pkgs, func(p Package) bool {
-			return tooLong(p.Name) || tooLong(p.Version) || slices.ContainsFunc(p.DependsOn, tooLong)
-		}) {
+		sets[i].pkgs = o.filter(sets[i].pkgs)
+	}
+	return o.warning()
+}
+
+// DropOverlong applies the merge's bound to packages that did not pass
+// the merge (an SBOM file read back into an inventory): it returns pkgs
+// without those whose name or version is longer than
+// maxNameVersionBytes (1,024), and
+// without dependency names that long, and the one warning about them
+// for the inventory's Warnings, or "". pkgs itself is not modified.
+func DropOverlong(pkgs []Package) (kept []Package, warning string) {
+	var o overlong
+	kept = o.filter(pkgs)
+	return kept, o.warning()
+}
+
+// overlong gathers, over the package lists it filters, the packages left
+// out for their length, so one warning covers them all.
+type overlong struct {
+	seen  map[overlongKey]bool
+	byEco map[Ecosystem][]string // names, in order of first appearance
+}
+
+type overlongKey struct {
+	eco           Ecosystem
+	name, version string
+}
+
+func tooLong(s string) bool { return len(s) > maxNameVersionBytes }
+
+// filter returns pkgs without the overlong packages and dependency names,
+// recording the packages left out. pkgs is returned as is when nothing in
+// it is too long, and never modified.
+func (o *overlong) filter(pkgs []Package) []Package {
+	if !slices.ContainsFunc(pkgs, func(p Package) bool {
+		return tooLong(p.Name) || tooLong(p.Version) || slices.ContainsFunc(p.DependsOn, tooLong)
+	}) {
+		return pkgs
+	}
+	if o.seen == nil {
+		o.seen, o.byEco = map[overlongKey]bool{}, map[Ecosystem][]string{}
+	}
+	kept := make([]Package, 0, len(pkgs))
+	for _, p := range pkgs {
+		if tooLong(p.Name) || tooLong(p.Version) {
+			if k := (overlongKey{p.Ecosystem, p.Name, p.Version}); !o.seen[k] {
+				o.seen[k] = true
+				o.byEco[p.Ecosystem] = append(o.byEco[p.Ecosystem], p.Name)
+			}
 			continue
 		}
-		kept := make([]Package, 0, len(s.pkgs))
-		for _, p := range s.pkgs {
-			if tooLong(p.Name) || tooLong(p.Version) {
-				if k := (key{p.Ecosystem, p.Name, p.Version}); !seen[k] {
-					seen[k] = true
-					byEco[p.Ecosystem] = append(byEco[p.Ecosystem], p.Name)
-				}
-				continue
-			}
-			p.DependsOn = slices.DeleteFunc(slices.Clone(p.DependsOn), tooLong)
-			kept = append(kept, p)
-		}
-		s.pkgs = kept
+		p.DependsOn = slices.DeleteFunc(slices.Clone(p.DependsOn), tooLong)
+		kept = append(kept, p)
 	}
-	if len(seen) == 0 {
+	return kept
+}
+
+// warning says how many packages filter left out, of which ecosystems,
+// quoting the head of a few names of each; "" when it left out none.
+func (o *overlong) warning() string {
+	if len(o.seen) == 0 {
 		return ""
 	}
-	ecos := make([]Ecosystem, 0, len(byEco))
-	for eco := range byEco {
-		ecos = append(ecos, eco)
-	}
-	slices.Sort(ecos)
+	ecos := slices.Sorted(maps.Keys(o.byEco))
 	parts := make([]string, 0, len(ecos))
 	for _, eco := range ecos {
-		names := byEco[eco]
+		names := o.byEco[eco]
 		quoted := make([]string, 0, min(len(names), overlongShown)+1)
 		for _, n := range names[:min(len(names), overlongShown)] {
 			quoted = append(quoted, quoteHead(n, overlongHead))
@@ -483,8 +515,8 @@ func dropOverlong(sets []liveSet) string {
 		}
 		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(names), eco, strings.Join(quoted, ", ")))
 	}
-	counted := fmt.Sprintf("%d packages left out, their", len(seen))
-	if len(seen) == 1 {
+	counted := fmt.Sprintf("%d packages left out, their", len(o.seen))
+	if len(o.seen) == 1 {
 		counted = "1 package left out, its"
 	}
 	return fmt.Sprintf("%s name or version longer than %d bytes: %s", counted, maxNameVersionBytes, strings.Join(parts, "; "))

@@ -98,8 +98,8 @@ func (b *builder) addLayer(diffID string) {
 }
 
 // inventory finishes the inventory: the distro of the purls when the
-// document named none, purls made as berth makes them, one package per
-// purl.
+// document named none, packages with an overlong name or version left
+// out, purls made as berth makes them, one package per purl.
 func (b *builder) inventory(name string) *inventory.Inventory {
 	inv := &inventory.Inventory{Source: name, Digest: b.digest, Distro: b.distro, Layers: b.layers}
 	if b.image != "" {
@@ -108,9 +108,16 @@ func (b *builder) inventory(name string) *inventory.Inventory {
 	if inv.Layers == nil {
 		inv.Layers = []inventory.Layer{}
 	}
+	// Another tool's document (or one edited by hand) lists what it
+	// likes, and this inventory never passes the merge: the merge's
+	// bound on names and versions is applied here, with its warning.
+	pkgs, overlong := inventory.DropOverlong(b.pkgs)
+	if overlong != "" {
+		inv.Warnings = append(inv.Warnings, overlong)
+	}
 	seen := map[string]int{}
 	inv.Packages = []inventory.Package{}
-	for _, p := range b.pkgs {
+	for _, p := range pkgs {
 		p.PURL = inventory.PURL(p, inv.Distro)
 		if i, ok := seen[p.PURL]; ok {
 			for _, l := range p.Locations {

@@ -155,20 +155,50 @@ func TestBerthsOwnFlagsSurvive(t *testing.T) {
 	}
 }
 
-// TestOverlongVersionComesBackFromThePurl: berth's CycloneDX leaves out a
-// version longer than the schema allows; reading the SBOM back takes it
-// from the purl, so a scan of the SBOM sees the package as the image had it.
-func TestOverlongVersionComesBackFromThePurl(t *testing.T) {
-	long := strings.Repeat("1.", 700)
-	inv := &inventory.Inventory{Packages: []inventory.Package{
-		{Ecosystem: inventory.NPM, Name: "x", Version: long, PURL: "pkg:npm/x@" + long, Analyzer: "npm-lock"},
-	}}
-	got := throughCycloneDX(t, inv)
-	if len(got.Packages) != 1 {
-		t.Fatalf("%d packages, want 1", len(got.Packages))
+// TestOverlongNamesAndVersionsLeftOut: a document's package whose version
+// is longer than 1,024 bytes is left out of the inventory, with the
+// warning a scanned image's would get from the merge; the packages beside
+// it are read. berth's own CycloneDX of an inventory that never passed
+// the bound (a report stored before it) leaves such a version out of the
+// component; it comes back from the purl, and is left out the same way.
+func TestOverlongNamesAndVersionsLeftOut(t *testing.T) {
+	long := strings.Repeat("9", 2000)
+	var berths bytes.Buffer
+	if err := cyclonedx.Encode(&berths, &inventory.Inventory{Packages: []inventory.Package{
+		{Ecosystem: inventory.NPM, Name: "lodash", Version: "4.17.21", PURL: "pkg:npm/lodash@4.17.21", Analyzer: "npm-lock"},
+		{Ecosystem: inventory.NPM, Name: "evil", Version: long, PURL: "pkg:npm/evil@" + long, Analyzer: "npm-lock"},
+	}}, bom.Meta{}); err != nil {
+		t.Fatal(err)
 	}
-	if v := got.Packages[0].Version; v != long {
-		t.Errorf("version of %d bytes, want the %d of the image", len(v), len(long))
+	tests := []struct {
+		name, doc string
+	}{
+		{"CycloneDX", `{"bomFormat":"CycloneDX","specVersion":"1.5","components":[
+			{"type":"library","name":"lodash","version":"4.17.21","purl":"pkg:npm/lodash@4.17.21"},
+			{"type":"library","name":"evil","version":"` + long + `","purl":"pkg:npm/evil@1.0.0"}]}`},
+		{"SPDX", `{"spdxVersion":"SPDX-2.3","name":"app","packages":[
+			{"name":"lodash","versionInfo":"4.17.21","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:npm/lodash@4.17.21"}]},
+			{"name":"evil","versionInfo":"` + long + `","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:npm/evil@1.0.0"}]}]}`},
+		{"berth's CycloneDX, the version only in the purl", berths.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv, err := Read(strings.NewReader(tt.doc), "app.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range inv.Packages {
+				got = append(got, p.PURL)
+			}
+			if want := []string{"pkg:npm/lodash@4.17.21"}; !slices.Equal(got, want) {
+				t.Errorf("packages %.200q, want %q", got, want)
+			}
+			want := []string{`1 package left out, its name or version longer than 1024 bytes: 1 npm ("evil")`}
+			if !slices.Equal(inv.Warnings, want) {
+				t.Errorf("warnings %.300q\nwant %q", inv.Warnings, want)
+			}
+		})
 	}
 }
 

@@ -233,11 +233,12 @@ const maxVersionLen = 1024
 
 // schemaVersion is v, or "" when v is longer than the schema allows: no
 // ecosystem writes such a version, and one over-long string must not make
-// the whole document invalid. A scanned image's versions are bounded by
-// the inventory's merge already (in bytes, so never past this), but an
-// inventory read from an SBOM file, a report stored before that bound, or
-// a fixed version from the vulnerability database did not pass it. The
-// purl still carries the version, and berth reads it back from there.
+// the whole document invalid. A scanned image's versions, and those of
+// an SBOM file read back, are bounded by the inventory already (in bytes,
+// so never past this), but a report stored before that bound, or a fixed
+// version from the vulnerability database, did not pass it. The purl
+// still carries the version, and berth reads it back from there (and
+// then leaves the package out, as the bound does).
 func schemaVersion(v string) string {
 	if len(v) > maxVersionLen && utf8.RuneCountInString(v) > maxVersionLen {
 		return ""
