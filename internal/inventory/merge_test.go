@@ -232,6 +232,84 @@ func TestShrinkwrapShadowsPackageLockAcrossLayers(t *testing.T) {
 	}
 }
 
+// TestHardLinkedLockfileKeepsItsFolder: a hard link to a lockfile is that
+// lockfile in the link's folder, so the merge's rules apply to it there:
+// beside an npm-shrinkwrap.json it is not reported, and beside a
+// node_modules its entries without an installed copy are not, wherever
+// the file it links to lies and whether or not that path is still in
+// the image.
+func TestHardLinkedLockfileKeepsItsFolder(t *testing.T) {
+	lock := func(p string, pkgs ...string) file {
+		entries := []string{`"": {"name": "app"}`}
+		for _, nv := range pkgs {
+			name, version, _ := strings.Cut(nv, "@")
+			entries = append(entries, `"node_modules/`+name+`": {"version": "`+version+`"}`)
+		}
+		return file{name: p, body: `{"lockfileVersion": 3, "packages": {` + strings.Join(entries, ", ") + `}}`}
+	}
+	link := func(p, target string) file { return file{name: p, link: target} }
+	installed := func(dir, name, version string) file {
+		return file{name: dir + "/" + name + "/package.json", body: `{"name": "` + name + `", "version": "` + version + `"}`}
+	}
+	shrinkwrap := lock("app/npm-shrinkwrap.json", "wrappy@1.0.2")
+	deleteSrcLock := []file{{name: "src/.wh.package-lock.json"}}
+	tests := []struct {
+		name   string
+		layers [][]file
+		want   []string
+	}{
+		{"beside a shrinkwrap, the only path to the package-lock", [][]file{
+			{shrinkwrap, lock("src/package-lock.json", "stale@1.0.0"), link("app/package-lock.json", "src/package-lock.json")},
+			deleteSrcLock,
+		}, []string{
+			"wrappy@1.0.2@1 /app/npm-shrinkwrap.json",
+		}},
+		{"beside a shrinkwrap, the target still in another folder", [][]file{
+			{shrinkwrap, lock("src/package-lock.json", "stale@1.0.0"), link("app/package-lock.json", "src/package-lock.json")},
+		}, []string{
+			"stale@1.0.0@1 /src/package-lock.json",
+			"wrappy@1.0.2@1 /app/npm-shrinkwrap.json",
+		}},
+		{"beside a node_modules missing a package, the only path to the package-lock", [][]file{
+			{installed("app/node_modules", "lodash", "4.17.21"), lock("src/package-lock.json", "lodash@4.17.21", "minimist@1.2.8"),
+				link("app/package-lock.json", "src/package-lock.json")},
+			deleteSrcLock,
+		}, []string{
+			"lodash@4.17.21@1 /app/node_modules/lodash/package.json /app/package-lock.json",
+		}},
+		{"at the root, linked to a lockfile without a node_modules", [][]file{
+			{installed("node_modules", "lodash", "4.17.21"), lock("app/package-lock.json", "lodash@4.17.21", "minimist@1.2.8"),
+				link("package-lock.json", "app/package-lock.json")},
+		}, []string{
+			"lodash@4.17.21@1 /node_modules/lodash/package.json /app/package-lock.json /package-lock.json",
+			"minimist@1.2.8@1 /app/package-lock.json",
+		}},
+		// The link is the shrinkwrap: what shadows the package-lock.json
+		// it links to is not shadowed by itself.
+		{"a shrinkwrap that is a hard link to the package-lock beside it", [][]file{
+			{lock("app/package-lock.json", "stale@1.0.0"), link("app/npm-shrinkwrap.json", "app/package-lock.json")},
+		}, []string{
+			"stale@1.0.0@1 /app/npm-shrinkwrap.json",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var layers []v1.Layer
+			for _, files := range tt.layers {
+				layers = append(layers, layerTar(t, files...))
+			}
+			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.InstalledAnalyzer{}, npm.LockAnalyzer{}}}
+			inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestNoCredentialsInAnyOutput scans an image whose lockfile names a git
 // dependency by a URL with a token, and writes every SBOM format: the
 // token is in none of them, nor in the inventory's purls and versions.

@@ -8,9 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"path"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -493,7 +495,11 @@ func (g *layerFiles) hardLink(e *image.Entry) {
 // the target, with the link as origin and location. Each path stays a set
 // of its own, so a later layer that deletes or rewrites one of them
 // affects only that one; Merge then lists each package once, with both
-// locations.
+// locations. A copy's InstalledUnder and ShadowedBy name the same places
+// beside the link as the target's name beside the target (relinked):
+// the merge rules on the lockfile where the link puts it. The copies are
+// cached with the analyzer's result for the layer: a change to what they
+// carry needs a new version of every analyzer it affects.
 func addHardLinks(res *Result, links []hardLink) {
 	if len(links) == 0 {
 		return
@@ -505,7 +511,19 @@ func addHardLinks(res *Result, links []hardLink) {
 	// Ranging evaluates each slice once: the copies are not visited.
 	for _, set := range res.Sets {
 		for _, lp := range byTarget[set.Origin] {
-			res.Sets = append(res.Sets, PackageSet{Origin: lp, Packages: relocate(set.Packages, "/"+set.Origin, "/"+lp)})
+			cp := PackageSet{
+				Origin:         lp,
+				Packages:       relocate(set.Packages, "/"+set.Origin, "/"+lp),
+				InstalledUnder: relinked(set.InstalledUnder, set.Origin, lp),
+				ShadowedBy:     relinked(set.ShadowedBy, set.Origin, lp),
+			}
+			// A link named as the file that shadows its target (an
+			// npm-shrinkwrap.json linked to the package-lock.json beside
+			// it) is that file: nothing shadows it.
+			if cp.ShadowedBy == lp {
+				cp.ShadowedBy = ""
+			}
+			res.Sets = append(res.Sets, cp)
 		}
 	}
 	for _, lf := range res.Licenses {
@@ -514,6 +532,30 @@ func addHardLinks(res *Result, links []hardLink) {
 			res.Licenses = append(res.Licenses, lf)
 		}
 	}
+}
+
+// relinked is p, a path the set of the file at from names (its
+// InstalledUnder or ShadowedBy, slash-separated from the image's root),
+// as a set of the same file at to names it: a path in from's folder or
+// under it becomes the same path in to's folder ("src/node_modules" for
+// "src/package-lock.json" is "app/node_modules" for
+// "app/package-lock.json"); any other path names the same place from
+// either, and is kept.
+func relinked(p, from, to string) string {
+	fromDir, toDir := path.Dir(from), path.Dir(to)
+	switch {
+	case p == "":
+		return ""
+	case p == fromDir:
+		return toDir
+	case fromDir == ".":
+		return path.Join(toDir, p)
+	}
+	rel, ok := strings.CutPrefix(p, fromDir+"/")
+	if !ok {
+		return p
+	}
+	return path.Join(toDir, rel)
 }
 
 // relocate copies pkgs with every location from becoming to.

@@ -23,7 +23,7 @@ type LockAnalyzer struct{}
 func (LockAnalyzer) Name() string { return "npm-lock" }
 
 // Version implements inventory.Analyzer.
-func (LockAnalyzer) Version() int { return 4 }
+func (LockAnalyzer) Version() int { return 5 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }

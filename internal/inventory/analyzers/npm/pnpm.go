@@ -25,7 +25,7 @@ type PNPMAnalyzer struct{}
 func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 
 // Version implements inventory.Analyzer.
-func (PNPMAnalyzer) Version() int { return 4 }
+func (PNPMAnalyzer) Version() int { return 5 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }

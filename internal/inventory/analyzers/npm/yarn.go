@@ -29,7 +29,7 @@ type YarnAnalyzer struct{}
 func (YarnAnalyzer) Name() string { return "yarn-lock" }
 
 // Version implements inventory.Analyzer.
-func (YarnAnalyzer) Version() int { return 5 }
+func (YarnAnalyzer) Version() int { return 6 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (YarnAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
