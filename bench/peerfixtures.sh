@@ -5,9 +5,22 @@
 # tests): recall and precision per ecosystem, every miss and every
 # phantom. The peers' modules are downloaded into the Go module
 # cache at the versions pinned here; nothing of theirs is kept in berth.
-# Usage: bench/peerfixtures.sh [-v]   (-v lists every skipped test case)
+# With --with-peers, syft and osv-scanner (from $BERTH_PEERS, as
+# PEERS.md installs them) also scan every placed fixture, and their
+# figures against the same expectations are printed beside berth's
+# (about 8 minutes: syft takes a second a case).
+# Usage: bench/peerfixtures.sh [--with-peers] [-v]   (-v lists every skipped test case, and the peers' differences)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+peers=()
+if [ "${1:-}" = --with-peers ]; then
+	shift
+	BERTH_PEERS="${BERTH_PEERS:-$HOME/.cache/berth-peers}"
+	for tool in syft osv-scanner; do
+		[ -x "$BERTH_PEERS/$tool" ] || { echo "peerfixtures: $tool is not installed in $BERTH_PEERS (PEERS.md says how)" >&2; exit 1; }
+	done
+	peers=(-run-syft "$BERTH_PEERS/syft" -run-osv-scanner "$BERTH_PEERS/osv-scanner")
+fi
 SCALIBR=github.com/google/osv-scalibr@v0.5.3
 TRIVY=github.com/aquasecurity/trivy@v0.74.0
 RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
@@ -25,4 +38,7 @@ trivy=$(moddir "$TRIVY")
 rpmdb=$(moddir "$RPMDB")
 syft=$(moddir "$SYFT")
 echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $(date -u +%Y-%m-%d)"
-go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" "$@"
+if [ ${#peers[@]} -gt 0 ]; then
+	echo "run: syft $(go version -m "$BERTH_PEERS/syft" | awk '$1 == "mod" {print $3}'); osv-scanner $("$BERTH_PEERS/osv-scanner" --version | awk 'NR == 1 {print $3}')"
+fi
+go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" "${peers[@]}" "$@"

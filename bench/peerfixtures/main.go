@@ -40,9 +40,24 @@ func main() {
 	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
 	syft := flag.String("syft", "", "directory of the github.com/anchore/syft module")
 	verbose := flag.Bool("v", false, "list every skipped test case")
+	syftBin := flag.String("run-syft", "", "syft binary: scan every placed fixture with it too, and print its figures beside berth's")
+	osvBin := flag.String("run-osv-scanner", "", "osv-scanner binary: scan every placed fixture with it too, and print its figures beside berth's")
 	flag.Parse()
 	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir, "syft": *syft}
-	if err := run(context.Background(), os.Stdout, modules, *verbose); err != nil {
+	var tools []peerTool
+	if *syftBin != "" {
+		tools = append(tools, syftTool(*syftBin))
+	}
+	if *osvBin != "" {
+		db, err := emptyOSVDatabases()
+		if err != nil {
+			slog.Error("peerfixtures", "err", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(db)
+		tools = append(tools, osvScannerTool(*osvBin, db))
+	}
+	if err := run(context.Background(), os.Stdout, modules, *verbose, tools); err != nil {
 		slog.Error("peerfixtures", "err", err)
 		os.Exit(1)
 	}
@@ -67,7 +82,13 @@ func ratio(a, b int) string {
 	return fmt.Sprintf("%.4f", float64(a)/float64(b))
 }
 
-func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bool) error {
+func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bool, tools []peerTool) error {
+	var jobs []peerJob
+	defer func() {
+		for _, j := range jobs {
+			os.RemoveAll(j.root)
+		}
+	}()
 	byEco := map[string]*tally{}
 	bySource := map[string]*tally{}
 	var order []string
@@ -120,15 +141,26 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 					companions = src.companions(c.Fixture, data)
 				}
 			}
-			berth, warns, err := scan(ctx, fixture, dest, exec, companions)
+			root, err := place(fixture, dest, exec, companions)
 			if err != nil {
+				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
+			}
+			berth, warns, err := scan(ctx, root)
+			if err != nil {
+				os.RemoveAll(root)
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
 			used++
 			if src.fixtureOnly {
-				berth = slices.DeleteFunc(berth, func(f found) bool { return !slices.Contains(f.locations, "/"+dest) })
+				berth = fromFixture(berth, dest)
 			}
 			out := compare(src, c, berth)
+			if len(tools) > 0 {
+				// The peers scan the same root after berth's tables.
+				jobs = append(jobs, peerJob{src: src, c: c, root: root, dest: dest, berth: out})
+			} else {
+				os.RemoveAll(root)
+			}
 			for eco, t := range out.per {
 				if byEco[eco] == nil {
 					byEco[eco] = &tally{}
@@ -204,7 +236,16 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			fmt.Fprintln(w, n)
 		}
 	}
+	if len(tools) > 0 {
+		return sideBySide(ctx, w, tools, jobs, verbose)
+	}
 	return nil
+}
+
+// fromFixture keeps the packages read from the fixture itself (at dest
+// in the root).
+func fromFixture(fs []found, dest string) []found {
+	return slices.DeleteFunc(fs, func(f found) bool { return !slices.Contains(f.locations, "/"+dest) })
 }
 
 // outcome is one case compared: its tallies per ecosystem and its misses
@@ -212,6 +253,18 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 type outcome struct {
 	per              map[string]*tally
 	misses, phantoms []string
+	// want and got are the packages compared, after the names are
+	// normalised and the allowances applied.
+	want, got map[pkg]bool
+}
+
+// total is the case's tallies over its ecosystems.
+func (o outcome) total() tally {
+	var t tally
+	for _, x := range o.per {
+		t.add(*x)
+	}
+	return t
 }
 
 // compare sets what berth found in one case against what the peer's test
@@ -249,7 +302,7 @@ func compare(src source, c testCase, berth []found) outcome {
 			got[p] = true
 		}
 	}
-	out := outcome{per: map[string]*tally{}}
+	out := outcome{per: map[string]*tally{}, want: want, got: got}
 	row := func(eco string) *tally {
 		if out.per[eco] == nil {
 			out.per[eco] = &tally{}
@@ -309,18 +362,18 @@ type found struct {
 	locations []string
 }
 
-// scan copies the fixture (a file, or a directory with everything under
-// it) to dest inside an empty root filesystem and runs the scan berth
-// sbom runs on dir:ROOT.
-func scan(ctx context.Context, fixture, dest string, exec bool, companions map[string]string) ([]found, []string, error) {
+// place copies the fixture (a file, or a directory with everything
+// under it) to dest inside a new, otherwise empty root filesystem, with
+// its companions beside it, and returns the root.
+func place(fixture, dest string, exec bool, companions map[string]string) (string, error) {
 	root, err := os.MkdirTemp("", "peerfixtures-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("temp dir: %w", err)
+		return "", fmt.Errorf("temp dir: %w", err)
 	}
-	defer os.RemoveAll(root)
 	target := filepath.Join(root, filepath.FromSlash(dest))
 	if err := copyFixture(fixture, target, exec); err != nil {
-		return nil, nil, fmt.Errorf("place fixture: %w", err)
+		os.RemoveAll(root)
+		return "", fmt.Errorf("place fixture: %w", err)
 	}
 	for from, to := range companions {
 		// Only files beside the fixture: a path that leaves its folder
@@ -334,12 +387,19 @@ func scan(ctx context.Context, fixture, dest string, exec bool, companions map[s
 		}
 		p := filepath.Join(filepath.Dir(target), to)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return nil, nil, fmt.Errorf("place include: %w", err)
+			os.RemoveAll(root)
+			return "", fmt.Errorf("place include: %w", err)
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return nil, nil, fmt.Errorf("place include: %w", err)
+			os.RemoveAll(root)
+			return "", fmt.Errorf("place include: %w", err)
 		}
 	}
+	return root, nil
+}
+
+// scan runs the scan berth sbom runs on dir:ROOT.
+func scan(ctx context.Context, root string) ([]found, []string, error) {
 	img, err := image.Open(ctx, "dir:"+root, image.Options{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", root, err)
@@ -400,6 +460,10 @@ func set(ps []pkg) map[pkg]bool {
 			p.Name = pep503.ReplaceAllString(strings.ToLower(p.Name), "-")
 		case "nuget":
 			p.Name = strings.ToLower(p.Name)
+		case "rpm":
+			// rpm compares no epoch and epoch 0 as equal; syft writes
+			// the 0 a database stores, the others leave it out.
+			p.Version = strings.TrimPrefix(p.Version, "0:")
 		case "golang":
 			// osv-scalibr writes module versions without Go's "v", the
 			// toolchain as "go" at "1.22.0" (berth: "stdlib" at
