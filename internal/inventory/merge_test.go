@@ -216,15 +216,7 @@ func TestShrinkwrapShadowsPackageLockAcrossLayers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var layers []v1.Layer
-			for _, files := range tt.layers {
-				layers = append(layers, layerTar(t, files...))
-			}
-			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.LockAnalyzer{}}}
-			inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
-			if err != nil {
-				t.Fatal(err)
-			}
+			inv := scanLayers(t, tt.layers, npm.LockAnalyzer{})
 			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
 			}
@@ -294,15 +286,7 @@ func TestHardLinkedLockfileKeepsItsFolder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var layers []v1.Layer
-			for _, files := range tt.layers {
-				layers = append(layers, layerTar(t, files...))
-			}
-			s := &inventory.Scanner{Analyzers: []inventory.Analyzer{npm.InstalledAnalyzer{}, npm.LockAnalyzer{}}}
-			inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
-			if err != nil {
-				t.Fatal(err)
-			}
+			inv := scanLayers(t, tt.layers, npm.InstalledAnalyzer{}, npm.LockAnalyzer{})
 			if got := located(inv); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("packages\n%q\nwant\n%q", got, tt.want)
 			}
@@ -374,4 +358,20 @@ func TestRedactURLs(t *testing.T) {
 			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// scanLayers scans an image whose layers hold the files given, one list
+// per layer, with the analyzers given.
+func scanLayers(t *testing.T, layerFiles [][]file, analyzers ...inventory.Analyzer) *inventory.Inventory {
+	t.Helper()
+	var layers []v1.Layer
+	for _, files := range layerFiles {
+		layers = append(layers, layerTar(t, files...))
+	}
+	s := &inventory.Scanner{Analyzers: analyzers}
+	inv, err := s.Scan(context.Background(), synthetic(t, nil, layers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }
