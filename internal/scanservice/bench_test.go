@@ -16,10 +16,12 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"berth.dev/berth/internal/backend"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/jobs"
 	"berth.dev/berth/internal/osv"
 	"berth.dev/berth/internal/reports"
+	"berth.dev/berth/internal/testpeers"
 )
 
 // The re-match benchmark stores 10,000 reports of synthetic but realistic
@@ -31,11 +33,33 @@ import (
 // through the job queue. "all" re-matches every stored report.
 //
 //	go test -run XXX -bench RematchAfterUpdate -benchtime 3x ./internal/scanservice
+//
+// It runs on the embedded stores (SQLite reports and job queue); with
+// BERTH_BENCH_POSTGRES=1 the reports and the queue are a fresh database's
+// on the PostgreSQL server at $BERTH_TEST_POSTGRES, as a server with a
+// postgres:// storage.meta keeps them.
 const (
 	benchImages   = 10_000
 	benchDebPool  = 400  // Debian source packages images draw from
 	benchLangPool = 6000 // language packages per ecosystem
+	// benchPostgresEnv set to 1 runs the benchmark on PostgreSQL.
+	benchPostgresEnv = "BERTH_BENCH_POSTGRES"
 )
+
+// benchMeta is the storage.meta the benchmark's stores are chosen by: a
+// database of its own on the test PostgreSQL server when asked, dropped
+// when the benchmark ends, so runs never see each other's rows.
+func benchMeta(b *testing.B) string {
+	switch v := os.Getenv(benchPostgresEnv); v {
+	case "":
+		return backend.SQLite
+	case "1":
+		return testpeers.Postgres(b)
+	default:
+		b.Fatalf("%s=%q: want 1 or unset", benchPostgresEnv, v)
+		return ""
+	}
+}
 
 type pooled struct {
 	eco      string // OSV ecosystem
@@ -151,7 +175,7 @@ func BenchmarkRematchAfterUpdate(b *testing.B) {
 			// delay the next job after each one ends (river fetches when a
 			// slot frees, but no sooner than 20 ms after its last fetch)
 			// and cost CPU.
-			h := newHarness(b, func(c *jobs.Config) { c.PollInterval, c.RetryBase, c.RetryMax = 0, 0, 0 })
+			h := newHarnessOn(b, benchMeta(b), func(c *jobs.Config) { c.PollInterval, c.RetryBase, c.RetryMax = 0, 0, 0 })
 			ctx := context.Background()
 			r := rand.New(rand.NewPCG(1, 2))
 			pool := benchPool(r)

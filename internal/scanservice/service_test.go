@@ -25,16 +25,15 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"berth.dev/berth/internal/blob/filesystem"
+	"berth.dev/berth/internal/backend"
+	"berth.dev/berth/internal/blob"
 	"berth.dev/berth/internal/inventory"
 	"berth.dev/berth/internal/inventory/analyzers"
 	"berth.dev/berth/internal/jobs"
 	"berth.dev/berth/internal/match"
 	"berth.dev/berth/internal/meta"
-	metasqlite "berth.dev/berth/internal/meta/sqlite"
 	"berth.dev/berth/internal/osv"
 	"berth.dev/berth/internal/reports"
-	reportsqlite "berth.dev/berth/internal/reports/sqlite"
 	"berth.dev/berth/internal/vulndb/live"
 )
 
@@ -43,9 +42,9 @@ import (
 type harness struct {
 	t       testing.TB
 	svc     *Service
-	meta    *metasqlite.Store
-	blobs   *filesystem.Store
-	reports *reportsqlite.Store
+	meta    meta.Store
+	blobs   blob.Store
+	reports reports.Store
 	db      *live.DB
 	queue   *jobs.Queue
 	feed    string
@@ -61,6 +60,15 @@ type harness struct {
 // changes that (the benchmarks take the server's defaults).
 func newHarness(t testing.TB, configure ...func(*jobs.Config)) *harness {
 	t.Helper()
+	return newHarnessOn(t, backend.SQLite, configure...)
+}
+
+// newHarnessOn is newHarness with the stores the server would open for
+// storage.meta metaURL (backend.SQLite, or a postgres:// URL for the
+// reports and the job queue in that database), as internal/backend
+// chooses them.
+func newHarnessOn(t testing.TB, metaURL string, configure ...func(*jobs.Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	// Not t.TempDir: a fuzz target's test names hold '#', which a SQLite
 	// path must not.
@@ -70,20 +78,19 @@ func newHarness(t testing.TB, configure ...func(*jobs.Config)) *harness {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	h := &harness{t: t, feed: filepath.Join(dir, "feed")}
-	if h.meta, err = metasqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+	set, err := backend.Open(ctx, backend.Config{Dir: dir, Meta: metaURL})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if h.blobs, err = filesystem.New(filepath.Join(dir, "blobs")); err != nil {
-		t.Fatal(err)
-	}
-	if h.reports, err = reportsqlite.Open(ctx, filepath.Join(dir, "meta.db")); err != nil {
+	h.meta, h.blobs = set.Meta, set.Blobs
+	if h.reports, err = set.OpenReports(ctx); err != nil {
+		set.Close()
 		t.Fatal(err)
 	}
 	if h.db, err = live.Open(live.Config{Dir: filepath.Join(dir, "vulndb"), Sources: []string{h.feed}}); err != nil {
 		t.Fatal(err)
 	}
-	qcfg := jobs.Config{Path: filepath.Join(dir, "jobs.db"), PollInterval: 20 * time.Millisecond,
-		RetryBase: 20 * time.Millisecond, RetryMax: time.Second, Exclusive: true}
+	qcfg := set.Jobs(jobs.Config{PollInterval: 20 * time.Millisecond, RetryBase: 20 * time.Millisecond, RetryMax: time.Second})
 	for _, c := range configure {
 		c(&qcfg)
 	}
@@ -112,7 +119,7 @@ func newHarness(t testing.TB, configure ...func(*jobs.Config)) *harness {
 		h.queue.Close()
 		h.db.Close()
 		h.reports.Close()
-		h.meta.Close()
+		set.Close()
 	})
 	return h
 }
