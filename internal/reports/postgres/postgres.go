@@ -283,12 +283,17 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		if err := res.Close(); err != nil {
 			return err
 		}
+		// Every updated report's index rows in one round trip: a
+		// statement each, one after the other, cost two round trips a
+		// report and most of a whole-set re-match's time.
+		index := &pgx.Batch{}
 		for _, i := range order {
 			if updated[rs[i].Digest] {
-				if err := indexVulns(ctx, tx, rs[i].Digest, enc[i].IDs); err != nil {
-					return err
-				}
+				queueIndexVulns(index, rs[i].Digest, enc[i].IDs)
 			}
+		}
+		if err := sendBatch(ctx, tx, index); err != nil {
+			return fmt.Errorf("index vulnerabilities of re-matched reports: %w", err)
 		}
 		return nil
 	})
@@ -460,22 +465,43 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 // indexVulns makes the vulnerability index name d under exactly the ids
 // and aliases of r's findings, in tx.
 func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, ids []string) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM scan_report_vulns WHERE digest = $1`, d.String()); err != nil {
-		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
-	}
-	lower := make([]string, len(ids))
-	for i, id := range ids {
-		lower[i] = strings.ToLower(text(id))
-	}
-	ids = lower
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO scan_report_vulns (vuln, digest)
-		SELECT DISTINCT v, $2 FROM unnest($1::text[]) AS v WHERE v <> ''`, ids, d.String()); err != nil {
+	b := &pgx.Batch{}
+	queueIndexVulns(b, d, ids)
+	if err := sendBatch(ctx, tx, b); err != nil {
 		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
 	}
 	return nil
+}
+
+// queueIndexVulns queues the statements that replace d's rows in the
+// vulnerability index with ids (lower-cased, as searches are).
+func queueIndexVulns(b *pgx.Batch, d digest.Digest, ids []string) {
+	b.Queue(`DELETE FROM scan_report_vulns WHERE digest = $1`, d.String())
+	lower := make([]string, 0, len(ids))
+	for _, id := range ids {
+		lower = append(lower, strings.ToLower(text(id)))
+	}
+	if len(lower) == 0 {
+		return
+	}
+	b.Queue(`INSERT INTO scan_report_vulns (vuln, digest)
+		SELECT DISTINCT v, $2 FROM unnest($1::text[]) AS v WHERE v <> ''`, lower, d.String())
+}
+
+// sendBatch runs b's statements in one round trip and returns the first
+// error among them.
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	res := tx.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return err
+		}
+	}
+	return res.Close()
 }
 
 // IndexVulnerabilities implements reports.Store: this store writes the

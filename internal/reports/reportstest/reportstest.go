@@ -530,16 +530,26 @@ func testVulnerable(t *testing.T, f Factory) {
 	}
 	check(s, "CVE-2026-1", nil)
 	check(s, "GHSA-aaaa-bbbb-cccc", []digest.Digest{b})
-	stored, err := s.StoreRematches(ctx, []reports.Rematched{{Digest: c, Scan: done, Report: report(1, "CVE-2026-1 CRITICAL fixed"), IfVersion: 1}})
-	if err != nil || len(stored) != 1 {
+	// Several reports in one batch; one of them stale (a newer scan
+	// replaced it), so neither it nor its index rows change.
+	stored, err := s.StoreRematches(ctx, []reports.Rematched{
+		{Digest: c, Scan: done, Report: report(1, "CVE-2026-1 CRITICAL fixed"), IfVersion: 1},
+		{Digest: b, Scan: done, Report: report(1, "CVE-2026-6 HIGH fixed"), IfVersion: 1},
+		{Digest: a, Scan: done, Report: report(1, "CVE-2026-5 HIGH fixed"), IfVersion: 99},
+	})
+	if err != nil || len(stored) != 2 {
 		t.Fatalf("StoreRematches: %v, %v", stored, err)
 	}
 	check(s, "CVE-2026-2", nil)
 	check(s, "CVE-2026-1", []digest.Digest{c})
+	check(s, "CVE-2026-6", []digest.Digest{b})
+	check(s, "GHSA-aaaa-bbbb-cccc", nil)
+	check(s, "CVE-2026-5", nil)
+	check(s, "CVE-2026-3", []digest.Digest{a})
 	if err := s.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	check(s, "GHSA-aaaa-bbbb-cccc", nil)
+	check(s, "CVE-2026-6", nil)
 	r := reopen()
 	check(r, "CVE-2026-1", []digest.Digest{c})
 	check(r, "CVE-2026-3", []digest.Digest{a})
