@@ -8,7 +8,7 @@
 # With --with-peers, syft and osv-scanner (from $BERTH_PEERS, as
 # PEERS.md installs them) also scan every placed fixture, and their
 # figures against the same expectations are printed beside berth's
-# (about 8 minutes: syft takes a second a case).
+# (about 6 minutes: syft takes about a second a case).
 # Usage: bench/peerfixtures.sh [--with-peers] [-v]   (-v lists every skipped test case, and the peers' differences)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -39,28 +39,35 @@ func main() {
 	rpmdb := flag.String("rpmdb", "", "directory of the github.com/knqyf263/go-rpmdb module")
 	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
 	syft := flag.String("syft", "", "directory of the github.com/anchore/syft module")
-	verbose := flag.Bool("v", false, "list every skipped test case")
+	verbose := flag.Bool("v", false, "list every skipped test case, and each peer tool's misses and phantoms")
 	syftBin := flag.String("run-syft", "", "syft binary: scan every placed fixture with it too, and print its figures beside berth's")
 	osvBin := flag.String("run-osv-scanner", "", "osv-scanner binary: scan every placed fixture with it too, and print its figures beside berth's")
 	flag.Parse()
 	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir, "syft": *syft}
-	var tools []peerTool
-	if *syftBin != "" {
-		tools = append(tools, syftTool(*syftBin))
-	}
-	if *osvBin != "" {
-		db, err := emptyOSVDatabases()
-		if err != nil {
-			slog.Error("peerfixtures", "err", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(db)
-		tools = append(tools, osvScannerTool(*osvBin, db))
-	}
-	if err := run(context.Background(), os.Stdout, modules, *verbose, tools); err != nil {
+	if err := withPeers(*syftBin, *osvBin, func(tools []peerTool) error {
+		return run(context.Background(), os.Stdout, modules, *verbose, tools)
+	}); err != nil {
 		slog.Error("peerfixtures", "err", err)
 		os.Exit(1)
 	}
+}
+
+// withPeers calls fn with the peer tools whose binaries are given, and
+// removes what they needed (osv-scanner's empty databases) after.
+func withPeers(syftBin, osvBin string, fn func([]peerTool) error) error {
+	var tools []peerTool
+	if syftBin != "" {
+		tools = append(tools, syftTool(syftBin))
+	}
+	if osvBin != "" {
+		db, err := emptyOSVDatabases()
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(db)
+		tools = append(tools, osvScannerTool(osvBin, db))
+	}
+	return fn(tools)
 }
 
 // tally is one row of the table.
@@ -365,14 +372,18 @@ type found struct {
 // place copies the fixture (a file, or a directory with everything
 // under it) to dest inside a new, otherwise empty root filesystem, with
 // its companions beside it, and returns the root.
-func place(fixture, dest string, exec bool, companions map[string]string) (string, error) {
-	root, err := os.MkdirTemp("", "peerfixtures-")
+func place(fixture, dest string, exec bool, companions map[string]string) (root string, err error) {
+	root, err = os.MkdirTemp("", "peerfixtures-")
 	if err != nil {
 		return "", fmt.Errorf("temp dir: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(root)
+		}
+	}()
 	target := filepath.Join(root, filepath.FromSlash(dest))
 	if err := copyFixture(fixture, target, exec); err != nil {
-		os.RemoveAll(root)
 		return "", fmt.Errorf("place fixture: %w", err)
 	}
 	for from, to := range companions {
@@ -387,11 +398,9 @@ func place(fixture, dest string, exec bool, companions map[string]string) (strin
 		}
 		p := filepath.Join(filepath.Dir(target), to)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			os.RemoveAll(root)
 			return "", fmt.Errorf("place include: %w", err)
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
-			os.RemoveAll(root)
 			return "", fmt.Errorf("place include: %w", err)
 		}
 	}
