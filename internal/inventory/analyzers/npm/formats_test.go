@@ -24,7 +24,7 @@ func TestLockfileForms(t *testing.T) {
 		name  string
 		parse inventory.ParseFunc
 		data  string
-		want  []string // name@version, sorted
+		want  []string // name@version, " dev" when flagged so; sorted
 	}{
 		{"yarn v1 with quoted keys", ParseYarnLock, `# yarn lockfile v1
 
@@ -105,7 +105,7 @@ snapshots:
   git-dep@https://codeload.github.com/o/git-dep/tar.gz/abc: {}
   local@file:../local: {}
   nover@https://example.com/nover.tgz: {}
-`, []string{"git-dep@2.0.0", "local@0.1.0", "nover@", "tar-dep@1.2.3"}},
+`, []string{"git-dep@2.0.0", "local@0.1.0", "nover@ dev", "tar-dep@1.2.3"}},
 		{"pnpm 10 with packageManagerDependencies", ParsePNPMLock, `---
 lockfileVersion: '9.0'
 
@@ -154,7 +154,7 @@ snapshots:
       ms: 2.0.0
 
   ms@2.0.0: {}
-`, []string{"debug@2.6.9", "ms@2.0.0", "pnpm@10.12.1"}},
+`, []string{"debug@2.6.9", "ms@2.0.0", "pnpm@10.12.1 dev"}},
 		{"yarn v1 entry keyed by the bare name", ParseYarnLock, `# yarn lockfile v1
 
 
@@ -188,7 +188,7 @@ packages:
   /lodash.merge/4.6.2:
     resolution: {integrity: sha512-GGGG}
     dev: true
-`, []string{"@scope/baz@3.0.0", "bar@2.0.0", "foo@1.0.0", "lodash.merge@4.6.2"}},
+`, []string{"@scope/baz@3.0.0", "bar@2.0.0", "foo@1.0.0", "lodash.merge@4.6.2 dev"}},
 		{"npm v1 git, file and path-keyed entries", ParsePackageLock, `{"lockfileVersion": 1, "dependencies": {
   "private": {"version": "git+https://ci:` + secret + `@github.com/o/private.git#0123abc", "from": "git+https://ci:` + secret + `@github.com/o/private.git"},
   "node_modules/async": {"version": "2.6.4"},
@@ -201,6 +201,32 @@ packages:
   "node_modules/tokdep": {"version": "git+https://ci:` + secret + `@github.com/o/tokdep.git#abc"},
   "node_modules/ms": {"version": "2.1.3"}
 }}`, []string{"gitdep@", "ms@2.1.3", "tokdep@"}},
+		{"pnpm v9 keys with v6's leading slash", ParsePNPMLock, `lockfileVersion: '9.0'
+importers:
+  .:
+    dependencies:
+      is-positive:
+        specifier: ^3.1.0
+        version: 3.1.0
+packages:
+  /@babel/core@7.24.7:
+    resolution: {integrity: sha512-HHHH}
+  /@babel/helper-plugin-utils@7.24.7(@babel/core@7.24.7):
+    resolution: {integrity: sha512-IIII}
+  /is-positive@3.1.0:
+    resolution: {integrity: sha512-JJJJ}
+`, []string{"@babel/core@7.24.7", "@babel/helper-plugin-utils@7.24.7", "is-positive@3.1.0"}},
+		{"npm v1 dependencies nested in a dev dependency", ParsePackageLock, `{"lockfileVersion": 1, "dependencies": {
+  "parent": {"version": "1.0.0", "dependencies": {
+    "shared": {"version": "1.0.0"}
+  }},
+  "dev-parent": {"version": "1.0.0", "dev": true, "dependencies": {
+    "dev-nested": {"version": "1.0.0", "dependencies": {
+      "deeper": {"version": "0.1.0"}
+    }},
+    "shared": {"version": "1.0.0"}
+  }}
+}}`, []string{"deeper@0.1.0 dev", "dev-nested@1.0.0 dev", "dev-parent@1.0.0 dev", "parent@1.0.0", "shared@1.0.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +236,11 @@ packages:
 			}
 			var got []string
 			for _, p := range pkgs {
-				got = append(got, p.Name+"@"+p.Version)
+				s := p.Name + "@" + p.Version
+				if p.Dev {
+					s += " dev"
+				}
+				got = append(got, s)
 			}
 			sort.Strings(got)
 			if !reflect.DeepEqual(got, tt.want) {
@@ -291,7 +321,11 @@ packages:
 			pkgs, err := ParsePNPMLock([]byte(tt.lock), "/app/pnpm-lock.yaml", "pnpm-lock")
 			var got []string
 			for _, p := range pkgs {
-				got = append(got, p.Name+"@"+p.Version)
+				s := p.Name + "@" + p.Version
+				if p.Dev {
+					s += " dev"
+				}
+				got = append(got, s)
 			}
 			sort.Strings(got)
 			if !reflect.DeepEqual(got, tt.want) {

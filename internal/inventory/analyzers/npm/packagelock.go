@@ -23,7 +23,7 @@ type LockAnalyzer struct{}
 func (LockAnalyzer) Name() string { return "npm-lock" }
 
 // Version implements inventory.Analyzer.
-func (LockAnalyzer) Version() int { return 5 }
+func (LockAnalyzer) Version() int { return 6 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (LockAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -100,7 +100,7 @@ func ParsePackageLock(data []byte, location, analyzer string) ([]inventory.Packa
 		// complete one.
 		packagesV2(&s, lock.Packages, location, analyzer)
 	} else {
-		dependenciesV1(&s, lock.Dependencies, location, analyzer)
+		dependenciesV1(&s, lock.Dependencies, false, location, analyzer)
 	}
 	return s.pkgs, nil
 }
@@ -187,7 +187,11 @@ func folderPackageNames(entries map[string]lockPackage) map[string]string {
 	return names
 }
 
-func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string) {
+// dependenciesV1 adds deps and, depth first, the dependencies nested in
+// them. Those nested in a development-only dependency are installed only
+// for it, so they are development-only too, whether or not the writer
+// flagged them (npm does; not every tool that writes v1 files does).
+func dependenciesV1(s *set, deps map[string]lockDepV1, underDev bool, location, analyzer string) {
 	for _, name := range sortedKeys(deps) {
 		d := deps[name]
 		pname, version := name, d.Version
@@ -209,12 +213,12 @@ func dependenciesV1(s *set, deps map[string]lockDepV1, location, analyzer string
 		version = plainVersion(version)
 		if pname != "" {
 			p := pkg(pname, version, location, analyzer)
-			p.Dev = d.Dev
+			p.Dev = d.Dev || underDev
 			p.Local = local
 			p.DependsOn = sortedKeys(d.Requires)
 			s.add(p)
 		}
-		dependenciesV1(s, d.Dependencies, location, analyzer)
+		dependenciesV1(s, d.Dependencies, d.Dev || underDev, location, analyzer)
 	}
 }
 

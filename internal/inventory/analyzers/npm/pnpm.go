@@ -25,7 +25,7 @@ type PNPMAnalyzer struct{}
 func (PNPMAnalyzer) Name() string { return "pnpm-lock" }
 
 // Version implements inventory.Analyzer.
-func (PNPMAnalyzer) Version() int { return 5 }
+func (PNPMAnalyzer) Version() int { return 6 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (PNPMAnalyzer) MaxFileBytes() int64 { return inventory.MaxLockfileBytes }
@@ -223,7 +223,9 @@ func pnpmMajor(v string) (int, error) {
 func pnpmKey(key string, major int) (name, version string, ok bool) {
 	key = stripPeers(key)
 	if major >= 9 {
-		return splitDescriptor(key)
+		// pnpm 9 writes "name@1.0.0"; a file converted from v6 by another
+		// tool keeps v6's leading "/", which no npm name starts with.
+		return splitDescriptor(strings.TrimPrefix(key, "/"))
 	}
 	if rest, ok := strings.CutPrefix(key, "/"); ok {
 		key = rest
