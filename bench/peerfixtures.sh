@@ -24,7 +24,7 @@ fi
 SCALIBR=github.com/google/osv-scalibr@v0.5.3
 TRIVY=github.com/aquasecurity/trivy@v0.74.0
 RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
-SYFT=github.com/anchore/syft@v1.30.0
+SYFT=github.com/anchore/syft@v1.57.2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

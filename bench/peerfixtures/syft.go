@@ -140,7 +140,8 @@ func (r *syftReader) function(fd *ast.FuncDecl) {
 	fixture := ""
 	pkgs := false
 	ast.Inspect(fd.Body, func(n ast.Node) bool {
-		if s, ok := stringLit(asExpr(n)); ok && fixture == "" && strings.HasPrefix(s, "test-fixtures/") {
+		if s, ok := stringLit(asExpr(n)); ok && fixture == "" && (strings.HasPrefix(s, "test-fixtures/") || strings.HasPrefix(s, "testdata/")) {
+			// syft renamed its test-fixtures folders to testdata (v1.3x).
 			fixture = s
 		}
 		if lit, ok := n.(*ast.CompositeLit); ok && isPackageType(lit.Type) {

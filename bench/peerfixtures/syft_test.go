@@ -96,7 +96,7 @@ func TestGrown(t *testing.T) {
 const constFixture = "test-fixtures/const.json"
 
 func TestParsesItself(t *testing.T) {
-	f, _ := os.Open("test-fixtures/status.d/single")
+	f, _ := os.Open("testdata/status.d/single")
 	want := []pkg.DpkgDBEntry{{Package: "apt", Version: "1.8.2"}}
 	got, _ := parseDpkgStatus(f)
 	assert.Equal(t, want, got)
@@ -156,7 +156,7 @@ func TestReadSyft(t *testing.T) {
 		"test-fixtures/twice.json":                "expected list built by code (expected is assigned more than once)",
 		"test-fixtures/call.json":                 "expected list built by code (makePackages())",
 		"test-fixtures/noname.json":               "expects a package without a name",
-		"test-fixtures/status.d/single":           "calls the parser itself, not through pkgtest: not read",
+		"testdata/status.d/single":                "calls the parser itself, not through pkgtest: not read",
 		"test-fixtures/grown.json":                "expected list built by code (grown is assigned more than once)",
 		"test-fixtures/const.json":                "expected list built by code (makeExpected())",
 	}
