@@ -40,7 +40,7 @@ type Analyzer struct{}
 func (Analyzer) Name() string { return "gomod" }
 
 // Version implements inventory.Analyzer.
-func (Analyzer) Version() int { return 2 }
+func (Analyzer) Version() int { return 3 }
 
 // MaxFileBytes implements inventory.Analyzer.
 func (Analyzer) MaxFileBytes() int64 { return maxFileBytes }
@@ -81,10 +81,11 @@ func (a Analyzer) Analyze(ctx context.Context, files fs.FS) (*inventory.Result, 
 type module struct{ name, version string }
 
 // Parse reads one go.mod (and its go.sum, which may be nil) found at
-// location. The module itself is the first package, without a version (as
-// the gobinary analyzer reports a "(devel)" main module) and Local (it is
-// the project, not a module from the proxy), depending on the modules its
-// go.mod requires directly.
+// location. The module the go.mod declares is the project itself, not a
+// dependency, and is not listed, as no other lockfile's own project is
+// (npm's root package, uv's or pylock's project, a POM's own coordinates)
+// and as osv-scalibr, osv-scanner and syft do not list it. (A built
+// binary's main module is listed: the binary is the thing shipped.)
 //
 // A requirement on a version the go.mod excludes is not built: the go
 // command ignores it (before Go 1.16 it took the next higher version).
@@ -107,7 +108,6 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 	}
 	var skipped []string
 	var required []module
-	var direct []string
 	seen := map[string]bool{}
 	for _, r := range f.Require {
 		// The syntax alone, not CheckPath: a module that a replace
@@ -126,9 +126,6 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 			}
 		}
 		required = append(required, module{r.Mod.Path, v})
-		if !r.Indirect {
-			direct = append(direct, replaced(f.Replace, r.Mod.Path, v).name)
-		}
 	}
 	for _, r := range f.Replace {
 		if r.New.Version != "" {
@@ -156,19 +153,7 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 			}
 		}
 	}
-	pkgs := make([]inventory.Package, 0, len(required)+1)
-	start := 0
-	add := func(name, v string) inventory.Package {
-		return inventory.Package{Ecosystem: inventory.Go, Name: name, Version: v, Locations: []string{location}, Analyzer: analyzer}
-	}
-	if f.Module != nil {
-		root := add(f.Module.Mod.Path, "")
-		root.Local = true
-		slices.Sort(direct)
-		root.DependsOn = slices.Compact(direct)
-		pkgs = append(pkgs, root)
-		start = 1
-	}
+	pkgs := make([]inventory.Package, 0, len(required))
 	added := map[module]bool{}
 	for _, m := range required {
 		m = replaced(f.Replace, m.name, m.version)
@@ -176,9 +161,9 @@ func Parse(mod, sum []byte, location, analyzer string) ([]inventory.Package, err
 			continue
 		}
 		added[m] = true
-		pkgs = append(pkgs, add(m.name, m.version))
+		pkgs = append(pkgs, inventory.Package{Ecosystem: inventory.Go, Name: m.name, Version: m.version, Locations: []string{location}, Analyzer: analyzer})
 	}
-	slices.SortFunc(pkgs[start:], func(a, b inventory.Package) int {
+	slices.SortFunc(pkgs, func(a, b inventory.Package) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}

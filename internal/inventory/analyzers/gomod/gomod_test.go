@@ -34,7 +34,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// versions returns name@version of every package but the module itself.
+// versions returns name@version of every package.
 func versions(t *testing.T, dir string) []string {
 	t.Helper()
 	res, err := Analyzer{}.Analyze(context.Background(), os.DirFS(filepath.Join("testdata", dir)))
@@ -45,7 +45,7 @@ func versions(t *testing.T, dir string) []string {
 		t.Fatalf("sets %d, warnings %q", len(res.Sets), res.Warns)
 	}
 	var out []string
-	for _, p := range res.Sets[0].Packages[1:] {
+	for _, p := range res.Sets[0].Packages {
 		out = append(out, p.Name+"@"+p.Version)
 	}
 	return out
@@ -100,6 +100,9 @@ func TestLegacyReadsGoSum(t *testing.T) {
 	}
 }
 
+// TestNoStandardLibrary: neither the go directive's nor the toolchain
+// directive's Go is listed, nor the module itself (the project, not a
+// dependency).
 func TestNoStandardLibrary(t *testing.T) {
 	pkgs, err := Parse([]byte("module m\n\ngo 1.22.1\n\ntoolchain go1.23.4\n\nrequire golang.org/x/text v0.3.5\n"), nil, "/go.mod", "gomod")
 	if err != nil {
@@ -109,23 +112,8 @@ func TestNoStandardLibrary(t *testing.T) {
 	for _, p := range pkgs {
 		names = append(names, p.Name+"@"+p.Version)
 	}
-	if !slices.Equal(names, []string{"m@", "golang.org/x/text@v0.3.5"}) {
+	if !slices.Equal(names, []string{"golang.org/x/text@v0.3.5"}) {
 		t.Errorf("packages %v", names)
-	}
-	if !slices.Equal(pkgs[0].DependsOn, []string{"golang.org/x/text"}) {
-		t.Errorf("module depends on %v", pkgs[0].DependsOn)
-	}
-}
-
-// TestDependsOnReplacement: the module's edges point at the packages as
-// replaced, so they name packages of the set.
-func TestDependsOnReplacement(t *testing.T) {
-	pkgs, err := Parse([]byte("module m\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.5\n\nreplace golang.org/x/text => example.com/fork/text v0.3.6\n"), nil, "/go.mod", "gomod")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pkgs) != 2 || pkgs[1].Name != "example.com/fork/text" || pkgs[1].Version != "v0.3.6" || !slices.Equal(pkgs[0].DependsOn, []string{"example.com/fork/text"}) {
-		t.Errorf("packages %+v", pkgs)
 	}
 }
 
@@ -246,11 +234,11 @@ exclude (
 		want    []string
 		wantErr string
 	}{
-		{"no go.sum", "", []string{"example.com/app@ local -> [golang.org/x/net]", "golang.org/x/net@v0.17.0"},
+		{"no go.sum", "", []string{"golang.org/x/net@v0.17.0"},
 			"required versions the go.mod excludes, not reported (the go command ignores them): github.com/adrg/xdg@v0.2.1, golang.org/x/text@v0.3.7"},
 		{"go.sum names the version built", "github.com/adrg/xdg v0.2.3 h1:x=\ngithub.com/adrg/xdg v0.2.3/go.mod h1:y=\n" +
 			"golang.org/x/text v0.3.8 h1:z=\n",
-			[]string{"example.com/app@ local -> [github.com/adrg/xdg golang.org/x/net]", "github.com/adrg/xdg@v0.2.3", "golang.org/x/net@v0.17.0"},
+			[]string{"github.com/adrg/xdg@v0.2.3", "golang.org/x/net@v0.17.0"},
 			"required versions the go.mod excludes, not reported (the go command ignores them): golang.org/x/text@v0.3.7"},
 	}
 	for _, tt := range tests {
