@@ -2,8 +2,8 @@
 # berth's package inventory against the packages the peers' own tests
 # expect on their fixture files (osv-scalibr's extractor tests, Trivy's
 # dependency parser tests, go-rpmdb's TestPackageList, syft's cataloger
-# tests): recall and precision per ecosystem, every miss and every
-# phantom. The peers' modules are downloaded into the Go module
+# tests, osv-scanner v1's lockfile parser tests): recall and precision
+# per ecosystem, every miss and every phantom. The peers' modules are downloaded into the Go module
 # cache at the versions pinned here; nothing of theirs is kept in berth.
 # With --with-peers, syft and osv-scanner (from $BERTH_PEERS, as
 # PEERS.md installs them) also scan every placed fixture, and their
@@ -25,6 +25,7 @@ SCALIBR=github.com/google/osv-scalibr@v0.5.3
 TRIVY=github.com/aquasecurity/trivy@v0.74.0
 RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
 SYFT=github.com/anchore/syft@v1.57.2
+OSVSCANNER=github.com/google/osv-scanner@v1.9.2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -37,8 +38,9 @@ scalibr=$(moddir "$SCALIBR")
 trivy=$(moddir "$TRIVY")
 rpmdb=$(moddir "$RPMDB")
 syft=$(moddir "$SYFT")
-echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $(date -u +%Y-%m-%d)"
+osvscanner=$(moddir "$OSVSCANNER")
+echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $OSVSCANNER; $(date -u +%Y-%m-%d)"
 if [ ${#peers[@]} -gt 0 ]; then
 	echo "run: syft $(go version -m "$BERTH_PEERS/syft" | awk '$1 == "mod" {print $3}'); osv-scanner $("$BERTH_PEERS/osv-scanner" --version | awk 'NR == 1 {print $3}')"
 fi
-go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" "${peers[@]}" "$@"
+go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" -osvscanner "$osvscanner" "${peers[@]}" "$@"
