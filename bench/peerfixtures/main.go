@@ -203,7 +203,7 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			fmt.Fprintf(w, "    only the expected names are compared: %s\n", src.sample)
 		}
 		if partial > 0 {
-			fmt.Fprintf(w, "    %d cases compare only the expected names: their tests check a few packages one by one\n", partial)
+			fmt.Fprintf(w, "    only the expected names are compared in %d %s: the test checks a few packages one by one\n", partial, map[bool]string{true: "case", false: "cases"}[partial == 1])
 		}
 		if src.noDev != "" {
 			fmt.Fprintf(w, "    %s\n", src.noDev)
