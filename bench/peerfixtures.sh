@@ -2,9 +2,10 @@
 # berth's package inventory against the packages the peers' own tests
 # expect on their fixture files (osv-scalibr's extractor tests, Trivy's
 # dependency parser tests, go-rpmdb's TestPackageList, syft's cataloger
-# tests): recall and precision per ecosystem, every miss and every
-# phantom. The peers' modules are downloaded into the Go module
-# cache at the versions pinned here; nothing of theirs is kept in berth.
+# tests, osv-scanner v1's lockfile parser tests): recall and precision
+# per ecosystem, every miss and every phantom. The peers' modules are
+# downloaded into the Go module cache at the versions pinned here;
+# nothing of theirs is kept in berth.
 # With --with-peers, syft (the release whose tests are read, built into
 # $BERTH_PEERS once) and osv-scanner (from $BERTH_PEERS, as bench/scan.sh
 # installs it) also scan every placed fixture, and their figures against
@@ -19,6 +20,7 @@ TRIVY=github.com/aquasecurity/trivy@v0.74.0
 RPMDB=github.com/knqyf263/go-rpmdb@v0.0.0-20210911072402-73bd0ce46c49
 SYFT_VERSION=v1.57.2
 SYFT=github.com/anchore/syft@$SYFT_VERSION
+OSVSCANNER=github.com/google/osv-scanner@v1.9.2
 if [ "${1:-}" = --with-peers ]; then
 	shift
 	BERTH_PEERS="${BERTH_PEERS:-$HOME/.cache/berth-peers}"
@@ -47,8 +49,9 @@ scalibr=$(moddir "$SCALIBR")
 trivy=$(moddir "$TRIVY")
 rpmdb=$(moddir "$RPMDB")
 syft=$(moddir "$SYFT")
-echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $(date -u +%Y-%m-%d)"
+osvscanner=$(moddir "$OSVSCANNER")
+echo "berth $(git rev-parse --short HEAD); $SCALIBR; $TRIVY; $RPMDB; $SYFT; $OSVSCANNER; $(date -u +%Y-%m-%d)"
 if [ ${#peers[@]} -gt 0 ]; then
 	echo "run: syft $(go version -m "$syft_bin" | awk '$1 == "mod" {print $3}'); osv-scanner $("$BERTH_PEERS/osv-scanner" --version | awk 'NR == 1 {print $3}')"
 fi
-go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" "${peers[@]}" "$@"
+go run ./bench/peerfixtures -scalibr "$scalibr" -trivy "$trivy" -rpmdb "$rpmdb" -syft "$syft" -osvscanner "$osvscanner" "${peers[@]}" "$@"

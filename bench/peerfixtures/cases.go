@@ -29,6 +29,22 @@ type testCase struct {
 	// a whole (syft's FromDirectory).
 	Runner string
 	Tree   bool
+	// Eco, when set, is the ecosystem the case is about, in place of the
+	// source's (osv-scanner v1's one test package spans them all).
+	Eco string
+	// Partial says the test checks only the packages it lists, not the
+	// whole list (osv-scanner's expectPackage): as a source's sample,
+	// berth's findings count only under the names the test expects.
+	Partial bool
+}
+
+// ecosystem is the ecosystem the case is about: its own, else its
+// source's.
+func (c testCase) ecosystem(src source) string {
+	if c.Eco != "" {
+		return c.Eco
+	}
+	return src.eco
 }
 
 // pkg is a package as the comparison sees it.

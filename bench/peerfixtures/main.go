@@ -1,17 +1,18 @@
 // Command peerfixtures measures berth's package inventory on the fixture
 // files of the peers' own test suites (osv-scalibr's extractors, Trivy's
-// dependency parsers, go-rpmdb, syft's catalogers)
-// against the packages those tests expect. It reads each test package's
+// dependency parsers, go-rpmdb, syft's catalogers, osv-scanner v1's
+// lockfile parsers) against the packages those tests expect. It reads each test package's
 // *_test.go with go/ast, takes every table entry that names a fixture
 // under testdata/ and lists the expected packages as literals (syft's
-// pkgtest calls: syft.go), puts the
+// pkgtest calls: syft.go; osv-scanner's one function per case:
+// osvscanner.go), puts the
 // fixture into an empty root filesystem where berth's analyzer looks for
 // it, runs the same scan `berth sbom dir:PATH` runs, and compares.
 //
 // The modules are not vendored: bench/peerfixtures.sh downloads them into
 // the Go module cache and passes their directories.
 //
-//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR -syft DIR [-v]
+//	peerfixtures -scalibr DIR -trivy DIR -rpmdb DIR -syft DIR -osvscanner DIR [-v]
 package main
 
 import (
@@ -21,7 +22,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -39,11 +42,12 @@ func main() {
 	rpmdb := flag.String("rpmdb", "", "directory of the github.com/knqyf263/go-rpmdb module")
 	trivyDir := flag.String("trivy", "", "directory of the github.com/aquasecurity/trivy module")
 	syft := flag.String("syft", "", "directory of the github.com/anchore/syft module")
+	osvScanner := flag.String("osvscanner", "", "directory of the github.com/google/osv-scanner module (v1: its pkg/lockfile tests)")
 	verbose := flag.Bool("v", false, "list every skipped test case, and each peer tool's misses and phantoms")
 	syftBin := flag.String("run-syft", "", "syft binary: scan every placed fixture with it too, and print its figures beside berth's")
 	osvBin := flag.String("run-osv-scanner", "", "osv-scanner binary: scan every placed fixture with it too, and print its figures beside berth's")
 	flag.Parse()
-	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir, "syft": *syft}
+	modules := map[string]string{"scalibr": *scalibr, "rpmdb": *rpmdb, "trivy": *trivyDir, "syft": *syft, "osvscanner": *osvScanner}
 	if err := withPeers(*syftBin, *osvBin, func(tools []peerTool) error {
 		return run(context.Background(), os.Stdout, modules, *verbose, tools)
 	}); err != nil {
@@ -112,15 +116,18 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		var cases []testCase
 		var skips []skipped
 		var err error
-		if src.module == "syft" {
+		switch src.module {
+		case "syft":
 			cases, skips, err = readSyft(label, modDir, testDir, src.eco)
-		} else {
+		case "osvscanner":
+			cases, skips, err = readOSVScanner(label, modDir, testDir)
+		default:
 			cases, skips, err = readCases(label, modDir, testDir, src.funcs, notExtractFuncs, src.pos, src.eco, src.helpers)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", label, err)
 		}
-		used := 0
+		used, partial := 0, 0
 		perFunc := map[string]int{}
 		for _, c := range cases {
 			perFunc[c.Func]++
@@ -144,9 +151,7 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 			}
 			var companions map[string]string
 			if src.companions != nil {
-				if data, err := os.ReadFile(fixture); err == nil {
-					companions = src.companions(c.Fixture, data)
-				}
+				companions = companionsOf(src, fixture, c.Fixture)
 			}
 			root, err := place(fixture, dest, exec, companions)
 			if err != nil {
@@ -158,6 +163,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 				return fmt.Errorf("%s %s: %w", c.Pos, c.Fixture, err)
 			}
 			used++
+			if c.Partial {
+				partial++
+			}
 			if src.fixtureOnly {
 				berth = fromFixture(berth, dest)
 			}
@@ -193,6 +201,9 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 		fmt.Fprintf(w, "    from %s\n", strings.Join(fns, ", "))
 		if src.sample != "" {
 			fmt.Fprintf(w, "    only the expected names are compared: %s\n", src.sample)
+		}
+		if partial > 0 {
+			fmt.Fprintf(w, "    only the expected names are compared in %d %s: the test checks a few packages one by one\n", partial, map[bool]string{true: "case", false: "cases"}[partial == 1])
 		}
 		if src.noDev != "" {
 			fmt.Fprintf(w, "    %s\n", src.noDev)
@@ -249,6 +260,40 @@ func run(ctx context.Context, w io.Writer, modules map[string]string, verbose bo
 	return nil
 }
 
+// companionsOf lists the companions of a fixture (at path fixture; rel
+// inside the test package) from where they lie beside it to where they
+// go beside dest. With deepCompanions, the companions' own are followed
+// too, each named from its includer's folder.
+func companionsOf(src source, fixture, rel string) map[string]string {
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		return nil
+	}
+	out := src.companions(rel, data)
+	if !src.deepCompanions {
+		return out
+	}
+	// Only files inside the fixture's folder are followed: place copies
+	// no other.
+	queue := slices.DeleteFunc(slices.Sorted(maps.Keys(out)), func(p string) bool { return !filepath.IsLocal(p) })
+	for len(queue) > 0 {
+		from := queue[0]
+		queue = queue[1:]
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(fixture), filepath.FromSlash(from)))
+		if err != nil {
+			continue // place skips it too: the module does not ship it
+		}
+		for inc := range src.companions(path.Join(path.Dir(rel), from), data) {
+			next := path.Join(path.Dir(from), inc)
+			if _, seen := out[next]; !seen && filepath.IsLocal(next) {
+				out[next] = next
+				queue = append(queue, next)
+			}
+		}
+	}
+	return out
+}
+
 // fromFixture keeps the packages read from the fixture itself (at dest
 // in the root).
 func fromFixture(fs []found, dest string) []found {
@@ -287,7 +332,8 @@ func compare(src source, c testCase, berth []found) outcome {
 			wanted[i] = p
 		}
 	}
-	ecos := map[string]bool{src.eco: true}
+	eco := c.ecosystem(src)
+	ecos := map[string]bool{eco: true}
 	for _, p := range wanted {
 		ecos[p.Eco] = true
 	}
@@ -305,7 +351,7 @@ func compare(src source, c testCase, berth []found) outcome {
 	}
 	got := map[pkg]bool{}
 	for p := range set(counted) {
-		if ecos[p.Eco] && (src.sample == "" || names[p.Name]) {
+		if ecos[p.Eco] && (src.sample == "" && !c.Partial || names[p.Name]) {
 			got[p] = true
 		}
 	}
@@ -333,10 +379,10 @@ func compare(src source, c testCase, berth []found) outcome {
 			out.phantoms = append(out.phantoms, line(p))
 		}
 	}
-	// A case counts once: under the source's ecosystem when it has
-	// packages there, else under the first of the others.
-	if out.per[src.eco] != nil || len(out.per) == 0 {
-		row(src.eco).cases = 1
+	// A case counts once: under its ecosystem when it has packages
+	// there, else under the first of the others.
+	if out.per[eco] != nil || len(out.per) == 0 {
+		row(eco).cases = 1
 	} else {
 		out.per[sortedKeys(out.per)[0]].cases = 1
 	}

@@ -29,9 +29,9 @@ type peerTool struct {
 	// own is the suite whose tests are the tool's own (its figure there
 	// says little: the tests were written for its output).
 	own string
-	// skip says why the tool does not read a source's cases in the mode
+	// skip says why the tool does not read a source's case in the mode
 	// it is run in ("" when it does).
-	skip func(src source) string
+	skip func(src source, c testCase) string
 	run  func(ctx context.Context, root string) ([]found, error)
 }
 
@@ -40,7 +40,7 @@ func syftTool(bin string) peerTool {
 	return peerTool{
 		name: "syft",
 		own:  "syft",
-		skip: func(source) string { return "" },
+		skip: func(source, testCase) string { return "" },
 		run: func(ctx context.Context, root string) ([]found, error) {
 			cmd := exec.CommandContext(ctx, bin, "scan", "dir:"+root, "-o", "cyclonedx-json", "-q")
 			cmd.Env = append(os.Environ(), "SYFT_CHECK_FOR_APP_UPDATE=false")
@@ -110,8 +110,8 @@ func osvScannerTool(bin, dbDir string) peerTool {
 	return peerTool{
 		name: "osv-scanner",
 		own:  "scalibr",
-		skip: func(src source) string {
-			if src.eco == "deb" || src.eco == "rpm" || src.eco == "apk" {
+		skip: func(src source, c testCase) string {
+			if eco := c.ecosystem(src); eco == "deb" || eco == "rpm" || eco == "apk" {
 				return "osv-scanner's source scan reads no OS package database"
 			}
 			return ""
@@ -230,7 +230,7 @@ func sideBySide(ctx context.Context, w io.Writer, tools []peerTool, jobs []peerJ
 	g.SetLimit(4)
 	for ti, tool := range tools {
 		for ji, j := range jobs {
-			if tool.skip(j.src) != "" {
+			if tool.skip(j.src, j.c) != "" {
 				continue
 			}
 			g.Go(func() error {
@@ -267,13 +267,13 @@ func sideBySide(ctx context.Context, w io.Writer, tools []peerTool, jobs []peerJ
 	printAgreed(w, tools, jobs, gots)
 	fmt.Fprintln(w, "\n# Side by side: each peer's scanner on the same placed fixtures, against the same expectations")
 	fmt.Fprintln(w, "Each tool's own suite is marked; its tests were written for its output. berth's figures are over the cases the tool read.")
-	suites := []string{"scalibr", "trivy", "rpmdb", "syft"}
+	suites := []string{"scalibr", "trivy", "rpmdb", "syft", "osvscanner"}
 	for ti, tool := range tools {
 		peer, berth := map[string]*tally{}, map[string]*tally{}
 		notOwn := "all but " + tool.own
 		reasons := map[string]int{}
 		for ji, j := range jobs {
-			if why := tool.skip(j.src); why != "" {
+			if why := tool.skip(j.src, j.c); why != "" {
 				reasons[why]++
 				continue
 			}
@@ -371,7 +371,7 @@ func printAgreed(w io.Writer, tools []peerTool, jobs []peerJob, gots [][]map[pkg
 	for ji, j := range jobs {
 		var voters []map[pkg]bool
 		for ti, tool := range tools {
-			if tool.skip(j.src) == "" {
+			if tool.skip(j.src, j.c) == "" {
 				voters = append(voters, gots[ti][ji])
 			}
 		}
@@ -435,7 +435,7 @@ func printAgreed(w io.Writer, tools []peerTool, jobs []peerJob, gots [][]map[pkg
 	fmt.Fprintln(w, "Packages the test expects and every peer tool that read the case found, and packages berth found that neither the test nor any of those tools lists; the rest, where the peers differ, are counted apart.")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "suite\tagreed present\tberth found\tberth recall\tberth phantoms nobody lists\tberth precision\tpeers differ\t")
-	for _, key := range []string{"scalibr", "trivy", "rpmdb", "syft", "all"} {
+	for _, key := range []string{"scalibr", "trivy", "rpmdb", "syft", "osvscanner", "all"} {
 		r := rows[key]
 		if r == nil {
 			continue

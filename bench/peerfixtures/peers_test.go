@@ -91,13 +91,15 @@ func TestPrintAgreed(t *testing.T) {
 	}
 	lang := source{module: "trivy", eco: "npm"}
 	os := source{module: "rpmdb", eco: "rpm"}
-	skipOS := func(s source) string {
-		if s.eco == "rpm" {
+	// osv-scanner v1's one source names each case's ecosystem.
+	osv := source{module: "osvscanner"}
+	skipOS := func(s source, c testCase) string {
+		if c.ecosystem(s) == "rpm" {
 			return "reads no rpm database"
 		}
 		return ""
 	}
-	tools := []peerTool{{name: "one", skip: func(source) string { return "" }}, {name: "two", skip: skipOS}}
+	tools := []peerTool{{name: "one", skip: func(source, testCase) string { return "" }}, {name: "two", skip: skipOS}}
 	jobs := []peerJob{
 		// a: expected, both found, berth found. b: expected, one tool
 		// missed it (differ). c: not expected, nobody lists it, berth
@@ -106,14 +108,18 @@ func TestPrintAgreed(t *testing.T) {
 		{src: lang, berth: outcome{want: set(a, b), got: set(a, c, d)}},
 		// Only tool one votes: a expected and found by it, berth missed.
 		{src: os, berth: outcome{want: set(a), got: set()}},
+		// The same, the case's own ecosystem skipping tool two: berth
+		// found a.
+		{src: osv, c: testCase{Eco: "rpm"}, berth: outcome{want: set(a), got: set(a)}},
 	}
-	gots := [][]map[pkg]bool{{set(a, b, d), set(a)}, {set(a), nil}}
+	gots := [][]map[pkg]bool{{set(a, b, d), set(a), set(a)}, {set(a), nil, nil}}
 	var out bytes.Buffer
 	printAgreed(&out, tools, jobs, gots)
 	for _, want := range []string{
 		"trivy  1  1  1.0000  1  0.5000  2",
 		"rpmdb  1  0  0.0000  0  -  0",
-		"all  2  1  0.5000  1  0.5000  2",
+		"osvscanner  1  1  1.0000  0  1.0000  0",
+		"all  3  2  0.6667  1  0.6667  2",
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("no row %q in\n%s", want, out.String())

@@ -56,6 +56,10 @@ type source struct {
 	// placement follows the parser the test runs, and a directory
 	// fixture (Tree) is copied whole under dest.
 	placeCase func(c testCase) (dest string, exec bool, why string)
+	// deepCompanions follows the companions' own companions
+	// (osv-scanner's requirements parser follows -r includes of -r
+	// includes; its fixtures have chains and cycles).
+	deepCompanions bool
 }
 
 // extractFuncs are osv-scalibr's extraction tests; notExtractFuncs those
@@ -157,7 +161,11 @@ func sources() []source {
 		trivy("conda/meta", "conda", "opt/conda/conda-meta/fixture.json"),
 		{module: "rpmdb", dir: "pkg", eco: "rpm", funcs: regexp.MustCompile(`^TestPackageList$`),
 			pos: &positional{Epoch: 0, Name: 1, Version: 2, Release: 3}, place: placeRPM},
-	}, syftSources()...)
+	}, append(syftSources(),
+		// osv-scanner v1 lists development dependencies (DepGroups "dev"),
+		// as berth does (flagged dev): all are counted.
+		source{module: "osvscanner", dir: "pkg/lockfile", placeCase: placeOSVScanner,
+			companions: osvPipIncludes, deepCompanions: true})...)
 }
 
 // placePython puts installed-package metadata where pip would: a
