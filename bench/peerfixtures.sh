@@ -9,8 +9,8 @@
 # With --with-peers, syft (the release whose tests are read, built into
 # $BERTH_PEERS once) and osv-scanner (from $BERTH_PEERS, as bench/scan.sh
 # installs it) also scan every placed fixture, and their figures against
-# the same expectations are printed beside berth's (about 6 minutes:
-# syft takes about a second a case).
+# the same expectations are printed beside berth's (about 20 minutes on
+# two shared cores: syft takes about a second a case).
 # Usage: bench/peerfixtures.sh [--with-peers] [-v]   (-v lists every skipped test case, and the peers' differences)
 set -euo pipefail
 cd "$(dirname "$0")/.."
