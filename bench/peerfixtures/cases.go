@@ -154,7 +154,7 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &reader{label: label, fset: fset, moduleDir: moduleDir, vars: vars, pos: pos, defEco: defEco, helpers: helpers}
+	r := &reader{positions: positions{fset, moduleDir}, label: label, vars: vars, pos: pos, defEco: defEco, helpers: helpers}
 	for _, f := range files {
 		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
 			continue
@@ -172,19 +172,27 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 }
 
 type reader struct {
-	label, moduleDir, defEco, fn string
-	fset                         *token.FileSet
-	vars                         map[string]ast.Expr
-	pos                          *positional
-	helpers                      map[string]helper
-	dev                          bool // an expected package of the current case is dev
-	cases                        []testCase
-	skips                        []skipped
+	positions
+	label, defEco, fn string
+	vars              map[string]ast.Expr
+	pos               *positional
+	helpers           map[string]helper
+	dev               bool // an expected package of the current case is dev
+	cases             []testCase
+	skips             []skipped
 }
 
-func (r *reader) where(n ast.Node) string {
-	p := r.fset.Position(n.Pos())
-	rel, err := filepath.Rel(r.moduleDir, p.Filename)
+// positions names the nodes of a peer's test files as the harness prints
+// them: the file relative to the module's folder, and the line. Each
+// reader embeds it.
+type positions struct {
+	fset      *token.FileSet
+	moduleDir string
+}
+
+func (ps positions) where(n ast.Node) string {
+	p := ps.fset.Position(n.Pos())
+	rel, err := filepath.Rel(ps.moduleDir, p.Filename)
 	if err != nil {
 		rel = p.Filename
 	}

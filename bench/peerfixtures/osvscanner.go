@@ -5,7 +5,6 @@ import (
 	"go/ast"
 	"go/token"
 	"path"
-	"path/filepath"
 	"strings"
 )
 
@@ -88,8 +87,8 @@ var osvScannerEcosystems = map[string]string{
 
 // osvReader reads one test function.
 type osvReader struct {
-	label, moduleDir string
-	fset             *token.FileSet
+	positions
+	label string
 	// decls are the package-level constants and variables of the test
 	// package and of the lockfile package itself (they share a folder),
 	// by name: the ecosystem constants are resolved to their values.
@@ -106,7 +105,7 @@ func readOSVScanner(label, moduleDir, dir string) ([]testCase, []skipped, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &osvReader{label: label, moduleDir: moduleDir, fset: fset, decls: decls}
+	r := &osvReader{positions: positions{fset, moduleDir}, label: label, decls: decls}
 	for _, f := range files {
 		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
 			continue
@@ -120,15 +119,6 @@ func readOSVScanner(label, moduleDir, dir string) ([]testCase, []skipped, error)
 		}
 	}
 	return r.cases, r.skips, nil
-}
-
-func (r *osvReader) where(n ast.Node) string {
-	p := r.fset.Position(n.Pos())
-	rel, err := filepath.Rel(r.moduleDir, p.Filename)
-	if err != nil {
-		rel = p.Filename
-	}
-	return fmt.Sprintf("%s:%d", filepath.ToSlash(rel), p.Line)
 }
 
 // osvWant is what a test hands expectPackages (a list) or expectPackage

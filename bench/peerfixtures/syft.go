@@ -7,7 +7,6 @@ import (
 	"go/types"
 	"net/url"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -56,9 +55,9 @@ var purlEcosystems = map[string]string{
 
 // syftReader reads one test function.
 type syftReader struct {
-	label, moduleDir, defEco, fn string
-	fset                         *token.FileSet
-	globals                      map[string]ast.Expr
+	positions
+	label, defEco, fn string
+	globals           map[string]ast.Expr
 	// locals are the function's variables, each with every value it is
 	// assigned; ranges the tables its loops range over, by the loop's
 	// value variable.
@@ -78,7 +77,7 @@ func readSyft(label, moduleDir, dir, defEco string) ([]testCase, []skipped, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &syftReader{label: label, moduleDir: moduleDir, defEco: defEco, fset: fset, globals: globals}
+	r := &syftReader{positions: positions{fset, moduleDir}, label: label, defEco: defEco, globals: globals}
 	for _, f := range files {
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
@@ -89,15 +88,6 @@ func readSyft(label, moduleDir, dir, defEco string) ([]testCase, []skipped, erro
 		}
 	}
 	return r.cases, r.skips, nil
-}
-
-func (r *syftReader) where(n ast.Node) string {
-	p := r.fset.Position(n.Pos())
-	rel, err := filepath.Rel(r.moduleDir, p.Filename)
-	if err != nil {
-		rel = p.Filename
-	}
-	return fmt.Sprintf("%s:%d", filepath.ToSlash(rel), p.Line)
 }
 
 func (r *syftReader) function(fd *ast.FuncDecl) {
