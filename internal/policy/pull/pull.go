@@ -103,6 +103,12 @@ type entry struct {
 	until   time.Time
 	deny    string
 	warn    []string
+	// verdict is the evaluation the entry was made from, for Explain;
+	// nil for an exempt manifest and for an index's platform manifests,
+	// allowed with it. Shared: never modified.
+	verdict *policy.Verdict
+	// err is why the policy could not be evaluated (never cached).
+	err error
 }
 
 // New returns an enforcer; LoadStored then loads the stored policies.
@@ -287,24 +293,31 @@ func (e *Enforcer) CheckPull(ctx context.Context, host, repo, reference string, 
 	if pp.broken != nil {
 		return fmt.Sprintf("the policy of project %s does not load (%v); pulls are refused until it is replaced", projectOf(repo), pp.broken), nil
 	}
+	en := e.decide(ctx, pp, host, repo, reference, m, false)
+	return en.deny, en.warn
+}
+
+// decide returns the cached entry for the pull, or evaluates it once
+// however many ask at the same time. With needVerdict, an entry that
+// holds no verdict (an index's platform manifest, allowed with the index)
+// is evaluated again, on the manifest itself.
+func (e *Enforcer) decide(ctx context.Context, pp *projectPolicy, host, repo, reference string, m *meta.Manifest, needVerdict bool) *entry {
 	k := key{host: host, repo: repo, digest: m.Digest}
 	if !strings.Contains(reference, ":") {
 		k.tag = reference
 	}
-	now := time.Now()
 	e.mu.RLock()
 	en := e.cache[k]
 	e.mu.RUnlock()
-	if en != nil && en.version == pp.p.Version && now.Before(en.until) {
-		return en.deny, en.warn
+	if en != nil && en.version == pp.p.Version && time.Now().Before(en.until) && (en.verdict != nil || !needVerdict) {
+		return en
 	}
 	gen := e.gen.Load()
 	sfKey := host + "\x00" + repo + "\x00" + string(m.Digest) + "\x00" + k.tag + "\x00" + pp.p.Version
 	v, _, _ := e.group.Do(sfKey, func() (any, error) {
 		return e.evaluate(ctx, pp.p, k, m, reference, gen), nil
 	})
-	en = v.(*entry)
-	return en.deny, en.warn
+	return v.(*entry)
 }
 
 // CheckImage decides, as CheckPull would, the pull of the manifest with
@@ -348,9 +361,9 @@ func (e *Enforcer) evaluate(ctx context.Context, p *policy.Policy, k key, m *met
 	if err != nil {
 		// Fail closed, and do not remember: the next pull tries again.
 		e.log.Warn("pull-time policy could not be evaluated; refused", "repository", k.repo, "digest", m.Digest, "error", err)
-		return &entry{deny: "the project's policy could not be evaluated: " + err.Error()}
+		return &entry{deny: "the project's policy could not be evaluated: " + err.Error(), err: err}
 	}
-	en := &entry{version: p.Version, until: v.ValidUntil}
+	en := &entry{version: p.Version, until: v.ValidUntil, verdict: v}
 	if !v.Allowed {
 		en.deny = "denied by the policy of project " + projectOf(k.repo) + ": " + v.Message()
 	}
@@ -406,9 +419,13 @@ type Explanation struct {
 }
 
 // Explain evaluates the policy of repo's project on manifest m, named by
-// reference through host, without the verdict cache. It returns
-// policy.ErrNoPolicy when the project has none, and an error when the
-// policy does not load or cannot be evaluated (then pulls are refused).
+// reference through host, through the verdict cache the pulls share: the
+// web UI asks it for every artifact page, and anyone who may pull the
+// image may ask, so a verdict is computed once until something it
+// depends on changes (a signature, a report, the policy, time), as for a
+// pull. It returns policy.ErrNoPolicy when the project has none, and an
+// error when the policy does not load or cannot be evaluated (then pulls
+// are refused).
 func (e *Enforcer) Explain(ctx context.Context, host, repo, reference string, m *meta.Manifest) (*Explanation, error) {
 	pp := e.policyFor(repo)
 	if pp == nil {
@@ -429,13 +446,11 @@ func (e *Enforcer) Explain(ctx context.Context, host, repo, reference string, m 
 	case !pp.p.Applies(img):
 		ex.Exempt = "no document of the project's policy applies to this image"
 	default:
-		ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-		defer cancel()
-		v, err := e.verdict(ctx, pp.p, img, m, time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("the project's policy could not be evaluated: %w", err)
+		en := e.decide(ctx, pp, host, repo, reference, m, true)
+		if en.err != nil {
+			return nil, fmt.Errorf("the project's policy could not be evaluated: %w", en.err)
 		}
-		ex.Verdict = v
+		ex.Verdict = en.verdict
 	}
 	return ex, nil
 }

@@ -112,6 +112,76 @@ func TestCacheAndInvalidation(t *testing.T) {
 	}
 }
 
+// TestExplainSharesTheVerdictCache: the rule-by-rule verdict the API and
+// the web UI show comes from the cache the pulls fill and use, and is
+// forgotten with it.
+func TestExplainSharesTheVerdictCache(t *testing.T) {
+	e := newEnforcer(t)
+	ctx := context.Background()
+	explain := func(ref string, m *meta.Manifest) *policy.Verdict {
+		t.Helper()
+		ex, err := e.Explain(ctx, "r.example", "team/app", ref, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex.Verdict == nil {
+			t.Fatalf("%s: no verdict (exempt: %q)", ref, ex.Exempt)
+		}
+		return ex.Verdict
+	}
+	n := e.Evaluations()
+	if v := explain("latest", image); v.Allowed || len(v.Violations) != 1 {
+		t.Fatalf("latest: %+v", v)
+	}
+	explain("latest", image)
+	if e.Evaluations() != n+1 {
+		t.Errorf("%d evaluations for one verdict explained twice", e.Evaluations()-n)
+	}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "latest", image); deny == "" {
+		t.Error("latest served after Explain refused it")
+	}
+	if e.Evaluations() != n+1 {
+		t.Error("the pull evaluated a verdict Explain had cached")
+	}
+	// A pull's verdict serves Explain.
+	e.CheckPull(ctx, "r.example", "team/app", "v1", image)
+	n = e.Evaluations()
+	if v := explain("v1", image); !v.Allowed {
+		t.Errorf("v1: %+v", v)
+	}
+	if e.Evaluations() != n {
+		t.Error("Explain evaluated a verdict the pull had cached")
+	}
+	// What forgets a pull's verdict forgets Explain's.
+	e.Notify(ctx, event.Event{Kind: event.ManifestPushed, Repository: "team/app", Digest: digest.FromString("sig"),
+		Tags: []string{"sha256-" + image.Digest.Encoded() + ".sig"}})
+	explain("v1", image)
+	if e.Evaluations() != n+1 {
+		t.Error("a signature pushed did not forget the verdict Explain gives")
+	}
+	// A new policy is a new verdict.
+	if _, _, err := e.Set(ctx, "team", "id-team", []byte("apiVersion: berth.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  tags: {deny: [v1]}\n"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if v := explain("v1", image); v.Allowed {
+		t.Errorf("v1 under a policy denying it: %+v", v)
+	}
+	// An index's platform manifests are allowed with it without a verdict
+	// of their own; Explain evaluates one asked for by digest.
+	index := &meta.Manifest{Digest: digest.FromString("index"), MediaType: "application/vnd.oci.image.index.v1+json",
+		Content: []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + image.Digest.String() + `"}]}`)}
+	if deny, _ := e.CheckPull(ctx, "r.example", "team/app", "v2", index); deny != "" {
+		t.Fatalf("index refused: %s", deny)
+	}
+	n = e.Evaluations()
+	if v := explain(image.Digest.String(), image); !v.Allowed || v.Digest != image.Digest.String() {
+		t.Errorf("platform manifest by digest: %+v", v)
+	}
+	if e.Evaluations() != n+1 {
+		t.Error("the platform manifest's verdict was not evaluated")
+	}
+}
+
 // BenchmarkCachedCheck is the pull-time step on a cached verdict: what it
 // adds to a manifest GET.
 func BenchmarkCachedCheck(b *testing.B) {
