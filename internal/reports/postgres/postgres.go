@@ -210,8 +210,8 @@ func (s *Store) Put(ctx context.Context, d digest.Digest, sc reports.Scan, r *ma
 			string(summary), version+1, inv, rest, []byte(findingKeys), img); err != nil {
 			return fmt.Errorf("store report of %s: %w", d, err)
 		}
-		if err := indexVulns(ctx, tx, d, reports.FindingIDs(r)); err != nil {
-			return err
+		if err := indexVulns(ctx, tx, []digest.Digest{d}, [][]string{reports.FindingIDs(r)}); err != nil {
+			return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM scan_report_keys WHERE digest = $1`, d.String()); err != nil {
 			return fmt.Errorf("store report keys of %s: %w", d, err)
@@ -283,16 +283,15 @@ func (s *Store) StoreRematches(ctx context.Context, rs []reports.Rematched) ([]d
 		if err := res.Close(); err != nil {
 			return err
 		}
-		// Every updated report's index rows in one round trip: a
-		// statement each, one after the other, cost two round trips a
-		// report and most of a whole-set re-match's time.
-		index := &pgx.Batch{}
+		// Every updated report's index rows in one statement.
+		var ds []digest.Digest
+		var ids [][]string
 		for _, i := range order {
 			if updated[rs[i].Digest] {
-				queueIndexVulns(index, rs[i].Digest, enc[i].IDs)
+				ds, ids = append(ds, rs[i].Digest), append(ids, enc[i].IDs)
 			}
 		}
-		if err := sendBatch(ctx, tx, index); err != nil {
+		if err := indexVulns(ctx, tx, ds, ids); err != nil {
 			return fmt.Errorf("index vulnerabilities of re-matched reports: %w", err)
 		}
 		return nil
@@ -462,46 +461,47 @@ func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	})
 }
 
-// indexVulns makes the vulnerability index name d under exactly the ids
-// and aliases of r's findings, in tx.
-func indexVulns(ctx context.Context, tx pgx.Tx, d digest.Digest, ids []string) error {
-	b := &pgx.Batch{}
-	queueIndexVulns(b, d, ids)
-	if err := sendBatch(ctx, tx, b); err != nil {
-		return fmt.Errorf("index vulnerabilities of %s: %w", d, err)
-	}
-	return nil
-}
-
-// queueIndexVulns queues the statements that replace d's rows in the
-// vulnerability index with ids (lower-cased, as searches are).
-func queueIndexVulns(b *pgx.Batch, d digest.Digest, ids []string) {
-	b.Queue(`DELETE FROM scan_report_vulns WHERE digest = $1`, d.String())
-	lower := make([]string, 0, len(ids))
-	for _, id := range ids {
-		lower = append(lower, strings.ToLower(text(id)))
-	}
-	if len(lower) == 0 {
-		return
-	}
-	b.Queue(`INSERT INTO scan_report_vulns (vuln, digest)
-		SELECT DISTINCT v, $2 FROM unnest($1::text[]) AS v WHERE v <> ''`, lower, d.String())
-}
-
-// sendBatch runs b's statements in one round trip and returns the first
-// error among them.
-func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
-	if b.Len() == 0 {
+// indexVulns makes the vulnerability index name each digest of ds under
+// exactly the ids and aliases ids[i] of its findings (lower-cased, as
+// searches are), in one statement. The index is written as a diff: a
+// re-match keeps nearly all of a report's ids, and deleting and inserting
+// every row again was most of a re-match's time in the database (see
+// docs/benchmarks.md). The rows the digests have are read once; those
+// not wanted are deleted and the wanted ones they lack inserted, so the
+// rows that stay are not written. Each id names its digest by position
+// in ds, not by a copy of the digest.
+func indexVulns(ctx context.Context, tx pgx.Tx, ds []digest.Digest, ids [][]string) error {
+	if len(ds) == 0 {
 		return nil
 	}
-	res := tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := res.Exec(); err != nil {
-			res.Close()
-			return err
+	var vulns []string
+	var of []int32
+	for i := range ds {
+		for _, id := range ids[i] {
+			if id == "" {
+				continue
+			}
+			vulns, of = append(vulns, strings.ToLower(text(id))), append(of, int32(i+1))
 		}
 	}
-	return res.Close()
+	_, err := tx.Exec(ctx, `WITH want AS (
+			SELECT w.vuln, d.digest FROM unnest($2::text[], $3::int4[]) AS w(vuln, n)
+				JOIN unnest($1::text[]) WITH ORDINALITY AS d(digest, n) ON d.n = w.n
+		), have AS MATERIALIZED (
+			SELECT vuln, digest FROM scan_report_vulns WHERE digest = ANY($1::text[])
+		), gone AS (
+			-- The digests' condition again, so that the rows to delete
+			-- are found through the digest index, never by reading the
+			-- whole table (which the planner chose without it).
+			DELETE FROM scan_report_vulns v
+				USING (SELECT vuln, digest FROM have EXCEPT SELECT vuln, digest FROM want) AS g
+				WHERE v.digest = ANY($1::text[]) AND v.vuln = g.vuln AND v.digest = g.digest
+		)
+		INSERT INTO scan_report_vulns (vuln, digest)
+			SELECT vuln, digest FROM want EXCEPT SELECT vuln, digest FROM have
+		ON CONFLICT DO NOTHING`,
+		digestStrings(ds), vulns, of)
+	return err
 }
 
 // IndexVulnerabilities implements reports.Store: this store writes the

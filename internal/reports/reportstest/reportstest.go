@@ -47,6 +47,7 @@ func Run(t *testing.T, f Factory) {
 		{"RealReportRoundTrip", testRealReport},
 		{"MarkPending", testMarkPending},
 		{"VulnerabilityIndex", testVulnerable},
+		{"VulnerabilityIndexKeptAcrossRematches", testVulnerableKept},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -553,6 +554,76 @@ func testVulnerable(t *testing.T, f Factory) {
 	r := reopen()
 	check(r, "CVE-2026-1", []digest.Digest{c})
 	check(r, "CVE-2026-3", []digest.Digest{a})
+}
+
+// testVulnerableKept: a re-match that keeps some of a report's ids, drops
+// some and adds some leaves the index naming exactly the new ones (a store
+// may write the index as a diff), whatever else the batch holds: a report
+// left with no findings, one unchanged, one stale, ids that differ only
+// in case and an alias equal to another finding's id.
+func testVulnerableKept(t *testing.T, f Factory) {
+	ctx := context.Background()
+	s, reopen := f(t)
+	done := reports.Scan{Status: reports.Done}
+	a, b, c, d := dg("a"), dg("b"), dg("c"), dg("d")
+	for _, p := range []struct {
+		d digest.Digest
+		r *match.Report
+	}{
+		{a, report(1, "CVE-2026-1 HIGH fixed", "CVE-2026-2 LOW fixed", "CVE-2026-3 LOW fixed")},
+		{b, report(1, "CVE-2026-1 HIGH fixed", "CVE-2026-4 LOW fixed")},
+		{c, report(1, "CVE-2026-1 HIGH fixed", "CVE-2026-2 LOW fixed")},
+		{d, report(1, "CVE-2026-2 LOW fixed")},
+	} {
+		if err := s.Put(ctx, p.d, done, p.r, nil, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a keeps CVE-2026-1 and CVE-2026-3, drops CVE-2026-2 and gains
+	// CVE-2026-5, whose aliases repeat it in lower case and name
+	// CVE-2026-3 again.
+	ra := report(1, "CVE-2026-1 HIGH fixed", "cve-2026-3 LOW fixed", "CVE-2026-5 CRITICAL affected")
+	ra.Findings[2].Aliases = []string{"cve-2026-5", "CVE-2026-3", "GHSA-kept-new-1"}
+	stored, err := s.StoreRematches(ctx, []reports.Rematched{
+		{Digest: a, Scan: done, Report: ra, IfVersion: 1},
+		{Digest: b, Scan: done, Report: report(1), IfVersion: 1},
+		{Digest: c, Scan: done, Report: report(1, "CVE-2026-1 HIGH fixed", "CVE-2026-2 LOW fixed"), IfVersion: 1},
+		{Digest: d, Scan: done, Report: report(1, "CVE-2026-6 LOW fixed"), IfVersion: 7},
+	})
+	if err != nil || len(stored) != 3 {
+		t.Fatalf("StoreRematches = %v, %v; want a, b and c stored", stored, err)
+	}
+	want := map[string][]digest.Digest{
+		"CVE-2026-1":      {a, c},
+		"CVE-2026-2":      {c, d},
+		"CVE-2026-3":      {a},
+		"CVE-2026-4":      nil,
+		"CVE-2026-5":      {a},
+		"GHSA-KEPT-NEW-1": {a},
+		"CVE-2026-6":      nil,
+	}
+	check := func(when string, st reports.Store) {
+		t.Helper()
+		for id, ds := range want {
+			ds = slices.Clone(ds)
+			slices.Sort(ds)
+			if got, err := st.Vulnerable(ctx, id); err != nil || !slices.Equal(got, ds) {
+				t.Errorf("%s: Vulnerable(%q) = %v, %v; want %v", when, id, got, err, ds)
+			}
+		}
+	}
+	check("after the re-match", s)
+	if _, err := s.IndexVulnerabilities(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("index caught up", s)
+	// A rescan keeps one id and drops the rest.
+	if err := s.Put(ctx, a, done, report(1, "CVE-2026-5 CRITICAL affected"), nil, -1); err != nil {
+		t.Fatal(err)
+	}
+	want["CVE-2026-1"], want["CVE-2026-3"], want["GHSA-KEPT-NEW-1"] = []digest.Digest{c}, nil, nil
+	check("after a rescan", s)
+	check("reopened", reopen())
 }
 
 // testDeltaRematch stores a delta re-match of a real report (some stored
