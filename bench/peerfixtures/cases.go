@@ -155,20 +155,31 @@ func readCases(label, moduleDir, dir string, funcs, notFuncs *regexp.Regexp, pos
 		return nil, nil, err
 	}
 	r := &reader{positions: positions{fset, moduleDir}, label: label, vars: vars, pos: pos, defEco: defEco, helpers: helpers}
+	for _, fd := range testFuncs(fset, files) {
+		if !funcs.MatchString(fd.Name.Name) || notFuncs.MatchString(fd.Name.Name) {
+			continue
+		}
+		r.fn = fd.Name.Name
+		ast.Inspect(fd.Body, r.visit)
+	}
+	return r.cases, r.skips, nil
+}
+
+// testFuncs returns the test functions (TestX with a body) of the
+// _test.go files among files, in source order.
+func testFuncs(fset *token.FileSet, files []*ast.File) []*ast.FuncDecl {
+	var out []*ast.FuncDecl
 	for _, f := range files {
 		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
 			continue
 		}
 		for _, d := range f.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") || !funcs.MatchString(fd.Name.Name) || notFuncs.MatchString(fd.Name.Name) {
-				continue
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Body != nil && strings.HasPrefix(fd.Name.Name, "Test") {
+				out = append(out, fd)
 			}
-			r.fn = fd.Name.Name
-			ast.Inspect(fd.Body, r.visit)
 		}
 	}
-	return r.cases, r.skips, nil
+	return out
 }
 
 type reader struct {

@@ -106,17 +106,8 @@ func readOSVScanner(label, moduleDir, dir string) ([]testCase, []skipped, error)
 		return nil, nil, err
 	}
 	r := &osvReader{positions: positions{fset, moduleDir}, label: label, decls: decls}
-	for _, f := range files {
-		if !strings.HasSuffix(fset.File(f.Pos()).Name(), "_test.go") {
-			continue
-		}
-		for _, d := range f.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") {
-				continue
-			}
-			r.function(fd)
-		}
+	for _, fd := range testFuncs(fset, files) {
+		r.function(fd)
 	}
 	return r.cases, r.skips, nil
 }

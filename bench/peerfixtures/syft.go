@@ -78,14 +78,8 @@ func readSyft(label, moduleDir, dir, defEco string) ([]testCase, []skipped, erro
 		return nil, nil, err
 	}
 	r := &syftReader{positions: positions{fset, moduleDir}, label: label, defEco: defEco, globals: globals}
-	for _, f := range files {
-		for _, d := range f.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil || !strings.HasPrefix(fd.Name.Name, "Test") {
-				continue
-			}
-			r.function(fd)
-		}
+	for _, fd := range testFuncs(fset, files) {
+		r.function(fd)
 	}
 	return r.cases, r.skips, nil
 }
